@@ -1,0 +1,197 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { CompactSign, calculateJwkThumbprint, compactVerify, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import type { Clock } from "../src/domain/time";
+import type { Db } from "./index";
+import { eventHash, GENESIS_HASH, type LedgerEvent } from "./ledger";
+
+export const CHECKPOINT_TYP = "hub-checkpoint+jws";
+
+export interface LedgerKey {
+  kid: string;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Loads the Ed25519 key that signs checkpoints, creating it (mode 0600) on first start. */
+export async function loadOrCreateLedgerKey(path: string, log?: Logger): Promise<LedgerKey> {
+  let jwk: JWK;
+  if (existsSync(path)) {
+    jwk = JSON.parse(readFileSync(path, "utf8")) as JWK;
+    if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.x) {
+      throw new Error(`LEDGER_KEY_PATH ${path} does not hold an Ed25519 private JWK`);
+    }
+  } else {
+    const pair = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+    jwk = await exportJWK(pair.privateKey);
+    jwk.kid = await calculateJwkThumbprint(jwk);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${JSON.stringify(jwk, null, 2)}\n`, { mode: 0o600 });
+    log?.info({ path, kid: jwk.kid }, "generated a new ledger signing key (LEDGER_KEY_PATH did not exist)");
+  }
+  const { d: _d, ...pub } = jwk;
+  const publicJwk: JWK = { ...pub, alg: "EdDSA", use: "sig", kid: jwk.kid ?? (await calculateJwkThumbprint(pub)) };
+  return {
+    kid: publicJwk.kid as string,
+    privateKey: (await importJWK({ ...jwk, alg: "EdDSA" }, "EdDSA")) as CryptoKey,
+    publicKey: (await importJWK(publicJwk, "EdDSA")) as CryptoKey,
+    publicJwk,
+  };
+}
+
+export interface CheckpointPayload {
+  v: 1;
+  eventId: number;
+  hash: string;
+  issuedAt: string;
+}
+
+export interface Checkpoint {
+  id: number;
+  eventId: number;
+  hash: string;
+  jws: string;
+  createdAt: number;
+}
+
+/** Signs the current chain head unless the last checkpoint already covers it. */
+export async function createCheckpoint(db: Db, key: LedgerKey, clock: Clock): Promise<Checkpoint | null> {
+  const c = db.$client;
+  const head = c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1").get() as
+    | { id: number; hash: string }
+    | undefined;
+  if (!head) return null;
+  const last = c.prepare("SELECT event_id AS eventId FROM ledger_checkpoints ORDER BY id DESC LIMIT 1").get() as
+    | { eventId: number }
+    | undefined;
+  if (last && last.eventId >= head.id) return null;
+  const now = clock.now();
+  const payload: CheckpointPayload = { v: 1, eventId: head.id, hash: head.hash, issuedAt: now.toISOString() };
+  const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: CHECKPOINT_TYP })
+    .sign(key.privateKey);
+  const row = c
+    .prepare("INSERT INTO ledger_checkpoints (event_id, hash, jws, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+    .get(head.id, head.hash, jws, now.getTime()) as { id: number };
+  return { id: row.id, eventId: head.id, hash: head.hash, jws, createdAt: now.getTime() };
+}
+
+export interface VerifyProblem {
+  eventId?: number;
+  checkpointId?: number;
+  problem: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  events: number;
+  checkpoints: number;
+  head: { id: number; hash: string } | null;
+  /** The first event whose row does not match the chain (altered, removed or inserted). */
+  firstBadEventId: number | null;
+  problems: VerifyProblem[];
+}
+
+const EVENT_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
+  consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash
+  FROM consent_events ORDER BY id`;
+
+/**
+ * Recomputes the whole chain, checks every checkpoint's signature against the chain, and checks that
+ * the state projection matches the events. Streams the events (constant memory).
+ */
+export async function verifyLedger(db: Db, publicKey: CryptoKey, opts: { maxProblems?: number } = {}): Promise<VerifyReport> {
+  const c = db.$client;
+  const maxProblems = opts.maxProblems ?? 100;
+  const problems: VerifyProblem[] = [];
+  let firstBadEventId: number | null = null;
+  const flag = (p: VerifyProblem) => {
+    if (p.eventId !== undefined && firstBadEventId === null) firstBadEventId = p.eventId;
+    if (problems.length < maxProblems) problems.push(p);
+  };
+
+  const checkpointRows = c
+    .prepare("SELECT id, event_id AS eventId, hash, jws FROM ledger_checkpoints ORDER BY id")
+    .all() as { id: number; eventId: number; hash: string; jws: string }[];
+  const checkpointsAt = new Map<number, { id: number; hash: string }[]>();
+  for (const cp of checkpointRows) {
+    try {
+      const { payload, protectedHeader } = await compactVerify(cp.jws, publicKey);
+      const body = JSON.parse(new TextDecoder().decode(payload)) as CheckpointPayload;
+      if (protectedHeader.typ !== CHECKPOINT_TYP) throw new Error("wrong typ");
+      if (body.eventId !== cp.eventId || body.hash !== cp.hash) {
+        flag({ checkpointId: cp.id, problem: "checkpoint row does not match its signed payload" });
+      }
+      const list = checkpointsAt.get(body.eventId) ?? [];
+      list.push({ id: cp.id, hash: body.hash });
+      checkpointsAt.set(body.eventId, list);
+    } catch {
+      flag({ checkpointId: cp.id, problem: "checkpoint signature does not verify with the ledger public key" });
+    }
+  }
+
+  let expectedId = 1;
+  let prevHash = GENESIS_HASH;
+  let count = 0;
+  let head: { id: number; hash: string } | null = null;
+  for (const e of c.prepare(EVENT_SELECT).iterate() as IterableIterator<LedgerEvent>) {
+    count++;
+    if (e.id !== expectedId) {
+      flag({ eventId: e.id, problem: `expected event ${expectedId} next, found ${e.id} (events removed or renumbered)` });
+    }
+    if (e.prevHash !== prevHash) flag({ eventId: e.id, problem: "prev_hash does not link to the previous event" });
+    const recomputed = eventHash(e);
+    if (recomputed !== e.hash) flag({ eventId: e.id, problem: "stored content does not match its hash (row altered)" });
+    for (const cp of checkpointsAt.get(e.id) ?? []) {
+      if (cp.hash !== e.hash || cp.hash !== recomputed) {
+        flag({ eventId: e.id, checkpointId: cp.id, problem: "event differs from what a signed checkpoint fixed" });
+      }
+    }
+    checkpointsAt.delete(e.id);
+    prevHash = e.hash;
+    expectedId = e.id + 1;
+    head = { id: e.id, hash: e.hash };
+  }
+  for (const [eventId, cps] of checkpointsAt) {
+    for (const cp of cps) flag({ eventId, checkpointId: cp.id, problem: "a signed checkpoint names an event that is missing" });
+  }
+
+  const stateMismatches = c
+    .prepare(
+      `WITH latest AS (
+         SELECT brand_id, recipient, recipient_type, type, MAX(id) AS id,
+                MAX(effect = 'movement') AS in_iys
+         FROM consent_events GROUP BY brand_id, recipient, recipient_type, type)
+       SELECT l.id AS eventId FROM latest l
+         JOIN consent_events e ON e.id = l.id
+         LEFT JOIN consent_state s ON s.brand_id = l.brand_id AND s.recipient = l.recipient
+           AND s.recipient_type = l.recipient_type AND s.type = l.type
+       WHERE s.event_id IS NOT l.id OR s.status IS NOT e.status OR s.source IS NOT e.source
+          OR s.consent_date IS NOT e.consent_date OR s.retailer_code IS NOT e.retailer_code OR s.in_iys IS NOT l.in_iys
+       UNION ALL
+       SELECT s.event_id FROM consent_state s WHERE NOT EXISTS (
+         SELECT 1 FROM consent_events e WHERE e.brand_id = s.brand_id AND e.recipient = s.recipient
+           AND e.recipient_type = s.recipient_type AND e.type = s.type)
+       LIMIT ?`,
+    )
+    .all(maxProblems) as { eventId: number }[];
+  for (const m of stateMismatches) {
+    if (problems.length < maxProblems) problems.push({ eventId: m.eventId, problem: "consent_state does not match the events (projection altered)" });
+  }
+
+  return {
+    ok: problems.length === 0 && firstBadEventId === null,
+    events: count,
+    checkpoints: checkpointRows.length,
+    head,
+    firstBadEventId,
+    problems,
+  };
+}

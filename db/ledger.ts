@@ -1,0 +1,334 @@
+import { createHash } from "node:crypto";
+import type { Statement } from "better-sqlite3";
+import type { BusinessCalendar } from "../src/domain/calendar";
+import { checkConsent, type RuleCode } from "../src/domain/consent-rules";
+import type {
+  ConsentSource,
+  ConsentStatus,
+  ConsentType,
+  EventEffect,
+  Origin,
+  RecipientType,
+} from "../src/domain/consent";
+import type { Clock } from "../src/domain/time";
+import type { Db } from "./index";
+import type { OutboxKind, ReceiptStatus } from "./schema";
+
+export const GENESIS_HASH = "0".repeat(64);
+
+/** One consent movement asked of the ledger, already normalised (recipient in canonical form). */
+export interface ConsentAction {
+  brandId: number;
+  recipient: string;
+  recipientKind: "phone" | "email";
+  phoneKind?: "mobile" | "fixed" | "other";
+  recipientType: RecipientType;
+  type: ConsentType;
+  status: ConsentStatus;
+  source: ConsentSource | null;
+  /** ms since epoch; null only for TACIR first records. */
+  consentDate: number | null;
+  retailerCode?: string | null;
+  origin: Origin;
+  receiptId?: number | null;
+  idempotencyKey?: string | null;
+  /** `iys` replays what İYS itself recorded (IYS_* sources allowed, no 3-business-day window). */
+  writer?: "provider" | "iys";
+}
+
+export interface LedgerEvent {
+  id: number;
+  brandId: number;
+  recipient: string;
+  recipientType: RecipientType;
+  type: ConsentType;
+  status: ConsentStatus;
+  source: ConsentSource | null;
+  consentDate: number | null;
+  retailerCode: string | null;
+  origin: Origin;
+  receiptId: number | null;
+  idempotencyKey: string | null;
+  effect: EventEffect;
+  receivedAt: number;
+  prevHash: string;
+  hash: string;
+}
+
+export interface ConsentStateRow {
+  brandId: number;
+  recipient: string;
+  recipientType: RecipientType;
+  type: ConsentType;
+  status: ConsentStatus;
+  source: ConsentSource | null;
+  consentDate: number | null;
+  retailerCode: string | null;
+  inIys: boolean;
+  eventId: number;
+  updatedAt: number;
+}
+
+export type ActionOutcome =
+  | { kind: "recorded"; event: LedgerEvent; previous: ConsentStateRow | null }
+  | { kind: "duplicate"; event: LedgerEvent }
+  | { kind: "noop"; code: "H174"; message: string; state: ConsentStateRow }
+  | { kind: "rejected"; code: RuleCode; message: string };
+
+export interface OutboxInput {
+  kind: OutboxKind;
+  eventId?: number | null;
+  receiptId?: number | null;
+  target?: string | null;
+}
+
+export interface OutboxRef {
+  id: number;
+  kind: OutboxKind;
+}
+
+export interface ApplyOptions {
+  /** Marks the receipt the actions came from, in the same transaction. */
+  receipt?: { id: number; status: ReceiptStatus; result?: Record<string, unknown> };
+  /** Outbox rows of this call (confirmations), computed from the outcomes inside the transaction. */
+  outbox?: (outcomes: ActionOutcome[]) => OutboxInput[];
+}
+
+export interface ApplyResult {
+  outcomes: ActionOutcome[];
+  outbox: OutboxRef[];
+}
+
+/** Adds outbox rows for every recorded event (İYS report, callbacks, partners); runs inside the transaction. */
+export type OutboxPlanner = (event: LedgerEvent) => OutboxInput[];
+
+/** The exact bytes an event's hash covers: every column but `hash`, in a fixed order. */
+export function canonicalEvent(e: Omit<LedgerEvent, "hash">): string {
+  return JSON.stringify([
+    1,
+    e.id,
+    e.brandId,
+    e.recipient,
+    e.recipientType,
+    e.type,
+    e.status,
+    e.source,
+    e.consentDate,
+    e.retailerCode,
+    e.origin,
+    e.receiptId,
+    e.idempotencyKey,
+    e.effect,
+    e.receivedAt,
+    e.prevHash,
+  ]);
+}
+
+export function eventHash(e: Omit<LedgerEvent, "hash">): string {
+  return createHash("sha256").update(canonicalEvent(e)).digest("hex");
+}
+
+const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
+  consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash`;
+
+const STATE_COLUMNS = `brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
+  consent_date AS consentDate, retailer_code AS retailerCode, in_iys AS inIys, event_id AS eventId, updated_at AS updatedAt`;
+
+type RawState = Omit<ConsentStateRow, "inIys"> & { inIys: number };
+
+function toState(r: RawState | undefined): ConsentStateRow | null {
+  return r ? { ...r, inIys: r.inIys === 1 } : null;
+}
+
+export interface LedgerDeps {
+  clock: Clock;
+  calendar: Pick<BusinessCalendar, "isWithinBusinessDays">;
+  planners?: OutboxPlanner[];
+}
+
+/**
+ * The only writer of consent state. One IMMEDIATE transaction appends the hash-chained events,
+ * updates the state projection, writes the outbox rows and marks the receipt.
+ *
+ * Raw prepared statements rather than the query builder: this is the hot path of every channel and
+ * of bulk imports, and the SQL is the contract the hash chain depends on.
+ */
+export class Ledger {
+  private readonly planners: OutboxPlanner[];
+  private readonly s: {
+    head: Statement<[], { id: number; hash: string } | undefined>;
+    byKey: Statement<[string], LedgerEvent | undefined>;
+    state: Statement<[number, string, string, string], RawState | undefined>;
+    insertEvent: Statement<unknown[]>;
+    upsertState: Statement<unknown[]>;
+    insertOutbox: Statement<unknown[]>;
+    markReceipt: Statement<unknown[]>;
+  };
+
+  constructor(
+    private readonly db: Db,
+    private readonly deps: LedgerDeps,
+  ) {
+    this.planners = [...(deps.planners ?? [])];
+    const c = db.$client;
+    this.s = {
+      head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
+      byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
+      state: c.prepare(
+        `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
+      ),
+      insertEvent: c.prepare(
+        `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
+          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      upsertState: c.prepare(
+        `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
+          retailer_code, in_iys, event_id, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (brand_id, recipient, recipient_type, type) DO UPDATE SET
+          status = excluded.status, source = excluded.source, consent_date = excluded.consent_date,
+          retailer_code = excluded.retailer_code, in_iys = excluded.in_iys, event_id = excluded.event_id,
+          updated_at = excluded.updated_at`,
+      ),
+      insertOutbox: c.prepare(
+        `INSERT INTO outbox (kind, event_id, receipt_id, target, status, attempts, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) RETURNING id`,
+      ),
+      markReceipt: c.prepare(`UPDATE receipts SET status = ?, result = ?, applied_at = ? WHERE id = ?`),
+    };
+  }
+
+  /** Registers a planner (callbacks, partners) that adds outbox rows for every recorded event. */
+  addPlanner(p: OutboxPlanner): void {
+    this.planners.push(p);
+  }
+
+  state(brandId: number, recipient: string, recipientType: RecipientType, type: ConsentType): ConsentStateRow | null {
+    return toState(this.s.state.get(brandId, recipient, recipientType, type));
+  }
+
+  apply(actions: ConsentAction[], opts: ApplyOptions = {}): ApplyResult {
+    const run = this.db.$client.transaction(() => this.applyInTransaction(actions, opts));
+    return run.immediate();
+  }
+
+  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions): ApplyResult {
+    const now = this.deps.clock.now();
+    const receivedAt = now.getTime();
+    let head = this.s.head.get() ?? { id: 0, hash: GENESIS_HASH };
+    const outcomes: ActionOutcome[] = [];
+    const outboxInputs: OutboxInput[] = [];
+
+    for (const a of actions) {
+      if (a.idempotencyKey) {
+        const existing = this.s.byKey.get(a.idempotencyKey);
+        if (existing) {
+          outcomes.push({ kind: "duplicate", event: existing });
+          continue;
+        }
+      }
+      const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      const verdict = checkConsent(
+        {
+          recipientKind: a.recipientKind,
+          phoneKind: a.phoneKind,
+          recipientType: a.recipientType,
+          type: a.type,
+          status: a.status,
+          source: a.source,
+          consentDate: a.consentDate === null ? null : new Date(a.consentDate),
+        },
+        previous && {
+          status: previous.status,
+          consentDate: previous.consentDate === null ? null : new Date(previous.consentDate),
+          inIys: previous.inIys,
+        },
+        { now, calendar: this.deps.calendar, writer: a.writer ?? "provider" },
+      );
+      if (!verdict.ok) {
+        if (verdict.noop && previous) outcomes.push({ kind: "noop", code: "H174", message: verdict.message, state: previous });
+        else outcomes.push({ kind: "rejected", code: verdict.code, message: verdict.message });
+        continue;
+      }
+
+      const unsigned: Omit<LedgerEvent, "hash"> = {
+        id: head.id + 1,
+        brandId: a.brandId,
+        recipient: a.recipient,
+        recipientType: a.recipientType,
+        type: a.type,
+        status: a.status,
+        source: a.source,
+        consentDate: a.consentDate,
+        retailerCode: a.retailerCode ?? null,
+        origin: a.origin,
+        receiptId: a.receiptId ?? null,
+        idempotencyKey: a.idempotencyKey ?? null,
+        effect: verdict.effect,
+        receivedAt,
+        prevHash: head.hash,
+      };
+      const event: LedgerEvent = { ...unsigned, hash: eventHash(unsigned) };
+      this.s.insertEvent.run(
+        event.id,
+        event.brandId,
+        event.recipient,
+        event.recipientType,
+        event.type,
+        event.status,
+        event.source,
+        event.consentDate,
+        event.retailerCode,
+        event.origin,
+        event.receiptId,
+        event.idempotencyKey,
+        event.effect,
+        event.receivedAt,
+        event.prevHash,
+        event.hash,
+      );
+      const inIys = verdict.effect === "movement" || (previous?.inIys ?? false);
+      this.s.upsertState.run(
+        event.brandId,
+        event.recipient,
+        event.recipientType,
+        event.type,
+        event.status,
+        event.source,
+        event.consentDate,
+        event.retailerCode,
+        inIys ? 1 : 0,
+        event.id,
+        receivedAt,
+      );
+      head = { id: event.id, hash: event.hash };
+      outcomes.push({ kind: "recorded", event, previous });
+      for (const plan of this.planners) outboxInputs.push(...plan(event));
+    }
+
+    if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
+    const outbox: OutboxRef[] = outboxInputs.map((o) => {
+      const row = this.s.insertOutbox.get(
+        o.kind,
+        o.eventId ?? null,
+        o.receiptId ?? null,
+        o.target ?? null,
+        receivedAt,
+        receivedAt,
+      ) as { id: number };
+      return { id: row.id, kind: o.kind };
+    });
+
+    if (opts.receipt) {
+      this.s.markReceipt.run(
+        opts.receipt.status,
+        opts.receipt.result ? JSON.stringify(opts.receipt.result) : null,
+        receivedAt,
+        opts.receipt.id,
+      );
+    }
+    return { outcomes, outbox };
+  }
+}

@@ -1,0 +1,75 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const smsProviders = ["twilio", "vonage"] as const;
+export const numberChannels = ["sms", "voice"] as const;
+
+export const brands = sqliteTable(
+  "brands",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** The hub's handle for the brand (upper-case, e.g. MIGROS); immutable. */
+    code: text("code").notNull(),
+    name: text("name").notNull(),
+    /** İYS number of the provider (hizmet sağlayıcı) that owns the brand. */
+    iysCode: text("iys_code"),
+    /** İYS brand number. */
+    brandCode: text("brand_code"),
+    /** Up to 3 short names recipients may text (JSON array). */
+    shortNames: text("short_names", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    /** Per-brand settings: confirmation templates, link expiry… (JSON object). */
+    settings: text("settings", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("brands_code_idx").on(t.code)],
+);
+
+export const numbers = sqliteTable(
+  "numbers",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** E.164 for long numbers, digits for shortcodes. */
+    number: text("number").notNull(),
+    provider: text("provider", { enum: smsProviders }).notNull(),
+    channels: text("channels", { mode: "json" }).$type<(typeof numberChannels)[number][]>().notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("numbers_number_idx").on(t.number)],
+);
+
+/** A number may serve several brands (a shared shortcode); `position` keeps the order brands are listed in. */
+export const brandNumbers = sqliteTable(
+  "brand_numbers",
+  {
+    numberId: integer("number_id")
+      .notNull()
+      .references(() => numbers.id),
+    brandId: integer("brand_id")
+      .notNull()
+      .references(() => brands.id),
+    position: integer("position").notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.numberId, t.brandId] }),
+    // Listing the numbers of a brand.
+    index("brand_numbers_brand_id_idx").on(t.brandId),
+  ],
+);
+
+export const partners = sqliteTable(
+  "partners",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    brandId: integer("brand_id")
+      .notNull()
+      .references(() => brands.id),
+    /** İYS retailerCode: 8 digits. */
+    retailerCode: text("retailer_code").notNull(),
+    name: text("name").notNull(),
+    url: text("url"),
+    /** Signing secret, encrypted with a key from configuration. */
+    secretEnc: text("secret_enc"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("partners_brand_id_retailer_code_idx").on(t.brandId, t.retailerCode)],
+);

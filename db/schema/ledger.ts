@@ -1,0 +1,105 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { consentSources, consentStatuses, consentTypes, eventEffects, origins, recipientTypes } from "../../src/domain/consent";
+import { brands } from "./brands";
+import { receipts } from "./receipts";
+
+/**
+ * The append-only consent ledger. Ids are a gap-free sequence assigned by db/ledger.ts; each row's
+ * `hash` covers every other column, including the previous row's hash.
+ */
+export const consentEvents = sqliteTable(
+  "consent_events",
+  {
+    id: integer("id").primaryKey(),
+    brandId: integer("brand_id")
+      .notNull()
+      .references(() => brands.id),
+    recipient: text("recipient").notNull(),
+    recipientType: text("recipient_type", { enum: recipientTypes }).notNull(),
+    type: text("type", { enum: consentTypes }).notNull(),
+    status: text("status", { enum: consentStatuses }).notNull(),
+    source: text("source", { enum: consentSources }),
+    /** Instant (ms since epoch, UTC); rendered as Turkish wall time at the edges. */
+    consentDate: integer("consent_date"),
+    retailerCode: text("retailer_code"),
+    origin: text("origin", { enum: origins }).notNull(),
+    receiptId: integer("receipt_id").references(() => receipts.id),
+    /** Makes a re-submitted API request or import row the same event. */
+    idempotencyKey: text("idempotency_key"),
+    effect: text("effect", { enum: eventEffects }).notNull(),
+    receivedAt: integer("received_at").notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [
+    uniqueIndex("consent_events_idempotency_key_idx").on(t.idempotencyKey),
+    // History of one recipient for one brand (GET /api/v1/consents).
+    index("consent_events_brand_id_recipient_idx").on(t.brandId, t.recipient),
+    // Daily movement reports and exports by time.
+    index("consent_events_received_at_idx").on(t.receivedAt),
+  ],
+);
+
+/** The current state: a projection of consent_events, updated in the same transaction. */
+export const consentState = sqliteTable(
+  "consent_state",
+  {
+    brandId: integer("brand_id")
+      .notNull()
+      .references(() => brands.id),
+    recipient: text("recipient").notNull(),
+    recipientType: text("recipient_type", { enum: recipientTypes }).notNull(),
+    type: text("type", { enum: consentTypes }).notNull(),
+    status: text("status", { enum: consentStatuses }).notNull(),
+    source: text("source", { enum: consentSources }),
+    consentDate: integer("consent_date"),
+    retailerCode: text("retailer_code"),
+    /** 1 once a reportable movement exists (İYS has a record); 0 for a bare suppression. */
+    inIys: integer("in_iys", { mode: "boolean" }).notNull(),
+    eventId: integer("event_id")
+      .notNull()
+      .references(() => consentEvents.id),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.brandId, t.recipient, t.recipientType, t.type] })],
+);
+
+/** Signed (EdDSA) statements of the chain head: once published, history before them cannot be rewritten unnoticed. */
+export const ledgerCheckpoints = sqliteTable("ledger_checkpoints", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  eventId: integer("event_id").notNull(),
+  hash: text("hash").notNull(),
+  jws: text("jws").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const outboxKinds = ["iys_report", "confirmation", "callback"] as const;
+export type OutboxKind = (typeof outboxKinds)[number];
+export const outboxStatuses = ["pending", "done", "skipped", "failed", "exhausted"] as const;
+export type OutboxStatus = (typeof outboxStatuses)[number];
+
+/** Work that must follow a ledger commit, written in the same transaction so none of it is lost. */
+export const outbox = sqliteTable(
+  "outbox",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    kind: text("kind", { enum: outboxKinds }).notNull(),
+    eventId: integer("event_id").references(() => consentEvents.id),
+    receiptId: integer("receipt_id").references(() => receipts.id),
+    /** Kind-specific target: an endpoint id, a partner id, a template name. */
+    target: text("target"),
+    status: text("status", { enum: outboxStatuses }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    /** What the last successful or final attempt returned (provider message id, response code…). */
+    result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    // The sweeper looks for rows still waiting for their job.
+    index("outbox_pending_idx").on(t.createdAt).where(sql`status = 'pending'`),
+    index("outbox_event_id_idx").on(t.eventId),
+  ],
+);

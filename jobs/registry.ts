@@ -1,0 +1,40 @@
+import { z } from "zod";
+import type { OutboxKind } from "../db/schema";
+
+const ReceiptJob = z.object({ receiptId: z.number().int().positive() });
+const OutboxJob = z.object({ outboxId: z.number().int().positive() });
+
+/**
+ * Queue → job name → payload schema. Payloads carry ids only: BullMQ stores job data in clear text,
+ * so phone numbers, e-mails and message bodies stay in SQLite.
+ */
+export const registry = {
+  consent: { "consent.apply": ReceiptJob },
+  confirmations: { "confirmation.send": OutboxJob },
+  callbacks: { "callback.deliver": OutboxJob },
+  "iys-reports": { "iys.report": OutboxJob },
+} as const;
+
+export type Registry = typeof registry;
+export type QueueName = keyof Registry;
+export type JobName<Q extends QueueName> = keyof Registry[Q] & string;
+export type Payload<Q extends QueueName, J extends JobName<Q>> = z.infer<Registry[Q][J] extends z.ZodType ? Registry[Q][J] : never>;
+
+export const queueNames = Object.keys(registry) as QueueName[];
+
+/** Where each outbox kind is worked off. */
+export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }> = {
+  confirmation: { queue: "confirmations", job: "confirmation.send" },
+  callback: { queue: "callbacks", job: "callback.deliver" },
+  iys_report: { queue: "iys-reports", job: "iys.report" },
+};
+
+/** Deterministic job ids: a re-enqueue of the same receipt or outbox row is the same job. */
+export const receiptJobId = (receiptId: number) => `receipt-${receiptId}`;
+export const outboxJobId = (outboxId: number) => `outbox-${outboxId}`;
+
+export function parsePayload<Q extends QueueName>(queue: Q, name: string, data: unknown): unknown {
+  const schema = (registry[queue] as Record<string, z.ZodType>)[name];
+  if (!schema) throw new Error(`job ${name} is not registered on queue ${queue}`);
+  return schema.parse(data);
+}

@@ -1,0 +1,49 @@
+import type { Db } from "../db/index";
+import type { OutboxRef } from "../db/ledger";
+import type { Logger } from "../src/log";
+
+export interface SweeperDeps {
+  db: Db;
+  log: Logger;
+  now: () => number;
+  graceMs: number;
+  enqueueReceipt(id: number): Promise<void>;
+  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+}
+
+const BATCH = 1000;
+
+/**
+ * Re-enqueues receipts and outbox rows that have waited longer than the grace period without a
+ * finished job: the process died between commit and enqueue, or Redis was down. Job ids are
+ * deterministic, so a row whose job still exists is not enqueued twice, and the handlers are
+ * idempotent, so a second run of a finished row changes nothing.
+ */
+export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outbox: number }> {
+  const cutoff = deps.now() - deps.graceMs;
+  const c = deps.db.$client;
+  let receipts = 0;
+  let outbox = 0;
+  let afterId = 0;
+  for (;;) {
+    const rows = c
+      .prepare(`SELECT id FROM receipts WHERE status = 'received' AND received_at <= ? AND id > ? ORDER BY id LIMIT ?`)
+      .all(cutoff, afterId, BATCH) as { id: number }[];
+    if (rows.length === 0) break;
+    for (const r of rows) await deps.enqueueReceipt(r.id);
+    receipts += rows.length;
+    afterId = rows.at(-1)!.id;
+  }
+  afterId = 0;
+  for (;;) {
+    const rows = c
+      .prepare(`SELECT id, kind FROM outbox WHERE status = 'pending' AND created_at <= ? AND id > ? ORDER BY id LIMIT ?`)
+      .all(cutoff, afterId, BATCH) as OutboxRef[];
+    if (rows.length === 0) break;
+    await deps.enqueueOutbox(rows);
+    outbox += rows.length;
+    afterId = rows.at(-1)!.id;
+  }
+  if (receipts + outbox > 0) deps.log.info({ receipts, outbox }, "sweeper re-enqueued waiting work");
+  return { receipts, outbox };
+}

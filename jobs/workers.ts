@@ -1,0 +1,99 @@
+import { UnrecoverableError, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import type { Logger } from "../src/log";
+import * as consentApply from "./consent-apply.handler";
+import * as iysReport from "./iys-report.handler";
+import { finishOutbox, recordAttemptFailure } from "./outbox";
+import { parsePayload, type QueueName } from "./registry";
+import { sweep, type SweeperDeps } from "./sweeper";
+
+export type WorkerDeps = consentApply.ConsentApplyDeps &
+  iysReport.IysReportDeps & {
+    log: Logger;
+    /** Further handlers contributed by channels (confirmations, callbacks), by queue and job name. */
+    extraHandlers?: Partial<Record<QueueName, Record<string, Handler>>>;
+  };
+
+export type Handler = (args: { payload: never; deps: WorkerDeps; job: Job }) => Promise<string>;
+
+function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler>> {
+  const base: Record<QueueName, Record<string, Handler>> = {
+    consent: { "consent.apply": consentApply.run as Handler },
+    confirmations: {},
+    callbacks: {},
+    "iys-reports": { "iys.report": iysReport.run as Handler },
+  };
+  for (const [q, hs] of Object.entries(deps.extraHandlers ?? {})) Object.assign(base[q as QueueName], hs);
+  return base;
+}
+
+export interface WorkerOptions {
+  redisUrl: string;
+  prefix: string;
+  concurrency?: Partial<Record<QueueName, number>>;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWorkers {
+  const handlers = handlersFor(deps);
+  const workers: Worker[] = [];
+  for (const [queue, jobs] of Object.entries(handlers) as [QueueName, Record<string, Handler>][]) {
+    if (Object.keys(jobs).length === 0) continue;
+    const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+    const worker = new Worker(
+      queue,
+      async function processJob(job: Job) {
+        const handler = jobs[job.name];
+        if (!handler) throw new UnrecoverableError(`no handler for ${queue}/${job.name}`);
+        const payload = parsePayload(queue, job.name, job.data) as never;
+        const started = performance.now();
+        try {
+          const outcome = await handler({ payload, deps, job });
+          deps.log.info({ queue, job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
+          return outcome;
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          const outboxId = (payload as { outboxId?: number }).outboxId;
+          if (outboxId !== undefined && !(err instanceof UnrecoverableError)) {
+            const now = deps.clock.now().getTime();
+            const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+            if (final) finishOutbox(deps.db, outboxId, "exhausted", now, message);
+            else recordAttemptFailure(deps.db, outboxId, now, message);
+          }
+          deps.log.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: message }, "job failed");
+          throw err;
+        }
+      },
+      { connection, prefix: opts.prefix, concurrency: opts.concurrency?.[queue] ?? 8, autorun: true },
+    );
+    worker.on("error", (err) => deps.log.error({ queue, err: err.message }, "worker error"));
+    workers.push(worker);
+  }
+  return {
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+    },
+  };
+}
+
+/** Runs the sweeper every `intervalMs`; one sweep at a time. */
+export function startSweeper(deps: SweeperDeps, intervalMs: number): { stop(): void; runOnce(): Promise<unknown> } {
+  let running: Promise<unknown> | null = null;
+  const runOnce = () => {
+    running ??= sweep(deps)
+      .catch((err: unknown) => deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, "sweep failed"))
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  const timer = setInterval(runOnce, intervalMs);
+  timer.unref();
+  void runOnce();
+  return { stop: () => clearInterval(timer), runOnce };
+}

@@ -1,0 +1,13 @@
+import { Hono } from "hono";
+import type { AppDeps, HonoEnv } from "../env";
+import { bearerAuth } from "./auth";
+import { createBrandRoutes } from "./brands";
+import { createConsentRoutes } from "./consents";
+
+/** The provider API under /api/v1 (bearer API key). */
+export function createApiRoutes(deps: AppDeps) {
+  return new Hono<HonoEnv>()
+    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY))
+    .route("/brands", createBrandRoutes(deps))
+    .route("/consents", createConsentRoutes(deps));
+}

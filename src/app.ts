@@ -1,0 +1,82 @@
+import { randomUUID } from "node:crypto";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { createApiRoutes } from "./api/index";
+import type { AppDeps, HonoEnv } from "./env";
+import { ApiError, errorBody } from "./errors";
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
+export function createApp(deps: AppDeps) {
+  const app = new Hono<HonoEnv>();
+
+  app.use("*", async function requestContext(c, next) {
+    const incoming = c.req.header("x-request-id");
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    c.set("requestId", requestId);
+    const started = performance.now();
+    await next();
+    c.header("X-Request-Id", requestId);
+    deps.log.info(
+      { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      "request",
+    );
+  });
+
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: 1024 * 1024,
+      onError: () => {
+        throw new ApiError("payload_too_large", "the request body is larger than 1 MiB");
+      },
+    }),
+  );
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const checks: Record<string, "ok" | string> = {};
+    try {
+      deps.db.$client.prepare("SELECT 1").get();
+      checks.database = "ok";
+    } catch (err) {
+      checks.database = err instanceof Error ? err.message : "error";
+    }
+    try {
+      await withTimeout(deps.redis.ping(), 1000);
+      checks.redis = "ok";
+    } catch {
+      checks.redis = "unreachable";
+    }
+    const ready = Object.values(checks).every((v) => v === "ok");
+    return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
+  });
+
+  app.route("/api/v1", createApiRoutes(deps));
+
+  app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
+
+  app.onError(function handleError(err, c) {
+    if (err instanceof ApiError) return c.json(errorBody(c, err), err.status);
+    if (err instanceof HTTPException && err.status < 500) {
+      return c.json(errorBody(c, new ApiError(err.status === 413 ? "payload_too_large" : "bad_request", err.message || "bad request")), err.status);
+    }
+    deps.log.error({ requestId: c.get("requestId"), err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, "unhandled error");
+    return c.json(errorBody(c, new ApiError("internal_error", "unexpected error; quote the requestId when reporting it")), 500);
+  });
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

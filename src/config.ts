@@ -1,0 +1,62 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), z.url().optional());
+const optionalString = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+
+/** Every environment variable the hub reads. Names are a contract: tests, CI and operators rely on them. */
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+    PUBLIC_BASE_URL: optionalUrl,
+    DATABASE_PATH: z.string().min(1).default("./data/hub.db"),
+    REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+    QUEUE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
+      .default("hub"),
+    HUB_ADMIN_KEY: optionalString,
+    LEDGER_KEY_PATH: z.string().min(1).default("./data/ledger-key.json"),
+    /** Seconds between signed checkpoints of the ledger head (0 = only on demand and at shutdown). */
+    CHECKPOINT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
+    /** Seconds a receipt or outbox row may wait without a finished job before the sweeper re-enqueues it. */
+    SWEEPER_GRACE_SECONDS: z.coerce.number().int().min(1).default(30),
+    SWEEPER_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(15),
+    /** Extra holiday years (JSON, same shape as src/domain/holidays.json), merged over the built-in table. */
+    HOLIDAYS_PATH: optionalString,
+    /** The national İYS API; when unset, reports to İYS are recorded as skipped (not silently lost). */
+    IYS_API_BASE_URL: optionalUrl,
+    IYS_USERNAME: optionalString,
+    IYS_PASSWORD: optionalString,
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** Run the BullMQ workers in this process (npm start runs web and workers together). */
+    RUN_WORKERS: bool.default(true),
+    RUN_WEB: bool.default(true),
+  })
+  .transform((c) => ({ ...c, PUBLIC_BASE_URL: (c.PUBLIC_BASE_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, "") }));
+
+export type Config = z.output<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; message: string }[]) {
+    super(
+      `Invalid configuration:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses the environment once; the message names every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({ variable: String(i.path[0] ?? "(config)"), message: i.message })),
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,382 @@
+import { parsePhoneNumberFromString } from "libphonenumber-js/max";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { addressMessages, maskAddress, normalizeEmail, normalizePhone, normalizeRecipient } from "./address";
+
+const calls = vi.hoisted(() => ({ parse: 0 }));
+vi.mock("libphonenumber-js/max", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("libphonenumber-js/max")>();
+  return {
+    ...actual,
+    parsePhoneNumberFromString: (...args: Parameters<typeof actual.parsePhoneNumberFromString>) => {
+      calls.parse++;
+      return actual.parsePhoneNumberFromString(...args);
+    },
+  };
+});
+
+beforeEach(() => {
+  calls.parse = 0;
+});
+
+const H120 = { ok: false, code: "H120", message: "Alıcı (recipient) kabul edilemedi. Geçerli bir eposta adresi giriniz." };
+const H121 = {
+  ok: false,
+  code: "H121",
+  message: "Alıcı (recipient) için E164 uluslararası([+][country code][area code][local phone number]) formatına uygun bir telefon numarası girilmelidir. (örn. +905992000000)",
+};
+const H122 = {
+  ok: false,
+  code: "H122",
+  message:
+    "Alıcı (recipient) için E164 uluslararası ([+][country code][area code][local phone number]) formatına uygun bir telefon numarası (örn. +905992000000) ya da geçerli bir e-posta adresi girilmelidir.",
+};
+const H166 = { ok: false, code: "H166", message: "Alıcı (recipient) kabul edilemedi. Telefon numaraları 15 karakterden uzun olamaz." };
+
+const mobile = (value: string) => ({ ok: true, kind: "phone", value, phoneKind: "mobile" });
+const fixed = (value: string) => ({ ok: true, kind: "phone", value, phoneKind: "fixed" });
+const other = (value: string) => ({ ok: true, kind: "phone", value, phoneKind: "other" });
+const email = (value: string) => ({ ok: true, kind: "email", value });
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+const digits = (rnd: () => number, n: number): string => Array.from({ length: n }, () => Math.floor(rnd() * 10)).join("");
+
+describe("addressMessages", () => {
+  it("carries the İYS error texts", () => {
+    expect(addressMessages).toEqual({ H120: H120.message, H121: H121.message, H122: H122.message, H166: H166.message });
+  });
+});
+
+describe("normalizePhone", () => {
+  it.each([
+    ["+905321234567"],
+    ["0532 123 45 67"],
+    ["+90 532 123 45 67"],
+    ["905321234567"],
+    ["5321234567"],
+    ["05321234567"],
+    ["00905321234567"],
+    ["0090 532 123 45 67"],
+    ["0 (532) 123-45-67"],
+    ["(0532) 123 45 67"],
+    ["+90 (532) 123 45 67"],
+    ["+90-532-123-45-67"],
+    ["+90.532.123.45.67"],
+    ["0532/123 45 67"],
+    ["532 123 45 67"],
+    ["+90 532 1234567"],
+    ["  +905321234567  "],
+    ["0532\u00A0123\u00A045\u00A067"],
+    ["0532\u202F123\u202F45\u202F67"],
+    ["0532\t123\t45\t67"],
+    ["\t0532 123 45 67\n"],
+    ["0532\u200B1234567"],
+    ["+90 532 123 45 67\uFEFF"],
+    ["0532–123–45–67"],
+  ])("normalises %j to +905321234567 as a mobile", (input) => {
+    expect(normalizePhone(input)).toEqual(mobile("+905321234567"));
+  });
+
+  it.each([["+9005321234567"], ["+90 0532 123 45 67"], ["+90 (0532) 123 45 67"], ["009005321234567"], ["0090 0532 123 45 67"], ["9005321234567"]])(
+    "strips the trunk 0 after the country code in %j",
+    (input) => {
+      expect(normalizePhone(input)).toEqual(mobile("+905321234567"));
+    },
+  );
+
+  it.each([
+    ["0212 555 12 12", "+902125551212"],
+    ["+90 312 555 12 12", "+903125551212"],
+    ["(0216) 555 12 12", "+902165551212"],
+    ["2325551212", "+902325551212"],
+  ])("accepts the fixed line %j as %s", (input, value) => {
+    expect(normalizePhone(input)).toEqual(fixed(value));
+  });
+
+  it.each([
+    ["0850 123 45 67", "+908501234567"],
+    ["0800 123 45 67", "+908001234567"],
+    ["444 1 234", "+904441234"],
+    ["+90 512 123 45 67", "+905121234567"],
+  ])("accepts the Turkish non-geographic number %j as %s of kind other", (input, value) => {
+    expect(normalizePhone(input)).toEqual(other(value));
+  });
+
+  it.each([
+    ["+44 7911 123456", mobile("+447911123456")],
+    ["0044 7911 123456", mobile("+447911123456")],
+    ["+33 6 12 34 56 78", mobile("+33612345678")],
+    ["+49 30 1234567", fixed("+49301234567")],
+    ["+1 201 555 0123", other("+12015550123")],
+  ])("accepts the foreign number %j in E.164", (input, result) => {
+    expect(normalizePhone(input)).toEqual(result);
+  });
+
+  it("classifies the less common Turkish mobile ranges through the library", () => {
+    expect(normalizePhone("+90 561 611 2345")).toEqual(mobile("+905616112345"));
+    expect(normalizePhone("0582 212 34 56")).toEqual(mobile("+905822123456"));
+  });
+
+  it.each([
+    [""],
+    ["   "],
+    ["abc"],
+    ["0532 123 45 6"],
+    ["0532 123 45 678"],
+    ["532123456"],
+    ["1234"],
+    ["0000000000"],
+    ["+0 532 123 45 67"],
+    ["+90532123456789"],
+    ["+90 532 123 45 67 ext 12"],
+    ["+905321234567x"],
+    ["05321234567#"],
+    ["++905321234567"],
+    ["+90+5321234567"],
+    ["90+5321234567"],
+    ["+90 5321234567 / 68"],
+    ["+905992000000"],
+    ["+44 1234"],
+    ["٠٥٣٢١٢٣٤٥٦٧"],
+    ["０５３２１２３４５６７"],
+    ["447911123456"],
+    ["ayse@example.com"],
+  ])("rejects %j with H121", (input) => {
+    expect(normalizePhone(input)).toEqual(H121);
+  });
+
+  it.each([["+9053212345678901"], ["0090532123456789012"], ["+1234567890123456"], ["0532 123 45 67 89 01 23"]])(
+    "rejects %j, longer than 15 digits, with H166",
+    (input) => {
+      expect(normalizePhone(input)).toEqual(H166);
+    },
+  );
+
+  it("never outputs a +900 prefix for any accepted spelling", () => {
+    const rnd = lcg(3);
+    for (let i = 0; i < 500; i++) {
+      const n = `53${digits(rnd, 8)}`;
+      for (const s of [`+900${n}`, `0090 0${n}`, `900${n}`, `+90 (0${n.slice(0, 3)}) ${n.slice(3)}`]) {
+        const r = normalizePhone(s);
+        expect(r.ok && r.value, s).toBe(`+90${n}`);
+      }
+    }
+  });
+
+  it("answers canonical Turkish mobiles without calling the library", () => {
+    expect(normalizePhone("+905321234567")).toEqual(mobile("+905321234567"));
+    expect(normalizePhone("+905051234567")).toEqual(mobile("+905051234567"));
+    expect(calls.parse).toBe(0);
+  });
+
+  it("uses the library for every other spelling", () => {
+    normalizePhone("05321234567");
+    expect(calls.parse).toBe(1);
+  });
+
+  it("gives the same answer on the fast path as the library for every four-digit mobile prefix", () => {
+    const rnd = lcg(99);
+    let fast = 0;
+    const disagreements: string[] = [];
+    for (let p = 0; p < 10_000; p++) {
+      for (let k = 0; k < 3; k++) {
+        const s = `+905${String(p).padStart(4, "0")}${digits(rnd, 5)}`;
+        calls.parse = 0;
+        const r = normalizePhone(s);
+        const lib = parsePhoneNumberFromString(s, "TR");
+        const type = lib?.isValid() ? lib.getType() : undefined;
+        const expected = !lib?.isValid()
+          ? H121
+          : { ok: true, kind: "phone", value: lib.number, phoneKind: type === "MOBILE" ? "mobile" : type === "FIXED_LINE" ? "fixed" : "other" };
+        if (calls.parse === 1) fast++;
+        if (JSON.stringify(r) !== JSON.stringify(expected)) disagreements.push(s);
+      }
+    }
+    expect(disagreements).toEqual([]);
+    // Most canonical inputs in the allocated ranges must have taken the fast path (one call is the test's own).
+    expect(fast).toBeGreaterThan(10_000);
+  });
+
+  it("normalises 100 000 canonical mobiles quickly", () => {
+    const inputs = Array.from({ length: 100_000 }, (_, i) => `+90532${String(i).padStart(7, "0")}`);
+    const start = performance.now();
+    for (const s of inputs) normalizePhone(s);
+    expect(performance.now() - start).toBeLessThan(1_000);
+    expect(calls.parse).toBe(0);
+  });
+});
+
+describe("normalizeEmail", () => {
+  it.each([
+    ["ayse@example.com", "ayse@example.com"],
+    ["Ayse.Yilmaz@Example.COM", "ayse.yilmaz@example.com"],
+    ["  ayse@example.com\t", "ayse@example.com"],
+    ["\u00A0ayse@example.com\u00A0", "ayse@example.com"],
+    ["AYSE+Kampanya@EXAMPLE.com.tr", "ayse+kampanya@example.com.tr"],
+    ["a.b.c+tag@sub.example.com.tr", "a.b.c+tag@sub.example.com.tr"],
+    ["x@y.co", "x@y.co"],
+    ["user_name-1@example-domain.org", "user_name-1@example-domain.org"],
+    ["o'brien@example.ie", "o'brien@example.ie"],
+    ["1234@123.example.com", "1234@123.example.com"],
+    ["a@xn--sirket-3ya.com.tr", "a@xn--sirket-3ya.com.tr"],
+    ["a@example.xn--p1ai", "a@example.xn--p1ai"],
+  ])("accepts %j as %j", (input, value) => {
+    expect(normalizeEmail(input)).toEqual(email(value));
+  });
+
+  it("keeps +tags so that a+x@b.com and a@b.com stay distinct", () => {
+    const tagged = normalizeEmail("a+x@b.com");
+    const plain = normalizeEmail("a@b.com");
+    expect(tagged).toEqual(email("a+x@b.com"));
+    expect(plain).toEqual(email("a@b.com"));
+  });
+
+  it("keeps dots in the local part", () => {
+    expect(normalizeEmail("a.y.s.e@gmail.com")).toEqual(email("a.y.s.e@gmail.com"));
+  });
+
+  it.each([
+    ["ayşe@example.com"],
+    ["AYŞE@example.com"],
+    ["çiçek@example.com"],
+    ["ÇİÇEK@example.com"],
+    ["dağ@example.com"],
+    ["DAĞ@example.com"],
+    ["ılgın@example.com"],
+    ["IŞIK@example.com"],
+    ["kılıç@example.com"],
+    ["İlker@example.com"],
+    ["i\u0307lker@example.com"],
+    ["özgür@example.com"],
+    ["ÖZGÜR@example.com"],
+    ["user@şirket.com.tr"],
+    ["user@example.com.tü"],
+    ["josé@example.com"],
+    ["user@exämple.de"],
+    ["ayse@example.com\u200B"],
+  ])("rejects the non-ASCII address %j with H120", (input) => {
+    expect(normalizeEmail(input)).toEqual(H120);
+  });
+
+  it("accepts exactly 265 characters and rejects 266", () => {
+    const domain = `${"x".repeat(63)}.${"x".repeat(63)}.${"x".repeat(63)}.${"x".repeat(57)}.com`;
+    expect(domain).toHaveLength(253);
+    expect(normalizeEmail(`${"a".repeat(11)}@${domain}`)).toEqual(email(`${"a".repeat(11)}@${domain}`));
+    expect(normalizeEmail(`${"a".repeat(12)}@${domain}`)).toEqual(H120);
+  });
+
+  it("rejects addresses shorter than 6 characters", () => {
+    expect(normalizeEmail("a@b.c")).toEqual(H120);
+    expect(normalizeEmail(" a@b.c ")).toEqual(H120);
+  });
+
+  it.each([
+    [""],
+    ["      "],
+    ["no-at.example.com"],
+    ["@example.com"],
+    ["ayse@"],
+    ["ayse@@example.com"],
+    ["ayse@b@example.com"],
+    ["ayse @example.com"],
+    ["ay se@example.com"],
+    ["ayse@exa mple.com"],
+    ["ayse\t@example.com"],
+    ["ayse\u00A0@example.com"],
+    ["ayse@example"],
+    ["ayse@.example.com"],
+    ["ayse@example..com"],
+    ["ayse@example.com."],
+    ["ayse@-example.com"],
+    ["ayse@example-.com"],
+    ["ayse@exa_mple.com"],
+    ["ayse@example.c"],
+    ["ayse@example.c0m"],
+    ["ayse@example.123"],
+    ["ayse@[192.168.0.1]"],
+    ["ayse@192.168.0.1"],
+    [".ayse@example.com"],
+    ["ayse.@example.com"],
+    ["ay..se@example.com"],
+    ['"ayse"@example.com'],
+    ["ayse(yorum)@example.com"],
+    ["ayse,yilmaz@example.com"],
+    ["<ayse@example.com>"],
+    ["Ayşe Yılmaz <ayse@example.com>"],
+    ["mailto:ayse@example.com"],
+    ["ayse@example.com;veli@example.com"],
+    [`ayse@${"x".repeat(64)}.com`],
+  ])("rejects %j with H120", (input) => {
+    expect(normalizeEmail(input)).toEqual(H120);
+  });
+});
+
+describe("normalizeRecipient", () => {
+  it("treats an input with @ as an e-mail address", () => {
+    expect(normalizeRecipient(" Ayse@Example.com ")).toEqual(email("ayse@example.com"));
+  });
+
+  it("reports an invalid e-mail address with H120", () => {
+    expect(normalizeRecipient("ayşe@example.com")).toEqual(H120);
+    expect(normalizeRecipient("0532@1234567")).toEqual(H120);
+  });
+
+  it("treats an input without @ as a phone number", () => {
+    expect(normalizeRecipient("0532 123 45 67")).toEqual(mobile("+905321234567"));
+    expect(normalizeRecipient("+905321234567")).toEqual(mobile("+905321234567"));
+    expect(normalizeRecipient("0212 555 12 12")).toEqual(fixed("+902125551212"));
+  });
+
+  it("reports an invalid phone number with H121", () => {
+    expect(normalizeRecipient("0532 123")).toEqual(H121);
+    expect(normalizeRecipient("+905992000000")).toEqual(H121);
+  });
+
+  it("reports an overlong phone number with H166", () => {
+    expect(normalizeRecipient("+9053212345678901")).toEqual(H166);
+  });
+
+  it.each([[""], ["   "], ["garbage"], ["ayse.example.com"], ["+90 532 ABC 45 67"], ["05321234567 (cep)"], ["---"], ["()"], ["+"]])(
+    "rejects %j, neither a phone number nor an e-mail address, with H122",
+    (input) => {
+      expect(normalizeRecipient(input)).toEqual(H122);
+    },
+  );
+});
+
+describe("maskAddress", () => {
+  it("keeps the country code, the operator prefix and the last two digits of a phone", () => {
+    expect(maskAddress("+905321234567")).toBe("+90532*****67");
+  });
+
+  it("masks a foreign phone the same way", () => {
+    expect(maskAddress("+447911123456")).toBe("+44791*****56");
+  });
+
+  it("masks a short phone number", () => {
+    expect(maskAddress("+904441234")).toBe("+90444**34");
+  });
+
+  it("masks everything of a value too short to keep a prefix", () => {
+    expect(maskAddress("12345")).toBe("*****");
+    expect(maskAddress("")).toBe("");
+  });
+
+  it("keeps the first letter of the local part and the domain of an e-mail", () => {
+    expect(maskAddress("ayse.yilmaz@example.com")).toBe("a***@example.com");
+  });
+
+  it("does not reveal the length of the local part", () => {
+    expect(maskAddress("a@b.com")).toBe("a***@b.com");
+    expect(maskAddress("abcdefghijklmnop@b.com")).toBe("a***@b.com");
+  });
+
+  it("masks a malformed e-mail without a local part", () => {
+    expect(maskAddress("@example.com")).toBe("***@example.com");
+  });
+});

@@ -1,0 +1,108 @@
+import { parsePhoneNumberFromString } from "libphonenumber-js/max";
+
+export type PhoneKind = "mobile" | "fixed" | "other";
+
+export type AddressError = { ok: false; code: "H120" | "H121" | "H122" | "H166"; message: string };
+
+export type AddressResult =
+  | { ok: true; kind: "phone"; value: string; phoneKind: PhoneKind }
+  | { ok: true; kind: "email"; value: string }
+  | AddressError;
+
+export type PhoneResult = Extract<AddressResult, { kind: "phone" }> | AddressError;
+export type EmailResult = Extract<AddressResult, { kind: "email" }> | AddressError;
+
+export const addressMessages = {
+  H120: "Alıcı (recipient) kabul edilemedi. Geçerli bir eposta adresi giriniz.",
+  H121: "Alıcı (recipient) için E164 uluslararası([+][country code][area code][local phone number]) formatına uygun bir telefon numarası girilmelidir. (örn. +905992000000)",
+  H122: "Alıcı (recipient) için E164 uluslararası ([+][country code][area code][local phone number]) formatına uygun bir telefon numarası (örn. +905992000000) ya da geçerli bir e-posta adresi girilmelidir.",
+  H166: "Alıcı (recipient) kabul edilemedi. Telefon numaraları 15 karakterden uzun olamaz.",
+} as const;
+
+const fail = (code: AddressError["code"]): AddressError => ({ ok: false, code, message: addressMessages[code] });
+
+/**
+ * Canonical Turkish mobiles in the main operator ranges (the second alternative of the TR MOBILE
+ * pattern in libphonenumber's metadata); anything else goes through the library. address.test.ts
+ * checks that the library agrees on every prefix this matches.
+ */
+const CANONICAL_TR_MOBILE = /^\+905(?:[03-5]\d|1[06]|24|6[24]|7[245]|9[46])\d{7}$/;
+
+// Separators people type or paste between digits: spaces of every kind, hyphens/dashes, dots, brackets, slashes, zero-width marks.
+const PHONE_SEPARATORS = /[\s\u00AD\u200B-\u200D\u2060\uFEFF\-\u2010-\u2015.()/]/g;
+const PHONE_CANDIDATE = /^\+?\d+$/;
+const E164_MAX_DIGITS = 15;
+
+function phoneKindOf(type: string | undefined): PhoneKind {
+  if (type === "MOBILE") return "mobile";
+  if (type === "FIXED_LINE") return "fixed";
+  // FIXED_LINE_OR_MOBILE (e.g. North America) is not known to be a fixed line, so it must not be refused MESAJ as one.
+  return "other";
+}
+
+/** Any phone spelling → E.164 (`+905XXXXXXXXX` for Turkish mobiles); bare national numbers are read as Turkish. */
+export function normalizePhone(input: string): PhoneResult {
+  if (CANONICAL_TR_MOBILE.test(input)) return { ok: true, kind: "phone", value: input, phoneKind: "mobile" };
+
+  let s = input.replace(PHONE_SEPARATORS, "");
+  if (!PHONE_CANDIDATE.test(s)) return fail("H121");
+  if (s.startsWith("00")) s = `+${s.slice(2)}`;
+  else if (!s.startsWith("+") && s.length === 12 && s.startsWith("90")) s = `+${s}`;
+  else if (!s.startsWith("+") && s.length === 13 && s.startsWith("900")) s = `+${s}`;
+  // "+90 0532…" keeps the national trunk 0; İYS would store it as a separate, invisible address.
+  if (s.startsWith("+900")) s = `+90${s.slice(4)}`;
+
+  const digits = s.startsWith("+") ? s.length - 1 : s.length;
+  if (digits > E164_MAX_DIGITS) return fail("H166");
+
+  const parsed = parsePhoneNumberFromString(s, "TR");
+  if (!parsed || !parsed.isValid()) return fail("H121");
+  const value = parsed.number;
+  if (value.startsWith("+900") || value.length > E164_MAX_DIGITS + 1) return fail("H121");
+  return { ok: true, kind: "phone", value, phoneKind: phoneKindOf(parsed.getType()) };
+}
+
+const EMAIL_MIN = 6;
+const EMAIL_MAX = 265;
+const PRINTABLE_ASCII = /^[\x21-\x7E]+$/;
+const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const TOP_LEVEL_LABEL = /^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/;
+
+/**
+ * Trimmed and lower-cased whole; `+tags` and dots are kept because they name distinct mailboxes.
+ * A pragmatic dot-atom check, not full RFC 5322 (no quoted local parts, comments or IP literals).
+ */
+export function normalizeEmail(input: string): EmailResult {
+  const trimmed = input.trim();
+  // ASCII only: Turkish letters are refused by İYS, and toLowerCase is locale-independent on ASCII.
+  if (!PRINTABLE_ASCII.test(trimmed)) return fail("H120");
+  if (trimmed.length < EMAIL_MIN || trimmed.length > EMAIL_MAX) return fail("H120");
+  const value = trimmed.toLowerCase();
+  const at = value.indexOf("@");
+  if (at <= 0 || at !== value.lastIndexOf("@")) return fail("H120");
+  const local = value.slice(0, at);
+  const domain = value.slice(at + 1);
+  if (!LOCAL_PART.test(local) || domain.length > 253) return fail("H120");
+  const labels = domain.split(".");
+  if (labels.length < 2 || !labels.every((l) => DOMAIN_LABEL.test(l))) return fail("H120");
+  if (!TOP_LEVEL_LABEL.test(labels[labels.length - 1] ?? "")) return fail("H120");
+  return { ok: true, kind: "email", value };
+}
+
+const PHONE_LIKE = /^[\s\u00AD\u200B-\u200D\u2060\uFEFF\-\u2010-\u2015.()/+\d]+$/;
+
+/** An e-mail if it contains `@`, a phone if it is made of phone characters, otherwise H122. */
+export function normalizeRecipient(input: string): AddressResult {
+  if (input.includes("@")) return normalizeEmail(input);
+  if (PHONE_LIKE.test(input) && /\d/.test(input)) return normalizePhone(input);
+  return fail("H122");
+}
+
+/** For logs: `+90532*****67`, `a***@example.com`. */
+export function maskAddress(value: string): string {
+  const at = value.lastIndexOf("@");
+  if (at >= 0) return `${value.slice(0, Math.min(at, 1))}***@${value.slice(at + 1)}`;
+  if (value.length >= 9) return `${value.slice(0, 6)}${"*".repeat(value.length - 8)}${value.slice(-2)}`;
+  return "*".repeat(value.length);
+}

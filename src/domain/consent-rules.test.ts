@@ -1,0 +1,151 @@
+import { describe, expect, it } from "vitest";
+import { BusinessCalendar } from "./calendar";
+import { checkConsent, IYS_EPOCH, type ConsentCandidate, type CurrentConsent, type RuleContext } from "./consent-rules";
+
+const calendar = new BusinessCalendar();
+// Wednesday 2026-11-25 12:00 Istanbul.
+const now = new Date("2026-11-25T09:00:00Z");
+const ctx: RuleContext = { now, calendar, writer: "provider" };
+const hoursAgo = (h: number) => new Date(now.getTime() - h * 3_600_000);
+
+const onay = (over: Partial<ConsentCandidate> = {}): ConsentCandidate => ({
+  recipientKind: "phone",
+  phoneKind: "mobile",
+  recipientType: "BIREYSEL",
+  type: "MESAJ",
+  status: "ONAY",
+  source: "HS_WEB",
+  consentDate: hoursAgo(1),
+  ...over,
+});
+const ret = (over: Partial<ConsentCandidate> = {}) => onay({ status: "RET", ...over });
+const stored = (over: Partial<CurrentConsent> = {}): CurrentConsent => ({
+  status: "ONAY",
+  consentDate: hoursAgo(48),
+  inIys: true,
+  ...over,
+});
+
+function code(c: ConsentCandidate, cur: CurrentConsent | null = null, context = ctx) {
+  const v = checkConsent(c, cur, context);
+  return v.ok ? v.effect : v.code;
+}
+
+describe("İYS consent rules", () => {
+  it("a first ONAY is a reportable movement", () => {
+    expect(code(onay())).toBe("movement");
+  });
+
+  it("a first RET is kept as a local suppression, not an İYS movement (H175 at İYS)", () => {
+    expect(code(ret())).toBe("suppression");
+  });
+
+  it("RET after ONAY is a movement", () => {
+    expect(code(ret(), stored())).toBe("movement");
+  });
+
+  it("ONAY after a bare suppression becomes the first İYS record", () => {
+    expect(code(onay(), stored({ status: "RET", inIys: false, consentDate: hoursAgo(5) }))).toBe("movement");
+  });
+
+  it("RET after a bare suppression is a no-op H174", () => {
+    const v = checkConsent(ret(), stored({ status: "RET", inIys: false, consentDate: hoursAgo(5) }), ctx);
+    expect(v).toMatchObject({ ok: false, code: "H174", noop: true });
+  });
+
+  it("the same status twice is rejected with H174 and marked as a no-op", () => {
+    expect(checkConsent(onay(), stored(), ctx)).toMatchObject({ ok: false, code: "H174", noop: true });
+  });
+
+  it("a change dated before the stored consentDate is rejected with H178", () => {
+    expect(code(ret({ consentDate: hoursAgo(50) }), stored())).toBe("H178");
+  });
+
+  it("a change dated exactly at the stored consentDate is rejected with H178", () => {
+    const at = hoursAgo(10);
+    expect(code(ret({ consentDate: at }), stored({ consentDate: at }))).toBe("H178");
+  });
+
+  it("a consentDate in the future is rejected with H162", () => {
+    expect(code(onay({ consentDate: new Date(now.getTime() + 1000) }))).toBe("H162");
+  });
+
+  it("a consentDate before 2015-05-01 00:00:00 Turkish time is rejected with H156", () => {
+    expect(code(onay({ source: "HS_2015", consentDate: new Date(IYS_EPOCH - 1000) }))).toBe("H156");
+  });
+
+  it("HS_2015 is accepted only with exactly 2015-05-01 00:00:00", () => {
+    expect(code(onay({ source: "HS_2015", consentDate: new Date(IYS_EPOCH) }))).toBe("movement");
+    expect(code(onay({ source: "HS_2015", consentDate: new Date(IYS_EPOCH + 1000) }))).toBe("H155");
+  });
+
+  it("HS_KARAR is accepted for a RET over an existing İYS record", () => {
+    expect(code(ret({ source: "HS_KARAR" }), stored())).toBe("movement");
+  });
+
+  it("HS_KARAR with ONAY is rejected with H408", () => {
+    expect(code(onay({ source: "HS_KARAR" }), stored({ status: "RET" }))).toBe("H408");
+  });
+
+  it("HS_KARAR as a first record is rejected with H408", () => {
+    expect(code(ret({ source: "HS_KARAR" }))).toBe("H408");
+  });
+
+  it("a consent collected more than 3 business days ago is rejected with H467", () => {
+    // Wed 25 Nov 2026: collected Thu 19 Nov → deadline Tue 24 Nov.
+    expect(code(onay({ consentDate: new Date("2026-11-19T09:00:00Z") }))).toBe("H467");
+  });
+
+  it("a consent collected exactly 3 business days ago is accepted", () => {
+    // Collected Fri 20 Nov → deadline Wed 25 Nov end of day.
+    expect(code(onay({ consentDate: new Date("2026-11-20T09:00:00Z") }))).toBe("movement");
+  });
+
+  it("a consent collected years ago is rejected with H467 without consulting unknown holiday years", () => {
+    expect(code(onay({ consentDate: new Date("2019-06-01T09:00:00Z") }))).toBe("H467");
+  });
+
+  it("İYS's own records are not held to the 3-business-day window", () => {
+    expect(code(onay({ source: "IYS_WEB", consentDate: new Date("2020-06-01T09:00:00Z") }), null, { ...ctx, writer: "iys" })).toBe(
+      "movement",
+    );
+  });
+
+  it("a provider may not write an IYS_* source (H486)", () => {
+    expect(code(onay({ source: "IYS_KISAMESAJ" }))).toBe("H486");
+  });
+
+  it("MESAJ for an e-mail address is rejected with H464", () => {
+    expect(code(onay({ recipientKind: "email", phoneKind: undefined }))).toBe("H464");
+  });
+
+  it("MESAJ for a fixed line is rejected with H464", () => {
+    expect(code(onay({ phoneKind: "fixed" }))).toBe("H464");
+  });
+
+  it("ARAMA for a fixed line is accepted", () => {
+    expect(code(onay({ type: "ARAMA", phoneKind: "fixed" }))).toBe("movement");
+  });
+
+  it("EPOSTA for a phone number is rejected with H120", () => {
+    expect(code(onay({ type: "EPOSTA" }))).toBe("H120");
+  });
+
+  it("ARAMA for an e-mail address is rejected with H121", () => {
+    expect(code(onay({ type: "ARAMA", recipientKind: "email" }))).toBe("H121");
+  });
+
+  it("BIREYSEL without a source is rejected with H113 and without a date with H112", () => {
+    expect(code(onay({ source: null }))).toBe("H113");
+    expect(code(onay({ consentDate: null }))).toBe("H112");
+  });
+
+  it("a first TACIR record may omit source and consentDate", () => {
+    expect(code(onay({ recipientType: "TACIR", source: null, consentDate: null }))).toBe("movement");
+  });
+
+  it("a TACIR update without consentDate is rejected with H462 and without source with H463", () => {
+    expect(code(ret({ recipientType: "TACIR", consentDate: null }), stored())).toBe("H462");
+    expect(code(ret({ recipientType: "TACIR", source: null }), stored())).toBe("H463");
+  });
+});

@@ -1,0 +1,138 @@
+import type { BusinessCalendar } from "./calendar";
+import type { ConsentSource, ConsentStatus, ConsentType, EventEffect, RecipientType } from "./consent";
+import { isIysSource, isProviderSource } from "./consent";
+
+/** 2015-05-01 00:00:00 Turkish time: no consent may be older, and HS_2015 consents carry exactly this date. */
+export const IYS_EPOCH = Date.UTC(2015, 3, 30, 21, 0, 0);
+
+/** Beyond this many calendar days, a date is past 3 business days whatever the holidays (longest closure is 9 days). */
+const CERTAINLY_LATE_DAYS = 21;
+
+export interface ConsentCandidate {
+  recipientKind: "phone" | "email";
+  /** For phones: mobile numbers may receive MESAJ; fixed lines only ARAMA. */
+  phoneKind?: "mobile" | "fixed" | "other";
+  recipientType: RecipientType;
+  type: ConsentType;
+  status: ConsentStatus;
+  source: ConsentSource | null;
+  consentDate: Date | null;
+}
+
+export interface CurrentConsent {
+  status: ConsentStatus;
+  consentDate: Date | null;
+  /** True once a reportable movement exists for the key (İYS has a record). */
+  inIys: boolean;
+}
+
+export type RuleCode =
+  | "H112"
+  | "H113"
+  | "H120"
+  | "H121"
+  | "H155"
+  | "H156"
+  | "H162"
+  | "H174"
+  | "H178"
+  | "H408"
+  | "H459"
+  | "H462"
+  | "H463"
+  | "H464"
+  | "H467"
+  | "H486";
+
+export type RuleVerdict =
+  | { ok: true; effect: EventEffect }
+  | { ok: false; code: RuleCode; message: string; /** H174: the same status again — a no-op for channels. */ noop?: true };
+
+export interface RuleContext {
+  now: Date;
+  calendar: Pick<BusinessCalendar, "isWithinBusinessDays">;
+  /** Providers write HS_* sources only; `iys` is the hub replaying what İYS itself recorded. */
+  writer: "provider" | "iys";
+}
+
+const messages: Record<RuleCode, string> = {
+  H112: "İzin tarihi (consentDate) bulunamadı.",
+  H113: "İzin kaynağı (source) bulunamadı.",
+  H120: "Alıcı (recipient) kabul edilemedi. Geçerli bir eposta adresi giriniz.",
+  H121: "Alıcı (recipient) için E164 uluslararası([+][country code][area code][local phone number]) formatına uygun bir telefon numarası girilmelidir. (örn. +905992000000)",
+  H155: "İzin kaynağı “1 Mayıs 2015 öncesi” olan izinler için, izin tarihi sadece 2015-05-01 00:00:00 olabilir.",
+  H156: "İzinler için 1 Mayıs 2015’den önceki tarihler kabul edilmemektedir.",
+  H162: "Mevcut tarih ve saatten ileri bir tarih ve saat girilmemelidir.",
+  H174: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir. İzin durumu: ONAY / RET",
+  H178: "Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz.",
+  H408: "HS_KARAR kaynağından iletilen izinler için durum bilgisi RET olmalıdır.",
+  H459: "Alıcı (recipient) için beklenen izin tipi (type) değerleri MESAJ, ARAMA olmalıdır",
+  H462: "TACIR izinleri güncellenirken izin tarihi (consentDate) verilmelidir",
+  H463: "TACIR izinleri güncellenirken izin kaynağı (source) verilmelidir.",
+  H464: "İzin tipi (type) MESAJ için, alıcı (recipient) telefon formatında olmalıdır.",
+  H467: "Üç iş günü öncesinde alınan izinler kaydedilemez.",
+  H486: "İzin kaynağı (source) kabul edilemedi. İzin verilen değerler: HS_FIZIKSEL_ORTAM, HS_ISLAK_IMZA, HS_WEB, HS_CAGRI_MERKEZI, HS_SOSYAL_MEDYA, HS_EPOSTA, HS_MESAJ, HS_MOBIL, HS_EORTAM, HS_ETKINLIK, HS_2015, HS_ATM, HS_KARAR",
+};
+
+function reject(code: RuleCode, message = messages[code]): RuleVerdict {
+  return code === "H174" ? { ok: false, code, message, noop: true } : { ok: false, code, message };
+}
+
+export function ruleMessage(code: RuleCode): string {
+  return messages[code];
+}
+
+/**
+ * The İYS consent rules for one movement of a (brand, recipient, recipientType, type) key, with the
+ * İYS error codes. A RET for a key İYS has no record of is accepted as a local `suppression`.
+ */
+export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null, ctx: RuleContext): RuleVerdict {
+  if (c.source !== null) {
+    const allowed = ctx.writer === "iys" ? isIysSource(c.source) || isProviderSource(c.source) : isProviderSource(c.source);
+    if (!allowed) return reject("H486");
+  }
+
+  if (c.type === "EPOSTA" && c.recipientKind !== "email") return reject("H120");
+  if (c.type === "MESAJ" && c.recipientKind !== "phone") return reject("H464");
+  if (c.type === "MESAJ" && c.phoneKind === "fixed")
+    return reject("H464", "İzin tipi (type) MESAJ için, alıcı (recipient) bir cep telefonu numarası olmalıdır; sabit hatlar yalnızca ARAMA alabilir.");
+  if (c.type === "ARAMA" && c.recipientKind !== "phone") return reject("H121");
+
+  const isTacir = c.recipientType === "TACIR";
+  if (c.source === null) {
+    if (!isTacir) return reject("H113");
+    if (current) return reject("H463");
+  }
+  if (c.consentDate === null) {
+    if (!isTacir) return reject("H112");
+    if (current) return reject("H462");
+  }
+
+  const date = c.consentDate?.getTime();
+  if (date !== undefined) {
+    if (date < IYS_EPOCH) return reject("H156");
+    if (c.source === "HS_2015" && date !== IYS_EPOCH) return reject("H155");
+    if (date > ctx.now.getTime()) return reject("H162");
+  }
+
+  if (c.source === "HS_KARAR" && (c.status !== "RET" || !current?.inIys)) return reject("H408");
+
+  if (current) {
+    if (current.status === c.status) return reject("H174");
+    const storedDate = current.consentDate?.getTime();
+    if (date !== undefined && storedDate !== undefined && date <= storedDate) return reject("H178");
+  }
+
+  if (date !== undefined && c.source !== "HS_2015" && ctx.writer === "provider" && isLate(new Date(date), ctx)) {
+    return reject("H467");
+  }
+
+  if (c.status === "RET" && !current?.inIys) return { ok: true, effect: "suppression" };
+  return { ok: true, effect: "movement" };
+}
+
+function isLate(consentDate: Date, ctx: RuleContext): boolean {
+  const ageDays = (ctx.now.getTime() - consentDate.getTime()) / 86_400_000;
+  if (ageDays > CERTAINLY_LATE_DAYS) return true;
+  return !ctx.calendar.isWithinBusinessDays(consentDate, ctx.now, 3);
+}

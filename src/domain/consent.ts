@@ -1,0 +1,66 @@
+/** İYS vocabulary (see ../shared/design/domain.md). Names are the İYS enumerations, used as-is in the API and the ledger. */
+export const consentTypes = ["ARAMA", "MESAJ", "EPOSTA"] as const;
+export type ConsentType = (typeof consentTypes)[number];
+
+export const consentStatuses = ["ONAY", "RET"] as const;
+export type ConsentStatus = (typeof consentStatuses)[number];
+
+export const recipientTypes = ["BIREYSEL", "TACIR"] as const;
+export type RecipientType = (typeof recipientTypes)[number];
+
+/** Sources a provider (HS) may write. */
+export const providerSources = [
+  "HS_2015",
+  "HS_KARAR",
+  "HS_FIZIKSEL_ORTAM",
+  "HS_ISLAK_IMZA",
+  "HS_ETKINLIK",
+  "HS_ATM",
+  "HS_EORTAM",
+  "HS_WEB",
+  "HS_MOBIL",
+  "HS_MESAJ",
+  "HS_EPOSTA",
+  "HS_CAGRI_MERKEZI",
+  "HS_SOSYAL_MEDYA",
+] as const;
+export type ProviderSource = (typeof providerSources)[number];
+
+/** Sources only İYS writes: they arrive from İYS and are never sent to it. */
+export const iysSources = [
+  "IYS_KISAMESAJ",
+  "IYS_CM",
+  "IYS_WEB",
+  "IYS_WEB_YENI",
+  "IYS_MOBIL",
+  "IYS_EPOSTA",
+  "IYS_AHS_HAT_KAPATMA",
+  "IYS_FRAME_EPOSTA",
+  "IYS_FRAME_SMS",
+  "IYS_3338",
+  "IYS_KISA_LINK",
+] as const;
+export type IysSource = (typeof iysSources)[number];
+
+export const consentSources = [...providerSources, ...iysSources] as const;
+export type ConsentSource = (typeof consentSources)[number];
+
+/** Where an action entered the hub. */
+export const origins = ["api", "sms", "ivr", "link", "partner", "import", "iys"] as const;
+export type Origin = (typeof origins)[number];
+
+/**
+ * What a recorded event did: a `movement` is a change İYS knows about (reportable);
+ * a `suppression` is a RET for an address that never had consent — kept by the hub so the address is
+ * never messaged, but not an İYS movement (İYS would answer H175).
+ */
+export const eventEffects = ["movement", "suppression"] as const;
+export type EventEffect = (typeof eventEffects)[number];
+
+export function isProviderSource(s: string): s is ProviderSource {
+  return (providerSources as readonly string[]).includes(s);
+}
+
+export function isIysSource(s: string): s is IysSource {
+  return (iysSources as readonly string[]).includes(s);
+}

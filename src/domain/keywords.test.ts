@@ -1,0 +1,308 @@
+import { describe, expect, it } from "vitest";
+import { defaultKeywordWords, foldedWords, parseKeyword, type BrandNames, type KeywordParse } from "./keywords";
+
+const MIGROS: BrandNames = { code: "MIGROS", names: ["MİGROS", "MIGROS", "123456"] };
+const KOTON: BrandNames = { code: "KOTON", names: ["KOTON", "KTN"] };
+const KOTON_KIDS: BrandNames = { code: "KOTONKIDS", names: ["KOTON KIDS", "KOTONKIDS", "654321"] };
+const SOK: BrandNames = { code: "SOK", names: ["ŞOK", "ŞOK MARKET", "777777"] };
+
+const oneBrand = [MIGROS];
+const threeBrands = [MIGROS, KOTON, KOTON_KIDS];
+
+const refuse = (brandRef: string, brands: string[], types: string[] = ["MESAJ"]): KeywordParse =>
+  ({ kind: "action", status: "RET", types, brandRef, brands, bare: false }) as KeywordParse;
+
+describe("parseKeyword: refusal of a named brand", () => {
+  it.each([
+    "RET MIGROS",
+    "ret migros",
+    "RET MİGROS",
+    "Ret Mıgros",
+    "rEt migros",
+    "RET  migros",
+    "RET\u00a0MIGROS",
+    "  RET MIGROS  ",
+    "RET\tMIGROS\n",
+    "RET MIGROS.",
+    "RET, MIGROS!",
+    "ＲＥＴ ＭＩＧＲＯＳ",
+  ])("reads %j as a refusal of MIGROS messages", (text) => {
+    expect(parseKeyword(text, threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+  });
+
+  it("ignores trailing words after the brand", () => {
+    expect(parseKeyword("RET MIGROS lütfen artık yazmayın", threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+  });
+
+  it("matches the İYS brand number", () => {
+    expect(parseKeyword("RET 123456", threeBrands)).toEqual(refuse("123456", ["MIGROS"]));
+  });
+
+  it("matches a brand code given as a name", () => {
+    expect(parseKeyword("RET kotonkids", threeBrands)).toEqual(refuse("kotonkids", ["KOTONKIDS"]));
+  });
+
+  it("matches a name written with Turkish letters against any spelling", () => {
+    for (const text of ["RET ŞOK", "RET SOK", "ret şok", "RET Şok."]) {
+      expect(parseKeyword(text, [SOK])).toEqual(refuse("sok", ["SOK"]));
+    }
+  });
+
+  it("matches whatever the case of the configured names", () => {
+    const lower: BrandNames = { code: "MIGROS", names: ["mıgros"] };
+    expect(parseKeyword("RET MİGROS", [lower])).toEqual(refuse("migros", ["MIGROS"]));
+  });
+
+  it.each(["IPTAL migros", "İPTAL MIGROS", "iptal Migros", "DUR MIGROS", "STOP MIGROS"])(
+    "reads %j as a refusal with another refusal word",
+    (text) => {
+      expect(parseKeyword(text, threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+    },
+  );
+});
+
+describe("parseKeyword: scope", () => {
+  it("refuses calls with ARAMA after the brand", () => {
+    expect(parseKeyword("RET MIGROS ARAMA", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+  });
+
+  it("refuses calls with ÇAĞRI and ARAMALAR too", () => {
+    expect(parseKeyword("RET MIGROS ÇAĞRI", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    expect(parseKeyword("RET MIGROS cagri", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    expect(parseKeyword("RET MIGROS aramalar", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+  });
+
+  it("refuses messages with MESAJ, SMS or İLETİ after the brand", () => {
+    for (const scope of ["MESAJ", "SMS", "İLETİ", "ileti"]) {
+      expect(parseKeyword(`RET MIGROS ${scope}`, threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ"]));
+    }
+  });
+
+  it.each(["TÜMÜ", "TUMU", "tümü", "HEPSİ", "HEPSI", "hepsi"])("refuses both phone channels with %j", (scope) => {
+    expect(parseKeyword(`RET MIGROS ${scope}`, threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
+  });
+
+  it("keeps the default scope when the word after the brand is not a scope word", () => {
+    expect(parseKeyword("RET MIGROS lütfen ARAMA", threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+  });
+
+  it("ignores words after the scope", () => {
+    expect(parseKeyword("RET MIGROS ARAMA artık aramayın", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+  });
+
+  it("returns a fresh types array on every call", () => {
+    const first = parseKeyword("RET MIGROS", oneBrand);
+    if (first.kind !== "action") throw new Error("expected an action");
+    first.types.push("ARAMA");
+    expect(parseKeyword("RET MIGROS", oneBrand)).toEqual(refuse("migros", ["MIGROS"]));
+  });
+});
+
+describe("parseKeyword: bare keywords", () => {
+  it("applies a bare RET to the only brand of a one-brand number", () => {
+    expect(parseKeyword("RET", oneBrand)).toEqual({
+      kind: "action",
+      status: "RET",
+      types: ["MESAJ"],
+      brandRef: null,
+      brands: ["MIGROS"],
+      bare: true,
+    });
+  });
+
+  it("applies a bare RET to every brand of a shared number, in the given order", () => {
+    expect(parseKeyword("RET", threeBrands)).toEqual({
+      kind: "action",
+      status: "RET",
+      types: ["MESAJ"],
+      brandRef: null,
+      brands: ["MIGROS", "KOTON", "KOTONKIDS"],
+      bare: true,
+    });
+  });
+
+  it.each(["İPTAL", "iptal", "IPTAL", "DUR", "STOP", "ret."])("reads %j as a bare refusal", (text) => {
+    expect(parseKeyword(text, oneBrand)).toMatchObject({ kind: "action", status: "RET", bare: true, brands: ["MIGROS"] });
+  });
+
+  it("reads a scope word directly after the keyword as a bare action with that scope", () => {
+    expect(parseKeyword("RET ARAMA", threeBrands)).toEqual({
+      kind: "action",
+      status: "RET",
+      types: ["ARAMA"],
+      brandRef: null,
+      brands: ["MIGROS", "KOTON", "KOTONKIDS"],
+      bare: true,
+    });
+    expect(parseKeyword("RET TÜMÜ", oneBrand)).toMatchObject({ bare: true, types: ["MESAJ", "ARAMA"] });
+  });
+
+  it("ignores trailing words after a bare scope that are not a brand name", () => {
+    expect(parseKeyword("RET ARAMA lütfen", threeBrands)).toMatchObject({
+      bare: true,
+      types: ["ARAMA"],
+      brands: ["MIGROS", "KOTON", "KOTONKIDS"],
+    });
+  });
+
+  it("narrows a scope-first refusal to the brand named after the scope", () => {
+    expect(parseKeyword("RET ARAMA MIGROS", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+  });
+
+  it("returns no brands for a bare keyword on a number that serves none", () => {
+    expect(parseKeyword("RET", [])).toMatchObject({ kind: "action", bare: true, brands: [] });
+  });
+});
+
+describe("parseKeyword: consent", () => {
+  it("reads ONAY with a brand as a consent for that brand", () => {
+    expect(parseKeyword("ONAY MIGROS", threeBrands)).toEqual({
+      kind: "action",
+      status: "ONAY",
+      types: ["MESAJ"],
+      brandRef: "migros",
+      brands: ["MIGROS"],
+      bare: false,
+    });
+  });
+
+  it("reads a bare EVET as a consent for every brand of the number", () => {
+    expect(parseKeyword("EVET", threeBrands)).toMatchObject({
+      kind: "action",
+      status: "ONAY",
+      bare: true,
+      brands: ["MIGROS", "KOTON", "KOTONKIDS"],
+    });
+  });
+
+  it("reads START with a scope as a consent for that channel", () => {
+    expect(parseKeyword("start koton arama", threeBrands)).toMatchObject({ status: "ONAY", brands: ["KOTON"], types: ["ARAMA"] });
+  });
+});
+
+describe("parseKeyword: help", () => {
+  it.each(["YARDIM", "yardım", "Yardim", "BİLGİ", "bilgi", "BILGI", "HELP", "help?"])("reads %j as a help request", (text) => {
+    expect(parseKeyword(text, threeBrands)).toEqual({ kind: "help" });
+  });
+
+  it("reads a help word followed by anything as a help request", () => {
+    expect(parseKeyword("YARDIM MIGROS", threeBrands)).toEqual({ kind: "help" });
+  });
+});
+
+describe("parseKeyword: longest brand name", () => {
+  it("prefers the two-word brand over a one-word brand sharing its first word", () => {
+    expect(parseKeyword("RET KOTON KIDS", threeBrands)).toEqual(refuse("koton kids", ["KOTONKIDS"]));
+  });
+
+  it("matches the one-word brand when the second word is absent", () => {
+    expect(parseKeyword("RET KOTON", threeBrands)).toEqual(refuse("koton", ["KOTON"]));
+  });
+
+  it("matches the one-word brand when the second word is something else", () => {
+    expect(parseKeyword("RET KOTON ARAMA", threeBrands)).toEqual(refuse("koton", ["KOTON"], ["ARAMA"]));
+    expect(parseKeyword("RET KOTON KID", threeBrands)).toEqual(refuse("koton", ["KOTON"]));
+  });
+
+  it("does not depend on the order of brands or names", () => {
+    expect(parseKeyword("RET KOTON KIDS", [KOTON_KIDS, KOTON, MIGROS])).toEqual(refuse("koton kids", ["KOTONKIDS"]));
+    const kidsFirst: BrandNames = { code: "KOTONKIDS", names: ["KOTONKIDS", "KOTON KIDS"] };
+    expect(parseKeyword("RET KOTON KIDS ARAMA", [kidsFirst, KOTON])).toEqual(refuse("koton kids", ["KOTONKIDS"], ["ARAMA"]));
+  });
+
+  it("matches a multi-word name typed with extra spaces and Turkish letters", () => {
+    expect(parseKeyword("ret  şok\u00a0market tümü", [SOK])).toEqual(refuse("sok market", ["SOK"], ["MESAJ", "ARAMA"]));
+  });
+
+  it("matches brand names as whole words only", () => {
+    expect(parseKeyword("RET MIGROSX", oneBrand)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "migrosx" });
+    expect(parseKeyword("RET KOTONKIDSX", threeBrands)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "kotonkidsx" });
+  });
+});
+
+describe("parseKeyword: misconfigured shared names", () => {
+  it("returns every brand answering to the same name", () => {
+    const a: BrandNames = { code: "A", names: ["ORTAK"] };
+    const b: BrandNames = { code: "B", names: ["Ortak", "BEE"] };
+    expect(parseKeyword("RET ORTAK", [a, b])).toEqual(refuse("ortak", ["A", "B"]));
+  });
+
+  it("lists a brand once when two of its names fold to the same word", () => {
+    expect(parseKeyword("RET MIGROS", [MIGROS])).toEqual(refuse("migros", ["MIGROS"]));
+  });
+});
+
+describe("parseKeyword: what does not parse", () => {
+  it("reports an unknown brand with the word", () => {
+    expect(parseKeyword("RET XYZ", threeBrands)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "xyz" });
+  });
+
+  it("reports an unknown brand even on a one-brand number", () => {
+    expect(parseKeyword("RET MİGRSO", oneBrand)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "migrso" });
+  });
+
+  it("reports a text without a keyword", () => {
+    expect(parseKeyword("MERHABA", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "merhaba" });
+    expect(parseKeyword("MIGROS RET", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "migros" });
+  });
+
+  it("does not take a keyword glued to the brand", () => {
+    expect(parseKeyword("RETMIGROS", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "retmigros" });
+  });
+
+  it.each(["", "   ", "\u00a0\n\t", "...", "\u200b"])("reports %j as empty", (text) => {
+    expect(parseKeyword(text, threeBrands)).toEqual({ kind: "unknown", reason: "empty" });
+  });
+});
+
+describe("foldedWords and custom lists", () => {
+  it("stores the default words folded and without duplicates", () => {
+    expect(defaultKeywordWords).toEqual({
+      refuse: ["ret", "iptal", "dur", "stop"],
+      consent: ["onay", "evet", "start"],
+      help: ["yardim", "bilgi", "help"],
+      scopeCalls: ["arama", "aramalar", "cagri"],
+      scopeSms: ["mesaj", "sms", "ileti"],
+      scopeAll: ["tumu", "hepsi"],
+    });
+  });
+
+  it("folds custom words and keeps the defaults for categories not given", () => {
+    const words = foldedWords({ refuse: ["İSTEMİYORUM", "Çık"] });
+    expect(words.refuse).toEqual(["istemiyorum", "cik"]);
+    expect(words.consent).toEqual(defaultKeywordWords.consent);
+    expect(words.scopeAll).toEqual(defaultKeywordWords.scopeAll);
+  });
+
+  it("parses with a custom refusal word and no longer accepts the replaced ones", () => {
+    const words = foldedWords({ refuse: ["İSTEMİYORUM"] });
+    expect(parseKeyword("istemiyorum migros", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"]));
+    expect(parseKeyword("RET MIGROS", oneBrand, words)).toEqual({ kind: "unknown", reason: "no_keyword", word: "ret" });
+  });
+
+  it("parses with custom scope and help words", () => {
+    const words = foldedWords({ scopeCalls: ["TELEFON"], help: ["NE"] });
+    expect(parseKeyword("RET MIGROS telefon", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    expect(parseKeyword("RET MIGROS ARAMA", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"]));
+    expect(parseKeyword("ne?", oneBrand, words)).toEqual({ kind: "help" });
+  });
+
+  it("rejects a keyword that folds to nothing or to several words", () => {
+    expect(() => foldedWords({ refuse: ["..."] })).toThrow(RangeError);
+    expect(() => foldedWords({ consent: ["BANA YAZ"] })).toThrow(/exactly one word/);
+  });
+
+  it("rejects a word in two keyword categories", () => {
+    expect(() => foldedWords({ consent: ["ONAY", "STOP"] })).toThrow(/stop.*refuse.*consent/);
+  });
+
+  it("rejects a word in two scope categories", () => {
+    expect(() => foldedWords({ scopeSms: ["MESAJ", "ARAMA"] })).toThrow(/arama/);
+  });
+
+  it("accepts the same word as a keyword and as a scope word", () => {
+    const words = foldedWords({ help: ["SMS"] });
+    expect(parseKeyword("SMS", oneBrand, words)).toEqual({ kind: "help" });
+    expect(parseKeyword("RET MIGROS SMS", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"]));
+  });
+});

@@ -1,0 +1,212 @@
+import { foldTurkish } from "./turkish";
+
+export type KeywordStatus = "RET" | "ONAY";
+export type PhoneChannel = "MESAJ" | "ARAMA";
+
+/** Words of the SMS keyword grammar, stored folded (see `foldTurkish`). */
+export interface KeywordWords {
+  refuse: string[];
+  consent: string[];
+  help: string[];
+  /** After the brand: refuse or grant `ARAMA`. */
+  scopeCalls: string[];
+  /** After the brand: refuse or grant `MESAJ` (also the default). */
+  scopeSms: string[];
+  /** After the brand: refuse or grant both phone channels. */
+  scopeAll: string[];
+}
+
+/**
+ * The names by which a recipient may refer to a brand: its short names (up to 3), its code and its
+ * İYS brand number as digits. A name may be several words ("KOTON KIDS"); it is folded before use.
+ */
+export interface BrandNames {
+  code: string;
+  names: string[];
+}
+
+export type KeywordParse =
+  | {
+      kind: "action";
+      status: KeywordStatus;
+      types: PhoneChannel[];
+      /** The folded brand name as matched. */
+      brandRef: string;
+      /** Codes of the brands answering to that name: one, unless brands share a name by mistake. */
+      brands: string[];
+      bare: false;
+    }
+  | {
+      kind: "action";
+      status: KeywordStatus;
+      types: PhoneChannel[];
+      brandRef: null;
+      /** Every brand the number serves, in the given order. */
+      brands: string[];
+      bare: true;
+    }
+  | { kind: "help" }
+  | {
+      kind: "unknown";
+      reason: "empty" | "no_keyword" | "unknown_brand";
+      /** The folded word that did not parse (absent when the text is empty). */
+      word?: string;
+    };
+
+type WordCategory = keyof KeywordWords;
+
+const KEYWORD_CATEGORIES = ["refuse", "consent", "help"] as const satisfies readonly WordCategory[];
+const SCOPE_CATEGORIES = ["scopeCalls", "scopeSms", "scopeAll"] as const satisfies readonly WordCategory[];
+
+const RAW_DEFAULT_WORDS: Readonly<Record<WordCategory, readonly string[]>> = {
+  refuse: ["RET", "IPTAL", "İPTAL", "DUR", "STOP"],
+  consent: ["ONAY", "EVET", "START"],
+  help: ["YARDIM", "BILGI", "BİLGİ", "HELP"],
+  scopeCalls: ["ARAMA", "ARAMALAR", "CAGRI", "ÇAĞRI"],
+  scopeSms: ["MESAJ", "SMS", "ILETI", "İLETİ"],
+  scopeAll: ["TUMU", "TÜMÜ", "HEPSI", "HEPSİ"],
+};
+
+function foldList(category: WordCategory, list: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const raw of list) {
+    const folded = foldTurkish(raw);
+    if (folded === "" || folded.includes(" ")) {
+      throw new RangeError(`keyword word ${JSON.stringify(raw)} in ${category} must fold to exactly one word`);
+    }
+    if (!out.includes(folded)) out.push(folded);
+  }
+  return out;
+}
+
+function assertDisjoint(words: KeywordWords, categories: readonly WordCategory[]): void {
+  const owner = new Map<string, WordCategory>();
+  for (const category of categories) {
+    for (const word of words[category]) {
+      const previous = owner.get(word);
+      if (previous !== undefined && previous !== category) {
+        throw new RangeError(`keyword word "${word}" is in both ${previous} and ${category}`);
+      }
+      owner.set(word, category);
+    }
+  }
+}
+
+/**
+ * Builds a per-number word list: given categories replace the defaults, missing ones keep them.
+ * Words are folded once here; a word that folds to nothing or to several words, or that would make
+ * the grammar ambiguous (one word in two keyword or two scope categories), is a configuration error.
+ */
+export function foldedWords(words: Partial<KeywordWords>): KeywordWords {
+  const result: KeywordWords = {
+    refuse: foldList("refuse", words.refuse ?? RAW_DEFAULT_WORDS.refuse),
+    consent: foldList("consent", words.consent ?? RAW_DEFAULT_WORDS.consent),
+    help: foldList("help", words.help ?? RAW_DEFAULT_WORDS.help),
+    scopeCalls: foldList("scopeCalls", words.scopeCalls ?? RAW_DEFAULT_WORDS.scopeCalls),
+    scopeSms: foldList("scopeSms", words.scopeSms ?? RAW_DEFAULT_WORDS.scopeSms),
+    scopeAll: foldList("scopeAll", words.scopeAll ?? RAW_DEFAULT_WORDS.scopeAll),
+  };
+  assertDisjoint(result, KEYWORD_CATEGORIES);
+  assertDisjoint(result, SCOPE_CATEGORIES);
+  return result;
+}
+
+export const defaultKeywordWords: KeywordWords = foldedWords({});
+
+const SMS_ONLY: readonly PhoneChannel[] = ["MESAJ"];
+const CALLS_ONLY: readonly PhoneChannel[] = ["ARAMA"];
+const BOTH_CHANNELS: readonly PhoneChannel[] = ["MESAJ", "ARAMA"];
+
+function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneChannel[] | null {
+  if (word === undefined) return null;
+  if (words.scopeCalls.includes(word)) return CALLS_ONLY;
+  if (words.scopeSms.includes(word)) return SMS_ONLY;
+  if (words.scopeAll.includes(word)) return BOTH_CHANNELS;
+  return null;
+}
+
+interface BrandMatch {
+  ref: string;
+  length: number;
+  codes: string[];
+}
+
+function startsWithAt(tokens: readonly string[], at: number, name: readonly string[]): boolean {
+  if (at + name.length > tokens.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    if (tokens[at + i] !== name[i]) return false;
+  }
+  return true;
+}
+
+/** The longest brand name starting at `at`, with every brand answering to it. */
+function matchBrand(tokens: readonly string[], at: number, brands: readonly BrandNames[]): BrandMatch | null {
+  let best: BrandMatch | null = null;
+  for (const brand of brands) {
+    for (const rawName of brand.names) {
+      const name = foldTurkish(rawName);
+      if (name === "") continue;
+      const nameTokens = name.split(" ");
+      if (!startsWithAt(tokens, at, nameTokens)) continue;
+      if (best === null || nameTokens.length > best.length) {
+        best = { ref: name, length: nameTokens.length, codes: [brand.code] };
+      } else if (nameTokens.length === best.length && !best.codes.includes(brand.code)) {
+        best.codes.push(brand.code);
+      }
+    }
+  }
+  return best;
+}
+
+/**
+ * Parses an inbound SMS: `<keyword> [<brand name>] [<scope>] [anything]`.
+ *
+ * The keyword is the first word (refusal, consent or help word). A brand name is matched as whole
+ * words, the longest name of any brand winning; a brand name takes precedence over a scope word in
+ * that position. The scope defaults to `MESAJ`, the channel the SMS came on. Without a brand name
+ * the action is bare and applies to every brand the number serves. A scope word directly after the
+ * keyword may still be followed by a brand name (`RET ARAMA MIGROS`), which then narrows the action
+ * to that brand. Words after the brand and scope are ignored.
+ */
+export function parseKeyword(
+  text: string,
+  brands: readonly BrandNames[],
+  words: KeywordWords = defaultKeywordWords,
+): KeywordParse {
+  const folded = foldTurkish(text);
+  if (folded === "") return { kind: "unknown", reason: "empty" };
+  const tokens = folded.split(" ");
+  const keyword = tokens[0] ?? "";
+
+  let status: KeywordStatus;
+  if (words.refuse.includes(keyword)) status = "RET";
+  else if (words.consent.includes(keyword)) status = "ONAY";
+  else if (words.help.includes(keyword)) return { kind: "help" };
+  else return { kind: "unknown", reason: "no_keyword", word: keyword };
+
+  const brand = matchBrand(tokens, 1, brands);
+  if (brand !== null) {
+    const scope = scopeOf(tokens[1 + brand.length], words) ?? SMS_ONLY;
+    return { kind: "action", status, types: [...scope], brandRef: brand.ref, brands: brand.codes, bare: false };
+  }
+
+  const second = tokens[1];
+  if (second === undefined) {
+    return { kind: "action", status, types: [...SMS_ONLY], brandRef: null, brands: brands.map((b) => b.code), bare: true };
+  }
+  const scope = scopeOf(second, words);
+  if (scope === null) return { kind: "unknown", reason: "unknown_brand", word: second };
+
+  const brandAfterScope = matchBrand(tokens, 2, brands);
+  if (brandAfterScope !== null) {
+    return {
+      kind: "action",
+      status,
+      types: [...scope],
+      brandRef: brandAfterScope.ref,
+      brands: brandAfterScope.codes,
+      bare: false,
+    };
+  }
+  return { kind: "action", status, types: [...scope], brandRef: null, brands: brands.map((b) => b.code), bare: true };
+}

@@ -1,0 +1,70 @@
+/**
+ * Turkish-aware folding for matching what people type into an SMS: case-, accent- and
+ * whitespace-insensitive, and independent of the server's locale.
+ */
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+// Only İ and ı need this: ı has no decomposition, and "İ".toLowerCase() yields "i" + U+0307.
+// The rest are listed so that the intended mapping is stated, not left to NFD.
+const TURKISH_LETTERS = /[İIıÇçĞğÖöŞşÜü]/g;
+const TURKISH_FOLD: Readonly<Record<string, string>> = {
+  İ: "i",
+  I: "i",
+  ı: "i",
+  Ç: "c",
+  ç: "c",
+  Ğ: "g",
+  ğ: "g",
+  Ö: "o",
+  ö: "o",
+  Ş: "s",
+  ş: "s",
+  Ü: "u",
+  ü: "u",
+};
+
+const MARKS = /\p{M}+/gu;
+// U+200B, U+2060, U+180E and U+FEFF are format characters, not \s, yet phones and copy-paste
+// use them between words.
+const SPACES = /[\s\p{Cc}\u200b\u2060\u180e\ufeff]+/gu;
+// Remaining format characters (soft hyphen, ZWJ/ZWNJ, bidi marks) sit inside words.
+const INVISIBLE = /\p{Cf}+/gu;
+const EDGE_PUNCTUATION = /(?<=^| )[\p{P}\p{S}]+|[\p{P}\p{S}]+(?= |$)/gu;
+const SPACE_RUNS = / {2,}/g;
+
+function foldTurkishLetter(c: string): string {
+  return TURKISH_FOLD[c] ?? c;
+}
+
+function foldLetters(s: string): string {
+  return s
+    .normalize("NFKC")
+    .replace(TURKISH_LETTERS, foldTurkishLetter)
+    // toLowerCase applies the locale-independent Unicode default mapping (unlike toLocaleLowerCase).
+    .toLowerCase()
+    .normalize("NFD")
+    .replace(MARKS, "")
+    .normalize("NFC");
+}
+
+function foldSpacing(s: string): string {
+  return s
+    .replace(SPACES, " ")
+    .replace(INVISIBLE, "")
+    .replace(EDGE_PUNCTUATION, "")
+    .replace(SPACE_RUNS, " ")
+    .trim();
+}
+
+/**
+ * Folds text for Turkish matching: NFKC, `İ I ı i → i`, `ç ğ ö ş ü → c g o s u`, other letters
+ * lower-cased and stripped of accents, every kind of whitespace collapsed to one space,
+ * punctuation and symbols removed from the edges of words (digits kept), trimmed.
+ * Idempotent: folding a folded string changes nothing.
+ */
+export function foldTurkish(s: string): string {
+  if (s.length === 0) return "";
+  const letters = PRINTABLE_ASCII.test(s) ? s.toLowerCase() : foldLetters(s);
+  return foldSpacing(letters);
+}

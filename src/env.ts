@@ -1,0 +1,32 @@
+import type { Redis } from "ioredis";
+import type { LedgerKey } from "../db/checkpoints";
+import type { Db } from "../db/index";
+import type { Ledger, OutboxRef } from "../db/ledger";
+import type { Config } from "./config";
+import type { BusinessCalendar } from "./domain/calendar";
+import type { Clock } from "./domain/time";
+import type { Logger } from "./log";
+
+/** What routes need from the running process; built once in src/runtime.ts (or by a test). */
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  ledger: Ledger;
+  calendar: BusinessCalendar;
+  clock: Clock;
+  log: Logger;
+  ledgerKey: LedgerKey;
+  /** Producer-side Redis (fails fast when Redis is down). */
+  redis: Redis;
+  jobs: {
+    enqueueReceipt(id: number): Promise<void>;
+    enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+  };
+}
+
+/** One env type for every sub-app and middleware. */
+export interface HonoEnv {
+  Variables: {
+    requestId: string;
+  };
+}

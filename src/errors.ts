@@ -1,0 +1,55 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** The hub's own error codes; rule violations use the İYS code itself (H174, H162…). */
+export const errorCodes = [
+  "bad_request",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "conflict",
+  "payload_too_large",
+  "unsupported_media_type",
+  "rate_limited",
+  "unavailable",
+  "internal_error",
+] as const;
+export type HubErrorCode = (typeof errorCodes)[number];
+export type IysErrorCode = `H${number}`;
+
+const codeToStatus: Record<HubErrorCode, ContentfulStatusCode> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  unavailable: 503,
+  internal_error: 500,
+};
+
+export class ApiError extends Error {
+  readonly status: ContentfulStatusCode;
+  constructor(
+    readonly code: HubErrorCode | IysErrorCode,
+    message: string,
+    readonly details?: { field?: string; issues?: { field: string; message: string }[] },
+  ) {
+    super(message);
+    this.name = "ApiError";
+    this.status = code.startsWith("H") && /^H\d+$/.test(code) ? 422 : codeToStatus[code as HubErrorCode];
+  }
+}
+
+export function errorBody(c: Context, err: ApiError) {
+  return {
+    error: {
+      code: err.code,
+      message: err.message,
+      requestId: (c.get("requestId") as string | undefined) ?? null,
+      ...(err.details ?? {}),
+    },
+  };
+}

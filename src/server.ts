@@ -1,0 +1,40 @@
+import { serve } from "@hono/node-server";
+import { createApp } from "./app";
+import { ConfigError, loadConfig } from "./config";
+import { createRuntime } from "./runtime";
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const runtime = await createRuntime(config);
+  const { log } = runtime.deps;
+  if (config.RUN_WORKERS) runtime.startBackground();
+  const server = config.RUN_WEB
+    ? serve({ fetch: createApp(runtime.deps).fetch, port: config.PORT }, (info) =>
+        log.info({ port: info.port, publicBaseUrl: config.PUBLIC_BASE_URL, workers: config.RUN_WORKERS }, "hub listening"),
+      )
+    : null;
+  if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    server?.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+void main();

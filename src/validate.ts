@@ -1,0 +1,30 @@
+import type { Context } from "hono";
+import type { z } from "zod";
+import { ApiError } from "./errors";
+
+function fieldOf(path: PropertyKey[]): string {
+  return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(body)";
+}
+
+/** Parses with a zod schema; a failure is a 400 naming the first bad field (and listing all). */
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => ({ field: fieldOf(i.path), message: i.message }));
+  const first = issues[0]!;
+  throw new ApiError("bad_request", `${first.field}: ${first.message}`, { field: first.field, issues });
+}
+
+/** Reads a JSON body; malformed JSON or another content type is a clear 4xx, never a 500. */
+export async function jsonBody(c: Context): Promise<unknown> {
+  const type = c.req.header("content-type") ?? "";
+  if (!type.toLowerCase().includes("application/json")) {
+    throw new ApiError("unsupported_media_type", "Content-Type must be application/json");
+  }
+  const text = await c.req.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ApiError("bad_request", "the request body is not valid JSON", { field: "(body)" });
+  }
+}

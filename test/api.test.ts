@@ -1,0 +1,272 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { FakeIys } from "./fakes/iys";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+
+const tmp = tempDir();
+const iys = new FakeIys();
+let runtime: Runtime;
+let app: App;
+
+beforeAll(async () => {
+  const iysUrl = await iys.start();
+  const config = testConfig(tmp.dir, { IYS_API_BASE_URL: iysUrl, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret" });
+  runtime = await createRuntime(config);
+  runtime.startBackground();
+  app = createApp(runtime.deps);
+  const res = await app.request(
+    "/api/v1/brands",
+    authed({
+      code: "migros",
+      name: "Migros",
+      iysCode: "654321",
+      brandCode: "654322",
+      shortNames: ["MİGROS", "MMM"],
+      numbers: [{ number: "3434", provider: "twilio", channels: ["sms"] }],
+    }),
+  );
+  expect(res.status).toBe(201);
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await iys.stop();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const minutesAgo = (m: number) => formatIysDate(new Date(Date.now() - m * 60_000));
+
+describe("health", () => {
+  it("healthz answers 200 while the process is up", async () => {
+    expect((await app.request("/healthz")).status).toBe(200);
+  });
+
+  it("readyz answers 200 when SQLite and Redis are reachable", async () => {
+    const res = await app.request("/readyz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ checks: { database: "ok", redis: "ok" } });
+  });
+
+  it("readyz answers 503 naming Redis when Redis is unreachable", async () => {
+    const dir = tempDir();
+    const down = await createRuntime(testConfig(dir.dir, { REDIS_URL: "redis://127.0.0.1:1" }));
+    try {
+      const res = await createApp(down.deps).request("/readyz");
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ checks: { database: "ok", redis: "unreachable" } });
+    } finally {
+      await down.close();
+      dir.cleanup();
+    }
+  });
+});
+
+describe("provider API security", () => {
+  it("no auth key should return 401", async () => {
+    const res = await app.request("/api/v1/brands");
+    expect(res.status).toBe(401);
+    expect(await res.json()).toMatchObject({ error: { code: "unauthorized" } });
+  });
+
+  it("a wrong auth key should return 401", async () => {
+    const res = await app.request("/api/v1/brands", { headers: { authorization: `Bearer ${ADMIN_KEY}x` } });
+    expect(res.status).toBe(401);
+  });
+
+  it("an unknown route is a JSON 404 with a request id", async () => {
+    const res = await app.request("/nope", { headers: { "x-request-id": "req-123" } });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: { code: "not_found", requestId: "req-123" } });
+  });
+});
+
+describe("brands", () => {
+  it("a brand is created with its numbers and listed", async () => {
+    const res = await app.request("/api/v1/brands/MIGROS", authed(undefined, "GET"));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      code: "MIGROS",
+      shortNames: ["MİGROS", "MMM"],
+      numbers: [{ number: "3434", provider: "twilio", channels: ["sms"] }],
+    });
+  });
+
+  it("a second brand may share a number", async () => {
+    const res = await app.request(
+      "/api/v1/brands",
+      authed({ code: "KOTON", name: "Koton", shortNames: ["KOTON"], numbers: [{ number: "3434", provider: "twilio", channels: ["sms", "voice"] }] }),
+    );
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ numbers: [{ number: "3434", channels: ["sms", "voice"] }] });
+  });
+
+  it("a brand answering to a name another brand on the same number uses is refused with 409", async () => {
+    const res = await app.request(
+      "/api/v1/brands",
+      authed({ code: "MIGROSJET", name: "Migros Jet", shortNames: ["migros"], numbers: [{ number: "3434", provider: "twilio" }] }),
+    );
+    expect(res.status).toBe(409);
+    expect((await res.json()).error.field).toBe("shortNames");
+  });
+
+  it("a duplicate brand code is a 409", async () => {
+    const res = await app.request("/api/v1/brands", authed({ code: "MIGROS", name: "x" }));
+    expect(res.status).toBe(409);
+  });
+
+  it("more than 3 short names is a 400 naming the field", async () => {
+    const res = await app.request("/api/v1/brands", authed({ code: "AAA", name: "A", shortNames: ["a1", "a2", "a3", "a4"] }));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ code: "bad_request", field: "shortNames" });
+  });
+
+  it("a long number is stored in E.164", async () => {
+    const res = await app.request(
+      "/api/v1/brands",
+      authed({ code: "BIM", name: "BİM", numbers: [{ number: "0532 000 00 01", provider: "vonage", channels: ["sms"] }] }),
+    );
+    expect(res.status).toBe(201);
+    expect((await res.json()).numbers[0].number).toBe("+905320000001");
+  });
+
+  it("an invalid service number is a 400 naming it", async () => {
+    const res = await app.request("/api/v1/brands", authed({ code: "CCC", name: "C", numbers: [{ number: "12", provider: "twilio" }] }));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.field).toMatch(/^numbers\[0\]/);
+  });
+
+  it("malformed JSON is a 400, not a 500", async () => {
+    const res = await app.request("/api/v1/brands", { ...authed(), body: "{not json" });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe("bad_request");
+  });
+
+  it("a body that is not JSON is a 415", async () => {
+    const res = await app.request("/api/v1/brands", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/plain" },
+      body: "x",
+    });
+    expect(res.status).toBe(415);
+  });
+
+  it("an oversize body is a 413", async () => {
+    const res = await app.request("/api/v1/brands", authed({ code: "BIG", name: "x".repeat(2 * 1024 * 1024) }));
+    expect(res.status).toBe(413);
+  });
+});
+
+describe("consents", () => {
+  it("a provider-collected ONAY is recorded, readable in any spelling, and reported to İYS once", async () => {
+    const consentDate = minutesAgo(30);
+    const body = { brand: "MIGROS", recipient: "0532 111 22 33", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate };
+    const res = await app.request("/api/v1/consents", authed(body));
+    expect(res.status).toBe(201);
+    const created = await res.json();
+    expect(created).toMatchObject({
+      event: { brand: "MIGROS", recipient: "+905321112233", status: "ONAY", consentDate, origin: "api", effect: "movement" },
+      consent: { status: "ONAY", inIys: true },
+      iys: { reportable: true },
+    });
+
+    const read = await app.request(`/api/v1/consents?brand=migros&recipient=${encodeURIComponent("+90 (532) 111-22-33")}`, authed(undefined, "GET"));
+    expect(read.status).toBe(200);
+    const history = await read.json();
+    expect(history.consents).toHaveLength(1);
+    expect(history.events[0]).toMatchObject({ id: created.event.id, hash: created.event.hash });
+
+    await waitFor(() => iys.writes.length >= 1);
+    expect(iys.writes).toHaveLength(1);
+    expect(iys.writes[0]).toMatchObject({
+      iysCode: "654321",
+      brandCode: "654322",
+      body: { recipient: "+905321112233", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate, recipientType: "BIREYSEL" },
+    });
+    await waitFor(() => {
+      const row = runtime.deps.db.$client.prepare("SELECT status FROM outbox WHERE event_id = ?").get(created.event.id) as { status: string };
+      return row.status === "done";
+    });
+  });
+
+  it("an identical re-submission returns the original result", async () => {
+    const body = { brand: "MIGROS", recipient: "+905321112244", type: "ARAMA", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(20) };
+    const first = await app.request("/api/v1/consents", authed(body));
+    const again = await app.request("/api/v1/consents", authed({ ...body, recipient: "05321112244" }));
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect((await again.json()).event).toEqual((await first.json()).event);
+  });
+
+  it("a rule violation is a 422 whose error code is the İYS code", async () => {
+    const future = formatIysDate(new Date(Date.now() + 3_600_000));
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient: "+905321112255", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: future }),
+    );
+    expect(res.status).toBe(422);
+    expect((await res.json()).error).toMatchObject({ code: "H162" });
+  });
+
+  it("the same status twice is a 422 H174", async () => {
+    const body = { brand: "MIGROS", recipient: "+905321112266", type: "MESAJ", status: "ONAY", source: "HS_WEB" };
+    expect((await app.request("/api/v1/consents", authed({ ...body, consentDate: minutesAgo(10) }))).status).toBe(201);
+    const res = await app.request("/api/v1/consents", authed({ ...body, consentDate: minutesAgo(5) }));
+    expect(res.status).toBe(422);
+    expect((await res.json()).error.code).toBe("H174");
+  });
+
+  it("a RET for an address without consent is recorded as a suppression and not reported", async () => {
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient: "+905321112277", type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: minutesAgo(1) }),
+    );
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ event: { effect: "suppression" }, iys: { reportable: false, code: "H175" } });
+  });
+
+  it("an IYS_* source is a 400 naming source", async () => {
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient: "+905321112288", type: "MESAJ", status: "ONAY", source: "IYS_WEB", consentDate: minutesAgo(1) }),
+    );
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.field).toBe("source");
+  });
+
+  it("a bad date format is a 422 H158 naming consentDate", async () => {
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient: "+905321112299", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: "22/11/2026" }),
+    );
+    expect(res.status).toBe(422);
+    expect((await res.json()).error).toMatchObject({ code: "H158", field: "consentDate" });
+  });
+
+  it("a Turkish-lettered e-mail is a 422 H120", async () => {
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient: "ayşe@example.com", type: "EPOSTA", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(1) }),
+    );
+    expect(res.status).toBe(422);
+    expect((await res.json()).error.code).toBe("H120");
+  });
+
+  it("an unknown brand is a 404 naming brand", async () => {
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "NOPE", recipient: "+905321112200", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(1) }),
+    );
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.field).toBe("brand");
+  });
+
+  it("a missing field is a 400 naming it", async () => {
+    const res = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905321112200", status: "ONAY" }));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.field).toBe("type");
+  });
+});

@@ -1,0 +1,149 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatIysDate } from "../src/domain/time";
+import { FakeIys } from "./fakes/iys";
+import { ADMIN_KEY, deletePrefix, REDIS_URL, tempDir, uniquePrefix, waitFor } from "./helpers";
+
+/** Runs the real server (`src/server.ts`) as a child process, so it can be killed at any line. */
+class HubProcess {
+  child: ChildProcess | null = null;
+  output = "";
+  constructor(
+    readonly port: number,
+    readonly env: Record<string, string>,
+  ) {}
+
+  async start(extra: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
+      env: { ...process.env, ...this.env, ...extra, PORT: String(this.port) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
+    await waitFor(
+      async () => {
+        if (this.child?.exitCode !== null) throw new Error(`hub exited early:\n${this.output}`);
+        const res = await fetch(`http://127.0.0.1:${this.port}/healthz`).catch(() => null);
+        return res?.ok;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+  }
+
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return new Promise((resolve) => {
+      if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) {
+        resolve({ code: this.child?.exitCode ?? null, signal: this.child?.signalCode ?? null });
+      } else this.child.once("exit", (code, signal) => resolve({ code, signal }));
+    });
+  }
+
+  async stop() {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+      const done = this.exited();
+      this.child.kill("SIGTERM");
+      await done;
+    }
+  }
+
+  post(path: string, body: unknown) {
+    return fetch(`http://127.0.0.1:${this.port}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+}
+
+const tmp = tempDir();
+const iys = new FakeIys();
+const prefix = uniquePrefix();
+let env: Record<string, string>;
+const port = 20000 + Math.floor(Math.random() * 20000);
+
+beforeAll(async () => {
+  const iysUrl = await iys.start();
+  env = {
+    DATABASE_PATH: join(tmp.dir, "hub.db"),
+    LEDGER_KEY_PATH: join(tmp.dir, "key.json"),
+    REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    HUB_ADMIN_KEY: ADMIN_KEY,
+    LOG_LEVEL: "warn",
+    IYS_API_BASE_URL: iysUrl,
+    IYS_USERNAME: "u",
+    IYS_PASSWORD: "p",
+    SWEEPER_GRACE_SECONDS: "1",
+    SWEEPER_INTERVAL_SECONDS: "1",
+    HUB_CRASH_POINTS: "",
+  };
+});
+
+afterAll(async () => {
+  await iys.stop();
+  await deletePrefix(prefix);
+  tmp.cleanup();
+});
+
+function outboxStatuses(): string[] {
+  const db = new Database(env.DATABASE_PATH, { readonly: true });
+  try {
+    return (db.prepare("SELECT status FROM outbox ORDER BY id").all() as { status: string }[]).map((r) => r.status);
+  } finally {
+    db.close();
+  }
+}
+
+describe("crash between the ledger commit and the enqueue", () => {
+  it("after a restart the sweeper delivers every outbox row exactly once", async () => {
+    const hub = new HubProcess(port, env);
+    await hub.start();
+    await hub.post("/api/v1/brands", { code: "MIGROS", name: "Migros", iysCode: "1", brandCode: "2", shortNames: ["MIGROS"] });
+    await hub.stop();
+
+    // 1. The process dies (SIGKILL) right after COMMIT, before anything reaches Redis.
+    const crashing = new HubProcess(port, env);
+    await crashing.start({ HUB_CRASH_POINTS: "after-ledger-commit" });
+    const bodies = [0, 1, 2].map((i) => ({
+      brand: "MIGROS",
+      recipient: `+90532000000${i}`,
+      type: "MESAJ",
+      status: "ONAY",
+      source: "HS_WEB",
+      consentDate: formatIysDate(new Date(Date.now() - 60_000)),
+    }));
+    await expect(crashing.post("/api/v1/consents", bodies[0])).rejects.toThrow();
+    expect(await crashing.exited()).toMatchObject({ signal: "SIGKILL" });
+    expect(outboxStatuses()).toEqual(["pending"]);
+
+    // 2. Redis unreachable while two more are committed: acknowledged, nothing enqueued.
+    const noRedis = new HubProcess(port, env);
+    await noRedis.start({ REDIS_URL: "redis://127.0.0.1:1", RUN_WORKERS: "false" });
+    expect((await noRedis.post("/api/v1/consents", bodies[1])).status).toBe(201);
+    expect((await noRedis.post("/api/v1/consents", bodies[2])).status).toBe(201);
+    await noRedis.stop();
+    expect(outboxStatuses()).toEqual(["pending", "pending", "pending"]);
+    expect(iys.writes).toHaveLength(0);
+
+    // 3. Restart: the sweeper finds the three rows and each reaches İYS once.
+    const healthy = new HubProcess(port, env);
+    await healthy.start();
+    await waitFor(() => outboxStatuses().every((s) => s === "done"), { timeoutMs: 20_000 });
+    // The client retries the request that died with the process: the same event, no new İYS write.
+    const retried = await healthy.post("/api/v1/consents", bodies[0]);
+    expect(retried.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2500)); // two more sweeps
+    await healthy.stop();
+
+    // 4. Another restart changes nothing.
+    const again = new HubProcess(port, env);
+    await again.start();
+    await new Promise((r) => setTimeout(r, 2500));
+    await again.stop();
+
+    expect(iys.writes.map((w) => w.body.recipient).sort()).toEqual(["+905320000000", "+905320000001", "+905320000002"]);
+    expect(outboxStatuses()).toEqual(["done", "done", "done"]);
+  }, 120_000);
+});

@@ -1,0 +1,238 @@
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger, type LedgerKey } from "../db/checkpoints";
+import { openDatabase, runMigrations, type Db } from "../db/index";
+import { eventHash, GENESIS_HASH, Ledger, type ConsentAction } from "../db/ledger";
+import { createBrand } from "../src/brands";
+import { BusinessCalendar } from "../src/domain/calendar";
+import { iysReportPlanner } from "../src/runtime";
+import { TestClock, tempDir } from "./helpers";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+const clock = new TestClock(Date.parse("2026-11-25T09:00:00Z"));
+let db: Db;
+let ledger: Ledger;
+let key: LedgerKey;
+let brandId: number;
+let n = 0;
+
+beforeEach(async () => {
+  n++;
+  db = openDatabase(join(tmp.dir, `ledger-${n}.db`));
+  runMigrations(db);
+  ledger = new Ledger(db, { clock, calendar: new BusinessCalendar(), planners: [iysReportPlanner] });
+  key = await loadOrCreateLedgerKey(join(tmp.dir, "key.json"));
+  brandId = createBrand(db, { code: "MIGROS", name: "Migros", iysCode: "600000", brandCode: "600001", shortNames: ["MIGROS"], numbers: [] }, clock.now().getTime()).id;
+});
+
+const action = (over: Partial<ConsentAction> = {}): ConsentAction => ({
+  brandId,
+  recipient: "+905321234567",
+  recipientKind: "phone",
+  phoneKind: "mobile",
+  recipientType: "BIREYSEL",
+  type: "MESAJ",
+  status: "ONAY",
+  source: "HS_WEB",
+  consentDate: clock.now().getTime() - 3_600_000,
+  origin: "api",
+  ...over,
+});
+
+const count = (table: string) => (db.$client.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+
+describe("ledger", () => {
+  it("one apply writes the event, the state and the İYS outbox row together", () => {
+    const { outcomes, outbox } = ledger.apply([action()]);
+    expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { id: 1, prevHash: GENESIS_HASH, effect: "movement" } });
+    expect(outbox).toEqual([{ id: 1, kind: "iys_report" }]);
+    expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "ONAY", inIys: true, eventId: 1 });
+    expect(count("consent_events")).toBe(1);
+    expect(count("outbox")).toBe(1);
+  });
+
+  it("events are hash-chained: each covers its content and the previous hash", () => {
+    ledger.apply([action()]);
+    clock.advance(60_000);
+    ledger.apply([action({ status: "RET", consentDate: clock.now().getTime() - 1000 })]);
+    const rows = db.$client.prepare("SELECT * FROM consent_events ORDER BY id").all() as { hash: string; prev_hash: string }[];
+    expect(rows[1]!.prev_hash).toBe(rows[0]!.hash);
+    const { outcomes } = ledger.apply([]);
+    expect(outcomes).toEqual([]);
+  });
+
+  it("a failure inside the transaction leaves nothing half-written", () => {
+    expect(() =>
+      ledger.apply([action(), action({ type: "ARAMA" })], {
+        outbox: () => {
+          throw new Error("boom after the events were inserted");
+        },
+      }),
+    ).toThrow("boom");
+    expect(count("consent_events")).toBe(0);
+    expect(count("consent_state")).toBe(0);
+    expect(count("outbox")).toBe(0);
+    // The chain continues from genesis afterwards.
+    expect(ledger.apply([action()]).outcomes[0]).toMatchObject({ kind: "recorded", event: { id: 1 } });
+  });
+
+  it("a repeated idempotency key returns the original event and writes nothing", () => {
+    const first = ledger.apply([action({ idempotencyKey: "k1" })]);
+    const again = ledger.apply([action({ idempotencyKey: "k1" })]);
+    expect(again.outcomes[0]).toMatchObject({ kind: "duplicate" });
+    expect(again.outcomes[0]!.kind === "duplicate" && again.outcomes[0]!.event.hash).toBe(
+      first.outcomes[0]!.kind === "recorded" && first.outcomes[0]!.event.hash,
+    );
+    expect(again.outbox).toEqual([]);
+    expect(count("consent_events")).toBe(1);
+  });
+
+  it("a RET without prior consent is a suppression with no İYS report", () => {
+    const { outcomes, outbox } = ledger.apply([action({ status: "RET" })]);
+    expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
+    expect(outbox).toEqual([]);
+    expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", inIys: false });
+  });
+
+  it("a repeated status is a no-op that writes no event", () => {
+    ledger.apply([action()]);
+    clock.advance(1000);
+    const { outcomes } = ledger.apply([action({ consentDate: clock.now().getTime() - 10 })]);
+    expect(outcomes[0]).toMatchObject({ kind: "noop", code: "H174" });
+    expect(count("consent_events")).toBe(1);
+  });
+
+  it("actions in one batch see each other's state", () => {
+    const t = clock.now().getTime();
+    const { outcomes } = ledger.apply([
+      action({ consentDate: t - 5000 }),
+      action({ status: "RET", consentDate: t - 4000 }),
+      action({ status: "RET", consentDate: t - 3000 }),
+    ]);
+    expect(outcomes.map((o) => o.kind)).toEqual(["recorded", "recorded", "noop"]);
+  });
+
+  it("rejections carry the İYS code and write nothing", () => {
+    const { outcomes } = ledger.apply([action({ consentDate: clock.now().getTime() + 60_000 })]);
+    expect(outcomes[0]).toMatchObject({ kind: "rejected", code: "H162" });
+    expect(count("consent_events")).toBe(0);
+  });
+});
+
+describe("ledger verification", () => {
+  function seed(events = 5) {
+    for (let i = 0; i < events; i++) {
+      clock.advance(60_000);
+      ledger.apply([action({ recipient: `+90532123456${i}`, consentDate: clock.now().getTime() - 1000 })]);
+    }
+  }
+
+  it("an untouched ledger with checkpoints verifies", async () => {
+    seed(3);
+    await createCheckpoint(db, key, clock);
+    seed(2);
+    await createCheckpoint(db, key, clock);
+    const report = await verifyLedger(db, key.publicKey);
+    expect(report).toMatchObject({ ok: true, events: 5, checkpoints: 2, firstBadEventId: null, problems: [] });
+    expect(report.head?.id).toBe(5);
+  });
+
+  it("stored hashes are the recomputed canonical hashes", () => {
+    seed(2);
+    const rows = db.$client
+      .prepare(
+        `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source, consent_date AS consentDate,
+          retailer_code AS retailerCode, origin, receipt_id AS receiptId, idempotency_key AS idempotencyKey, effect,
+          received_at AS receivedAt, prev_hash AS prevHash, hash FROM consent_events`,
+      )
+      .all() as (Parameters<typeof eventHash>[0] & { hash: string })[];
+    for (const r of rows) expect(eventHash(r)).toBe(r.hash);
+  });
+
+  const columns = [
+    "brand_id",
+    "recipient",
+    "recipient_type",
+    "type",
+    "status",
+    "source",
+    "consent_date",
+    "retailer_code",
+    "origin",
+    "idempotency_key",
+    "effect",
+    "received_at",
+    "prev_hash",
+    "hash",
+  ];
+
+  for (const column of columns) {
+    it(`a single altered byte in ${column} of event 3 is detected and named`, async () => {
+      seed(5);
+      await createCheckpoint(db, key, clock);
+      db.$client.pragma("foreign_keys = OFF");
+      const numeric = ["brand_id", "consent_date", "received_at"].includes(column);
+      if (numeric) db.$client.prepare(`UPDATE consent_events SET ${column} = ${column} + 1 WHERE id = 3`).run();
+      else {
+        // Flip the last character (NULL columns become one character).
+        db.$client
+          .prepare(
+            `UPDATE consent_events SET ${column} = CASE WHEN ${column} IS NULL THEN 'x'
+               ELSE substr(${column}, 1, length(${column}) - 1) || char(unicode(substr(${column}, -1)) ^ 1) END WHERE id = 3`,
+          )
+          .run();
+      }
+      const report = await verifyLedger(db, key.publicKey);
+      expect(report.ok).toBe(false);
+      expect(report.firstBadEventId).toBe(3);
+    });
+  }
+
+  it("a deleted event is detected", async () => {
+    seed(4);
+    db.$client.prepare("DELETE FROM consent_state WHERE event_id = 2").run();
+    db.$client.prepare("DELETE FROM consent_events WHERE id = 2").run();
+    const report = await verifyLedger(db, key.publicKey);
+    expect(report.ok).toBe(false);
+    expect(report.firstBadEventId).toBe(3);
+  });
+
+  it("a rewritten tail after a checkpoint is detected by the checkpoint", async () => {
+    seed(3);
+    await createCheckpoint(db, key, clock);
+    // Rewrite the last event consistently (recomputing its hash): the chain alone cannot tell, the checkpoint can.
+    const row = db.$client
+      .prepare(
+        `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source, consent_date AS consentDate,
+          retailer_code AS retailerCode, origin, receipt_id AS receiptId, idempotency_key AS idempotencyKey, effect,
+          received_at AS receivedAt, prev_hash AS prevHash FROM consent_events WHERE id = 3`,
+      )
+      .get() as Parameters<typeof eventHash>[0];
+    const forged = { ...row, status: "RET" as const };
+    db.$client.prepare("UPDATE consent_events SET status = 'RET', hash = ? WHERE id = 3").run(eventHash(forged));
+    db.$client.prepare("UPDATE consent_state SET status = 'RET' WHERE event_id = 3").run();
+    const report = await verifyLedger(db, key.publicKey);
+    expect(report.ok).toBe(false);
+    expect(report.firstBadEventId).toBe(3);
+    expect(report.problems.map((p) => p.problem).join("\n")).toContain("signed checkpoint");
+  });
+
+  it("a checkpoint signed by another key is refused", async () => {
+    seed(2);
+    const other = await loadOrCreateLedgerKey(join(tmp.dir, `other-${n}.json`));
+    await createCheckpoint(db, other, clock);
+    const report = await verifyLedger(db, key.publicKey);
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]!.problem).toContain("signature");
+  });
+
+  it("a state projection edited by hand is detected", async () => {
+    seed(2);
+    db.$client.prepare("UPDATE consent_state SET status = 'RET' WHERE event_id = 1").run();
+    const report = await verifyLedger(db, key.publicKey);
+    expect(report.ok).toBe(false);
+    expect(report.problems[0]!.problem).toContain("consent_state");
+  });
+});
