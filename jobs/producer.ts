@@ -15,9 +15,14 @@ export const defaultJobOptions: JobsOptions = {
 export class JobProducer {
   readonly queues: Record<QueueName, Queue>;
 
-  constructor(connection: Redis, prefix: string) {
+  constructor(connection: Redis, prefix: string, onError: (err: Error) => void = () => {}) {
     this.queues = Object.fromEntries(
-      queueNames.map((q) => [q, new Queue(q, { connection, prefix, defaultJobOptions })]),
+      queueNames.map((q) => {
+        const queue = new Queue(q, { connection, prefix, defaultJobOptions });
+        // Without a listener BullMQ prints every reconnection failure; the caller decides what to log.
+        queue.on("error", onError);
+        return [q, queue];
+      }),
     ) as Record<QueueName, Queue>;
   }
 

@@ -1,3 +1,5 @@
+import { withTimeout } from "./async";
+import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -7,15 +9,6 @@ import type { AppDeps, HonoEnv } from "./env";
 import { ApiError, errorBody } from "./errors";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
 export function createApp(deps: AppDeps) {
@@ -54,6 +47,7 @@ export function createApp(deps: AppDeps) {
       checks.database = err instanceof Error ? err.message : "error";
     }
     try {
+      await redisReady(deps.redis, 1000);
       await withTimeout(deps.redis.ping(), 1000);
       checks.redis = "ok";
     } catch {

@@ -1,3 +1,5 @@
+import { withTimeout } from "./async";
+import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { createCheckpoint, loadOrCreateLedgerKey } from "../db/checkpoints";
@@ -59,14 +61,31 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const ledger = new Ledger(db, { clock, calendar, planners: [iysReportPlanner] });
   // Producers fail fast while Redis is down: the receipt or outbox row is durable and the sweeper re-enqueues it.
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
-  redis.on("error", () => {});
+  // One log line per outage, not one per reconnection attempt.
+  let redisDown = false;
+  redis.on("error", (err: Error) => {
+    if (!redisDown) log.warn({ err: err.message }, "Redis unreachable; receipts stay durable and are enqueued when it is back");
+    redisDown = true;
+  });
+  redis.on("ready", () => {
+    if (redisDown) log.info({}, "Redis reachable again");
+    redisDown = false;
+  });
+  // Give the first connection a moment so the first requests enqueue directly; if Redis is down we
+  // start anyway (receipts are durable, the sweeper enqueues them once Redis is back).
+  await redisReady(redis, 2000).catch((err: Error) => log.warn({ err: err.message }, "starting without Redis"));
   const producer = new JobProducer(redis, config.QUEUE_PREFIX);
   const iys = buildIysReporter(config);
 
+  // Enqueueing never holds up an answer: while Redis is down BullMQ would wait for the connection
+  // forever, so we skip (the row is durable; the sweeper enqueues it) or give up after a moment.
+  const enqueueTimeoutMs = 2000;
+  const guard = <T>(p: () => Promise<T>) =>
+    redis.status === "ready" ? withTimeout(p(), enqueueTimeoutMs, "enqueue") : Promise.reject(new Error(`Redis ${redis.status}`));
   const jobs = {
     async enqueueReceipt(id: number) {
       try {
-        await producer.enqueueReceipt(id);
+        await guard(() => producer.enqueueReceipt(id));
       } catch (err) {
         log.warn({ receiptId: id, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
       }
@@ -74,7 +93,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     async enqueueOutbox(rows: OutboxRef[]) {
       if (rows.length === 0) return;
       try {
-        await producer.enqueueOutbox(rows);
+        await guard(() => producer.enqueueOutbox(rows));
       } catch (err) {
         log.warn({ outbox: rows.length, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
       }
@@ -116,9 +135,10 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     async close() {
       sweeper?.stop();
       if (checkpointTimer) clearInterval(checkpointTimer);
-      await workers?.close();
+      // Bounded: with Redis gone BullMQ's close would wait for a connection that never comes.
+      await withTimeout(workers?.close() ?? Promise.resolve(), 10_000, "closing workers").catch((err: Error) => log.warn({ err: err.message }, "workers did not close cleanly"));
       await checkpoint();
-      await producer.close();
+      await withTimeout(producer.close(), 2000, "closing queues").catch(() => {});
       redis.disconnect();
       db.$client.close();
     },

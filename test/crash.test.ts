@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatIysDate } from "../src/domain/time";
 import { FakeIys } from "./fakes/iys";
 import { ADMIN_KEY, deletePrefix, REDIS_URL, tempDir, uniquePrefix, waitFor } from "./helpers";
+
+const started: HubProcess[] = [];
 
 /** Runs the real server (`src/server.ts`) as a child process, so it can be killed at any line. */
 class HubProcess {
@@ -16,6 +18,7 @@ class HubProcess {
   ) {}
 
   async start(extra: Record<string, string> = {}) {
+    started.push(this);
     this.child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
       env: { ...process.env, ...this.env, ...extra, PORT: String(this.port) },
       stdio: ["ignore", "pipe", "pipe"],
@@ -71,7 +74,7 @@ beforeAll(async () => {
     REDIS_URL,
     QUEUE_PREFIX: prefix,
     HUB_ADMIN_KEY: ADMIN_KEY,
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: process.env.CRASH_LOG ?? "warn",
     IYS_API_BASE_URL: iysUrl,
     IYS_USERNAME: "u",
     IYS_PASSWORD: "p",
@@ -146,4 +149,8 @@ describe("crash between the ledger commit and the enqueue", () => {
     expect(iys.writes.map((w) => w.body.recipient).sort()).toEqual(["+905320000000", "+905320000001", "+905320000002"]);
     expect(outboxStatuses()).toEqual(["done", "done", "done"]);
   }, 120_000);
+});
+
+afterEach((ctx) => {
+  if (ctx.task.result?.state === "fail") for (const h of started) console.error(`--- hub output ---\n${h.output}`);
 });

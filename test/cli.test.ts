@@ -1,0 +1,78 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCheckpoint, loadOrCreateLedgerKey } from "../db/checkpoints";
+import { openDatabase, runMigrations } from "../db/index";
+import { Ledger } from "../db/ledger";
+import { createBrand } from "../src/brands";
+import { BusinessCalendar } from "../src/domain/calendar";
+import { iysReportPlanner } from "../src/runtime";
+import { tempDir, TestClock } from "./helpers";
+
+const run = promisify(execFile);
+const tmp = tempDir();
+const env = { ...process.env, DATABASE_PATH: join(tmp.dir, "hub.db"), LEDGER_KEY_PATH: join(tmp.dir, "key.json"), LOG_LEVEL: "warn" };
+
+async function hub(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ["bin/hub.mjs", ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  const clock = new TestClock(Date.parse("2026-11-25T09:00:00Z"));
+  const db = openDatabase(env.DATABASE_PATH);
+  runMigrations(db);
+  const ledger = new Ledger(db, { clock, calendar: new BusinessCalendar(), planners: [iysReportPlanner] });
+  const brandId = createBrand(db, { code: "MIGROS", name: "Migros", shortNames: ["MIGROS"], numbers: [] }, clock.now().getTime()).id;
+  for (let i = 0; i < 4; i++) {
+    clock.advance(60_000);
+    ledger.apply([
+      {
+        brandId,
+        recipient: `+90532000000${i}`,
+        recipientKind: "phone",
+        phoneKind: "mobile",
+        recipientType: "BIREYSEL",
+        type: "MESAJ",
+        status: "ONAY",
+        source: "HS_WEB",
+        consentDate: clock.now().getTime() - 1000,
+        origin: "api",
+      },
+    ]);
+  }
+  await createCheckpoint(db, await loadOrCreateLedgerKey(env.LEDGER_KEY_PATH), clock);
+  db.$client.close();
+});
+afterAll(() => tmp.cleanup());
+
+describe("hub CLI", () => {
+  it("verify exits 0 on an intact ledger and 1 naming the first altered event", async () => {
+    const ok = await hub("verify");
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/ledger intact: 4 events, 1 signed checkpoints/);
+
+    const db = openDatabase(env.DATABASE_PATH);
+    // One byte: the last digit of event 2's recipient.
+    db.$client.prepare("UPDATE consent_events SET recipient = '+905320000009' WHERE id = 2").run();
+    db.$client.close();
+
+    const bad = await hub("verify");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("first bad event #2");
+    const json = JSON.parse((await hub("verify", "--json")).stdout) as { ok: boolean; firstBadEventId: number };
+    expect(json).toMatchObject({ ok: false, firstBadEventId: 2 });
+  }, 60_000);
+
+  it("an unknown command exits 2 with the usage", async () => {
+    const res = await hub("frobnicate");
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("Usage: hub <command>");
+  }, 30_000);
+});
