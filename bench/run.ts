@@ -1,25 +1,38 @@
 /**
  * `npm run bench [-- name…]`: each scenario is measured next to a baseline run in the same process
- * and the same minute, and reported as a ratio, because this machine is shared and noisy. Results
- * are printed and written to bench/results.json.
+ * and the same minute, and reported as a ratio, because this machine is shared and noisy. Prints a
+ * table and writes bench/results.json:
+ * `{ machine, scenarios: [{ name, value, unit, baseline: { name, value }, ratio, target, p50_ms?, p99_ms? }] }`.
  */
 import { writeFileSync } from "node:fs";
+import os from "node:os";
 import { scenarios } from "./scenarios";
 
-export interface Measurement {
-  ops: number;
-  ms: number;
+export interface ScenarioResult {
+  value: number;
+  unit: string;
+  baseline: { name: string; value: number };
+  /** The ratio this scenario should reach (value / baseline), or null when it has no target. */
+  target: number | null;
+  p50_ms?: number;
+  p99_ms?: number;
+  notes?: string;
 }
 
 export interface Scenario {
   name: string;
   description: string;
-  /** What the ratio compares against, measured in the same run. */
-  baseline: string;
-  run(): Promise<{ subject: Measurement; baseline: Measurement; notes?: Record<string, unknown> }>;
+  run(): Promise<ScenarioResult>;
 }
 
-const perSecond = (m: Measurement) => (m.ops / m.ms) * 1000;
+/** ops per second of `ops` done in `ms`. */
+export const rate = (ops: number, ms: number) => Number(((ops / ms) * 1000).toFixed(1));
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return Number(sorted[i]!.toFixed(2));
+}
 
 async function main() {
   const wanted = process.argv.slice(2);
@@ -28,22 +41,30 @@ async function main() {
     console.error(`unknown scenario; known: ${scenarios.map((s) => s.name).join(", ")}`);
     process.exit(2);
   }
+  const machine = {
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()}`,
+    date: new Date().toISOString(),
+  };
   const results = [];
+  console.log("| scenario | value | baseline | ratio | target | p50 | p99 |");
+  console.log("|---|---|---|---|---|---|---|");
   for (const s of chosen) {
-    const { subject, baseline, notes } = await s.run();
-    const r = {
-      name: s.name,
-      description: s.description,
-      perSecond: Math.round(perSecond(subject)),
-      baseline: s.baseline,
-      baselinePerSecond: Math.round(perSecond(baseline)),
-      ratio: Number((perSecond(subject) / perSecond(baseline)).toFixed(3)),
-      ...notes,
-    };
-    results.push(r);
-    console.log(`${r.name.padEnd(16)} ${String(r.perSecond).padStart(9)}/s   baseline ${r.baseline}: ${r.baselinePerSecond}/s   ratio ${r.ratio}`);
+    const r = await s.run();
+    const ratio = Number((r.value / r.baseline.value).toFixed(3));
+    const row = { name: s.name, description: s.description, ...r, ratio };
+    results.push(row);
+    const ms = (v: number | undefined) => (v === undefined ? "" : `${v} ms`);
+    console.log(
+      `| ${s.name} | ${r.value} ${r.unit} | ${r.baseline.name}: ${r.baseline.value} ${r.unit} | ${ratio} | ${r.target === null ? "" : `≥ ${r.target}${ratio >= r.target ? " ✓" : " ✗"}`} | ${ms(r.p50_ms)} | ${ms(r.p99_ms)} |`,
+    );
   }
-  writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify({ at: new Date().toISOString(), results }, null, 2)}\n`);
+  writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify({ machine, scenarios: results }, null, 2)}\n`);
+  // Scenarios leave Redis connections and timers behind only by mistake; do not hang on them.
+  process.exit(0);
 }
 
 await main();

@@ -21,10 +21,20 @@ export function pendingOutbox(db: Db, id: number): OutboxRow | null {
   return row && row.status === "pending" ? row : null;
 }
 
-export function finishOutbox(db: Db, id: number, status: Exclude<OutboxStatus, "pending">, now: number, error?: string): void {
+/** Ends a pending row; `result` keeps what the attempt returned (provider message id, response code…). */
+export function finishOutbox(
+  db: Db,
+  id: number,
+  status: Exclude<OutboxStatus, "pending">,
+  now: number,
+  error?: string,
+  result?: Record<string, unknown>,
+): void {
   db.$client
-    .prepare(`UPDATE outbox SET status = ?, last_error = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'`)
-    .run(status, error ?? null, now, id);
+    .prepare(
+      `UPDATE outbox SET status = ?, last_error = ?, result = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'`,
+    )
+    .run(status, error ?? null, result === undefined ? null : JSON.stringify(result), now, id);
 }
 
 export function recordAttemptFailure(db: Db, id: number, now: number, error: string): void {

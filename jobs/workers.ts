@@ -58,10 +58,13 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           const outboxId = (payload as { outboxId?: number }).outboxId;
-          if (outboxId !== undefined && !(err instanceof UnrecoverableError)) {
+          if (outboxId !== undefined) {
+            // finishOutbox only touches rows still pending: a handler that already recorded its own
+            // reason keeps it. A permanent error ends the row as failed; the last retry as exhausted.
             const now = deps.clock.now().getTime();
             const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-            if (final) finishOutbox(deps.db, outboxId, "exhausted", now, message);
+            if (err instanceof UnrecoverableError) finishOutbox(deps.db, outboxId, "failed", now, message);
+            else if (final) finishOutbox(deps.db, outboxId, "exhausted", now, message);
             else recordAttemptFailure(deps.db, outboxId, now, message);
           }
           deps.log.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: message }, "job failed");
