@@ -80,6 +80,8 @@ export interface OutboxInput {
   eventId?: number | null;
   receiptId?: number | null;
   target?: string | null;
+  /** A row written already `skipped` (e.g. a rate-limited confirmation): kept for audit, never enqueued. */
+  skipped?: string;
 }
 
 export interface OutboxRef {
@@ -193,8 +195,8 @@ export class Ledger {
           updated_at = excluded.updated_at`,
       ),
       insertOutbox: c.prepare(
-        `INSERT INTO outbox (kind, event_id, receipt_id, target, status, attempts, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) RETURNING id`,
+        `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
       ),
       markReceipt: c.prepare(`UPDATE receipts SET status = ?, result = ?, applied_at = ? WHERE id = ?`),
     };
@@ -309,17 +311,20 @@ export class Ledger {
     }
 
     if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
-    const outbox: OutboxRef[] = outboxInputs.map((o) => {
+    const outbox: OutboxRef[] = [];
+    for (const o of outboxInputs) {
       const row = this.s.insertOutbox.get(
         o.kind,
         o.eventId ?? null,
         o.receiptId ?? null,
         o.target ?? null,
+        o.skipped === undefined ? "pending" : "skipped",
+        o.skipped ?? null,
         receivedAt,
         receivedAt,
       ) as { id: number };
-      return { id: row.id, kind: o.kind };
-    });
+      if (o.skipped === undefined) outbox.push({ id: row.id, kind: o.kind });
+    }
 
     if (opts.receipt) {
       this.s.markReceipt.run(

@@ -30,8 +30,8 @@ export class JobProducer {
     await this.queues[queue].add(name, payload, opts);
   }
 
-  async enqueueReceipt(receiptId: number): Promise<void> {
-    await this.enqueue("consent", "consent.apply", { receiptId }, { jobId: receiptJobId(receiptId) });
+  async enqueueReceipt(receiptId: number, opts: { priority?: number } = {}): Promise<void> {
+    await this.enqueue("consent", "consent.apply", { receiptId }, { jobId: receiptJobId(receiptId), ...(opts.priority ? { priority: opts.priority } : {}) });
   }
 
   async enqueueOutbox(rows: OutboxRef[]): Promise<void> {

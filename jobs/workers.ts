@@ -3,12 +3,14 @@ import { Redis } from "ioredis";
 import type { Logger } from "../src/log";
 import * as consentApply from "./consent-apply.handler";
 import * as iysReport from "./iys-report.handler";
+import * as confirmation from "./confirmation.handler";
 import { finishOutbox, recordAttemptFailure } from "./outbox";
 import { parsePayload, type QueueName } from "./registry";
 import { sweep, type SweeperDeps } from "./sweeper";
 
 export type WorkerDeps = consentApply.ConsentApplyDeps &
-  iysReport.IysReportDeps & {
+  iysReport.IysReportDeps &
+  confirmation.ConfirmationDeps & {
     log: Logger;
     /** Further handlers contributed by channels (confirmations, callbacks), by queue and job name. */
     extraHandlers?: Partial<Record<QueueName, Record<string, Handler>>>;
@@ -19,7 +21,7 @@ export type Handler = (args: { payload: never; deps: WorkerDeps; job: Job }) => 
 function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler>> {
   const base: Record<QueueName, Record<string, Handler>> = {
     consent: { "consent.apply": consentApply.run as Handler },
-    confirmations: {},
+    confirmations: { "confirmation.send": confirmation.run as Handler },
     callbacks: {},
     "iys-reports": { "iys.report": iysReport.run as Handler },
   };

@@ -1,4 +1,5 @@
 import { withTimeout } from "./async";
+import { createSmsRoutes } from "../channels/sms/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
@@ -58,6 +59,7 @@ export function createApp(deps: AppDeps) {
   });
 
   app.route("/api/v1", createApiRoutes(deps));
+  app.route("/sms", createSmsRoutes(deps));
 
   app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
 

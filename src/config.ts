@@ -21,6 +21,9 @@ export const ConfigSchema = z
       .default("hub"),
     HUB_ADMIN_KEY: optionalString,
     LEDGER_KEY_PATH: z.string().min(1).default("./data/ledger-key.json"),
+    /** Master secret from which per-purpose keys are derived; when unset it is kept in HUB_SECRET_PATH. */
+    HUB_SECRET: optionalString,
+    HUB_SECRET_PATH: z.string().min(1).default("./data/hub-secret"),
     /** Seconds between signed checkpoints of the ledger head (0 = only on demand and at shutdown). */
     CHECKPOINT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
     /** Seconds a receipt or outbox row may wait without a finished job before the sweeper re-enqueues it. */
@@ -32,6 +35,22 @@ export const ConfigSchema = z
     IYS_API_BASE_URL: optionalUrl,
     IYS_USERNAME: optionalString,
     IYS_PASSWORD: optionalString,
+    /** Twilio: webhook signatures (X-Twilio-Signature) and confirmations through the REST API. */
+    TWILIO_ACCOUNT_SID: optionalString,
+    TWILIO_AUTH_TOKEN: optionalString,
+    TWILIO_API_BASE_URL: z.url().default("https://api.twilio.com"),
+    /** Vonage SMS API: confirmations, and inbound signatures when a signature secret is set. */
+    VONAGE_API_KEY: optionalString,
+    VONAGE_API_SECRET: optionalString,
+    VONAGE_REST_BASE_URL: z.url().default("https://rest.nexmo.com"),
+    VONAGE_SIGNATURE_SECRET: optionalString,
+    VONAGE_SIGNATURE_METHOD: z.enum(["md5hash", "md5", "sha1", "sha256", "sha512"]).default("md5hash"),
+    /** How far a signed Vonage webhook's `timestamp` may be from our clock. */
+    VONAGE_SIGNATURE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(300),
+    /** Inbound SMS per sender number per hour before its confirmations are dropped (actions still apply). */
+    SMS_LIMIT_PER_SENDER_PER_HOUR: z.coerce.number().int().min(1).default(20),
+    /** Inbound SMS per hub number per minute before the excess is worked at low priority. */
+    SMS_LIMIT_PER_NUMBER_PER_MINUTE: z.coerce.number().int().min(1).default(6000),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Run the BullMQ workers in this process (npm start runs web and workers together). */
     RUN_WORKERS: bool.default(true),

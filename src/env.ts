@@ -6,6 +6,7 @@ import type { Config } from "./config";
 import type { BusinessCalendar } from "./domain/calendar";
 import type { Clock } from "./domain/time";
 import type { Logger } from "./log";
+import type { Secrets } from "./secrets";
 
 /** What routes need from the running process; built once in src/runtime.ts (or by a test). */
 export interface AppDeps {
@@ -18,8 +19,10 @@ export interface AppDeps {
   ledgerKey: LedgerKey;
   /** Producer-side Redis (fails fast when Redis is down). */
   redis: Redis;
+  secrets: Secrets;
   jobs: {
-    enqueueReceipt(id: number): Promise<void>;
+    /** `priority` > 0 works the receipt after every unprioritised one (rate-limited senders). */
+    enqueueReceipt(id: number, opts?: { priority?: number }): Promise<void>;
     enqueueOutbox(rows: OutboxRef[]): Promise<void>;
   };
 }

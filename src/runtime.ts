@@ -1,4 +1,7 @@
 import { withTimeout } from "./async";
+import { loadSecrets } from "./secrets";
+import { smsInterpreter } from "../channels/sms/interpret";
+import { buildSenders } from "../channels/sms/senders";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
@@ -83,9 +86,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const guard = <T>(p: () => Promise<T>) =>
     redis.status === "ready" ? withTimeout(p(), enqueueTimeoutMs, "enqueue") : Promise.reject(new Error(`Redis ${redis.status}`));
   const jobs = {
-    async enqueueReceipt(id: number) {
+    async enqueueReceipt(id: number, opts?: { priority?: number }) {
       try {
-        await guard(() => producer.enqueueReceipt(id));
+        await guard(() => producer.enqueueReceipt(id, opts));
       } catch (err) {
         log.warn({ receiptId: id, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
       }
@@ -100,7 +103,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     },
   };
 
-  const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, jobs };
+  const secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
+  const senders = buildSenders(config);
+  const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs };
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
   let checkpointTimer: NodeJS.Timeout | null = null;
@@ -113,7 +118,16 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     producer,
     startBackground() {
       workers = startWorkers(
-        { db, ledger, clock, log, iys, interpreters: {}, enqueueOutbox: jobs.enqueueOutbox },
+        {
+          db,
+          ledger,
+          clock,
+          log,
+          iys,
+          senders,
+          interpreters: { sms: smsInterpreter(db) },
+          enqueueOutbox: jobs.enqueueOutbox,
+        },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },
       );
       sweeper = startSweeper(

@@ -71,6 +71,7 @@ beforeAll(async () => {
   env = {
     DATABASE_PATH: join(tmp.dir, "hub.db"),
     LEDGER_KEY_PATH: join(tmp.dir, "key.json"),
+    HUB_SECRET_PATH: join(tmp.dir, "hub-secret"),
     REDIS_URL,
     QUEUE_PREFIX: prefix,
     HUB_ADMIN_KEY: ADMIN_KEY,

@@ -25,6 +25,7 @@ export function testConfig(dir: string, over: Record<string, string> = {}): Conf
     NODE_ENV: "test",
     DATABASE_PATH: join(dir, "hub.db"),
     LEDGER_KEY_PATH: join(dir, "ledger-key.json"),
+    HUB_SECRET: "test-hub-secret",
     REDIS_URL,
     QUEUE_PREFIX: uniquePrefix(),
     HUB_ADMIN_KEY: ADMIN_KEY,

@@ -3,7 +3,11 @@ import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqli
 import { numbers } from "./brands";
 
 export const receiptChannels = ["sms", "voice", "link", "api"] as const;
-export const receiptStatuses = ["received", "applied", "unroutable", "invalid", "failed"] as const;
+/**
+ * received → applied | invalid | failed by the apply job; unroutable (unknown number) at once;
+ * part → assembled for the pieces of a concatenated SMS, which become one `received` receipt.
+ */
+export const receiptStatuses = ["received", "applied", "unroutable", "invalid", "failed", "part", "assembled"] as const;
 export type ReceiptStatus = (typeof receiptStatuses)[number];
 
 /**
@@ -32,5 +36,7 @@ export const receipts = sqliteTable(
     uniqueIndex("receipts_channel_provider_ref_idx").on(t.channel, t.provider, t.providerRef),
     // The sweeper looks for receipts still waiting for their apply job.
     index("receipts_pending_idx").on(t.receivedAt).where(sql`status = 'received'`),
+    // Pieces of concatenated SMS waiting for their siblings.
+    index("receipts_parts_idx").on(t.fromAddress).where(sql`status = 'part'`),
   ],
 );

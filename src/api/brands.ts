@@ -5,6 +5,7 @@ import { normalizePhone } from "../domain/address";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonBody, parseOr400 } from "../validate";
+import { TemplateOverrides } from "../../channels/sms/templates";
 
 const NumberInput = z.object({
   number: z.string().trim().min(3).max(32),
@@ -22,7 +23,13 @@ export const BrandInput = z.object({
   iysCode: z.string().regex(/^\d{1,12}$/, "digits only").nullish(),
   brandCode: z.string().regex(/^\d{1,12}$/, "digits only").nullish(),
   shortNames: z.array(z.string().trim().min(2).max(30)).max(3, "a brand has at most 3 short names").default([]),
-  settings: z.record(z.string(), z.unknown()).optional(),
+  settings: z
+    .object({
+      /** Overrides of the SMS confirmation and help replies, checked against the segment limit. */
+      smsTemplates: TemplateOverrides.optional(),
+    })
+    .strict()
+    .optional(),
   numbers: z.array(NumberInput).max(50).default([]),
 });
 
@@ -41,6 +48,7 @@ export function presentBrand(b: Brand, nums: ReturnType<typeof numbersOfBrand>) 
     iysCode: b.iysCode,
     brandCode: b.brandCode,
     shortNames: b.shortNames,
+    settings: b.settings,
     numbers: nums.map((n) => ({ number: n.number, provider: n.provider, channels: n.channels })),
     createdAt: new Date(b.createdAt).toISOString(),
   };

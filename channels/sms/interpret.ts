@@ -1,0 +1,88 @@
+import type { Db } from "../../db/index";
+import type { ActionOutcome, ConsentAction, OutboxInput } from "../../db/ledger";
+import type { Interpretation, ReceiptInterpreter, ReceiptRow } from "../../jobs/consent-apply.handler";
+import { brandNames, brandsOfNumber } from "../../src/brands";
+import { normalizePhone } from "../../src/domain/address";
+import { defaultKeywordWords, parseKeyword, type KeywordWords } from "../../src/domain/keywords";
+import type { TemplateKey } from "./templates";
+
+/** What the SMS interpreter stores in `receipts.result`, read back by the confirmation job. */
+export interface SmsResult {
+  parse: "action" | "help" | "unknown";
+  reason?: string;
+  status?: "RET" | "ONAY";
+  types?: ("MESAJ" | "ARAMA")[];
+  /** Brand codes the reply names. */
+  brands: string[];
+  bare?: boolean;
+  limited?: boolean;
+}
+
+export function receiptRef(receiptId: number): string {
+  return `S${receiptId}`;
+}
+
+/** The reply for a set of outcomes: a rule rejection of every action is a failure; no-ops are confirmed like changes. */
+export function replyFor(status: "RET" | "ONAY", outcomes: ActionOutcome[]): TemplateKey {
+  if (outcomes.length > 0 && outcomes.every((o) => o.kind === "rejected")) return "failed";
+  return status === "RET" ? "refused" : "consented";
+}
+
+/**
+ * Turns an inbound SMS into ledger actions: the keyword grammar against the brands the `To` number
+ * serves, `HS_MESAJ`, the sender's number, `BIREYSEL`, dated when the SMS reached us. One
+ * confirmation row per receipt (help for anything that does not parse), written in the same
+ * transaction; a rate-limited sender's confirmation is written already skipped.
+ */
+export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords): ReceiptInterpreter {
+  return function interpretSms(receipt: ReceiptRow): Interpretation {
+    const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean };
+    const limited = payload.limited === true;
+    const from = normalizePhone(receipt.fromAddress ?? "");
+    if (receipt.numberId === null) return { actions: [], status: "unroutable", result: { reason: "unknown To number" } };
+    // An alphanumeric or otherwise invalid sender cannot be answered nor recorded against a number.
+    if (!from.ok) return { actions: [], status: "invalid", result: { reason: `sender: ${from.message}` } };
+
+    const brands = brandsOfNumber(db, receipt.numberId);
+    const parse = parseKeyword(receipt.body ?? "", brands.map((b) => ({ code: b.code, names: brandNames(b) })), words);
+    const confirmation = (target: TemplateKey): OutboxInput =>
+      limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
+
+    if (parse.kind !== "action") {
+      const result: SmsResult = {
+        parse: parse.kind,
+        ...(parse.kind === "unknown" ? { reason: parse.reason } : {}),
+        brands: brands.map((b) => b.code),
+        limited,
+      };
+      return { actions: [], status: "applied", result: { ...result }, outbox: () => [confirmation("help")] };
+    }
+
+    const chosen = brands.filter((b) => parse.brands.includes(b.code));
+    // Dated to the second the SMS reached us (İYS dates have seconds).
+    const consentDate = Math.floor(receipt.receivedAt / 1000) * 1000;
+    const actions: ConsentAction[] = chosen.flatMap((b) =>
+      parse.types.map((type) => ({
+        brandId: b.id,
+        recipient: from.value,
+        recipientKind: "phone" as const,
+        phoneKind: from.phoneKind,
+        recipientType: "BIREYSEL" as const,
+        type,
+        status: parse.status,
+        source: "HS_MESAJ" as const,
+        consentDate,
+        origin: "sms" as const,
+        receiptId: receipt.id,
+        idempotencyKey: `sms:${receipt.id}:${b.code}:${type}`,
+      })),
+    );
+    const result: SmsResult = { parse: "action", status: parse.status, types: parse.types, brands: chosen.map((b) => b.code), bare: parse.bare, limited };
+    return {
+      actions,
+      status: "applied",
+      result: { ...result },
+      outbox: (outcomes) => [confirmation(replyFor(parse.status, outcomes))],
+    };
+  };
+}

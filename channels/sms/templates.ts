@@ -1,0 +1,87 @@
+import { z } from "zod";
+import { countSegments, type SegmentInfo } from "../../src/domain/sms-segments";
+
+/**
+ * Confirmation and help replies, Turkish first. Placeholders: {brand} (the brand's first short name,
+ * or its code; several brands joined with ", "), {channels} ("SMS", "arama", "SMS ve arama") and
+ * {ref} (the receipt's reference, quoted by support). A brand may override any of them.
+ */
+export const templateKeys = ["refused", "consented", "help", "failed"] as const;
+export type TemplateKey = (typeof templateKeys)[number];
+export type Templates = Record<TemplateKey, string>;
+
+export const defaultTemplates: Templates = {
+  refused: "{brand} markasından {channels} almayı reddettiniz. Kayıt no: {ref}",
+  consented: "{brand} markasından {channels} almayı kabul ettiniz. Kayıt no: {ref}. Ret için: RET {brand}",
+  help: "{brand} ticari ileti almak istemiyorsanız RET {brand}, aramalar için RET {brand} ARAMA yazıp bu numaraya gönderin.",
+  failed: "{brand} için talebiniz işlenemedi. Kayıt no: {ref}. Yardım için YARDIM yazın.",
+};
+
+const placeholders = ["brand", "channels", "ref"] as const;
+type Values = Record<(typeof placeholders)[number], string>;
+
+/** Turkish operators append a 5-character sender code to commercial SMS (domain page). */
+export const OPERATOR_RESERVED_CHARS = 5;
+/** A reply may take at most this many segments; longer templates are refused when configured. */
+export const MAX_SEGMENTS = 2;
+
+/** The longest values a placeholder takes: a 32-character brand code, the longest channel phrase, a long ref. */
+const worstCase: Values = { brand: "W".repeat(32), channels: "SMS ve arama", ref: "S999999999999" };
+
+export function channelsPhrase(types: readonly string[]): string {
+  const sms = types.includes("MESAJ");
+  const calls = types.includes("ARAMA");
+  return sms && calls ? "SMS ve arama" : calls ? "arama" : "SMS";
+}
+
+export function renderTemplate(template: string, values: Values): string {
+  return template.replace(/\{(brand|channels|ref)\}/g, (_, k: keyof Values) => values[k]);
+}
+
+export function segmentsOf(text: string, turkishShift = false): SegmentInfo {
+  return countSegments(text, { turkishShift, reservedChars: OPERATOR_RESERVED_CHARS });
+}
+
+/** Why a template is unusable, or null. Checked when a brand is configured, never when sending. */
+export function templateProblem(template: string): string | null {
+  const unknown = [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!).filter((k) => !(placeholders as readonly string[]).includes(k));
+  if (unknown.length) return `unknown placeholder {${unknown[0]}}; use {brand}, {channels} or {ref}`;
+  if (!template.includes("{brand}")) return "must name the brand ({brand})";
+  const info = segmentsOf(renderTemplate(template, worstCase));
+  if (info.segments > MAX_SEGMENTS) {
+    return `takes ${info.segments} SMS segments (${info.encoding}, ${info.units} units with the longest brand name); at most ${MAX_SEGMENTS} allowed`;
+  }
+  return null;
+}
+
+/** Per-brand overrides as accepted by the brands API (`settings.smsTemplates`). */
+export const TemplateOverrides = z
+  .object(Object.fromEntries(templateKeys.map((k) => [k, z.string().trim().min(1).max(500).optional()])) as Record<TemplateKey, z.ZodOptional<z.ZodString>>)
+  .strict()
+  .superRefine((t, ctx) => {
+    for (const k of templateKeys) {
+      const text = t[k];
+      const problem = text === undefined ? null : templateProblem(text);
+      if (problem) ctx.addIssue({ code: "custom", path: [k], message: problem });
+    }
+  });
+
+export function templatesOf(settings: Record<string, unknown>): Templates {
+  const parsed = TemplateOverrides.safeParse(settings.smsTemplates ?? {});
+  return { ...defaultTemplates, ...(parsed.success ? stripUndefined(parsed.data) : {}) };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * The reply for `brands`: their names joined, or, when that would not fit, the first name and the
+ * count of the others ("MIGROS ve 2 marka daha"), so a shared number's reply still fits.
+ */
+export function renderReply(template: string, brandNames: string[], types: readonly string[], ref: string): string {
+  const channels = channelsPhrase(types);
+  const joined = renderTemplate(template, { brand: brandNames.join(", "), channels, ref });
+  if (brandNames.length <= 1 || segmentsOf(joined).segments <= MAX_SEGMENTS) return joined;
+  return renderTemplate(template, { brand: `${brandNames[0]} ve ${brandNames.length - 1} marka daha`, channels, ref });
+}

@@ -1,0 +1,1 @@
+CREATE INDEX `receipts_parts_idx` ON `receipts` (`from_address`) WHERE status = 'part';

@@ -1,0 +1,69 @@
+import { UnrecoverableError } from "bullmq";
+import type { Db } from "../db/index";
+import { renderReply, templatesOf, type TemplateKey } from "../channels/sms/templates";
+import { receiptRef, type SmsResult } from "../channels/sms/interpret";
+import type { SmsSender } from "../channels/sms/senders";
+import { brandByCode } from "../src/brands";
+import { normalizePhone } from "../src/domain/address";
+import type { Clock } from "../src/domain/time";
+import { finishOutbox, pendingOutbox } from "./outbox";
+
+export interface ConfirmationDeps {
+  db: Db;
+  clock: Clock;
+  senders: Partial<Record<"twilio" | "vonage", SmsSender>>;
+}
+
+interface ReceiptForReply {
+  id: number;
+  channel: string;
+  fromAddress: string | null;
+  result: string | null;
+  number: string | null;
+  provider: "twilio" | "vonage" | null;
+}
+
+/**
+ * Sends the same-channel reply of one receipt: from the number the recipient texted, through the
+ * provider that received it, after the ledger commit (the outbox row was written with it).
+ * Permanent provider errors end the row as failed with the reason; others are retried with backoff.
+ */
+export async function run({ payload, deps }: { payload: { outboxId: number }; deps: ConfirmationDeps }): Promise<string> {
+  const row = pendingOutbox(deps.db, payload.outboxId);
+  if (!row) return "already finished";
+  const now = () => deps.clock.now().getTime();
+  const receipt = deps.db.$client
+    .prepare(
+      `SELECT r.id, r.channel, r.from_address AS fromAddress, r.result, n.number, n.provider
+       FROM receipts r LEFT JOIN numbers n ON n.id = r.number_id WHERE r.id = ?`,
+    )
+    .get(row.receiptId) as ReceiptForReply | undefined;
+  if (!receipt || !receipt.number || !receipt.provider) throw new UnrecoverableError("confirmation without a routable receipt");
+  if (receipt.channel !== "sms") throw new UnrecoverableError(`no SMS confirmation for ${receipt.channel} receipts`);
+
+  const result = JSON.parse(receipt.result ?? "{}") as SmsResult;
+  const brands = (result.brands ?? []).map((code) => brandByCode(deps.db, code)).filter((b) => b !== null);
+  if (brands.length === 0) throw new UnrecoverableError("the number serves no brand");
+  const key = (row.target ?? "help") as TemplateKey;
+  // A help reply names the first brand only: "RET MIGROS" is an instruction, not a list.
+  const named = key === "help" ? brands.slice(0, 1) : brands;
+  const templates = templatesOf(brands[0]!.settings);
+  const text = renderReply(
+    templates[key],
+    named.map((b) => b.shortNames[0] ?? b.code),
+    result.types ?? ["MESAJ"],
+    receiptRef(receipt.id),
+  );
+  const to = normalizePhone(receipt.fromAddress ?? "");
+  if (!to.ok) throw new UnrecoverableError("the sender is not a phone number");
+
+  const sender = deps.senders[receipt.provider];
+  if (!sender) throw new UnrecoverableError(`${receipt.provider} is not configured for sending (credentials missing)`);
+  const sent = await sender.send({ from: receipt.number, to: to.value, text });
+  if (sent.ok) {
+    finishOutbox(deps.db, row.id, "done", now(), undefined, { provider: sender.provider, providerId: sent.providerId, encoding: sent.encoding, segments: sent.segments, template: key });
+    return `sent ${key} via ${sender.provider}`;
+  }
+  if (sent.permanent) throw new UnrecoverableError(sent.reason);
+  throw new Error(sent.reason);
+}

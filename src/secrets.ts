@@ -1,0 +1,43 @@
+import { createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+
+export interface Secrets {
+  /** A 32-byte key for one purpose ("rate-limit", "ivr-state", …), derived from the hub secret with HKDF. */
+  derive(purpose: string): Buffer;
+  /** Keyed hash of a personal value (a phone number) for use in Redis keys and logs: not reversible without the secret. */
+  pseudonym(purpose: string, value: string): string;
+}
+
+interface Logger {
+  info(obj: object, msg: string): void;
+}
+
+/**
+ * The hub secret from `HUB_SECRET`, or from the file at `path`, generated (0600) on first start so
+ * `npm start` works on a fresh machine. Every other key is derived from it per purpose.
+ */
+export function loadSecrets(fromEnv: string | undefined, path: string, log?: Logger): Secrets {
+  let master: Buffer;
+  if (fromEnv) master = Buffer.from(fromEnv, "utf8");
+  else if (existsSync(path)) master = Buffer.from(readFileSync(path, "utf8").trim(), "base64url");
+  else {
+    master = randomBytes(32);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${master.toString("base64url")}\n`, { mode: 0o600 });
+    log?.info({ path }, "generated a new hub secret (HUB_SECRET unset and HUB_SECRET_PATH did not exist)");
+  }
+  const cache = new Map<string, Buffer>();
+  const derive = (purpose: string) => {
+    let k = cache.get(purpose);
+    if (!k) {
+      k = Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), `iys-hub:${purpose}`, 32));
+      cache.set(purpose, k);
+    }
+    return k;
+  };
+  return {
+    derive,
+    pseudonym: (purpose, value) => createHmac("sha256", derive(purpose)).update(value).digest("base64url").slice(0, 22),
+  };
+}

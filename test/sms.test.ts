@@ -1,0 +1,409 @@
+import { SMS } from "@vonage/sms";
+import { Auth } from "@vonage/auth";
+import twilio from "twilio";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
+import { createApp, type App } from "../src/app";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { FakeTwilio, FakeVonage } from "./fakes/sms-providers";
+import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+
+const ACCOUNT_SID = `AC${"a1".repeat(16)}`;
+const AUTH_TOKEN = "twilio-test-token";
+const VONAGE_SECRET = "vonage-signature-secret";
+const BASE = "https://hub.example.com";
+
+const tmp = tempDir();
+const fakeTwilio = new FakeTwilio(ACCOUNT_SID, AUTH_TOKEN);
+const fakeVonage = new FakeVonage("vkey", "vsecret");
+let runtime: Runtime;
+let app: App;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  env = {
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_API_BASE_URL: await fakeTwilio.start(),
+    VONAGE_API_KEY: "vkey",
+    VONAGE_API_SECRET: "vsecret",
+    VONAGE_REST_BASE_URL: await fakeVonage.start(),
+    VONAGE_SIGNATURE_SECRET: VONAGE_SECRET,
+    VONAGE_SIGNATURE_METHOD: "sha256",
+    SMS_LIMIT_PER_SENDER_PER_HOUR: "3",
+    SWEEPER_GRACE_SECONDS: "1",
+    SWEEPER_INTERVAL_SECONDS: "1",
+  };
+  runtime = await createRuntime(testConfig(tmp.dir, env));
+  runtime.startBackground();
+  app = createApp(runtime.deps);
+  for (const brand of [
+    { code: "MIGROS", name: "Migros", shortNames: ["MİGROS"], numbers: [{ number: "3434", provider: "twilio" }, { number: "+90 850 532 00 00", provider: "vonage" }] },
+    { code: "KOTON", name: "Koton", shortNames: ["KOTON"], numbers: [{ number: "+908505320000", provider: "vonage" }] },
+  ]) {
+    const res = await app.request("/api/v1/brands", authed(brand));
+    expect(res.status, await res.clone().text()).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await fakeTwilio.stop();
+  await fakeVonage.stop();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+let senderSeq = 0;
+/** A sender nobody else in this file uses (rate limits are per sender). */
+const newSender = () => `+90532${String(1_000_000 + senderSeq++).padStart(7, "0")}`;
+let sidSeq = 0;
+const newSid = () => `SM${(++sidSeq).toString(16).padStart(32, "0")}`;
+
+function twilioPost(params: Record<string, string>, opts: { signature?: string | null; path?: string } = {}) {
+  const path = opts.path ?? "/sms/twilio";
+  const signature = opts.signature === undefined ? twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}${path}`, params) : opts.signature;
+  return app.request(path, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(signature === null ? {} : { "x-twilio-signature": signature }) },
+    body: new URLSearchParams(params).toString(),
+  });
+}
+
+function twilioSms(from: string, body: string, sid = newSid(), to = "3434") {
+  return twilioPost({ MessageSid: sid, SmsSid: sid, AccountSid: ACCOUNT_SID, From: from, To: to, Body: body, NumSegments: "1" });
+}
+
+function signedVonage(params: Record<string, string>, at = Date.now()): Record<string, string> {
+  const p = { ...params, timestamp: String(Math.floor(at / 1000)), nonce: `n${Math.random()}` };
+  return { ...p, sig: vonageSignature(p, VONAGE_SECRET, "sha256") };
+}
+
+let vonageSeq = 0;
+function vonageParams(msisdn: string, text: string, extra: Record<string, string> = {}) {
+  return { msisdn, to: "908505320000", messageId: `1A0000${(++vonageSeq).toString().padStart(10, "0")}`, text, type: "text", "message-timestamp": "2026-11-22 10:00:00", ...extra };
+}
+
+const db = () => runtime.deps.db.$client;
+const receiptsOf = (from: string) =>
+  db().prepare("SELECT id, status, result FROM receipts WHERE from_address = ? ORDER BY id").all(from) as { id: number; status: string; result: string | null }[];
+const eventsOf = (recipient: string) =>
+  db()
+    .prepare("SELECT b.code AS brand, e.type, e.status, e.source, e.effect, e.origin FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE recipient = ? ORDER BY e.id")
+    .all(recipient) as { brand: string; type: string; status: string; source: string; effect: string; origin: string }[];
+const outboxOf = (from: string) =>
+  db()
+    .prepare("SELECT o.status, o.target, o.last_error AS lastError, o.attempts, o.result FROM outbox o JOIN receipts r ON r.id = o.receipt_id WHERE r.from_address = ? ORDER BY o.id")
+    .all(from) as { status: string; target: string; lastError: string | null; attempts: number; result: string | null }[];
+const sentTo = (fake: FakeTwilio | FakeVonage, to: string) => fake.sent.filter((s) => s.to === to);
+
+describe("signatures", () => {
+  // twilio-node spec/validation.spec.js (published vectors).
+  const token = "12345";
+  const params = { CallSid: "CA1234567890ABCDE", Caller: "+14158675309", Digits: "1234", From: "+14158675309", To: "+18005551212" };
+  const url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+
+  it.each([
+    ["the published URL", url, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8="],
+    ["an https URL with a port", "https://mycompany.com:1234/myapp.php?foo=1&bar=2", params, "RSOYDt4T1cUTdK1PDd93/VVr8B8="],
+    ["an http URL with a port", "http://mycompany.com:1234/myapp.php?foo=1&bar=2", params, "Zmvh+3yNM1Phv2jhDCwEM3q5ebU="],
+    ["https with :443", "https://mycompany.com:443/myapp.php?foo=1&bar=2", params, "kvajT1Ptam85bY51eRf/AJRuM3w="],
+    ["http with :80", "http://mycompany.com:80/myapp.php?foo=1&bar=2", params, "0ZXoZLH/DfblKGATFgpif+LLRf4="],
+    ["special characters in the query", `${url}&Body=It's+amazing`, params, "dsq4Ehbj6cs+KdTkpF5sSSplOWw="],
+    ["credentials in the URL", "https://user:pass@mycompany.com/myapp.php?foo=1&bar=2", params, "CukzLTc1tT5dXEDIHm/tKBanW10="],
+    ["a user name in the URL", "https://user@mycompany.com/myapp.php?foo=1&bar=2", params, "2YRLlVAflCqxaNicjMpJcSTgzSs="],
+  ])("Twilio vector: %s", (_, u, p, sig) => {
+    expect(twilioSignatureValid(token, sig, u, p)).toBe(true);
+    expect(twilioSignatureValid(token, sig.replace(/^./, (ch) => (ch === "A" ? "B" : "A")), u, p)).toBe(false);
+    expect(twilioSignatureValid("54321", sig, u, p)).toBe(false);
+  });
+
+  it("a Twilio signature is refused for other parameters or without a header", () => {
+    expect(twilioSignatureValid(token, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", url, { ...params, Digits: "0000" })).toBe(false);
+    expect(twilioSignatureValid(token, undefined, url, params)).toBe(false);
+  });
+
+  // The SDK names its algorithms differently from Vonage's dashboard settings (VONAGE_SIGNATURE_METHOD).
+  const sdkAlgorithm = { md5hash: "MD5HASH", md5: "MD5HMAC", sha1: "SHA1HMAC", sha256: "SHA256HMAC", sha512: "SHA512HMAC" } as const;
+  it.each(vonageSignatureMethods)("Vonage %s signatures agree with the Vonage SDK's own check", (method) => {
+    const p = { msisdn: "905321234567", to: "908505320000", messageId: "1A00000001", text: "RET a&b=c", timestamp: "1795386000", nonce: "abc" };
+    const sig = vonageSignature(p, "s3cret", method);
+    const sdk = new SMS(new Auth({ apiKey: "k", apiSecret: "s" }));
+    expect(sdk.verifySignature(sig, { ...p }, "s3cret", sdkAlgorithm[method] as never)).toBe(true);
+    expect(vonageSignatureValid({ ...p, sig }, "s3cret", method)).toBe(true);
+    expect(vonageSignatureValid({ ...p, sig }, "other", method)).toBe(false);
+    expect(vonageSignatureValid({ ...p, text: "ONAY", sig }, "s3cret", method)).toBe(false);
+  });
+});
+
+describe("Twilio SMS webhook", () => {
+  it("RET MIGROS: durable receipt, empty TwiML, a suppression in the ledger and a Turkish confirmation from the same number", async () => {
+    const from = newSender();
+    const res = await twilioSms(from, "RET MIGROS");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/xml/);
+    expect(await res.text()).toBe('<?xml version="1.0" encoding="UTF-8"?><Response/>');
+    expect(receiptsOf(from)).toHaveLength(1);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    const [receipt] = receiptsOf(from);
+    expect(receipt!.status).toBe("applied");
+    expect(eventsOf(from)).toEqual([{ brand: "MIGROS", type: "MESAJ", status: "RET", source: "HS_MESAJ", effect: "suppression", origin: "sms" }]);
+    const [sent] = sentTo(fakeTwilio, from);
+    expect(sent).toMatchObject({ from: "3434", to: from, text: `MİGROS markasından SMS almayı reddettiniz. Kayıt no: S${receipt!.id}` });
+    await waitFor(() => outboxOf(from)[0]?.status === "done");
+    expect(JSON.parse(outboxOf(from)[0]!.result!)).toMatchObject({ provider: "twilio", encoding: "UCS-2", segments: 1, template: "refused" });
+  });
+
+  it.each(["RET MİGROS", "Ret Mıgros", "rEt migros", "  RET   migros  ", "RET\u00a0MIGROS", "ret migros lütfen artık yazmayın", "İPTAL MIGROS"])(
+    "%j refuses SMS from MIGROS",
+    async (text) => {
+      const from = newSender();
+      expect((await twilioSms(from, text)).status).toBe(200);
+      await waitFor(() => eventsOf(from).length === 1 && sentTo(fakeTwilio, from).length === 1);
+      expect(eventsOf(from)[0]).toMatchObject({ brand: "MIGROS", type: "MESAJ", status: "RET" });
+      expect(sentTo(fakeTwilio, from)[0]!.text).toContain("reddettiniz");
+    },
+  );
+
+  it("ONAY then RET ARAMA: a consent movement, then calls refused, each confirmed", async () => {
+    const from = newSender();
+    await twilioSms(from, "ONAY MIGROS");
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(/^MİGROS markasından SMS almayı kabul ettiniz\. Kayıt no: S\d+\. Ret için: RET MİGROS$/);
+    await new Promise((r) => setTimeout(r, 1100)); // İYS dates have seconds: a later action needs a later second
+    await twilioSms(from, "RET MIGROS ARAMA");
+    await waitFor(() => sentTo(fakeTwilio, from).length === 2);
+    expect(sentTo(fakeTwilio, from)[1]!.text).toContain("arama almayı reddettiniz");
+    expect(eventsOf(from)).toMatchObject([
+      { type: "MESAJ", status: "ONAY", effect: "movement" },
+      { type: "ARAMA", status: "RET", effect: "suppression" },
+    ]);
+  });
+
+  it("a repeated RET is confirmed again without a second event", async () => {
+    const from = newSender();
+    await twilioSms(from, "RET MIGROS");
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    await twilioSms(from, "RET MIGROS");
+    await waitFor(() => sentTo(fakeTwilio, from).length === 2);
+    expect(eventsOf(from)).toHaveLength(1);
+    expect(sentTo(fakeTwilio, from)[1]!.text).toContain("reddettiniz");
+  });
+
+  it.each([
+    ["YARDIM", "help"],
+    ["merhaba", "unknown"],
+    ["RET FOO", "unknown"],
+    ["", "unknown"],
+  ])("%j gets the help reply, is kept for audit and changes nothing", async (text, parse) => {
+    const from = newSender();
+    await twilioSms(from, text);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    expect(sentTo(fakeTwilio, from)[0]!.text).toContain("RET MİGROS");
+    expect(eventsOf(from)).toEqual([]);
+    expect(JSON.parse(receiptsOf(from)[0]!.result!)).toMatchObject({ parse });
+  });
+
+  it("a retried webhook (same MessageSid) is one receipt, one event, one confirmation", async () => {
+    const from = newSender();
+    const sid = newSid();
+    expect((await twilioSms(from, "RET MIGROS", sid)).status).toBe(200);
+    expect((await twilioSms(from, "RET MIGROS", sid)).status).toBe(200);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    expect((await twilioSms(from, "RET MIGROS", sid)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(receiptsOf(from)).toHaveLength(1);
+    expect(eventsOf(from)).toHaveLength(1);
+    expect(sentTo(fakeTwilio, from)).toHaveLength(1);
+  });
+
+  it("a wrong or missing signature is a 403 and stores nothing", async () => {
+    const from = newSender();
+    const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS" };
+    const forged = twilio.getExpectedTwilioSignature("not-the-token", `${BASE}/sms/twilio`, params);
+    const wrong = await twilioPost(params, { signature: forged });
+    expect(wrong.status).toBe(403);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe("forbidden");
+    expect((await twilioPost(params, { signature: null })).status).toBe(403);
+    // Signed for another URL (the query is part of what Twilio signs).
+    const otherUrl = twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio?x=1`, params);
+    expect((await twilioPost(params, { signature: otherUrl })).status).toBe(403);
+    expect(receiptsOf(from)).toEqual([]);
+  });
+
+  it("a signed body without MessageSid is a 400 naming it; a JSON body is a 415; an oversize body is a 413", async () => {
+    const from = newSender();
+    const res = await twilioPost({ From: from, To: "3434", Body: "RET MIGROS" });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "bad_request", field: "MessageSid" } });
+    const json = await app.request("/sms/twilio", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(json.status).toBe(415);
+    const big = await app.request("/sms/twilio", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `Body=${"x".repeat(70_000)}`,
+    });
+    expect(big.status).toBe(413);
+    expect(receiptsOf(from)).toEqual([]);
+  });
+
+  it("an unknown To number is answered 200 and kept as unroutable, with no reply", async () => {
+    const from = newSender();
+    const res = await twilioSms(from, "RET MIGROS", newSid(), "9999");
+    expect(res.status).toBe(200);
+    expect(receiptsOf(from)).toMatchObject([{ status: "unroutable" }]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(sentTo(fakeTwilio, from)).toEqual([]);
+    expect(eventsOf(from)).toEqual([]);
+  });
+
+  it("an invalid number at the provider ends the confirmation as failed with the reason; a 500 is retried", async () => {
+    const bad = newSender();
+    fakeTwilio.invalid.add(bad);
+    await twilioSms(bad, "RET MIGROS");
+    await waitFor(() => outboxOf(bad)[0]?.status === "failed");
+    expect(outboxOf(bad)[0]!.lastError).toContain("21211");
+    expect(eventsOf(bad)).toHaveLength(1); // the refusal itself stands
+
+    const flaky = newSender();
+    fakeTwilio.failNext = 1;
+    await twilioSms(flaky, "RET MIGROS");
+    await waitFor(() => outboxOf(flaky)[0]?.status === "done", { timeoutMs: 20_000 });
+    expect(outboxOf(flaky)[0]!.attempts).toBe(2);
+    expect(sentTo(fakeTwilio, flaky)).toHaveLength(1);
+  });
+
+  it("a flooding sender: every action recorded, confirmations beyond the limit dropped and marked skipped", async () => {
+    const from = newSender();
+    for (const text of ["RET MIGROS", "ONAY MIGROS", "RET MIGROS", "ONAY MIGROS", "YARDIM"]) {
+      expect((await twilioSms(from, text)).status).toBe(200);
+    }
+    await waitFor(() => receiptsOf(from).every((r) => r.status === "applied") && outboxOf(from).length === 5);
+    await waitFor(() => outboxOf(from).filter((o) => o.status === "done").length === 3);
+    expect(outboxOf(from).map((o) => o.status)).toEqual(["done", "done", "done", "skipped", "skipped"]);
+    expect(outboxOf(from)[3]!.lastError).toContain("rate limited");
+    expect(sentTo(fakeTwilio, from)).toHaveLength(3);
+  });
+});
+
+describe("Vonage SMS webhook", () => {
+  it("a bare RET on a shared number refuses every brand it serves; the UCS-2 reply names both", async () => {
+    const from = newSender();
+    const msisdn = from.slice(1);
+    const res = await app.request("/sms/vonage", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(signedVonage(vonageParams(msisdn, "ret"))),
+    });
+    expect(res.status).toBe(204);
+    await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+    expect(eventsOf(from).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["MIGROS:MESAJ:RET", "KOTON:MESAJ:RET"]);
+    expect(sentTo(fakeVonage, msisdn)[0]).toMatchObject({ from: "908505320000", type: "unicode" });
+    expect(sentTo(fakeVonage, msisdn)[0]!.text).toMatch(/^MİGROS, KOTON markasından SMS almayı reddettiniz/);
+  });
+
+  it("GET with query parameters and a form POST work; a named brand on a shared number picks that brand only", async () => {
+    const a = newSender();
+    const q = new URLSearchParams(signedVonage(vonageParams(a.slice(1), "RET KOTON"))).toString();
+    expect((await app.request(`/sms/vonage?${q}`)).status).toBe(204);
+    const b = newSender();
+    const form = await app.request("/sms/vonage", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(signedVonage(vonageParams(b.slice(1), "RET KOTON ARAMA"))).toString(),
+    });
+    expect(form.status).toBe(204);
+    await waitFor(() => eventsOf(a).length === 1 && eventsOf(b).length === 1);
+    expect(eventsOf(a)[0]).toMatchObject({ brand: "KOTON", type: "MESAJ" });
+    expect(eventsOf(b)[0]).toMatchObject({ brand: "KOTON", type: "ARAMA" });
+  });
+
+  it("a concatenated SMS is reassembled, whatever order its parts come in, and applied once", async () => {
+    const from = newSender();
+    const msisdn = from.slice(1);
+    const concat = (part: number, text: string) => vonageParams(msisdn, text, { concat: "true", "concat-ref": "77", "concat-part": String(part), "concat-total": "3" });
+    const post = (p: Record<string, string>) =>
+      app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(p)) });
+    const p3 = concat(3, "OS ARAMA");
+    const p1 = concat(1, "RET ");
+    const p2 = concat(2, "MİGR");
+    expect((await post(p3)).status).toBe(204);
+    expect((await post(p1)).status).toBe(204);
+    expect((await post(p1)).status).toBe(204); // a retried part
+    expect(receiptsOf(from).map((r) => r.status)).toEqual(["part", "part"]);
+    expect((await post(p2)).status).toBe(204);
+    await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+    expect(eventsOf(from)).toMatchObject([{ brand: "MIGROS", type: "ARAMA", status: "RET" }]);
+    const whole = db().prepare("SELECT body, status FROM receipts WHERE from_address = ? AND provider_ref LIKE 'concat:%'").all(from);
+    expect(whole).toEqual([{ body: "RET MİGROS ARAMA", status: "applied" }]);
+  });
+
+  it("a bad signature or a stale timestamp is a 403 and stores nothing", async () => {
+    const from = newSender();
+    const p = signedVonage(vonageParams(from.slice(1), "RET MIGROS"));
+    const tampered = await app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...p, text: "ONAY MIGROS" }) });
+    expect(tampered.status).toBe(403);
+    const stale = signedVonage(vonageParams(from.slice(1), "RET MIGROS"), Date.now() - 3_600_000);
+    expect((await app.request(`/sms/vonage?${new URLSearchParams(stale)}`)).status).toBe(403);
+    const unsigned = vonageParams(from.slice(1), "RET MIGROS");
+    expect((await app.request(`/sms/vonage?${new URLSearchParams(unsigned)}`)).status).toBe(403);
+    expect(receiptsOf(from)).toEqual([]);
+  });
+
+  it("malformed JSON is a 400; a signed message without messageId is a 400 naming it", async () => {
+    const bad = await app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+    expect(bad.status).toBe(400);
+    const p = vonageParams(newSender().slice(1), "RET");
+    delete (p as Partial<typeof p>).messageId;
+    const res = await app.request(`/sms/vonage?${new URLSearchParams(signedVonage(p))}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { field: "messageId" } });
+  });
+});
+
+describe("Redis down at receipt", () => {
+  it("the webhook is answered 200 from SQLite alone; the sweeper applies and confirms it once Redis is reachable", async () => {
+    const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
+      db: runtime.deps.db,
+    });
+    const cutApp = createApp(cut.deps);
+    const from = newSender();
+    const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS" };
+    const res = await cutApp.request("/sms/twilio", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
+      body: new URLSearchParams(params).toString(),
+    });
+    expect(res.status).toBe(200);
+    expect(receiptsOf(from)).toMatchObject([{ status: "received" }]);
+    // The healthy process's sweeper (grace 1 s) finds it.
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1, { timeoutMs: 20_000 });
+    expect(eventsOf(from)).toHaveLength(1);
+    cut.deps.redis.disconnect();
+  });
+});
+
+describe("brand templates", () => {
+  it("an override that would take more than 2 segments is refused when the brand is configured", async () => {
+    const res = await app.request(
+      "/api/v1/brands",
+      authed({ code: "LONG", name: "Long", shortNames: ["LONG"], settings: { smsTemplates: { refused: `{brand} ${"çok uzun bir metin ".repeat(10)} {ref}` } } }),
+    );
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { field: "settings.smsTemplates.refused" } });
+    const unknown = await app.request("/api/v1/brands", authed({ code: "LONG", name: "Long", settings: { smsTemplates: { refused: "{brand} {who}" } } }));
+    expect(unknown.status).toBe(400);
+  });
+
+  it("a brand's own template is what its recipients receive", async () => {
+    const res = await app.request(
+      "/api/v1/brands",
+      authed({ code: "BIM", name: "BİM", shortNames: ["BIM"], numbers: [{ number: "4545", provider: "twilio" }], settings: { smsTemplates: { refused: "{brand}: {channels} iptal edildi ({ref})" } } }),
+    );
+    expect(res.status).toBe(201);
+    const from = newSender();
+    await twilioSms(from, "RET BIM", newSid(), "4545");
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    expect(sentTo(fakeTwilio, from)[0]).toMatchObject({ from: "4545", text: `BIM: SMS iptal edildi (S${receiptsOf(from)[0]!.id})` });
+  });
+});
