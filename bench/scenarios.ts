@@ -7,7 +7,8 @@ import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { systemClock } from "../src/domain/time";
 import { iysReportPlanner } from "../src/runtime";
-import { rate, type Scenario } from "./run";
+import { rate, type Scenario } from "./lib";
+import { smsE2e, smsIngress } from "./sms";
 
 function time(fn: () => number): { ops: number; ms: number } {
   const t0 = performance.now();
@@ -68,4 +69,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e];

@@ -31,3 +31,14 @@ export function runMigrations(db: Db): void {
 }
 
 export { schema };
+
+const statementCache = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+/** A prepared statement kept for the life of the connection: hot paths (jobs, webhooks) prepare once. */
+export function stmt<P extends unknown[] = unknown[], R = unknown>(db: Db, sql: string): Database.Statement<P, R> {
+  let cache = statementCache.get(db.$client);
+  if (!cache) statementCache.set(db.$client, (cache = new Map()));
+  let s = cache.get(sql);
+  if (!s) cache.set(sql, (s = db.$client.prepare(sql)));
+  return s as unknown as Database.Statement<P, R>;
+}

@@ -99,6 +99,8 @@ export interface ApplyOptions {
 export interface ApplyResult {
   outcomes: ActionOutcome[];
   outbox: OutboxRef[];
+  /** True when `opts.receipt` was no longer waiting (another job applied it first): nothing was written. */
+  alreadyApplied?: boolean;
 }
 
 /** Adds outbox rows for every recorded event (İYS report, callbacks, partners); runs inside the transaction. */
@@ -166,6 +168,7 @@ export class Ledger {
     upsertState: Statement<unknown[]>;
     insertOutbox: Statement<unknown[]>;
     markReceipt: Statement<unknown[]>;
+    receiptStatus: Statement<[number], { status: string } | undefined>;
   };
 
   constructor(
@@ -198,6 +201,7 @@ export class Ledger {
         `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
       ),
+      receiptStatus: c.prepare(`SELECT status FROM receipts WHERE id = ?`),
       markReceipt: c.prepare(`UPDATE receipts SET status = ?, result = ?, applied_at = ? WHERE id = ?`),
     };
   }
@@ -212,11 +216,19 @@ export class Ledger {
   }
 
   apply(actions: ConsentAction[], opts: ApplyOptions = {}): ApplyResult {
-    const run = this.db.$client.transaction(() => this.applyInTransaction(actions, opts));
-    return run.immediate();
+    // Made once: better-sqlite3 builds a wrapper (and its savepoint statements) per transaction().
+    this.tx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions) => this.applyInTransaction(a, o));
+    return this.tx.immediate(actions, opts);
   }
 
+  private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
+
   private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions): ApplyResult {
+    // Checked inside the write transaction: two jobs racing for one receipt apply it once.
+    if (opts.receipt) {
+      const current = this.s.receiptStatus.get(opts.receipt.id) as { status: string } | undefined;
+      if (current && current.status !== "received") return { outcomes: [], outbox: [], alreadyApplied: true };
+    }
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
     let head = this.s.head.get() ?? { id: 0, hash: GENESIS_HASH };

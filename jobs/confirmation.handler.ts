@@ -1,5 +1,5 @@
 import { UnrecoverableError } from "bullmq";
-import type { Db } from "../db/index";
+import { stmt, type Db } from "../db/index";
 import { renderReply, templatesOf, type TemplateKey } from "../channels/sms/templates";
 import { receiptRef, type SmsResult } from "../channels/sms/interpret";
 import type { SmsSender } from "../channels/sms/senders";
@@ -29,15 +29,14 @@ interface ReceiptForReply {
  * Permanent provider errors end the row as failed with the reason; others are retried with backoff.
  */
 export async function run({ payload, deps }: { payload: { outboxId: number }; deps: ConfirmationDeps }): Promise<string> {
-  const row = pendingOutbox(deps.db, payload.outboxId);
+  const row = pendingOutbox(deps.db, payload.outboxId, deps.clock.now().getTime());
   if (!row) return "already finished";
   const now = () => deps.clock.now().getTime();
-  const receipt = deps.db.$client
-    .prepare(
-      `SELECT r.id, r.channel, r.from_address AS fromAddress, r.result, n.number, n.provider
+  const receipt = stmt(
+    deps.db,
+    `SELECT r.id, r.channel, r.from_address AS fromAddress, r.result, n.number, n.provider
        FROM receipts r LEFT JOIN numbers n ON n.id = r.number_id WHERE r.id = ?`,
-    )
-    .get(row.receiptId) as ReceiptForReply | undefined;
+  ).get(row.receiptId) as ReceiptForReply | undefined;
   if (!receipt || !receipt.number || !receipt.provider) throw new UnrecoverableError("confirmation without a routable receipt");
   if (receipt.channel !== "sms") throw new UnrecoverableError(`no SMS confirmation for ${receipt.channel} receipts`);
 

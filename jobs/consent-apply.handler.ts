@@ -1,5 +1,5 @@
 import { UnrecoverableError } from "bullmq";
-import type { Db } from "../db/index";
+import { stmt, type Db } from "../db/index";
 import type { ApplyOptions, ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import type { ReceiptStatus } from "../db/schema";
 
@@ -34,23 +34,42 @@ export interface ConsentApplyDeps {
   enqueueOutbox(rows: OutboxRef[]): Promise<void>;
 }
 
-/** Applies one durable receipt to the ledger; a receipt already applied is left as it is. */
-export async function run({ payload, deps }: { payload: { receiptId: number }; deps: ConsentApplyDeps }): Promise<string> {
-  const receipt = deps.db.$client
-    .prepare(
-      `SELECT id, channel, provider, provider_ref AS providerRef, number_id AS numberId, from_address AS fromAddress,
-        to_address AS toAddress, body, payload, status, received_at AS receivedAt FROM receipts WHERE id = ?`,
-    )
-    .get(payload.receiptId) as ReceiptRow | undefined;
-  if (!receipt) throw new UnrecoverableError(`receipt ${payload.receiptId} not found`);
-  if (receipt.status !== "received") return `already ${receipt.status}`;
-  const interpret = deps.interpreters[receipt.channel];
-  if (!interpret) throw new UnrecoverableError(`no interpreter for channel ${receipt.channel}`);
-  const plan = interpret(receipt);
-  const result = deps.ledger.apply(plan.actions, {
-    outbox: plan.outbox,
-    receipt: { id: receipt.id, status: plan.status, result: plan.result },
-  });
-  await deps.enqueueOutbox(result.outbox);
-  return `${plan.status}: ${result.outcomes.map((o) => o.kind).join(",") || "no actions"}`;
+const RECEIPT_SELECT = `SELECT id, channel, provider, provider_ref AS providerRef, number_id AS numberId, from_address AS fromAddress,
+  to_address AS toAddress, body, payload, status, received_at AS receivedAt FROM receipts WHERE id = ?`;
+
+/**
+ * Applies durable receipts to the ledger, each in its own transaction; a receipt already applied
+ * (by an earlier run or a racing job) is left as it is. Outbox rows of the whole batch are enqueued
+ * together at the end.
+ */
+export async function run({ payload, deps }: { payload: { receiptIds: number[] }; deps: ConsentApplyDeps }): Promise<string> {
+  const select = stmt(deps.db, RECEIPT_SELECT);
+  const outbox: OutboxRef[] = [];
+  const counts: Record<string, number> = {};
+  // One commit for the batch: each receipt's ledger transaction nests as a savepoint, so a failure
+  // rolls the whole batch back and the retried job does it again (every step is idempotent).
+  deps.db.$client.transaction(() => applyAll()).immediate();
+  await deps.enqueueOutbox(outbox);
+  return Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(", ");
+
+  function applyAll() {
+  for (const receiptId of payload.receiptIds) {
+    const receipt = select.get(receiptId) as ReceiptRow | undefined;
+    let status: string;
+    if (!receipt) status = "missing";
+    else if (receipt.status !== "received") status = `already ${receipt.status}`;
+    else {
+      const interpret = deps.interpreters[receipt.channel];
+      if (!interpret) throw new UnrecoverableError(`no interpreter for channel ${receipt.channel}`);
+      const plan = interpret(receipt);
+      const result = deps.ledger.apply(plan.actions, {
+        outbox: plan.outbox,
+        receipt: { id: receipt.id, status: plan.status, result: plan.result },
+      });
+      outbox.push(...result.outbox);
+      status = result.alreadyApplied ? "already applied" : plan.status;
+    }
+    counts[status] = (counts[status] ?? 0) + 1;
+  }
+  }
 }

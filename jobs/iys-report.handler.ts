@@ -1,5 +1,5 @@
 import { UnrecoverableError } from "bullmq";
-import type { Db } from "../db/index";
+import { stmt, type Db } from "../db/index";
 import type { LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
@@ -19,10 +19,10 @@ const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipie
 
 /** Reports one ledger movement to İYS. */
 export async function run({ payload, deps }: { payload: { outboxId: number }; deps: IysReportDeps }): Promise<string> {
-  const row = pendingOutbox(deps.db, payload.outboxId);
+  const row = pendingOutbox(deps.db, payload.outboxId, deps.clock.now().getTime());
   if (!row) return "already finished";
   const now = () => deps.clock.now().getTime();
-  const event = deps.db.$client.prepare(EVENT_SELECT).get(row.eventId) as
+  const event = stmt(deps.db, EVENT_SELECT).get(row.eventId) as
     | (LedgerEvent & { iysCode: string | null; brandCode: string | null })
     | undefined;
   if (!event) {

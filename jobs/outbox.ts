@@ -1,4 +1,4 @@
-import type { Db } from "../db/index";
+import { stmt, type Db } from "../db/index";
 import type { OutboxKind, OutboxStatus } from "../db/schema";
 
 export interface OutboxRow {
@@ -11,14 +11,19 @@ export interface OutboxRow {
   attempts: number;
 }
 
-/** The row when it still needs work; null when another run already finished it (jobs are idempotent). */
-export function pendingOutbox(db: Db, id: number): OutboxRow | null {
-  const row = db.$client
-    .prepare(
-      `SELECT id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts FROM outbox WHERE id = ?`,
-    )
-    .get(id) as OutboxRow | undefined;
-  return row && row.status === "pending" ? row : null;
+/**
+ * Claims the row for this attempt: null when it is finished, or when another job claimed it a moment
+ * ago (compare-and-set on `updated_at`), so two jobs holding the same row never both send it.
+ */
+export function pendingOutbox(db: Db, id: number, now: number = Date.now()): OutboxRow | null {
+  const row = stmt(db, `SELECT id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts, updated_at AS updatedAt FROM outbox WHERE id = ?`).get(id) as
+    | (OutboxRow & { updatedAt: number })
+    | undefined;
+  if (!row || row.status !== "pending") return null;
+  const claimed = stmt(db, `UPDATE outbox SET updated_at = ? WHERE id = ? AND status = 'pending' AND updated_at = ?`).run(Math.max(now, row.updatedAt + 1), id, row.updatedAt);
+  if (claimed.changes !== 1) return null;
+  const { updatedAt: _, ...rest } = row;
+  return rest;
 }
 
 /** Ends a pending row; `result` keeps what the attempt returned (provider message id, response code…). */
@@ -30,15 +35,10 @@ export function finishOutbox(
   error?: string,
   result?: Record<string, unknown>,
 ): void {
-  db.$client
-    .prepare(
-      `UPDATE outbox SET status = ?, last_error = ?, result = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'`,
-    )
-    .run(status, error ?? null, result === undefined ? null : JSON.stringify(result), now, id);
+  stmt(db, `UPDATE outbox SET status = ?, last_error = ?, result = ?, attempts = attempts + 1, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
+    status, error ?? null, result === undefined ? null : JSON.stringify(result), now, id);
 }
 
 export function recordAttemptFailure(db: Db, id: number, now: number, error: string): void {
-  db.$client
-    .prepare(`UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`)
-    .run(error, now, id);
+  stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(error, now, id);
 }

@@ -1,7 +1,7 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type { OutboxRef } from "../db/ledger";
-import { outboxJobId, outboxRoutes, queueNames, receiptJobId, type JobName, type Payload, type QueueName } from "./registry";
+import { outboxJobId, outboxRoutes, queueNames, receiptBatchJobId, receiptJobId, type JobName, type Payload, type QueueName } from "./registry";
 
 /** Production job settings (BullMQ docs): retries with exponential backoff, bounded retention. */
 export const defaultJobOptions: JobsOptions = {
@@ -31,18 +31,46 @@ export class JobProducer {
   }
 
   async enqueueReceipt(receiptId: number, opts: { priority?: number } = {}): Promise<void> {
-    await this.enqueue("consent", "consent.apply", { receiptId }, { jobId: receiptJobId(receiptId), ...(opts.priority ? { priority: opts.priority } : {}) });
+    await this.enqueue("consent", "consent.apply", { receiptIds: [receiptId] }, { jobId: receiptJobId(receiptId), ...(opts.priority ? { priority: opts.priority } : {}) });
   }
 
-  async enqueueOutbox(rows: OutboxRef[]): Promise<void> {
-    const byQueue = new Map<QueueName, { name: string; data: { outboxId: number }; opts: JobsOptions }[]>();
+  /** One job for the unprioritised receipts of a batch, one for the prioritised (rate-limited) ones. */
+  async enqueueReceipts(items: { id: number; priority?: number }[]): Promise<void> {
+    const groups = new Map<number, number[]>();
+    for (const i of items) {
+      const p = i.priority ?? 0;
+      groups.set(p, [...(groups.get(p) ?? []), i.id]);
+    }
+    const jobs = [];
+    for (const [priority, ids] of groups) {
+      for (let k = 0; k < ids.length; k += 1000) {
+        const chunk = ids.slice(k, k + 1000);
+        jobs.push({ name: "consent.apply", data: { receiptIds: chunk }, opts: { jobId: receiptBatchJobId(chunk), ...(priority ? { priority } : {}) } });
+      }
+    }
+    await this.queues.consent.addBulk(jobs);
+  }
+
+  /** One job per queue for the rows of one call (chunks of 100); the sweeper's rows go one by one. */
+  async enqueueOutbox(rows: OutboxRef[], opts: { single?: boolean } = {}): Promise<void> {
+    const byQueue = new Map<QueueName, { job: string; ids: number[] }>();
     for (const r of rows) {
       const route = outboxRoutes[r.kind];
-      const list = byQueue.get(route.queue) ?? [];
-      list.push({ name: route.job, data: { outboxId: r.id }, opts: { jobId: outboxJobId(r.id) } });
-      byQueue.set(route.queue, list);
+      const entry = byQueue.get(route.queue) ?? { job: route.job, ids: [] };
+      entry.ids.push(r.id);
+      byQueue.set(route.queue, entry);
     }
-    await Promise.all([...byQueue].map(([q, jobs]) => this.queues[q].addBulk(jobs)));
+    const size = opts.single ? 1 : 100;
+    await Promise.all(
+      [...byQueue].map(([q, { job, ids }]) => {
+        const jobs = [];
+        for (let k = 0; k < ids.length; k += size) {
+          const chunk = ids.slice(k, k + size);
+          jobs.push({ name: job, data: { outboxIds: chunk }, opts: { jobId: outboxJobId(chunk) } });
+        }
+        return this.queues[q].addBulk(jobs);
+      }),
+    );
   }
 
   async close(): Promise<void> {

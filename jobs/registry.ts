@@ -1,8 +1,10 @@
 import { z } from "zod";
 import type { OutboxKind } from "../db/schema";
 
-const ReceiptJob = z.object({ receiptId: z.number().int().positive() });
-const OutboxJob = z.object({ outboxId: z.number().int().positive() });
+/** One receipt (the sweeper, the API) or a batch taken in one tick by a webhook ingress. */
+const ReceiptJob = z.object({ receiptIds: z.array(z.number().int().positive()).min(1).max(1000) });
+/** Outbox rows of one commit (or one row, from the sweeper); handlers take them one at a time. */
+const OutboxJob = z.object({ outboxIds: z.array(z.number().int().positive()).min(1).max(1000) });
 
 /**
  * Queue → job name → payload schema. Payloads carry ids only: BullMQ stores job data in clear text,
@@ -31,7 +33,8 @@ export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }>
 
 /** Deterministic job ids: a re-enqueue of the same receipt or outbox row is the same job. */
 export const receiptJobId = (receiptId: number) => `receipt-${receiptId}`;
-export const outboxJobId = (outboxId: number) => `outbox-${outboxId}`;
+export const receiptBatchJobId = (ids: number[]) => (ids.length === 1 ? receiptJobId(ids[0]!) : `receipts-${ids[0]}-${ids.at(-1)}-${ids.length}`);
+export const outboxJobId = (ids: number[]) => (ids.length === 1 ? `outbox-${ids[0]}` : `outbox-${ids[0]}-${ids.at(-1)}-${ids.length}`);
 
 export function parsePayload<Q extends QueueName>(queue: Q, name: string, data: unknown): unknown {
   const schema = (registry[queue] as Record<string, z.ZodType>)[name];

@@ -12,6 +12,7 @@ export interface SweeperDeps {
 }
 
 const BATCH = 1000;
+const RETRIED_GRACE_MS = 15 * 60_000;
 
 /**
  * Re-enqueues receipts and outbox rows that have waited longer than the grace period without a
@@ -37,8 +38,13 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
   afterId = 0;
   for (;;) {
     const rows = c
-      .prepare(`SELECT id, kind FROM outbox WHERE status = 'pending' AND created_at <= ? AND id > ? ORDER BY id LIMIT ?`)
-      .all(cutoff, afterId, BATCH) as OutboxRef[];
+      // Rows never tried, once the grace is over; rows already tried are left to their job's backoff
+      // unless nothing has touched them for RETRIED_GRACE_MS (their job is gone: a crash, a lost Redis).
+      .prepare(
+        `SELECT id, kind FROM outbox WHERE status = 'pending' AND id > ?
+           AND ((attempts = 0 AND updated_at <= ?) OR updated_at <= ?) ORDER BY id LIMIT ?`,
+      )
+      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, BATCH) as OutboxRef[];
     if (rows.length === 0) break;
     await deps.enqueueOutbox(rows);
     outbox += rows.length;

@@ -29,6 +29,9 @@ function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler
   return base;
 }
 
+/** SQLite has one writer, so ledger work needs few workers; sends wait on the network, so they get many. */
+const defaultConcurrency: Record<QueueName, number> = { consent: 4, confirmations: 32, callbacks: 32, "iys-reports": 8 };
+
 export interface WorkerOptions {
   redisUrl: string;
   prefix: string;
@@ -53,27 +56,18 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
         if (!handler) throw new UnrecoverableError(`no handler for ${queue}/${job.name}`);
         const payload = parsePayload(queue, job.name, job.data) as never;
         const started = performance.now();
+        const outboxIds = (payload as { outboxIds?: number[] }).outboxIds;
         try {
-          const outcome = await handler({ payload, deps, job });
+          const outcome = outboxIds ? await runOutboxBatch(deps, job, handler, outboxIds) : await handler({ payload, deps, job });
           deps.log.info({ queue, job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
           return outcome;
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
-          const outboxId = (payload as { outboxId?: number }).outboxId;
-          if (outboxId !== undefined) {
-            // finishOutbox only touches rows still pending: a handler that already recorded its own
-            // reason keeps it. A permanent error ends the row as failed; the last retry as exhausted.
-            const now = deps.clock.now().getTime();
-            const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-            if (err instanceof UnrecoverableError) finishOutbox(deps.db, outboxId, "failed", now, message);
-            else if (final) finishOutbox(deps.db, outboxId, "exhausted", now, message);
-            else recordAttemptFailure(deps.db, outboxId, now, message);
-          }
           deps.log.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: message }, "job failed");
           throw err;
         }
       },
-      { connection, prefix: opts.prefix, concurrency: opts.concurrency?.[queue] ?? 8, autorun: true },
+      { connection, prefix: opts.prefix, concurrency: opts.concurrency?.[queue] ?? defaultConcurrency[queue], autorun: true },
     );
     worker.on("error", (err) => deps.log.error({ queue, err: err.message }, "worker error"));
     workers.push(worker);
@@ -84,6 +78,34 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
       await Promise.all(workers.map((w) => w.close()));
     },
   };
+}
+
+/**
+ * Outbox jobs carry a batch of row ids; each row is handled on its own (all at once: they wait on
+ * the network). A row's permanent error ends it as failed with the reason; a transient one is
+ * recorded and the job retried with backoff, which redoes only the rows still pending; on the last
+ * attempt those are marked exhausted.
+ */
+async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Handler, ids: number[]): Promise<string> {
+  const now = () => deps.clock.now().getTime();
+  const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const results = await Promise.allSettled(ids.map((outboxId) => handler({ payload: { outboxId } as never, deps, job })));
+  const transient: string[] = [];
+  results.forEach((r, i) => {
+    if (r.status === "fulfilled") return;
+    const id = ids[i]!;
+    const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
+    // finishOutbox only touches rows still pending: a handler that recorded its own reason keeps it.
+    if (r.reason instanceof UnrecoverableError) finishOutbox(deps.db, id, "failed", now(), message);
+    else if (final) finishOutbox(deps.db, id, "exhausted", now(), message);
+    else {
+      recordAttemptFailure(deps.db, id, now(), message);
+      transient.push(`#${id}: ${message}`);
+    }
+  });
+  if (transient.length > 0) throw new Error(`${transient.length} of ${ids.length} to retry (${transient.slice(0, 3).join("; ")})`);
+  const failed = results.filter((r) => r.status === "rejected").length;
+  return `${ids.length - failed} done${failed ? `, ${failed} ended` : ""}`;
 }
 
 /** Runs the sweeper every `intervalMs`; one sweep at a time. */

@@ -1,5 +1,5 @@
 import { asc, eq, inArray } from "drizzle-orm";
-import type { Db } from "../db/index";
+import { stmt, type Db } from "../db/index";
 import { brandNumbers, brands, numbers } from "../db/schema";
 import { ApiError } from "./errors";
 import { foldTurkish } from "./domain/turkish";
@@ -17,8 +17,14 @@ export interface NewBrand {
   numbers: { number: string; provider: "twilio" | "vonage"; channels: ("sms" | "voice")[] }[];
 }
 
+const BRAND_COLUMNS = `b.id, b.code, b.name, b.iys_code AS iysCode, b.brand_code AS brandCode, b.short_names AS shortNames, b.settings, b.created_at AS createdAt`;
+type RawBrand = Omit<Brand, "shortNames" | "settings"> & { shortNames: string; settings: string };
+const toBrand = (r: RawBrand): Brand => ({ ...r, shortNames: JSON.parse(r.shortNames) as string[], settings: JSON.parse(r.settings) as Record<string, unknown> });
+
+/** Read by every job: a cached raw statement rather than a query built per call. */
 export function brandByCode(db: Db, code: string): Brand | null {
-  return db.select().from(brands).where(eq(brands.code, code.toUpperCase())).get() ?? null;
+  const row = stmt<[string], RawBrand>(db, `SELECT ${BRAND_COLUMNS} FROM brands b WHERE b.code = ?`).get(code.toUpperCase());
+  return row ? toBrand(row) : null;
 }
 
 export function brandById(db: Db, id: number): Brand | null {
@@ -42,18 +48,40 @@ export function numbersOfBrand(db: Db, brandId: number): NumberRow[] {
 
 /** The brands a number serves, in the order they were attached. */
 export function brandsOfNumber(db: Db, numberId: number): Brand[] {
-  return db
-    .select({ b: brands })
-    .from(brandNumbers)
-    .innerJoin(brands, eq(brands.id, brandNumbers.brandId))
-    .where(eq(brandNumbers.numberId, numberId))
-    .orderBy(asc(brandNumbers.position), asc(brands.id))
-    .all()
-    .map((r) => r.b);
+  return stmt<[number], RawBrand>(
+    db,
+    `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id WHERE bn.number_id = ? ORDER BY bn.position, b.id`,
+  )
+    .all(numberId)
+    .map(toBrand);
 }
 
+const numberStatements = new WeakMap<Db, import("better-sqlite3").Statement>();
+const numberCache = new WeakMap<Db, Map<string, { row: NumberRow; at: number }>>();
+/** How long a known number's row is reused; an unknown number is always looked up again. */
+const NUMBER_CACHE_MS = 5000;
+
+/**
+ * Looked up on every inbound webhook: a raw prepared statement, and known numbers cached for a few
+ * seconds (a number added now is found at once; a changed one is seen within NUMBER_CACHE_MS).
+ */
 export function numberByValue(db: Db, value: string): NumberRow | null {
-  return db.select().from(numbers).where(eq(numbers.number, value)).get() ?? null;
+  let cache = numberCache.get(db);
+  if (!cache) numberCache.set(db, (cache = new Map()));
+  const hit = cache.get(value);
+  const now = Date.now();
+  if (hit && now - hit.at < NUMBER_CACHE_MS) return hit.row;
+  let stmt = numberStatements.get(db);
+  if (!stmt) {
+    stmt = db.$client.prepare("SELECT id, number, provider, channels, created_at AS createdAt FROM numbers WHERE number = ?");
+    numberStatements.set(db, stmt);
+  }
+  const raw = stmt.get(value) as (Omit<NumberRow, "channels"> & { channels: string }) | undefined;
+  if (!raw) return null;
+  const row = { ...raw, channels: JSON.parse(raw.channels) as NumberRow["channels"] };
+  if (cache.size > 10_000) cache.clear();
+  cache.set(value, { row, at: now });
+  return row;
 }
 
 /** Every folded name a recipient may use for the brand (short names, code, İYS brand number). */
@@ -108,6 +136,7 @@ export function createBrand(db: Db, input: NewBrand, now: number): Brand {
         }
         const channels = [...new Set([...row.channels, ...n.channels])];
         tx.update(numbers).set({ channels }).where(eq(numbers.id, row.id)).run();
+        numberCache.get(db)?.delete(row.number);
       } else {
         row = tx.insert(numbers).values({ number: n.number, provider: n.provider, channels: n.channels, createdAt: now }).returning().get();
       }

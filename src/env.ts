@@ -23,6 +23,7 @@ export interface AppDeps {
   jobs: {
     /** `priority` > 0 works the receipt after every unprioritised one (rate-limited senders). */
     enqueueReceipt(id: number, opts?: { priority?: number }): Promise<void>;
+    enqueueReceipts(items: { id: number; priority?: number }[]): Promise<void>;
     enqueueOutbox(rows: OutboxRef[]): Promise<void>;
   };
 }

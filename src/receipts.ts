@@ -60,3 +60,58 @@ export function recordReceipt(db: Db, r: NewReceipt, now: number): RecordedRecei
   const existing = s.find.get(r.channel, r.provider, r.providerRef) as { id: number; status: ReceiptStatus };
   return { id: existing.id, created: false, status: existing.status };
 }
+
+interface Waiting {
+  receipt: NewReceipt;
+  now: number;
+  resolve(r: RecordedReceipt): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Group commit for webhooks: receipts taken in the same tick are inserted in one transaction, and
+ * each webhook is answered once its receipt is committed. Under load this turns one SQLite commit
+ * per webhook into one per batch; alone, a receipt waits one `setImmediate`.
+ */
+export class ReceiptWriter {
+  private waiting: Waiting[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly max = 256,
+  ) {}
+
+  record(receipt: NewReceipt, now: number): Promise<RecordedReceipt> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ receipt, now, resolve, reject });
+      if (this.waiting.length >= this.max) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.waiting;
+    this.waiting = [];
+    if (batch.length === 0) return;
+    let results: RecordedReceipt[];
+    try {
+      results = this.db.$client.transaction(() => batch.map((w) => recordReceipt(this.db, w.receipt, w.now))).immediate();
+    } catch {
+      // One bad row must not fail its neighbours: fall back to one transaction each.
+      for (const w of batch) {
+        try {
+          w.resolve(recordReceipt(this.db, w.receipt, w.now));
+        } catch (err) {
+          w.reject(err);
+        }
+      }
+      return;
+    }
+    batch.forEach((w, i) => w.resolve(results[i]!));
+  }
+}

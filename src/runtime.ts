@@ -93,6 +93,10 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
         log.warn({ receiptId: id, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
       }
     },
+    /** Throws when Redis is unavailable: callers batching after the answer log it; the sweeper retries. */
+    async enqueueReceipts(items: { id: number; priority?: number }[]) {
+      if (items.length) await guard(() => producer.enqueueReceipts(items));
+    },
     async enqueueOutbox(rows: OutboxRef[]) {
       if (rows.length === 0) return;
       try {
@@ -137,7 +141,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           now: () => clock.now().getTime(),
           graceMs: config.SWEEPER_GRACE_SECONDS * 1000,
           enqueueReceipt: (id) => producer.enqueueReceipt(id),
-          enqueueOutbox: (rows) => producer.enqueueOutbox(rows),
+          enqueueOutbox: (rows) => producer.enqueueOutbox(rows, { single: true }),
         },
         config.SWEEPER_INTERVAL_SECONDS * 1000,
       );

@@ -1,7 +1,8 @@
 import type { AppDeps } from "../../src/env";
 import { numberByValue } from "../../src/brands";
-import { recordReceipt } from "../../src/receipts";
+import { recordReceipt, ReceiptWriter } from "../../src/receipts";
 import { RateLimiter } from "../../src/rate-limit";
+import { MicroBatcher } from "../../src/batch";
 import { normalizeServiceNumber } from "../../src/api/brands";
 
 export interface InboundSms {
@@ -26,20 +27,55 @@ export interface Ingested {
  * (an unknown `To` is kept as unroutable so the provider stops retrying), one durable receipt, and
  * the apply job. Nothing here waits for Redis: the receipt is what makes the webhook safe to answer.
  */
+interface Pending {
+  receiptId: number;
+  from: string;
+  numberId: number;
+  /** A provider's retry of a receipt we already had is not counted again. */
+  count: boolean;
+}
+
 export class SmsIngress {
   private readonly limiter: RateLimiter;
+  private readonly pending: MicroBatcher<Pending>;
+  private readonly writer: ReceiptWriter;
 
   constructor(private readonly deps: AppDeps) {
     this.limiter = new RateLimiter(deps.redis, deps.config.QUEUE_PREFIX);
+    this.writer = new ReceiptWriter(deps.db);
+    this.pending = new MicroBatcher(
+      (items) => this.enqueue(items),
+      (err, items) => deps.log.warn({ receipts: items.length, err: (err as Error).message }, "enqueue failed; the sweeper will retry"),
+    );
   }
 
-  async limited(from: string, numberId: number, now: number): Promise<boolean> {
-    const { config, secrets } = this.deps;
-    const [sender, number] = await Promise.all([
-      this.limiter.hit("sms-sender", secrets.pseudonym("rate-limit", from), config.SMS_LIMIT_PER_SENDER_PER_HOUR, 3_600_000, now),
-      this.limiter.hit("sms-number", String(numberId), config.SMS_LIMIT_PER_NUMBER_PER_MINUTE, 60_000, now),
-    ]);
-    return sender.limited || number.limited;
+  /**
+   * After the webhook is answered: rate limits for the batch in one pipeline (limited receipts are
+   * marked so their confirmation is dropped, and worked after everyone else's), then one addBulk.
+   */
+  private async enqueue(items: Pending[]): Promise<void> {
+    const { config, secrets, db, clock, jobs } = this.deps;
+    const counted = items.filter((i) => i.count);
+    const flags = await this.limiter.hitMany(
+      counted.flatMap((i) => [
+        { name: "sms-sender", subject: secrets.pseudonym("rate-limit", i.from), limit: config.SMS_LIMIT_PER_SENDER_PER_HOUR, windowMs: 3_600_000 },
+        { name: "sms-number", subject: String(i.numberId), limit: config.SMS_LIMIT_PER_NUMBER_PER_MINUTE, windowMs: 60_000 },
+      ]),
+      clock.now().getTime(),
+    );
+    const limited = new Set(counted.filter((_, k) => flags[2 * k] || flags[2 * k + 1]).map((i) => i.receiptId));
+    if (limited.size > 0) {
+      const mark = db.$client.prepare(`UPDATE receipts SET payload = json_set(payload, '$.limited', json('true')) WHERE id = ? AND status = 'received'`);
+      db.$client.transaction(() => {
+        for (const id of limited) mark.run(id);
+      })();
+    }
+    await jobs.enqueueReceipts(items.map((i) => ({ id: i.receiptId, ...(limited.has(i.receiptId) ? { priority: 100 } : {}) })));
+  }
+
+  /** Waits until every receipt taken so far has been handed to the queue. */
+  drain(): Promise<void> {
+    return this.pending.drain();
   }
 
   number(provider: InboundSms["provider"], to: string) {
@@ -49,13 +85,10 @@ export class SmsIngress {
   }
 
   async ingest(m: InboundSms, opts: { status?: "received" | "part" } = {}): Promise<Ingested> {
-    const { db, clock, jobs, log } = this.deps;
+    const { clock, log } = this.deps;
     const now = clock.now().getTime();
     const number = this.number(m.provider, m.to);
-    // A concatenated SMS counts once, when it is whole.
-    const limited = number && opts.status !== "part" ? await this.limited(m.from, number.id, now) : false;
-    const rec = recordReceipt(
-      db,
+    const rec = await this.writer.record(
       {
         channel: "sms",
         provider: m.provider,
@@ -64,13 +97,13 @@ export class SmsIngress {
         fromAddress: m.from,
         toAddress: m.to,
         body: m.body,
-        payload: { ...m.payload, ...(limited ? { limited: true } : {}) },
+        payload: m.payload ?? {},
         status: number ? (opts.status ?? "received") : "unroutable",
       },
       now,
     );
-    if (rec.created) log.info({ receiptId: rec.id, provider: m.provider, status: rec.status, limited }, "sms receipt");
-    if (rec.status === "received") await jobs.enqueueReceipt(rec.id, limited ? { priority: 100 } : undefined);
+    if (rec.created) log.info({ receiptId: rec.id, provider: m.provider, status: rec.status }, "sms receipt");
+    if (rec.status === "received" && number) this.pending.push({ receiptId: rec.id, from: m.from, numberId: number.id, count: rec.created });
     return { receiptId: rec.id, created: rec.created, status: rec.status };
   }
 
@@ -82,7 +115,7 @@ export class SmsIngress {
   async ingestPart(m: InboundSms, concat: { ref: string; part: number; total: number }): Promise<Ingested> {
     const piece = await this.ingest({ ...m, payload: { ...m.payload, concat } }, { status: "part" });
     if (piece.status === "unroutable") return piece;
-    const { db, clock, jobs, log } = this.deps;
+    const { db, clock, log } = this.deps;
     type Part = { id: number; providerRef: string; numberId: number; body: string; payload: string };
     const findParts = () =>
       db.$client
@@ -102,9 +135,7 @@ export class SmsIngress {
       }
       return byPart.size < concat.total ? null : [...byPart.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
     };
-    const first = complete(findParts());
-    if (!first) return piece;
-    const limited = await this.limited(m.from, first[0]!.numberId, clock.now().getTime());
+    if (!complete(findParts())) return piece;
     const assemble = db.$client.transaction(() => {
       const parts = findParts();
       const ordered = complete(parts);
@@ -119,18 +150,18 @@ export class SmsIngress {
           fromAddress: m.from,
           toAddress: m.to,
           body: ordered.map((p) => p.body).join(""),
-          payload: { parts: ordered.length, ...(limited ? { limited: true } : {}) },
+          payload: { parts: ordered.length },
         },
         clock.now().getTime(),
       );
       const mark = db.$client.prepare(`UPDATE receipts SET status = 'assembled', result = ? WHERE id = ?`);
       for (const p of parts) mark.run(JSON.stringify({ assembledInto: whole.id }), p.id);
-      return { whole, limited };
+      return { whole, numberId: ordered[0]!.numberId };
     });
     const done = assemble.immediate();
     if (done) {
       log.info({ receiptId: done.whole.id, parts: concat.total }, "concatenated sms assembled");
-      await jobs.enqueueReceipt(done.whole.id, done.limited ? { priority: 100 } : undefined);
+      this.pending.push({ receiptId: done.whole.id, from: m.from, numberId: done.numberId, count: done.whole.created });
     }
     return piece;
   }

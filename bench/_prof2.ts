@@ -1,0 +1,3 @@
+import { smsE2e } from "./sms";
+console.log(await smsE2e.run());
+process.exit(0);

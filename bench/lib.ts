@@ -1,0 +1,27 @@
+/** Shapes and helpers shared by the benchmark scenarios (no imports: run.ts imports the scenarios). */
+export interface ScenarioResult {
+  value: number;
+  unit: string;
+  baseline: { name: string; value: number };
+  /** The ratio this scenario should reach (value / baseline), or null when it has no target. */
+  target: number | null;
+  p50_ms?: number;
+  p99_ms?: number;
+  notes?: string;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  run(): Promise<ScenarioResult>;
+}
+
+/** ops per second of `ops` done in `ms`. */
+export const rate = (ops: number, ms: number) => Number(((ops / ms) * 1000).toFixed(1));
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return Number(sorted[i]!.toFixed(2));
+}
+
