@@ -30,7 +30,7 @@ const TWILIO_PERMANENT = new Set([21211, 21212, 21265, 21408, 21606, 21610, 2161
 
 /** Routes the `twilio` client's requests to TWILIO_API_BASE_URL (tests point it at a local fake). */
 function rebasedHttpClient(base: string): twilio.RequestClient {
-  const client = new twilio.RequestClient({ timeout: 15_000 });
+  const client = new twilio.RequestClient({ timeout: 15_000, keepAlive: true });
   const origin = base.replace(/\/+$/, "");
   const request = client.request.bind(client);
   client.request = ((opts: Parameters<typeof request>[0]) =>
