@@ -5,12 +5,10 @@ import { receiptRef, type SmsResult } from "../channels/sms/interpret";
 import type { SmsSender } from "../channels/sms/senders";
 import { brandByCode } from "../src/brands";
 import { normalizePhone } from "../src/domain/address";
-import type { Clock } from "../src/domain/time";
-import { finishOutbox, pendingOutbox } from "./outbox";
+import type { OutboxOutcome, OutboxRow } from "./outbox";
 
 export interface ConfirmationDeps {
   db: Db;
-  clock: Clock;
   senders: Partial<Record<"twilio" | "vonage", SmsSender>>;
 }
 
@@ -28,10 +26,7 @@ interface ReceiptForReply {
  * provider that received it, after the ledger commit (the outbox row was written with it).
  * Permanent provider errors end the row as failed with the reason; others are retried with backoff.
  */
-export async function run({ payload, deps }: { payload: { outboxId: number }; deps: ConfirmationDeps }): Promise<string> {
-  const row = pendingOutbox(deps.db, payload.outboxId, deps.clock.now().getTime());
-  if (!row) return "already finished";
-  const now = () => deps.clock.now().getTime();
+export async function run(row: OutboxRow, deps: ConfirmationDeps): Promise<OutboxOutcome> {
   const receipt = stmt(
     deps.db,
     `SELECT r.id, r.channel, r.from_address AS fromAddress, r.result, n.number, n.provider
@@ -60,8 +55,7 @@ export async function run({ payload, deps }: { payload: { outboxId: number }; de
   if (!sender) throw new UnrecoverableError(`${receipt.provider} is not configured for sending (credentials missing)`);
   const sent = await sender.send({ from: receipt.number, to: to.value, text });
   if (sent.ok) {
-    finishOutbox(deps.db, row.id, "done", now(), undefined, { provider: sender.provider, providerId: sent.providerId, encoding: sent.encoding, segments: sent.segments, template: key });
-    return `sent ${key} via ${sender.provider}`;
+    return { status: "done", result: { provider: sender.provider, providerId: sent.providerId, encoding: sent.encoding, segments: sent.segments, template: key } };
   }
   if (sent.permanent) throw new UnrecoverableError(sent.reason);
   throw new Error(sent.reason);

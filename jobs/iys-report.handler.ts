@@ -1,14 +1,12 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
 import type { LedgerEvent } from "../db/ledger";
-import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
-import { finishOutbox, pendingOutbox } from "./outbox";
+import type { OutboxOutcome, OutboxRow } from "./outbox";
 
 export interface IysReportDeps {
   db: Db;
   iys: IysReporter;
-  clock: Clock;
 }
 
 const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
@@ -18,30 +16,16 @@ const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipie
   FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`;
 
 /** Reports one ledger movement to İYS. */
-export async function run({ payload, deps }: { payload: { outboxId: number }; deps: IysReportDeps }): Promise<string> {
-  const row = pendingOutbox(deps.db, payload.outboxId, deps.clock.now().getTime());
-  if (!row) return "already finished";
-  const now = () => deps.clock.now().getTime();
+export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOutcome> {
   const event = stmt(deps.db, EVENT_SELECT).get(row.eventId) as
     | (LedgerEvent & { iysCode: string | null; brandCode: string | null })
     | undefined;
-  if (!event) {
-    finishOutbox(deps.db, row.id, "failed", now(), "event not found");
-    throw new UnrecoverableError("event not found");
-  }
+  if (!event) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {
-    const why = !deps.iys.configured ? "İYS API not configured (IYS_API_BASE_URL)" : "brand has no iysCode/brandCode";
-    finishOutbox(deps.db, row.id, "skipped", now(), why);
-    return `skipped: ${why}`;
+    return { status: "skipped", note: !deps.iys.configured ? "İYS API not configured (IYS_API_BASE_URL)" : "brand has no iysCode/brandCode" };
   }
   const result = await deps.iys.report({ iysCode: event.iysCode, brandCode: event.brandCode }, event);
-  if (result.ok) {
-    finishOutbox(deps.db, row.id, "done", now());
-    return "reported";
-  }
-  if (result.permanent) {
-    finishOutbox(deps.db, row.id, "failed", now(), `${result.code}: ${result.message}`);
-    throw new UnrecoverableError(`İYS refused the movement: ${result.code}`);
-  }
+  if (result.ok) return { status: "done" };
+  if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);
   throw new Error(`İYS report failed: ${result.code}`);
 }

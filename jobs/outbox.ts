@@ -42,3 +42,12 @@ export function finishOutbox(
 export function recordAttemptFailure(db: Db, id: number, now: number, error: string): void {
   stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(error, now, id);
 }
+
+/** What an outbox handler made of one row; throwing UnrecoverableError ends it as failed, any other error retries it. */
+export type OutboxOutcome = { status: "done" | "skipped"; note?: string; result?: Record<string, unknown> };
+export type OutboxHandler<D> = (row: OutboxRow, deps: D) => Promise<OutboxOutcome>;
+
+/** Claims every id still pending in one transaction (see `pendingOutbox`). */
+export function claimOutbox(db: Db, ids: number[], now: number): OutboxRow[] {
+  return db.$client.transaction(() => ids.map((id) => pendingOutbox(db, id, now)).filter((r) => r !== null))();
+}

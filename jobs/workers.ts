@@ -4,7 +4,8 @@ import type { Logger } from "../src/log";
 import * as consentApply from "./consent-apply.handler";
 import * as iysReport from "./iys-report.handler";
 import * as confirmation from "./confirmation.handler";
-import { finishOutbox, recordAttemptFailure } from "./outbox";
+import { claimOutbox, finishOutbox, recordAttemptFailure, type OutboxHandler } from "./outbox";
+import type { Clock } from "../src/domain/time";
 import { parsePayload, type QueueName } from "./registry";
 import { sweep, type SweeperDeps } from "./sweeper";
 
@@ -12,20 +13,26 @@ export type WorkerDeps = consentApply.ConsentApplyDeps &
   iysReport.IysReportDeps &
   confirmation.ConfirmationDeps & {
     log: Logger;
-    /** Further handlers contributed by channels (confirmations, callbacks), by queue and job name. */
-    extraHandlers?: Partial<Record<QueueName, Record<string, Handler>>>;
+    clock: Clock;
+    /** Further outbox handlers contributed by channels (callbacks…), by queue and job name. */
+    extraHandlers?: Partial<Record<QueueName, Record<string, OutboxHandler<WorkerDeps>>>>;
   };
 
-export type Handler = (args: { payload: never; deps: WorkerDeps; job: Job }) => Promise<string>;
+type Handler =
+  | { kind: "receipts"; run: (args: { payload: { receiptIds: number[] }; deps: WorkerDeps }) => Promise<string> }
+  | { kind: "outbox"; run: OutboxHandler<WorkerDeps> };
 
 function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler>> {
+  const outbox = (run: OutboxHandler<WorkerDeps>): Handler => ({ kind: "outbox", run });
   const base: Record<QueueName, Record<string, Handler>> = {
-    consent: { "consent.apply": consentApply.run as Handler },
-    confirmations: { "confirmation.send": confirmation.run as Handler },
+    consent: { "consent.apply": { kind: "receipts", run: consentApply.run } },
+    confirmations: { "confirmation.send": outbox(confirmation.run) },
     callbacks: {},
-    "iys-reports": { "iys.report": iysReport.run as Handler },
+    "iys-reports": { "iys.report": outbox(iysReport.run) },
   };
-  for (const [q, hs] of Object.entries(deps.extraHandlers ?? {})) Object.assign(base[q as QueueName], hs);
+  for (const [q, hs] of Object.entries(deps.extraHandlers ?? {})) {
+    for (const [name, run] of Object.entries(hs)) base[q as QueueName][name] = outbox(run);
+  }
   return base;
 }
 
@@ -54,11 +61,13 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
       async function processJob(job: Job) {
         const handler = jobs[job.name];
         if (!handler) throw new UnrecoverableError(`no handler for ${queue}/${job.name}`);
-        const payload = parsePayload(queue, job.name, job.data) as never;
+        const payload = parsePayload(queue, job.name, job.data);
         const started = performance.now();
-        const outboxIds = (payload as { outboxIds?: number[] }).outboxIds;
         try {
-          const outcome = outboxIds ? await runOutboxBatch(deps, job, handler, outboxIds) : await handler({ payload, deps, job });
+          const outcome =
+            handler.kind === "outbox"
+              ? await runOutboxBatch(deps, job, handler.run, (payload as { outboxIds: number[] }).outboxIds)
+              : await handler.run({ payload: payload as { receiptIds: number[] }, deps });
           deps.log.info({ queue, job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
           return outcome;
         } catch (err) {
@@ -86,26 +95,30 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
  * recorded and the job retried with backoff, which redoes only the rows still pending; on the last
  * attempt those are marked exhausted.
  */
-async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Handler, ids: number[]): Promise<string> {
+async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler<WorkerDeps>, ids: number[]): Promise<string> {
   const now = () => deps.clock.now().getTime();
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  const results = await Promise.allSettled(ids.map((outboxId) => handler({ payload: { outboxId } as never, deps, job })));
+  // Claimed together and finished together: two commits for the batch, not two per row.
+  const rows = claimOutbox(deps.db, ids, now());
+  const results = await Promise.allSettled(rows.map((row) => handler(row, deps)));
   const transient: string[] = [];
-  results.forEach((r, i) => {
-    if (r.status === "fulfilled") return;
-    const id = ids[i]!;
-    const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
-    // finishOutbox only touches rows still pending: a handler that recorded its own reason keeps it.
-    if (r.reason instanceof UnrecoverableError) finishOutbox(deps.db, id, "failed", now(), message);
-    else if (final) finishOutbox(deps.db, id, "exhausted", now(), message);
-    else {
-      recordAttemptFailure(deps.db, id, now(), message);
-      transient.push(`#${id}: ${message}`);
-    }
-  });
-  if (transient.length > 0) throw new Error(`${transient.length} of ${ids.length} to retry (${transient.slice(0, 3).join("; ")})`);
-  const failed = results.filter((r) => r.status === "rejected").length;
-  return `${ids.length - failed} done${failed ? `, ${failed} ended` : ""}`;
+  let ended = 0;
+  deps.db.$client.transaction(() => {
+    results.forEach((r, i) => {
+      const id = rows[i]!.id;
+      if (r.status === "fulfilled") return finishOutbox(deps.db, id, r.value.status, now(), r.value.note, r.value.result);
+      const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      if (r.reason instanceof UnrecoverableError || final) {
+        finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message);
+        ended++;
+      } else {
+        recordAttemptFailure(deps.db, id, now(), message);
+        transient.push(`#${id}: ${message}`);
+      }
+    });
+  })();
+  if (transient.length > 0) throw new Error(`${transient.length} of ${rows.length} to retry (${transient.slice(0, 3).join("; ")})`);
+  return `${rows.length - ended} done${ended ? `, ${ended} ended` : ""}${rows.length < ids.length ? `, ${ids.length - rows.length} already finished` : ""}`;
 }
 
 /** Runs the sweeper every `intervalMs`; one sweep at a time. */
