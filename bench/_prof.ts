@@ -1,4 +1,0 @@
-import { smsIngress } from "./sms";
-const r = await smsIngress.run();
-console.log(r);
-process.exit(0);
