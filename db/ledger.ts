@@ -34,6 +34,13 @@ export interface ConsentAction {
   idempotencyKey?: string | null;
   /** `iys` replays what İYS itself recorded (IYS_* sources allowed, no 3-business-day window). */
   writer?: "provider" | "iys";
+  /**
+   * The recipient acting on one of the hub's own channels (SMS, IVR, link), dated when we received
+   * it. Such an action is never refused over a date tie (H178): when the stored consent is as new or
+   * newer (the same second, or a provider's write that landed while the action queued), it is dated
+   * one second after the stored one. A refusal must not be lost to a clock.
+   */
+  datedOnReceipt?: boolean;
 }
 
 export interface LedgerEvent {
@@ -244,6 +251,13 @@ export class Ledger {
         }
       }
       const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      let consentDate = a.consentDate;
+      let ruleNow = now;
+      if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
+        consentDate = previous.consentDate + 1000;
+        // At most a second ahead of our clock: the İYS report waits until the date has passed.
+        if (consentDate > now.getTime()) ruleNow = new Date(consentDate);
+      }
       const verdict = checkConsent(
         {
           recipientKind: a.recipientKind,
@@ -252,14 +266,14 @@ export class Ledger {
           type: a.type,
           status: a.status,
           source: a.source,
-          consentDate: a.consentDate === null ? null : new Date(a.consentDate),
+          consentDate: consentDate === null ? null : new Date(consentDate),
         },
         previous && {
           status: previous.status,
           consentDate: previous.consentDate === null ? null : new Date(previous.consentDate),
           inIys: previous.inIys,
         },
-        { now, calendar: this.deps.calendar, writer: a.writer ?? "provider" },
+        { now: ruleNow, calendar: this.deps.calendar, writer: a.writer ?? "provider" },
       );
       if (!verdict.ok) {
         if (verdict.noop && previous) outcomes.push({ kind: "noop", code: "H174", message: verdict.message, state: previous });
@@ -275,7 +289,7 @@ export class Ledger {
         type: a.type,
         status: a.status,
         source: a.source,
-        consentDate: a.consentDate,
+        consentDate,
         retailerCode: a.retailerCode ?? null,
         origin: a.origin,
         receiptId: a.receiptId ?? null,

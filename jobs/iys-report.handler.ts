@@ -1,12 +1,14 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
 import type { LedgerEvent } from "../db/ledger";
+import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 
 export interface IysReportDeps {
   db: Db;
   iys: IysReporter;
+  clock: Clock;
 }
 
 const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
@@ -24,6 +26,9 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {
     return { status: "skipped", note: !deps.iys.configured ? "İYS API not configured (IYS_API_BASE_URL)" : "brand has no iysCode/brandCode" };
   }
+  // A recipient's action dated one second after a stored consent (see ConsentAction.datedOnReceipt)
+  // may not have come yet: İYS refuses future dates (H162), so wait for it.
+  if (event.consentDate !== null && event.consentDate > deps.clock.now().getTime()) throw new Error("consentDate not reached yet; retried");
   const result = await deps.iys.report({ iysCode: event.iysCode, brandCode: event.brandCode }, event);
   if (result.ok) return { status: "done" };
   if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);

@@ -114,6 +114,23 @@ describe("ledger", () => {
     expect(outcomes.map((o) => o.kind)).toEqual(["recorded", "recorded", "noop"]);
   });
 
+  it("a recipient's own RET in the same second as the stored ONAY is dated one second later, never refused", () => {
+    const t = clock.now().getTime();
+    ledger.apply([action({ consentDate: t })]);
+    const stated = ledger.apply([action({ status: "RET", source: "HS_MESAJ", origin: "api", consentDate: t })]);
+    expect(stated.outcomes[0]).toMatchObject({ kind: "rejected", code: "H178" });
+    const { outcomes } = ledger.apply([action({ status: "RET", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true })]);
+    expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { status: "RET", consentDate: t + 1000, effect: "movement" } });
+    expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", consentDate: t + 1000 });
+  });
+
+  it("a recipient's RET that queued behind a newer provider ONAY is dated after it", () => {
+    const t = clock.now().getTime();
+    ledger.apply([action({ consentDate: t - 2000 })]);
+    const { outcomes } = ledger.apply([action({ status: "RET", source: "HS_MESAJ", origin: "sms", consentDate: t - 5000, datedOnReceipt: true })]);
+    expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { consentDate: t - 1000 } });
+  });
+
   it("rejections carry the İYS code and write nothing", () => {
     const { outcomes } = ledger.apply([action({ consentDate: clock.now().getTime() + 60_000 })]);
     expect(outcomes[0]).toMatchObject({ kind: "rejected", code: "H162" });

@@ -72,6 +72,7 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
         status: parse.status,
         source: "HS_MESAJ" as const,
         consentDate,
+        datedOnReceipt: true,
         origin: "sms" as const,
         receiptId: receipt.id,
         idempotencyKey: `sms:${receipt.id}:${b.code}:${type}`,
