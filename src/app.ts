@@ -29,15 +29,19 @@ export function createApp(deps: AppDeps) {
     );
   });
 
-  app.use(
-    "*",
+  const limit = (mib: number) =>
     bodyLimit({
-      maxSize: 1024 * 1024,
+      maxSize: mib * 1024 * 1024,
       onError: () => {
-        throw new ApiError("payload_too_large", "the request body is larger than 1 MiB");
+        throw new ApiError("payload_too_large", `the request body is larger than ${mib} MiB`);
       },
-    }),
-  );
+    });
+  const defaultLimit = limit(1);
+  // The pre-send check takes up to 100 000 recipients in one call.
+  const largeLimit = limit(16);
+  app.use("*", function requestBodyLimit(c, next) {
+    return (c.req.path === "/api/v1/check" ? largeLimit : defaultLimit)(c, next);
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {

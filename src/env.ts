@@ -26,6 +26,13 @@ export interface AppDeps {
     enqueueReceipts(items: { id: number; priority?: number }[]): Promise<void>;
     enqueueOutbox(rows: OutboxRef[]): Promise<void>;
   };
+  receipts: {
+    /**
+     * Applies, in this process, every receipt durably received but not yet applied by its job, so a
+     * read of the current state (the pre-send check) honours a refusal accepted a moment ago.
+     */
+    applyPending(): Promise<void>;
+  };
 }
 
 /** One env type for every sub-app and middleware. */

@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { createCheckpoint, loadOrCreateLedgerKey } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger, type LedgerEvent, type OutboxInput, type OutboxRef } from "../db/ledger";
+import { run as applyReceipts, type ConsentApplyDeps } from "../jobs/consent-apply.handler";
 import { JobProducer } from "../jobs/producer";
 import { startSweeper, startWorkers, type RunningWorkers } from "../jobs/workers";
 import type { Config } from "./config";
@@ -109,7 +110,23 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
 
   const secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
   const senders = buildSenders(config);
-  const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs };
+  /** How each channel's receipts become ledger actions (the apply job, and apply-on-read). */
+  const interpreters: ConsentApplyDeps["interpreters"] = {
+    sms: smsInterpreter(db),
+  };
+  const applyDeps: ConsentApplyDeps = { db, ledger, interpreters, enqueueOutbox: jobs.enqueueOutbox };
+  const receipts = {
+    async applyPending() {
+      const channels = Object.keys(interpreters);
+      const ids = (
+        db.$client
+          .prepare(`SELECT id FROM receipts WHERE status = 'received' AND channel IN (${channels.map(() => "?").join(",")}) ORDER BY id LIMIT 10000`)
+          .all(...channels) as { id: number }[]
+      ).map((r) => r.id);
+      for (let k = 0; k < ids.length; k += 1000) await applyReceipts({ payload: { receiptIds: ids.slice(k, k + 1000) }, deps: applyDeps });
+    },
+  };
+  const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs, receipts };
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
   let checkpointTimer: NodeJS.Timeout | null = null;
@@ -129,7 +146,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           log,
           iys,
           senders,
-          interpreters: { sms: smsInterpreter(db) },
+          interpreters,
           enqueueOutbox: jobs.enqueueOutbox,
         },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },

@@ -6,13 +6,18 @@ function fieldOf(path: PropertyKey[]): string {
   return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(body)";
 }
 
+/** A zod failure as our 400: names the first bad field (and lists all). */
+export function zodError(error: z.ZodError): ApiError {
+  const issues = error.issues.map((i) => ({ field: fieldOf(i.path), message: i.message }));
+  const first = issues[0]!;
+  return new ApiError("bad_request", `${first.field}: ${first.message}`, { field: first.field, issues });
+}
+
 /** Parses with a zod schema; a failure is a 400 naming the first bad field (and listing all). */
 export function parseOr400<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => ({ field: fieldOf(i.path), message: i.message }));
-  const first = issues[0]!;
-  throw new ApiError("bad_request", `${first.field}: ${first.message}`, { field: first.field, issues });
+  throw zodError(r.error);
 }
 
 /** Reads a JSON body; malformed JSON or another content type is a clear 4xx, never a 500. */

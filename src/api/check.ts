@@ -1,0 +1,57 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { brandByCode } from "../brands";
+import { checkRecipients } from "../check";
+import { consentTypes, recipientTypes } from "../domain/consent";
+import type { AppDeps } from "../env";
+import { ApiError } from "../errors";
+import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
+
+export const CHECK_MAX_RECIPIENTS = 100_000;
+
+const CheckInput = z
+  .object({
+    brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
+    type: z.enum(consentTypes).openapi({ description: "the channel about to be used" }),
+    recipientType: z.enum(recipientTypes).default("BIREYSEL"),
+    recipients: z
+      .array(z.string().max(320))
+      .min(1)
+      .max(CHECK_MAX_RECIPIENTS, `at most ${CHECK_MAX_RECIPIENTS} recipients a call`)
+      .openapi({ example: ["0532 123 45 67", "+905551112233"] }),
+  })
+  .openapi("CheckRequest");
+
+const CheckOutput = z
+  .object({
+    allowed: z.array(z.string()).openapi({ description: "recipients that may be sent to now, as given" }),
+    denied: z.array(
+      z.object({
+        recipient: z.string(),
+        reason: z.enum(["no_consent", "refused", "invalid_address"]),
+        code: z.string().optional().openapi({ description: "İYS code of an invalid address (H120, H121, H464…)" }),
+      }),
+    ),
+  })
+  .openapi("CheckResult");
+
+const route = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Pre-send check: which recipients may be sent to now",
+  description:
+    "Answers from the current consent state, after applying every receipt already durably received (a RET accepted a millisecond ago is honoured). ONAY → allowed; RET or a suppression → `refused`; nothing → `no_consent` (TACIR recipients are allowed until they refuse).",
+  security: bearerSecurity,
+  middleware: [requireJson] as const,
+  request: { body: jsonBody(CheckInput) },
+  responses: { 200: jsonResponse(CheckOutput, "The recipients, split"), ...errorResponses },
+});
+
+export function createCheckRoutes(deps: AppDeps) {
+  return apiRouter().openapi(route, async (c) => {
+    const input = c.req.valid("json");
+    const brand = brandByCode(deps.db, input.brand);
+    if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
+    await deps.receipts.applyPending();
+    return c.json(checkRecipients(deps.db, brand.id, input.type, input.recipientType, input.recipients), 200);
+  });
+}

@@ -1,0 +1,62 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import type { HonoEnv } from "../env";
+import { ApiError, errorCodes } from "../errors";
+import { zodError } from "../validate";
+
+/**
+ * Every /api/v1 sub-app is an OpenAPIHono: routes are declared with `createRoute` and zod schemas,
+ * so the document at /api/v1/openapi.json is the validation that runs. A validation failure is our
+ * one error shape (400 naming the first bad field), never zod's own.
+ */
+export function apiRouter() {
+  return new OpenAPIHono<HonoEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw zodError(result.error);
+    },
+  });
+}
+
+/** 415 unless the body is JSON: declared before the route's validators. */
+export const requireJson = createMiddleware<HonoEnv>(async function requireJson(c, next) {
+  if (!(c.req.header("content-type") ?? "").toLowerCase().includes("application/json")) {
+    throw new ApiError("unsupported_media_type", "Content-Type must be application/json");
+  }
+  await next();
+});
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ description: `one of ${errorCodes.join(", ")}, or an İYS rule code (H174, H162, …) with status 422`, example: "bad_request" }),
+      message: z.string(),
+      requestId: z.string().nullable(),
+      field: z.string().optional().openapi({ description: "the request field at fault", example: "recipient" }),
+      issues: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+    }),
+  })
+  .openapi("Error");
+
+const error = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+
+/** The error answers every authenticated JSON route may give. */
+export const errorResponses = {
+  400: error("Bad input: `error.field` names it"),
+  401: error("Missing or invalid API key"),
+  403: error("The API key may not act on this brand"),
+  404: error("Unknown brand or resource"),
+  413: error("Body too large"),
+  415: error("Content-Type is not application/json"),
+  422: error("An İYS rule refused it: `error.code` is the İYS code"),
+} as const;
+
+/** A JSON request body, required (so a missing body is a 400, not an empty object). */
+export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
+  return { required: true, description, content: { "application/json": { schema } } } as const;
+}
+
+export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } } as const;
+}
+
+export const bearerSecurity = [{ bearer: [] as string[] }];

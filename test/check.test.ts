@@ -1,0 +1,112 @@
+import twilio from "twilio";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig } from "./helpers";
+
+const AUTH_TOKEN = "twilio-check-token";
+const tmp = tempDir();
+let runtime: Runtime;
+let app: App;
+
+// No workers: what the check answers must not depend on a job having run.
+beforeAll(async () => {
+  runtime = await createRuntime(testConfig(tmp.dir, { TWILIO_ACCOUNT_SID: `AC${"c3".repeat(16)}`, TWILIO_AUTH_TOKEN: AUTH_TOKEN }));
+  app = createApp(runtime.deps);
+  const res = await app.request("/api/v1/brands", authed({ code: "MIGROS", name: "Migros", shortNames: ["MIGROS"], numbers: [{ number: "3434", provider: "twilio" }] }));
+  expect(res.status).toBe(201);
+  const consentDate = formatIysDate(new Date(Date.now() - 3_600_000));
+  for (const [recipient, type, status] of [
+    ["+905321110001", "MESAJ", "ONAY"],
+    ["+905321110002", "MESAJ", "ONAY"],
+    ["+905321110003", "MESAJ", "RET"],
+    ["+905321110004", "ARAMA", "ONAY"],
+    ["ayse@example.com", "EPOSTA", "ONAY"],
+  ] as const) {
+    const r = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient, type, status, source: "HS_WEB", consentDate }));
+    expect(r.status, await r.clone().text()).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const check = (body: unknown) => app.request("/api/v1/check", authed(body));
+
+describe("pre-send check", () => {
+  it("splits recipients by consent, giving addresses back as sent", async () => {
+    const res = await check({ brand: "migros", type: "MESAJ", recipients: ["0532 111 00 01", "+905321110002", "905321110003", "5321110004", "not a number"] });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      allowed: ["0532 111 00 01", "+905321110002"],
+      denied: [
+        { recipient: "905321110003", reason: "refused" },
+        { recipient: "5321110004", reason: "no_consent" },
+        { recipient: "not a number", reason: "invalid_address", code: expect.stringMatching(/^H\d+$/) },
+      ],
+    });
+  });
+
+  it("answers per channel: a call consent does not allow SMS, an e-mail needs EPOSTA", async () => {
+    const calls = await (await check({ brand: "MIGROS", type: "ARAMA", recipients: ["+905321110004", "+905321110001"] })).json();
+    expect(calls).toEqual({ allowed: ["+905321110004"], denied: [{ recipient: "+905321110001", reason: "no_consent" }] });
+    const mail = await (await check({ brand: "MIGROS", type: "EPOSTA", recipients: ["AYSE@example.com", "+905321110001"] })).json();
+    expect(mail.allowed).toEqual(["AYSE@example.com"]);
+    expect(mail.denied).toEqual([{ recipient: "+905321110001", reason: "invalid_address", code: "H120" }]);
+  });
+
+  it("a fixed line is an invalid address for SMS but may be called", async () => {
+    const sms = await (await check({ brand: "MIGROS", type: "MESAJ", recipients: ["0212 555 11 22"] })).json();
+    expect(sms.denied).toEqual([{ recipient: "0212 555 11 22", reason: "invalid_address", code: "H464" }]);
+    const call = await (await check({ brand: "MIGROS", type: "ARAMA", recipients: ["0212 555 11 22"] })).json();
+    expect(call.denied).toEqual([{ recipient: "0212 555 11 22", reason: "no_consent" }]);
+  });
+
+  it("TACIR recipients are allowed until they refuse", async () => {
+    const res = await (await check({ brand: "MIGROS", type: "MESAJ", recipientType: "TACIR", recipients: ["+905329990001"] })).json();
+    expect(res).toEqual({ allowed: ["+905329990001"], denied: [] });
+  });
+
+  it("a RET texted a moment ago is honoured before any job has applied it", async () => {
+    const from = "+905321110002";
+    const params = { MessageSid: `SM${"d".repeat(32)}`, AccountSid: `AC${"c3".repeat(16)}`, From: from, To: "3434", Body: "RET MIGROS" };
+    const sig = twilio.getExpectedTwilioSignature(AUTH_TOKEN, "https://hub.example.com/sms/twilio", params);
+    const hook = await app.request("/sms/twilio", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": sig },
+      body: new URLSearchParams(params).toString(),
+    });
+    expect(hook.status).toBe(200);
+    const res = await (await check({ brand: "MIGROS", type: "MESAJ", recipients: [from] })).json();
+    expect(res).toEqual({ allowed: [], denied: [{ recipient: from, reason: "refused" }] });
+  });
+
+  it("takes 100 000 recipients in one call (a body over 1 MiB) and refuses one more", async () => {
+    const recipients = Array.from({ length: 100_000 }, (_, i) => `+90533${String(i).padStart(7, "0")}`);
+    const res = await check({ brand: "MIGROS", type: "MESAJ", recipients });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.allowed).toEqual([]);
+    expect(body.denied).toHaveLength(100_000);
+    const over = await check({ brand: "MIGROS", type: "MESAJ", recipients: [...recipients, "+905330000000"] });
+    expect(over.status).toBe(400);
+    expect((await over.json()).error.field).toBe("recipients");
+  });
+
+  it("bad input is a clear 4xx", async () => {
+    expect((await check({ brand: "NOPE", type: "MESAJ", recipients: ["+905321110001"] })).status).toBe(404);
+    const noType = await check({ brand: "MIGROS", recipients: ["+905321110001"] });
+    expect(noType.status).toBe(400);
+    expect((await noType.json()).error).toMatchObject({ code: "bad_request", field: "type" });
+    expect((await check({ brand: "MIGROS", type: "MESAJ", recipients: [] })).status).toBe(400);
+    const text = await app.request("/api/v1/check", { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/plain" }, body: "x" });
+    expect(text.status).toBe(415);
+    const malformed = await app.request("/api/v1/check", { ...authed(), body: "{nope" });
+    expect(malformed.status).toBe(400);
+    expect((await app.request("/api/v1/check", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(401);
+  });
+});
