@@ -113,10 +113,13 @@ export interface ApplyResult {
 /** Adds outbox rows for every recorded event (İYS report, callbacks, partners); runs inside the transaction. */
 export type OutboxPlanner = (event: LedgerEvent) => OutboxInput[];
 
-/** The exact bytes an event's hash covers: every column but `hash`, in a fixed order. */
-export function canonicalEvent(e: Omit<LedgerEvent, "hash">): string {
+/**
+ * The exact bytes an event's content hash covers: every column but `prevHash` and `hash`, in a fixed
+ * order, as a JSON array whose first element is the format version.
+ */
+export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
   return JSON.stringify([
-    1,
+    2,
     e.id,
     e.brandId,
     e.recipient,
@@ -131,12 +134,26 @@ export function canonicalEvent(e: Omit<LedgerEvent, "hash">): string {
     e.idempotencyKey,
     e.effect,
     e.receivedAt,
-    e.prevHash,
   ]);
 }
 
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+export function contentHash(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
+  return sha256(canonicalEvent(e));
+}
+
+/**
+ * An event's chain hash: SHA-256 of its content hash followed by the previous event's hash (both
+ * 64 hex characters). Hashing the content first lets a proof walk the chain to a signed checkpoint
+ * with the content hashes of later events only, never their personal data.
+ */
+export function chainHash(content: string, prevHash: string): string {
+  return sha256(content + prevHash);
+}
+
 export function eventHash(e: Omit<LedgerEvent, "hash">): string {
-  return createHash("sha256").update(canonicalEvent(e)).digest("hex");
+  return chainHash(contentHash(e), e.prevHash);
 }
 
 const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,

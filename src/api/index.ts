@@ -1,15 +1,35 @@
-import type { AppDeps, HonoEnv } from "../env";
+import type { AppDeps } from "../env";
 import { bearerAuth } from "./auth";
-import { createCheckRoutes } from "./check";
-import { apiRouter } from "./openapi";
 import { createBrandRoutes } from "./brands";
+import { createCheckRoutes } from "./check";
 import { createConsentRoutes } from "./consents";
+import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
+import { apiRouter } from "./openapi";
 
-/** The provider API under /api/v1 (bearer API key). */
+/** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
 export function createApiRoutes(deps: AppDeps) {
-  return apiRouter()
+  const api = apiRouter();
+  api.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "HUB_ADMIN_KEY, or a provider key from /api/v1/keys",
+  });
+  // Public: registered before the key check, which they never reach.
+  api.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "İYS consent hub API",
+      version: "1",
+      description: "Consents, the pre-send check, rejection links, callbacks and ledger proofs. Errors: `{ error: { code, message, requestId, field? } }`.",
+    },
+    servers: [{ url: `${deps.config.PUBLIC_BASE_URL}/api/v1` }],
+  });
+  api.route("/ledger", createLedgerPublicRoutes(deps));
+
+  return api
     .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY))
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
-    .route("/check", createCheckRoutes(deps));
+    .route("/check", createCheckRoutes(deps))
+    .route("/ledger", createLedgerRoutes(deps));
 }
