@@ -8,6 +8,7 @@ import { BusinessCalendar } from "../src/domain/calendar";
 import { systemClock } from "../src/domain/time";
 import { iysReportPlanner } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
+import { check1m } from "./check";
 import { smsE2e, smsIngress } from "./sms";
 
 function time(fn: () => number): { ops: number; ms: number } {
@@ -69,4 +70,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, check1m];

@@ -16,24 +16,34 @@ export interface CheckResult {
  * everywhere else and given back as sent.
  */
 export function checkRecipients(db: Db, brandId: number, type: ConsentType, recipientType: RecipientType, recipients: string[]): CheckResult {
-  const lookup = stmt<[number, string, string, string], { status: string }>(
-    db,
-    `SELECT status FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
-  );
-  const result: CheckResult = { allowed: [], denied: [] };
-  // One read transaction: every answer comes from the same snapshot.
-  db.$client.transaction(() => {
-    for (const raw of recipients) {
-      const addr = normalizeRecipient(raw);
-      const fits = addr.ok && (type === "EPOSTA" ? addr.kind === "email" : addr.kind === "phone" && (type === "ARAMA" || addr.phoneKind !== "fixed"));
-      if (!addr.ok || !fits) {
-        result.denied.push({ recipient: raw, reason: "invalid_address", code: addr.ok ? (type === "EPOSTA" ? "H120" : "H464") : addr.code });
-        continue;
-      }
-      const state = lookup.get(brandId, addr.value, recipientType, type);
-      if (state?.status === "ONAY" || (!state && recipientType === "TACIR")) result.allowed.push(raw);
-      else result.denied.push({ recipient: raw, reason: state ? "refused" : "no_consent" });
+  const normalized: string[] = [];
+  const invalid = new Map<number, string>();
+  recipients.forEach((raw, i) => {
+    const addr = normalizeRecipient(raw);
+    const fits = addr.ok && (type === "EPOSTA" ? addr.kind === "email" : addr.kind === "phone" && (type === "ARAMA" || addr.phoneKind !== "fixed"));
+    if (addr.ok && fits) normalized.push(addr.value);
+    else {
+      normalized.push("");
+      invalid.set(i, addr.ok ? (type === "EPOSTA" ? "H120" : "H464") : addr.code);
     }
-  })();
+  });
+  // Set-based: one statement joins every address to the state (index lookups inside SQLite), one
+  // snapshot for the whole answer, instead of a call per recipient.
+  const statuses = new Map<number, string>();
+  for (const r of stmt<[string, number, string, string], { i: number; status: string }>(
+    db,
+    `SELECT CAST(j.key AS INTEGER) AS i, s.status FROM json_each(?) j
+       JOIN consent_state s ON s.brand_id = ? AND s.recipient = j.value AND s.recipient_type = ? AND s.type = ?`,
+  ).all(JSON.stringify(normalized), brandId, recipientType, type)) {
+    statuses.set(r.i, r.status);
+  }
+  const result: CheckResult = { allowed: [], denied: [] };
+  recipients.forEach((raw, i) => {
+    const code = invalid.get(i);
+    if (code) return result.denied.push({ recipient: raw, reason: "invalid_address", code });
+    const status = statuses.get(i);
+    if (status === "ONAY" || (status === undefined && recipientType === "TACIR")) result.allowed.push(raw);
+    else result.denied.push({ recipient: raw, reason: status ? "refused" : "no_consent" });
+  });
   return result;
 }
