@@ -1,6 +1,7 @@
 import { withTimeout } from "./async";
 import { loadSecrets } from "./secrets";
 import { smsInterpreter } from "../channels/sms/interpret";
+import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
@@ -129,7 +130,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           log,
           iys,
           senders,
-          interpreters: { sms: smsInterpreter(db) },
+          interpreters: { sms: smsInterpreter(db), voice: voiceInterpreter(db) },
           enqueueOutbox: jobs.enqueueOutbox,
         },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },
