@@ -30,11 +30,16 @@ const AUDIENCE = "ivr-state";
  * Bound to the CallSid (`sub`) and expiring with the call.
  */
 export class CallStateSealer {
+  /** Imported once: handing jose raw bytes would import the key again on every step. */
+  private readonly key: Promise<CryptoKey>;
+
   constructor(
-    private readonly key: Uint8Array,
+    key: Uint8Array,
     private readonly ttlSeconds: number,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.key = crypto.subtle.importKey("raw", new Uint8Array(key), "AES-GCM", false, ["encrypt", "decrypt"]);
+  }
 
   async seal(callSid: string, state: CallState): Promise<string> {
     const iat = Math.floor(this.now() / 1000);
@@ -44,14 +49,14 @@ export class CallStateSealer {
       .setAudience(AUDIENCE)
       .setIssuedAt(iat)
       .setExpirationTime(iat + this.ttlSeconds)
-      .encrypt(this.key);
+      .encrypt(await this.key);
   }
 
   /** The state, or a reason the token is refused (tampered, expired, from another call, malformed). */
   async open(token: string, callSid: string): Promise<{ ok: true; state: CallState } | { ok: false; reason: string }> {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtDecrypt(token, this.key, {
+      ({ payload } = await jwtDecrypt(token, await this.key, {
         audience: AUDIENCE,
         keyManagementAlgorithms: ["dir"],
         contentEncryptionAlgorithms: ["A256GCM"],
