@@ -10,6 +10,7 @@ import { iysReportPlanner } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
 import { check1m } from "./check";
 import { smsE2e, smsIngress } from "./sms";
+import { ivrStep } from "./ivr";
 
 function time(fn: () => number): { ops: number; ms: number } {
   const t0 = performance.now();
@@ -70,4 +71,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, check1m];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, check1m];

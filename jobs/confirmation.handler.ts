@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import { renderReply, templatesOf, type TemplateKey } from "../channels/sms/templates";
 import { receiptRef, type SmsResult } from "../channels/sms/interpret";
 import type { SmsSender } from "../channels/sms/senders";
-import { brandByCode } from "../src/brands";
+import { brandByCode, numbersOfBrand } from "../src/brands";
 import { normalizePhone } from "../src/domain/address";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 
@@ -33,7 +33,7 @@ export async function run(row: OutboxRow, deps: ConfirmationDeps): Promise<Outbo
        FROM receipts r LEFT JOIN numbers n ON n.id = r.number_id WHERE r.id = ?`,
   ).get(row.receiptId) as ReceiptForReply | undefined;
   if (!receipt || !receipt.number || !receipt.provider) throw new UnrecoverableError("confirmation without a routable receipt");
-  if (receipt.channel !== "sms") throw new UnrecoverableError(`no SMS confirmation for ${receipt.channel} receipts`);
+  if (receipt.channel !== "sms" && receipt.channel !== "voice") throw new UnrecoverableError(`no SMS confirmation for ${receipt.channel} receipts`);
 
   const result = JSON.parse(receipt.result ?? "{}") as SmsResult;
   const brands = (result.brands ?? []).map((code) => brandByCode(deps.db, code)).filter((b) => b !== null);
@@ -51,9 +51,12 @@ export async function run(row: OutboxRow, deps: ConfirmationDeps): Promise<Outbo
   const to = normalizePhone(receipt.fromAddress ?? "");
   if (!to.ok) throw new UnrecoverableError("the sender is not a phone number");
 
-  const sender = deps.senders[receipt.provider];
-  if (!sender) throw new UnrecoverableError(`${receipt.provider} is not configured for sending (credentials missing)`);
-  const sent = await sender.send({ from: receipt.number, to: to.value, text });
+  // An IVR call is confirmed by SMS from a number that serves the brand over SMS.
+  const via = receipt.channel === "voice" ? numbersOfBrand(deps.db, brands[0]!.id).find((n) => n.channels.includes("sms")) : { number: receipt.number, provider: receipt.provider };
+  if (!via) throw new UnrecoverableError("the brand has no SMS number to confirm from");
+  const sender = deps.senders[via.provider];
+  if (!sender) throw new UnrecoverableError(`${via.provider} is not configured for sending (credentials missing)`);
+  const sent = await sender.send({ from: via.number, to: to.value, text });
   if (sent.ok) {
     return { status: "done", result: { provider: sender.provider, providerId: sent.providerId, encoding: sent.encoding, segments: sent.segments, template: key } };
   }

@@ -1,5 +1,6 @@
 import { withTimeout } from "./async";
 import { createSmsRoutes } from "../channels/sms/routes";
+import { createIvrRoutes } from "../channels/ivr/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import { swaggerUI } from "@hono/swagger-ui";
@@ -67,6 +68,7 @@ export function createApp(deps: AppDeps) {
   app.route("/api/v1", createApiRoutes(deps));
   app.get("/api/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "İYS consent hub API" }));
   app.route("/sms", createSmsRoutes(deps));
+  app.route("/voice", createIvrRoutes(deps));
 
   app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
 

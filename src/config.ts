@@ -55,6 +55,12 @@ export const ConfigSchema = z
     /** Run the BullMQ workers in this process (npm start runs web and workers together). */
     RUN_WORKERS: bool.default(true),
     RUN_WEB: bool.default(true),
+    /** IVR (Twilio voice): how long the final prompt waits for the ledger commit before saying "received, will be applied". */
+    IVR_APPLY_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(1500),
+    /** IVR: lifetime of the signed call-state token carried in the TwiML action URLs (a call's length). */
+    IVR_STATE_TTL_SECONDS: z.coerce.number().int().min(60).max(4 * 3600).default(1800),
+    /** IVR: seconds a menu waits for a key or speech before counting "no input". */
+    IVR_GATHER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(30).default(6),
   })
   .transform((c) => ({ ...c, PUBLIC_BASE_URL: (c.PUBLIC_BASE_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, "") }));
 

@@ -1,6 +1,7 @@
 import { withTimeout } from "./async";
 import { loadSecrets } from "./secrets";
 import { smsInterpreter } from "../channels/sms/interpret";
+import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
@@ -113,6 +114,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   /** How each channel's receipts become ledger actions (the apply job, and apply-on-read). */
   const interpreters: ConsentApplyDeps["interpreters"] = {
     sms: smsInterpreter(db),
+    voice: voiceInterpreter(db),
   };
   const applyDeps: ConsentApplyDeps = { db, ledger, interpreters, enqueueOutbox: jobs.enqueueOutbox };
   const receipts = {

@@ -5,9 +5,10 @@ import { numbers } from "./brands";
 export const receiptChannels = ["sms", "voice", "link", "api"] as const;
 /**
  * received → applied | invalid | failed by the apply job; unroutable (unknown number) at once;
- * part → assembled for the pieces of a concatenated SMS, which become one `received` receipt.
+ * part → assembled for the pieces of a concatenated SMS, which become one `received` receipt;
+ * audit: kept for the audit trail only, never applied (voice call status callbacks).
  */
-export const receiptStatuses = ["received", "applied", "unroutable", "invalid", "failed", "part", "assembled"] as const;
+export const receiptStatuses = ["received", "applied", "unroutable", "invalid", "failed", "part", "assembled", "audit"] as const;
 export type ReceiptStatus = (typeof receiptStatuses)[number];
 
 /**

@@ -27,6 +27,8 @@ export const BrandInput = z.object({
     .object({
       /** Overrides of the SMS confirmation and help replies, checked against the segment limit. */
       smsTemplates: TemplateOverrides.optional(),
+      /** After an IVR call, also confirm by SMS (from a number that serves the brand over SMS). */
+      ivrSmsConfirmation: z.boolean().optional(),
     })
     .strict()
     .optional(),

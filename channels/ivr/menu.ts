@@ -1,0 +1,123 @@
+import { foldTurkish } from "../../src/domain/turkish";
+import type { IvrChoice } from "./state";
+
+/**
+ * What a caller's key press or utterance means at each step. Pure: the routes feed it Twilio's
+ * `Digits` and `SpeechResult`.
+ *
+ * Spoken words (folded with the Turkish rules, so "HAYIR", "hayır" and "hayir" are one word):
+ * - main menu: a refusal word ("ret", "reddet", "reddediyorum", "hayır", "iptal", "istemiyorum";
+ *   English "refuse", "no", "stop") refuses both calls and SMS, unless the utterance also names one
+ *   channel ("aramalar"/"calls" → calls only, "mesaj"/"sms"/"text" → SMS only); a consent word
+ *   ("onay", "onaylıyorum", "evet", "kabul"; English "yes", "consent", "accept") consents to both;
+ *   "tekrar"/"repeat" repeats; "english"/"ingilizce" switches to English, "türkçe"/"turkish" back;
+ *   a lone digit word ("bir", "iki", … / "one", "two", …) counts as that key.
+ * - confirmation: "evet"/"onay"/"onaylıyorum"/"yes" confirms; "hayır"/"vazgeç"/"iptal"/"no" cancels.
+ */
+
+export type Input = { digits: string; speech: string };
+
+export type MenuInput =
+  | { kind: "choice"; choice: IvrChoice }
+  | { kind: "repeat" }
+  | { kind: "language" }
+  | { kind: "empty" }
+  | { kind: "invalid" };
+
+export type ConfirmInput = { kind: "yes" } | { kind: "no" } | { kind: "empty" } | { kind: "invalid" };
+
+const DIGIT_WORDS: Record<string, string> = {
+  sifir: "0", bir: "1", iki: "2", uc: "3", dort: "4", bes: "5", alti: "6", yedi: "7", sekiz: "8", dokuz: "9",
+  zero: "0", one: "1", two: "2", three: "3", four: "4", five: "5", six: "6", seven: "7", eight: "8", nine: "9",
+};
+
+const REFUSE = new Set(["ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "refuse", "no", "stop", "unsubscribe"]);
+const CONSENT = new Set(["onay", "onayliyorum", "onayla", "evet", "kabul", "yes", "consent", "accept", "agree"]);
+const REPEAT = new Set(["tekrar", "tekrarla", "repeat", "again"]);
+const LANGUAGE = new Set(["english", "ingilizce", "turkce", "turkish"]);
+const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel"]);
+const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
+
+const words = (speech: string): string[] => foldTurkish(speech).replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
+
+/** The key pressed, or a lone spoken digit word. */
+function keyOf(input: Input): string {
+  if (input.digits) return input.digits;
+  const w = words(input.speech);
+  return w.length === 1 ? (DIGIT_WORDS[w[0]!] ?? (/^\d$/.test(w[0]!) ? w[0]! : "")) : "";
+}
+
+const isEmpty = (input: Input) => input.digits.trim() === "" && input.speech.trim() === "";
+
+export function parseMenu(input: Input): MenuInput {
+  if (isEmpty(input)) return { kind: "empty" };
+  const key = keyOf(input);
+  if (key) {
+    switch (key) {
+      case "1": return { kind: "choice", choice: "refuse-calls" };
+      case "2": return { kind: "choice", choice: "refuse-sms" };
+      case "3": return { kind: "choice", choice: "refuse-both" };
+      case "4": return { kind: "choice", choice: "consent-both" };
+      case "0": return { kind: "repeat" };
+      case "9": return { kind: "language" };
+      default: return { kind: "invalid" };
+    }
+  }
+  const w = words(input.speech);
+  const has = (set: Set<string>) => w.some((x) => set.has(x));
+  if (has(REFUSE)) {
+    const calls = w.some((x) => x.startsWith("arama") || x.startsWith("call"));
+    const sms = w.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));
+    if (calls && !sms) return { kind: "choice", choice: "refuse-calls" };
+    if (sms && !calls) return { kind: "choice", choice: "refuse-sms" };
+    return { kind: "choice", choice: "refuse-both" };
+  }
+  if (has(CONSENT)) return { kind: "choice", choice: "consent-both" };
+  if (has(REPEAT)) return { kind: "repeat" };
+  if (has(LANGUAGE)) return { kind: "language" };
+  return { kind: "invalid" };
+}
+
+export function parseConfirm(input: Input): ConfirmInput {
+  if (isEmpty(input)) return { kind: "empty" };
+  const key = keyOf(input);
+  if (key === "1") return { kind: "yes" };
+  if (key === "2") return { kind: "no" };
+  if (key) return { kind: "invalid" };
+  const w = words(input.speech);
+  // "hayır" wins over "evet" in "hayır, evet değil": a cancel is the safe reading.
+  if (w.some((x) => CANCEL.has(x))) return { kind: "no" };
+  if (w.some((x) => CONFIRM.has(x))) return { kind: "yes" };
+  return { kind: "invalid" };
+}
+
+export interface BrandOption {
+  id: number;
+  /** Folded names the brand answers to (short names, code, İYS brand number). */
+  names: string[];
+  brandCode: string | null;
+  spokenName: string;
+}
+
+export type BrandInput = { kind: "brand"; id: number } | { kind: "language" } | { kind: "empty" } | { kind: "invalid" };
+
+/** A list position (1…n), the brand's İYS number keyed in, or its name spoken. 9 switches language when the list is shorter. */
+export function parseBrand(input: Input, options: BrandOption[]): BrandInput {
+  if (isEmpty(input)) return { kind: "empty" };
+  const digits = input.digits.replace(/[#*]/g, "");
+  if (digits) {
+    const byCode = options.find((o) => o.brandCode === digits);
+    if (byCode) return { kind: "brand", id: byCode.id };
+    const n = Number(digits);
+    if (/^\d$/.test(digits) && n >= 1 && n <= options.length) return { kind: "brand", id: options[n - 1]!.id };
+    if (digits === "9" && options.length < 9) return { kind: "language" };
+    return { kind: "invalid" };
+  }
+  const folded = ` ${words(input.speech).join(" ")} `;
+  const spokenKey = keyOf(input);
+  if (spokenKey) return parseBrand({ digits: spokenKey, speech: "" }, options);
+  const hits = options.filter((o) => [...o.names, foldTurkish(o.spokenName)].some((name) => name && folded.includes(` ${name} `)));
+  if (hits.length === 1) return { kind: "brand", id: hits[0]!.id };
+  if (words(input.speech).some((x) => LANGUAGE.has(x))) return { kind: "language" };
+  return { kind: "invalid" };
+}
