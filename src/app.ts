@@ -1,5 +1,6 @@
 import { withTimeout } from "./async";
 import { createSmsRoutes } from "../channels/sms/routes";
+import { createLinkRoutes } from "../channels/link/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
@@ -61,6 +62,7 @@ export function createApp(deps: AppDeps) {
 
   app.route("/api/v1", createApiRoutes(deps));
   app.route("/sms", createSmsRoutes(deps));
+  app.route("/r", createLinkRoutes(deps));
 
   app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
 

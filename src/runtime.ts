@@ -2,6 +2,8 @@ import { withTimeout } from "./async";
 import { loadSecrets } from "./secrets";
 import { smsInterpreter } from "../channels/sms/interpret";
 import { buildSenders } from "../channels/sms/senders";
+import { linkInterpreter } from "../channels/link/interpret";
+import { createMailer } from "../channels/email/mailer";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
@@ -109,6 +111,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
 
   const secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
   const senders = buildSenders(config);
+  const mailer = createMailer(config);
   const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs };
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
@@ -129,7 +132,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           log,
           iys,
           senders,
-          interpreters: { sms: smsInterpreter(db) },
+          interpreters: { sms: smsInterpreter(db), link: linkInterpreter(db) },
+          mailer,
           enqueueOutbox: jobs.enqueueOutbox,
         },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },
@@ -158,6 +162,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       await checkpoint();
       await withTimeout(producer.close(), 2000, "closing queues").catch(() => {});
       redis.disconnect();
+      mailer?.close();
       db.$client.close();
     },
   };

@@ -27,6 +27,8 @@ export const BrandInput = z.object({
     .object({
       /** Overrides of the SMS confirmation and help replies, checked against the segment limit. */
       smsTemplates: TemplateOverrides.optional(),
+      /** E-mail rejection links stay valid this many days after their last issuance; unset: no expiry. */
+      linkExpiryDays: z.number().int().min(1).max(3650).optional(),
     })
     .strict()
     .optional(),
