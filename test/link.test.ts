@@ -1,6 +1,8 @@
 import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer } from "smtp-server";
+import { execFile } from "node:child_process";
 import type { AddressInfo } from "node:net";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKeyring, signLinkToken, TOKEN_LENGTH, verifyLinkToken } from "../channels/link/token";
 import { maskEmail } from "../channels/link/issue";
@@ -236,6 +238,18 @@ describe("issuing links", () => {
     expect(((await many.json()) as { error: { message: string } }).error.message).toContain("at most 10000");
     const anon = await app.request("/api/v1/links", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(anon.status).toBe(401);
+  });
+});
+
+describe("hub link", () => {
+  it("prints the same link and headers the API issues for the address, and names an invalid address with H120", async () => {
+    const { url } = await issue("cli.user@example.com");
+    const c = runtime.deps.config;
+    const env = { ...process.env, DATABASE_PATH: c.DATABASE_PATH, LEDGER_KEY_PATH: c.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret", LINK_KEYS: KEY_OLD, PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, LOG_LEVEL: "warn" };
+    const { stdout } = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "migros", "CLI.User@example.com"], { env });
+    expect(stdout.split("\n").slice(0, 3)).toEqual([url, `List-Unsubscribe: <${url}>`, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]);
+    const bad = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "MIGROS", "çağrı@example.com"], { env }).catch((e: { code: number; stderr: string }) => e);
+    expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining("H120") });
   });
 });
 
