@@ -374,6 +374,16 @@ describe("POST records the RET", () => {
     expect(en).toContain("Recorded");
   });
 
+  it("a one-click POST sent as multipart/form-data records the RET too", async () => {
+    const address = newAddress();
+    const form = new FormData();
+    form.set("List-Unsubscribe", "One-Click");
+    const res = await app.request(pathOf((await issue(address)).url), { method: "POST", body: form });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("");
+    await waitFor(() => eventsOf(address.toLowerCase()).length === 1);
+  });
+
   it("repeated clicks are one receipt, one RET and one confirmation", async () => {
     const address = newAddress();
     const normal = address.toLowerCase();
