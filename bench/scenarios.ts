@@ -11,6 +11,7 @@ import { rate, type Scenario } from "./lib";
 import { check1m } from "./check";
 import { smsE2e, smsIngress } from "./sms";
 import { ivrStep } from "./ivr";
+import { linkClick, linkIssue } from "./link";
 
 function time(fn: () => number): { ops: number; ms: number } {
   const t0 = performance.now();
@@ -71,4 +72,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, check1m];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, linkClick, linkIssue, check1m];

@@ -53,16 +53,18 @@ export class JobProducer {
 
   /** One job per queue for the rows of one call (chunks of 100); the sweeper's rows go one by one. */
   async enqueueOutbox(rows: OutboxRef[], opts: { single?: boolean } = {}): Promise<void> {
-    const byQueue = new Map<QueueName, { job: string; ids: number[] }>();
+    // Keyed by queue and job: two kinds may share a queue under different job names.
+    const byQueue = new Map<string, { queue: QueueName; job: string; ids: number[] }>();
     for (const r of rows) {
       const route = outboxRoutes[r.kind];
-      const entry = byQueue.get(route.queue) ?? { job: route.job, ids: [] };
+      const key = `${route.queue}/${route.job}`;
+      const entry = byQueue.get(key) ?? { queue: route.queue, job: route.job, ids: [] };
       entry.ids.push(r.id);
-      byQueue.set(route.queue, entry);
+      byQueue.set(key, entry);
     }
     const size = opts.single ? 1 : 100;
     await Promise.all(
-      [...byQueue].map(([q, { job, ids }]) => {
+      [...byQueue.values()].map(({ queue: q, job, ids }) => {
         const jobs = [];
         for (let k = 0; k < ids.length; k += size) {
           const chunk = ids.slice(k, k + size);

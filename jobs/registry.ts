@@ -12,7 +12,7 @@ const OutboxJob = z.object({ outboxIds: z.array(z.number().int().positive()).min
  */
 export const registry = {
   consent: { "consent.apply": ReceiptJob },
-  confirmations: { "confirmation.send": OutboxJob },
+  confirmations: { "confirmation.send": OutboxJob, "email-confirmation.send": OutboxJob },
   callbacks: { "callback.deliver": OutboxJob },
   "iys-reports": { "iys.report": OutboxJob },
 } as const;
@@ -29,6 +29,7 @@ export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }>
   confirmation: { queue: "confirmations", job: "confirmation.send" },
   callback: { queue: "callbacks", job: "callback.deliver" },
   iys_report: { queue: "iys-reports", job: "iys.report" },
+  email_confirmation: { queue: "confirmations", job: "email-confirmation.send" },
 };
 
 /** Deterministic job ids: a re-enqueue of the same receipt or outbox row is the same job. */

@@ -4,6 +4,7 @@ import type { Logger } from "../src/log";
 import * as consentApply from "./consent-apply.handler";
 import * as iysReport from "./iys-report.handler";
 import * as confirmation from "./confirmation.handler";
+import * as emailConfirmation from "./email-confirmation.handler";
 import { claimOutbox, finishOutbox, recordAttemptFailure, type OutboxHandler } from "./outbox";
 import type { Clock } from "../src/domain/time";
 import { parsePayload, type QueueName } from "./registry";
@@ -11,7 +12,8 @@ import { sweep, type SweeperDeps } from "./sweeper";
 
 export type WorkerDeps = consentApply.ConsentApplyDeps &
   iysReport.IysReportDeps &
-  confirmation.ConfirmationDeps & {
+  confirmation.ConfirmationDeps &
+  emailConfirmation.EmailConfirmationDeps & {
     log: Logger;
     clock: Clock;
     /** Further outbox handlers contributed by channels (callbacks…), by queue and job name. */
@@ -30,6 +32,7 @@ function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler
     callbacks: {},
     "iys-reports": { "iys.report": outbox(iysReport.run) },
   };
+  base.confirmations["email-confirmation.send"] = outbox(emailConfirmation.run);
   for (const [q, hs] of Object.entries(deps.extraHandlers ?? {})) {
     for (const [name, run] of Object.entries(hs)) base[q as QueueName][name] = outbox(run);
   }

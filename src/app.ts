@@ -1,6 +1,7 @@
 import { withTimeout } from "./async";
 import { createSmsRoutes } from "../channels/sms/routes";
 import { createIvrRoutes } from "../channels/ivr/routes";
+import { createLinkRoutes } from "../channels/link/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import { swaggerUI } from "@hono/swagger-ui";
@@ -39,10 +40,11 @@ export function createApp(deps: AppDeps) {
       },
     });
   const defaultLimit = limit(1);
-  // The pre-send check takes up to 100 000 recipients in one call.
+  // The pre-send check takes up to 100 000 recipients in one call, link issuance 10 000.
   const largeLimit = limit(16);
+  const largeBodies = new Set(["/api/v1/check", "/api/v1/links"]);
   app.use("*", function requestBodyLimit(c, next) {
-    return (c.req.path === "/api/v1/check" ? largeLimit : defaultLimit)(c, next);
+    return (largeBodies.has(c.req.path) ? largeLimit : defaultLimit)(c, next);
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
@@ -69,6 +71,7 @@ export function createApp(deps: AppDeps) {
   app.get("/api/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "İYS consent hub API" }));
   app.route("/sms", createSmsRoutes(deps));
   app.route("/voice", createIvrRoutes(deps));
+  app.route("/r", createLinkRoutes(deps));
 
   app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
 

@@ -5,6 +5,11 @@ import { listBrands, numbersOfBrand } from "./brands";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
+import { issueLinks } from "../channels/link/issue";
+import { linkKeyring } from "../channels/link/token";
+import { brandByCode } from "./brands";
+import { recipientTypes, type RecipientType } from "./domain/consent";
+import { loadSecrets } from "./secrets";
 
 const usage = `Usage: hub <command> [options]
 
@@ -14,6 +19,9 @@ Commands:
                    exits 0 when intact, 1 naming the first bad event
   checkpoint       sign the current ledger head now
   brands           list brands and their numbers
+  link --brand CODE [--tacir] <e-mail>…
+                   print the rejection link and List-Unsubscribe headers of each address
+                   (the same link every time; PUBLIC_BASE_URL, LINK_KEYS / HUB_SECRET)
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
@@ -23,7 +31,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return command ? 0 : 2;
   }
-  const { values } = parseArgs({ args: rest, options: { json: { type: "boolean", default: false } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { json: { type: "boolean", default: false }, brand: { type: "string" }, tacir: { type: "boolean", default: false } },
+    allowPositionals: true,
+  });
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, process.stderr as never);
   const db = openDatabase(config.DATABASE_PATH);
@@ -67,6 +79,30 @@ async function main(argv: string[]): Promise<number> {
           console.log(`${b.code}\t${b.name}\tİYS ${b.iysCode ?? "-"}/${b.brandCode ?? "-"}\t${b.shortNames.join(", ")}\t${nums.join(", ")}`);
         }
         return 0;
+      }
+      case "link": {
+        runMigrations(db);
+        if (!values.brand || positionals.length === 0) {
+          console.error("usage: hub link --brand CODE [--tacir] <e-mail>…");
+          return 2;
+        }
+        const brand = brandByCode(db, values.brand);
+        if (!brand) {
+          console.error(`brand ${values.brand} not found`);
+          return 1;
+        }
+        const secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
+        const recipientType: RecipientType = values.tacir ? recipientTypes[1] : recipientTypes[0];
+        const ring = linkKeyring(config.LINK_KEYS, secrets.derive);
+        const results = issueLinks(db, ring, config.PUBLIC_BASE_URL, brand, positionals.map((recipient) => ({ recipient, recipientType })), Date.now());
+        if (values.json) console.log(JSON.stringify(results.map((r) => (r.ok ? { url: r.url, headers: r.headers, expiresAt: r.expiresAt } : { error: r.error })), null, 2));
+        else {
+          results.forEach((r, i) => {
+            if (!r.ok) console.error(`${positionals[i]}: ${r.error.code} ${r.error.message}`);
+            else console.log(`${r.url}\nList-Unsubscribe: ${r.headers["List-Unsubscribe"]}\nList-Unsubscribe-Post: ${r.headers["List-Unsubscribe-Post"]}`);
+          });
+        }
+        return results.every((r) => r.ok) ? 0 : 1;
       }
       default:
         console.error(`unknown command: ${command}\n\n${usage}`);

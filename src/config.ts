@@ -51,6 +51,26 @@ export const ConfigSchema = z
     SMS_LIMIT_PER_SENDER_PER_HOUR: z.coerce.number().int().min(1).default(20),
     /** Inbound SMS per hub number per minute before the excess is worked at low priority. */
     SMS_LIMIT_PER_NUMBER_PER_MINUTE: z.coerce.number().int().min(1).default(6000),
+    /**
+     * E-mail rejection links (/r/<token>): `kid:secret` pairs, comma-separated (kid 1–255, secret ≥ 16
+     * characters). The first signs new links; the others still verify (key rotation). Unset: one key
+     * (kid 1) derived from the hub secret.
+     */
+    LINK_KEYS: z.preprocess(
+      (v) => (v === "" ? undefined : v),
+      z
+        .string()
+        .regex(/^\s*(?:[1-9]\d{0,2}:[^,\s]{16,})(?:\s*,\s*[1-9]\d{0,2}:[^,\s]{16,})*\s*$/, "kid:secret pairs, comma-separated (kid 1–255, secret of at least 16 characters)")
+        .optional(),
+    ),
+    /** Requests to /r/* per client IP per minute before a 429 page. */
+    LINK_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+    /** Header carrying the client IP set by your reverse proxy (e.g. x-forwarded-for, cf-connecting-ip); unset: the socket address. */
+    LINK_CLIENT_IP_HEADER: optionalString,
+    /** SMTP for e-mail confirmations (smtp:// or smtps://user:pass@host:port); unset: confirmations are recorded as skipped. */
+    SMTP_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional()),
+    /** Sender of e-mail confirmations; default no-reply@<host of PUBLIC_BASE_URL>. */
+    MAIL_FROM: optionalString,
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Run the BullMQ workers in this process (npm start runs web and workers together). */
     RUN_WORKERS: bool.default(true),

@@ -3,6 +3,8 @@ import { loadSecrets } from "./secrets";
 import { smsInterpreter } from "../channels/sms/interpret";
 import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
+import { linkInterpreter } from "../channels/link/interpret";
+import { createMailer } from "../channels/email/mailer";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
@@ -115,6 +117,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const interpreters: ConsentApplyDeps["interpreters"] = {
     sms: smsInterpreter(db),
     voice: voiceInterpreter(db),
+    link: linkInterpreter(db),
   };
   const applyDeps: ConsentApplyDeps = { db, ledger, interpreters, enqueueOutbox: jobs.enqueueOutbox };
   const receipts = {
@@ -128,6 +131,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       for (let k = 0; k < ids.length; k += 1000) await applyReceipts({ payload: { receiptIds: ids.slice(k, k + 1000) }, deps: applyDeps });
     },
   };
+  const mailer = createMailer(config);
   const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs, receipts };
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
@@ -149,6 +153,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           iys,
           senders,
           interpreters,
+          mailer,
           enqueueOutbox: jobs.enqueueOutbox,
         },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },
@@ -177,6 +182,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       await checkpoint();
       await withTimeout(producer.close(), 2000, "closing queues").catch(() => {});
       redis.disconnect();
+      mailer?.close();
       db.$client.close();
     },
   };

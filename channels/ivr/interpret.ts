@@ -72,6 +72,7 @@ export function voiceInterpreter(db: Db): ReceiptInterpreter {
       source: "HS_CAGRI_MERKEZI" as const,
       consentDate,
       origin: "ivr" as const,
+      datedOnReceipt: true,
       receiptId: receipt.id,
       idempotencyKey: `ivr:${receipt.id}:${brand.code}:${type}`,
     }));

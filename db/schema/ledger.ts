@@ -74,7 +74,7 @@ export const ledgerCheckpoints = sqliteTable("ledger_checkpoints", {
   createdAt: integer("created_at").notNull(),
 });
 
-export const outboxKinds = ["iys_report", "confirmation", "callback"] as const;
+export const outboxKinds = ["iys_report", "confirmation", "callback", "email_confirmation"] as const;
 export type OutboxKind = (typeof outboxKinds)[number];
 export const outboxStatuses = ["pending", "done", "skipped", "failed", "exhausted"] as const;
 export type OutboxStatus = (typeof outboxStatuses)[number];

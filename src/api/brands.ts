@@ -29,6 +29,8 @@ export const BrandInput = z.object({
       smsTemplates: TemplateOverrides.optional(),
       /** After an IVR call, also confirm by SMS (from a number that serves the brand over SMS). */
       ivrSmsConfirmation: z.boolean().optional(),
+      /** E-mail rejection links stay valid this many days after their last issuance; unset: no expiry. */
+      linkExpiryDays: z.number().int().min(1).max(3650).optional(),
     })
     .strict()
     .optional(),

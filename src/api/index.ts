@@ -5,6 +5,7 @@ import { createCheckRoutes } from "./check";
 import { createConsentRoutes } from "./consents";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter } from "./openapi";
+import { createLinkApiRoutes } from "./links";
 
 /** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
 export function createApiRoutes(deps: AppDeps) {
@@ -31,5 +32,6 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
-    .route("/ledger", createLedgerRoutes(deps));
+    .route("/ledger", createLedgerRoutes(deps))
+    .route("/links", createLinkApiRoutes(deps));
 }

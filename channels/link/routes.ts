@@ -1,0 +1,146 @@
+import { getConnInfo } from "@hono/node-server/conninfo";
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { stmt } from "../../db/index";
+import { brandById } from "../../src/brands";
+import { MicroBatcher } from "../../src/batch";
+import type { AppDeps, HonoEnv } from "../../src/env";
+import { RateLimiter } from "../../src/rate-limit";
+import { ReceiptWriter } from "../../src/receipts";
+import { resolveLink, maskEmail, type LinkRow } from "./issue";
+import { confirmPage, donePage, langOf, PAGE_HEADERS, problemPage } from "./pages";
+import { linkKeyring } from "./token";
+
+/** A one-click POST or the button's form is a few bytes. */
+const POST_MAX_BYTES = 4 * 1024;
+
+/** What the link channel keeps in `receipts.payload`; the interpreter reads the link row by `link`. */
+export interface LinkReceiptPayload {
+  link: number;
+  via: "one-click" | "button";
+}
+
+/**
+ * Per-IP counting for /r: the requests of one tick share one Redis round trip (`hitMany`), so the
+ * limiter costs one script call per batch rather than one MULTI per request. Fails open like RateLimiter.
+ */
+class TickLimiter {
+  private waiting: { subject: string; resolve(limited: boolean): void }[] = [];
+  constructor(
+    private readonly limiter: RateLimiter,
+    private readonly perMinute: number,
+    private readonly now: () => number,
+  ) {}
+
+  hit(subject: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (this.waiting.push({ subject, resolve }) === 1) setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.waiting;
+    this.waiting = [];
+    const flags = await this.limiter
+      .hitMany(batch.map((w) => ({ name: "link-ip", subject: w.subject, limit: this.perMinute, windowMs: 60_000 })), this.now())
+      .catch(() => batch.map(() => false));
+    batch.forEach((w, i) => w.resolve(flags[i] ?? false));
+  }
+}
+
+/** The client's IP: the configured proxy header, else the socket; "unknown" when neither is there (in-process requests). */
+function clientIp(c: Context, header: string | undefined): string {
+  if (header) {
+    const v = c.req.header(header)?.split(",")[0]?.trim();
+    if (v) return v;
+  }
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * `/r/<token>`: the e-mail rejection link.
+ *
+ * GET (and HEAD) only shows a page: mail security scanners and prefetchers open every link, so
+ * nothing is written on GET — no receipt, no ledger event. The RET is recorded by a POST: the page's
+ * button, or a mail client's RFC 8058 one-click POST (`List-Unsubscribe=One-Click`).
+ *
+ * CSRF is not a risk here: there are no cookies and no session. The unguessable, signed token in the
+ * URL is the whole credential, so a forged cross-site POST needs the token — and whoever has the
+ * token may refuse on that address anyway (that is what RFC 8058 asks of a one-click link).
+ */
+export function createLinkRoutes(deps: AppDeps) {
+  const ring = linkKeyring(deps.config.LINK_KEYS, deps.secrets.derive);
+  const limiter = new TickLimiter(new RateLimiter(deps.redis, deps.config.QUEUE_PREFIX), deps.config.LINK_LIMIT_PER_IP_PER_MINUTE, () => deps.clock.now().getTime());
+  const writer = new ReceiptWriter(deps.db);
+  const pending = new MicroBatcher<number>(
+    (ids) => deps.jobs.enqueueReceipts(ids.map((id) => ({ id }))),
+    (err, ids) => deps.log.warn({ receipts: ids.length, err: (err as Error).message }, "enqueue failed; the sweeper will retry"),
+  );
+  // The last consent (ONAY) of the address: part of the receipt's key (see below).
+  const lastConsent = (link: LinkRow) =>
+    (
+      stmt<[number, string, string], { id: number | null }>(
+        deps.db,
+        `SELECT max(id) AS id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = 'EPOSTA' AND status = 'ONAY'`,
+      ).get(link.brandId, link.recipient, link.recipientType)?.id ?? null
+    );
+
+  const resolve = (c: Context<HonoEnv>) => resolveLink(deps.db, ring, c.req.param("token") ?? "", deps.clock.now().getTime());
+
+  return new Hono<HonoEnv>()
+    .use("*", async function linkHeaders(c, next) {
+      await next();
+      for (const [k, v] of Object.entries(PAGE_HEADERS)) c.res.headers.set(k, v);
+    })
+    .use("*", async function linkRateLimit(c, next) {
+      const ip = clientIp(c, deps.config.LINK_CLIENT_IP_HEADER);
+      const limited = await limiter.hit(deps.secrets.pseudonym("rate-limit", ip));
+      if (limited) return c.html(problemPage("rate_limited"), 429, { "Retry-After": "60" });
+      await next();
+    })
+    .use(
+      "*",
+      bodyLimit({ maxSize: POST_MAX_BYTES, onError: (c) => c.html(problemPage("bad_request"), 413) }),
+    )
+    .get("/:token", (c) => {
+      const found = resolve(c);
+      if (found.kind !== "ok") return c.html(problemPage(found.kind === "expired" ? "expired" : "not_found"), found.kind === "expired" ? 410 : 404);
+      const brand = brandById(deps.db, found.link.brandId);
+      return c.html(confirmPage(langOf(c.req.query("lang")), brand?.name ?? "", maskEmail(found.link.recipient)));
+    })
+    .post("/:token", async (c) => {
+      const found = resolve(c);
+      if (found.kind !== "ok") return c.html(problemPage(found.kind === "expired" ? "expired" : "not_found"), found.kind === "expired" ? 410 : 404);
+      const link = found.link;
+      const type = (c.req.header("content-type") ?? "").toLowerCase();
+      const form = type.startsWith("application/x-www-form-urlencoded") || type.startsWith("multipart/form-data") ? await c.req.parseBody() : {};
+      const oneClick = form["List-Unsubscribe"] === "One-Click";
+      if (!oneClick && form.action !== "RET") return c.html(problemPage("bad_request"), 400);
+
+      // Repeated clicks are one receipt (and one RET): the key is the link plus the address's last
+      // consent, so a click after a later re-consent is a new receipt and refuses again.
+      const providerRef = `${link.linkId}:${lastConsent(link) ?? "none"}`;
+      const payload: LinkReceiptPayload = { link: link.id, via: oneClick ? "one-click" : "button" };
+      let receipt;
+      try {
+        receipt = await writer.record(
+          { channel: "link", provider: "link", providerRef, fromAddress: link.recipient, payload: { ...payload } },
+          deps.clock.now().getTime(),
+        );
+      } catch (err) {
+        deps.log.error({ link: link.id, err: (err as Error).message }, "link receipt not recorded");
+        return c.html(problemPage("unavailable"), 503, { "Retry-After": "30" });
+      }
+      if (receipt.created) deps.log.info({ receiptId: receipt.id, link: link.id, via: payload.via }, "link receipt");
+      if (receipt.status === "received") pending.push(receipt.id);
+      if (oneClick) return c.body(null, 200);
+      const brand = brandById(deps.db, link.brandId);
+      const lang = langOf(typeof form.lang === "string" ? form.lang : c.req.query("lang"));
+      return c.html(donePage(lang, brand?.name ?? ""));
+    })
+    .all("*", (c) => c.html(problemPage("not_found"), 404));
+}
