@@ -353,7 +353,7 @@ describe("partners", () => {
   });
 
   it("a RET by SMS reaches every partner of the brand, signed with each one's secret", async () => {
-    const partners = [];
+    const partners: Awaited<ReturnType<typeof addPartner>>[] = [];
     for (let i = 1; i <= 5; i++) partners.push(await addPartner("MIGROS", `5000000${i}`));
     const from = newRecipient();
     const sid = `SM${"d".repeat(24)}${String(Date.now()).slice(-8)}`;
