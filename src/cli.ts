@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
+import { deliveryLog } from "./callbacks/store";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -14,6 +15,8 @@ Commands:
                    exits 0 when intact, 1 naming the first bad event
   checkpoint       sign the current ledger head now
   brands           list brands and their numbers
+  deliveries       callback delivery attempts, newest first
+                   [--failed] only failed attempts, [--endpoint ID] one endpoint, [--limit N]
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
@@ -23,7 +26,16 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return command ? 0 : 2;
   }
-  const { values } = parseArgs({ args: rest, options: { json: { type: "boolean", default: false } }, allowPositionals: true });
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      json: { type: "boolean", default: false },
+      failed: { type: "boolean", default: false },
+      endpoint: { type: "string" },
+      limit: { type: "string", default: "100" },
+    },
+    allowPositionals: true,
+  });
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, process.stderr as never);
   const db = openDatabase(config.DATABASE_PATH);
@@ -65,6 +77,22 @@ async function main(argv: string[]): Promise<number> {
         for (const b of listBrands(db)) {
           const nums = numbersOfBrand(db, b.id).map((n) => `${n.number} (${n.provider}: ${n.channels.join("+")})`);
           console.log(`${b.code}\t${b.name}\tİYS ${b.iysCode ?? "-"}/${b.brandCode ?? "-"}\t${b.shortNames.join(", ")}\t${nums.join(", ")}`);
+        }
+        return 0;
+      }
+      case "deliveries": {
+        runMigrations(db);
+        const limit = Number(values.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new Error("--limit: a positive integer");
+        const rows = deliveryLog(db, values.endpoint ?? null, { limit, failedOnly: values.failed });
+        if (values.json) console.log(JSON.stringify(rows, null, 2));
+        else {
+          for (const d of rows) {
+            console.log(
+              `${new Date(d.at).toISOString()}\t${d.endpointId}\toutbox #${d.outboxId}\tattempt ${d.attempt}\t${d.ok ? "ok" : "FAILED"}\t${d.responseCode ?? "-"}\t${d.latencyMs} ms\t${d.outboxStatus ?? "-"}${d.error ? `\t${d.error}` : ""}`,
+            );
+          }
+          if (rows.length === 0) console.log(values.failed ? "no failed deliveries" : "no deliveries");
         }
         return 0;
       }

@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import twilio from "twilio";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { signWebhook } from "../src/callbacks/crypto";
@@ -271,6 +273,25 @@ describe("delivery", () => {
     expect(new Set(delivered(sub.path).map((r) => r.headers["webhook-id"])).size).toBe(1);
     expect((await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: "yesterday" }))).status).toBe(400);
     expect((await app.request(`/api/v1/deliveries/999999/replay`, authed({}))).status).toBe(404);
+  });
+});
+
+describe("operations", () => {
+  it("hub deliveries lists an endpoint's attempts, and with --failed only the failed ones", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    receiver.failNext.set(sub.path, 1);
+    await change("MIGROS", newRecipient(), "ONAY");
+    await waitFor(() => outboxOf(sub.id)[0]?.status === "done", { timeoutMs: 10_000 });
+    const hub = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ["bin/hub.mjs", "deliveries", "--endpoint", sub.id, ...args], {
+        env: { ...process.env, DATABASE_PATH: runtime.deps.config.DATABASE_PATH, LOG_LEVEL: "warn" },
+      });
+    const all = (await hub()).stdout.trim().split("\n");
+    expect(all).toHaveLength(2);
+    expect(all[0]).toMatch(new RegExp(`\t${sub.id}\toutbox #\\d+\tattempt 2\tok\t204\t`));
+    const failed = (await hub("--failed")).stdout.trim().split("\n");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/attempt 1\tFAILED\t500\t.*HTTP 500$/);
   });
 });
 

@@ -14,6 +14,8 @@ import {
   listEndpoints,
   rotateEndpointSecret,
   updateEndpoint,
+  deliveryLog,
+  type DeliveryLogRow,
   type EndpointRow,
 } from "../callbacks/store";
 import { checkTarget } from "../callbacks/target";
@@ -109,20 +111,6 @@ function subscription(deps: AppDeps, id: string): EndpointRow {
   return e;
 }
 
-interface DeliveryLogRow {
-  id: number;
-  outboxId: number;
-  endpointId: string;
-  attempt: number;
-  ok: number;
-  responseCode: number | null;
-  latencyMs: number;
-  error: string | null;
-  at: number;
-  eventId: number | null;
-  outboxStatus: string | null;
-}
-
 const presentDelivery = (d: DeliveryLogRow) => ({
   id: d.id,
   outboxId: d.outboxId,
@@ -135,18 +123,6 @@ const presentDelivery = (d: DeliveryLogRow) => ({
   at: new Date(d.at).toISOString(),
   deliveryStatus: d.outboxStatus,
 });
-
-/** Delivery log of one endpoint, newest first. */
-export function deliveryLog(db: AppDeps["db"], endpointId: string | null, opts: { limit: number; failedOnly: boolean }): DeliveryLogRow[] {
-  return db.$client
-    .prepare(
-      `SELECT d.id, d.outbox_id AS outboxId, d.endpoint_id AS endpointId, d.attempt, d.ok, d.response_code AS responseCode, d.latency_ms AS latencyMs,
-              d.error, d.at, o.event_id AS eventId, o.status AS outboxStatus
-         FROM deliveries d LEFT JOIN outbox o ON o.id = d.outbox_id
-        WHERE (? IS NULL OR d.endpoint_id = ?) AND (? = 0 OR d.ok = 0) ORDER BY d.at DESC, d.id DESC LIMIT ?`,
-    )
-    .all(endpointId, endpointId, opts.failedOnly ? 1 : 0, opts.limit) as DeliveryLogRow[];
-}
 
 /** `/api/v1/subscriptions`: the provider's own callback endpoints. */
 export function createSubscriptionRoutes(deps: AppDeps) {
