@@ -9,6 +9,7 @@ import { systemClock } from "../src/domain/time";
 import { iysReportPlanner } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
 import { smsE2e, smsIngress } from "./sms";
+import { callbacksBench } from "./callbacks";
 
 function time(fn: () => number): { ops: number; ms: number } {
   const t0 = performance.now();
@@ -69,4 +70,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, callbacksBench];
