@@ -10,6 +10,7 @@ import { iysReportPlanner } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
 import { check1m } from "./check";
 import { smsE2e, smsIngress } from "./sms";
+import { callbacksBench } from "./callbacks";
 import { ivrStep } from "./ivr";
 import { linkClick, linkIssue } from "./link";
 
@@ -72,4 +73,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, linkClick, linkIssue, check1m];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, linkClick, linkIssue, callbacksBench, check1m];

@@ -40,11 +40,12 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
     const rows = c
       // Rows never tried, once the grace is over; rows already tried are left to their job's backoff
       // unless nothing has touched them for RETRIED_GRACE_MS (their job is gone: a crash, a lost Redis).
+      // Rows with a scheduled attempt (callbacks) once that moment is past by the grace.
       .prepare(
         `SELECT id, kind FROM outbox WHERE status = 'pending' AND id > ?
-           AND ((attempts = 0 AND updated_at <= ?) OR updated_at <= ?) ORDER BY id LIMIT ?`,
+           AND ((next_attempt_at IS NULL AND ((attempts = 0 AND updated_at <= ?) OR updated_at <= ?)) OR next_attempt_at <= ?) ORDER BY id LIMIT ?`,
       )
-      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, BATCH) as OutboxRef[];
+      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, cutoff, BATCH) as OutboxRef[];
     if (rows.length === 0) break;
     await deps.enqueueOutbox(rows);
     outbox += rows.length;

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
+import { deliveryLog } from "./callbacks/store";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -22,6 +23,8 @@ Commands:
   link --brand CODE [--tacir] <e-mail>…
                    print the rejection link and List-Unsubscribe headers of each address
                    (the same link every time; PUBLIC_BASE_URL, LINK_KEYS / HUB_SECRET)
+  deliveries       callback delivery attempts, newest first
+                   [--failed] only failed attempts, [--endpoint ID] one endpoint, [--limit N]
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
@@ -33,7 +36,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { json: { type: "boolean", default: false }, brand: { type: "string" }, tacir: { type: "boolean", default: false } },
+    options: {
+      json: { type: "boolean", default: false },
+      brand: { type: "string" },
+      tacir: { type: "boolean", default: false },
+      failed: { type: "boolean", default: false },
+      endpoint: { type: "string" },
+      limit: { type: "string", default: "100" },
+    },
     allowPositionals: true,
   });
   const config = loadConfig();
@@ -103,6 +113,22 @@ async function main(argv: string[]): Promise<number> {
           });
         }
         return results.every((r) => r.ok) ? 0 : 1;
+      }
+      case "deliveries": {
+        runMigrations(db);
+        const limit = Number(values.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new Error("--limit: a positive integer");
+        const rows = deliveryLog(db, values.endpoint ?? null, { limit, failedOnly: values.failed });
+        if (values.json) console.log(JSON.stringify(rows, null, 2));
+        else {
+          for (const d of rows) {
+            console.log(
+              `${new Date(d.at).toISOString()}\t${d.endpointId}\toutbox #${d.outboxId}\tattempt ${d.attempt}\t${d.ok ? "ok" : "FAILED"}\t${d.responseCode ?? "-"}\t${d.latencyMs} ms\t${d.outboxStatus ?? "-"}${d.error ? `\t${d.error}` : ""}`,
+            );
+          }
+          if (rows.length === 0) console.log(values.failed ? "no failed deliveries" : "no deliveries");
+        }
+        return 0;
       }
       default:
         console.error(`unknown command: ${command}\n\n${usage}`);

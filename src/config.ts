@@ -81,6 +81,24 @@ export const ConfigSchema = z
     IVR_STATE_TTL_SECONDS: z.coerce.number().int().min(60).max(4 * 3600).default(1800),
     /** IVR: seconds a menu waits for a key or speech before counting "no input". */
     IVR_GATHER_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(30).default(6),
+
+    // --- Callbacks and partners (provider subscriptions, dealer/agent fan-out) ---
+    /** Key (base64, 32 bytes, or any passphrase) encrypting endpoint secrets at rest; default: derived from the hub secret. */
+    CALLBACK_SECRETS_KEY: optionalString,
+    /** Seconds before each delivery attempt, comma-separated; its length is the number of attempts. */
+    CALLBACK_RETRY_SCHEDULE: z
+      .string()
+      .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, "comma-separated seconds, e.g. 0,5,300")
+      .default("0,5,300,1800,7200,18000,36000,36000")
+      .transform((s) => s.split(",").map((n) => Number(n.trim()) * 1000)),
+    /** An attempt not answered 2xx within this many ms is a failure. */
+    CALLBACK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+    /** Allow callback URLs on private, loopback and link-local addresses (tests, private networks). */
+    CALLBACK_ALLOW_PRIVATE: bool.default(false),
+    /** An endpoint failing continuously this long is disabled (default 5 days). */
+    CALLBACK_DISABLE_AFTER_HOURS: z.coerce.number().min(0).default(120),
+    /** After a secret rotation the old secret keeps signing this long. */
+    CALLBACK_SECRET_OVERLAP_HOURS: z.coerce.number().min(0).default(24),
   })
   .transform((c) => ({ ...c, PUBLIC_BASE_URL: (c.PUBLIC_BASE_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, "") }));
 

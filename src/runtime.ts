@@ -21,6 +21,8 @@ import { systemClock, type Clock } from "./domain/time";
 import type { AppDeps } from "./env";
 import { createLogger, type Logger } from "./log";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
+import { callbackPlanner } from "./callbacks/store";
+import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
 
 /** Every provider-sourced movement is reported to İYS (suppressions are not İYS movements). */
 export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
@@ -66,6 +68,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const calendar = buildCalendar(config);
   const ledgerKey = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log);
   const ledger = new Ledger(db, { clock, calendar, planners: [iysReportPlanner] });
+  ledger.addPlanner(callbackPlanner(db));
   // Producers fail fast while Redis is down: the receipt or outbox row is durable and the sweeper re-enqueues it.
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
   // One log line per outage, not one per reconnection attempt.
@@ -135,6 +138,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs, receipts };
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
+  let callbacks: { close(): Promise<void> } | null = null;
   let checkpointTimer: NodeJS.Timeout | null = null;
   const checkpoint = () =>
     createCheckpoint(db, ledgerKey, clock).catch((err: unknown) => log.error({ err: (err as Error).message }, "checkpoint failed"));
@@ -165,10 +169,14 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           now: () => clock.now().getTime(),
           graceMs: config.SWEEPER_GRACE_SECONDS * 1000,
           enqueueReceipt: (id) => producer.enqueueReceipt(id),
-          enqueueOutbox: (rows) => producer.enqueueOutbox(rows, { single: true }),
+          enqueueOutbox: async (rows) => {
+            await producer.enqueueOutbox(rows.filter((r) => r.kind !== "callback"), { single: true });
+            await sweepCallbackRows(db, producer, rows.filter((r) => r.kind === "callback"));
+          },
         },
         config.SWEEPER_INTERVAL_SECONDS * 1000,
       );
+      callbacks = startCallbacks(config, { db, clock, log, secrets, producer, enqueueOutbox: jobs.enqueueOutbox });
       if (config.CHECKPOINT_INTERVAL_SECONDS > 0) {
         checkpointTimer = setInterval(checkpoint, config.CHECKPOINT_INTERVAL_SECONDS * 1000);
         checkpointTimer.unref();
@@ -178,7 +186,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       sweeper?.stop();
       if (checkpointTimer) clearInterval(checkpointTimer);
       // Bounded: with Redis gone BullMQ's close would wait for a connection that never comes.
-      await withTimeout(workers?.close() ?? Promise.resolve(), 10_000, "closing workers").catch((err: Error) => log.warn({ err: err.message }, "workers did not close cleanly"));
+      await withTimeout(Promise.all([workers?.close(), callbacks?.close()]), 10_000, "closing workers").catch((err: Error) => log.warn({ err: err.message }, "workers did not close cleanly"));
       await checkpoint();
       await withTimeout(producer.close(), 2000, "closing queues").catch(() => {});
       redis.disconnect();

@@ -70,6 +70,8 @@ export const partners = sqliteTable(
     /** Signing secret, encrypted with a key from configuration. */
     secretEnc: text("secret_enc"),
     createdAt: integer("created_at").notNull(),
+    /** SHA-256 (hex) of the partner's own API key for reporting changes; the key itself is shown once. */
+    apiKeyHash: text("api_key_hash"),
   },
   (t) => [uniqueIndex("partners_brand_id_retailer_code_idx").on(t.brandId, t.retailerCode)],
 );

@@ -2,3 +2,4 @@ export * from "./brands";
 export * from "./receipts";
 export * from "./ledger";
 export * from "./links";
+export * from "./callbacks";

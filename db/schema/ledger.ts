@@ -96,6 +96,8 @@ export const outbox = sqliteTable(
     result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    /** Not to be tried before this instant (a scheduled retry or an attempt in flight); null = now. */
+    nextAttemptAt: integer("next_attempt_at"),
   },
   (t) => [
     // The sweeper looks for rows still waiting for their job.

@@ -55,41 +55,55 @@ export function createConsentRoutes(deps: AppDeps) {
       const input = parseOr400(ConsentInput, await jsonBody(c));
       const brand = brandByCode(deps.db, input.brand);
       if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
-      const stated = statementToAction({
-        brandId: brand.id,
-        recipient: input.recipient,
-        recipientType: input.recipientType,
-        type: input.type,
-        status: input.status,
-        source: input.source ?? null,
-        consentDate: input.consentDate ?? null,
-        retailerCode: input.retailerCode ?? null,
-        origin: "api",
-      });
-      if (!stated.ok) throw new ApiError(stated.code, stated.message, { field: stated.field });
-      const { outcomes, outbox } = deps.ledger.apply([stated.action]);
-      const outcome = outcomes[0]!;
-      if (outcome.kind === "rejected" || outcome.kind === "noop") throw new ApiError(outcome.code, outcome.message);
-      if (outcome.kind === "recorded") {
-        crashPoint("after-ledger-commit");
-        await deps.jobs.enqueueOutbox(outbox);
-      }
-      const event = outcome.event;
-      const state = deps.ledger.state(brand.id, event.recipient, event.recipientType, event.type);
-      c.header("Idempotent-Replayed", outcome.kind === "duplicate" ? "true" : "false");
-      return c.json(
-        {
-          event: presentEvent(event, brand.code),
-          consent: state ? presentState(state, brand.code) : null,
-          iys: {
-            reportable: event.effect === "movement",
-            ...(event.effect === "suppression"
-              ? { code: "H175", note: "RET for an address without consent: kept as a suppression, not an İYS movement" }
-              : {}),
-          },
-        },
-        outcome.kind === "duplicate" ? 200 : 201,
-      );
+      const recorded = await recordConsent(deps, brand, input, { origin: "api", retailerCode: input.retailerCode ?? null });
+      c.header("Idempotent-Replayed", recorded.replayed ? "true" : "false");
+      return c.json(recorded.body, recorded.replayed ? 200 : 201);
     });
+}
+
+/**
+ * Applies one stated movement (provider API or partner report) through the rules and the ledger and
+ * enqueues its outbox rows; the answer's body, or an ApiError naming what is wrong.
+ */
+export async function recordConsent(
+  deps: AppDeps,
+  brand: { id: number; code: string },
+  input: z.output<typeof ConsentInput>,
+  by: { origin: "api" | "partner"; retailerCode: string | null },
+) {
+  const stated = statementToAction({
+    brandId: brand.id,
+    recipient: input.recipient,
+    recipientType: input.recipientType,
+    type: input.type,
+    status: input.status,
+    source: input.source ?? null,
+    consentDate: input.consentDate ?? null,
+    retailerCode: by.retailerCode,
+    origin: by.origin,
+  });
+  if (!stated.ok) throw new ApiError(stated.code, stated.message, { field: stated.field });
+  const { outcomes, outbox } = deps.ledger.apply([stated.action]);
+  const outcome = outcomes[0]!;
+  if (outcome.kind === "rejected" || outcome.kind === "noop") throw new ApiError(outcome.code, outcome.message);
+  if (outcome.kind === "recorded") {
+    crashPoint("after-ledger-commit");
+    await deps.jobs.enqueueOutbox(outbox);
+  }
+  const event = outcome.event;
+  const state = deps.ledger.state(brand.id, event.recipient, event.recipientType, event.type);
+  return {
+    replayed: outcome.kind === "duplicate",
+    body: {
+      event: presentEvent(event, brand.code),
+      consent: state ? presentState(state, brand.code) : null,
+      iys: {
+        reportable: event.effect === "movement",
+        ...(event.effect === "suppression"
+          ? { code: "H175", note: "RET for an address without consent: kept as a suppression, not an İYS movement" }
+          : {}),
+      },
+    },
+  };
 }
 

@@ -6,6 +6,7 @@ import { createConsentRoutes } from "./consents";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter } from "./openapi";
 import { createLinkApiRoutes } from "./links";
+import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
 
 /** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
 export function createApiRoutes(deps: AppDeps) {
@@ -26,6 +27,8 @@ export function createApiRoutes(deps: AppDeps) {
     servers: [{ url: `${deps.config.PUBLIC_BASE_URL}/api/v1` }],
   });
   api.route("/ledger", createLedgerPublicRoutes(deps));
+  // A partner authenticates with its own key (and never reaches the rest).
+  api.route("/partners", createPartnerReportRoutes(deps));
 
   return api
     .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY))
@@ -33,5 +36,8 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
     .route("/ledger", createLedgerRoutes(deps))
-    .route("/links", createLinkApiRoutes(deps));
+    .route("/links", createLinkApiRoutes(deps))
+    .route("/brands", createPartnerRoutes(deps))
+    .route("/subscriptions", createSubscriptionRoutes(deps))
+    .route("/deliveries", createDeliveryRoutes(deps));
 }

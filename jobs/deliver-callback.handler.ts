@@ -1,0 +1,310 @@
+import { Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import { stmt, type Db } from "../db/index";
+import type { OutboxRef } from "../db/ledger";
+import { decryptSecret, signWebhook } from "../src/callbacks/crypto";
+import type { WebhookClient } from "../src/callbacks/http";
+import { disableEndpoint, getEndpoint, markEndpointFailing, markEndpointHealthy, type EndpointRow } from "../src/callbacks/store";
+import { crashPoint } from "../src/crash";
+import { formatIysDate, type Clock } from "../src/domain/time";
+import type { Logger } from "../src/log";
+import { finishOutbox } from "./outbox";
+import { parsePayload } from "./registry";
+
+export interface CallbackDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  client: WebhookClient;
+  /** Decrypts endpoint secrets. */
+  secretsKey: Buffer;
+  /** Delay before each attempt (ms); its length is the number of attempts. */
+  schedule: number[];
+  timeoutMs: number;
+  disableAfterMs: number;
+  /** Enqueues one row's attempt after `delayMs`; the job id includes `at`, so asking twice is one job. */
+  scheduleAttempt(outboxId: number, delayMs: number, at: number): Promise<void>;
+  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+}
+
+const NOTICE = "/endpoint.disabled/";
+
+/** `target` of a callback row: the endpoint id, or `<endpoint>/endpoint.disabled/<disabled endpoint>` for a notice. */
+export function parseTarget(target: string): { endpointId: string; disabledEndpointId?: string } {
+  const i = target.indexOf(NOTICE);
+  return i < 0 ? { endpointId: target } : { endpointId: target.slice(0, i), disabledEndpointId: target.slice(i + NOTICE.length) };
+}
+
+/** Stable per (event, endpoint): every retry and replay of it carries the same id, so receivers can deduplicate. */
+export function webhookId(row: { id: number; eventId: number | null; target: string }): string {
+  const { endpointId, disabledEndpointId } = parseTarget(row.target);
+  return row.eventId !== null ? `evt_${row.eventId}_${endpointId}` : `msg_disabled_${disabledEndpointId}_${endpointId}`;
+}
+
+/** Writes callback rows outside the ledger (replays, notices); the caller enqueues them. */
+export function insertCallbackRows(db: Db, rows: { eventId: number | null; target: string }[], now: number): OutboxRef[] {
+  const insert = stmt(db, `INSERT INTO outbox (kind, event_id, receipt_id, target, status, attempts, created_at, updated_at) VALUES ('callback', ?, NULL, ?, 'pending', 0, ?, ?) RETURNING id`);
+  return db.$client.transaction(() => rows.map((r) => ({ id: (insert.get(r.eventId, r.target, now, now) as { id: number }).id, kind: "callback" as const })))();
+}
+
+interface ClaimedRow {
+  id: number;
+  eventId: number | null;
+  target: string;
+  attempts: number;
+}
+
+interface EventForBody {
+  id: number;
+  brandId: number;
+  brand: string;
+  recipient: string;
+  recipientType: string;
+  type: string;
+  status: string;
+  source: string | null;
+  consentDate: number | null;
+  retailerCode: string | null;
+  receivedAt: number;
+  hash: string;
+}
+
+const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, b.code AS brand, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
+  e.consent_date AS consentDate, e.retailer_code AS retailerCode, e.received_at AS receivedAt, e.hash
+  FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`;
+
+// An unfinished delivery of an earlier change of the same consent to the same endpoint.
+const EARLIER_PENDING = `SELECT o.id, o.next_attempt_at AS nextAttemptAt FROM consent_events e JOIN outbox o ON o.event_id = e.id
+  WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id < ?
+    AND o.kind = 'callback' AND o.target = ? AND o.status = 'pending' ORDER BY e.id LIMIT 1`;
+
+export function consentChangedBody(e: EventForBody): string {
+  return JSON.stringify({
+    type: "consent.changed",
+    timestamp: new Date(e.receivedAt).toISOString(),
+    data: {
+      brand: e.brand,
+      recipient: e.recipient,
+      recipientType: e.recipientType,
+      type: e.type,
+      status: e.status,
+      source: e.source,
+      consentDate: e.consentDate === null ? null : formatIysDate(new Date(e.consentDate)),
+      ...(e.retailerCode ? { retailerCode: e.retailerCode } : {}),
+      eventId: e.id,
+      ledgerHash: e.hash,
+    },
+  });
+}
+
+function noticeBody(disabled: EndpointRow | null, disabledId: string, now: number): string {
+  return JSON.stringify({
+    type: "endpoint.disabled",
+    timestamp: new Date(disabled?.disabledAt ?? now).toISOString(),
+    data: {
+      endpointId: disabledId,
+      kind: disabled?.kind ?? null,
+      url: disabled?.url ?? null,
+      failingSince: disabled?.failingSince ? new Date(disabled.failingSince).toISOString() : null,
+      disabledAt: disabled?.disabledAt ? new Date(disabled.disabledAt).toISOString() : null,
+      reason: disabled?.disabledReason ?? null,
+    },
+  });
+}
+
+/** The current secret and, during a rotation's overlap window, the previous one. */
+function signingSecrets(deps: CallbackDeps, ep: EndpointRow, now: number): string[] {
+  const secrets = [decryptSecret(deps.secretsKey, ep.secretEnc)];
+  if (ep.previousSecretEnc && (ep.previousSecretExpiresAt ?? 0) > now) secrets.push(decryptSecret(deps.secretsKey, ep.previousSecretEnc));
+  return secrets;
+}
+
+/**
+ * The callback worker's state: rows in flight in this process (a later change of the same consent
+ * waits for them rather than for their lease to run out).
+ */
+export class CallbackDelivery {
+  private readonly inFlight = new Map<number, Promise<string>>();
+
+  constructor(readonly deps: CallbackDeps) {}
+
+  /** Rows of one endpoint go one after another in id order; different endpoints at once. */
+  async run(outboxIds: number[]): Promise<string> {
+    const targets = new Map<string, number[]>();
+    const select = stmt(this.deps.db, `SELECT target FROM outbox WHERE id = ?`);
+    for (const id of [...outboxIds].sort((a, b) => a - b)) {
+      const t = (select.get(id) as { target: string | null } | undefined)?.target ?? "";
+      targets.set(t, [...(targets.get(t) ?? []), id]);
+    }
+    const counts: Record<string, number> = {};
+    await Promise.all(
+      [...targets.values()].map(async (ids) => {
+        for (const id of ids) {
+          const p = this.deliver(id);
+          this.inFlight.set(id, p);
+          try {
+            const outcome = await p;
+            counts[outcome] = (counts[outcome] ?? 0) + 1;
+          } finally {
+            this.inFlight.delete(id);
+          }
+        }
+      }),
+    );
+    return Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(", ");
+  }
+
+  private now() {
+    return this.deps.clock.now().getTime();
+  }
+
+  /** One attempt of one row, when it is due; everything it decides is committed before it returns. */
+  async deliver(id: number): Promise<string> {
+    const { db, log } = this.deps;
+    const now = this.now();
+    // A lease: no other job (a sweeper re-enqueue, a stalled job's rerun) sends the row while this attempt runs.
+    const lease = now + this.deps.timeoutMs + 5000;
+    const row = stmt(
+      db,
+      `UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND kind = 'callback' AND status = 'pending'
+         AND (next_attempt_at IS NULL OR next_attempt_at <= ?) RETURNING id, event_id AS eventId, target, attempts`,
+    ).get(lease, now, id, now) as ClaimedRow | undefined;
+    if (!row) {
+      const current = stmt(db, `SELECT status, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?`).get(id) as
+        | { status: string; nextAttemptAt: number | null }
+        | undefined;
+      if (current?.status === "pending" && current.nextAttemptAt !== null) {
+        await this.deps.scheduleAttempt(id, current.nextAttemptAt - now, current.nextAttemptAt);
+        return "not due";
+      }
+      return "already finished";
+    }
+    const { endpointId, disabledEndpointId } = parseTarget(row.target);
+    const endpoint = getEndpoint(db, endpointId);
+    if (!endpoint || endpoint.status !== "active") {
+      finishOutbox(db, id, "skipped", now, endpoint ? "endpoint disabled" : "endpoint deleted");
+      return "skipped";
+    }
+
+    let body: string;
+    if (row.eventId !== null) {
+      const event = stmt(db, EVENT_SELECT).get(row.eventId) as EventForBody | undefined;
+      if (!event) {
+        finishOutbox(db, id, "failed", now, "event not found");
+        return "failed";
+      }
+      const earlier = stmt(db, EARLIER_PENDING).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as
+        | { id: number; nextAttemptAt: number | null }
+        | undefined;
+      if (earlier) {
+        const running = this.inFlight.get(earlier.id);
+        if (running) {
+          this.release(id, now);
+          await running.catch(() => {});
+          return this.deliver(id);
+        }
+        const at = Math.max(earlier.nextAttemptAt ?? now, now) + 250;
+        this.release(id, at);
+        await this.deps.scheduleAttempt(id, at - now, at);
+        return "waiting for an earlier change";
+      }
+      body = consentChangedBody(event);
+    } else {
+      body = noticeBody(disabledEndpointId ? getEndpoint(db, disabledEndpointId) : null, disabledEndpointId ?? "", now);
+    }
+
+    const msgId = webhookId(row);
+    const timestamp = Math.floor(now / 1000);
+    const signature = signingSecrets(this.deps, endpoint, now)
+      .map((s) => signWebhook(s, msgId, timestamp, body))
+      .join(" ");
+    const res = await this.deps.client.post(endpoint.url, { "webhook-id": msgId, "webhook-timestamp": String(timestamp), "webhook-signature": signature }, body);
+    crashPoint("callback-after-response");
+
+    const at = this.now();
+    const attempt = row.attempts + 1;
+    const last = attempt >= this.deps.schedule.length;
+    let retryAt: number | null = null;
+    let disabled = false;
+    db.$client.transaction(() => {
+      stmt(db, `INSERT INTO deliveries (outbox_id, endpoint_id, attempt, ok, response_code, latency_ms, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+        id, endpoint.id, attempt, res.ok ? 1 : 0, res.status, res.latencyMs, res.error, at);
+      if (res.ok) {
+        finishOutbox(db, id, "done", at, undefined, { status: res.status, latencyMs: res.latencyMs, attempt });
+        markEndpointHealthy(db, endpoint.id);
+        return;
+      }
+      if (last) finishOutbox(db, id, "exhausted", at, res.error ?? "failed");
+      else {
+        retryAt = at + this.deps.schedule[attempt]!;
+        stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
+          res.error ?? "failed", retryAt, at, id);
+      }
+      const since = markEndpointFailing(db, endpoint.id, at);
+      if (at - since >= this.deps.disableAfterMs) {
+        disabled = disableEndpoint(db, endpoint.id, `failing since ${new Date(since).toISOString()}`, at);
+      }
+    })();
+
+    if (retryAt !== null) await this.deps.scheduleAttempt(id, retryAt - at, retryAt);
+    if (disabled) await this.notifyDisabled(endpoint, at);
+    if (res.ok) return "delivered";
+    log.info({ outboxId: id, endpointId: endpoint.id, attempt, status: res.status, err: res.error }, "callback attempt failed");
+    return last ? "exhausted" : "to retry";
+  }
+
+  private release(id: number, at: number) {
+    stmt(this.deps.db, `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'`).run(at, id);
+  }
+
+  /** The provider's other active subscriptions hear that an endpoint was disabled. */
+  private async notifyDisabled(endpoint: EndpointRow, now: number): Promise<void> {
+    const others = stmt(db(this), `SELECT id FROM endpoints WHERE kind = 'subscription' AND status = 'active' AND id != ? ORDER BY created_at, id`).all(
+      endpoint.id) as { id: string }[];
+    this.deps.log.error(
+      { endpointId: endpoint.id, kind: endpoint.kind, failingSince: endpoint.failingSince, notified: others.length },
+      "callback endpoint disabled after failing continuously",
+    );
+    const rows = insertCallbackRows(db(this), others.map((o) => ({ eventId: null, target: `${o.id}${NOTICE}${endpoint.id}` })), now);
+    await this.deps.enqueueOutbox(rows);
+  }
+}
+
+const db = (d: CallbackDelivery) => d.deps.db;
+
+export interface CallbackWorkerOptions {
+  redisUrl: string;
+  prefix: string;
+  concurrency?: number;
+}
+
+/**
+ * The `callbacks` queue's worker. It does not use BullMQ's retries: a failed attempt stays a
+ * pending outbox row with `next_attempt_at` and a delayed job for that moment (the configured
+ * schedule, not BullMQ's exponential backoff); the sweeper re-enqueues a due row whose job vanished.
+ */
+export function startCallbackWorker(delivery: CallbackDelivery, opts: CallbackWorkerOptions): { worker: Worker; close(): Promise<void> } {
+  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+  const log = delivery.deps.log;
+  const worker = new Worker(
+    "callbacks",
+    async function deliverCallbacks(job: Job) {
+      const { outboxIds } = parsePayload("callbacks", job.name, job.data) as { outboxIds: number[] };
+      const started = performance.now();
+      const outcome = await delivery.run(outboxIds);
+      log.info({ queue: "callbacks", job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
+      return outcome;
+    },
+    // A short lock: a worker killed mid-delivery has its job picked up again within seconds.
+    { connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 32, lockDuration: 15_000, stalledInterval: 10_000, autorun: true },
+  );
+  worker.on("error", (err) => log.error({ queue: "callbacks", err: err.message }, "worker error"));
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      delivery.deps.client.close();
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,398 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import twilio from "twilio";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { signWebhook } from "../src/callbacks/crypto";
+import { checkTarget, isPrivateAddress } from "../src/callbacks/target";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { FakeTwilio } from "./fakes/sms-providers";
+import { verifyReceived, verifyStandardWebhook, WebhookReceiver, type ReceivedWebhook } from "./fakes/webhook-receiver";
+import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+
+const ACCOUNT_SID = `AC${"c3".repeat(16)}`;
+const AUTH_TOKEN = "twilio-callbacks-token";
+
+/** Real time moved by an offset, so BullMQ's real delays and the hub's clock agree, and days can pass. */
+const clock = {
+  offset: 0,
+  now: () => new Date(Date.now() + clock.offset),
+};
+
+const tmp = tempDir();
+const receiver = new WebhookReceiver();
+const fakeTwilio = new FakeTwilio(ACCOUNT_SID, AUTH_TOKEN);
+let runtime: Runtime;
+let app: App;
+
+beforeAll(async () => {
+  await receiver.start();
+  const config = testConfig(tmp.dir, {
+    CALLBACK_ALLOW_PRIVATE: "true",
+    CALLBACK_RETRY_SCHEDULE: "0,1,1,1",
+    SWEEPER_GRACE_SECONDS: "1",
+    SWEEPER_INTERVAL_SECONDS: "1",
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_API_BASE_URL: await fakeTwilio.start(),
+  });
+  runtime = await createRuntime(config, { clock });
+  runtime.startBackground();
+  app = createApp(runtime.deps);
+  for (const brand of [
+    { code: "MIGROS", name: "Migros", shortNames: ["MİGROS"], numbers: [{ number: "3434", provider: "twilio" }] },
+    { code: "KOTON", name: "Koton", shortNames: ["KOTON"] },
+    { code: "LCW", name: "LC Waikiki", shortNames: ["LCW"] },
+  ]) {
+    const res = await app.request("/api/v1/brands", authed(brand));
+    expect(res.status, await res.clone().text()).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await receiver.stop();
+  await fakeTwilio.stop();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const created: string[] = [];
+afterEach(async () => {
+  // Each test's subscriptions go, so later tests' events and notices do not reach them.
+  for (const id of created.splice(0)) await app.request(`/api/v1/subscriptions/${id}`, authed(undefined, "DELETE"));
+});
+
+let pathSeq = 0;
+const newPath = (name: string) => `/${name}-${++pathSeq}`;
+let recipientSeq = 0;
+const newRecipient = () => `+90533${String(1_000_000 + ++recipientSeq).padStart(7, "0")}`;
+
+async function subscribe(body: Record<string, unknown>): Promise<{ id: string; secret: string; path: string }> {
+  const path = newPath("sub");
+  const res = await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}${path}`, ...body }));
+  expect(res.status, await res.clone().text()).toBe(201);
+  const json = (await res.json()) as { id: string; secret: string };
+  created.push(json.id);
+  return { ...json, path };
+}
+
+/** A consent change through the provider API; `secondsAgo` keeps successive changes of one address in order. */
+async function change(brand: string, recipient: string, status: "ONAY" | "RET", secondsAgo = 60, type = "MESAJ") {
+  const res = await app.request(
+    "/api/v1/consents",
+    authed({ brand, recipient, type, status, source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - secondsAgo * 1000)) }),
+  );
+  expect(res.status, await res.clone().text()).toBe(201);
+  return ((await res.json()) as { event: { id: number; hash: string } }).event;
+}
+
+const data = (r: ReceivedWebhook) => JSON.parse(r.body) as { type: string; timestamp: string; data: Record<string, unknown> };
+const delivered = (path: string) => receiver.at(path).filter((r) => r.answered >= 200 && r.answered < 300);
+const db = () => runtime.deps.db.$client;
+const outboxOf = (endpointId: string) =>
+  db().prepare(`SELECT id, status, attempts, last_error AS lastError FROM outbox WHERE kind = 'callback' AND target = ? ORDER BY id`).all(endpointId) as {
+    id: number;
+    status: string;
+    attempts: number;
+    lastError: string | null;
+  }[];
+
+describe("signatures", () => {
+  const vector = { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: "1614265330", body: '{"test": 2432232314}' };
+  const expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+  it("the test's own Standard Webhooks verifier accepts the published vector and refuses a changed body", () => {
+    expect(verifyStandardWebhook(vector.secret, { ...vector, signature: expected }, vector.body)).toBe(true);
+    expect(verifyStandardWebhook(vector.secret, { ...vector, signature: expected }, '{"test": 2432232315}')).toBe(false);
+    expect(verifyStandardWebhook(vector.secret, { ...vector, signature: `v1,bogus ${expected}` }, vector.body)).toBe(true);
+  });
+
+  it("the hub's signer produces the published signature", () => {
+    expect(signWebhook(vector.secret, vector.id, Number(vector.timestamp), vector.body)).toBe(expected);
+  });
+});
+
+describe("subscriptions", () => {
+  it("a subscription's whsec_ secret is shown once; the database file holds only ciphertext", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"], description: "CRM" });
+    expect(sub.secret).toMatch(/^whsec_[A-Za-z0-9+/=]{32}$/);
+    const got = (await (await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "GET"))).json()) as Record<string, unknown>;
+    expect(got).toMatchObject({ id: sub.id, brands: ["MIGROS"], events: ["consent.changed"], status: "active", description: "CRM" });
+    expect(got).not.toHaveProperty("secret");
+    db().pragma("wal_checkpoint(TRUNCATE)");
+    const file = readFileSync(runtime.deps.config.DATABASE_PATH);
+    expect(file.includes(Buffer.from(sub.secret.slice(6)))).toBe(false);
+    expect(file.includes(Buffer.from(sub.id))).toBe(true);
+  });
+
+  it("non-http URLs, unknown brands and unknown events are 400s naming the field", async () => {
+    for (const [body, field] of [
+      [{ url: "ftp://example.com/x" }, "url"],
+      [{ url: "http://user:pw@example.com/x" }, "url"],
+      [{ url: `${receiver.base}/x`, brands: ["NOPE"] }, "brands[0]"],
+      [{ url: `${receiver.base}/x`, events: ["consent.deleted"] }, "events[0]"],
+    ] as const) {
+      const res = await app.request("/api/v1/subscriptions", authed(body));
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { field: string } }).error.field).toBe(field);
+    }
+    expect((await app.request("/api/v1/subscriptions", { method: "POST", body: "{}" })).status).toBe(401);
+  });
+
+  it("private, loopback and link-local targets are refused unless allowed", async () => {
+    for (const url of ["http://127.0.0.1/x", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/", "http://[fe80::1]/", "http://[::ffff:192.168.1.1]/", "http://localhost:8080/"]) {
+      expect(await checkTarget(url, false), url).toMatchObject({ ok: false });
+      expect(await checkTarget(url, true), url).toMatchObject({ ok: true });
+    }
+    expect(isPrivateAddress("8.8.8.8")).toBe(false);
+    expect(isPrivateAddress("2606:4700:4700::1111")).toBe(false);
+    expect(await checkTarget("https://93.184.215.14/hook", false)).toMatchObject({ ok: true });
+  });
+});
+
+describe("delivery", () => {
+  it("a change reaches the brand's subscriptions signed, with the documented body; another brand's subscription gets nothing", async () => {
+    const migros = await subscribe({ brands: ["MIGROS"] });
+    const all = await subscribe({ brands: "*" });
+    const koton = await subscribe({ brands: ["KOTON"] });
+    const recipient = newRecipient();
+    const event = await change("MIGROS", recipient, "ONAY");
+    await waitFor(() => delivered(migros.path).length === 1 && delivered(all.path).length === 1);
+    const [r] = delivered(migros.path);
+    expect(verifyReceived(migros.secret, r!)).toBe(true);
+    expect(verifyReceived(all.secret, r!)).toBe(false);
+    expect(r!.headers["webhook-id"]).toBe(`evt_${event.id}_${migros.id}`);
+    expect(Number(r!.headers["webhook-timestamp"])).toBeGreaterThan(1_600_000_000);
+    expect(data(r!)).toEqual({
+      type: "consent.changed",
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      data: {
+        brand: "MIGROS",
+        recipient,
+        recipientType: "BIREYSEL",
+        type: "MESAJ",
+        status: "ONAY",
+        source: "HS_WEB",
+        consentDate: expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/),
+        eventId: event.id,
+        ledgerHash: event.hash,
+      },
+    });
+    expect(verifyReceived(all.secret, delivered(all.path)[0]!)).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(receiver.at(koton.path)).toEqual([]);
+    const log = (await (await app.request(`/api/v1/subscriptions/${migros.id}/deliveries`, authed(undefined, "GET"))).json()) as {
+      deliveries: { ok: boolean; responseCode: number; attempt: number; eventId: number }[];
+    };
+    expect(log.deliveries).toMatchObject([{ ok: true, responseCode: 204, attempt: 1, eventId: event.id }]);
+  });
+
+  it("an endpoint that fails then recovers gets every change exactly once, in order, each under one webhook-id", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    receiver.failNext.set(sub.path, 3);
+    const recipient = newRecipient();
+    const events = [await change("MIGROS", recipient, "ONAY", 50), await change("MIGROS", recipient, "RET", 40), await change("MIGROS", recipient, "ONAY", 30)];
+    await waitFor(() => outboxOf(sub.id).length === 3 && outboxOf(sub.id).every((o) => o.status === "done"), { timeoutMs: 20_000 });
+    const ok = delivered(sub.path);
+    expect(ok.map((r) => data(r).data.eventId)).toEqual(events.map((e) => e.id));
+    expect(ok.map((r) => data(r).data.status)).toEqual(["ONAY", "RET", "ONAY"]);
+    // The failed attempts were the first change, retried under the same id before anything newer went out.
+    const all = receiver.at(sub.path);
+    expect(all.slice(0, 4).map((r) => r.headers["webhook-id"])).toEqual(Array(4).fill(`evt_${events[0]!.id}_${sub.id}`));
+    expect(all.every((r) => verifyReceived(sub.secret, r))).toBe(true);
+    expect(outboxOf(sub.id)[0]!.attempts).toBe(4);
+  });
+
+  it("an endpoint down for the whole schedule ends exhausted, is disabled after failing for 5 days, and the other subscriptions hear endpoint.disabled", async () => {
+    const down = await subscribe({ brands: ["KOTON"] });
+    const other = await subscribe({ brands: ["LCW"] });
+    receiver.down.add(down.path);
+    await change("KOTON", newRecipient(), "ONAY");
+    // Five days pass between the third attempt and the last (the real schedule spans about 28 h of them).
+    await waitFor(() => outboxOf(down.id)[0]?.attempts === 3, { timeoutMs: 10_000 });
+    expect(runtime.deps.db.$client.prepare("SELECT status FROM endpoints WHERE id = ?").get(down.id)).toEqual({ status: "active" });
+    clock.offset += 5 * 24 * 3_600_000 + 60_000;
+    await waitFor(() => outboxOf(down.id)[0]?.status === "exhausted", { timeoutMs: 20_000 });
+    expect(outboxOf(down.id)[0]).toMatchObject({ attempts: 4, lastError: "HTTP 503" });
+    expect(receiver.at(down.path)).toHaveLength(4);
+    const sub = (await (await app.request(`/api/v1/subscriptions/${down.id}`, authed(undefined, "GET"))).json()) as { status: string; disabledReason: string };
+    expect(sub.status).toBe("disabled");
+    expect(sub.disabledReason).toMatch(/^failing since /);
+    await waitFor(() => delivered(other.path).length === 1);
+    const notice = delivered(other.path)[0]!;
+    expect(verifyReceived(other.secret, notice)).toBe(true);
+    expect(data(notice)).toMatchObject({ type: "endpoint.disabled", data: { endpointId: down.id, url: `${receiver.base}${down.path}` } });
+    // Nothing more goes to a disabled endpoint.
+    await change("KOTON", newRecipient(), "ONAY");
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(receiver.at(down.path)).toHaveLength(4);
+  });
+
+  it("a receiver answering after 20 s is a failure at the 15 s timeout (it gets the request, the attempt counts as failed)", async () => {
+    const slow = await subscribe({ brands: ["LCW"] });
+    receiver.slowMs.set(slow.path, 20_000);
+    await change("LCW", newRecipient(), "ONAY");
+    await waitFor(() => outboxOf(slow.id)[0]?.attempts === 1, { timeoutMs: 25_000 });
+    expect(receiver.at(slow.path)).toHaveLength(1);
+    expect(outboxOf(slow.id)[0]).toMatchObject({ status: "pending", lastError: "timeout after 15000 ms" });
+    receiver.slowMs.delete(slow.path);
+    await waitFor(() => outboxOf(slow.id)[0]?.status === "done", { timeoutMs: 10_000 });
+    expect(new Set(receiver.at(slow.path).map((r) => r.headers["webhook-id"])).size).toBe(1);
+  }, 40_000);
+
+  it("a rotated secret signs alongside the old one during the overlap", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const res = await app.request(`/api/v1/subscriptions/${sub.id}/rotate-secret`, authed({}));
+    expect(res.status).toBe(200);
+    const { secret, previousSecretValidUntil } = (await res.json()) as { secret: string; previousSecretValidUntil: string };
+    expect(secret).not.toBe(sub.secret);
+    expect(Date.parse(previousSecretValidUntil) - clock.now().getTime()).toBeGreaterThan(23 * 3_600_000);
+    await change("MIGROS", newRecipient(), "ONAY");
+    await waitFor(() => delivered(sub.path).length === 1);
+    const r = delivered(sub.path)[0]!;
+    expect(String(r.headers["webhook-signature"]).split(" ")).toHaveLength(2);
+    expect(verifyReceived(secret, r)).toBe(true);
+    expect(verifyReceived(sub.secret, r)).toBe(true);
+  });
+
+  it("a delivery replayed, alone or since a time, arrives again under the same webhook-id", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const start = clock.now().toISOString();
+    await change("MIGROS", newRecipient(), "ONAY");
+    await waitFor(() => delivered(sub.path).length === 1);
+    const [row] = outboxOf(sub.id);
+    const one = await app.request(`/api/v1/deliveries/${row!.id}/replay`, authed({}));
+    expect(one.status).toBe(202);
+    await waitFor(() => delivered(sub.path).length === 2);
+    const since = await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: start, only: "all" }));
+    expect(await since.json()).toMatchObject({ replayed: 1 });
+    await waitFor(() => delivered(sub.path).length === 3);
+    expect(new Set(delivered(sub.path).map((r) => r.headers["webhook-id"])).size).toBe(1);
+    expect((await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: "yesterday" }))).status).toBe(400);
+    expect((await app.request(`/api/v1/deliveries/999999/replay`, authed({}))).status).toBe(404);
+  });
+});
+
+describe("operations", () => {
+  it("hub deliveries lists an endpoint's attempts, and with --failed only the failed ones", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    receiver.failNext.set(sub.path, 1);
+    await change("MIGROS", newRecipient(), "ONAY");
+    await waitFor(() => outboxOf(sub.id)[0]?.status === "done", { timeoutMs: 10_000 });
+    const hub = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ["bin/hub.mjs", "deliveries", "--endpoint", sub.id, ...args], {
+        env: { ...process.env, DATABASE_PATH: runtime.deps.config.DATABASE_PATH, LOG_LEVEL: "warn" },
+      });
+    const all = (await hub()).stdout.trim().split("\n");
+    expect(all).toHaveLength(2);
+    expect(all[0]).toMatch(new RegExp(`\t${sub.id}\toutbox #\\d+\tattempt 2\tok\t204\t`));
+    const failed = (await hub("--failed")).stdout.trim().split("\n");
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/attempt 1\tFAILED\t500\t.*HTTP 500$/);
+  });
+});
+
+describe("partners", () => {
+  async function addPartner(brand: string, retailerCode: string, withUrl = true) {
+    const path = newPath(`p${retailerCode}`);
+    const res = await app.request(`/api/v1/brands/${brand}/partners`, authed({ retailerCode, name: `Bayi ${retailerCode}`, ...(withUrl ? { url: `${receiver.base}${path}` } : {}) }));
+    expect(res.status, await res.clone().text()).toBe(201);
+    const json = (await res.json()) as { secret: string; apiKey: string; endpointId: string };
+    return { ...json, path, retailerCode };
+  }
+
+  function report(retailerCode: string, key: string, body: Record<string, unknown>) {
+    return app.request(`/api/v1/partners/${retailerCode}/consents`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  }
+
+  it("a partner's report is recorded with its retailerCode and reaches the brand's subscribers and every other partner, not itself", async () => {
+    const sub = await subscribe({ brands: ["KOTON"] });
+    const [a, b, c] = [await addPartner("KOTON", "10000001"), await addPartner("KOTON", "10000002"), await addPartner("KOTON", "10000003")];
+    const recipient = newRecipient();
+    const res = await report(a.retailerCode, a.apiKey, {
+      brand: "KOTON",
+      recipient,
+      type: "MESAJ",
+      status: "ONAY",
+      source: "HS_FIZIKSEL_ORTAM",
+      consentDate: formatIysDate(new Date(clock.now().getTime() - 60_000)),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(await res.json()).toMatchObject({ event: { origin: "partner", retailerCode: "10000001" } });
+    await waitFor(() => delivered(sub.path).length === 1 && delivered(b.path).length === 1 && delivered(c.path).length === 1);
+    expect(verifyReceived(b.secret, delivered(b.path)[0]!)).toBe(true);
+    expect(verifyReceived(c.secret, delivered(c.path)[0]!)).toBe(true);
+    expect(data(delivered(sub.path)[0]!).data).toMatchObject({ recipient, retailerCode: "10000001" });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(receiver.at(a.path)).toEqual([]);
+  });
+
+  it("a report with another partner's key, a wrong key or no key is a 401 and records nothing", async () => {
+    const a = await addPartner("LCW", "20000001");
+    const b = await addPartner("LCW", "20000002", false);
+    const recipient = newRecipient();
+    const body = { brand: "LCW", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - 60_000)) };
+    expect((await report(a.retailerCode, b.apiKey, body)).status).toBe(401);
+    expect((await report(a.retailerCode, "pk_wrong", body)).status).toBe(401);
+    expect((await report(a.retailerCode, a.apiKey, { ...body, brand: "KOTON" })).status).toBe(401);
+    expect((await app.request(`/api/v1/partners/${a.retailerCode}/consents`, { method: "POST", body: JSON.stringify(body) })).status).toBe(401);
+    // The provider's admin key is not a partner key.
+    expect((await report(a.retailerCode, "test-admin-key", body)).status).toBe(401);
+    expect(db().prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(recipient)).toEqual({ n: 0 });
+    expect((await report(a.retailerCode, a.apiKey, { ...body, retailerCode: "20000002" })).status).toBe(400);
+    expect((await report(a.retailerCode, a.apiKey, body)).status).toBe(201);
+  });
+
+  it("partners are listed without secrets; a duplicate retailerCode is a 409; a bad one a 400; a brand takes at most 3000", async () => {
+    await addPartner("LCW", "30000001");
+    expect((await app.request("/api/v1/brands/LCW/partners", authed({ retailerCode: "30000001", name: "x" }))).status).toBe(409);
+    const bad = await app.request("/api/v1/brands/LCW/partners", authed({ retailerCode: "123", name: "x" }));
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { field: "retailerCode" } });
+    const list = (await (await app.request("/api/v1/brands/LCW/partners", authed(undefined, "GET"))).json()) as { partners: Record<string, unknown>[] };
+    expect(list.partners.map((p) => p.retailerCode)).toContain("30000001");
+    expect(JSON.stringify(list)).not.toMatch(/whsec_|pk_/);
+    const brandId = (db().prepare("SELECT id FROM brands WHERE code = 'LCW'").get() as { id: number }).id;
+    const have = (db().prepare("SELECT count(*) AS n FROM partners WHERE brand_id = ?").get(brandId) as { n: number }).n;
+    const insert = db().prepare("INSERT INTO partners (brand_id, retailer_code, name, created_at) VALUES (?, ?, 'bulk', 0)");
+    db().transaction(() => {
+      for (let i = have; i < 2999; i++) insert.run(brandId, String(40_000_000 + i));
+    })();
+    expect((await app.request("/api/v1/brands/LCW/partners", authed({ retailerCode: "49999999", name: "last" }))).status).toBe(201);
+    const over = await app.request("/api/v1/brands/LCW/partners", authed({ retailerCode: "49999998", name: "one too many" }));
+    expect(over.status).toBe(409);
+    expect(((await over.json()) as { error: { message: string } }).error.message).toContain("3000");
+    expect((await app.request("/api/v1/brands/LCW/partners/49999999", authed(undefined, "DELETE"))).status).toBe(204);
+    expect((await app.request("/api/v1/brands/LCW/partners/49999999", authed(undefined, "GET"))).status).toBe(404);
+  });
+
+  it("a RET by SMS reaches every partner of the brand, signed with each one's secret", async () => {
+    const partners: Awaited<ReturnType<typeof addPartner>>[] = [];
+    for (let i = 1; i <= 5; i++) partners.push(await addPartner("MIGROS", `5000000${i}`));
+    const from = newRecipient();
+    const sid = `SM${"d".repeat(24)}${String(Date.now()).slice(-8)}`;
+    const params = { MessageSid: sid, SmsSid: sid, AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS", NumSegments: "1" };
+    const res = await app.request("/sms/twilio", {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, "https://hub.example.com/sms/twilio", params),
+      },
+      body: new URLSearchParams(params).toString(),
+    });
+    expect(res.status).toBe(200);
+    await waitFor(() => partners.every((p) => delivered(p.path).length === 1));
+    for (const p of partners) {
+      const r = delivered(p.path)[0]!;
+      expect(verifyReceived(p.secret, r)).toBe(true);
+      expect(data(r).data).toMatchObject({ brand: "MIGROS", recipient: from, type: "MESAJ", status: "RET", source: "HS_MESAJ" });
+    }
+  });
+});
