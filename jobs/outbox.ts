@@ -11,19 +11,22 @@ export interface OutboxRow {
   attempts: number;
 }
 
+/** How long a claim keeps other jobs off a row: longer than any send takes (SDK timeouts are 15 s). */
+export const OUTBOX_LEASE_MS = 60_000;
+
 /**
- * Claims the row for this attempt: null when it is finished, or when another job claimed it a moment
- * ago (compare-and-set on `updated_at`), so two jobs holding the same row never both send it.
+ * Claims the row for this attempt: null when it is finished, or while another job holds its lease
+ * (`next_attempt_at` in the future), so two jobs holding the same row never both send it — a
+ * sweeper re-enqueue or a stalled job's rerun waits until the lease runs out. A failed attempt
+ * releases the lease (the job's backoff decides when to retry); a crash leaves it to expire.
  */
 export function pendingOutbox(db: Db, id: number, now: number = Date.now()): OutboxRow | null {
-  const row = stmt(db, `SELECT id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts, updated_at AS updatedAt FROM outbox WHERE id = ?`).get(id) as
-    | (OutboxRow & { updatedAt: number })
-    | undefined;
-  if (!row || row.status !== "pending") return null;
-  const claimed = stmt(db, `UPDATE outbox SET updated_at = ? WHERE id = ? AND status = 'pending' AND updated_at = ?`).run(Math.max(now, row.updatedAt + 1), id, row.updatedAt);
-  if (claimed.changes !== 1) return null;
-  const { updatedAt: _, ...rest } = row;
-  return rest;
+  const row = stmt(
+    db,
+    `UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+     RETURNING id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts`,
+  ).get(now + OUTBOX_LEASE_MS, now, id, now) as OutboxRow | undefined;
+  return row ?? null;
 }
 
 /** Ends a pending row; `result` keeps what the attempt returned (provider message id, response code…). */
@@ -40,7 +43,7 @@ export function finishOutbox(
 }
 
 export function recordAttemptFailure(db: Db, id: number, now: number, error: string): void {
-  stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(error, now, id);
+  stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = 'pending'`).run(error, now, id);
 }
 
 /** What an outbox handler made of one row; throwing UnrecoverableError ends it as failed, any other error retries it. */

@@ -30,8 +30,8 @@ export class JobProducer {
     await this.queues[queue].add(name, payload, opts);
   }
 
-  async enqueueReceipt(receiptId: number, opts: { priority?: number } = {}): Promise<void> {
-    await this.enqueue("consent", "consent.apply", { receiptIds: [receiptId] }, { jobId: receiptJobId(receiptId), ...(opts.priority ? { priority: opts.priority } : {}) });
+  async enqueueReceipt(receiptId: number, opts: { priority?: number; tag?: string } = {}): Promise<void> {
+    await this.enqueue("consent", "consent.apply", { receiptIds: [receiptId] }, { jobId: receiptJobId(receiptId, opts.tag), ...(opts.priority ? { priority: opts.priority } : {}) });
   }
 
   /** One job for the unprioritised receipts of a batch, one for the prioritised (rate-limited) ones. */
@@ -52,7 +52,7 @@ export class JobProducer {
   }
 
   /** One job per queue for the rows of one call (chunks of 100); the sweeper's rows go one by one. */
-  async enqueueOutbox(rows: OutboxRef[], opts: { single?: boolean } = {}): Promise<void> {
+  async enqueueOutbox(rows: OutboxRef[], opts: { single?: boolean; tag?: string } = {}): Promise<void> {
     // Keyed by queue and job: two kinds may share a queue under different job names.
     const byQueue = new Map<string, { queue: QueueName; job: string; ids: number[] }>();
     for (const r of rows) {
@@ -68,7 +68,7 @@ export class JobProducer {
         const jobs = [];
         for (let k = 0; k < ids.length; k += size) {
           const chunk = ids.slice(k, k + size);
-          jobs.push({ name: job, data: { outboxIds: chunk }, opts: { jobId: outboxJobId(chunk) } });
+          jobs.push({ name: job, data: { outboxIds: chunk }, opts: { jobId: outboxJobId(chunk, opts.tag) } });
         }
         return this.queues[q].addBulk(jobs);
       }),

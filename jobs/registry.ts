@@ -32,10 +32,15 @@ export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }>
   email_confirmation: { queue: "confirmations", job: "email-confirmation.send" },
 };
 
-/** Deterministic job ids: a re-enqueue of the same receipt or outbox row is the same job. */
-export const receiptJobId = (receiptId: number) => `receipt-${receiptId}`;
+/**
+ * Deterministic job ids: a re-enqueue of the same receipt or outbox row is the same job. The sweeper
+ * adds a `tag` (its time bucket): BullMQ ignores an id it still holds as completed or failed, so an
+ * untagged re-enqueue of work whose job ended without finishing it would be silently dropped.
+ */
+export const receiptJobId = (receiptId: number, tag?: string) => `receipt-${receiptId}${tag ? `-${tag}` : ""}`;
 export const receiptBatchJobId = (ids: number[]) => (ids.length === 1 ? receiptJobId(ids[0]!) : `receipts-${ids[0]}-${ids.at(-1)}-${ids.length}`);
-export const outboxJobId = (ids: number[]) => (ids.length === 1 ? `outbox-${ids[0]}` : `outbox-${ids[0]}-${ids.at(-1)}-${ids.length}`);
+export const outboxJobId = (ids: number[], tag?: string) =>
+  `${ids.length === 1 ? `outbox-${ids[0]}` : `outbox-${ids[0]}-${ids.at(-1)}-${ids.length}`}${tag ? `-${tag}` : ""}`;
 
 export function parsePayload<Q extends QueueName>(queue: Q, name: string, data: unknown): unknown {
   const schema = (registry[queue] as Record<string, z.ZodType>)[name];

@@ -7,8 +7,9 @@ export interface SweeperDeps {
   log: Logger;
   now: () => number;
   graceMs: number;
-  enqueueReceipt(id: number): Promise<void>;
-  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+  /** `tag` makes the job id differ from the job that left the work unfinished (see receiptJobId). */
+  enqueueReceipt(id: number, tag: string): Promise<void>;
+  enqueueOutbox(rows: OutboxRef[], tag: string): Promise<void>;
 }
 
 const BATCH = 1000;
@@ -22,6 +23,8 @@ const RETRIED_GRACE_MS = 15 * 60_000;
  */
 export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outbox: number }> {
   const cutoff = deps.now() - deps.graceMs;
+  // One tag per grace period: sweeps within it (or two sweeping processes) make the same job ids.
+  const tag = `s${Math.floor(deps.now() / deps.graceMs)}`;
   const c = deps.db.$client;
   let receipts = 0;
   let outbox = 0;
@@ -31,7 +34,7 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
       .prepare(`SELECT id FROM receipts WHERE status = 'received' AND received_at <= ? AND id > ? ORDER BY id LIMIT ?`)
       .all(cutoff, afterId, BATCH) as { id: number }[];
     if (rows.length === 0) break;
-    for (const r of rows) await deps.enqueueReceipt(r.id);
+    for (const r of rows) await deps.enqueueReceipt(r.id, tag);
     receipts += rows.length;
     afterId = rows.at(-1)!.id;
   }
@@ -47,7 +50,7 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
       )
       .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, cutoff, BATCH) as OutboxRef[];
     if (rows.length === 0) break;
-    await deps.enqueueOutbox(rows);
+    await deps.enqueueOutbox(rows, tag);
     outbox += rows.length;
     afterId = rows.at(-1)!.id;
   }

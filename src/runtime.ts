@@ -168,9 +168,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           log,
           now: () => clock.now().getTime(),
           graceMs: config.SWEEPER_GRACE_SECONDS * 1000,
-          enqueueReceipt: (id) => producer.enqueueReceipt(id),
-          enqueueOutbox: async (rows) => {
-            await producer.enqueueOutbox(rows.filter((r) => r.kind !== "callback"), { single: true });
+          enqueueReceipt: (id, tag) => producer.enqueueReceipt(id, { tag }),
+          enqueueOutbox: async (rows, tag) => {
+            await producer.enqueueOutbox(rows.filter((r) => r.kind !== "callback"), { single: true, tag });
             await sweepCallbackRows(db, producer, rows.filter((r) => r.kind === "callback"));
           },
         },
