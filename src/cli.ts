@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
+import { CliError, exportToFile, importFile, summaryText } from "./cli-bulk";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -14,6 +15,12 @@ Commands:
                    exits 0 when intact, 1 naming the first bad event
   checkpoint       sign the current ledger head now
   brands           list brands and their numbers
+  import --brand CODE <file.csv> [--rejected out.csv] [--json]
+                   import consents in the İYS bulk columns (type, recipient, status, source,
+                   consentDate, recipientType, retailerCode); rejected rows go to out.csv
+                   (default <file>.rejected.csv) with their İYS codes; exit 0 even with rejected rows
+  export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]
+                   current consents (re-importable), or the ledger events of those Istanbul days
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
@@ -23,7 +30,20 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return command ? 0 : 2;
   }
-  const { values } = parseArgs({ args: rest, options: { json: { type: "boolean", default: false } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: {
+      json: { type: "boolean", default: false },
+      brand: { type: "string" },
+      rejected: { type: "string" },
+      events: { type: "boolean", default: false },
+      from: { type: "string" },
+      to: { type: "string" },
+      format: { type: "string", default: "csv" },
+      out: { type: "string" },
+    },
+    allowPositionals: true,
+  });
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, process.stderr as never);
   const db = openDatabase(config.DATABASE_PATH);
@@ -66,6 +86,21 @@ async function main(argv: string[]): Promise<number> {
           const nums = numbersOfBrand(db, b.id).map((n) => `${n.number} (${n.provider}: ${n.channels.join("+")})`);
           console.log(`${b.code}\t${b.name}\tİYS ${b.iysCode ?? "-"}/${b.brandCode ?? "-"}\t${b.shortNames.join(", ")}\t${nums.join(", ")}`);
         }
+        return 0;
+      }
+      case "import": {
+        runMigrations(db);
+        const file = positionals[0];
+        if (!values.brand || !file) throw new CliError("usage: hub import --brand CODE <file.csv> [--rejected out.csv]");
+        const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected });
+        console.log(values.json ? JSON.stringify(summary, null, 2) : summaryText(summary));
+        return 0;
+      }
+      case "export": {
+        runMigrations(db);
+        if (!values.brand) throw new CliError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
+        const rows = exportToFile(db, { brand: values.brand, events: values.events, from: values.from, to: values.to, format: values.format as "csv", out: values.out });
+        if (values.out) console.error(`exported ${rows} rows to ${values.out}`);
         return 0;
       }
       default:

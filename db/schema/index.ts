@@ -1,3 +1,4 @@
 export * from "./brands";
 export * from "./receipts";
 export * from "./ledger";
+export * from "./imports";

@@ -3,8 +3,10 @@ import { bearerAuth } from "./auth";
 import { createBrandRoutes } from "./brands";
 import { createCheckRoutes } from "./check";
 import { createConsentRoutes } from "./consents";
+import { createImportRoutes } from "./imports";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter } from "./openapi";
+import { createReportRoutes } from "./reports";
 
 /** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
 export function createApiRoutes(deps: AppDeps) {
@@ -31,5 +33,7 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
-    .route("/ledger", createLedgerRoutes(deps));
+    .route("/ledger", createLedgerRoutes(deps))
+    .route("/imports", createImportRoutes(deps))
+    .route("/reports", createReportRoutes(deps));
 }
