@@ -8,6 +8,9 @@ import { openReader } from "../export";
 import { importById, importsOfBrand, ImportFormatError, rejectedCsvHeader, rejectedCsvLine, runImport, type ImportRecord } from "../import";
 import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
 
+/** Uploads are streamed (constant memory); the cap only bounds one request's duration. */
+export const IMPORT_MAX_BYTES = 2 * 2 ** 30;
+
 const requireCsv = createMiddleware<HonoEnv>(async function requireCsv(c, next) {
   const type = (c.req.header("content-type") ?? "").toLowerCase();
   if (!type.startsWith("text/csv")) throw new ApiError("unsupported_media_type", "Content-Type must be text/csv (the İYS bulk columns, header row first)");
@@ -129,6 +132,7 @@ export function createImportRoutes(deps: AppDeps) {
       const body = c.req.raw.body;
       if (!body) throw new ApiError("bad_request", "the request has no body: send the CSV", { field: "(body)" });
       const length = Number(c.req.header("content-length"));
+      if (length > IMPORT_MAX_BYTES) throw new ApiError("payload_too_large", `an import is at most ${IMPORT_MAX_BYTES / 2 ** 30} GiB; split the file`);
       try {
         const summary = await runImport(body as unknown as AsyncIterable<Uint8Array>, { ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, {
           brandId: brand.id,
