@@ -9,6 +9,7 @@ import { systemClock } from "../src/domain/time";
 import { iysReportPlanner } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
 import { smsE2e, smsIngress } from "./sms";
+import { import1m } from "./import";
 
 function time(fn: () => number): { ops: number; ms: number } {
   const t0 = performance.now();
@@ -70,3 +71,4 @@ const ledgerApply: Scenario = {
 };
 
 export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e];
+scenarios.push(import1m);
