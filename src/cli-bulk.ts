@@ -45,6 +45,8 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
   } catch (err) {
     throw new CliError(`cannot read ${opts.file}: ${(err as Error).message}`);
   }
+  // A dedicated process: a larger page cache keeps the ledger's indexes in memory past a million rows.
+  db.$client.pragma("cache_size = -262144");
   const runtime = await createRuntime(config, { db, log });
   try {
     const brand = brandByCode(runtime.deps.db, opts.brand);
