@@ -11,6 +11,7 @@ import { rate, type Scenario } from "./lib";
 import { check1m } from "./check";
 import { smsE2e, smsIngress } from "./sms";
 import { callbacksBench } from "./callbacks";
+import { import1m } from "./import";
 import { ivrStep } from "./ivr";
 import { linkClick, linkIssue } from "./link";
 
@@ -73,4 +74,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, linkClick, linkIssue, callbacksBench, check1m];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, linkClick, linkIssue, callbacksBench, import1m, check1m];

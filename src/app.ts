@@ -44,6 +44,9 @@ export function createApp(deps: AppDeps) {
   const largeLimit = limit(16);
   const largeBodies = new Set(["/api/v1/check", "/api/v1/links"]);
   app.use("*", function requestBodyLimit(c, next) {
+    // Bulk imports stream their CSV into the ledger as it arrives: hono's bodyLimit would buffer a
+    // chunked body whole, so the import route checks Content-Length itself (src/api/imports.ts).
+    if (c.req.path === "/api/v1/imports" && c.req.method === "POST") return next();
     return (largeBodies.has(c.req.path) ? largeLimit : defaultLimit)(c, next);
   });
 

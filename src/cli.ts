@@ -3,6 +3,7 @@ import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger } from "../db/che
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog } from "./callbacks/store";
+import { CliError, exportToFile, importFile, summaryText } from "./cli-bulk";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -25,6 +26,12 @@ Commands:
                    (the same link every time; PUBLIC_BASE_URL, LINK_KEYS / HUB_SECRET)
   deliveries       callback delivery attempts, newest first
                    [--failed] only failed attempts, [--endpoint ID] one endpoint, [--limit N]
+  import --brand CODE <file.csv> [--rejected out.csv] [--json]
+                   import consents in the İYS bulk columns (type, recipient, status, source,
+                   consentDate, recipientType, retailerCode); rejected rows go to out.csv
+                   (default <file>.rejected.csv) with their İYS codes; exit 0 even with rejected rows
+  export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]
+                   current consents (re-importable), or the ledger events of those Istanbul days
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
@@ -43,6 +50,12 @@ async function main(argv: string[]): Promise<number> {
       failed: { type: "boolean", default: false },
       endpoint: { type: "string" },
       limit: { type: "string", default: "100" },
+      rejected: { type: "string" },
+      events: { type: "boolean", default: false },
+      from: { type: "string" },
+      to: { type: "string" },
+      format: { type: "string", default: "csv" },
+      out: { type: "string" },
     },
     allowPositionals: true,
   });
@@ -128,6 +141,21 @@ async function main(argv: string[]): Promise<number> {
           }
           if (rows.length === 0) console.log(values.failed ? "no failed deliveries" : "no deliveries");
         }
+        return 0;
+      }
+      case "import": {
+        runMigrations(db);
+        const file = positionals[0];
+        if (!values.brand || !file) throw new CliError("usage: hub import --brand CODE <file.csv> [--rejected out.csv]");
+        const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected });
+        console.log(values.json ? JSON.stringify(summary, null, 2) : summaryText(summary));
+        return 0;
+      }
+      case "export": {
+        runMigrations(db);
+        if (!values.brand) throw new CliError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
+        const rows = exportToFile(db, { brand: values.brand, events: values.events, from: values.from, to: values.to, format: values.format as "csv", out: values.out });
+        if (values.out) console.error(`exported ${rows} rows to ${values.out}`);
         return 0;
       }
       default:

@@ -3,10 +3,12 @@ import { bearerAuth } from "./auth";
 import { createBrandRoutes } from "./brands";
 import { createCheckRoutes } from "./check";
 import { createConsentRoutes } from "./consents";
+import { createImportRoutes } from "./imports";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter } from "./openapi";
 import { createLinkApiRoutes } from "./links";
 import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
+import { createReportRoutes } from "./reports";
 
 /** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
 export function createApiRoutes(deps: AppDeps) {
@@ -39,5 +41,7 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/links", createLinkApiRoutes(deps))
     .route("/brands", createPartnerRoutes(deps))
     .route("/subscriptions", createSubscriptionRoutes(deps))
-    .route("/deliveries", createDeliveryRoutes(deps));
+    .route("/deliveries", createDeliveryRoutes(deps))
+    .route("/imports", createImportRoutes(deps))
+    .route("/reports", createReportRoutes(deps));
 }

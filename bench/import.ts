@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import Database from "better-sqlite3";
+import { Redis } from "ioredis";
+import { openDatabase, runMigrations } from "../db/index";
+import { createBrand } from "../src/brands";
+import { importFile } from "../src/cli-bulk";
+import { loadConfig } from "../src/config";
+import { formatIysDate } from "../src/domain/time";
+import { createLogger } from "../src/log";
+import { rate, type Scenario } from "./lib";
+
+const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
+
+/** A valid file in the İYS bulk columns: phones in several spellings, e-mails, calls; dates within the last hour. */
+function writeCsv(path: string, rows: number) {
+  const fd = openSync(path, "w");
+  const now = Date.now();
+  let chunk = "type,recipient,status,source,consentDate,recipientType,retailerCode\n";
+  for (let i = 0; i < rows; i++) {
+    const date = formatIysDate(new Date(now - 3_600_000 + (i % 3000) * 1000));
+    const n = String(i).padStart(7, "0");
+    switch (i % 4) {
+      case 0: chunk += `MESAJ,+90532${n},ONAY,HS_WEB,${date},BIREYSEL,\n`; break;
+      case 1: chunk += `MESAJ,0533 ${n.slice(0, 3)} ${n.slice(3, 5)} ${n.slice(5)},ONAY,HS_MOBIL,${date},BIREYSEL,\n`; break;
+      case 2: chunk += `EPOSTA,user.${i}@example.com,ONAY,HS_EPOSTA,${date},BIREYSEL,\n`; break;
+      default: chunk += `ARAMA,0535${n},ONAY,HS_CAGRI_MERKEZI,${date},TACIR,12345678\n`;
+    }
+    if (chunk.length > 1 << 20) {
+      writeSync(fd, chunk);
+      chunk = "";
+    }
+  }
+  writeSync(fd, chunk);
+  closeSync(fd);
+}
+
+/** The floor: the same file's rows read line by line and inserted as they are, 5000 a transaction, no index. */
+async function rawInsert(path: string, dbPath: string): Promise<number> {
+  const db = new Database(dbPath);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.exec("CREATE TABLE plain (type TEXT, recipient TEXT, status TEXT, source TEXT, consent_date TEXT, recipient_type TEXT, retailer_code TEXT)");
+  const insert = db.prepare("INSERT INTO plain VALUES (?, ?, ?, ?, ?, ?, ?)");
+  const tx = db.transaction((rows: string[][]) => {
+    for (const r of rows) insert.run(r);
+  });
+  let batch: string[][] = [];
+  let n = 0;
+  let header = true;
+  for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+    if (header) {
+      header = false;
+      continue;
+    }
+    if (!line) continue;
+    batch.push(line.split(","));
+    n++;
+    if (batch.length === 5000) {
+      tx.immediate(batch);
+      batch = [];
+    }
+  }
+  if (batch.length) tx.immediate(batch);
+  db.close();
+  return n;
+}
+
+async function deletePrefix(url: string, prefix: string) {
+  const r = new Redis(url);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length) await r.del(...keys);
+    } while (cursor !== "0");
+  } finally {
+    r.disconnect();
+  }
+}
+
+export const import1m: Scenario = {
+  name: "import-1m",
+  description: `${ROWS.toLocaleString("en-US")}-row CSV in the İYS bulk columns through hub import (parse, normalise, İYS rules, hash chain, state, İYS-report outbox, BullMQ enqueue) vs raw batched INSERTs of the same rows`,
+  async run() {
+    const dir = mkdtempSync(join(tmpdir(), "hub-bench-import-"));
+    const prefix = `bench-import-${randomBytes(4).toString("hex")}`;
+    const config = loadConfig({
+      ...process.env,
+      DATABASE_PATH: join(dir, "hub.db"),
+      LEDGER_KEY_PATH: join(dir, "key.json"),
+      HUB_SECRET: "bench",
+      QUEUE_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+      CHECKPOINT_INTERVAL_SECONDS: "0",
+    });
+    try {
+      const csv = join(dir, "consents.csv");
+      writeCsv(csv, ROWS);
+      const db = openDatabase(config.DATABASE_PATH);
+      runMigrations(db);
+      createBrand(db, { code: "BENCH", name: "Bench", shortNames: ["BENCH"], numbers: [] }, Date.now());
+      const t0 = performance.now();
+      const summary = await importFile(config, db, createLogger("warn"), { brand: "BENCH", file: csv, progress: Boolean(process.stderr.isTTY) });
+      const ms = performance.now() - t0;
+      if (summary.recorded !== ROWS) throw new Error(`expected ${ROWS} recorded rows, got ${JSON.stringify(summary)}`);
+      const t1 = performance.now();
+      const raw = await rawInsert(csv, join(dir, "raw.db"));
+      const rawMs = performance.now() - t1;
+      const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
+      return {
+        value: rate(ROWS, ms),
+        unit: "rows/s",
+        baseline: { name: "raw better-sqlite3 INSERTs of the same rows, 5000 a transaction", value: rate(raw, rawMs) },
+        target: 0.25,
+        notes: `${ROWS} rows in ${(ms / 1000).toFixed(1)} s (target < 60 s); ${(statSync(csv).size / 2 ** 20).toFixed(0)} MiB file; peak RSS ${peakRssMiB} MiB`,
+      };
+    } finally {
+      await deletePrefix(config.REDIS_URL, prefix).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,0 +1,188 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import { stream } from "hono/streaming";
+import { brandById, brandByCode } from "../brands";
+import type { AppDeps, HonoEnv } from "../env";
+import { ApiError } from "../errors";
+import { openReader } from "../export";
+import { importById, importsOfBrand, ImportFormatError, rejectedCsvHeader, rejectedCsvLine, runImport, type ImportRecord } from "../import";
+import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
+
+/** Uploads are streamed (constant memory); the cap only bounds one request's duration. */
+export const IMPORT_MAX_BYTES = 2 * 2 ** 30;
+
+const requireCsv = createMiddleware<HonoEnv>(async function requireCsv(c, next) {
+  const type = (c.req.header("content-type") ?? "").toLowerCase();
+  if (!type.startsWith("text/csv")) throw new ApiError("unsupported_media_type", "Content-Type must be text/csv (the İYS bulk columns, header row first)");
+  await next();
+});
+
+const Counts = {
+  rowsRead: z.number().int(),
+  recorded: z.number().int(),
+  unchanged: z.number().int().openapi({ description: "rows already in the ledger (a re-run of the same file)" }),
+  rejected: z.number().int().openapi({ description: "rows refused, listed in the rejected-rows CSV with their İYS codes" }),
+  bytesRead: z.number().int(),
+  bytesTotal: z.number().int().nullable(),
+};
+
+const ImportSummary = z
+  .object({
+    id: z.string(),
+    status: z.literal("done"),
+    ...Counts,
+    codes: z.record(z.string(), z.number().int()).openapi({ description: "rejected rows per İYS code", example: { H467: 3, H120: 1 } }),
+    seconds: z.number(),
+    progressUrl: z.string(),
+    rejectedUrl: z.string(),
+  })
+  .openapi("ImportSummary");
+
+const ImportProgress = z
+  .object({
+    id: z.string(),
+    brand: z.string(),
+    via: z.string(),
+    status: z.enum(["running", "done", "failed"]),
+    ...Counts,
+    error: z.string().nullable(),
+    startedAt: z.string(),
+    updatedAt: z.string(),
+    finishedAt: z.string().nullable(),
+    rejectedUrl: z.string(),
+  })
+  .openapi("ImportProgress");
+
+const BrandQuery = z.object({ brand: z.string().trim().min(1).openapi({ param: { name: "brand", in: "query" }, example: "MIGROS" }) });
+const IdParam = z.object({ id: z.string().uuid().openapi({ param: { name: "id", in: "path" } }) });
+
+const uploadRoute = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Bulk import of consents (CSV in the İYS bulk columns)",
+  description:
+    "The body is streamed into the ledger as it arrives (not buffered): header row `type,recipient,status,source,consentDate,recipientType,retailerCode` (any order; recipientType and retailerCode optional), every row through the İYS rules, 5000 rows a transaction. Answers when the file is done; meanwhile `GET /imports?brand=` and `GET /imports/{id}` show its progress. Re-sending the same file records nothing new.",
+  security: bearerSecurity,
+  middleware: [requireCsv] as const,
+  request: {
+    query: BrandQuery,
+    body: { required: true, content: { "text/csv": { schema: z.string().openapi({ example: "type,recipient,status,source,consentDate,recipientType\nMESAJ,05321234567,ONAY,HS_WEB,2026-03-02 10:00:00,BIREYSEL\n" }) } } },
+  },
+  responses: { 200: jsonResponse(ImportSummary, "The import is done (rows may have been rejected: see `rejected`)"), ...errorResponses, 415: errorResponses[415] },
+});
+
+const listRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "Recent imports of a brand (running ones included)",
+  security: bearerSecurity,
+  request: { query: BrandQuery },
+  responses: { 200: jsonResponse(z.object({ imports: z.array(ImportProgress) }), "Newest first"), ...errorResponses },
+});
+
+const progressRoute = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Progress of an import",
+  security: bearerSecurity,
+  request: { params: IdParam },
+  responses: { 200: jsonResponse(ImportProgress, "Counters are updated after every batch"), ...errorResponses },
+});
+
+const rejectedRoute = createRoute({
+  method: "get",
+  path: "/{id}/rejected",
+  summary: "The rejected rows of an import, as CSV",
+  description: "The row's columns as given, then `line` (in the uploaded file), `code` (İYS error code) and `message`.",
+  security: bearerSecurity,
+  request: { params: IdParam },
+  responses: { 200: { description: "CSV", content: { "text/csv": { schema: z.string() } } }, ...errorResponses },
+});
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function createImportRoutes(deps: AppDeps) {
+  const base = `${deps.config.PUBLIC_BASE_URL}/api/v1/imports`;
+  const present = (r: ImportRecord) => ({
+    id: r.id,
+    brand: brandById(deps.db, r.brandId)?.code ?? String(r.brandId),
+    via: r.via,
+    status: r.status,
+    rowsRead: r.rowsRead,
+    recorded: r.recorded,
+    unchanged: r.unchanged,
+    rejected: r.rejected,
+    bytesRead: r.bytesRead,
+    bytesTotal: r.bytesTotal,
+    error: r.error,
+    startedAt: iso(r.startedAt)!,
+    updatedAt: iso(r.updatedAt)!,
+    finishedAt: iso(r.finishedAt),
+    rejectedUrl: `${base}/${r.id}/rejected`,
+  });
+  const brandOf = (code: string) => {
+    const brand = brandByCode(deps.db, code);
+    if (!brand) throw new ApiError("not_found", `brand ${code} not found`, { field: "brand" });
+    return brand;
+  };
+
+  return apiRouter()
+    .openapi(uploadRoute, async (c) => {
+      const brand = brandOf(c.req.valid("query").brand);
+      const body = c.req.raw.body;
+      if (!body) throw new ApiError("bad_request", "the request has no body: send the CSV", { field: "(body)" });
+      const length = Number(c.req.header("content-length"));
+      if (length > IMPORT_MAX_BYTES) throw new ApiError("payload_too_large", `an import is at most ${IMPORT_MAX_BYTES / 2 ** 30} GiB; split the file`);
+      try {
+        const summary = await runImport(body as unknown as AsyncIterable<Uint8Array>, { ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, {
+          brandId: brand.id,
+          via: "api",
+          bytesTotal: Number.isFinite(length) && length > 0 ? length : null,
+        });
+        deps.log.info({ requestId: c.get("requestId"), importId: summary.id, rows: summary.rowsRead, rejected: summary.rejected }, "import done");
+        return c.json({ ...summary, progressUrl: `${base}/${summary.id}`, rejectedUrl: `${base}/${summary.id}/rejected` }, 200);
+      } catch (err) {
+        if (err instanceof ImportFormatError) throw new ApiError("bad_request", err.message, { field: "(body)" });
+        throw err;
+      }
+    })
+    .openapi(listRoute, (c) => {
+      const brand = brandOf(c.req.valid("query").brand);
+      return c.json({ imports: importsOfBrand(deps.db, brand.id).map(present) }, 200);
+    })
+    .openapi(progressRoute, (c) => {
+      const { id } = c.req.valid("param");
+      const record = importById(deps.db, id);
+      if (!record) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
+      return c.json(present(record), 200);
+    })
+    .openapi(rejectedRoute, (c) => {
+      const { id } = c.req.valid("param");
+      if (!importById(deps.db, id)) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
+      c.header("Content-Type", "text/csv; charset=utf-8");
+      c.header("Content-Disposition", `attachment; filename="import-${id}-rejected.csv"`);
+      return stream(c, async (s) => {
+        const reader = openReader(deps.db);
+        try {
+          await s.write(rejectedCsvHeader());
+          const rows = reader.prepare(`SELECT line, code, message, fields FROM import_rejections WHERE import_id = ? ORDER BY line`).iterate(id) as Iterable<{
+            line: number;
+            code: string;
+            message: string;
+            fields: string;
+          }>;
+          let chunk = "";
+          for (const r of rows) {
+            chunk += rejectedCsvLine({ ...r, fields: JSON.parse(r.fields) as string[] });
+            if (chunk.length > 64 * 1024) {
+              await s.write(chunk);
+              chunk = "";
+            }
+          }
+          if (chunk) await s.write(chunk);
+        } finally {
+          reader.close();
+        }
+      }) as never;
+    });
+}

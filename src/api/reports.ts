@@ -1,0 +1,99 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { stream } from "hono/streaming";
+import { brandByCode } from "../brands";
+import type { AppDeps } from "../env";
+import { ApiError } from "../errors";
+import { dailyReport, istanbulDayRange, openReader, sha384 } from "../export";
+import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
+
+const DailyQuery = z.object({
+  brand: z.string().trim().min(1).openapi({ param: { name: "brand", in: "query" }, example: "MIGROS" }),
+  date: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, "YYYY-MM-DD")
+    .openapi({ param: { name: "date", in: "query" }, description: "a Turkish calendar day (Europe/Istanbul)", example: "2026-03-02" }),
+  format: z.enum(["csv", "json"]).default("csv").openapi({ param: { name: "format", in: "query" } }),
+});
+
+const DailyRow = z.object({
+  creationDate: z.string(),
+  transactionId: z.string(),
+  recipient: z.string(),
+  recipientType: z.string(),
+  type: z.string(),
+  status: z.string(),
+  consentDate: z.string(),
+  source: z.string(),
+});
+
+const dailyRoute = createRoute({
+  method: "get",
+  path: "/daily",
+  summary: "Daily movement report (İYS daily file) and its SHA-384",
+  description:
+    "The brand's İYS movements of one Turkish day in the columns of İYS's daily movement file (creationDate, transactionId, recipient, recipientType, type, status, consentDate, source), sorted by creationDate then transactionId, and the SHA-384 (lower-case hex) of the CSV, to compare with İYS's `hashValue` (Mutabakat Bilgisi Sorgulama). CSV by default (hash in `X-Content-SHA384`); `format=json` gives `{ rows, sha384 }`.",
+  security: bearerSecurity,
+  request: { query: DailyQuery },
+  responses: {
+    200: {
+      description: "The report",
+      headers: { "X-Content-SHA384": { schema: { type: "string" }, description: "SHA-384 of the CSV body, lower-case hex" } },
+      content: {
+        "text/csv": { schema: z.string() },
+        "application/json": { schema: z.object({ brand: z.string(), date: z.string(), rows: z.array(DailyRow), sha384: z.string() }).openapi("DailyReport") },
+      },
+    },
+    ...errorResponses,
+  },
+});
+
+export function createReportRoutes(deps: AppDeps) {
+  return apiRouter().openapi(dailyRoute, (c) => {
+    const q = c.req.valid("query");
+    const brand = brandByCode(deps.db, q.brand);
+    if (!brand) throw new ApiError("not_found", `brand ${q.brand} not found`, { field: "brand" });
+    const day = istanbulDayRange(q.date);
+    if (!day) throw new ApiError("bad_request", `date: ${q.date} is not a calendar day`, { field: "date" });
+    const reader = openReader(deps.db);
+    // Both passes in one read transaction: the hash in the header is the hash of the body that follows.
+    reader.exec("BEGIN");
+    let open = true;
+    const close = () => {
+      if (!open) return;
+      open = false;
+      reader.exec("COMMIT");
+      reader.close();
+    };
+    try {
+      const hash = sha384(dailyReport(reader, brand.id, day));
+      if (q.format === "json") {
+        const [header, ...lines] = [...dailyReport(reader, brand.id, day)];
+        const cols = header!.trimEnd().split(",");
+        const rows = lines.map((l) => Object.fromEntries(l.trimEnd().split(",").map((v, i) => [cols[i], v])) as z.infer<typeof DailyRow>);
+        close();
+        return c.json({ brand: brand.code, date: q.date, rows, sha384: hash }, 200);
+      }
+      c.header("Content-Type", "text/csv; charset=utf-8");
+      c.header("X-Content-SHA384", hash);
+      c.header("Content-Disposition", `attachment; filename="${brand.code}-${q.date}.csv"`);
+      return stream(c, async (s) => {
+        try {
+          let chunk = "";
+          for (const line of dailyReport(reader, brand.id, day)) {
+            chunk += line;
+            if (chunk.length > 64 * 1024) {
+              await s.write(chunk);
+              chunk = "";
+            }
+          }
+          if (chunk) await s.write(chunk);
+        } finally {
+          close();
+        }
+      }) as never;
+    } catch (err) {
+      close();
+      throw err;
+    }
+  });
+}

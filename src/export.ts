@@ -1,0 +1,138 @@
+import { createHash } from "node:crypto";
+import Database from "better-sqlite3";
+import type { Db } from "../db/index";
+import { formatIysDate, fromIstanbulWall, parseIysDate } from "./domain/time";
+import { csvLine, IMPORT_COLUMNS } from "./import";
+
+/**
+ * A second, read-only connection for long streamed reads. better-sqlite3 allows no other statement
+ * on a connection while an iterator is open, so a streamed export on the main connection would
+ * block every write; the reader also gives a consistent snapshot (WAL) for the read's duration.
+ */
+export function openReader(db: Db): Database.Database {
+  const reader = new Database(db.$client.name, { readonly: true, fileMustExist: true });
+  reader.pragma("busy_timeout = 5000");
+  return reader;
+}
+
+const DAY = 86_400_000;
+
+/** `YYYY-MM-DD` (an Istanbul calendar day) → [start, end) instants in ms, or null if not a real date. */
+export function istanbulDayRange(day: string): { start: number; end: number } | null {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return null;
+  const start = parseIysDate(`${day} 00:00:00`);
+  if (!start.ok) return null;
+  const next = fromIstanbulWall(Date.parse(`${day}T00:00:00Z`) + DAY);
+  return next ? { start: start.date.getTime(), end: next.getTime() } : null;
+}
+
+const iysDate = (ms: number | null) => (ms === null ? "" : formatIysDate(new Date(ms)));
+
+export type ExportFormat = "csv" | "jsonl";
+
+interface StateRow {
+  type: string;
+  recipient: string;
+  status: string;
+  source: string | null;
+  consentDate: number | null;
+  recipientType: string;
+  retailerCode: string | null;
+}
+
+interface EventRow extends StateRow {
+  eventId: number;
+  hash: string;
+}
+
+const toBulk = (r: StateRow) => ({
+  type: r.type,
+  recipient: r.recipient,
+  status: r.status,
+  source: r.source ?? "",
+  consentDate: iysDate(r.consentDate),
+  recipientType: r.recipientType,
+  retailerCode: r.retailerCode ?? "",
+});
+
+function* lines<T extends Record<string, unknown>>(rows: Iterable<T>, columns: readonly string[], format: ExportFormat): Generator<string> {
+  if (format === "csv") yield csvLine([...columns]);
+  for (const r of rows) yield format === "csv" ? csvLine(columns.map((c) => r[c] as string | number)) : `${JSON.stringify(r)}\n`;
+}
+
+/** The brand's current consents in the İYS bulk columns (re-importable with `hub import`). */
+export function* exportState(reader: Database.Database, brandId: number, format: ExportFormat): Generator<string> {
+  const rows = reader
+    .prepare(
+      `SELECT type, recipient, status, source, consent_date AS consentDate, recipient_type AS recipientType, retailer_code AS retailerCode
+       FROM consent_state WHERE brand_id = ? ORDER BY recipient, recipient_type, type`,
+    )
+    .iterate(brandId) as Iterable<StateRow>;
+  yield* lines(map(rows, toBulk), IMPORT_COLUMNS, format);
+}
+
+export const EVENT_EXPORT_COLUMNS = [...IMPORT_COLUMNS, "eventId", "hash"] as const;
+
+/** The brand's ledger events received in [fromMs, toMs), in ledger order, in the bulk columns plus eventId and hash. */
+export function* exportEvents(reader: Database.Database, brandId: number, fromMs: number, toMs: number, format: ExportFormat): Generator<string> {
+  const rows = reader
+    .prepare(
+      `SELECT id AS eventId, hash, type, recipient, status, source, consent_date AS consentDate, recipient_type AS recipientType, retailer_code AS retailerCode
+       FROM consent_events WHERE received_at >= ? AND received_at < ? AND brand_id = ? ORDER BY id`,
+    )
+    .iterate(fromMs, toMs, brandId) as Iterable<EventRow>;
+  yield* lines(map(rows, (r) => ({ ...toBulk(r), eventId: r.eventId, hash: r.hash })), EVENT_EXPORT_COLUMNS, format);
+}
+
+function* map<A, B>(it: Iterable<A>, f: (a: A) => B): Generator<B> {
+  for (const a of it) yield f(a);
+}
+
+/** The columns of İYS's daily movement file ("Günlük İzin Hareket Dosyası"), in its order. */
+export const DAILY_COLUMNS = ["creationDate", "transactionId", "recipient", "recipientType", "type", "status", "consentDate", "source"] as const;
+
+/**
+ * The brand's movements of one Istanbul calendar day as İYS's daily movement file, following the
+ * İYS API 3.2.0 "MUTABAKAT YÖNETİMİ" section:
+ * - columns creationDate, transactionId, recipient, recipientType, type, status, consentDate, source;
+ * - rows sorted by creationDate then transactionId; the file ends with "\n";
+ * - SHA-384 over the file's bytes, as lower-case hex.
+ * Assumptions (the document does not settle them): the file starts with the header row shown in its
+ * example; fields are comma-separated without quoting (no İYS value contains a comma); UTF-8.
+ * creationDate is when the hub recorded the movement (İYS's own registration time is not reported
+ * back); transactionId is İYS's when the report job kept it, else the event's ledger hash (also 64
+ * hex characters). Both hub-reported (HS_*) and İYS-sourced (IYS_*) movements are included, as in
+ * İYS's file; suppressions (a RET without a prior consent) are not İYS movements and are left out.
+ */
+export function* dailyReport(reader: Database.Database, brandId: number, day: { start: number; end: number }): Generator<string> {
+  const rows = reader
+    .prepare(
+      `SELECT e.received_at AS receivedAt, COALESCE(json_extract(o.result, '$.transactionId'), e.hash) AS transactionId,
+         e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
+       FROM consent_events e
+       LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
+       WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND e.effect = 'movement'
+       ORDER BY e.received_at / 1000, transactionId, e.id`,
+    )
+    .iterate(day.start, day.end, brandId) as Iterable<{
+    receivedAt: number;
+    transactionId: string;
+    recipient: string;
+    recipientType: string;
+    type: string;
+    status: string;
+    consentDate: number | null;
+    source: string | null;
+  }>;
+  yield `${DAILY_COLUMNS.join(",")}\n`;
+  for (const r of rows) {
+    yield `${[iysDate(r.receivedAt), r.transactionId, r.recipient, r.recipientType, r.type, r.status, iysDate(r.consentDate), r.source ?? ""].join(",")}\n`;
+  }
+}
+
+/** SHA-384 (lower-case hex) of the concatenated chunks. */
+export function sha384(chunks: Iterable<string>): string {
+  const h = createHash("sha384");
+  for (const c of chunks) h.update(c, "utf8");
+  return h.digest("hex");
+}

@@ -1,0 +1,280 @@
+import { randomUUID } from "node:crypto";
+import { Readable } from "node:stream";
+import { parse, type Options as CsvOptions } from "csv-parse";
+import { stmt, type Db } from "../db/index";
+import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
+import { statementToAction } from "./consents";
+import { consentSources, consentStatuses, consentTypes, recipientTypes, type ConsentSource, type ConsentStatus, type ConsentType, type RecipientType } from "./domain/consent";
+import type { Clock } from "./domain/time";
+
+/** The İYS bulk columns, in the order the rejected-rows CSV and exports use. */
+export const IMPORT_COLUMNS = ["type", "recipient", "status", "source", "consentDate", "recipientType", "retailerCode"] as const;
+/** recipientType defaults to BIREYSEL and retailerCode to none; every other column must be in the header. */
+export const REQUIRED_COLUMNS = ["type", "recipient", "status", "source", "consentDate"] as const;
+export const REJECTED_COLUMNS = [...IMPORT_COLUMNS, "line", "code", "message"] as const;
+
+/** The file itself is unusable (no header, missing columns, broken CSV): nothing of it was read into the ledger past `rowsRead`. */
+export class ImportFormatError extends Error {
+  constructor(
+    message: string,
+    readonly missing: string[] = [],
+  ) {
+    super(message);
+    this.name = "ImportFormatError";
+  }
+}
+
+export interface ImportDeps {
+  db: Db;
+  ledger: Ledger;
+  clock: Clock;
+  /** Enqueues the İYS reports (and other outbox work) of the recorded movements; failures are the sweeper's to retry. */
+  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+}
+
+export interface ImportCounts {
+  rowsRead: number;
+  recorded: number;
+  /** Rows already in the ledger (a re-run of the same file, or the same row twice). */
+  unchanged: number;
+  rejected: number;
+  bytesRead: number;
+  bytesTotal: number | null;
+}
+
+export interface ImportSummary extends ImportCounts {
+  id: string;
+  status: "done";
+  /** Rejected rows per İYS code. */
+  codes: Record<string, number>;
+  seconds: number;
+}
+
+export interface RejectedRow {
+  line: number;
+  /** The row's values as given, in IMPORT_COLUMNS order ('' where the file has no such column). */
+  fields: string[];
+  code: string;
+  message: string;
+}
+
+export interface ImportOptions {
+  brandId: number;
+  via: "cli" | "api";
+  bytesTotal?: number | null;
+  /** Rows per ledger transaction. */
+  batchSize?: number;
+  /** Called once the header is accepted and the import record exists. */
+  onStart?(id: string): void;
+  onProgress?(counts: ImportCounts): void;
+  /** Every rejected row, in file order (the CLI writes them to its CSV). */
+  onRejected?(row: RejectedRow): void;
+}
+
+const messages = {
+  H110: "Durum (status) bulunamadı.",
+  H111: "İzin tipi (type) bulunamadı.",
+  H114: "Alıcı (recipient) bulunamadı.",
+  H115: "Durum (status) için uygun değerler: ONAY, RET",
+  H116: "Alıcı tipi (recipientType) için uygun değerler: BIREYSEL, TACIR",
+  H117: "İzin tipi (type) için uygun değerler: ARAMA, MESAJ, EPOSTA",
+  H180: "Bayi İYS numarası (retailerCode) 8 haneli olmalıdır.",
+  H486: "İzin kaynağı (source) kabul edilemedi.",
+} as const;
+
+const isOneOf = <T extends string>(list: readonly T[], v: string): v is T => (list as readonly string[]).includes(v);
+
+type RowResult = { ok: true; action: ConsentAction } | { ok: false; code: string; message: string };
+
+function rowToAction(f: string[], brandId: number): RowResult {
+  const [type, recipient, status, source, consentDate, recipientType, retailerCode] = f as [string, string, string, string, string, string, string];
+  if (!type) return { ok: false, code: "H111", message: messages.H111 };
+  if (!isOneOf<ConsentType>(consentTypes, type)) return { ok: false, code: "H117", message: messages.H117 };
+  if (!recipient) return { ok: false, code: "H114", message: messages.H114 };
+  if (!status) return { ok: false, code: "H110", message: messages.H110 };
+  if (!isOneOf<ConsentStatus>(consentStatuses, status)) return { ok: false, code: "H115", message: messages.H115 };
+  const rType = recipientType || "BIREYSEL";
+  if (!isOneOf<RecipientType>(recipientTypes, rType)) return { ok: false, code: "H116", message: messages.H116 };
+  if (source && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H486", message: messages.H486 };
+  if (retailerCode && !/^\d{8}$/.test(retailerCode)) return { ok: false, code: "H180", message: messages.H180 };
+  const r = statementToAction({
+    brandId,
+    recipient,
+    recipientType: rType,
+    type,
+    status,
+    source: (source || null) as ConsentSource | null,
+    consentDate: consentDate || null,
+    retailerCode: retailerCode || null,
+    origin: "import",
+  });
+  return r.ok ? r : { ok: false, code: r.code, message: r.message };
+}
+
+/** Maps header names (case-insensitive, trimmed) to IMPORT_COLUMNS positions; throws naming missing columns. */
+export function columnIndexes(header: string[]): number[] {
+  const names = header.map((h) => h.trim().toLowerCase());
+  const idx = IMPORT_COLUMNS.map((c) => names.indexOf(c.toLowerCase()));
+  const missing = REQUIRED_COLUMNS.filter((c) => idx[IMPORT_COLUMNS.indexOf(c)] === -1);
+  if (missing.length) {
+    throw new ImportFormatError(
+      `the header row lacks the column${missing.length > 1 ? "s" : ""} ${missing.join(", ")} (required: ${REQUIRED_COLUMNS.join(", ")}; optional: recipientType, retailerCode)`,
+      missing,
+    );
+  }
+  return idx;
+}
+
+const NEEDS_QUOTES = /[",\r\n]/;
+export const csvField = (v: string | number | null | undefined) => {
+  const s = v === null || v === undefined ? "" : String(v);
+  return NEEDS_QUOTES.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+};
+export const csvLine = (values: (string | number | null | undefined)[]) => `${values.map(csvField).join(",")}\n`;
+
+export const rejectedCsvHeader = () => csvLine([...REJECTED_COLUMNS]);
+export const rejectedCsvLine = (r: RejectedRow) => csvLine([...r.fields, r.line, r.code, r.message]);
+
+async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts) {
+  for await (const chunk of source) {
+    counts.bytesRead += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength;
+    yield chunk;
+  }
+}
+
+interface PendingRow {
+  line: number;
+  fields: string[];
+}
+
+/**
+ * Streams a CSV in the İYS bulk columns into the ledger: each row through statementToAction and the
+ * İYS rules (Ledger.apply), `batchSize` rows a transaction, constant memory (the parser is pulled,
+ * so a slow ledger slows the reader). Idempotency keys cover each row's normalised content, so a
+ * re-run of the same file records nothing new.
+ */
+export async function runImport(source: AsyncIterable<Uint8Array | string>, deps: ImportDeps, opts: ImportOptions): Promise<ImportSummary> {
+  const started = performance.now();
+  const batchSize = opts.batchSize ?? 5000;
+  const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
+  const codes: Record<string, number> = {};
+  const parser = parse({
+    bom: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    // The line a record ends on, for the rejected-rows CSV.
+    on_record: (record: string[], ctx: { lines: number }) => [ctx.lines, record],
+  } as unknown as CsvOptions);
+  const input = Readable.from(counted(source, counts));
+  input.on("error", (err) => parser.destroy(err));
+  input.pipe(parser);
+
+  let id: string | null = null;
+  let idx: number[] | null = null;
+  let actions: ConsentAction[] = [];
+  let rows: PendingRow[] = [];
+  let rejections: RejectedRow[] = [];
+  let enqueueing: Promise<void> = Promise.resolve();
+
+  const db = deps.db;
+  const now = () => deps.clock.now().getTime();
+  const insertRejection = stmt(db, `INSERT INTO import_rejections (import_id, line, code, message, fields) VALUES (?, ?, ?, ?, ?)`);
+  const updateCounts = stmt(
+    db,
+    `UPDATE imports SET rows_read = ?, recorded = ?, unchanged = ?, rejected = ?, bytes_read = ?, updated_at = ? WHERE id = ?`,
+  );
+  const saveBatch = db.$client.transaction((rs: RejectedRow[]) => {
+    for (const r of rs) insertRejection.run(id, r.line, r.code, r.message, JSON.stringify(r.fields));
+    updateCounts.run(counts.rowsRead, counts.recorded, counts.unchanged, counts.rejected, counts.bytesRead, now(), id);
+  });
+
+  const reject = (line: number, fields: string[], code: string, message: string) => {
+    counts.rejected++;
+    codes[code] = (codes[code] ?? 0) + 1;
+    const r = { line, fields, code, message };
+    rejections.push(r);
+  };
+
+  const flush = async () => {
+    if (actions.length) {
+      const { outcomes, outbox } = deps.ledger.apply(actions);
+      outcomes.forEach((o, i) => {
+        if (o.kind === "recorded") counts.recorded++;
+        else if (o.kind === "duplicate") counts.unchanged++;
+        else reject(rows[i]!.line, rows[i]!.fields, o.code, o.message);
+      });
+      // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
+      await enqueueing;
+      enqueueing = deps.enqueueOutbox(outbox);
+    }
+    rejections.sort((a, b) => a.line - b.line);
+    saveBatch(rejections);
+    if (opts.onRejected) for (const r of rejections) opts.onRejected(r);
+    actions = [];
+    rows = [];
+    rejections = [];
+    opts.onProgress?.({ ...counts });
+  };
+
+  try {
+    for await (const [line, record] of parser as AsyncIterable<[number, string[]]>) {
+      if (!idx) {
+        idx = columnIndexes(record);
+        id = randomUUID();
+        const t = now();
+        stmt(db, `INSERT INTO imports (id, brand_id, via, status, bytes_total, started_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?)`).run(
+          id, opts.brandId, opts.via, counts.bytesTotal, t, t,
+        );
+        opts.onStart?.(id);
+        continue;
+      }
+      counts.rowsRead++;
+      const fields = idx.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
+      const r = rowToAction(fields, opts.brandId);
+      if (r.ok) {
+        actions.push(r.action);
+        rows.push({ line, fields });
+      } else reject(line, fields, r.code, r.message);
+      if (actions.length + rejections.length >= batchSize) await flush();
+    }
+    if (!idx || !id) throw new ImportFormatError(`the file is empty: a header row is required (${IMPORT_COLUMNS.join(",")})`);
+    await flush();
+    await enqueueing;
+    const t = now();
+    stmt(db, `UPDATE imports SET status = 'done', finished_at = ?, updated_at = ? WHERE id = ?`).run(t, t, id);
+    return { id, status: "done", ...counts, codes, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) };
+  } catch (err) {
+    input.destroy();
+    parser.destroy();
+    const e = (err as { code?: string }).code?.startsWith("CSV_") ? new ImportFormatError(`the CSV is malformed: ${(err as Error).message}`) : err;
+    if (id) {
+      const t = now();
+      stmt(db, `UPDATE imports SET status = 'failed', error = ?, rows_read = ?, recorded = ?, unchanged = ?, rejected = ?, bytes_read = ?, finished_at = ?, updated_at = ? WHERE id = ?`).run(
+        (e as Error).message, counts.rowsRead, counts.recorded, counts.unchanged, counts.rejected, counts.bytesRead, t, t, id,
+      );
+    }
+    throw e;
+  }
+}
+
+export interface ImportRecord extends ImportCounts {
+  id: string;
+  brandId: number;
+  via: string;
+  status: "running" | "done" | "failed";
+  error: string | null;
+  startedAt: number;
+  updatedAt: number;
+  finishedAt: number | null;
+}
+
+const IMPORT_SELECT = `SELECT id, brand_id AS brandId, via, status, rows_read AS rowsRead, recorded, unchanged, rejected,
+  bytes_read AS bytesRead, bytes_total AS bytesTotal, error, started_at AS startedAt, updated_at AS updatedAt, finished_at AS finishedAt FROM imports`;
+
+export function importById(db: Db, id: string): ImportRecord | null {
+  return (stmt(db, `${IMPORT_SELECT} WHERE id = ?`).get(id) as ImportRecord | undefined) ?? null;
+}
+
+export function importsOfBrand(db: Db, brandId: number, limit = 50): ImportRecord[] {
+  return stmt(db, `${IMPORT_SELECT} WHERE brand_id = ? ORDER BY started_at DESC, id LIMIT ?`).all(brandId, limit) as ImportRecord[];
+}

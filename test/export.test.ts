@@ -1,0 +1,192 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ConsentAction } from "../db/ledger";
+import { createApp, type App } from "../src/app";
+import { exportToFile } from "../src/cli-bulk";
+import { statementToAction } from "../src/consents";
+import { formatIysDate } from "../src/domain/time";
+import { exportState, openReader } from "../src/export";
+import { runImport } from "../src/import";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock } from "./helpers";
+
+const NOW = Date.parse("2026-03-04T09:00:00Z"); // Wednesday 12:00 in Istanbul
+const tmpA = tempDir();
+const tmpB = tempDir();
+const clock = new TestClock(NOW);
+let a: Runtime;
+let b: Runtime;
+let appA: App;
+
+const iys = (ms: number) => formatIysDate(new Date(ms));
+const brandId = (r: Runtime, code: string) => (r.deps.db.$client.prepare("SELECT id FROM brands WHERE code = ?").get(code) as { id: number }).id;
+const deps = (r: Runtime) => ({ ...r.deps, enqueueOutbox: r.deps.jobs.enqueueOutbox });
+
+beforeAll(async () => {
+  a = await createRuntime(testConfig(tmpA.dir), { clock });
+  b = await createRuntime(testConfig(tmpB.dir), { clock });
+  appA = createApp(a.deps);
+  for (const [r, code] of [[a, "ACME"], [a, "OTHER"], [b, "ACME"]] as const) {
+    const res = await createApp(r.deps).request("/api/v1/brands", authed({ code, name: code, shortNames: [code], numbers: [] }));
+    expect(res.status).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  for (const r of [a, b]) {
+    await r.close();
+    await deletePrefix(r.deps.config.QUEUE_PREFIX);
+  }
+  tmpA.cleanup();
+  tmpB.cleanup();
+});
+
+const STATE_COLUMNS = "recipient, recipient_type, type, status, source, consent_date, retailer_code";
+const state = (r: Runtime) => r.deps.db.$client.prepare(`SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? ORDER BY recipient, recipient_type, type`).all(brandId(r, "ACME"));
+
+describe("export", () => {
+  it("the exported state imported into a fresh hub gives the same state", async () => {
+    const d = (min: number) => iys(NOW - min * 60_000);
+    const rows = [
+      "type,recipient,status,source,consentDate,recipientType,retailerCode",
+      `MESAJ,0532 111 22 33,ONAY,HS_WEB,${d(120)},BIREYSEL,`,
+      `MESAJ,05321112233,RET,HS_MESAJ,${d(60)},BIREYSEL,`,
+      `ARAMA,05321112233,ONAY,HS_CAGRI_MERKEZI,${d(90)},BIREYSEL,12345678`,
+      `EPOSTA,"Ayse.Yilmaz+news@Example.com",ONAY,HS_EPOSTA,${d(30)},BIREYSEL,`,
+      `MESAJ,905329998877,ONAY,HS_2015,2015-05-01 00:00:00,TACIR,`,
+      `MESAJ,+905551234567,RET,HS_WEB,${d(10)},BIREYSEL,`,
+    ];
+    for (let i = 0; i < 500; i++) rows.push(`MESAJ,+90533${String(i).padStart(7, "0")},ONAY,HS_WEB,${d(200 + (i % 50))},BIREYSEL,`);
+    const first = await runImport(Readable.from([rows.join("\n")]), deps(a), { brandId: brandId(a, "ACME"), via: "cli" });
+    expect(first).toMatchObject({ recorded: 506, rejected: 0 });
+
+    const reader = openReader(a.deps.db);
+    const exported = [...exportState(reader, brandId(a, "ACME"), "csv")].join("");
+    reader.close();
+    expect(exported.split("\n")[0]).toBe("type,recipient,status,source,consentDate,recipientType,retailerCode");
+    expect(exported).toContain(`MESAJ,+905321112233,RET,HS_MESAJ,${d(60)},BIREYSEL,\n`);
+    expect(exported).toContain(`ARAMA,+905321112233,ONAY,HS_CAGRI_MERKEZI,${d(90)},BIREYSEL,12345678\n`);
+
+    const second = await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "ACME"), via: "cli" });
+    expect(second).toMatchObject({ rowsRead: 505, recorded: 505, rejected: 0 });
+    expect(state(b)).toEqual(state(a));
+    expect(state(a)).toHaveLength(505);
+  });
+
+  it("hub export writes JSONL of the state, and the events of a day range with their ids and hashes", () => {
+    const out = join(tmpA.dir, "state.jsonl");
+    expect(exportToFile(a.deps.db, { brand: "ACME", events: false, format: "jsonl", out })).toBe(505);
+    const first = JSON.parse(readFileSync(out, "utf8").split("\n")[0]!);
+    expect(Object.keys(first)).toEqual(["type", "recipient", "status", "source", "consentDate", "recipientType", "retailerCode"]);
+
+    const events = join(tmpA.dir, "events.csv");
+    expect(exportToFile(a.deps.db, { brand: "ACME", events: true, from: "2026-03-04", to: "2026-03-04", format: "csv", out: events })).toBe(506);
+    const lines = readFileSync(events, "utf8").trimEnd().split("\n");
+    expect(lines[0]).toBe("type,recipient,status,source,consentDate,recipientType,retailerCode,eventId,hash");
+    const ids = a.deps.db.$client.prepare("SELECT id, hash FROM consent_events WHERE brand_id = ? ORDER BY id").all(brandId(a, "ACME")) as { id: number; hash: string }[];
+    expect(lines.slice(1).map((l) => l.split(",").slice(-2).join(","))).toEqual(ids.map((e) => `${e.id},${e.hash}`));
+    expect(exportToFile(a.deps.db, { brand: "ACME", events: true, from: "2026-03-05", to: "2026-03-06", format: "csv", out: events })).toBe(0);
+  });
+});
+
+describe("GET /api/v1/reports/daily", () => {
+  // Istanbul is UTC+3: 2026-03-10 runs from 2026-03-09T21:00Z to 2026-03-10T21:00Z.
+  const at = (iso: string, actions: () => ConsentAction[]) => {
+    clock.set(iso);
+    return a.deps.ledger.apply(actions());
+  };
+  const action = (brand: string, recipient: string, type: "MESAJ" | "EPOSTA", status: "ONAY" | "RET", minutesBefore = 5) => {
+    const r = statementToAction({
+      brandId: brandId(a, brand),
+      recipient,
+      recipientType: "BIREYSEL",
+      type,
+      status,
+      source: "HS_WEB",
+      consentDate: iys(clock.now().getTime() - minutesBefore * 60_000),
+      origin: "api",
+    });
+    if (!r.ok) throw new Error(r.code);
+    return r.action;
+  };
+  const events: Record<string, { hash: string; id: number }> = {};
+
+  beforeAll(() => {
+    const rec = (name: string, res: ReturnType<typeof at>) => {
+      const o = res.outcomes[0]!;
+      if (o.kind !== "recorded") throw new Error(o.kind);
+      events[name] = o.event;
+    };
+    rec("dayBefore", at("2026-03-09T20:59:59Z", () => [action("ACME", "+905420000001", "MESAJ", "ONAY")]));
+    rec("firstSecond", at("2026-03-09T21:00:00Z", () => [action("ACME", "+905420000002", "MESAJ", "ONAY")]));
+    rec("suppression", at("2026-03-10T08:00:00Z", () => [action("ACME", "+905420000009", "MESAJ", "RET")]));
+    rec("otherBrand", at("2026-03-10T08:00:00Z", () => [action("OTHER", "+905420000003", "MESAJ", "ONAY")]));
+    rec("noon", at("2026-03-10T09:00:00Z", () => [action("ACME", "b@example.com", "EPOSTA", "ONAY")]));
+    rec("noonRet", at("2026-03-10T09:00:00Z", () => [action("ACME", "+905420000001", "MESAJ", "RET", 1)]));
+    rec("lastSecond", at("2026-03-10T20:59:59Z", () => [action("ACME", "+905420000004", "MESAJ", "ONAY")]));
+    rec("dayAfter", at("2026-03-10T21:00:00Z", () => [action("ACME", "+905420000005", "MESAJ", "ONAY")]));
+    // İYS answered the noon report with its own transactionId: the file carries it.
+    a.deps.db.$client
+      .prepare(`UPDATE outbox SET status = 'done', result = ? WHERE event_id = ? AND kind = 'iys_report'`)
+      .run(JSON.stringify({ transactionId: "0".repeat(63) + "1" }), events.noon!.id);
+    clock.set("2026-03-11T09:00:00Z");
+  });
+
+  const get = (q: string) => appA.request(`/api/v1/reports/daily${q}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+
+  it("lists the brand's movements of that Istanbul day in the İYS daily-file columns, with the SHA-384 of the file", async () => {
+    const res = await get("?brand=acme&date=2026-03-10");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
+    const body = await res.text();
+    // Sorted by creationDate, then transactionId; the file ends with a newline.
+    const noonRows = [
+      `2026-03-10 12:00:00,${"0".repeat(63)}1,b@example.com,BIREYSEL,EPOSTA,ONAY,2026-03-10 11:55:00,HS_WEB`,
+      `2026-03-10 12:00:00,${events.noonRet!.hash},+905420000001,BIREYSEL,MESAJ,RET,2026-03-10 11:59:00,HS_WEB`,
+    ];
+    const expected = [
+      "creationDate,transactionId,recipient,recipientType,type,status,consentDate,source",
+      `2026-03-10 00:00:00,${events.firstSecond!.hash},+905420000002,BIREYSEL,MESAJ,ONAY,2026-03-09 23:55:00,HS_WEB`,
+      ...noonRows,
+      `2026-03-10 23:59:59,${events.lastSecond!.hash},+905420000004,BIREYSEL,MESAJ,ONAY,2026-03-10 23:54:59,HS_WEB`,
+    ].join("\n") + "\n";
+    expect(body).toBe(expected);
+    expect(res.headers.get("x-content-sha384")).toBe(createHash("sha384").update(Buffer.from(expected, "utf8")).digest("hex"));
+  });
+
+  it("format=json gives the same rows and hash", async () => {
+    const csv = await (await get("?brand=ACME&date=2026-03-10")).text();
+    const res = await get("?brand=ACME&date=2026-03-10&format=json");
+    expect(res.status).toBe(200);
+    const json = await res.json();
+    expect(json.sha384).toBe(createHash("sha384").update(csv).digest("hex"));
+    expect(json.rows).toHaveLength(4);
+    expect(json.rows[1]).toEqual({
+      creationDate: "2026-03-10 12:00:00",
+      transactionId: `${"0".repeat(63)}1`,
+      recipient: "b@example.com",
+      recipientType: "BIREYSEL",
+      type: "EPOSTA",
+      status: "ONAY",
+      consentDate: "2026-03-10 11:55:00",
+      source: "HS_WEB",
+    });
+  });
+
+  it("a day without movements is the header alone", async () => {
+    const res = await get("?brand=ACME&date=2026-03-12");
+    expect(await res.text()).toBe("creationDate,transactionId,recipient,recipientType,type,status,consentDate,source\n");
+  });
+
+  it("a bad date is a 400 naming it, an unknown brand a 404", async () => {
+    const bad = await get("?brand=ACME&date=2026-02-30");
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.field).toBe("date");
+    const worse = await get("?brand=ACME&date=10.03.2026");
+    expect(worse.status).toBe(400);
+    expect((await get("?brand=NOPE&date=2026-03-10")).status).toBe(404);
+  });
+});

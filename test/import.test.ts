@@ -1,0 +1,309 @@
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { promisify } from "node:util";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
+import { serve, type ServerType } from "@hono/node-server";
+import { parse } from "csv-parse/sync";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { runImport, type ImportDeps } from "../src/import";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock, waitFor } from "./helpers";
+
+const tmp = tempDir();
+// Wednesday 4 March 2026, 12:00 in Istanbul: a business day with no holiday near.
+const NOW = Date.parse("2026-03-04T09:00:00Z");
+const clock = new TestClock(NOW);
+let runtime: Runtime;
+let app: App;
+let importDeps: ImportDeps;
+
+const HEADER = "recipientType,type,recipient,status,source,consentDate";
+const iys = (ms: number) => formatIysDate(new Date(ms));
+const phone = (i: number) => `+90532${String(i).padStart(7, "0")}`;
+
+/**
+ * Row i of the generated file (line i + 2). Every block of 1000 rows holds eight rows İYS refuses,
+ * one exact duplicate and 991 good rows in assorted spellings.
+ */
+function row(i: number, offset = 0): { line: string; code?: string; duplicate?: boolean } {
+  const n = i + offset;
+  const date = iys(NOW - 3_600_000 - (i % 3600) * 1000);
+  switch (i % 1000) {
+    case 1:
+      return { line: `BIREYSEL,MESAJ,0532 12,ONAY,HS_WEB,${date}`, code: "H121" };
+    case 2:
+      return { line: `BIREYSEL,EPOSTA,çiğdem${n}@example.com,ONAY,HS_WEB,${date}`, code: "H120" };
+    case 3:
+      return { line: `BIREYSEL,MESAJ,${phone(n)},ONAY,HS_WEB,${iys(NOW + 3_600_000)}`, code: "H162" };
+    case 4:
+      return { line: `BIREYSEL,MESAJ,${phone(n)},ONAY,IYS_WEB,${date}`, code: "H486" };
+    case 5:
+      return { line: `BIREYSEL,MESAJ,user${n}@example.com,ONAY,HS_WEB,${date}`, code: "H464" };
+    case 6:
+      return { line: `BIREYSEL,MESAJ,${phone(n)},ONAY,HS_2015,2015-05-02 00:00:00`, code: "H155" };
+    case 7:
+      // The same key as row i - 7 (ONAY), ONAY again with a later date.
+      return { line: `BIREYSEL,MESAJ,0${phone(n - 7).slice(3)},ONAY,HS_WEB,${iys(NOW - 60_000)}`, code: "H174" };
+    case 8:
+      return { ...row(i - 8, offset), duplicate: true };
+    case 9:
+      return { line: `BIREYSEL,MESAJ,${phone(n)},ONAY,HS_WEB,${iys(NOW - 30 * 86_400_000)}`, code: "H467" };
+    case 0:
+      return { line: `BIREYSEL,MESAJ,${phone(n)},ONAY,HS_WEB,${date}` };
+    default:
+      if (i % 10 === 0) return { line: `BIREYSEL,ARAMA,0 (532) ${String(n).padStart(7, "0").replace(/(\d{3})(\d{2})(\d{2})/, "$1-$2-$3")},ONAY,HS_CAGRI_MERKEZI,${date}` };
+      if (i % 10 === 1) return { line: `BIREYSEL,EPOSTA,User.${n}+tag@Example.com,ONAY,HS_EPOSTA,${date}` };
+      if (i % 10 === 2) return { line: `TACIR,MESAJ,90532${String(n).padStart(7, "0")},ONAY,HS_2015,2015-05-01 00:00:00` };
+      if (i % 10 === 3) return { line: `,MESAJ,${phone(n)},RET,HS_MESAJ,${date}` };
+      return { line: `BIREYSEL,MESAJ,${phone(n)},ONAY,HS_WEB,${date}` };
+  }
+}
+
+function generate(rows: number, offset = 0, pad = "") {
+  const expected = new Map<number, string>();
+  let duplicates = 0;
+  const parts = [pad ? `${HEADER},note` : HEADER];
+  for (let i = 0; i < rows; i++) {
+    const r = row(i, offset);
+    parts.push(pad ? `${r.line},${pad}` : r.line);
+    if (r.code) expected.set(i + 2, r.code);
+    if (r.duplicate) duplicates++;
+  }
+  return { csv: `${parts.join("\n")}\n`, expected, duplicates };
+}
+
+const countEvents = () => (runtime.deps.db.$client.prepare("SELECT COUNT(*) AS n FROM consent_events").get() as { n: number }).n;
+
+async function createBrand(code: string) {
+  const res = await app.request("/api/v1/brands", authed({ code, name: code, shortNames: [code], numbers: [] }));
+  expect(res.status, await res.clone().text()).toBe(201);
+}
+
+beforeAll(async () => {
+  runtime = await createRuntime(testConfig(tmp.dir), { clock });
+  app = createApp(runtime.deps);
+  importDeps = { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox };
+  for (const code of ["BULK", "UPLOAD", "SMALL", "LARGE", "CLI"]) await createBrand(code);
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const brandId = (code: string) => (runtime.deps.db.$client.prepare("SELECT id FROM brands WHERE code = ?").get(code) as { id: number }).id;
+
+describe("bulk import of 100 000 rows", () => {
+  const file = generate(100_000);
+  const path = join(tmp.dir, "bulk.csv");
+  writeFileSync(path, file.csv);
+  let firstId = "";
+
+  it("records the good rows and rejects each bad one with its İYS code", async () => {
+    const rejected: { line: number; code: string }[] = [];
+    const summary = await runImport(Readable.from([file.csv]), importDeps, {
+      brandId: brandId("BULK"),
+      via: "cli",
+      onRejected: (r) => rejected.push({ line: r.line, code: r.code }),
+    });
+    firstId = summary.id;
+    expect(file.expected.size).toBe(800);
+    expect(summary).toMatchObject({ rowsRead: 100_000, recorded: 100_000 - 800 - file.duplicates, unchanged: file.duplicates, rejected: 800 });
+    expect(summary.codes).toEqual({ H121: 100, H120: 100, H162: 100, H486: 100, H464: 100, H155: 100, H174: 100, H467: 100 });
+    expect(new Map(rejected.map((r) => [r.line, r.code]))).toEqual(file.expected);
+    expect(countEvents()).toBe(summary.recorded);
+  });
+
+  it("keeps the rejected rows as a CSV with the original columns, the line and the İYS code", async () => {
+    const res = await app.request(`/api/v1/imports/${firstId}/rejected`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
+    const rows = parse(await res.text(), { columns: true }) as Record<string, string>[];
+    expect(rows).toHaveLength(800);
+    expect(new Map(rows.map((r) => [Number(r.line), r.code]))).toEqual(file.expected);
+    const lines = file.csv.split("\n");
+    for (const r of rows.slice(0, 20)) {
+      const original = lines[Number(r.line) - 1]!.split(",");
+      expect([r.recipientType || "", r.type, r.recipient, r.status, r.source, r.consentDate]).toEqual(original);
+      expect(r.message!.length).toBeGreaterThan(5);
+    }
+  });
+
+  it("re-running the same file changes nothing", async () => {
+    const before = countEvents();
+    const state = runtime.deps.db.$client.prepare("SELECT * FROM consent_state ORDER BY recipient, type").all();
+    const summary = await runImport(Readable.from([file.csv]), importDeps, { brandId: brandId("BULK"), via: "cli" });
+    expect(summary).toMatchObject({ rowsRead: 100_000, recorded: 0, unchanged: 100_000 - 800, rejected: 800 });
+    expect(countEvents()).toBe(before);
+    expect(runtime.deps.db.$client.prepare("SELECT * FROM consent_state ORDER BY recipient, type").all()).toEqual(state);
+  });
+
+  it("memory stays flat: a ten times larger file does not take ten times the memory", async () => {
+    // 1 KiB of ignored text a row: buffering the large file would take over 100 MiB.
+    const pad = "x".repeat(1024);
+    // Live memory, not garbage the collector has not reached yet: collect before each sample.
+    v8.setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    async function peakGrowth(code: string, rows: number, offset: number) {
+      gc();
+      const base = process.memoryUsage();
+      let peakHeap = 0;
+      let peakRss = 0;
+      const sample = () => {
+        gc();
+        const m = process.memoryUsage();
+        peakHeap = Math.max(peakHeap, m.heapUsed - base.heapUsed);
+        peakRss = Math.max(peakRss, m.rss - base.rss);
+      };
+      async function* source() {
+        for (let i = 0; i < rows; i += 1000) {
+          const part = generate(Math.min(1000, rows - i), offset + i, pad).csv;
+          yield i === 0 ? part : part.slice(part.indexOf("\n") + 1);
+          if (i % 10_000 === 0) sample();
+        }
+      }
+      const summary = await runImport(source(), importDeps, { brandId: brandId(code), via: "cli", onProgress: sample });
+      expect(summary.rowsRead).toBe(rows);
+      return { peakHeap, peakRss };
+    }
+    const small = await peakGrowth("SMALL", 10_000, 200_000);
+    const large = await peakGrowth("LARGE", 100_000, 300_000);
+    const MiB = 1024 * 1024;
+    expect(large.peakHeap).toBeLessThan(small.peakHeap + 64 * MiB);
+    expect(large.peakRss).toBeLessThan(small.peakRss + 96 * MiB);
+  });
+
+  it("hub import prints a summary and exits 0 with rejected rows, 1 naming missing columns or an unknown brand", async () => {
+    const run = promisify(execFile);
+    const config = runtime.deps.config;
+    const env = { ...process.env, DATABASE_PATH: config.DATABASE_PATH, LEDGER_KEY_PATH: config.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret", QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", CHECKPOINT_INTERVAL_SECONDS: "0" };
+    const hub = (...args: string[]) =>
+      run(process.execPath, ["bin/hub.mjs", ...args], { env }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    // The CLI runs on the real clock: dates an hour before now.
+    const date = formatIysDate(new Date(Date.now() - 3_600_000));
+    const small = join(tmp.dir, "cli.csv");
+    writeFileSync(small, `type,recipient,status,source,consentDate\nMESAJ,05329990001,ONAY,HS_WEB,${date}\nEPOSTA,ayşe@example.com,ONAY,HS_WEB,${date}\n`);
+    const ok = await hub("import", "--brand", "cli", small, "--rejected", join(tmp.dir, "cli-rejected.csv"));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/read 2, recorded 1, unchanged 0, rejected 1/);
+    expect(readFileSync(join(tmp.dir, "cli-rejected.csv"), "utf8")).toMatch(/ayşe@example.com,ONAY,HS_WEB,[^\n]*,3,H120,/);
+
+    writeFileSync(small, `type,recipient\nMESAJ,05329990001\n`);
+    const bad = await hub("import", "--brand", "CLI", small);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/lacks the columns status, source, consentDate/);
+    const unknown = await hub("import", "--brand", "NOPE", small);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown brand NOPE/);
+  });
+});
+
+describe("POST /api/v1/imports", () => {
+  let server: ServerType;
+  let base = "";
+  beforeAll(async () => {
+    server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise((r) => server.once("listening", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const auth = { authorization: `Bearer ${ADMIN_KEY}` };
+
+  it("streams the upload into the ledger, with progress readable while it runs and the rejected rows afterwards", async () => {
+    const file = generate(12_000, 500_000);
+    const lines = file.csv.split(/(?<=\n)/);
+    const encoder = new TextEncoder();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // The first 6001 lines (more than one batch), then hold the upload open until the progress is seen.
+    const body = new ReadableStream<Uint8Array>({
+      async start(ctl) {
+        ctl.enqueue(encoder.encode(lines.slice(0, 6001).join("")));
+        await held;
+        ctl.enqueue(encoder.encode(lines.slice(6001).join("")));
+        ctl.close();
+      },
+    });
+    const upload = fetch(`${base}/api/v1/imports?brand=upload`, { method: "POST", headers: { ...auth, "content-type": "text/csv" }, body, duplex: "half" } as RequestInit);
+
+    const running = await waitFor(async () => {
+      const list = (await (await fetch(`${base}/api/v1/imports?brand=UPLOAD`, { headers: auth })).json()) as { imports: { id: string; status: string; rowsRead: number }[] };
+      return list.imports.find((i) => i.status === "running" && i.rowsRead >= 5000);
+    }).then((r) => r!);
+    const progress = (await (await fetch(`${base}/api/v1/imports/${running.id}`, { headers: auth })).json()) as Record<string, unknown>;
+    expect(progress).toMatchObject({ id: running.id, brand: "UPLOAD", status: "running", finishedAt: null });
+    expect(progress.rowsRead as number).toBeLessThan(12_000);
+    release();
+
+    const res = await upload;
+    expect(res.status).toBe(200);
+    const summary = (await res.json()) as Record<string, unknown>;
+    expect(summary).toMatchObject({ id: running.id, status: "done", rowsRead: 12_000, rejected: 96, unchanged: file.duplicates });
+    expect(summary.bytesRead).toBe(Buffer.byteLength(file.csv));
+
+    const done = (await (await fetch(`${base}/api/v1/imports/${running.id}`, { headers: auth })).json()) as Record<string, unknown>;
+    expect(done).toMatchObject({ status: "done", rowsRead: 12_000, recorded: summary.recorded, rejected: 96 });
+    const csv = await (await fetch(`${base}/api/v1/imports/${running.id}/rejected`, { headers: auth })).text();
+    const rows = parse(csv, { columns: true }) as Record<string, string>[];
+    expect(new Map(rows.map((r) => [Number(r.line), r.code]))).toEqual(file.expected);
+  });
+
+  it("takes a body larger than the 1 MiB limit of other routes", async () => {
+    const file = generate(20_000, 700_000);
+    expect(Buffer.byteLength(file.csv)).toBeGreaterThan(1024 * 1024);
+    const res = await fetch(`${base}/api/v1/imports?brand=UPLOAD`, { method: "POST", headers: { ...auth, "content-type": "text/csv; charset=utf-8" }, body: file.csv });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ rowsRead: 20_000, rejected: 160 });
+  });
+
+  const post = (query: string, body: string, type = "text/csv") =>
+    app.request(`/api/v1/imports${query}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
+
+  it("a missing brand is a 400 naming it, an unknown brand a 404", async () => {
+    const missing = await post("", `${HEADER}\n`);
+    expect(missing.status).toBe(400);
+    expect((await missing.json()).error.field).toBe("brand");
+    const unknown = await post("?brand=NOPE", `${HEADER}\n`);
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error).toMatchObject({ code: "not_found", field: "brand" });
+  });
+
+  it("a header without the required columns is a 400 naming them, and nothing is written", async () => {
+    const before = countEvents();
+    const res = await post("?brand=UPLOAD", `type,recipient,status,consentDate\nMESAJ,${phone(1)},ONAY,${iys(NOW - 60_000)}\n`);
+    expect(res.status).toBe(400);
+    const body = await res.json();
+    expect(body.error.code).toBe("bad_request");
+    expect(body.error.message).toMatch(/lacks the column source/);
+    expect(countEvents()).toBe(before);
+    const empty = await post("?brand=UPLOAD", "");
+    expect(empty.status).toBe(400);
+  });
+
+  it("another content type is a 415", async () => {
+    const res = await post("?brand=UPLOAD", JSON.stringify({ rows: [] }), "application/json");
+    expect(res.status).toBe(415);
+    expect((await res.json()).error.code).toBe("unsupported_media_type");
+  });
+
+  it("an unknown import id is a 404, a malformed one a 400", async () => {
+    expect((await app.request("/api/v1/imports/3f1f6c4e-1111-4111-8111-111111111111", { headers: auth })).status).toBe(404);
+    expect((await app.request("/api/v1/imports/nope", { headers: auth })).status).toBe(400);
+  });
+
+  it("without an API key the upload is refused", async () => {
+    const res = await app.request("/api/v1/imports?brand=UPLOAD", { method: "POST", headers: { "content-type": "text/csv" }, body: `${HEADER}\n` });
+    expect(res.status).toBe(401);
+  });
+});
