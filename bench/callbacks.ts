@@ -3,9 +3,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import type { ConsentAction } from "../db/ledger";
 import { createApp } from "../src/app";
+import { deletePrefix } from "../test/helpers";
 import { createWebhookClient } from "../src/callbacks/http";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
@@ -42,17 +42,6 @@ async function receivers(n: number): Promise<{ urls: string[]; count(): number; 
       }
     },
   };
-}
-
-async function deletePrefix(prefix: string) {
-  const r = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-  let cursor = "0";
-  do {
-    const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== "0");
-  r.disconnect();
 }
 
 /** Signed callback deliveries (ledger → outbox → queue → signed POST → log) vs bare POSTs to the same receivers. */

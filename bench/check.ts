@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import type { ConsentAction } from "../db/ledger";
 import { createApp } from "../src/app";
+import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
@@ -76,10 +76,7 @@ export const check1m: Scenario = {
       };
     } finally {
       await runtime.close();
-      const r = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-      const keys = await r.keys(`${prefix}:*`);
-      if (keys.length) await r.del(...keys);
-      r.disconnect();
+      await deletePrefix(prefix);
       rmSync(dir, { recursive: true, force: true });
     }
   },

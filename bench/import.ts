@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import Database from "better-sqlite3";
-import { Redis } from "ioredis";
 import { openDatabase, runMigrations } from "../db/index";
 import { createBrand } from "../src/brands";
 import { importFile } from "../src/cli-bulk";
 import { loadConfig } from "../src/config";
 import { formatIysDate } from "../src/domain/time";
 import { createLogger } from "../src/log";
+import { deletePrefix } from "../test/helpers";
 import { rate, type Scenario } from "./lib";
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
@@ -69,20 +69,6 @@ async function rawInsert(path: string, dbPath: string): Promise<number> {
   return n;
 }
 
-async function deletePrefix(url: string, prefix: string) {
-  const r = new Redis(url);
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    r.disconnect();
-  }
-}
-
 export const import1m: Scenario = {
   name: "import-1m",
   description: `${ROWS.toLocaleString("en-US")}-row CSV in the İYS bulk columns through hub import (parse, normalise, İYS rules, hash chain, state, İYS-report outbox, BullMQ enqueue) vs raw batched INSERTs of the same rows`,
@@ -120,7 +106,7 @@ export const import1m: Scenario = {
         notes: `${ROWS} rows in ${(ms / 1000).toFixed(1)} s (target < 60 s); ${(statSync(csv).size / 2 ** 20).toFixed(0)} MiB file; peak RSS ${peakRssMiB} MiB`,
       };
     } finally {
-      await deletePrefix(config.REDIS_URL, prefix).catch(() => {});
+      await deletePrefix(prefix, config.REDIS_URL).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     }
   },

@@ -2,41 +2,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
-import { Redis } from "ioredis";
 import twilio from "twilio";
 import { CallStateSealer } from "../channels/ivr/state";
 import { createApp } from "../src/app";
+import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { rate, type Scenario } from "./lib";
+import { pool, rate, type Scenario } from "./lib";
 
 const ACCOUNT_SID = `AC${"e4".repeat(16)}`;
 const AUTH_TOKEN = "bench-voice-token";
 const BASE = "https://hub.example.com";
 const ADMIN = "bench-admin";
 const NUMBER = "+908502220000";
-
-async function deletePrefix(prefix: string) {
-  const r = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-  let cursor = "0";
-  do {
-    const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== "0");
-  r.disconnect();
-}
-
-async function pool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await fn(next++);
-    }),
-  );
-  return performance.now() - t0;
-}
 
 /** A bare handler answering a TwiML Gather of the same size: form parsing and the XML, nothing else. */
 function bareApp(sample: string) {

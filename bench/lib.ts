@@ -25,3 +25,15 @@ export function percentile(sorted: number[], p: number): number {
   return Number(sorted[i]!.toFixed(2));
 }
 
+/** Runs `total` calls of `fn` with `concurrency` in flight; returns elapsed ms. */
+export async function pool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await fn(next++);
+    }),
+  );
+  return performance.now() - t0;
+}
+

@@ -3,26 +3,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
-import { Redis } from "ioredis";
 import { createApp } from "../src/app";
+import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { rate, type Scenario } from "./lib";
+import { pool, rate, type Scenario } from "./lib";
 
 const BASE = "https://hub.example.com";
 const ADMIN = "bench-admin";
 const BATCH = 10_000;
-
-async function deletePrefix(prefix: string) {
-  const r = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-  let cursor = "0";
-  do {
-    const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== "0");
-  r.disconnect();
-}
 
 /** A hub without workers (the click is measured up to its durable receipt) and one brand. */
 async function hub() {
@@ -71,17 +60,6 @@ const issueRequest = (recipients: string[]) =>
 
 const oneClick = (url: string) =>
   new Request(url, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "content-length": "26" }, body: "List-Unsubscribe=One-Click" });
-
-async function pool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await fn(next++);
-    }),
-  );
-  return performance.now() - t0;
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

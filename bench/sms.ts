@@ -7,26 +7,16 @@ import { Hono } from "hono";
 import { Redis } from "ioredis";
 import twilio from "twilio";
 import { createApp } from "../src/app";
+import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
 import { FakeTwilio } from "../test/fakes/sms-providers";
-import { percentile, rate, type Scenario } from "./lib";
+import { percentile, pool, rate, type Scenario } from "./lib";
 
 const ACCOUNT_SID = `AC${"b2".repeat(16)}`;
 const AUTH_TOKEN = "bench-token";
 const BASE = "https://hub.example.com";
 const ADMIN = "bench-admin";
-
-async function deletePrefix(prefix: string) {
-  const r = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
-  let cursor = "0";
-  do {
-    const [next, keys] = await r.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length) await r.del(...keys);
-  } while (cursor !== "0");
-  r.disconnect();
-}
 
 /** The fake Twilio in a child process; `sent(since)` reads what it accepted and when. */
 async function externalFakeTwilio() {
@@ -105,18 +95,6 @@ function signedRequest(i: number, path = "/sms/twilio"): Request {
     headers: { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)), "x-twilio-signature": signature },
     body,
   });
-}
-
-/** Runs `total` calls of `fn` with `concurrency` in flight; returns elapsed ms. */
-async function pool(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await fn(next++);
-    }),
-  );
-  return performance.now() - t0;
 }
 
 export const smsIngress: Scenario = {
