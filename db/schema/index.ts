@@ -3,3 +3,4 @@ export * from "./receipts";
 export * from "./ledger";
 export * from "./links";
 export * from "./callbacks";
+export * from "./keys";

@@ -4,6 +4,7 @@ import { checkRecipients } from "../check";
 import { consentTypes, recipientTypes } from "../domain/consent";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
+import { assertBrandAccess } from "./auth";
 import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 
 export const CHECK_MAX_RECIPIENTS = 100_000;
@@ -49,6 +50,7 @@ const route = createRoute({
 export function createCheckRoutes(deps: AppDeps) {
   return apiRouter().openapi(route, async (c) => {
     const input = c.req.valid("json");
+    assertBrandAccess(c, input.brand);
     const brand = brandByCode(deps.db, input.brand);
     if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
     await deps.receipts.applyPending();

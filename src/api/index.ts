@@ -6,6 +6,7 @@ import { createConsentRoutes } from "./consents";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter } from "./openapi";
 import { createLinkApiRoutes } from "./links";
+import { createKeyRoutes } from "./keys";
 import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
 
 /** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
@@ -14,7 +15,12 @@ export function createApiRoutes(deps: AppDeps) {
   api.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",
-    description: "HUB_ADMIN_KEY, or a provider key from /api/v1/keys",
+    description: "HUB_ADMIN_KEY, or a provider key from /api/v1/keys (acts only on its brands)",
+  });
+  api.openAPIRegistry.registerComponent("securitySchemes", "partnerKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "a partner's own key, answered once when the partner was registered",
   });
   // Public: registered before the key check, which they never reach.
   api.doc31("/openapi.json", {
@@ -31,7 +37,7 @@ export function createApiRoutes(deps: AppDeps) {
   api.route("/partners", createPartnerReportRoutes(deps));
 
   return api
-    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY))
+    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY, deps.db))
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
@@ -39,5 +45,6 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/links", createLinkApiRoutes(deps))
     .route("/brands", createPartnerRoutes(deps))
     .route("/subscriptions", createSubscriptionRoutes(deps))
-    .route("/deliveries", createDeliveryRoutes(deps));
+    .route("/deliveries", createDeliveryRoutes(deps))
+    .route("/keys", createKeyRoutes(deps));
 }
