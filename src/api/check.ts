@@ -43,7 +43,7 @@ const route = createRoute({
     "Answers from the current consent state, after applying every receipt already durably received (a RET accepted a millisecond ago is honoured). ONAY → allowed; RET or a suppression → `refused`; nothing → `no_consent` (TACIR recipients are allowed until they refuse).",
   security: bearerSecurity,
   middleware: [requireJson] as const,
-  request: { body: jsonBody(CheckInput) },
+  request: { body: jsonBody(CheckInput, "the recipients about to be sent to", { brand: "MIGROS", type: "MESAJ", recipients: ["0532 123 45 67", "+905551112233"] }) },
   responses: { 200: jsonResponse(CheckOutput, "The recipients, split"), ...errorResponses },
 });
 

@@ -17,7 +17,7 @@ export const ConsentInput = z.object({
   type: z.enum(consentTypes),
   status: z.enum(consentStatuses),
   source: z.enum(providerSources, { message: `one of ${providerSources.join(", ")}` }).nullish(),
-  consentDate: z.string().trim().min(1).nullish(),
+  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul) or ISO 8601", example: "2026-11-24 10:30:00" }),
   retailerCode: z
     .union([z.string(), z.number()])
     .transform(String)
@@ -26,8 +26,11 @@ export const ConsentInput = z.object({
     .openapi({ description: "the partner (bayi / acente) that obtained it, 8 digits" }),
 }).openapi("ConsentRequest");
 
-/** A consent statement that can be recorded at any time: a refusal (RET) needs no prior consent. */
-export const consentExample = { brand: "MIGROS", recipient: "0532 123 45 67", type: "MESAJ", status: "RET", source: "HS_WEB" };
+/**
+ * A statement valid on any day: a consent from before 1 May 2015 (HS_2015) carries exactly that date,
+ * and is not subject to the three-business-day limit (H467) that any other date would soon exceed.
+ */
+export const consentExample = { brand: "MIGROS", recipient: "0532 123 45 67", type: "MESAJ", status: "ONAY", source: "HS_2015", consentDate: "2015-05-01 00:00:00" };
 
 const ConsentQuery = z.object({
   brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),

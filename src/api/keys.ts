@@ -44,7 +44,7 @@ const createKeyRoute = createRoute({
   description: "Admin key only. The answer carries the key once (`hub_` + 32 random bytes, base64url); the hub keeps only its SHA-256. A provider key acts on its brands only (403 elsewhere) and never on the admin areas (keys, brand creation, subscriptions, deliveries).",
   security: bearerSecurity,
   middleware: [requireAdmin, requireJson] as const,
-  request: { body: jsonBody(KeyInput, "the key's holder and brands") },
+  request: { body: jsonBody(KeyInput, "the key's holder and brands", { name: "Acme SMS platform", brands: ["MIGROS"] }) },
   responses: { 201: jsonResponse(CreatedKey, "The key, shown once"), ...errorResponses },
 });
 
