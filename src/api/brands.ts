@@ -87,7 +87,7 @@ const createBrandRoute = createRoute({
   path: "/",
   summary: "Register a brand",
   description:
-    "Admin key only. A brand with its İYS codes, up to 3 SMS short names (matched in RET messages), settings, and the numbers that receive its opt-outs. `code` is stored upper-case. 409 when a code, short name or number is taken.",
+    "Admin key only. A brand with its İYS codes, up to 3 SMS short names (matched in RET messages), settings, and the numbers that receive its opt-outs. `code` is stored upper-case. A number may serve several brands (a shared shortcode), but two brands on one number may not answer to the same short name (409, like a taken code).",
   security: bearerSecurity,
   middleware: [requireAdmin, requireJson] as const,
   request: { body: jsonBody(BrandInput, "the brand", brandExample) },
