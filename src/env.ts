@@ -7,6 +7,7 @@ import type { BusinessCalendar } from "./domain/calendar";
 import type { Clock } from "./domain/time";
 import type { Logger } from "./log";
 import type { Secrets } from "./secrets";
+import type { Caller } from "./api/auth";
 
 /** What routes need from the running process; built once in src/runtime.ts (or by a test). */
 export interface AppDeps {
@@ -39,5 +40,7 @@ export interface AppDeps {
 export interface HonoEnv {
   Variables: {
     requestId: string;
+    /** Who holds the API key of this request (set by bearerAuth on /api/v1). */
+    caller: Caller;
   };
 }

@@ -4,3 +4,4 @@ export * from "./ledger";
 export * from "./links";
 export * from "./callbacks";
 export * from "./imports";
+export * from "./keys";

@@ -1,10 +1,10 @@
-import { Hono } from "hono";
-import { z } from "zod";
+import { createRoute, z } from "@hono/zod-openapi";
 import { brandByCode, createBrand, listBrands, numbersOfBrand, type Brand } from "../brands";
 import { normalizePhone } from "../domain/address";
-import type { AppDeps, HonoEnv } from "../env";
+import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
-import { jsonBody, parseOr400 } from "../validate";
+import { assertBrandAccess, canAccessBrand, requireAdmin } from "./auth";
+import { apiRouter, bearerSecurity, conflictResponse, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 import { TemplateOverrides } from "../../channels/sms/templates";
 
 const NumberInput = z.object({
@@ -35,7 +35,16 @@ export const BrandInput = z.object({
     .strict()
     .optional(),
   numbers: z.array(NumberInput).max(50).default([]),
-});
+}).openapi("BrandRequest");
+
+const brandExample = {
+  code: "MIGROS",
+  name: "Migros",
+  iysCode: "654321",
+  brandCode: "654322",
+  shortNames: ["MIGROS"],
+  numbers: [{ number: "3434", provider: "twilio", channels: ["sms"] }],
+};
 
 /** Shortcodes are 3–6 digits; long numbers are stored in E.164. */
 export function normalizeServiceNumber(raw: string): string | null {
@@ -58,10 +67,55 @@ export function presentBrand(b: Brand, nums: ReturnType<typeof numbersOfBrand>) 
   };
 }
 
+const BrandOut = z
+  .object({
+    code: z.string().openapi({ example: "MIGROS" }),
+    name: z.string().openapi({ example: "Migros" }),
+    iysCode: z.string().nullable().openapi({ example: "654321" }),
+    brandCode: z.string().nullable().openapi({ example: "654322" }),
+    shortNames: z.array(z.string()).openapi({ example: ["MIGROS"] }),
+    settings: z.record(z.string(), z.unknown()),
+    numbers: z.array(z.object({ number: z.string(), provider: z.string(), channels: z.array(z.string()) })),
+    createdAt: z.string().openapi({ example: "2026-01-15T09:00:00.000Z" }),
+  })
+  .openapi("Brand");
+
+const BrandCode = z.object({ code: z.string().openapi({ param: { name: "code", in: "path" }, example: "MIGROS" }) });
+
+const createBrandRoute = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Register a brand",
+  description:
+    "Admin key only. A brand with its İYS codes, up to 3 SMS short names (matched in RET messages), settings, and the numbers that receive its opt-outs. `code` is stored upper-case. A number may serve several brands (a shared shortcode), but two brands on one number may not answer to the same short name (409, like a taken code).",
+  security: bearerSecurity,
+  middleware: [requireAdmin, requireJson] as const,
+  request: { body: jsonBody(BrandInput, "the brand", brandExample) },
+  responses: { 201: jsonResponse(BrandOut, "The brand as stored"), ...errorResponses, 409: conflictResponse },
+});
+
+const listBrandsRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List brands",
+  description: "Every brand for the admin key; a provider key sees only its own brands.",
+  security: bearerSecurity,
+  responses: { 200: jsonResponse(z.object({ brands: z.array(BrandOut) }).openapi("BrandList"), "The brands, by code"), ...errorResponses },
+});
+
+const getBrandRoute = createRoute({
+  method: "get",
+  path: "/{code}",
+  summary: "Read one brand",
+  security: bearerSecurity,
+  request: { params: BrandCode },
+  responses: { 200: jsonResponse(BrandOut, "The brand"), ...errorResponses },
+});
+
 export function createBrandRoutes(deps: AppDeps) {
-  return new Hono<HonoEnv>()
-    .post("/", async (c) => {
-      const input = parseOr400(BrandInput, await jsonBody(c));
+  return apiRouter()
+    .openapi(createBrandRoute, (c) => {
+      const input = c.req.valid("json");
       const numbers = input.numbers.map((n, i) => {
         const value = normalizeServiceNumber(n.number);
         if (!value) throw new ApiError("bad_request", `numbers[${i}].number: not a shortcode or a valid phone number`, { field: `numbers[${i}].number` });
@@ -71,10 +125,16 @@ export function createBrandRoutes(deps: AppDeps) {
       deps.log.info({ brand: brand.code, numbers: numbers.length }, "brand created");
       return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id)), 201);
     })
-    .get("/", (c) => c.json({ brands: listBrands(deps.db).map((b) => presentBrand(b, numbersOfBrand(deps.db, b.id))) }))
-    .get("/:code", (c) => {
-      const brand = brandByCode(deps.db, c.req.param("code"));
-      if (!brand) throw new ApiError("not_found", `brand ${c.req.param("code")} not found`);
-      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id)));
+    .openapi(listBrandsRoute, (c) => {
+      const caller = c.get("caller");
+      const visible = listBrands(deps.db).filter((b) => canAccessBrand(caller, b.code));
+      return c.json({ brands: visible.map((b) => presentBrand(b, numbersOfBrand(deps.db, b.id))) }, 200);
+    })
+    .openapi(getBrandRoute, (c) => {
+      const { code } = c.req.valid("param");
+      assertBrandAccess(c, code, "code");
+      const brand = brandByCode(deps.db, code);
+      if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
+      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id)), 200);
     });
 }

@@ -1,6 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import { Hono } from "hono";
-import { z } from "zod";
+import { createRoute, z } from "@hono/zod-openapi";
 import { stmt } from "../../db/index";
 import { callbackEventTypes, endpointStatuses } from "../../db/schema";
 import { insertCallbackRows } from "../../jobs/deliver-callback.handler";
@@ -21,8 +20,11 @@ import {
 import { checkTarget } from "../callbacks/target";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
-import { jsonBody, parseOr400 } from "../validate";
-import { ConsentInput, recordConsent } from "./consents";
+import { assertBrandAccess, requireAdmin } from "./auth";
+import { ConsentInput, Recorded, consentExample, recordConsent } from "./consents";
+import { apiRouter, bearerSecurity, conflictResponse, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
 
 /** İYS allows a brand at most 3000 partners (bayi / acente). */
 export const MAX_PARTNERS_PER_BRAND = 3000;
@@ -31,12 +33,14 @@ const Url = z.string().trim().min(1).max(2048);
 const Brands = z.union([z.literal("*"), z.array(z.string().trim().min(1)).min(1).max(1000)]);
 const Events = z.array(z.enum(callbackEventTypes)).min(1).max(callbackEventTypes.length);
 
-const SubscriptionInput = z.object({
-  url: Url,
-  brands: Brands.default("*"),
-  events: Events.default(["consent.changed"]),
-  description: z.string().trim().max(500).nullish(),
-});
+const SubscriptionInput = z
+  .object({
+    url: Url.openapi({ example: "https://provider.example.com/hooks/consent" }),
+    brands: Brands.default("*").openapi({ description: 'brand codes, or "*" for every brand' }),
+    events: Events.default(["consent.changed"]),
+    description: z.string().trim().max(500).nullish(),
+  })
+  .openapi("SubscriptionRequest", { example: { url: "https://provider.example.com/hooks/consent", brands: ["MIGROS"], events: ["consent.changed"] } });
 
 const SubscriptionPatch = z
   .object({
@@ -46,13 +50,14 @@ const SubscriptionPatch = z
     description: z.string().trim().max(500).nullable().optional(),
     status: z.enum(endpointStatuses).optional(),
   })
-  .strict();
+  .strict()
+  .openapi("SubscriptionPatch", { example: { status: "active" } });
 
 const ReplaySince = z.object({
   since: z.iso.datetime({ offset: true, message: "an ISO 8601 date-time, e.g. 2026-11-25T09:00:00Z" }),
   /** `failed` (default): rows that ended failed, exhausted or skipped; `all`: every delivery since then. */
   only: z.enum(["failed", "all"]).default("failed"),
-});
+}).openapi("ReplayRequest", { example: { since: "2026-11-25T09:00:00Z", only: "failed" } });
 
 const PartnerInput = z.object({
   retailerCode: z
@@ -60,13 +65,70 @@ const PartnerInput = z.object({
     .transform((v) => String(v).trim())
     .pipe(z.string().regex(/^\d{8}$/, "8 digits")),
   name: z.string().trim().min(1).max(200),
-  url: Url.nullish(),
-});
+  url: Url.nullish().openapi({ description: "where the partner receives the brand's changes (optional)" }),
+}).openapi("PartnerRequest", { example: { retailerCode: "12345678", name: "Bayi Kadıköy", url: "https://bayi.example.com/hooks/iys" } });
 
 const DeliveriesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  failed: z.enum(["true", "false"]).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).openapi({ example: 100 }),
+  failed: z.enum(["true", "false"]).optional().openapi({ description: "only failed attempts" }),
 });
+
+const EndpointOut = z
+  .object({
+    id: z.string().openapi({ example: "ep_…" }),
+    kind: z.enum(["subscription", "partner"]),
+    url: z.string(),
+    brands: z.union([z.literal("*"), z.array(z.string())]),
+    events: z.array(z.enum(callbackEventTypes)),
+    description: z.string().nullable(),
+    status: z.enum(endpointStatuses),
+    failingSince: z.string().nullable(),
+    disabledAt: z.string().nullable(),
+    disabledReason: z.string().nullable(),
+    previousSecretValidUntil: z.string().nullable().openapi({ description: "after a rotation, the old secret also signs until then" }),
+    createdAt: z.string(),
+  })
+  .openapi("Subscription");
+const WithSecret = EndpointOut.extend({
+  secret: z.string().openapi({ description: "the Standard Webhooks signing secret (`whsec_…`): shown only here" }),
+}).openapi("SubscriptionWithSecret");
+
+const DeliveryOut = z
+  .object({
+    id: z.number().int(),
+    outboxId: z.number().int(),
+    eventId: z.number().int().nullable(),
+    attempt: z.number().int(),
+    ok: z.boolean(),
+    responseCode: z.number().int().nullable(),
+    latencyMs: z.number().nullable(),
+    error: z.string().nullable(),
+    at: z.string(),
+    deliveryStatus: z.string().nullable(),
+  })
+  .openapi("DeliveryAttempt");
+const DeliveryLogOut = z.object({ endpointId: z.string().nullable(), deliveries: z.array(DeliveryOut) }).openapi("DeliveryLog");
+
+const PartnerOut = z
+  .object({
+    brand: z.string(),
+    retailerCode: z.string().openapi({ example: "12345678" }),
+    name: z.string(),
+    url: z.string().nullable(),
+    endpointId: z.string().nullable(),
+    endpointStatus: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi("Partner");
+const CreatedPartner = PartnerOut.extend({
+  secret: z.string().optional().openapi({ description: "signing secret of its endpoint (when `url` was given): shown only here" }),
+  apiKey: z.string().openapi({ description: "the partner's own key for POST /partners/{retailerCode}/consents: shown only here" }),
+}).openapi("CreatedPartner");
+
+const SubscriptionId = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, example: "ep_0123456789abcdef" }) });
+const BrandParam = z.string().openapi({ param: { name: "brand", in: "path" }, example: "MIGROS" });
+const RetailerParam = z.string().openapi({ param: { name: "retailerCode", in: "path" }, example: "12345678" });
+const adminOnly = "Admin key only (a provider key gets 403).";
 
 async function requireSafeUrl(deps: AppDeps, url: string): Promise<string> {
   const check = await checkTarget(url, deps.config.CALLBACK_ALLOW_PRIVATE);
@@ -93,7 +155,7 @@ function presentEndpoint(deps: AppDeps, e: EndpointRow) {
     id: e.id,
     kind: e.kind,
     url: e.url,
-    brands: e.brands === "*" ? "*" : e.brands.map((id) => brandById(deps.db, id)?.code ?? String(id)),
+    brands: e.brands === "*" ? ("*" as const) : e.brands.map((id) => brandById(deps.db, id)?.code ?? String(id)),
     events: e.events,
     description: e.description,
     status: e.status,
@@ -124,13 +186,78 @@ const presentDelivery = (d: DeliveryLogRow) => ({
   deliveryStatus: d.outboxStatus,
 });
 
-/** `/api/v1/subscriptions`: the provider's own callback endpoints. */
+const sub = <M extends "get" | "post" | "patch" | "delete">(method: M, path: string) => ({ method, path, security: bearerSecurity, middleware: [requireAdmin] });
+
+const createSubscriptionRoute = createRoute({
+  ...sub("post", "/"),
+  middleware: [requireAdmin, requireJson],
+  summary: "Subscribe an endpoint to consent changes",
+  description: `${adminOnly} The URL must be public HTTPS (checked now and at every delivery). Deliveries are signed per Standard Webhooks with the \`secret\` answered here (only here).`,
+  request: { body: jsonBody(SubscriptionInput, "the endpoint", { url: "https://provider.example.com/hooks/consent", brands: ["MIGROS"], events: ["consent.changed"] }) },
+  responses: { 201: jsonResponse(WithSecret, "Subscribed"), ...errorResponses },
+});
+const listSubscriptionsRoute = createRoute({
+  ...sub("get", "/"),
+  summary: "List subscriptions",
+  description: adminOnly,
+  responses: { 200: jsonResponse(z.object({ subscriptions: z.array(EndpointOut) }).openapi("SubscriptionList"), "The subscriptions"), ...errorResponses },
+});
+const getSubscriptionRoute = createRoute({
+  ...sub("get", "/{id}"),
+  summary: "Read a subscription",
+  description: adminOnly,
+  request: { params: SubscriptionId },
+  responses: { 200: jsonResponse(EndpointOut, "The subscription"), ...errorResponses },
+});
+const patchSubscriptionRoute = createRoute({
+  ...sub("patch", "/{id}"),
+  middleware: [requireAdmin, requireJson],
+  summary: "Change a subscription (URL, brands, events, status)",
+  description: `${adminOnly} \`status: "active"\` re-enables an endpoint the hub disabled after failing too long.`,
+  request: { params: SubscriptionId, body: jsonBody(SubscriptionPatch, "the fields to change", { status: "active" }) },
+  responses: { 200: jsonResponse(EndpointOut, "The subscription as changed"), ...errorResponses },
+});
+const rotateSecretRoute = createRoute({
+  ...sub("post", "/{id}/rotate-secret"),
+  summary: "Rotate a subscription's signing secret",
+  description: `${adminOnly} No body. The new secret signs from now on; the old one also signs (a second signature) for CALLBACK_SECRET_OVERLAP_HOURS.`,
+  request: { params: SubscriptionId },
+  responses: { 200: jsonResponse(WithSecret, "The new secret"), ...errorResponses },
+});
+const deleteSubscriptionRoute = createRoute({
+  ...sub("delete", "/{id}"),
+  summary: "Delete a subscription",
+  description: adminOnly,
+  request: { params: SubscriptionId },
+  responses: { 204: { description: "Deleted" }, ...errorResponses },
+});
+const subscriptionDeliveriesRoute = createRoute({
+  ...sub("get", "/{id}/deliveries"),
+  summary: "A subscription's delivery log",
+  description: `${adminOnly} One row per HTTP attempt, newest first.`,
+  request: { params: SubscriptionId, query: DeliveriesQuery },
+  responses: { 200: jsonResponse(DeliveryLogOut, "The attempts"), ...errorResponses },
+});
+const replaySinceRoute = createRoute({
+  ...sub("post", "/{id}/replay"),
+  middleware: [requireAdmin, requireJson],
+  summary: "Redeliver a subscription's events since a time",
+  description: `${adminOnly} The newest delivery of each event since \`since\` that ended failed (or every one, \`only: "all"\`) is delivered again under the same webhook-id. 409 while the subscription is disabled.`,
+  request: { params: SubscriptionId, body: jsonBody(ReplaySince, "from when", { since: "2026-11-25T09:00:00Z", only: "failed" }) },
+  responses: {
+    202: jsonResponse(z.object({ replayed: z.number().int(), outboxIds: z.array(z.number().int()) }).openapi("ReplayAccepted"), "Queued"),
+    ...errorResponses,
+    409: conflictResponse,
+  },
+});
+
+/** `/api/v1/subscriptions`: the provider's own callback endpoints (admin key only). */
 export function createSubscriptionRoutes(deps: AppDeps) {
   const key = () => callbackSecretsKey(deps.config, deps.secrets);
   const now = () => deps.clock.now().getTime();
-  return new Hono<HonoEnv>()
-    .post("/", async (c) => {
-      const input = parseOr400(SubscriptionInput, await jsonBody(c));
+  return apiRouter()
+    .openapi(createSubscriptionRoute, async (c) => {
+      const input = c.req.valid("json");
       const url = await requireSafeUrl(deps, input.url);
       const brands = brandIds(deps, input.brands);
       const secret = newWebhookSecret();
@@ -142,11 +269,11 @@ export function createSubscriptionRoutes(deps: AppDeps) {
       deps.log.info({ endpointId: e.id }, "subscription created");
       return c.json({ ...presentEndpoint(deps, e), secret }, 201);
     })
-    .get("/", (c) => c.json({ subscriptions: listEndpoints(deps.db, "subscription").map((e) => presentEndpoint(deps, e)) }))
-    .get("/:id", (c) => c.json(presentEndpoint(deps, subscription(deps, c.req.param("id")))))
-    .patch("/:id", async (c) => {
-      const e = subscription(deps, c.req.param("id"));
-      const input = parseOr400(SubscriptionPatch, await jsonBody(c));
+    .openapi(listSubscriptionsRoute, (c) => c.json({ subscriptions: listEndpoints(deps.db, "subscription").map((e) => presentEndpoint(deps, e)) }, 200))
+    .openapi(getSubscriptionRoute, (c) => c.json(presentEndpoint(deps, subscription(deps, c.req.valid("param").id)), 200))
+    .openapi(patchSubscriptionRoute, async (c) => {
+      const e = subscription(deps, c.req.valid("param").id);
+      const input = c.req.valid("json");
       updateEndpoint(
         deps.db,
         e.id,
@@ -159,30 +286,30 @@ export function createSubscriptionRoutes(deps: AppDeps) {
         },
         now(),
       );
-      return c.json(presentEndpoint(deps, getEndpoint(deps.db, e.id)!));
+      return c.json(presentEndpoint(deps, getEndpoint(deps.db, e.id)!), 200);
     })
-    .post("/:id/rotate-secret", (c) => {
-      const e = subscription(deps, c.req.param("id"));
+    .openapi(rotateSecretRoute, (c) => {
+      const e = subscription(deps, c.req.valid("param").id);
       const secret = newWebhookSecret();
       const until = now() + deps.config.CALLBACK_SECRET_OVERLAP_HOURS * 3_600_000;
       rotateEndpointSecret(deps.db, e.id, encryptSecret(key(), secret), until, now());
       deps.log.info({ endpointId: e.id }, "subscription secret rotated");
-      return c.json({ ...presentEndpoint(deps, getEndpoint(deps.db, e.id)!), secret });
+      return c.json({ ...presentEndpoint(deps, getEndpoint(deps.db, e.id)!), secret }, 200);
     })
-    .delete("/:id", (c) => {
-      const e = subscription(deps, c.req.param("id"));
+    .openapi(deleteSubscriptionRoute, (c) => {
+      const e = subscription(deps, c.req.valid("param").id);
       deleteEndpoint(deps.db, e.id);
       return c.body(null, 204);
     })
-    .get("/:id/deliveries", (c) => {
-      const e = subscription(deps, c.req.param("id"));
-      const q = parseOr400(DeliveriesQuery, c.req.query());
-      return c.json({ endpointId: e.id, deliveries: deliveryLog(deps.db, e.id, { limit: q.limit, failedOnly: q.failed === "true" }).map(presentDelivery) });
+    .openapi(subscriptionDeliveriesRoute, (c) => {
+      const e = subscription(deps, c.req.valid("param").id);
+      const q = c.req.valid("query");
+      return c.json({ endpointId: e.id, deliveries: deliveryLog(deps.db, e.id, { limit: q.limit, failedOnly: q.failed === "true" }).map(presentDelivery) }, 200);
     })
-    .post("/:id/replay", async (c) => {
-      const e = subscription(deps, c.req.param("id"));
+    .openapi(replaySinceRoute, async (c) => {
+      const e = subscription(deps, c.req.valid("param").id);
       if (e.status !== "active") throw new ApiError("conflict", `subscription ${e.id} is disabled: enable it (PATCH status "active") before replaying`);
-      const input = parseOr400(ReplaySince, await jsonBody(c));
+      const input = c.req.valid("json");
       const since = Date.parse(input.since);
       const statuses = input.only === "all" ? ["done", "failed", "exhausted", "skipped"] : ["failed", "exhausted", "skipped"];
       // The newest row per event: a replay of a replay is still one delivery per event.
@@ -199,16 +326,29 @@ export function createSubscriptionRoutes(deps: AppDeps) {
     });
 }
 
+const replayDeliveryRoute = createRoute({
+  ...sub("post", "/{outboxId}/replay"),
+  summary: "Redeliver one delivery",
+  description: `${adminOnly} No body. A new attempt series of a finished delivery (subscription or partner), under the same webhook-id. 409 while it is still pending or its endpoint is disabled or gone.`,
+  request: { params: z.object({ outboxId: z.string().openapi({ param: { name: "outboxId", in: "path" }, example: "1234" }) }) },
+  responses: {
+    202: jsonResponse(z.object({ replayOf: z.number().int(), outboxId: z.number().int() }).openapi("DeliveryReplayAccepted"), "Queued"),
+    ...errorResponses,
+    409: conflictResponse,
+  },
+});
+
 /** `/api/v1/deliveries`: one delivery replayed (a new attempt series with the same webhook-id). */
 export function createDeliveryRoutes(deps: AppDeps) {
-  return new Hono<HonoEnv>().post("/:outboxId/replay", async (c) => {
-    const id = Number(c.req.param("outboxId"));
+  return apiRouter().openapi(replayDeliveryRoute, async (c) => {
+    const { outboxId } = c.req.valid("param");
+    const id = Number(outboxId);
     const row = Number.isInteger(id)
       ? (stmt(deps.db, `SELECT id, event_id AS eventId, target, status FROM outbox WHERE id = ? AND kind = 'callback'`).get(id) as
           | { id: number; eventId: number | null; target: string; status: string }
           | undefined)
       : undefined;
-    if (!row) throw new ApiError("not_found", `delivery ${c.req.param("outboxId")} not found`);
+    if (!row) throw new ApiError("not_found", `delivery ${outboxId} not found`);
     if (row.status === "pending") throw new ApiError("conflict", `delivery ${id} is still pending`);
     const endpoint = getEndpoint(deps.db, row.target.split("/")[0]!);
     if (!endpoint) throw new ApiError("conflict", "its endpoint was deleted");
@@ -243,9 +383,67 @@ const presentPartner = (brand: string, p: PartnerRow) => ({
   createdAt: new Date(p.createdAt).toISOString(),
 });
 
+const PartnerParams = z.object({ brand: BrandParam });
+const OnePartnerParams = z.object({ brand: BrandParam, retailerCode: RetailerParam });
+const partnerScope = "For the admin key or a provider key scoped to the brand.";
+
+const createPartnerRoute = createRoute({
+  method: "post",
+  path: "/{brand}/partners",
+  summary: "Register a partner (bayi / acente) of a brand",
+  description: `${partnerScope} At most ${MAX_PARTNERS_PER_BRAND} per brand (409 beyond, and for a retailer code taken). The answer carries, once, the partner's own API key (for reporting changes it received) and, with \`url\`, the signing secret of the endpoint that receives the brand's changes.`,
+  security: bearerSecurity,
+  middleware: [requireJson] as const,
+  request: {
+    params: PartnerParams,
+    body: jsonBody(PartnerInput, "the partner", { retailerCode: "12345678", name: "Bayi Kadıköy", url: "https://bayi.example.com/hooks/iys" }),
+  },
+  responses: { 201: jsonResponse(CreatedPartner, "Registered"), ...errorResponses, 409: conflictResponse },
+});
+const listPartnersRoute = createRoute({
+  method: "get",
+  path: "/{brand}/partners",
+  summary: "List a brand's partners",
+  description: partnerScope,
+  security: bearerSecurity,
+  request: { params: PartnerParams },
+  responses: {
+    200: jsonResponse(z.object({ brand: z.string(), partners: z.array(PartnerOut) }).openapi("PartnerList"), "The partners, by retailer code"),
+    ...errorResponses,
+  },
+});
+const getPartnerRoute = createRoute({
+  method: "get",
+  path: "/{brand}/partners/{retailerCode}",
+  summary: "Read one partner",
+  description: partnerScope,
+  security: bearerSecurity,
+  request: { params: OnePartnerParams },
+  responses: { 200: jsonResponse(PartnerOut, "The partner"), ...errorResponses },
+});
+const partnerDeliveriesRoute = createRoute({
+  method: "get",
+  path: "/{brand}/partners/{retailerCode}/deliveries",
+  summary: "A partner endpoint's delivery log",
+  description: `${partnerScope} Empty when the partner has no URL.`,
+  security: bearerSecurity,
+  request: { params: OnePartnerParams, query: DeliveriesQuery },
+  responses: { 200: jsonResponse(DeliveryLogOut, "The attempts"), ...errorResponses },
+});
+const deletePartnerRoute = createRoute({
+  method: "delete",
+  path: "/{brand}/partners/{retailerCode}",
+  summary: "Remove a partner (and its endpoint and key)",
+  description: partnerScope,
+  security: bearerSecurity,
+  request: { params: OnePartnerParams },
+  responses: { 204: { description: "Removed" }, ...errorResponses },
+});
+
 /** `/api/v1/brands/:brand/partners`: dealers and agents (bayi / acente) of a brand. */
 export function createPartnerRoutes(deps: AppDeps) {
-  const brandOf = (code: string) => {
+  const brandOf = (c: Context<HonoEnv>, code: string) => {
+    assertBrandAccess(c, code);
     const b = brandByCode(deps.db, code);
     if (!b) throw new ApiError("not_found", `brand ${code} not found`);
     return b;
@@ -255,10 +453,10 @@ export function createPartnerRoutes(deps: AppDeps) {
     if (!p) throw new ApiError("not_found", `partner ${retailerCode} not found`);
     return p;
   };
-  return new Hono<HonoEnv>()
-    .post("/:brand/partners", async (c) => {
-      const brand = brandOf(c.req.param("brand"));
-      const input = parseOr400(PartnerInput, await jsonBody(c));
+  return apiRouter()
+    .openapi(createPartnerRoute, async (c) => {
+      const brand = brandOf(c, c.req.valid("param").brand);
+      const input = c.req.valid("json");
       const url = input.url ? await requireSafeUrl(deps, input.url) : null;
       const secret = url ? newWebhookSecret() : null;
       const apiKey = newApiKey();
@@ -280,25 +478,28 @@ export function createPartnerRoutes(deps: AppDeps) {
       deps.log.info({ brand: brand.code, retailerCode: input.retailerCode }, "partner created");
       return c.json({ ...presentPartner(brand.code, created), ...(secret ? { secret } : {}), apiKey }, 201);
     })
-    .get("/:brand/partners", (c) => {
-      const brand = brandOf(c.req.param("brand"));
+    .openapi(listPartnersRoute, (c) => {
+      const brand = brandOf(c, c.req.valid("param").brand);
       const rows = stmt(deps.db, `${PARTNER_SELECT} WHERE p.brand_id = ? ORDER BY p.retailer_code`).all(brand.id) as PartnerRow[];
-      return c.json({ brand: brand.code, partners: rows.map((p) => presentPartner(brand.code, p)) });
+      return c.json({ brand: brand.code, partners: rows.map((p) => presentPartner(brand.code, p)) }, 200);
     })
-    .get("/:brand/partners/:retailerCode", (c) => {
-      const brand = brandOf(c.req.param("brand"));
-      return c.json(presentPartner(brand.code, partnerOf(brand.id, c.req.param("retailerCode"))));
+    .openapi(getPartnerRoute, (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      return c.json(presentPartner(brand.code, partnerOf(brand.id, params.retailerCode)), 200);
     })
-    .get("/:brand/partners/:retailerCode/deliveries", (c) => {
-      const brand = brandOf(c.req.param("brand"));
-      const p = partnerOf(brand.id, c.req.param("retailerCode"));
-      const q = parseOr400(DeliveriesQuery, c.req.query());
+    .openapi(partnerDeliveriesRoute, (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      const p = partnerOf(brand.id, params.retailerCode);
+      const q = c.req.valid("query");
       const log = p.endpointId ? deliveryLog(deps.db, p.endpointId, { limit: q.limit, failedOnly: q.failed === "true" }) : [];
-      return c.json({ endpointId: p.endpointId, deliveries: log.map(presentDelivery) });
+      return c.json({ endpointId: p.endpointId, deliveries: log.map(presentDelivery) }, 200);
     })
-    .delete("/:brand/partners/:retailerCode", (c) => {
-      const brand = brandOf(c.req.param("brand"));
-      const p = partnerOf(brand.id, c.req.param("retailerCode"));
+    .openapi(deletePartnerRoute, (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      const p = partnerOf(brand.id, params.retailerCode);
       deps.db.$client.transaction(() => {
         stmt(deps.db, `DELETE FROM endpoints WHERE partner_id = ?`).run(p.id);
         stmt(deps.db, `DELETE FROM partners WHERE id = ?`).run(p.id);
@@ -308,17 +509,38 @@ export function createPartnerRoutes(deps: AppDeps) {
     });
 }
 
+/** 401 before anything else when no key is given (the key itself is checked against the partner named). */
+const partnerBearer = createMiddleware<HonoEnv>(async function requirePartnerBearer(c, next) {
+  if (!/^Bearer\s+(.+)$/i.test(c.req.header("authorization") ?? "")) throw new ApiError("unauthorized", "missing Authorization: Bearer <partner API key>");
+  await next();
+});
+
+const partnerReportRoute = createRoute({
+  method: "post",
+  path: "/{retailerCode}/consents",
+  summary: "A partner reports a consent change it received",
+  description:
+    "Authenticated with the partner's own API key (answered when the partner was registered), not a provider key. Same rules and ledger as POST /consents; `retailerCode` is recorded and the change fans out to the brand's subscribers and every other partner. An unknown brand, an unknown partner and a wrong key are the same 401.",
+  security: [{ partnerKey: [] as string[] }],
+  middleware: [partnerBearer, requireJson] as const,
+  request: { params: z.object({ retailerCode: RetailerParam }), body: jsonBody(ConsentInput, "the movement, as İYS takes it", consentExample) },
+  responses: {
+    201: jsonResponse(Recorded, "Recorded"),
+    200: jsonResponse(Recorded, "Already recorded (idempotent replay)"),
+    ...errorResponses,
+  },
+});
+
 /**
  * `POST /api/v1/partners/:retailerCode/consents`: a partner reports a change it received, with its
  * own API key (not the provider's). Same rules and ledger as the provider API; `retailerCode` is
  * recorded and the change fans out to the brand's subscribers and every other partner.
  */
 export function createPartnerReportRoutes(deps: AppDeps) {
-  return new Hono<HonoEnv>().post("/:retailerCode/consents", async (c) => {
-    const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
-    if (!match) throw new ApiError("unauthorized", "missing Authorization: Bearer <partner API key>");
-    const retailerCode = c.req.param("retailerCode");
-    const input = parseOr400(ConsentInput, await jsonBody(c));
+  return apiRouter().openapi(partnerReportRoute, async (c) => {
+    const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")!;
+    const { retailerCode } = c.req.valid("param");
+    const input = c.req.valid("json");
     const brand = brandByCode(deps.db, input.brand);
     const partner = brand
       ? (stmt(deps.db, `SELECT api_key_hash AS hash FROM partners WHERE brand_id = ? AND retailer_code = ?`).get(brand.id, retailerCode) as
@@ -335,6 +557,6 @@ export function createPartnerReportRoutes(deps: AppDeps) {
     }
     const recorded = await recordConsent(deps, brand, input, { origin: "partner", retailerCode });
     c.header("Idempotent-Replayed", recorded.replayed ? "true" : "false");
-    return c.json(recorded.body, recorded.replayed ? 200 : 201);
+    return recorded.replayed ? c.json(recorded.body, 200) : c.json(recorded.body, 201);
   });
 }

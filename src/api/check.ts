@@ -4,6 +4,7 @@ import { checkRecipients } from "../check";
 import { consentTypes, recipientTypes } from "../domain/consent";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
+import { assertBrandAccess } from "./auth";
 import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 
 export const CHECK_MAX_RECIPIENTS = 100_000;
@@ -42,13 +43,14 @@ const route = createRoute({
     "Answers from the current consent state, after applying every receipt already durably received (a RET accepted a millisecond ago is honoured). ONAY → allowed; RET or a suppression → `refused`; nothing → `no_consent` (TACIR recipients are allowed until they refuse).",
   security: bearerSecurity,
   middleware: [requireJson] as const,
-  request: { body: jsonBody(CheckInput) },
+  request: { body: jsonBody(CheckInput, "the recipients about to be sent to", { brand: "MIGROS", type: "MESAJ", recipients: ["0532 123 45 67", "+905551112233"] }) },
   responses: { 200: jsonResponse(CheckOutput, "The recipients, split"), ...errorResponses },
 });
 
 export function createCheckRoutes(deps: AppDeps) {
   return apiRouter().openapi(route, async (c) => {
     const input = c.req.valid("json");
+    assertBrandAccess(c, input.brand);
     const brand = brandByCode(deps.db, input.brand);
     if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
     await deps.receipts.applyPending();

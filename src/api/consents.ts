@@ -1,31 +1,116 @@
-import { Hono } from "hono";
-import { z } from "zod";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { ConsentStateRow, LedgerEvent } from "../../db/ledger";
 import { brandByCode } from "../brands";
 import { presentEvent, presentState, statementToAction } from "../consents";
 import { normalizeRecipient } from "../domain/address";
 import { consentStatuses, consentTypes, providerSources, recipientTypes } from "../domain/consent";
-import type { AppDeps, HonoEnv } from "../env";
+import type { AppDeps } from "../env";
 import { crashPoint } from "../crash";
 import { ApiError } from "../errors";
-import { jsonBody, parseOr400 } from "../validate";
+import { assertBrandAccess } from "./auth";
+import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 
 export const ConsentInput = z.object({
-  brand: z.string().trim().min(1),
-  recipient: z.string().trim().min(1).max(320),
+  brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
+  recipient: z.string().trim().min(1).max(320).openapi({ description: "phone number (any common spelling) or e-mail address", example: "0532 123 45 67" }),
   recipientType: z.enum(recipientTypes).default("BIREYSEL"),
   type: z.enum(consentTypes),
   status: z.enum(consentStatuses),
   source: z.enum(providerSources, { message: `one of ${providerSources.join(", ")}` }).nullish(),
-  consentDate: z.string().trim().min(1).nullish(),
+  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul) or ISO 8601", example: "2026-11-24 10:30:00" }),
   retailerCode: z
     .union([z.string(), z.number()])
     .transform(String)
     .pipe(z.string().regex(/^\d{8}$/, "8 digits"))
-    .nullish(),
+    .nullish()
+    .openapi({ description: "the partner (bayi / acente) that obtained it, 8 digits" }),
+}).openapi("ConsentRequest");
+
+/**
+ * A statement valid on any day: a consent from before 1 May 2015 (HS_2015) carries exactly that date,
+ * and is not subject to the three-business-day limit (H467) that any other date would soon exceed.
+ */
+export const consentExample = { brand: "MIGROS", recipient: "0532 123 45 67", type: "MESAJ", status: "ONAY", source: "HS_2015", consentDate: "2015-05-01 00:00:00" };
+
+const ConsentQuery = z.object({
+  brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
+  recipient: z.string().trim().min(1).openapi({ example: "+905321234567" }),
 });
 
-const ConsentQuery = z.object({ brand: z.string().trim().min(1), recipient: z.string().trim().min(1) });
+const Event = z
+  .object({
+    id: z.number().int(),
+    brand: z.string(),
+    recipient: z.string().openapi({ description: "normalised (E.164 or lower-case e-mail)" }),
+    recipientType: z.enum(recipientTypes),
+    type: z.enum(consentTypes),
+    status: z.enum(consentStatuses),
+    source: z.string().nullable(),
+    consentDate: z.string().nullable().openapi({ description: "İYS format, Europe/Istanbul: YYYY-MM-DD HH:mm:ss" }),
+    retailerCode: z.string().nullable(),
+    origin: z.string(),
+    effect: z.string().openapi({ description: "`movement` (reported to İYS) or `suppression` (kept locally)" }),
+    receivedAt: z.string(),
+    hash: z.string(),
+    prevHash: z.string(),
+  })
+  .openapi("ConsentEvent");
+
+const State = z
+  .object({
+    brand: z.string(),
+    recipient: z.string(),
+    recipientType: z.enum(recipientTypes),
+    type: z.enum(consentTypes),
+    status: z.enum(consentStatuses),
+    source: z.string().nullable(),
+    consentDate: z.string().nullable(),
+    retailerCode: z.string().nullable(),
+    inIys: z.boolean().openapi({ description: "false for a RET kept as a local suppression" }),
+    eventId: z.number().int(),
+    updatedAt: z.string(),
+  })
+  .openapi("ConsentState");
+
+export const Recorded = z
+  .object({
+    event: Event,
+    consent: State.nullable(),
+    iys: z.object({ reportable: z.boolean(), code: z.string().optional(), note: z.string().optional() }),
+  })
+  .openapi("ConsentRecorded");
+
+const readRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "Current consents and history of one recipient",
+  description: "Every consent type of the recipient at the brand, and its last 500 events (newest first). The address is normalised as everywhere else (an invalid one is a 422 with its İYS code).",
+  security: bearerSecurity,
+  request: { query: ConsentQuery },
+  responses: {
+    200: jsonResponse(
+      z.object({ brand: z.string(), recipient: z.string(), consents: z.array(State), events: z.array(Event) }).openapi("ConsentHistory"),
+      "The state and events",
+    ),
+    ...errorResponses,
+  },
+});
+
+const recordRoute = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Record a consent movement (ONAY or RET)",
+  description:
+    "Through the İYS rules (422 with the İYS code when one refuses) into the ledger; reported to İYS and fanned out to callbacks. Idempotent: the same statement again is a 200 with `Idempotent-Replayed: true`. A RET for an address without consent is kept as a suppression (H175).",
+  security: bearerSecurity,
+  middleware: [requireJson] as const,
+  request: { body: jsonBody(ConsentInput, "the movement, as İYS takes it", consentExample) },
+  responses: {
+    201: jsonResponse(Recorded, "Recorded"),
+    200: jsonResponse(Recorded, "Already recorded (idempotent replay)"),
+    ...errorResponses,
+  },
+});
 
 const STATE_SELECT = `SELECT brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, in_iys AS inIys, event_id AS eventId, updated_at AS updatedAt
@@ -36,9 +121,10 @@ const EVENTS_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type
   FROM consent_events WHERE brand_id = ? AND recipient = ? ORDER BY id DESC LIMIT 500`;
 
 export function createConsentRoutes(deps: AppDeps) {
-  return new Hono<HonoEnv>()
-    .get("/", (c) => {
-      const q = parseOr400(ConsentQuery, c.req.query());
+  return apiRouter()
+    .openapi(readRoute, (c) => {
+      const q = c.req.valid("query");
+      assertBrandAccess(c, q.brand);
       const brand = brandByCode(deps.db, q.brand);
       if (!brand) throw new ApiError("not_found", `brand ${q.brand} not found`, { field: "brand" });
       const addr = normalizeRecipient(q.recipient);
@@ -49,15 +135,16 @@ export function createConsentRoutes(deps: AppDeps) {
       const events = (deps.db.$client.prepare(EVENTS_SELECT).all(brand.id, addr.value) as LedgerEvent[]).map((e) =>
         presentEvent(e, brand.code),
       );
-      return c.json({ brand: brand.code, recipient: addr.value, consents: states, events });
+      return c.json({ brand: brand.code, recipient: addr.value, consents: states, events }, 200);
     })
-    .post("/", async (c) => {
-      const input = parseOr400(ConsentInput, await jsonBody(c));
+    .openapi(recordRoute, async (c) => {
+      const input = c.req.valid("json");
+      assertBrandAccess(c, input.brand);
       const brand = brandByCode(deps.db, input.brand);
       if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
       const recorded = await recordConsent(deps, brand, input, { origin: "api", retailerCode: input.retailerCode ?? null });
       c.header("Idempotent-Replayed", recorded.replayed ? "true" : "false");
-      return c.json(recorded.body, recorded.replayed ? 200 : 201);
+      return recorded.replayed ? c.json(recorded.body, 200) : c.json(recorded.body, 201);
     });
 }
 

@@ -7,6 +7,7 @@ import { createImportRoutes } from "./imports";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter } from "./openapi";
 import { createLinkApiRoutes } from "./links";
+import { createKeyRoutes } from "./keys";
 import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
 import { createReportRoutes } from "./reports";
 
@@ -16,7 +17,12 @@ export function createApiRoutes(deps: AppDeps) {
   api.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",
-    description: "HUB_ADMIN_KEY, or a provider key from /api/v1/keys",
+    description: "HUB_ADMIN_KEY, or a provider key from /api/v1/keys (acts only on its brands)",
+  });
+  api.openAPIRegistry.registerComponent("securitySchemes", "partnerKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "a partner's own key, answered once when the partner was registered",
   });
   // Public: registered before the key check, which they never reach.
   api.doc31("/openapi.json", {
@@ -33,7 +39,7 @@ export function createApiRoutes(deps: AppDeps) {
   api.route("/partners", createPartnerReportRoutes(deps));
 
   return api
-    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY))
+    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY, deps.db))
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
@@ -43,5 +49,6 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/subscriptions", createSubscriptionRoutes(deps))
     .route("/deliveries", createDeliveryRoutes(deps))
     .route("/imports", createImportRoutes(deps))
-    .route("/reports", createReportRoutes(deps));
+    .route("/reports", createReportRoutes(deps))
+    .route("/keys", createKeyRoutes(deps));
 }

@@ -4,6 +4,7 @@ import { presentEvent } from "../consents";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { proveEvent } from "../proof";
+import { canAccessBrand } from "./auth";
 import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
 
 const Jwk = z.record(z.string(), z.unknown()).openapi("JWK", { description: "Ed25519 public key (RFC 8037 OKP JWK)" });
@@ -50,6 +51,8 @@ export function createLedgerRoutes(deps: AppDeps) {
     const proof = await proveEvent(deps.db, deps.ledgerKey, deps.clock, id);
     if (!proof) throw new ApiError("not_found", `event ${id} not found`, { field: "id" });
     const brand = brandById(deps.db, proof.event.brandId);
+    // A provider key sees events of its own brands only; another brand's event is not found (nothing to probe).
+    if (!canAccessBrand(c.get("caller"), brand?.code ?? "")) throw new ApiError("not_found", `event ${id} not found`, { field: "id" });
     return c.json(
       {
         ...proof,

@@ -51,8 +51,8 @@ export const errorResponses = {
 } as const;
 
 /** A JSON request body, required (so a missing body is a 400, not an empty object). */
-export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
-  return { required: true, description, content: { "application/json": { schema } } } as const;
+export function jsonBody<T extends z.ZodType>(schema: T, description?: string, example?: unknown) {
+  return { required: true, description, content: { "application/json": { schema, ...(example === undefined ? {} : { example }) } } } as const;
 }
 
 export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
@@ -60,3 +60,6 @@ export function jsonResponse<T extends z.ZodType>(schema: T, description: string
 }
 
 export const bearerSecurity = [{ bearer: [] as string[] }];
+
+/** 409: the request conflicts with what exists (a taken code, a disabled endpoint…). */
+export const conflictResponse = error("Conflicts with the current state: `error.message` says how");
