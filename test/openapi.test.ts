@@ -304,6 +304,21 @@ describe("API keys", () => {
     expect(brands.map((b) => b.code)).toEqual(["KEYA"]);
   });
 
+  it("a scoped key cannot import into, report on or read the imports of another brand", async () => {
+    const { key } = await createKey({ name: "bulk", brands: ["KEYA"] });
+    const csv = (brand: string) =>
+      app.request(`/api/v1/imports?brand=${brand}`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "text/csv" }, body: "type,recipient,status,source,consentDate\n" });
+    expect((await csv("KEYB")).status).toBe(403);
+    expect((await csv("KEYA")).status).toBe(200);
+    expect((await as(key, "/imports?brand=KEYB")).status).toBe(403);
+    expect((await as(key, "/reports/daily?brand=KEYB&date=2026-11-20")).status).toBe(403);
+    expect((await as(key, "/reports/daily?brand=KEYA&date=2026-11-20")).status).toBe(200);
+    const admins = await app.request("/api/v1/imports?brand=KEYB", { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/csv" }, body: "type,recipient,status,source,consentDate\n" });
+    const { id } = (await admins.json()) as { id: number };
+    expect((await as(key, `/imports/${id}`)).status).toBe(404);
+    expect((await app.request(`/api/v1/imports/${id}`, authed(undefined, "GET"))).status).toBe(200);
+  });
+
   it("a scoped key cannot read the proof of another brand's event", async () => {
     const { key } = await createKey({ name: "prover", brands: ["KEYA"] });
     const other = await app.request("/api/v1/consents", authed({ brand: "KEYB", recipient: "+905321110003", type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: recently() }));

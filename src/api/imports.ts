@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { stream } from "hono/streaming";
+import type { Context } from "hono";
 import { brandById, brandByCode } from "../brands";
+import { assertBrandAccess, canAccessBrand } from "./auth";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
 import { openReader } from "../export";
@@ -120,7 +122,8 @@ export function createImportRoutes(deps: AppDeps) {
     finishedAt: iso(r.finishedAt),
     rejectedUrl: `${base}/${r.id}/rejected`,
   });
-  const brandOf = (code: string) => {
+  const brandOf = (c: Context<HonoEnv>, code: string) => {
+    assertBrandAccess(c, code);
     const brand = brandByCode(deps.db, code);
     if (!brand) throw new ApiError("not_found", `brand ${code} not found`, { field: "brand" });
     return brand;
@@ -128,7 +131,7 @@ export function createImportRoutes(deps: AppDeps) {
 
   return apiRouter()
     .openapi(uploadRoute, async (c) => {
-      const brand = brandOf(c.req.valid("query").brand);
+      const brand = brandOf(c, c.req.valid("query").brand);
       const body = c.req.raw.body;
       if (!body) throw new ApiError("bad_request", "the request has no body: send the CSV", { field: "(body)" });
       const length = Number(c.req.header("content-length"));
@@ -147,18 +150,19 @@ export function createImportRoutes(deps: AppDeps) {
       }
     })
     .openapi(listRoute, (c) => {
-      const brand = brandOf(c.req.valid("query").brand);
+      const brand = brandOf(c, c.req.valid("query").brand);
       return c.json({ imports: importsOfBrand(deps.db, brand.id).map(present) }, 200);
     })
     .openapi(progressRoute, (c) => {
       const { id } = c.req.valid("param");
       const record = importById(deps.db, id);
-      if (!record) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
+      if (!record || !canAccessBrand(c.get("caller"), brandById(deps.db, record.brandId)?.code ?? "")) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
       return c.json(present(record), 200);
     })
     .openapi(rejectedRoute, (c) => {
       const { id } = c.req.valid("param");
-      if (!importById(deps.db, id)) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
+      const record = importById(deps.db, id);
+      if (!record || !canAccessBrand(c.get("caller"), brandById(deps.db, record.brandId)?.code ?? "")) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
       c.header("Content-Type", "text/csv; charset=utf-8");
       c.header("Content-Disposition", `attachment; filename="import-${id}-rejected.csv"`);
       return stream(c, async (s) => {

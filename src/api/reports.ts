@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";
 import { brandByCode } from "../brands";
+import { assertBrandAccess } from "./auth";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { dailyReport, istanbulDayRange, openReader, sha384 } from "../export";
@@ -50,6 +51,7 @@ const dailyRoute = createRoute({
 export function createReportRoutes(deps: AppDeps) {
   return apiRouter().openapi(dailyRoute, (c) => {
     const q = c.req.valid("query");
+    assertBrandAccess(c, q.brand);
     const brand = brandByCode(deps.db, q.brand);
     if (!brand) throw new ApiError("not_found", `brand ${q.brand} not found`, { field: "brand" });
     const day = istanbulDayRange(q.date);
