@@ -11,7 +11,7 @@ header{display:flex;align-items:center;justify-content:space-between;gap:1rem;pa
 header h1{font-size:1.1rem;margin:0}
 header nav{display:flex;gap:1rem;align-items:center}
 header a{color:#cfe0ff}
-main{padding:1rem 1.25rem;display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(28rem,1fr))}
+main{padding:1rem 1.25rem;display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr))}
 section{background:#fff;border:1px solid #dde2ea;border-radius:6px;padding:.75rem 1rem;overflow:auto}
 section.wide{grid-column:1/-1}
 h2{font-size:1rem;margin:.2rem 0 .6rem}
