@@ -55,6 +55,7 @@ beforeAll(async () => {
     IYS_PASSWORD: "p",
     METRICS_TOKEN,
     ADMIN_SESSION_MINUTES: "60",
+    LINK_CLIENT_IP_HEADER: "x-forwarded-for",
   });
   runtime = await createRuntime(config, { clock });
   runtime.startBackground();
@@ -199,6 +200,16 @@ describe("operator login", () => {
     expect(res.status).toBe(403);
     // A Referer from our origin is enough when a browser leaves Origin out.
     expect((await app.request("/admin/login", { method: "POST", headers: { referer: `${BASE}/admin/login`, "content-type": "application/x-www-form-urlencoded" }, body: `key=${ADMIN_KEY}` })).status).toBe(303);
+  });
+
+  it("after 10 login attempts from one client in 15 minutes the form answers 429, even with the right key; other clients are unaffected", async () => {
+    const attempt = (ip: string, key: string) =>
+      app.request("/admin/login", { method: "POST", headers: { origin: BASE, "x-forwarded-for": ip, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ key }).toString() });
+    for (let i = 0; i < 10; i++) expect((await attempt("203.0.113.9", `guess-${i}`)).status).toBe(401);
+    const limited = await attempt("203.0.113.9", ADMIN_KEY);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("set-cookie")).toBeNull();
+    expect((await attempt("203.0.113.10", ADMIN_KEY)).status).toBe(303);
   });
 
   it("Authorization: Bearer with the admin key opens the dashboard; another key is 401", async () => {

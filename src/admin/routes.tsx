@@ -1,9 +1,10 @@
 import type { Queue } from "bullmq";
 import { Hono, type Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { createMiddleware } from "hono/factory";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
+import { RateLimiter } from "../rate-limit";
 import type { Metrics } from "../metrics/index";
 import { loadDashboard } from "./data";
 import { ADMIN_CSP, DashboardPage, LoginPage } from "./pages";
@@ -12,6 +13,10 @@ import { SESSION_COOKIE, SessionTokens, adminKeyMatches } from "./session";
 
 /** bull-board's own page loads its scripts and styles from /admin/queues/static and inlines a few styles. */
 const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'";
+
+/** Login form posts per client IP per window (successful ones included). */
+const LOGIN_ATTEMPTS = 10;
+const LOGIN_WINDOW_MS = 15 * 60_000;
 
 const bearer = (c: Context) => /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1]?.trim();
 
@@ -26,6 +31,7 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   const publicOrigin = new URL(config.PUBLIC_BASE_URL).origin;
   const secure = publicOrigin.startsWith("https:");
   const now = () => deps.clock.now().getTime();
+  const limiter = new RateLimiter(deps.redis, config.QUEUE_PREFIX);
   const app = new Hono<HonoEnv>();
 
   app.use("*", async function adminHeaders(c, next) {
@@ -61,6 +67,13 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
     const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
     const key = typeof form.key === "string" ? form.key : "";
     if (!config.HUB_ADMIN_KEY) return c.html(<LoginPage error="The admin key is not configured (HUB_ADMIN_KEY) / Yönetici anahtarı tanımlı değil." />, 401);
+    // Guessing the key through the form: a few attempts per client per window (fails open without Redis).
+    const client = deps.secrets.pseudonym("rate-limit", clientIp(c, config.LINK_CLIENT_IP_HEADER));
+    const { limited } = await limiter.hit("admin-login", client, LOGIN_ATTEMPTS, LOGIN_WINDOW_MS, now());
+    if (limited) {
+      deps.log.warn({ requestId: c.get("requestId") }, "admin login rate-limited");
+      return c.html(<LoginPage error="Too many attempts; try again in 15 minutes / Çok fazla deneme; 15 dakika sonra tekrar deneyin." />, 429, { "Retry-After": "900" });
+    }
     if (!adminKeyMatches(key, config.HUB_ADMIN_KEY)) {
       deps.log.warn({ requestId: c.get("requestId") }, "admin login failed");
       return c.html(<LoginPage error="Wrong key / Anahtar hatalı." />, 401);
@@ -92,6 +105,16 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   app.route("/queues", board);
 
   return app;
+}
+
+function clientIp(c: Context, header: string | undefined): string {
+  const forwarded = header ? c.req.header(header)?.split(",")[0]?.trim() : undefined;
+  if (forwarded) return forwarded;
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
 }
 
 function safeOrigin(url: string): string | undefined {
