@@ -18,6 +18,8 @@ export type WorkerDeps = consentApply.ConsentApplyDeps &
     clock: Clock;
     /** Further outbox handlers contributed by channels (callbacks…), by queue and job name. */
     extraHandlers?: Partial<Record<QueueName, Record<string, OutboxHandler<WorkerDeps>>>>;
+    /** Job durations for /metrics. */
+    metrics?: { observeJob(queue: string, job: string, seconds: number, ok: boolean): void };
   };
 
 type Handler =
@@ -72,10 +74,12 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
               ? await runOutboxBatch(deps, job, handler.run, (payload as { outboxIds: number[] }).outboxIds)
               : await handler.run({ payload: payload as { receiptIds: number[] }, deps });
           deps.log.info({ queue, job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
+          deps.metrics?.observeJob(queue, job.name, (performance.now() - started) / 1000, true);
           return outcome;
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           deps.log.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: message }, "job failed");
+          deps.metrics?.observeJob(queue, job.name, (performance.now() - started) / 1000, false);
           throw err;
         }
       },

@@ -11,12 +11,17 @@ import { HTTPException } from "hono/http-exception";
 import { createApiRoutes } from "./api/index";
 import type { AppDeps, HonoEnv } from "./env";
 import { ApiError, errorBody } from "./errors";
+import { createAdminRoutes } from "./admin/routes";
+import { Metrics } from "./metrics/index";
+import { redactPath, routeLabel } from "./metrics/route";
+import { createMetricsRoutes } from "./metrics/routes";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
 export function createApp(deps: AppDeps) {
   const app = new Hono<HonoEnv>();
+  const metrics = deps.metrics ?? new Metrics().bind({ db: deps.db, queues: deps.queues });
 
   app.use("*", async function requestContext(c, next) {
     const incoming = c.req.header("x-request-id");
@@ -26,8 +31,12 @@ export function createApp(deps: AppDeps) {
     c.header("X-Request-Id", requestId);
     const started = performance.now();
     await next();
+    // The route pattern, never the raw path (it can carry a link token or a phone number).
+    const route = routeLabel(c);
+    const seconds = (performance.now() - started) / 1000;
+    metrics.observeRequest(c.req.method, route, c.res.status, seconds);
     deps.log.info(
-      { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      { requestId, method: c.req.method, route, ...(route === "unmatched" ? { path: redactPath(c.req.path) } : {}), status: c.res.status, ms: Math.round(seconds * 1000) },
       "request",
     );
   });
@@ -75,6 +84,8 @@ export function createApp(deps: AppDeps) {
   app.route("/sms", createSmsRoutes(deps));
   app.route("/voice", createIvrRoutes(deps));
   app.route("/r", createLinkRoutes(deps));
+  app.route("/admin", createAdminRoutes(deps, metrics, deps.queues ?? {}));
+  app.route("/metrics", createMetricsRoutes(deps.config, metrics));
 
   app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
 

@@ -99,6 +99,12 @@ export const ConfigSchema = z
     CALLBACK_DISABLE_AFTER_HOURS: z.coerce.number().min(0).default(120),
     /** After a secret rotation the old secret keeps signing this long. */
     CALLBACK_SECRET_OVERLAP_HOURS: z.coerce.number().min(0).default(24),
+
+    // --- Operations: dashboard, metrics ---
+    /** Lifetime of an operator's dashboard session (cookie) after logging in with HUB_ADMIN_KEY. */
+    ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(480),
+    /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
+    METRICS_TOKEN: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "at least 16 characters").optional()),
   })
   .transform((c) => ({ ...c, PUBLIC_BASE_URL: (c.PUBLIC_BASE_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, "") }));
 

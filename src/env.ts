@@ -1,3 +1,4 @@
+import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { LedgerKey } from "../db/checkpoints";
 import type { Db } from "../db/index";
@@ -6,6 +7,7 @@ import type { Config } from "./config";
 import type { BusinessCalendar } from "./domain/calendar";
 import type { Clock } from "./domain/time";
 import type { Logger } from "./log";
+import type { Metrics } from "./metrics/index";
 import type { Secrets } from "./secrets";
 import type { Caller } from "./api/auth";
 
@@ -34,6 +36,10 @@ export interface AppDeps {
      */
     applyPending(): Promise<void>;
   };
+  /** The producer's BullMQ queues by name (dashboard depths, /admin/queues); absent: none shown. */
+  queues?: Record<string, Queue>;
+  /** This runtime's Prometheus registry and instruments; absent: createApp makes one. */
+  metrics?: Metrics;
 }
 
 /** One env type for every sub-app and middleware. */

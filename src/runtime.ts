@@ -20,6 +20,7 @@ import { isProviderSource } from "./domain/consent";
 import { systemClock, type Clock } from "./domain/time";
 import type { AppDeps } from "./env";
 import { createLogger, type Logger } from "./log";
+import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
 import { callbackPlanner } from "./callbacks/store";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
@@ -136,6 +137,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   };
   const mailer = createMailer(config);
   const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs, receipts };
+  deps.queues = producer.queues;
+  deps.metrics = new Metrics().bind({ db, queues: producer.queues });
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
   let callbacks: { close(): Promise<void> } | null = null;
@@ -159,6 +162,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           interpreters,
           mailer,
           enqueueOutbox: jobs.enqueueOutbox,
+          metrics: deps.metrics,
         },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },
       );

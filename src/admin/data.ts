@@ -1,0 +1,149 @@
+import type { Db } from "../../db/index";
+import { maskAddress } from "../domain/address";
+import type { BusinessCalendar } from "../domain/calendar";
+import type { Metrics, QueueDepths } from "../metrics/index";
+
+const DAY = 86_400_000;
+/** How far back the deadline panel looks for RETs whose report or notification is still open. */
+const DEADLINE_LOOKBACK_DAYS = 30;
+
+export interface BrandCount {
+  brand: string;
+  origin: string;
+  onay: number;
+  ret: number;
+}
+
+export interface RecentEvent {
+  id: number;
+  brand: string;
+  recipient: string;
+  type: string;
+  status: string;
+  origin: string;
+  effect: string;
+  receivedAt: number;
+  iys: string | null;
+}
+
+export interface DeadlineRow {
+  eventId: number;
+  brand: string;
+  recipient: string;
+  type: string;
+  effect: string;
+  kind: string;
+  outboxStatus: string;
+  lastError: string | null;
+  receivedAt: number;
+  deadline: number | null;
+  state: "near" | "past" | "unknown";
+}
+
+export interface FailureRow {
+  source: "outbox" | "delivery";
+  id: number;
+  kind: string;
+  target: string | null;
+  status: string;
+  attempts: number;
+  lastError: string | null;
+  at: number;
+}
+
+export interface Dashboard {
+  now: number;
+  brandCounts: BrandCount[];
+  receipts: { channel: string; status: string; n: number }[];
+  recent: RecentEvent[];
+  deadlines: DeadlineRow[];
+  failures: FailureRow[];
+  queues: QueueDepths;
+}
+
+/**
+ * Everything the dashboard shows. Counts come from the metrics tallies (no full-table GROUP BY per
+ * page view); lists are index-bounded queries.
+ */
+export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; metrics: Metrics; now: number }): Promise<Dashboard> {
+  const db = deps.db.$client;
+  const [tallied, queues] = await Promise.all([deps.metrics.tallied(), deps.metrics.queueDepths()]);
+  const brandCodes = new Map((db.prepare("SELECT id, code FROM brands").all() as { id: number; code: string }[]).map((b) => [String(b.id), b.code]));
+
+  const byBrand = new Map<string, BrandCount>();
+  for (const { labels, n } of tallied.events) {
+    const brand = brandCodes.get(labels.brand_id!) ?? `#${labels.brand_id}`;
+    const key = `${brand}\0${labels.origin}`;
+    const row = byBrand.get(key) ?? { brand, origin: labels.origin!, onay: 0, ret: 0 };
+    if (labels.status === "ONAY") row.onay += n;
+    else row.ret += n;
+    byBrand.set(key, row);
+  }
+  const brandCounts = [...byBrand.values()].sort((a, b) => a.brand.localeCompare(b.brand) || a.origin.localeCompare(b.origin));
+  const receipts = tallied.receipts
+    .map(({ labels, n }) => ({ channel: labels.channel!, status: labels.status!, n }))
+    .sort((a, b) => a.channel.localeCompare(b.channel) || a.status.localeCompare(b.status));
+
+  const recent = (
+    db
+      .prepare(
+        `SELECT e.id, b.code AS brand, e.recipient, e.type, e.status, e.origin, e.effect, e.received_at AS receivedAt,
+           (SELECT o.status FROM outbox o WHERE o.event_id = e.id AND o.kind = 'iys_report' ORDER BY o.id DESC LIMIT 1) AS iys
+         FROM consent_events e JOIN brands b ON b.id = e.brand_id ORDER BY e.id DESC LIMIT 50`,
+      )
+      .all() as RecentEvent[]
+  ).map((e) => ({ ...e, recipient: maskAddress(e.recipient) }));
+
+  return { now: deps.now, brandCounts, receipts, recent, deadlines: deadlines(deps), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
+}
+
+/**
+ * RETs (movements and suppressions) whose 3-business-day deadline is less than one business day
+ * away or past while their İYS report (movements) or a provider/partner notification (callback) is
+ * not done. A RET received less than 24 h ago cannot be near: the end of the 2nd business day after
+ * its date is more than a day away.
+ */
+function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): DeadlineRow[] {
+  const rows = deps.db.$client
+    .prepare(
+      `SELECT e.id AS eventId, b.code AS brand, e.recipient, e.type, e.effect, e.received_at AS receivedAt,
+         o.kind, o.status AS outboxStatus, o.last_error AS lastError
+       FROM consent_events e
+       JOIN brands b ON b.id = e.brand_id
+       JOIN outbox o ON o.event_id = e.id AND o.kind IN ('iys_report', 'callback') AND o.status <> 'done'
+       WHERE e.received_at >= ? AND e.received_at <= ? AND e.status = 'RET'
+       ORDER BY e.received_at LIMIT 500`,
+    )
+    .all(deps.now - DEADLINE_LOOKBACK_DAYS * DAY, deps.now - DAY) as Omit<DeadlineRow, "deadline" | "state">[];
+  const out: DeadlineRow[] = [];
+  for (const r of rows) {
+    let deadline: number | null = null;
+    let state: DeadlineRow["state"] = "unknown";
+    try {
+      const received = new Date(r.receivedAt);
+      deadline = deps.calendar.deadline(received, 3).getTime();
+      const lastDayStarts = deps.calendar.deadline(received, 2).getTime();
+      if (deps.now > deadline) state = "past";
+      else if (deps.now > lastDayStarts) state = "near";
+      else continue;
+    } catch {
+      // A year missing from the holiday table: shown as unknown rather than guessed.
+    }
+    out.push({ ...r, recipient: maskAddress(r.recipient), deadline, state });
+  }
+  return out.sort((a, b) => (a.state === b.state ? a.receivedAt - b.receivedAt : a.state === "past" ? -1 : b.state === "past" ? 1 : 0));
+}
+
+function failures(db: Db, outboxIds: number[], deliveryIds: number[]): FailureRow[] {
+  const byIds = <T>(sql: (marks: string) => string, ids: number[]): T[] => (ids.length ? (db.$client.prepare(sql(ids.map(() => "?").join(","))).all(...ids) as T[]) : []);
+  const outbox = byIds<FailureRow>(
+    (m) => `SELECT 'outbox' AS source, id, kind, target, status, attempts, last_error AS lastError, updated_at AS at FROM outbox WHERE id IN (${m})`,
+    outboxIds,
+  );
+  const deliveries = byIds<FailureRow>(
+    (m) =>
+      `SELECT 'delivery' AS source, id, 'callback' AS kind, endpoint_id AS target, COALESCE('HTTP ' || response_code, 'error') AS status, attempt AS attempts, error AS lastError, at FROM deliveries WHERE id IN (${m})`,
+    deliveryIds,
+  );
+  return [...outbox, ...deliveries].sort((a, b) => b.at - a.at);
+}

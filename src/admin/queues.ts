@@ -1,0 +1,43 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { createBullBoard } from "@bull-board/api";
+import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
+import { HonoAdapter } from "@bull-board/hono";
+import { serveStatic } from "@hono/node-server/serve-static";
+import type { Queue } from "bullmq";
+import { Hono } from "hono";
+import type { Logger } from "../log";
+
+/** Where @bull-board/ui keeps its page template and static assets, or null when they are not installed. */
+export function bullBoardUiPath(): string | null {
+  try {
+    const base = dirname(createRequire(import.meta.url).resolve("@bull-board/ui/package.json"));
+    return existsSync(join(base, "dist", "index.ejs")) && existsSync(join(base, "dist", "static")) ? base : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The bull-board UI and API for every queue, mounted at `basePath` (auth is the caller's). When the
+ * UI assets are missing (a pruned install, a bundle) the board answers 503 saying so; the rest of
+ * the app is unaffected.
+ */
+export function createQueueBoard(queues: Queue[], basePath: string, log: Logger, uiBasePath = bullBoardUiPath()): Hono {
+  if (!uiBasePath) {
+    log.error({}, "bull-board UI assets (@bull-board/ui/dist) not found: /admin/queues answers 503");
+    const unavailable = new Hono();
+    unavailable.all("*", (c) =>
+      c.text("The queue board is unavailable: the @bull-board/ui assets are not installed (npm install @bull-board/ui). The dashboard at /admin still works.", 503),
+    );
+    return unavailable;
+  }
+  const serverAdapter = new HonoAdapter(serveStatic).setBasePath(basePath);
+  createBullBoard({
+    queues: queues.map((q) => new BullMQAdapter(q)),
+    serverAdapter,
+    options: { uiBasePath, uiConfig: { boardTitle: "İYS hub queues" } },
+  });
+  return serverAdapter.registerPlugin() as unknown as Hono;
+}

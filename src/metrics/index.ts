@@ -1,0 +1,150 @@
+import type { Queue } from "bullmq";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Db } from "../../db/index";
+import { withTimeout } from "../async";
+import { Tally } from "./tally";
+
+export const queueStates = ["waiting", "active", "delayed", "failed"] as const;
+export type QueueDepths = Record<string, Record<(typeof queueStates)[number], number> | null>;
+
+export interface MetricsSources {
+  db: Db;
+  queues?: Record<string, Queue>;
+}
+
+/**
+ * One Prometheus registry per runtime (never prom-client's global one: tests build several apps).
+ * Request and job durations are observed where they happen (this process); receipt, ledger, outbox
+ * and delivery totals are read from SQLite on scrape through incremental tallies, so they are exact
+ * whichever process did the work; queue depths are asked from Redis on scrape.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration = new Histogram({
+    name: "http_request_duration_seconds",
+    help: "HTTP request duration by method, route pattern (never the raw path) and status",
+    labelNames: ["method", "route", "status"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly jobDuration = new Histogram({
+    name: "job_duration_seconds",
+    help: "BullMQ job duration by queue, job name and outcome (ok or failed), in this process",
+    labelNames: ["queue", "job", "outcome"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60],
+    registers: [this.registry],
+  });
+  private sources: MetricsSources | null = null;
+  private tallies: { receipts: Tally; events: Tally; outbox: Tally; deliveries: Tally | null } | null = null;
+
+  constructor() {
+    const self = this;
+    const fromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined, map: (l: Record<string, string>) => Record<string, string> = (l) => l) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        async collect() {
+          const t = pick();
+          if (!t) return;
+          await t.refresh();
+          this.reset();
+          const merged = new Map<string, { labels: Record<string, string>; n: number }>();
+          for (const c of t.counts()) {
+            const labels = map(c.labels);
+            const key = JSON.stringify(labels);
+            const e = merged.get(key);
+            if (e) e.n += c.n;
+            else merged.set(key, { labels, n: c.n });
+          }
+          for (const { labels, n } of merged.values()) this.inc(labels, n);
+        },
+      });
+    fromTally("receipts_total", "Inbound actions durably received, by channel and current status", ["channel", "status"], () => self.tallies?.receipts);
+    fromTally("events_total", "Ledger events (applied actions), by origin, status and effect", ["origin", "status", "effect"], () => self.tallies?.events, ({ origin, status, effect }) => ({ origin: origin!, status: status!, effect: effect! }));
+    fromTally(
+      "confirmations_total",
+      "Outbox rows finished (İYS reports, confirmations, callbacks), by kind and final status",
+      ["kind", "status"],
+      () => self.tallies?.outbox,
+    );
+    fromTally("deliveries_total", "Callback HTTP delivery attempts, by success", ["ok"], () => self.tallies?.deliveries, ({ ok }) => ({ ok: ok === "1" ? "true" : "false" }));
+    new Gauge({
+      name: "queue_jobs",
+      help: "BullMQ jobs per queue and state (asked from Redis on scrape; absent when Redis is unreachable)",
+      labelNames: ["queue", "state"],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const depths = await self.queueDepths();
+        for (const [queue, counts] of Object.entries(depths)) {
+          if (!counts) continue;
+          for (const state of queueStates) this.set({ queue, state }, counts[state]);
+        }
+      },
+    });
+  }
+
+  /** Where the scrape-time values come from; the first call wins (one runtime, one database). */
+  bind(sources: MetricsSources): this {
+    if (this.sources) return this;
+    this.sources = sources;
+    const db = sources.db.$client;
+    const hasDeliveries = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'").get();
+    this.tallies = {
+      receipts: new Tally(db, { table: "receipts", columns: ["channel", "status"], open: { column: "status", values: ["received", "part"] } }),
+      events: new Tally(db, { table: "consent_events", columns: ["brand_id", "origin", "status", "effect"] }),
+      outbox: new Tally(db, {
+        table: "outbox",
+        columns: ["kind", "status"],
+        open: { column: "status", values: ["pending"] },
+        remember: { when: (r) => r.status === "failed" || r.status === "exhausted", max: 50 },
+      }),
+      deliveries: hasDeliveries ? new Tally(db, { table: "deliveries", columns: ["ok"], remember: { when: (r) => r.ok === 0, max: 50 } }) : null,
+    };
+    return this;
+  }
+
+  /** Refreshed tallies for the dashboard. */
+  async tallied() {
+    const t = this.tallies;
+    if (!t) throw new Error("Metrics.bind() was not called");
+    await Promise.all([t.receipts.refresh(), t.events.refresh(), t.outbox.refresh(), t.deliveries?.refresh()]);
+    return {
+      receipts: t.receipts.counts(),
+      events: t.events.counts(),
+      outbox: t.outbox.counts(),
+      failedOutboxIds: t.outbox.recentIds(),
+      failedDeliveryIds: t.deliveries?.recentIds() ?? [],
+    };
+  }
+
+  /** Waiting, active, delayed and failed jobs per queue; null for a queue Redis did not answer for. */
+  async queueDepths(timeoutMs = 1000): Promise<QueueDepths> {
+    const queues = this.sources?.queues ?? {};
+    const entries = await Promise.all(
+      Object.entries(queues).map(async ([name, q]) => {
+        try {
+          const c = await withTimeout(q.getJobCounts(...queueStates), timeoutMs, `job counts of ${name}`);
+          return [name, Object.fromEntries(queueStates.map((s) => [s, c[s] ?? 0]))] as const;
+        } catch {
+          return [name, null] as const;
+        }
+      }),
+    );
+    return Object.fromEntries(entries) as QueueDepths;
+  }
+
+  observeJob(queue: string, job: string, seconds: number, ok: boolean): void {
+    this.jobDuration.observe({ queue, job, outcome: ok ? "ok" : "failed" }, seconds);
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    this.httpDuration.observe({ method, route, status: String(status) }, seconds);
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

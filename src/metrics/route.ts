@@ -1,0 +1,26 @@
+import type { Context } from "hono";
+import { matchedRoutes } from "hono/route";
+
+/**
+ * The route pattern that answered (`/r/:token`, `/voice/twilio/:step`), for logs and metric labels:
+ * a raw path can carry a link token or a phone number. Called after `next()` in the outermost
+ * middleware; "unmatched" when only middleware ran (404).
+ */
+export function routeLabel(c: Context): string {
+  const routes = matchedRoutes(c);
+  // Middleware registered with use() has method ALL; the route the path matched (even when a
+  // middleware answered first, e.g. a 401) is the last one with a real method.
+  const answered = routes[c.req.routeIndex];
+  if (answered && answered.method !== "ALL") return answered.path;
+  const route = [...routes].reverse().find((r) => r.method !== "ALL");
+  if (route) return route.path;
+  return answered && !/^\/?\*$/.test(answered.path) ? answered.path : "unmatched";
+}
+
+/** A raw path for a log line with every long or digit-heavy segment (tokens, numbers) replaced. */
+export function redactPath(path: string): string {
+  return path
+    .split("/")
+    .map((seg) => (seg.length > 24 || /\d{5,}/.test(seg) || /%40|@/i.test(seg) ? ":redacted" : seg))
+    .join("/");
+}

@@ -1,0 +1,368 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import twilio from "twilio";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createQueueBoard } from "../src/admin/queues";
+import { SESSION_COOKIE, SessionTokens } from "../src/admin/session";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { FakeTwilio } from "./fakes/sms-providers";
+import { ADMIN_KEY, TestClock, authed, deletePrefix, silentLog, tempDir, testConfig, waitFor } from "./helpers";
+
+const ACCOUNT_SID = `AC${"b2".repeat(16)}`;
+const AUTH_TOKEN = "twilio-admin-test-token";
+const BASE = "https://hub.example.com";
+const METRICS_TOKEN = "metrics-token-0123456789";
+/** Monday 16 November 2026, 10:00 in Istanbul. */
+const MONDAY = new Date("2026-11-16T07:00:00Z");
+const REFUSED_BY_IYS = "+905559990000";
+
+const tmp = tempDir();
+const clock = new TestClock(MONDAY.getTime());
+const fakeTwilio = new FakeTwilio(ACCOUNT_SID, AUTH_TOKEN);
+let iysServer: Server;
+let runtime: Runtime;
+let app: App;
+
+/** A minimal İYS: tokens, and consent writes accepted except for one recipient it refuses (H120). */
+async function startIys(): Promise<string> {
+  iysServer = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      res.setHeader("content-type", "application/json");
+      if (req.url === "/oauth2/token") return res.end(JSON.stringify({ access_token: "t", refresh_token: "r", expires_in: 7200, token_type: "bearer" }));
+      const parsed = JSON.parse(body) as { recipient?: string };
+      if (parsed.recipient === REFUSED_BY_IYS) {
+        res.statusCode = 422;
+        return res.end(JSON.stringify({ errors: [{ code: "H120", message: "Alıcı formatı hatalı." }] }));
+      }
+      res.end(JSON.stringify({ transactionId: "tx", creationDate: "2026-11-16 10:00:00" }));
+    });
+  });
+  await new Promise<void>((r) => iysServer.listen(0, "127.0.0.1", r));
+  return `http://127.0.0.1:${(iysServer.address() as AddressInfo).port}`;
+}
+
+beforeAll(async () => {
+  const config = testConfig(tmp.dir, {
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_API_BASE_URL: await fakeTwilio.start(),
+    IYS_API_BASE_URL: await startIys(),
+    IYS_USERNAME: "u",
+    IYS_PASSWORD: "p",
+    METRICS_TOKEN,
+    ADMIN_SESSION_MINUTES: "60",
+    LINK_CLIENT_IP_HEADER: "x-forwarded-for",
+  });
+  runtime = await createRuntime(config, { clock });
+  runtime.startBackground();
+  app = createApp(runtime.deps);
+  for (const brand of [
+    { code: "MIGROS", name: "Migros", shortNames: ["MİGROS"], iysCode: "100", brandCode: "200", numbers: [{ number: "3434", provider: "twilio" }] },
+    { code: "KOTON", name: "Koton", shortNames: ["KOTON"] },
+  ]) {
+    const res = await app.request("/api/v1/brands", authed(brand));
+    expect(res.status, await res.clone().text()).toBe(201);
+  }
+}, 30_000);
+
+afterAll(async () => {
+  await runtime.close();
+  await fakeTwilio.stop();
+  await new Promise<void>((r) => iysServer.close(() => r()));
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const db = () => runtime.deps.db.$client;
+
+function twilioSms(from: string, body: string, sid: string) {
+  const params = { MessageSid: sid, SmsSid: sid, AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: body, NumSegments: "1" };
+  return app.request("/sms/twilio", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
+    body: new URLSearchParams(params).toString(),
+  });
+}
+
+function login(key: string, origin: string | null = BASE) {
+  return app.request("/admin/login", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(origin ? { origin } : {}) },
+    body: new URLSearchParams({ key }).toString(),
+  });
+}
+
+/** The session cookie's value from a login answer. */
+function sessionFrom(res: Response): string {
+  const m = new RegExp(`${SESSION_COOKIE}=([^;]+)`).exec(res.headers.get("set-cookie") ?? "");
+  if (!m) throw new Error("no session cookie");
+  return m[1]!;
+}
+
+const withCookie = (token: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { ...(init.headers as Record<string, string>), cookie: `${SESSION_COOKIE}=${token}` } });
+const asAdmin: RequestInit = { headers: { authorization: `Bearer ${ADMIN_KEY}` } };
+
+/** Prometheus text format → samples keyed by `name{label="v",…}` (labels sorted). */
+function parseExposition(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not an exposition line: ${line}`);
+    const labels = [...(m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}="${l[2]}"`).sort();
+    out.set(labels.length ? `${m[1]}{${labels.join(",")}}` : m[1]!, Number(m[3]));
+  }
+  return out;
+}
+
+async function scrape(): Promise<Map<string, number>> {
+  const res = await app.request("/metrics", { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parseExposition(await res.text());
+}
+
+describe("operator login", () => {
+  it("a browser without a session is sent to the login form; an API client gets 401", async () => {
+    const browser = await app.request("/admin", { headers: { accept: "text/html" } });
+    expect(browser.status).toBe(303);
+    expect(browser.headers.get("location")).toBe("/admin/login");
+    const form = await app.request("/admin/login");
+    expect(form.status).toBe(200);
+    expect(await form.text()).toContain('<form class="login" method="post" action="/admin/login">');
+    const api = await app.request("/admin");
+    expect(api.status).toBe(401);
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+  });
+
+  it("a wrong key is refused with 401 and no cookie", async () => {
+    const res = await login("not-the-key");
+    expect(res.status).toBe(401);
+    expect(res.headers.get("set-cookie")).toBeNull();
+    expect(await res.text()).toContain("Wrong key / Anahtar hatalı.");
+  });
+
+  it("the admin key gives an HttpOnly, Secure, SameSite=Strict session cookie without the key in it; logout clears it", async () => {
+    const res = await login(ADMIN_KEY);
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe("/admin");
+    const cookie = res.headers.get("set-cookie")!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/Secure/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).toMatch(/Path=\/admin/);
+    expect(cookie).toMatch(/Max-Age=3600/);
+    const token = sessionFrom(res);
+    expect(token).not.toContain(ADMIN_KEY);
+    expect(Buffer.from(token.split(".").join(""), "base64url").toString("latin1")).not.toContain(ADMIN_KEY);
+
+    const page = await app.request("/admin", withCookie(token));
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("İYS consent hub — operations");
+
+    const out = await app.request("/admin/logout", withCookie(token, { method: "POST", headers: { origin: BASE } }));
+    expect(out.status).toBe(303);
+    expect(out.headers.get("location")).toBe("/admin/login");
+    expect(out.headers.get("set-cookie")).toMatch(new RegExp(`${SESSION_COOKIE}=;.*Max-Age=0`));
+  });
+
+  it("a tampered, forged or expired session cookie is refused", async () => {
+    const token = sessionFrom(await login(ADMIN_KEY));
+    expect((await app.request("/admin", withCookie(token))).status).toBe(200);
+    const [v, exp, nonce, mac] = token.split(".") as [string, string, string, string];
+    const flipped = `${v}.${exp}.${nonce}.${mac.slice(0, -2)}${mac.at(-2) === "A" ? "B" : "A"}${mac.at(-1)}`;
+    const longer = `${v}.${Number(exp) + 86_400_000}.${nonce}.${mac}`;
+    const otherSecret = new SessionTokens(Buffer.alloc(32, 7), ADMIN_KEY).issue(clock.now().getTime(), 3_600_000);
+    const otherKey = new SessionTokens(runtime.deps.secrets.derive("admin-session"), "another-admin-key").issue(clock.now().getTime(), 3_600_000);
+    for (const bad of [flipped, longer, otherSecret, otherKey, "v1.9999999999999.AAAAAAAAAAAAAAAA.x", ADMIN_KEY]) {
+      expect((await app.request("/admin", withCookie(bad))).status, bad).toBe(401);
+    }
+    // The same token from our own secret and key is accepted until it expires.
+    const own = new SessionTokens(runtime.deps.secrets.derive("admin-session"), ADMIN_KEY).issue(clock.now().getTime(), 3_600_000);
+    expect((await app.request("/admin", withCookie(own))).status).toBe(200);
+    clock.advance(61 * 60_000);
+    expect((await app.request("/admin", withCookie(token))).status).toBe(401);
+    expect((await app.request("/admin", withCookie(own))).status).toBe(401);
+  });
+
+  it("login and logout posted from another origin, or with no origin, are refused with 403", async () => {
+    for (const origin of ["https://evil.example", "http://hub.example.com", null]) {
+      const res = await login(ADMIN_KEY, origin);
+      expect(res.status, String(origin)).toBe(403);
+      expect(res.headers.get("set-cookie")).toBeNull();
+    }
+    const token = sessionFrom(await login(ADMIN_KEY));
+    const res = await app.request("/admin/logout", withCookie(token, { method: "POST", headers: { origin: "https://evil.example" } }));
+    expect(res.status).toBe(403);
+    // A Referer from our origin is enough when a browser leaves Origin out.
+    expect((await app.request("/admin/login", { method: "POST", headers: { referer: `${BASE}/admin/login`, "content-type": "application/x-www-form-urlencoded" }, body: `key=${ADMIN_KEY}` })).status).toBe(303);
+  });
+
+  it("after 10 login attempts from one client in 15 minutes the form answers 429, even with the right key; other clients are unaffected", async () => {
+    const attempt = (ip: string, key: string) =>
+      app.request("/admin/login", { method: "POST", headers: { origin: BASE, "x-forwarded-for": ip, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ key }).toString() });
+    for (let i = 0; i < 10; i++) expect((await attempt("203.0.113.9", `guess-${i}`)).status).toBe(401);
+    const limited = await attempt("203.0.113.9", ADMIN_KEY);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("set-cookie")).toBeNull();
+    expect((await attempt("203.0.113.10", ADMIN_KEY)).status).toBe(303);
+  });
+
+  it("Authorization: Bearer with the admin key opens the dashboard; another key is 401", async () => {
+    expect((await app.request("/admin", asAdmin)).status).toBe(200);
+    expect((await app.request("/admin", { headers: { authorization: "Bearer nope" } })).status).toBe(401);
+  });
+
+  it("the dashboard is sent with a CSP without external sources, no-store and frame-ancestors 'none'", async () => {
+    for (const path of ["/admin", "/admin/login"]) {
+      const res = await app.request(path, asAdmin);
+      const csp = res.headers.get("content-security-policy")!;
+      expect(csp).toMatch(/default-src 'none'/);
+      expect(csp).toMatch(/frame-ancestors 'none'/);
+      expect(csp).not.toMatch(/https?:|\*/);
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("x-frame-options")).toBe("DENY");
+    }
+    const html = await (await app.request("/admin", asAdmin)).text();
+    expect(html).not.toMatch(/<script|<link|src="http/);
+  });
+});
+
+describe("dashboard content", () => {
+  it("shows counts per brand and channel, the last events with masked addresses and the queue depths", async () => {
+    expect((await twilioSms("+905321112233", "RET MIGROS", `SM${"1".padStart(32, "0")}`)).status).toBe(200);
+    const api = await app.request("/api/v1/consents", authed({ brand: "KOTON", recipient: "ayse@example.com", type: "EPOSTA", status: "ONAY", source: "HS_WEB", consentDate: "2026-11-16 09:00:00" }));
+    expect(api.status, await api.clone().text()).toBe(201);
+    await waitFor(() => (db().prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = '+905321112233'").get() as { n: number }).n === 1);
+
+    const html = await (await app.request("/admin", asAdmin)).text();
+    const section = (id: string) => new RegExp(`<section id="${id}"[^]*?</section>`).exec(html)![0];
+    expect(section("counts")).toContain("<td>MIGROS</td><td>sms</td><td class=\"num\">0</td><td class=\"num\">1</td>");
+    expect(section("counts")).toContain("<td>KOTON</td><td>api</td><td class=\"num\">1</td><td class=\"num\">0</td>");
+    const recent = section("recent");
+    expect(recent).toContain("+90532*****33");
+    expect(recent).toContain("a***@example.com");
+    expect(html).not.toContain("5321112233");
+    expect(html).not.toContain("ayse@");
+    const queues = section("queues");
+    for (const q of ["consent", "confirmations", "callbacks", "iys-reports"]) expect(queues).toContain(`<td>${q}</td>`);
+    expect(queues).toMatch(/<td class="num" data-state="waiting">\d+<\/td>/);
+  });
+
+  it("queue depths count jobs waiting in Redis", async () => {
+    const queue = runtime.producer.queues.callbacks;
+    await queue.add("callback.deliver", { outboxIds: [999_999] }, { jobId: "admin-test-depth", delay: 3_600_000 });
+    const depths = await runtime.deps.metrics!.queueDepths();
+    expect(depths.callbacks!.delayed).toBeGreaterThanOrEqual(1);
+    const html = await (await app.request("/admin", asAdmin)).text();
+    const row = /<tr><td>callbacks<\/td>(.*?)<\/tr>/.exec(html)![1]!;
+    expect(Number(/data-state="delayed">(\d+)</.exec(row)![1])).toBe(depths.callbacks!.delayed);
+    await queue.remove("admin-test-depth");
+  });
+
+  it("a RET whose İYS report is not done shows as near its 3-business-day deadline, then past it", async () => {
+    const onay = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: REFUSED_BY_IYS, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(clock.now()) }));
+    expect(onay.status, await onay.clone().text()).toBe(201);
+    clock.advance(2000);
+    const t0 = clock.now().getTime();
+    const res = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: REFUSED_BY_IYS, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(clock.now()) }));
+    expect(res.status, await res.clone().text()).toBe(201);
+    const eventId = ((await res.json()) as { event: { id: number } }).event.id;
+    const row = () => db().prepare("SELECT status, last_error AS lastError FROM outbox WHERE event_id = ? AND kind = 'iys_report'").get(eventId) as { status: string; lastError: string };
+    await waitFor(() => row()?.status === "failed");
+    expect(row().lastError).toContain("H120");
+    const deadlines = async () => /<section id="deadlines"[^]*?<\/section>/.exec(await (await app.request("/admin", asAdmin)).text())![0];
+    const deadlineRow = async () => new RegExp(`<tr><td><span class="badge (\\w+)">\\w+</span></td><td class="num">${eventId}</td>.*?</tr>`).exec(await deadlines());
+
+    // Received Monday ~11:00: deadline is the end of Thursday; "near" from the end of Wednesday.
+    expect(await deadlineRow()).toBeNull();
+    clock.set(new Date(t0 + 2 * 86_400_000)); // Wednesday, more than one business day left
+    expect(await deadlineRow()).toBeNull();
+    clock.set(new Date("2026-11-19T09:00:00Z")); // Thursday noon
+    const near = await deadlineRow();
+    expect(near?.[1]).toBe("near");
+    expect(near![0]).toContain("+90555*****00");
+    expect(near![0]).toContain("2026-11-19 23:59:59");
+    expect(near![0]).toContain("H120");
+    clock.set(new Date("2026-11-20T09:00:00Z")); // Friday
+    expect((await deadlineRow())?.[1]).toBe("past");
+  });
+
+  it("a failed İYS report is listed among the failures with its error", async () => {
+    const html = await (await app.request("/admin", asAdmin)).text();
+    const failures = /<section id="failures"[^]*?<\/section>/.exec(html)![0];
+    expect(failures).toMatch(/<td>outbox<\/td><td class="num">\d+<\/td><td>iys_report<\/td><td><\/td><td><span class="badge failed">failed<\/span><\/td>.*H120: Alıcı formatı hatalı\./);
+  });
+});
+
+describe("/metrics", () => {
+  it("requires METRICS_TOKEN or the admin key", async () => {
+    expect((await app.request("/metrics")).status).toBe(401);
+    expect((await app.request("/metrics", { headers: { authorization: "Bearer wrong-token-0123456789" } })).status).toBe(401);
+    expect((await app.request("/metrics", asAdmin)).status).toBe(200);
+    expect((await app.request("/metrics", { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(200);
+  });
+
+  it("counts receipts, ledger events, finished outbox rows, job and request durations by route pattern, and queue depths", async () => {
+    const before = await scrape();
+    const get = (m: Map<string, number>, k: string) => m.get(k) ?? 0;
+    expect((await twilioSms("+905321112244", "RET MIGROS", `SM${"2".padStart(32, "0")}`)).status).toBe(200);
+    expect((await twilioSms("+905321112255", "ONAY MIGROS", `SM${"3".padStart(32, "0")}`)).status).toBe(200);
+    await waitFor(() => (db().prepare("SELECT count(*) AS n FROM outbox o JOIN receipts r ON r.id = o.receipt_id WHERE r.from_address IN ('+905321112244', '+905321112255') AND o.status = 'done'").get() as { n: number }).n === 2);
+    await app.request("/r/this-is-a-link-token-that-must-not-be-a-label");
+    const after = await scrape();
+
+    const delta = (k: string) => get(after, k) - get(before, k);
+    expect(delta('receipts_total{channel="sms",status="applied"}')).toBe(2);
+    expect(delta('events_total{effect="suppression",origin="sms",status="RET"}')).toBe(1);
+    expect(delta('events_total{effect="movement",origin="sms",status="ONAY"}')).toBe(1);
+    expect(delta('confirmations_total{kind="confirmation",status="done"}')).toBe(2);
+    // Matches the database exactly.
+    const iysFailed = (db().prepare("SELECT count(*) AS n FROM outbox WHERE kind = 'iys_report' AND status = 'failed'").get() as { n: number }).n;
+    expect(get(after, 'confirmations_total{kind="iys_report",status="failed"}')).toBe(iysFailed);
+    const events = (db().prepare("SELECT count(*) AS n FROM consent_events").get() as { n: number }).n;
+    expect([...after].filter(([k]) => k.startsWith("events_total{")).reduce((s, [, v]) => s + v, 0)).toBe(events);
+
+    expect(get(after, 'job_duration_seconds_count{job="consent.apply",outcome="ok",queue="consent"}')).toBeGreaterThanOrEqual(2);
+    expect(get(after, 'job_duration_seconds_count{job="iys.report",outcome="ok",queue="iys-reports"}')).toBeGreaterThanOrEqual(1);
+    expect(delta('http_request_duration_seconds_count{method="POST",route="/sms/twilio",status="200"}')).toBe(2);
+    const labels = [...after.keys()].join("\n");
+    expect(labels).toContain('route="/r/:token"');
+    expect(labels).not.toContain("this-is-a-link-token");
+    expect(labels).not.toMatch(/\+90532/);
+    for (const q of ["consent", "confirmations", "callbacks", "iys-reports"]) {
+      for (const s of ["waiting", "active", "delayed", "failed"]) expect(after.has(`queue_jobs{queue="${q}",state="${s}"}`), `${q} ${s}`).toBe(true);
+    }
+  });
+});
+
+describe("/admin/queues", () => {
+  it("serves the bull-board page, its assets and its API for every queue, behind the admin login", async () => {
+    expect((await app.request("/admin/queues")).status).toBe(401);
+    expect((await app.request("/admin/queues/api/queues")).status).toBe(401);
+    const token = sessionFrom(await login(ADMIN_KEY));
+    const page = await app.request("/admin/queues", withCookie(token));
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('<base href="/admin/queues/" />');
+    const script = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)![1]!;
+    const asset = await app.request(`/admin/queues/${script}`, withCookie(token));
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get("content-type")).toMatch(/javascript/);
+    const api = await app.request("/admin/queues/api/queues", withCookie(token));
+    expect(api.status).toBe(200);
+    const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
+    expect(names).toEqual(["callbacks", "confirmations", "consent", "iys-reports"]);
+  });
+
+  it("answers 503 naming the missing assets when the bull-board UI is not installed, without failing the app", async () => {
+    const board = createQueueBoard(Object.values(runtime.producer.queues), "/admin/queues", silentLog, null);
+    const res = await board.request("/");
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain("@bull-board/ui");
+  });
+});
