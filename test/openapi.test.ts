@@ -244,10 +244,17 @@ describe("routes called with their documented examples", () => {
     await callDocumented("/keys", "get", {}, 200);
   });
 
-  it("a bad request is answered with the documented error shape naming the field", async () => {
+  it("a bad request is answered with the documented error shape naming the field; malformed JSON names (body), another content type is a 415", async () => {
     const { type: _type, ...noType } = requestExample("/consents", "post");
     const body = await callDocumented("/consents", "post", { body: noType }, 400);
     expect(body.error).toMatchObject({ code: "bad_request", field: "type" });
+    for (const path of ["/consents", "/brands", "/links", "/check", "/keys", "/subscriptions"]) {
+      const malformed = await app.request(`/api/v1${path}`, { method: "POST", headers: authed().headers, body: "{ not json" });
+      expect(malformed.status, path).toBe(400);
+      expect((await malformed.json()).error, path).toMatchObject({ code: "bad_request", field: "(body)" });
+      const text = await app.request(`/api/v1${path}`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/plain" }, body: "{}" });
+      expect(text.status, path).toBe(415);
+    }
     const unknown = await callDocumented("/brands/{code}", "get", { url: "/brands/NOPE" }, 404);
     expect(unknown.error.code).toBe("not_found");
   });
