@@ -1,13 +1,12 @@
-import { serve, type ServerType } from "@hono/node-server";
 import { mkdirSync } from "node:fs";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
+import { launchChromium, listenForApp } from "./browser";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
 const ARTIFACTS = join(import.meta.dirname, "artifacts");
@@ -18,17 +17,14 @@ const tmp = tempDir();
 const fakeTwilio = new FakeTwilio(ACCOUNT_SID, AUTH_TOKEN);
 let runtime: Runtime;
 let app: App;
-let server: ServerType;
+let server: Awaited<ReturnType<typeof listenForApp>>;
 let origin: string;
 let browser: Browser;
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  // The server is up before the app exists so PUBLIC_BASE_URL can be its real origin.
-  let handler: App | null = null;
-  server = serve({ fetch: (req, env) => (handler ? handler.fetch(req, env) : new Response("starting", { status: 503 })), port: 0, hostname: "127.0.0.1" });
-  await new Promise<void>((resolve) => (server.listening ? resolve() : server.once("listening", () => resolve())));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await listenForApp();
+  origin = server.origin;
   runtime = await createRuntime(
     testConfig(tmp.dir, {
       PUBLIC_BASE_URL: origin,
@@ -39,18 +35,15 @@ beforeAll(async () => {
   );
   runtime.startBackground();
   app = createApp(runtime.deps);
-  handler = app;
+  server.serveApp(app);
   const brand = await app.request("/api/v1/brands", authed({ code: "MIGROS", name: "Migros", shortNames: ["MİGROS"], numbers: [{ number: "3434", provider: "twilio" }] }));
   expect(brand.status).toBe(201);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.close();
   await runtime.close();
   await fakeTwilio.stop();
   await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
