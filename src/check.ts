@@ -15,6 +15,11 @@ export interface CheckResult {
  * except for TACIR recipients, who may be messaged until they refuse. Addresses are normalised as
  * everywhere else and given back as sent.
  */
+// CROSS JOIN fixes the loop order: each address probes the state's primary key. Left to itself the
+// planner may scan the brand's states and re-read the JSON array for each one (quadratic).
+export const CHECK_SQL = `SELECT CAST(j.key AS INTEGER) AS i, s.status FROM json_each(?) j
+  CROSS JOIN consent_state s ON s.brand_id = ? AND s.recipient = j.value AND s.recipient_type = ? AND s.type = ?`;
+
 export function checkRecipients(db: Db, brandId: number, type: ConsentType, recipientType: RecipientType, recipients: string[]): CheckResult {
   const normalized: string[] = [];
   const invalid = new Map<number, string>();
@@ -30,11 +35,7 @@ export function checkRecipients(db: Db, brandId: number, type: ConsentType, reci
   // Set-based: one statement joins every address to the state (index lookups inside SQLite), one
   // snapshot for the whole answer, instead of a call per recipient.
   const statuses = new Map<number, string>();
-  for (const r of stmt<[string, number, string, string], { i: number; status: string }>(
-    db,
-    `SELECT CAST(j.key AS INTEGER) AS i, s.status FROM json_each(?) j
-       JOIN consent_state s ON s.brand_id = ? AND s.recipient = j.value AND s.recipient_type = ? AND s.type = ?`,
-  ).all(JSON.stringify(normalized), brandId, recipientType, type)) {
+  for (const r of stmt<[string, number, string, string], { i: number; status: string }>(db, CHECK_SQL).all(JSON.stringify(normalized), brandId, recipientType, type)) {
     statuses.set(r.i, r.status);
   }
   const result: CheckResult = { allowed: [], denied: [] };

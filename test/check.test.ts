@@ -1,6 +1,7 @@
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
+import { CHECK_SQL } from "../src/check";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig } from "./helpers";
@@ -95,6 +96,12 @@ describe("pre-send check", () => {
     const over = await check({ brand: "MIGROS", type: "MESAJ", recipients: [...recipients, "+905330000000"] });
     expect(over.status).toBe(400);
     expect((await over.json()).error.field).toBe("recipients");
+  });
+
+  it("probes the state's primary key once per address, never scanning the brand's states", () => {
+    const plan = (runtime.deps.db.$client.prepare(`EXPLAIN QUERY PLAN ${CHECK_SQL}`).all("[]", 1, "BIREYSEL", "MESAJ") as { detail: string }[]).map((r) => r.detail);
+    expect(plan[0]).toMatch(/SCAN j/);
+    expect(plan[1]).toMatch(/SEARCH s USING INDEX sqlite_autoindex_consent_state_1 \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
   });
 
   it("bad input is a clear 4xx", async () => {
