@@ -1,56 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatIysDate } from "../src/domain/time";
 import { verifyReceived, WebhookReceiver } from "./fakes/webhook-receiver";
+import { HubProcess } from "./hub-process";
 import { ADMIN_KEY, deletePrefix, REDIS_URL, tempDir, uniquePrefix, waitFor } from "./helpers";
-
-/** The real server as a child process, so a crash point can SIGKILL it in the middle of a delivery. */
-class HubProcess {
-  child: ChildProcess | null = null;
-  output = "";
-  constructor(readonly port: number, readonly env: Record<string, string>) {}
-
-  async start(extra: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, ["--import", "tsx", "src/server.ts"], {
-      env: { ...process.env, ...this.env, ...extra, PORT: String(this.port) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
-    this.child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
-    await waitFor(
-      async () => {
-        if (this.child?.exitCode !== null) throw new Error(`hub exited early:\n${this.output}`);
-        return (await fetch(`http://127.0.0.1:${this.port}/healthz`).catch(() => null))?.ok;
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
-  }
-
-  exited(): Promise<{ signal: NodeJS.Signals | null }> {
-    return new Promise((resolve) => {
-      if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) resolve({ signal: this.child?.signalCode ?? null });
-      else this.child.once("exit", (_code, signal) => resolve({ signal }));
-    });
-  }
-
-  async stop() {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-      const done = this.exited();
-      this.child.kill("SIGTERM");
-      await done;
-    }
-  }
-
-  post(path: string, body: unknown) {
-    return fetch(`http://127.0.0.1:${this.port}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  }
-}
 
 const tmp = tempDir();
 const prefix = uniquePrefix();
@@ -114,7 +68,7 @@ describe("a worker killed in the middle of a delivery", () => {
     });
     expect(res.status).toBe(201);
     // The receiver answered 2xx, then the process died before recording it.
-    expect(await crashing.exited()).toEqual({ signal: "SIGKILL" });
+    expect(await crashing.exited()).toMatchObject({ signal: "SIGKILL" });
     expect(receiver.at("/crm")).toHaveLength(1);
     expect(rows("SELECT status FROM outbox WHERE kind = 'callback'")).toEqual([{ status: "pending" }]);
     expect(rows("SELECT * FROM deliveries")).toEqual([]);
