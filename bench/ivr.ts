@@ -8,12 +8,12 @@ import { createApp } from "../src/app";
 import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { pool, rate, type Scenario } from "./lib";
+import { BENCH_ADMIN, BENCH_BASE, benchEnv, pool, rate, type Scenario } from "./lib";
 
 const ACCOUNT_SID = `AC${"e4".repeat(16)}`;
 const AUTH_TOKEN = "bench-voice-token";
-const BASE = "https://hub.example.com";
-const ADMIN = "bench-admin";
+const BASE = BENCH_BASE;
+const ADMIN = BENCH_ADMIN;
 const NUMBER = "+908502220000";
 
 /** A bare handler answering a TwiML Gather of the same size: form parsing and the XML, nothing else. */
@@ -32,17 +32,9 @@ export const ivrStep: Scenario = {
     const prefix = `hubbench-${process.pid}-${Date.now()}`;
     const runtime = await createRuntime(
       loadConfig({
-        DATABASE_PATH: join(dir, "hub.db"),
-        LEDGER_KEY_PATH: join(dir, "key.json"),
-        HUB_SECRET: "bench",
-        REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-        QUEUE_PREFIX: prefix,
-        HUB_ADMIN_KEY: ADMIN,
-        LOG_LEVEL: "silent",
-        PUBLIC_BASE_URL: BASE,
+        ...benchEnv(dir, prefix),
         TWILIO_ACCOUNT_SID: ACCOUNT_SID,
         TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-        CHECKPOINT_INTERVAL_SECONDS: "0",
         RUN_WORKERS: "false",
       }),
     );

@@ -37,3 +37,21 @@ export async function pool(total: number, concurrency: number, fn: (i: number) =
   return performance.now() - t0;
 }
 
+
+export const BENCH_BASE = "https://hub.example.com";
+export const BENCH_ADMIN = "bench-admin";
+
+/** The environment every benchmark hub shares: files in `dir`, its own queue prefix, quiet logs, no timed checkpoints. */
+export function benchEnv(dir: string, prefix: string): Record<string, string> {
+  return {
+    DATABASE_PATH: `${dir}/hub.db`,
+    LEDGER_KEY_PATH: `${dir}/key.json`,
+    HUB_SECRET: "bench",
+    REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
+    QUEUE_PREFIX: prefix,
+    HUB_ADMIN_KEY: BENCH_ADMIN,
+    LOG_LEVEL: "silent",
+    PUBLIC_BASE_URL: BENCH_BASE,
+    CHECKPOINT_INTERVAL_SECONDS: "0",
+  };
+}

@@ -7,10 +7,10 @@ import { createApp } from "../src/app";
 import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { pool, rate, type Scenario } from "./lib";
+import { BENCH_ADMIN, BENCH_BASE, benchEnv, pool, rate, type Scenario } from "./lib";
 
-const BASE = "https://hub.example.com";
-const ADMIN = "bench-admin";
+const BASE = BENCH_BASE;
+const ADMIN = BENCH_ADMIN;
 const BATCH = 10_000;
 
 /** A hub without workers (the click is measured up to its durable receipt) and one brand. */
@@ -19,15 +19,7 @@ async function hub() {
   const prefix = `hubbench-link-${process.pid}-${Date.now()}`;
   const runtime = await createRuntime(
     loadConfig({
-      DATABASE_PATH: join(dir, "hub.db"),
-      LEDGER_KEY_PATH: join(dir, "key.json"),
-      HUB_SECRET: "bench",
-      REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-      QUEUE_PREFIX: prefix,
-      HUB_ADMIN_KEY: ADMIN,
-      LOG_LEVEL: "silent",
-      PUBLIC_BASE_URL: BASE,
-      CHECKPOINT_INTERVAL_SECONDS: "0",
+      ...benchEnv(dir, prefix),
       RUN_WORKERS: "false",
       // Every in-process request has the same (unknown) client IP.
       LINK_LIMIT_PER_IP_PER_MINUTE: "100000000",

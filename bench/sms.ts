@@ -11,12 +11,12 @@ import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
 import { FakeTwilio } from "../test/fakes/sms-providers";
-import { percentile, pool, rate, type Scenario } from "./lib";
+import { BENCH_ADMIN, BENCH_BASE, benchEnv, percentile, pool, rate, type Scenario } from "./lib";
 
 const ACCOUNT_SID = `AC${"b2".repeat(16)}`;
 const AUTH_TOKEN = "bench-token";
-const BASE = "https://hub.example.com";
-const ADMIN = "bench-admin";
+const BASE = BENCH_BASE;
+const ADMIN = BENCH_ADMIN;
 
 /** The fake Twilio in a child process; `sent(since)` reads what it accepted and when. */
 async function externalFakeTwilio() {
@@ -46,20 +46,12 @@ async function hub(extra: Record<string, string> = {}) {
   const prefix = `hubbench-${process.pid}-${Date.now()}`;
   const fake = new FakeTwilio(ACCOUNT_SID, AUTH_TOKEN);
   const config = loadConfig({
-    DATABASE_PATH: join(dir, "hub.db"),
-    LEDGER_KEY_PATH: join(dir, "key.json"),
-    HUB_SECRET: "bench",
-    REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-    QUEUE_PREFIX: prefix,
-    HUB_ADMIN_KEY: ADMIN,
-    LOG_LEVEL: "silent",
-    PUBLIC_BASE_URL: BASE,
+    ...benchEnv(dir, prefix),
     TWILIO_ACCOUNT_SID: ACCOUNT_SID,
     TWILIO_AUTH_TOKEN: AUTH_TOKEN,
     TWILIO_API_BASE_URL: await fake.start(),
     SMS_LIMIT_PER_SENDER_PER_HOUR: "1000",
     SMS_LIMIT_PER_NUMBER_PER_MINUTE: "1000000",
-    CHECKPOINT_INTERVAL_SECONDS: "0",
     ...extra,
   });
   const runtime = await createRuntime(config);
