@@ -55,6 +55,11 @@ export function normalizePhone(input: string): PhoneResult {
   const digits = s.startsWith("+") ? s.length - 1 : s.length;
   if (digits > E164_MAX_DIGITS) return fail("H166");
 
+  // National and international spellings of a canonical mobile ("0532 123 45 67", "90532…", "5321234567")
+  // need no library either: the same check as above once the trunk 0 or the country code is settled.
+  const national = s.startsWith("+90") ? s.slice(3) : s.length === 11 && s.startsWith("0") ? s.slice(1) : s.length === 10 ? s : "";
+  if (national.length === 10 && CANONICAL_TR_MOBILE.test(`+90${national}`)) return { ok: true, kind: "phone", value: `+90${national}`, phoneKind: "mobile" };
+
   const parsed = parsePhoneNumberFromString(s, "TR");
   if (!parsed || !parsed.isValid()) return fail("H121");
   const value = parsed.number;
