@@ -373,6 +373,91 @@ describe("partners", () => {
     expect((await app.request("/api/v1/brands/LCW/partners/49999999", authed(undefined, "GET"))).status).toBe(404);
   });
 
+  const patchPartner = (brand: string, retailerCode: string, body: Record<string, unknown>) =>
+    app.request(`/api/v1/brands/${brand}/partners/${retailerCode}`, authed(body, "PATCH"));
+
+  it("a partner's name and URL change through PATCH: a first URL creates its endpoint (secret shown then), null stops deliveries", async () => {
+    const p = await addPartner("KOTON", "60000001", false);
+    expect(p.endpointId).toBeNull();
+    expect((await patchPartner("KOTON", p.retailerCode, { status: "active" })).status).toBe(409);
+    const first = newPath("p60000001");
+    const added = await patchPartner("KOTON", p.retailerCode, { url: `${receiver.base}${first}`, name: "Bayi Moda" });
+    expect(added.status, await added.clone().text()).toBe(200);
+    const withUrl = (await added.json()) as { secret: string; endpointId: string; name: string; endpointStatus: string };
+    expect(withUrl).toMatchObject({ name: "Bayi Moda", endpointStatus: "active" });
+    expect(withUrl.secret).toMatch(/^whsec_/);
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => delivered(first).length === 1);
+    expect(verifyReceived(withUrl.secret, delivered(first)[0]!)).toBe(true);
+
+    // A new URL keeps the endpoint and its secret (none in the answer).
+    const second = newPath("p60000001");
+    const moved = await patchPartner("KOTON", p.retailerCode, { url: `${receiver.base}${second}` });
+    expect(moved.status).toBe(200);
+    const movedJson = (await moved.json()) as Record<string, unknown>;
+    expect(movedJson).toMatchObject({ endpointId: withUrl.endpointId, url: `${receiver.base}${second}` });
+    expect(movedJson).not.toHaveProperty("secret");
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => delivered(second).length === 1);
+    expect(verifyReceived(withUrl.secret, delivered(second)[0]!)).toBe(true);
+    expect(delivered(first)).toHaveLength(1);
+
+    const removed = await patchPartner("KOTON", p.retailerCode, { url: null });
+    expect(await removed.json()).toMatchObject({ url: null, endpointId: null, endpointStatus: null });
+    await change("KOTON", newRecipient(), "ONAY");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(delivered(second)).toHaveLength(1);
+
+    const bad = await patchPartner("KOTON", p.retailerCode, { secret: "mine" });
+    expect(bad.status).toBe(400);
+    expect((await patchPartner("KOTON", p.retailerCode, { url: "ftp://bayi.example.com" })).status).toBe(400);
+    expect((await patchPartner("KOTON", "69999999", { name: "x" })).status).toBe(404);
+    expect((await app.request(`/api/v1/brands/KOTON/partners/${p.retailerCode}`, authed(undefined, "GET"))).status).toBe(200);
+  });
+
+  it("a partner's secret rotates with an overlap; a replaced API key refuses the old one at once", async () => {
+    const p = await addPartner("KOTON", "61000001");
+    const rotated = await app.request(`/api/v1/brands/KOTON/partners/${p.retailerCode}/rotate-secret`, authed({}));
+    expect(rotated.status).toBe(200);
+    const { secret, previousSecretValidUntil } = (await rotated.json()) as { secret: string; previousSecretValidUntil: string };
+    expect(secret).not.toBe(p.secret);
+    expect(Date.parse(previousSecretValidUntil)).toBeGreaterThan(clock.now().getTime());
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => delivered(p.path).length === 1);
+    expect(verifyReceived(secret, delivered(p.path)[0]!)).toBe(true);
+    expect(verifyReceived(p.secret, delivered(p.path)[0]!)).toBe(true);
+
+    const keyed = await app.request(`/api/v1/brands/KOTON/partners/${p.retailerCode}/rotate-key`, authed({}));
+    const { apiKey } = (await keyed.json()) as { apiKey: string };
+    expect(apiKey).not.toBe(p.apiKey);
+    const body = { brand: "KOTON", recipient: newRecipient(), type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - 60_000)) };
+    expect((await report(p.retailerCode, p.apiKey, body)).status).toBe(401);
+    expect((await report(p.retailerCode, apiKey, body)).status).toBe(201);
+
+    const bare = await addPartner("KOTON", "61000002", false);
+    expect((await app.request(`/api/v1/brands/KOTON/partners/${bare.retailerCode}/rotate-secret`, authed({}))).status).toBe(409);
+  });
+
+  it("a partner's deliveries since a time are replayed; a partner without a URL or disabled gets a 409", async () => {
+    const p = await addPartner("KOTON", "62000001");
+    const start = clock.now().toISOString();
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => delivered(p.path).length === 1);
+    const replay = (body: Record<string, unknown>, code = p.retailerCode) => app.request(`/api/v1/brands/KOTON/partners/${code}/replay`, authed(body));
+    const failedOnly = await replay({ since: start });
+    expect(await failedOnly.json()).toMatchObject({ replayed: 0 });
+    const all = await replay({ since: start, only: "all" });
+    expect(all.status).toBe(202);
+    expect(await all.json()).toMatchObject({ replayed: 1 });
+    await waitFor(() => delivered(p.path).length === 2);
+    expect(new Set(delivered(p.path).map((r) => r.headers["webhook-id"])).size).toBe(1);
+    expect((await replay({ since: "yesterday" })).status).toBe(400);
+    expect((await patchPartner("KOTON", p.retailerCode, { status: "disabled" })).status).toBe(200);
+    expect((await replay({ since: start, only: "all" })).status).toBe(409);
+    const bare = await addPartner("KOTON", "62000002", false);
+    expect((await replay({ since: start }, bare.retailerCode)).status).toBe(409);
+  });
+
   it("a RET by SMS reaches every partner of the brand, signed with each one's secret", async () => {
     const partners: Awaited<ReturnType<typeof addPartner>>[] = [];
     for (let i = 1; i <= 5; i++) partners.push(await addPartner("MIGROS", `5000000${i}`));

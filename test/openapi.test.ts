@@ -150,7 +150,12 @@ describe("the OpenAPI document", () => {
 
   it("gives every operation a summary, a success response with a schema, and a request schema where it takes a body", () => {
     // POSTs that act on the path alone (a body, if any, is ignored).
-    const bodyless = new Set(["POST /subscriptions/{id}/rotate-secret", "POST /deliveries/{outboxId}/replay"]);
+    const bodyless = new Set([
+      "POST /subscriptions/{id}/rotate-secret",
+      "POST /deliveries/{outboxId}/replay",
+      "POST /brands/{brand}/partners/{retailerCode}/rotate-secret",
+      "POST /brands/{brand}/partners/{retailerCode}/rotate-key",
+    ]);
     const problems: string[] = [];
     for (const { path, method, op } of operations()) {
       const name = `${method.toUpperCase()} ${path}`;

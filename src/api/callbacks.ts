@@ -68,6 +68,17 @@ const PartnerInput = z.object({
   url: Url.nullish().openapi({ description: "where the partner receives the brand's changes (optional)" }),
 }).openapi("PartnerRequest", { example: { retailerCode: "12345678", name: "Bayi Kadıköy", url: "https://bayi.example.com/hooks/iys" } });
 
+const ReplayAccepted = z.object({ replayed: z.number().int(), outboxIds: z.array(z.number().int()) }).openapi("ReplayAccepted");
+
+const PartnerPatch = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    url: Url.nullable().optional().openapi({ description: "a new URL (a partner without one gets an endpoint and its secret), or null to stop deliveries" }),
+    status: z.enum(endpointStatuses).optional().openapi({ description: '`"active"` re-enables an endpoint the hub disabled after failing too long' }),
+  })
+  .strict()
+  .openapi("PartnerPatch", { example: { url: "https://bayi.example.com/hooks/iys-v2" } });
+
 const DeliveriesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100).openapi({ example: 100 }),
   failed: z.enum(["true", "false"]).optional().openapi({ description: "only failed attempts" }),
@@ -124,6 +135,17 @@ const CreatedPartner = PartnerOut.extend({
   secret: z.string().optional().openapi({ description: "signing secret of its endpoint (when `url` was given): shown only here" }),
   apiKey: z.string().openapi({ description: "the partner's own key for POST /partners/{retailerCode}/consents: shown only here" }),
 }).openapi("CreatedPartner");
+
+const ChangedPartner = PartnerOut.extend({
+  secret: z.string().optional().openapi({ description: "signing secret of a newly created endpoint (a URL given to a partner that had none): shown only here" }),
+}).openapi("ChangedPartner");
+const PartnerWithSecret = PartnerOut.extend({
+  secret: z.string().openapi({ description: "the new signing secret: shown only here" }),
+  previousSecretValidUntil: z.string().nullable().openapi({ description: "the old secret also signs until then" }),
+}).openapi("PartnerWithSecret");
+const PartnerWithKey = PartnerOut.extend({
+  apiKey: z.string().openapi({ description: "the partner's new API key: shown only here; the old one is refused from now on" }),
+}).openapi("PartnerWithKey");
 
 const SubscriptionId = z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, example: "ep_0123456789abcdef" }) });
 const BrandParam = z.string().openapi({ param: { name: "brand", in: "path" }, example: "MIGROS" });
@@ -245,11 +267,42 @@ const replaySinceRoute = createRoute({
   description: `${adminOnly} The newest delivery of each event since \`since\` that ended failed (or every one, \`only: "all"\`) is delivered again under the same webhook-id. 409 while the subscription is disabled.`,
   request: { params: SubscriptionId, body: jsonBody(ReplaySince, "from when", { since: "2026-11-25T09:00:00Z", only: "failed" }) },
   responses: {
-    202: jsonResponse(z.object({ replayed: z.number().int(), outboxIds: z.array(z.number().int()) }).openapi("ReplayAccepted"), "Queued"),
+    202: jsonResponse(ReplayAccepted, "Queued"),
     ...errorResponses,
     409: conflictResponse,
   },
 });
+
+/** A new signing secret for an endpoint; the old one keeps signing (a second signature) for the overlap. */
+function rotateSecret(deps: AppDeps, e: EndpointRow): string {
+  const secret = newWebhookSecret();
+  const now = deps.clock.now().getTime();
+  const secretEnc = encryptSecret(callbackSecretsKey(deps.config, deps.secrets), secret);
+  deps.db.$client.transaction(() => {
+    rotateEndpointSecret(deps.db, e.id, secretEnc, now + deps.config.CALLBACK_SECRET_OVERLAP_HOURS * 3_600_000, now);
+    if (e.partnerId !== null) stmt(deps.db, `UPDATE partners SET secret_enc = ? WHERE id = ?`).run(secretEnc, e.partnerId);
+  })();
+  deps.log.info({ endpointId: e.id }, "endpoint secret rotated");
+  return secret;
+}
+
+/** Queues again the newest delivery of each event since `since` to the endpoint (failed ones, or all). */
+async function replaySince(deps: AppDeps, e: EndpointRow, input: z.infer<typeof ReplaySince>) {
+  if (e.status !== "active") throw new ApiError("conflict", `endpoint ${e.id} is disabled: enable it (PATCH status "active") before replaying`);
+  const statuses = input.only === "all" ? ["done", "failed", "exhausted", "skipped"] : ["failed", "exhausted", "skipped"];
+  // The newest row per event: a replay of a replay is still one delivery per event.
+  const rows = deps.db.$client
+    .prepare(
+      `SELECT event_id AS eventId, target FROM outbox o WHERE kind = 'callback' AND target = ? AND created_at >= ? AND event_id IS NOT NULL
+         AND id = (SELECT max(id) FROM outbox o2 WHERE o2.kind = 'callback' AND o2.target = o.target AND o2.event_id = o.event_id)
+         AND status IN (${statuses.map(() => "?").join(", ")}) ORDER BY event_id LIMIT 100000`,
+    )
+    .all(e.id, Date.parse(input.since), ...statuses) as { eventId: number; target: string }[];
+  const refs = insertCallbackRows(deps.db, rows, deps.clock.now().getTime());
+  await deps.jobs.enqueueOutbox(refs);
+  return { replayed: refs.length, outboxIds: refs.slice(0, 1000).map((r) => r.id) };
+}
+
 
 /** `/api/v1/subscriptions`: the provider's own callback endpoints (admin key only). */
 export function createSubscriptionRoutes(deps: AppDeps) {
@@ -290,10 +343,7 @@ export function createSubscriptionRoutes(deps: AppDeps) {
     })
     .openapi(rotateSecretRoute, (c) => {
       const e = subscription(deps, c.req.valid("param").id);
-      const secret = newWebhookSecret();
-      const until = now() + deps.config.CALLBACK_SECRET_OVERLAP_HOURS * 3_600_000;
-      rotateEndpointSecret(deps.db, e.id, encryptSecret(key(), secret), until, now());
-      deps.log.info({ endpointId: e.id }, "subscription secret rotated");
+      const secret = rotateSecret(deps, e);
       return c.json({ ...presentEndpoint(deps, getEndpoint(deps.db, e.id)!), secret }, 200);
     })
     .openapi(deleteSubscriptionRoute, (c) => {
@@ -306,24 +356,7 @@ export function createSubscriptionRoutes(deps: AppDeps) {
       const q = c.req.valid("query");
       return c.json({ endpointId: e.id, deliveries: deliveryLog(deps.db, e.id, { limit: q.limit, failedOnly: q.failed === "true" }).map(presentDelivery) }, 200);
     })
-    .openapi(replaySinceRoute, async (c) => {
-      const e = subscription(deps, c.req.valid("param").id);
-      if (e.status !== "active") throw new ApiError("conflict", `subscription ${e.id} is disabled: enable it (PATCH status "active") before replaying`);
-      const input = c.req.valid("json");
-      const since = Date.parse(input.since);
-      const statuses = input.only === "all" ? ["done", "failed", "exhausted", "skipped"] : ["failed", "exhausted", "skipped"];
-      // The newest row per event: a replay of a replay is still one delivery per event.
-      const rows = deps.db.$client
-        .prepare(
-          `SELECT event_id AS eventId, target FROM outbox o WHERE kind = 'callback' AND target = ? AND created_at >= ? AND event_id IS NOT NULL
-             AND id = (SELECT max(id) FROM outbox o2 WHERE o2.kind = 'callback' AND o2.target = o.target AND o2.event_id = o.event_id)
-             AND status IN (${statuses.map(() => "?").join(", ")}) ORDER BY event_id LIMIT 100000`,
-        )
-        .all(e.id, since, ...statuses) as { eventId: number; target: string }[];
-      const refs = insertCallbackRows(deps.db, rows, now());
-      await deps.jobs.enqueueOutbox(refs);
-      return c.json({ replayed: refs.length, outboxIds: refs.slice(0, 1000).map((r) => r.id) }, 202);
-    });
+    .openapi(replaySinceRoute, async (c) => c.json(await replaySince(deps, subscription(deps, c.req.valid("param").id), c.req.valid("json")), 202));
 }
 
 const replayDeliveryRoute = createRoute({
@@ -440,6 +473,45 @@ const deletePartnerRoute = createRoute({
   responses: { 204: { description: "Removed" }, ...errorResponses },
 });
 
+const patchPartnerRoute = createRoute({
+  method: "patch",
+  path: "/{brand}/partners/{retailerCode}",
+  summary: "Change a partner (name, URL, endpoint status)",
+  description: `${partnerScope} A URL given to a partner that had none creates its endpoint, and the answer carries that endpoint's signing secret (only then). \`url: null\` removes the endpoint (deliveries stop). \`status\` needs an endpoint (409 without one).`,
+  security: bearerSecurity,
+  middleware: [requireJson] as const,
+  request: { params: OnePartnerParams, body: jsonBody(PartnerPatch, "the fields to change", { url: "https://bayi.example.com/hooks/iys-v2" }) },
+  responses: { 200: jsonResponse(ChangedPartner, "The partner as changed"), ...errorResponses, 409: conflictResponse },
+});
+const rotatePartnerSecretRoute = createRoute({
+  method: "post",
+  path: "/{brand}/partners/{retailerCode}/rotate-secret",
+  summary: "Rotate a partner endpoint's signing secret",
+  description: `${partnerScope} No body. The new secret signs from now on; the old one also signs (a second signature) for CALLBACK_SECRET_OVERLAP_HOURS. 409 for a partner without a URL.`,
+  security: bearerSecurity,
+  request: { params: OnePartnerParams },
+  responses: { 200: jsonResponse(PartnerWithSecret, "The new secret"), ...errorResponses, 409: conflictResponse },
+});
+const rotatePartnerKeyRoute = createRoute({
+  method: "post",
+  path: "/{brand}/partners/{retailerCode}/rotate-key",
+  summary: "Replace a partner's API key",
+  description: `${partnerScope} No body. The old key is refused from this moment (a leaked key must stop working at once).`,
+  security: bearerSecurity,
+  request: { params: OnePartnerParams },
+  responses: { 200: jsonResponse(PartnerWithKey, "The new key"), ...errorResponses },
+});
+const replayPartnerRoute = createRoute({
+  method: "post",
+  path: "/{brand}/partners/{retailerCode}/replay",
+  summary: "Redeliver a partner's events since a time",
+  description: `${partnerScope} As for subscriptions: the newest delivery of each event since \`since\` that ended failed (or every one, \`only: "all"\`) is delivered again under the same webhook-id. 409 for a partner without a URL or with a disabled endpoint.`,
+  security: bearerSecurity,
+  middleware: [requireJson] as const,
+  request: { params: OnePartnerParams, body: jsonBody(ReplaySince, "from when", { since: "2026-11-25T09:00:00Z", only: "failed" }) },
+  responses: { 202: jsonResponse(ReplayAccepted, "Queued"), ...errorResponses, 409: conflictResponse },
+});
+
 /** `/api/v1/brands/:brand/partners`: dealers and agents (bayi / acente) of a brand. */
 export function createPartnerRoutes(deps: AppDeps) {
   const brandOf = (c: Context<HonoEnv>, code: string) => {
@@ -495,6 +567,64 @@ export function createPartnerRoutes(deps: AppDeps) {
       const q = c.req.valid("query");
       const log = p.endpointId ? deliveryLog(deps.db, p.endpointId, { limit: q.limit, failedOnly: q.failed === "true" }) : [];
       return c.json({ endpointId: p.endpointId, deliveries: log.map(presentDelivery) }, 200);
+    })
+    .openapi(patchPartnerRoute, async (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      const p = partnerOf(brand.id, params.retailerCode);
+      const input = c.req.valid("json");
+      const url = typeof input.url === "string" ? await requireSafeUrl(deps, input.url) : input.url;
+      const secret = url && !p.endpointId ? newWebhookSecret() : null;
+      const secretEnc = secret ? encryptSecret(callbackSecretsKey(deps.config, deps.secrets), secret) : null;
+      const now = deps.clock.now().getTime();
+      const changed = deps.db.$client.transaction(() => {
+        if (input.name !== undefined) stmt(deps.db, `UPDATE partners SET name = ? WHERE id = ?`).run(input.name, p.id);
+        if (url === null && p.endpointId) {
+          deleteEndpoint(deps.db, p.endpointId);
+          stmt(deps.db, `UPDATE partners SET url = NULL, secret_enc = NULL WHERE id = ?`).run(p.id);
+        } else if (url && p.endpointId) {
+          updateEndpoint(deps.db, p.endpointId, { url }, now);
+          stmt(deps.db, `UPDATE partners SET url = ? WHERE id = ?`).run(url, p.id);
+        } else if (url && secretEnc) {
+          insertEndpoint(deps.db, { kind: "partner", brands: [brand.id], events: ["consent.changed"], url, secretEnc, partnerId: p.id }, now);
+          stmt(deps.db, `UPDATE partners SET url = ?, secret_enc = ? WHERE id = ?`).run(url, secretEnc, p.id);
+        }
+        const after = partnerOf(brand.id, params.retailerCode);
+        if (input.status !== undefined) {
+          if (!after.endpointId) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so no endpoint status to change`, { field: "status" });
+          updateEndpoint(deps.db, after.endpointId, { status: input.status }, now);
+        }
+        return partnerOf(brand.id, params.retailerCode);
+      }).immediate();
+      deps.log.info({ brand: brand.code, retailerCode: params.retailerCode, fields: Object.keys(input) }, "partner changed");
+      return c.json({ ...presentPartner(brand.code, changed), ...(secret ? { secret } : {}) }, 200);
+    })
+    .openapi(rotatePartnerSecretRoute, (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      const p = partnerOf(brand.id, params.retailerCode);
+      const e = p.endpointId ? getEndpoint(deps.db, p.endpointId) : null;
+      if (!e) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so no signing secret`);
+      const secret = rotateSecret(deps, e);
+      const until = presentEndpoint(deps, getEndpoint(deps.db, e.id)!).previousSecretValidUntil;
+      return c.json({ ...presentPartner(brand.code, p), secret, previousSecretValidUntil: until }, 200);
+    })
+    .openapi(rotatePartnerKeyRoute, (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      const p = partnerOf(brand.id, params.retailerCode);
+      const apiKey = newApiKey();
+      stmt(deps.db, `UPDATE partners SET api_key_hash = ? WHERE id = ?`).run(apiKeyHash(apiKey), p.id);
+      deps.log.info({ brand: brand.code, retailerCode: params.retailerCode }, "partner API key replaced");
+      return c.json({ ...presentPartner(brand.code, p), apiKey }, 200);
+    })
+    .openapi(replayPartnerRoute, async (c) => {
+      const params = c.req.valid("param");
+      const brand = brandOf(c, params.brand);
+      const p = partnerOf(brand.id, params.retailerCode);
+      const e = p.endpointId ? getEndpoint(deps.db, p.endpointId) : null;
+      if (!e) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so nothing to replay`);
+      return c.json(await replaySince(deps, e, c.req.valid("json")), 202);
     })
     .openapi(deletePartnerRoute, (c) => {
       const params = c.req.valid("param");
