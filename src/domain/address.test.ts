@@ -1,6 +1,6 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { addressMessages, maskAddress, normalizeEmail, normalizePhone, normalizeRecipient } from "./address";
+import { addressMessages, maskAddress, normalizeEmail, normalizePhone, normalizePhoneByLibrary, normalizeRecipient } from "./address";
 
 const calls = vi.hoisted(() => ({ parse: 0 }));
 vi.mock("libphonenumber-js/max", async (importOriginal) => {
@@ -174,9 +174,53 @@ describe("normalizePhone", () => {
     expect(calls.parse).toBe(0);
   });
 
+  it("answers the national spellings of Turkish mobiles without calling the library", () => {
+    for (const s of ["05321234567", "0532 123 45 67", "(0532) 123-45-67", "5321234567", "+90 532 123 45 67", "0090 532 123 4567"]) {
+      expect(normalizePhone(s), s).toEqual(mobile("+905321234567"));
+    }
+    expect(calls.parse).toBe(0);
+  });
+
   it("uses the library for every other spelling", () => {
-    normalizePhone("05321234567");
+    normalizePhone("0212 123 45 67");
     expect(calls.parse).toBe(1);
+  });
+
+  it("gives the same answer on the fast paths as the library alone for every four-digit prefix in many spellings", () => {
+    const rnd = lcg(7);
+    const disagreements: string[] = [];
+    let fast = 0;
+    let total = 0;
+    for (let p = 0; p < 10_000; p++) {
+      // Ten digits (a national number), and one too few or too many.
+      const m = `${String(p).padStart(4, "0")}${digits(rnd, 6)}`;
+      for (const national of [m, m.slice(1), `${m}${digits(rnd, 1)}`]) {
+        const [a, b, c, d] = [national.slice(0, 3), national.slice(3, 6), national.slice(6, 8), national.slice(8)];
+        for (const s of [
+          `0${national}`,
+          national,
+          `0${a} ${b} ${c} ${d}`,
+          `(0${a}) ${b}-${c}-${d}`,
+          `${a}.${b}.${c}${d}`,
+          `+90${national}`,
+          `+90 ${a} ${b} ${c} ${d}`,
+          `90${national}`,
+          `0090${national}`,
+          `+90 (0${a}) ${b}${c}${d}`,
+        ]) {
+          calls.parse = 0;
+          const r = normalizePhone(s);
+          if (calls.parse === 0) fast++;
+          total++;
+          const expected = normalizePhoneByLibrary(s);
+          if (JSON.stringify(r) !== JSON.stringify(expected)) disagreements.push(s);
+        }
+      }
+    }
+    expect(disagreements).toEqual([]);
+    // Every spelling of a ten-digit number in the main mobile ranges (about half of the 5XXX prefixes) took a fast path.
+    expect(fast).toBeGreaterThan(5_000);
+    expect(fast).toBeLessThan(total / 10);
   });
 
   it("gives the same answer on the fast path as the library for every four-digit mobile prefix", () => {
