@@ -32,6 +32,13 @@ export interface ConsentAction {
   origin: Origin;
   receiptId?: number | null;
   idempotencyKey?: string | null;
+  /**
+   * `content` (bulk imports): the action is a duplicate when an event of the same origin with the
+   * same content (brand, recipient, recipientType, type, status, source, consentDate, retailerCode)
+   * exists. Probed through the recipient index, and only when a state row for the key exists (no
+   * state, no event), so the common new row costs no probe and no entry in a random-ordered index.
+   */
+  dedupe?: "content";
   /** `iys` replays what İYS itself recorded (IYS_* sources allowed, no 3-business-day window). */
   writer?: "provider" | "iys";
   /**
@@ -187,6 +194,7 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
+    byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
     insertEvent: Statement<unknown[]>;
     upsertState: Statement<unknown[]>;
@@ -204,6 +212,10 @@ export class Ledger {
     this.s = {
       head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
+      byContent: c.prepare(
+        `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
+          AND origin = ? AND status = ? AND source IS ? AND consent_date IS ? AND retailer_code IS ? ORDER BY id LIMIT 1`,
+      ),
       state: c.prepare(
         `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
       ),
@@ -268,6 +280,15 @@ export class Ledger {
         }
       }
       const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      if (previous && a.dedupe === "content" && !a.idempotencyKey) {
+        const existing = this.s.byContent.get(
+          a.brandId, a.recipient, a.recipientType, a.type, a.origin, a.status, a.source, a.consentDate, a.retailerCode ?? null,
+        );
+        if (existing) {
+          outcomes.push({ kind: "duplicate", event: existing });
+          continue;
+        }
+      }
       let consentDate = a.consentDate;
       let ruleNow = now;
       if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
