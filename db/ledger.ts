@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { BusinessCalendar } from "../src/domain/calendar";
 import { checkConsent, type RuleCode } from "../src/domain/consent-rules";
@@ -144,7 +144,8 @@ export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): strin
   ]);
 }
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+// The one-shot crypto.hash: the same digest as createHash().update().digest(), without a Hash object per call.
+const sha256 = (s: string) => hash("sha256", s, "hex");
 
 export function contentHash(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
   return sha256(canonicalEvent(e));
@@ -199,6 +200,7 @@ export class Ledger {
     insertEvent: Statement<unknown[]>;
     upsertState: Statement<unknown[]>;
     insertOutbox: Statement<unknown[]>;
+    insertOutboxMany: Statement<[number, number, string], { id: number; kind: OutboxKind; status: string }>;
     markReceipt: Statement<unknown[]>;
     receiptStatus: Statement<[number], { status: string } | undefined>;
   };
@@ -236,6 +238,12 @@ export class Ledger {
       insertOutbox: c.prepare(
         `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
+      ),
+      // The outbox rows of a whole call in one statement (a bulk import's batch has one per event).
+      insertOutboxMany: c.prepare(
+        `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 0, ?, ? FROM json_each(?)
+         RETURNING id, kind, status`,
       ),
       receiptStatus: c.prepare(`SELECT status FROM receipts WHERE id = ?`),
       markReceipt: c.prepare(`UPDATE receipts SET status = ?, result = ?, applied_at = ? WHERE id = ?`),
@@ -375,19 +383,35 @@ export class Ledger {
     }
 
     if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
-    const outbox: OutboxRef[] = [];
-    for (const o of outboxInputs) {
-      const row = this.s.insertOutbox.get(
+    let outbox: OutboxRef[] = [];
+    if (outboxInputs.length > 1) {
+      const values = outboxInputs.map((o) => [
         o.kind,
         o.eventId ?? null,
         o.receiptId ?? null,
         o.target ?? null,
         o.skipped === undefined ? "pending" : "skipped",
         o.skipped ?? null,
-        receivedAt,
-        receivedAt,
-      ) as { id: number };
-      if (o.skipped === undefined) outbox.push({ id: row.id, kind: o.kind });
+      ]);
+      outbox = this.s.insertOutboxMany
+        .all(receivedAt, receivedAt, JSON.stringify(values))
+        .filter((r) => r.status === "pending")
+        .map((r) => ({ id: r.id, kind: r.kind }))
+        .sort((a, b) => a.id - b.id);
+    } else {
+      for (const o of outboxInputs) {
+        const row = this.s.insertOutbox.get(
+          o.kind,
+          o.eventId ?? null,
+          o.receiptId ?? null,
+          o.target ?? null,
+          o.skipped === undefined ? "pending" : "skipped",
+          o.skipped ?? null,
+          receivedAt,
+          receivedAt,
+        ) as { id: number };
+        if (o.skipped === undefined) outbox.push({ id: row.id, kind: o.kind });
+      }
     }
 
     if (opts.receipt) {

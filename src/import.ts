@@ -157,6 +157,8 @@ interface PendingRow {
  * so a slow ledger slows the reader). Idempotency covers each row's normalised content (the ledger
  * compares it with the recipient's events), so a re-run of the same file records nothing new.
  */
+const ENQUEUE_CHUNK = 5000;
+
 export async function runImport(source: AsyncIterable<Uint8Array | string>, deps: ImportDeps, opts: ImportOptions): Promise<ImportSummary> {
   const started = performance.now();
   const batchSize = opts.batchSize ?? 5000;
@@ -179,6 +181,11 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let rows: PendingRow[] = [];
   let rejections: RejectedRow[] = [];
   let enqueueing: Promise<void> = Promise.resolve();
+  // A few thousand rows a call: each call must finish within the runtime's enqueue timeout (a big
+  // batch's rows in one call gave up on a busy machine, leaving the rest of the batch unawaited).
+  const enqueueInChunks = async (refs: OutboxRef[]) => {
+    for (let k = 0; k < refs.length; k += ENQUEUE_CHUNK) await deps.enqueueOutbox(refs.slice(k, k + ENQUEUE_CHUNK));
+  };
 
   const db = deps.db;
   const now = () => deps.clock.now().getTime();
@@ -209,7 +216,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       });
       // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
       await enqueueing;
-      enqueueing = deps.enqueueOutbox(outbox);
+      enqueueing = enqueueInChunks(outbox);
     }
     rejections.sort((a, b) => a.line - b.line);
     saveBatch(rejections);
