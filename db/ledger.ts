@@ -384,34 +384,24 @@ export class Ledger {
 
     if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
     let outbox: OutboxRef[] = [];
-    if (outboxInputs.length > 1) {
-      const values = outboxInputs.map((o) => [
-        o.kind,
-        o.eventId ?? null,
-        o.receiptId ?? null,
-        o.target ?? null,
-        o.skipped === undefined ? "pending" : "skipped",
-        o.skipped ?? null,
-      ]);
+    const values = outboxInputs.map((o) => [
+      o.kind,
+      o.eventId ?? null,
+      o.receiptId ?? null,
+      o.target ?? null,
+      o.skipped === undefined ? "pending" : "skipped",
+      o.skipped ?? null,
+    ]);
+    if (values.length > 1) {
       outbox = this.s.insertOutboxMany
         .all(receivedAt, receivedAt, JSON.stringify(values))
         .filter((r) => r.status === "pending")
         .map((r) => ({ id: r.id, kind: r.kind }))
         .sort((a, b) => a.id - b.id);
-    } else {
-      for (const o of outboxInputs) {
-        const row = this.s.insertOutbox.get(
-          o.kind,
-          o.eventId ?? null,
-          o.receiptId ?? null,
-          o.target ?? null,
-          o.skipped === undefined ? "pending" : "skipped",
-          o.skipped ?? null,
-          receivedAt,
-          receivedAt,
-        ) as { id: number };
-        if (o.skipped === undefined) outbox.push({ id: row.id, kind: o.kind });
-      }
+    } else if (values.length === 1) {
+      const o = outboxInputs[0]!;
+      const row = this.s.insertOutbox.get(...values[0]!, receivedAt, receivedAt) as { id: number };
+      if (o.skipped === undefined) outbox.push({ id: row.id, kind: o.kind });
     }
 
     if (opts.receipt) {
