@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
-import { parse, type Options as CsvOptions } from "csv-parse";
+import { Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { statementToAction } from "./consents";
@@ -146,6 +146,17 @@ async function* counted(source: AsyncIterable<Uint8Array | string>, counts: Impo
   }
 }
 
+/**
+ * Emits `[line, record]`: the line a record ends on, for the rejected-rows CSV. The parser pushes
+ * each record the moment it ends, so `info.lines` is that line (what on_record's context says,
+ * without the context object csv-parse builds for every record).
+ */
+class LineParser extends Parser {
+  override push(record: unknown, encoding?: BufferEncoding): boolean {
+    return super.push(record === null ? null : [this.info.lines, record], encoding);
+  }
+}
+
 interface PendingRow {
   line: number;
   fields: string[];
@@ -164,13 +175,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const batchSize = opts.batchSize ?? 5000;
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
-  const parser = parse({
-    bom: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    // The line a record ends on, for the rejected-rows CSV.
-    on_record: (record: string[], ctx: { lines: number }) => [ctx.lines, record],
-  } as unknown as CsvOptions);
+  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true });
   const input = Readable.from(counted(source, counts));
   input.on("error", (err) => parser.destroy(err));
   input.pipe(parser);
