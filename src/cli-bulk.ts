@@ -69,8 +69,6 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         brandId: brand.id,
         via: "cli",
         bytesTotal: size,
-        // ~1 s of writes a transaction: other writers (webhook jobs) wait that long at most (busy_timeout 5 s).
-        batchSize: 50_000,
         onProgress: (c) => draw(c),
         onRejected: (r) => {
           if (fd === null) {

@@ -63,9 +63,8 @@ export interface ImportOptions {
   via: "cli" | "api";
   bytesTotal?: number | null;
   /**
-   * Rows per ledger transaction (default 5000). Larger transactions write the random-ordered index
-   * pages they touch once per commit rather than once per 5000 rows, at the price of holding the
-   * write lock longer: the CLI (a dedicated process) uses 50 000, the API keeps the default.
+   * Rows per ledger transaction (default 5000). Measured on 1M rows with no random-ordered index
+   * left on the import path: 5000 to 100 000 within noise of each other; larger costs memory.
    */
   batchSize?: number;
   /** Called once the header is accepted and the import record exists. */
