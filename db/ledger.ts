@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { BusinessCalendar } from "../src/domain/calendar";
 import { checkConsent, type RuleCode } from "../src/domain/consent-rules";
@@ -32,6 +32,13 @@ export interface ConsentAction {
   origin: Origin;
   receiptId?: number | null;
   idempotencyKey?: string | null;
+  /**
+   * `content` (bulk imports): the action is a duplicate when an event of the same origin with the
+   * same content (brand, recipient, recipientType, type, status, source, consentDate, retailerCode)
+   * exists. Probed through the recipient index, and only when a state row for the key exists (no
+   * state, no event), so the common new row costs no probe and no entry in a random-ordered index.
+   */
+  dedupe?: "content";
   /** `iys` replays what İYS itself recorded (IYS_* sources allowed, no 3-business-day window). */
   writer?: "provider" | "iys";
   /**
@@ -137,7 +144,8 @@ export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): strin
   ]);
 }
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+// The one-shot crypto.hash: the same digest as createHash().update().digest(), without a Hash object per call.
+const sha256 = (s: string) => hash("sha256", s, "hex");
 
 export function contentHash(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
   return sha256(canonicalEvent(e));
@@ -187,10 +195,12 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
+    byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
     insertEvent: Statement<unknown[]>;
     upsertState: Statement<unknown[]>;
     insertOutbox: Statement<unknown[]>;
+    insertOutboxMany: Statement<[number, number, string], { id: number; kind: OutboxKind; status: string }>;
     markReceipt: Statement<unknown[]>;
     receiptStatus: Statement<[number], { status: string } | undefined>;
   };
@@ -204,6 +214,10 @@ export class Ledger {
     this.s = {
       head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
+      byContent: c.prepare(
+        `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
+          AND origin = ? AND status = ? AND source IS ? AND consent_date IS ? AND retailer_code IS ? ORDER BY id LIMIT 1`,
+      ),
       state: c.prepare(
         `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
       ),
@@ -224,6 +238,12 @@ export class Ledger {
       insertOutbox: c.prepare(
         `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
+      ),
+      // The outbox rows of a whole call in one statement (a bulk import's batch has one per event).
+      insertOutboxMany: c.prepare(
+        `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 0, ?, ? FROM json_each(?)
+         RETURNING id, kind, status`,
       ),
       receiptStatus: c.prepare(`SELECT status FROM receipts WHERE id = ?`),
       markReceipt: c.prepare(`UPDATE receipts SET status = ?, result = ?, applied_at = ? WHERE id = ?`),
@@ -268,6 +288,15 @@ export class Ledger {
         }
       }
       const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      if (previous && a.dedupe === "content" && !a.idempotencyKey) {
+        const existing = this.s.byContent.get(
+          a.brandId, a.recipient, a.recipientType, a.type, a.origin, a.status, a.source, a.consentDate, a.retailerCode ?? null,
+        );
+        if (existing) {
+          outcomes.push({ kind: "duplicate", event: existing });
+          continue;
+        }
+      }
       let consentDate = a.consentDate;
       let ruleNow = now;
       if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
@@ -354,18 +383,24 @@ export class Ledger {
     }
 
     if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
-    const outbox: OutboxRef[] = [];
-    for (const o of outboxInputs) {
-      const row = this.s.insertOutbox.get(
-        o.kind,
-        o.eventId ?? null,
-        o.receiptId ?? null,
-        o.target ?? null,
-        o.skipped === undefined ? "pending" : "skipped",
-        o.skipped ?? null,
-        receivedAt,
-        receivedAt,
-      ) as { id: number };
+    let outbox: OutboxRef[] = [];
+    const values = outboxInputs.map((o) => [
+      o.kind,
+      o.eventId ?? null,
+      o.receiptId ?? null,
+      o.target ?? null,
+      o.skipped === undefined ? "pending" : "skipped",
+      o.skipped ?? null,
+    ]);
+    if (values.length > 1) {
+      outbox = this.s.insertOutboxMany
+        .all(receivedAt, receivedAt, JSON.stringify(values))
+        .filter((r) => r.status === "pending")
+        .map((r) => ({ id: r.id, kind: r.kind }))
+        .sort((a, b) => a.id - b.id);
+    } else if (values.length === 1) {
+      const o = outboxInputs[0]!;
+      const row = this.s.insertOutbox.get(...values[0]!, receivedAt, receivedAt) as { id: number };
       if (o.skipped === undefined) outbox.push({ id: row.id, kind: o.kind });
     }
 

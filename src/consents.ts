@@ -20,10 +20,12 @@ export interface ConsentStatement {
 export type StatementResult = { ok: true; action: ConsentAction } | { ok: false; code: `H${number}`; message: string; field: string };
 
 /**
- * Normalises a stated movement into a ledger action. The idempotency key covers the normalised
- * content, so the same statement in another spelling is the same event (like İYS's V2 endpoint).
+ * Normalises a stated movement into a ledger action. Idempotency covers the normalised content, so
+ * the same statement in another spelling is the same event (like İYS's V2 endpoint): by a key
+ * hashed from that content (the API), or, for bulk imports (`content`), by the ledger comparing
+ * the content itself with the recipient's events (no key to index; see ConsentAction.dedupe).
  */
-export function statementToAction(s: ConsentStatement): StatementResult {
+export function statementToAction(s: ConsentStatement, idempotency: "key" | "content" = "key"): StatementResult {
   const addr = normalizeRecipient(s.recipient);
   if (!addr.ok) return { ok: false, code: addr.code, message: addr.message, field: "recipient" };
   let consentDate: number | null = null;
@@ -45,7 +47,8 @@ export function statementToAction(s: ConsentStatement): StatementResult {
     retailerCode: s.retailerCode ?? null,
     origin: s.origin,
   };
-  action.idempotencyKey = idempotencyKey(action);
+  if (idempotency === "content") action.dedupe = "content";
+  else action.idempotencyKey = idempotencyKey(action);
   return { ok: true, action };
 }
 

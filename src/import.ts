@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
-import { parse, type Options as CsvOptions } from "csv-parse";
+import { Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { statementToAction } from "./consents";
@@ -62,7 +62,10 @@ export interface ImportOptions {
   brandId: number;
   via: "cli" | "api";
   bytesTotal?: number | null;
-  /** Rows per ledger transaction. */
+  /**
+   * Rows per ledger transaction (default 5000). Measured on 1M rows with no random-ordered index
+   * left on the import path: 5000 to 100 000 within noise of each other; larger costs memory.
+   */
   batchSize?: number;
   /** Called once the header is accepted and the import record exists. */
   onStart?(id: string): void;
@@ -107,7 +110,7 @@ function rowToAction(f: string[], brandId: number): RowResult {
     consentDate: consentDate || null,
     retailerCode: retailerCode || null,
     origin: "import",
-  });
+  }, "content");
   return r.ok ? r : { ok: false, code: r.code, message: r.message };
 }
 
@@ -142,6 +145,17 @@ async function* counted(source: AsyncIterable<Uint8Array | string>, counts: Impo
   }
 }
 
+/**
+ * Emits `[line, record]`: the line a record ends on, for the rejected-rows CSV. The parser pushes
+ * each record the moment it ends, so `info.lines` is that line (what on_record's context says,
+ * without the context object csv-parse builds for every record).
+ */
+class LineParser extends Parser {
+  override push(record: unknown, encoding?: BufferEncoding): boolean {
+    return super.push(record === null ? null : [this.info.lines, record], encoding);
+  }
+}
+
 interface PendingRow {
   line: number;
   fields: string[];
@@ -150,21 +164,17 @@ interface PendingRow {
 /**
  * Streams a CSV in the İYS bulk columns into the ledger: each row through statementToAction and the
  * İYS rules (Ledger.apply), `batchSize` rows a transaction, constant memory (the parser is pulled,
- * so a slow ledger slows the reader). Idempotency keys cover each row's normalised content, so a
- * re-run of the same file records nothing new.
+ * so a slow ledger slows the reader). Idempotency covers each row's normalised content (the ledger
+ * compares it with the recipient's events), so a re-run of the same file records nothing new.
  */
+const ENQUEUE_CHUNK = 5000;
+
 export async function runImport(source: AsyncIterable<Uint8Array | string>, deps: ImportDeps, opts: ImportOptions): Promise<ImportSummary> {
   const started = performance.now();
   const batchSize = opts.batchSize ?? 5000;
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
-  const parser = parse({
-    bom: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    // The line a record ends on, for the rejected-rows CSV.
-    on_record: (record: string[], ctx: { lines: number }) => [ctx.lines, record],
-  } as unknown as CsvOptions);
+  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true });
   const input = Readable.from(counted(source, counts));
   input.on("error", (err) => parser.destroy(err));
   input.pipe(parser);
@@ -175,6 +185,11 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let rows: PendingRow[] = [];
   let rejections: RejectedRow[] = [];
   let enqueueing: Promise<void> = Promise.resolve();
+  // A few thousand rows a call: each call must finish within the runtime's enqueue timeout (a big
+  // batch's rows in one call gave up on a busy machine, leaving the rest of the batch unawaited).
+  const enqueueInChunks = async (refs: OutboxRef[]) => {
+    for (let k = 0; k < refs.length; k += ENQUEUE_CHUNK) await deps.enqueueOutbox(refs.slice(k, k + ENQUEUE_CHUNK));
+  };
 
   const db = deps.db;
   const now = () => deps.clock.now().getTime();
@@ -205,7 +220,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       });
       // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
       await enqueueing;
-      enqueueing = deps.enqueueOutbox(outbox);
+      enqueueing = enqueueInChunks(outbox);
     }
     rejections.sort((a, b) => a.line - b.line);
     saveBatch(rejections);

@@ -89,6 +89,25 @@ describe("ledger", () => {
     expect(count("consent_events")).toBe(1);
   });
 
+
+  it("content idempotency: the same content of the same origin is the original event, even after a later movement", () => {
+    const consentDate = clock.now().getTime() - 3_600_000;
+    const imported = (over: Partial<ConsentAction> = {}) => action({ origin: "import", dedupe: "content", consentDate, ...over });
+    const first = ledger.apply([imported(), imported()]);
+    expect(first.outcomes.map((o) => o.kind)).toEqual(["recorded", "duplicate"]);
+    expect(first.outcomes[1]!.kind === "duplicate" && first.outcomes[1]!.event.id).toBe(1);
+    clock.advance(60_000);
+    ledger.apply([action({ status: "RET", consentDate: clock.now().getTime() - 1000 })]);
+    // The imported row again: still the first event, not an older-dated ONAY refused by the rules (H178).
+    const again = ledger.apply([imported()]);
+    expect(again.outcomes[0]).toMatchObject({ kind: "duplicate", event: { id: 1, origin: "import" } });
+    expect(again.outbox).toEqual([]);
+    // Another source, date or origin is other content.
+    const other = ledger.apply([imported({ source: "HS_MOBIL" }), imported({ consentDate: clock.now().getTime() - 500 }), action({ consentDate })]);
+    expect(other.outcomes.map((o) => o.kind === "rejected" || o.kind === "noop" ? o.code : o.kind)).toEqual(["H178", "recorded", "H174"]);
+    expect(count("consent_events")).toBe(3);
+    expect((db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE idempotency_key IS NOT NULL").get() as { n: number }).n).toBe(0);
+  });
   it("a RET without prior consent is a suppression with no İYS report", () => {
     const { outcomes, outbox } = ledger.apply([action({ status: "RET" })]);
     expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
