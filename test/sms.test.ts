@@ -121,6 +121,13 @@ describe("signatures", () => {
     expect(twilioSignatureValid("54321", sig, u, p)).toBe(false);
   });
 
+  it("repeated form names are signed as Twilio signs them (distinct values, sorted)", () => {
+    const repeated = { ...params, MediaUrl: ["https://b.example/2", "https://a.example/1", "https://b.example/2"] };
+    const sig = twilio.getExpectedTwilioSignature(token, url, repeated);
+    expect(twilioSignatureValid(token, sig, url, repeated)).toBe(true);
+    expect(twilioSignatureValid(token, sig, url, { ...repeated, MediaUrl: ["https://a.example/1"] })).toBe(false);
+  });
+
   it("a Twilio signature is refused for other parameters or without a header", () => {
     expect(twilioSignatureValid(token, "RSOYDt4T1cUTdK1PDd93/VVr8B8=", url, { ...params, Digits: "0000" })).toBe(false);
     expect(twilioSignatureValid(token, undefined, url, params)).toBe(false);
