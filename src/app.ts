@@ -52,10 +52,13 @@ export function createApp(deps: AppDeps) {
   // The pre-send check takes up to 100 000 recipients in one call, link issuance 10 000.
   const largeLimit = limit(16);
   const largeBodies = new Set(["/api/v1/check", "/api/v1/links"]);
+  const webhookPrefixes = ["/sms/", "/voice/"];
   app.use("*", function requestBodyLimit(c, next) {
     // Bulk imports stream their CSV into the ledger as it arrives: hono's bodyLimit would buffer a
     // chunked body whole, so the import route checks Content-Length itself (src/api/imports.ts).
     if (c.req.path === "/api/v1/imports" && c.req.method === "POST") return next();
+    // Provider webhooks get a smaller limit from their own routes (channels/sms, channels/ivr): one check, not two.
+    if (webhookPrefixes.some((p) => c.req.path.startsWith(p))) return next();
     return (largeBodies.has(c.req.path) ? largeLimit : defaultLimit)(c, next);
   });
 

@@ -20,16 +20,26 @@ export interface RecordedReceipt {
   status: ReceiptStatus;
 }
 
-const statements = new WeakMap<Db, { insert: import("better-sqlite3").Statement; find: import("better-sqlite3").Statement }>();
+const COLUMNS = `channel, provider, provider_ref, number_id, from_address, to_address, body, payload, status, received_at`;
+const ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/** Rows per multi-row INSERT: a batch goes in as few statements as these sizes allow. */
+const CHUNKS = [64, 16, 4, 1] as const;
+
+type Statement = import("better-sqlite3").Statement;
+const statements = new WeakMap<Db, { insert: Map<number, Statement>; find: Statement }>();
 
 function prepared(db: Db) {
   let s = statements.get(db);
   if (!s) {
     s = {
-      insert: db.$client.prepare(
-        `INSERT INTO receipts (channel, provider, provider_ref, number_id, from_address, to_address, body, payload, status, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (channel, provider, provider_ref) DO NOTHING RETURNING id, status`,
+      insert: new Map(
+        CHUNKS.map((n) => [
+          n,
+          db.$client.prepare(
+            `INSERT INTO receipts (${COLUMNS}) VALUES ${Array.from({ length: n }, () => ROW).join(", ")}
+             ON CONFLICT (channel, provider, provider_ref) DO NOTHING RETURNING id, status, channel, provider, provider_ref AS providerRef`,
+          ),
+        ]),
       ),
       find: db.$client.prepare(`SELECT id, status FROM receipts WHERE channel = ? AND provider = ? AND provider_ref = ?`),
     };
@@ -38,27 +48,57 @@ function prepared(db: Db) {
   return s;
 }
 
+const values = (r: NewReceipt, now: number) => [
+  r.channel,
+  r.provider,
+  r.providerRef,
+  r.numberId ?? null,
+  r.fromAddress ?? null,
+  r.toAddress ?? null,
+  r.body ?? null,
+  JSON.stringify(r.payload ?? {}),
+  r.status ?? "received",
+  now,
+];
+
+const keyOf = (r: { channel: string; provider: string; providerRef: string }) => `${r.channel}\u0000${r.provider}\u0000${r.providerRef}`;
+
+/**
+ * Inserts receipts with multi-row INSERTs (one statement per chunk rather than one per row) and
+ * answers, in order, what each one became. Unique on the provider's own id: a receipt that already
+ * stood, or that an earlier one of the same batch made, is found and answered `created: false`.
+ */
+export function recordReceipts(db: Db, batch: { receipt: NewReceipt; now: number }[]): RecordedReceipt[] {
+  const s = prepared(db);
+  const inserted = new Map<string, { id: number; status: ReceiptStatus }>();
+  let at = 0;
+  for (const n of CHUNKS) {
+    for (; batch.length - at >= n; at += n) {
+      const args: unknown[] = [];
+      for (let k = at; k < at + n; k++) args.push(...values(batch[k]!.receipt, batch[k]!.now));
+      for (const row of s.insert.get(n)!.all(...args) as { id: number; status: ReceiptStatus; channel: string; provider: string; providerRef: string }[]) {
+        inserted.set(keyOf(row), { id: row.id, status: row.status });
+      }
+    }
+  }
+  return batch.map(({ receipt: r }) => {
+    const key = keyOf(r);
+    const row = inserted.get(key);
+    if (row) {
+      inserted.delete(key); // a second receipt with the same id in this batch is a retry of the first
+      return { id: row.id, created: true, status: row.status };
+    }
+    const existing = s.find.get(r.channel, r.provider, r.providerRef) as { id: number; status: ReceiptStatus };
+    return { id: existing.id, created: false, status: existing.status };
+  });
+}
+
 /**
  * Makes an inbound action durable (one autocommit INSERT) before the webhook is answered. Unique on
  * the provider's own id, so a retried webhook finds the receipt it already made.
  */
 export function recordReceipt(db: Db, r: NewReceipt, now: number): RecordedReceipt {
-  const s = prepared(db);
-  const row = s.insert.get(
-    r.channel,
-    r.provider,
-    r.providerRef,
-    r.numberId ?? null,
-    r.fromAddress ?? null,
-    r.toAddress ?? null,
-    r.body ?? null,
-    JSON.stringify(r.payload ?? {}),
-    r.status ?? "received",
-    now,
-  ) as { id: number; status: ReceiptStatus } | undefined;
-  if (row) return { id: row.id, created: true, status: row.status };
-  const existing = s.find.get(r.channel, r.provider, r.providerRef) as { id: number; status: ReceiptStatus };
-  return { id: existing.id, created: false, status: existing.status };
+  return recordReceipts(db, [{ receipt: r, now }])[0]!;
 }
 
 interface Waiting {
@@ -100,7 +140,7 @@ export class ReceiptWriter {
     if (batch.length === 0) return;
     let results: RecordedReceipt[];
     try {
-      results = this.db.$client.transaction(() => batch.map((w) => recordReceipt(this.db, w.receipt, w.now))).immediate();
+      results = this.db.$client.transaction(() => recordReceipts(this.db, batch)).immediate();
     } catch {
       // One bad row must not fail its neighbours: fall back to one transaction each.
       for (const w of batch) {

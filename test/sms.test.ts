@@ -1,7 +1,10 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { SMS } from "@vonage/sms";
 import { Auth } from "@vonage/auth";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TwilioHttpClient } from "../channels/sms/twilio-http";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -116,6 +119,13 @@ describe("signatures", () => {
     expect(twilioSignatureValid(token, sig, u, p)).toBe(true);
     expect(twilioSignatureValid(token, sig.replace(/^./, (ch) => (ch === "A" ? "B" : "A")), u, p)).toBe(false);
     expect(twilioSignatureValid("54321", sig, u, p)).toBe(false);
+  });
+
+  it("repeated form names are signed as Twilio signs them (distinct values, sorted)", () => {
+    const repeated = { ...params, MediaUrl: ["https://b.example/2", "https://a.example/1", "https://b.example/2"] };
+    const sig = twilio.getExpectedTwilioSignature(token, url, repeated);
+    expect(twilioSignatureValid(token, sig, url, repeated)).toBe(true);
+    expect(twilioSignatureValid(token, sig, url, { ...repeated, MediaUrl: ["https://a.example/1"] })).toBe(false);
   });
 
   it("a Twilio signature is refused for other parameters or without a header", () => {
@@ -405,5 +415,55 @@ describe("brand templates", () => {
     await twilioSms(from, "RET BIM", newSid(), "4545");
     await waitFor(() => sentTo(fakeTwilio, from).length === 1);
     expect(sentTo(fakeTwilio, from)[0]).toMatchObject({ from: "4545", text: `BIM: SMS iptal edildi (S${receiptsOf(from)[0]!.id})` });
+  });
+});
+
+describe("the Twilio client's HTTP transport", () => {
+  /** A server that records what arrives and answers like Twilio's Messages resource, or never answers. */
+  async function server(answer: boolean) {
+    const seen: { method?: string; url?: string; headers: Record<string, unknown>; body: string }[] = [];
+    const srv = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+        if (!answer) return;
+        res.writeHead(201, { "content-type": "application/json" });
+        res.end(JSON.stringify({ sid: "SM0123", status: "queued" }));
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    return { seen, base: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, close: () => new Promise<void>((r) => {
+      srv.closeAllConnections();
+      srv.close(() => r());
+    }) };
+  }
+
+  it("sends what the SDK builds (auth, form with repeated names) to the configured base, and parses the answer", async () => {
+    const s = await server(true);
+    try {
+      const client = twilio(ACCOUNT_SID, AUTH_TOKEN, { httpClient: new TwilioHttpClient(`${s.base}/`, 5000) });
+      const m = await client.messages.create({ from: "3434", to: "+905320000001", body: "Çağrı & SMS = iptal", mediaUrl: ["https://a.example/1", "https://a.example/2"] });
+      expect(m.sid).toBe("SM0123");
+      const [req] = s.seen;
+      expect(req).toMatchObject({ method: "POST", url: `/2010-04-01/Accounts/${ACCOUNT_SID}/Messages.json` });
+      expect(req!.headers.authorization).toBe(`Basic ${Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString("base64")}`);
+      expect(req!.headers["user-agent"]).toMatch(/^twilio-node\//);
+      const form = new URLSearchParams(req!.body);
+      expect(form.get("Body")).toBe("Çağrı & SMS = iptal");
+      expect(form.getAll("MediaUrl")).toEqual(["https://a.example/1", "https://a.example/2"]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a provider that never answers ends the send with a timeout error (so the outbox lease holds)", async () => {
+    const s = await server(false);
+    try {
+      const client = twilio(ACCOUNT_SID, AUTH_TOKEN, { httpClient: new TwilioHttpClient(s.base, 200) });
+      await expect(client.messages.create({ from: "3434", to: "+905320000001", body: "x" })).rejects.toThrow(/timeout of 200ms/);
+    } finally {
+      await s.close();
+    }
   });
 });

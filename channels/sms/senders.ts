@@ -3,6 +3,7 @@ import { Vonage } from "@vonage/server-sdk";
 import { Auth } from "@vonage/auth";
 import type { Config } from "../../src/config";
 import { segmentsOf } from "./templates";
+import { TwilioHttpClient } from "./twilio-http";
 
 export interface OutboundSms {
   from: string;
@@ -28,22 +29,12 @@ export class SenderNotConfigured extends Error {}
  */
 const TWILIO_PERMANENT = new Set([21211, 21212, 21265, 21408, 21606, 21610, 21612, 21614, 21659, 21660]);
 
-/** Routes the `twilio` client's requests to TWILIO_API_BASE_URL (tests point it at a local fake). */
-function rebasedHttpClient(base: string): twilio.RequestClient {
-  const client = new twilio.RequestClient({ timeout: 15_000, keepAlive: true });
-  const origin = base.replace(/\/+$/, "");
-  const request = client.request.bind(client);
-  client.request = ((opts: Parameters<typeof request>[0]) =>
-    request({ ...opts, uri: opts.uri.replace(/^https:\/\/[a-z0-9.-]*twilio\.com/, origin) })) as typeof client.request;
-  return client;
-}
-
 export class TwilioSender implements SmsSender {
   readonly provider = "twilio" as const;
   private readonly client: twilio.Twilio;
 
   constructor(accountSid: string, authToken: string, baseUrl: string) {
-    this.client = twilio(accountSid, authToken, { httpClient: rebasedHttpClient(baseUrl) });
+    this.client = twilio(accountSid, authToken, { httpClient: new TwilioHttpClient(baseUrl, 15_000) });
   }
 
   async send(msg: OutboundSms): Promise<SendResult> {

@@ -3,12 +3,32 @@ import twilio from "twilio";
 
 /**
  * Twilio's X-Twilio-Signature: HMAC-SHA1 over the full URL Twilio called (our PUBLIC_BASE_URL +
- * path + query) followed by every POST parameter sorted by name, with the auth token. The `twilio`
- * package's own validation handles its port variants (with and without :443/:80).
+ * path + query) followed by every POST parameter sorted by name, with the auth token. The common
+ * case is checked with one HMAC over the URL as given; only a mismatch goes to the `twilio`
+ * package's own validation, which also tries the URL's port and encoding variants (with and
+ * without :443/:80, normalised, legacy query string) — so what it accepts is still accepted.
  */
 export function twilioSignatureValid(authToken: string, signature: string | undefined, url: string, params: Record<string, string | string[]>): boolean {
   if (!signature) return false;
+  if (signatureMatches(signature, twilioSignature(authToken, url, params))) return true;
   return twilio.validateRequest(authToken, signature, url, params as Record<string, string>);
+}
+
+/** The signature as `twilio.getExpectedTwilioSignature` computes it (repeated names: distinct values, sorted). */
+function twilioSignature(authToken: string, url: string, params: Record<string, string | string[]>): string {
+  const hmac = createHmac("sha1", authToken).update(url, "utf8");
+  for (const key of Object.keys(params).sort()) {
+    const value = params[key]!;
+    if (Array.isArray(value)) for (const v of [...new Set(value)].sort()) hmac.update(key + v, "utf8");
+    else hmac.update(key + value, "utf8");
+  }
+  return hmac.digest("base64");
+}
+
+function signatureMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export const vonageSignatureMethods = ["md5hash", "md5", "sha1", "sha256", "sha512"] as const;

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { MicroBatcher } from "../src/batch";
+
+/** A flush that records its batches and holds each one until released. */
+function held() {
+  const batches: number[][] = [];
+  const releases: (() => void)[] = [];
+  const flush = (items: number[]) =>
+    new Promise<void>((resolve) => {
+      batches.push(items);
+      releases.push(resolve);
+    });
+  return { batches, flush, release: () => releases.shift()!() };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("MicroBatcher", () => {
+  it("items of one tick go together; what arrives during a flush goes in one batch right after it", async () => {
+    const h = held();
+    const b = new MicroBatcher<number>(h.flush, () => {});
+    b.push(1);
+    b.push(2);
+    await tick();
+    expect(h.batches).toEqual([[1, 2]]);
+    for (const i of [3, 4, 5]) {
+      b.push(i);
+      await tick();
+    }
+    expect(h.batches).toHaveLength(1); // nothing overlaps the running flush
+    h.release();
+    await tick();
+    expect(h.batches).toEqual([[1, 2], [3, 4, 5]]);
+    const drained = b.drain();
+    h.release();
+    await drained;
+    expect(h.batches).toHaveLength(2);
+  });
+
+  it("batches are at most `max`; drain waits for every item pushed, through failures", async () => {
+    const seen: number[][] = [];
+    const failed: number[][] = [];
+    const b = new MicroBatcher<number>(
+      async (items) => {
+        seen.push(items);
+        if (items.includes(0)) throw new Error("boom");
+      },
+      (_err, items) => failed.push(items),
+      2,
+    );
+    for (let i = 0; i < 5; i++) b.push(i);
+    await b.drain();
+    expect(seen).toEqual([[0, 1], [2, 3], [4]]);
+    expect(failed).toEqual([[0, 1]]);
+  });
+
+});
