@@ -39,7 +39,9 @@ export class JobProducer {
     const groups = new Map<number, number[]>();
     for (const i of items) {
       const p = i.priority ?? 0;
-      groups.set(p, [...(groups.get(p) ?? []), i.id]);
+      const ids = groups.get(p);
+      if (ids) ids.push(i.id);
+      else groups.set(p, [i.id]);
     }
     const jobs = [];
     for (const [priority, ids] of groups) {

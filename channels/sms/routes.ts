@@ -37,8 +37,11 @@ function required(params: Record<string, string | string[]>, name: string, patte
 
 /** The URL the provider called, as it saw it: our public origin, the path and the query. */
 export function publicUrl(deps: AppDeps, c: Context): string {
-  const u = new URL(c.req.url);
-  return `${deps.config.PUBLIC_BASE_URL}${u.pathname}${u.search}`;
+  // The raw path and query as received (the request URL is absolute: scheme://host/path?query).
+  const url = c.req.url;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const hash = url.indexOf("#");
+  return `${deps.config.PUBLIC_BASE_URL}${start < 0 ? "/" : url.slice(start, hash < 0 ? undefined : hash)}`;
 }
 
 /** Vonage sends international numbers without the "+"; shortcodes stay as they are. */

@@ -16,13 +16,13 @@ export function twilioSignatureValid(authToken: string, signature: string | unde
 
 /** The signature as `twilio.getExpectedTwilioSignature` computes it (repeated names: distinct values, sorted). */
 function twilioSignature(authToken: string, url: string, params: Record<string, string | string[]>): string {
-  const hmac = createHmac("sha1", authToken).update(url, "utf8");
+  let data = url;
   for (const key of Object.keys(params).sort()) {
     const value = params[key]!;
-    if (Array.isArray(value)) for (const v of [...new Set(value)].sort()) hmac.update(key + v, "utf8");
-    else hmac.update(key + value, "utf8");
+    if (Array.isArray(value)) for (const v of [...new Set(value)].sort()) data += key + v;
+    else data += key + value;
   }
-  return hmac.digest("base64");
+  return createHmac("sha1", authToken).update(data, "utf8").digest("base64");
 }
 
 function signatureMatches(given: string, expected: string): boolean {
