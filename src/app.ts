@@ -27,10 +27,15 @@ export function createApp(deps: AppDeps) {
     const incoming = c.req.header("x-request-id");
     const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     c.set("requestId", requestId);
-    // Set before the handler runs, so it is part of the response as built (not copied in afterwards).
-    c.header("X-Request-Id", requestId);
     const started = performance.now();
     await next();
+    // On the response as built: c.header() now would copy a finalized response; before next() it
+    // would make every response merge a Headers object (a third of a webhook's response cost).
+    try {
+      c.res.headers.set("X-Request-Id", requestId);
+    } catch {
+      c.header("X-Request-Id", requestId); // a response with immutable headers is copied instead
+    }
     // The route pattern, never the raw path (it can carry a link token or a phone number).
     const route = routeLabel(c);
     const seconds = (performance.now() - started) / 1000;

@@ -11,10 +11,15 @@ export class MicroBatcher<T> {
   private flushing = false;
   private running: Promise<void> = Promise.resolve();
 
+  /**
+   * `windowMs` > 0: the first item of a batch waits up to that long for company (a flush has a
+   * fixed cost, e.g. a BullMQ add of ~0.2 ms of CPU, that a bigger batch shares); 0: the tick's end.
+   */
   constructor(
     private readonly flush: (items: T[]) => Promise<void>,
     private readonly onError: (err: unknown, items: T[]) => void,
     private readonly max = 500,
+    private readonly windowMs = 0,
   ) {}
 
   push(item: T): void {
@@ -23,7 +28,8 @@ export class MicroBatcher<T> {
     if (this.items.length >= this.max) this.kick();
     else if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.kick());
+      if (this.windowMs > 0) setTimeout(() => this.kick(), this.windowMs).unref();
+      else setImmediate(() => this.kick());
     }
   }
 

@@ -37,6 +37,27 @@ describe("MicroBatcher", () => {
     expect(h.batches).toHaveLength(2);
   });
 
+  it("with a window, items of several ticks within it go together; drain does not wait for the window", async () => {
+    const h = held();
+    const b = new MicroBatcher<number>(h.flush, () => {}, 500, 60_000);
+    for (const i of [1, 2, 3]) {
+      b.push(i);
+      await tick();
+    }
+    expect(h.batches).toEqual([]);
+    const drained = b.drain();
+    expect(h.batches).toEqual([[1, 2, 3]]);
+    h.release();
+    await drained;
+    const quick = new MicroBatcher<number>(h.flush, () => {}, 500, 20);
+    quick.push(4);
+    await tick();
+    quick.push(5);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(h.batches).toEqual([[1, 2, 3], [4, 5]]);
+    h.release();
+  });
+
   it("batches are at most `max`; drain waits for every item pushed, through failures", async () => {
     const seen: number[][] = [];
     const failed: number[][] = [];
