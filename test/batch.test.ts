@@ -46,6 +46,7 @@ describe("MicroBatcher", () => {
     }
     expect(h.batches).toEqual([]);
     const drained = b.drain();
+    await tick();
     expect(h.batches).toEqual([[1, 2, 3]]);
     h.release();
     await drained;
