@@ -525,6 +525,17 @@ export function createPartnerRoutes(deps: AppDeps) {
     if (!p) throw new ApiError("not_found", `partner ${retailerCode} not found`);
     return p;
   };
+  /** The brand (access checked) and the partner a `/{brand}/partners/{retailerCode}` path names. */
+  const partnerAt = (c: Context<HonoEnv>, params: { brand: string; retailerCode: string }) => {
+    const brand = brandOf(c, params.brand);
+    return { brand, p: partnerOf(brand.id, params.retailerCode) };
+  };
+  /** The partner's endpoint, or a 409 saying why a partner without a URL cannot do `what`. */
+  const endpointOf = (p: PartnerRow, what: string) => {
+    const e = p.endpointId ? getEndpoint(deps.db, p.endpointId) : null;
+    if (!e) throw new ApiError("conflict", `partner ${p.retailerCode} has no URL, so ${what}`);
+    return e;
+  };
   return apiRouter()
     .openapi(createPartnerRoute, async (c) => {
       const brand = brandOf(c, c.req.valid("param").brand);
@@ -556,22 +567,18 @@ export function createPartnerRoutes(deps: AppDeps) {
       return c.json({ brand: brand.code, partners: rows.map((p) => presentPartner(brand.code, p)) }, 200);
     })
     .openapi(getPartnerRoute, (c) => {
-      const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      return c.json(presentPartner(brand.code, partnerOf(brand.id, params.retailerCode)), 200);
+      const { brand, p } = partnerAt(c, c.req.valid("param"));
+      return c.json(presentPartner(brand.code, p), 200);
     })
     .openapi(partnerDeliveriesRoute, (c) => {
-      const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      const p = partnerOf(brand.id, params.retailerCode);
+      const { p } = partnerAt(c, c.req.valid("param"));
       const q = c.req.valid("query");
       const log = p.endpointId ? deliveryLog(deps.db, p.endpointId, { limit: q.limit, failedOnly: q.failed === "true" }) : [];
       return c.json({ endpointId: p.endpointId, deliveries: log.map(presentDelivery) }, 200);
     })
     .openapi(patchPartnerRoute, async (c) => {
       const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      const p = partnerOf(brand.id, params.retailerCode);
+      const { brand, p } = partnerAt(c, params);
       const input = c.req.valid("json");
       const url = typeof input.url === "string" ? await requireSafeUrl(deps, input.url) : input.url;
       const secret = url && !p.endpointId ? newWebhookSecret() : null;
@@ -590,46 +597,34 @@ export function createPartnerRoutes(deps: AppDeps) {
           stmt(deps.db, `UPDATE partners SET url = ?, secret_enc = ? WHERE id = ?`).run(url, secretEnc, p.id);
         }
         const after = partnerOf(brand.id, params.retailerCode);
-        if (input.status !== undefined) {
-          if (!after.endpointId) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so no endpoint status to change`, { field: "status" });
-          updateEndpoint(deps.db, after.endpointId, { status: input.status }, now);
-        }
-        return partnerOf(brand.id, params.retailerCode);
+        if (input.status === undefined) return after;
+        if (!after.endpointId) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so no endpoint status to change`, { field: "status" });
+        updateEndpoint(deps.db, after.endpointId, { status: input.status }, now);
+        return { ...after, endpointStatus: input.status };
       }).immediate();
       deps.log.info({ brand: brand.code, retailerCode: params.retailerCode, fields: Object.keys(input) }, "partner changed");
       return c.json({ ...presentPartner(brand.code, changed), ...(secret ? { secret } : {}) }, 200);
     })
     .openapi(rotatePartnerSecretRoute, (c) => {
-      const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      const p = partnerOf(brand.id, params.retailerCode);
-      const e = p.endpointId ? getEndpoint(deps.db, p.endpointId) : null;
-      if (!e) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so no signing secret`);
+      const { brand, p } = partnerAt(c, c.req.valid("param"));
+      const e = endpointOf(p, "no signing secret");
       const secret = rotateSecret(deps, e);
       const until = presentEndpoint(deps, getEndpoint(deps.db, e.id)!).previousSecretValidUntil;
       return c.json({ ...presentPartner(brand.code, p), secret, previousSecretValidUntil: until }, 200);
     })
     .openapi(rotatePartnerKeyRoute, (c) => {
-      const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      const p = partnerOf(brand.id, params.retailerCode);
+      const { brand, p } = partnerAt(c, c.req.valid("param"));
       const apiKey = newApiKey();
       stmt(deps.db, `UPDATE partners SET api_key_hash = ? WHERE id = ?`).run(apiKeyHash(apiKey), p.id);
-      deps.log.info({ brand: brand.code, retailerCode: params.retailerCode }, "partner API key replaced");
+      deps.log.info({ brand: brand.code, retailerCode: p.retailerCode }, "partner API key replaced");
       return c.json({ ...presentPartner(brand.code, p), apiKey }, 200);
     })
     .openapi(replayPartnerRoute, async (c) => {
-      const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      const p = partnerOf(brand.id, params.retailerCode);
-      const e = p.endpointId ? getEndpoint(deps.db, p.endpointId) : null;
-      if (!e) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so nothing to replay`);
-      return c.json(await replaySince(deps, e, c.req.valid("json")), 202);
+      const { p } = partnerAt(c, c.req.valid("param"));
+      return c.json(await replaySince(deps, endpointOf(p, "nothing to replay"), c.req.valid("json")), 202);
     })
     .openapi(deletePartnerRoute, (c) => {
-      const params = c.req.valid("param");
-      const brand = brandOf(c, params.brand);
-      const p = partnerOf(brand.id, params.retailerCode);
+      const { p } = partnerAt(c, c.req.valid("param"));
       deps.db.$client.transaction(() => {
         stmt(deps.db, `DELETE FROM endpoints WHERE partner_id = ?`).run(p.id);
         stmt(deps.db, `DELETE FROM partners WHERE id = ?`).run(p.id);
