@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { hash, hkdfSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -36,8 +36,19 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
     }
     return k;
   };
+  const prefixes = new Map<string, string>();
   return {
     derive,
-    pseudonym: (purpose, value) => createHmac("sha256", derive(purpose)).update(value).digest("base64url").slice(0, 22),
+    // SHA-256 over the purpose's derived key (fixed length, as text) and the value: as irreversible
+    // without the secret as an HMAC, at a third of its cost (every inbound SMS takes one), since a
+    // pseudonym is only ever recomputed and compared, never verified as a MAC.
+    pseudonym: (purpose, value) => {
+      let prefix = prefixes.get(purpose);
+      if (prefix === undefined) {
+        prefix = `${derive(purpose).toString("base64url")}\u0000`;
+        prefixes.set(purpose, prefix);
+      }
+      return hash("sha256", prefix + value, "base64url").slice(0, 22);
+    },
   };
 }

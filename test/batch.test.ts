@@ -59,6 +59,33 @@ describe("MicroBatcher", () => {
     h.release();
   });
 
+  it("with a window, what arrives during a flush still waits out its own window (unless the batch is full)", async () => {
+    const h = held();
+    const b = new MicroBatcher<number>(h.flush, () => {}, 3, 50);
+    b.push(1);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.batches).toEqual([[1]]);
+    b.push(2); // arrives while [1] is being flushed
+    h.release();
+    await tick();
+    await tick();
+    expect(h.batches).toEqual([[1]]); // its window (50 ms) is not over
+    b.push(3);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(h.batches).toEqual([[1], [2, 3]]);
+    for (const i of [4, 5, 6, 7]) b.push(i); // during the flush of [2, 3]: a full batch goes at once
+    h.release();
+    await tick();
+    await tick();
+    expect(h.batches).toEqual([[1], [2, 3], [4, 5, 6]]);
+    const drained = b.drain();
+    h.release();
+    await tick();
+    h.release();
+    await drained;
+    expect(h.batches).toEqual([[1], [2, 3], [4, 5, 6], [7]]);
+  });
+
   it("batches are at most `max`; drain waits for every item pushed, through failures", async () => {
     const seen: number[][] = [];
     const failed: number[][] = [];
