@@ -178,11 +178,25 @@ export const smsE2e: Scenario = {
       const warmup = total;
       await pool(warmup, 32, async (i) => void (await (await h.app.fetch(signedRequest(3_000_000 + i))).text()));
       await waitAll(warmup);
-      // Throughput: as fast as the webhooks are answered.
-      const t0 = performance.now();
-      await pool(total, 32, async (i) => void (await (await h.app.fetch(signedRequest(i))).text()));
-      await waitAll(warmup + total);
-      const ms = performance.now() - t0;
+      // Throughput: as fast as the webhooks are answered, in three rounds alternating with the
+      // baseline's no-op rounds; each side's median round counts (single rounds of either vary by
+      // ±20 % on this shared machine).
+      const ROUNDS = 3;
+      await bullmqNoop(`${h.prefix}-noop`, warmup, 8);
+      const rounds: number[] = [];
+      const noopRounds: number[] = [];
+      let done = warmup;
+      for (let round = 0; round < ROUNDS; round++) {
+        const t0 = performance.now();
+        await pool(total, 32, async (i) => void (await (await h.app.fetch(signedRequest(round * total + i))).text()));
+        done += total;
+        await waitAll(done);
+        rounds.push(performance.now() - t0);
+        noopRounds.push(await bullmqNoop(`${h.prefix}-noop`, total, 8));
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      const ms = median(rounds);
+      const noopMs = median(noopRounds);
 
       // Latency at a steady 500 opt-outs/s for 4 s: webhook posted → confirmation at the provider.
       const paced = 2000;
@@ -197,8 +211,8 @@ export const smsE2e: Scenario = {
         inflight.push(Promise.resolve(h.app.fetch(signedRequest(n))).then((r) => r.text()));
       }
       await Promise.all(inflight);
-      await waitAll(warmup + total + paced);
-      const latencies = (await provider.sent(warmup + total)).sent
+      await waitAll(done + paced);
+      const latencies = (await provider.sent(done)).sent
         .map((s) => s.at - (sentAt.get(s.to) ?? Number.NaN))
         .filter((x) => Number.isFinite(x))
         .sort((a, b) => a - b);
@@ -209,8 +223,6 @@ export const smsE2e: Scenario = {
         const send = q("SELECT o.updated_at - o.created_at AS d FROM outbox o ORDER BY id DESC LIMIT 2000");
         console.error("apply p50/p99", percentile(apply, 50), percentile(apply, 99), "send p50/p99", percentile(send, 50), percentile(send, 99));
       }
-      await bullmqNoop(`${h.prefix}-noop`, warmup, 8);
-      const noopMs = await bullmqNoop(`${h.prefix}-noop`, total, 8);
       await deletePrefix(`${h.prefix}-noop`);
       return {
         value: rate(total, ms),
@@ -219,7 +231,7 @@ export const smsE2e: Scenario = {
         target: 0.25,
         p50_ms: percentile(latencies, 50),
         p99_ms: percentile(latencies, 99),
-        notes: `latency at a steady 500 opt-outs/s (${latencies.length} samples); throughput with 32 webhooks in flight, after a warm-up round of ${warmup} (the no-op baseline gets one too)`,
+        notes: `latency at a steady 500 opt-outs/s (${latencies.length} samples); throughput with 32 webhooks in flight, median of ${ROUNDS} rounds alternating with the baseline's, after a warm-up round of ${warmup} (the no-op baseline gets one too)`,
       };
     } finally {
       await h.close();
