@@ -457,6 +457,28 @@ describe("the Twilio client's HTTP transport", () => {
     }
   });
 
+  it("an endless answer is cut off at 1 MiB instead of filling memory", async () => {
+    const srv = createServer((_req, res) => {
+      res.writeHead(201, { "content-type": "application/json" });
+      const chunk = "x".repeat(64 * 1024);
+      const pump = () => {
+        while (res.write(chunk)) {
+          /* until the socket pushes back */
+        }
+        res.once("drain", pump);
+      };
+      pump();
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const client = twilio(ACCOUNT_SID, AUTH_TOKEN, { httpClient: new TwilioHttpClient(`http://127.0.0.1:${(srv.address() as AddressInfo).port}`, 10_000) });
+      await expect(client.messages.create({ from: "3434", to: "+905320000001", body: "x" })).rejects.toThrow(/larger than 1048576 characters/);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
   it("a provider that never answers ends the send with a timeout error (so the outbox lease holds)", async () => {
     const s = await server(false);
     try {

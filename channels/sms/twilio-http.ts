@@ -11,6 +11,8 @@ interface Response<T> {
   headers: unknown;
 }
 
+const MAX_RESPONSE_CHARS = 1 << 20;
+
 /** Twilio's form encoding: every value as a string, arrays as repeated names (`qs` with `arrayFormat: "repeat"`). */
 function formEncode(data: object): string {
   const form = new URLSearchParams();
@@ -66,7 +68,11 @@ export class TwilioHttpClient extends twilio.RequestClient {
       const req = (secure ? https : http).request(url, { method: opts.method.toUpperCase(), headers, agent: secure ? this.agents.https : this.agents.http }, (res) => {
         let text = "";
         res.setEncoding("utf8");
-        res.on("data", (chunk: string) => (text += chunk));
+        res.on("data", (chunk: string) => {
+          text += chunk;
+          // Twilio answers a send with a record of a few KiB; a body past this is not Twilio.
+          if (text.length > MAX_RESPONSE_CHARS) req.destroy(new Error(`the response is larger than ${MAX_RESPONSE_CHARS} characters`));
+        });
         res.on("end", () => {
           clearTimeout(timer);
           // A string body, as the SDK's own transport may hand over: Version.create parses it.
