@@ -66,9 +66,7 @@ export const partners = sqliteTable(
     /** İYS retailerCode: 8 digits. */
     retailerCode: text("retailer_code").notNull(),
     name: text("name").notNull(),
-    url: text("url"),
-    /** Signing secret, encrypted with a key from configuration. */
-    secretEnc: text("secret_enc"),
+    // Where the partner receives changes, and the signing secret, live on its endpoint (endpoints.partner_id).
     createdAt: integer("created_at").notNull(),
     /** SHA-256 (hex) of the partner's own API key for reporting changes; the key itself is shown once. */
     apiKeyHash: text("api_key_hash"),

@@ -278,10 +278,7 @@ function rotateSecret(deps: AppDeps, e: EndpointRow): string {
   const secret = newWebhookSecret();
   const now = deps.clock.now().getTime();
   const secretEnc = encryptSecret(callbackSecretsKey(deps.config, deps.secrets), secret);
-  deps.db.$client.transaction(() => {
-    rotateEndpointSecret(deps.db, e.id, secretEnc, now + deps.config.CALLBACK_SECRET_OVERLAP_HOURS * 3_600_000, now);
-    if (e.partnerId !== null) stmt(deps.db, `UPDATE partners SET secret_enc = ? WHERE id = ?`).run(secretEnc, e.partnerId);
-  })();
+  rotateEndpointSecret(deps.db, e.id, secretEnc, now + deps.config.CALLBACK_SECRET_OVERLAP_HOURS * 3_600_000, now);
   deps.log.info({ endpointId: e.id }, "endpoint secret rotated");
   return secret;
 }
@@ -403,7 +400,7 @@ interface PartnerRow {
   endpointStatus: string | null;
 }
 
-const PARTNER_SELECT = `SELECT p.id, p.brand_id AS brandId, p.retailer_code AS retailerCode, p.name, p.url, p.created_at AS createdAt,
+const PARTNER_SELECT = `SELECT p.id, p.brand_id AS brandId, p.retailer_code AS retailerCode, p.name, ep.url, p.created_at AS createdAt,
   ep.id AS endpointId, ep.status AS endpointStatus FROM partners p LEFT JOIN endpoints ep ON ep.partner_id = p.id`;
 
 const presentPartner = (brand: string, p: PartnerRow) => ({
@@ -552,8 +549,8 @@ export function createPartnerRoutes(deps: AppDeps) {
         if (n >= MAX_PARTNERS_PER_BRAND) throw new ApiError("conflict", `a brand has at most ${MAX_PARTNERS_PER_BRAND} partners`);
         const { id } = stmt(
           deps.db,
-          `INSERT INTO partners (brand_id, retailer_code, name, url, secret_enc, api_key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-        ).get(brand.id, input.retailerCode, input.name, url, secretEnc, apiKeyHash(apiKey), now) as { id: number };
+          `INSERT INTO partners (brand_id, retailer_code, name, api_key_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+        ).get(brand.id, input.retailerCode, input.name, apiKeyHash(apiKey), now) as { id: number };
         if (url && secretEnc) insertEndpoint(deps.db, { kind: "partner", brands: [brand.id], events: ["consent.changed"], url, secretEnc, partnerId: id }, now);
         else bumpEndpointVersion(deps.db);
         return partnerOf(brand.id, input.retailerCode);
@@ -586,16 +583,9 @@ export function createPartnerRoutes(deps: AppDeps) {
       const now = deps.clock.now().getTime();
       const changed = deps.db.$client.transaction(() => {
         if (input.name !== undefined) stmt(deps.db, `UPDATE partners SET name = ? WHERE id = ?`).run(input.name, p.id);
-        if (url === null && p.endpointId) {
-          deleteEndpoint(deps.db, p.endpointId);
-          stmt(deps.db, `UPDATE partners SET url = NULL, secret_enc = NULL WHERE id = ?`).run(p.id);
-        } else if (url && p.endpointId) {
-          updateEndpoint(deps.db, p.endpointId, { url }, now);
-          stmt(deps.db, `UPDATE partners SET url = ? WHERE id = ?`).run(url, p.id);
-        } else if (url && secretEnc) {
-          insertEndpoint(deps.db, { kind: "partner", brands: [brand.id], events: ["consent.changed"], url, secretEnc, partnerId: p.id }, now);
-          stmt(deps.db, `UPDATE partners SET url = ?, secret_enc = ? WHERE id = ?`).run(url, secretEnc, p.id);
-        }
+        if (url === null && p.endpointId) deleteEndpoint(deps.db, p.endpointId);
+        else if (url && p.endpointId) updateEndpoint(deps.db, p.endpointId, { url }, now);
+        else if (url && secretEnc) insertEndpoint(deps.db, { kind: "partner", brands: [brand.id], events: ["consent.changed"], url, secretEnc, partnerId: p.id }, now);
         const after = partnerOf(brand.id, params.retailerCode);
         if (input.status === undefined) return after;
         if (!after.endpointId) throw new ApiError("conflict", `partner ${params.retailerCode} has no URL, so no endpoint status to change`, { field: "status" });
