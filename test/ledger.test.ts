@@ -87,6 +87,13 @@ describe("ledger", () => {
     );
     expect(again.outbox).toEqual([]);
     expect(count("consent_events")).toBe(1);
+    // The key is unique in the database too, and looked up through its (partial) index, which
+    // keyless events (imports) do not enter.
+    expect(() => db.$client.prepare("INSERT INTO consent_events SELECT NULL, brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash FROM consent_events").run()).toThrow(/UNIQUE/);
+    const plan = (db.$client.prepare("EXPLAIN QUERY PLAN SELECT id FROM consent_events WHERE idempotency_key = ?").all("k1") as { detail: string }[]).map((r) => r.detail);
+    expect(plan.join("\n")).toContain("consent_events_idempotency_key_idx");
+    // Keyless rows are not in it: SQLite cannot answer a NULL lookup from it.
+    expect(() => db.$client.prepare("SELECT id FROM consent_events INDEXED BY consent_events_idempotency_key_idx WHERE idempotency_key IS NULL")).toThrow(/no query solution/);
   });
 
 

@@ -33,7 +33,8 @@ export const consentEvents = sqliteTable(
     hash: text("hash").notNull(),
   },
   (t) => [
-    uniqueIndex("consent_events_idempotency_key_idx").on(t.idempotencyKey),
+    // Partial: imported events have no key, and a million NULL entries would only cost writes.
+    uniqueIndex("consent_events_idempotency_key_idx").on(t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
     // History of one recipient for one brand (GET /api/v1/consents).
     index("consent_events_brand_id_recipient_idx").on(t.brandId, t.recipient),
     // Daily movement reports and exports by time.

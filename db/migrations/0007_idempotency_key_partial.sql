@@ -1,0 +1,2 @@
+DROP INDEX `consent_events_idempotency_key_idx`;--> statement-breakpoint
+CREATE UNIQUE INDEX `consent_events_idempotency_key_idx` ON `consent_events` (`idempotency_key`) WHERE idempotency_key IS NOT NULL;
