@@ -17,6 +17,8 @@ import { redactPath, routeLabel } from "./metrics/route";
 import { createMetricsRoutes } from "./metrics/routes";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** Provider webhooks (SMS, voice) are a few hundred bytes. */
+export const WEBHOOK_MAX_BYTES = 64 * 1024;
 
 /** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
 export function createApp(deps: AppDeps) {
@@ -46,25 +48,26 @@ export function createApp(deps: AppDeps) {
     );
   });
 
-  const limit = (mib: number) =>
+  const limit = (maxSize: number, what: string) =>
     bodyLimit({
-      maxSize: mib * 1024 * 1024,
+      maxSize,
       onError: () => {
-        throw new ApiError("payload_too_large", `the request body is larger than ${mib} MiB`);
+        throw new ApiError("payload_too_large", `${what} is at most ${maxSize >= 1 << 20 ? `${maxSize / (1 << 20)} MiB` : `${maxSize} bytes`}`);
       },
     });
-  const defaultLimit = limit(1);
+  const defaultLimit = limit(1 << 20, "the request body");
   // The pre-send check takes up to 100 000 recipients in one call, link issuance 10 000.
-  const largeLimit = limit(16);
+  const largeLimit = limit(16 << 20, "the request body");
   const largeBodies = new Set(["/api/v1/check", "/api/v1/links"]);
-  const webhookPrefixes = ["/sms/", "/voice/"];
+  // Provider webhooks (SMS, voice) are small; anything bigger is not a webhook.
+  const webhookLimit = limit(WEBHOOK_MAX_BYTES, "a webhook body");
   app.use("*", function requestBodyLimit(c, next) {
+    const path = c.req.path;
     // Bulk imports stream their CSV into the ledger as it arrives: hono's bodyLimit would buffer a
     // chunked body whole, so the import route checks Content-Length itself (src/api/imports.ts).
-    if (c.req.path === "/api/v1/imports" && c.req.method === "POST") return next();
-    // Provider webhooks get a smaller limit from their own routes (channels/sms, channels/ivr): one check, not two.
-    if (webhookPrefixes.some((p) => c.req.path.startsWith(p))) return next();
-    return (largeBodies.has(c.req.path) ? largeLimit : defaultLimit)(c, next);
+    if (path === "/api/v1/imports" && c.req.method === "POST") return next();
+    if (path.startsWith("/sms/") || path.startsWith("/voice/")) return webhookLimit(c, next);
+    return (largeBodies.has(path) ? largeLimit : defaultLimit)(c, next);
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));

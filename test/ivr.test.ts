@@ -521,6 +521,18 @@ describe("IVR security", () => {
   });
 });
 
+  it("a body over 64 KiB is a 413 at every voice webhook, before its signature is read", async () => {
+    for (const path of ["/voice/twilio", "/voice/twilio/menu", "/voice/twilio/status"]) {
+      const res = await app.request(path, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": "bm90LWEtc2lnbmF0dXJl" },
+        body: `CallSid=${"x".repeat(70_000)}`,
+      });
+      expect(res.status).toBe(413);
+      expect((await res.json()).error).toMatchObject({ code: "payload_too_large", message: "a webhook body is at most 65536 bytes" });
+    }
+  });
+
 describe("IVR call status callbacks", () => {
   it("completed, no-answer and failed are kept as audit receipts, once each however often Twilio retries, and never applied", async () => {
     const call = new Call(newCaller());

@@ -1,5 +1,4 @@
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { brandById, brandNames, brandsOfNumber, numberByValue, type Brand } from "../../src/brands";
 import { normalizeServiceNumber } from "../../src/api/brands";
 import { normalizePhone } from "../../src/domain/address";
@@ -13,7 +12,6 @@ import { parseBrand, parseConfirm, parseMenu, type BrandOption, type Input } fro
 import * as prompts from "./prompts";
 import { CallStateSealer, ivrSteps, type CallState, type IvrStep } from "./state";
 
-const WEBHOOK_MAX_BYTES = 64 * 1024;
 const CALL_SID = /^CA[0-9a-fA-F]{32}$/;
 /** No input or invalid input is repeated at most this many times, then the call ends politely. */
 export const MAX_RETRIES = 2;
@@ -134,16 +132,8 @@ export function createIvrRoutes(deps: AppDeps) {
     return prompts.finalPrompt(state.lang, spokenName(brand), state.choice!, outcome);
   }
 
+  // Bodies are limited to WEBHOOK_MAX_BYTES by the app (src/app.ts), for every webhook path.
   return new Hono<HonoEnv>()
-    .use(
-      "*",
-      bodyLimit({
-        maxSize: WEBHOOK_MAX_BYTES,
-        onError: () => {
-          throw new ApiError("payload_too_large", `a webhook body is at most ${WEBHOOK_MAX_BYTES} bytes`);
-        },
-      }),
-    )
     .post("/twilio", async (c) => {
       const params = await signedParams(c);
       const callSid = required(params, "CallSid", CALL_SID);

@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import twilio from "twilio";
 
 /**
@@ -22,7 +22,18 @@ function twilioSignature(authToken: string, url: string, params: Record<string, 
     if (Array.isArray(value)) for (const v of [...new Set(value)].sort()) data += key + v;
     else data += key + value;
   }
-  return createHmac("sha1", authToken).update(data, "utf8").digest("base64");
+  return createHmac("sha1", hmacKey(authToken)).update(data, "utf8").digest("base64");
+}
+
+const hmacKeys = new Map<string, KeyObject>();
+/** The token as a KeyObject, made once: createHmac with a string key builds one on every call. */
+function hmacKey(token: string): KeyObject {
+  let key = hmacKeys.get(token);
+  if (!key) {
+    if (hmacKeys.size > 16) hmacKeys.clear();
+    hmacKeys.set(token, (key = createSecretKey(Buffer.from(token, "utf8"))));
+  }
+  return key;
 }
 
 function signatureMatches(given: string, expected: string): boolean {
