@@ -17,8 +17,8 @@ import { redactPath, routeLabel } from "./metrics/route";
 import { createMetricsRoutes } from "./metrics/routes";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
-/** Provider webhooks (SMS, voice) are a few hundred bytes. */
-export const WEBHOOK_MAX_BYTES = 64 * 1024;
+/** Provider webhooks (SMS, voice) are a few hundred bytes; anything bigger is not a webhook. */
+const WEBHOOK_MAX_BYTES = 64 * 1024;
 
 /** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
 export function createApp(deps: AppDeps) {
@@ -59,7 +59,6 @@ export function createApp(deps: AppDeps) {
   // The pre-send check takes up to 100 000 recipients in one call, link issuance 10 000.
   const largeLimit = limit(16 << 20, "the request body");
   const largeBodies = new Set(["/api/v1/check", "/api/v1/links"]);
-  // Provider webhooks (SMS, voice) are small; anything bigger is not a webhook.
   const webhookLimit = limit(WEBHOOK_MAX_BYTES, "a webhook body");
   app.use("*", function requestBodyLimit(c, next) {
     const path = c.req.path;

@@ -519,7 +519,6 @@ describe("IVR security", () => {
     expect(res.status).toBe(400);
     expect((await res.json()).error.field).toBe("CallSid");
   });
-});
 
   it("a body over 64 KiB is a 413 at every voice webhook, before its signature is read", async () => {
     for (const path of ["/voice/twilio", "/voice/twilio/menu", "/voice/twilio/status"]) {
@@ -532,6 +531,7 @@ describe("IVR security", () => {
       expect((await res.json()).error).toMatchObject({ code: "payload_too_large", message: "a webhook body is at most 65536 bytes" });
     }
   });
+});
 
 describe("IVR call status callbacks", () => {
   it("completed, no-answer and failed are kept as audit receipts, once each however often Twilio retries, and never applied", async () => {
