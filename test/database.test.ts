@@ -1,0 +1,49 @@
+import { existsSync, statSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../db/index";
+import { tempDir, waitFor } from "./helpers";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+
+/** ~1 MiB in one transaction: ~260 WAL frames, far below any writer's own checkpoint threshold. */
+function writeAMegabyte(db: ReturnType<typeof openDatabase>) {
+  const c = db.$client;
+  c.exec("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)");
+  const insert = c.prepare("INSERT INTO blobs (data) VALUES (?)");
+  c.transaction(() => {
+    for (let i = 0; i < 256; i++) insert.run(Buffer.alloc(4000, i));
+  })();
+}
+
+describe("background WAL checkpoints", () => {
+  it("copy committed frames into the database file without the writer checkpointing, and stop when the connection closes", async () => {
+    const path = `${tmp.dir}/bg.db`;
+    const db = openDatabase(path);
+    // The writer only checkpoints itself as a backstop while the thread runs.
+    expect(db.$client.pragma("wal_autocheckpoint", { simple: true })).toBe(10_000);
+    const before = statSync(path).size;
+    writeAMegabyte(db);
+    // The pages reach the main file only through a checkpoint, which this connection did not run.
+    await waitFor(() => statSync(path).size >= before + 1_000_000, { timeoutMs: 10_000, intervalMs: 20 });
+    expect(db.$client.prepare("SELECT count(*) AS n FROM blobs").get()).toEqual({ n: 256 });
+    db.$client.close();
+    // The thread's connection closed first: this one, the last, checkpointed and removed the WAL.
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const reopened = openDatabase(path, { backgroundCheckpoints: false });
+    expect(reopened.$client.prepare("SELECT count(*) AS n FROM blobs").get()).toEqual({ n: 256 });
+    reopened.$client.close();
+  });
+
+  it("without the thread the WAL keeps the frames until the writer's own threshold", async () => {
+    const path = `${tmp.dir}/fg.db`;
+    const db = openDatabase(path, { backgroundCheckpoints: false });
+    expect(db.$client.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
+    const before = statSync(path).size;
+    writeAMegabyte(db);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statSync(path).size).toBe(before);
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(1_000_000);
+    db.$client.close();
+  });
+});
