@@ -14,7 +14,7 @@ export const migrationsFolder = resolve(dirname(fileURLToPath(import.meta.url)),
 /**
  * Opens the SQLite file in WAL mode. synchronous=NORMAL in WAL mode survives a process crash at any
  * point (a committed transaction is in the WAL before COMMIT returns); only an OS crash or power loss
- * can drop the last transactions. Set SQLITE_SYNCHRONOUS=FULL where that matters more than throughput.
+ * can drop the last transactions. SQLITE_SYNCHRONOUS=FULL (src/config.ts) where that matters more than throughput.
  */
 export function openDatabase(path: string, opts: { synchronous?: "NORMAL" | "FULL"; backgroundCheckpoints?: boolean } = {}): Db {
   if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });

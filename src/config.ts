@@ -14,6 +14,8 @@ export const ConfigSchema = z
     PORT: z.coerce.number().int().min(0).max(65535).default(8787),
     PUBLIC_BASE_URL: optionalUrl,
     DATABASE_PATH: z.string().min(1).default("./data/hub.db"),
+    /** NORMAL survives a process crash; FULL also an OS crash or power loss, at an fsync a commit. */
+    SQLITE_SYNCHRONOUS: z.enum(["NORMAL", "FULL"]).default("NORMAL"),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
     QUEUE_PREFIX: z
       .string()

@@ -64,7 +64,7 @@ export interface RuntimeOverrides {
 export async function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Promise<Runtime> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
   const clock = overrides.clock ?? systemClock;
-  const db = overrides.db ?? openDatabase(config.DATABASE_PATH);
+  const db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   runMigrations(db);
   const calendar = buildCalendar(config);
   const ledgerKey = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log);

@@ -1,7 +1,9 @@
 import { existsSync, statSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../db/index";
-import { tempDir, waitFor } from "./helpers";
+import { ConfigError } from "../src/config";
+import { createRuntime } from "../src/runtime";
+import { deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -45,5 +47,23 @@ describe("background WAL checkpoints", () => {
     expect(statSync(path).size).toBe(before);
     expect(statSync(`${path}-wal`).size).toBeGreaterThan(1_000_000);
     db.$client.close();
+  });
+});
+
+describe("SQLITE_SYNCHRONOUS", () => {
+  it("sets the hub's connection to FULL when asked, and refuses anything but NORMAL or FULL by name", async () => {
+    const config = testConfig(`${tmp.dir}/full`, { SQLITE_SYNCHRONOUS: "FULL" });
+    const runtime = await createRuntime(config);
+    try {
+      expect(runtime.deps.db.$client.pragma("synchronous", { simple: true })).toBe(2);
+    } finally {
+      await runtime.close();
+      await deletePrefix(config.QUEUE_PREFIX);
+    }
+    const defaults = openDatabase(`${tmp.dir}/normal.db`);
+    expect(defaults.$client.pragma("synchronous", { simple: true })).toBe(1);
+    defaults.$client.close();
+    expect(() => testConfig(tmp.dir, { SQLITE_SYNCHRONOUS: "OFF" })).toThrow(ConfigError);
+    expect(() => testConfig(tmp.dir, { SQLITE_SYNCHRONOUS: "OFF" })).toThrow(/SQLITE_SYNCHRONOUS/);
   });
 });
