@@ -42,7 +42,7 @@ const WAL_AUTOCHECKPOINT_BACKSTOP = 10_000;
  * (db/checkpointer.mjs) copies committed frames into the database file every few milliseconds
  * while there are writes. Without it the connection that commits the 1000th frame does the copying
  * itself, in the middle of a webhook: with the receipts' random provider ids (every receipt dirties
- * its own index page) that was ~8 µs of a receipt's ~25 µs of SQLite time, and 5–10 ms pauses.
+ * its own index page) that was about half of a receipt's SQLite time, with pauses of 10–20 ms.
  * The writer keeps checkpointing itself only past WAL_AUTOCHECKPOINT_BACKSTOP frames (by then the
  * thread has copied all but the last few), which lets SQLite restart the WAL under steady writes.
  * Closing the connection stops the thread first.
@@ -56,11 +56,13 @@ function startCheckpointer(sqlite: Database.Database, synchronous: string): void
   });
   worker.unref();
   let running = true;
-  worker.on("error", () => {
+  // A thread that fails or ends on its own hands checkpointing back to the writer.
+  const gone = () => {
     running = false;
     if (sqlite.open) sqlite.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT}`);
-  });
-  worker.on("exit", () => (running = false));
+  };
+  worker.on("error", gone);
+  worker.on("exit", gone);
   sqlite.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_BACKSTOP}`);
   const close = sqlite.close.bind(sqlite);
   sqlite.close = () => {
