@@ -17,7 +17,7 @@ describe("recordReceipts", () => {
   it("answers each receipt in order; a retry (earlier, or earlier in the same batch) is the receipt that stood", () => {
     const before = recordReceipt(db, sms("SM-old"), 1);
     expect(before.created).toBe(true);
-    // 70 receipts take every statement size (64 + 4 + 1 + 1), with retries spread through them.
+    // 70 receipts in one call, with retries of an older receipt and of one earlier in the same call.
     const refs = Array.from({ length: 70 }, (_, i) => (i === 3 || i === 66 ? "SM-old" : i === 69 ? "SM-5" : `SM-${i}`));
     const out = recordReceipts(db, refs.map((ref, i) => ({ receipt: sms(ref, `body ${i}`), now: 2 })));
     expect(out.map((r) => r.created)).toEqual(refs.map((ref, i) => ref !== "SM-old" && i !== 69));
