@@ -9,6 +9,8 @@ export interface OutboxRow {
   target: string | null;
   status: OutboxStatus;
   attempts: number;
+  /** JSON: what an earlier attempt kept (an İYS requestId while İYS processes a list). */
+  result: string | null;
 }
 
 /** How long a claim keeps other jobs off a row: longer than any send takes (SDK timeouts are 15 s). */
@@ -24,7 +26,7 @@ export function pendingOutbox(db: Db, id: number, now: number = Date.now()): Out
   const row = stmt(
     db,
     `UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-     RETURNING id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts`,
+     RETURNING id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts, result`,
   ).get(now + OUTBOX_LEASE_MS, now, id, now) as OutboxRow | undefined;
   return row ?? null;
 }
@@ -46,8 +48,23 @@ export function recordAttemptFailure(db: Db, id: number, now: number, error: str
   stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = 'pending'`).run(error, now, id);
 }
 
-/** What an outbox handler made of one row; throwing UnrecoverableError ends it as failed, any other error retries it. */
-export type OutboxOutcome = { status: "done" | "skipped"; note?: string; result?: Record<string, unknown> };
+/**
+ * Keeps a row pending until `until` (its lease then lets the next attempt claim it), with what this
+ * attempt learnt; the attempt is not counted as a failure.
+ */
+export function waitOutbox(db: Db, id: number, until: number, now: number, result?: Record<string, unknown>): void {
+  stmt(db, `UPDATE outbox SET next_attempt_at = ?, result = ?, last_error = NULL, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
+    until, result === undefined ? null : JSON.stringify(result), now, id);
+}
+
+/**
+ * What an outbox handler made of one row: finished (`failed` with `note` when the handler itself
+ * settled it, keeping `result`), or `wait`: ask again at `until` (a job is scheduled for then).
+ * Throwing UnrecoverableError ends it as failed, any other error retries it.
+ */
+export type OutboxOutcome =
+  | { status: "done" | "skipped" | "failed"; note?: string; result?: Record<string, unknown> }
+  | { status: "wait"; until: number; result?: Record<string, unknown> };
 export type OutboxHandler<D> = (row: OutboxRow, deps: D) => Promise<OutboxOutcome>;
 
 /** Claims every id still pending in one transaction (see `pendingOutbox`). */

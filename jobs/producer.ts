@@ -79,6 +79,12 @@ export class JobProducer {
     );
   }
 
+  /** One row's job after `delayMs`; the id includes `at`, so asking twice for one moment is one job. */
+  async enqueueOutboxAt(row: OutboxRef, delayMs: number, at: number): Promise<void> {
+    const route = outboxRoutes[row.kind];
+    await this.queues[route.queue].add(route.job, { outboxIds: [row.id] }, { jobId: `${outboxJobId([row.id])}-at${at}`, delay: delayMs });
+  }
+
   async close(): Promise<void> {
     await Promise.all(Object.values(this.queues).map((q) => q.close()));
   }

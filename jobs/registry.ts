@@ -14,7 +14,7 @@ export const registry = {
   consent: { "consent.apply": ReceiptJob },
   confirmations: { "confirmation.send": OutboxJob, "email-confirmation.send": OutboxJob },
   callbacks: { "callback.deliver": OutboxJob },
-  "iys-reports": { "iys.report": OutboxJob },
+  "iys-reports": { "iys.report": OutboxJob, "iys.batch": OutboxJob },
 } as const;
 
 export type Registry = typeof registry;
@@ -29,6 +29,7 @@ export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }>
   confirmation: { queue: "confirmations", job: "confirmation.send" },
   callback: { queue: "callbacks", job: "callback.deliver" },
   iys_report: { queue: "iys-reports", job: "iys.report" },
+  iys_batch: { queue: "iys-reports", job: "iys.batch" },
   email_confirmation: { queue: "confirmations", job: "email-confirmation.send" },
 };
 

@@ -3,21 +3,26 @@ import { Redis } from "ioredis";
 import type { Logger } from "../src/log";
 import * as consentApply from "./consent-apply.handler";
 import * as iysReport from "./iys-report.handler";
+import * as iysBatch from "./iys-batch.handler";
 import * as confirmation from "./confirmation.handler";
 import * as emailConfirmation from "./email-confirmation.handler";
-import { claimOutbox, finishOutbox, recordAttemptFailure, type OutboxHandler } from "./outbox";
+import { claimOutbox, finishOutbox, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
+import type { OutboxRef } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { parsePayload, type QueueName } from "./registry";
 import { sweep, type SweeperDeps } from "./sweeper";
 
 export type WorkerDeps = consentApply.ConsentApplyDeps &
   iysReport.IysReportDeps &
+  iysBatch.IysBatchDeps &
   confirmation.ConfirmationDeps &
   emailConfirmation.EmailConfirmationDeps & {
     log: Logger;
     clock: Clock;
     /** Further outbox handlers contributed by channels (callbacks…), by queue and job name. */
     extraHandlers?: Partial<Record<QueueName, Record<string, OutboxHandler<WorkerDeps>>>>;
+    /** A job for one row at `at` (an outbox handler answered `wait`); the sweeper covers a lost one. */
+    scheduleOutbox?(row: OutboxRef, delayMs: number, at: number): Promise<void>;
     /** Job durations for /metrics. */
     metrics?: { observeJob(queue: string, job: string, seconds: number, ok: boolean): void };
   };
@@ -32,7 +37,7 @@ function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler
     consent: { "consent.apply": { kind: "receipts", run: consentApply.run } },
     confirmations: { "confirmation.send": outbox(confirmation.run) },
     callbacks: {},
-    "iys-reports": { "iys.report": outbox(iysReport.run) },
+    "iys-reports": { "iys.report": outbox(iysReport.run), "iys.batch": outbox(iysBatch.run) },
   };
   base.confirmations["email-confirmation.send"] = outbox(emailConfirmation.run);
   for (const [q, hs] of Object.entries(deps.extraHandlers ?? {})) {
@@ -109,11 +114,17 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
   const rows = claimOutbox(deps.db, ids, now());
   const results = await Promise.allSettled(rows.map((row) => handler(row, deps)));
   const transient: string[] = [];
+  const waiting: { row: OutboxRef; until: number }[] = [];
   let ended = 0;
   deps.db.$client.transaction(() => {
     results.forEach((r, i) => {
       const id = rows[i]!.id;
-      if (r.status === "fulfilled") return finishOutbox(deps.db, id, r.value.status, now(), r.value.note, r.value.result);
+      if (r.status === "fulfilled") {
+        const v = r.value;
+        if (v.status !== "wait") return finishOutbox(deps.db, id, v.status, now(), v.note, v.result);
+        waiting.push({ row: { id, kind: rows[i]!.kind }, until: v.until });
+        return waitOutbox(deps.db, id, v.until, now(), v.result);
+      }
       const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
       if (r.reason instanceof UnrecoverableError || final) {
         finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message);
@@ -124,8 +135,15 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
       }
     });
   })();
+  for (const w of waiting) {
+    try {
+      await deps.scheduleOutbox?.(w.row, Math.max(0, w.until - now()), w.until);
+    } catch (err) {
+      deps.log.warn({ outboxId: w.row.id, err: err instanceof Error ? err.message : String(err) }, "could not schedule the next attempt; the sweeper will");
+    }
+  }
   if (transient.length > 0) throw new Error(`${transient.length} of ${rows.length} to retry (${transient.slice(0, 3).join("; ")})`);
-  return `${rows.length - ended} done${ended ? `, ${ended} ended` : ""}${rows.length < ids.length ? `, ${ids.length - rows.length} already finished` : ""}`;
+  return `${rows.length - ended - waiting.length} done${ended ? `, ${ended} ended` : ""}${waiting.length ? `, ${waiting.length} waiting` : ""}${rows.length < ids.length ? `, ${ids.length - rows.length} already finished` : ""}`;
 }
 
 /** Runs the sweeper every `intervalMs`; one sweep at a time. */

@@ -37,6 +37,12 @@ export const ConfigSchema = z
     IYS_API_BASE_URL: optionalUrl,
     IYS_USERNAME: optionalString,
     IYS_PASSWORD: optionalString,
+    /**
+     * Seconds between sending a list of imported movements to İYS (asynchronous multiple write) and
+     * asking what became of it, and between later asks while İYS is still working on it. İYS's
+     * documentation says to ask no sooner than 300 seconds after.
+     */
+    IYS_BATCH_POLL_SECONDS: z.coerce.number().int().min(1).default(300),
     /** Twilio: webhook signatures (X-Twilio-Signature) and confirmations through the REST API. */
     TWILIO_ACCOUNT_SID: optionalString,
     TWILIO_AUTH_TOKEN: optionalString,

@@ -100,17 +100,19 @@ export const DAILY_COLUMNS = ["creationDate", "transactionId", "recipient", "rec
  * Assumptions (the document does not settle them): the file starts with the header row shown in its
  * example; fields are comma-separated without quoting (no İYS value contains a comma); UTF-8.
  * creationDate is when the hub recorded the movement (İYS's own registration time is not reported
- * back); transactionId is İYS's when the report job kept it, else the event's ledger hash (also 64
+ * back); transactionId is İYS's when the report job kept it (single writes on the outbox row, imported lists'
+ * movements in iys_report_items), else the event's ledger hash (also 64
  * hex characters). Both hub-reported (HS_*) and İYS-sourced (IYS_*) movements are included, as in
  * İYS's file; suppressions (a RET without a prior consent) are not İYS movements and are left out.
  */
 export function* dailyReport(reader: Database.Database, brandId: number, day: { start: number; end: number }): Generator<string> {
   const rows = reader
     .prepare(
-      `SELECT e.received_at AS receivedAt, COALESCE(json_extract(o.result, '$.transactionId'), e.hash) AS transactionId,
+      `SELECT e.received_at AS receivedAt, COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id, e.hash) AS transactionId,
          e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
        FROM consent_events e
        LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
+       LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
        WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND e.effect = 'movement'
        ORDER BY e.received_at / 1000, transactionId, e.id`,
     )

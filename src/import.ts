@@ -4,6 +4,7 @@ import { Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { statementToAction } from "./consents";
+import { iysBatchPlanner } from "./iys-reports";
 import { consentSources, consentStatuses, consentTypes, recipientTypes, type ConsentSource, type ConsentStatus, type ConsentType, type RecipientType } from "./domain/consent";
 import type { Clock } from "./domain/time";
 
@@ -212,7 +213,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   const flush = async () => {
     if (actions.length) {
-      const { outcomes, outbox } = deps.ledger.apply(actions);
+      const { outcomes, outbox } = deps.ledger.apply(actions, { outbox: (o) => iysBatchPlanner(o) });
       outcomes.forEach((o, i) => {
         if (o.kind === "recorded") counts.recorded++;
         else if (o.kind === "duplicate") counts.unchanged++;

@@ -10,26 +10,22 @@ import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { createCheckpoint, loadOrCreateLedgerKey } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
-import { Ledger, type LedgerEvent, type OutboxInput, type OutboxRef } from "../db/ledger";
+import { Ledger, type OutboxRef } from "../db/ledger";
 import { run as applyReceipts, type ConsentApplyDeps } from "../jobs/consent-apply.handler";
 import { JobProducer } from "../jobs/producer";
 import { startSweeper, startWorkers, type RunningWorkers } from "../jobs/workers";
 import type { Config } from "./config";
 import { BusinessCalendar, defaultHolidayTable, mergeHolidayTables, type HolidayTable } from "./domain/calendar";
-import { isProviderSource } from "./domain/consent";
 import { systemClock, type Clock } from "./domain/time";
 import type { AppDeps } from "./env";
 import { createLogger, type Logger } from "./log";
 import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
 import { callbackPlanner } from "./callbacks/store";
+import { iysReportPlanner } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
 
-/** Every provider-sourced movement is reported to İYS (suppressions are not İYS movements). */
-export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
-  if (e.effect !== "movement" || e.origin === "iys" || !e.source || !isProviderSource(e.source)) return [];
-  return [{ kind: "iys_report", eventId: e.id }];
-}
+export { iysReportPlanner } from "./iys-reports";
 
 export function buildCalendar(config: Pick<Config, "HOLIDAYS_PATH">): BusinessCalendar {
   if (!config.HOLIDAYS_PATH) return new BusinessCalendar(defaultHolidayTable);
@@ -162,6 +158,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           interpreters,
           mailer,
           enqueueOutbox: jobs.enqueueOutbox,
+          iysBatchPollMs: config.IYS_BATCH_POLL_SECONDS * 1000,
+          scheduleOutbox: (row, delayMs, at) => guard(() => producer.enqueueOutboxAt(row, delayMs, at)),
           metrics: deps.metrics,
         },
         { redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX },

@@ -75,7 +75,11 @@ export const ledgerCheckpoints = sqliteTable("ledger_checkpoints", {
   createdAt: integer("created_at").notNull(),
 });
 
-export const outboxKinds = ["iys_report", "confirmation", "callback", "email_confirmation"] as const;
+/**
+ * iys_report: one movement through İYS's single write; iys_batch: up to 1000 imported movements
+ * through İYS's asynchronous multiple write (event_id is the first, target the JSON list of ids).
+ */
+export const outboxKinds = ["iys_report", "iys_batch", "confirmation", "callback", "email_confirmation"] as const;
 export type OutboxKind = (typeof outboxKinds)[number];
 export const outboxStatuses = ["pending", "done", "skipped", "failed", "exhausted"] as const;
 export type OutboxStatus = (typeof outboxStatuses)[number];
@@ -106,3 +110,24 @@ export const outbox = sqliteTable(
     index("outbox_event_id_idx").on(t.eventId),
   ],
 );
+
+export const iysItemStatuses = ["success", "failure"] as const;
+
+/**
+ * What İYS made of each movement of an `iys_batch` row, once its asynchronous request was processed
+ * (Çoklu İzin Ekleme İsteği Sorgulama): the transactionId of a success (the key of İYS's daily
+ * movement file), the error code of a failure.
+ */
+export const iysReportItems = sqliteTable("iys_report_items", {
+  eventId: integer("event_id")
+    .primaryKey()
+    .references(() => consentEvents.id),
+  outboxId: integer("outbox_id")
+    .notNull()
+    .references(() => outbox.id),
+  status: text("status", { enum: iysItemStatuses }).notNull(),
+  transactionId: text("transaction_id"),
+  errorCode: text("error_code"),
+  errorMessage: text("error_message"),
+  updatedAt: integer("updated_at").notNull(),
+});

@@ -88,7 +88,8 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
     db
       .prepare(
         `SELECT e.id, b.code AS brand, e.recipient, e.type, e.status, e.origin, e.effect, e.received_at AS receivedAt,
-           (SELECT o.status FROM outbox o WHERE o.event_id = e.id AND o.kind = 'iys_report' ORDER BY o.id DESC LIMIT 1) AS iys
+           COALESCE((SELECT o.status FROM outbox o WHERE o.event_id = e.id AND o.kind = 'iys_report' ORDER BY o.id DESC LIMIT 1),
+             (SELECT CASE i.status WHEN 'success' THEN 'done' ELSE 'failed' END FROM iys_report_items i WHERE i.event_id = e.id)) AS iys
          FROM consent_events e JOIN brands b ON b.id = e.brand_id ORDER BY e.id DESC LIMIT 50`,
       )
       .all() as RecentEvent[]

@@ -11,25 +11,74 @@ export type IysReportResult =
   /** `permanent`: İYS refused the movement itself (a rule code); retrying cannot help. */
   | { ok: false; permanent: boolean; code: string; message: string };
 
+type IysFailure = { ok: false; permanent: boolean; code: string; message: string };
+
+/** İYS took the list for processing (Asenkron Çoklu İzin Ekleme); the outcome is asked for later. */
+export type IysBatchSubmitResult = { ok: true; requestId: string } | IysFailure;
+
+/** One movement of a batch as İYS answers it, by its position in the list sent. */
+export interface IysBatchItem {
+  index: number;
+  status: "success" | "failure" | "enqueue";
+  transactionId?: string;
+  code?: string;
+  message?: string;
+}
+
+/** An empty list means İYS has not processed the request yet (its documentation: ask again later). */
+export type IysBatchStatusResult = { ok: true; items: IysBatchItem[] } | IysFailure;
+
+/** The most movements İYS takes in one multiple write. */
+export const IYS_BATCH_MAX = 1000;
+
 /** Reports the hub's movements to the national İYS. */
 export interface IysReporter {
   readonly configured: boolean;
   report(brand: IysBrandRef, event: LedgerEvent): Promise<IysReportResult>;
+  /** Up to IYS_BATCH_MAX movements, no recipient twice, in one asynchronous request. */
+  submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult>;
+  batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult>;
 }
+
+const notConfigured: IysFailure = { ok: false, permanent: true, code: "not_configured", message: "IYS_API_BASE_URL is not set" };
 
 export const noopIysReporter: IysReporter = {
   configured: false,
   async report() {
-    return { ok: false, permanent: true, code: "not_configured", message: "IYS_API_BASE_URL is not set" };
+    return notConfigured;
+  },
+  async submitBatch() {
+    return notConfigured;
+  },
+  async batchStatus() {
+    return notConfigured;
   },
 };
 
+/** A movement in İYS's consent body (single and multiple writes take the same object). */
+function consentBody(e: LedgerEvent): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    recipient: e.recipient,
+    recipientType: e.recipientType,
+    type: e.type,
+    status: e.status,
+  };
+  if (e.source) body.source = e.source;
+  if (e.consentDate !== null) body.consentDate = formatIysDate(new Date(e.consentDate));
+  if (e.retailerCode) body.retailerCode = Number(e.retailerCode);
+  return body;
+}
+
+type ErrorBody = { errors?: { code?: string; message?: string }[] };
+
 /** İYS answers these when the movement is already what it holds: the report has, in effect, been made. */
 const ALREADY_RECORDED = new Set(["H174"]);
+export const alreadyRecorded = (code: string | undefined) => code !== undefined && ALREADY_RECORDED.has(code);
 
 /**
- * HTTP client of the İYS API (v3.2.0): OAuth2 password grant (`/oauth2/token`, 2 h tokens, cached) and
- * single consent writes (`POST /sps/{iysCode}/brands/{brandCode}/consents`).
+ * HTTP client of the İYS API (v3.2.0): OAuth2 password grant (`/oauth2/token`, 2 h tokens, cached),
+ * single consent writes (`POST /sps/{iysCode}/brands/{brandCode}/consents`) and asynchronous multiple
+ * writes (`POST …/consents/request`, then `GET …/consents/request/{requestId}`).
  */
 export class HttpIysReporter implements IysReporter {
   readonly configured = true;
@@ -62,40 +111,72 @@ export class HttpIysReporter implements IysReporter {
     return this.opts.baseUrl.endsWith("/") ? this.opts.baseUrl : `${this.opts.baseUrl}/`;
   }
 
-  async report(brand: IysBrandRef, e: LedgerEvent): Promise<IysReportResult> {
+  private brandUrl(brand: IysBrandRef, rest: string): URL {
+    return new URL(`sps/${encodeURIComponent(brand.iysCode)}/brands/${encodeURIComponent(brand.brandCode)}/${rest}`, this.base());
+  }
+
+  /** One authenticated call: the status and the parsed JSON body (or null: a proxy's HTML error page). */
+  private async call(method: "GET" | "POST", url: URL, body?: unknown): Promise<{ status: number; ok: boolean; json: unknown }> {
     const token = await this.accessToken();
-    const body: Record<string, unknown> = {
-      recipient: e.recipient,
-      recipientType: e.recipientType,
-      type: e.type,
-      status: e.status,
-    };
-    if (e.source) body.source = e.source;
-    if (e.consentDate !== null) body.consentDate = formatIysDate(new Date(e.consentDate));
-    if (e.retailerCode) body.retailerCode = Number(e.retailerCode);
-    const url = new URL(
-      `sps/${encodeURIComponent(brand.iysCode)}/brands/${encodeURIComponent(brand.brandCode)}/consents`,
-      this.base(),
-    );
     const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-      body: JSON.stringify(body),
+      method,
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), authorization: `Bearer ${token}` },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 15_000),
     });
     if (res.status === 401) this.token = null;
     const text = await res.text();
-    let json: { transactionId?: string; errors?: { code?: string; message?: string }[] } = {};
+    let json: unknown = null;
     try {
       json = JSON.parse(text);
     } catch {
-      // A proxy's HTML error page: keep the status only.
+      // keep the status only
     }
-    if (res.ok) return { ok: true, transactionId: json.transactionId ?? null };
-    const err = json.errors?.[0];
-    const code = err?.code ?? `HTTP_${res.status}`;
-    if (ALREADY_RECORDED.has(code)) return { ok: true, transactionId: null };
-    const permanent = (res.status === 400 || res.status === 422) && !!err?.code;
-    return { ok: false, permanent, code, message: err?.message ?? `HTTP ${res.status}` };
+    return { status: res.status, ok: res.ok, json };
+  }
+
+  private failure(status: number, json: unknown): IysFailure {
+    const err = (json as ErrorBody | null)?.errors?.[0];
+    const code = err?.code ?? `HTTP_${status}`;
+    const permanent = (status === 400 || status === 422) && !!err?.code;
+    return { ok: false, permanent, code, message: err?.message ?? `HTTP ${status}` };
+  }
+
+  async report(brand: IysBrandRef, e: LedgerEvent): Promise<IysReportResult> {
+    const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents"), consentBody(e));
+    if (ok) return { ok: true, transactionId: (json as { transactionId?: string } | null)?.transactionId ?? null };
+    const failure = this.failure(status, json);
+    if (ALREADY_RECORDED.has(failure.code)) return { ok: true, transactionId: null };
+    return failure;
+  }
+
+  async submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult> {
+    if (events.length === 0 || events.length > IYS_BATCH_MAX) throw new Error(`an İYS multiple write takes 1 to ${IYS_BATCH_MAX} movements, not ${events.length}`);
+    const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents/request"), events.map(consentBody));
+    const requestId = (json as { requestId?: unknown } | null)?.requestId;
+    if (ok && typeof requestId === "string" && requestId) return { ok: true, requestId };
+    if (ok) return { ok: false, permanent: false, code: "no_request_id", message: "İYS accepted the list without a requestId" };
+    return this.failure(status, json);
+  }
+
+  async batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult> {
+    const { status, ok, json } = await this.call("GET", this.brandUrl(brand, `consents/request/${encodeURIComponent(requestId)}`));
+    if (!ok) return this.failure(status, json);
+    if (!Array.isArray(json)) return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the request query with something other than a list" };
+    const items: IysBatchItem[] = [];
+    for (const raw of json as Record<string, unknown>[]) {
+      const index = Number(raw?.index);
+      const st = raw?.status;
+      if (!Number.isInteger(index) || (st !== "success" && st !== "failure" && st !== "enqueue")) continue;
+      const error = raw.error as { code?: string; message?: string } | undefined;
+      items.push({
+        index,
+        status: st,
+        ...(typeof raw.transactionId === "string" ? { transactionId: raw.transactionId } : {}),
+        ...(error?.code ? { code: error.code } : {}),
+        ...(error?.message ? { message: error.message } : {}),
+      });
+    }
+    return { ok: true, items };
   }
 }

@@ -8,12 +8,30 @@ export interface IysConsentWrite {
   authorization: string | undefined;
 }
 
+export interface IysBatchWrite {
+  iysCode: string;
+  brandCode: string;
+  requestId: string;
+  items: Record<string, unknown>[];
+  at: number;
+  /** Per item, once İYS has processed the list. */
+  results?: Record<string, unknown>[];
+}
+
 /**
- * A local stand-in for the İYS API speaking its HTTP protocol (v3.2.0): password-grant tokens and
- * single consent writes, with İYS's own duplicate answer (H174) for a repeated status.
+ * A local stand-in for the İYS API speaking its HTTP protocol (v3.2.0): password-grant tokens,
+ * single consent writes, with İYS's own duplicate answer (H174) for a repeated status, and the
+ * asynchronous multiple write, whose request query answers an empty list until `batchDelayMs` has
+ * passed, then each movement's success (transactionId) or failure (error code).
  */
 export class FakeIys {
   readonly writes: IysConsentWrite[] = [];
+  readonly batches: IysBatchWrite[] = [];
+  batchQueries = 0;
+  /** How long İYS takes to process a multiple write. */
+  batchDelayMs = 0;
+  /** Recipients whose movements a multiple write refuses (H120, as for a malformed address). */
+  readonly refuse = new Set<string>();
   tokenRequests = 0;
   /** Answer this many consent writes with 503 before accepting (to exercise retries). */
   failNext = 0;
@@ -34,6 +52,36 @@ export class FakeIys {
         const creds = JSON.parse(body) as { username?: string; password?: string; grant_type?: string };
         if (creds.grant_type !== "password" || !creds.username) return send(400, { errors: [{ code: "H250", message: "Kullanıcı adı veya şifre eksik!" }] });
         return send(200, { access_token: this.token, refresh_token: "r", expires_in: 7200, token_type: "bearer" });
+      }
+      const batch = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents\/request(?:\/([^/]+))?$/.exec(url.pathname);
+      if (batch) {
+        if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
+        if (req.method === "POST" && !batch[3]) {
+          if (this.failNext > 0) {
+            this.failNext--;
+            return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
+          }
+          const items = JSON.parse(body) as Record<string, unknown>[];
+          if (!Array.isArray(items) || items.length === 0 || items.length > 1000) return send(400, { errors: [{ code: "H092", message: "Çoklu izin ekleme isteği geçerli olmalıdır." }] });
+          const requestId = `req${this.batches.length + 1}${Math.random().toString(36).slice(2, 10)}`;
+          this.batches.push({ iysCode: batch[1]!, brandCode: batch[2]!, requestId, items, at: Date.now() });
+          return send(202, { requestId, subRequests: items.map((it, k) => ({ ...it, subRequestId: `${requestId}-${k}`, creationDate: "2026-11-22 10:00:00" })) });
+        }
+        if (req.method === "GET" && batch[3]) {
+          this.batchQueries++;
+          const b = this.batches.find((x) => x.requestId === batch[3]);
+          if (!b || Date.now() < b.at + this.batchDelayMs) return send(200, []);
+          b.results ??= b.items.map((it, index) => {
+            if (this.refuse.has(String(it.recipient))) return { index, subRequestId: `${b.requestId}-${index}`, status: "failure", error: { code: "H120", message: "Alıcı formatı hatalı." } };
+            const key = `${b.iysCode}/${b.brandCode}/${it.recipient}/${it.recipientType}/${it.type}`;
+            if (this.statusByKey.get(key) === it.status) {
+              return { index, status: "failure", error: { code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." } };
+            }
+            this.statusByKey.set(key, String(it.status));
+            return { index, requestId: b.requestId, status: "success", transactionId: `btx-${b.requestId}-${index}`, creationDate: "2026-11-22 10:00:00" };
+          });
+          return send(200, b.results);
+        }
       }
       const m = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents$/.exec(url.pathname);
       if (req.method === "POST" && m) {

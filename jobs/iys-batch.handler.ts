@@ -1,0 +1,116 @@
+import { UnrecoverableError } from "bullmq";
+import { stmt, type Db } from "../db/index";
+import type { LedgerEvent } from "../db/ledger";
+import type { Clock } from "../src/domain/time";
+import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
+import type { OutboxOutcome, OutboxRow } from "./outbox";
+
+export interface IysBatchDeps {
+  db: Db;
+  iys: IysReporter;
+  clock: Clock;
+  /** How long after sending a list (and between asks) to ask İYS what became of it. */
+  iysBatchPollMs: number;
+}
+
+/** İYS keeps a request's outcome 60 days; one it has not processed in a week is given up on, visibly. */
+const GIVE_UP_AFTER_MS = 7 * 24 * 3600_000;
+
+interface BatchState {
+  requestId: string;
+  submittedAt: number;
+  polls?: number;
+}
+
+const EVENTS = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
+  e.consent_date AS consentDate, e.retailer_code AS retailerCode, e.origin, e.receipt_id AS receiptId,
+  e.idempotency_key AS idempotencyKey, e.effect, e.received_at AS receivedAt, e.prev_hash AS prevHash, e.hash
+  FROM json_each(?) j JOIN consent_events e ON e.id = j.value ORDER BY j.key`;
+
+function eventIds(row: OutboxRow): number[] {
+  let ids: unknown;
+  try {
+    ids = JSON.parse(row.target ?? "");
+  } catch {
+    ids = null;
+  }
+  if (!Array.isArray(ids) || ids.length === 0 || ids.length > IYS_BATCH_MAX || !ids.every((i) => Number.isInteger(i) && i > 0)) {
+    throw new UnrecoverableError("the row's target is not a list of 1 to 1000 event ids");
+  }
+  return ids as number[];
+}
+
+/**
+ * Reports a list of imported movements through İYS's asynchronous multiple write, in two steps a
+ * poll period apart: send the list (İYS answers a requestId, kept on the row), then ask İYS what it
+ * made of each movement — while it is still working on some, ask again later. Each movement's
+ * outcome lands in iys_report_items (its transactionId for the daily movement file, or the error
+ * code); the row ends done, or failed naming how many movements İYS refused and why.
+ * A crash after sending and before the requestId is kept sends the list again: İYS answers the
+ * repeated movements as already recorded (H174), which counts as success.
+ */
+export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
+  const ids = eventIds(row);
+  const brand = stmt(deps.db, `SELECT b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
+    | { iysCode: string | null; brandCode: string | null }
+    | undefined;
+  if (!brand) throw new UnrecoverableError("event not found");
+  if (!deps.iys.configured || !brand.iysCode || !brand.brandCode) {
+    return { status: "skipped", note: !deps.iys.configured ? "İYS API not configured (IYS_API_BASE_URL)" : "brand has no iysCode/brandCode" };
+  }
+  const ref = { iysCode: brand.iysCode, brandCode: brand.brandCode };
+  const now = deps.clock.now().getTime();
+  const state = row.result ? (JSON.parse(row.result) as Partial<BatchState>) : {};
+
+  if (!state.requestId) {
+    const events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as LedgerEvent[];
+    if (events.length !== ids.length) throw new UnrecoverableError(`${ids.length - events.length} of the row's events are not in the ledger`);
+    const sent = await deps.iys.submitBatch(ref, events);
+    if (!sent.ok) {
+      if (sent.permanent) throw new UnrecoverableError(`İYS refused the list: ${sent.code}: ${sent.message}`);
+      throw new Error(`İYS multiple write failed: ${sent.code}`);
+    }
+    const next: BatchState = { requestId: sent.requestId, submittedAt: now };
+    return { status: "wait", until: now + deps.iysBatchPollMs, result: { ...next } };
+  }
+
+  const asked = await deps.iys.batchStatus(ref, state.requestId);
+  if (!asked.ok) {
+    if (asked.permanent) throw new UnrecoverableError(`İYS refused the request query: ${asked.code}: ${asked.message}`);
+    throw new Error(`İYS request query failed: ${asked.code}`);
+  }
+  const byIndex = new Map(asked.items.map((i) => [i.index, i]));
+  const unfinished = ids.filter((_, k) => (byIndex.get(k)?.status ?? "enqueue") === "enqueue").length;
+  const submittedAt = state.submittedAt ?? now;
+  if (unfinished > 0) {
+    if (now - submittedAt > GIVE_UP_AFTER_MS) {
+      throw new UnrecoverableError(`İYS has not finished request ${state.requestId} in 7 days (${unfinished} of ${ids.length} movements still queued)`);
+    }
+    return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: state.requestId, submittedAt, polls: (state.polls ?? 0) + 1 } };
+  }
+
+  const codes: Record<string, number> = {};
+  let refused = 0;
+  const save = stmt(
+    deps.db,
+    `INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (event_id) DO UPDATE SET outbox_id = excluded.outbox_id, status = excluded.status, transaction_id = excluded.transaction_id,
+       error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`,
+  );
+  deps.db.$client.transaction(() => {
+    ids.forEach((eventId, k) => {
+      const item = byIndex.get(k)!;
+      const ok = item.status === "success" || alreadyRecorded(item.code);
+      if (!ok) {
+        refused++;
+        const code = item.code ?? "unknown";
+        codes[code] = (codes[code] ?? 0) + 1;
+      }
+      save.run(eventId, row.id, ok ? "success" : "failure", item.transactionId ?? null, ok ? null : (item.code ?? null), ok ? null : (item.message ?? null), now);
+    });
+  })();
+  const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}) };
+  if (refused === 0) return { status: "done", result };
+  const summary = Object.entries(codes).map(([c, n]) => `${c} ×${n}`).join(", ");
+  return { status: "failed", note: `İYS refused ${refused} of ${ids.length} movements (${summary}); see iys_report_items`, result };
+}

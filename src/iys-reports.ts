@@ -1,0 +1,50 @@
+import type { ActionOutcome, LedgerEvent, OutboxInput } from "../db/ledger";
+import { isProviderSource } from "./domain/consent";
+import { IYS_BATCH_MAX } from "./services/iys";
+
+/** Provider-sourced movements go to İYS; suppressions are not İYS movements, İYS's own are already there. */
+export function reportsToIys(e: LedgerEvent): boolean {
+  return e.effect === "movement" && e.origin !== "iys" && !!e.source && isProviderSource(e.source);
+}
+
+/**
+ * Every reportable movement one `iys_report` row (İYS's single write) — except bulk imports', which
+ * `iysBatchPlanner` reports in lists: at İYS's 10 requests a second a million single writes would
+ * take more than a day of the brand's whole API budget, ahead of its recipients' refusals.
+ */
+export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
+  if (!reportsToIys(e) || e.origin === "import") return [];
+  return [{ kind: "iys_report", eventId: e.id }];
+}
+
+/**
+ * The İYS reports of one import transaction: its reportable movements in `iys_batch` rows of up to
+ * IYS_BATCH_MAX (İYS's asynchronous multiple write), in ledger order. İYS asks that a list not hold
+ * one address twice and that several movements of one address go through the single write; so an
+ * address with more than one movement in the transaction has them all reported singly.
+ */
+export function iysBatchPlanner(outcomes: ActionOutcome[], max = IYS_BATCH_MAX): OutboxInput[] {
+  const events: LedgerEvent[] = [];
+  const seen = new Map<string, number>();
+  for (const o of outcomes) {
+    if (o.kind !== "recorded" || !reportsToIys(o.event)) continue;
+    events.push(o.event);
+    seen.set(o.event.recipient, (seen.get(o.event.recipient) ?? 0) + 1);
+  }
+  const rows: OutboxInput[] = [];
+  let list: number[] = [];
+  const close = () => {
+    if (list.length) rows.push({ kind: "iys_batch", eventId: list[0]!, target: JSON.stringify(list) });
+    list = [];
+  };
+  for (const e of events) {
+    if (seen.get(e.recipient)! > 1) {
+      rows.push({ kind: "iys_report", eventId: e.id });
+      continue;
+    }
+    list.push(e.id);
+    if (list.length === max) close();
+  }
+  close();
+  return rows;
+}

@@ -1,0 +1,218 @@
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { dailyReport } from "../src/export";
+import { runImport, type ImportDeps } from "../src/import";
+import { iysBatchPlanner } from "../src/iys-reports";
+import { createRuntime, type Runtime } from "../src/runtime";
+import type { ActionOutcome, LedgerEvent } from "../db/ledger";
+import { FakeIys } from "./fakes/iys";
+import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+
+/**
+ * Imported movements reach İYS through its asynchronous multiple write (lists of up to 1000, one
+ * outbox row each), not one single write each: real Redis, SQLite, workers and a fake İYS over HTTP.
+ */
+const tmp = tempDir();
+const iys = new FakeIys();
+let runtime: Runtime;
+let app: App;
+let brandId: number;
+let deps: ImportDeps;
+
+beforeAll(async () => {
+  const url = await iys.start();
+  runtime = await createRuntime(
+    testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret", IYS_BATCH_POLL_SECONDS: "1" }),
+  );
+  runtime.startBackground();
+  app = createApp(runtime.deps);
+  const res = await app.request("/api/v1/brands", authed({ code: "BATCH", name: "Batch", iysCode: "700001", brandCode: "700002", shortNames: ["BATCH"], numbers: [] }));
+  expect(res.status).toBe(201);
+  brandId = (db().prepare("SELECT id FROM brands WHERE code = 'BATCH'").get() as { id: number }).id;
+  deps = { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox };
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await iys.stop();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const db = () => runtime.deps.db.$client;
+const date = formatIysDate(new Date(Date.now() - 3_600_000));
+const phone = (i: number) => `+90532${String(i).padStart(7, "0")}`;
+
+function csv(rows: string[]): Readable {
+  return Readable.from([`type,recipient,status,source,consentDate,recipientType\n${rows.join("\n")}\n`]);
+}
+
+type OutboxRow = { id: number; kind: string; status: string; eventId: number; target: string | null; lastError: string | null; result: string | null };
+const outboxOf = (fromEvent: number) =>
+  db()
+    .prepare(`SELECT id, kind, status, event_id AS eventId, target, last_error AS lastError, result FROM outbox WHERE kind LIKE 'iys_%' AND event_id > ? ORDER BY id`)
+    .all(fromEvent) as OutboxRow[];
+const headEvent = () => (db().prepare("SELECT coalesce(max(id), 0) AS id FROM consent_events").get() as { id: number }).id;
+
+describe("bulk import reported to İYS in lists", () => {
+  it("2 500 movements go as lists of 1000, 1000 and 500: each sent once, asked after, every transactionId kept", async () => {
+    const before = headEvent();
+    const batchesBefore = iys.batches.length;
+    const queriesBefore = iys.batchQueries;
+    iys.batchDelayMs = 1500; // İYS answers an empty list until it has processed the request
+    const rows = Array.from({ length: 2500 }, (_, i) => `MESAJ,${phone(i)},ONAY,HS_WEB,${date},BIREYSEL`);
+    const summary = await runImport(csv(rows), deps, { brandId, via: "cli", batchSize: 5000 });
+    expect(summary.recorded).toBe(2500);
+
+    const planned = outboxOf(before);
+    expect(planned.map((r) => [r.kind, (JSON.parse(r.target!) as number[]).length])).toEqual([
+      ["iys_batch", 1000],
+      ["iys_batch", 1000],
+      ["iys_batch", 500],
+    ]);
+    const done = await waitFor(() => {
+      const rs = outboxOf(before);
+      if (rs.some((r) => r.status === "pending")) throw new Error("still pending");
+      return rs;
+    });
+    expect(done.map((r) => r.status)).toEqual(["done", "done", "done"]);
+    // Asked once too early (an empty answer: still processing) and again after the poll period.
+    expect(iys.batchQueries - queriesBefore).toBeGreaterThanOrEqual(6);
+    // Each row's list went once (the three in any order: they are worked concurrently).
+    const sent = iys.batches.slice(batchesBefore);
+    expect(sent.map((b) => b.items.length).sort()).toEqual([1000, 1000, 500]);
+    expect(sent.every((b) => b.iysCode === "700001" && b.brandCode === "700002")).toBe(true);
+    const listOf = (row: OutboxRow) => {
+      const { requestId } = JSON.parse(row.result!) as { requestId: string };
+      return sent.find((b) => b.requestId === requestId)!;
+    };
+    expect(done.map((r) => listOf(r).items.length)).toEqual([1000, 1000, 500]);
+    expect(JSON.parse(done[0]!.result!)).toMatchObject({ movements: 1000, refused: 0 });
+    const [first, , last] = done.map(listOf);
+    expect(first!.items[0]).toEqual({ recipient: phone(0), recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: date });
+    expect(last!.items[499]!.recipient).toBe(phone(2499));
+    // No single writes for imported movements.
+    expect(iys.writes.filter((w) => String(w.body.recipient).startsWith("+90532000"))).toEqual([]);
+
+    const items = db()
+      .prepare(`SELECT event_id AS eventId, status, transaction_id AS tx FROM iys_report_items WHERE event_id > ? ORDER BY event_id`)
+      .all(before) as { eventId: number; status: string; tx: string }[];
+    expect(items).toHaveLength(2500);
+    expect(items.every((i) => i.status === "success")).toBe(true);
+    expect(items[0]).toEqual({ eventId: before + 1, status: "success", tx: `btx-${first!.requestId}-0` });
+    expect(items[2499]!.tx).toBe(`btx-${last!.requestId}-499`);
+
+    // The daily movement file carries İYS's transactionIds of the imported movements.
+    const start = Date.now() - 24 * 3_600_000;
+    const file = [...dailyReport(db(), brandId, { start, end: Date.now() + 1000 })].join("");
+    expect(file).toContain(`,btx-${first!.requestId}-0,${phone(0)},BIREYSEL,MESAJ,ONAY,`);
+  });
+
+  it("a movement İYS refuses is kept with its code and the row ends failed naming it; the others succeed", async () => {
+    const before = headEvent();
+    iys.batchDelayMs = 0;
+    iys.refuse.add(phone(900_001));
+    const summary = await runImport(
+      csv([`MESAJ,${phone(900_000)},ONAY,HS_WEB,${date},BIREYSEL`, `MESAJ,${phone(900_001)},ONAY,HS_WEB,${date},BIREYSEL`, `EPOSTA,a.b@example.com,ONAY,HS_WEB,${date},BIREYSEL`]),
+      deps,
+      { brandId, via: "cli" },
+    );
+    expect(summary.recorded).toBe(3);
+    const [row] = await waitFor(() => {
+      const rs = outboxOf(before);
+      if (rs.length !== 1 || rs[0]!.status === "pending") throw new Error("still pending");
+      return rs;
+    });
+    expect(row!.status).toBe("failed");
+    expect(row!.lastError).toBe("İYS refused 1 of 3 movements (H120 ×1); see iys_report_items");
+    const items = db()
+      .prepare(`SELECT status, error_code AS code, transaction_id AS tx FROM iys_report_items WHERE event_id > ? ORDER BY event_id`)
+      .all(before) as { status: string; code: string | null; tx: string | null }[];
+    expect(items.map((i) => [i.status, i.code])).toEqual([
+      ["success", null],
+      ["failure", "H120"],
+      ["success", null],
+    ]);
+  });
+
+  it("an address with two movements in one transaction goes through single writes; the rest as a list", async () => {
+    const before = headEvent();
+    const writesBefore = iys.writes.length;
+    const later = formatIysDate(new Date(Date.now() - 1_800_000));
+    await runImport(
+      csv([
+        `MESAJ,${phone(910_000)},ONAY,HS_WEB,${date},BIREYSEL`,
+        `ARAMA,${phone(910_000)},ONAY,HS_WEB,${date},BIREYSEL`,
+        `MESAJ,${phone(910_001)},ONAY,HS_WEB,${date},BIREYSEL`,
+        `MESAJ,${phone(910_000)},RET,HS_WEB,${later},BIREYSEL`,
+      ]),
+      deps,
+      { brandId, via: "cli" },
+    );
+    const rows = await waitFor(() => {
+      const rs = outboxOf(before);
+      if (rs.length !== 4 || rs.some((r) => r.status === "pending")) throw new Error("still pending");
+      return rs;
+    });
+    expect(rows.map((r) => [r.kind, r.eventId - before, r.status])).toEqual([
+      ["iys_report", 1, "done"],
+      ["iys_report", 2, "done"],
+      ["iys_report", 4, "done"],
+      ["iys_batch", 3, "done"],
+    ]);
+    expect(JSON.parse(rows[3]!.target!)).toEqual([before + 3]);
+    expect(iys.writes.slice(writesBefore).map((w) => [w.body.type, w.body.status]).sort()).toEqual([
+      ["ARAMA", "ONAY"],
+      ["MESAJ", "ONAY"],
+      ["MESAJ", "RET"],
+    ]);
+  });
+
+  it("a list İYS could not take (503) is sent again, once it answers", async () => {
+    const before = headEvent();
+    const batchesBefore = iys.batches.length;
+    iys.failNext = 1;
+    await runImport(csv([`MESAJ,${phone(920_000)},ONAY,HS_WEB,${date},BIREYSEL`]), deps, { brandId, via: "cli" });
+    const [row] = await waitFor(() => {
+      const rs = outboxOf(before);
+      if (rs.length !== 1 || rs[0]!.status === "pending") throw new Error("still pending");
+      return rs;
+    });
+    expect(row!.status).toBe("done");
+    expect(iys.batches.slice(batchesBefore)).toHaveLength(1);
+    expect(iys.failNext).toBe(0);
+  });
+});
+
+describe("iysBatchPlanner", () => {
+  const event = (id: number, recipient: string, over: Partial<LedgerEvent> = {}): ActionOutcome => ({
+    kind: "recorded",
+    previous: null,
+    event: {
+      id, brandId: 1, recipient, recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: 1, retailerCode: null,
+      origin: "import", receiptId: null, idempotencyKey: null, effect: "movement", receivedAt: 1, prevHash: "", hash: "", ...over,
+    },
+  });
+
+  it("splits at the list size, leaves out what İYS does not take, and sends repeated addresses singly", () => {
+    const outcomes: ActionOutcome[] = [
+      event(1, "a"),
+      event(2, "b"),
+      event(3, "c", { effect: "suppression" }),
+      event(4, "d", { source: "IYS_WEB" as LedgerEvent["source"] }),
+      event(5, "a", { type: "ARAMA" }),
+      event(6, "e"),
+      { kind: "rejected", code: "H175", message: "x" },
+      event(7, "f"),
+    ];
+    expect(iysBatchPlanner(outcomes, 2)).toEqual([
+      { kind: "iys_report", eventId: 1 },
+      { kind: "iys_report", eventId: 5 },
+      { kind: "iys_batch", eventId: 2, target: "[2,6]" },
+      { kind: "iys_batch", eventId: 7, target: "[7]" },
+    ]);
+    expect(iysBatchPlanner([])).toEqual([]);
+  });
+});
