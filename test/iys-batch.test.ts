@@ -204,7 +204,7 @@ describe("iysBatchPlanner", () => {
       event(4, "d", { source: "IYS_WEB" as LedgerEvent["source"] }),
       event(5, "a", { type: "ARAMA" }),
       event(6, "e"),
-      { kind: "rejected", code: "H175", message: "x" },
+      { kind: "rejected", code: "H120", message: "x" },
       event(7, "f"),
     ];
     expect(iysBatchPlanner(outcomes, 2)).toEqual([
