@@ -11,6 +11,13 @@ export const defaultJobOptions: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
+/**
+ * İYS reports go 10 rows a job: each row is one İYS request and the requests are paced
+ * (IYS_MAX_REQUESTS_PER_SECOND), so a job's rows wait for their slots after being claimed; small
+ * jobs keep that wait far inside the claim's lease (OUTBOX_LEASE_MS) with the workers' concurrency.
+ */
+const IYS_JOB_ROWS = 10;
+
 /** Typed producer: only registered jobs with their payloads can be enqueued. */
 export class JobProducer {
   readonly queues: Record<QueueName, Queue>;
@@ -55,7 +62,7 @@ export class JobProducer {
     else await this.queues.consent.addBulk(jobs);
   }
 
-  /** One job per queue for the rows of one call (chunks of 100); the sweeper's rows go one by one. */
+  /** One job per queue for the rows of one call (chunks of 100, İYS reports 10); the sweeper's rows go one by one. */
   async enqueueOutbox(rows: OutboxRef[], opts: { single?: boolean; tag?: string } = {}): Promise<void> {
     // Keyed by queue and job: two kinds may share a queue under different job names.
     const byQueue = new Map<string, { queue: QueueName; job: string; ids: number[] }>();
@@ -66,9 +73,9 @@ export class JobProducer {
       entry.ids.push(r.id);
       byQueue.set(key, entry);
     }
-    const size = opts.single ? 1 : 100;
     await Promise.all(
       [...byQueue.values()].map(({ queue: q, job, ids }) => {
+        const size = opts.single ? 1 : q === "iys-reports" ? IYS_JOB_ROWS : 100;
         const jobs = [];
         for (let k = 0; k < ids.length; k += size) {
           const chunk = ids.slice(k, k + size);

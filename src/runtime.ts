@@ -21,6 +21,7 @@ import type { AppDeps } from "./env";
 import { createLogger, type Logger } from "./log";
 import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
+import { RedisPacer } from "./services/pacer";
 import { callbackPlanner } from "./callbacks/store";
 import { iysReportPlanner } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
@@ -33,12 +34,14 @@ export function buildCalendar(config: Pick<Config, "HOLIDAYS_PATH">): BusinessCa
   return new BusinessCalendar(mergeHolidayTables(defaultHolidayTable, extra));
 }
 
-export function buildIysReporter(config: Config): IysReporter {
+/** With `redis`, requests are paced across every process sharing it (IYS_MAX_REQUESTS_PER_SECOND). */
+export function buildIysReporter(config: Config, redis?: Redis): IysReporter {
   if (!config.IYS_API_BASE_URL) return noopIysReporter;
   return new HttpIysReporter({
     baseUrl: config.IYS_API_BASE_URL,
     username: config.IYS_USERNAME ?? "",
     password: config.IYS_PASSWORD ?? "",
+    ...(redis ? { pacer: new RedisPacer(redis, `${config.QUEUE_PREFIX}:iys:next-request`, config.IYS_MAX_REQUESTS_PER_SECOND) } : {}),
   });
 }
 
@@ -82,7 +85,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   // start anyway (receipts are durable, the sweeper enqueues them once Redis is back).
   await redisReady(redis, 2000).catch((err: Error) => log.warn({ err: err.message }, "starting without Redis"));
   const producer = new JobProducer(redis, config.QUEUE_PREFIX);
-  const iys = buildIysReporter(config);
+  const iys = buildIysReporter(config, redis);
 
   // Enqueueing never holds up an answer: while Redis is down BullMQ would wait for the connection
   // forever, so we skip (the row is durable; the sweeper enqueues it) or give up after a moment.

@@ -1,5 +1,6 @@
 import type { LedgerEvent } from "../../db/ledger";
 import { formatIysDate } from "../domain/time";
+import type { Pacer } from "./pacer";
 
 export interface IysBrandRef {
   iysCode: string;
@@ -85,7 +86,15 @@ export class HttpIysReporter implements IysReporter {
   private token: { value: string; expiresAt: number } | null = null;
 
   constructor(
-    private readonly opts: { baseUrl: string; username: string; password: string; timeoutMs?: number; now?: () => number },
+    private readonly opts: {
+      baseUrl: string;
+      username: string;
+      password: string;
+      timeoutMs?: number;
+      now?: () => number;
+      /** İYS takes 10 requests a second from an address: every request (tokens too) waits for a slot. */
+      pacer?: Pacer;
+    },
   ) {}
 
   private now(): number {
@@ -94,6 +103,7 @@ export class HttpIysReporter implements IysReporter {
 
   private async accessToken(): Promise<string> {
     if (this.token && this.token.expiresAt > this.now() + 60_000) return this.token.value;
+    await this.opts.pacer?.slot();
     const res = await fetch(new URL("oauth2/token", this.base()), {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -118,6 +128,7 @@ export class HttpIysReporter implements IysReporter {
   /** One authenticated call: the status and the parsed JSON body (or null: a proxy's HTML error page). */
   private async call(method: "GET" | "POST", url: URL, body?: unknown): Promise<{ status: number; ok: boolean; json: unknown }> {
     const token = await this.accessToken();
+    await this.opts.pacer?.slot();
     const res = await fetch(url, {
       method,
       headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), authorization: `Bearer ${token}` },

@@ -27,6 +27,8 @@ export interface IysBatchWrite {
 export class FakeIys {
   readonly writes: IysConsentWrite[] = [];
   readonly batches: IysBatchWrite[] = [];
+  /** When each request arrived (ms), every endpoint: to check the hub's pacing. */
+  readonly arrivals: number[] = [];
   batchQueries = 0;
   /** How long İYS takes to process a multiple write. */
   batchDelayMs = 0;
@@ -41,6 +43,7 @@ export class FakeIys {
 
   async start(): Promise<string> {
     this.server = createServer(async (req, res) => {
+      this.arrivals.push(Date.now());
       const body = await readBody(req);
       const send = (status: number, json: unknown) => {
         res.writeHead(status, { "content-type": "application/json" });
