@@ -71,7 +71,7 @@ async function rawInsert(path: string, dbPath: string): Promise<number> {
 
 export const import1m: Scenario = {
   name: "import-1m",
-  description: `${ROWS.toLocaleString("en-US")}-row CSV in the İYS bulk columns through hub import (parse, normalise, İYS rules, hash chain, state, İYS-report outbox, BullMQ enqueue) vs raw batched INSERTs of the same rows`,
+  description: `${ROWS.toLocaleString("en-US")}-row CSV in the İYS bulk columns through hub import (parse, normalise, İYS rules, hash chain, state, İYS-report outbox rows of 1000 movements, BullMQ enqueue) vs raw batched INSERTs of the same rows`,
   async run() {
     const dir = mkdtempSync(join(tmpdir(), "hub-bench-import-"));
     const prefix = `bench-import-${randomBytes(4).toString("hex")}`;
