@@ -164,7 +164,8 @@ export function eventHash(e: Omit<LedgerEvent, "hash">): string {
   return chainHash(contentHash(e), e.prevHash);
 }
 
-const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
+/** Every event column under LedgerEvent's names (one table in FROM: the names are unqualified). */
+export const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
   idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash`;
 

@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import type { LedgerEvent } from "../db/ledger";
+import { EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
@@ -16,16 +16,13 @@ export interface IysBatchDeps {
 /** İYS keeps a request's outcome 60 days; one it has not processed in a week is given up on, visibly. */
 const GIVE_UP_AFTER_MS = 7 * 24 * 3600_000;
 
+/** Kept on the row (outbox.result) between sending the list and its outcome. */
 interface BatchState {
   requestId: string;
   submittedAt: number;
-  polls?: number;
 }
 
-const EVENTS = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
-  e.consent_date AS consentDate, e.retailer_code AS retailerCode, e.origin, e.receipt_id AS receiptId,
-  e.idempotency_key AS idempotencyKey, e.effect, e.received_at AS receivedAt, e.prev_hash AS prevHash, e.hash
-  FROM json_each(?) j JOIN consent_events e ON e.id = j.value ORDER BY j.key`;
+const EVENTS = `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`;
 
 function eventIds(row: OutboxRow): number[] {
   let ids: unknown;
@@ -34,8 +31,9 @@ function eventIds(row: OutboxRow): number[] {
   } catch {
     ids = null;
   }
-  if (!Array.isArray(ids) || ids.length === 0 || ids.length > IYS_BATCH_MAX || !ids.every((i) => Number.isInteger(i) && i > 0)) {
-    throw new UnrecoverableError("the row's target is not a list of 1 to 1000 event ids");
+  // Ascending, as the planner writes them: the list is sent in id order and İYS answers by position.
+  if (!Array.isArray(ids) || ids.length === 0 || ids.length > IYS_BATCH_MAX || !ids.every((i, k) => Number.isInteger(i) && i > (k ? ids[k - 1] : 0))) {
+    throw new UnrecoverableError("the row's target is not an ascending list of 1 to 1000 event ids");
   }
   return ids as number[];
 }
@@ -70,8 +68,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
       if (sent.permanent) throw new UnrecoverableError(`İYS refused the list: ${sent.code}: ${sent.message}`);
       throw new Error(`İYS multiple write failed: ${sent.code}`);
     }
-    const next: BatchState = { requestId: sent.requestId, submittedAt: now };
-    return { status: "wait", until: now + deps.iysBatchPollMs, result: { ...next } };
+    return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: sent.requestId, submittedAt: now } satisfies BatchState };
   }
 
   const asked = await deps.iys.batchStatus(ref, state.requestId);
@@ -86,7 +83,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
     if (now - submittedAt > GIVE_UP_AFTER_MS) {
       throw new UnrecoverableError(`İYS has not finished request ${state.requestId} in 7 days (${unfinished} of ${ids.length} movements still queued)`);
     }
-    return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: state.requestId, submittedAt, polls: (state.polls ?? 0) + 1 } };
+    return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: state.requestId, submittedAt } satisfies BatchState };
   }
 
   const codes: Record<string, number> = {};

@@ -38,15 +38,15 @@ export const ConfigSchema = z
     IYS_USERNAME: optionalString,
     IYS_PASSWORD: optionalString,
     /**
-     * Seconds between sending a list of imported movements to İYS (asynchronous multiple write) and
-     * asking what became of it, and between later asks while İYS is still working on it. İYS's
-     * documentation says to ask no sooner than 300 seconds after.
-     */
-    /**
      * Requests a second to the İYS API from every hub process sharing Redis together (tokens, single
      * and multiple writes, queries). İYS's production limit is 10 a second from one IP address.
      */
     IYS_MAX_REQUESTS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
+    /**
+     * Seconds between sending a list of imported movements to İYS (asynchronous multiple write) and
+     * asking what became of it, and between later asks while İYS is still working on it. İYS's
+     * documentation says to ask no sooner than 300 seconds after.
+     */
     IYS_BATCH_POLL_SECONDS: z.coerce.number().int().min(1).default(300),
     /** Twilio: webhook signatures (X-Twilio-Signature) and confirmations through the REST API. */
     TWILIO_ACCOUNT_SID: optionalString,

@@ -100,9 +100,9 @@ export const DAILY_COLUMNS = ["creationDate", "transactionId", "recipient", "rec
  * Assumptions (the document does not settle them): the file starts with the header row shown in its
  * example; fields are comma-separated without quoting (no İYS value contains a comma); UTF-8.
  * creationDate is when the hub recorded the movement (İYS's own registration time is not reported
- * back); transactionId is İYS's when the report job kept it (single writes on the outbox row, imported lists'
- * movements in iys_report_items), else the event's ledger hash (also 64
- * hex characters). Both hub-reported (HS_*) and İYS-sourced (IYS_*) movements are included, as in
+ * back); transactionId is İYS's when the report job kept it (a single write's on its outbox row, an
+ * imported list's movements' in iys_report_items), else the event's ledger hash (also 64 hex
+ * characters). Both hub-reported (HS_*) and İYS-sourced (IYS_*) movements are included, as in
  * İYS's file; suppressions (a RET without a prior consent) are not İYS movements and are left out.
  */
 export function* dailyReport(reader: Database.Database, brandId: number, day: { start: number; end: number }): Generator<string> {

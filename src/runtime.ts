@@ -26,7 +26,7 @@ import { callbackPlanner } from "./callbacks/store";
 import { iysReportPlanner } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
 
-export { iysReportPlanner } from "./iys-reports";
+export { iysReportPlanner };
 
 export function buildCalendar(config: Pick<Config, "HOLIDAYS_PATH">): BusinessCalendar {
   if (!config.HOLIDAYS_PATH) return new BusinessCalendar(defaultHolidayTable);

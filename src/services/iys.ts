@@ -157,7 +157,7 @@ export class HttpIysReporter implements IysReporter {
     const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents"), consentBody(e));
     if (ok) return { ok: true, transactionId: (json as { transactionId?: string } | null)?.transactionId ?? null };
     const failure = this.failure(status, json);
-    if (ALREADY_RECORDED.has(failure.code)) return { ok: true, transactionId: null };
+    if (alreadyRecorded(failure.code)) return { ok: true, transactionId: null };
     return failure;
   }
 
