@@ -304,6 +304,42 @@ describe("IVR menu by voice", () => {
     expect(eventsOf(from)).toEqual(expected.map(([type, status]) => event("MIGROS", type!, status!, effect)));
   });
 
+  it.each(["onay vermiyorum", "kabul etmiyorum", "onay değil", "I don't consent", "I do not agree", "evet istemiyorum değil"])(
+    "a negated consent (%j) is not consent: asked again, nothing recorded",
+    async (words) => {
+      const from = newCaller();
+      const call = new Call(from);
+      await call.start();
+      const again = await call.say(words);
+      expect(stepOf(again)).toBe("menu");
+      expect(sayTexts(again.doc!)[0]).toBe("Geçersiz seçim.");
+      expect(eventsOf(from)).toEqual([]);
+    },
+  );
+
+  it.each(["tamam değil", "evet yanlış", "onaylamıyorum"])("a negated yes (%j) at the confirmation cancels", async (words) => {
+    const from = newCaller();
+    const call = new Call(from);
+    await call.start();
+    expect(stepOf(await call.say("evet"))).toBe("confirm");
+    const end = await call.say(words);
+    expect(text(end)).toContain("iptal edildi");
+    expect(receiptsOfCall(call.sid)).toEqual([]);
+    expect(eventsOf(from)).toEqual([]);
+  });
+
+  it("naming a language chooses it: 'Türkçe' keeps Turkish, 'English' switches, and 'English' again stays", async () => {
+    const call = new Call(newCaller());
+    await call.start();
+    const tr = await call.say("Türkçe");
+    expect(gatherOf(tr).attrs.language).toBe("tr-TR");
+    const en = await call.say("English please");
+    expect(gatherOf(en).attrs.language).toBe("en-US");
+    const still = await call.say("english");
+    expect(gatherOf(still).attrs.language).toBe("en-US");
+    expect(gatherOf(await call.say("Turkish")).attrs.language).toBe("tr-TR");
+  });
+
   it("saying 'tekrar' repeats the menu, and 'vazgeç' at the confirmation cancels", async () => {
     const call = new Call(newCaller());
     await call.start();
@@ -347,6 +383,15 @@ describe("IVR on a number shared by two brands", () => {
     const menu = await call.post(call.action!, input);
     expect(stepOf(menu)).toBe("menu");
     expect(sayTexts(menu.doc!)[0]).toContain(`${brand} ticari ileti izin hattına hoş geldiniz`);
+  });
+
+  it.each(["*", "#", "*#", "**"])("only %j at the brand question is an invalid choice, not an error", async (digits) => {
+    const call = new Call(newCaller(), SHARED);
+    await call.start();
+    const again = await call.post(call.action!, { Digits: digits });
+    expect(again.status).toBe(200);
+    expect(stepOf(again)).toBe("brand");
+    expect(sayTexts(again.doc!)[0]).toBe("Geçersiz seçim.");
   });
 
   it("an unknown brand key is repeated with 'Geçersiz seçim'", async () => {

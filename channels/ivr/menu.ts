@@ -10,17 +10,22 @@ import type { IvrChoice } from "./state";
  *   English "refuse", "no", "stop") refuses both calls and SMS, unless the utterance also names one
  *   channel ("aramalar"/"calls" → calls only, "mesaj"/"sms"/"text" → SMS only); a consent word
  *   ("onay", "onaylıyorum", "evet", "kabul"; English "yes", "consent", "accept") consents to both;
- *   "tekrar"/"repeat" repeats; "english"/"ingilizce" switches to English, "türkçe"/"turkish" back;
- *   a lone digit word ("bir", "iki", … / "one", "two", …) counts as that key.
+ *   "tekrar"/"repeat" repeats; "english"/"ingilizce" switches to English, "türkçe"/"turkish" to
+ *   Turkish; a lone digit word ("bir", "iki", … / "one", "two", …) counts as that key.
  * - confirmation: "evet"/"onay"/"onaylıyorum"/"yes" confirms; "hayır"/"vazgeç"/"iptal"/"no" cancels.
+ * - a negation ("değil", "yok", a "-mıyor" verb, "not", "don't"…) never reads as consent: in the menu
+ *   the utterance is not understood (asked again), at the confirmation a negated yes cancels. Consent must be
+ *   explicit; "onay vermiyorum" is not one. The refusal words that are negations themselves
+ *   ("istemiyorum") still refuse.
  */
 
 export type Input = { digits: string; speech: string };
 
+/** `lang`: the language named (spoken); a key press names none and switches to the other one. */
 export type MenuInput =
   | { kind: "choice"; choice: IvrChoice }
   | { kind: "repeat" }
-  | { kind: "language" }
+  | { kind: "language"; lang?: "tr" | "en" }
   | { kind: "empty" }
   | { kind: "invalid" };
 
@@ -34,11 +39,25 @@ const DIGIT_WORDS: Record<string, string> = {
 const REFUSE = new Set(["ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "refuse", "no", "stop", "unsubscribe"]);
 const CONSENT = new Set(["onay", "onayliyorum", "onayla", "evet", "kabul", "yes", "consent", "accept", "agree"]);
 const REPEAT = new Set(["tekrar", "tekrarla", "repeat", "again"]);
-const LANGUAGE = new Set(["english", "ingilizce", "turkce", "turkish"]);
-const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel"]);
+const LANGUAGE: Record<string, "tr" | "en"> = { english: "en", ingilizce: "en", turkce: "tr", turkish: "tr" };
+const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel", "yanlis", "wrong"]);
+const NEGATIONS = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
-const words = (speech: string): string[] => foldTurkish(speech).replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
+// Apostrophes joined ("don't" → "dont"), every other non-letter a space.
+const words = (speech: string): string[] =>
+  foldTurkish(speech).replace(/['’]/g, "").replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
+
+/** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
+function negated(w: string[]): boolean {
+  return w.some((x) => !REFUSE.has(x) && (NEGATIONS.has(x) || /m[iu]yor|m[ae]d[iu]m?$|m[ae]yacag|m[ae]yecek/.test(x)));
+}
+
+/** The language an utterance names, if any. */
+function languageOf(w: string[]): "tr" | "en" | undefined {
+  for (const x of w) if (LANGUAGE[x]) return LANGUAGE[x];
+  return undefined;
+}
 
 /** The key pressed, or a lone spoken digit word. */
 function keyOf(input: Input): string {
@@ -65,6 +84,7 @@ export function parseMenu(input: Input): MenuInput {
   }
   const w = words(input.speech);
   const has = (set: Set<string>) => w.some((x) => set.has(x));
+  if (negated(w)) return { kind: "invalid" };
   if (has(REFUSE)) {
     const calls = w.some((x) => x.startsWith("arama") || x.startsWith("call"));
     const sms = w.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));
@@ -74,7 +94,8 @@ export function parseMenu(input: Input): MenuInput {
   }
   if (has(CONSENT)) return { kind: "choice", choice: "consent-both" };
   if (has(REPEAT)) return { kind: "repeat" };
-  if (has(LANGUAGE)) return { kind: "language" };
+  const lang = languageOf(w);
+  if (lang) return { kind: "language", lang };
   return { kind: "invalid" };
 }
 
@@ -85,9 +106,12 @@ export function parseConfirm(input: Input): ConfirmInput {
   if (key === "2") return { kind: "no" };
   if (key) return { kind: "invalid" };
   const w = words(input.speech);
-  // "hayır" wins over "evet" in "hayır, evet değil": a cancel is the safe reading.
+  // "hayır" wins over "evet" in "hayır, evet değil": a cancel is the safe reading. So is a negated
+  // yes ("tamam değil", "onaylamıyorum"); other negations ("bilmiyorum") are asked again.
   if (w.some((x) => CANCEL.has(x))) return { kind: "no" };
-  if (w.some((x) => CONFIRM.has(x))) return { kind: "yes" };
+  const yes = w.some((x) => CONFIRM.has(x) || x.startsWith("onay") || x.startsWith("kabul"));
+  if (negated(w)) return yes ? { kind: "no" } : { kind: "invalid" };
+  if (yes) return { kind: "yes" };
   return { kind: "invalid" };
 }
 
@@ -99,12 +123,14 @@ export interface BrandOption {
   spokenName: string;
 }
 
-export type BrandInput = { kind: "brand"; id: number } | { kind: "language" } | { kind: "empty" } | { kind: "invalid" };
+export type BrandInput = { kind: "brand"; id: number } | { kind: "language"; lang?: "tr" | "en" } | { kind: "empty" } | { kind: "invalid" };
 
 /** A list position (1…n), the brand's İYS number keyed in, or its name spoken. 9 switches language when the list is shorter. */
 export function parseBrand(input: Input, options: BrandOption[]): BrandInput {
   if (isEmpty(input)) return { kind: "empty" };
   const digits = input.digits.replace(/[#*]/g, "");
+  // Only * or #: a key press that names nothing (not an utterance to read).
+  if (input.digits && !digits) return { kind: "invalid" };
   if (digits) {
     const byCode = options.find((o) => o.brandCode === digits);
     if (byCode) return { kind: "brand", id: byCode.id };
@@ -114,10 +140,11 @@ export function parseBrand(input: Input, options: BrandOption[]): BrandInput {
     return { kind: "invalid" };
   }
   const folded = ` ${words(input.speech).join(" ")} `;
-  const spokenKey = keyOf(input);
+  const spokenKey = keyOf({ digits: "", speech: input.speech });
   if (spokenKey) return parseBrand({ digits: spokenKey, speech: "" }, options);
   const hits = options.filter((o) => [...o.names, foldTurkish(o.spokenName)].some((name) => name && folded.includes(` ${name} `)));
   if (hits.length === 1) return { kind: "brand", id: hits[0]!.id };
-  if (words(input.speech).some((x) => LANGUAGE.has(x))) return { kind: "language" };
+  const lang = languageOf(words(input.speech));
+  if (lang) return { kind: "language", lang };
   return { kind: "invalid" };
 }

@@ -42,6 +42,9 @@ function callerNumber(params: Params): string | null {
 
 const spokenName = (b: Brand) => b.shortNames[0] ?? b.name;
 
+/** The language a caller asked for: the one named, or (a key press) the other one. */
+const switchTo = (current: "tr" | "en", named?: "tr" | "en"): "tr" | "en" => named ?? (current === "tr" ? "en" : "tr");
+
 /**
  * Twilio voice webhooks: the entry (`POST /twilio`), one path per menu step (`/twilio/<step>?s=<state>`)
  * and call status callbacks (`/twilio/status`). Every request is signature-checked; call state
@@ -187,14 +190,14 @@ export function createIvrRoutes(deps: AppDeps) {
         case "brand": {
           const got = parseBrand(input, options(brands));
           if (got.kind === "brand") return twiml(c, await render(callSid, fresh({ step: "menu", brand: got.id }), brands, caller, "none", true));
-          if (got.kind === "language") return twiml(c, await render(callSid, fresh({ lang: state.lang === "tr" ? "en" : "tr" }), brands, caller, "none"));
+          if (got.kind === "language") return twiml(c, await render(callSid, fresh({ lang: switchTo(state.lang, got.lang) }), brands, caller, "none"));
           return twiml(c, await again(callSid, state, brands, caller, got.kind));
         }
         case "menu": {
           if (!brands.some((b) => b.id === state.brand)) return twiml(c, prompts.unavailablePrompt());
           const got = parseMenu(input);
           if (got.kind === "repeat") return twiml(c, await render(callSid, state, brands, caller, "none"));
-          if (got.kind === "language") return twiml(c, await render(callSid, fresh({ lang: state.lang === "tr" ? "en" : "tr" }), brands, caller, "none"));
+          if (got.kind === "language") return twiml(c, await render(callSid, fresh({ lang: switchTo(state.lang, got.lang) }), brands, caller, "none"));
           if (got.kind !== "choice") return twiml(c, await again(callSid, state, brands, caller, got.kind));
           if (got.choice === "consent-both" && !caller) return twiml(c, await again(callSid, state, brands, caller, "consent-withheld"));
           return twiml(c, await render(callSid, fresh({ step: caller ? "confirm" : "number", choice: got.choice }), brands, caller, "none"));
