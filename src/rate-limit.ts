@@ -1,5 +1,24 @@
+import { getConnInfo } from "@hono/node-server/conninfo";
+import type { Context } from "hono";
 import type { Redis } from "ioredis";
 import { withTimeout } from "./async";
+
+/**
+ * The client's IP for per-IP limits: from the header the reverse proxy sets (LINK_CLIENT_IP_HEADER),
+ * else the socket; "unknown" when neither is there (in-process requests). Of a list
+ * (X-Forwarded-For: client-claimed, …, what our proxy saw) the last entry is the one the proxy
+ * appended itself: the entries before it are whatever the client sent, and trusting the first would
+ * let every request claim a new address and never be limited.
+ */
+export function clientIp(c: Context, header: string | undefined): string {
+  const forwarded = header ? c.req.header(header)?.split(",").at(-1)?.trim() : undefined;
+  if (forwarded) return forwarded;
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
 
 export interface RateLimitResult {
   /** Calls in the current window, this one included; null when Redis could not be asked. */

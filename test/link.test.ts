@@ -384,6 +384,17 @@ describe("POST records the RET", () => {
     await waitFor(() => eventsOf(address.toLowerCase()).length === 1);
   });
 
+  it.each([
+    ["multipart/form-data", "List-Unsubscribe=One-Click"],
+    ["multipart/form-data; boundary=xyz", "garbage"],
+  ])("a POST declared %j with a body that is not one answers the 400 page, records nothing", async (type, body) => {
+    const address = newAddress();
+    const res = await app.request(pathOf((await issue(address)).url), { method: "POST", headers: { "content-type": type }, body });
+    expect(res.status).toBe(400);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    expect(receiptsOf(address.toLowerCase())).toEqual([]);
+  });
+
   it("repeated clicks are one receipt, one RET and one confirmation", async () => {
     const address = newAddress();
     const normal = address.toLowerCase();
@@ -484,14 +495,41 @@ describe("keys, expiry and limits", () => {
       config: { ...runtime.deps.config, LINK_LIMIT_PER_IP_PER_MINUTE: 3, LINK_CLIENT_IP_HEADER: "x-forwarded-for" },
     });
     const path = pathOf((await issue(newAddress())).url);
-    const ip = `203.0.113.${Math.floor(Math.random() * 250)}, 10.0.0.1`;
+    // What the client claims comes first, what our proxy saw last: a new claim per request changes nothing.
+    const seen = `203.0.113.${Math.floor(Math.random() * 250)}`;
+    const xff = (i: number) => `10.9.${i}.${Math.floor(Math.random() * 250)}, ${seen}`;
     const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await limited.request(path, { headers: { "x-forwarded-for": ip } })).status);
+    for (let i = 0; i < 5; i++) statuses.push((await limited.request(path, { headers: { "x-forwarded-for": xff(i) } })).status);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
-    const res = await limited.request(path, { headers: { "x-forwarded-for": ip } });
+    const res = await limited.request(path, { headers: { "x-forwarded-for": xff(9) } });
     expectPageHeaders(res);
     expect(await res.text()).toContain("Çok fazla istek");
-    expect((await limited.request(path, { headers: { "x-forwarded-for": "198.51.100.7" } })).status).toBe(200);
+    expect((await limited.request(path, { headers: { "x-forwarded-for": `${seen}, 198.51.100.7` } })).status).toBe(200);
+  });
+
+  it("a refusal POSTed on a valid link is not limited, even from an address over the limit; a bad token is", async () => {
+    const limited = createApp({
+      ...runtime.deps,
+      config: { ...runtime.deps.config, LINK_LIMIT_PER_IP_PER_MINUTE: 3, LINK_CLIENT_IP_HEADER: "x-forwarded-for" },
+    });
+    const address = newAddress();
+    const path = pathOf((await issue(address)).url);
+    const headers = { "x-forwarded-for": `198.18.0.${Math.floor(Math.random() * 250)}` };
+    for (let i = 0; i < 4; i++) await limited.request(path, { headers });
+    expect((await limited.request(path, { headers })).status).toBe(429);
+    const post = await limited.request(path, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
+      body: "List-Unsubscribe=One-Click",
+    });
+    expect(post.status).toBe(200);
+    await waitFor(() => eventsOf(address.toLowerCase()).length === 1);
+    const forged = await limited.request(`${path.slice(0, -2)}xx`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/x-www-form-urlencoded" },
+      body: "List-Unsubscribe=One-Click",
+    });
+    expect(forged.status).toBe(429);
   });
 });
 

@@ -1,11 +1,10 @@
-import { getConnInfo } from "@hono/node-server/conninfo";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { stmt } from "../../db/index";
 import { brandById } from "../../src/brands";
 import { MicroBatcher } from "../../src/batch";
 import type { AppDeps, HonoEnv } from "../../src/env";
-import { RateLimiter } from "../../src/rate-limit";
+import { clientIp, RateLimiter } from "../../src/rate-limit";
 import { ReceiptWriter } from "../../src/receipts";
 import { resolveLink, maskEmail, type LinkRow } from "./issue";
 import { confirmPage, donePage, langOf, PAGE_HEADERS, problemPage } from "./pages";
@@ -48,19 +47,6 @@ class TickLimiter {
   }
 }
 
-/** The client's IP: the configured proxy header, else the socket; "unknown" when neither is there (in-process requests). */
-function clientIp(c: Context, header: string | undefined): string {
-  if (header) {
-    const v = c.req.header(header)?.split(",")[0]?.trim();
-    if (v) return v;
-  }
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
-
 /**
  * `/r/<token>`: the e-mail rejection link.
  *
@@ -97,6 +83,12 @@ export function createLinkRoutes(deps: AppDeps) {
       for (const [k, v] of Object.entries(PAGE_HEADERS)) c.res.headers.set(k, v);
     })
     .use("*", async function linkRateLimit(c, next) {
+      // A refusal on a valid link is never limited: RFC 8058 one-click POSTs come from a mailbox
+      // provider's few servers, whose link scanners' GETs share their addresses, and the sender is
+      // not asked to retry a 429. Recording is idempotent, so a repeated POST costs one lookup.
+      if (c.req.method === "POST" && resolveLink(deps.db, ring, c.req.path.slice(c.req.path.lastIndexOf("/") + 1), deps.clock.now().getTime()).kind === "ok") {
+        return next();
+      }
       const ip = clientIp(c, deps.config.LINK_CLIENT_IP_HEADER);
       const limited = await limiter.hit(deps.secrets.pseudonym("rate-limit", ip));
       if (limited) return c.html(problemPage("rate_limited"), 429, { "Retry-After": "60" });
@@ -117,7 +109,14 @@ export function createLinkRoutes(deps: AppDeps) {
       if (found.kind !== "ok") return c.html(problemPage(found.kind === "expired" ? "expired" : "not_found"), found.kind === "expired" ? 410 : 404);
       const link = found.link;
       const type = (c.req.header("content-type") ?? "").toLowerCase();
-      const form = type.startsWith("application/x-www-form-urlencoded") || type.startsWith("multipart/form-data") ? await c.req.parseBody() : {};
+      let form: Record<string, unknown> = {};
+      if (type.startsWith("application/x-www-form-urlencoded") || type.startsWith("multipart/form-data")) {
+        try {
+          form = await c.req.parseBody();
+        } catch {
+          return c.html(problemPage("bad_request"), 400); // a multipart body without its boundary, or not multipart at all
+        }
+      }
       const oneClick = form["List-Unsubscribe"] === "One-Click";
       if (!oneClick && form.action !== "RET") return c.html(problemPage("bad_request"), 400);
 

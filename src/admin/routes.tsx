@@ -1,10 +1,9 @@
 import type { Queue } from "bullmq";
 import { Hono, type Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { getConnInfo } from "@hono/node-server/conninfo";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
-import { RateLimiter } from "../rate-limit";
+import { clientIp, RateLimiter } from "../rate-limit";
 import type { Metrics } from "../metrics/index";
 import { loadDashboard } from "./data";
 import { ADMIN_CSP, DashboardPage, LoginPage } from "./pages";
@@ -105,16 +104,6 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   app.route("/queues", board);
 
   return app;
-}
-
-function clientIp(c: Context, header: string | undefined): string {
-  const forwarded = header ? c.req.header(header)?.split(",")[0]?.trim() : undefined;
-  if (forwarded) return forwarded;
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 function safeOrigin(url: string): string | undefined {
