@@ -107,6 +107,21 @@ describe("ledger proofs", () => {
     expect((await app.request("/api/v1/ledger/events/1/proof")).status).toBe(401);
   });
 
+  it("another brand's key is told the event does not exist, and asking signs no checkpoint", async () => {
+    expect((await app.request("/api/v1/brands", authed({ code: "KOTON", name: "Koton" }))).status).toBe(201);
+    const created = await app.request("/api/v1/keys", authed({ name: "Koton's platform", brands: ["KOTON"] }));
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    const id = await record("+905329990011", "ONAY", 1);
+    const checkpoints = () => (runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM ledger_checkpoints").get() as { n: number }).n;
+    const before = checkpoints();
+    const res = await app.request(`/api/v1/ledger/events/${id}/proof`, { headers: { authorization: `Bearer ${key}` } });
+    expect(res.status).toBe(404);
+    expect(checkpoints()).toBe(before);
+    expect((await app.request(`/api/v1/ledger/events/${id}/proof`, authed(undefined, "GET"))).status).toBe(200);
+    expect(checkpoints()).toBe(before + 1);
+  });
+
   it("the OpenAPI document describes the routes and is served with a reference UI", async () => {
     const doc = await (await app.request("/api/v1/openapi.json")).json();
     expect(doc.openapi).toBe("3.1.0");

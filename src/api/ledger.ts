@@ -48,11 +48,14 @@ export function createLedgerPublicRoutes(deps: AppDeps) {
 export function createLedgerRoutes(deps: AppDeps) {
   return apiRouter().openapi(proofRoute, async (c) => {
     const { id } = c.req.valid("param");
+    const notFound = () => new ApiError("not_found", `event ${id} not found`, { field: "id" });
+    // A provider key sees events of its own brands only; another brand's event is not found (nothing
+    // to probe), and asked before the proof is built: building it may sign a new checkpoint.
+    const owner = deps.db.$client.prepare("SELECT brand_id AS brandId FROM consent_events WHERE id = ?").get(id) as { brandId: number } | undefined;
+    const brand = owner ? brandById(deps.db, owner.brandId) : null;
+    if (!owner || !canAccessBrand(c.get("caller"), brand?.code ?? "")) throw notFound();
     const proof = await proveEvent(deps.db, deps.ledgerKey, deps.clock, id);
-    if (!proof) throw new ApiError("not_found", `event ${id} not found`, { field: "id" });
-    const brand = brandById(deps.db, proof.event.brandId);
-    // A provider key sees events of its own brands only; another brand's event is not found (nothing to probe).
-    if (!canAccessBrand(c.get("caller"), brand?.code ?? "")) throw new ApiError("not_found", `event ${id} not found`, { field: "id" });
+    if (!proof) throw notFound();
     return c.json(
       {
         ...proof,
