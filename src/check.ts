@@ -1,5 +1,6 @@
 import { stmt, type Db } from "../db/index";
 import { normalizeRecipient } from "./domain/address";
+import { addressUnfit } from "./domain/consent-rules";
 import type { ConsentType, RecipientType } from "./domain/consent";
 
 export type DenyReason = "no_consent" | "refused" | "invalid_address";
@@ -12,8 +13,11 @@ export interface CheckResult {
 /**
  * May `recipients` be sent `type` messages for the brand now? From the current state projection:
  * ONAY is allowed; RET (a movement or a bare suppression) is refused; no record is `no_consent`,
- * except for TACIR recipients, who may be messaged until they refuse. Addresses are normalised as
- * everywhere else and given back as sent.
+ * except for TACIR recipients, who may be messaged until they refuse — and a refusal counts whatever
+ * record it was kept under: the hub's channels record what a number texts, says or clicks as
+ * BIREYSEL (the recipient does not say which), so a TACIR check also reads the address's BIREYSEL
+ * record, and the later of the two decides. Addresses are normalised as everywhere else and given
+ * back as sent.
  */
 // One character per address, in input order: "A" consented, "R" refused (a RET movement or a bare
 // suppression), "-" unknown. The LEFT JOIN keeps json_each as the outer loop, so each address probes
@@ -23,21 +27,36 @@ export const CHECK_SQL = `SELECT group_concat(CASE WHEN s.status IS NULL THEN '-
   FROM json_each(?) j
   LEFT JOIN consent_state s ON s.brand_id = ? AND s.recipient = j.value AND s.recipient_type = ? AND s.type = ?`;
 
+/** TACIR: the address's BIREYSEL record too; its RET refuses unless a later TACIR record (a higher event id) stands. */
+export const CHECK_TACIR_SQL = `SELECT group_concat(CASE
+    WHEN s.status = 'RET' THEN 'R'
+    WHEN b.status = 'RET' AND (s.event_id IS NULL OR b.event_id > s.event_id) THEN 'R'
+    WHEN s.status = 'ONAY' THEN 'A'
+    ELSE '-' END, '' ORDER BY j.key) AS marks
+  FROM json_each(@json) j
+  LEFT JOIN consent_state s ON s.brand_id = @brand AND s.recipient = j.value AND s.recipient_type = 'TACIR' AND s.type = @type
+  LEFT JOIN consent_state b ON b.brand_id = @brand AND b.recipient = j.value AND b.recipient_type = 'BIREYSEL' AND b.type = @type`;
+
 export function checkRecipients(db: Db, brandId: number, type: ConsentType, recipientType: RecipientType, recipients: string[]): CheckResult {
   const normalized: string[] = new Array(recipients.length);
   const invalid: (string | undefined)[] = new Array(recipients.length);
   for (let i = 0; i < recipients.length; i++) {
     const addr = normalizeRecipient(recipients[i]!);
-    const fits = addr.ok && (type === "EPOSTA" ? addr.kind === "email" : addr.kind === "phone" && (type === "ARAMA" || addr.phoneKind !== "fixed"));
-    if (addr.ok && fits) normalized[i] = addr.value;
+    const unfit = addr.ok ? addressUnfit(type, addr.kind, addr.kind === "phone" ? addr.phoneKind : undefined) : addr.code;
+    if (unfit === null) normalized[i] = (addr as { value: string }).value;
     else {
       normalized[i] = "";
-      invalid[i] = addr.ok ? (type === "EPOSTA" ? "H120" : "H464") : addr.code;
+      invalid[i] = unfit;
     }
   }
   // Set-based: one statement joins every address to the state (index lookups inside SQLite), one
   // snapshot for the whole answer, instead of a call per recipient.
-  const marks = stmt<[string, number, string, string], { marks: string | null }>(db, CHECK_SQL).get(JSON.stringify(normalized), brandId, recipientType, type)?.marks ?? "";
+  const json = JSON.stringify(normalized);
+  const marks =
+    (recipientType === "TACIR"
+      ? stmt<[{ json: string; brand: number; type: string }], { marks: string | null }>(db, CHECK_TACIR_SQL).get({ json, brand: brandId, type })
+      : stmt<[string, number, string, string], { marks: string | null }>(db, CHECK_SQL).get(json, brandId, recipientType, type)
+    )?.marks ?? "";
   if (marks.length !== recipients.length) throw new Error(`check: ${marks.length} marks for ${recipients.length} recipients`);
   const result: CheckResult = { allowed: [], denied: [] };
   for (let i = 0; i < recipients.length; i++) {

@@ -1,7 +1,7 @@
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
-import { CHECK_SQL } from "../src/check";
+import { CHECK_SQL, CHECK_TACIR_SQL } from "../src/check";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig } from "./helpers";
@@ -72,6 +72,38 @@ describe("pre-send check", () => {
     expect(res).toEqual({ allowed: ["+905329990001"], denied: [] });
   });
 
+  it("a TACIR recipient who refused under BIREYSEL (a texted RET, a suppression) is refused; a later TACIR consent stands", async () => {
+    const post = async (recipient: string, recipientType: string, status: string, minutesAgo: number) => {
+      const consentDate = formatIysDate(new Date(Date.now() - minutesAgo * 60_000));
+      const r = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient, type: "MESAJ", status, source: "HS_WEB", consentDate, recipientType }));
+      expect(r.status, await r.clone().text()).toBe(201);
+    };
+    await post("+905329990101", "BIREYSEL", "ONAY", 50);
+    await post("+905329990101", "BIREYSEL", "RET", 40); // refused: a movement
+    await post("+905329990102", "BIREYSEL", "RET", 40); // refused: a bare suppression
+    await post("+905329990103", "TACIR", "ONAY", 50);
+    await post("+905329990103", "BIREYSEL", "RET", 40); // refused after the TACIR consent
+    await post("+905329990104", "BIREYSEL", "RET", 40);
+    await post("+905329990104", "TACIR", "ONAY", 30); // consented as TACIR after refusing
+    await post("+905329990105", "BIREYSEL", "ONAY", 40);
+    const recipients = ["+905329990101", "+905329990102", "+905329990103", "+905329990104", "+905329990105"];
+    const res = await (await check({ brand: "MIGROS", type: "MESAJ", recipientType: "TACIR", recipients })).json();
+    expect(res).toEqual({
+      allowed: ["+905329990104", "+905329990105"],
+      denied: ["+905329990101", "+905329990102", "+905329990103"].map((recipient) => ({ recipient, reason: "refused" })),
+    });
+    // The BIREYSEL answer is unchanged: a TACIR consent is not an individual's.
+    const individual = await (await check({ brand: "MIGROS", type: "MESAJ", recipients: ["+905329990104", "+905329990105"] })).json();
+    expect(individual).toEqual({ allowed: ["+905329990105"], denied: [{ recipient: "+905329990104", reason: "refused" }] });
+  });
+
+  it("an invalid address carries the code İYS gives for that channel", async () => {
+    const res = await (await check({ brand: "MIGROS", type: "ARAMA", recipients: ["ayse@example.com"] })).json();
+    expect(res.denied).toEqual([{ recipient: "ayse@example.com", reason: "invalid_address", code: "H121" }]);
+    const mesaj = await (await check({ brand: "MIGROS", type: "MESAJ", recipients: ["ayse@example.com"] })).json();
+    expect(mesaj.denied).toEqual([{ recipient: "ayse@example.com", reason: "invalid_address", code: "H464" }]);
+  });
+
   it("a RET texted a moment ago is honoured before any job has applied it", async () => {
     const from = "+905321110002";
     const params = { MessageSid: `SM${"d".repeat(32)}`, AccountSid: `AC${"c3".repeat(16)}`, From: from, To: "3434", Body: "RET MIGROS" };
@@ -104,6 +136,11 @@ describe("pre-send check", () => {
     expect(loops).toHaveLength(2);
     expect(loops[0]).toMatch(/^SCAN j\b/);
     expect(loops[1]).toMatch(/^SEARCH s USING INDEX sqlite_autoindex_consent_state_1 \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
+    const tacir = (runtime.deps.db.$client.prepare(`EXPLAIN QUERY PLAN ${CHECK_TACIR_SQL}`).all({ json: "[]", brand: 1, type: "MESAJ" }) as { detail: string }[]).map((r) => r.detail);
+    const tacirLoops = tacir.filter((d) => /^(SCAN|SEARCH) /.test(d));
+    expect(tacirLoops).toHaveLength(3);
+    expect(tacirLoops[0]).toMatch(/^SCAN j\b/);
+    for (const probe of tacirLoops.slice(1)) expect(probe).toMatch(/^SEARCH [sb] USING INDEX sqlite_autoindex_consent_state_1 \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
   });
 
   it("bad input is a clear 4xx", async () => {

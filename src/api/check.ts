@@ -40,7 +40,7 @@ const route = createRoute({
   path: "/",
   summary: "Pre-send check: which recipients may be sent to now",
   description:
-    "Answers from the current consent state, after applying every receipt already durably received (a RET accepted a millisecond ago is honoured). ONAY → allowed; RET or a suppression → `refused`; nothing → `no_consent` (TACIR recipients are allowed until they refuse).",
+    "Answers from the current consent state, after applying every receipt already durably received (a RET accepted a millisecond ago is honoured). ONAY → allowed; RET or a suppression → `refused`; nothing → `no_consent` (TACIR recipients are allowed until they refuse; a refusal kept under the address's BIREYSEL record counts unless a later TACIR record stands).",
   security: bearerSecurity,
   middleware: [requireJson] as const,
   request: { body: jsonBody(CheckInput, "the recipients about to be sent to", { brand: "MIGROS", type: "MESAJ", recipients: ["0532 123 45 67", "+905551112233"] }) },

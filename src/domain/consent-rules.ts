@@ -82,6 +82,18 @@ export function ruleMessage(code: RuleCode): string {
   return messages[code];
 }
 
+const FIXED_LINE_MESSAGE = "İzin tipi (type) MESAJ için, alıcı (recipient) bir cep telefonu numarası olmalıdır; sabit hatlar yalnızca ARAMA alabilir.";
+
+/**
+ * Whether an address may carry a consent of `type` at all, as İYS answers it: an e-mail address for
+ * EPOSTA (H120), a mobile number for MESAJ (H464; fixed lines only take calls), a number for ARAMA (H121).
+ */
+export function addressUnfit(type: ConsentCandidate["type"], kind: "phone" | "email", phoneKind?: "mobile" | "fixed" | "other"): "H120" | "H121" | "H464" | null {
+  if (type === "EPOSTA") return kind === "email" ? null : "H120";
+  if (type === "MESAJ") return kind === "phone" && phoneKind !== "fixed" ? null : "H464";
+  return kind === "phone" ? null : "H121";
+}
+
 /**
  * The İYS consent rules for one movement of a (brand, recipient, recipientType, type) key, with the
  * İYS error codes. A RET for a key İYS has no record of is accepted as a local `suppression`.
@@ -92,11 +104,8 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
     if (!allowed) return reject("H486");
   }
 
-  if (c.type === "EPOSTA" && c.recipientKind !== "email") return reject("H120");
-  if (c.type === "MESAJ" && c.recipientKind !== "phone") return reject("H464");
-  if (c.type === "MESAJ" && c.phoneKind === "fixed")
-    return reject("H464", "İzin tipi (type) MESAJ için, alıcı (recipient) bir cep telefonu numarası olmalıdır; sabit hatlar yalnızca ARAMA alabilir.");
-  if (c.type === "ARAMA" && c.recipientKind !== "phone") return reject("H121");
+  const unfit = addressUnfit(c.type, c.recipientKind, c.phoneKind);
+  if (unfit) return reject(unfit, unfit === "H464" && c.phoneKind === "fixed" ? FIXED_LINE_MESSAGE : messages[unfit]);
 
   const isTacir = c.recipientType === "TACIR";
   if (c.source === null) {
