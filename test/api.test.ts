@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
+import { IYS_EPOCH } from "../src/domain/consent-rules";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeIys } from "./fakes/iys";
@@ -226,6 +227,20 @@ describe("consents", () => {
     );
     expect(res.status).toBe(201);
     expect(await res.json()).toMatchObject({ event: { effect: "suppression" }, iys: { reportable: false, code: "H175" } });
+  });
+
+  it("a RET collected more than 3 business days ago (H467 at İYS) is kept as a suppression: not reported, and refused by the check", async () => {
+    const recipient = "+905321112278";
+    const onay = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient, type: "MESAJ", status: "ONAY", source: "HS_2015", consentDate: formatIysDate(new Date(IYS_EPOCH)) }),
+    );
+    expect(onay.status, await onay.clone().text()).toBe(201);
+    const res = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: minutesAgo(14 * 24 * 60) }));
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(await res.json()).toMatchObject({ event: { effect: "suppression" }, consent: { status: "RET" }, iys: { reportable: false, code: "H467" } });
+    const checked = await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "MESAJ", recipients: [recipient] }))).json();
+    expect(checked).toEqual({ allowed: [], denied: [{ recipient, reason: "refused" }] });
   });
 
   it("an IYS_* source is a 400 naming source", async () => {

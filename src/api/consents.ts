@@ -101,7 +101,7 @@ const recordRoute = createRoute({
   path: "/",
   summary: "Record a consent movement (ONAY or RET)",
   description:
-    "Through the İYS rules (422 with the İYS code when one refuses) into the ledger; reported to İYS and fanned out to callbacks. Idempotent: the same statement again is a 200 with `Idempotent-Replayed: true`. A RET for an address without consent is kept as a suppression (H175).",
+    "Through the İYS rules (422 with the İYS code when one refuses) into the ledger; reported to İYS and fanned out to callbacks. Idempotent: the same statement again is a 200 with `Idempotent-Replayed: true`. A RET for an address without consent (H175), or collected more than 3 business days ago (H467, which İYS refuses), is kept as a suppression: never reported, the address refused all the same.",
   security: bearerSecurity,
   middleware: [requireJson] as const,
   request: { body: jsonBody(ConsentInput, "the movement, as İYS takes it", consentExample) },
@@ -186,8 +186,11 @@ export async function recordConsent(
       consent: state ? presentState(state, brand.code) : null,
       iys: {
         reportable: event.effect === "movement",
+        // A suppression over a record İYS holds can only be a RET too old for İYS (H467).
         ...(event.effect === "suppression"
-          ? { code: "H175", note: "RET for an address without consent: kept as a suppression, not an İYS movement" }
+          ? state?.inIys
+            ? { code: "H467", note: "RET collected more than 3 business days ago: İYS takes no such movement; kept as a suppression, not reported" }
+            : { code: "H175", note: "RET for an address without consent: kept as a suppression, not an İYS movement" }
           : {}),
       },
     },

@@ -96,6 +96,14 @@ describe("İYS consent rules", () => {
     expect(code(onay({ consentDate: new Date("2026-11-19T09:00:00Z") }))).toBe("H467");
   });
 
+  it("a RET collected more than 3 business days ago is kept as a suppression, over a record İYS holds or none", () => {
+    const late = { consentDate: new Date("2026-11-19T09:00:00Z") };
+    expect(code(ret(late), stored({ status: "ONAY", consentDate: new Date("2026-11-10T09:00:00Z") }))).toBe("suppression");
+    expect(code(ret(late))).toBe("suppression");
+    // Older than the stored consent it is still refused (H178): the later consent stands.
+    expect(code(ret(late), stored({ status: "ONAY", consentDate: new Date("2026-11-19T10:00:00Z") }))).toBe("H178");
+  });
+
   it("a consent collected exactly 3 business days ago is accepted", () => {
     // Collected Fri 20 Nov → deadline Wed 25 Nov end of day.
     expect(code(onay({ consentDate: new Date("2026-11-20T09:00:00Z") }))).toBe("movement");

@@ -96,7 +96,8 @@ export function addressUnfit(type: ConsentCandidate["type"], kind: "phone" | "em
 
 /**
  * The İYS consent rules for one movement of a (brand, recipient, recipientType, type) key, with the
- * İYS error codes. A RET for a key İYS has no record of is accepted as a local `suppression`.
+ * İYS error codes. A RET for a key İYS has no record of (H175), or one collected too long ago for
+ * İYS to take (H467), is accepted as a local `suppression`.
  */
 export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null, ctx: RuleContext): RuleVerdict {
   if (c.source !== null) {
@@ -133,6 +134,9 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   }
 
   if (date !== undefined && c.source !== "HS_2015" && ctx.writer === "provider" && isLate(new Date(date), ctx)) {
+    // İYS takes no movement collected more than 3 business days ago (H467). A refusal is still a
+    // refusal: kept as a local suppression (never reported), so the address is not messaged.
+    if (c.status === "RET") return { ok: true, effect: "suppression" };
     return reject("H467");
   }
 
