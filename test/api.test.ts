@@ -192,6 +192,14 @@ describe("consents", () => {
     });
   });
 
+  it("a TACIR first record without source or consentDate is reported to İYS without them", async () => {
+    const res = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905321112299", type: "ARAMA", status: "ONAY", recipientType: "TACIR" }));
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(await res.json()).toMatchObject({ event: { effect: "movement", source: null }, consent: { inIys: true }, iys: { reportable: true } });
+    const write = await waitFor(() => iys.writes.find((w) => w.body.recipient === "+905321112299"));
+    expect(write!.body).toEqual({ recipient: "+905321112299", recipientType: "TACIR", type: "ARAMA", status: "ONAY" });
+  });
+
   it("an identical re-submission returns the original result", async () => {
     const body = { brand: "MIGROS", recipient: "+905321112244", type: "ARAMA", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(20) };
     const first = await app.request("/api/v1/consents", authed(body));
