@@ -35,7 +35,7 @@ export class ApiError extends Error {
   constructor(
     readonly code: HubErrorCode | IysErrorCode,
     message: string,
-    readonly details?: { field?: string; issues?: { field: string; message: string }[] },
+    readonly details?: { field?: string; issues?: { field: string; message: string }[]; importId?: string },
   ) {
     super(message);
     this.name = "ApiError";

@@ -14,11 +14,17 @@ export const IMPORT_COLUMNS = ["type", "recipient", "status", "source", "consent
 export const REQUIRED_COLUMNS = ["type", "recipient", "status", "source", "consentDate"] as const;
 export const REJECTED_COLUMNS = [...IMPORT_COLUMNS, "line", "code", "message"] as const;
 
-/** The file itself is unusable (no header, missing columns, broken CSV): nothing of it was read into the ledger past `rowsRead`. */
+/**
+ * The file itself is unusable (no header, missing columns, broken CSV). A file broken past its
+ * first rows names the import (`importId`, its record marked failed) that holds the rows before the
+ * break: they are in the ledger; nothing after it is. Sending the fixed file again changes nothing
+ * for those (an import is idempotent) and records the rest.
+ */
 export class ImportFormatError extends Error {
   constructor(
     message: string,
     readonly missing: string[] = [],
+    readonly importId: string | null = null,
   ) {
     super(message);
     this.name = "ImportFormatError";
@@ -262,7 +268,17 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   } catch (err) {
     input.destroy();
     parser.destroy();
-    const e = (err as { code?: string }).code?.startsWith("CSV_") ? new ImportFormatError(`the CSV is malformed: ${(err as Error).message}`) : err;
+    let e = err;
+    if ((err as { code?: string }).code?.startsWith("CSV_")) {
+      // The rows read before the break are whole and valid rows: written like any batch, so what is
+      // in the ledger is exactly the file up to the break (not up to the last full batch).
+      if (id) await flush().then(() => enqueueing).catch(() => {});
+      e = new ImportFormatError(
+        `the CSV is malformed: ${(err as Error).message}${id ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: send the fixed file again (rows already in stay unchanged)` : ""}`,
+        [],
+        id,
+      );
+    }
     if (id) {
       const t = now();
       stmt(db, `UPDATE imports SET status = 'failed', error = ?, rows_read = ?, recorded = ?, unchanged = ?, rejected = ?, bytes_read = ?, finished_at = ?, updated_at = ? WHERE id = ?`).run(

@@ -291,6 +291,19 @@ describe("POST /api/v1/imports", () => {
     expect(empty.status).toBe(400);
   });
 
+  it("a CSV broken past its first rows is a 400 naming the import that holds exactly the rows before the break", async () => {
+    const before = countEvents();
+    const good = Array.from({ length: 5100 }, (_, i) => `MESAJ,${phone(800_000 + i)},ONAY,HS_WEB,${iys(NOW - 60_000)}`);
+    const res = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate\n${good.join("\n")}\nMESAJ,"${phone(805_200)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    expect(res.status).toBe(400);
+    const { error } = await res.json();
+    expect(error).toMatchObject({ code: "bad_request", field: "(body)", importId: expect.any(String) });
+    expect(error.message).toMatch(/malformed.*5100 rows before it are in import/);
+    expect(countEvents() - before).toBe(5100);
+    const record = await (await app.request(`/api/v1/imports/${error.importId}`, { headers: auth })).json();
+    expect(record).toMatchObject({ status: "failed", rowsRead: 5100, recorded: 5100 });
+  });
+
   it("another content type is a 415", async () => {
     const res = await post("?brand=UPLOAD", JSON.stringify({ rows: [] }), "application/json");
     expect(res.status).toBe(415);

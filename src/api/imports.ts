@@ -145,7 +145,7 @@ export function createImportRoutes(deps: AppDeps) {
         deps.log.info({ requestId: c.get("requestId"), importId: summary.id, rows: summary.rowsRead, rejected: summary.rejected }, "import done");
         return c.json({ ...summary, progressUrl: `${base}/${summary.id}`, rejectedUrl: `${base}/${summary.id}/rejected` }, 200);
       } catch (err) {
-        if (err instanceof ImportFormatError) throw new ApiError("bad_request", err.message, { field: "(body)" });
+        if (err instanceof ImportFormatError) throw new ApiError("bad_request", err.message, { field: "(body)", ...(err.importId ? { importId: err.importId } : {}) });
         throw err;
       }
     })

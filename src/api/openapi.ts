@@ -33,6 +33,7 @@ export const ErrorSchema = z
       requestId: z.string().nullable(),
       field: z.string().optional().openapi({ description: "the request field at fault", example: "recipient" }),
       issues: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+      importId: z.string().optional().openapi({ description: "an upload broken past its first rows: the import holding the rows before the break" }),
     }),
   })
   .openapi("Error");
