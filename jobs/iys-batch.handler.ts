@@ -90,9 +90,9 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   let refused = 0;
   const save = stmt(
     deps.db,
-    `INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, creation_date, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (event_id) DO UPDATE SET outbox_id = excluded.outbox_id, status = excluded.status, transaction_id = excluded.transaction_id,
-       error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`,
+       creation_date = excluded.creation_date, error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`,
   );
   deps.db.$client.transaction(() => {
     ids.forEach((eventId, k) => {
@@ -103,7 +103,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
         const code = item.code ?? "unknown";
         codes[code] = (codes[code] ?? 0) + 1;
       }
-      save.run(eventId, row.id, ok ? "success" : "failure", item.transactionId ?? null, ok ? null : (item.code ?? null), ok ? null : (item.message ?? null), now);
+      save.run(eventId, row.id, ok ? "success" : "failure", item.transactionId ?? null, item.creationDate ?? null, ok ? null : (item.code ?? null), ok ? null : (item.message ?? null), now);
     });
   })();
   const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}) };

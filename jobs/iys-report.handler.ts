@@ -30,8 +30,11 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
   // may not have come yet: İYS refuses future dates (H162), so wait for it.
   if (event.consentDate !== null && event.consentDate > deps.clock.now().getTime()) throw new Error("consentDate not reached yet; retried");
   const result = await deps.iys.report({ iysCode: event.iysCode, brandCode: event.brandCode }, event);
-  // İYS's transactionId is the key of its daily movement file (src/export.ts dailyReport).
-  if (result.ok) return { status: "done", ...(result.transactionId ? { result: { transactionId: result.transactionId } } : {}) };
+  // İYS's transactionId and creationDate are the key of its daily movement file (src/export.ts dailyReport).
+  if (result.ok) {
+    if (!result.transactionId) return { status: "done" };
+    return { status: "done", result: { transactionId: result.transactionId, ...(result.creationDate ? { creationDate: result.creationDate } : {}) } };
+  }
   if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);
   throw new Error(`İYS report failed: ${result.code}`);
 }

@@ -91,33 +91,41 @@ function* map<A, B>(it: Iterable<A>, f: (a: A) => B): Generator<B> {
 /** The columns of İYS's daily movement file ("Günlük İzin Hareket Dosyası"), in its order. */
 export const DAILY_COLUMNS = ["creationDate", "transactionId", "recipient", "recipientType", "type", "status", "consentDate", "source"] as const;
 
+/** How long after the hub recorded a movement İYS may register it: a list is asked after for up to 7 days, single writes retry for hours. */
+const IYS_REGISTRATION_LAG_MS = 8 * 24 * 3_600_000;
+
 /**
- * The brand's movements of one Istanbul calendar day as İYS's daily movement file, following the
- * İYS API 3.2.0 "MUTABAKAT YÖNETİMİ" section:
+ * The brand's movements İYS registered on one Istanbul calendar day, as İYS's daily movement file,
+ * following the İYS API 3.2.0 "MUTABAKAT YÖNETİMİ" section, so that its SHA-384 can be compared
+ * with the one of İYS's own file:
  * - columns creationDate, transactionId, recipient, recipientType, type, status, consentDate, source;
  * - rows sorted by creationDate then transactionId; the file ends with "\n";
  * - SHA-384 over the file's bytes, as lower-case hex.
+ * The rows are the movements İYS accepted, with the transactionId and creationDate İYS answered (a
+ * single write's kept on its outbox row, an imported list's movements' in iys_report_items), and on
+ * the day İYS registered them, which may be after the day the hub recorded them. Movements not (yet)
+ * accepted — pending, refused, or İYS not configured — are not in İYS's file and not here (the
+ * dashboard lists them); suppressions are no İYS movements at all. A movement accepted before İYS's
+ * creationDate was kept has the hub's recording time instead.
  * Assumptions (the document does not settle them): the file starts with the header row shown in its
  * example; fields are comma-separated without quoting (no İYS value contains a comma); UTF-8.
- * creationDate is when the hub recorded the movement (İYS's own registration time is not reported
- * back); transactionId is İYS's when the report job kept it (a single write's on its outbox row, an
- * imported list's movements' in iys_report_items), else the event's ledger hash (also 64 hex
- * characters). Both hub-reported (HS_*) and İYS-sourced (IYS_*) movements are included, as in
- * İYS's file; suppressions (a RET without a prior consent) are not İYS movements and are left out.
  */
 export function* dailyReport(reader: Database.Database, brandId: number, day: { start: number; end: number }): Generator<string> {
   const rows = reader
     .prepare(
-      `SELECT e.received_at AS receivedAt, COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id, e.hash) AS transactionId,
-         e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
-       FROM consent_events e
-       LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
-       LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
-       WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND e.effect = 'movement'
-       ORDER BY e.received_at / 1000, transactionId, e.id`,
+      `SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source FROM (
+         SELECT COALESCE(json_extract(o.result, '$.creationDate'), i.creation_date, e.received_at) AS created,
+           COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id) AS transactionId, e.id,
+           e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
+         FROM consent_events e
+         LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
+         LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
+         WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND e.effect = 'movement')
+       WHERE transactionId IS NOT NULL AND created >= ? AND created < ?
+       ORDER BY created / 1000, transactionId, id`,
     )
-    .iterate(day.start, day.end, brandId) as Iterable<{
-    receivedAt: number;
+    .iterate(day.start - IYS_REGISTRATION_LAG_MS, day.end, brandId, day.start, day.end) as Iterable<{
+    created: number;
     transactionId: string;
     recipient: string;
     recipientType: string;
@@ -128,7 +136,7 @@ export function* dailyReport(reader: Database.Database, brandId: number, day: { 
   }>;
   yield `${DAILY_COLUMNS.join(",")}\n`;
   for (const r of rows) {
-    yield `${[iysDate(r.receivedAt), r.transactionId, r.recipient, r.recipientType, r.type, r.status, iysDate(r.consentDate), r.source ?? ""].join(",")}\n`;
+    yield `${[iysDate(r.created), r.transactionId, r.recipient, r.recipientType, r.type, r.status, iysDate(r.consentDate), r.source ?? ""].join(",")}\n`;
   }
 }
 

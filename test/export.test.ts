@@ -128,33 +128,49 @@ describe("GET /api/v1/reports/daily", () => {
     rec("noonRet", at("2026-03-10T09:00:00Z", () => [action("ACME", "+905420000001", "MESAJ", "RET", 1)]));
     rec("lastSecond", at("2026-03-10T20:59:59Z", () => [action("ACME", "+905420000004", "MESAJ", "ONAY")]));
     rec("dayAfter", at("2026-03-10T21:00:00Z", () => [action("ACME", "+905420000005", "MESAJ", "ONAY")]));
-    // İYS answered the noon report with its own transactionId: the file carries it.
-    a.deps.db.$client
-      .prepare(`UPDATE outbox SET status = 'done', result = ? WHERE event_id = ? AND kind = 'iys_report'`)
-      .run(JSON.stringify({ transactionId: "0".repeat(63) + "1" }), events.noon!.id);
+    // What İYS answered: a transactionId and its own creationDate (Turkish time), on the outbox row
+    // of a single write or in iys_report_items for a movement of an imported list.
+    const db = a.deps.db.$client;
+    const ist = (wall: string) => Date.parse(`${wall.replace(" ", "T")}+03:00`);
+    const single = (name: string, transactionId: string, created: string) =>
+      db.prepare(`UPDATE outbox SET status = 'done', result = ? WHERE event_id = ? AND kind = 'iys_report'`).run(
+        JSON.stringify({ transactionId, creationDate: ist(created) }), events[name]!.id);
+    single("dayBefore", "txd", "2026-03-10 00:00:01"); // recorded at 23:59:59, registered by İYS after midnight
+    single("firstSecond", "txf", "2026-03-10 00:00:02");
+    single("noon", `${"0".repeat(63)}1`, "2026-03-10 12:00:05");
+    single("noonRet", `${"0".repeat(63)}0`, "2026-03-10 12:00:05"); // the same second: sorted by transactionId
+    single("otherBrand", "txo", "2026-03-10 08:00:01");
+    const anyOutbox = (db.prepare("SELECT id FROM outbox LIMIT 1").get() as { id: number }).id;
+    db.prepare(`INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, creation_date, updated_at) VALUES (?, ?, 'success', 'txl', ?, 0)`).run(
+      events.lastSecond!.id, anyOutbox, ist("2026-03-11 00:00:03"));
+    db.prepare(`UPDATE outbox SET status = 'failed', last_error = 'H178' WHERE event_id = ? AND kind = 'iys_report'`).run(events.dayAfter!.id);
     clock.set("2026-03-11T09:00:00Z");
   });
 
   const get = (q: string) => appA.request(`/api/v1/reports/daily${q}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
 
-  it("lists the brand's movements of that Istanbul day in the İYS daily-file columns, with the SHA-384 of the file", async () => {
+  it("lists the movements İYS registered that Istanbul day, with its transactionId and creationDate, and the SHA-384 of the file", async () => {
     const res = await get("?brand=acme&date=2026-03-10");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
     const body = await res.text();
-    // Sorted by creationDate, then transactionId; the file ends with a newline.
-    const noonRows = [
-      `2026-03-10 12:00:00,${"0".repeat(63)}1,b@example.com,BIREYSEL,EPOSTA,ONAY,2026-03-10 11:55:00,HS_WEB`,
-      `2026-03-10 12:00:00,${events.noonRet!.hash},+905420000001,BIREYSEL,MESAJ,RET,2026-03-10 11:59:00,HS_WEB`,
-    ];
+    // Sorted by creationDate, then transactionId; the file ends with a newline. Not in it: the
+    // suppression (no İYS movement), the other brand's, the movement İYS registered the next day,
+    // and the one İYS refused.
     const expected = [
       "creationDate,transactionId,recipient,recipientType,type,status,consentDate,source",
-      `2026-03-10 00:00:00,${events.firstSecond!.hash},+905420000002,BIREYSEL,MESAJ,ONAY,2026-03-09 23:55:00,HS_WEB`,
-      ...noonRows,
-      `2026-03-10 23:59:59,${events.lastSecond!.hash},+905420000004,BIREYSEL,MESAJ,ONAY,2026-03-10 23:54:59,HS_WEB`,
+      "2026-03-10 00:00:01,txd,+905420000001,BIREYSEL,MESAJ,ONAY,2026-03-09 23:54:59,HS_WEB",
+      "2026-03-10 00:00:02,txf,+905420000002,BIREYSEL,MESAJ,ONAY,2026-03-09 23:55:00,HS_WEB",
+      `2026-03-10 12:00:05,${"0".repeat(63)}0,+905420000001,BIREYSEL,MESAJ,RET,2026-03-10 11:59:00,HS_WEB`,
+      `2026-03-10 12:00:05,${"0".repeat(63)}1,b@example.com,BIREYSEL,EPOSTA,ONAY,2026-03-10 11:55:00,HS_WEB`,
     ].join("\n") + "\n";
     expect(body).toBe(expected);
     expect(res.headers.get("x-content-sha384")).toBe(createHash("sha384").update(Buffer.from(expected, "utf8")).digest("hex"));
+    // The movement recorded at 23:59:59 that İYS registered after midnight is in the next day's file.
+    expect(await (await get("?brand=acme&date=2026-03-11")).text()).toBe(
+      "creationDate,transactionId,recipient,recipientType,type,status,consentDate,source\n" +
+        "2026-03-11 00:00:03,txl,+905420000004,BIREYSEL,MESAJ,ONAY,2026-03-10 23:54:59,HS_WEB\n",
+    );
   });
 
   it("format=json gives the same rows and hash", async () => {
@@ -164,8 +180,8 @@ describe("GET /api/v1/reports/daily", () => {
     const json = await res.json();
     expect(json.sha384).toBe(createHash("sha384").update(csv).digest("hex"));
     expect(json.rows).toHaveLength(4);
-    expect(json.rows[1]).toEqual({
-      creationDate: "2026-03-10 12:00:00",
+    expect(json.rows[3]).toEqual({
+      creationDate: "2026-03-10 12:00:05",
       transactionId: `${"0".repeat(63)}1`,
       recipient: "b@example.com",
       recipientType: "BIREYSEL",

@@ -104,6 +104,9 @@ describe("bulk import reported to İYS in lists", () => {
     expect(items[0]).toEqual({ eventId: before + 1, status: "success", tx: `btx-${first!.requestId}-0` });
     expect(items[2499]!.tx).toBe(`btx-${last!.requestId}-499`);
 
+    // İYS's registration time is kept with each (its daily file's creationDate).
+    const created = db().prepare(`SELECT count(*) AS n FROM iys_report_items WHERE event_id > ? AND creation_date > ?`).get(before, Date.now() - 600_000) as { n: number };
+    expect(created.n).toBe(2500);
     // The daily movement file carries İYS's transactionIds of the imported movements.
     const start = Date.now() - 24 * 3_600_000;
     const file = [...dailyReport(db(), brandId, { start, end: Date.now() + 1000 })].join("");

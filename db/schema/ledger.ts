@@ -127,6 +127,8 @@ export const iysReportItems = sqliteTable("iys_report_items", {
     .references(() => outbox.id),
   status: text("status", { enum: iysItemStatuses }).notNull(),
   transactionId: text("transaction_id"),
+  /** When İYS registered the movement (ms), as its request query answered: its daily file's creationDate. */
+  creationDate: integer("creation_date"),
   errorCode: text("error_code"),
   errorMessage: text("error_message"),
   updatedAt: integer("updated_at").notNull(),

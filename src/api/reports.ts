@@ -32,7 +32,7 @@ const dailyRoute = createRoute({
   path: "/daily",
   summary: "Daily movement report (İYS daily file) and its SHA-384",
   description:
-    "The brand's İYS movements of one Turkish day in the columns of İYS's daily movement file (creationDate, transactionId, recipient, recipientType, type, status, consentDate, source), sorted by creationDate then transactionId, and the SHA-384 (lower-case hex) of the CSV, to compare with İYS's `hashValue` (Mutabakat Bilgisi Sorgulama). CSV by default (hash in `X-Content-SHA384`); `format=json` gives `{ rows, sha384 }`.",
+    "The brand's movements İYS registered on one Turkish day (those it accepted, with its transactionId and creationDate) in the columns of İYS's daily movement file (creationDate, transactionId, recipient, recipientType, type, status, consentDate, source), sorted by creationDate then transactionId, and the SHA-384 (lower-case hex) of the CSV, to compare with İYS's `hashValue` (Mutabakat Bilgisi Sorgulama). CSV by default (hash in `X-Content-SHA384`); `format=json` gives `{ rows, sha384 }`.",
   security: bearerSecurity,
   request: { query: DailyQuery },
   responses: {

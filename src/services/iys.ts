@@ -1,5 +1,5 @@
 import type { LedgerEvent } from "../../db/ledger";
-import { formatIysDate } from "../domain/time";
+import { formatIysDate, parseIysDate } from "../domain/time";
 import type { Pacer } from "./pacer";
 
 export interface IysBrandRef {
@@ -7,8 +7,9 @@ export interface IysBrandRef {
   brandCode: string;
 }
 
+/** `creationDate`: when İYS registered the movement (ms), as it answered; the key of its daily file with transactionId. */
 export type IysReportResult =
-  | { ok: true; transactionId: string | null }
+  | { ok: true; transactionId: string | null; creationDate?: number | null }
   /** `permanent`: İYS refused the movement itself (a rule code); retrying cannot help. */
   | { ok: false; permanent: boolean; code: string; message: string };
 
@@ -22,6 +23,7 @@ export interface IysBatchItem {
   index: number;
   status: "success" | "failure" | "enqueue";
   transactionId?: string;
+  creationDate?: number;
   code?: string;
   message?: string;
 }
@@ -57,6 +59,13 @@ export const noopIysReporter: IysReporter = {
 };
 
 /** A movement in İYS's consent body (single and multiple writes take the same object). */
+/** An İYS date ("YYYY-MM-DD HH:mm:ss", Turkish time) as ms, or null when absent or not one. */
+function iysInstant(v: unknown): number | null {
+  if (typeof v !== "string") return null;
+  const d = parseIysDate(v);
+  return d.ok ? d.date.getTime() : null;
+}
+
 function consentBody(e: LedgerEvent): Record<string, unknown> {
   const body: Record<string, unknown> = {
     recipient: e.recipient,
@@ -155,7 +164,10 @@ export class HttpIysReporter implements IysReporter {
 
   async report(brand: IysBrandRef, e: LedgerEvent): Promise<IysReportResult> {
     const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents"), consentBody(e));
-    if (ok) return { ok: true, transactionId: (json as { transactionId?: string } | null)?.transactionId ?? null };
+    if (ok) {
+      const answer = json as { transactionId?: string; creationDate?: unknown } | null;
+      return { ok: true, transactionId: answer?.transactionId ?? null, creationDate: iysInstant(answer?.creationDate) };
+    }
     const failure = this.failure(status, json);
     if (alreadyRecorded(failure.code)) return { ok: true, transactionId: null };
     return failure;
@@ -184,6 +196,7 @@ export class HttpIysReporter implements IysReporter {
         index,
         status: st,
         ...(typeof raw.transactionId === "string" ? { transactionId: raw.transactionId } : {}),
+        ...(iysInstant(raw.creationDate) !== null ? { creationDate: iysInstant(raw.creationDate)! } : {}),
         ...(error?.code ? { code: error.code } : {}),
         ...(error?.message ? { message: error.message } : {}),
       });

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { formatIysDate } from "../../src/domain/time";
 
 export interface IysConsentWrite {
   iysCode: string;
@@ -68,7 +69,7 @@ export class FakeIys {
           if (!Array.isArray(items) || items.length === 0 || items.length > 1000) return send(400, { errors: [{ code: "H092", message: "Çoklu izin ekleme isteği geçerli olmalıdır." }] });
           const requestId = `req${this.batches.length + 1}${Math.random().toString(36).slice(2, 10)}`;
           this.batches.push({ iysCode: batch[1]!, brandCode: batch[2]!, requestId, items, at: Date.now() });
-          return send(202, { requestId, subRequests: items.map((it, k) => ({ ...it, subRequestId: `${requestId}-${k}`, creationDate: "2026-11-22 10:00:00" })) });
+          return send(202, { requestId, subRequests: items.map((it, k) => ({ ...it, subRequestId: `${requestId}-${k}`, creationDate: formatIysDate(new Date()) })) });
         }
         if (req.method === "GET" && batch[3]) {
           this.batchQueries++;
@@ -81,7 +82,7 @@ export class FakeIys {
               return { index, status: "failure", error: { code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." } };
             }
             this.statusByKey.set(key, String(it.status));
-            return { index, requestId: b.requestId, status: "success", transactionId: `btx-${b.requestId}-${index}`, creationDate: "2026-11-22 10:00:00" };
+            return { index, requestId: b.requestId, status: "success", transactionId: `btx-${b.requestId}-${index}`, creationDate: formatIysDate(new Date()) };
           });
           return send(200, b.results);
         }
@@ -100,7 +101,7 @@ export class FakeIys {
           return send(400, { errors: [{ code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." }] });
         }
         this.statusByKey.set(key, String(parsed.status));
-        return send(200, { transactionId: `tx${this.writes.length}`, creationDate: "2026-11-22 10:00:00" });
+        return send(200, { transactionId: `tx${this.writes.length}`, creationDate: formatIysDate(new Date()) });
       }
       send(404, { errors: [{ code: "H015", message: "not found" }] });
     });

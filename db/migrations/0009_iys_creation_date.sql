@@ -1,0 +1,1 @@
+ALTER TABLE `iys_report_items` ADD `creation_date` integer;
