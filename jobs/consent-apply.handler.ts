@@ -38,6 +38,27 @@ const RECEIPT_SELECT = `SELECT id, channel, provider, provider_ref AS providerRe
   to_address AS toAddress, body, payload, status, received_at AS receivedAt FROM receipts WHERE id = ?`;
 
 /**
+ * A recipient's refusal on the hub's channels covers the address's TACIR record too. The channels
+ * record what a number texts, says or clicks as BIREYSEL (the recipient does not say which record
+ * it means); when the brand also holds the address as TACIR with a consent, the same refusal is
+ * applied to that record (and so reported to İYS against it), with its own idempotency key. Read
+ * inside the apply transaction, so the state cannot change between the look and the write.
+ */
+export function withTacirRefusals(db: Db, actions: ConsentAction[]): ConsentAction[] {
+  const tacir = stmt<[number, string, string], { status: string }>(
+    db,
+    `SELECT status FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = 'TACIR' AND type = ?`,
+  );
+  const extra: ConsentAction[] = [];
+  for (const a of actions) {
+    if (a.status !== "RET" || a.recipientType !== "BIREYSEL") continue;
+    if (tacir.get(a.brandId, a.recipient, a.type)?.status !== "ONAY") continue;
+    extra.push({ ...a, recipientType: "TACIR", idempotencyKey: a.idempotencyKey ? `${a.idempotencyKey}:TACIR` : null });
+  }
+  return extra.length ? [...actions, ...extra] : actions;
+}
+
+/**
  * Applies durable receipts to the ledger, each in its own transaction; a receipt already applied
  * (by an earlier run or a racing job) is left as it is. Outbox rows of the whole batch are enqueued
  * together at the end.
@@ -62,7 +83,7 @@ export async function run({ payload, deps }: { payload: { receiptIds: number[] }
       const interpret = deps.interpreters[receipt.channel];
       if (!interpret) throw new UnrecoverableError(`no interpreter for channel ${receipt.channel}`);
       const plan = interpret(receipt);
-      const result = deps.ledger.apply(plan.actions, {
+      const result = deps.ledger.apply(withTacirRefusals(deps.db, plan.actions), {
         outbox: plan.outbox,
         receipt: { id: receipt.id, status: plan.status, result: plan.result },
       });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TwilioHttpClient } from "../channels/sms/twilio-http";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio, FakeVonage } from "./fakes/sms-providers";
 import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
@@ -174,6 +175,28 @@ describe("Twilio SMS webhook", () => {
       expect(sentTo(fakeTwilio, from)[0]!.text).toContain("reddettiniz");
     },
   );
+
+  it("RET from a number the brand holds as TACIR with a consent refuses that record too, confirmed once", async () => {
+    const from = newSender();
+    const consentDate = formatIysDate(new Date(Date.now() - 3_600_000));
+    const tacir = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: from, type: "MESAJ", status: "ONAY", recipientType: "TACIR", source: "HS_WEB", consentDate }));
+    expect(tacir.status, await tacir.clone().text()).toBe(201);
+    expect((await twilioSms(from, "RET MIGROS")).status).toBe(200);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    const rows = db()
+      .prepare("SELECT recipient_type AS recipientType, status, effect, origin FROM consent_events WHERE recipient = ? ORDER BY id")
+      .all(from);
+    expect(rows).toEqual([
+      { recipientType: "TACIR", status: "ONAY", effect: "movement", origin: "api" },
+      { recipientType: "BIREYSEL", status: "RET", effect: "suppression", origin: "sms" },
+      { recipientType: "TACIR", status: "RET", effect: "movement", origin: "sms" },
+    ]);
+    expect(sentTo(fakeTwilio, from)[0]!.text).toContain("reddettiniz");
+    // The same SMS again changes nothing: both refusals stand.
+    expect((await twilioSms(from, "RET MIGROS")).status).toBe(200);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 2);
+    expect(db().prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(from)).toEqual({ n: 3 });
+  });
 
   it("ONAY then RET ARAMA: a consent movement, then calls refused, each confirmed", async () => {
     const from = newSender();
