@@ -1,3 +1,4 @@
+import { assembleStaleParts } from "../channels/sms/ingress";
 import type { Db } from "../db/index";
 import type { OutboxRef } from "../db/ledger";
 import type { Logger } from "../src/log";
@@ -17,7 +18,7 @@ const RETRIED_GRACE_MS = 15 * 60_000;
 
 /**
  * Re-enqueues receipts and outbox rows that have waited longer than the grace period without a
- * finished job: the process died between commit and enqueue, or Redis was down. Job ids are
+ * finished job (and first turns concatenated SMS that will not be completed into receipts): the process died between commit and enqueue, or Redis was down. Job ids are
  * deterministic, so a row whose job still exists is not enqueued twice, and the handlers are
  * idempotent, so a second run of a finished row changes nothing.
  */
@@ -26,6 +27,9 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
   // One tag per grace period: sweeps within it (or two sweeping processes) make the same job ids.
   const tag = `s${Math.floor(deps.now() / deps.graceMs)}`;
   const c = deps.db.$client;
+  // Pieces of concatenated SMS that will not be completed become receipts of what arrived (picked up below).
+  const assembled = assembleStaleParts(deps.db, deps.now());
+  if (assembled.length > 0) deps.log.info({ receipts: assembled.length }, "incomplete concatenated sms assembled");
   let receipts = 0;
   let outbox = 0;
   let afterId = 0;

@@ -5,6 +5,7 @@ import { Auth } from "@vonage/auth";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TwilioHttpClient } from "../channels/sms/twilio-http";
+import { formParams } from "../channels/sms/routes";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
@@ -127,6 +128,19 @@ describe("signatures", () => {
     const sig = twilio.getExpectedTwilioSignature(token, url, repeated);
     expect(twilioSignatureValid(token, sig, url, repeated)).toBe(true);
     expect(twilioSignatureValid(token, sig, url, { ...repeated, MediaUrl: ["https://a.example/1"] })).toBe(false);
+  });
+
+  it("a parameter named like an Object built-in is signed like any other", () => {
+    const odd = { ...params, constructor: "1", toString: "2" };
+    const sig = twilio.getExpectedTwilioSignature(token, url, odd);
+    expect(twilioSignatureValid(token, sig, url, formParams(new URLSearchParams(odd).toString()))).toBe(true);
+  });
+
+  it("a Vonage sig with an extra hex digit is refused", () => {
+    const p = { msisdn: "905321234567", to: "908505320000", messageId: "1A00000001", text: "RET", timestamp: "1795386000" };
+    const sig = vonageSignature(p, "s3cret", "sha256");
+    expect(vonageSignatureValid({ ...p, sig }, "s3cret", "sha256")).toBe(true);
+    expect(vonageSignatureValid({ ...p, sig: `${sig}f` }, "s3cret", "sha256")).toBe(false);
   });
 
   it("a Twilio signature is refused for other parameters or without a header", () => {
@@ -369,6 +383,43 @@ describe("Vonage SMS webhook", () => {
     expect(eventsOf(from)).toMatchObject([{ brand: "MIGROS", type: "ARAMA", status: "RET" }]);
     const whole = db().prepare("SELECT body, status FROM receipts WHERE from_address = ? AND provider_ref LIKE 'concat:%'").all(from);
     expect(whole).toEqual([{ body: "RET MİGROS ARAMA", status: "applied" }]);
+  });
+
+  const vonagePost = (p: Record<string, string>) =>
+    app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(p)) });
+  const piece = (msisdn: string, ref: string, part: number, total: number, text: string) =>
+    vonageParams(msisdn, text, { concat: "true", "concat-ref": ref, "concat-part": String(part), "concat-total": String(total) });
+  // As if the pieces received so far had come CONCAT_WINDOW_MS (15 minutes) and more ago.
+  const age = (from: string, minutes: number) =>
+    db().prepare("UPDATE receipts SET received_at = received_at - ? WHERE from_address = ? AND status = 'part'").run(minutes * 60_000, from);
+
+  it("a piece left over from an older message with the same concat-ref is not glued onto a new one, and never consents", async () => {
+    const from = newSender();
+    const msisdn = from.slice(1);
+    expect((await vonagePost(piece(msisdn, "12", 1, 2, "ONAY "))).status).toBe(204); // its part 2 never comes
+    age(from, 20);
+    expect((await vonagePost(piece(msisdn, "12", 1, 2, "RET "))).status).toBe(204);
+    expect((await vonagePost(piece(msisdn, "12", 2, 2, "MIGROS"))).status).toBe(204);
+    await waitFor(() => eventsOf(from).length === 1);
+    expect(eventsOf(from)).toMatchObject([{ brand: "MIGROS", type: "MESAJ", status: "RET" }]);
+    // The sweeper then assembles the old piece as the incomplete "ONAY ": the help reply, no consent.
+    await waitFor(() => sentTo(fakeVonage, msisdn).length === 2, { timeoutMs: 20_000 });
+    const whole = db().prepare("SELECT body, status, result FROM receipts WHERE from_address = ? AND provider_ref LIKE 'concat:%' ORDER BY id").all(from) as { body: string; result: string }[];
+    expect(whole.map((w) => w.body)).toEqual(["RET MIGROS", "ONAY "]);
+    expect(JSON.parse(whole[1]!.result)).toMatchObject({ incomplete: true, parse: "unknown" });
+    expect(eventsOf(from)).toHaveLength(1);
+    expect(sentTo(fakeVonage, msisdn).map((m) => m.text)).toEqual([expect.stringContaining("reddettiniz"), expect.stringContaining("RET")]);
+  });
+
+  it("a refusal whose last piece never comes is still applied once its window has passed", async () => {
+    const from = newSender();
+    const msisdn = from.slice(1);
+    expect((await vonagePost(piece(msisdn, "200", 1, 2, "RET MIGROS "))).status).toBe(204);
+    age(from, 20);
+    await waitFor(() => eventsOf(from).length === 1, { timeoutMs: 20_000 });
+    expect(eventsOf(from)).toMatchObject([{ brand: "MIGROS", type: "MESAJ", status: "RET" }]);
+    await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+    expect(receiptsOf(from).map((r) => r.status)).toEqual(["assembled", "applied"]);
   });
 
   it("a bad signature or a stale timestamp is a 403 and stores nothing", async () => {

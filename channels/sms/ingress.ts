@@ -118,60 +118,127 @@ export class SmsIngress {
 
   /**
    * One piece of a concatenated SMS: kept as a `part` receipt; the piece that completes the set
-   * makes one `received` receipt of the whole text (in one IMMEDIATE transaction, so two pieces
-   * arriving together in two processes assemble it once) and enqueues it.
+   * (within CONCAT_WINDOW_MS) makes one `received` receipt of the whole text (in one IMMEDIATE
+   * transaction, so two pieces arriving together in two processes assemble it once) and enqueues it.
+   * Pieces that never complete are assembled as they are by the sweeper (assembleStaleParts).
    */
   async ingestPart(m: InboundSms, concat: { ref: string; part: number; total: number }): Promise<Ingested> {
     const piece = await this.ingest({ ...m, payload: { ...m.payload, concat } }, { status: "part" });
     if (piece.status === "unroutable") return piece;
     const { db, clock, log } = this.deps;
-    type Part = { id: number; providerRef: string; numberId: number; body: string; payload: string };
-    const findParts = () =>
-      db.$client
-        .prepare(
-          `SELECT id, provider_ref AS providerRef, number_id AS numberId, body, payload FROM receipts
-           WHERE status = 'part' AND from_address = ? AND channel = 'sms' AND provider = ? AND to_address = ?
-             AND json_extract(payload, '$.concat.ref') = ? AND json_extract(payload, '$.concat.total') = ?
-           ORDER BY id`,
-        )
-        .all(m.from, m.provider, m.to, concat.ref, concat.total) as Part[];
-    /** One piece per part number, in order, or null while some are missing. */
-    const complete = (parts: Part[]) => {
-      const byPart = new Map<number, Part>();
-      for (const p of parts) {
-        const n = (JSON.parse(p.payload) as { concat: { part: number } }).concat.part;
-        if (!byPart.has(n)) byPart.set(n, p);
-      }
-      return byPart.size < concat.total ? null : [...byPart.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
-    };
-    if (!complete(findParts())) return piece;
-    const assemble = db.$client.transaction(() => {
-      const parts = findParts();
-      const ordered = complete(parts);
-      if (!ordered) return null; // another request assembled it meanwhile
-      const whole = recordReceipt(
-        db,
-        {
-          channel: "sms",
-          provider: m.provider,
-          providerRef: `concat:${ordered.map((p) => p.providerRef).join("+")}`,
-          numberId: ordered[0]!.numberId,
-          fromAddress: m.from,
-          toAddress: m.to,
-          body: ordered.map((p) => p.body).join(""),
-          payload: { parts: ordered.length },
-        },
-        clock.now().getTime(),
-      );
-      const mark = db.$client.prepare(`UPDATE receipts SET status = 'assembled', result = ? WHERE id = ?`);
-      for (const p of parts) mark.run(JSON.stringify({ assembledInto: whole.id }), p.id);
-      return { whole, numberId: ordered[0]!.numberId };
-    });
-    const done = assemble.immediate();
+    const key: ConcatKey = { from: m.from, provider: m.provider, to: m.to, ref: concat.ref, total: concat.total };
+    const since = clock.now().getTime() - CONCAT_WINDOW_MS;
+    if (!completeParts(findParts(db, key, since), concat.total)) return piece;
+    const done = db.$client
+      .transaction(() => {
+        const parts = findParts(db, key, since);
+        const ordered = completeParts(parts, concat.total);
+        // null: another request assembled it meanwhile. Repeats of a part number are marked too.
+        return ordered ? assemble(db, key, ordered, clock.now().getTime(), parts) : null;
+      })
+      .immediate();
     if (done) {
       log.info({ receiptId: done.whole.id, parts: concat.total }, "concatenated sms assembled");
       this.pending.push({ receiptId: done.whole.id, from: m.from, numberId: done.numberId, count: done.whole.created });
     }
     return piece;
   }
+}
+
+/**
+ * How long the pieces of one concatenated SMS may take to arrive. Phones number their messages with
+ * an 8- or 16-bit `concat-ref` and reuse it, so a piece older than this belongs to another message:
+ * it is never glued onto a new one (a stale "ONAY " must not complete a new "… MIGROS" whose own first
+ * piece said "RET "). After it, the sweeper assembles what arrived of an incomplete message.
+ */
+export const CONCAT_WINDOW_MS = 15 * 60_000;
+
+interface ConcatKey {
+  from: string;
+  provider: string;
+  to: string;
+  ref: string;
+  total: number;
+}
+
+type Part = { id: number; providerRef: string; numberId: number; body: string; payload: string; receivedAt: number };
+
+function findParts(db: AppDeps["db"], key: ConcatKey, since: number): Part[] {
+  return db.$client
+    .prepare(
+      `SELECT id, provider_ref AS providerRef, number_id AS numberId, body, payload, received_at AS receivedAt FROM receipts
+       WHERE status = 'part' AND from_address = ? AND channel = 'sms' AND provider = ? AND to_address = ?
+         AND json_extract(payload, '$.concat.ref') = ? AND json_extract(payload, '$.concat.total') = ? AND received_at >= ?
+       ORDER BY id`,
+    )
+    .all(key.from, key.provider, key.to, key.ref, key.total, since) as Part[];
+}
+
+const partNumber = (p: Part) => (JSON.parse(p.payload) as { concat: { part: number } }).concat.part;
+
+/** One piece per part number (the latest of repeats: the newest message), in part order. */
+function byPart(parts: Part[]): Part[] {
+  const map = new Map<number, Part>();
+  for (const p of parts) map.set(partNumber(p), p);
+  return [...map.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
+}
+
+/** Every piece, in order, or null while some are missing. */
+function completeParts(parts: Part[], total: number): Part[] | null {
+  const ordered = byPart(parts);
+  return ordered.length < total ? null : ordered;
+}
+
+/** One `received` receipt of the pieces' text; every piece of the key marked assembled into it. Inside a transaction. */
+function assemble(db: AppDeps["db"], key: ConcatKey, ordered: Part[], now: number, allParts: Part[] = ordered) {
+  const whole = recordReceipt(
+    db,
+    {
+      channel: "sms",
+      provider: key.provider,
+      providerRef: `concat:${ordered.map((p) => p.providerRef).join("+")}`,
+      numberId: ordered[0]!.numberId,
+      fromAddress: key.from,
+      toAddress: key.to,
+      body: ordered.map((p) => p.body).join(""),
+      payload: { parts: ordered.length, ...(ordered.length < key.total ? { total: key.total, incomplete: true } : {}) },
+    },
+    now,
+  );
+  const mark = db.$client.prepare(`UPDATE receipts SET status = 'assembled', result = ? WHERE id = ? AND status = 'part'`);
+  for (const p of allParts) mark.run(JSON.stringify({ assembledInto: whole.id }), p.id);
+  return { whole, numberId: ordered[0]!.numberId };
+}
+
+/**
+ * The sweeper's share: pieces of concatenated SMS still waiting after CONCAT_WINDOW_MS will not be
+ * completed. What arrived of each message is assembled as it is (a `received` receipt marked
+ * incomplete), so it is parsed like any SMS — a refusal whose last piece was lost is still a
+ * refusal, and anything unparseable gets the help reply — instead of waiting forever. Returns the
+ * new receipts' ids.
+ */
+export function assembleStaleParts(db: AppDeps["db"], now: number): number[] {
+  const stale = db.$client
+    .prepare(
+      `SELECT DISTINCT from_address AS "from", provider, to_address AS "to", json_extract(payload, '$.concat.ref') AS ref,
+         json_extract(payload, '$.concat.total') AS total
+       FROM receipts WHERE status = 'part' AND channel = 'sms' AND received_at < ? LIMIT 1000`,
+    )
+    .all(now - CONCAT_WINDOW_MS) as ConcatKey[];
+  const ids: number[] = [];
+  for (const key of stale) {
+    const made = db.$client
+      .transaction(() => {
+        // The key's pieces up to the window past its first one; later ones start another message.
+        const all = findParts(db, key, 0);
+        if (all.length === 0) return null;
+        const first = all[0]!.receivedAt;
+        const group = all.filter((p) => p.receivedAt < first + CONCAT_WINDOW_MS);
+        if (group.at(-1)!.receivedAt >= now - CONCAT_WINDOW_MS) return null; // still within its window
+        return assemble(db, key, byPart(group), group.at(-1)!.receivedAt, group);
+      })
+      .immediate();
+    if (made) ids.push(made.whole.id);
+  }
+  return ids;
 }

@@ -16,6 +16,8 @@ export interface SmsResult {
   brands: string[];
   bare?: boolean;
   limited?: boolean;
+  /** The text of a concatenated SMS some of whose pieces never came: a consent in it is not taken. */
+  incomplete?: boolean;
 }
 
 export function receiptRef(receiptId: number): string {
@@ -36,7 +38,7 @@ export function replyFor(status: "RET" | "ONAY", outcomes: ActionOutcome[]): Tem
  */
 export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords): ReceiptInterpreter {
   return function interpretSms(receipt: ReceiptRow): Interpretation {
-    const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean };
+    const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean; incomplete?: boolean };
     const limited = payload.limited === true;
     const from = normalizePhone(receipt.fromAddress ?? "");
     if (receipt.numberId === null) return { actions: [], status: "unroutable", result: { reason: "unknown To number" } };
@@ -48,12 +50,15 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
 
-    if (parse.kind !== "action") {
+    // What arrived of a concatenated SMS whose other pieces never came may refuse, never consent:
+    // consent must be explicit, and "ONAY " may have gone on "… değil".
+    if (parse.kind !== "action" || (payload.incomplete === true && parse.status === "ONAY")) {
       const result: SmsResult = {
-        parse: parse.kind,
-        ...(parse.kind === "unknown" ? { reason: parse.reason } : {}),
+        parse: parse.kind === "action" ? "unknown" : parse.kind,
+        ...(parse.kind === "unknown" ? { reason: parse.reason } : parse.kind === "action" ? { reason: "a consent in an incomplete message" } : {}),
         brands: brands.map((b) => b.code),
         limited,
+        ...(payload.incomplete ? { incomplete: true } : {}),
       };
       return { actions: [], status: "applied", result: { ...result }, outbox: () => [confirmation("help")] };
     }

@@ -12,7 +12,8 @@ function isForm(c: Context): boolean {
 
 /** Form parameters as Twilio signs them: every value, repeated names kept as arrays. */
 export function formParams(raw: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+  // No prototype: a parameter named "constructor" or "toString" is a parameter like any other.
+  const out: Record<string, string | string[]> = Object.create(null);
   for (const [k, v] of new URLSearchParams(raw)) {
     const prev = out[k];
     out[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];

@@ -62,8 +62,10 @@ export function vonageSignature(params: Record<string, string>, secret: string, 
 
 export function vonageSignatureValid(params: Record<string, string>, secret: string, method: VonageSignatureMethod): boolean {
   const given = params.sig;
-  if (!given || !/^[0-9a-fA-F]+$/.test(given)) return false;
-  const expected = Buffer.from(vonageSignature(params, secret, method), "hex");
+  const hex = vonageSignature(params, secret, method);
+  // The exact length first: Buffer.from(…, "hex") would drop a trailing odd digit.
+  if (!given || given.length !== hex.length || !/^[0-9a-fA-F]+$/.test(given)) return false;
+  const expected = Buffer.from(hex, "hex");
   const actual = Buffer.from(given, "hex");
   return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
