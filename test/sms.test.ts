@@ -6,6 +6,8 @@ import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TwilioHttpClient } from "../channels/sms/twilio-http";
 import { formParams } from "../channels/sms/routes";
+import { defaultTemplates, renderTemplate, templateKeys, templateProblem } from "../channels/sms/templates";
+import { countSegments } from "../src/domain/sms-segments";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
@@ -216,7 +218,7 @@ describe("Twilio SMS webhook", () => {
     const from = newSender();
     await twilioSms(from, "ONAY MIGROS");
     await waitFor(() => sentTo(fakeTwilio, from).length === 1);
-    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(/^MİGROS markasından SMS almayı kabul ettiniz\. Kayıt no: S\d+\. Ret için: RET MİGROS$/);
+    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(/^MİGROS SMS izniniz alındı\. Ret: RET MİGROS\. No: S\d+$/);
     await new Promise((r) => setTimeout(r, 1100)); // İYS dates have seconds: a later action needs a later second
     await twilioSms(from, "RET MIGROS ARAMA");
     await waitFor(() => sentTo(fakeTwilio, from).length === 2);
@@ -468,6 +470,15 @@ describe("Redis down at receipt", () => {
 });
 
 describe("brand templates", () => {
+  it("every default reply fits 2 segments with the longest brand name, even one that makes it UCS-2", () => {
+    for (const k of templateKeys) expect(templateProblem(defaultTemplates[k]), k).toBeNull();
+    // An override that fits in GSM-7 with an ASCII name but not once a Turkish short name makes it UCS-2.
+    const ascii = `{brand} ${"a".repeat(150)} {ref}`;
+    expect(countSegments(renderTemplate(ascii, { brand: "W".repeat(32), channels: "SMS", ref: "S999999999999" }), { reservedChars: 5 }).segments).toBe(2);
+    expect(templateProblem(ascii)).toMatch(/takes 4 SMS segments \(UCS-2/);
+  });
+
+
   it("an override that would take more than 2 segments is refused when the brand is configured", async () => {
     const res = await app.request(
       "/api/v1/brands",

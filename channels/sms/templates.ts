@@ -12,8 +12,8 @@ export type Templates = Record<TemplateKey, string>;
 
 export const defaultTemplates: Templates = {
   refused: "{brand} markasından {channels} almayı reddettiniz. Kayıt no: {ref}",
-  consented: "{brand} markasından {channels} almayı kabul ettiniz. Kayıt no: {ref}. Ret için: RET {brand}",
-  help: "{brand} ticari ileti almak istemiyorsanız RET {brand}, aramalar için RET {brand} ARAMA yazıp bu numaraya gönderin.",
+  consented: "{brand} {channels} izniniz alındı. Ret: RET {brand}. No: {ref}",
+  help: "İleti almamak için RET {brand}, aramalar için RET {brand} ARAMA yazın.",
   failed: "{brand} için talebiniz işlenemedi. Kayıt no: {ref}. Yardım için YARDIM yazın.",
 };
 
@@ -25,8 +25,12 @@ export const OPERATOR_RESERVED_CHARS = 5;
 /** A reply may take at most this many segments; longer templates are refused when configured. */
 export const MAX_SEGMENTS = 2;
 
-/** The longest values a placeholder takes: a 32-character brand code, the longest channel phrase, a long ref. */
-const worstCase: Values = { brand: "W".repeat(32), channels: "SMS ve arama", ref: "S999999999999" };
+/**
+ * The longest values a placeholder takes: a 32-character brand name with a letter outside GSM-7 (a
+ * short name like "ŞOK" makes the whole reply UCS-2, 67 characters a segment), the longest channel
+ * phrase, a long ref. The defaults pass the same check (test/sms.test.ts).
+ */
+const worstCase: Values = { brand: `Ş${"W".repeat(31)}`, channels: "SMS ve arama", ref: "S999999999999" };
 
 export function channelsPhrase(types: readonly string[]): string {
   const sms = types.includes("MESAJ");
