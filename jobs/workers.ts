@@ -8,6 +8,7 @@ import * as confirmation from "./confirmation.handler";
 import * as emailConfirmation from "./email-confirmation.handler";
 import { claimOutbox, finishOutbox, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
 import type { OutboxRef } from "../db/ledger";
+import { redactAddresses } from "../src/domain/address";
 import type { Clock } from "../src/domain/time";
 import { parsePayload, type QueueName } from "./registry";
 import { sweep, type SweeperDeps } from "./sweeper";
@@ -82,7 +83,7 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
           deps.metrics?.observeJob(queue, job.name, (performance.now() - started) / 1000, true);
           return outcome;
         } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
+          const message = redactAddresses(err instanceof Error ? err.message : String(err));
           deps.log.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: message }, "job failed");
           deps.metrics?.observeJob(queue, job.name, (performance.now() - started) / 1000, false);
           throw err;
@@ -121,11 +122,13 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
       const id = rows[i]!.id;
       if (r.status === "fulfilled") {
         const v = r.value;
-        if (v.status !== "wait") return finishOutbox(deps.db, id, v.status, now(), v.note, v.result);
+        if (v.status !== "wait") return finishOutbox(deps.db, id, v.status, now(), v.note === undefined ? undefined : redactAddresses(v.note), v.result);
         waiting.push({ row: { id, kind: rows[i]!.kind }, until: v.until });
         return waitOutbox(deps.db, id, v.until, now(), v.result);
       }
-      const message = r.reason instanceof Error ? r.reason.message : String(r.reason);
+      // Providers quote the address they refused; what is stored, thrown (BullMQ keeps it as the
+      // job's failedReason) and logged carries it masked.
+      const message = redactAddresses(r.reason instanceof Error ? r.reason.message : String(r.reason));
       if (r.reason instanceof UnrecoverableError || final) {
         finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message);
         ended++;

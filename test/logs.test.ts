@@ -1,5 +1,6 @@
 import { Writable } from "node:stream";
 import twilio from "twilio";
+import { redactPath } from "../src/metrics/route";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { createLogger } from "../src/log";
@@ -98,3 +99,14 @@ describe("logs", () => {
     }
   }, 60_000);
 });
+
+describe("redactPath", () => {
+  it("hides numbers however they are written, e-mails and long tokens, and keeps plain words", () => {
+    expect(redactPath("/consents/0532-123-45-67")).toBe("/consents/:redacted");
+    expect(redactPath("/consents/0532 123 45 67")).toBe("/consents/:redacted");
+    expect(redactPath("/consents/+905321234567")).toBe("/consents/:redacted");
+    expect(redactPath("/x/a@b.com")).toBe("/x/:redacted");
+    expect(redactPath("/api/v1/brands/MIGROS")).toBe("/api/v1/brands/MIGROS");
+  });
+});
+

@@ -312,6 +312,9 @@ describe("Twilio SMS webhook", () => {
     await twilioSms(bad, "RET MIGROS");
     await waitFor(() => outboxOf(bad)[0]?.status === "failed");
     expect(outboxOf(bad)[0]!.lastError).toContain("21211");
+    // Twilio's message quotes the number; what is stored (and logged, and shown) has it masked.
+    expect(outboxOf(bad)[0]!.lastError).toContain(`${bad.slice(0, 6)}*****${bad.slice(-2)}`);
+    expect(outboxOf(bad)[0]!.lastError).not.toContain(bad);
     expect(eventsOf(bad)).toHaveLength(1); // the refusal itself stands
 
     const flaky = newSender();

@@ -1,5 +1,5 @@
 import type { Db } from "../../db/index";
-import { maskAddress } from "../domain/address";
+import { maskAddress, redactAddresses } from "../domain/address";
 import type { BusinessCalendar } from "../domain/calendar";
 import type { Metrics, QueueDepths } from "../metrics/index";
 
@@ -146,5 +146,6 @@ function failures(db: Db, outboxIds: number[], deliveryIds: number[]): FailureRo
       `SELECT 'delivery' AS source, id, 'callback' AS kind, endpoint_id AS target, COALESCE('HTTP ' || response_code, 'error') AS status, attempt AS attempts, error AS lastError, at FROM deliveries WHERE id IN (${m})`,
     deliveryIds,
   );
-  return [...outbox, ...deliveries].sort((a, b) => b.at - a.at);
+  // Errors are stored masked (jobs/workers.ts); masked again here for rows written before that.
+  return [...outbox, ...deliveries].map((r) => ({ ...r, lastError: r.lastError === null ? null : redactAddresses(r.lastError) })).sort((a, b) => b.at - a.at);
 }

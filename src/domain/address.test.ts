@@ -1,6 +1,6 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { addressMessages, maskAddress, normalizeEmail, normalizePhone, normalizePhoneByLibrary, normalizeRecipient } from "./address";
+import { addressMessages, maskAddress, redactAddresses, normalizeEmail, normalizePhone, normalizePhoneByLibrary, normalizeRecipient } from "./address";
 
 const calls = vi.hoisted(() => ({ parse: 0 }));
 vi.mock("libphonenumber-js/max", async (importOriginal) => {
@@ -415,5 +415,16 @@ describe("maskAddress", () => {
 
   it("masks a malformed e-mail without a local part", () => {
     expect(maskAddress("@example.com")).toBe("***@example.com");
+  });
+});
+
+describe("redactAddresses", () => {
+  it("masks the addresses providers quote in their errors, leaving codes, dates and times", () => {
+    expect(redactAddresses("The 'To' number +905329990011 is not a valid phone number. (21211)")).toBe(
+      "The 'To' number +90532*****11 is not a valid phone number. (21211)",
+    );
+    expect(redactAddresses("450 4.2.0 <Gizli.Kisi@ornek.com.tr>: Recipient address rejected")).toBe("450 4.2.0 <g***@ornek.com.tr>: Recipient address rejected");
+    expect(redactAddresses("0532-123-45-67 / 0532 123 45 67")).not.toMatch(/123/);
+    expect(redactAddresses("HTTP 503 after 30000 ms at 2026-11-25 10:00:00 (H174)")).toBe("HTTP 503 after 30000 ms at 2026-11-25 10:00:00 (H174)");
   });
 });

@@ -116,6 +116,23 @@ export function normalizeRecipient(input: string): AddressResult {
   return fail("H122");
 }
 
+const EMAIL_IN_TEXT = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
+// A date or time (left as it is, tried first), or a run of at least 7 digits with the spaces,
+// dashes, dots and brackets numbers are written with.
+const PHONE_IN_TEXT = /\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?|\d{2}:\d{2}:\d{2}|\+?\d(?:[\d\s().-]{5,}\d)/g;
+
+/**
+ * Free text (a provider's or an SMTP server's error message, a raw path) with every e-mail address
+ * and phone-like number masked as maskAddress does, for what may be logged, stored as an error or
+ * shown: providers quote the address they refused ("The 'To' number +905321234567 is not valid",
+ * "450 4.2.0 <a@b.com>: Recipient address rejected").
+ */
+export function redactAddresses(text: string): string {
+  return text
+    .replace(EMAIL_IN_TEXT, (m) => maskAddress(m.toLowerCase()))
+    .replace(PHONE_IN_TEXT, (m) => (!/[:T]|^\d{4}-\d{2}-\d{2}$/.test(m) && (m.match(/\d/g)?.length ?? 0) >= 7 ? maskAddress(m.replace(/[^\d+]/g, "")) : m));
+}
+
 /** For logs: `+90532*****67`, `a***@example.com`. */
 export function maskAddress(value: string): string {
   const at = value.lastIndexOf("@");

@@ -21,6 +21,7 @@ export function routeLabel(c: Context): string {
 export function redactPath(path: string): string {
   return path
     .split("/")
-    .map((seg) => (seg.length > 24 || /\d{5,}/.test(seg) || /%40|@/i.test(seg) ? ":redacted" : seg))
+    // Digits counted across separators: "0532-123-45-67" and "0532 123 45 67" are numbers too.
+    .map((seg) => (seg.length > 24 || seg.replace(/\D/g, "").length >= 5 || /%40|@/i.test(seg) ? ":redacted" : seg))
     .join("/");
 }
