@@ -292,6 +292,33 @@ describe("dashboard content", () => {
     expect((await deadlineRow())?.[1]).toBe("past");
   });
 
+  it("an imported RET whose list İYS has not accepted is listed too, from its consentDate, and stays listed past 30 days", async () => {
+    clock.set(new Date("2026-11-20T09:00:00Z")); // Friday 12:00 in Istanbul
+    const recipient = "+905321234500";
+    const upload = async (csv: string) => {
+      const res = await app.request("/api/v1/imports?brand=MIGROS", { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/csv" }, body: csv });
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(await res.json()).toMatchObject({ recorded: 1 });
+    };
+    // Two imports, so each movement goes in a list of its own (this İYS does not answer lists: they stay open).
+    await upload(`type,recipient,status,source,consentDate\nMESAJ,${recipient},ONAY,HS_WEB,2026-11-18 09:00:00\n`);
+    await upload(`type,recipient,status,source,consentDate\nMESAJ,${recipient},RET,HS_WEB,2026-11-18 10:00:00\n`);
+    const eventId = (db().prepare("SELECT max(id) AS id FROM consent_events WHERE recipient = ? AND status = 'RET'").get(recipient) as { id: number }).id;
+    expect(db().prepare("SELECT kind FROM outbox WHERE event_id = ?").all(eventId)).toEqual([{ kind: "iys_batch" }]);
+    const row = async () =>
+      new RegExp(`<tr><td><span class="badge (\\w+)">\\w+</span></td><td class="num">${eventId}</td>.*?</tr>`).exec(
+        /<section id="deadlines"[^]*?<\/section>/.exec(await (await app.request("/admin", asAdmin)).text())![0],
+      );
+    // Dated Wednesday: the deadline is the end of Monday (counted from its arrival on Friday it would be Wednesday's).
+    clock.set(new Date("2026-11-24T07:00:00Z")); // Tuesday 10:00
+    const past = await row();
+    expect(past?.[1]).toBe("past");
+    expect(past![0]).toContain("2026-11-23 23:59:59");
+    expect(past![0]).toContain("iys_batch");
+    clock.set(new Date("2027-01-05T07:00:00Z")); // six weeks later, still not reported
+    expect((await row())?.[1]).toBe("past");
+  });
+
   it("a failed İYS report is listed among the failures with its error", async () => {
     const html = await (await app.request("/admin", asAdmin)).text();
     const failures = /<section id="failures"[^]*?<\/section>/.exec(html)![0];

@@ -108,6 +108,8 @@ export const outbox = sqliteTable(
     // The sweeper looks for rows still waiting for their job.
     index("outbox_pending_idx").on(t.createdAt).where(sql`status = 'pending'`),
     index("outbox_event_id_idx").on(t.eventId),
+    // The dashboard's deadlines: work not done, of any age (kept small: finished rows leave it).
+    index("outbox_unfinished_idx").on(t.kind, t.eventId).where(sql`status <> 'done'`),
   ],
 );
 

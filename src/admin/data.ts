@@ -4,8 +4,6 @@ import type { BusinessCalendar } from "../domain/calendar";
 import type { Metrics, QueueDepths } from "../metrics/index";
 
 const DAY = 86_400_000;
-/** How far back the deadline panel looks for RETs whose report or notification is still open. */
-const DEADLINE_LOOKBACK_DAYS = 30;
 
 export interface BrandCount {
   brand: string;
@@ -100,37 +98,49 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
 
 /**
  * RETs (movements and suppressions) whose 3-business-day deadline is less than one business day
- * away or past while their İYS report (movements) or a provider/partner notification (callback) is
- * not done. A RET received less than 24 h ago cannot be near: the end of the 2nd business day after
- * its date is more than a day away.
+ * away or past while their İYS report (a single write, or an imported list's movement İYS has not
+ * accepted) or a provider/partner notification (callback) is not done — however long ago: an
+ * overdue refusal stays listed until its work is done. The deadline runs from the refusal's date
+ * (consentDate; the time it reached us when that is earlier or missing), as İYS counts it (H467). A
+ * RET dated less than 24 h ago cannot be near: the end of the 2nd business day after it is more
+ * than a day away.
  */
 function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): DeadlineRow[] {
   const rows = deps.db.$client
     .prepare(
-      `SELECT e.id AS eventId, b.code AS brand, e.recipient, e.type, e.effect, e.received_at AS receivedAt,
-         o.kind, o.status AS outboxStatus, o.last_error AS lastError
-       FROM consent_events e
+      `WITH open AS (
+         SELECT o.event_id AS eventId, o.kind, o.status, o.last_error FROM outbox o
+          WHERE o.status <> 'done' AND o.kind IN ('iys_report', 'callback') AND o.event_id IS NOT NULL
+         UNION ALL
+         SELECT CAST(j.value AS INTEGER), o.kind, o.status, o.last_error FROM outbox o, json_each(o.target) j
+          WHERE o.status <> 'done' AND o.kind = 'iys_batch'
+            AND NOT EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = j.value AND i.status = 'success'))
+       SELECT e.id AS eventId, b.code AS brand, e.recipient, e.type, e.effect, e.received_at AS receivedAt,
+         min(e.received_at, COALESCE(e.consent_date, e.received_at)) AS startsAt,
+         open.kind, open.status AS outboxStatus, open.last_error AS lastError
+       FROM open
+       JOIN consent_events e ON e.id = open.eventId
        JOIN brands b ON b.id = e.brand_id
-       JOIN outbox o ON o.event_id = e.id AND o.kind IN ('iys_report', 'callback') AND o.status <> 'done'
-       WHERE e.received_at >= ? AND e.received_at <= ? AND e.status = 'RET'
-       ORDER BY e.received_at LIMIT 500`,
+       WHERE e.status = 'RET' AND min(e.received_at, COALESCE(e.consent_date, e.received_at)) <= ?
+       ORDER BY startsAt LIMIT 500`,
     )
-    .all(deps.now - DEADLINE_LOOKBACK_DAYS * DAY, deps.now - DAY) as Omit<DeadlineRow, "deadline" | "state">[];
+    .all(deps.now - DAY) as (Omit<DeadlineRow, "deadline" | "state"> & { startsAt: number })[];
   const out: DeadlineRow[] = [];
   for (const r of rows) {
     let deadline: number | null = null;
     let state: DeadlineRow["state"] = "unknown";
     try {
-      const received = new Date(r.receivedAt);
-      deadline = deps.calendar.deadline(received, 3).getTime();
-      const lastDayStarts = deps.calendar.deadline(received, 2).getTime();
+      const starts = new Date(r.startsAt);
+      deadline = deps.calendar.deadline(starts, 3).getTime();
+      const lastDayStarts = deps.calendar.deadline(starts, 2).getTime();
       if (deps.now > deadline) state = "past";
       else if (deps.now > lastDayStarts) state = "near";
       else continue;
     } catch {
       // A year missing from the holiday table: shown as unknown rather than guessed.
     }
-    out.push({ ...r, recipient: maskAddress(r.recipient), deadline, state });
+    const { startsAt: _, ...row } = r;
+    out.push({ ...row, recipient: maskAddress(r.recipient), deadline, state });
   }
   return out.sort((a, b) => (a.state === b.state ? a.receivedAt - b.receivedAt : a.state === "past" ? -1 : b.state === "past" ? 1 : 0));
 }

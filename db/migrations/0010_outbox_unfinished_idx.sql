@@ -1,0 +1,1 @@
+CREATE INDEX `outbox_unfinished_idx` ON `outbox` (`kind`,`event_id`) WHERE status <> 'done';
