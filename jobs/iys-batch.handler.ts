@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import { EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
-import type { OutboxOutcome, OutboxRow } from "./outbox";
+import { IYS_RETRY_HORIZON_MS, iysRetryDelay, type OutboxOutcome, type OutboxRow } from "./outbox";
 
 export interface IysBatchDeps {
   db: Db;
@@ -11,6 +11,8 @@ export interface IysBatchDeps {
   clock: Clock;
   /** How long after sending a list (and between asks) to ask İYS what became of it. */
   iysBatchPollMs: number;
+  /** First delay after a transient İYS failure (doubled each time, at most an hour). */
+  iysRetryBaseMs: number;
 }
 
 /** İYS keeps a request's outcome 60 days; one it has not processed in a week is given up on, visibly. */
@@ -47,6 +49,22 @@ function eventIds(row: OutboxRow): number[] {
  * A crash after sending and before the requestId is kept sends the list again: İYS answers the
  * repeated movements as already recorded (H174), which counts as success.
  */
+/**
+ * A transient İYS failure (5xx, 429, the network): asked again on İYS's retry schedule, what the
+ * row already holds (a requestId) kept; given up on, visibly, a week after the work was planned.
+ */
+export function retryLater(
+  row: OutboxRow,
+  deps: { iysRetryBaseMs: number },
+  now: number,
+  since: number,
+  error: string,
+  result?: Record<string, unknown> | Partial<BatchState>,
+): OutboxOutcome {
+  if (now - since > IYS_RETRY_HORIZON_MS) throw new UnrecoverableError(`${error}; İYS still failing after 7 days`);
+  return { status: "wait", until: now + iysRetryDelay(row.attempts, deps.iysRetryBaseMs), error, ...(result ? { result: result as Record<string, unknown> } : {}) };
+}
+
 export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
   const ids = eventIds(row);
   const brand = stmt(deps.db, `SELECT b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
@@ -66,7 +84,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
     const sent = await deps.iys.submitBatch(ref, events);
     if (!sent.ok) {
       if (sent.permanent) throw new UnrecoverableError(`İYS refused the list: ${sent.code}: ${sent.message}`);
-      throw new Error(`İYS multiple write failed: ${sent.code}`);
+      return retryLater(row, deps, now, row.createdAt, `İYS multiple write failed: ${sent.code}`);
     }
     return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: sent.requestId, submittedAt: now } satisfies BatchState };
   }
@@ -74,7 +92,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   const asked = await deps.iys.batchStatus(ref, state.requestId);
   if (!asked.ok) {
     if (asked.permanent) throw new UnrecoverableError(`İYS refused the request query: ${asked.code}: ${asked.message}`);
-    throw new Error(`İYS request query failed: ${asked.code}`);
+    return retryLater(row, deps, now, row.createdAt, `İYS request query failed: ${asked.code}`, state);
   }
   const byIndex = new Map(asked.items.map((i) => [i.index, i]));
   const unfinished = ids.filter((_, k) => (byIndex.get(k)?.status ?? "enqueue") === "enqueue").length;

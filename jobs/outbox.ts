@@ -11,6 +11,7 @@ export interface OutboxRow {
   attempts: number;
   /** JSON: what an earlier attempt kept (an İYS requestId while İYS processes a list). */
   result: string | null;
+  createdAt: number;
 }
 
 /** How long a claim keeps other jobs off a row: longer than any send takes (SDK timeouts are 15 s). */
@@ -26,7 +27,7 @@ export function pendingOutbox(db: Db, id: number, now: number = Date.now()): Out
   const row = stmt(
     db,
     `UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-     RETURNING id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts, result`,
+     RETURNING id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts, result, created_at AS createdAt`,
   ).get(now + OUTBOX_LEASE_MS, now, id, now) as OutboxRow | undefined;
   return row ?? null;
 }
@@ -50,21 +51,33 @@ export function recordAttemptFailure(db: Db, id: number, now: number, error: str
 
 /**
  * Keeps a row pending until `until` (its lease then lets the next attempt claim it), with what this
- * attempt learnt; the attempt is not counted as a failure.
+ * attempt learnt; with `error`, the attempt failed and is counted (a retry its handler schedules
+ * itself, with a backoff of its own), else it is not a failure.
  */
-export function waitOutbox(db: Db, id: number, until: number, now: number, result?: Record<string, unknown>): void {
-  stmt(db, `UPDATE outbox SET next_attempt_at = ?, result = ?, last_error = NULL, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
-    until, result === undefined ? null : JSON.stringify(result), now, id);
+export function waitOutbox(db: Db, id: number, until: number, now: number, result?: Record<string, unknown>, error?: string): void {
+  stmt(db, `UPDATE outbox SET next_attempt_at = ?, result = ?, last_error = ?, attempts = attempts + ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
+    until, result === undefined ? null : JSON.stringify(result), error ?? null, error === undefined ? 0 : 1, now, id);
 }
 
 /**
  * What an outbox handler made of one row: finished (`failed` with `note` when the handler itself
- * settled it, keeping `result`), or `wait`: ask again at `until` (a job is scheduled for then).
- * Throwing UnrecoverableError ends it as failed, any other error retries it.
+ * settled it, keeping `result`), or `wait`: ask again at `until` (a job is scheduled for then;
+ * `error` when this attempt failed and the handler retries on its own schedule).
+ * Throwing UnrecoverableError ends it as failed, any other error retries it (the job's backoff).
  */
 export type OutboxOutcome =
   | { status: "done" | "skipped" | "failed"; note?: string; result?: Record<string, unknown> }
-  | { status: "wait"; until: number; result?: Record<string, unknown> };
+  | { status: "wait"; until: number; result?: Record<string, unknown>; error?: string };
+
+/**
+ * İYS work (reports, lists) retries a transient failure on this schedule rather than the job's 8
+ * quick attempts (~2 minutes): an İYS outage of hours must not end a refusal's report. `base` ×
+ * 2^attempts, at most an hour; given up after IYS_RETRY_HORIZON_MS.
+ */
+export function iysRetryDelay(attempts: number, baseMs: number): number {
+  return Math.min(3_600_000, baseMs * 2 ** Math.min(attempts, 20));
+}
+export const IYS_RETRY_HORIZON_MS = 7 * 86_400_000;
 export type OutboxHandler<D> = (row: OutboxRow, deps: D) => Promise<OutboxOutcome>;
 
 /** Claims every id still pending in one transaction (see `pendingOutbox`). */

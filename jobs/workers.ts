@@ -124,7 +124,7 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
         const v = r.value;
         if (v.status !== "wait") return finishOutbox(deps.db, id, v.status, now(), v.note === undefined ? undefined : redactAddresses(v.note), v.result);
         waiting.push({ row: { id, kind: rows[i]!.kind }, until: v.until });
-        return waitOutbox(deps.db, id, v.until, now(), v.result);
+        return waitOutbox(deps.db, id, v.until, now(), v.result, v.error === undefined ? undefined : redactAddresses(v.error));
       }
       // Providers quote the address they refused; what is stored, thrown (BullMQ keeps it as the
       // job's failedReason) and logged carries it masked.

@@ -48,6 +48,11 @@ export const ConfigSchema = z
      * documentation says to ask no sooner than 300 seconds after.
      */
     IYS_BATCH_POLL_SECONDS: z.coerce.number().int().min(1).default(300),
+    /**
+     * Seconds before a report (or list) İYS failed to take for a transient reason (5xx, 429, the
+     * network) is sent again; doubled at each failure up to an hour, given up after 7 days.
+     */
+    IYS_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
     /** Twilio: webhook signatures (X-Twilio-Signature) and confirmations through the REST API. */
     TWILIO_ACCOUNT_SID: optionalString,
     TWILIO_AUTH_TOKEN: optionalString,

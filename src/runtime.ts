@@ -162,6 +162,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           mailer,
           enqueueOutbox: jobs.enqueueOutbox,
           iysBatchPollMs: config.IYS_BATCH_POLL_SECONDS * 1000,
+          iysRetryBaseMs: config.IYS_RETRY_BASE_SECONDS * 1000,
           scheduleOutbox: (row, delayMs, at) => guard(() => producer.enqueueOutboxAt(row, delayMs, at)),
           metrics: deps.metrics,
         },

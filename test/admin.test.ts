@@ -267,6 +267,10 @@ describe("dashboard content", () => {
   it("a RET whose İYS report is not done shows as near its 3-business-day deadline, then past it", async () => {
     const onay = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: REFUSED_BY_IYS, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(clock.now()) }));
     expect(onay.status, await onay.clone().text()).toBe(201);
+    // The RET's report waits while the ONAY's is on its way (a consent's movements reach İYS in
+    // order, looked at again after a while of this test's stopped clock): let İYS refuse it first.
+    const onayId = ((await onay.json()) as { event: { id: number } }).event.id;
+    await waitFor(() => (db().prepare("SELECT status FROM outbox WHERE event_id = ? AND kind = 'iys_report'").get(onayId) as { status: string }).status === "failed");
     clock.advance(2000);
     const t0 = clock.now().getTime();
     const res = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: REFUSED_BY_IYS, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(clock.now()) }));

@@ -110,8 +110,18 @@ export class HttpIysReporter implements IysReporter {
     return this.opts.now?.() ?? Date.now();
   }
 
-  private async accessToken(): Promise<string> {
-    if (this.token && this.token.expiresAt > this.now() + 60_000) return this.token.value;
+  private tokenRequest: Promise<string> | null = null;
+
+  /** One token request at a time: the reports waiting on it share its answer (İYS allows few token requests an hour). */
+  private accessToken(): Promise<string> {
+    if (this.token && this.token.expiresAt > this.now() + 60_000) return Promise.resolve(this.token.value);
+    this.tokenRequest ??= this.requestToken().finally(() => {
+      this.tokenRequest = null;
+    });
+    return this.tokenRequest;
+  }
+
+  private async requestToken(): Promise<string> {
     await this.opts.pacer?.slot();
     const res = await fetch(new URL("oauth2/token", this.base()), {
       method: "POST",
