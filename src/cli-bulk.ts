@@ -10,6 +10,9 @@ import { createRuntime } from "./runtime";
 /** A fatal CLI error: printed as is, exit 1. */
 export class CliError extends Error {}
 
+/** The command was called wrongly (a missing or contradictory argument): printed as is, exit 2. */
+export class CliUsageError extends CliError {}
+
 const fmt = (n: number) => n.toLocaleString("en-US");
 
 function duration(s: number): string {
@@ -112,14 +115,16 @@ export interface ExportOptions {
 export function exportToFile(db: Db, opts: ExportOptions): number {
   const brand = brandByCode(db, opts.brand);
   if (!brand) throw new CliError(`unknown brand ${opts.brand} (see \`hub brands\`)`);
-  if (opts.format !== "csv" && opts.format !== "jsonl") throw new CliError(`--format must be csv or jsonl, not ${opts.format}`);
+  if (opts.format !== "csv" && opts.format !== "jsonl") throw new CliUsageError(`--format must be csv or jsonl, not ${opts.format}`);
   let range: { start: number; end: number } | null = null;
+  if (!opts.events && (opts.from || opts.to)) throw new CliUsageError("--from and --to choose the days of --events; the current state has no dates (add --events)");
   if (opts.events) {
-    if (!opts.from || !opts.to) throw new CliError("--events needs --from YYYY-MM-DD and --to YYYY-MM-DD");
+    if (!opts.from || !opts.to) throw new CliUsageError("--events needs --from YYYY-MM-DD and --to YYYY-MM-DD");
     const from = istanbulDayRange(opts.from);
     const to = istanbulDayRange(opts.to);
-    if (!from) throw new CliError(`--from ${opts.from} is not a date (YYYY-MM-DD)`);
-    if (!to) throw new CliError(`--to ${opts.to} is not a date (YYYY-MM-DD)`);
+    if (!from) throw new CliUsageError(`--from ${opts.from} is not a date (YYYY-MM-DD)`);
+    if (!to) throw new CliUsageError(`--to ${opts.to} is not a date (YYYY-MM-DD)`);
+    if (from.start > to.start) throw new CliUsageError(`--from ${opts.from} is after --to ${opts.to}`);
     range = { start: from.start, end: to.end };
   }
   const reader = openReader(db);

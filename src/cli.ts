@@ -3,7 +3,7 @@ import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger } from "../db/che
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog } from "./callbacks/store";
-import { CliError, exportToFile, importFile, summaryText } from "./cli-bulk";
+import { CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -146,14 +146,14 @@ async function main(argv: string[]): Promise<number> {
       case "import": {
         runMigrations(db);
         const file = positionals[0];
-        if (!values.brand || !file) throw new CliError("usage: hub import --brand CODE <file.csv> [--rejected out.csv]");
+        if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--rejected out.csv]");
         const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected });
         console.log(values.json ? JSON.stringify(summary, null, 2) : summaryText(summary));
         return 0;
       }
       case "export": {
         runMigrations(db);
-        if (!values.brand) throw new CliError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
+        if (!values.brand) throw new CliUsageError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
         const rows = exportToFile(db, { brand: values.brand, events: values.events, from: values.from, to: values.to, format: values.format as "csv", out: values.out });
         if (values.out) console.error(`exported ${rows} rows to ${values.out}`);
         return 0;
@@ -170,7 +170,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : `hub: ${(err as Error).message}`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+    // Usage errors exit 2 (as an unknown command does), failures 1: a script can tell them apart.
+    const usageError = err instanceof CliUsageError || String((err as { code?: string }).code ?? "").startsWith("ERR_PARSE_ARGS");
+    console.error(err instanceof ConfigError ? err.message : `hub: ${(err as Error).message}${usageError && !(err instanceof CliUsageError) ? `\n\n${usage}` : ""}`);
+    process.exit(err instanceof ConfigError || usageError ? 2 : 1);
   },
 );

@@ -70,6 +70,18 @@ describe("hub CLI", () => {
     expect(json).toMatchObject({ ok: false, firstBadEventId: 2 });
   }, 60_000);
 
+  it.each([
+    [["export", "--brand", "MIGROS", "--events", "--from", "2026-11-25", "--to", "2026-11-24"], "is after --to"],
+    [["export", "--brand", "MIGROS", "--from", "2026-11-24", "--to", "2026-11-25"], "add --events"],
+    [["export", "--brand", "MIGROS", "--format", "xml"], "--format must be csv or jsonl"],
+    [["import", "consents.csv"], "usage: hub import"],
+    [["export", "--brand", "MIGROS", "--bogus"], "Unknown option"],
+  ])("%j is a usage error: exit 2 naming what is wrong", async (args, message) => {
+    const res = await hub(...args);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(message);
+  }, 30_000);
+
   it("an unknown command exits 2 with the usage", async () => {
     const res = await hub("frobnicate");
     expect(res.code).toBe(2);
