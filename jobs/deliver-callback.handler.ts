@@ -35,10 +35,14 @@ export function parseTarget(target: string): { endpointId: string; disabledEndpo
   return i < 0 ? { endpointId: target } : { endpointId: target.slice(0, i), disabledEndpointId: target.slice(i + NOTICE.length) };
 }
 
-/** Stable per (event, endpoint): every retry and replay of it carries the same id, so receivers can deduplicate. */
+/**
+ * Stable per (event, endpoint): every retry and replay of it carries the same id, so receivers can
+ * deduplicate. A notice is its own row: an endpoint disabled, enabled and disabled again makes a
+ * second notice with a new id (not one a receiver would drop as seen).
+ */
 export function webhookId(row: { id: number; eventId: number | null; target: string }): string {
   const { endpointId, disabledEndpointId } = parseTarget(row.target);
-  return row.eventId !== null ? `evt_${row.eventId}_${endpointId}` : `msg_disabled_${disabledEndpointId}_${endpointId}`;
+  return row.eventId !== null ? `evt_${row.eventId}_${endpointId}` : `msg_disabled_${disabledEndpointId}_${endpointId}_${row.id}`;
 }
 
 /** Writes callback rows outside the ledger (replays, notices); the caller enqueues them. */
@@ -160,6 +164,31 @@ export class CallbackDelivery {
 
   /** One attempt of one row, when it is due; everything it decides is committed before it returns. */
   async deliver(id: number): Promise<string> {
+    try {
+      return await this.attempt(id);
+    } catch (err) {
+      // Anything that throws between the claim and the commit (a secret that no longer decrypts after
+      // CALLBACK_SECRETS_KEY changed, a database error) is a failed attempt like a refused delivery:
+      // counted, retried on the schedule, exhausted at its end — never a row left pending unseen.
+      const message = err instanceof Error ? err.message : String(err);
+      const at = this.now();
+      const row = stmt(this.deps.db, `SELECT attempts FROM outbox WHERE id = ? AND status = 'pending'`).get(id) as { attempts: number } | undefined;
+      if (!row) throw err;
+      const attempt = row.attempts + 1;
+      this.deps.log.warn({ outboxId: id, attempt, err: message }, "callback attempt failed before sending");
+      if (attempt >= this.deps.schedule.length) {
+        finishOutbox(this.deps.db, id, "exhausted", at, message);
+        return "exhausted";
+      }
+      const retryAt = at + this.deps.schedule[attempt]!;
+      stmt(this.deps.db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
+        message, retryAt, at, id);
+      await this.deps.scheduleAttempt(id, retryAt - at, retryAt);
+      return "to retry";
+    }
+  }
+
+  private async attempt(id: number): Promise<string> {
     const { db, log } = this.deps;
     const now = this.now();
     // A lease: no other job (a sweeper re-enqueue, a stalled job's rerun) sends the row while this attempt runs.
@@ -201,7 +230,7 @@ export class CallbackDelivery {
         if (running) {
           this.release(id, now);
           await running.catch(() => {});
-          return this.deliver(id);
+          return this.attempt(id);
         }
         const at = Math.max(earlier.nextAttemptAt ?? now, now) + 250;
         this.release(id, at);
@@ -226,6 +255,7 @@ export class CallbackDelivery {
     const last = attempt >= this.deps.schedule.length;
     let retryAt: number | null = null;
     let disabled = false;
+    let notices: OutboxRef[] = [];
     db.$client.transaction(() => {
       stmt(db, `INSERT INTO deliveries (outbox_id, endpoint_id, attempt, ok, response_code, latency_ms, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
         id, endpoint.id, attempt, res.ok ? 1 : 0, res.status, res.latencyMs, res.error, at);
@@ -241,13 +271,22 @@ export class CallbackDelivery {
           res.error ?? "failed", retryAt, at, id);
       }
       const since = markEndpointFailing(db, endpoint.id, at);
-      if (at - since >= this.deps.disableAfterMs) {
-        disabled = disableEndpoint(db, endpoint.id, `failing since ${new Date(since).toISOString()}`, at);
+      // The notices are written with the disabling, in one commit: a crash or a Redis error after it
+      // cannot leave an endpoint disabled that nobody heard of (the sweeper sends what is written).
+      if (at - since >= this.deps.disableAfterMs && disableEndpoint(db, endpoint.id, `failing since ${new Date(since).toISOString()}`, at)) {
+        disabled = true;
+        notices = this.noticeRows(endpoint, at);
       }
     })();
 
+    if (disabled) {
+      this.deps.log.error(
+        { endpointId: endpoint.id, kind: endpoint.kind, failingSince: endpoint.failingSince, notified: notices.length },
+        "callback endpoint disabled after failing continuously",
+      );
+    }
     if (retryAt !== null) await this.deps.scheduleAttempt(id, retryAt - at, retryAt);
-    if (disabled) await this.notifyDisabled(endpoint, at);
+    if (notices.length > 0) await this.deps.enqueueOutbox(notices);
     if (res.ok) return "delivered";
     log.info({ outboxId: id, endpointId: endpoint.id, attempt, status: res.status, err: res.error }, "callback attempt failed");
     return last ? "exhausted" : "to retry";
@@ -257,16 +296,15 @@ export class CallbackDelivery {
     stmt(this.deps.db, `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'`).run(at, id);
   }
 
-  /** The provider's other active subscriptions hear that an endpoint was disabled. */
-  private async notifyDisabled(endpoint: EndpointRow, now: number): Promise<void> {
-    const others = stmt(db(this), `SELECT id FROM endpoints WHERE kind = 'subscription' AND status = 'active' AND id != ? ORDER BY created_at, id`).all(
-      endpoint.id) as { id: string }[];
-    this.deps.log.error(
-      { endpointId: endpoint.id, kind: endpoint.kind, failingSince: endpoint.failingSince, notified: others.length },
-      "callback endpoint disabled after failing continuously",
-    );
-    const rows = insertCallbackRows(db(this), others.map((o) => ({ eventId: null, target: `${o.id}${NOTICE}${endpoint.id}` })), now);
-    await this.deps.enqueueOutbox(rows);
+  /** Notice rows for the provider's other active subscriptions that take `endpoint.disabled` (inside the disabling transaction). */
+  private noticeRows(endpoint: EndpointRow, now: number): OutboxRef[] {
+    const others = (
+      stmt(db(this), `SELECT id, events FROM endpoints WHERE kind = 'subscription' AND status = 'active' AND id != ? ORDER BY created_at, id`).all(endpoint.id) as {
+        id: string;
+        events: string;
+      }[]
+    ).filter((o) => (JSON.parse(o.events) as string[]).includes("endpoint.disabled"));
+    return insertCallbackRows(db(this), others.map((o) => ({ eventId: null, target: `${o.id}${NOTICE}${endpoint.id}` })), now);
   }
 }
 

@@ -208,7 +208,8 @@ describe("delivery", () => {
 
   it("an endpoint down for the whole schedule ends exhausted, is disabled after failing for 5 days, and the other subscriptions hear endpoint.disabled", async () => {
     const down = await subscribe({ brands: ["KOTON"] });
-    const other = await subscribe({ brands: ["LCW"] });
+    const other = await subscribe({ brands: ["LCW"], events: ["consent.changed", "endpoint.disabled"] });
+    const uninterested = await subscribe({ brands: ["LCW"], events: ["consent.changed"] });
     receiver.down.add(down.path);
     await change("KOTON", newRecipient(), "ONAY");
     // Five days pass between the third attempt and the last (the real schedule spans about 28 h of them).
@@ -225,10 +226,31 @@ describe("delivery", () => {
     const notice = delivered(other.path)[0]!;
     expect(verifyReceived(other.secret, notice)).toBe(true);
     expect(data(notice)).toMatchObject({ type: "endpoint.disabled", data: { endpointId: down.id, url: `${receiver.base}${down.path}` } });
+    // Its id names this notice (a second disabling would be a new message, not a repeat).
+    expect(notice.headers["webhook-id"]).toMatch(new RegExp(`^msg_disabled_${down.id}_${other.id}_\\d+$`));
+
     // Nothing more goes to a disabled endpoint.
     await change("KOTON", newRecipient(), "ONAY");
     await new Promise((r) => setTimeout(r, 1000));
     expect(receiver.at(down.path)).toHaveLength(4);
+    // A subscription that did not ask for endpoint.disabled heard nothing of it.
+    expect(receiver.at(uninterested.path)).toHaveLength(0);
+  });
+
+  it("an attempt that fails before sending (a secret that no longer decrypts) is counted and retried, not left pending unseen", async () => {
+    const broken = await subscribe({ brands: ["KOTON"] });
+    runtime.deps.db.$client.prepare("UPDATE endpoints SET secret_enc = 'v1.not-a-secret' WHERE id = ?").run(broken.id);
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => (outboxOf(broken.id)[0]?.attempts ?? 0) >= 1, { timeoutMs: 10_000 });
+    const row = runtime.deps.db.$client.prepare("SELECT status, last_error AS lastError, next_attempt_at AS nextAttemptAt FROM outbox WHERE kind = 'callback' AND target = ?").get(broken.id) as {
+      status: string;
+      lastError: string;
+      nextAttemptAt: number | null;
+    };
+    expect(row.status).toBe("pending");
+    expect(row.lastError).toBeTruthy();
+    expect(row.nextAttemptAt).not.toBeNull();
+    expect(receiver.at(broken.path)).toHaveLength(0);
   });
 
   it("a receiver answering after 20 s is a failure at the 15 s timeout (it gets the request, the attempt counts as failed)", async () => {
