@@ -3,7 +3,8 @@ import { stmt, type Db } from "../db/index";
 import { EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
-import { IYS_RETRY_HORIZON_MS, iysRetryDelay, type OutboxOutcome, type OutboxRow } from "./outbox";
+import { earlierOnTheWay, retryLater } from "./iys-order";
+import type { OutboxOutcome, OutboxRow } from "./outbox";
 
 export interface IysBatchDeps {
   db: Db;
@@ -49,21 +50,6 @@ function eventIds(row: OutboxRow): number[] {
  * A crash after sending and before the requestId is kept sends the list again: İYS answers the
  * repeated movements as already recorded (H174), which counts as success.
  */
-/**
- * A transient İYS failure (5xx, 429, the network): asked again on İYS's retry schedule, what the
- * row already holds (a requestId) kept; given up on, visibly, a week after the work was planned.
- */
-export function retryLater(
-  row: OutboxRow,
-  deps: { iysRetryBaseMs: number },
-  now: number,
-  since: number,
-  error: string,
-  result?: Record<string, unknown> | Partial<BatchState>,
-): OutboxOutcome {
-  if (now - since > IYS_RETRY_HORIZON_MS) throw new UnrecoverableError(`${error}; İYS still failing after 7 days`);
-  return { status: "wait", until: now + iysRetryDelay(row.attempts, deps.iysRetryBaseMs), error, ...(result ? { result: result as Record<string, unknown> } : {}) };
-}
 
 export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
   const ids = eventIds(row);
@@ -81,6 +67,8 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   if (!state.requestId) {
     const events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as LedgerEvent[];
     if (events.length !== ids.length) throw new UnrecoverableError(`${ids.length - events.length} of the row's events are not in the ledger`);
+    // As for single writes: a list goes once no earlier movement of any of its consents is on its way.
+    if (events.some((e) => earlierOnTheWay(deps.db, e))) return { status: "wait", until: now + deps.iysRetryBaseMs };
     const sent = await deps.iys.submitBatch(ref, events);
     if (!sent.ok) {
       if (sent.permanent) throw new UnrecoverableError(`İYS refused the list: ${sent.code}: ${sent.message}`);
@@ -92,7 +80,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   const asked = await deps.iys.batchStatus(ref, state.requestId);
   if (!asked.ok) {
     if (asked.permanent) throw new UnrecoverableError(`İYS refused the request query: ${asked.code}: ${asked.message}`);
-    return retryLater(row, deps, now, row.createdAt, `İYS request query failed: ${asked.code}`, state);
+    return retryLater(row, deps, now, row.createdAt, `İYS request query failed: ${asked.code}`, state as Record<string, unknown>);
   }
   const byIndex = new Map(asked.items.map((i) => [i.index, i]));
   const unfinished = ids.filter((_, k) => (byIndex.get(k)?.status ?? "enqueue") === "enqueue").length;

@@ -265,6 +265,28 @@ describe("İYS reports through trouble", () => {
     expect(order).toEqual(["ONAY", "RET"]);
   });
 
+  it("a list waits while an earlier single report of one of its consents is still on its way", async () => {
+    const recipient = phone(7_770_001);
+    iys.failNext = 6; // the ONAY's single write fails six times (~1.3 s of retries)
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "BATCH", recipient, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 120_000)) }),
+    );
+    expect(res.status).toBe(201);
+    const onayId = ((await res.json()) as { event: { id: number } }).event.id;
+    const before = headEvent();
+    const summary = await runImport(csv([`MESAJ,${recipient},RET,HS_WEB,${formatIysDate(new Date(Date.now() - 60_000))},BIREYSEL`, `MESAJ,${phone(7_770_002)},ONAY,HS_WEB,${date},BIREYSEL`]), deps, {
+      brandId,
+      via: "cli",
+    });
+    expect(summary.recorded).toBe(2);
+    const list = () => outboxOf(before).find((r) => r.kind === "iys_batch")!;
+    await waitFor(() => list().result && JSON.parse(list().result!).requestId, { timeoutMs: 60_000 });
+    const single = db().prepare("SELECT status, updated_at AS doneAt FROM outbox WHERE event_id = ? AND kind = 'iys_report'").get(onayId) as { status: string; doneAt: number };
+    expect(single.status).toBe("done");
+    expect((JSON.parse(list().result!) as { submittedAt: number }).submittedAt).toBeGreaterThanOrEqual(single.doneAt);
+  });
+
   it("reports waiting on a token share one token request", async () => {
     const reporter = new HttpIysReporter({ baseUrl: runtime.deps.config.IYS_API_BASE_URL!, username: "api@hs.example", password: "secret" });
     const before = iys.tokenRequests;

@@ -1,0 +1,42 @@
+import { UnrecoverableError } from "bullmq";
+import { stmt, type Db } from "../db/index";
+import type { LedgerEvent } from "../db/ledger";
+import { IYS_RETRY_HORIZON_MS, iysRetryDelay, type OutboxOutcome, type OutboxRow } from "./outbox";
+
+/**
+ * A transient İYS failure (5xx, 429, the network): asked again on İYS's retry schedule, what the
+ * row already holds (a requestId) kept; given up on, visibly, a week after the work was planned.
+ */
+export function retryLater(
+  row: OutboxRow,
+  deps: { iysRetryBaseMs: number },
+  now: number,
+  since: number,
+  error: string,
+  result?: Record<string, unknown>,
+): OutboxOutcome {
+  if (now - since > IYS_RETRY_HORIZON_MS) throw new UnrecoverableError(`${error}; İYS still failing after 7 days`);
+  return { status: "wait", until: now + iysRetryDelay(row.attempts, deps.iysRetryBaseMs), error, ...(result ? { result } : {}) };
+}
+
+/**
+ * Whether an earlier movement of the same consent (brand, recipient, recipientType, type) is still
+ * on its way to İYS: its single write pending (waiting out a failure too), or the list that holds it
+ * unfinished. İYS takes a consent's movements in order only: a RET overtaking the ONAY it follows is
+ * refused as a first record (H175) and the late ONAY then stands at İYS while the hub holds RET.
+ */
+export function earlierOnTheWay(db: Db, e: LedgerEvent): boolean {
+  const earlier = stmt(
+    db,
+    `SELECT id, origin FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ? AND effect = 'movement' ORDER BY id DESC LIMIT 20`,
+  ).all(e.brandId, e.recipient, e.recipientType, e.type, e.id) as { id: number; origin: string }[];
+  const single = stmt(db, `SELECT 1 FROM outbox WHERE event_id = ? AND kind = 'iys_report' AND status = 'pending' LIMIT 1`);
+  // The list holding an imported movement: the unfinished one starting at or before it (lists hold ascending ids).
+  const list = stmt(db, `SELECT target FROM outbox WHERE kind = 'iys_batch' AND status <> 'done' AND event_id <= ? ORDER BY event_id DESC LIMIT 1`);
+  return earlier.some((p) => {
+    if (single.get(p.id)) return true;
+    if (p.origin !== "import") return false;
+    const row = list.get(p.id) as { target: string } | undefined;
+    return row !== undefined && (JSON.parse(row.target) as number[]).includes(p.id);
+  });
+}
