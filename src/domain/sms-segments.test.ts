@@ -161,24 +161,29 @@ describe("countSegments: UCS-2 surrogate pairs", () => {
 });
 
 describe("countSegments: reserved characters", () => {
-  it("lowers the GSM-7 capacity by the reserved sender code", () => {
+  // The operator appends its code once, to the end of the message: one segment holds 155 of the
+  // text's characters, two hold 301 (153 + 148), not 2 × 148.
+  it("takes the operator's code once from a GSM-7 message", () => {
     const opts = { reservedChars: 5 };
-    expect(countSegments(a(155), opts)).toMatchObject({ segments: 1, perSegment: 155, remaining: 0 });
-    expect(countSegments(a(156), opts)).toMatchObject({ segments: 2, perSegment: 148, remaining: 140 });
-    expect(countSegments(a(296), opts)).toMatchObject({ segments: 2, remaining: 0 });
-    expect(countSegments(a(297), opts)).toMatchObject({ segments: 3 });
+    expect(countSegments(a(155), opts)).toMatchObject({ segments: 1, perSegment: 160, remaining: 0 });
+    expect(countSegments(a(156), opts)).toMatchObject({ segments: 2, perSegment: 153, remaining: 145 });
+    expect(countSegments(a(296), opts)).toMatchObject({ segments: 2, remaining: 5 });
+    expect(countSegments(a(301), opts)).toMatchObject({ segments: 2, remaining: 0 });
+    expect(countSegments(a(302), opts)).toMatchObject({ segments: 3 });
   });
 
-  it("lowers the UCS-2 capacity by the reserved sender code", () => {
+  it("takes the operator's code once from a UCS-2 message", () => {
     const opts = { reservedChars: 5 };
-    expect(countSegments("ş" + a(64), opts)).toMatchObject({ segments: 1, perSegment: 65, remaining: 0 });
-    expect(countSegments("ş" + a(65), opts)).toMatchObject({ segments: 2, perSegment: 62, remaining: 58 });
+    expect(countSegments("ş" + a(64), opts)).toMatchObject({ segments: 1, perSegment: 70, remaining: 0 });
+    expect(countSegments("ş" + a(65), opts)).toMatchObject({ segments: 2, perSegment: 67, remaining: 63 });
+    expect(countSegments("ş" + a(128), opts)).toMatchObject({ segments: 2, remaining: 0 });
+    expect(countSegments("ş" + a(129), opts)).toMatchObject({ segments: 3 });
   });
 
-  it("lowers the shifted GSM-7 capacity by the reserved sender code", () => {
+  it("takes the operator's code once from a shifted GSM-7 message", () => {
     const opts = { reservedChars: 5, turkishShift: true };
-    expect(countSegments("ş" + a(148), opts)).toMatchObject({ segments: 1, perSegment: 150, remaining: 0 });
-    expect(countSegments("ş" + a(149), opts)).toMatchObject({ segments: 2, perSegment: 144 });
+    expect(countSegments("ş" + a(148), opts)).toMatchObject({ segments: 1, perSegment: 155, remaining: 0 });
+    expect(countSegments("ş" + a(149), opts)).toMatchObject({ segments: 2, perSegment: 149 });
   });
 
   it("reports the empty text's remaining capacity net of the reservation", () => {

@@ -20,7 +20,7 @@ export interface SegmentInfo {
 export interface SegmentOptions {
   /** The provider can send with the Turkish National Language Single Shift Table (§A.2.1). */
   turkishShift?: boolean;
-  /** Units taken from every segment by the operator (Turkish operators append a 5-character sender code). */
+  /** Characters the operator appends to the message (Turkish operators add a 5-character sender code, once). */
   reservedChars?: number;
 }
 
@@ -117,20 +117,21 @@ export function countSegments(text: string, opts?: SegmentOptions): SegmentInfo 
   let concat: number;
   let cost: (codePoint: number) => number;
   if (found.encoding === "GSM-7") {
-    single = (found.turkishShift ? GSM_SHIFT_SINGLE : GSM_SINGLE) - reserved;
-    concat = (found.turkishShift ? GSM_SHIFT_CONCAT : GSM_CONCAT) - reserved;
+    single = found.turkishShift ? GSM_SHIFT_SINGLE : GSM_SINGLE;
+    concat = found.turkishShift ? GSM_SHIFT_CONCAT : GSM_CONCAT;
     cost = gsmCost;
   } else {
-    single = UCS2_SINGLE - reserved;
-    concat = UCS2_CONCAT - reserved;
+    single = UCS2_SINGLE;
+    concat = UCS2_CONCAT;
     cost = ucs2Cost;
   }
   const turkishShift = found.encoding === "GSM-7" && found.turkishShift;
 
-  if (found.units <= single) {
-    return { encoding: found.encoding, turkishShift, units: found.units, segments: 1, perSegment: single, remaining: single - found.units };
+  // The operator's code goes at the end of the message (digits: one unit each, in any encoding).
+  if (found.units + reserved <= single) {
+    return { encoding: found.encoding, turkishShift, units: found.units, segments: 1, perSegment: single, remaining: single - found.units - reserved };
   }
-  const { parts, lastUsed } = walkParts(text, concat, cost);
+  const { parts, lastUsed } = walkParts(text + "0".repeat(reserved), concat, cost);
   return { encoding: found.encoding, turkishShift, units: found.units, segments: parts, perSegment: concat, remaining: concat - lastUsed };
 }
 
