@@ -1,5 +1,6 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { addressUnfit } from "./consent-rules";
 import { addressMessages, maskAddress, redactAddresses, normalizeEmail, normalizePhone, normalizePhoneByLibrary, normalizeRecipient } from "./address";
 
 const calls = vi.hoisted(() => ({ parse: 0 }));
@@ -103,8 +104,8 @@ describe("normalizePhone", () => {
     ["0800 123 45 67", "+908001234567"],
     ["444 1 234", "+904441234"],
     ["+90 512 123 45 67", "+905121234567"],
-  ])("accepts the Turkish non-geographic number %j as %s of kind other", (input, value) => {
-    expect(normalizePhone(input)).toEqual(other(value));
+  ])("accepts the Turkish non-geographic number %j as %s, callable only (kind fixed: no SMS)", (input, value) => {
+    expect(normalizePhone(input)).toEqual(fixed(value));
   });
 
   it.each([
@@ -236,7 +237,7 @@ describe("normalizePhone", () => {
         const type = lib?.isValid() ? lib.getType() : undefined;
         const expected = !lib?.isValid()
           ? H121
-          : { ok: true, kind: "phone", value: lib.number, phoneKind: type === "MOBILE" ? "mobile" : type === "FIXED_LINE" ? "fixed" : "other" };
+          : { ok: true, kind: "phone", value: lib.number, phoneKind: type === "MOBILE" ? "mobile" : "fixed" }; // every +90 non-mobile is callable only
         if (calls.parse === 1) fast++;
         if (JSON.stringify(r) !== JSON.stringify(expected)) disagreements.push(s);
       }
@@ -428,3 +429,13 @@ describe("redactAddresses", () => {
     expect(redactAddresses("HTTP 503 after 30000 ms at 2026-11-25 10:00:00 (H174)")).toBe("HTTP 503 after 30000 ms at 2026-11-25 10:00:00 (H174)");
   });
 });
+
+describe("Turkish numbers that are not mobiles", () => {
+  it.each(["0850 222 06 00", "444 1 234", "0800 123 45 67", "0900 123 45 67", "0512 123 45 67"])("%j may be called but takes no SMS", (n) => {
+    const r = normalizePhone(n);
+    expect(r).toMatchObject({ ok: true, phoneKind: "fixed" });
+    expect(r.ok && addressUnfit("MESAJ", "phone", r.phoneKind)).toBe("H464");
+    expect(r.ok && addressUnfit("ARAMA", "phone", r.phoneKind)).toBeNull();
+  });
+});
+

@@ -1,5 +1,6 @@
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 
+/** mobile: may take SMS; fixed: calls only (fixed lines, and Turkish numbers that are not mobiles: 0850, 444, 0800…); other: a foreign number of unknown kind. */
 export type PhoneKind = "mobile" | "fixed" | "other";
 
 export type AddressError = { ok: false; code: "H120" | "H121" | "H122" | "H166"; message: string };
@@ -33,9 +34,12 @@ const PHONE_SEPARATORS = /[\s\u00AD\u200B-\u200D\u2060\uFEFF\-\u2010-\u2015.()/]
 const PHONE_CANDIDATE = /^\+?\d+$/;
 const E164_MAX_DIGITS = 15;
 
-function phoneKindOf(type: string | undefined): PhoneKind {
+function phoneKindOf(type: string | undefined, value: string): PhoneKind {
   if (type === "MOBILE") return "mobile";
   if (type === "FIXED_LINE") return "fixed";
+  // A Turkish number that is not a mobile (0850 VOIP, 444 UAN, 0800 toll-free, 0900 premium, 0512
+  // pager) cannot take SMS either (domain: MESAJ needs a mobile); it may be called, like a fixed line.
+  if (value.startsWith("+90")) return "fixed";
   // FIXED_LINE_OR_MOBILE (e.g. North America) is not known to be a fixed line, so it must not be refused MESAJ as one.
   return "other";
 }
@@ -76,7 +80,7 @@ function normalize(input: string, fast: boolean): PhoneResult {
   if (!parsed || !parsed.isValid()) return fail("H121");
   const value = parsed.number;
   if (value.startsWith("+900") || value.length > E164_MAX_DIGITS + 1) return fail("H121");
-  return { ok: true, kind: "phone", value, phoneKind: phoneKindOf(parsed.getType()) };
+  return { ok: true, kind: "phone", value, phoneKind: phoneKindOf(parsed.getType(), value) };
 }
 
 const EMAIL_MIN = 6;
