@@ -104,7 +104,8 @@ export function createApp(deps: AppDeps) {
     if (err instanceof HTTPException && err.status < 500) {
       // A 400 from Hono's own validators is about the body itself (malformed JSON).
       const details = err.status === 400 ? { field: "(body)" } : undefined;
-      return c.json(errorBody(c, new ApiError(err.status === 413 ? "payload_too_large" : "bad_request", err.message || "bad request", details)), err.status);
+      const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : "bad_request";
+      return c.json(errorBody(c, new ApiError(code, err.message || "bad request", details)), err.status);
     }
     deps.log.error({ requestId: c.get("requestId"), err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, "unhandled error");
     return c.json(errorBody(c, new ApiError("internal_error", "unexpected error; quote the requestId when reporting it")), 500);

@@ -115,6 +115,8 @@ export function createBrand(db: Db, input: NewBrand, now: number): Brand {
       .get();
     const myNames = new Set(brandNames(brand));
     input.numbers.forEach((n, i) => {
+      const first = input.numbers.findIndex((m) => m.number === n.number);
+      if (first < i) throw new ApiError("bad_request", `numbers[${i}] is numbers[${first}] again (${n.number})`, { field: `numbers[${i}].number` });
       let row = tx.select().from(numbers).where(eq(numbers.number, n.number)).get();
       if (row && row.provider !== n.provider) {
         throw new ApiError("conflict", `number ${n.number} is already served through ${row.provider}`, { field: `numbers[${i}].provider` });

@@ -251,6 +251,34 @@ describe("consents", () => {
     expect(checked).toEqual({ allowed: [], denied: [{ recipient, reason: "refused" }] });
   });
 
+  it("a replayed suppression answers the code it answered the first time, whatever came after", async () => {
+    const recipient = "+905321112279";
+    const ret = { brand: "MIGROS", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: minutesAgo(5) };
+    const first = await app.request("/api/v1/consents", authed(ret));
+    expect(first.status).toBe(201);
+    expect((await first.json()).iys).toMatchObject({ code: "H175" });
+    const onay = await app.request("/api/v1/consents", authed({ ...ret, status: "ONAY", consentDate: minutesAgo(2) }));
+    expect(onay.status).toBe(201);
+    const replay = await app.request("/api/v1/consents", authed(ret));
+    expect(replay.status).toBe(200);
+    expect((await replay.json()).iys).toMatchObject({ code: "H175" });
+  });
+
+  it("a brand listing one number twice is a 400 naming the repeat; a Vonage number cannot take voice; a body that is not JSON is a 415", async () => {
+    const twice = await app.request(
+      "/api/v1/brands",
+      authed({ code: "TWICE", name: "Twice", numbers: [{ number: "05321112233", provider: "twilio" }, { number: "+90 532 111 22 33", provider: "twilio" }] }),
+    );
+    expect(twice.status).toBe(400);
+    expect((await twice.json()).error).toMatchObject({ code: "bad_request", field: "numbers[1].number" });
+    const voice = await app.request("/api/v1/brands", authed({ code: "VOICE", name: "Voice", numbers: [{ number: "908505320001", provider: "vonage", channels: ["voice"] }] }));
+    expect(voice.status).toBe(400);
+    expect((await voice.json()).error.message).toMatch(/Twilio only/);
+    const jsonx = await app.request("/api/v1/brands", { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/jsonx" }, body: "{}" });
+    expect(jsonx.status).toBe(415);
+    expect((await jsonx.json()).error.code).toBe("unsupported_media_type");
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",

@@ -7,11 +7,14 @@ import { assertBrandAccess, canAccessBrand, requireAdmin } from "./auth";
 import { apiRouter, bearerSecurity, conflictResponse, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 import { TemplateOverrides } from "../../channels/sms/templates";
 
-const NumberInput = z.object({
-  number: z.string().trim().min(3).max(32),
-  provider: z.enum(["twilio", "vonage"]),
-  channels: z.array(z.enum(["sms", "voice"])).min(1).max(2).default(["sms"]),
-});
+const NumberInput = z
+  .object({
+    number: z.string().trim().min(3).max(32),
+    provider: z.enum(["twilio", "vonage"]),
+    channels: z.array(z.enum(["sms", "voice"])).min(1).max(2).default(["sms"]),
+  })
+  // The IVR speaks Twilio Voice only: a Vonage number would be listed for calls nobody answers.
+  .refine((n) => n.provider === "twilio" || !n.channels.includes("voice"), { message: "voice (the IVR) is served over Twilio only", path: ["channels"] });
 
 export const BrandInput = z.object({
   code: z
