@@ -58,39 +58,59 @@ export function withTacirRefusals(db: Db, actions: ConsentAction[]): ConsentActi
   return extra.length ? [...actions, ...extra] : actions;
 }
 
+/** The receipts of a batch that could not be applied (each left `received`, to be tried again). */
+export class ApplyError extends Error {
+  constructor(readonly failures: { receiptId: number; error: string }[]) {
+    super(`${failures.length} receipt(s) could not be applied: ${failures.slice(0, 3).map((f) => `#${f.receiptId}: ${f.error}`).join("; ")}`);
+    this.name = "ApplyError";
+  }
+}
+
 /**
- * Applies durable receipts to the ledger, each in its own transaction; a receipt already applied
- * (by an earlier run or a racing job) is left as it is. Outbox rows of the whole batch are enqueued
- * together at the end.
+ * Applies durable receipts to the ledger, each in its own savepoint within one commit for the
+ * batch; a receipt already applied (by an earlier run or a racing job) is left as it is. One that
+ * throws (a bug, a year missing from the holiday table) is rolled back alone and left `received`
+ * for the next try — its neighbours are applied — and the job then fails naming it (BullMQ retries,
+ * the sweeper after). Outbox rows of the whole batch are enqueued together at the end.
  */
 export async function run({ payload, deps }: { payload: { receiptIds: number[] }; deps: ConsentApplyDeps }): Promise<string> {
   const select = stmt(deps.db, RECEIPT_SELECT);
   const outbox: OutboxRef[] = [];
   const counts: Record<string, number> = {};
-  // One commit for the batch: each receipt's ledger transaction nests as a savepoint, so a failure
-  // rolls the whole batch back and the retried job does it again (every step is idempotent).
+  const failures: { receiptId: number; error: string }[] = [];
+  const applyOne = deps.db.$client.transaction((receipt: ReceiptRow) => {
+    const interpret = deps.interpreters[receipt.channel];
+    if (!interpret) throw new UnrecoverableError(`no interpreter for channel ${receipt.channel}`);
+    const plan = interpret(receipt);
+    const result = deps.ledger.apply(withTacirRefusals(deps.db, plan.actions), {
+      outbox: plan.outbox,
+      receipt: { id: receipt.id, status: plan.status, result: plan.result },
+    });
+    return { outbox: result.outbox, status: result.alreadyApplied ? "already applied" : plan.status };
+  });
   deps.db.$client.transaction(() => applyAll()).immediate();
   await deps.enqueueOutbox(outbox);
+  if (failures.length > 0) throw new ApplyError(failures);
   return Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(", ");
 
   function applyAll() {
-  for (const receiptId of payload.receiptIds) {
-    const receipt = select.get(receiptId) as ReceiptRow | undefined;
-    let status: string;
-    if (!receipt) status = "missing";
-    else if (receipt.status !== "received") status = `already ${receipt.status}`;
-    else {
-      const interpret = deps.interpreters[receipt.channel];
-      if (!interpret) throw new UnrecoverableError(`no interpreter for channel ${receipt.channel}`);
-      const plan = interpret(receipt);
-      const result = deps.ledger.apply(withTacirRefusals(deps.db, plan.actions), {
-        outbox: plan.outbox,
-        receipt: { id: receipt.id, status: plan.status, result: plan.result },
-      });
-      outbox.push(...result.outbox);
-      status = result.alreadyApplied ? "already applied" : plan.status;
+    for (const receiptId of payload.receiptIds) {
+      const receipt = select.get(receiptId) as ReceiptRow | undefined;
+      let status: string;
+      if (!receipt) status = "missing";
+      else if (receipt.status !== "received") status = `already ${receipt.status}`;
+      else {
+        try {
+          const applied = applyOne(receipt); // a savepoint: rolled back alone if it throws
+          outbox.push(...applied.outbox);
+          status = applied.status;
+        } catch (err) {
+          if (err instanceof UnrecoverableError) throw err;
+          failures.push({ receiptId, error: err instanceof Error ? err.message : String(err) });
+          status = "not applied";
+        }
+      }
+      counts[status] = (counts[status] ?? 0) + 1;
     }
-    counts[status] = (counts[status] ?? 0) + 1;
-  }
   }
 }

@@ -31,10 +31,12 @@ export interface AppDeps {
   };
   receipts: {
     /**
-     * Applies, in this process, every receipt durably received but not yet applied by its job, so a
-     * read of the current state (the pre-send check) honours a refusal accepted a moment ago.
+     * Applies, in this process, receipts durably received but not yet applied by their job (the
+     * oldest 10 000, then, behind a larger backlog, those from `addresses`), so a read of the current
+     * state (the pre-send check) honours a refusal accepted a moment ago. Never throws: a receipt
+     * that cannot be applied stays pending.
      */
-    applyPending(): Promise<void>;
+    applyPending(addresses?: () => Iterable<string>): Promise<void>;
   };
   /** The producer's BullMQ queues by name (dashboard depths, /admin/queues); absent: none shown. */
   queues?: Record<string, Queue>;

@@ -123,15 +123,33 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     link: linkInterpreter(db),
   };
   const applyDeps: ConsentApplyDeps = { db, ledger, interpreters, enqueueOutbox: jobs.enqueueOutbox };
+  const APPLY_ON_READ_MAX = 10_000;
   const receipts = {
-    async applyPending() {
+    async applyPending(addresses?: () => Iterable<string>) {
       const channels = Object.keys(interpreters);
-      const ids = (
-        db.$client
-          .prepare(`SELECT id FROM receipts WHERE status = 'received' AND channel IN (${channels.map(() => "?").join(",")}) ORDER BY id LIMIT 10000`)
-          .all(...channels) as { id: number }[]
-      ).map((r) => r.id);
-      for (let k = 0; k < ids.length; k += 1000) await applyReceipts({ payload: { receiptIds: ids.slice(k, k + 1000) }, deps: applyDeps });
+      const pending = (limit: number) =>
+        (
+          db.$client
+            .prepare(`SELECT id, from_address AS fromAddress FROM receipts WHERE status = 'received' AND channel IN (${channels.map(() => "?").join(",")}) ORDER BY id LIMIT ?`)
+            .all(...channels, limit) as { id: number; fromAddress: string | null }[]
+        );
+      const apply = async (ids: number[]) => {
+        for (let k = 0; k < ids.length; k += 1000) {
+          // A receipt that cannot be applied stays pending (its job says why): the answer is then
+          // given from the state as it stands, never a 500 for every caller.
+          await applyReceipts({ payload: { receiptIds: ids.slice(k, k + 1000) }, deps: applyDeps }).catch((err: unknown) =>
+            log.warn({ err: err instanceof Error ? err.message : String(err) }, "apply-on-read left receipts pending"),
+          );
+        }
+      };
+      const oldest = pending(APPLY_ON_READ_MAX + 1);
+      await apply(oldest.slice(0, APPLY_ON_READ_MAX).map((r) => r.id));
+      // Behind a larger backlog, the asked addresses' own receipts still go first: a refusal already
+      // stored is honoured whatever waits before it.
+      if (oldest.length > APPLY_ON_READ_MAX && addresses) {
+        const wanted = new Set(addresses());
+        await apply(pending(Number.MAX_SAFE_INTEGER).filter((r) => r.fromAddress !== null && wanted.has(r.fromAddress)).map((r) => r.id));
+      }
     },
   };
   const mailer = createMailer(config);

@@ -118,6 +118,44 @@ describe("pre-send check", () => {
     expect(res).toEqual({ allowed: [], denied: [{ recipient: from, reason: "refused" }] });
   });
 
+  const textRet = async (from: string, sid: string) => {
+    const params = { MessageSid: sid, AccountSid: `AC${"c3".repeat(16)}`, From: from, To: "3434", Body: "RET MIGROS" };
+    const hook = await app.request("/sms/twilio", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, "https://hub.example.com/sms/twilio", params) },
+      body: new URLSearchParams(params).toString(),
+    });
+    expect(hook.status).toBe(200);
+  };
+  const db = () => runtime.deps.db.$client;
+  // A receipt row as the webhook writes it, straight into the table (a backlog, or a corrupt row).
+  const pendingReceipt = (ref: string, from: string, payload: string, at: number) =>
+    db()
+      .prepare(`INSERT INTO receipts (channel, provider, provider_ref, number_id, from_address, to_address, body, payload, status, received_at) VALUES ('sms', 'twilio', ?, NULL, ?, '3434', 'x', ?, 'received', ?)`)
+      .run(ref, from, payload, at);
+
+  it("a pending receipt that cannot be applied neither hides a RET texted after it nor turns the check into a 500", async () => {
+    const from = "+905321110005";
+    const poison = Number(pendingReceipt(`SMpoison${Date.now()}`, "+905329999999", "{not json", Date.now()).lastInsertRowid);
+    await textRet(from, `SM${"e".repeat(32)}`);
+    const res = await check({ brand: "MIGROS", type: "MESAJ", recipients: [from] });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ allowed: [], denied: [{ recipient: from, reason: "refused" }] });
+    expect(db().prepare("SELECT status FROM receipts WHERE id = ?").get(poison)).toEqual({ status: "received" });
+    db().prepare("DELETE FROM receipts WHERE id = ?").run(poison);
+  });
+
+  it("behind a backlog of more than 10 000 receipts, the asked addresses' own refusals are applied first", async () => {
+    const from = "+905321110006";
+    const now = Date.now();
+    db().transaction(() => {
+      for (let i = 0; i < 10_050; i++) pendingReceipt(`SMbacklog${now}-${i}`, `+90533${String(i).padStart(7, "0")}`, "{}", now);
+    })();
+    await textRet(from, `SM${"f".repeat(32)}`);
+    const res = await check({ brand: "MIGROS", type: "MESAJ", recipients: [from] });
+    expect(await res.json()).toEqual({ allowed: [], denied: [{ recipient: from, reason: "refused" }] });
+  }, 60_000);
+
   it("takes 100 000 recipients in one call (a body over 1 MiB) and refuses one more", async () => {
     const recipients = Array.from({ length: 100_000 }, (_, i) => `+90533${String(i).padStart(7, "0")}`);
     const res = await check({ brand: "MIGROS", type: "MESAJ", recipients });

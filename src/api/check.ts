@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { brandByCode } from "../brands";
 import { checkRecipients } from "../check";
+import { normalizeRecipient } from "../domain/address";
 import { consentTypes, recipientTypes } from "../domain/consent";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
@@ -53,7 +54,15 @@ export function createCheckRoutes(deps: AppDeps) {
     assertBrandAccess(c, input.brand);
     const brand = brandByCode(deps.db, input.brand);
     if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
-    await deps.receipts.applyPending();
+    await deps.receipts.applyPending(() => normalizedAddresses(input.recipients));
     return c.json(checkRecipients(deps.db, brand.id, input.type, input.recipientType, input.recipients), 200);
   });
+}
+
+/** The addresses a check asks about, normalised as the receipts' senders are. */
+function* normalizedAddresses(recipients: string[]): Generator<string> {
+  for (const r of recipients) {
+    const a = normalizeRecipient(r);
+    if (a.ok) yield a.value;
+  }
 }
