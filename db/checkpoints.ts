@@ -19,9 +19,21 @@ interface Logger {
   warn(obj: object, msg: string): void;
 }
 
-/** Loads the Ed25519 key that signs checkpoints, creating it (mode 0600) on first start. */
-export async function loadOrCreateLedgerKey(path: string, log?: Logger): Promise<LedgerKey> {
+/** Whether any checkpoint was signed (then the key that signed it must be the one loaded). */
+export function hasCheckpoints(db: Db): boolean {
+  return db.$client.prepare("SELECT 1 FROM ledger_checkpoints LIMIT 1").get() !== undefined;
+}
+
+/**
+ * Loads the Ed25519 key that signs checkpoints, creating it (mode 0600) on first start. With
+ * `create: false` a missing file is an error instead: verifying with a new key would call every
+ * checkpoint forged, and signing with one would split the history between two keys.
+ */
+export async function loadOrCreateLedgerKey(path: string, log?: Logger, opts: { create?: boolean } = {}): Promise<LedgerKey> {
   let jwk: JWK;
+  if (!existsSync(path) && opts.create === false) {
+    throw new Error(`the ledger signing key LEDGER_KEY_PATH=${path} does not exist (checkpoints were signed with a key kept there: restore it from your backup)`);
+  }
   if (existsSync(path)) {
     jwk = JSON.parse(readFileSync(path, "utf8")) as JWK;
     if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.x) {

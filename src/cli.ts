@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
+import { createCheckpoint, hasCheckpoints, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog } from "./callbacks/store";
@@ -71,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case "verify": {
         runMigrations(db);
-        const key = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log);
+        const key = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
         const report = await verifyLedger(db, key.publicKey);
         if (values.json) console.log(JSON.stringify(report, null, 2));
         else if (report.ok) {
@@ -90,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case "checkpoint": {
         runMigrations(db);
-        const key = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log);
+        const key = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
         const cp = await createCheckpoint(db, key, systemClock);
         console.log(cp ? `checkpoint #${cp.id} signs event #${cp.eventId} ${cp.hash}` : "nothing new to sign");
         return 0;

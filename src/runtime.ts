@@ -8,7 +8,7 @@ import { createMailer } from "../channels/email/mailer";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
-import { createCheckpoint, loadOrCreateLedgerKey } from "../db/checkpoints";
+import { createCheckpoint, loadOrCreateLedgerKey, hasCheckpoints } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger, type OutboxRef } from "../db/ledger";
 import { run as applyReceipts, type ConsentApplyDeps } from "../jobs/consent-apply.handler";
@@ -66,7 +66,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   runMigrations(db);
   const calendar = buildCalendar(config);
-  const ledgerKey = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log);
+  // A new key only for a ledger nothing was signed in yet (a lost key file is an error, not a fresh start).
+  const ledgerKey = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
   const ledger = new Ledger(db, { clock, calendar, planners: [iysReportPlanner] });
   ledger.addPlanner(callbackPlanner(db));
   // Producers fail fast while Redis is down: the receipt or outbox row is durable and the sweeper re-enqueues it.

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,8 +16,12 @@ const tmp = tempDir();
 const env = { ...process.env, DATABASE_PATH: join(tmp.dir, "hub.db"), LEDGER_KEY_PATH: join(tmp.dir, "key.json"), LOG_LEVEL: "warn" };
 
 async function hub(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return hubWith(env, ...args);
+}
+
+async function hubWith(environment: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ["bin/hub.mjs", ...args], { env });
+    const { stdout, stderr } = await run(process.execPath, ["bin/hub.mjs", ...args], { env: environment });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -80,6 +85,15 @@ describe("hub CLI", () => {
     const res = await hub(...args);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain(message);
+  }, 30_000);
+
+  it("verify without the signing key says the key is missing (and makes none) instead of calling the ledger tampered", async () => {
+    const missing = join(tmp.dir, "no-such-key.json");
+    const res = await hubWith({ ...env, LEDGER_KEY_PATH: missing }, "verify");
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("does not exist");
+    expect(res.stdout + res.stderr).not.toMatch(/TAMPERED/);
+    expect(existsSync(missing)).toBe(false);
   }, 30_000);
 
   it("an unknown command exits 2 with the usage", async () => {
