@@ -210,8 +210,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     async close() {
       sweeper?.stop();
       if (checkpointTimer) clearInterval(checkpointTimer);
-      // Bounded: with Redis gone BullMQ's close would wait for a connection that never comes.
-      await withTimeout(Promise.all([workers?.close(), callbacks?.close()]), 10_000, "closing workers").catch((err: Error) => log.warn({ err: err.message }, "workers did not close cleanly"));
+      // Bounded: with Redis gone BullMQ's close would wait for a connection that never comes. Longer
+      // than a callback's timeout, so a delivery in flight is recorded rather than sent again later.
+      await withTimeout(Promise.all([workers?.close(), callbacks?.close()]), config.CALLBACK_TIMEOUT_MS + 5000, "closing workers").catch((err: Error) => log.warn({ err: err.message }, "workers did not close cleanly"));
       await checkpoint();
       await withTimeout(producer.close(), 2000, "closing queues").catch(() => {});
       redis.disconnect();

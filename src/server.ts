@@ -1,7 +1,11 @@
 import { serve } from "@hono/node-server";
 import { createApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
+import { withTimeout } from "./async";
 import { createRuntime } from "./runtime";
+
+/** How long a stopping server lets requests in flight finish (webhooks take milliseconds, an IVR step at most IVR_APPLY_WAIT_MS). */
+const SHUTDOWN_REQUESTS_MS = 10_000;
 
 async function main() {
   let config;
@@ -29,7 +33,17 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
-    server?.close();
+    if (server) {
+      // No new connections; requests in flight (a webhook whose body is still arriving, an IVR step
+      // waiting for its commit) are answered before the database closes, within a bound.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+      http.closeIdleConnections?.();
+      await withTimeout(closed, SHUTDOWN_REQUESTS_MS, "finishing requests").catch(() => {
+        log.warn({}, `requests still open after ${SHUTDOWN_REQUESTS_MS} ms were cut`);
+        http.closeAllConnections?.();
+      });
+    }
     await runtime.close();
     process.exit(0);
   };

@@ -101,3 +101,34 @@ describe("crash between the ledger commit and the enqueue", () => {
 afterEach((ctx) => {
   if (ctx.task.result?.state === "fail") for (const h of startedHubs) console.error(`--- hub output ---\n${h.output}`);
 });
+
+describe("stopping the server", () => {
+  it("a request in flight when SIGTERM arrives is still answered, and what it wrote is there after", async () => {
+    const hub = new HubProcess(port + 1, env);
+    await hub.start();
+    expect((await hub.post("/api/v1/brands", { code: "STOPPING", name: "Stopping" })).status).toBe(201);
+    // The request's headers and half its body go out, then SIGTERM, then the rest.
+    const body = JSON.stringify({ brand: "STOPPING", recipient: "+905321119988", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000)) });
+    const socket = (await import("node:net")).createConnection(port + 1, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    let answer = "";
+    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    const ended = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(`POST /api/v1/consents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+    socket.write(body.slice(0, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    const exited = hub.exited();
+    hub.child!.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    socket.write(body.slice(20));
+    await ended;
+    expect(answer).toMatch(/^HTTP\/1\.1 201 /);
+    expect((await exited).code).toBe(0);
+    const db = new Database(env.DATABASE_PATH, { readonly: true });
+    try {
+      expect(db.prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = '+905321119988'").get()).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+  }, 60_000);
+});
