@@ -124,6 +124,12 @@ export const ConfigSchema = z
     /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
     METRICS_TOKEN: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "at least 16 characters").optional()),
   })
+  // In production the origin providers and mail clients reach must be given, over HTTPS: webhook
+  // signatures are computed against it, and RFC 8058 one-click links must be https.
+  .refine((c) => c.NODE_ENV !== "production" || (c.PUBLIC_BASE_URL ?? "").startsWith("https://"), {
+    path: ["PUBLIC_BASE_URL"],
+    message: "required in production, as the https:// origin providers and mail clients reach (links, webhook signatures)",
+  })
   .transform((c) => ({ ...c, PUBLIC_BASE_URL: (c.PUBLIC_BASE_URL ?? `http://localhost:${c.PORT}`).replace(/\/+$/, "") }));
 
 export type Config = z.output<typeof ConfigSchema>;

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../db/index";
-import { ConfigError } from "../src/config";
+import { ConfigError, loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
 import { deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
@@ -65,5 +65,12 @@ describe("SQLITE_SYNCHRONOUS", () => {
     defaults.$client.close();
     expect(() => testConfig(tmp.dir, { SQLITE_SYNCHRONOUS: "OFF" })).toThrow(ConfigError);
     expect(() => testConfig(tmp.dir, { SQLITE_SYNCHRONOUS: "OFF" })).toThrow(/SQLITE_SYNCHRONOUS/);
+  });
+
+  it("production needs an https:// PUBLIC_BASE_URL (one-click links must be https)", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(/PUBLIC_BASE_URL: required in production/);
+    expect(() => loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "http://hub.example.com" })).toThrow(/PUBLIC_BASE_URL/);
+    expect(loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "https://hub.example.com/" }).PUBLIC_BASE_URL).toBe("https://hub.example.com");
+    expect(loadConfig({}).PUBLIC_BASE_URL).toBe("http://localhost:8787");
   });
 });
