@@ -58,14 +58,6 @@ export function withTacirRefusals(db: Db, actions: ConsentAction[]): ConsentActi
   return extra.length ? [...actions, ...extra] : actions;
 }
 
-/** The receipts of a batch that could not be applied (each left `received`, to be tried again). */
-export class ApplyError extends Error {
-  constructor(readonly failures: { receiptId: number; error: string }[]) {
-    super(`${failures.length} receipt(s) could not be applied: ${failures.slice(0, 3).map((f) => `#${f.receiptId}: ${f.error}`).join("; ")}`);
-    this.name = "ApplyError";
-  }
-}
-
 /**
  * Applies durable receipts to the ledger, each in its own savepoint within one commit for the
  * batch; a receipt already applied (by an earlier run or a racing job) is left as it is. One that
@@ -90,7 +82,10 @@ export async function run({ payload, deps }: { payload: { receiptIds: number[] }
   });
   deps.db.$client.transaction(() => applyAll()).immediate();
   await deps.enqueueOutbox(outbox);
-  if (failures.length > 0) throw new ApplyError(failures);
+  // Each left `received`, to be tried again.
+  if (failures.length > 0) {
+    throw new Error(`${failures.length} receipt(s) could not be applied: ${failures.slice(0, 3).map((f) => `#${f.receiptId}: ${f.error}`).join("; ")}`);
+  }
   return Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(", ");
 
   function applyAll() {

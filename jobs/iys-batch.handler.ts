@@ -4,7 +4,7 @@ import { EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
 import { earlierOnTheWay, retryLater } from "./iys-order";
-import type { OutboxOutcome, OutboxRow } from "./outbox";
+import { IYS_RETRY_HORIZON_MS, type OutboxOutcome, type OutboxRow } from "./outbox";
 
 export interface IysBatchDeps {
   db: Db;
@@ -15,9 +15,6 @@ export interface IysBatchDeps {
   /** First delay after a transient İYS failure (doubled each time, at most an hour). */
   iysRetryBaseMs: number;
 }
-
-/** İYS keeps a request's outcome 60 days; one it has not processed in a week is given up on, visibly. */
-const GIVE_UP_AFTER_MS = 7 * 24 * 3600_000;
 
 /** Kept on the row (outbox.result) between sending the list and its outcome. */
 interface BatchState {
@@ -50,7 +47,6 @@ function eventIds(row: OutboxRow): number[] {
  * A crash after sending and before the requestId is kept sends the list again: İYS answers the
  * repeated movements as already recorded (H174), which counts as success.
  */
-
 export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
   const ids = eventIds(row);
   const brand = stmt(deps.db, `SELECT b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
@@ -86,7 +82,8 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   const unfinished = ids.filter((_, k) => (byIndex.get(k)?.status ?? "enqueue") === "enqueue").length;
   const submittedAt = state.submittedAt ?? now;
   if (unfinished > 0) {
-    if (now - submittedAt > GIVE_UP_AFTER_MS) {
+    // İYS keeps a request's outcome 60 days; one it has not processed in a week is given up on, visibly.
+    if (now - submittedAt > IYS_RETRY_HORIZON_MS) {
       throw new UnrecoverableError(`İYS has not finished request ${state.requestId} in 7 days (${unfinished} of ${ids.length} movements still queued)`);
     }
     return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: state.requestId, submittedAt } satisfies BatchState };

@@ -18,9 +18,10 @@ const RETRIED_GRACE_MS = 15 * 60_000;
 
 /**
  * Re-enqueues receipts and outbox rows that have waited longer than the grace period without a
- * finished job (and first turns concatenated SMS that will not be completed into receipts): the process died between commit and enqueue, or Redis was down. Job ids are
- * deterministic, so a row whose job still exists is not enqueued twice, and the handlers are
- * idempotent, so a second run of a finished row changes nothing.
+ * finished job: the process died between commit and enqueue, or Redis was down (and first turns
+ * concatenated SMS that will not be completed into receipts). Job ids are deterministic per grace
+ * period, so sweeps within one enqueue a row once; a row still queued behind a backlog gets another
+ * job each period, which finds it finished: the handlers are idempotent, so a second run changes nothing.
  */
 export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outbox: number }> {
   const cutoff = deps.now() - deps.graceMs;

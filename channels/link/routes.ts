@@ -75,7 +75,16 @@ export function createLinkRoutes(deps: AppDeps) {
       ).get(link.brandId, link.recipient, link.recipientType)?.id ?? null
     );
 
-  const resolve = (c: Context<HonoEnv>) => resolveLink(deps.db, ring, c.req.param("token") ?? "", deps.clock.now().getTime());
+  // Once a request: the rate limiter (which lets a valid link's POST through) and the handler share it.
+  const resolved = new WeakMap<Request, ReturnType<typeof resolveLink>>();
+  const resolve = (c: Context<HonoEnv>) => {
+    let found = resolved.get(c.req.raw);
+    if (!found) {
+      found = resolveLink(deps.db, ring, c.req.path.slice(c.req.path.lastIndexOf("/") + 1), deps.clock.now().getTime());
+      resolved.set(c.req.raw, found);
+    }
+    return found;
+  };
 
   return new Hono<HonoEnv>()
     .use("*", async function linkHeaders(c, next) {
@@ -86,9 +95,7 @@ export function createLinkRoutes(deps: AppDeps) {
       // A refusal on a valid link is never limited: RFC 8058 one-click POSTs come from a mailbox
       // provider's few servers, whose link scanners' GETs share their addresses, and the sender is
       // not asked to retry a 429. Recording is idempotent, so a repeated POST costs one lookup.
-      if (c.req.method === "POST" && resolveLink(deps.db, ring, c.req.path.slice(c.req.path.lastIndexOf("/") + 1), deps.clock.now().getTime()).kind === "ok") {
-        return next();
-      }
+      if (c.req.method === "POST" && resolve(c).kind === "ok") return next();
       const ip = clientIp(c, deps.config.LINK_CLIENT_IP_HEADER);
       const limited = await limiter.hit(deps.secrets.pseudonym("rate-limit", ip));
       if (limited) return c.html(problemPage("rate_limited"), 429, { "Retry-After": "60" });

@@ -1,3 +1,4 @@
+import { stmt } from "../../db/index";
 import type { AppDeps } from "../../src/env";
 import { numberByValue } from "../../src/brands";
 import { recordReceipt, ReceiptWriter } from "../../src/receipts";
@@ -164,14 +165,13 @@ interface ConcatKey {
 type Part = { id: number; providerRef: string; numberId: number; body: string; payload: string; receivedAt: number };
 
 function findParts(db: AppDeps["db"], key: ConcatKey, since: number): Part[] {
-  return db.$client
-    .prepare(
-      `SELECT id, provider_ref AS providerRef, number_id AS numberId, body, payload, received_at AS receivedAt FROM receipts
-       WHERE status = 'part' AND from_address = ? AND channel = 'sms' AND provider = ? AND to_address = ?
-         AND json_extract(payload, '$.concat.ref') = ? AND json_extract(payload, '$.concat.total') = ? AND received_at >= ?
-       ORDER BY id`,
-    )
-    .all(key.from, key.provider, key.to, key.ref, key.total, since) as Part[];
+  return stmt(
+    db,
+    `SELECT id, provider_ref AS providerRef, number_id AS numberId, body, payload, received_at AS receivedAt FROM receipts
+     WHERE status = 'part' AND from_address = ? AND channel = 'sms' AND provider = ? AND to_address = ?
+       AND json_extract(payload, '$.concat.ref') = ? AND json_extract(payload, '$.concat.total') = ? AND received_at >= ?
+     ORDER BY id`,
+  ).all(key.from, key.provider, key.to, key.ref, key.total, since) as Part[];
 }
 
 const partNumber = (p: Part) => (JSON.parse(p.payload) as { concat: { part: number } }).concat.part;
@@ -205,7 +205,7 @@ function assemble(db: AppDeps["db"], key: ConcatKey, ordered: Part[], now: numbe
     },
     now,
   );
-  const mark = db.$client.prepare(`UPDATE receipts SET status = 'assembled', result = ? WHERE id = ? AND status = 'part'`);
+  const mark = stmt(db, `UPDATE receipts SET status = 'assembled', result = ? WHERE id = ? AND status = 'part'`);
   for (const p of allParts) mark.run(JSON.stringify({ assembledInto: whole.id }), p.id);
   return { whole, numberId: ordered[0]!.numberId };
 }

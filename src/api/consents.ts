@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { stmt } from "../../db/index";
 import type { ConsentStateRow, LedgerEvent } from "../../db/ledger";
 import { brandByCode } from "../brands";
 import { presentEvent, presentState, statementToAction } from "../consents";
@@ -189,8 +190,7 @@ export async function recordConsent(
         // A suppression over a record İYS held (an earlier movement of the key) can only be a RET too
         // old for İYS (H467); read from the ledger as it stood, so a replay answers as the first time.
         ...(event.effect === "suppression"
-          ? deps.db.$client
-              .prepare(`SELECT 1 FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ? AND effect = 'movement' LIMIT 1`)
+          ? stmt(deps.db, `SELECT 1 FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ? AND effect = 'movement' LIMIT 1`)
               .get(event.brandId, event.recipient, event.recipientType, event.type, event.id)
             ? { code: "H467", note: "RET collected more than 3 business days ago: İYS takes no such movement; kept as a suppression, not reported" }
             : { code: "H175", note: "RET for an address without consent: kept as a suppression, not an İYS movement" }

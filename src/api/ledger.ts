@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { stmt } from "../../db/index";
 import { brandById } from "../brands";
 import { presentEvent } from "../consents";
 import type { AppDeps } from "../env";
@@ -51,7 +52,7 @@ export function createLedgerRoutes(deps: AppDeps) {
     const notFound = () => new ApiError("not_found", `event ${id} not found`, { field: "id" });
     // A provider key sees events of its own brands only; another brand's event is not found (nothing
     // to probe), and asked before the proof is built: building it may sign a new checkpoint.
-    const owner = deps.db.$client.prepare("SELECT brand_id AS brandId FROM consent_events WHERE id = ?").get(id) as { brandId: number } | undefined;
+    const owner = stmt(deps.db, "SELECT brand_id AS brandId FROM consent_events WHERE id = ?").get(id) as { brandId: number } | undefined;
     const brand = owner ? brandById(deps.db, owner.brandId) : null;
     if (!owner || !canAccessBrand(c.get("caller"), brand?.code ?? "")) throw notFound();
     const proof = await proveEvent(deps.db, deps.ledgerKey, deps.clock, id);
