@@ -35,24 +35,28 @@ export function listBrands(db: Db): Brand[] {
   return db.select().from(brands).orderBy(asc(brands.code)).all();
 }
 
+export type NumberChannel = NumberRow["channels"][number];
+
+/** The brand's numbers, each with the channels the brand uses it for (not every brand on a shared number uses all). */
 export function numbersOfBrand(db: Db, brandId: number): NumberRow[] {
   return db
-    .select({ n: numbers })
+    .select({ n: numbers, channels: brandNumbers.channels })
     .from(brandNumbers)
     .innerJoin(numbers, eq(numbers.id, brandNumbers.numberId))
     .where(eq(brandNumbers.brandId, brandId))
     .orderBy(asc(numbers.number))
     .all()
-    .map((r) => r.n);
+    .map((r) => ({ ...r.n, channels: r.channels }));
 }
 
-/** The brands a number serves, in the order they were attached. */
-export function brandsOfNumber(db: Db, numberId: number): Brand[] {
-  return stmt<[number], RawBrand>(
+/** The brands a number serves on `channel`, in the order they were attached. */
+export function brandsOfNumber(db: Db, numberId: number, channel: NumberChannel): Brand[] {
+  return stmt<[number, string], RawBrand>(
     db,
-    `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id WHERE bn.number_id = ? ORDER BY bn.position, b.id`,
+    `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id
+     WHERE bn.number_id = ? AND EXISTS (SELECT 1 FROM json_each(bn.channels) WHERE value = ?) ORDER BY bn.position, b.id`,
   )
-    .all(numberId)
+    .all(numberId, channel)
     .map(toBrand);
 }
 
@@ -143,7 +147,7 @@ export function createBrand(db: Db, input: NewBrand, now: number): Brand {
         row = tx.insert(numbers).values({ number: n.number, provider: n.provider, channels: n.channels, createdAt: now }).returning().get();
       }
       const position = tx.select({ id: brandNumbers.brandId }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all().length;
-      tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, position }).run();
+      tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, position, channels: [...new Set(n.channels)] }).run();
     });
     return brand;
   });

@@ -1,6 +1,8 @@
-import { existsSync, statSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterAll, describe, expect, it } from "vitest";
-import { openDatabase } from "../db/index";
+import { migrationsFolder, openDatabase, runMigrations } from "../db/index";
+import { brandsOfNumber } from "../src/brands";
 import { ConfigError, loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
 import { deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
@@ -72,5 +74,31 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(() => loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "http://hub.example.com" })).toThrow(/PUBLIC_BASE_URL/);
     expect(loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "https://hub.example.com/" }).PUBLIC_BASE_URL).toBe("https://hub.example.com");
     expect(loadConfig({}).PUBLIC_BASE_URL).toBe("http://localhost:8787");
+  });
+});
+
+describe("migrations", () => {
+  it("a database made before channels were kept per brand keeps every brand on all of its number's channels", () => {
+    // The migrations up to 0010, as a hub of that time had them.
+    const old = `${tmp.dir}/migrations-0010`;
+    cpSync(migrationsFolder, old, { recursive: true });
+    const journal = JSON.parse(readFileSync(`${old}/meta/_journal.json`, "utf8")) as { entries: { tag: string }[] };
+    journal.entries = journal.entries.slice(0, journal.entries.findIndex((e) => e.tag.startsWith("0011_")));
+    writeFileSync(`${old}/meta/_journal.json`, JSON.stringify(journal));
+    const db = openDatabase(`${tmp.dir}/upgrade.db`, { backgroundCheckpoints: false });
+    migrate(db, { migrationsFolder: old });
+    const c = db.$client;
+    c.exec(`INSERT INTO brands (id, code, name, created_at) VALUES (1, 'A', 'A', 0), (2, 'B', 'B', 0);
+      INSERT INTO numbers (id, number, provider, channels, created_at) VALUES (1, '3434', 'twilio', '["sms","voice"]', 0), (2, '4545', 'twilio', '["sms"]', 0);
+      INSERT INTO brand_numbers (number_id, brand_id, position) VALUES (1, 1, 0), (1, 2, 1), (2, 2, 0);`);
+    expect(() => c.prepare("SELECT channels FROM brand_numbers").all()).toThrow(/no such column/);
+    runMigrations(db);
+    expect(c.prepare("SELECT number_id AS n, brand_id AS b, channels FROM brand_numbers ORDER BY 1, 2").all()).toEqual([
+      { n: 1, b: 1, channels: '["sms","voice"]' },
+      { n: 1, b: 2, channels: '["sms","voice"]' },
+      { n: 2, b: 2, channels: '["sms"]' },
+    ]);
+    expect(brandsOfNumber(db, 1, "voice").map((b) => b.code)).toEqual(["A", "B"]);
+    c.close();
   });
 });

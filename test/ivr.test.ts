@@ -394,6 +394,18 @@ describe("IVR on a number shared by two brands", () => {
     expect(sayTexts(again.doc!)[0]).toBe("Geçersiz seçim.");
   });
 
+  it("a brand that only texts from the number is not offered to its callers", async () => {
+    // SINGLE answers calls for MIGROS; FLO sends SMS from it and takes no calls there.
+    const flo = { code: "FLO", name: "Flo", shortNames: ["FLO"], numbers: [{ number: SINGLE, provider: "twilio", channels: ["sms"] }] };
+    expect((await app.request("/api/v1/brands", authed(flo))).status).toBe(201);
+    const from = newCaller();
+    const call = new Call(from, SINGLE);
+    const first = await call.start();
+    expect(stepOf(first)).toBe("menu");
+    expect(text(first)).toContain("MİGROS ticari ileti izin hattına hoş geldiniz");
+    expect(text(first)).not.toContain("FLO");
+  });
+
   it("an unknown brand key is repeated with 'Geçersiz seçim'", async () => {
     const call = new Call(newCaller(), SHARED);
     await call.start();

@@ -506,6 +506,32 @@ describe("brand templates", () => {
   });
 });
 
+describe("a number shared by brands that use it for different channels", () => {
+  it("a brand that only calls from the number is not offered to its texters; the API shows each brand's own channels", async () => {
+    const texts = { code: "FLO", name: "Flo", shortNames: ["FLO"], numbers: [{ number: "5656", provider: "twilio", channels: ["sms"] }] };
+    const calls = { code: "LCW", name: "LCW", shortNames: ["LCW"], numbers: [{ number: "5656", provider: "twilio", channels: ["voice"] }] };
+    for (const b of [texts, calls]) expect((await app.request("/api/v1/brands", authed(b))).status).toBe(201);
+
+    // A bare RET on the number refuses the brands that text from it, not the one that only calls.
+    const a = newSender();
+    await twilioSms(a, "RET", newSid(), "5656");
+    await waitFor(() => sentTo(fakeTwilio, a).length === 1);
+    expect(eventsOf(a).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["FLO:MESAJ:RET"]);
+    expect(sentTo(fakeTwilio, a)[0]!.text).toMatch(/^FLO markasından SMS almayı reddettiniz/);
+
+    // Naming it over SMS is an unknown brand here: the help reply, nothing recorded.
+    const b = newSender();
+    await twilioSms(b, "RET LCW", newSid(), "5656");
+    await waitFor(() => sentTo(fakeTwilio, b).length === 1);
+    expect(eventsOf(b)).toEqual([]);
+    expect(sentTo(fakeTwilio, b)[0]!.text).toContain("RET FLO");
+
+    const shown = async (code: string) => ((await (await app.request(`/api/v1/brands/${code}`, authed(undefined, "GET"))).json()) as { numbers: unknown[] }).numbers;
+    expect(await shown("FLO")).toEqual([{ number: "5656", provider: "twilio", channels: ["sms"] }]);
+    expect(await shown("LCW")).toEqual([{ number: "5656", provider: "twilio", channels: ["voice"] }]);
+  });
+});
+
 describe("the Twilio client's HTTP transport", () => {
   /** A server that records what arrives and answers like Twilio's Messages resource, or never answers. */
   async function server(answer: boolean) {

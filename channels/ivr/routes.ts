@@ -75,7 +75,7 @@ export function createIvrRoutes(deps: AppDeps) {
     const value = normalizeServiceNumber(required(params, "To"));
     const number = value ? numberByValue(deps.db, value) : null;
     if (!number || number.provider !== "twilio" || !number.channels.includes("voice")) return null;
-    const brands = brandsOfNumber(deps.db, number.id);
+    const brands = brandsOfNumber(deps.db, number.id, "voice");
     return brands.length ? { numberId: number.id, brands } : null;
   }
 

@@ -48,6 +48,12 @@ export const brandNumbers = sqliteTable(
       .notNull()
       .references(() => brands.id),
     position: integer("position").notNull().default(0),
+    /**
+     * What this brand uses the number for: a subset of the number's own channels (which are what its
+     * webhooks are configured for, the union over its brands). A brand that only calls from a shared
+     * shortcode is not offered to its texters, nor one that only texts to its callers.
+     */
+    channels: text("channels", { mode: "json" }).$type<(typeof numberChannels)[number][]>().notNull().default(sql`'["sms"]'`),
   },
   (t) => [
     primaryKey({ columns: [t.numberId, t.brandId] }),

@@ -1,0 +1,1 @@
+ALTER TABLE `brand_numbers` ADD `channels` text DEFAULT '["sms"]' NOT NULL;
