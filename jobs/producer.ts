@@ -18,6 +18,19 @@ export const defaultJobOptions: JobsOptions = {
  */
 const IYS_JOB_ROWS = 10;
 
+/**
+ * A job for work that has waited (the sweeper's) is dated when its oldest row was, not now: the
+ * sweeper leaves to waiting jobs only the work newer than the one waiting longest
+ * (JobProducer.oldestWaiting), so a re-enqueued row must not look newer than the job that holds it.
+ * Such jobs go `lifo` (to the end workers take from), oldest rows last: the job first in line is then
+ * the oldest-dated, which is the one oldestWaiting reads — and work that waited longest goes first.
+ */
+function since(rows: { at?: number }[]): { timestamp?: number } {
+  let at = Number.POSITIVE_INFINITY;
+  for (const r of rows) if (r.at !== undefined && r.at < at) at = r.at;
+  return Number.isFinite(at) ? { timestamp: at } : {};
+}
+
 /** Typed producer: only registered jobs with their payloads can be enqueued. */
 export class JobProducer {
   readonly queues: Record<QueueName, Queue>;
@@ -42,19 +55,20 @@ export class JobProducer {
   }
 
   /** One job for the unprioritised receipts of a batch, one for the prioritised (rate-limited) ones. */
-  async enqueueReceipts(items: { id: number; priority?: number }[]): Promise<void> {
-    const groups = new Map<number, number[]>();
+  async enqueueReceipts(items: { id: number; priority?: number; at?: number }[], opts: { tag?: string; lifo?: boolean } = {}): Promise<void> {
+    const groups = new Map<number, { id: number; at?: number }[]>();
     for (const i of items) {
       const p = i.priority ?? 0;
-      const ids = groups.get(p);
-      if (ids) ids.push(i.id);
-      else groups.set(p, [i.id]);
+      const group = groups.get(p);
+      if (group) group.push(i);
+      else groups.set(p, [i]);
     }
     const jobs = [];
-    for (const [priority, ids] of groups) {
-      for (let k = 0; k < ids.length; k += 1000) {
-        const chunk = ids.slice(k, k + 1000);
-        jobs.push({ name: "consent.apply", data: { receiptIds: chunk }, opts: { jobId: receiptBatchJobId(chunk), ...(priority ? { priority } : {}) } });
+    for (const [priority, group] of groups) {
+      for (let k = 0; k < group.length; k += 1000) {
+        const chunk = group.slice(k, k + 1000);
+        const ids = chunk.map((i) => i.id);
+        jobs.push({ name: "consent.apply", data: { receiptIds: ids }, opts: { jobId: receiptBatchJobId(ids, opts.tag), ...(priority ? { priority } : {}), ...since(chunk), ...(opts.lifo ? { lifo: true } : {}) } });
       }
     }
     // One job (the usual case) through add, which costs a quarter less than a one-job addBulk.
@@ -63,23 +77,24 @@ export class JobProducer {
   }
 
   /** One job per queue for the rows of one call (chunks of 100, İYS reports 10); the sweeper's rows go one by one. */
-  async enqueueOutbox(rows: OutboxRef[], opts: { single?: boolean; tag?: string } = {}): Promise<void> {
+  async enqueueOutbox(rows: (OutboxRef & { at?: number })[], opts: { single?: boolean; tag?: string; lifo?: boolean } = {}): Promise<void> {
     // Keyed by queue and job: two kinds may share a queue under different job names.
-    const byQueue = new Map<string, { queue: QueueName; job: string; ids: number[] }>();
+    const byQueue = new Map<string, { queue: QueueName; job: string; rows: (OutboxRef & { at?: number })[] }>();
     for (const r of rows) {
       const route = outboxRoutes[r.kind];
       const key = `${route.queue}/${route.job}`;
-      const entry = byQueue.get(key) ?? { queue: route.queue, job: route.job, ids: [] };
-      entry.ids.push(r.id);
+      const entry = byQueue.get(key) ?? { queue: route.queue, job: route.job, rows: [] };
+      entry.rows.push(r);
       byQueue.set(key, entry);
     }
     await Promise.all(
-      [...byQueue.values()].map(({ queue: q, job, ids }) => {
+      [...byQueue.values()].map(({ queue: q, job, rows: queued }) => {
         const size = opts.single ? 1 : q === "iys-reports" ? IYS_JOB_ROWS : 100;
         const jobs = [];
-        for (let k = 0; k < ids.length; k += size) {
-          const chunk = ids.slice(k, k + size);
-          jobs.push({ name: job, data: { outboxIds: chunk }, opts: { jobId: outboxJobId(chunk, opts.tag) } });
+        for (let k = 0; k < queued.length; k += size) {
+          const chunk = queued.slice(k, k + size);
+          const ids = chunk.map((r) => r.id);
+          jobs.push({ name: job, data: { outboxIds: ids }, opts: { jobId: outboxJobId(ids, opts.tag), ...since(chunk), ...(opts.lifo ? { lifo: true } : {}) } });
         }
         return this.queues[q].addBulk(jobs);
       }),
@@ -90,6 +105,21 @@ export class JobProducer {
   async enqueueOutboxAt(row: OutboxRef, delayMs: number, at: number): Promise<void> {
     const route = outboxRoutes[row.kind];
     await this.queues[route.queue].add(route.job, { outboxIds: [row.id] }, { jobId: `${outboxJobId([row.id])}-at${at}`, delay: delayMs });
+  }
+
+  /**
+   * When the job first in line in `queue` was made (ms) — the oldest waiting, as jobs are added (see
+   * `since`) — or null when none waits: work that came after it may be in one of the waiting jobs
+   * (the sweeper leaves it to them).
+   */
+  async oldestWaiting(queue: QueueName): Promise<number | null> {
+    // Lists and the priority set in ascending order: the first of each is the one waiting longest.
+    const [wait, prioritized] = await Promise.all([
+      this.queues[queue].getJobs(["wait"], 0, 0, true),
+      this.queues[queue].getJobs(["prioritized"], 0, 0, true),
+    ]);
+    const times = [...wait, ...prioritized].filter((j) => j && Number.isFinite(j.timestamp)).map((j) => j.timestamp);
+    return times.length ? Math.min(...times) : null;
   }
 
   async close(): Promise<void> {

@@ -39,7 +39,8 @@ export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }>
  * untagged re-enqueue of work whose job ended without finishing it would be silently dropped.
  */
 export const receiptJobId = (receiptId: number, tag?: string) => `receipt-${receiptId}${tag ? `-${tag}` : ""}`;
-export const receiptBatchJobId = (ids: number[]) => (ids.length === 1 ? receiptJobId(ids[0]!) : `receipts-${ids[0]}-${ids.at(-1)}-${ids.length}`);
+export const receiptBatchJobId = (ids: number[], tag?: string) =>
+  ids.length === 1 ? receiptJobId(ids[0]!, tag) : `receipts-${ids[0]}-${ids.at(-1)}-${ids.length}${tag ? `-${tag}` : ""}`;
 export const outboxJobId = (ids: number[], tag?: string) =>
   `${ids.length === 1 ? `outbox-${ids[0]}` : `outbox-${ids[0]}-${ids.at(-1)}-${ids.length}`}${tag ? `-${tag}` : ""}`;
 

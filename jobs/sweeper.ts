@@ -2,6 +2,7 @@ import { assembleStaleParts } from "../channels/sms/ingress";
 import type { Db } from "../db/index";
 import type { OutboxRef } from "../db/ledger";
 import type { Logger } from "../src/log";
+import { outboxRoutes, queueNames, type QueueName } from "./registry";
 
 export interface SweeperDeps {
   db: Db;
@@ -9,56 +10,86 @@ export interface SweeperDeps {
   now: () => number;
   graceMs: number;
   /** `tag` makes the job id differ from the job that left the work unfinished (see receiptJobId). */
-  enqueueReceipt(id: number, tag: string): Promise<void>;
-  enqueueOutbox(rows: OutboxRef[], tag: string): Promise<void>;
+  /**
+   * `at`: when the row was taken (or last due); its job is dated so, and goes `lifo` (JobProducer's
+   * `since`). Rows come newest first.
+   */
+  enqueueReceipts(rows: { id: number; at: number }[], tag: string): Promise<void>;
+  enqueueOutbox(rows: (OutboxRef & { at: number })[], tag: string): Promise<void>;
+  /** When the oldest job still waiting in the queue was made, or null (JobProducer.oldestWaiting). */
+  oldestWaiting?(queue: QueueName): Promise<number | null>;
 }
 
 const BATCH = 1000;
+const chunks = <T>(xs: T[], size: number): T[][] => Array.from({ length: Math.ceil(xs.length / size) }, (_, k) => xs.slice(k * size, (k + 1) * size));
 const RETRIED_GRACE_MS = 15 * 60_000;
 
 /**
  * Re-enqueues receipts and outbox rows that have waited longer than the grace period without a
  * finished job: the process died between commit and enqueue, or Redis was down (and first turns
  * concatenated SMS that will not be completed into receipts). Job ids are deterministic per grace
- * period, so sweeps within one enqueue a row once; a row still queued behind a backlog gets another
- * job each period, which finds it finished: the handlers are idempotent, so a second run changes nothing.
+ * period, so sweeps within one enqueue a row once.
+ *
+ * Behind a backlog a row's job may simply not have run yet: work that came after the oldest job
+ * still waiting in its queue (less the grace, for the moment between commit and enqueue) is left to
+ * the waiting jobs. Without that, every grace period added another job per row still queued — a
+ * backlog of 1 000-receipt jobs grew by one job for each receipt every 30 s, all of them no-ops.
+ * What is older than every waiting job cannot be in one: its job ran (and left it) or was lost.
  */
 export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outbox: number }> {
   const cutoff = deps.now() - deps.graceMs;
   // One tag per grace period: sweeps within it (or two sweeping processes) make the same job ids.
   const tag = `s${Math.floor(deps.now() / deps.graceMs)}`;
   const c = deps.db.$client;
+  // Per queue: rows at or after this moment may still be waiting in a job (Infinity: nothing waits).
+  const waitingSince = new Map<QueueName, number>();
+  await Promise.all(
+    queueNames.map(async (q) => {
+      const oldest = deps.oldestWaiting ? await deps.oldestWaiting(q) : null;
+      waitingSince.set(q, oldest === null ? Number.POSITIVE_INFINITY : oldest - deps.graceMs);
+    }),
+  );
+  const notQueued = (q: QueueName, at: number) => at < waitingSince.get(q)!;
   // Pieces of concatenated SMS that will not be completed become receipts of what arrived (picked up below).
   const assembled = assembleStaleParts(deps.db, deps.now());
   if (assembled.length > 0) deps.log.info({ receipts: assembled.length }, "incomplete concatenated sms assembled");
   let receipts = 0;
   let outbox = 0;
   let afterId = 0;
+  const receiptCutoff = Math.min(cutoff, waitingSince.get("consent")! - 1);
+  const dueReceipts: { id: number; at: number }[] = [];
   for (;;) {
     const rows = c
-      .prepare(`SELECT id FROM receipts WHERE status = 'received' AND received_at <= ? AND id > ? ORDER BY id LIMIT ?`)
-      .all(cutoff, afterId, BATCH) as { id: number }[];
+      .prepare(`SELECT id, received_at AS at FROM receipts WHERE status = 'received' AND received_at <= ? AND id > ? ORDER BY id LIMIT ?`)
+      .all(receiptCutoff, afterId, BATCH) as { id: number; at: number }[];
     if (rows.length === 0) break;
-    for (const r of rows) await deps.enqueueReceipt(r.id, tag);
-    receipts += rows.length;
+    dueReceipts.push(...rows);
     afterId = rows.at(-1)!.id;
   }
+  // Newest batch first, so the oldest rows' job ends up first in line (see JobProducer's `since`);
+  // within a batch in the order they came (a sender's texts are applied in order).
+  for (const batch of chunks(dueReceipts, BATCH).reverse()) await deps.enqueueReceipts(batch, tag);
+  receipts = dueReceipts.length;
   afterId = 0;
+  const dueOutbox: (OutboxRef & { at: number })[] = [];
   for (;;) {
     const rows = c
       // Rows never tried, once the grace is over; rows already tried are left to their job's backoff
       // unless nothing has touched them for RETRIED_GRACE_MS (their job is gone: a crash, a lost Redis).
       // Rows with a scheduled attempt (callbacks) once that moment is past by the grace.
       .prepare(
-        `SELECT id, kind FROM outbox WHERE status = 'pending' AND id > ?
+        `SELECT id, kind, coalesce(next_attempt_at, updated_at) AS at FROM outbox WHERE status = 'pending' AND id > ?
            AND ((next_attempt_at IS NULL AND ((attempts = 0 AND updated_at <= ?) OR updated_at <= ?)) OR next_attempt_at <= ?) ORDER BY id LIMIT ?`,
       )
-      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, cutoff, BATCH) as OutboxRef[];
+      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, cutoff, BATCH) as (OutboxRef & { at: number })[];
     if (rows.length === 0) break;
-    await deps.enqueueOutbox(rows, tag);
-    outbox += rows.length;
+    dueOutbox.push(...rows.filter((r) => notQueued(outboxRoutes[r.kind].queue, r.at)));
     afterId = rows.at(-1)!.id;
   }
+  // One job a row (see runtime), newest first: the oldest ends up first in line.
+  dueOutbox.sort((a, b) => b.at - a.at);
+  for (const batch of chunks(dueOutbox, BATCH)) await deps.enqueueOutbox(batch, tag);
+  outbox = dueOutbox.length;
   if (receipts + outbox > 0) deps.log.info({ receipts, outbox }, "sweeper re-enqueued waiting work");
   return { receipts, outbox };
 }

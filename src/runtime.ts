@@ -193,9 +193,10 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           log,
           now: () => clock.now().getTime(),
           graceMs: config.SWEEPER_GRACE_SECONDS * 1000,
-          enqueueReceipt: (id, tag) => producer.enqueueReceipt(id, { tag }),
+          enqueueReceipts: (rows, tag) => producer.enqueueReceipts(rows, { tag, lifo: true }),
+          oldestWaiting: (queue) => producer.oldestWaiting(queue),
           enqueueOutbox: async (rows, tag) => {
-            await producer.enqueueOutbox(rows.filter((r) => r.kind !== "callback"), { single: true, tag });
+            await producer.enqueueOutbox(rows.filter((r) => r.kind !== "callback"), { single: true, tag, lifo: true });
             await sweepCallbackRows(db, producer, rows.filter((r) => r.kind === "callback"));
           },
         },

@@ -1,14 +1,17 @@
 import { join } from "node:path";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger } from "../db/ledger";
 import { finishOutbox, OUTBOX_LEASE_MS, pendingOutbox, recordAttemptFailure } from "../jobs/outbox";
-import { receiptJobId } from "../jobs/registry";
+import { Redis } from "ioredis";
+import type { OutboxRef } from "../db/ledger";
+import { JobProducer } from "../jobs/producer";
+import { receiptBatchJobId, receiptJobId, type QueueName } from "../jobs/registry";
 import { sweep } from "../jobs/sweeper";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
-import { silentLog, TestClock, tempDir } from "./helpers";
+import { deletePrefix, REDIS_URL, silentLog, TestClock, tempDir, uniquePrefix } from "./helpers";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -56,7 +59,7 @@ describe("sweeper job ids", () => {
       log: silentLog,
       now: () => clock.now().getTime(),
       graceMs: 30_000,
-      enqueueReceipt: async (id: number, tag: string) => void seen.push(receiptJobId(id, tag)),
+      enqueueReceipts: async (rows: { id: number }[], tag: string) => void seen.push(receiptBatchJobId(rows.map((r) => r.id), tag)),
       enqueueOutbox: async () => {},
     };
     await sweep(deps);
@@ -68,5 +71,111 @@ describe("sweeper job ids", () => {
     clock.advance(30_000);
     await sweep(deps);
     expect(seen[2]).not.toBe(seen[0]);
+  });
+});
+
+describe("the sweeper behind a backlog (real Redis, no workers)", () => {
+  const prefix = uniquePrefix();
+  let redis: Redis;
+  let producer: JobProducer;
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    producer = new JobProducer(redis, prefix);
+  });
+  afterAll(async () => {
+    await producer.close();
+    redis.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  const insertReceipt = (ref: string, at: number) =>
+    Number(db.$client.prepare("INSERT INTO receipts (channel, provider, provider_ref, status, received_at) VALUES ('sms', 'twilio', ?, 'received', ?)").run(ref, at).lastInsertRowid);
+  const waitingIds = async (queue: "consent" | "iys-reports") =>
+    (await producer.queues[queue].getJobs(["wait", "prioritized"])).flatMap((j) => (j.data as { receiptIds?: number[]; outboxIds?: number[] }).receiptIds ?? (j.data as { outboxIds: number[] }).outboxIds).sort((a, b) => a - b);
+
+  it("knows when the oldest waiting job was made, prioritized ones included", async () => {
+    await producer.queues.consent.obliterate({ force: true });
+    expect(await producer.oldestWaiting("consent")).toBeNull();
+    await producer.enqueueReceipts([{ id: 901, priority: 100 }]);
+    const first = (await producer.queues.consent.getJobs(["prioritized"]))[0]!.timestamp;
+    await new Promise((r) => setTimeout(r, 5));
+    await producer.enqueueReceipts([{ id: 902 }]);
+    await producer.enqueueReceipts([{ id: 903 }]);
+    expect(await producer.oldestWaiting("consent")).toBe(first);
+    await producer.queues.consent.obliterate({ force: true });
+    await producer.enqueueReceipts([{ id: 904 }]);
+    await new Promise((r) => setTimeout(r, 5));
+    await producer.enqueueReceipts([{ id: 905 }]);
+    const jobs = await producer.queues.consent.getJobs(["wait"]);
+    expect(await producer.oldestWaiting("consent")).toBe(Math.min(...jobs.map((j) => j.timestamp)));
+    await producer.queues.consent.obliterate({ force: true });
+  });
+
+  it("leaves receipts and outbox rows still waiting in a job to it, and sweeps what no waiting job can hold", async () => {
+    await producer.queues.consent.obliterate({ force: true });
+    await producer.queues["iys-reports"].obliterate({ force: true });
+    const t0 = Date.now();
+    const real = new TestClock(t0);
+    // Two receipts taken now and enqueued at once; a third taken 40 s earlier whose job was lost.
+    const queued = [insertReceipt("SMq1", t0), insertReceipt("SMq2", t0)];
+    const lost = insertReceipt("SMlost", t0 - 40_000);
+    await producer.enqueueReceipts(queued.map((id) => ({ id })));
+    // The outbox row made in beforeEach is pending and never enqueued: dated now, it sits in a job too.
+    db.$client.prepare("UPDATE outbox SET created_at = ?, updated_at = ? WHERE id = ?").run(t0, t0, rowId);
+    await producer.enqueueOutbox([{ id: rowId, kind: "iys_report" }]);
+
+    // A minute later, the grace (30 s) is long over, but nothing has worked the queues off.
+    real.advance(60_000);
+    const deps = {
+      db,
+      log: silentLog,
+      now: () => real.now().getTime(),
+      graceMs: 30_000,
+      enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
+      enqueueOutbox: (rows: (OutboxRef & { at: number })[], tag: string) => producer.enqueueOutbox(rows, { single: true, tag, lifo: true }),
+      oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
+    };
+    expect(await sweep(deps)).toEqual({ receipts: 1, outbox: 0 });
+    // The lost receipt's job is dated when it was taken and is first in line.
+    expect(await producer.oldestWaiting("consent")).toBe(t0 - 40_000);
+    expect(await waitingIds("consent")).toEqual([...queued, lost].sort((a, b) => a - b));
+    expect(await waitingIds("iys-reports")).toEqual([rowId]);
+    // Sweeps in later grace periods add nothing while the jobs wait.
+    real.advance(45_000);
+    expect(await sweep(deps)).toEqual({ receipts: 0, outbox: 0 });
+    expect((await producer.queues.consent.getJobs(["wait", "prioritized"])).length).toBe(2);
+
+    // The jobs are gone without having applied them (a lost Redis, a crash): now they are swept.
+    await producer.queues.consent.obliterate({ force: true });
+    await producer.queues["iys-reports"].obliterate({ force: true });
+    expect(await sweep(deps)).toEqual({ receipts: 3, outbox: 1 });
+    expect(await waitingIds("consent")).toEqual([...queued, lost].sort((a, b) => a - b));
+    expect(await waitingIds("iys-reports")).toEqual([rowId]);
+  });
+
+  it("work swept in several jobs is queued oldest first, and none of it is swept again while it waits", async () => {
+    await producer.queues.consent.obliterate({ force: true });
+    const t0 = Date.now();
+    const real = new TestClock(t0);
+    // 1 500 receipts whose jobs were lost, taken one a second before t0 - 2 000 s.
+    const ids = db.$client.transaction(() => Array.from({ length: 1500 }, (_, i) => insertReceipt(`SMl${i}`, t0 - 3_500_000 + i * 1000)))();
+    const deps = {
+      db,
+      log: silentLog,
+      now: () => real.now().getTime(),
+      graceMs: 30_000,
+      enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
+      enqueueOutbox: async () => {},
+      oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
+    };
+    expect((await sweep(deps)).receipts).toBe(1500);
+    expect(await producer.oldestWaiting("consent")).toBe(t0 - 3_500_000);
+    // The job first in line (what a worker takes next) holds the oldest receipts.
+    const [next] = await producer.queues.consent.getJobs(["wait"], 0, 0, true);
+    expect((next!.data as { receiptIds: number[] }).receiptIds[0]).toBe(ids[0]);
+    real.advance(60_000);
+    expect((await sweep(deps)).receipts).toBe(0);
+    expect(await waitingIds("consent")).toEqual(ids);
+    await producer.queues.consent.obliterate({ force: true });
   });
 });

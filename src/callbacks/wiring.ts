@@ -21,12 +21,16 @@ export function scheduleCallbackAttempt(producer: JobProducer, outboxId: number,
  * The sweeper's re-enqueue for callback rows: a job id from the row's state (attempts, next attempt),
  * so a finished job kept by BullMQ under `outbox-<id>` does not swallow the rescue.
  */
-export async function sweepCallbackRows(db: Db, producer: JobProducer, rows: OutboxRef[]): Promise<void> {
+export async function sweepCallbackRows(db: Db, producer: JobProducer, rows: (OutboxRef & { at?: number })[]): Promise<void> {
   const state = stmt(db, `SELECT attempts, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?`);
   for (const r of rows) {
     const s = state.get(r.id) as { attempts: number; nextAttemptAt: number | null } | undefined;
     if (!s) continue;
-    await producer.enqueue("callbacks", "callback.deliver", { outboxIds: [r.id] }, { jobId: `cb-${r.id}-s${s.attempts}-${s.nextAttemptAt ?? 0}` });
+    await producer.enqueue("callbacks", "callback.deliver", { outboxIds: [r.id] }, {
+      jobId: `cb-${r.id}-s${s.attempts}-${s.nextAttemptAt ?? 0}`,
+      // Dated when the row was due, like the sweeper's other jobs (JobProducer's `since`).
+      ...(r.at === undefined ? {} : { timestamp: r.at }),
+    });
   }
 }
 
