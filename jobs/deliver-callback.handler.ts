@@ -8,6 +8,7 @@ import { disableEndpoint, getEndpoint, markEndpointFailing, markEndpointHealthy,
 import { crashPoint } from "../src/crash";
 import { formatIysDate, type Clock } from "../src/domain/time";
 import type { Logger } from "../src/log";
+import { logOnceWhileDown } from "../src/redis";
 import { finishOutbox } from "./outbox";
 import { parsePayload } from "./registry";
 
@@ -336,7 +337,7 @@ export function startCallbackWorker(delivery: CallbackDelivery, opts: CallbackWo
     // A short lock: a worker killed mid-delivery has its job picked up again within seconds.
     { connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 32, lockDuration: 15_000, stalledInterval: 10_000, autorun: true },
   );
-  worker.on("error", (err) => log.error({ queue: "callbacks", err: err.message }, "worker error"));
+  worker.on("error", logOnceWhileDown(connection, log, { queue: "callbacks" }, "worker error"));
   return {
     worker,
     async close() {

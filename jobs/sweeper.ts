@@ -18,6 +18,8 @@ export interface SweeperDeps {
   enqueueOutbox(rows: (OutboxRef & { at: number })[], tag: string): Promise<void>;
   /** When the oldest job still waiting in the queue was made, or null (JobProducer.oldestWaiting). */
   oldestWaiting?(queue: QueueName): Promise<number | null>;
+  /** False while Redis is unreachable: nothing could be enqueued, so only SQLite's share is done. */
+  redisReady?(): boolean;
 }
 
 const BATCH = 1000;
@@ -35,12 +37,19 @@ const RETRIED_GRACE_MS = 15 * 60_000;
  * the waiting jobs. Without that, every grace period added another job per row still queued — a
  * backlog of 1 000-receipt jobs grew by one job for each receipt every 30 s, all of them no-ops.
  * What is older than every waiting job cannot be in one: its job ran (and left it) or was lost.
+ * While Redis is unreachable only the SQLite share (assembling stale SMS pieces) is done.
  */
 export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outbox: number }> {
   const cutoff = deps.now() - deps.graceMs;
   // One tag per grace period: sweeps within it (or two sweeping processes) make the same job ids.
   const tag = `s${Math.floor(deps.now() / deps.graceMs)}`;
   const c = deps.db.$client;
+  // Pieces of concatenated SMS that will not be completed become receipts of what arrived (picked up below).
+  const assembled = assembleStaleParts(deps.db, deps.now());
+  if (assembled.length > 0) deps.log.info({ receipts: assembled.length }, "incomplete concatenated sms assembled");
+  let receipts = 0;
+  let outbox = 0;
+  if (deps.redisReady && !deps.redisReady()) return { receipts, outbox };
   // Per queue: rows at or after this moment may still be waiting in a job (Infinity: nothing waits).
   const waitingSince = new Map<QueueName, number>();
   await Promise.all(
@@ -50,11 +59,6 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
     }),
   );
   const notQueued = (q: QueueName, at: number) => at < waitingSince.get(q)!;
-  // Pieces of concatenated SMS that will not be completed become receipts of what arrived (picked up below).
-  const assembled = assembleStaleParts(deps.db, deps.now());
-  if (assembled.length > 0) deps.log.info({ receipts: assembled.length }, "incomplete concatenated sms assembled");
-  let receipts = 0;
-  let outbox = 0;
   let afterId = 0;
   const receiptCutoff = Math.min(cutoff, waitingSince.get("consent")! - 1);
   const dueReceipts: { id: number; at: number }[] = [];

@@ -1,6 +1,7 @@
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "../src/log";
+import { logOnceWhileDown } from "../src/redis";
 import * as consentApply from "./consent-apply.handler";
 import * as iysReport from "./iys-report.handler";
 import * as iysBatch from "./iys-batch.handler";
@@ -91,7 +92,7 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
       },
       { connection, prefix: opts.prefix, concurrency: opts.concurrency?.[queue] ?? defaultConcurrency[queue], autorun: true },
     );
-    worker.on("error", (err) => deps.log.error({ queue, err: err.message }, "worker error"));
+    worker.on("error", logOnceWhileDown(connection, deps.log, { queue }, "worker error"));
     workers.push(worker);
   }
   return {

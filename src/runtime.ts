@@ -195,6 +195,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           graceMs: config.SWEEPER_GRACE_SECONDS * 1000,
           enqueueReceipts: (rows, tag) => producer.enqueueReceipts(rows, { tag, lifo: true }),
           oldestWaiting: (queue) => producer.oldestWaiting(queue),
+          redisReady: () => redis.status === "ready",
           enqueueOutbox: async (rows, tag) => {
             await producer.enqueueOutbox(rows.filter((r) => r.kind !== "callback"), { single: true, tag, lifo: true });
             await sweepCallbackRows(db, producer, rows.filter((r) => r.kind === "callback"));

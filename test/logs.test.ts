@@ -1,3 +1,4 @@
+import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { Writable } from "node:stream";
 import twilio from "twilio";
 import { redactPath } from "../src/metrics/route";
@@ -6,7 +7,7 @@ import { createApp, type App } from "../src/app";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
-import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+import { authed, deletePrefix, REDIS_URL, tempDir, testConfig, waitFor } from "./helpers";
 
 const ACCOUNT_SID = `AC${"d4".repeat(16)}`;
 const AUTH_TOKEN = "twilio-logs-test-token";
@@ -110,3 +111,70 @@ describe("redactPath", () => {
   });
 });
 
+
+/** A TCP proxy in front of the test Redis that can be cut (connections dropped, new ones refused) and restored on the same port. */
+async function redisProxy() {
+  const target = new URL(REDIS_URL);
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => s.destroy());
+      s.on("close", () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async cut() {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sockets) s.destroy();
+      });
+    },
+    restore: () => new Promise<void>((r) => server.listen(port, "127.0.0.1", r)),
+  };
+}
+
+describe("logs during a Redis outage", () => {
+  it("each worker logs the outage once and its end once, not a line per reconnection attempt", async () => {
+    const proxy = await redisProxy();
+    const dir = tempDir();
+    const seen: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString("utf8").split("\n")) if (line) seen.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const config = testConfig(dir.dir, { LOG_LEVEL: "info", REDIS_URL: proxy.url, SWEEPER_INTERVAL_SECONDS: "1" });
+    const rt = await createRuntime(config, { log: createLogger("info", sink) });
+    try {
+      rt.startBackground();
+      await waitFor(() => rt.deps.redis.status === "ready");
+      await new Promise((r) => setTimeout(r, 500));
+      const from = seen.length;
+      await proxy.cut();
+      // Several seconds of reconnection attempts by every connection (ioredis retries from 50 ms).
+      await new Promise((r) => setTimeout(r, 4000));
+      const during = seen.slice(from);
+      const errors = during.filter((l) => l.msg === "worker error");
+      const queues = ["consent", "confirmations", "iys-reports", "callbacks"];
+      expect(new Set(errors.map((l) => l.queue))).toEqual(new Set(queues));
+      expect(errors.length).toBeLessThanOrEqual(queues.length * 2); // a refused connection, perhaps a closed one first
+      expect(during.filter((l) => l.msg === "sweep failed")).toEqual([]);
+      await proxy.restore();
+      await waitFor(() => seen.filter((l) => l.msg === "Redis reachable again").length >= queues.length + 1, { timeoutMs: 20_000 });
+      expect(new Set(seen.filter((l) => l.msg === "Redis reachable again").map((l) => l.queue ?? "producer"))).toEqual(new Set([...queues, "producer"]));
+    } finally {
+      await rt.close();
+      await deletePrefix(config.QUEUE_PREFIX);
+      dir.cleanup();
+    }
+  }, 60_000);
+});
