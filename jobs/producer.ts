@@ -108,18 +108,22 @@ export class JobProducer {
   }
 
   /**
-   * When the job first in line in `queue` was made (ms) — the oldest waiting, as jobs are added (see
-   * `since`) — or null when none waits: work that came after it may be in one of the waiting jobs
-   * (the sweeper leaves it to them).
+   * When the job first in line in `queue` became due (made, or made plus its delay) — the oldest
+   * waiting, as jobs are added (see `since`) — per list: `wait`, and `prioritized` (worked only once
+   * `wait` is empty); null where none waits. Work that came after it may be in one of the waiting
+   * jobs (the sweeper leaves it to them).
    */
-  async oldestWaiting(queue: QueueName): Promise<number | null> {
-    // Lists and the priority set in ascending order: the first of each is the one waiting longest.
+  async oldestWaiting(queue: QueueName): Promise<{ wait: number | null; prioritized: number | null }> {
     const [wait, prioritized] = await Promise.all([
       this.queues[queue].getJobs(["wait"], 0, 0, true),
       this.queues[queue].getJobs(["prioritized"], 0, 0, true),
     ]);
-    const times = [...wait, ...prioritized].filter((j) => j && Number.isFinite(j.timestamp)).map((j) => j.timestamp);
-    return times.length ? Math.min(...times) : null;
+    // A delayed job moved to wait keeps the time it was made: it became due `delay` later.
+    const due = (jobs: { timestamp: number; delay?: number }[]) => {
+      const j = jobs.find((x) => x && Number.isFinite(x.timestamp));
+      return j ? j.timestamp + (j.delay ?? 0) : null;
+    };
+    return { wait: due(wait), prioritized: due(prioritized) };
   }
 
   async close(): Promise<void> {

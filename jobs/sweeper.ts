@@ -16,8 +16,8 @@ export interface SweeperDeps {
    */
   enqueueReceipts(rows: { id: number; at: number }[], tag: string): Promise<void>;
   enqueueOutbox(rows: (OutboxRef & { at: number })[], tag: string): Promise<void>;
-  /** When the oldest job still waiting in the queue was made, or null (JobProducer.oldestWaiting). */
-  oldestWaiting?(queue: QueueName): Promise<number | null>;
+  /** When the job first in line in each of the queue's lists became due, or null (JobProducer.oldestWaiting). */
+  oldestWaiting?(queue: QueueName): Promise<{ wait: number | null; prioritized: number | null }>;
   /** False while Redis is unreachable: nothing could be enqueued, so only SQLite's share is done. */
   redisReady?(): boolean;
 }
@@ -51,21 +51,33 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
   let outbox = 0;
   if (deps.redisReady && !deps.redisReady()) return { receipts, outbox };
   // Per queue: rows at or after this moment may still be waiting in a job (Infinity: nothing waits).
-  const waitingSince = new Map<QueueName, number>();
+  // Outbox jobs have no priority; receipts do (a rate-limited sender's), worked after `wait` is empty.
+  const waitingSince = new Map<QueueName, { wait: number; prioritized: number }>();
+  const since = (t: number | null) => (t === null ? Number.POSITIVE_INFINITY : t - deps.graceMs);
   await Promise.all(
     queueNames.map(async (q) => {
-      const oldest = deps.oldestWaiting ? await deps.oldestWaiting(q) : null;
-      waitingSince.set(q, oldest === null ? Number.POSITIVE_INFINITY : oldest - deps.graceMs);
+      const oldest = deps.oldestWaiting ? await deps.oldestWaiting(q) : { wait: null, prioritized: null };
+      waitingSince.set(q, { wait: since(oldest.wait), prioritized: since(oldest.prioritized) });
     }),
   );
-  const notQueued = (q: QueueName, at: number) => at < waitingSince.get(q)!;
+  const notQueued = (q: QueueName, at: number) => {
+    const w = waitingSince.get(q)!;
+    return at < Math.min(w.wait, w.prioritized);
+  };
   let afterId = 0;
-  const receiptCutoff = Math.min(cutoff, waitingSince.get("consent")! - 1);
+  // A receipt waits in a plain job, or a prioritized one when its sender was rate-limited; a swept
+  // one (either kind) in a plain job first in line.
+  const consent = waitingSince.get("consent")!;
+  const plainCutoff = Math.min(cutoff, consent.wait - 1);
+  const limitedCutoff = Math.min(plainCutoff, consent.prioritized - 1);
   const dueReceipts: { id: number; at: number }[] = [];
   for (;;) {
     const rows = c
-      .prepare(`SELECT id, received_at AS at FROM receipts WHERE status = 'received' AND received_at <= ? AND id > ? ORDER BY id LIMIT ?`)
-      .all(receiptCutoff, afterId, BATCH) as { id: number; at: number }[];
+      .prepare(
+        `SELECT id, received_at AS at FROM receipts WHERE status = 'received' AND received_at <= ? AND id > ?
+           AND (received_at <= ? OR json_extract(payload, '$.limited') IS NOT true) ORDER BY id LIMIT ?`,
+      )
+      .all(plainCutoff, afterId, limitedCutoff, BATCH) as { id: number; at: number }[];
     if (rows.length === 0) break;
     dueReceipts.push(...rows);
     afterId = rows.at(-1)!.id;

@@ -20,22 +20,40 @@ export function redisReady(redis: Redis, ms: number): Promise<void> {
   });
 }
 
+/** While connected, how often an error that keeps recurring is logged again (with a count of the repeats). */
+const REPEAT_LOG_MS = 60_000;
+
 /**
- * An error listener for a BullMQ worker (or anything on a reconnecting connection) that logs each
- * distinct error once while the connection stays down, and one line when it is back: without it a
- * Redis outage wrote a line per worker per reconnection attempt (a dozen a second, then one every
- * two seconds per worker, for as long as the outage lasted).
+ * An error listener for a BullMQ worker (or anything on a reconnecting connection). While the
+ * connection is down each distinct error is logged once, and one line says when it is back: without
+ * it a Redis outage wrote a line per worker per reconnection attempt (a dozen a second, then one
+ * every two seconds per worker, for as long as the outage lasted). While it is up, an error that
+ * keeps recurring (READONLY after a failover, OOM at maxmemory) is logged at most once a minute with
+ * the number of repeats, never silenced.
  */
 export function logOnceWhileDown(connection: Redis, log: Logger, fields: Record<string, unknown>, message: string): (err: Error) => void {
-  const seen = new Set<string>();
+  const down = new Set<string>();
+  const up = new Map<string, { at: number; repeats: number }>();
   connection.on("ready", () => {
-    if (seen.size > 0) log.info(fields, "Redis reachable again");
-    seen.clear();
+    if (down.size > 0) log.info(fields, "Redis reachable again");
+    down.clear();
   });
   return (err: Error) => {
-    if (seen.has(err.message)) return;
-    if (seen.size >= 100) seen.clear();
-    seen.add(err.message);
-    log.error({ ...fields, err: err.message }, message);
+    if (connection.status !== "ready") {
+      if (down.has(err.message)) return;
+      if (down.size >= 100) down.clear();
+      down.add(err.message);
+      log.error({ ...fields, err: err.message }, message);
+      return;
+    }
+    const now = Date.now();
+    const last = up.get(err.message);
+    if (last && now - last.at < REPEAT_LOG_MS) {
+      last.repeats++;
+      return;
+    }
+    if (up.size >= 100) up.clear();
+    up.set(err.message, { at: now, repeats: 0 });
+    log.error({ ...fields, err: err.message, ...(last?.repeats ? { repeatsSinceLastLine: last.repeats } : {}) }, message);
   };
 }

@@ -1,8 +1,11 @@
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
+import { EventEmitter } from "node:events";
 import { Writable } from "node:stream";
+import type { Redis } from "ioredis";
+import { logOnceWhileDown } from "../src/redis";
 import twilio from "twilio";
 import { redactPath } from "../src/metrics/route";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createApp, type App } from "../src/app";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -177,4 +180,31 @@ describe("logs during a Redis outage", () => {
       dir.cleanup();
     }
   }, 60_000);
+});
+
+describe("logOnceWhileDown", () => {
+  it("while connected, an error that keeps recurring is logged once a minute with the number of repeats, never silenced", () => {
+    const seen: Record<string, unknown>[] = [];
+    const log = createLogger("info", { write: (s: string) => void seen.push(JSON.parse(s) as Record<string, unknown>) });
+    const connection = Object.assign(new EventEmitter(), { status: "ready" });
+    const onError = logOnceWhileDown(connection as unknown as Redis, log, { queue: "consent" }, "worker error");
+    vi.useFakeTimers({ now: Date.parse("2026-11-25T10:00:00Z") });
+    try {
+      for (let i = 0; i < 1000; i++) onError(new Error("READONLY You can't write against a read only replica."));
+      expect(seen).toHaveLength(1);
+      vi.setSystemTime(Date.parse("2026-11-25T10:01:01Z"));
+      onError(new Error("READONLY You can't write against a read only replica."));
+      expect(seen).toHaveLength(2);
+      expect(seen[1]).toMatchObject({ queue: "consent", msg: "worker error", repeatsSinceLastLine: 999 });
+      // Down: each distinct error once, however long it lasts; one line when it is back.
+      connection.status = "reconnecting";
+      for (let i = 0; i < 50; i++) onError(new Error("connect ECONNREFUSED 127.0.0.1:6379"));
+      expect(seen).toHaveLength(3);
+      connection.status = "ready";
+      connection.emit("ready");
+      expect(seen.at(-1)).toMatchObject({ msg: "Redis reachable again" });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

@@ -93,21 +93,20 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
   const waitingIds = async (queue: "consent" | "iys-reports") =>
     (await producer.queues[queue].getJobs(["wait", "prioritized"])).flatMap((j) => (j.data as { receiptIds?: number[]; outboxIds?: number[] }).receiptIds ?? (j.data as { outboxIds: number[] }).outboxIds).sort((a, b) => a - b);
 
-  it("knows when the oldest waiting job was made, prioritized ones included", async () => {
+  it("knows when the job first in line became due, in the plain and the prioritized list", async () => {
     await producer.queues.consent.obliterate({ force: true });
-    expect(await producer.oldestWaiting("consent")).toBeNull();
+    expect(await producer.oldestWaiting("consent")).toEqual({ wait: null, prioritized: null });
     await producer.enqueueReceipts([{ id: 901, priority: 100 }]);
     const first = (await producer.queues.consent.getJobs(["prioritized"]))[0]!.timestamp;
     await new Promise((r) => setTimeout(r, 5));
     await producer.enqueueReceipts([{ id: 902 }]);
-    await producer.enqueueReceipts([{ id: 903 }]);
-    expect(await producer.oldestWaiting("consent")).toBe(first);
-    await producer.queues.consent.obliterate({ force: true });
-    await producer.enqueueReceipts([{ id: 904 }]);
     await new Promise((r) => setTimeout(r, 5));
-    await producer.enqueueReceipts([{ id: 905 }]);
-    const jobs = await producer.queues.consent.getJobs(["wait"]);
-    expect(await producer.oldestWaiting("consent")).toBe(Math.min(...jobs.map((j) => j.timestamp)));
+    await producer.enqueueReceipts([{ id: 903 }]);
+    const plain = await producer.queues.consent.getJobs(["wait"]);
+    expect(await producer.oldestWaiting("consent")).toEqual({ wait: Math.min(...plain.map((j) => j.timestamp)), prioritized: first });
+    // A job dated in the past (a swept one) and added lifo is first in line.
+    await producer.enqueueReceipts([{ id: 904, at: first - 60_000 }], { tag: "s1", lifo: true });
+    expect((await producer.oldestWaiting("consent")).wait).toBe(first - 60_000);
     await producer.queues.consent.obliterate({ force: true });
   });
 
@@ -137,7 +136,7 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
     };
     expect(await sweep(deps)).toEqual({ receipts: 1, outbox: 0 });
     // The lost receipt's job is dated when it was taken and is first in line.
-    expect(await producer.oldestWaiting("consent")).toBe(t0 - 40_000);
+    expect((await producer.oldestWaiting("consent")).wait).toBe(t0 - 40_000);
     expect(await waitingIds("consent")).toEqual([...queued, lost].sort((a, b) => a - b));
     expect(await waitingIds("iys-reports")).toEqual([rowId]);
     // Sweeps in later grace periods add nothing while the jobs wait.
@@ -151,6 +150,33 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
     expect(await sweep(deps)).toEqual({ receipts: 3, outbox: 1 });
     expect(await waitingIds("consent")).toEqual([...queued, lost].sort((a, b) => a - b));
     expect(await waitingIds("iys-reports")).toEqual([rowId]);
+  });
+
+  it("a rate-limited sender's job waiting behind the plain ones holds back only rate-limited receipts", async () => {
+    await producer.queues.consent.obliterate({ force: true });
+    const t0 = Date.now();
+    const real = new TestClock(t0);
+    // A limited receipt's job (prioritized: worked once the plain list is empty) waits since t0 - 100 s.
+    const limitedQueued = insertReceipt("SMlim0", t0 - 100_000);
+    db.$client.prepare(`UPDATE receipts SET payload = '{"limited":true}' WHERE id = ?`).run(limitedQueued);
+    await producer.queues.consent.add("consent.apply", { receiptIds: [limitedQueued] }, { jobId: "lim", priority: 100, timestamp: t0 - 100_000 });
+    // Lost afterwards: a plain receipt and a limited one, both at t0 - 50 s.
+    const plainLost = insertReceipt("SMlost-plain", t0 - 50_000);
+    const limitedLost = insertReceipt("SMlost-lim", t0 - 50_000);
+    db.$client.prepare(`UPDATE receipts SET payload = '{"limited":true}' WHERE id = ?`).run(limitedLost);
+    const deps = {
+      db,
+      log: silentLog,
+      now: () => real.now().getTime(),
+      graceMs: 30_000,
+      enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
+      enqueueOutbox: async () => {},
+      oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
+    };
+    // The plain one cannot be in a prioritized job: swept. The limited one might be: left to it.
+    expect(await sweep(deps)).toEqual({ receipts: 1, outbox: 0 });
+    expect((await producer.queues.consent.getJobs(["wait"])).flatMap((j) => (j.data as { receiptIds: number[] }).receiptIds)).toEqual([plainLost]);
+    await producer.queues.consent.obliterate({ force: true });
   });
 
   it("work swept in several jobs is queued oldest first, and none of it is swept again while it waits", async () => {
@@ -169,7 +195,7 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
       oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
     };
     expect((await sweep(deps)).receipts).toBe(1500);
-    expect(await producer.oldestWaiting("consent")).toBe(t0 - 3_500_000);
+    expect((await producer.oldestWaiting("consent")).wait).toBe(t0 - 3_500_000);
     // The job first in line (what a worker takes next) holds the oldest receipts.
     const [next] = await producer.queues.consent.getJobs(["wait"], 0, 0, true);
     expect((next!.data as { receiptIds: number[] }).receiptIds[0]).toBe(ids[0]);
