@@ -530,6 +530,15 @@ describe("a number shared by brands that use it for different channels", () => {
     expect(await shown("FLO")).toEqual([{ number: "5656", provider: "twilio", channels: ["sms"] }]);
     expect(await shown("LCW")).toEqual([{ number: "5656", provider: "twilio", channels: ["voice"] }]);
   });
+
+  it("SMS confirmations of calls need a number the brand itself texts from", async () => {
+    const callsOnly = { code: "MAVI", name: "Mavi", shortNames: ["MAVI"], settings: { ivrSmsConfirmation: true }, numbers: [{ number: "5656", provider: "twilio", channels: ["voice"] }] };
+    const res = await app.request("/api/v1/brands", authed(callsOnly));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { field: "settings.ivrSmsConfirmation" } });
+    const withSms = { ...callsOnly, numbers: [...callsOnly.numbers, { number: "5757", provider: "twilio", channels: ["sms"] }] };
+    expect((await app.request("/api/v1/brands", authed(withSms))).status).toBe(201);
+  });
 });
 
 describe("the Twilio client's HTTP transport", () => {
