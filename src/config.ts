@@ -87,8 +87,18 @@ export const ConfigSchema = z
     LINK_CLIENT_IP_HEADER: optionalString,
     /** SMTP for e-mail confirmations (smtp:// or smtps://user:pass@host:port); unset: confirmations are recorded as skipped. */
     SMTP_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional()),
-    /** Sender of e-mail confirmations; default no-reply@<host of PUBLIC_BASE_URL>. */
-    MAIL_FROM: optionalString,
+    /**
+     * Sender of e-mail confirmations; default no-reply@<host of PUBLIC_BASE_URL>. A bare address: it is
+     * the SMTP envelope sender too, and the header's display name is the brand's name.
+     */
+    MAIL_FROM: z.preprocess(
+      (v) => (v === "" ? undefined : v),
+      z
+        .string()
+        .trim()
+        .regex(/^[^\s@<>"(),;:]+@[^\s@<>"(),;:]+\.[^\s@<>"(),;:]+$/, "must be a bare address such as no-reply@hub.example.com (no display name: the brand's name is used)")
+        .optional(),
+    ),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Run the BullMQ workers in this process (npm start runs web and workers together). */
     RUN_WORKERS: bool.default(true),

@@ -75,6 +75,13 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "https://hub.example.com/" }).PUBLIC_BASE_URL).toBe("https://hub.example.com");
     expect(loadConfig({}).PUBLIC_BASE_URL).toBe("http://localhost:8787");
   });
+
+  it("MAIL_FROM is a bare address: with a display name every confirmation was refused by the SMTP server (501)", () => {
+    expect(() => loadConfig({ MAIL_FROM: "Migros İYS <noreply@hub.example.com>" })).toThrow(/MAIL_FROM: must be a bare address/);
+    expect(() => loadConfig({ MAIL_FROM: "noreply" })).toThrow(/MAIL_FROM/);
+    expect(loadConfig({ MAIL_FROM: " noreply@hub.example.com " }).MAIL_FROM).toBe("noreply@hub.example.com");
+    expect(loadConfig({ MAIL_FROM: "" }).MAIL_FROM).toBeUndefined();
+  });
 });
 
 describe("migrations", () => {
