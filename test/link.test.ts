@@ -433,6 +433,29 @@ describe("POST records the RET", () => {
     expect(receiptsOf(normal)).toHaveLength(2);
   });
 
+  it("a click after the address's TACIR consent was given again refuses it again (a click refuses TACIR too)", async () => {
+    const address = newAddress();
+    const normal = address.toLowerCase();
+    const tacir = (minutesAgo: number) =>
+      app.request(
+        "/api/v1/consents",
+        authed({ brand: "MIGROS", recipient: address, recipientType: "TACIR", type: "EPOSTA", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - minutesAgo * 60_000)) }),
+      );
+    const allowedAsTacir = async () =>
+      ((await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "EPOSTA", recipientType: "TACIR", recipients: [address] }))).json()) as { allowed: string[] }).allowed;
+    expect((await tacir(30)).status).toBe(201);
+    const path = pathOf((await issue(address)).url);
+    await oneClick(path);
+    await waitFor(async () => (await allowedAsTacir()).length === 0);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await tacir(0)).status).toBe(201);
+    expect(await allowedAsTacir()).toEqual([address]);
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await button(path)).status).toBe(200);
+    await waitFor(async () => (await allowedAsTacir()).length === 0, { timeoutMs: 15_000 });
+    expect(receiptsOf(normal)).toHaveLength(2);
+  });
+
   it("a POST without the one-click body or the button's field is a 400 page and records nothing", async () => {
     const path = pathOf((await issue(newAddress())).url);
     const before = footprint();

@@ -66,12 +66,14 @@ export function createLinkRoutes(deps: AppDeps) {
     (ids) => deps.jobs.enqueueReceipts(ids.map((id) => ({ id }))),
     (err, ids) => deps.log.warn({ receipts: ids.length, err: (err as Error).message }, "enqueue failed; the sweeper will retry"),
   );
-  // The last consent (ONAY) of the address: part of the receipt's key (see below).
+  // The last consent (ONAY) of the address: part of the receipt's key (see below). Under the link's
+  // recipient type or TACIR: a click refuses the address's TACIR consent too (withTacirRefusals), so
+  // a TACIR consent given again after a click must make the next click a new refusal.
   const lastConsent = (link: LinkRow) =>
     (
       stmt<[number, string, string], { id: number | null }>(
         deps.db,
-        `SELECT max(id) AS id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = 'EPOSTA' AND status = 'ONAY'`,
+        `SELECT max(id) AS id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type IN (?, 'TACIR') AND type = 'EPOSTA' AND status = 'ONAY'`,
       ).get(link.brandId, link.recipient, link.recipientType)?.id ?? null
     );
 
