@@ -17,6 +17,8 @@ import { redactPath, routeLabel } from "./metrics/route";
 import { createMetricsRoutes } from "./metrics/routes";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** A partner's pre-send check takes as many recipients as the provider's. */
+const PARTNER_CHECK = /^\/api\/v1\/partners\/[^/]+\/check$/;
 /** Provider webhooks (SMS, voice) are a few hundred bytes; anything bigger is not a webhook. */
 const WEBHOOK_MAX_BYTES = 64 * 1024;
 
@@ -66,7 +68,7 @@ export function createApp(deps: AppDeps) {
     // chunked body whole, so the import route checks Content-Length itself (src/api/imports.ts).
     if (path === "/api/v1/imports" && c.req.method === "POST") return next();
     if (path.startsWith("/sms/") || path.startsWith("/voice/")) return webhookLimit(c, next);
-    return (largeBodies.has(path) ? largeLimit : defaultLimit)(c, next);
+    return (largeBodies.has(path) || PARTNER_CHECK.test(path) ? largeLimit : defaultLimit)(c, next);
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));

@@ -480,6 +480,48 @@ describe("partners", () => {
     expect((await replay({ since: start }, bare.retailerCode)).status).toBe(409);
   });
 
+  it("a partner switched off over a refusal gets it on the replay after it is enabled again, after the consent it had", async () => {
+    const p = await addPartner("KOTON", "63000001");
+    const recipient = newRecipient();
+    const start = clock.now().toISOString();
+    await change("KOTON", recipient, "ONAY", 120);
+    await waitFor(() => delivered(p.path).length === 1);
+    expect((await patchPartner("KOTON", p.retailerCode, { status: "disabled" })).status).toBe(200);
+    await change("KOTON", recipient, "RET", 60);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(delivered(p.path)).toHaveLength(1);
+    expect((await patchPartner("KOTON", p.retailerCode, { status: "active" })).status).toBe(200);
+    // The refusal missed while disabled is there to replay (a skipped delivery), and only it.
+    const res = await app.request(`/api/v1/brands/KOTON/partners/${p.retailerCode}/replay`, authed({ since: start }));
+    expect(await res.json()).toMatchObject({ replayed: 1 });
+    await waitFor(() => delivered(p.path).length === 2);
+    expect(delivered(p.path).map((r) => data(r).data.status)).toEqual(["ONAY", "RET"]);
+  });
+
+  it("a partner asks the pre-send check with its own key, so it honours refusals made before it was registered", async () => {
+    const recipient = newRecipient();
+    const other = newRecipient();
+    await change("LCW", recipient, "ONAY", 120);
+    await change("LCW", recipient, "RET", 60);
+    await change("LCW", other, "ONAY", 60);
+    const p = await addPartner("LCW", "64000001");
+    const check = (key: string, body: Record<string, unknown>, code = p.retailerCode) =>
+      app.request(`/api/v1/partners/${code}/check`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const res = await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: [recipient, other] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toEqual({ allowed: [other], denied: [{ recipient, reason: "refused" }] });
+    // Its key is for its brand only; a wrong key, another partner's code, no key: one 401.
+    expect((await check(p.apiKey, { brand: "KOTON", type: "MESAJ", recipients: [recipient] })).status).toBe(401);
+    expect((await check("wrong", { brand: "LCW", type: "MESAJ", recipients: [recipient] })).status).toBe(401);
+    expect((await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: [recipient] }, "64000002")).status).toBe(401);
+    expect((await app.request(`/api/v1/partners/${p.retailerCode}/check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(401);
+    // As many recipients as the provider's check takes (a body of several MiB).
+    const many = Array.from({ length: 100_000 }, (_, i) => `+90533${String(5_000_000 + i).padStart(7, "0")}`);
+    const big = await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: many });
+    expect(big.status).toBe(200);
+    expect(((await big.json()) as { denied: unknown[] }).denied).toHaveLength(100_000);
+  });
+
   it("a RET by SMS reaches every partner of the brand, signed with each one's secret", async () => {
     const partners: Awaited<ReturnType<typeof addPartner>>[] = [];
     for (let i = 1; i <= 5; i++) partners.push(await addPartner("MIGROS", `5000000${i}`));

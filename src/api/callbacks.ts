@@ -21,6 +21,7 @@ import { checkTarget } from "../callbacks/target";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
 import { assertBrandAccess, requireAdmin } from "./auth";
+import { answerCheck, CheckInput, CheckOutput } from "./check";
 import { ConsentInput, Recorded, consentExample, recordConsent } from "./consents";
 import { apiRouter, bearerSecurity, conflictResponse, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 import type { Context } from "hono";
@@ -646,32 +647,58 @@ const partnerReportRoute = createRoute({
   },
 });
 
+const partnerCheckRoute = createRoute({
+  method: "post",
+  path: "/{retailerCode}/check",
+  summary: "A partner's pre-send check: which recipients may be sent to now",
+  description:
+    "The pre-send check (POST /check) for a dealer or agent, with the partner's own API key, on its brand: answered from the current state, so a partner registered after a refusal, or whose endpoint was down, still honours it. An unknown brand, an unknown partner and a wrong key are the same 401.",
+  security: [{ partnerKey: [] as string[] }],
+  middleware: [partnerBearer, requireJson] as const,
+  request: {
+    params: z.object({ retailerCode: RetailerParam }),
+    body: jsonBody(CheckInput, "the recipients about to be sent to", { brand: "MIGROS", type: "MESAJ", recipients: ["0532 123 45 67", "+905551112233"] }),
+  },
+  responses: { 200: jsonResponse(CheckOutput, "The recipients, split"), ...errorResponses },
+});
+
 /**
  * `POST /api/v1/partners/:retailerCode/consents`: a partner reports a change it received, with its
  * own API key (not the provider's). Same rules and ledger as the provider API; `retailerCode` is
  * recorded and the change fans out to the brand's subscribers and every other partner.
  */
 export function createPartnerReportRoutes(deps: AppDeps) {
-  return apiRouter().openapi(partnerReportRoute, async (c) => {
+  /** The brand, when the bearer key is this partner's own; one 401 for an unknown brand, an unknown partner and a wrong key: nothing to probe. */
+  const partnerBrand = (c: Context, retailerCode: string, brandCode: string) => {
     const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")!;
-    const { retailerCode } = c.req.valid("param");
-    const input = c.req.valid("json");
-    const brand = brandByCode(deps.db, input.brand);
+    const brand = brandByCode(deps.db, brandCode);
     const partner = brand
       ? (stmt(deps.db, `SELECT api_key_hash AS hash FROM partners WHERE brand_id = ? AND retailer_code = ?`).get(brand.id, retailerCode) as
           | { hash: string | null }
           | undefined)
       : undefined;
     const given = Buffer.from(apiKeyHash(match[1]!.trim()), "hex");
-    // One answer for an unknown brand, an unknown partner and a wrong key: nothing to probe.
     if (!brand || !partner?.hash || !timingSafeEqual(given, Buffer.from(partner.hash, "hex"))) {
-      throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${input.brand}`);
+      throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${brandCode}`);
     }
-    if (input.retailerCode && input.retailerCode !== retailerCode) {
-      throw new ApiError("bad_request", `retailerCode: ${input.retailerCode} is not the reporting partner ${retailerCode}`, { field: "retailerCode" });
-    }
-    const recorded = await recordConsent(deps, brand, input, { origin: "partner", retailerCode });
-    c.header("Idempotent-Replayed", recorded.replayed ? "true" : "false");
-    return recorded.replayed ? c.json(recorded.body, 200) : c.json(recorded.body, 201);
-  });
+    return brand;
+  };
+  return apiRouter()
+    .openapi(partnerReportRoute, async (c) => {
+      const { retailerCode } = c.req.valid("param");
+      const input = c.req.valid("json");
+      const brand = partnerBrand(c, retailerCode, input.brand);
+      if (input.retailerCode && input.retailerCode !== retailerCode) {
+        throw new ApiError("bad_request", `retailerCode: ${input.retailerCode} is not the reporting partner ${retailerCode}`, { field: "retailerCode" });
+      }
+      const recorded = await recordConsent(deps, brand, input, { origin: "partner", retailerCode });
+      c.header("Idempotent-Replayed", recorded.replayed ? "true" : "false");
+      return recorded.replayed ? c.json(recorded.body, 200) : c.json(recorded.body, 201);
+    })
+    .openapi(partnerCheckRoute, async (c) => {
+      const { retailerCode } = c.req.valid("param");
+      const input = c.req.valid("json");
+      const brand = partnerBrand(c, retailerCode, input.brand);
+      return c.json(await answerCheck(deps, brand.id, input), 200);
+    });
 }

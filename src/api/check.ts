@@ -10,7 +10,7 @@ import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requ
 
 export const CHECK_MAX_RECIPIENTS = 100_000;
 
-const CheckInput = z
+export const CheckInput = z
   .object({
     brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
     type: z.enum(consentTypes).openapi({ description: "the channel about to be used" }),
@@ -23,7 +23,7 @@ const CheckInput = z
   })
   .openapi("CheckRequest");
 
-const CheckOutput = z
+export const CheckOutput = z
   .object({
     allowed: z.array(z.string()).openapi({ description: "recipients that may be sent to now, as given" }),
     denied: z.array(
@@ -54,9 +54,14 @@ export function createCheckRoutes(deps: AppDeps) {
     assertBrandAccess(c, input.brand);
     const brand = brandByCode(deps.db, input.brand);
     if (!brand) throw new ApiError("not_found", `brand ${input.brand} not found`, { field: "brand" });
-    await deps.receipts.applyPending(() => normalizedAddresses(input.recipients));
-    return c.json(checkRecipients(deps.db, brand.id, input.type, input.recipientType, input.recipients), 200);
+    return c.json(await answerCheck(deps, brand.id, input), 200);
   });
+}
+
+/** The check for a brand the caller may ask about (providers here, partners in api/callbacks.ts). */
+export async function answerCheck(deps: AppDeps, brandId: number, input: z.infer<typeof CheckInput>) {
+  await deps.receipts.applyPending(() => normalizedAddresses(input.recipients));
+  return checkRecipients(deps.db, brandId, input.type, input.recipientType, input.recipients);
 }
 
 /** The addresses a check asks about, normalised as the receipts' senders are. */

@@ -131,46 +131,60 @@ interface PlannerEntry {
   id: string;
   brands: number[] | "*";
   events: CallbackEventType[];
+  active: boolean;
 }
 
+const row = (eventId: number, target: string, active: boolean): OutboxInput =>
+  active ? { kind: "callback", eventId, target } : { kind: "callback", eventId, target, skipped: "endpoint disabled: replay to send" };
+
 /**
- * One `callback` outbox row per active subscription of the event's brand and per partner endpoint of
- * the brand, except the partner who reported the event. Runs inside the ledger transaction, so it
- * reads from a cache (per brand for partners, up to 3000 each) reloaded when the endpoint version moves.
+ * One `callback` outbox row per subscription of the event's brand and per partner endpoint of the
+ * brand, except the partner who reported the event. An endpoint that is disabled gets its row too,
+ * already `skipped` (never sent): a replay after it is enabled again finds what it missed — without
+ * the row a partner switched off over a refusal never learned of it, and a replay sent it the last
+ * ONAY it had. Runs inside the ledger transaction, so it reads from a cache (per brand for partners,
+ * up to 3000 each) reloaded when the endpoint version moves.
  */
 export function callbackPlanner(db: Db): OutboxPlanner {
   let version = -1;
   let subscriptions: PlannerEntry[] = [];
-  const partnersByBrand = new Map<number, { id: string; retailerCode: string }[]>();
+  const partnersByBrand = new Map<number, { id: string; retailerCode: string; active: boolean }[]>();
   return function planCallbacks(e: LedgerEvent): OutboxInput[] {
     const v = endpointVersion(db);
     if (v !== version) {
       version = v;
       partnersByBrand.clear();
-      subscriptions = stmt<[], { id: string; brands: string; events: string }>(
+      subscriptions = stmt<[], { id: string; brands: string; events: string; active: number }>(
         db,
-        `SELECT id, brands, events FROM endpoints WHERE kind = 'subscription' AND status = 'active' ORDER BY created_at, id`,
+        `SELECT id, brands, events, status = 'active' AS active FROM endpoints WHERE kind = 'subscription' ORDER BY created_at, id`,
       )
         .all()
-        .map((r) => ({ id: r.id, brands: JSON.parse(r.brands) as PlannerEntry["brands"], events: JSON.parse(r.events) as CallbackEventType[] }));
+        .map((r) => ({
+          id: r.id,
+          brands: JSON.parse(r.brands) as PlannerEntry["brands"],
+          events: JSON.parse(r.events) as CallbackEventType[],
+          active: r.active === 1,
+        }));
     }
     let partners = partnersByBrand.get(e.brandId);
     if (!partners) {
-      partners = stmt<[number], { id: string; retailerCode: string }>(
+      partners = stmt<[number], { id: string; retailerCode: string; active: number }>(
         db,
-        `SELECT ep.id, p.retailer_code AS retailerCode FROM partners p JOIN endpoints ep ON ep.partner_id = p.id
-          WHERE p.brand_id = ? AND ep.status = 'active' ORDER BY p.id`,
-      ).all(e.brandId);
+        `SELECT ep.id, p.retailer_code AS retailerCode, ep.status = 'active' AS active FROM partners p JOIN endpoints ep ON ep.partner_id = p.id
+          WHERE p.brand_id = ? ORDER BY p.id`,
+      )
+        .all(e.brandId)
+        .map((p) => ({ ...p, active: p.active === 1 }));
       partnersByBrand.set(e.brandId, partners);
     }
     const out: OutboxInput[] = [];
     for (const s of subscriptions) {
       if (!s.events.includes("consent.changed")) continue;
       if (s.brands !== "*" && !s.brands.includes(e.brandId)) continue;
-      out.push({ kind: "callback", eventId: e.id, target: s.id });
+      out.push(row(e.id, s.id, s.active));
     }
     const reporter = e.origin === "partner" ? e.retailerCode : null;
-    for (const p of partners) if (p.retailerCode !== reporter) out.push({ kind: "callback", eventId: e.id, target: p.id });
+    for (const p of partners) if (p.retailerCode !== reporter) out.push(row(e.id, p.id, p.active));
     return out;
   };
 }
