@@ -113,11 +113,16 @@ export const ConfigSchema = z
     // --- Callbacks and partners (provider subscriptions, dealer/agent fan-out) ---
     /** Key (base64, 32 bytes, or any passphrase) encrypting endpoint secrets at rest; default: derived from the hub secret. */
     CALLBACK_SECRETS_KEY: optionalString,
-    /** Seconds before each delivery attempt, comma-separated; its length is the number of attempts. */
+    /**
+     * Seconds before each delivery attempt, comma-separated; its length is the number of attempts.
+     * The default is Standard Webhooks' schedule continued every 10 hours for 5⅓ days, past
+     * CALLBACK_DISABLE_AFTER_HOURS: a partner down over a long weekend still gets a refusal within the
+     * 3 business days it has to honour it (Standard Webhooks' own schedule gave up after 27.6 hours).
+     */
     CALLBACK_RETRY_SCHEDULE: z
       .string()
       .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, "comma-separated seconds, e.g. 0,5,300")
-      .default("0,5,300,1800,7200,18000,36000,36000")
+      .default(["0,5,300,1800,7200,18000", ...Array(12).fill("36000")].join(","))
       .transform((s) => s.split(",").map((n) => Number(n.trim()) * 1000)),
     /** An attempt not answered 2xx within this many ms is a failure. */
     CALLBACK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),

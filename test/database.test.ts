@@ -109,3 +109,12 @@ describe("migrations", () => {
     c.close();
   });
 });
+
+describe("callback retry schedule", () => {
+  it("by default retries until past the endpoint's disabling, beyond a long weekend", () => {
+    const c = loadConfig({});
+    const total = c.CALLBACK_RETRY_SCHEDULE.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(c.CALLBACK_DISABLE_AFTER_HOURS * 3_600_000);
+    expect(c.CALLBACK_RETRY_SCHEDULE.slice(0, 6)).toEqual([0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000]);
+  });
+});
