@@ -502,7 +502,11 @@ describe("keys, expiry and limits", () => {
     const before = footprint();
     const res = await expired.request(path);
     expect(res.status).toBe(410);
-    expect(await res.text()).toContain("süresi dolmuş");
+    const page = await res.text();
+    expect(page).toContain("süresi dolmuş");
+    // The recipient is told where a refusal is still possible.
+    expect(page).toContain('href="https://iys.org.tr"');
+    expect(page).toContain("ret bildirebilirsiniz");
     expect((await oneClick(path, expired)).status).toBe(410);
     expect(footprint()).toEqual(before);
     const again = await expired.request("/api/v1/links", authed({ brand: "KOTON", recipient: address }));

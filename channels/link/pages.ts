@@ -116,5 +116,10 @@ export function problemPage(kind: "not_found" | "expired" | "rate_limited" | "ba
     unavailable: ["Şu anda kaydedemiyoruz; lütfen biraz sonra yeniden deneyin", "We cannot record this right now; please try again shortly"],
   } as const;
   const [tr, en] = messages[kind];
-  return layout("tr", tr, html`<h1>${tr}</h1><p lang="en">${en}</p>`, false);
+  // A link that no longer works must not leave the recipient without a way to refuse.
+  const elsewhere =
+    kind === "expired" || kind === "not_found"
+      ? html`<p>Ticari iletileri almamak için İleti Yönetim Sistemi'nden (<a href="https://iys.org.tr">iys.org.tr</a>, e-Devlet ya da İYS mobil uygulaması) ret bildirebilirsiniz.</p><p lang="en">You can still refuse commercial messages through İYS (iys.org.tr, e-Devlet or the İYS app).</p>`
+      : "";
+  return layout("tr", tr, html`<h1>${tr}</h1><p lang="en">${en}</p>${elsewhere}`, false);
 }
