@@ -88,6 +88,16 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
     await deletePrefix(prefix);
   });
 
+  /** The sweeper as the runtime wires it, on this test's queues and a clock of its own. */
+  const sweeperDeps = (real: TestClock) => ({
+    db,
+    log: silentLog,
+    now: () => real.now().getTime(),
+    graceMs: 30_000,
+    enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
+    enqueueOutbox: (rows: (OutboxRef & { at: number })[], tag: string) => producer.enqueueOutbox(rows, { single: true, tag, lifo: true }),
+    oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
+  });
   const insertReceipt = (ref: string, at: number) =>
     Number(db.$client.prepare("INSERT INTO receipts (channel, provider, provider_ref, status, received_at) VALUES ('sms', 'twilio', ?, 'received', ?)").run(ref, at).lastInsertRowid);
   const waitingIds = async (queue: "consent" | "iys-reports") =>
@@ -125,15 +135,7 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
 
     // A minute later, the grace (30 s) is long over, but nothing has worked the queues off.
     real.advance(60_000);
-    const deps = {
-      db,
-      log: silentLog,
-      now: () => real.now().getTime(),
-      graceMs: 30_000,
-      enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
-      enqueueOutbox: (rows: (OutboxRef & { at: number })[], tag: string) => producer.enqueueOutbox(rows, { single: true, tag, lifo: true }),
-      oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
-    };
+    const deps = sweeperDeps(real);
     expect(await sweep(deps)).toEqual({ receipts: 1, outbox: 0 });
     // The lost receipt's job is dated when it was taken and is first in line.
     expect((await producer.oldestWaiting("consent")).wait).toBe(t0 - 40_000);
@@ -154,6 +156,7 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
 
   it("a rate-limited sender's job waiting behind the plain ones holds back only rate-limited receipts", async () => {
     await producer.queues.consent.obliterate({ force: true });
+    finishOutbox(db, rowId, "done", Date.now()); // beforeEach's row is not this test's business
     const t0 = Date.now();
     const real = new TestClock(t0);
     // A limited receipt's job (prioritized: worked once the plain list is empty) waits since t0 - 100 s.
@@ -164,15 +167,7 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
     const plainLost = insertReceipt("SMlost-plain", t0 - 50_000);
     const limitedLost = insertReceipt("SMlost-lim", t0 - 50_000);
     db.$client.prepare(`UPDATE receipts SET payload = '{"limited":true}' WHERE id = ?`).run(limitedLost);
-    const deps = {
-      db,
-      log: silentLog,
-      now: () => real.now().getTime(),
-      graceMs: 30_000,
-      enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
-      enqueueOutbox: async () => {},
-      oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
-    };
+    const deps = sweeperDeps(real);
     // The plain one cannot be in a prioritized job: swept. The limited one might be: left to it.
     expect(await sweep(deps)).toEqual({ receipts: 1, outbox: 0 });
     expect((await producer.queues.consent.getJobs(["wait"])).flatMap((j) => (j.data as { receiptIds: number[] }).receiptIds)).toEqual([plainLost]);
@@ -181,19 +176,12 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
 
   it("work swept in several jobs is queued oldest first, and none of it is swept again while it waits", async () => {
     await producer.queues.consent.obliterate({ force: true });
+    finishOutbox(db, rowId, "done", Date.now());
     const t0 = Date.now();
     const real = new TestClock(t0);
     // 1 500 receipts whose jobs were lost, taken one a second before t0 - 2 000 s.
     const ids = db.$client.transaction(() => Array.from({ length: 1500 }, (_, i) => insertReceipt(`SMl${i}`, t0 - 3_500_000 + i * 1000)))();
-    const deps = {
-      db,
-      log: silentLog,
-      now: () => real.now().getTime(),
-      graceMs: 30_000,
-      enqueueReceipts: (rows: { id: number; at: number }[], tag: string) => producer.enqueueReceipts(rows, { tag, lifo: true }),
-      enqueueOutbox: async () => {},
-      oldestWaiting: (q: QueueName) => producer.oldestWaiting(q),
-    };
+    const deps = sweeperDeps(real);
     expect((await sweep(deps)).receipts).toBe(1500);
     expect((await producer.oldestWaiting("consent")).wait).toBe(t0 - 3_500_000);
     // The job first in line (what a worker takes next) holds the oldest receipts.
