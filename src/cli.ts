@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createCheckpoint, hasCheckpoints, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
@@ -61,6 +63,11 @@ async function main(argv: string[]): Promise<number> {
   });
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, process.stderr as never);
+  // Only migrate makes a database: a mistyped DATABASE_PATH or the wrong directory must not pass
+  // `verify` as an intact empty ledger (nor leave a new database and ledger key behind).
+  if (command !== "migrate" && config.DATABASE_PATH !== ":memory:" && !existsSync(config.DATABASE_PATH)) {
+    throw new Error(`no database at ${resolve(config.DATABASE_PATH)} (DATABASE_PATH): start the hub (npm start) or run \`hub migrate\` first, or point DATABASE_PATH at the hub's database`);
+  }
   const db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   try {
     switch (command) {

@@ -96,6 +96,21 @@ describe("hub CLI", () => {
     expect(existsSync(missing)).toBe(false);
   }, 30_000);
 
+  it("a command other than migrate on a database that does not exist fails naming DATABASE_PATH, and creates nothing", async () => {
+    const missing = join(tmp.dir, "nowhere", "hub.db");
+    const key = join(tmp.dir, "nowhere", "key.json");
+    for (const args of [["verify"], ["brands"], ["export", "--brand", "MIGROS"], ["deliveries"]]) {
+      const r = await hubWith({ ...env, DATABASE_PATH: missing, LEDGER_KEY_PATH: key }, ...args);
+      expect(r.code, args.join(" ")).toBe(1);
+      expect(r.stderr).toContain(`no database at ${missing} (DATABASE_PATH)`);
+      expect(r.stdout).not.toContain("ledger intact");
+    }
+    expect(existsSync(missing)).toBe(false);
+    expect(existsSync(key)).toBe(false);
+    expect((await hubWith({ ...env, DATABASE_PATH: missing, LEDGER_KEY_PATH: key }, "migrate")).code).toBe(0);
+    expect(existsSync(missing)).toBe(true);
+  });
+
   it("an unknown command exits 2 with the usage", async () => {
     const res = await hub("frobnicate");
     expect(res.code).toBe(2);
