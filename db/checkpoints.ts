@@ -35,8 +35,12 @@ export async function loadOrCreateLedgerKey(path: string, log?: Logger, opts: { 
     throw new Error(`the ledger signing key LEDGER_KEY_PATH=${path} does not exist (checkpoints were signed with a key kept there: restore it from your backup)`);
   }
   if (existsSync(path)) {
-    jwk = JSON.parse(readFileSync(path, "utf8")) as JWK;
-    if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.x) {
+    try {
+      jwk = JSON.parse(readFileSync(path, "utf8")) as JWK;
+    } catch (err) {
+      throw new Error(`LEDGER_KEY_PATH ${path} is not a readable JSON key file (${(err as Error).message})`);
+    }
+    if (!jwk || jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.x) {
       throw new Error(`LEDGER_KEY_PATH ${path} does not hold an Ed25519 private JWK`);
     }
   } else {

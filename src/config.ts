@@ -4,18 +4,20 @@ const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
-const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), z.url().optional());
+/** An http(s) URL: z.url() alone takes "localhost:8787" as a URL of scheme "localhost:". */
+const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional());
+const blankIsUnset = (v: unknown) => (v === "" ? undefined : v);
 const optionalString = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
 
 /** Every environment variable the hub reads. Names are a contract: tests, CI and operators rely on them. */
 export const ConfigSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-    PORT: z.coerce.number().int().min(0).max(65535).default(8787),
+    PORT: z.preprocess(blankIsUnset, z.coerce.number().int().min(0).max(65535).default(8787)),
     PUBLIC_BASE_URL: optionalUrl,
     DATABASE_PATH: z.string().min(1).default("./data/hub.db"),
     /** NORMAL survives a process crash; FULL also an OS crash or power loss, at an fsync a commit. */
-    SQLITE_SYNCHRONOUS: z.enum(["NORMAL", "FULL"]).default("NORMAL"),
+    SQLITE_SYNCHRONOUS: z.preprocess((v) => (typeof v === "string" && v !== "" ? v.toUpperCase() : undefined), z.enum(["NORMAL", "FULL"]).default("NORMAL")),
     REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
     QUEUE_PREFIX: z
       .string()
@@ -138,6 +140,10 @@ export const ConfigSchema = z
     ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(480),
     /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
     METRICS_TOKEN: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "at least 16 characters").optional()),
+  })
+  .refine((c) => !c.IYS_API_BASE_URL || (c.IYS_USERNAME && c.IYS_PASSWORD), {
+    path: ["IYS_PASSWORD"],
+    message: "IYS_API_BASE_URL is set: IYS_USERNAME and IYS_PASSWORD are both required (İYS's token endpoint takes them)",
   })
   // In production the origin providers and mail clients reach must be given, over HTTPS: webhook
   // signatures are computed against it, and RFC 8058 one-click links must be https.

@@ -30,7 +30,12 @@ export { iysReportPlanner };
 
 export function buildCalendar(config: Pick<Config, "HOLIDAYS_PATH">): BusinessCalendar {
   if (!config.HOLIDAYS_PATH) return new BusinessCalendar(defaultHolidayTable);
-  const extra = JSON.parse(readFileSync(config.HOLIDAYS_PATH, "utf8")) as HolidayTable;
+  let extra: HolidayTable;
+  try {
+    extra = JSON.parse(readFileSync(config.HOLIDAYS_PATH, "utf8")) as HolidayTable;
+  } catch (err) {
+    throw new Error(`HOLIDAYS_PATH ${config.HOLIDAYS_PATH} is not a readable JSON holiday table (${(err as Error).message})`);
+  }
   return new BusinessCalendar(mergeHolidayTables(defaultHolidayTable, extra));
 }
 

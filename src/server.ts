@@ -18,7 +18,14 @@ async function main() {
     }
     throw err;
   }
-  const runtime = await createRuntime(config);
+  let runtime;
+  try {
+    runtime = await createRuntime(config);
+  } catch (err) {
+    // A file the configuration names that cannot be used (HOLIDAYS_PATH, LEDGER_KEY_PATH…): one line, no stack.
+    console.error(`hub: cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
   const { log } = runtime.deps;
   if (config.RUN_WORKERS) runtime.startBackground();
   const server = config.RUN_WEB

@@ -76,6 +76,16 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(loadConfig({}).PUBLIC_BASE_URL).toBe("http://localhost:8787");
   });
 
+  it("a bad value names its variable: URLs without http(s), İYS without its password, files that cannot be read", async () => {
+    expect(() => loadConfig({ PUBLIC_BASE_URL: "localhost:8787" })).toThrow(/PUBLIC_BASE_URL: must be an http:\/\/ or https:\/\/ URL/);
+    expect(() => loadConfig({ IYS_API_BASE_URL: "http://iys.example", IYS_USERNAME: "u" })).toThrow(/IYS_PASSWORD: IYS_API_BASE_URL is set/);
+    expect(loadConfig({ PORT: "" }).PORT).toBe(8787);
+    expect(loadConfig({ SQLITE_SYNCHRONOUS: "full" }).SQLITE_SYNCHRONOUS).toBe("FULL");
+    await expect(createRuntime(testConfig(tmp.dir, { HOLIDAYS_PATH: `${tmp.dir}/no-such-holidays.json` }))).rejects.toThrow(/^HOLIDAYS_PATH .*no-such-holidays.json is not a readable JSON holiday table/);
+    writeFileSync(`${tmp.dir}/not-a-key.json`, "root:x:0:0\n");
+    await expect(createRuntime(testConfig(tmp.dir, { LEDGER_KEY_PATH: `${tmp.dir}/not-a-key.json` }))).rejects.toThrow(/^LEDGER_KEY_PATH .*not-a-key.json is not a readable JSON key file/);
+  });
+
   it("MAIL_FROM is a bare address: with a display name every confirmation was refused by the SMTP server (501)", () => {
     expect(() => loadConfig({ MAIL_FROM: "Migros İYS <noreply@hub.example.com>" })).toThrow(/MAIL_FROM: must be a bare address/);
     expect(() => loadConfig({ MAIL_FROM: "noreply" })).toThrow(/MAIL_FROM/);
