@@ -34,6 +34,9 @@ async function main() {
       )
     : null;
   if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
+  if (config.RUN_WEB && !config.VONAGE_SIGNATURE_SECRET) {
+    log.warn({}, "VONAGE_SIGNATURE_SECRET is not set: /sms/vonage accepts unsigned requests (set it and enable signed webhooks in Vonage)");
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -87,8 +87,10 @@ export function createSmsRoutes(deps: AppDeps) {
       if (!token) throw new ApiError("unavailable", "Twilio webhooks are not configured (TWILIO_AUTH_TOKEN)");
       if (!isForm(c)) throw new ApiError("unsupported_media_type", "Content-Type must be application/x-www-form-urlencoded");
       const params = formParams(await c.req.text());
-      if (!twilioSignatureValid(token, c.req.header("x-twilio-signature"), publicUrl(deps, c), params)) {
-        throw new ApiError("forbidden", "X-Twilio-Signature is missing or does not match");
+      const url = publicUrl(deps, c);
+      if (!twilioSignatureValid(token, c.req.header("x-twilio-signature"), url, params)) {
+        // The URL checked against: a PUBLIC_BASE_URL other than the one configured in Twilio is the usual cause.
+        throw new ApiError("forbidden", `X-Twilio-Signature is missing or does not match (checked against ${url.split("?")[0]}; PUBLIC_BASE_URL must be the origin Twilio calls)`);
       }
       const sid = required(params, "MessageSid", /^[A-Z]{2}[0-9a-fA-F]{32}$/);
       await ingress.ingest({
