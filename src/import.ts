@@ -163,6 +163,29 @@ class LineParser extends Parser {
   }
 }
 
+/**
+ * "," unless the header row has ";" and no "," (what Excel writes under a Turkish locale); the
+ * chunks read to find out are given back in front of the rest.
+ */
+async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promise<{ delimiter: string; chunks: AsyncIterable<Uint8Array | string> }> {
+  const it = source[Symbol.asyncIterator]();
+  const seen: (Uint8Array | string)[] = [];
+  let head = "";
+  while (!head.includes("\n") && head.length < 64 * 1024) {
+    const next = await it.next();
+    if (next.done) break;
+    seen.push(next.value);
+    head += typeof next.value === "string" ? next.value : Buffer.from(next.value).toString("utf8");
+  }
+  const header = head.split("\n")[0] ?? "";
+  const delimiter = header.includes(";") && !header.includes(",") ? ";" : ",";
+  async function* chunks() {
+    yield* seen;
+    for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+  }
+  return { delimiter, chunks: chunks() };
+}
+
 interface PendingRow {
   line: number;
   fields: string[];
@@ -181,8 +204,10 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const batchSize = opts.batchSize ?? 5000;
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
-  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true });
-  const input = Readable.from(counted(source, counts));
+  // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
+  const { delimiter, chunks } = await sniffDelimiter(counted(source, counts));
+  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true, delimiter });
+  const input = Readable.from(chunks);
   input.on("error", (err) => parser.destroy(err));
   input.pipe(parser);
 

@@ -279,6 +279,14 @@ describe("POST /api/v1/imports", () => {
     expect((await unknown.json()).error).toMatchObject({ code: "not_found", field: "brand" });
   });
 
+  it("a file saved by a spreadsheet under a Turkish locale (fields separated by ;) is read as such", async () => {
+    // recipientType;type;recipient;status;source;consentDate (HEADER's order)
+    const rows = [`BIREYSEL;MESAJ;${phone(910_001)};ONAY;HS_WEB;${iys(NOW - 60_000)}`, `;EPOSTA;semi.colon@example.com;ONAY;HS_WEB;${iys(NOW - 60_000)}`, `;MESAJ;${phone(910_002)};ONAY;HS_YOK;${iys(NOW - 60_000)}`];
+    const res = await post("?brand=UPLOAD", `\ufeff${HEADER.replaceAll(",", ";")}\r\n${rows.join("\r\n")}\r\n`);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toMatchObject({ rowsRead: 3, recorded: 2, rejected: 1, codes: { H486: 1 } });
+  });
+
   it("a header without the required columns is a 400 naming them, and nothing is written", async () => {
     const before = countEvents();
     const res = await post("?brand=UPLOAD", `type,recipient,status,consentDate\nMESAJ,${phone(1)},ONAY,${iys(NOW - 60_000)}\n`);
