@@ -71,6 +71,10 @@ export function createApp(deps: AppDeps) {
     return (largeBodies.has(path) || PARTNER_CHECK.test(path) ? largeLimit : defaultLimit)(c, next);
   });
 
+  // Where to go from the bare origin (the quick start prints it).
+  app.get("/", (c) =>
+    c.json({ name: "İYS consent hub", docs: "/api/docs", openapi: "/api/v1/openapi.json", health: "/healthz", ready: "/readyz", admin: "/admin" }),
+  );
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const checks: Record<string, "ok" | string> = {};

@@ -41,6 +41,12 @@ afterAll(async () => {
 const minutesAgo = (m: number) => formatIysDate(new Date(Date.now() - m * 60_000));
 
 describe("health", () => {
+  it("the bare origin points to the docs, the health checks and the dashboard", async () => {
+    const res = await app.request("/");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ docs: "/api/docs", health: "/healthz", admin: "/admin" });
+  });
+
   it("healthz answers 200 while the process is up", async () => {
     expect((await app.request("/healthz")).status).toBe(200);
   });

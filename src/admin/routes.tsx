@@ -49,7 +49,10 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
     const origin = c.req.header("origin") ?? (c.req.header("referer") ? safeOrigin(c.req.header("referer")!) : undefined);
     if (origin !== publicOrigin) {
       deps.log.warn({ requestId: c.get("requestId"), origin: origin ?? null }, "admin request refused: cross-origin or no Origin");
-      throw new ApiError("forbidden", `cross-origin request refused: expected Origin ${publicOrigin}`);
+      throw new ApiError(
+        "forbidden",
+        `cross-origin request refused: expected Origin ${publicOrigin} (open the dashboard at ${publicOrigin}/admin, or set PUBLIC_BASE_URL to the origin you use)`,
+      );
     }
     return next();
   });
