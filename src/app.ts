@@ -4,11 +4,11 @@ import { createIvrRoutes } from "../channels/ivr/routes";
 import { createLinkRoutes } from "../channels/link/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
-import { swaggerUI } from "@hono/swagger-ui";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { createApiRoutes } from "./api/index";
+import { createApiDocsRoutes } from "./api-docs";
 import type { AppDeps, HonoEnv } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { createAdminRoutes } from "./admin/routes";
@@ -96,7 +96,7 @@ export function createApp(deps: AppDeps) {
   });
 
   app.route("/api/v1", createApiRoutes(deps));
-  app.get("/api/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "İYS consent hub API" }));
+  app.route("/api/docs", createApiDocsRoutes());
   app.route("/sms", createSmsRoutes(deps));
   app.route("/voice", createIvrRoutes(deps));
   app.route("/r", createLinkRoutes(deps));

@@ -114,3 +114,22 @@ describe("the operator dashboard in a real browser", () => {
     await context.close();
   }, 90_000);
 });
+
+describe("the API reference in a real browser", () => {
+  it("renders the operations from the hub's own files, with no internet access", async () => {
+    const page = await browser.newPage();
+    const external: string[] = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith(origin)) external.push(r.url());
+    });
+    try {
+      await page.goto(`${origin}/api/docs`);
+      await page.waitForSelector(".opblock", { timeout: 30_000 });
+      expect(await page.locator(".opblock").count()).toBeGreaterThan(10);
+      expect(await page.textContent("body")).toContain("/check");
+      expect(external).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
+});

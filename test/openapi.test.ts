@@ -131,7 +131,8 @@ describe("the OpenAPI document", () => {
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     const ui = await app.request("/api/docs");
     expect(ui.status).toBe(200);
-    expect(await ui.text()).toContain("/api/v1/openapi.json");
+    expect(await ui.text()).toContain("/api/docs/init.js");
+    expect(await (await app.request("/api/docs/init.js")).text()).toContain("/api/v1/openapi.json");
   });
 
   it("documents every route the app serves under /api/v1, and nothing it does not serve", () => {

@@ -1,0 +1,46 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { Hono } from "hono";
+
+/** The Swagger UI files, served by the hub itself: the reference must work without internet access (it loaded them from a CDN). */
+const ASSETS: Record<string, string> = {
+  "swagger-ui.css": "text/css; charset=utf-8",
+  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+};
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>İYS consent hub API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script src="/api/docs/init.js"></script>
+</body>
+</html>
+`;
+
+/** A script file rather than inline: the page works under a Content-Security-Policy without 'unsafe-inline'. */
+const INIT = `window.ui = SwaggerUIBundle({ url: "/api/v1/openapi.json", dom_id: "#swagger-ui" });\n`;
+
+/** `/api/docs`: the API reference (Swagger UI over /api/v1/openapi.json). */
+export function createApiDocsRoutes() {
+  const dir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+  const files = new Map<string, Buffer>();
+  const app = new Hono();
+  app.get("/", (c) => c.html(PAGE));
+  app.get("/init.js", (c) => c.body(INIT, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=3600" }));
+  for (const [name, type] of Object.entries(ASSETS)) {
+    app.get(`/${name}`, (c) => {
+      let body = files.get(name);
+      if (!body) files.set(name, (body = readFileSync(join(dir, name))));
+      return c.body(new Uint8Array(body), 200, { "content-type": type, "cache-control": "public, max-age=86400" });
+    });
+  }
+  return app;
+}
