@@ -20,6 +20,10 @@ export interface IysBatchDeps {
 interface BatchState {
   requestId: string;
   submittedAt: number;
+  /** The events sent under requestId when İYS refused some at once (İYS answers by position in this list). */
+  sent?: number[];
+  /** Codes of the movements İYS refused at once (kept in iys_report_items). */
+  refusedAtOnce?: Record<string, number>;
 }
 
 const EVENTS = `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`;
@@ -60,18 +64,46 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   const now = deps.clock.now().getTime();
   const state = row.result ? (JSON.parse(row.result) as Partial<BatchState>) : {};
 
+  const save = stmt(
+    deps.db,
+    `INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, creation_date, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (event_id) DO UPDATE SET outbox_id = excluded.outbox_id, status = excluded.status, transaction_id = excluded.transaction_id,
+       creation_date = excluded.creation_date, error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`,
+  );
+
   if (!state.requestId) {
-    const events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as LedgerEvent[];
+    let events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as LedgerEvent[];
     if (events.length !== ids.length) throw new UnrecoverableError(`${ids.length - events.length} of the row's events are not in the ledger`);
     // As for single writes: a list goes once no earlier movement of any of its consents is on its way.
     if (events.some((e) => earlierOnTheWay(deps.db, e))) return { status: "wait", until: now + deps.iysRetryBaseMs };
-    const sent = await deps.iys.submitBatch(ref, events);
-    if (!sent.ok) {
+    // İYS refuses the whole list for a movement it will never take (a 422 naming its index): those
+    // are recorded as refused and the rest sent again at once, rather than all lost for one.
+    const refusedAtOnce: Record<string, number> = {};
+    for (;;) {
+      const sent = await deps.iys.submitBatch(ref, events);
+      if (sent.ok) {
+        const partial = events.length < ids.length;
+        const result: BatchState = { requestId: sent.requestId, submittedAt: now, ...(partial ? { sent: events.map((e) => e.id), refusedAtOnce } : {}) };
+        return { status: "wait", until: now + deps.iysBatchPollMs, result: result as unknown as Record<string, unknown> };
+      }
+      if (sent.permanent && sent.items?.length) {
+        const refused = new Map(sent.items.map((i) => [i.index, i]));
+        deps.db.$client.transaction(() => {
+          for (const [index, item] of refused) {
+            save.run(events[index]!.id, row.id, "failure", null, null, item.code, item.message, now);
+            refusedAtOnce[item.code] = (refusedAtOnce[item.code] ?? 0) + 1;
+          }
+        })();
+        events = events.filter((_, k) => !refused.has(k));
+        if (events.length > 0) continue;
+        const summary = Object.entries(refusedAtOnce).map(([c, n]) => `${c} ×${n}`).join(", ");
+        return { status: "failed", note: `İYS refused all ${ids.length} movements (${summary}); see iys_report_items`, result: { movements: ids.length, refused: ids.length, codes: refusedAtOnce } };
+      }
       if (sent.permanent) throw new UnrecoverableError(`İYS refused the list: ${sent.code}: ${sent.message}`);
       return retryLater(row, deps, now, row.createdAt, `İYS multiple write failed: ${sent.code}`);
     }
-    return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: sent.requestId, submittedAt: now } satisfies BatchState };
   }
+  const listed = state.sent ?? ids;
 
   const asked = await deps.iys.batchStatus(ref, state.requestId);
   if (!asked.ok) {
@@ -79,26 +111,20 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
     return retryLater(row, deps, now, row.createdAt, `İYS request query failed: ${asked.code}`, state as Record<string, unknown>);
   }
   const byIndex = new Map(asked.items.map((i) => [i.index, i]));
-  const unfinished = ids.filter((_, k) => (byIndex.get(k)?.status ?? "enqueue") === "enqueue").length;
+  const unfinished = listed.filter((_, k) => (byIndex.get(k)?.status ?? "enqueue") === "enqueue").length;
   const submittedAt = state.submittedAt ?? now;
   if (unfinished > 0) {
     // İYS keeps a request's outcome 60 days; one it has not processed in a week is given up on, visibly.
     if (now - submittedAt > IYS_RETRY_HORIZON_MS) {
       throw new UnrecoverableError(`İYS has not finished request ${state.requestId} in 7 days (${unfinished} of ${ids.length} movements still queued)`);
     }
-    return { status: "wait", until: now + deps.iysBatchPollMs, result: { requestId: state.requestId, submittedAt } satisfies BatchState };
+    return { status: "wait", until: now + deps.iysBatchPollMs, result: { ...state, requestId: state.requestId, submittedAt } as unknown as Record<string, unknown> };
   }
 
-  const codes: Record<string, number> = {};
-  let refused = 0;
-  const save = stmt(
-    deps.db,
-    `INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, creation_date, error_code, error_message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (event_id) DO UPDATE SET outbox_id = excluded.outbox_id, status = excluded.status, transaction_id = excluded.transaction_id,
-       creation_date = excluded.creation_date, error_code = excluded.error_code, error_message = excluded.error_message, updated_at = excluded.updated_at`,
-  );
+  const codes: Record<string, number> = { ...state.refusedAtOnce };
+  let refused = ids.length - listed.length;
   deps.db.$client.transaction(() => {
-    ids.forEach((eventId, k) => {
+    listed.forEach((eventId, k) => {
       const item = byIndex.get(k)!;
       const ok = item.status === "success" || alreadyRecorded(item.code);
       if (!ok) {

@@ -31,8 +31,10 @@ export function earlierOnTheWay(db: Db, e: LedgerEvent): boolean {
     `SELECT id, origin FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ? AND effect = 'movement' ORDER BY id DESC LIMIT 20`,
   ).all(e.brandId, e.recipient, e.recipientType, e.type, e.id) as { id: number; origin: string }[];
   const single = stmt(db, `SELECT 1 FROM outbox WHERE event_id = ? AND kind = 'iys_report' AND status = 'pending' LIMIT 1`);
-  // The list holding an imported movement: the unfinished one starting at or before it (lists hold ascending ids).
-  const list = stmt(db, `SELECT target FROM outbox WHERE kind = 'iys_batch' AND status <> 'done' AND event_id <= ? ORDER BY event_id DESC LIMIT 1`);
+  // The list holding an imported movement: the pending one starting at or before it (lists hold ascending
+  // ids). A list that ended — done, failed, skipped, exhausted — holds nothing back: its movements are
+  // at İYS or never will be (a failed list held every later movement of its consents back for good).
+  const list = stmt(db, `SELECT target FROM outbox WHERE kind = 'iys_batch' AND status = 'pending' AND event_id <= ? ORDER BY event_id DESC LIMIT 1`);
   return earlier.some((p) => {
     if (single.get(p.id)) return true;
     if (p.origin !== "import") return false;

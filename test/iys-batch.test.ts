@@ -142,6 +142,58 @@ describe("bulk import reported to İYS in lists", () => {
     ]);
   });
 
+  it("a list İYS refuses at once for some movements (422 naming their index) goes again without them; they are kept refused", async () => {
+    const before = headEvent();
+    iys.batchDelayMs = 0;
+    iys.refuseAtSubmit.add(phone(930_001));
+    iys.refuseAtSubmit.add(phone(930_003));
+    const batches = iys.batches.length;
+    const summary = await runImport(
+      csv([0, 1, 2, 3, 4].map((k) => `MESAJ,${phone(930_000 + k)},ONAY,HS_WEB,${date},BIREYSEL`)),
+      deps,
+      { brandId, via: "cli" },
+    );
+    expect(summary.recorded).toBe(5);
+    const [row] = await waitFor(() => {
+      const rs = outboxOf(before);
+      if (rs.length !== 1 || rs[0]!.status === "pending") throw new Error("still pending");
+      return rs;
+    });
+    expect(row!.lastError).toBe("İYS refused 2 of 5 movements (H467 ×2); see iys_report_items");
+    // One list accepted, of the three others, answered by their positions in it.
+    expect(iys.batches.slice(batches).map((b) => b.items.map((i) => i.recipient))).toEqual([[phone(930_000), phone(930_002), phone(930_004)]]);
+    const items = db()
+      .prepare(`SELECT status, error_code AS code, transaction_id AS tx FROM iys_report_items WHERE event_id > ? ORDER BY event_id`)
+      .all(before) as { status: string; code: string | null; tx: string | null }[];
+    expect(items.map((i) => [i.status, i.code, i.tx !== null])).toEqual([
+      ["success", null, true],
+      ["failure", "H467", false],
+      ["success", null, true],
+      ["failure", "H467", false],
+      ["success", null, true],
+    ]);
+  });
+
+  it("a list that ended failed does not hold back later movements of its consents", async () => {
+    // The previous test's list ended failed (two movements refused): a later RET of one of its
+    // other consents, and of a refused one, each reach İYS.
+    const onayOk = db().prepare("SELECT id FROM consent_events WHERE recipient = ? AND brand_id = ?").get(phone(930_000), brandId) as { id: number };
+    expect(onayOk).toBeDefined();
+    const writes = iys.writes.length;
+    for (const k of [0, 1]) {
+      const res = await app.request(
+        "/api/v1/consents",
+        authed({ brand: "BATCH", recipient: phone(930_000 + k), type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 1000)) }),
+      );
+      expect(res.status, await res.clone().text()).toBe(201);
+    }
+    await waitFor(() => iys.writes.length - writes === 2, { timeoutMs: 15_000 });
+    expect(iys.writes.slice(writes).map((w) => [w.body.recipient, w.body.status])).toEqual([
+      [phone(930_000), "RET"],
+      [phone(930_001), "RET"],
+    ]);
+  });
+
   it("an address with two movements in one transaction goes through single writes; the rest as a list", async () => {
     const before = headEvent();
     const writesBefore = iys.writes.length;

@@ -15,8 +15,12 @@ export type IysReportResult =
 
 type IysFailure = { ok: false; permanent: boolean; code: string; message: string };
 
-/** İYS took the list for processing (Asenkron Çoklu İzin Ekleme); the outcome is asked for later. */
-export type IysBatchSubmitResult = { ok: true; requestId: string } | IysFailure;
+/**
+ * İYS took the list for processing (Asenkron Çoklu İzin Ekleme); the outcome is asked for later. A
+ * list refused at once for some of its movements (a 422 whose errors name their `index`: H467, H162,
+ * H120…) carries those in `items`: the list may go again without them.
+ */
+export type IysBatchSubmitResult = { ok: true; requestId: string } | (IysFailure & { items?: { index: number; code: string; message: string }[] });
 
 /** One movement of a batch as İYS answers it, by its position in the list sent. */
 export interface IysBatchItem {
@@ -79,7 +83,7 @@ function consentBody(e: LedgerEvent): Record<string, unknown> {
   return body;
 }
 
-type ErrorBody = { errors?: { code?: string; message?: string }[] };
+type ErrorBody = { errors?: { code?: string; message?: string; index?: unknown }[] };
 
 /** İYS answers these when the movement is already what it holds: the report has, in effect, been made. */
 const ALREADY_RECORDED = new Set(["H174"]);
@@ -168,7 +172,9 @@ export class HttpIysReporter implements IysReporter {
   private failure(status: number, json: unknown): IysFailure {
     const err = (json as ErrorBody | null)?.errors?.[0];
     const code = err?.code ?? `HTTP_${status}`;
-    const permanent = (status === 400 || status === 422) && !!err?.code;
+    // 400/422: a rule code about the movement; 403 H180: no İYS dealer has that retailerCode (asking
+    // again cannot change it, and İYS counts every refused request against the account's success rate).
+    const permanent = ((status === 400 || status === 422) && !!err?.code) || (status === 403 && err?.code === "H180");
     return { ok: false, permanent, code, message: err?.message ?? `HTTP ${status}` };
   }
 
@@ -189,7 +195,12 @@ export class HttpIysReporter implements IysReporter {
     const requestId = (json as { requestId?: unknown } | null)?.requestId;
     if (ok && typeof requestId === "string" && requestId) return { ok: true, requestId };
     if (ok) return { ok: false, permanent: false, code: "no_request_id", message: "İYS accepted the list without a requestId" };
-    return this.failure(status, json);
+    const failure = this.failure(status, json);
+    const errors = (json as ErrorBody | null)?.errors ?? [];
+    const items = errors
+      .filter((e) => Number.isInteger(e.index) && (e.index as number) >= 0 && (e.index as number) < events.length && e.code)
+      .map((e) => ({ index: e.index as number, code: e.code!, message: e.message ?? e.code! }));
+    return failure.permanent && items.length > 0 ? { ...failure, items } : failure;
   }
 
   async batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult> {

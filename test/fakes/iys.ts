@@ -35,6 +35,8 @@ export class FakeIys {
   batchDelayMs = 0;
   /** Recipients whose movements a multiple write refuses (H120, as for a malformed address). */
   readonly refuse = new Set<string>();
+  /** Recipients whose movement makes İYS refuse the whole list at once (422, each error naming its index), as for H467. */
+  readonly refuseAtSubmit = new Set<string>();
   tokenRequests = 0;
   /** Answer this many consent writes with 503 before accepting (to exercise retries). */
   failNext = 0;
@@ -67,6 +69,10 @@ export class FakeIys {
           }
           const items = JSON.parse(body) as Record<string, unknown>[];
           if (!Array.isArray(items) || items.length === 0 || items.length > 1000) return send(400, { errors: [{ code: "H092", message: "Çoklu izin ekleme isteği geçerli olmalıdır." }] });
+          const refusedAtOnce = items.flatMap((it, index) =>
+            this.refuseAtSubmit.has(String(it.recipient)) ? [{ index, location: ["consentDate"], code: "H467", message: "Üç iş günü öncesinde alınan izinler kaydedilemez." }] : [],
+          );
+          if (refusedAtOnce.length > 0) return send(422, { errors: refusedAtOnce });
           const requestId = `req${this.batches.length + 1}${Math.random().toString(36).slice(2, 10)}`;
           this.batches.push({ iysCode: batch[1]!, brandCode: batch[2]!, requestId, items, at: Date.now() });
           return send(202, { requestId, subRequests: items.map((it, k) => ({ ...it, subRequestId: `${requestId}-${k}`, creationDate: formatIysDate(new Date()) })) });
