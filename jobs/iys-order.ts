@@ -42,3 +42,27 @@ export function earlierOnTheWay(db: Db, e: LedgerEvent): boolean {
     return row !== undefined && (JSON.parse(row.target) as number[]).includes(p.id);
   });
 }
+
+/** How far apart two movements of one consent reach İYS: within one second İYS gives them one transactionId. */
+export const IYS_MOVEMENT_SPACING_MS = 1100;
+
+/**
+ * Until when a movement must wait because the previous movement of its consent reached İYS less than
+ * IYS_MOVEMENT_SPACING_MS ago (null: it may go now). İYS: "Bir iletişim adresi ve izin türü için aynı
+ * saniyede gönderilen birden fazla izin hareketi, tek bir transactionid değeri üretmektedir" — the
+ * two movements would share one row of its daily file, and the day's SHA-384 would never match.
+ */
+export function spacedUntil(db: Db, e: LedgerEvent, now: number): number | null {
+  const last = stmt(
+    db,
+    `SELECT max(o.updated_at) AS at FROM consent_events p JOIN outbox o ON o.event_id = p.id AND o.kind = 'iys_report' AND o.status = 'done'
+      WHERE p.brand_id = ? AND p.recipient = ? AND p.recipient_type = ? AND p.type = ? AND p.id < ? AND p.effect = 'movement'`,
+  ).get(e.brandId, e.recipient, e.recipientType, e.type, e.id) as { at: number | null };
+  const listed = stmt(
+    db,
+    `SELECT max(i.updated_at) AS at FROM consent_events p JOIN iys_report_items i ON i.event_id = p.id AND i.status = 'success'
+      WHERE p.brand_id = ? AND p.recipient = ? AND p.recipient_type = ? AND p.type = ? AND p.id < ? AND p.effect = 'movement'`,
+  ).get(e.brandId, e.recipient, e.recipientType, e.type, e.id) as { at: number | null };
+  const at = Math.max(last.at ?? 0, listed.at ?? 0);
+  return at > 0 && now - at < IYS_MOVEMENT_SPACING_MS ? at + IYS_MOVEMENT_SPACING_MS : null;
+}

@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import type { LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
-import { earlierOnTheWay, retryLater } from "./iys-order";
+import { earlierOnTheWay, retryLater, spacedUntil } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 
 export interface IysReportDeps {
@@ -35,6 +35,9 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
   const now = deps.clock.now().getTime();
   // Held back behind an earlier movement of the same consent: looks again after the retry base.
   if (earlierOnTheWay(deps.db, event)) return { status: "wait", until: now + deps.iysRetryBaseMs };
+  // And a moment after the one before reached İYS: one second, one transactionId.
+  const spaced = spacedUntil(deps.db, event, now);
+  if (spaced !== null) return { status: "wait", until: spaced };
   let result: Awaited<ReturnType<IysReporter["report"]>>;
   try {
     result = await deps.iys.report({ iysCode: event.iysCode, brandCode: event.brandCode }, event);

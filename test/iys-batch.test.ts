@@ -188,7 +188,7 @@ describe("bulk import reported to İYS in lists", () => {
       expect(res.status, await res.clone().text()).toBe(201);
     }
     await waitFor(() => iys.writes.length - writes === 2, { timeoutMs: 15_000 });
-    expect(iys.writes.slice(writes).map((w) => [w.body.recipient, w.body.status])).toEqual([
+    expect(iys.writes.slice(writes).map((w) => [w.body.recipient, w.body.status]).sort()).toEqual([
       [phone(930_000), "RET"],
       [phone(930_001), "RET"],
     ]);
@@ -315,6 +315,17 @@ describe("İYS reports through trouble", () => {
     await waitFor(() => report(onay).status === "done" && report(ret).status === "done", { timeoutMs: 60_000 });
     const order = iys.writes.filter((w) => w.body.recipient === recipient).map((w) => w.body.status);
     expect(order).toEqual(["ONAY", "RET"]);
+  });
+
+  it("two movements of one consent reach İYS more than a second apart (İYS gives one transactionId to a second's movements)", async () => {
+    const recipient = "+905321110303";
+    const writes = iys.writes.length;
+    const onay = await consent(recipient, "ONAY", 120);
+    const ret = await consent(recipient, "RET", 60);
+    await waitFor(() => report(onay).status === "done" && report(ret).status === "done", { timeoutMs: 30_000 });
+    const sent = iys.writes.slice(writes).filter((w) => w.body.recipient === recipient);
+    expect(sent.map((w) => w.body.status)).toEqual(["ONAY", "RET"]);
+    expect(sent[1]!.at - sent[0]!.at).toBeGreaterThanOrEqual(1000);
   });
 
   it("a list waits while an earlier single report of one of its consents is still on its way", async () => {

@@ -7,6 +7,8 @@ export interface IysConsentWrite {
   brandCode: string;
   body: Record<string, unknown>;
   authorization: string | undefined;
+  /** When it arrived (ms): İYS gives one transactionId to a consent's movements within one second. */
+  at: number;
 }
 
 export interface IysBatchWrite {
@@ -101,7 +103,7 @@ export class FakeIys {
           return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
         }
         const parsed = JSON.parse(body) as Record<string, unknown>;
-        this.writes.push({ iysCode: m[1]!, brandCode: m[2]!, body: parsed, authorization: req.headers.authorization });
+        this.writes.push({ iysCode: m[1]!, brandCode: m[2]!, body: parsed, authorization: req.headers.authorization, at: Date.now() });
         const key = `${m[1]}/${m[2]}/${parsed.recipient}/${parsed.recipientType}/${parsed.type}`;
         if (this.statusByKey.get(key) === parsed.status) {
           return send(400, { errors: [{ code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." }] });
