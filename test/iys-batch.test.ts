@@ -350,29 +350,48 @@ describe("İYS reports through trouble", () => {
     expect((JSON.parse(list().result!) as { submittedAt: number }).submittedAt).toBeGreaterThanOrEqual(single.doneAt);
   });
 
+  it("after İYS refuses a token request (429 H084, its hourly limit) no other is asked for an hour; the reports fail as transient meanwhile", async () => {
+    let now = Date.now();
+    const reporter = new HttpIysReporter({ baseUrl: runtime.deps.config.IYS_API_BASE_URL!, username: "api@hs.example", password: "secret", now: () => now });
+    iys.tokenLimitedNext = 1;
+    const before = iys.tokenRequests;
+    const ev = { ...sampleEvent(0), recipient: "+905322209999" };
+    const ref = { iysCode: "710001", brandCode: "710002" };
+    await expect(reporter.report(ref, ev)).rejects.toThrow(/H084/);
+    for (let i = 0; i < 5; i++) await expect(reporter.report(ref, ev)).rejects.toThrow(/paused until .*H084/);
+    expect(iys.tokenRequests - before).toBe(1);
+    now += 3_600_001;
+    expect(await reporter.report(ref, ev)).toMatchObject({ ok: true });
+    expect(iys.tokenRequests - before).toBe(2);
+  });
+
   it("reports waiting on a token share one token request", async () => {
     const reporter = new HttpIysReporter({ baseUrl: runtime.deps.config.IYS_API_BASE_URL!, username: "api@hs.example", password: "secret" });
     const before = iys.tokenRequests;
-    const event = (i: number): LedgerEvent => ({
-      id: 900_000 + i,
-      brandId: 1,
-      recipient: `+90532220${String(i).padStart(4, "0")}`,
-      recipientType: "BIREYSEL",
-      type: "MESAJ",
-      status: "ONAY",
-      source: "HS_WEB",
-      consentDate: Date.now() - 60_000,
-      retailerCode: null,
-      origin: "api",
-      receiptId: null,
-      idempotencyKey: null,
-      effect: "movement",
-      receivedAt: Date.now(),
-      prevHash: "0".repeat(64),
-      hash: "0".repeat(64),
-    });
+    const event = sampleEvent;
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => reporter.report({ iysCode: "710001", brandCode: "710002" }, event(i))));
     expect(results.every((r) => r.ok)).toBe(true);
     expect(iys.tokenRequests - before).toBe(1);
   });
 });
+
+function sampleEvent(i: number): LedgerEvent {
+  return {
+    id: 900_000 + i,
+    brandId: 1,
+    recipient: `+90532220${String(i).padStart(4, "0")}`,
+    recipientType: "BIREYSEL",
+    type: "MESAJ",
+    status: "ONAY",
+    source: "HS_WEB",
+    consentDate: Date.now() - 60_000,
+    retailerCode: null,
+    origin: "api",
+    receiptId: null,
+    idempotencyKey: null,
+    effect: "movement",
+    receivedAt: Date.now(),
+    prevHash: "0".repeat(64),
+    hash: "0".repeat(64),
+  };
+}

@@ -35,6 +35,9 @@ export interface IysBatchItem {
 /** An empty list means İYS has not processed the request yet (its documentation: ask again later). */
 export type IysBatchStatusResult = { ok: true; items: IysBatchItem[] } | IysFailure;
 
+/** How long token requests stop after İYS refused one (its hourly limit restarts with every early request). */
+export const IYS_TOKEN_PAUSE_MS = 3_600_000;
+
 /** The most movements İYS takes in one multiple write. */
 export const IYS_BATCH_MAX = 1000;
 
@@ -115,10 +118,20 @@ export class HttpIysReporter implements IysReporter {
   }
 
   private tokenRequest: Promise<string> | null = null;
+  /** After İYS refused a token request (4xx): no new one before this moment, and why. */
+  private tokenPaused: { until: number; reason: string } | null = null;
 
-  /** One token request at a time: the reports waiting on it share its answer (İYS allows few token requests an hour). */
+  /**
+   * One token request at a time: the reports waiting on it share its answer (İYS allows 10 token
+   * requests an hour). A refused one (429 H084 past that limit, wrong credentials) pauses token
+   * requests for an hour — İYS: asking again before the hour is over starts the hour again — and
+   * every report meanwhile fails at once as transient (retried on its schedule), without asking.
+   */
   private accessToken(): Promise<string> {
     if (this.token && this.token.expiresAt > this.now() + 60_000) return Promise.resolve(this.token.value);
+    if (this.tokenPaused && this.tokenPaused.until > this.now()) {
+      return Promise.reject(new Error(`İYS token requests paused until ${new Date(this.tokenPaused.until).toISOString()}: ${this.tokenPaused.reason}`));
+    }
     this.tokenRequest ??= this.requestToken().finally(() => {
       this.tokenRequest = null;
     });
@@ -133,7 +146,14 @@ export class HttpIysReporter implements IysReporter {
       body: JSON.stringify({ username: this.opts.username, password: this.opts.password, grant_type: "password" }),
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 15_000),
     });
-    if (!res.ok) throw new Error(`İYS token request failed with HTTP ${res.status}`);
+    if (!res.ok) {
+      const body = (await res.json().catch(() => null)) as (ErrorBody & { error?: string; error_description?: string }) | null;
+      const code = body?.errors?.[0]?.code ?? body?.error ?? `HTTP_${res.status}`;
+      const reason = `İYS refused the token request: ${code}${body?.errors?.[0]?.message ?? body?.error_description ? ` (${body?.errors?.[0]?.message ?? body?.error_description})` : ""}`;
+      if (res.status >= 400 && res.status < 500) this.tokenPaused = { until: this.now() + IYS_TOKEN_PAUSE_MS, reason };
+      throw new Error(reason);
+    }
+    this.tokenPaused = null;
     const body = (await res.json()) as { access_token?: string; expires_in?: number };
     if (!body.access_token) throw new Error("İYS token response has no access_token");
     this.token = { value: body.access_token, expiresAt: this.now() + (body.expires_in ?? 7200) * 1000 };

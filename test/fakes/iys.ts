@@ -40,6 +40,8 @@ export class FakeIys {
   /** Recipients whose movement makes İYS refuse the whole list at once (422, each error naming its index), as for H467. */
   readonly refuseAtSubmit = new Set<string>();
   tokenRequests = 0;
+  /** Token requests to refuse as İYS does past its hourly limit (429, H084). */
+  tokenLimitedNext = 0;
   /** Answer this many consent writes with 503 before accepting (to exercise retries). */
   failNext = 0;
   private server: Server | null = null;
@@ -57,6 +59,10 @@ export class FakeIys {
       const url = new URL(req.url ?? "/", "http://x");
       if (req.method === "POST" && url.pathname === "/oauth2/token") {
         this.tokenRequests++;
+        if (this.tokenLimitedNext > 0) {
+          this.tokenLimitedNext--;
+          return send(429, { errors: [{ code: "H084", message: "Kimlik doğrulama servisine çok fazla istek gönderildi. 1 saat sonra tekrar deneyiniz." }] });
+        }
         const creds = JSON.parse(body) as { username?: string; password?: string; grant_type?: string };
         if (creds.grant_type !== "password" || !creds.username) return send(400, { errors: [{ code: "H250", message: "Kullanıcı adı veya şifre eksik!" }] });
         return send(200, { access_token: this.token, refresh_token: "r", expires_in: 7200, token_type: "bearer" });
