@@ -23,11 +23,11 @@ Commands:
                    exits 0 when intact, 1 naming the first bad event
   checkpoint       sign the current ledger head now
   brands           list brands and their numbers
-  link --brand CODE [--tacir] <e-mail>…
+  link --brand CODE [--tacir] [--json] <e-mail>…
                    print the rejection link and List-Unsubscribe headers of each address
                    (the same link every time; PUBLIC_BASE_URL, LINK_KEYS / HUB_SECRET)
   deliveries       callback delivery attempts, newest first
-                   [--failed] only failed attempts, [--endpoint ID] one endpoint, [--limit N]
+                   [--failed] only failed attempts, [--endpoint ID] one endpoint, [--limit N], [--json]
   import --brand CODE <file.csv> [--rejected out.csv] [--json]
                    import consents in the İYS bulk columns (type, recipient, status, source,
                    consentDate, recipientType, retailerCode); rejected rows go to out.csv
@@ -137,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
       case "deliveries": {
         runMigrations(db);
         const limit = Number(values.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new Error("--limit: a positive integer");
+        if (!Number.isInteger(limit) || limit < 1) throw new CliUsageError("--limit: a positive integer");
         const rows = deliveryLog(db, values.endpoint ?? null, { limit, failedOnly: values.failed });
         if (values.json) console.log(JSON.stringify(rows, null, 2));
         else {
