@@ -1,4 +1,4 @@
-import { asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray } from "drizzle-orm";
 import { stmt, type Db } from "../db/index";
 import { brandNumbers, brands, numbers } from "../db/schema";
 import { ApiError } from "./errors";
@@ -95,6 +95,58 @@ export function brandNames(b: Pick<Brand, "code" | "shortNames" | "brandCode">):
   return [...new Set(names.map((n) => foldTurkish(n)))];
 }
 
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** A clash of short names with another brand on the number (two brands on one number may not answer to the same name). */
+function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string): void {
+  const myNames = new Set(brandNames(brand));
+  const others = tx
+    .select({ b: brands })
+    .from(brandNumbers)
+    .innerJoin(brands, eq(brands.id, brandNumbers.brandId))
+    .where(eq(brandNumbers.numberId, numberRow.id))
+    .all();
+  for (const { b } of others) {
+    if (b.id === brand.id) continue;
+    const clash = brandNames(b).find((name) => myNames.has(name));
+    if (clash) {
+      throw new ApiError("conflict", `number ${numberRow.number} already serves brand ${b.code}, which answers to "${clash}" too`, { field });
+    }
+  }
+}
+
+/** Attaches numbers to the brand (inside its transaction); `field` names the input array in errors. */
+function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["numbers"], now: number, field = "numbers"): void {
+  numbersIn.forEach((n, i) => {
+    const first = numbersIn.findIndex((m) => m.number === n.number);
+    if (first < i) throw new ApiError("bad_request", `${field}[${i}] is ${field}[${first}] again (${n.number})`, { field: `${field}[${i}].number` });
+    let row = tx.select().from(numbers).where(eq(numbers.number, n.number)).get();
+    if (row && row.provider !== n.provider) {
+      throw new ApiError("conflict", `number ${n.number} is already served through ${row.provider}`, { field: `${field}[${i}].provider` });
+    }
+    if (row) {
+      if (tx.select({ id: brandNumbers.brandId }).from(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).get()) {
+        throw new ApiError("conflict", `number ${n.number} is already the brand's`, { field: `${field}[${i}].number` });
+      }
+      assertNoClash(tx, brand, row, "shortNames");
+      const channels = [...new Set([...row.channels, ...n.channels])];
+      tx.update(numbers).set({ channels }).where(eq(numbers.id, row.id)).run();
+      numberCache.get(db)?.delete(row.number);
+    } else {
+      row = tx.insert(numbers).values({ number: n.number, provider: n.provider, channels: n.channels, createdAt: now }).returning().get();
+    }
+    const position = tx.select({ id: brandNumbers.brandId }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all().length;
+    tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, position, channels: [...new Set(n.channels)] }).run();
+  });
+}
+
+/** SMS confirmations of calls go from one of the brand's own SMS numbers. */
+function assertSmsNumberForIvrConfirmation(db: Db, brand: Brand): void {
+  if (brand.settings.ivrSmsConfirmation === true && !numbersOfBrand(db, brand.id).some((n) => n.channels.includes("sms"))) {
+    throw new ApiError("bad_request", "ivrSmsConfirmation needs a number the brand uses for sms (the confirmation is sent from it)", { field: "settings.ivrSmsConfirmation" });
+  }
+}
+
 /**
  * Creates a brand and attaches its numbers in one transaction. A number already known with the same
  * provider becomes shared; two brands on one number may not answer to the same short name.
@@ -117,38 +169,38 @@ export function createBrand(db: Db, input: NewBrand, now: number): Brand {
       })
       .returning()
       .get();
-    const myNames = new Set(brandNames(brand));
-    input.numbers.forEach((n, i) => {
-      const first = input.numbers.findIndex((m) => m.number === n.number);
-      if (first < i) throw new ApiError("bad_request", `numbers[${i}] is numbers[${first}] again (${n.number})`, { field: `numbers[${i}].number` });
-      let row = tx.select().from(numbers).where(eq(numbers.number, n.number)).get();
-      if (row && row.provider !== n.provider) {
-        throw new ApiError("conflict", `number ${n.number} is already served through ${row.provider}`, { field: `numbers[${i}].provider` });
-      }
-      if (row) {
-        const others = tx
-          .select({ b: brands })
-          .from(brandNumbers)
-          .innerJoin(brands, eq(brands.id, brandNumbers.brandId))
-          .where(eq(brandNumbers.numberId, row.id))
-          .all();
-        for (const { b } of others) {
-          const clash = brandNames(b).find((name) => myNames.has(name));
-          if (clash) {
-            throw new ApiError("conflict", `number ${n.number} already serves brand ${b.code}, which answers to "${clash}" too`, {
-              field: "shortNames",
-            });
-          }
-        }
-        const channels = [...new Set([...row.channels, ...n.channels])];
-        tx.update(numbers).set({ channels }).where(eq(numbers.id, row.id)).run();
-        numberCache.get(db)?.delete(row.number);
-      } else {
-        row = tx.insert(numbers).values({ number: n.number, provider: n.provider, channels: n.channels, createdAt: now }).returning().get();
-      }
-      const position = tx.select({ id: brandNumbers.brandId }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all().length;
-      tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, position, channels: [...new Set(n.channels)] }).run();
-    });
+    attachNumbers(db, tx, brand, input.numbers, now);
+    return brand;
+  });
+}
+
+export interface BrandPatch {
+  name?: string;
+  iysCode?: string | null;
+  brandCode?: string | null;
+  shortNames?: string[];
+  settings?: Record<string, unknown>;
+  /** Numbers attached in addition to the brand's own (attachments are not removed here). */
+  addNumbers?: NewBrand["numbers"];
+}
+
+/**
+ * Changes a brand in one transaction: the given fields replace the stored ones (`settings` as a
+ * whole), `addNumbers` are attached. New short names are checked against the other brands on each of
+ * its numbers, as at creation. Null when there is no such brand.
+ */
+export function updateBrand(db: Db, code: string, patch: BrandPatch, now: number): Brand | null {
+  return db.transaction((tx) => {
+    const current = tx.select().from(brands).where(eq(brands.code, code.toUpperCase())).get();
+    if (!current) return null;
+    const { addNumbers, ...fields } = patch;
+    const brand =
+      Object.keys(fields).length > 0 ? tx.update(brands).set(fields).where(eq(brands.id, current.id)).returning().get()! : current;
+    if (fields.shortNames !== undefined || fields.brandCode !== undefined) {
+      for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames");
+    }
+    if (addNumbers?.length) attachNumbers(db, tx, brand, addNumbers, now, "addNumbers");
+    assertSmsNumberForIvrConfirmation(tx as unknown as Db, brand);
     return brand;
   });
 }

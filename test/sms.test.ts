@@ -531,6 +531,39 @@ describe("a number shared by brands that use it for different channels", () => {
     expect(await shown("LCW")).toEqual([{ number: "5656", provider: "twilio", channels: ["voice"] }]);
   });
 
+  it("a brand is changed with PATCH: new short names answer at once, numbers are attached, clashes and bad settings are refused", async () => {
+    const created = await app.request("/api/v1/brands", authed({ code: "PATCHY", name: "Patchy", shortNames: ["PATCHY"], numbers: [{ number: "5858", provider: "twilio", channels: ["sms"] }] }));
+    expect(created.status).toBe(201);
+    const patch = (code: string, body: unknown) => app.request(`/api/v1/brands/${code}`, authed(body, "PATCH"));
+    const res = await patch("PATCHY", { name: "Patchy A.Ş.", shortNames: ["PTC"], addNumbers: [{ number: "0850 333 00 00", provider: "twilio", channels: ["voice"] }] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(await res.json()).toMatchObject({
+      code: "PATCHY",
+      name: "Patchy A.Ş.",
+      shortNames: ["PTC"],
+      numbers: [
+        { number: "+908503330000", provider: "twilio", channels: ["voice"] },
+        { number: "5858", provider: "twilio", channels: ["sms"] },
+      ],
+    });
+    // The new short name is what texters use from now on.
+    const from = newSender();
+    await twilioSms(from, "RET PTC", newSid(), "5858");
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    expect(eventsOf(from).map((e) => `${e.brand}:${e.status}`)).toEqual(["PATCHY:RET"]);
+    // On a number shared with FLO, LCW may not take FLO's name; a calls-only brand cannot confirm calls by SMS.
+    expect((await patch("LCW", { shortNames: ["FLO"] })).status).toBe(409);
+    const bad = await patch("LCW", { settings: { ivrSmsConfirmation: true } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { field: "settings.ivrSmsConfirmation" } });
+    expect((await patch("PATCHY", { addNumbers: [{ number: "5858", provider: "twilio", channels: ["sms"] }] })).status).toBe(409);
+    expect((await patch("PATCHY", { colour: "red" })).status).toBe(400);
+    expect((await patch("NOPE", { name: "x" })).status).toBe(404);
+    // Nothing of a refused change was kept.
+    const lcw = (await (await app.request("/api/v1/brands/LCW", authed(undefined, "GET"))).json()) as { shortNames: string[]; settings: object };
+    expect(lcw).toMatchObject({ shortNames: ["LCW"], settings: {} });
+  });
+
   it("SMS confirmations of calls need a number the brand itself texts from", async () => {
     const callsOnly = { code: "MAVI", name: "Mavi", shortNames: ["MAVI"], settings: { ivrSmsConfirmation: true }, numbers: [{ number: "5656", provider: "twilio", channels: ["voice"] }] };
     const res = await app.request("/api/v1/brands", authed(callsOnly));

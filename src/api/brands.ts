@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { brandByCode, createBrand, listBrands, numbersOfBrand, type Brand } from "../brands";
+import { brandByCode, createBrand, listBrands, numbersOfBrand, updateBrand, type Brand } from "../brands";
 import { normalizePhone } from "../domain/address";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
@@ -121,15 +121,44 @@ const getBrandRoute = createRoute({
   responses: { 200: jsonResponse(BrandOut, "The brand"), ...errorResponses },
 });
 
+const BrandPatchInput = z
+  .object({
+    name: BrandInput.shape.name.optional(),
+    iysCode: BrandInput.shape.iysCode,
+    brandCode: BrandInput.shape.brandCode,
+    shortNames: z.array(z.string().trim().min(2).max(30)).max(3, "a brand has at most 3 short names").optional(),
+    settings: BrandInput.shape.settings,
+    addNumbers: z.array(NumberInput).max(50).optional().openapi({ description: "numbers attached in addition to the brand's own" }),
+  })
+  .strict()
+  .openapi("BrandPatch");
+
+const patchBrandRoute = createRoute({
+  method: "patch",
+  path: "/{code}",
+  summary: "Change a brand",
+  description:
+    "Admin key only. The fields given replace the stored ones (`settings` as a whole, checked as at creation); `addNumbers` attaches numbers (e.g. a voice line for the IVR) to the brand's own — attachments are not removed here. New short names must not clash with another brand on one of its numbers (409).",
+  security: bearerSecurity,
+  middleware: [requireAdmin, requireJson] as const,
+  request: { params: BrandCode, body: jsonBody(BrandPatchInput, "what changes", { shortNames: ["MIGROS", "MİGROS JET"], addNumbers: [{ number: "0850 222 00 00", provider: "twilio", channels: ["voice"] }] }) },
+  responses: { 200: jsonResponse(BrandOut, "The brand as stored"), ...errorResponses, 409: conflictResponse },
+});
+
+/** Service numbers as stored (shortcodes as digits, long numbers E.164); `field` names the input array. */
+function storedNumbers(input: z.infer<typeof NumberInput>[], field: string) {
+  return input.map((n, i) => {
+    const value = normalizeServiceNumber(n.number);
+    if (!value) throw new ApiError("bad_request", `${field}[${i}].number: not a shortcode or a valid phone number`, { field: `${field}[${i}].number` });
+    return { ...n, number: value };
+  });
+}
+
 export function createBrandRoutes(deps: AppDeps) {
   return apiRouter()
     .openapi(createBrandRoute, (c) => {
       const input = c.req.valid("json");
-      const numbers = input.numbers.map((n, i) => {
-        const value = normalizeServiceNumber(n.number);
-        if (!value) throw new ApiError("bad_request", `numbers[${i}].number: not a shortcode or a valid phone number`, { field: `numbers[${i}].number` });
-        return { ...n, number: value };
-      });
+      const numbers = storedNumbers(input.numbers, "numbers");
       const brand = createBrand(deps.db, { ...input, numbers }, deps.clock.now().getTime());
       deps.log.info({ brand: brand.code, numbers: numbers.length }, "brand created");
       return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id)), 201);
@@ -144,6 +173,14 @@ export function createBrandRoutes(deps: AppDeps) {
       assertBrandAccess(c, code, "code");
       const brand = brandByCode(deps.db, code);
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
+      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id)), 200);
+    })
+    .openapi(patchBrandRoute, (c) => {
+      const { code } = c.req.valid("param");
+      const { addNumbers, ...fields } = c.req.valid("json");
+      const brand = updateBrand(deps.db, code, { ...fields, ...(addNumbers ? { addNumbers: storedNumbers(addNumbers, "addNumbers") } : {}) }, deps.clock.now().getTime());
+      if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
+      deps.log.info({ brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0 }, "brand changed");
       return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id)), 200);
     });
 }
