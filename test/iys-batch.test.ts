@@ -328,6 +328,22 @@ describe("İYS reports through trouble", () => {
     expect(sent[1]!.at - sent[0]!.at).toBeGreaterThanOrEqual(1000);
   });
 
+  it("a write İYS recorded but whose answer was lost keeps İYS's transactionId: the retry's H174 is followed by a status query", async () => {
+    const recipient = "+905321110404";
+    const writes = iys.writes.length;
+    iys.dropAnswerNext = 1;
+    const id = await consent(recipient, "ONAY", 60);
+    await waitFor(() => report(id).status === "done", { timeoutMs: 30_000 });
+    // Sent twice (the first answer never came); the first is the one İYS holds.
+    expect(iys.writes.length - writes).toBe(2);
+    const result = JSON.parse((db().prepare("SELECT result FROM outbox WHERE event_id = ? AND kind = 'iys_report'").get(id) as { result: string }).result) as {
+      transactionId: string;
+      creationDate: number;
+    };
+    expect(result.transactionId).toBe(`tx${writes + 1}`);
+    expect(result.creationDate).toBeGreaterThan(Date.now() - 60_000);
+  });
+
   it("a list waits while an earlier single report of one of its consents is still on its way", async () => {
     const recipient = phone(7_770_001);
     iys.failNext = 6; // the ONAY's single write fails six times (~1.3 s of retries)

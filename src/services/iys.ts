@@ -205,8 +205,27 @@ export class HttpIysReporter implements IysReporter {
       return { ok: true, transactionId: answer?.transactionId ?? null, creationDate: iysInstant(answer?.creationDate) };
     }
     const failure = this.failure(status, json);
-    if (alreadyRecorded(failure.code)) return { ok: true, transactionId: null };
+    if (alreadyRecorded(failure.code)) return { ok: true, ...(await this.recordedAs(brand, e)) };
     return failure;
+  }
+
+  /**
+   * İYS already holds the movement (H174): typically an earlier attempt whose answer was lost (a
+   * timeout, a dropped connection). Its transactionId and creationDate — the key of İYS's daily file —
+   * are asked for (the single status query) and kept when İYS holds exactly this movement; otherwise,
+   * or if the query fails, the report stands without them.
+   */
+  private async recordedAs(brand: IysBrandRef, e: LedgerEvent): Promise<{ transactionId: string | null; creationDate?: number | null }> {
+    try {
+      const { ok, json } = await this.call("POST", this.brandUrl(brand, "consents/status"), { recipient: e.recipient, recipientType: e.recipientType, type: e.type });
+      const held = json as { status?: unknown; consentDate?: unknown; source?: unknown; transactionId?: unknown; creationDate?: unknown } | null;
+      const same =
+        ok && held?.status === e.status && held.consentDate === (e.consentDate === null ? undefined : formatIysDate(new Date(e.consentDate))) && (held.source ?? null) === e.source;
+      if (same && typeof held.transactionId === "string") return { transactionId: held.transactionId, creationDate: iysInstant(held.creationDate) };
+    } catch {
+      // the report stands; only the daily file's key is missing
+    }
+    return { transactionId: null };
   }
 
   async submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult> {

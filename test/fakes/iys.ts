@@ -46,6 +46,10 @@ export class FakeIys {
   failNext = 0;
   private server: Server | null = null;
   private readonly statusByKey = new Map<string, string>();
+  /** What İYS holds per consent, for the single status query (consents/status). */
+  private readonly stateByKey = new Map<string, Record<string, unknown>>();
+  /** Record this many consent writes but answer nothing (the connection drops), as when the answer is lost on the way back. */
+  dropAnswerNext = 0;
   private readonly token = `tok-${Math.random().toString(36).slice(2)}`;
 
   async start(): Promise<string> {
@@ -101,6 +105,13 @@ export class FakeIys {
           return send(200, b.results);
         }
       }
+      const q = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents\/status$/.exec(url.pathname);
+      if (req.method === "POST" && q) {
+        if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
+        const asked = JSON.parse(body) as Record<string, unknown>;
+        const held = this.stateByKey.get(`${q[1]}/${q[2]}/${asked.recipient}/${asked.recipientType}/${asked.type}`);
+        return held ? send(200, held) : send(404, { errors: [{ code: "H130", message: "İzin bulunamadı." }] });
+      }
       const m = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents$/.exec(url.pathname);
       if (req.method === "POST" && m) {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
@@ -115,7 +126,14 @@ export class FakeIys {
           return send(400, { errors: [{ code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." }] });
         }
         this.statusByKey.set(key, String(parsed.status));
-        return send(200, { transactionId: `tx${this.writes.length}`, creationDate: formatIysDate(new Date()) });
+        const answer = { transactionId: `tx${this.writes.length}`, creationDate: formatIysDate(new Date()) };
+        this.stateByKey.set(key, { ...parsed, ...answer });
+        if (this.dropAnswerNext > 0) {
+          this.dropAnswerNext--;
+          req.socket.destroy();
+          return;
+        }
+        return send(200, answer);
       }
       send(404, { errors: [{ code: "H015", message: "not found" }] });
     });
