@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import { EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
-import { earlierOnTheWay, retryLater, spacedUntil } from "./iys-order";
+import { iysHoldUntil, retryLater } from "./iys-order";
 import { IYS_RETRY_HORIZON_MS, type OutboxOutcome, type OutboxRow } from "./outbox";
 
 export interface IysBatchDeps {
@@ -74,10 +74,9 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   if (!state.requestId) {
     let events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as LedgerEvent[];
     if (events.length !== ids.length) throw new UnrecoverableError(`${ids.length - events.length} of the row's events are not in the ledger`);
-    // As for single writes: a list goes once no earlier movement of any of its consents is on its way.
-    if (events.some((e) => earlierOnTheWay(deps.db, e))) return { status: "wait", until: now + deps.iysRetryBaseMs };
-    const spaced = Math.max(0, ...events.map((e) => spacedUntil(deps.db, e, now) ?? 0));
-    if (spaced > 0) return { status: "wait", until: spaced };
+    // As for single writes: a list goes once no earlier movement of any of its consents holds it back.
+    const hold = Math.max(0, ...events.map((e) => iysHoldUntil(deps.db, e, now, deps.iysRetryBaseMs) ?? 0));
+    if (hold > 0) return { status: "wait", until: hold };
     // İYS refuses the whole list for a movement it will never take (a 422 naming its index): those
     // are recorded as refused and the rest sent again at once, rather than all lost for one.
     const refusedAtOnce: Record<string, number> = {};

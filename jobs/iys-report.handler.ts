@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import type { LedgerEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
-import { earlierOnTheWay, retryLater, spacedUntil } from "./iys-order";
+import { iysHoldUntil, retryLater } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 
 export interface IysReportDeps {
@@ -33,11 +33,9 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
   // may not have come yet: İYS refuses future dates (H162), so wait for it.
   if (event.consentDate !== null && event.consentDate > deps.clock.now().getTime()) throw new Error("consentDate not reached yet; retried");
   const now = deps.clock.now().getTime();
-  // Held back behind an earlier movement of the same consent: looks again after the retry base.
-  if (earlierOnTheWay(deps.db, event)) return { status: "wait", until: now + deps.iysRetryBaseMs };
-  // And a moment after the one before reached İYS: one second, one transactionId.
-  const spaced = spacedUntil(deps.db, event, now);
-  if (spaced !== null) return { status: "wait", until: spaced };
+  // Behind an earlier movement of the same consent, and a moment after it reached İYS.
+  const hold = iysHoldUntil(deps.db, event, now, deps.iysRetryBaseMs);
+  if (hold !== null) return { status: "wait", until: hold };
   let result: Awaited<ReturnType<IysReporter["report"]>>;
   try {
     result = await deps.iys.report({ iysCode: event.iysCode, brandCode: event.brandCode }, event);

@@ -140,7 +140,7 @@ function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["number
   });
 }
 
-/** SMS confirmations of calls go from one of the brand's own SMS numbers. */
+/** SMS confirmations of calls go from one of the brand's own SMS numbers (not another brand's on a shared one). */
 function assertSmsNumberForIvrConfirmation(db: Db, brand: Brand): void {
   if (brand.settings.ivrSmsConfirmation === true && !numbersOfBrand(db, brand.id).some((n) => n.channels.includes("sms"))) {
     throw new ApiError("bad_request", "ivrSmsConfirmation needs a number the brand uses for sms (the confirmation is sent from it)", { field: "settings.ivrSmsConfirmation" });
@@ -170,6 +170,7 @@ export function createBrand(db: Db, input: NewBrand, now: number): Brand {
       .returning()
       .get();
     attachNumbers(db, tx, brand, input.numbers, now);
+    assertSmsNumberForIvrConfirmation(tx as unknown as Db, brand);
     return brand;
   });
 }

@@ -180,8 +180,13 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
   const header = head.split("\n")[0] ?? "";
   const delimiter = header.includes(";") && !header.includes(",") ? ";" : ",";
   async function* chunks() {
-    yield* seen;
-    for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+    try {
+      yield* seen;
+      for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+    } finally {
+      // Stopped early (a broken CSV, a failed write): the source is closed as a for-await would close it.
+      await it.return?.();
+    }
   }
   return { delimiter, chunks: chunks() };
 }

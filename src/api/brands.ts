@@ -38,13 +38,7 @@ export const BrandInput = z.object({
     .strict()
     .optional(),
   numbers: z.array(NumberInput).max(50).default([]),
-})
-  // The confirmation goes from one of the brand's own SMS numbers (not another brand's on a shared one).
-  .refine((b) => b.settings?.ivrSmsConfirmation !== true || b.numbers.some((n) => n.channels.includes("sms")), {
-    message: "ivrSmsConfirmation needs a number the brand uses for sms (the confirmation is sent from it)",
-    path: ["settings", "ivrSmsConfirmation"],
-  })
-  .openapi("BrandRequest");
+}).openapi("BrandRequest");
 
 const brandExample = {
   code: "MIGROS",

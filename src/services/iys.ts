@@ -149,7 +149,8 @@ export class HttpIysReporter implements IysReporter {
     if (!res.ok) {
       const body = (await res.json().catch(() => null)) as (ErrorBody & { error?: string; error_description?: string }) | null;
       const code = body?.errors?.[0]?.code ?? body?.error ?? `HTTP_${res.status}`;
-      const reason = `İYS refused the token request: ${code}${body?.errors?.[0]?.message ?? body?.error_description ? ` (${body?.errors?.[0]?.message ?? body?.error_description})` : ""}`;
+      const detail = body?.errors?.[0]?.message ?? body?.error_description;
+      const reason = `İYS refused the token request: ${code}${detail ? ` (${detail})` : ""}`;
       if (res.status >= 400 && res.status < 500) this.tokenPaused = { until: this.now() + IYS_TOKEN_PAUSE_MS, reason };
       throw new Error(reason);
     }
@@ -218,9 +219,10 @@ export class HttpIysReporter implements IysReporter {
   private async recordedAs(brand: IysBrandRef, e: LedgerEvent): Promise<{ transactionId: string | null; creationDate?: number | null }> {
     try {
       const { ok, json } = await this.call("POST", this.brandUrl(brand, "consents/status"), { recipient: e.recipient, recipientType: e.recipientType, type: e.type });
-      const held = json as { status?: unknown; consentDate?: unknown; source?: unknown; transactionId?: unknown; creationDate?: unknown } | null;
-      const same =
-        ok && held?.status === e.status && held.consentDate === (e.consentDate === null ? undefined : formatIysDate(new Date(e.consentDate))) && (held.source ?? null) === e.source;
+      const held = json as Record<string, unknown> | null;
+      // Exactly what this report sent (as consentBody renders it), not an earlier movement of the same status.
+      const sent = consentBody(e);
+      const same = ok && held !== null && (["status", "consentDate", "source"] as const).every((k) => held[k] === sent[k]);
       if (same && typeof held.transactionId === "string") return { transactionId: held.transactionId, creationDate: iysInstant(held.creationDate) };
     } catch {
       // the report stands; only the daily file's key is missing
