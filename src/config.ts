@@ -55,6 +55,13 @@ export const ConfigSchema = z
      * network) is sent again; doubled at each failure up to an hour, given up after 7 days.
      */
     IYS_RETRY_BASE_SECONDS: z.coerce.number().positive().default(30),
+    /**
+     * Seconds between pulls of the movements recipients make on İYS itself (İzin Hareketi
+     * Sorgulama: refusals on e-Devlet, İYS's site or app, 3338) for every brand with İYS codes; 0
+     * turns the pull off. İYS lists a movement once it is an hour old, so a refusal on İYS reaches
+     * the ledger (and the pre-send check, callbacks and dealers) within about an hour and this.
+     */
+    IYS_PULL_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(900),
     /** Twilio: webhook signatures (X-Twilio-Signature) and confirmations through the REST API. */
     TWILIO_ACCOUNT_SID: optionalString,
     TWILIO_AUTH_TOKEN: optionalString,

@@ -102,7 +102,8 @@ const IYS_REGISTRATION_LAG_MS = 8 * 24 * 3_600_000;
  * - rows sorted by creationDate then transactionId; the file ends with "\n";
  * - SHA-384 over the file's bytes, as lower-case hex.
  * The rows are the movements İYS accepted, with the transactionId and creationDate İYS answered (a
- * single write's kept on its outbox row, an imported list's movements' in iys_report_items), and on
+ * single write's kept on its outbox row, an imported list's movements' in iys_report_items, a
+ * recipient's own movement on İYS as İYS's pull listed it in iys_pulled_movements), and on
  * the day İYS registered them, which may be after the day the hub recorded them. Movements not (yet)
  * accepted — pending, refused, or İYS not configured — are not in İYS's file and not here (the
  * dashboard lists them); suppressions are no İYS movements at all. A movement accepted before İYS's
@@ -114,12 +115,13 @@ export function* dailyReport(reader: Database.Database, brandId: number, day: { 
   const rows = reader
     .prepare(
       `SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source FROM (
-         SELECT COALESCE(json_extract(o.result, '$.creationDate'), i.creation_date, e.received_at) AS created,
-           COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id) AS transactionId, e.id,
+         SELECT COALESCE(json_extract(o.result, '$.creationDate'), i.creation_date, p.creation_date, e.received_at) AS created,
+           COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id, p.transaction_id) AS transactionId, e.id,
            e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
          FROM consent_events e
          LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
          LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
+         LEFT JOIN iys_pulled_movements p ON p.event_id = e.id
          WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND e.effect = 'movement')
        WHERE transactionId IS NOT NULL AND created >= ? AND created < ?
        ORDER BY created / 1000, transactionId, id`,

@@ -96,7 +96,11 @@ const isOneOf = <T extends string>(list: readonly T[], v: string): v is T => (li
 
 type RowResult = { ok: true; action: ConsentAction } | { ok: false; code: string; message: string };
 
-function rowToAction(f: string[], brandId: number): RowResult {
+/**
+ * A row in the İYS bulk columns (IMPORT_COLUMNS order) checked and normalised into a ledger action
+ * of `origin`, deduplicated by content; the İYS code of the first thing wrong otherwise.
+ */
+export function rowToAction(f: string[], brandId: number, origin: "import" | "iys" = "import"): RowResult {
   const [type, recipient, status, source, consentDate, recipientType, retailerCode] = f as [string, string, string, string, string, string, string];
   if (!type) return { ok: false, code: "H111", message: messages.H111 };
   if (!isOneOf<ConsentType>(consentTypes, type)) return { ok: false, code: "H117", message: messages.H117 };
@@ -116,7 +120,7 @@ function rowToAction(f: string[], brandId: number): RowResult {
     source: (source || null) as ConsentSource | null,
     consentDate: consentDate || null,
     retailerCode: retailerCode || null,
-    origin: "import",
+    origin,
   }, "content");
   return r.ok ? r : { ok: false, code: r.code, message: r.message };
 }

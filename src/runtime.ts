@@ -25,6 +25,7 @@ import { RedisPacer } from "./services/pacer";
 import { callbackPlanner } from "./callbacks/store";
 import { iysReportPlanner } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
+import { startIysPull } from "./iys-pull";
 
 export { iysReportPlanner };
 
@@ -166,6 +167,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   let sweeper: { stop(): void } | null = null;
   let callbacks: { close(): Promise<void> } | null = null;
   let checkpointTimer: NodeJS.Timeout | null = null;
+  let iysPull: { stop(): Promise<void> } | null = null;
   const checkpoint = () =>
     createCheckpoint(db, ledgerKey, clock).catch((err: unknown) => log.error({ err: (err as Error).message }, "checkpoint failed"));
 
@@ -209,6 +211,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
         config.SWEEPER_INTERVAL_SECONDS * 1000,
       );
       callbacks = startCallbacks(config, { db, clock, log, secrets, producer, enqueueOutbox: jobs.enqueueOutbox });
+      if (iys.configured && config.IYS_PULL_INTERVAL_SECONDS > 0) {
+        iysPull = startIysPull({ db, ledger, iys, clock, log, redis, prefix: config.QUEUE_PREFIX, enqueueOutbox: jobs.enqueueOutbox }, config.IYS_PULL_INTERVAL_SECONDS * 1000);
+      }
       if (config.CHECKPOINT_INTERVAL_SECONDS > 0) {
         checkpointTimer = setInterval(checkpoint, config.CHECKPOINT_INTERVAL_SECONDS * 1000);
         checkpointTimer.unref();
@@ -217,6 +222,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     async close() {
       sweeper?.stop();
       if (checkpointTimer) clearInterval(checkpointTimer);
+      await iysPull?.stop();
       // Bounded: with Redis gone BullMQ's close would wait for a connection that never comes. Longer
       // than a callback's timeout, so a delivery in flight is recorded rather than sent again later.
       await withTimeout(Promise.all([workers?.close(), callbacks?.close()]), config.CALLBACK_TIMEOUT_MS + 5000, "closing workers").catch((err: Error) => log.warn({ err: err.message }, "workers did not close cleanly"));

@@ -98,6 +98,52 @@ describe("crash between the ledger commit and the enqueue", () => {
   }, 120_000);
 });
 
+describe("crash while taking İYS's pull of recipients' movements", () => {
+  const read = <T>(sql: string): T => {
+    const db = new Database(env.DATABASE_PATH, { readonly: true });
+    try {
+      return db.prepare(sql).get() as T;
+    } finally {
+      db.close();
+    }
+  };
+  const pulled = () => read<{ n: number }>(`SELECT count(*) AS n FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE b.code = 'PULLCRASH'`).n;
+  const pointer = () => read<{ after: string | null } | undefined>(`SELECT after FROM iys_pull_cursors c JOIN brands b ON b.id = c.brand_id WHERE b.code = 'PULLCRASH'`)?.after ?? null;
+
+  it("killed before the commit, nothing is taken; killed after it, the pointer moved with the movements; a restart takes none twice", async () => {
+    const pull = { IYS_PULL_INTERVAL_SECONDS: "1" };
+    const setup = new HubProcess(port + 2, env);
+    await setup.start();
+    expect((await setup.post("/api/v1/brands", { code: "PULLCRASH", name: "Pull crash", iysCode: "31", brandCode: "32" })).status).toBe(201);
+    await setup.stop();
+    for (let i = 0; i < 3; i++) iys.recipientMovement("31", "32", { recipient: `+90532700000${i}`, type: "MESAJ", status: "RET", source: "IYS_WEB" });
+
+    // The process dies inside the transaction, after the ledger's writes and before the pointer's.
+    const before = new HubProcess(port + 2, env);
+    await before.start({ ...pull, HUB_CRASH_POINTS: "iys-pull-before-commit" }).catch(() => {});
+    expect(await before.exited()).toMatchObject({ signal: "SIGKILL" });
+    expect(pulled()).toBe(0);
+    expect(pointer()).toBeNull();
+
+    // It dies right after the commit, before the callbacks are enqueued.
+    const after = new HubProcess(port + 2, env);
+    await after.start({ ...pull, HUB_CRASH_POINTS: "iys-pull-after-commit" }).catch(() => {});
+    expect(await after.exited()).toMatchObject({ signal: "SIGKILL" });
+    expect(pulled()).toBe(3);
+    const moved = pointer();
+    expect(moved).toMatch(/^\d+_[0-9a-f]{64}$/);
+
+    const healthy = new HubProcess(port + 2, env);
+    const queries = iys.changeQueries.length;
+    await healthy.start(pull);
+    await waitFor(() => iys.changeQueries.length >= queries + 2 || undefined, { timeoutMs: 20_000 });
+    await healthy.stop();
+    expect(iys.changeQueries.slice(queries).map((q) => q.get("after"))).toContain(moved);
+    expect(pulled()).toBe(3);
+    expect(pointer()).toBe(moved);
+  }, 120_000);
+});
+
 afterEach((ctx) => {
   if (ctx.task.result?.state === "fail") for (const h of startedHubs) console.error(`--- hub output ---\n${h.output}`);
 });

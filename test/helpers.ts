@@ -31,6 +31,8 @@ export function testConfig(dir: string, over: Record<string, string> = {}): Conf
     HUB_ADMIN_KEY: ADMIN_KEY,
     LOG_LEVEL: "silent",
     CHECKPOINT_INTERVAL_SECONDS: "0",
+    // Tests of İYS's pull turn it on; elsewhere its requests would only add to the fake İYS's counts.
+    IYS_PULL_INTERVAL_SECONDS: "0",
     PUBLIC_BASE_URL: "https://hub.example.com",
     ...over,
   });

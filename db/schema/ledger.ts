@@ -135,3 +135,35 @@ export const iysReportItems = sqliteTable("iys_report_items", {
   errorMessage: text("error_message"),
   updatedAt: integer("updated_at").notNull(),
 });
+
+/**
+ * Where the pull of İYS's recipient movements (İzin Hareketi Sorgulama, source IYS: refusals and
+ * consents recipients gave on İYS's web site, e-Devlet, its app or 3338) stands for each brand:
+ * İYS's `after` pointer, written in the same transaction as the movements it covers.
+ */
+export const iysPullCursors = sqliteTable("iys_pull_cursors", {
+  brandId: integer("brand_id")
+    .primaryKey()
+    .references(() => brands.id),
+  /** İYS's pointer past the last movement taken (`<creationDate seconds>_<transactionId>`); null before the first. */
+  after: text("after"),
+  /** Movements taken so far (recorded, already held, or refused by the rules). */
+  movements: integer("movements").notNull().default(0),
+  /** When İYS last answered a pull (ms). */
+  pulledAt: integer("pulled_at"),
+  /** Why the last pull failed, until one succeeds. */
+  lastError: text("last_error"),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/**
+ * The İYS identity of a movement taken from İYS's pull: its transactionId and creationDate, the key
+ * of İYS's daily movement file (the hub's own movements keep theirs on their report rows).
+ */
+export const iysPulledMovements = sqliteTable("iys_pulled_movements", {
+  eventId: integer("event_id")
+    .primaryKey()
+    .references(() => consentEvents.id),
+  transactionId: text("transaction_id").notNull(),
+  creationDate: integer("creation_date"),
+});

@@ -119,6 +119,10 @@ describe("İYS consent rules", () => {
     );
   });
 
+  it("a first RET İYS itself recorded (a recipient refusing on İYS) is an İYS movement, not a local suppression", () => {
+    expect(code(ret({ source: "IYS_WEB" }), null, { ...ctx, writer: "iys" })).toBe("movement");
+  });
+
   it("a provider may not write an IYS_* source (H486)", () => {
     expect(code(onay({ source: "IYS_KISAMESAJ" }))).toBe("H486");
   });

@@ -140,7 +140,8 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
     return reject("H467");
   }
 
-  if (c.status === "RET" && !current?.inIys) return { ok: true, effect: "suppression" };
+  // A refusal İYS itself recorded (the recipient refused on İYS) is in İYS: a movement, never reported back.
+  if (c.status === "RET" && !current?.inIys && ctx.writer !== "iys") return { ok: true, effect: "suppression" };
   return { ok: true, effect: "movement" };
 }
 

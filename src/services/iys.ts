@@ -35,6 +35,31 @@ export interface IysBatchItem {
 /** An empty list means İYS has not processed the request yet (its documentation: ask again later). */
 export type IysBatchStatusResult = { ok: true; items: IysBatchItem[] } | IysFailure;
 
+/**
+ * A movement a recipient made on İYS itself (its web site, e-Devlet, its app, 3338, a short link),
+ * as İYS's pull lists it (İzin Hareketi Sorgulama, source IYS). Values are İYS's as given (checked
+ * where they become ledger actions); `citizenName`, which İYS may add, is personal data the hub
+ * does not need and is dropped here.
+ */
+export interface IysChange {
+  transactionId: string;
+  /** When İYS registered it (ms): with transactionId, the key of İYS's daily movement file. */
+  creationDate: number | null;
+  recipient: string;
+  recipientType: string;
+  type: string;
+  status: string;
+  source: string;
+  /** İYS's "YYYY-MM-DD HH:mm:ss" (Turkish time); absent for some TACIR records. */
+  consentDate: string | null;
+}
+
+/** One page of İYS's pull; `after` points past its last movement (null: İYS gave none, keep the one asked with). */
+export type IysChangesResult = { ok: true; after: string | null; items: IysChange[] } | IysFailure;
+
+/** The most movements İYS lists in one pull answer (its `limit`). */
+export const IYS_CHANGES_MAX = 1000;
+
 /** How long token requests stop after İYS refused one (its hourly limit restarts with every early request). */
 export const IYS_TOKEN_PAUSE_MS = 3_600_000;
 
@@ -48,6 +73,8 @@ export interface IysReporter {
   /** Up to IYS_BATCH_MAX movements, no recipient twice, in one asynchronous request. */
   submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult>;
   batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult>;
+  /** Recipients' own movements on İYS after `after` (null: İYS's whole 7-day window), oldest first. */
+  changes(brand: IysBrandRef, after: string | null, limit?: number): Promise<IysChangesResult>;
 }
 
 const notConfigured: IysFailure = { ok: false, permanent: true, code: "not_configured", message: "IYS_API_BASE_URL is not set" };
@@ -61,6 +88,9 @@ export const noopIysReporter: IysReporter = {
     return notConfigured;
   },
   async batchStatus() {
+    return notConfigured;
+  },
+  async changes() {
     return notConfigured;
   },
 };
@@ -94,8 +124,9 @@ export const alreadyRecorded = (code: string | undefined) => code !== undefined 
 
 /**
  * HTTP client of the İYS API (v3.2.0): OAuth2 password grant (`/oauth2/token`, 2 h tokens, cached),
- * single consent writes (`POST /sps/{iysCode}/brands/{brandCode}/consents`) and asynchronous multiple
- * writes (`POST …/consents/request`, then `GET …/consents/request/{requestId}`).
+ * single consent writes (`POST /sps/{iysCode}/brands/{brandCode}/consents`), asynchronous multiple
+ * writes (`POST …/consents/request`, then `GET …/consents/request/{requestId}`) and the pull of
+ * recipients' movements on İYS (`GET …/consents/changes`).
  */
 export class HttpIysReporter implements IysReporter {
   readonly configured = true;
@@ -264,5 +295,36 @@ export class HttpIysReporter implements IysReporter {
       });
     }
     return { ok: true, items };
+  }
+
+  async changes(brand: IysBrandRef, after: string | null, limit = IYS_CHANGES_MAX): Promise<IysChangesResult> {
+    const url = this.brandUrl(brand, "consents/changes");
+    url.searchParams.set("source", "IYS");
+    url.searchParams.set("limit", String(limit));
+    if (after) url.searchParams.set("after", after);
+    const { status, ok, json } = await this.call("GET", url);
+    // 204: no movement after `after` (İYS: "İzin bulunamadı").
+    if (status === 204) return { ok: true, after: null, items: [] };
+    if (!ok) return this.failure(status, json);
+    const body = json as { after?: unknown; list?: unknown } | null;
+    if (body === null || (body.list !== undefined && !Array.isArray(body.list))) {
+      return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the pull with something other than { after, list }" };
+    }
+    const str = (v: unknown) => (typeof v === "string" ? v : "");
+    const items = ((body.list ?? []) as Record<string, unknown>[]).map((raw) => ({
+      transactionId: str(raw?.transactionId),
+      creationDate: iysInstant(raw?.creationDate),
+      recipient: str(raw?.recipient),
+      recipientType: str(raw?.recipientType),
+      type: str(raw?.type),
+      status: str(raw?.status),
+      source: str(raw?.source),
+      consentDate: typeof raw?.consentDate === "string" && raw.consentDate ? raw.consentDate : null,
+    }));
+    const next = typeof body.after === "string" && body.after ? body.after : null;
+    if (items.length > 0 && next === null) {
+      return { ok: false, permanent: false, code: "bad_response", message: "İYS listed movements without an after pointer" };
+    }
+    return { ok: true, after: next, items };
   }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { formatIysDate } from "../../src/domain/time";
@@ -25,7 +26,8 @@ export interface IysBatchWrite {
  * A local stand-in for the İYS API speaking its HTTP protocol (v3.2.0): password-grant tokens,
  * single consent writes, with İYS's own duplicate answer (H174) for a repeated status, and the
  * asynchronous multiple write, whose request query answers an empty list until `batchDelayMs` has
- * passed, then each movement's success (transactionId) or failure (error code).
+ * passed, then each movement's success (transactionId) or failure (error code); and the pull of
+ * movements recipients made on İYS itself (consents/changes, source IYS), behind an `after` pointer.
  */
 export class FakeIys {
   readonly writes: IysConsentWrite[] = [];
@@ -51,6 +53,39 @@ export class FakeIys {
   /** Record this many consent writes but answer nothing (the connection drops), as when the answer is lost on the way back. */
   dropAnswerNext = 0;
   private readonly token = `tok-${Math.random().toString(36).slice(2)}`;
+  /** Movements recipients made on İYS itself, in the order İYS registered them. */
+  readonly recipientMovements: { iysCode: string; brandCode: string; at: number; item: Record<string, unknown> }[] = [];
+  /** Pull requests answered (consents/changes), with the query each asked. */
+  readonly changeQueries: URLSearchParams[] = [];
+  /** Pulls to answer with an error instead (e.g. 503, or 403 H353 for a brand not the account's). */
+  readonly failChangesNext: { status: number; code: string; message: string }[] = [];
+  /** İYS leaves the last hour's movements out of its pull; 0 here unless a test sets it. */
+  changesHideMs = 0;
+
+  /** A recipient's movement on İYS (e-Devlet, İYS's site or app, 3338): what the brand's pull then lists. */
+  recipientMovement(
+    iysCode: string,
+    brandCode: string,
+    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string; citizenName?: string },
+    at = Date.now(),
+  ): Record<string, unknown> {
+    const item: Record<string, unknown> = {
+      consentDate: m.consentDate ?? formatIysDate(new Date(at)),
+      creationDate: formatIysDate(new Date(at)),
+      source: m.source ?? "IYS_WEB",
+      recipient: m.recipient,
+      recipientType: m.recipientType ?? "BIREYSEL",
+      status: m.status,
+      type: m.type,
+      transactionId: randomBytes(32).toString("hex"),
+      ...(m.citizenName ? { citizenName: m.citizenName } : {}),
+    };
+    this.recipientMovements.push({ iysCode, brandCode, at, item });
+    const key = `${iysCode}/${brandCode}/${m.recipient}/${item.recipientType}/${m.type}`;
+    this.statusByKey.set(key, m.status);
+    this.stateByKey.set(key, item);
+    return item;
+  }
 
   async start(): Promise<string> {
     this.server = createServer(async (req, res) => {
@@ -104,6 +139,30 @@ export class FakeIys {
           });
           return send(200, b.results);
         }
+      }
+      const pull = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents\/changes$/.exec(url.pathname);
+      if (req.method === "GET" && pull) {
+        if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
+        this.changeQueries.push(url.searchParams);
+        const failure = this.failChangesNext.shift();
+        if (failure) return send(failure.status, { errors: [{ code: failure.code, message: failure.message }] });
+        const limit = Number(url.searchParams.get("limit") ?? 1000);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          return send(422, { errors: [{ code: "H507", location: ["limit"], value: String(limit), message: "limit alanı için karakter üst sınırı 1000 olmalıdır." }] });
+        }
+        const source = url.searchParams.get("source") ?? "IYS";
+        if (source !== "IYS" && source !== "HS") return send(422, { errors: [{ code: "H506", location: ["source"], value: source, message: "İzin kaynağı (source) bulunamadı." }] });
+        const pointer = (r: { at: number; item: Record<string, unknown> }) => `${Math.floor(r.at / 1000)}_${r.item.transactionId}`;
+        // Only recipients' movements (source IYS) are kept here; the hub's own (HS) are not listed.
+        const mine = source === "HS" ? [] : this.recipientMovements.filter((r) => r.iysCode === pull[1] && r.brandCode === pull[2] && r.at <= Date.now() - this.changesHideMs);
+        const after = url.searchParams.get("after");
+        const start = after ? mine.findIndex((r) => pointer(r) === after) + 1 : 0;
+        const page = mine.slice(start, start + limit);
+        if (page.length === 0) {
+          res.writeHead(204);
+          return res.end();
+        }
+        return send(200, { after: pointer(page[page.length - 1]!), list: page.map((r) => r.item) });
       }
       const q = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents\/status$/.exec(url.pathname);
       if (req.method === "POST" && q) {

@@ -1,0 +1,221 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { stmt, type Db } from "../db/index";
+import { crashPoint } from "./crash";
+import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
+import type { Clock } from "./domain/time";
+import { IMPORT_COLUMNS, rowToAction } from "./import";
+import type { Logger } from "./log";
+import { IYS_CHANGES_MAX, type IysChange, type IysReporter } from "./services/iys";
+
+/**
+ * Recipients refuse (and consent) on İYS itself too — its web site, e-Devlet, its app, the 3338
+ * line — and a provider must honour those as it honours refusals made on its own channels. İYS lists
+ * them per brand (İzin Hareketi Sorgulama, `source=IYS`), oldest first, behind an `after` pointer,
+ * over its last 7 days and not its last hour. Each movement goes through the ledger like any other
+ * (origin `iys`: never reported back to İYS, but passed on to the provider's callbacks and its
+ * dealers), idempotent on İYS's transactionId; the pointer moves in the same transaction as the
+ * movements it covers, so a crash at any point loses none and applies none twice.
+ */
+export interface IysPullDeps {
+  db: Db;
+  ledger: Ledger;
+  iys: IysReporter;
+  clock: Clock;
+  log: Logger;
+  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+}
+
+export interface IysPullBrand {
+  id: number;
+  code: string;
+  iysCode: string;
+  brandCode: string;
+}
+
+export interface IysPullSummary {
+  brand: string;
+  /** İYS answers read. */
+  pages: number;
+  /** Movements İYS listed. */
+  listed: number;
+  recorded: number;
+  /** Already in the ledger: taken by an earlier pull, or the same status the hub holds. */
+  unchanged: number;
+  /** Refused by the İYS rules, per code (H178: older than what the hub holds — İYS too keeps the newer one). */
+  refused: Record<string, number>;
+  after: string | null;
+  /** Set when İYS failed to answer (the pointer stays; the next pull starts from it). */
+  error?: string;
+  /** True when another process moved the pointer meanwhile: it goes on from there. */
+  overtaken?: boolean;
+}
+
+/** A pull reads at most this many pages (1000 movements each) a run; the next run goes on. */
+const MAX_PAGES_PER_RUN = 100;
+
+export function iysPullBrands(db: Db): IysPullBrand[] {
+  return stmt<[], IysPullBrand>(
+    db,
+    `SELECT id, code, iys_code AS iysCode, brand_code AS brandCode FROM brands WHERE iys_code IS NOT NULL AND brand_code IS NOT NULL ORDER BY id`,
+  ).all();
+}
+
+export interface IysPullCursor {
+  after: string | null;
+  movements: number;
+  pulledAt: number | null;
+  lastError: string | null;
+}
+
+export function iysPullCursor(db: Db, brandId: number): IysPullCursor | null {
+  return (
+    stmt<[number], IysPullCursor>(db, `SELECT after, movements, pulled_at AS pulledAt, last_error AS lastError FROM iys_pull_cursors WHERE brand_id = ?`).get(brandId) ??
+    null
+  );
+}
+
+/** An İYS movement as a row in the İYS bulk columns: the same checks and normalisation as an import's. */
+function changeToAction(c: IysChange, brandId: number): { ok: true; action: ConsentAction } | { ok: false; code: string } {
+  const fields: Record<(typeof IMPORT_COLUMNS)[number], string> = {
+    type: c.type,
+    recipient: c.recipient,
+    status: c.status,
+    source: c.source,
+    consentDate: c.consentDate ?? "",
+    recipientType: c.recipientType,
+    retailerCode: "",
+  };
+  const r = rowToAction(IMPORT_COLUMNS.map((k) => fields[k]), brandId, "iys");
+  if (!r.ok) return { ok: false, code: r.code };
+  const { dedupe: _content, ...action } = r.action;
+  // İYS's own id of the movement: listed again (an older pointer), it is the same event.
+  return { ok: true, action: { ...action, writer: "iys", idempotencyKey: `iys:${c.transactionId}` } };
+}
+
+/** Pulls one brand's recipient movements from İYS up to now (less İYS's hour), page by page. */
+export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opts: { limit?: number; maxPages?: number; stopped?: () => boolean } = {}): Promise<IysPullSummary> {
+  const { db, ledger } = deps;
+  const limit = opts.limit ?? IYS_CHANGES_MAX;
+  const now = () => deps.clock.now().getTime();
+  const summary: IysPullSummary = { brand: brand.code, pages: 0, listed: 0, recorded: 0, unchanged: 0, refused: {}, after: iysPullCursor(db, brand.id)?.after ?? null };
+  const saveCursor = stmt(
+    db,
+    `INSERT INTO iys_pull_cursors (brand_id, after, movements, pulled_at, last_error, updated_at) VALUES (?, ?, ?, ?, NULL, ?)
+     ON CONFLICT (brand_id) DO UPDATE SET after = excluded.after, movements = movements + excluded.movements,
+       pulled_at = excluded.pulled_at, last_error = NULL, updated_at = excluded.updated_at`,
+  );
+  const saveError = stmt(
+    db,
+    `INSERT INTO iys_pull_cursors (brand_id, last_error, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (brand_id) DO UPDATE SET last_error = excluded.last_error, updated_at = excluded.updated_at`,
+  );
+  const keepIdentity = stmt(db, `INSERT OR IGNORE INTO iys_pulled_movements (event_id, transaction_id, creation_date) VALUES (?, ?, ?)`);
+
+  /** Applies one page and moves the pointer, in one transaction; false when another pull moved it first. */
+  const applyPage = db.$client.transaction((from: string | null, to: string | null, items: IysChange[]) => {
+    if ((iysPullCursor(db, brand.id)?.after ?? null) !== from) return null;
+    const actions: ConsentAction[] = [];
+    const taken: IysChange[] = [];
+    for (const item of items) {
+      const r = item.transactionId ? changeToAction(item, brand.id) : ({ ok: false, code: "no_transaction_id" } as const);
+      if (r.ok) {
+        actions.push(r.action);
+        taken.push(item);
+      } else summary.refused[r.code] = (summary.refused[r.code] ?? 0) + 1;
+    }
+    const { outcomes, outbox } = ledger.apply(actions);
+    outcomes.forEach((o, i) => {
+      if (o.kind === "recorded") {
+        summary.recorded++;
+        keepIdentity.run(o.event.id, taken[i]!.transactionId, taken[i]!.creationDate);
+      } else if (o.kind === "duplicate" || o.kind === "noop") summary.unchanged++;
+      else summary.refused[o.code] = (summary.refused[o.code] ?? 0) + 1;
+    });
+    crashPoint("iys-pull-before-commit");
+    const t = now();
+    saveCursor.run(brand.id, to ?? from, items.length, t, t);
+    return outbox;
+  });
+
+  for (let page = 0; page < (opts.maxPages ?? MAX_PAGES_PER_RUN) && !opts.stopped?.(); page++) {
+    const from = summary.after;
+    let res;
+    try {
+      res = await deps.iys.changes({ iysCode: brand.iysCode, brandCode: brand.brandCode }, from, limit);
+    } catch (err) {
+      res = { ok: false as const, code: "network", message: (err as Error).message };
+    }
+    if (!res.ok) {
+      summary.error = `${res.code}: ${res.message}`;
+      saveError.run(brand.id, summary.error, now());
+      break;
+    }
+    summary.pages++;
+    summary.listed += res.items.length;
+    const outbox = applyPage.immediate(from, res.after, res.items);
+    if (outbox === null) {
+      summary.overtaken = true;
+      break;
+    }
+    crashPoint("iys-pull-after-commit");
+    summary.after = res.after ?? from;
+    // The callbacks and partner deliveries of what changed (the sweeper retries an enqueue that fails).
+    await deps.enqueueOutbox(outbox);
+    if (res.items.length < limit) break;
+  }
+  return summary;
+}
+
+/**
+ * Pulls every brand with İYS codes now and then every `intervalMs`. One process pulls a brand at a
+ * time (a Redis lock; while Redis is down each process pulls, which the pointer's check keeps
+ * correct); a run still going when the next is due is not doubled.
+ */
+export function startIysPull(deps: IysPullDeps & { redis: Redis; prefix: string }, intervalMs: number): { stop(): Promise<void> } {
+  let running: Promise<void> | null = null;
+  let stopped = false;
+  const runOnce = async () => {
+    for (const brand of iysPullBrands(deps.db)) {
+      if (stopped) return;
+      const lock = `${deps.prefix}:iys:pull:${brand.id}`;
+      const token = randomUUID();
+      if (deps.redis.status === "ready") {
+        // Held for at most a minute (or the interval): a process that dies holding it delays the next pull that long.
+        const got = await deps.redis.set(lock, token, "PX", Math.min(intervalMs, 60_000), "NX").catch(() => "OK");
+        if (got !== "OK") continue;
+      }
+      try {
+        const s = await pullIysChanges(deps, brand, { stopped: () => stopped });
+        const fields = { brand: s.brand, pages: s.pages, listed: s.listed, recorded: s.recorded, unchanged: s.unchanged, refused: s.refused };
+        if (s.error) deps.log.warn({ ...fields, err: s.error }, "İYS pull failed; the next one starts where this one stopped");
+        else if (s.listed > 0) deps.log.info(fields, "İYS pull: recipients' movements on İYS taken");
+      } catch (err) {
+        deps.log.error({ brand: brand.code, err: (err as Error).message }, "İYS pull failed");
+      } finally {
+        if (deps.redis.status === "ready") {
+          await deps.redis
+            .get(lock)
+            .then((v) => (v === token ? deps.redis.del(lock) : 0))
+            .catch(() => {});
+        }
+      }
+    }
+  };
+  const tick = () => {
+    if (stopped || running) return;
+    running = runOnce().finally(() => {
+      running = null;
+    });
+  };
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  setImmediate(tick);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

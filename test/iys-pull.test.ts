@@ -1,0 +1,203 @@
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, type App } from "../src/app";
+import { formatIysDate } from "../src/domain/time";
+import { iysPullBrands, iysPullCursor, pullIysChanges, type IysPullBrand, type IysPullDeps } from "../src/iys-pull";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { FakeIys } from "./fakes/iys";
+import { WebhookReceiver } from "./fakes/webhook-receiver";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+
+/**
+ * Recipients' own movements on İYS (e-Devlet, İYS's site and app, 3338) pulled into the ledger:
+ * real Redis, SQLite, workers and callbacks, a fake İYS over HTTP speaking its pull protocol.
+ */
+const tmp = tempDir();
+const iys = new FakeIys();
+const receiver = new WebhookReceiver();
+let runtime: Runtime;
+let app: App;
+let deps: IysPullDeps;
+
+beforeAll(async () => {
+  const url = await iys.start();
+  await receiver.start();
+  runtime = await createRuntime(
+    testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret", CALLBACK_ALLOW_PRIVATE: "true" }),
+  );
+  runtime.startBackground();
+  app = createApp(runtime.deps);
+  deps = { ...runtime.deps, iys: runtime.iys, enqueueOutbox: runtime.deps.jobs.enqueueOutbox };
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await iys.stop();
+  await receiver.stop();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+const db = () => runtime.deps.db.$client;
+let brandSeq = 0;
+async function newBrand(): Promise<IysPullBrand> {
+  const n = ++brandSeq;
+  const code = `PULL${n}`;
+  const res = await app.request("/api/v1/brands", authed({ code, name: `Pull ${n}`, iysCode: `8000${n}`, brandCode: `9000${n}`, shortNames: [code], numbers: [] }));
+  expect(res.status, await res.clone().text()).toBe(201);
+  return iysPullBrands(runtime.deps.db).find((b) => b.code === code)!;
+}
+let phoneSeq = 0;
+const newPhone = () => `+90532${String(4_000_000 + ++phoneSeq).padStart(7, "0")}`;
+const minutesAgo = (m: number) => formatIysDate(new Date(Date.now() - m * 60_000));
+const events = (brandId: number) =>
+  db().prepare(`SELECT id, recipient, status, source, origin, effect FROM consent_events WHERE brand_id = ? ORDER BY id`).all(brandId) as {
+    id: number;
+    recipient: string;
+    status: string;
+    source: string;
+    origin: string;
+    effect: string;
+  }[];
+const stateOf = (brandId: number, recipient: string) =>
+  db().prepare(`SELECT status, source, in_iys AS inIys FROM consent_state WHERE brand_id = ? AND recipient = ? AND type = 'MESAJ'`).get(brandId, recipient) as
+    | { status: string; source: string; inIys: number }
+    | undefined;
+
+describe("pulling recipients' movements from İYS", () => {
+  it("a refusal made on İYS reaches the ledger, the pre-send check and the brand's subscriptions; it is not reported back, and İYS's day file has it", async () => {
+    const brand = await newBrand();
+    const phone = newPhone();
+    const consent = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(30) }));
+    expect(consent.status).toBe(201);
+    await waitFor(() => iys.writes.some((w) => w.body.recipient === phone) || undefined);
+    const sub = await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/pull-1`, brands: [brand.code] }));
+    expect(sub.status).toBe(201);
+    const check = async () =>
+      (await (await app.request("/api/v1/check", authed({ brand: brand.code, type: "MESAJ", recipients: [phone] }))).json()) as {
+        allowed: string[];
+        denied: { recipient: string; reason: string }[];
+      };
+    expect((await check()).allowed).toEqual([phone]);
+
+    // The recipient refuses on e-Devlet; İYS lists it with the name it knows (personal data the hub does not keep).
+    const onIys = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_WEB", citizenName: "Ayşe Pullanmaz" });
+    const summary = await pullIysChanges(deps, brand);
+    expect(summary).toMatchObject({ pages: 1, listed: 1, recorded: 1, unchanged: 0, refused: {} });
+    expect(iys.changeQueries.at(-1)!.get("source")).toBe("IYS");
+
+    expect(await check()).toEqual({ allowed: [], denied: [{ recipient: phone, reason: "refused" }] });
+    expect(events(brand.id).map((e) => [e.status, e.source, e.origin, e.effect])).toEqual([
+      ["ONAY", "HS_WEB", "api", "movement"],
+      ["RET", "IYS_WEB", "iys", "movement"],
+    ]);
+    const ret = events(brand.id)[1]!;
+    await waitFor(() => receiver.at("/pull-1").length === 1 || undefined);
+    const delivered = JSON.parse(receiver.at("/pull-1")[0]!.body) as { type: string; data: Record<string, unknown> };
+    expect(delivered).toMatchObject({ type: "consent.changed", data: { brand: brand.code, recipient: phone, status: "RET", source: "IYS_WEB", eventId: ret.id } });
+
+    // Never sent back to İYS (it is İYS's own), and in the day's file under İYS's transactionId.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(iys.writes.filter((w) => w.body.recipient === phone).map((w) => w.body.status)).toEqual(["ONAY"]);
+    expect(db().prepare(`SELECT count(*) AS n FROM outbox WHERE event_id = ? AND kind LIKE 'iys_%'`).get(ret.id)).toEqual({ n: 0 });
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(file.split("\n")).toContain(`${onIys.creationDate},${onIys.transactionId},${phone},BIREYSEL,MESAJ,RET,${onIys.consentDate},IYS_WEB`);
+
+    // The name İYS gave is nowhere in the database.
+    runtime.deps.db.$client.pragma("wal_checkpoint(TRUNCATE)");
+    expect(readFileSync(runtime.deps.config.DATABASE_PATH).includes(Buffer.from("Pullanmaz"))).toBe(false);
+  });
+
+  it("pages of 1000 behind İYS's pointer: 2 500 movements taken once; the next pull asks from the pointer; a pointer set back applies none twice", async () => {
+    const brand = await newBrand();
+    const phones = Array.from({ length: 2500 }, newPhone);
+    for (const p of phones) iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: p, type: "MESAJ", status: "ONAY", source: "IYS_WEB_YENI", consentDate: minutesAgo(90) });
+    const queries = iys.changeQueries.length;
+
+    const first = await pullIysChanges(deps, brand);
+    expect(first).toMatchObject({ pages: 3, listed: 2500, recorded: 2500, unchanged: 0, refused: {} });
+    const asked = iys.changeQueries.slice(queries).map((q) => q.get("after"));
+    expect(asked).toHaveLength(3);
+    expect(asked[0]).toBeNull();
+    expect(asked[1]).toMatch(/^\d+_[0-9a-f]{64}$/);
+    expect(iysPullCursor(runtime.deps.db, brand.id)).toMatchObject({ after: first.after, movements: 2500, lastError: null });
+    expect(events(brand.id)).toHaveLength(2500);
+    expect(stateOf(brand.id, phones[2499]!)).toEqual({ status: "ONAY", source: "IYS_WEB_YENI", inIys: 1 });
+
+    const second = await pullIysChanges(deps, brand);
+    expect(second).toMatchObject({ pages: 1, listed: 0, recorded: 0, after: first.after });
+    expect(iys.changeQueries.at(-1)!.get("after")).toBe(first.after);
+
+    // Listed again from the start (a pointer lost or set back by hand): each is the same event.
+    db().prepare(`UPDATE iys_pull_cursors SET after = NULL WHERE brand_id = ?`).run(brand.id);
+    const again = await pullIysChanges(deps, brand);
+    expect(again).toMatchObject({ listed: 2500, recorded: 0, unchanged: 2500 });
+    expect(events(brand.id)).toHaveLength(2500);
+  });
+
+  it("İYS's rules hold: an older movement than the hub's is refused (H178); a refusal for an address the hub never had is İYS's movement, not a suppression", async () => {
+    const brand = await newBrand();
+    const newer = newPhone();
+    const unknown = newPhone();
+    expect((await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: newer, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(10) }))).status).toBe(201);
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: newer, type: "MESAJ", status: "RET", source: "IYS_MOBIL", consentDate: minutesAgo(120) });
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: unknown, type: "MESAJ", status: "RET", source: "IYS_3338" });
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: "not-an-address", type: "MESAJ", status: "RET", source: "IYS_WEB" });
+
+    const summary = await pullIysChanges(deps, brand);
+    expect(summary).toMatchObject({ listed: 3, recorded: 1, refused: { H178: 1, H122: 1 } });
+    expect(stateOf(brand.id, newer)).toMatchObject({ status: "ONAY", source: "HS_WEB" });
+    expect(stateOf(brand.id, unknown)).toEqual({ status: "RET", source: "IYS_3338", inIys: 1 });
+    // The refused ones are behind the pointer: not listed again.
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 0 });
+  });
+
+  it("İYS failing keeps the pointer and says why; the next pull goes on from it", async () => {
+    const brand = await newBrand();
+    const a = newPhone();
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: a, type: "MESAJ", status: "ONAY", source: "IYS_WEB_YENI", consentDate: minutesAgo(5) });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ recorded: 1 });
+    const pointer = iysPullCursor(runtime.deps.db, brand.id)!.after;
+
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: a, type: "MESAJ", status: "RET", source: "IYS_WEB" });
+    iys.failChangesNext.push({ status: 403, code: "H353", message: "brandCode, kullanıcı izinleriyle eşleştirilemiyor" });
+    const failed = await pullIysChanges(deps, brand);
+    expect(failed).toMatchObject({ pages: 0, recorded: 0, error: "H353: brandCode, kullanıcı izinleriyle eşleştirilemiyor" });
+    expect(iysPullCursor(runtime.deps.db, brand.id)).toMatchObject({ after: pointer, lastError: "H353: brandCode, kullanıcı izinleriyle eşleştirilemiyor" });
+    expect(stateOf(brand.id, a)!.status).toBe("ONAY");
+    // Operators see it on the brand.
+    const shown = (await (await app.request(`/api/v1/brands/${brand.code}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { iysPull: unknown };
+    expect(shown.iysPull).toEqual({ after: pointer, movements: 1, pulledAt: expect.stringMatching(/^\d{4}-/), lastError: "H353: brandCode, kullanıcı izinleriyle eşleştirilemiyor" });
+
+    iys.failChangesNext.push({ status: 503, code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ error: "ERR-SYS-0002: Beklenmedik bir hata oluştu." });
+    const resumed = await pullIysChanges(deps, brand);
+    expect(resumed).toMatchObject({ recorded: 1 });
+    expect(resumed.error).toBeUndefined();
+    expect(iys.changeQueries.at(-1)!.get("after")).toBe(pointer);
+    expect(iysPullCursor(runtime.deps.db, brand.id)!.lastError).toBeNull();
+    expect(stateOf(brand.id, a)!.status).toBe("RET");
+  });
+
+  it("the hub pulls on its own every IYS_PULL_INTERVAL_SECONDS; two processes sharing the ledger take each movement once", async () => {
+    const brand = await newBrand();
+    const config = { ...runtime.deps.config, IYS_PULL_INTERVAL_SECONDS: 1 };
+    const [one, two] = [await createRuntime(config), await createRuntime(config)];
+    try {
+      one.startBackground();
+      two.startBackground();
+      const phones = Array.from({ length: 5 }, newPhone);
+      for (const p of phones) iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: p, type: "MESAJ", status: "RET", source: "IYS_WEB" });
+      await waitFor(() => events(brand.id).length === 5 || undefined, { timeoutMs: 20_000 });
+      const more = newPhone();
+      iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: more, type: "MESAJ", status: "RET", source: "IYS_CM" });
+      await waitFor(() => stateOf(brand.id, more) ?? undefined, { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(events(brand.id).map((e) => e.recipient).sort()).toEqual([...phones, more].sort());
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});
