@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray } from "drizzle-orm";
 import { stmt, type Db } from "../db/index";
-import { brandNumbers, brands, numbers } from "../db/schema";
+import { brandNumbers, brands, iysPullCursors, numbers } from "../db/schema";
 import { ApiError } from "./errors";
 import { foldTurkish } from "./domain/turkish";
 
@@ -201,6 +201,10 @@ export function updateBrand(db: Db, code: string, patch: BrandPatch, now: number
       for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames");
     }
     if (addNumbers?.length) attachNumbers(db, tx, brand, addNumbers, now, "addNumbers");
+    // Other İYS codes are another İYS brand: its pull starts afresh (İYS's pointer belongs to the old one).
+    if (brand.iysCode !== current.iysCode || brand.brandCode !== current.brandCode) {
+      tx.delete(iysPullCursors).where(eq(iysPullCursors.brandId, brand.id)).run();
+    }
     assertSmsNumberForIvrConfirmation(tx as unknown as Db, brand);
     return brand;
   });

@@ -126,7 +126,9 @@ export function* dailyReport(reader: Database.Database, brandId: number, day: { 
        WHERE transactionId IS NOT NULL AND created >= ? AND created < ?
        ORDER BY created / 1000, transactionId, id`,
     )
-    .iterate(day.start - IYS_REGISTRATION_LAG_MS, day.end, brandId, day.start, day.end) as Iterable<{
+    // Recorded up to the lag before the day (İYS registers the hub's movements after it records
+    // them) and up to the lag after it (the pull takes İYS's own movements hours or days later).
+    .iterate(day.start - IYS_REGISTRATION_LAG_MS, day.end + IYS_REGISTRATION_LAG_MS, brandId, day.start, day.end) as Iterable<{
     created: number;
     transactionId: string;
     recipient: string;

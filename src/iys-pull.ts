@@ -89,8 +89,10 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
   const r = rowToAction(IMPORT_COLUMNS.map((k) => fields[k]), brandId, "iys");
   if (!r.ok) return { ok: false, code: r.code };
   const { dedupe: _content, ...action } = r.action;
-  // İYS's own id of the movement: listed again (an older pointer), it is the same event.
-  return { ok: true, action: { ...action, writer: "iys", idempotencyKey: `iys:${c.transactionId}` } };
+  // İYS's id of the movement: listed again (an older pointer), it is the same event. İYS gives one
+  // transactionId to a consent's movements within one second (an ONAY and a RET), hence the status too.
+  const key = `iys:${brandId}:${action.recipientType}:${action.type}:${action.status}:${c.transactionId}`;
+  return { ok: true, action: { ...action, writer: "iys", idempotencyKey: key } };
 }
 
 /** Pulls one brand's recipient movements from İYS up to now (less İYS's hour), page by page. */
@@ -130,7 +132,11 @@ export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opt
         summary.recorded++;
         keepIdentity.run(o.event.id, taken[i]!.transactionId, taken[i]!.creationDate);
       } else if (o.kind === "duplicate" || o.kind === "noop") summary.unchanged++;
-      else summary.refused[o.code] = (summary.refused[o.code] ?? 0) + 1;
+      else {
+        summary.refused[o.code] = (summary.refused[o.code] ?? 0) + 1;
+        // İYS's id only (no address): enough to find the movement in İYS's panel or daily file.
+        if (actions[i]!.status === "RET") deps.log.warn({ brand: brand.code, transactionId: taken[i]!.transactionId, code: o.code }, "a refusal listed by İYS was not applied (İYS rules)");
+      }
     });
     crashPoint("iys-pull-before-commit");
     const t = now();

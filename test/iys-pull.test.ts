@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
-import { formatIysDate } from "../src/domain/time";
+import { formatIysDate, parseIysDate } from "../src/domain/time";
 import { iysPullBrands, iysPullCursor, pullIysChanges, type IysPullBrand, type IysPullDeps } from "../src/iys-pull";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeIys } from "./fakes/iys";
@@ -151,6 +151,63 @@ describe("pulling recipients' movements from İYS", () => {
     expect(stateOf(brand.id, unknown)).toEqual({ status: "RET", source: "IYS_3338", inIys: 1 });
     // The refused ones are behind the pointer: not listed again.
     expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 0 });
+  });
+
+  it("what İYS records as it does: a line closure dated like the consent it closes, a TACIR closure without a date, an ONAY and a RET in one second sharing a transactionId", async () => {
+    const brand = await newBrand();
+    const other = await newBrand();
+    const closed = newPhone();
+    const tacir = newPhone();
+    const quick = newPhone();
+    const date = minutesAgo(20);
+    expect((await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: closed, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: date }))).status).toBe(201);
+    expect((await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: tacir, type: "MESAJ", status: "ONAY", recipientType: "TACIR" }))).status).toBe(201);
+    // The operator closes the lines: İYS refuses for the brand, dated with the consent's own date (none for the TACIR record).
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: closed, type: "MESAJ", status: "RET", source: "IYS_AHS_HAT_KAPATMA", consentDate: date });
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: tacir, type: "MESAJ", status: "RET", recipientType: "TACIR", source: "IYS_AHS_HAT_KAPATMA", consentDate: null });
+    // A consent and its refusal within one second: İYS gives both one transactionId (and lists the same id for another brand).
+    const tx = "ab".repeat(32);
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: quick, type: "MESAJ", status: "ONAY", source: "IYS_WEB_YENI", consentDate: minutesAgo(2), transactionId: tx });
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: quick, type: "MESAJ", status: "RET", source: "IYS_WEB", consentDate: minutesAgo(2), transactionId: tx });
+    iys.recipientMovement(other.iysCode, other.brandCode, { recipient: quick, type: "MESAJ", status: "ONAY", source: "IYS_WEB_YENI", transactionId: tx });
+
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 4, recorded: 4, unchanged: 0, refused: {} });
+    expect(await pullIysChanges(deps, other)).toMatchObject({ listed: 1, recorded: 1 });
+    expect(stateOf(brand.id, closed)).toMatchObject({ status: "RET", source: "IYS_AHS_HAT_KAPATMA" });
+    expect(db().prepare(`SELECT status, consent_date AS consentDate FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = 'TACIR'`).get(brand.id, tacir)).toEqual({ status: "RET", consentDate: null });
+    expect(stateOf(brand.id, quick)).toMatchObject({ status: "RET" });
+    expect(stateOf(other.id, quick)).toMatchObject({ status: "ONAY" });
+  });
+
+  it("a movement İYS registered just before midnight and pulled the next day is in its own day's file", async () => {
+    const brand = await newBrand();
+    const phone = newPhone();
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const midnight = (parseIysDate(`${today} 00:00:00`) as { ok: true; date: Date }).date.getTime();
+    const lateYesterday = midnight - 10 * 60_000;
+    const item = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_3338", consentDate: formatIysDate(new Date(lateYesterday)) }, lateYesterday);
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ recorded: 1 });
+    const yesterday = formatIysDate(new Date(lateYesterday)).slice(0, 10);
+    const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${yesterday}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(file.split("\n")).toContain(`${item.creationDate},${item.transactionId},${phone},BIREYSEL,MESAJ,RET,${item.consentDate},IYS_3338`);
+  });
+
+  it("an answer that is not İYS's { after, list } is an error, not an empty page; new İYS codes on a brand start its pull afresh", async () => {
+    const brand = await newBrand();
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: newPhone(), type: "MESAJ", status: "RET", source: "IYS_WEB" });
+    iys.rawChangesNext.push("[]", JSON.stringify({ after: "1_x" }));
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ pages: 0, error: expect.stringMatching(/^bad_response/) });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ pages: 0, error: expect.stringMatching(/^bad_response/) });
+    expect(iysPullCursor(runtime.deps.db, brand.id)!.after).toBeNull();
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ recorded: 1 });
+    expect(iysPullCursor(runtime.deps.db, brand.id)!.after).not.toBeNull();
+
+    const patched = await app.request(`/api/v1/brands/${brand.code}`, authed({ brandCode: "99999" }, "PATCH"));
+    expect(patched.status).toBe(200);
+    expect(((await patched.json()) as { iysPull: unknown }).iysPull).toBeNull();
+    const renamed = iysPullBrands(runtime.deps.db).find((b) => b.id === brand.id)!;
+    await pullIysChanges(deps, renamed);
+    expect(iys.changeQueries.at(-1)!.get("after")).toBeNull();
   });
 
   it("İYS failing keeps the pointer and says why; the next pull goes on from it", async () => {

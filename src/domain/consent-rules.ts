@@ -109,13 +109,15 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   if (unfit) return reject(unfit, unfit === "H464" && c.phoneKind === "fixed" ? FIXED_LINE_MESSAGE : messages[unfit]);
 
   const isTacir = c.recipientType === "TACIR";
+  // İYS lists a TACIR line closure (IYS_AHS_HAT_KAPATMA) of a record first kept without a date with none.
+  const fromIys = ctx.writer === "iys";
   if (c.source === null) {
     if (!isTacir) return reject("H113");
-    if (current) return reject("H463");
+    if (current && !fromIys) return reject("H463");
   }
   if (c.consentDate === null) {
     if (!isTacir) return reject("H112");
-    if (current) return reject("H462");
+    if (current && !fromIys) return reject("H462");
   }
 
   const date = c.consentDate?.getTime();
@@ -130,7 +132,9 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   if (current) {
     if (current.status === c.status) return reject("H174");
     const storedDate = current.consentDate?.getTime();
-    if (date !== undefined && storedDate !== undefined && date <= storedDate) return reject("H178");
+    // What İYS itself recorded may carry the stored date (a line closure, IYS_AHS_HAT_KAPATMA, comes
+    // dated with the consent's current date; same-second movements share it): only an older one is refused.
+    if (date !== undefined && storedDate !== undefined && (fromIys ? date < storedDate : date <= storedDate)) return reject("H178");
   }
 
   if (date !== undefined && c.source !== "HS_2015" && ctx.writer === "provider" && isLate(new Date(date), ctx)) {

@@ -307,11 +307,11 @@ export class HttpIysReporter implements IysReporter {
     if (status === 204) return { ok: true, after: null, items: [] };
     if (!ok) return this.failure(status, json);
     const body = json as { after?: unknown; list?: unknown } | null;
-    if (body === null || (body.list !== undefined && !Array.isArray(body.list))) {
+    if (body === null || typeof body !== "object" || Array.isArray(body) || !Array.isArray(body.list)) {
       return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the pull with something other than { after, list }" };
     }
     const str = (v: unknown) => (typeof v === "string" ? v : "");
-    const items = ((body.list ?? []) as Record<string, unknown>[]).map((raw) => ({
+    const items = (body.list as Record<string, unknown>[]).map((raw) => ({
       transactionId: str(raw?.transactionId),
       creationDate: iysInstant(raw?.creationDate),
       recipient: str(raw?.recipient),

@@ -59,6 +59,8 @@ export class FakeIys {
   readonly changeQueries: URLSearchParams[] = [];
   /** Pulls to answer with an error instead (e.g. 503, or 403 H353 for a brand not the account's). */
   readonly failChangesNext: { status: number; code: string; message: string }[] = [];
+  /** Pulls to answer 200 with this body as it is (a proxy's or a changed API's answer). */
+  readonly rawChangesNext: string[] = [];
   /** İYS leaves the last hour's movements out of its pull; 0 here unless a test sets it. */
   changesHideMs = 0;
 
@@ -66,18 +68,18 @@ export class FakeIys {
   recipientMovement(
     iysCode: string,
     brandCode: string,
-    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string; citizenName?: string },
+    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string | null; citizenName?: string; transactionId?: string },
     at = Date.now(),
   ): Record<string, unknown> {
     const item: Record<string, unknown> = {
-      consentDate: m.consentDate ?? formatIysDate(new Date(at)),
+      consentDate: m.consentDate === undefined ? formatIysDate(new Date(at)) : (m.consentDate ?? ""),
       creationDate: formatIysDate(new Date(at)),
       source: m.source ?? "IYS_WEB",
       recipient: m.recipient,
       recipientType: m.recipientType ?? "BIREYSEL",
       status: m.status,
       type: m.type,
-      transactionId: randomBytes(32).toString("hex"),
+      transactionId: m.transactionId ?? randomBytes(32).toString("hex"),
       ...(m.citizenName ? { citizenName: m.citizenName } : {}),
     };
     this.recipientMovements.push({ iysCode, brandCode, at, item });
@@ -144,6 +146,11 @@ export class FakeIys {
       if (req.method === "GET" && pull) {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
         this.changeQueries.push(url.searchParams);
+        const raw = this.rawChangesNext.shift();
+        if (raw !== undefined) {
+          res.writeHead(200, { "content-type": "application/json" });
+          return res.end(raw);
+        }
         const failure = this.failChangesNext.shift();
         if (failure) return send(failure.status, { errors: [{ code: failure.code, message: failure.message }] });
         const limit = Number(url.searchParams.get("limit") ?? 1000);
