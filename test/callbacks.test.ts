@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import twilio from "twilio";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +9,7 @@ import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
 import { verifyReceived, verifyStandardWebhook, WebhookReceiver, type ReceivedWebhook } from "./fakes/webhook-receiver";
-import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+import { databaseBytes, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
 const ACCOUNT_SID = `AC${"c3".repeat(16)}`;
 const AUTH_TOKEN = "twilio-callbacks-token";
@@ -122,8 +121,7 @@ describe("subscriptions", () => {
     const got = (await (await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "GET"))).json()) as Record<string, unknown>;
     expect(got).toMatchObject({ id: sub.id, brands: ["MIGROS"], events: ["consent.changed"], status: "active", description: "CRM" });
     expect(got).not.toHaveProperty("secret");
-    db().pragma("wal_checkpoint(TRUNCATE)");
-    const file = readFileSync(runtime.deps.config.DATABASE_PATH);
+    const file = databaseBytes(runtime.deps.config.DATABASE_PATH);
     expect(file.includes(Buffer.from(sub.secret.slice(6)))).toBe(false);
     expect(file.includes(Buffer.from(sub.id))).toBe(true);
   });

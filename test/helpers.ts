@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
@@ -90,4 +90,14 @@ export class TestClock {
   advance(ms: number) {
     this.t += ms;
   }
+}
+
+/**
+ * Every byte SQLite holds for a database: the file and its WAL (a checkpoint may leave committed
+ * pages in the WAL while a reader holds an older snapshot, so the file alone can miss them).
+ */
+export function databaseBytes(path: string): Buffer {
+  const parts = [readFileSync(path)];
+  if (existsSync(`${path}-wal`)) parts.push(readFileSync(`${path}-wal`));
+  return Buffer.concat(parts);
 }
