@@ -1,4 +1,5 @@
-import { createServer } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
+import { serve } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { SMS } from "@vonage/sms";
 import { Auth } from "@vonage/auth";
@@ -294,6 +295,49 @@ describe("Twilio SMS webhook", () => {
     });
     expect(big.status).toBe(413);
     expect(receiptsOf(from)).toEqual([]);
+  });
+
+  it("over HTTP through the node adapter npm start uses: a signed webhook is answered with TwiML; an oversize body is a 413 whether its length is declared or chunked, and nothing is stored", async () => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const send = (body: string, headers: Record<string, string>, chunked: boolean) =>
+        new Promise<{ status: number; type: string; text: string }>((resolve, reject) => {
+          const req = httpRequest({ host: "127.0.0.1", port, path: "/sms/twilio", method: "POST", headers }, (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (d: string) => (text += d));
+            res.on("end", () => resolve({ status: res.statusCode!, type: String(res.headers["content-type"]), text }));
+          });
+          req.on("error", reject);
+          if (chunked) {
+            // No Content-Length: the body arrives in pieces and must be counted as it comes.
+            for (let k = 0; k < body.length; k += 8192) req.write(body.slice(k, k + 8192));
+            req.end();
+          } else req.end(body);
+        });
+      const from = newSender();
+      const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS" };
+      const form = new URLSearchParams(params).toString();
+      const signature = twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params);
+      const ok = await send(form, { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(form)), "x-twilio-signature": signature }, false);
+      expect(ok).toMatchObject({ status: 200, type: "text/xml; charset=utf-8" });
+      expect(ok.text).toContain("<Response/>");
+      expect(receiptsOf(from)).toHaveLength(1);
+
+      const bigFrom = newSender();
+      const big = `${new URLSearchParams({ ...params, MessageSid: newSid(), From: bigFrom }).toString()}&Padding=${"x".repeat(70_000)}`;
+      const declared = await send(big, { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(big)) }, false);
+      const chunked = await send(big, { "content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked" }, true);
+      for (const res of [declared, chunked]) {
+        expect(res.status).toBe(413);
+        expect(JSON.parse(res.text).error).toMatchObject({ code: "payload_too_large", message: "a webhook body is at most 65536 bytes" });
+      }
+      expect(receiptsOf(bigFrom)).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it("an unknown To number is answered 200 and kept as unroutable, with no reply", async () => {
