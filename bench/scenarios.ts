@@ -9,7 +9,7 @@ import { systemClock } from "../src/domain/time";
 import { iysReportPlanner } from "../src/runtime";
 import { rate, type Scenario } from "./lib";
 import { check1m } from "./check";
-import { smsE2e, smsIngress } from "./sms";
+import { smsE2e, smsIngress, smsIngressHttp } from "./sms";
 import { callbacksBench } from "./callbacks";
 import { import1m } from "./import";
 import { ivrStep } from "./ivr";
@@ -74,4 +74,4 @@ const ledgerApply: Scenario = {
   },
 };
 
-export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsE2e, ivrStep, linkClick, linkIssue, callbacksBench, import1m, check1m];
+export const scenarios: Scenario[] = [ledgerApply, smsIngress, smsIngressHttp, smsE2e, ivrStep, linkClick, linkIssue, callbacksBench, import1m, check1m];

@@ -1,8 +1,11 @@
-import { spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { serve } from "@hono/node-server";
 import { Queue, Worker } from "bullmq";
 import { Hono } from "hono";
 import { Redis } from "ioredis";
@@ -132,6 +135,97 @@ export const smsIngress: Scenario = {
       };
     } finally {
       await h.close();
+    }
+  },
+};
+
+/** wrk (Debian's package), or null when it is not installed. */
+function wrkPath(): string | null {
+  try {
+    execFileSync("wrk", ["--version"], { stdio: "ignore" });
+    return "wrk";
+  } catch (err) {
+    // wrk --version prints its usage and exits 1: it is there.
+    return (err as { status?: number }).status === 1 ? "wrk" : null;
+  }
+}
+
+/** Requests a second that wrk (one thread, `connections` kept alive) gets answered from `url` in `seconds`, posting `file`'s webhooks. */
+function wrkRate(url: string, path: string, file: string, connections: number, seconds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      "wrk",
+      ["-t1", `-c${connections}`, `-d${seconds}s`, "-s", fileURLToPath(new URL("./wrk-post.lua", import.meta.url)), url, "--", file, path],
+      (err, stdout) => {
+        if (err) return reject(err);
+        if (/Non-2xx|Socket errors/.test(stdout)) return reject(new Error(`wrk saw failed requests:\n${stdout}`));
+        const m = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+        if (!m) return reject(new Error(`wrk printed no rate:\n${stdout}`));
+        resolve(Number(m[1]));
+      },
+    );
+  });
+}
+
+export const smsIngressHttp: Scenario = {
+  name: "sms-ingress-http",
+  description:
+    "signed Twilio webhooks over HTTP, served by @hono/node-server as npm start serves them, 32 keep-alive connections from wrk, vs the bare Hono handler served the same way",
+  async run() {
+    if (!wrkPath()) throw new Error("sms-ingress-http needs wrk (apt-get install wrk)");
+    const h = await hub({ RUN_WORKERS: "false" });
+    const dir = mkdtempSync(join(tmpdir(), "hub-bench-wrk-"));
+    const listen = (fetch: (req: Request) => Response | Promise<Response>) =>
+      new Promise<{ url: string; close(): Promise<void> }>((resolve) => {
+        const server = serve({ fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) =>
+          resolve({ url: `http://127.0.0.1:${info.port}`, close: () => new Promise((r) => server.close(() => r())) }),
+        );
+      });
+    const bare = new Hono().post("/sms/twilio", async (c) => {
+      const form = new URLSearchParams(await c.req.text());
+      return c.body(`<Response/>${form.get("MessageSid")?.length ?? 0}`, 200, { "content-type": "text/xml" });
+    });
+    const hubServer = await listen(h.app.fetch);
+    const bareServer = await listen(bare.fetch);
+    try {
+      const seconds = 3;
+      // Each hub round's file holds more webhooks than a round can send, all with new MessageSids (a
+      // repeated one would be answered as a retry); the bare handler keeps nothing and reuses one file.
+      const perRound = 80_000;
+      let next = 10_000_000;
+      const file = () => {
+        const lines: string[] = [];
+        for (let k = 0; k < perRound; k++, next++) {
+          const params = { MessageSid: messageSid(next), AccountSid: ACCOUNT_SID, From: `+90532${String(next % 10_000_000).padStart(7, "0")}`, To: "3434", Body: "RET MIGROS" };
+          lines.push(`${twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params)}\t${new URLSearchParams(params).toString()}`);
+        }
+        const path = join(dir, `round-${next}.txt`);
+        writeFileSync(path, `${lines.join("\n")}\n`);
+        return path;
+      };
+      const bareFile = file();
+      const round = (server: { url: string }, s = seconds) => wrkRate(`${server.url}/sms/twilio`, "/sms/twilio", server === bareServer ? bareFile : file(), 32, s);
+      await round(hubServer, 1);
+      await round(bareServer, 1);
+      const hubRates: number[] = [];
+      const bareRates: number[] = [];
+      for (let r = 0; r < 5; r++) {
+        hubRates.push(await round(hubServer));
+        bareRates.push(await round(bareServer));
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      return {
+        value: Number(median(hubRates).toFixed(1)),
+        unit: "webhooks/s",
+        baseline: { name: "bare Hono handler parsing the same form, served the same way", value: Number(median(bareRates).toFixed(1)) },
+        target: null,
+        notes: `median of 5 rounds of ${seconds} s alternating with the baseline's; wrk -t1 -c32 on the same machine`,
+      };
+    } finally {
+      await hubServer.close();
+      await bareServer.close();
+      await h.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 };
