@@ -5,7 +5,7 @@ import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { statementToAction } from "./consents";
 import { iysBatchPlanner } from "./iys-reports";
-import { consentSources, consentStatuses, consentTypes, recipientTypes, type ConsentSource, type ConsentStatus, type ConsentType, type RecipientType } from "./domain/consent";
+import { consentSources, consentStatuses, consentTypes, isIysSourceName, recipientTypes, type ConsentSource, type ConsentStatus, type ConsentType, type RecipientType } from "./domain/consent";
 import type { Clock } from "./domain/time";
 
 /** The İYS bulk columns, in the order the rejected-rows CSV and exports use. */
@@ -90,6 +90,8 @@ const messages = {
   H117: "İzin tipi (type) için uygun değerler: ARAMA, MESAJ, EPOSTA",
   H180: "Bayi İYS numarası (retailerCode) 8 haneli olmalıdır.",
   H486: "İzin kaynağı (source) kabul edilemedi.",
+  H486_IYS_ONAY:
+    "İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz: alıcıların İYS'de verdiği izinleri hub İYS'den çeker. İYS kaynaklı retler (ör. başka bir hub'ın durum dökümü) alınır.",
 } as const;
 
 const isOneOf = <T extends string>(list: readonly T[], v: string): v is T => (list as readonly string[]).includes(v);
@@ -109,7 +111,13 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "iy
   if (!isOneOf<ConsentStatus>(consentStatuses, status)) return { ok: false, code: "H115", message: messages.H115 };
   const rType = recipientType || "BIREYSEL";
   if (!isOneOf<RecipientType>(recipientTypes, rType)) return { ok: false, code: "H116", message: messages.H116 };
-  if (source && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H486", message: messages.H486 };
+  // İYS's own records: listed by İYS's pull (origin iys), or in a state export of a hub that pulled
+  // them. A refusal in such a file is İYS's refusal (a recipient's İYS refusals must survive a move to
+  // another hub: İYS lists only its last 7 days); a consent of İYS's is taken from İYS itself, never
+  // from a file, since it would then be sent on unverified.
+  const fromIys = source !== "" && isIysSourceName(source);
+  if (source && !fromIys && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H486", message: messages.H486 };
+  if (fromIys && origin === "import" && status !== "RET") return { ok: false, code: "H486", message: messages.H486_IYS_ONAY };
   if (retailerCode && !/^\d{8}$/.test(retailerCode)) return { ok: false, code: "H180", message: messages.H180 };
   const r = statementToAction({
     brandId,
@@ -122,7 +130,10 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "iy
     retailerCode: retailerCode || null,
     origin,
   }, "content");
-  return r.ok ? r : { ok: false, code: r.code, message: r.message };
+  if (!r.ok) return { ok: false, code: r.code, message: r.message };
+  // İYS holds it already: checked as İYS's record (no 3-business-day window) and never reported back.
+  if (fromIys) r.action.writer = "iys";
+  return r;
 }
 
 /** Maps header names (case-insensitive, trimmed) to IMPORT_COLUMNS positions; throws naming missing columns. */

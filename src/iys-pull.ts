@@ -88,6 +88,9 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
   };
   const r = rowToAction(IMPORT_COLUMNS.map((k) => fields[k]), brandId, "iys");
   if (!r.ok) return { ok: false, code: r.code };
+  // Without İYS's id (İYS always sends one; a movement must not be lost if it ever does not) the
+  // movement is recognised by its content, as an import row is.
+  if (!c.transactionId) return { ok: true, action: { ...r.action, writer: "iys" } };
   const { dedupe: _content, ...action } = r.action;
   // İYS's id of the movement: listed again (an older pointer), it is the same event. İYS gives one
   // transactionId to a consent's movements within one second (an ONAY and a RET), hence the status too.
@@ -114,29 +117,40 @@ export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opt
   );
   const keepIdentity = stmt(db, `INSERT OR IGNORE INTO iys_pulled_movements (event_id, transaction_id, creation_date) VALUES (?, ?, ?)`);
 
-  /** Applies one page and moves the pointer, in one transaction; false when another pull moved it first. */
+  const codesNow = stmt<[number], { iysCode: string | null; brandCode: string | null }>(db, `SELECT iys_code AS iysCode, brand_code AS brandCode FROM brands WHERE id = ?`);
+  // İYS's id, type and status only (no address): enough to find the movement in İYS's panel or daily file.
+  const notTaken = (item: IysChange, code: string) => {
+    summary.refused[code] = (summary.refused[code] ?? 0) + 1;
+    deps.log.warn(
+      { brand: brand.code, transactionId: item.transactionId ?? null, type: item.type, status: item.status, code },
+      item.status === "RET" ? "a refusal listed by İYS was not applied" : "a movement listed by İYS was not applied",
+    );
+  };
+
+  /** Applies one page and moves the pointer, in one transaction; null when another pull moved it first. */
   const applyPage = db.$client.transaction((from: string | null, to: string | null, items: IysChange[]) => {
     if ((iysPullCursor(db, brand.id)?.after ?? null) !== from) return null;
+    // The brand's İYS codes changed while İYS answered: the page is the old İYS brand's.
+    const codes = codesNow.get(brand.id);
+    if (codes?.iysCode !== brand.iysCode || codes?.brandCode !== brand.brandCode) return null;
     const actions: ConsentAction[] = [];
     const taken: IysChange[] = [];
     for (const item of items) {
-      const r = item.transactionId ? changeToAction(item, brand.id) : ({ ok: false, code: "no_transaction_id" } as const);
+      const r = changeToAction(item, brand.id);
       if (r.ok) {
         actions.push(r.action);
         taken.push(item);
-      } else summary.refused[r.code] = (summary.refused[r.code] ?? 0) + 1;
+      } else notTaken(item, r.code);
     }
     const { outcomes, outbox } = ledger.apply(actions);
     outcomes.forEach((o, i) => {
+      const item = taken[i]!;
       if (o.kind === "recorded") {
         summary.recorded++;
-        keepIdentity.run(o.event.id, taken[i]!.transactionId, taken[i]!.creationDate);
+        if (item.transactionId) keepIdentity.run(o.event.id, item.transactionId, item.creationDate);
+        else deps.log.warn({ brand: brand.code, eventId: o.event.id, type: item.type, status: item.status }, "İYS listed a movement without its transactionId: taken, but it cannot be matched in İYS's daily file");
       } else if (o.kind === "duplicate" || o.kind === "noop") summary.unchanged++;
-      else {
-        summary.refused[o.code] = (summary.refused[o.code] ?? 0) + 1;
-        // İYS's id only (no address): enough to find the movement in İYS's panel or daily file.
-        if (actions[i]!.status === "RET") deps.log.warn({ brand: brand.code, transactionId: taken[i]!.transactionId, code: o.code }, "a refusal listed by İYS was not applied (İYS rules)");
-      }
+      else notTaken(item, o.code);
     });
     crashPoint("iys-pull-before-commit");
     const t = now();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
+import { exportState } from "../src/export";
 import { formatIysDate, parseIysDate } from "../src/domain/time";
 import { iysPullBrands, iysPullCursor, pullIysChanges, type IysPullBrand, type IysPullDeps } from "../src/iys-pull";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -151,6 +152,81 @@ describe("pulling recipients' movements from İYS", () => {
     expect(stateOf(brand.id, unknown)).toEqual({ status: "RET", source: "IYS_3338", inIys: 1 });
     // The refused ones are behind the pointer: not listed again.
     expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 0 });
+  });
+
+  it("a refusal İYS lists under a source the hub does not know yet, or without its transactionId, is still honoured; what cannot be taken is counted by its code", async () => {
+    const brand = await newBrand();
+    const [named, keyless] = [newPhone(), newPhone()];
+    for (const p of [named, keyless]) {
+      expect((await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: p, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(150) }))).status).toBe(201);
+    }
+    // İYS adds sources of its own now and then (IYS_AHS_HAT_KAPATMA came in 2.2.4).
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: named, type: "MESAJ", status: "RET", source: "IYS_E_DEVLET_YENI" });
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: keyless, type: "MESAJ", status: "RET", source: "IYS_WEB", transactionId: null });
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: newPhone(), type: "MESAJ", status: "RET", source: "HS_NOT_A_SOURCE" });
+
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 3, recorded: 2, refused: { H486: 1 } });
+    expect(stateOf(brand.id, named)).toEqual({ status: "RET", source: "IYS_E_DEVLET_YENI", inIys: 1 });
+    expect(stateOf(brand.id, keyless)).toEqual({ status: "RET", source: "IYS_WEB", inIys: 1 });
+    const check = (await (await app.request("/api/v1/check", authed({ brand: brand.code, type: "MESAJ", recipients: [named, keyless] }))).json()) as { allowed: string[] };
+    expect(check.allowed).toEqual([]);
+    // Listed again, the keyless one is recognised by its content.
+    db().prepare(`UPDATE iys_pull_cursors SET after = NULL WHERE brand_id = ?`).run(brand.id);
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 3, recorded: 0, unchanged: 2 });
+  });
+
+  it("a refusal the hub kept as a local suppression becomes İYS's movement once the recipient refuses on İYS too: held by İYS and in İYS's day file", async () => {
+    const brand = await newBrand();
+    const phone = newPhone();
+    // A RET for an address İYS has no record of: a suppression, never reported (İYS would answer H175).
+    expect((await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: minutesAgo(30) }))).status).toBe(201);
+    expect(stateOf(brand.id, phone)).toEqual({ status: "RET", source: "HS_WEB", inIys: 0 });
+
+    const onIys = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_KISAMESAJ" });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 1, recorded: 1, unchanged: 0 });
+    expect(stateOf(brand.id, phone)).toEqual({ status: "RET", source: "IYS_KISAMESAJ", inIys: 1 });
+    expect(events(brand.id).map((e) => [e.status, e.origin, e.effect])).toEqual([
+      ["RET", "api", "suppression"],
+      ["RET", "iys", "movement"],
+    ]);
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(file.split("\n")).toContain(`${onIys.creationDate},${onIys.transactionId},${phone},BIREYSEL,MESAJ,RET,${onIys.consentDate},IYS_KISAMESAJ`);
+    // Once İYS holds it, the same status again is nothing new.
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_WEB" });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 1, recorded: 0, unchanged: 1 });
+  });
+
+  it("a pull that read the brand before its İYS codes changed applies nothing of the old İYS brand's page and keeps no pointer", async () => {
+    const brand = await newBrand();
+    iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: newPhone(), type: "MESAJ", status: "RET", source: "IYS_WEB" });
+    const stale = { ...brand };
+    expect((await app.request(`/api/v1/brands/${brand.code}`, authed({ brandCode: `7${brand.brandCode}` }, "PATCH"))).status).toBe(200);
+    expect(await pullIysChanges(deps, stale)).toMatchObject({ listed: 1, recorded: 0, overtaken: true });
+    expect(events(brand.id)).toEqual([]);
+    expect(iysPullCursor(runtime.deps.db, brand.id)).toBeNull();
+  });
+
+  it("a state export holding İYS's refusals loads into another brand (another hub) as İYS's refusals, never reported; İYS's consents are refused there, saying why", async () => {
+    const from = await newBrand();
+    const to = await newBrand();
+    const [refused, consented] = [newPhone(), newPhone()];
+    iys.recipientMovement(from.iysCode, from.brandCode, { recipient: refused, type: "MESAJ", status: "RET", source: "IYS_WEB" });
+    iys.recipientMovement(from.iysCode, from.brandCode, { recipient: consented, type: "MESAJ", status: "ONAY", source: "IYS_WEB_YENI" });
+    expect(await pullIysChanges(deps, from)).toMatchObject({ recorded: 2 });
+    const csv = [...exportState(db(), from.id, "csv")].join("");
+    expect(csv).toContain(`${refused},RET,IYS_WEB,`);
+
+    const res = await app.request(`/api/v1/imports?brand=${to.code}`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/csv" }, body: csv });
+    expect(res.status).toBe(200);
+    const summary = (await res.json()) as { recorded: number; rejected: number; codes: Record<string, number>; rejectedUrl: string };
+    expect(summary).toMatchObject({ recorded: 1, rejected: 1, codes: { H486: 1 } });
+    expect(stateOf(to.id, refused)).toEqual({ status: "RET", source: "IYS_WEB", inIys: 1 });
+    expect(stateOf(to.id, consented)).toBeUndefined();
+    const rejected = await (await app.request(summary.rejectedUrl.replace(/^https?:\/\/[^/]+/, ""), { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(rejected).toContain("İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(db().prepare(`SELECT count(*) AS n FROM outbox o JOIN consent_events e ON e.id = o.event_id WHERE e.brand_id = ? AND o.kind LIKE 'iys_%'`).get(to.id)).toEqual({ n: 0 });
   });
 
   it("what İYS records as it does: a line closure dated like the consent it closes, a TACIR closure without a date, an ONAY and a RET in one second sharing a transactionId", async () => {

@@ -1,6 +1,6 @@
 import type { BusinessCalendar } from "./calendar";
 import type { ConsentSource, ConsentStatus, ConsentType, EventEffect, RecipientType } from "./consent";
-import { isIysSource, isProviderSource } from "./consent";
+import { isIysSourceName, isProviderSource } from "./consent";
 
 /** 2015-05-01 00:00:00 Turkish time: no consent may be older, and HS_2015 consents carry exactly this date. */
 export const IYS_EPOCH = Date.UTC(2015, 3, 30, 21, 0, 0);
@@ -101,7 +101,7 @@ export function addressUnfit(type: ConsentCandidate["type"], kind: "phone" | "em
  */
 export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null, ctx: RuleContext): RuleVerdict {
   if (c.source !== null) {
-    const allowed = ctx.writer === "iys" ? isIysSource(c.source) || isProviderSource(c.source) : isProviderSource(c.source);
+    const allowed = ctx.writer === "iys" ? isIysSourceName(c.source) || isProviderSource(c.source) : isProviderSource(c.source);
     if (!allowed) return reject("H486");
   }
 
@@ -130,7 +130,12 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   if (c.source === "HS_KARAR" && (c.status !== "RET" || !current?.inIys)) return reject("H408");
 
   if (current) {
-    if (current.status === c.status) return reject("H174");
+    if (current.status === c.status) {
+      // A refusal the hub kept as a local suppression (İYS had no record) that the recipient then
+      // also made on İYS: İYS holds it now, a movement of İYS's own (in its daily file).
+      if (fromIys && !current.inIys) return { ok: true, effect: "movement" };
+      return reject("H174");
+    }
     const storedDate = current.consentDate?.getTime();
     // What İYS itself recorded may carry the stored date (a line closure, IYS_AHS_HAT_KAPATMA, comes
     // dated with the consent's current date; same-second movements share it): only an older one is refused.

@@ -64,3 +64,14 @@ export function isProviderSource(s: string): s is ProviderSource {
 export function isIysSource(s: string): s is IysSource {
   return (iysSources as readonly string[]).includes(s);
 }
+
+/**
+ * İYS names sources of its own now and then (IYS_AHS_HAT_KAPATMA came with its API 2.2.4): a
+ * movement İYS lists under a name the hub does not know yet is still İYS's record — a recipient's
+ * refusal on İYS must not be dropped for its source's name.
+ */
+const IYS_SOURCE_NAME = /^IYS_[A-Z0-9_]{1,40}$/;
+
+export function isIysSourceName(s: string): boolean {
+  return isIysSource(s) || IYS_SOURCE_NAME.test(s);
+}

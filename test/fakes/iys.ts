@@ -68,7 +68,7 @@ export class FakeIys {
   recipientMovement(
     iysCode: string,
     brandCode: string,
-    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string | null; citizenName?: string; transactionId?: string },
+    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string | null; citizenName?: string; transactionId?: string | null },
     at = Date.now(),
   ): Record<string, unknown> {
     const item: Record<string, unknown> = {
@@ -79,7 +79,8 @@ export class FakeIys {
       recipientType: m.recipientType ?? "BIREYSEL",
       status: m.status,
       type: m.type,
-      transactionId: m.transactionId ?? randomBytes(32).toString("hex"),
+      // null: İYS left it out (the hub must not lose the movement for it).
+      ...(m.transactionId === null ? {} : { transactionId: m.transactionId ?? randomBytes(32).toString("hex") }),
       ...(m.citizenName ? { citizenName: m.citizenName } : {}),
     };
     this.recipientMovements.push({ iysCode, brandCode, at, item });
