@@ -4,12 +4,13 @@ import { createIvrRoutes } from "../channels/ivr/routes";
 import { createLinkRoutes } from "../channels/link/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
-import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import type { IncomingMessage } from "node:http";
+import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createApiRoutes } from "./api/index";
 import { createApiDocsRoutes } from "./api-docs";
 import type { AppDeps, HonoEnv } from "./env";
+import { bodyLimit } from "./body-limit";
 import { ApiError, errorBody } from "./errors";
 import { createAdminRoutes } from "./admin/routes";
 import { Metrics } from "./metrics/index";
@@ -50,25 +51,10 @@ export function createApp(deps: AppDeps) {
     );
   });
 
-  const limit = (maxSize: number, what: string): MiddlewareHandler<HonoEnv> => {
-    const tooLarge = () => {
+  const limit = (maxSize: number, what: string) =>
+    bodyLimit<HonoEnv>(maxSize, () => {
       throw new ApiError("payload_too_large", `${what} is at most ${maxSize >= 1 << 20 ? `${maxSize / (1 << 20)} MiB` : `${maxSize} bytes`}`);
-    };
-    const streamed = bodyLimit({ maxSize, onError: tooLarge });
-    return function limitBody(c, next) {
-      // A declared length is checked from the header alone, as hono's bodyLimit does, but without
-      // touching c.req.raw.body: under @hono/node-server that getter turns the lightweight request
-      // into a full web Request with a stream (~100 µs a webhook) and sends c.req.text() down the
-      // slow path. Node's HTTP parser holds a body to its Content-Length. Chunked bodies are counted.
-      // GET and HEAD carry no body here (the node adapter gives them none).
-      if (c.req.method === "GET" || c.req.method === "HEAD") return next();
-      const length = c.req.header("content-length");
-      if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
-        return parseInt(length, 10) > maxSize ? tooLarge() : next();
-      }
-      return streamed(c, next);
-    };
-  };
+    });
   const defaultLimit = limit(1 << 20, "the request body");
   // The pre-send check takes up to 100 000 recipients in one call, link issuance 10 000.
   const largeLimit = limit(16 << 20, "the request body");
@@ -79,6 +65,8 @@ export function createApp(deps: AppDeps) {
     // Bulk imports stream their CSV into the ledger as it arrives: hono's bodyLimit would buffer a
     // chunked body whole, so the import route checks Content-Length itself (src/api/imports.ts).
     if (path === "/api/v1/imports" && c.req.method === "POST") return next();
+    // Link pages answer every problem as a page with their own headers; their POSTs are a few bytes (channels/link).
+    if (path.startsWith("/r/")) return next();
     if (path.startsWith("/sms/") || path.startsWith("/voice/")) return webhookLimit(c, next);
     return (largeBodies.has(path) || PARTNER_CHECK.test(path) ? largeLimit : defaultLimit)(c, next);
   });
@@ -119,6 +107,11 @@ export function createApp(deps: AppDeps) {
 
   app.onError(function handleError(err, c) {
     if (err instanceof ApiError) return c.json(errorBody(c, err), err.status);
+    if (clientWentAway(c)) {
+      // Reading a body the client stopped sending (a dropped connection, Node's request timeout):
+      // the client's doing, not ours, and nobody reads this answer; the request line says 400.
+      return c.json(errorBody(c, new ApiError("bad_request", "the request body did not arrive whole: the client went away", { field: "(body)" })), 400);
+    }
     if (err instanceof HTTPException && err.status < 500) {
       // A 400 from Hono's own validators is about the body itself (malformed JSON).
       const details = err.status === 400 ? { field: "(body)" } : undefined;
@@ -130,6 +123,12 @@ export function createApp(deps: AppDeps) {
   });
 
   return app;
+}
+
+/** Under @hono/node-server: the request's body stopped before its end and its connection is gone. */
+function clientWentAway(c: Context): boolean {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return Boolean(incoming && !incoming.complete && (incoming.destroyed || incoming.readableAborted));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
-import { Parser } from "csv-parse";
+import { CsvError, Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { statementToAction } from "./consents";
@@ -206,6 +206,15 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
   return { delimiter, chunks: chunks() };
 }
 
+/** Characters one CSV record may take (csv-parse's max_record_size). */
+const MAX_RECORD_CHARS = 64 * 1024;
+
+/** csv-parse's message without the field values it quotes (a phone number's digits, a binary file's bytes). */
+function csvProblem(err: CsvError): string {
+  if (err.code === "CSV_MAX_RECORD_SIZE") return `a record is longer than ${MAX_RECORD_CHARS} characters ${/at line \d+/.exec(err.message)?.[0] ?? ""}`.trim();
+  return err.message.replace(/,? value is .*$/s, "").replace(/got "(?:[^"\\]|\\.)*"/g, "got a character");
+}
+
 interface PendingRow {
   line: number;
   fields: string[];
@@ -226,7 +235,9 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const codes: Record<string, number> = {};
   // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
   const { delimiter, chunks } = await sniffDelimiter(counted(source, counts));
-  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true, delimiter });
+  // A record of the bulk columns is well under a kilobyte: one of 64 KiB is not a consent but a
+  // broken file (an unclosed quote, a binary upload), refused before it fills the memory.
+  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true, delimiter, max_record_size: MAX_RECORD_CHARS });
   const input = Readable.from(chunks);
   input.on("error", (err) => parser.destroy(err));
   input.pipe(parser);
@@ -314,12 +325,12 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     input.destroy();
     parser.destroy();
     let e = err;
-    if ((err as { code?: string }).code?.startsWith("CSV_")) {
+    if (err instanceof CsvError) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
       if (id) await flush().then(() => enqueueing).catch(() => {});
       e = new ImportFormatError(
-        `the CSV is malformed: ${(err as Error).message}${id ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: send the fixed file again (rows already in stay unchanged)` : ""}`,
+        `the CSV is malformed: ${csvProblem(err)}${id ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: send the fixed file again (rows already in stay unchanged)` : ""}`,
         [],
         id,
       );

@@ -312,6 +312,21 @@ describe("POST /api/v1/imports", () => {
     expect(record).toMatchObject({ status: "failed", rowsRead: 5100, recorded: 5100 });
   });
 
+  it("a quote inside a field and a record longer than 64 KiB are a 400 naming the line, not a 500, and quote no field value", async () => {
+    const before = countEvents();
+    const head = `type,recipient,status,source,consentDate\nMESAJ,${phone(806_001)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`;
+    const quoted = await post("?brand=UPLOAD", `${head}MESAJ,0532"8060002,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    expect(quoted.status).toBe(400);
+    const { error } = await quoted.json();
+    expect(error).toMatchObject({ code: "bad_request", field: "(body)", message: "the CSV is malformed: Invalid Opening Quote: a quote is found on field 1 at line 3" });
+    // A huge unquoted field (a binary file sent as text/csv) is refused at 64 KiB, not held whole.
+    const long = await post("?brand=UPLOAD", `${head}MESAJ,${"9".repeat(200_000)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    expect(long.status).toBe(400);
+    expect((await long.json()).error).toMatchObject({ code: "bad_request", message: "the CSV is malformed: a record is longer than 65536 characters at line 3" });
+    // Broken within its first chunk, the file wrote nothing (past it, the rows before the break are kept: above).
+    expect(countEvents() - before).toBe(0);
+  });
+
   it("another content type is a 415", async () => {
     const res = await post("?brand=UPLOAD", JSON.stringify({ rows: [] }), "application/json");
     expect(res.status).toBe(415);

@@ -470,6 +470,18 @@ describe("POST records the RET", () => {
     }
     expect(footprint()).toEqual(before);
   });
+
+  it("a body over 4 KiB is a 413 page with the page headers, however large (a 2 MiB one was the app's JSON 413 without them), and records nothing", async () => {
+    const path = pathOf((await issue(newAddress())).url);
+    const before = footprint();
+    for (const size of [5_000, 2 * 1024 * 1024]) {
+      const res = await app.request(path, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `List-Unsubscribe=One-Click&x=${"y".repeat(size)}` });
+      expect(res.status).toBe(413);
+      expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+      expectPageHeaders(res);
+    }
+    expect(footprint()).toEqual(before);
+  });
 });
 
 describe("keys, expiry and limits", () => {

@@ -1,5 +1,6 @@
 import { createServer, connect, type AddressInfo, type Socket } from "node:net";
 import { EventEmitter } from "node:events";
+import { serve } from "@hono/node-server";
 import { Writable } from "node:stream";
 import type { Redis } from "ioredis";
 import { logOnceWhileDown } from "../src/redis";
@@ -10,7 +11,7 @@ import { createApp, type App } from "../src/app";
 import { createLogger } from "../src/log";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
-import { authed, deletePrefix, REDIS_URL, tempDir, testConfig, waitFor } from "./helpers";
+import { ADMIN_KEY, authed, deletePrefix, REDIS_URL, tempDir, testConfig, waitFor } from "./helpers";
 
 const ACCOUNT_SID = `AC${"d4".repeat(16)}`;
 const AUTH_TOKEN = "twilio-logs-test-token";
@@ -105,6 +106,35 @@ describe("logs", () => {
 });
 
 describe("redactPath", () => {
+  it("a client that goes away in the middle of its body is a 400 in the request line, not an unhandled error: a webhook and an import upload over a real node server", async () => {
+    const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    const { port } = server.address() as AddressInfo;
+    const cut = (path: string, headers: string) =>
+      new Promise<void>((resolve) => {
+        const socket: Socket = connect(port, "127.0.0.1", () => {
+          // 3 bytes of a declared 1000, then the connection drops.
+          socket.write(`POST ${path} HTTP/1.1\r\nHost: hub.example.com\r\n${headers}Content-Length: 1000\r\n\r\nabc`);
+          setTimeout(() => {
+            socket.destroy();
+            resolve();
+          }, 100);
+        });
+      });
+    try {
+      const from = lines.length;
+      await cut("/sms/twilio", "Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: x\r\n");
+      await cut("/api/v1/imports?brand=MIGROS", `Authorization: Bearer ${ADMIN_KEY}\r\nContent-Type: text/csv\r\n`);
+      const requests = () => lines.slice(from).filter((l) => l.msg === "request");
+      await waitFor(() => requests().length === 2 || undefined);
+      expect(requests().map((l) => [l.route, l.status]).sort()).toEqual([["/api/v1/imports", 400], ["/sms/twilio", 400]]);
+      expect(lines.slice(from).filter((l) => l.level === 50)).toEqual([]);
+    } finally {
+      (server as import("node:http").Server).closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it("hides numbers however they are written, e-mails and long tokens, and keeps plain words", () => {
     expect(redactPath("/consents/0532-123-45-67")).toBe("/consents/:redacted");
     expect(redactPath("/consents/0532 123 45 67")).toBe("/consents/:redacted");

@@ -1,5 +1,5 @@
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { bodyLimit } from "../../src/body-limit";
 import { stmt } from "../../db/index";
 import { brandById } from "../../src/brands";
 import { MicroBatcher } from "../../src/batch";
@@ -103,10 +103,7 @@ export function createLinkRoutes(deps: AppDeps) {
       if (limited) return c.html(problemPage("rate_limited"), 429, { "Retry-After": "60" });
       await next();
     })
-    .use(
-      "*",
-      bodyLimit({ maxSize: POST_MAX_BYTES, onError: (c) => c.html(problemPage("bad_request"), 413) }),
-    )
+    .use("*", bodyLimit<HonoEnv>(POST_MAX_BYTES, (c) => c.html(problemPage("bad_request"), 413)))
     .get("/:token", (c) => {
       const found = resolve(c);
       if (found.kind !== "ok") return c.html(problemPage(found.kind === "expired" ? "expired" : "not_found"), found.kind === "expired" ? 410 : 404);
