@@ -141,6 +141,10 @@ export function createImportRoutes(deps: AppDeps) {
           brandId: brand.id,
           via: "api",
           bytesTotal: Number.isFinite(length) && length > 0 ? length : null,
+          // In the web process, between webhooks: with 5000-row transactions a 200 000-row upload held
+          // the event loop 115 ms at the median (252 ms p99); with 1000, 21 ms (40 ms p99), in the same
+          // time overall (5.4 s against 5.7 s). `hub import`, a process of its own, keeps 5000.
+          batchSize: 1000,
         });
         deps.log.info({ requestId: c.get("requestId"), importId: summary.id, rows: summary.rowsRead, rejected: summary.rejected }, "import done");
         return c.json({ ...summary, progressUrl: `${base}/${summary.id}`, rejectedUrl: `${base}/${summary.id}/rejected` }, 200);
