@@ -140,6 +140,25 @@ function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["number
   });
 }
 
+/**
+ * Detaches numbers from the brand (inside its transaction). The number keeps its row (receipts name
+ * it) and the channels its other brands use it for; with no brand left it has none, so its webhooks
+ * are kept as unroutable (answered, never applied) until a brand takes it again.
+ */
+function detachNumbers(db: Db, tx: Tx, brand: Brand, values: string[], field = "removeNumbers"): void {
+  values.forEach((value, i) => {
+    const first = values.indexOf(value);
+    if (first < i) throw new ApiError("bad_request", `${field}[${i}] is ${field}[${first}] again (${value})`, { field: `${field}[${i}]` });
+    const row = tx.select().from(numbers).where(eq(numbers.number, value)).get();
+    const link = row && tx.select().from(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).get();
+    if (!row || !link) throw new ApiError("bad_request", `${field}[${i}]: number ${value} is not one of brand ${brand.code}'s`, { field: `${field}[${i}]` });
+    tx.delete(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).run();
+    const left = tx.select({ channels: brandNumbers.channels }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all();
+    tx.update(numbers).set({ channels: [...new Set(left.flatMap((l) => l.channels))] }).where(eq(numbers.id, row.id)).run();
+    numberCache.get(db)?.delete(row.number);
+  });
+}
+
 /** SMS confirmations of calls go from one of the brand's own SMS numbers (not another brand's on a shared one). */
 function assertSmsNumberForIvrConfirmation(db: Db, brand: Brand): void {
   if (brand.settings.ivrSmsConfirmation === true && !numbersOfBrand(db, brand.id).some((n) => n.channels.includes("sms"))) {
@@ -181,25 +200,28 @@ export interface BrandPatch {
   brandCode?: string | null;
   shortNames?: string[];
   settings?: Record<string, unknown>;
-  /** Numbers attached in addition to the brand's own (attachments are not removed here). */
+  /** Numbers attached in addition to the brand's own. */
   addNumbers?: NewBrand["numbers"];
+  /** Numbers (as stored) the brand stops using; detached before `addNumbers` are attached. */
+  removeNumbers?: string[];
 }
 
 /**
  * Changes a brand in one transaction: the given fields replace the stored ones (`settings` as a
- * whole), `addNumbers` are attached. New short names are checked against the other brands on each of
- * its numbers, as at creation. Null when there is no such brand.
+ * whole), `removeNumbers` are detached, then `addNumbers` attached. New short names are checked
+ * against the other brands on each of its numbers, as at creation. Null when there is no such brand.
  */
 export function updateBrand(db: Db, code: string, patch: BrandPatch, now: number): Brand | null {
   return db.transaction((tx) => {
     const current = tx.select().from(brands).where(eq(brands.code, code.toUpperCase())).get();
     if (!current) return null;
-    const { addNumbers, ...fields } = patch;
+    const { addNumbers, removeNumbers, ...fields } = patch;
     const brand =
       Object.keys(fields).length > 0 ? tx.update(brands).set(fields).where(eq(brands.id, current.id)).returning().get()! : current;
     if (fields.shortNames !== undefined || fields.brandCode !== undefined) {
       for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames");
     }
+    if (removeNumbers?.length) detachNumbers(db, tx, brand, removeNumbers);
     if (addNumbers?.length) attachNumbers(db, tx, brand, addNumbers, now, "addNumbers");
     // Other İYS codes are another İYS brand: its pull starts afresh (İYS's pointer belongs to the old one).
     if (brand.iysCode !== current.iysCode || brand.brandCode !== current.brandCode) {

@@ -608,6 +608,45 @@ describe("a number shared by brands that use it for different channels", () => {
     expect(lcw).toMatchObject({ shortNames: ["LCW"], settings: {} });
   });
 
+  it("a number is detached with PATCH removeNumbers: texters on a shared number reach only the brands left, a number no brand keeps is unroutable, and a change that breaks a rule keeps nothing", async () => {
+    const patch = (code: string, body: unknown) => app.request(`/api/v1/brands/${code}`, authed(body, "PATCH"));
+    expect((await app.request("/api/v1/brands", authed({ code: "DETA", name: "Deta", shortNames: ["DETA"], numbers: [{ number: "6161", provider: "twilio" }] }))).status).toBe(201);
+    expect((await app.request("/api/v1/brands", authed({ code: "DETB", name: "Detb", shortNames: ["DETB"], numbers: [{ number: "6161", provider: "twilio" }, { number: "6262", provider: "twilio" }] }))).status).toBe(201);
+
+    const res = await patch("DETB", { removeNumbers: ["6161"] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(((await res.json()) as { numbers: unknown[] }).numbers).toEqual([{ number: "6262", provider: "twilio", channels: ["sms"] }]);
+    const [toB, toA] = [newSender(), newSender()];
+    await twilioSms(toB, "RET DETB", newSid(), "6161");
+    await twilioSms(toA, "RET DETA", newSid(), "6161");
+    await waitFor(() => (sentTo(fakeTwilio, toB).length === 1 && sentTo(fakeTwilio, toA).length === 1) || undefined);
+    expect(eventsOf(toB)).toEqual([]); // DETB no longer answers on 6161: the help reply
+    expect(eventsOf(toA).map((e) => `${e.brand}:${e.status}`)).toEqual(["DETA:RET"]);
+
+    // The last brand leaves 6161: its webhooks are answered and kept as unroutable, nothing is applied or sent.
+    expect((await patch("DETA", { removeNumbers: ["6161"] })).status).toBe(200);
+    const late = newSender();
+    expect((await twilioSms(late, "RET DETA", newSid(), "6161")).status).toBe(200);
+    expect(receiptsOf(late).map((r) => r.status)).toEqual(["unroutable"]);
+    const again = await patch("DETA", { removeNumbers: ["6161"] });
+    expect(again.status).toBe(400);
+    expect(await again.json()).toMatchObject({ error: { field: "removeNumbers[0]", message: "removeNumbers[0]: number 6161 is not one of brand DETA's" } });
+
+    // Without an SMS number left, SMS confirmations of calls cannot be on: refused whole.
+    const broken = await patch("DETB", { settings: { ivrSmsConfirmation: true }, removeNumbers: ["6262"] });
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({ error: { field: "settings.ivrSmsConfirmation" } });
+    // Removed and added in one call: what the brand uses the number for changes.
+    const moved = await patch("DETB", { removeNumbers: ["6262"], addNumbers: [{ number: "6262", provider: "twilio", channels: ["sms", "voice"] }] });
+    expect(moved.status, await moved.clone().text()).toBe(200);
+    expect(((await moved.json()) as { numbers: unknown[]; settings: object })).toMatchObject({ numbers: [{ number: "6262", channels: ["sms", "voice"] }], settings: {} });
+    // Taken again, 6161 routes to its brand at once.
+    expect((await patch("DETA", { addNumbers: [{ number: "6161", provider: "twilio" }] })).status).toBe(200);
+    const back = newSender();
+    await twilioSms(back, "RET DETA", newSid(), "6161");
+    await waitFor(() => eventsOf(back).length === 1 || undefined);
+  });
+
   it("SMS confirmations of calls need a number the brand itself texts from", async () => {
     const callsOnly = { code: "MAVI", name: "Mavi", shortNames: ["MAVI"], settings: { ivrSmsConfirmation: true }, numbers: [{ number: "5656", provider: "twilio", channels: ["voice"] }] };
     const res = await app.request("/api/v1/brands", authed(callsOnly));

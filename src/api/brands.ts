@@ -143,6 +143,11 @@ const BrandPatchInput = z
     shortNames: z.array(z.string().trim().min(2).max(30)).max(3, "a brand has at most 3 short names").optional(),
     settings: BrandInput.shape.settings,
     addNumbers: z.array(NumberInput).max(50).optional().openapi({ description: "numbers attached in addition to the brand's own" }),
+    removeNumbers: z
+      .array(z.string().trim().min(3).max(32))
+      .max(50)
+      .optional()
+      .openapi({ description: "numbers the brand stops using (in any spelling), detached before addNumbers are attached; a number left with no brand answers its webhooks as unroutable" }),
   })
   .strict()
   .openapi("BrandPatch");
@@ -152,20 +157,22 @@ const patchBrandRoute = createRoute({
   path: "/{code}",
   summary: "Change a brand",
   description:
-    "Admin key only. The fields given replace the stored ones (`settings` as a whole, checked as at creation); `addNumbers` attaches numbers (e.g. a voice line for the IVR) to the brand's own — attachments are not removed here. New short names must not clash with another brand on one of its numbers (409).",
+    "Admin key only. The fields given replace the stored ones (`settings` as a whole, checked as at creation); `removeNumbers` detaches numbers from the brand, then `addNumbers` attaches numbers (e.g. a voice line for the IVR) to the brand's own — to change what a number is used for, remove it and add it again in one call. New short names must not clash with another brand on one of its numbers (409); `ivrSmsConfirmation` needs an SMS number left (400).",
   security: bearerSecurity,
   middleware: [requireAdmin, requireJson] as const,
   request: { params: BrandCode, body: jsonBody(BrandPatchInput, "what changes", { shortNames: ["MIGROS", "MİGROS JET"], addNumbers: [{ number: "0850 222 00 00", provider: "twilio", channels: ["voice"] }] }) },
   responses: { 200: jsonResponse(BrandOut, "The brand as stored"), ...errorResponses, 409: conflictResponse },
 });
 
-/** Service numbers as stored (shortcodes as digits, long numbers E.164); `field` names the input array. */
+/** A service number as stored (shortcodes as digits, long numbers E.164); `field` names the input. */
+function storedNumber(raw: string, field: string): string {
+  const value = normalizeServiceNumber(raw);
+  if (!value) throw new ApiError("bad_request", `${field}: not a shortcode or a valid phone number`, { field });
+  return value;
+}
+
 function storedNumbers(input: z.infer<typeof NumberInput>[], field: string) {
-  return input.map((n, i) => {
-    const value = normalizeServiceNumber(n.number);
-    if (!value) throw new ApiError("bad_request", `${field}[${i}].number: not a shortcode or a valid phone number`, { field: `${field}[${i}].number` });
-    return { ...n, number: value };
-  });
+  return input.map((n, i) => ({ ...n, number: storedNumber(n.number, `${field}[${i}].number`) }));
 }
 
 export function createBrandRoutes(deps: AppDeps) {
@@ -191,10 +198,16 @@ export function createBrandRoutes(deps: AppDeps) {
     })
     .openapi(patchBrandRoute, (c) => {
       const { code } = c.req.valid("param");
-      const { addNumbers, ...fields } = c.req.valid("json");
-      const brand = updateBrand(deps.db, code, { ...fields, ...(addNumbers ? { addNumbers: storedNumbers(addNumbers, "addNumbers") } : {}) }, deps.clock.now().getTime());
+      const { addNumbers, removeNumbers, ...fields } = c.req.valid("json");
+      const removed = removeNumbers?.map((n, i) => storedNumber(n, `removeNumbers[${i}]`));
+      const brand = updateBrand(
+        deps.db,
+        code,
+        { ...fields, ...(addNumbers ? { addNumbers: storedNumbers(addNumbers, "addNumbers") } : {}), ...(removed ? { removeNumbers: removed } : {}) },
+        deps.clock.now().getTime(),
+      );
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
-      deps.log.info({ brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0 }, "brand changed");
+      deps.log.info({ brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0, numbersRemoved: removed?.length ?? 0 }, "brand changed");
       return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id)), 200);
     });
 }
