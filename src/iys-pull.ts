@@ -75,6 +75,24 @@ export function iysPullCursor(db: Db, brandId: number): IysPullCursor | null {
   );
 }
 
+export interface IysPullStanding {
+  brand: string;
+  /** When the last pull succeeded (ms); null before the first. */
+  pulledAt: number | null;
+  movements: number;
+  lastError: string | null;
+}
+
+/** Every brand with İYS codes and where its pull stands (the dashboard and /metrics show it). */
+export function iysPullStandings(db: Db): IysPullStanding[] {
+  return stmt<[], IysPullStanding>(
+    db,
+    `SELECT b.code AS brand, c.pulled_at AS pulledAt, COALESCE(c.movements, 0) AS movements, c.last_error AS lastError
+     FROM brands b LEFT JOIN iys_pull_cursors c ON c.brand_id = b.id
+     WHERE b.iys_code IS NOT NULL AND b.brand_code IS NOT NULL ORDER BY b.code`,
+  ).all();
+}
+
 /** An İYS movement as a row in the İYS bulk columns: the same checks and normalisation as an import's. */
 function changeToAction(c: IysChange, brandId: number): { ok: true; action: ConsentAction } | { ok: false; code: string } {
   const fields: Record<(typeof IMPORT_COLUMNS)[number], string> = {

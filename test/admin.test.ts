@@ -323,6 +323,34 @@ describe("dashboard content", () => {
     expect((await row())?.[1]).toBe("past");
   });
 
+  it("each brand's pull of its recipients' movements on İYS shows as ok, late after a day, losing after 6 (İYS lists 7) or never, with its last error; /metrics has when it last succeeded", async () => {
+    const now = clock.now().getTime();
+    const hour = 3_600_000;
+    for (const [code, ageHours, error] of [["PULLOK", 1, null], ["PULLLATE", 30, "H353: brandCode, kullanıcı izinleriyle eşleştirilemiyor"], ["PULLLOSS", 150, null], ["PULLNEW", null, null]] as const) {
+      const res = await app.request("/api/v1/brands", authed({ code, name: code, shortNames: [code], iysCode: "300", brandCode: `4${code.length}${code.charCodeAt(4)}` }));
+      expect(res.status, await res.clone().text()).toBe(201);
+      if (ageHours === null) continue;
+      // What pullIysChanges writes (tested in iys-pull.test.ts), dated by this test's clock.
+      db()
+        .prepare(`INSERT INTO iys_pull_cursors (brand_id, after, movements, pulled_at, last_error, updated_at) SELECT id, '1_x', 7, ?, ?, ? FROM brands WHERE code = ?`)
+        .run(now - ageHours * hour, error, now, code);
+    }
+    const html = await (await app.request("/admin", asAdmin)).text();
+    const section = /<section id="iys-pull"[^]*?<\/section>/.exec(html)![0];
+    const row = (code: string) => new RegExp(`<tr data-pull="${code}">[^]*?</tr>`).exec(section)?.[0] ?? "";
+    expect(row("PULLOK")).toMatch(/<span class="badge done">ok<\/span>.*<td class="num">7<\/td>/);
+    expect(row("PULLLATE")).toMatch(/<span class="badge near">late<\/span>.*H353: brandCode/);
+    expect(row("PULLLOSS")).toMatch(/<span class="badge past">losing<\/span>/);
+    expect(row("PULLNEW")).toMatch(/<span class="badge past">never<\/span>.*<td class="num">0<\/td>/);
+    expect(row("KOTON")).toBe(""); // no İYS codes: nothing to pull
+
+    const metrics = await scrape();
+    expect(metrics.get('iys_pull_last_success_timestamp_seconds{brand="PULLOK"}')).toBe((now - hour) / 1000);
+    expect(metrics.get('iys_pull_failing{brand="PULLLATE"}')).toBe(1);
+    expect(metrics.get('iys_pull_failing{brand="PULLOK"}')).toBe(0);
+    expect(metrics.has('iys_pull_last_success_timestamp_seconds{brand="PULLNEW"}')).toBe(false);
+  });
+
   it("a failed İYS report is listed among the failures with its error", async () => {
     const html = await (await app.request("/admin", asAdmin)).text();
     const failures = /<section id="failures"[^]*?<\/section>/.exec(html)![0];

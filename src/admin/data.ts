@@ -2,6 +2,7 @@ import type { Db } from "../../db/index";
 import { maskAddress, redactAddresses } from "../domain/address";
 import type { BusinessCalendar } from "../domain/calendar";
 import type { Metrics, QueueDepths } from "../metrics/index";
+import { iysPullStandings, type IysPullStanding } from "../iys-pull";
 
 const DAY = 86_400_000;
 
@@ -38,6 +39,23 @@ export interface DeadlineRow {
   state: "near" | "past" | "unknown";
 }
 
+/**
+ * Where each brand's pull of its recipients' movements on İYS stands. İYS lists only its last 7
+ * days: a pull that has not succeeded for longer loses refusals for good, so it is `late` after a
+ * day and `losing` after 6.
+ */
+export interface PullRow extends IysPullStanding {
+  state: "ok" | "late" | "losing" | "never";
+}
+
+export function iysPullStates(db: Db, now: number): PullRow[] {
+  return iysPullStandings(db).map((r) => {
+    const age = r.pulledAt === null ? null : now - r.pulledAt;
+    const state = age === null ? "never" : age > 6 * DAY ? "losing" : age > DAY ? "late" : "ok";
+    return { ...r, lastError: r.lastError === null ? null : redactAddresses(r.lastError), state };
+  });
+}
+
 export interface FailureRow {
   source: "outbox" | "delivery";
   id: number;
@@ -55,6 +73,7 @@ export interface Dashboard {
   receipts: { channel: string; status: string; n: number }[];
   recent: RecentEvent[];
   deadlines: DeadlineRow[];
+  iysPull: PullRow[];
   failures: FailureRow[];
   queues: QueueDepths;
 }
@@ -93,7 +112,7 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
       .all() as RecentEvent[]
   ).map((e) => ({ ...e, recipient: maskAddress(e.recipient) }));
 
-  return { now: deps.now, brandCounts, receipts, recent, deadlines: deadlines(deps), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
+  return { now: deps.now, brandCounts, receipts, recent, deadlines: deadlines(deps), iysPull: iysPullStates(deps.db, deps.now), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
 }
 
 /**

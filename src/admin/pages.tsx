@@ -45,6 +45,8 @@ const T = (props: { en: string; tr: string }) => (
     {props.en} <span class="tr">/ {props.tr}</span>
   </>
 );
+/** A pull's state in the colours of a deadline's: late is near, losing and never are past. */
+const PULL_CLASS = { ok: "done", late: "near", losing: "past", never: "past" } as const;
 const Badge = (props: { v: string | null }) => (props.v ? <span class={`badge ${props.v}`}>{props.v}</span> : <span class="empty">—</span>);
 
 function Layout(props: { title: string; children: Child }) {
@@ -148,6 +150,37 @@ export function DashboardPage(props: { d: Dashboard }) {
                   <td>
                     {r.kind} <Badge v={r.outboxStatus} />
                   </td>
+                  <td class="err">{r.lastError ?? ""}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+
+        <section id="iys-pull">
+          <h2>
+            <T en="Recipients' movements on İYS: the pull per brand (İYS lists 7 days)" tr="İYS'deki alıcı hareketlerinin çekilmesi" />
+          </h2>
+          <table>
+            <thead>
+              <tr>
+                <th>State</th>
+                <th>Brand</th>
+                <th>Last pulled</th>
+                <th class="num">Movements</th>
+                <th>Last error</th>
+              </tr>
+            </thead>
+            <tbody>
+              {d.iysPull.length === 0 ? <Empty cols={5} /> : null}
+              {d.iysPull.map((r) => (
+                <tr data-pull={r.brand}>
+                  <td>
+                    <span class={`badge ${PULL_CLASS[r.state]}`}>{r.state}</span>
+                  </td>
+                  <td>{r.brand}</td>
+                  <td>{at(r.pulledAt)}</td>
+                  <td class="num">{r.movements}</td>
                   <td class="err">{r.lastError ?? ""}</td>
                 </tr>
               ))}

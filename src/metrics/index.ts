@@ -2,6 +2,7 @@ import type { Queue } from "bullmq";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Db } from "../../db/index";
 import { withTimeout } from "../async";
+import { iysPullStandings } from "../iys-pull";
 import { Tally } from "./tally";
 
 export const queueStates = ["waiting", "active", "delayed", "failed"] as const;
@@ -82,6 +83,28 @@ export class Metrics {
           if (!counts) continue;
           for (const state of queueStates) this.set({ queue, state }, counts[state]);
         }
+      },
+    });
+    // İYS lists a brand's recipient movements for 7 days: alert on `time() - iys_pull_last_success_timestamp_seconds > 86400`.
+    const pulls = () => (self.sources ? iysPullStandings(self.sources.db) : []);
+    new Gauge({
+      name: "iys_pull_last_success_timestamp_seconds",
+      help: "When each brand's pull of its recipients' movements on İYS last succeeded (absent before the first)",
+      labelNames: ["brand"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of pulls()) if (p.pulledAt !== null) this.set({ brand: p.brand }, p.pulledAt / 1000);
+      },
+    });
+    new Gauge({
+      name: "iys_pull_failing",
+      help: "1 while each brand's last pull of its recipients' movements on İYS failed, else 0",
+      labelNames: ["brand"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const p of pulls()) this.set({ brand: p.brand }, p.lastError === null ? 0 : 1);
       },
     });
   }
