@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { stmt, type Db } from "../db/index";
 import { brandNumbers, brands, iysPullCursors, numbers } from "../db/schema";
 import { ApiError } from "./errors";
@@ -43,20 +43,25 @@ export function numbersOfBrand(db: Db, brandId: number): NumberRow[] {
     .select({ n: numbers, channels: brandNumbers.channels })
     .from(brandNumbers)
     .innerJoin(numbers, eq(numbers.id, brandNumbers.numberId))
-    .where(eq(brandNumbers.brandId, brandId))
+    .where(and(eq(brandNumbers.brandId, brandId), isNull(brandNumbers.detachedAt)))
     .orderBy(asc(numbers.number))
     .all()
     .map((r) => ({ ...r.n, channels: r.channels }));
 }
 
-/** The brands a number serves on `channel`, in the order they were attached. */
-export function brandsOfNumber(db: Db, numberId: number, channel: NumberChannel): Brand[] {
-  return stmt<[number, string], RawBrand>(
+/**
+ * The brands a number serves on `channel`, in the order they were attached; with `at` (ms), the ones
+ * it served then and still does or stopped serving later (an SMS is read against the brands of the
+ * moment it reached us, whenever its job runs).
+ */
+export function brandsOfNumber(db: Db, numberId: number, channel: NumberChannel, at?: number): Brand[] {
+  return stmt<[number, number, string], RawBrand>(
     db,
     `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id
-     WHERE bn.number_id = ? AND EXISTS (SELECT 1 FROM json_each(bn.channels) WHERE value = ?) ORDER BY bn.position, b.id`,
+     WHERE bn.number_id = ? AND (bn.detached_at IS NULL OR bn.detached_at > ?)
+       AND EXISTS (SELECT 1 FROM json_each(bn.channels) WHERE value = ?) ORDER BY bn.position, b.id`,
   )
-    .all(numberId, channel)
+    .all(numberId, at ?? Number.MAX_SAFE_INTEGER, channel)
     .map(toBrand);
 }
 
@@ -104,7 +109,7 @@ function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string
     .select({ b: brands })
     .from(brandNumbers)
     .innerJoin(brands, eq(brands.id, brandNumbers.brandId))
-    .where(eq(brandNumbers.numberId, numberRow.id))
+    .where(and(eq(brandNumbers.numberId, numberRow.id), isNull(brandNumbers.detachedAt)))
     .all();
   for (const { b } of others) {
     if (b.id === brand.id) continue;
@@ -121,39 +126,51 @@ function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["number
     const first = numbersIn.findIndex((m) => m.number === n.number);
     if (first < i) throw new ApiError("bad_request", `${field}[${i}] is ${field}[${first}] again (${n.number})`, { field: `${field}[${i}].number` });
     let row = tx.select().from(numbers).where(eq(numbers.number, n.number)).get();
-    if (row && row.provider !== n.provider) {
-      throw new ApiError("conflict", `number ${n.number} is already served through ${row.provider}`, { field: `${field}[${i}].provider` });
-    }
+    let previous: (typeof brandNumbers.$inferSelect) | undefined;
     if (row) {
-      if (tx.select({ id: brandNumbers.brandId }).from(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).get()) {
+      const links = tx.select().from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all();
+      // A number no brand uses any more may come back through another provider.
+      if (row.provider !== n.provider && links.some((l) => l.detachedAt === null)) {
+        throw new ApiError("conflict", `number ${n.number} is already served through ${row.provider}`, { field: `${field}[${i}].provider` });
+      }
+      previous = links.find((l) => l.brandId === brand.id);
+      if (previous && previous.detachedAt === null) {
         throw new ApiError("conflict", `number ${n.number} is already the brand's`, { field: `${field}[${i}].number` });
       }
       assertNoClash(tx, brand, row, "shortNames");
-      const channels = [...new Set([...row.channels, ...n.channels])];
-      tx.update(numbers).set({ channels }).where(eq(numbers.id, row.id)).run();
+      const active = links.filter((l) => l.detachedAt === null).flatMap((l) => l.channels);
+      const channels = [...new Set([...active, ...n.channels])];
+      row = tx.update(numbers).set({ channels, provider: n.provider }).where(eq(numbers.id, row.id)).returning().get()!;
       numberCache.get(db)?.delete(row.number);
     } else {
       row = tx.insert(numbers).values({ number: n.number, provider: n.provider, channels: n.channels, createdAt: now }).returning().get();
     }
-    const position = tx.select({ id: brandNumbers.brandId }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all().length;
-    tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, position, channels: [...new Set(n.channels)] }).run();
+    // Last in the number's list (positions are never reused, detached links keep theirs).
+    const position = tx.select({ n: sql<number>`count(*)` }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).get()?.n ?? 0;
+    const link = { position, channels: [...new Set(n.channels)], detachedAt: null };
+    if (previous) tx.update(brandNumbers).set(link).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).run();
+    else tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, ...link }).run();
   });
 }
 
 /**
- * Detaches numbers from the brand (inside its transaction). The number keeps its row (receipts name
- * it) and the channels its other brands use it for; with no brand left it has none, so its webhooks
- * are kept as unroutable (answered, never applied) until a brand takes it again.
+ * Detaches numbers from the brand (inside its transaction): the link is marked detached, not
+ * deleted, so an SMS that reached the number before is still read against this brand. The number
+ * keeps its row (receipts name it) and the channels its other brands use it for; with no brand left
+ * it has none, so its webhooks are kept as unroutable (answered, never applied) until a brand takes
+ * it again.
  */
-function detachNumbers(db: Db, tx: Tx, brand: Brand, values: string[], field = "removeNumbers"): void {
+function detachNumbers(db: Db, tx: Tx, brand: Brand, values: string[], now: number, field = "removeNumbers"): void {
   values.forEach((value, i) => {
     const first = values.indexOf(value);
     if (first < i) throw new ApiError("bad_request", `${field}[${i}] is ${field}[${first}] again (${value})`, { field: `${field}[${i}]` });
     const row = tx.select().from(numbers).where(eq(numbers.number, value)).get();
-    const link = row && tx.select().from(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).get();
-    if (!row || !link) throw new ApiError("bad_request", `${field}[${i}]: number ${value} is not one of brand ${brand.code}'s`, { field: `${field}[${i}]` });
-    tx.delete(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).run();
-    const left = tx.select({ channels: brandNumbers.channels }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).all();
+    const mine = row && and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id), isNull(brandNumbers.detachedAt));
+    if (!row || !mine || !tx.select().from(brandNumbers).where(mine).get()) {
+      throw new ApiError("bad_request", `${field}[${i}]: number ${value} is not one of brand ${brand.code}'s`, { field: `${field}[${i}]` });
+    }
+    tx.update(brandNumbers).set({ detachedAt: now }).where(mine).run();
+    const left = tx.select({ channels: brandNumbers.channels }).from(brandNumbers).where(and(eq(brandNumbers.numberId, row.id), isNull(brandNumbers.detachedAt))).all();
     tx.update(numbers).set({ channels: [...new Set(left.flatMap((l) => l.channels))] }).where(eq(numbers.id, row.id)).run();
     numberCache.get(db)?.delete(row.number);
   });
@@ -218,10 +235,11 @@ export function updateBrand(db: Db, code: string, patch: BrandPatch, now: number
     const { addNumbers, removeNumbers, ...fields } = patch;
     const brand =
       Object.keys(fields).length > 0 ? tx.update(brands).set(fields).where(eq(brands.id, current.id)).returning().get()! : current;
+    // Numbers left first: new names need not clash on a number the brand is leaving.
+    if (removeNumbers?.length) detachNumbers(db, tx, brand, removeNumbers, now);
     if (fields.shortNames !== undefined || fields.brandCode !== undefined) {
       for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames");
     }
-    if (removeNumbers?.length) detachNumbers(db, tx, brand, removeNumbers);
     if (addNumbers?.length) attachNumbers(db, tx, brand, addNumbers, now, "addNumbers");
     // Other İYS codes are another İYS brand: its pull starts afresh (İYS's pointer belongs to the old one).
     if (brand.iysCode !== current.iysCode || brand.brandCode !== current.brandCode) {

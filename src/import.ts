@@ -160,10 +160,39 @@ export const csvLine = (values: (string | number | null | undefined)[]) => `${va
 export const rejectedCsvHeader = () => csvLine([...REJECTED_COLUMNS]);
 export const rejectedCsvLine = (r: RejectedRow) => csvLine([...r.fields, r.line, r.code, r.message]);
 
+/** A line longer than this is not a row of the bulk columns (well under a kilobyte) but a broken or foreign file. */
+const MAX_LINE_BYTES = 64 * 1024;
+
+/** The file is not CSV rows at all (a line too long to be one); thrown before the parser holds it. */
+class NotRowsError extends Error {}
+
+/**
+ * Counts the bytes read, and stops at a line longer than MAX_LINE_BYTES: csv-parse's
+ * max_record_size counts field characters only, so a line of delimiters (millions of empty fields)
+ * would otherwise be held whole.
+ */
 async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts) {
-  for await (const chunk of source) {
-    counts.bytesRead += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength;
-    yield chunk;
+  let sinceNewline = 0;
+  const tooLong = () => new NotRowsError(`a line is longer than ${MAX_LINE_BYTES} bytes`);
+  for await (const raw of source) {
+    const chunk = typeof raw === "string" ? Buffer.from(raw) : raw;
+    const length = chunk.byteLength;
+    counts.bytesRead += length;
+    const first = chunk.indexOf(10);
+    if (first === -1) {
+      sinceNewline += length;
+      if (sinceNewline > MAX_LINE_BYTES) throw tooLong();
+    } else {
+      if (sinceNewline + first > MAX_LINE_BYTES) throw tooLong();
+      // Only a chunk longer than the limit can hold a whole line that is.
+      for (let at = first; length > MAX_LINE_BYTES && at !== -1; ) {
+        const next = chunk.indexOf(10, at + 1);
+        if ((next === -1 ? length : next) - at - 1 > MAX_LINE_BYTES) throw tooLong();
+        at = next;
+      }
+      sinceNewline = length - chunk.lastIndexOf(10) - 1;
+    }
+    yield raw;
   }
 }
 
@@ -234,7 +263,9 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
   // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
-  const { delimiter, chunks } = await sniffDelimiter(counted(source, counts));
+  const { delimiter, chunks } = await sniffDelimiter(counted(source, counts)).catch((err: unknown) => {
+    throw err instanceof NotRowsError ? new ImportFormatError(`the CSV is malformed: ${err.message}`) : err;
+  });
   // A record of the bulk columns is well under a kilobyte: one of 64 KiB is not a consent but a
   // broken file (an unclosed quote, a binary upload), refused before it fills the memory.
   const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true, delimiter, max_record_size: MAX_RECORD_CHARS });
@@ -325,12 +356,13 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     input.destroy();
     parser.destroy();
     let e = err;
-    if (err instanceof CsvError) {
+    const broken = err instanceof CsvError ? csvProblem(err) : err instanceof NotRowsError ? err.message : null;
+    if (broken !== null) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
       if (id) await flush().then(() => enqueueing).catch(() => {});
       e = new ImportFormatError(
-        `the CSV is malformed: ${csvProblem(err)}${id ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: send the fixed file again (rows already in stay unchanged)` : ""}`,
+        `the CSV is malformed: ${broken}${id ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: send the fixed file again (rows already in stay unchanged)` : ""}`,
         [],
         id,
       );

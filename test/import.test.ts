@@ -319,10 +319,19 @@ describe("POST /api/v1/imports", () => {
     expect(quoted.status).toBe(400);
     const { error } = await quoted.json();
     expect(error).toMatchObject({ code: "bad_request", field: "(body)", message: "the CSV is malformed: Invalid Opening Quote: a quote is found on field 1 at line 3" });
-    // A huge unquoted field (a binary file sent as text/csv) is refused at 64 KiB, not held whole.
-    const long = await post("?brand=UPLOAD", `${head}MESAJ,${"9".repeat(200_000)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
-    expect(long.status).toBe(400);
-    expect((await long.json()).error).toMatchObject({ code: "bad_request", message: "the CSV is malformed: a record is longer than 65536 characters at line 3" });
+    // A huge field, a line of commas (millions of empty fields) or a binary file sent as text/csv is
+    // refused at 64 KiB a line, not held whole; a quoted field spanning lines, at 64 KiB a record.
+    for (const line of [`MESAJ,${"9".repeat(200_000)},ONAY,HS_WEB,${iys(NOW - 60_000)}`, ",".repeat(5_000_000)]) {
+      const long = await post("?brand=UPLOAD", `${head}${line}\n`);
+      expect(long.status).toBe(400);
+      expect((await long.json()).error).toMatchObject({ code: "bad_request", message: "the CSV is malformed: a line is longer than 65536 bytes" });
+    }
+    const spanning = await post("?brand=UPLOAD", `${head}MESAJ,"${"9\n".repeat(40_000)}",ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    expect(spanning.status).toBe(400);
+    expect((await spanning.json()).error.message).toMatch(/^the CSV is malformed: a record is longer than 65536 characters at line \d+$/);
+    const header = await post("?brand=UPLOAD", `${"x".repeat(70_000)}\n`);
+    expect(header.status).toBe(400);
+    expect((await header.json()).error.message).toBe("the CSV is malformed: a line is longer than 65536 bytes");
     // Broken within its first chunk, the file wrote nothing (past it, the rows before the break are kept: above).
     expect(countEvents() - before).toBe(0);
   });

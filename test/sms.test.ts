@@ -7,6 +7,7 @@ import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TwilioHttpClient } from "../channels/sms/twilio-http";
 import { formParams } from "../channels/sms/routes";
+import { smsInterpreter } from "../channels/sms/interpret";
 import { defaultTemplates, renderTemplate, templateKeys, templateProblem } from "../channels/sms/templates";
 import { countSegments } from "../src/domain/sms-segments";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
@@ -613,9 +614,15 @@ describe("a number shared by brands that use it for different channels", () => {
     expect((await app.request("/api/v1/brands", authed({ code: "DETA", name: "Deta", shortNames: ["DETA"], numbers: [{ number: "6161", provider: "twilio" }] }))).status).toBe(201);
     expect((await app.request("/api/v1/brands", authed({ code: "DETB", name: "Detb", shortNames: ["DETB"], numbers: [{ number: "6161", provider: "twilio" }, { number: "6262", provider: "twilio" }] }))).status).toBe(201);
 
+    const beforeDetach = Date.now() - 1;
     const res = await patch("DETB", { removeNumbers: ["6161"] });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(((await res.json()) as { numbers: unknown[] }).numbers).toEqual([{ number: "6262", provider: "twilio", channels: ["sms"] }]);
+    // An SMS that reached 6161 before the detach is read against the brands of that moment, whenever its job runs.
+    const n6161 = (db().prepare("SELECT id FROM numbers WHERE number = '6161'").get() as { id: number }).id;
+    const receipt = { id: 1, channel: "sms", provider: "twilio", providerRef: "x", numberId: n6161, fromAddress: newSender(), toAddress: "6161", body: "RET DETB", payload: "{}", status: "received", receivedAt: beforeDetach } as const;
+    expect(smsInterpreter(runtime.deps.db)(receipt).actions.map((a) => a.status)).toEqual(["RET"]);
+    expect(smsInterpreter(runtime.deps.db)({ ...receipt, receivedAt: Date.now() + 1 }).actions).toEqual([]);
     const [toB, toA] = [newSender(), newSender()];
     await twilioSms(toB, "RET DETB", newSid(), "6161");
     await twilioSms(toA, "RET DETA", newSid(), "6161");
@@ -645,6 +652,14 @@ describe("a number shared by brands that use it for different channels", () => {
     const back = newSender();
     await twilioSms(back, "RET DETA", newSid(), "6161");
     await waitFor(() => eventsOf(back).length === 1 || undefined);
+    // A new name may clash on a number the brand leaves in the same change; one no brand uses may change provider.
+    expect((await patch("DETB", { addNumbers: [{ number: "6161", provider: "twilio" }] })).status).toBe(200);
+    const renamed = await patch("DETB", { shortNames: ["DETA"], removeNumbers: ["6161"] });
+    expect(renamed.status, await renamed.clone().text()).toBe(200);
+    expect((await patch("DETA", { removeNumbers: ["6161"] })).status).toBe(200);
+    const vonage = await patch("DETA", { addNumbers: [{ number: "6161", provider: "vonage" }] });
+    expect(vonage.status, await vonage.clone().text()).toBe(200);
+    expect(((await vonage.json()) as { numbers: unknown[] }).numbers).toEqual([{ number: "6161", provider: "vonage", channels: ["sms"] }]);
   });
 
   it("SMS confirmations of calls need a number the brand itself texts from", async () => {

@@ -45,7 +45,8 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
     // An alphanumeric or otherwise invalid sender cannot be answered nor recorded against a number.
     if (!from.ok) return { actions: [], status: "invalid", result: { reason: `sender: ${from.message}` } };
 
-    const brands = brandsOfNumber(db, receipt.numberId, "sms");
+    // The brands the number served when the SMS reached us (one detached since still counts).
+    const brands = brandsOfNumber(db, receipt.numberId, "sms", receipt.receivedAt);
     const parse = parseKeyword(receipt.body ?? "", brands.map((b) => ({ code: b.code, names: brandNames(b) })), words);
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };

@@ -54,6 +54,11 @@ export const brandNumbers = sqliteTable(
      * shortcode is not offered to its texters, nor one that only texts to its callers.
      */
     channels: text("channels", { mode: "json" }).$type<(typeof numberChannels)[number][]>().notNull().default(sql`'["sms"]'`),
+    /**
+     * When the brand stopped using the number (ms); null while it does. Kept, not deleted: an SMS
+     * that reached the number before is still read against the brands it served then.
+     */
+    detachedAt: integer("detached_at"),
   },
   (t) => [
     primaryKey({ columns: [t.numberId, t.brandId] }),

@@ -53,6 +53,16 @@ describe("İYS consent rules", () => {
     expect(v).toMatchObject({ ok: false, code: "H174", noop: true });
   });
 
+  it("a RET İYS recorded for a bare suppression is İYS's movement when it is as new or newer; an older one is a no-op (the suppression's later date stands)", () => {
+    const iys = { ...ctx, writer: "iys" as const };
+    const suppression = stored({ status: "RET", inIys: false, consentDate: hoursAgo(5) });
+    expect(code(ret({ source: "IYS_WEB", consentDate: hoursAgo(2) }), suppression, iys)).toBe("movement");
+    expect(code(ret({ source: "IYS_WEB", consentDate: hoursAgo(5) }), suppression, iys)).toBe("movement");
+    expect(code(ret({ source: "IYS_WEB", consentDate: hoursAgo(8) }), suppression, iys)).toBe("H174");
+    // Once İYS holds it, the same status again is nothing new.
+    expect(code(ret({ source: "IYS_WEB", consentDate: hoursAgo(2) }), stored({ status: "RET", inIys: true, consentDate: hoursAgo(5) }), iys)).toBe("H174");
+  });
+
   it("the same status twice is rejected with H174 and marked as a no-op", () => {
     expect(checkConsent(onay(), stored(), ctx)).toMatchObject({ ok: false, code: "H174", noop: true });
   });

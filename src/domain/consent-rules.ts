@@ -130,16 +130,18 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   if (c.source === "HS_KARAR" && (c.status !== "RET" || !current?.inIys)) return reject("H408");
 
   if (current) {
-    if (current.status === c.status) {
-      // A refusal the hub kept as a local suppression (İYS had no record) that the recipient then
-      // also made on İYS: İYS holds it now, a movement of İYS's own (in its daily file).
-      if (fromIys && !current.inIys) return { ok: true, effect: "movement" };
-      return reject("H174");
-    }
     const storedDate = current.consentDate?.getTime();
     // What İYS itself recorded may carry the stored date (a line closure, IYS_AHS_HAT_KAPATMA, comes
     // dated with the consent's current date; same-second movements share it): only an older one is refused.
-    if (date !== undefined && storedDate !== undefined && (fromIys ? date < storedDate : date <= storedDate)) return reject("H178");
+    const older = date !== undefined && storedDate !== undefined && (fromIys ? date < storedDate : date <= storedDate);
+    if (current.status === c.status) {
+      // A refusal the hub kept as a local suppression (İYS had no record) that the recipient then
+      // also made on İYS: İYS holds it now, a movement of İYS's own (in its daily file). Not an older
+      // one: the state would take its date, and a consent dated between the two would pass.
+      if (fromIys && !current.inIys && !older) return { ok: true, effect: "movement" };
+      return reject("H174");
+    }
+    if (older) return reject("H178");
   }
 
   if (date !== undefined && c.source !== "HS_2015" && ctx.writer === "provider" && isLate(new Date(date), ctx)) {

@@ -1,0 +1,1 @@
+ALTER TABLE `brand_numbers` ADD `detached_at` integer;
