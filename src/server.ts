@@ -7,6 +7,15 @@ import { createRuntime } from "./runtime";
 /** How long a stopping server lets requests in flight finish (webhooks take milliseconds, an IVR step at most IVR_APPLY_WAIT_MS). */
 const SHUTDOWN_REQUESTS_MS = 10_000;
 
+/**
+ * Node cuts a request whose body has not arrived whole within `requestTimeout`, 300 s by default: an
+ * import upload streams into the ledger at the ledger's pace (1 000 000 rows ≈ 30 s here; the 2 GiB
+ * cap, ~35 000 000 rows, ~15–20 min), so a request may take up to an hour. A connection that sends
+ * and receives nothing for two minutes is closed; headers keep Node's own 60 s.
+ */
+const REQUEST_TIMEOUT_MS = 3_600_000;
+const IDLE_SOCKET_MS = 120_000;
+
 async function main() {
   let config;
   try {
@@ -29,10 +38,11 @@ async function main() {
   const { log } = runtime.deps;
   if (config.RUN_WORKERS) runtime.startBackground();
   const server = config.RUN_WEB
-    ? serve({ fetch: createApp(runtime.deps).fetch, port: config.PORT }, (info) =>
+    ? serve({ fetch: createApp(runtime.deps).fetch, port: config.PORT, serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS } }, (info) =>
         log.info({ port: info.port, publicBaseUrl: config.PUBLIC_BASE_URL, workers: config.RUN_WORKERS }, "hub listening"),
       )
     : null;
+  server?.setTimeout(IDLE_SOCKET_MS);
   if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
   if (config.RUN_WEB && !config.VONAGE_SIGNATURE_SECRET) {
     log.warn({}, "VONAGE_SIGNATURE_SECRET is not set: /sms/vonage accepts unsigned requests (set it and enable signed webhooks in Vonage)");
