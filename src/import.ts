@@ -115,7 +115,7 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "iy
   // them. A refusal in such a file is İYS's refusal (a recipient's İYS refusals must survive a move to
   // another hub: İYS lists only its last 7 days); a consent of İYS's is taken from İYS itself, never
   // from a file, since it would then be sent on unverified.
-  const fromIys = source !== "" && isIysSourceName(source);
+  const fromIys = isIysSourceName(source);
   if (source && !fromIys && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H486", message: messages.H486 };
   if (fromIys && origin === "import" && status !== "RET") return { ok: false, code: "H486", message: messages.H486_IYS_ONAY };
   if (retailerCode && !/^\d{8}$/.test(retailerCode)) return { ok: false, code: "H180", message: messages.H180 };
@@ -160,20 +160,23 @@ export const csvLine = (values: (string | number | null | undefined)[]) => `${va
 export const rejectedCsvHeader = () => csvLine([...REJECTED_COLUMNS]);
 export const rejectedCsvLine = (r: RejectedRow) => csvLine([...r.fields, r.line, r.code, r.message]);
 
-/** A line longer than this is not a row of the bulk columns (well under a kilobyte) but a broken or foreign file. */
-const MAX_LINE_BYTES = 64 * 1024;
+/**
+ * A row of the bulk columns is well under a kilobyte: a line (bytes) or a record (characters, a
+ * quoted field may span lines) longer than this is a broken or foreign file, refused before it is held.
+ */
+const MAX_ROW = 64 * 1024;
 
 /** The file is not CSV rows at all (a line too long to be one); thrown before the parser holds it. */
 class NotRowsError extends Error {}
 
 /**
- * Counts the bytes read, and stops at a line longer than MAX_LINE_BYTES: csv-parse's
+ * Counts the bytes read, and stops at a line longer than MAX_ROW: csv-parse's
  * max_record_size counts field characters only, so a line of delimiters (millions of empty fields)
  * would otherwise be held whole.
  */
 async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts) {
   let sinceNewline = 0;
-  const tooLong = () => new NotRowsError(`a line is longer than ${MAX_LINE_BYTES} bytes`);
+  const tooLong = () => new NotRowsError(`a line is longer than ${MAX_ROW} bytes`);
   for await (const raw of source) {
     const chunk = typeof raw === "string" ? Buffer.from(raw) : raw;
     const length = chunk.byteLength;
@@ -181,13 +184,13 @@ async function* counted(source: AsyncIterable<Uint8Array | string>, counts: Impo
     const first = chunk.indexOf(10);
     if (first === -1) {
       sinceNewline += length;
-      if (sinceNewline > MAX_LINE_BYTES) throw tooLong();
+      if (sinceNewline > MAX_ROW) throw tooLong();
     } else {
-      if (sinceNewline + first > MAX_LINE_BYTES) throw tooLong();
+      if (sinceNewline + first > MAX_ROW) throw tooLong();
       // Only a chunk longer than the limit can hold a whole line that is.
-      for (let at = first; length > MAX_LINE_BYTES && at !== -1; ) {
+      for (let at = first; length > MAX_ROW && at !== -1; ) {
         const next = chunk.indexOf(10, at + 1);
-        if ((next === -1 ? length : next) - at - 1 > MAX_LINE_BYTES) throw tooLong();
+        if ((next === -1 ? length : next) - at - 1 > MAX_ROW) throw tooLong();
         at = next;
       }
       sinceNewline = length - chunk.lastIndexOf(10) - 1;
@@ -235,12 +238,9 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
   return { delimiter, chunks: chunks() };
 }
 
-/** Characters one CSV record may take (csv-parse's max_record_size). */
-const MAX_RECORD_CHARS = 64 * 1024;
-
 /** csv-parse's message without the field values it quotes (a phone number's digits, a binary file's bytes). */
 function csvProblem(err: CsvError): string {
-  if (err.code === "CSV_MAX_RECORD_SIZE") return `a record is longer than ${MAX_RECORD_CHARS} characters ${/at line \d+/.exec(err.message)?.[0] ?? ""}`.trim();
+  if (err.code === "CSV_MAX_RECORD_SIZE") return `a record is longer than ${MAX_ROW} characters ${/at line \d+/.exec(err.message)?.[0] ?? ""}`.trim();
   return err.message.replace(/,? value is .*$/s, "").replace(/got "(?:[^"\\]|\\.)*"/g, "got a character");
 }
 
@@ -266,9 +266,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const { delimiter, chunks } = await sniffDelimiter(counted(source, counts)).catch((err: unknown) => {
     throw err instanceof NotRowsError ? new ImportFormatError(`the CSV is malformed: ${err.message}`) : err;
   });
-  // A record of the bulk columns is well under a kilobyte: one of 64 KiB is not a consent but a
-  // broken file (an unclosed quote, a binary upload), refused before it fills the memory.
-  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true, delimiter, max_record_size: MAX_RECORD_CHARS });
+  const parser = new LineParser({ bom: true, relax_column_count: true, skip_empty_lines: true, delimiter, max_record_size: MAX_ROW });
   const input = Readable.from(chunks);
   input.on("error", (err) => parser.destroy(err));
   input.pipe(parser);

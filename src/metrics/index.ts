@@ -85,7 +85,8 @@ export class Metrics {
         }
       },
     });
-    // İYS lists a brand's recipient movements for 7 days: alert on `time() - iys_pull_last_success_timestamp_seconds > 86400`.
+    // İYS lists a brand's recipient movements for 7 days: alert on `time() - iys_pull_last_success_timestamp_seconds > 86400`
+    // and on iys_pull_failing (a brand whose pull never succeeded has no timestamp).
     const pulls = () => (self.sources ? iysPullStandings(self.sources.db) : []);
     new Gauge({
       name: "iys_pull_last_success_timestamp_seconds",
