@@ -1,6 +1,7 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import { EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
+import { EVENT_COLUMNS, type Ledger, type LedgerEvent, type OutboxRef } from "../db/ledger";
+import { FOLLOW_MAX_PER_LIST, followIysRecord } from "../src/iys-pull";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
 import { iysHoldUntil, retryLater } from "./iys-order";
@@ -14,6 +15,9 @@ export interface IysBatchDeps {
   iysBatchPollMs: number;
   /** First delay after a transient İYS failure (doubled each time, at most an hour). */
   iysRetryBaseMs: number;
+  /** İYS's newer records of consents, taken when İYS refuses movements for them (H178). */
+  ledger: Ledger;
+  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
 }
 
 /** Kept on the row (outbox.result) between sending the list and its outcome. */
@@ -53,8 +57,8 @@ function eventIds(row: OutboxRow): number[] {
  */
 export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
   const ids = eventIds(row);
-  const brand = stmt(deps.db, `SELECT b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
-    | { iysCode: string | null; brandCode: string | null }
+  const brand = stmt(deps.db, `SELECT b.id, b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
+    | { id: number; iysCode: string | null; brandCode: string | null }
     | undefined;
   if (!brand) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !brand.iysCode || !brand.brandCode) {
@@ -124,6 +128,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
 
   const codes: Record<string, number> = { ...state.refusedAtOnce };
   let refused = ids.length - listed.length;
+  const newerOnIys: number[] = [];
   deps.db.$client.transaction(() => {
     listed.forEach((eventId, k) => {
       const item = byIndex.get(k)!;
@@ -132,12 +137,34 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
         refused++;
         const code = item.code ?? "unknown";
         codes[code] = (codes[code] ?? 0) + 1;
+        if (code === "H178") newerOnIys.push(eventId);
       }
       save.run(eventId, row.id, ok ? "success" : "failure", item.transactionId ?? null, item.creationDate ?? null, ok ? null : (item.code ?? null), ok ? null : (item.message ?? null), now);
     });
   })();
-  const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}) };
+  // İYS holds newer records of these consents: the hub takes them, so it answers as İYS does.
+  const followed = newerOnIys.length ? await followIys(deps, { id: brand.id, ...ref }, newerOnIys) : null;
+  const result = {
+    requestId: state.requestId,
+    submittedAt,
+    movements: ids.length,
+    refused,
+    ...(refused ? { codes } : {}),
+    ...(followed ? { takenFromIys: followed.recorded } : {}),
+  };
   if (refused === 0) return { status: "done", result };
   const summary = Object.entries(codes).map(([c, n]) => `${c} ×${n}`).join(", ");
-  return { status: "failed", note: `İYS refused ${refused} of ${ids.length} movements (${summary}); see iys_report_items`, result };
+  const taken = followed ? `; H178: ${followed.note}` : "";
+  return { status: "failed", note: `İYS refused ${refused} of ${ids.length} movements (${summary}); see iys_report_items${taken}`, result };
+}
+
+/** Follows the movements İYS refused for holding newer records (followIysRecord), summarised for the row's note. */
+async function followIys(deps: IysBatchDeps, brand: { id: number; iysCode: string; brandCode: string }, eventIds: number[]) {
+  const events = stmt(deps.db, EVENTS).all(JSON.stringify(eventIds)) as LedgerEvent[];
+  const r = await followIysRecord(deps, brand, events);
+  const note = [
+    `${r.recorded} of İYS's newer records taken into the ledger`,
+    r.notAsked ? `${r.notAsked} not asked (${r.retry ? `İYS's status query failed: ${r.retry}` : `at most ${FOLLOW_MAX_PER_LIST} status queries a list`})` : "",
+  ].filter(Boolean).join(", ");
+  return { recorded: r.recorded, note };
 }

@@ -1,8 +1,9 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import type { LedgerEvent } from "../db/ledger";
+import type { Ledger, LedgerEvent, OutboxRef } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
+import { followIysRecord } from "../src/iys-pull";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 
@@ -12,6 +13,9 @@ export interface IysReportDeps {
   clock: Clock;
   /** First delay after a transient İYS failure (doubled each time, at most an hour). */
   iysRetryBaseMs: number;
+  /** İYS's newer record of a consent, taken when İYS refuses a movement for it (H178). */
+  ledger: Ledger;
+  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
 }
 
 const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
@@ -47,6 +51,12 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
   if (result.ok) {
     if (!result.transactionId) return { status: "done" };
     return { status: "done", result: { transactionId: result.transactionId, ...(result.creationDate ? { creationDate: result.creationDate } : {}) } };
+  }
+  if (result.permanent && result.code === "H178") {
+    // İYS holds a newer record of this consent: the hub takes it, so it answers as İYS does.
+    const followed = await followIysRecord(deps, { id: event.brandId, iysCode: event.iysCode, brandCode: event.brandCode }, [event]);
+    if (followed.retry) return retryLater(row, deps, now, event.receivedAt, `İYS refused the movement (H178) and its status query failed: ${followed.retry}`);
+    return { status: "failed", note: `İYS refused the movement: ${result.code}: ${result.message}; ${followed.notes[0]}` };
   }
   if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);
   return retryLater(row, deps, now, event.receivedAt, `İYS report failed: ${result.code}`);

@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { stmt, type Db } from "../db/index";
 import { crashPoint } from "./crash";
-import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
+import type { ActionOutcome, ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import type { Clock } from "./domain/time";
 import { IMPORT_COLUMNS, rowToAction } from "./import";
 import type { Logger } from "./log";
-import { IYS_CHANGES_MAX, type IysChange, type IysReporter } from "./services/iys";
+import { IYS_CHANGES_MAX, type IysBrandRef, type IysChange, type IysConsentKey, type IysReporter } from "./services/iys";
 
 /**
  * Recipients refuse (and consent) on İYS itself too — its web site, e-Devlet, its app, the 3338
@@ -116,6 +116,67 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
   return { ok: true, action: { ...action, writer: "iys", idempotencyKey: key } };
 }
 
+/** What became of one İYS record given to the ledger: not taken (İYS's values fail the bulk checks), or the ledger's outcome. */
+type IysRecordResult = { taken: false; code: string } | { taken: true; outcome: ActionOutcome };
+
+/**
+ * İYS's records through the ledger as İYS's own (origin iys: never reported back to İYS, passed on
+ * to callbacks and dealers), each recorded one kept with İYS's transactionId and creationDate (its
+ * daily file's key). Call inside a transaction.
+ */
+function applyIysRecords(db: Db, ledger: Ledger, brandId: number, items: IysChange[]): { results: IysRecordResult[]; outbox: OutboxRef[] } {
+  const keepIdentity = stmt(db, `INSERT OR IGNORE INTO iys_pulled_movements (event_id, transaction_id, creation_date) VALUES (?, ?, ?)`);
+  const converted = items.map((item) => changeToAction(item, brandId));
+  const actions = converted.flatMap((r) => (r.ok ? [r.action] : []));
+  const { outcomes, outbox } = ledger.apply(actions);
+  let next = 0;
+  const results = converted.map((r, k): IysRecordResult => {
+    if (!r.ok) return { taken: false, code: r.code };
+    const o = outcomes[next++]!;
+    const item = items[k]!;
+    if (o.kind === "recorded" && item.transactionId) keepIdentity.run(o.event.id, item.transactionId, item.creationDate);
+    return { taken: true, outcome: o };
+  });
+  return { results, outbox };
+}
+
+export interface IysRecordTaken {
+  /** What İYS holds for the consent; null when it holds nothing. */
+  held: IysChange | null;
+  /** The ledger's event of İYS's record: recorded now, or there already. */
+  eventId?: number;
+  /** recorded: the hub now holds İYS's record; unchanged: it held it already; refused: the İYS rules kept the hub's (code). */
+  outcome?: "recorded" | "unchanged" | "refused";
+  code?: string;
+  outbox: OutboxRef[];
+}
+
+/**
+ * Asks İYS what it holds for one consent and takes that into the ledger as İYS's record. For a
+ * movement of the hub's that İYS refused because it holds a newer one (H178: the recipient's own on
+ * İYS not pulled yet, or the provider's from another system): without it the hub would go on
+ * answering the pre-send check from a record İYS overrode. İYS's transactionId makes it the same
+ * event the pull would take. One status query (İYS answers 1000 an hour).
+ */
+export async function takeIysRecord(
+  deps: { db: Db; ledger: Ledger; iys: IysReporter },
+  brand: { id: number } & IysBrandRef,
+  consent: IysConsentKey,
+): Promise<({ ok: true } & IysRecordTaken) | { ok: false; permanent: boolean; code: string; message: string }> {
+  const asked = await deps.iys.consentStatus({ iysCode: brand.iysCode, brandCode: brand.brandCode }, consent);
+  if (!asked.ok) return asked;
+  if (asked.held === null) return { ok: true, held: null, outbox: [] };
+  const held = asked.held;
+  const { results, outbox } = deps.db.$client.transaction(() => applyIysRecords(deps.db, deps.ledger, brand.id, [held])).immediate();
+  const r = results[0]!;
+  if (!r.taken) return { ok: true, held, outcome: "refused", code: r.code, outbox };
+  const o = r.outcome;
+  if (o.kind === "recorded") return { ok: true, held, outcome: "recorded", eventId: o.event.id, outbox };
+  if (o.kind === "duplicate") return { ok: true, held, outcome: "unchanged", eventId: o.event.id, outbox };
+  if (o.kind === "noop") return { ok: true, held, outcome: "unchanged", eventId: o.state.eventId, outbox };
+  return { ok: true, held, outcome: "refused", code: o.code, outbox };
+}
+
 /** Pulls one brand's recipient movements from İYS up to now (less İYS's hour), page by page. */
 export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opts: { limit?: number; maxPages?: number; stopped?: () => boolean } = {}): Promise<IysPullSummary> {
   const { db, ledger } = deps;
@@ -133,8 +194,6 @@ export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opt
     `INSERT INTO iys_pull_cursors (brand_id, last_error, updated_at) VALUES (?, ?, ?)
      ON CONFLICT (brand_id) DO UPDATE SET last_error = excluded.last_error, updated_at = excluded.updated_at`,
   );
-  const keepIdentity = stmt(db, `INSERT OR IGNORE INTO iys_pulled_movements (event_id, transaction_id, creation_date) VALUES (?, ?, ?)`);
-
   const codesNow = stmt<[number], { iysCode: string | null; brandCode: string | null }>(db, `SELECT iys_code AS iysCode, brand_code AS brandCode FROM brands WHERE id = ?`);
   // İYS's id, type and status only (no address): enough to find the movement in İYS's panel or daily file.
   const notTaken = (item: IysChange, code: string) => {
@@ -151,22 +210,14 @@ export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opt
     // The brand's İYS codes changed while İYS answered: the page is the old İYS brand's.
     const codes = codesNow.get(brand.id);
     if (codes?.iysCode !== brand.iysCode || codes?.brandCode !== brand.brandCode) return null;
-    const actions: ConsentAction[] = [];
-    const taken: IysChange[] = [];
-    for (const item of items) {
-      const r = changeToAction(item, brand.id);
-      if (r.ok) {
-        actions.push(r.action);
-        taken.push(item);
-      } else notTaken(item, r.code);
-    }
-    const { outcomes, outbox } = ledger.apply(actions);
-    outcomes.forEach((o, i) => {
-      const item = taken[i]!;
+    const { results, outbox } = applyIysRecords(db, ledger, brand.id, items);
+    results.forEach((r, i) => {
+      const item = items[i]!;
+      if (!r.taken) return notTaken(item, r.code);
+      const o = r.outcome;
       if (o.kind === "recorded") {
         summary.recorded++;
-        if (item.transactionId) keepIdentity.run(o.event.id, item.transactionId, item.creationDate);
-        else deps.log.warn({ brand: brand.code, eventId: o.event.id, type: item.type, status: item.status }, "İYS listed a movement without its transactionId: taken, but it cannot be matched in İYS's daily file");
+        if (!item.transactionId) deps.log.warn({ brand: brand.code, eventId: o.event.id, type: item.type, status: item.status }, "İYS listed a movement without its transactionId: taken, but it cannot be matched in İYS's daily file");
       } else if (o.kind === "duplicate" || o.kind === "noop") summary.unchanged++;
       else notTaken(item, o.code);
     });
@@ -256,4 +307,56 @@ export function startIysPull(deps: IysPullDeps & { redis: Redis; prefix: string 
       await running;
     },
   };
+}
+
+/** At most this many of one list's refused movements are followed with a status query (İYS answers 1000 an hour). */
+export const FOLLOW_MAX_PER_LIST = 100;
+
+/**
+ * After İYS refused movements of the hub's for holding newer records (H178): each consent's record
+ * on İYS taken into the ledger (takeIysRecord), up to `max`; the new events' callbacks and dealer
+ * deliveries enqueued (the sweeper retries an enqueue that fails). `notes` says, per movement and
+ * without its address, what İYS holds and what the hub made of it; `retry` is set when İYS could not
+ * be asked (a transient failure): the caller may ask again later. Nothing is followed after it.
+ */
+export async function followIysRecord(
+  deps: { db: Db; ledger: Ledger; iys: IysReporter; enqueueOutbox(rows: OutboxRef[]): Promise<void> },
+  brand: { id: number } & IysBrandRef,
+  events: IysConsentKey[],
+  max = FOLLOW_MAX_PER_LIST,
+): Promise<{ notes: string[]; retry?: string; recorded: number; notAsked: number }> {
+  const notes: string[] = [];
+  const outbox: OutboxRef[] = [];
+  let recorded = 0;
+  let retry: string | undefined;
+  for (const e of events.slice(0, max)) {
+    let r: Awaited<ReturnType<typeof takeIysRecord>>;
+    try {
+      r = await takeIysRecord(deps, brand, e);
+    } catch (err) {
+      r = { ok: false, permanent: false, code: "unreachable", message: (err as Error).message };
+    }
+    if (!r.ok) {
+      if (!r.permanent) {
+        retry = `${r.code}: ${r.message}`;
+        break;
+      }
+      notes.push(`İYS did not answer what it holds (${r.code}: ${r.message})`);
+      continue;
+    }
+    outbox.push(...r.outbox);
+    if (!r.held) {
+      notes.push("İYS holds no record of the consent");
+      continue;
+    }
+    const held = `İYS holds ${r.held.status || "?"}${r.held.consentDate ? ` dated ${r.held.consentDate}` : ""}${r.held.source ? ` (${r.held.source})` : ""}`;
+    if (r.outcome === "recorded") {
+      recorded++;
+      notes.push(`${held}: taken into the ledger as event ${r.eventId}`);
+    } else if (r.outcome === "unchanged") notes.push(`${held}: the ledger holds it (event ${r.eventId})`);
+    else notes.push(`${held}: not taken (${r.code})`);
+  }
+  const notAsked = events.length - notes.length;
+  await deps.enqueueOutbox(outbox).catch(() => {});
+  return { notes, recorded, notAsked, ...(retry ? { retry } : {}) };
 }

@@ -142,6 +142,37 @@ describe("bulk import reported to İYS in lists", () => {
     ]);
   });
 
+  it("a movement İYS refuses for holding a newer record (H178) makes the hub take İYS's record: the pre-send check answers as İYS would", async () => {
+    const before = headEvent();
+    iys.batchDelayMs = 0;
+    // The provider's other system wrote a refusal for one of them straight to İYS, after the file's consent date.
+    const held = iys.heldElsewhere("700001", "700002", { recipient: phone(915_001), type: "MESAJ", status: "RET", source: "HS_CAGRI_MERKEZI", consentDate: formatIysDate(new Date(Date.now() - 600_000)) });
+    const summary = await runImport(
+      csv([`MESAJ,${phone(915_000)},ONAY,HS_WEB,${date},BIREYSEL`, `MESAJ,${phone(915_001)},ONAY,HS_WEB,${date},BIREYSEL`]),
+      deps,
+      { brandId, via: "cli" },
+    );
+    expect(summary.recorded).toBe(2);
+    const [row] = await waitFor(() => {
+      const rs = outboxOf(before).filter((r) => r.kind === "iys_batch");
+      if (rs.length !== 1 || rs[0]!.status === "pending") throw new Error("still pending");
+      return rs;
+    });
+    expect(row!.status).toBe("failed");
+    expect(row!.lastError).toBe("İYS refused 1 of 2 movements (H178 ×1); see iys_report_items; H178: 1 of İYS's newer records taken into the ledger");
+    expect(JSON.parse(row!.result!)).toMatchObject({ refused: 1, codes: { H178: 1 }, takenFromIys: 1 });
+    const state = (p: string) => db().prepare(`SELECT status, source FROM consent_state WHERE brand_id = ? AND recipient = ? AND type = 'MESAJ'`).get(brandId, p);
+    expect(state(phone(915_000))).toEqual({ status: "ONAY", source: "HS_WEB" });
+    expect(state(phone(915_001))).toEqual({ status: "RET", source: "HS_CAGRI_MERKEZI" });
+    const check = (await (await app.request("/api/v1/check", authed({ brand: "BATCH", type: "MESAJ", recipients: [phone(915_000), phone(915_001)] }))).json()) as unknown;
+    expect(check).toEqual({ allowed: [phone(915_000)], denied: [{ recipient: phone(915_001), reason: "refused" }] });
+    // İYS's record under its own id (the day file's key); never sent back to İYS.
+    const taken = db().prepare(`SELECT e.id, e.origin, p.transaction_id AS tx FROM consent_events e JOIN iys_pulled_movements p ON p.event_id = e.id WHERE e.id > ?`).all(before);
+    expect(taken).toEqual([{ id: expect.any(Number), origin: "iys", tx: held.transactionId }]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(outboxOf(before).filter((r) => r.eventId === (taken[0] as { id: number }).id && r.kind.startsWith("iys_"))).toEqual([]);
+  });
+
   it("a list İYS refuses at once for some movements (422 naming their index) goes again without them; they are kept refused", async () => {
     const before = headEvent();
     iys.batchDelayMs = 0;

@@ -23,7 +23,8 @@ beforeAll(async () => {
   const url = await iys.start();
   await receiver.start();
   runtime = await createRuntime(
-    testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret", CALLBACK_ALLOW_PRIVATE: "true" }),
+    // A report İYS could not take is tried again 50 ms later (doubled each time) instead of 30 s.
+    testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret", CALLBACK_ALLOW_PRIVATE: "true", IYS_RETRY_BASE_SECONDS: "0.05" }),
   );
   runtime.startBackground();
   app = createApp(runtime.deps);
@@ -108,6 +109,48 @@ describe("pulling recipients' movements from İYS", () => {
     const bytes = databaseBytes(runtime.deps.config.DATABASE_PATH);
     expect(bytes.includes(Buffer.from(onIys.transactionId as string))).toBe(true);
     expect(bytes.includes(Buffer.from("Pullanmaz"))).toBe(false);
+  });
+
+  it("a movement İYS refuses for holding a newer record (H178) makes the hub take İYS's record; the pull later lists it as the same event", async () => {
+    const brand = await newBrand();
+    const phone = newPhone();
+    const sub = await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/h178`, brands: [brand.code] }));
+    expect(sub.status).toBe(201);
+    // The recipient refused on İYS ten minutes ago; the pull has not run since. The provider then
+    // records a consent collected half an hour ago: the hub takes it (it knows of nothing newer).
+    const onIys = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_MOBIL", consentDate: minutesAgo(10) });
+    iys.failStatusNext = 1; // İYS's status query fails once: the report is tried again later, not given up.
+    const consent = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(30) }));
+    expect(consent.status).toBe(201);
+    const onay = events(brand.id)[0]!;
+
+    const row = await waitFor(() => {
+      const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE event_id = ? AND kind = 'iys_report'`).get(onay.id) as { status: string; lastError: string };
+      if (r.status !== "failed") throw new Error(`report ${r.status}`);
+      return r;
+    });
+    expect(iys.failStatusNext).toBe(0);
+    expect(iys.writes.filter((w) => w.body.recipient === phone).map((w) => w.body.status)).toEqual(["ONAY", "ONAY"]);
+    const ret = events(brand.id)[1]!;
+    expect(row.lastError).toBe(
+      `İYS refused the movement: H178: Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz.; İYS holds RET dated ${onIys.consentDate} (IYS_MOBIL): taken into the ledger as event ${ret.id}`,
+    );
+    expect(row.lastError).not.toContain(phone);
+    expect(events(brand.id).map((e) => [e.status, e.source, e.origin, e.effect])).toEqual([
+      ["ONAY", "HS_WEB", "api", "movement"],
+      ["RET", "IYS_MOBIL", "iys", "movement"],
+    ]);
+    const check = (await (await app.request("/api/v1/check", authed({ brand: brand.code, type: "MESAJ", recipients: [phone] }))).json()) as unknown;
+    expect(check).toEqual({ allowed: [], denied: [{ recipient: phone, reason: "refused" }] });
+    await waitFor(() => receiver.at("/h178").some((d) => (JSON.parse(d.body) as { data: { eventId: number } }).data.eventId === ret.id) || undefined);
+
+    // The pull lists the recipient's refusal: the same event, not a second one; İYS's day file has it once.
+    const summary = await pullIysChanges(deps, brand);
+    expect(summary).toMatchObject({ listed: 1, recorded: 0, unchanged: 1 });
+    expect(events(brand.id)).toHaveLength(2);
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(file.split("\n").filter((l) => l.includes(phone))).toEqual([`${onIys.creationDate},${onIys.transactionId},${phone},BIREYSEL,MESAJ,RET,${onIys.consentDate},IYS_MOBIL`]);
   });
 
   it("pages of 1000 behind İYS's pointer: 2 500 movements taken once; the next pull asks from the pointer; a pointer set back applies none twice", async () => {

@@ -75,7 +75,18 @@ export interface IysReporter {
   batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult>;
   /** Recipients' own movements on İYS after `after` (null: İYS's whole 7-day window), oldest first. */
   changes(brand: IysBrandRef, after: string | null, limit?: number): Promise<IysChangesResult>;
+  /** What İYS holds for one consent now (Tekil İzin Durumu Sorgulama; at most 1000 an hour): null when it holds nothing. */
+  consentStatus(brand: IysBrandRef, consent: IysConsentKey): Promise<IysConsentStatusResult>;
 }
+
+/** One consent as İYS keys it. */
+export interface IysConsentKey {
+  recipient: string;
+  recipientType: string;
+  type: string;
+}
+
+export type IysConsentStatusResult = { ok: true; held: IysChange | null } | IysFailure;
 
 const notConfigured: IysFailure = { ok: false, permanent: true, code: "not_configured", message: "IYS_API_BASE_URL is not set" };
 
@@ -91,6 +102,9 @@ export const noopIysReporter: IysReporter = {
     return notConfigured;
   },
   async changes() {
+    return notConfigured;
+  },
+  async consentStatus() {
     return notConfigured;
   },
 };
@@ -114,6 +128,22 @@ function consentBody(e: LedgerEvent): Record<string, unknown> {
   if (e.consentDate !== null) body.consentDate = formatIysDate(new Date(e.consentDate));
   if (e.retailerCode) body.retailerCode = Number(e.retailerCode);
   return body;
+}
+
+const str = (v: unknown) => (typeof v === "string" ? v : "");
+
+/** A consent record as İYS lists it (pull) or answers it (status query): İYS's values as given, its citizenName left out. */
+function toChange(raw: Record<string, unknown> | null): IysChange {
+  return {
+    transactionId: str(raw?.transactionId),
+    creationDate: iysInstant(raw?.creationDate),
+    recipient: str(raw?.recipient),
+    recipientType: str(raw?.recipientType),
+    type: str(raw?.type),
+    status: str(raw?.status),
+    source: str(raw?.source),
+    consentDate: typeof raw?.consentDate === "string" && raw.consentDate ? raw.consentDate : null,
+  };
 }
 
 type ErrorBody = { errors?: { code?: string; message?: string; index?: unknown }[] };
@@ -249,16 +279,31 @@ export class HttpIysReporter implements IysReporter {
    */
   private async recordedAs(brand: IysBrandRef, e: LedgerEvent): Promise<{ transactionId: string | null; creationDate?: number | null }> {
     try {
-      const { ok, json } = await this.call("POST", this.brandUrl(brand, "consents/status"), { recipient: e.recipient, recipientType: e.recipientType, type: e.type });
-      const held = json as Record<string, unknown> | null;
+      const asked = await this.consentStatus(brand, e);
       // Exactly what this report sent (as consentBody renders it), not an earlier movement of the same status.
       const sent = consentBody(e);
-      const same = ok && held !== null && (["status", "consentDate", "source"] as const).every((k) => held[k] === sent[k]);
-      if (same && typeof held.transactionId === "string") return { transactionId: held.transactionId, creationDate: iysInstant(held.creationDate) };
+      const held = asked.ok ? asked.held : null;
+      const same = held !== null && held.status === sent.status && held.consentDate === (sent.consentDate ?? null) && held.source === (sent.source ?? "");
+      if (same && held.transactionId) return { transactionId: held.transactionId, creationDate: held.creationDate };
     } catch {
       // the report stands; only the daily file's key is missing
     }
     return { transactionId: null };
+  }
+
+  async consentStatus(brand: IysBrandRef, consent: IysConsentKey): Promise<IysConsentStatusResult> {
+    const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents/status"), {
+      recipient: consent.recipient,
+      recipientType: consent.recipientType,
+      type: consent.type,
+    });
+    // 404 H130 (İzin bulunamadı): İYS holds no record of the consent.
+    if (status === 404) return { ok: true, held: null };
+    if (!ok) return this.failure(status, json);
+    if (json === null || typeof json !== "object" || Array.isArray(json) || typeof (json as { status?: unknown }).status !== "string") {
+      return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the status query with something other than a consent" };
+    }
+    return { ok: true, held: toChange(json as Record<string, unknown>) };
   }
 
   async submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult> {
@@ -310,17 +355,7 @@ export class HttpIysReporter implements IysReporter {
     if (body === null || typeof body !== "object" || Array.isArray(body) || !Array.isArray(body.list)) {
       return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the pull with something other than { after, list }" };
     }
-    const str = (v: unknown) => (typeof v === "string" ? v : "");
-    const items = (body.list as Record<string, unknown>[]).map((raw) => ({
-      transactionId: str(raw?.transactionId),
-      creationDate: iysInstant(raw?.creationDate),
-      recipient: str(raw?.recipient),
-      recipientType: str(raw?.recipientType),
-      type: str(raw?.type),
-      status: str(raw?.status),
-      source: str(raw?.source),
-      consentDate: typeof raw?.consentDate === "string" && raw.consentDate ? raw.consentDate : null,
-    }));
+    const items = (body.list as Record<string, unknown>[]).map(toChange);
     const next = typeof body.after === "string" && body.after ? body.after : null;
     if (items.length > 0 && next === null) {
       return { ok: false, permanent: false, code: "bad_response", message: "İYS listed movements without an after pointer" };

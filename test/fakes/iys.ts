@@ -26,7 +26,8 @@ export interface IysBatchWrite {
  * A local stand-in for the İYS API speaking its HTTP protocol (v3.2.0): password-grant tokens,
  * single consent writes, with İYS's own duplicate answer (H174) for a repeated status, and the
  * asynchronous multiple write, whose request query answers an empty list until `batchDelayMs` has
- * passed, then each movement's success (transactionId) or failure (error code); and the pull of
+ * passed, then each movement's success (transactionId) or failure (error code), refusing a movement
+ * dated before the record it holds (H178); the single status query; and the pull of
  * movements recipients made on İYS itself (consents/changes, source IYS), behind an `after` pointer.
  */
 export class FakeIys {
@@ -61,6 +62,8 @@ export class FakeIys {
   readonly failChangesNext: { status: number; code: string; message: string }[] = [];
   /** Pulls to answer 200 with this body as it is (a proxy's or a changed API's answer). */
   readonly rawChangesNext: string[] = [];
+  /** Status queries (consents/status) to answer 503 before answering. */
+  failStatusNext = 0;
   /** İYS leaves the last hour's movements out of its pull; 0 here unless a test sets it. */
   changesHideMs = 0;
 
@@ -88,6 +91,38 @@ export class FakeIys {
     this.statusByKey.set(key, m.status);
     this.stateByKey.set(key, item);
     return item;
+  }
+
+  /**
+   * A record İYS holds that no pull lists: the provider's own movement written to İYS by another of
+   * its systems (an HS_* source), or one whose listing the hub missed.
+   */
+  heldElsewhere(
+    iysCode: string,
+    brandCode: string,
+    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate: string },
+    at = Date.now(),
+  ): Record<string, unknown> {
+    const item: Record<string, unknown> = {
+      consentDate: m.consentDate,
+      creationDate: formatIysDate(new Date(at)),
+      source: m.source ?? "HS_WEB",
+      recipient: m.recipient,
+      recipientType: m.recipientType ?? "BIREYSEL",
+      status: m.status,
+      type: m.type,
+      transactionId: randomBytes(32).toString("hex"),
+    };
+    const key = `${iysCode}/${brandCode}/${m.recipient}/${item.recipientType}/${m.type}`;
+    this.statusByKey.set(key, m.status);
+    this.stateByKey.set(key, item);
+    return item;
+  }
+
+  /** İYS's H178: a movement dated before the record it holds of the consent (dates as İYS writes them compare as strings). */
+  private olderThanHeld(key: string, movement: Record<string, unknown>): boolean {
+    const held = this.stateByKey.get(key)?.consentDate;
+    return typeof held === "string" && typeof movement.consentDate === "string" && movement.consentDate < held;
   }
 
   async start(): Promise<string> {
@@ -137,8 +172,11 @@ export class FakeIys {
             if (this.statusByKey.get(key) === it.status) {
               return { index, status: "failure", error: { code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." } };
             }
+            if (this.olderThanHeld(key, it)) return { index, status: "failure", error: { code: "H178", message: "Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz." } };
             this.statusByKey.set(key, String(it.status));
-            return { index, requestId: b.requestId, status: "success", transactionId: `btx-${b.requestId}-${index}`, creationDate: formatIysDate(new Date()) };
+            const answer = { transactionId: `btx-${b.requestId}-${index}`, creationDate: formatIysDate(new Date()) };
+            this.stateByKey.set(key, { ...it, ...answer });
+            return { index, requestId: b.requestId, status: "success", ...answer };
           });
           return send(200, b.results);
         }
@@ -175,6 +213,10 @@ export class FakeIys {
       const q = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents\/status$/.exec(url.pathname);
       if (req.method === "POST" && q) {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
+        if (this.failStatusNext > 0) {
+          this.failStatusNext--;
+          return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
+        }
         const asked = JSON.parse(body) as Record<string, unknown>;
         const held = this.stateByKey.get(`${q[1]}/${q[2]}/${asked.recipient}/${asked.recipientType}/${asked.type}`);
         return held ? send(200, held) : send(404, { errors: [{ code: "H130", message: "İzin bulunamadı." }] });
@@ -192,6 +234,7 @@ export class FakeIys {
         if (this.statusByKey.get(key) === parsed.status) {
           return send(400, { errors: [{ code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." }] });
         }
+        if (this.olderThanHeld(key, parsed)) return send(400, { errors: [{ code: "H178", message: "Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz." }] });
         this.statusByKey.set(key, String(parsed.status));
         const answer = { transactionId: `tx${this.writes.length}`, creationDate: formatIysDate(new Date()) };
         this.stateByKey.set(key, { ...parsed, ...answer });
