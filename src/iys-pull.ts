@@ -16,7 +16,15 @@ import { IYS_CHANGES_MAX, type IysBrandRef, type IysChange, type IysConsentKey, 
  * (origin `iys`: never reported back to İYS, but passed on to the provider's callbacks and its
  * dealers), idempotent on İYS's transactionId; the pointer moves in the same transaction as the
  * movements it covers, so a crash at any point loses none and applies none twice.
+ *
+ * The provider's own movements (`source=HS`) are pulled too, behind a pointer of their own: most are
+ * the hub's reports, recognised by their content and skipped (their İYS identity kept where the hub
+ * lacked it); the rest were written to İYS by the provider's other systems or typed into İYS's web
+ * panel, and go into the ledger as İYS's records — İYS's daily file holds them, and a refusal typed
+ * there must stop the hub's sends as much as one texted to the shortcode.
  */
+export type IysPullSource = "IYS" | "HS";
+
 export interface IysPullDeps {
   db: Db;
   ledger: Ledger;
@@ -35,12 +43,13 @@ export interface IysPullBrand {
 
 export interface IysPullSummary {
   brand: string;
+  source: IysPullSource;
   /** İYS answers read. */
   pages: number;
   /** Movements İYS listed. */
   listed: number;
   recorded: number;
-  /** Already in the ledger: taken by an earlier pull, or the same status the hub holds. */
+  /** Already in the ledger: taken by an earlier pull, the same status the hub holds, or (HS) the hub's own report. */
   unchanged: number;
   /** Refused by the İYS rules, per code (H178: older than what the hub holds — İYS too keeps the newer one). */
   refused: Record<string, number>;
@@ -68,10 +77,19 @@ export interface IysPullCursor {
   lastError: string | null;
 }
 
-export function iysPullCursor(db: Db, brandId: number): IysPullCursor | null {
+/** The cursor columns of each pull. */
+const CURSOR_COLUMNS = {
+  IYS: { after: "after", movements: "movements", pulledAt: "pulled_at", lastError: "last_error" },
+  HS: { after: "hs_after", movements: "hs_movements", pulledAt: "hs_pulled_at", lastError: "hs_last_error" },
+} as const;
+
+export function iysPullCursor(db: Db, brandId: number, source: IysPullSource = "IYS"): IysPullCursor | null {
+  const c = CURSOR_COLUMNS[source];
   return (
-    stmt<[number], IysPullCursor>(db, `SELECT after, movements, pulled_at AS pulledAt, last_error AS lastError FROM iys_pull_cursors WHERE brand_id = ?`).get(brandId) ??
-    null
+    stmt<[number], IysPullCursor>(
+      db,
+      `SELECT ${c.after} AS after, ${c.movements} AS movements, ${c.pulledAt} AS pulledAt, ${c.lastError} AS lastError FROM iys_pull_cursors WHERE brand_id = ?`,
+    ).get(brandId) ?? null
   );
 }
 
@@ -116,28 +134,69 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
   return { ok: true, action: { ...action, writer: "iys", idempotencyKey: key } };
 }
 
-/** What became of one İYS record given to the ledger: not taken (İYS's values fail the bulk checks), or the ledger's outcome. */
-type IysRecordResult = { taken: false; code: string } | { taken: true; outcome: ActionOutcome };
+/**
+ * What became of one İYS record: not taken (İYS's values fail the bulk checks), the hub's own
+ * movement as İYS listed it back (HS), or the ledger's outcome.
+ */
+type IysRecordResult = { kind: "invalid"; code: string } | { kind: "own"; eventId: number } | { kind: "ledger"; outcome: ActionOutcome };
 
 /**
  * İYS's records through the ledger as İYS's own (origin iys: never reported back to İYS, passed on
  * to callbacks and dealers), each recorded one kept with İYS's transactionId and creationDate (its
  * daily file's key). Call inside a transaction.
  */
-function applyIysRecords(db: Db, ledger: Ledger, brandId: number, items: IysChange[]): { results: IysRecordResult[]; outbox: OutboxRef[] } {
+function applyIysRecords(
+  db: Db,
+  ledger: Ledger,
+  brandId: number,
+  items: IysChange[],
+  opts: { own?: boolean } = {},
+): { results: IysRecordResult[]; outbox: OutboxRef[] } {
   const keepIdentity = stmt(db, `INSERT OR IGNORE INTO iys_pulled_movements (event_id, transaction_id, creation_date) VALUES (?, ?, ?)`);
-  const converted = items.map((item) => changeToAction(item, brandId));
-  const actions = converted.flatMap((r) => (r.ok ? [r.action] : []));
+  const results: (IysRecordResult | null)[] = [];
+  const actions: ConsentAction[] = [];
+  for (const item of items) {
+    const r = changeToAction(item, brandId);
+    if (!r.ok) {
+      results.push({ kind: "invalid", code: r.code });
+      continue;
+    }
+    const own = opts.own ? ownMovement(db, r.action) : null;
+    if (own !== null) {
+      // İYS's identity of the hub's report, for the daily file where the report's answer was lost.
+      if (item.transactionId) keepIdentity.run(own, item.transactionId, item.creationDate);
+      results.push({ kind: "own", eventId: own });
+      continue;
+    }
+    results.push(null);
+    actions.push(r.action);
+  }
   const { outcomes, outbox } = ledger.apply(actions);
   let next = 0;
-  const results = converted.map((r, k): IysRecordResult => {
-    if (!r.ok) return { taken: false, code: r.code };
+  const done = results.map((r, k): IysRecordResult => {
+    if (r !== null) return r;
     const o = outcomes[next++]!;
     const item = items[k]!;
     if (o.kind === "recorded" && item.transactionId) keepIdentity.run(o.event.id, item.transactionId, item.creationDate);
-    return { taken: true, outcome: o };
+    return { kind: "ledger", outcome: o };
   });
-  return { results, outbox };
+  return { results: done, outbox };
+}
+
+/**
+ * The hub's own movement that İYS lists under `source=HS`: an event the hub recorded and reported
+ * (not one of İYS's) with the same consent, status, source and date to the second (İYS keeps
+ * seconds). The newest such event's id, or null.
+ */
+function ownMovement(db: Db, a: ConsentAction): number | null {
+  const row = stmt<unknown[], { id: number }>(
+    db,
+    `SELECT id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = ? AND source IS ?
+       AND origin <> 'iys' AND effect = 'movement'
+       AND ((? IS NULL AND consent_date IS NULL) OR (consent_date >= ? AND consent_date < ? + 1000))
+     ORDER BY id DESC LIMIT 1`,
+  ).get(a.brandId, a.recipient, a.recipientType, a.type, a.status, a.source, a.consentDate, a.consentDate, a.consentDate);
+  return row?.id ?? null;
 }
 
 export interface IysRecordTaken {
@@ -169,7 +228,8 @@ export async function takeIysRecord(
   const held = asked.held;
   const { results, outbox } = deps.db.$client.transaction(() => applyIysRecords(deps.db, deps.ledger, brand.id, [held])).immediate();
   const r = results[0]!;
-  if (!r.taken) return { ok: true, held, outcome: "refused", code: r.code, outbox };
+  if (r.kind === "invalid") return { ok: true, held, outcome: "refused", code: r.code, outbox };
+  if (r.kind === "own") return { ok: true, held, outcome: "unchanged", eventId: r.eventId, outbox };
   const o = r.outcome;
   if (o.kind === "recorded") return { ok: true, held, outcome: "recorded", eventId: o.event.id, outbox };
   if (o.kind === "duplicate") return { ok: true, held, outcome: "unchanged", eventId: o.event.id, outbox };
@@ -177,22 +237,31 @@ export async function takeIysRecord(
   return { ok: true, held, outcome: "refused", code: o.code, outbox };
 }
 
-/** Pulls one brand's recipient movements from İYS up to now (less İYS's hour), page by page. */
-export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opts: { limit?: number; maxPages?: number; stopped?: () => boolean } = {}): Promise<IysPullSummary> {
+/**
+ * Pulls one brand's movements from İYS up to now (less İYS's hour), page by page: the recipients'
+ * own (`source` IYS, the default) or the provider's (HS).
+ */
+export async function pullIysChanges(
+  deps: IysPullDeps,
+  brand: IysPullBrand,
+  opts: { limit?: number; maxPages?: number; stopped?: () => boolean; source?: IysPullSource } = {},
+): Promise<IysPullSummary> {
   const { db, ledger } = deps;
+  const source = opts.source ?? "IYS";
+  const c = CURSOR_COLUMNS[source];
   const limit = opts.limit ?? IYS_CHANGES_MAX;
   const now = () => deps.clock.now().getTime();
-  const summary: IysPullSummary = { brand: brand.code, pages: 0, listed: 0, recorded: 0, unchanged: 0, refused: {}, after: iysPullCursor(db, brand.id)?.after ?? null };
+  const summary: IysPullSummary = { brand: brand.code, source, pages: 0, listed: 0, recorded: 0, unchanged: 0, refused: {}, after: iysPullCursor(db, brand.id, source)?.after ?? null };
   const saveCursor = stmt(
     db,
-    `INSERT INTO iys_pull_cursors (brand_id, after, movements, pulled_at, last_error, updated_at) VALUES (?, ?, ?, ?, NULL, ?)
-     ON CONFLICT (brand_id) DO UPDATE SET after = excluded.after, movements = movements + excluded.movements,
-       pulled_at = excluded.pulled_at, last_error = NULL, updated_at = excluded.updated_at`,
+    `INSERT INTO iys_pull_cursors (brand_id, ${c.after}, ${c.movements}, ${c.pulledAt}, ${c.lastError}, updated_at) VALUES (?, ?, ?, ?, NULL, ?)
+     ON CONFLICT (brand_id) DO UPDATE SET ${c.after} = excluded.${c.after}, ${c.movements} = ${c.movements} + excluded.${c.movements},
+       ${c.pulledAt} = excluded.${c.pulledAt}, ${c.lastError} = NULL, updated_at = excluded.updated_at`,
   );
   const saveError = stmt(
     db,
-    `INSERT INTO iys_pull_cursors (brand_id, last_error, updated_at) VALUES (?, ?, ?)
-     ON CONFLICT (brand_id) DO UPDATE SET last_error = excluded.last_error, updated_at = excluded.updated_at`,
+    `INSERT INTO iys_pull_cursors (brand_id, ${c.lastError}, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (brand_id) DO UPDATE SET ${c.lastError} = excluded.${c.lastError}, updated_at = excluded.updated_at`,
   );
   const codesNow = stmt<[number], { iysCode: string | null; brandCode: string | null }>(db, `SELECT iys_code AS iysCode, brand_code AS brandCode FROM brands WHERE id = ?`);
   // İYS's id, type and status only (no address): enough to find the movement in İYS's panel or daily file.
@@ -206,14 +275,15 @@ export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opt
 
   /** Applies one page and moves the pointer, in one transaction; null when another pull moved it first. */
   const applyPage = db.$client.transaction((from: string | null, to: string | null, items: IysChange[]) => {
-    if ((iysPullCursor(db, brand.id)?.after ?? null) !== from) return null;
+    if ((iysPullCursor(db, brand.id, source)?.after ?? null) !== from) return null;
     // The brand's İYS codes changed while İYS answered: the page is the old İYS brand's.
     const codes = codesNow.get(brand.id);
     if (codes?.iysCode !== brand.iysCode || codes?.brandCode !== brand.brandCode) return null;
-    const { results, outbox } = applyIysRecords(db, ledger, brand.id, items);
+    const { results, outbox } = applyIysRecords(db, ledger, brand.id, items, { own: source === "HS" });
     results.forEach((r, i) => {
       const item = items[i]!;
-      if (!r.taken) return notTaken(item, r.code);
+      if (r.kind === "invalid") return notTaken(item, r.code);
+      if (r.kind === "own") return void summary.unchanged++;
       const o = r.outcome;
       if (o.kind === "recorded") {
         summary.recorded++;
@@ -231,7 +301,7 @@ export async function pullIysChanges(deps: IysPullDeps, brand: IysPullBrand, opt
     const from = summary.after;
     let res;
     try {
-      res = await deps.iys.changes({ iysCode: brand.iysCode, brandCode: brand.brandCode }, from, limit);
+      res = await deps.iys.changes({ iysCode: brand.iysCode, brandCode: brand.brandCode }, from, limit, source);
     } catch (err) {
       res = { ok: false as const, code: "network", message: (err as Error).message };
     }
@@ -265,9 +335,9 @@ export function startIysPull(deps: IysPullDeps & { redis: Redis; prefix: string 
   let running: Promise<void> | null = null;
   let stopped = false;
   const runOnce = async () => {
-    for (const brand of iysPullBrands(deps.db)) {
+    for (const brand of iysPullBrands(deps.db)) for (const source of ["IYS", "HS"] as const) {
       if (stopped) return;
-      const lock = `${deps.prefix}:iys:pull:${brand.id}`;
+      const lock = `${deps.prefix}:iys:pull:${brand.id}${source === "HS" ? ":hs" : ""}`;
       const token = randomUUID();
       if (deps.redis.status === "ready") {
         // Held for at most a minute (or the interval): a process that dies holding it delays the next pull that long.
@@ -275,12 +345,12 @@ export function startIysPull(deps: IysPullDeps & { redis: Redis; prefix: string 
         if (got !== "OK") continue;
       }
       try {
-        const s = await pullIysChanges(deps, brand, { stopped: () => stopped });
-        const fields = { brand: s.brand, pages: s.pages, listed: s.listed, recorded: s.recorded, unchanged: s.unchanged, refused: s.refused };
+        const s = await pullIysChanges(deps, brand, { stopped: () => stopped, source });
+        const fields = { brand: s.brand, source, pages: s.pages, listed: s.listed, recorded: s.recorded, unchanged: s.unchanged, refused: s.refused };
         if (s.error) deps.log.warn({ ...fields, err: s.error }, "İYS pull failed; the next one starts where this one stopped");
-        else if (s.listed > 0) deps.log.info(fields, "İYS pull: recipients' movements on İYS taken");
+        else if (s.listed > 0) deps.log.info(fields, source === "IYS" ? "İYS pull: recipients' movements on İYS taken" : "İYS pull: the provider's movements on İYS taken");
       } catch (err) {
-        deps.log.error({ brand: brand.code, err: (err as Error).message }, "İYS pull failed");
+        deps.log.error({ brand: brand.code, source, err: (err as Error).message }, "İYS pull failed");
       } finally {
         if (deps.redis.status === "ready") {
           await deps.redis

@@ -117,6 +117,11 @@ describe("crash while taking İYS's pull of recipients' movements", () => {
     expect((await setup.post("/api/v1/brands", { code: "PULLCRASH", name: "Pull crash", iysCode: "31", brandCode: "32" })).status).toBe(201);
     await setup.stop();
     for (let i = 0; i < 3; i++) iys.recipientMovement("31", "32", { recipient: `+90532700000${i}`, type: "MESAJ", status: "RET", source: "IYS_WEB" });
+    // Only this brand is pulled: the pull of the provider's own movements (source HS) of the brand
+    // before it, which has some, would reach the crash points first.
+    const db = new Database(env.DATABASE_PATH);
+    db.prepare(`UPDATE brands SET iys_code = NULL, brand_code = NULL WHERE code <> 'PULLCRASH'`).run();
+    db.close();
 
     // The process dies inside the transaction, after the ledger's writes and before the pointer's.
     const before = new HubProcess(port + 2, env);

@@ -153,6 +153,52 @@ describe("pulling recipients' movements from İYS", () => {
     expect(file.split("\n").filter((l) => l.includes(phone))).toEqual([`${onIys.creationDate},${onIys.transactionId},${phone},BIREYSEL,MESAJ,RET,${onIys.consentDate},IYS_MOBIL`]);
   });
 
+  it("the provider's own movements on İYS (source HS): the hub's reports are recognised, not taken twice; a refusal typed into İYS's panel reaches the ledger", async () => {
+    const brand = await newBrand();
+    const [phone, other, moved] = [newPhone(), newPhone(), newPhone()];
+    for (const p of [phone, other, moved]) {
+      const res = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: p, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(30) }));
+      expect(res.status).toBe(201);
+    }
+    // One the hub has moved on from since: its older report listed back is the hub's, not a movement refused as older.
+    await waitFor(() => iys.writes.some((w) => w.body.recipient === moved) || undefined);
+    const ret = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: moved, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: minutesAgo(20) }));
+    expect(ret.status).toBe(201);
+    await waitFor(() => iys.writes.filter((w) => [phone, other, moved].includes(String(w.body.recipient))).length === 4 || undefined);
+    // The provider's call centre types the recipient's refusal into İYS's web panel.
+    const typed = iys.heldElsewhere(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "HS_CAGRI_MERKEZI", consentDate: minutesAgo(5) });
+
+    const summary = await pullIysChanges(deps, brand, { source: "HS" });
+    expect(summary).toMatchObject({ source: "HS", pages: 1, listed: 5, recorded: 1, unchanged: 4, refused: {} });
+    expect(iys.changeQueries.at(-1)!.get("source")).toBe("HS");
+    const who = (r: string) => (r === phone ? "phone" : r === other ? "other" : "moved");
+    expect(events(brand.id).map((e) => [who(e.recipient), e.status, e.source, e.origin])).toEqual([
+      ["phone", "ONAY", "HS_WEB", "api"],
+      ["other", "ONAY", "HS_WEB", "api"],
+      ["moved", "ONAY", "HS_WEB", "api"],
+      ["moved", "RET", "HS_WEB", "api"],
+      ["phone", "RET", "HS_CAGRI_MERKEZI", "iys"],
+    ]);
+    const check = (await (await app.request("/api/v1/check", authed({ brand: brand.code, type: "MESAJ", recipients: [phone, other] }))).json()) as unknown;
+    expect(check).toEqual({ allowed: [other], denied: [{ recipient: phone, reason: "refused" }] });
+    // Its own pointer: the recipients' pull has not moved.
+    expect(iysPullCursor(runtime.deps.db, brand.id, "HS")).toMatchObject({ after: summary.after, movements: 5, lastError: null });
+    expect(iysPullCursor(runtime.deps.db, brand.id)).toMatchObject({ after: null, movements: 0 });
+    const shown = (await (await app.request(`/api/v1/brands/${brand.code}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as Record<string, unknown>;
+    expect(shown).toMatchObject({ iysPull: null, iysPullOwn: { after: summary.after, movements: 5, lastError: null } });
+
+    // Listed again from the start: nothing new.
+    db().prepare(`UPDATE iys_pull_cursors SET hs_after = NULL WHERE brand_id = ?`).run(brand.id);
+    expect(await pullIysChanges(deps, brand, { source: "HS" })).toMatchObject({ listed: 5, recorded: 0, unchanged: 5, refused: {} });
+    expect(events(brand.id)).toHaveLength(5);
+    // İYS's day file: each movement once, the one typed into the panel under İYS's id.
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    const lines = file.split("\n").filter((l) => [phone, other, moved].some((p) => l.includes(p)));
+    expect(lines).toHaveLength(5);
+    expect(lines).toContain(`${typed.creationDate},${typed.transactionId},${phone},BIREYSEL,MESAJ,RET,${typed.consentDate},HS_CAGRI_MERKEZI`);
+  });
+
   it("pages of 1000 behind İYS's pointer: 2 500 movements taken once; the next pull asks from the pointer; a pointer set back applies none twice", async () => {
     const brand = await newBrand();
     const phones = Array.from({ length: 2500 }, newPhone);

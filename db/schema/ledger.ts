@@ -153,6 +153,14 @@ export const iysPullCursors = sqliteTable("iys_pull_cursors", {
   pulledAt: integer("pulled_at"),
   /** Why the last pull failed, until one succeeds. */
   lastError: text("last_error"),
+  /**
+   * The same four for the pull of the provider's own movements (`source=HS`): the hub's reports,
+   * recognised and skipped, and what the provider's other systems or İYS's web panel wrote.
+   */
+  hsAfter: text("hs_after"),
+  hsMovements: integer("hs_movements").notNull().default(0),
+  hsPulledAt: integer("hs_pulled_at"),
+  hsLastError: text("hs_last_error"),
   updatedAt: integer("updated_at").notNull(),
 });
 

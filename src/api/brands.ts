@@ -58,7 +58,16 @@ export function normalizeServiceNumber(raw: string): string | null {
   return phone.ok ? phone.value : null;
 }
 
-export function presentBrand(b: Brand, nums: ReturnType<typeof numbersOfBrand>, pull: IysPullCursor | null) {
+/** A pull's cursor, or null before it first ran (the two pulls share a row: one may run before the other). */
+const presentPull = (pull: IysPullCursor | null) =>
+  pull && (pull.pulledAt !== null || pull.lastError !== null) && {
+    after: pull.after,
+    movements: pull.movements,
+    pulledAt: pull.pulledAt === null ? null : new Date(pull.pulledAt).toISOString(),
+    lastError: pull.lastError,
+  };
+
+export function presentBrand(b: Brand, nums: ReturnType<typeof numbersOfBrand>, pull: IysPullCursor | null, ownPull: IysPullCursor | null = null) {
   return {
     code: b.code,
     name: b.name,
@@ -67,15 +76,20 @@ export function presentBrand(b: Brand, nums: ReturnType<typeof numbersOfBrand>, 
     shortNames: b.shortNames,
     settings: b.settings,
     numbers: nums.map((n) => ({ number: n.number, provider: n.provider, channels: n.channels })),
-    iysPull: pull && {
-      after: pull.after,
-      movements: pull.movements,
-      pulledAt: pull.pulledAt === null ? null : new Date(pull.pulledAt).toISOString(),
-      lastError: pull.lastError,
-    },
+    iysPull: presentPull(pull) || null,
+    iysPullOwn: presentPull(ownPull) || null,
     createdAt: new Date(b.createdAt).toISOString(),
   };
 }
+
+const PullOut = z
+  .object({
+    after: z.string().nullable().openapi({ description: "İYS's pointer past the last movement taken" }),
+    movements: z.number().int().openapi({ description: "Movements İYS listed so far (recorded, already held, or refused by the rules)" }),
+    pulledAt: z.string().nullable().openapi({ description: "When İYS last answered a pull" }),
+    lastError: z.string().nullable().openapi({ description: "Why the last pull failed, until one succeeds", example: null }),
+  })
+  .nullable();
 
 const BrandOut = z
   .object({
@@ -86,19 +100,16 @@ const BrandOut = z
     shortNames: z.array(z.string()).openapi({ example: ["MIGROS"] }),
     settings: z.record(z.string(), z.unknown()),
     numbers: z.array(z.object({ number: z.string(), provider: z.string(), channels: z.array(z.string()) })),
-    iysPull: z
-      .object({
-        after: z.string().nullable().openapi({ description: "İYS's pointer past the last movement taken" }),
-        movements: z.number().int().openapi({ description: "Movements İYS listed so far (recorded, already held, or refused by the rules)" }),
-        pulledAt: z.string().nullable().openapi({ description: "When İYS last answered a pull" }),
-        lastError: z.string().nullable().openapi({ description: "Why the last pull failed, until one succeeds", example: null }),
-      })
-      .nullable()
-      .openapi({
-        description:
-          "The pull of movements recipients make on İYS itself (e-Devlet, İYS's site and app, 3338), every IYS_PULL_INTERVAL_SECONDS for brands with İYS codes; null before the first.",
-        example: null,
-      }),
+    iysPull: PullOut.openapi({
+      description:
+        "The pull of movements recipients make on İYS itself (e-Devlet, İYS's site and app, 3338), every IYS_PULL_INTERVAL_SECONDS for brands with İYS codes; null before the first.",
+      example: null,
+    }),
+    iysPullOwn: PullOut.openapi({
+      description:
+        "The pull of the provider's own movements on İYS (source HS): the hub's reports, recognised and skipped, and what the provider's other systems or İYS's web panel wrote, taken as İYS's records; null before the first.",
+      example: null,
+    }),
     createdAt: z.string().openapi({ example: "2026-01-15T09:00:00.000Z" }),
   })
   .openapi("Brand");
@@ -182,19 +193,19 @@ export function createBrandRoutes(deps: AppDeps) {
       const numbers = storedNumbers(input.numbers, "numbers");
       const brand = createBrand(deps.db, { ...input, numbers }, deps.clock.now().getTime());
       deps.log.info({ brand: brand.code, numbers: numbers.length }, "brand created");
-      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id)), 201);
+      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id), iysPullCursor(deps.db, brand.id, "HS")), 201);
     })
     .openapi(listBrandsRoute, (c) => {
       const caller = c.get("caller");
       const visible = listBrands(deps.db).filter((b) => canAccessBrand(caller, b.code));
-      return c.json({ brands: visible.map((b) => presentBrand(b, numbersOfBrand(deps.db, b.id), iysPullCursor(deps.db, b.id))) }, 200);
+      return c.json({ brands: visible.map((b) => presentBrand(b, numbersOfBrand(deps.db, b.id), iysPullCursor(deps.db, b.id), iysPullCursor(deps.db, b.id, "HS"))) }, 200);
     })
     .openapi(getBrandRoute, (c) => {
       const { code } = c.req.valid("param");
       assertBrandAccess(c, code, "code");
       const brand = brandByCode(deps.db, code);
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
-      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id)), 200);
+      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id), iysPullCursor(deps.db, brand.id, "HS")), 200);
     })
     .openapi(patchBrandRoute, (c) => {
       const { code } = c.req.valid("param");
@@ -208,6 +219,6 @@ export function createBrandRoutes(deps: AppDeps) {
       );
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
       deps.log.info({ brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0, numbersRemoved: removed?.length ?? 0 }, "brand changed");
-      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id)), 200);
+      return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id), iysPullCursor(deps.db, brand.id, "HS")), 200);
     });
 }

@@ -74,7 +74,7 @@ export interface IysReporter {
   submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult>;
   batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult>;
   /** Recipients' own movements on İYS after `after` (null: İYS's whole 7-day window), oldest first. */
-  changes(brand: IysBrandRef, after: string | null, limit?: number): Promise<IysChangesResult>;
+  changes(brand: IysBrandRef, after: string | null, limit?: number, source?: "IYS" | "HS"): Promise<IysChangesResult>;
   /** What İYS holds for one consent now (Tekil İzin Durumu Sorgulama; at most 1000 an hour): null when it holds nothing. */
   consentStatus(brand: IysBrandRef, consent: IysConsentKey): Promise<IysConsentStatusResult>;
 }
@@ -342,9 +342,9 @@ export class HttpIysReporter implements IysReporter {
     return { ok: true, items };
   }
 
-  async changes(brand: IysBrandRef, after: string | null, limit = IYS_CHANGES_MAX): Promise<IysChangesResult> {
+  async changes(brand: IysBrandRef, after: string | null, limit = IYS_CHANGES_MAX, source: "IYS" | "HS" = "IYS"): Promise<IysChangesResult> {
     const url = this.brandUrl(brand, "consents/changes");
-    url.searchParams.set("source", "IYS");
+    url.searchParams.set("source", source);
     url.searchParams.set("limit", String(limit));
     if (after) url.searchParams.set("after", after);
     const { status, ok, json } = await this.call("GET", url);

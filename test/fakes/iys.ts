@@ -28,7 +28,8 @@ export interface IysBatchWrite {
  * asynchronous multiple write, whose request query answers an empty list until `batchDelayMs` has
  * passed, then each movement's success (transactionId) or failure (error code), refusing a movement
  * dated before the record it holds (H178); the single status query; and the pull of
- * movements recipients made on İYS itself (consents/changes, source IYS), behind an `after` pointer.
+ * movements recipients made on İYS itself (consents/changes, source IYS) or the provider wrote
+ * (source HS: the hub's writes and heldElsewhere's records), behind an `after` pointer.
  */
 export class FakeIys {
   readonly writes: IysConsentWrite[] = [];
@@ -56,6 +57,8 @@ export class FakeIys {
   private readonly token = `tok-${Math.random().toString(36).slice(2)}`;
   /** Movements recipients made on İYS itself, in the order İYS registered them. */
   readonly recipientMovements: { iysCode: string; brandCode: string; at: number; item: Record<string, unknown> }[] = [];
+  /** The provider's movements İYS registered (the hub's writes, and heldElsewhere's), in order: what a pull with source HS lists. */
+  readonly providerMovements: { iysCode: string; brandCode: string; at: number; item: Record<string, unknown> }[] = [];
   /** Pull requests answered (consents/changes), with the query each asked. */
   readonly changeQueries: URLSearchParams[] = [];
   /** Pulls to answer with an error instead (e.g. 503, or 403 H353 for a brand not the account's). */
@@ -116,6 +119,7 @@ export class FakeIys {
     const key = `${iysCode}/${brandCode}/${m.recipient}/${item.recipientType}/${m.type}`;
     this.statusByKey.set(key, m.status);
     this.stateByKey.set(key, item);
+    this.providerMovements.push({ iysCode, brandCode, at, item });
     return item;
   }
 
@@ -176,6 +180,7 @@ export class FakeIys {
             this.statusByKey.set(key, String(it.status));
             const answer = { transactionId: `btx-${b.requestId}-${index}`, creationDate: formatIysDate(new Date()) };
             this.stateByKey.set(key, { ...it, ...answer });
+            this.providerMovements.push({ iysCode: b.iysCode, brandCode: b.brandCode, at: Date.now(), item: { ...it, ...answer } });
             return { index, requestId: b.requestId, status: "success", ...answer };
           });
           return send(200, b.results);
@@ -199,8 +204,8 @@ export class FakeIys {
         const source = url.searchParams.get("source") ?? "IYS";
         if (source !== "IYS" && source !== "HS") return send(422, { errors: [{ code: "H506", location: ["source"], value: source, message: "İzin kaynağı (source) bulunamadı." }] });
         const pointer = (r: { at: number; item: Record<string, unknown> }) => `${Math.floor(r.at / 1000)}_${r.item.transactionId}`;
-        // Only recipients' movements (source IYS) are kept here; the hub's own (HS) are not listed.
-        const mine = source === "HS" ? [] : this.recipientMovements.filter((r) => r.iysCode === pull[1] && r.brandCode === pull[2] && r.at <= Date.now() - this.changesHideMs);
+        const listed = source === "HS" ? this.providerMovements : this.recipientMovements;
+        const mine = listed.filter((r) => r.iysCode === pull[1] && r.brandCode === pull[2] && r.at <= Date.now() - this.changesHideMs);
         const after = url.searchParams.get("after");
         const start = after ? mine.findIndex((r) => pointer(r) === after) + 1 : 0;
         const page = mine.slice(start, start + limit);
@@ -238,6 +243,7 @@ export class FakeIys {
         this.statusByKey.set(key, String(parsed.status));
         const answer = { transactionId: `tx${this.writes.length}`, creationDate: formatIysDate(new Date()) };
         this.stateByKey.set(key, { ...parsed, ...answer });
+        this.providerMovements.push({ iysCode: m[1]!, brandCode: m[2]!, at: Date.now(), item: { ...parsed, ...answer } });
         if (this.dropAnswerNext > 0) {
           this.dropAnswerNext--;
           req.socket.destroy();
