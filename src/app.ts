@@ -5,6 +5,7 @@ import { createLinkRoutes } from "../channels/link/routes";
 import { redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { TrieRouter } from "hono/router/trie-router";
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createApiRoutes } from "./api/index";
@@ -103,7 +104,18 @@ export function createApp(deps: AppDeps) {
   app.route("/admin", createAdminRoutes(deps, metrics, deps.queues ?? {}));
   app.route("/metrics", createMetricsRoutes(deps.config, metrics));
 
-  app.notFound((c) => c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404));
+  // A path the hub serves asked with another method is 405 naming the methods it takes (Allow), not 404.
+  let methodsOf: ((path: string) => string[]) | null = null;
+  app.notFound((c) => {
+    methodsOf ??= routeMethods(app.routes);
+    const allowed = methodsOf(c.req.path).filter((m) => m !== c.req.method);
+    if (allowed.length > 0) {
+      if (allowed.includes("GET")) allowed.push("HEAD");
+      c.header("Allow", allowed.join(", "));
+      return c.json(errorBody(c, new ApiError("method_not_allowed", `${c.req.method} is not served at ${c.req.path}; use ${allowed.join(", ")}`)), 405);
+    }
+    return c.json(errorBody(c, new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`)), 404);
+  });
 
   app.onError(function handleError(err, c) {
     if (err instanceof ApiError) return c.json(errorBody(c, err), err.status);
@@ -132,3 +144,12 @@ function clientWentAway(c: Context): boolean {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/** The methods the app's routes take at a path (middleware, registered for every method, left out). */
+function routeMethods(routes: { method: string; path: string }[]): (path: string) => string[] {
+  const router = new TrieRouter<string>();
+  for (const r of routes) if (r.method !== "ALL") router.add(r.method, r.path, r.method);
+  return (path) => METHODS.filter((m) => router.match(m, path)[0].length > 0);
+}

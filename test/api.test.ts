@@ -88,6 +88,20 @@ describe("provider API security", () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: { code: "not_found", requestId: "req-123" } });
   });
+
+  it("a served path asked with another method is a 405 naming the methods it takes", async () => {
+    const check = await app.request("/api/v1/check", authed(undefined, "GET"));
+    expect(check.status).toBe(405);
+    expect(check.headers.get("allow")).toBe("POST");
+    expect(await check.json()).toMatchObject({ error: { code: "method_not_allowed", message: "GET is not served at /api/v1/check; use POST" } });
+    const brand = await app.request("/api/v1/brands/MIGROS", authed({}, "POST"));
+    expect(brand.status).toBe(405);
+    expect(brand.headers.get("allow")).toBe("GET, PATCH, HEAD");
+    const webhook = await app.request("/sms/twilio");
+    expect(webhook.status).toBe(405);
+    expect(webhook.headers.get("allow")).toBe("POST");
+    expect((await app.request("/api/v1/nope", authed(undefined, "GET"))).status).toBe(404);
+  });
 });
 
 describe("brands", () => {
