@@ -95,19 +95,23 @@ export function iysPullCursor(db: Db, brandId: number, source: IysPullSource = "
 
 export interface IysPullStanding {
   brand: string;
+  /** IYS: the recipients' movements; HS: the provider's own. */
+  source: IysPullSource;
   /** When the last pull succeeded (ms); null before the first. */
   pulledAt: number | null;
   movements: number;
   lastError: string | null;
 }
 
-/** Every brand with İYS codes and where its pull stands (the dashboard and /metrics show it). */
+/** Every brand with İYS codes and where each of its two pulls stands (the dashboard and /metrics show them). */
 export function iysPullStandings(db: Db): IysPullStanding[] {
   return stmt<[], IysPullStanding>(
     db,
-    `SELECT b.code AS brand, c.pulled_at AS pulledAt, COALESCE(c.movements, 0) AS movements, c.last_error AS lastError
-     FROM brands b LEFT JOIN iys_pull_cursors c ON c.brand_id = b.id
-     WHERE b.iys_code IS NOT NULL AND b.brand_code IS NOT NULL ORDER BY b.code`,
+    `SELECT b.code AS brand, s.source, CASE s.source WHEN 'IYS' THEN c.pulled_at ELSE c.hs_pulled_at END AS pulledAt,
+       COALESCE(CASE s.source WHEN 'IYS' THEN c.movements ELSE c.hs_movements END, 0) AS movements,
+       CASE s.source WHEN 'IYS' THEN c.last_error ELSE c.hs_last_error END AS lastError
+     FROM brands b CROSS JOIN (SELECT 'IYS' AS source UNION ALL SELECT 'HS') s LEFT JOIN iys_pull_cursors c ON c.brand_id = b.id
+     WHERE b.iys_code IS NOT NULL AND b.brand_code IS NOT NULL ORDER BY b.code, s.source = 'HS'`,
   ).all();
 }
 

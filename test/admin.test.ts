@@ -323,7 +323,7 @@ describe("dashboard content", () => {
     expect((await row())?.[1]).toBe("past");
   });
 
-  it("each brand's pull of its recipients' movements on İYS shows as ok, late after a day, losing after 6 (İYS lists 7) or never, with its last error; /metrics has when it last succeeded", async () => {
+  it("each brand's pulls of its movements on İYS (recipients', provider's own) show as ok, late after a day, losing after 6 (İYS lists 7) or never, with the last error; /metrics has when each last succeeded", async () => {
     const now = clock.now().getTime();
     const hour = 3_600_000;
     for (const [code, ageHours, error] of [["PULLOK", 1, null], ["PULLLATE", 30, "H353: brandCode, kullanıcı izinleriyle eşleştirilemiyor"], ["PULLLOSS", 150, null], ["PULLNEW", null, null]] as const) {
@@ -337,18 +337,25 @@ describe("dashboard content", () => {
     }
     const html = await (await app.request("/admin", asAdmin)).text();
     const section = /<section id="iys-pull"[^]*?<\/section>/.exec(html)![0];
-    const row = (code: string) => new RegExp(`<tr data-pull="${code}">[^]*?</tr>`).exec(section)?.[0] ?? "";
+    const row = (code: string, source = "IYS") => new RegExp(`<tr data-pull="${code}" data-source="${source}">[^]*?</tr>`).exec(section)?.[0] ?? "";
     expect(row("PULLOK")).toMatch(/<span class="badge done">ok<\/span>.*<td class="num">7<\/td>/);
     expect(row("PULLLATE")).toMatch(/<span class="badge near">late<\/span>.*H353: brandCode/);
     expect(row("PULLLOSS")).toMatch(/<span class="badge past">losing<\/span>/);
     expect(row("PULLNEW")).toMatch(/<span class="badge past">never<\/span>.*<td class="num">0<\/td>/);
     expect(row("KOTON")).toBe(""); // no İYS codes: nothing to pull
+    // The pull of the provider's own movements has its own standing: these brands never ran it.
+    expect(row("PULLOK", "HS")).toMatch(/<span class="badge past">never<\/span>.*<td>provider \(HS\)<\/td>/);
+    db().prepare(`UPDATE iys_pull_cursors SET hs_pulled_at = ?, hs_movements = 3, hs_last_error = 'HTTP_503: Service Unavailable' WHERE brand_id = (SELECT id FROM brands WHERE code = 'PULLOK')`).run(now - hour);
+    const again = /<section id="iys-pull"[^]*?<\/section>/.exec(await (await app.request("/admin", asAdmin)).text())![0];
+    expect(new RegExp(`<tr data-pull="PULLOK" data-source="HS">[^]*?</tr>`).exec(again)![0]).toMatch(/<span class="badge done">ok<\/span>.*<td class="num">3<\/td><td class="err">HTTP_503/);
 
     const metrics = await scrape();
-    expect(metrics.get('iys_pull_last_success_timestamp_seconds{brand="PULLOK"}')).toBe((now - hour) / 1000);
-    expect(metrics.get('iys_pull_failing{brand="PULLLATE"}')).toBe(1);
-    expect(metrics.get('iys_pull_failing{brand="PULLOK"}')).toBe(0);
-    expect(metrics.has('iys_pull_last_success_timestamp_seconds{brand="PULLNEW"}')).toBe(false);
+    expect(metrics.get('iys_pull_last_success_timestamp_seconds{brand="PULLOK",source="IYS"}')).toBe((now - hour) / 1000);
+    expect(metrics.get('iys_pull_last_success_timestamp_seconds{brand="PULLOK",source="HS"}')).toBe((now - hour) / 1000);
+    expect(metrics.get('iys_pull_failing{brand="PULLLATE",source="IYS"}')).toBe(1);
+    expect(metrics.get('iys_pull_failing{brand="PULLOK",source="IYS"}')).toBe(0);
+    expect(metrics.get('iys_pull_failing{brand="PULLOK",source="HS"}')).toBe(1);
+    expect(metrics.has('iys_pull_last_success_timestamp_seconds{brand="PULLNEW",source="IYS"}')).toBe(false);
   });
 
   it("a failed İYS report is listed among the failures with its error", async () => {

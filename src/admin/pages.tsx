@@ -159,26 +159,28 @@ export function DashboardPage(props: { d: Dashboard }) {
 
         <section id="iys-pull">
           <h2>
-            <T en="Recipients' movements on İYS: the pull per brand (İYS lists 7 days)" tr="İYS'deki alıcı hareketlerinin çekilmesi" />
+            <T en="Movements on İYS: the pulls per brand, recipients' and the provider's own (İYS lists 7 days)" tr="İYS'deki izin hareketlerinin çekilmesi" />
           </h2>
           <table>
             <thead>
               <tr>
                 <th>State</th>
                 <th>Brand</th>
+                <th>Movements of</th>
                 <th>Last pulled</th>
                 <th class="num">Movements</th>
                 <th>Last error</th>
               </tr>
             </thead>
             <tbody>
-              {d.iysPull.length === 0 ? <Empty cols={5} /> : null}
+              {d.iysPull.length === 0 ? <Empty cols={6} /> : null}
               {d.iysPull.map((r) => (
-                <tr data-pull={r.brand}>
+                <tr data-pull={r.brand} data-source={r.source}>
                   <td>
                     <span class={`badge ${PULL_CLASS[r.state]}`}>{r.state}</span>
                   </td>
                   <td>{r.brand}</td>
+                  <td>{r.source === "IYS" ? "recipients (IYS)" : "provider (HS)"}</td>
                   <td>{at(r.pulledAt)}</td>
                   <td class="num">{r.movements}</td>
                   <td class="err">{r.lastError ?? ""}</td>

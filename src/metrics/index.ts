@@ -90,22 +90,22 @@ export class Metrics {
     const pulls = () => (self.sources ? iysPullStandings(self.sources.db) : []);
     new Gauge({
       name: "iys_pull_last_success_timestamp_seconds",
-      help: "When each brand's pull of its recipients' movements on İYS last succeeded (absent before the first)",
-      labelNames: ["brand"],
+      help: "When each brand's pull of its movements on İYS last succeeded (source IYS: its recipients', HS: the provider's own; absent before the first)",
+      labelNames: ["brand", "source"],
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const p of pulls()) if (p.pulledAt !== null) this.set({ brand: p.brand }, p.pulledAt / 1000);
+        for (const p of pulls()) if (p.pulledAt !== null) this.set({ brand: p.brand, source: p.source }, p.pulledAt / 1000);
       },
     });
     new Gauge({
       name: "iys_pull_failing",
-      help: "1 while each brand's last pull of its recipients' movements on İYS failed, else 0",
-      labelNames: ["brand"],
+      help: "1 while each brand's last pull of its movements on İYS (source IYS: its recipients', HS: the provider's own) failed, else 0",
+      labelNames: ["brand", "source"],
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const p of pulls()) this.set({ brand: p.brand }, p.lastError === null ? 0 : 1);
+        for (const p of pulls()) this.set({ brand: p.brand, source: p.source }, p.lastError === null ? 0 : 1);
       },
     });
   }
