@@ -1,9 +1,9 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import { EVENT_COLUMNS, type Ledger, type LedgerEvent, type OutboxRef } from "../db/ledger";
-import { FOLLOW_MAX_PER_LIST, followIysRecord } from "../src/iys-pull";
+import { EVENT_COLUMNS, type LedgerEvent, type OutboxRef } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
+import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import { IYS_RETRY_HORIZON_MS, type OutboxOutcome, type OutboxRow } from "./outbox";
 
@@ -15,8 +15,7 @@ export interface IysBatchDeps {
   iysBatchPollMs: number;
   /** First delay after a transient İYS failure (doubled each time, at most an hour). */
   iysRetryBaseMs: number;
-  /** İYS's newer records of consents, taken when İYS refuses movements for them (H178). */
-  ledger: Ledger;
+  /** Enqueues the rows that take İYS's newer records when İYS refuses movements as older (H178). */
   enqueueOutbox(rows: OutboxRef[]): Promise<void>;
 }
 
@@ -128,8 +127,9 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
 
   const codes: Record<string, number> = { ...state.refusedAtOnce };
   let refused = ids.length - listed.length;
-  const newerOnIys: number[] = [];
-  deps.db.$client.transaction(() => {
+  // İYS holds newer records of these consents: iys_follow rows take them, so the hub answers as İYS does.
+  const follows = deps.db.$client.transaction(() => {
+    const newerOnIys: number[] = [];
     listed.forEach((eventId, k) => {
       const item = byIndex.get(k)!;
       const ok = item.status === "success" || alreadyRecorded(item.code);
@@ -141,30 +141,12 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
       }
       save.run(eventId, row.id, ok ? "success" : "failure", item.transactionId ?? null, item.creationDate ?? null, ok ? null : (item.code ?? null), ok ? null : (item.message ?? null), now);
     });
+    return planIysFollows(deps.db, newerOnIys, now);
   })();
-  // İYS holds newer records of these consents: the hub takes them, so it answers as İYS does.
-  const followed = newerOnIys.length ? await followIys(deps, { id: brand.id, ...ref }, newerOnIys) : null;
-  const result = {
-    requestId: state.requestId,
-    submittedAt,
-    movements: ids.length,
-    refused,
-    ...(refused ? { codes } : {}),
-    ...(followed ? { takenFromIys: followed.recorded } : {}),
-  };
+  await deps.enqueueOutbox(follows).catch(() => {});
+  const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}) };
   if (refused === 0) return { status: "done", result };
   const summary = Object.entries(codes).map(([c, n]) => `${c} ×${n}`).join(", ");
-  const taken = followed ? `; H178: ${followed.note}` : "";
+  const taken = codes.H178 ? `; İYS's newer records (H178) are taken by iys_follow rows` : "";
   return { status: "failed", note: `İYS refused ${refused} of ${ids.length} movements (${summary}); see iys_report_items${taken}`, result };
-}
-
-/** Follows the movements İYS refused for holding newer records (followIysRecord), summarised for the row's note. */
-async function followIys(deps: IysBatchDeps, brand: { id: number; iysCode: string; brandCode: string }, eventIds: number[]) {
-  const events = stmt(deps.db, EVENTS).all(JSON.stringify(eventIds)) as LedgerEvent[];
-  const r = await followIysRecord(deps, brand, events);
-  const note = [
-    `${r.recorded} of İYS's newer records taken into the ledger`,
-    r.notAsked ? `${r.notAsked} not asked (${r.retry ? `İYS's status query failed: ${r.retry}` : `at most ${FOLLOW_MAX_PER_LIST} status queries a list`})` : "",
-  ].filter(Boolean).join(", ");
-  return { recorded: r.recorded, note };
 }

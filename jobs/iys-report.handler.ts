@@ -1,9 +1,9 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import type { Ledger, LedgerEvent, OutboxRef } from "../db/ledger";
+import type { LedgerEvent, OutboxRef } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
-import { followIysRecord } from "../src/iys-pull";
+import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 
@@ -13,8 +13,7 @@ export interface IysReportDeps {
   clock: Clock;
   /** First delay after a transient İYS failure (doubled each time, at most an hour). */
   iysRetryBaseMs: number;
-  /** İYS's newer record of a consent, taken when İYS refuses a movement for it (H178). */
-  ledger: Ledger;
+  /** Enqueues the row that takes İYS's newer record when İYS refuses a movement as older (H178). */
   enqueueOutbox(rows: OutboxRef[]): Promise<void>;
 }
 
@@ -53,10 +52,10 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
     return { status: "done", result: { transactionId: result.transactionId, ...(result.creationDate ? { creationDate: result.creationDate } : {}) } };
   }
   if (result.permanent && result.code === "H178") {
-    // İYS holds a newer record of this consent: the hub takes it, so it answers as İYS does.
-    const followed = await followIysRecord(deps, { id: event.brandId, iysCode: event.iysCode, brandCode: event.brandCode }, [event]);
-    if (followed.retry) return retryLater(row, deps, now, event.receivedAt, `İYS refused the movement (H178) and its status query failed: ${followed.retry}`);
-    return { status: "failed", note: `İYS refused the movement: ${result.code}: ${result.message}; ${followed.notes[0]}` };
+    // İYS holds a newer record of this consent: an iys_follow row takes it, so the hub answers as İYS does.
+    const follow = planIysFollows(deps.db, [event.id], now);
+    await deps.enqueueOutbox(follow).catch(() => {});
+    return { status: "failed", note: `İYS refused the movement: ${result.code}: ${result.message}; İYS's record is taken by an iys_follow row` };
   }
   if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);
   return retryLater(row, deps, now, event.receivedAt, `İYS report failed: ${result.code}`);

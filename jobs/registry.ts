@@ -14,7 +14,7 @@ export const registry = {
   consent: { "consent.apply": ReceiptJob },
   confirmations: { "confirmation.send": OutboxJob, "email-confirmation.send": OutboxJob },
   callbacks: { "callback.deliver": OutboxJob },
-  "iys-reports": { "iys.report": OutboxJob, "iys.batch": OutboxJob },
+  "iys-reports": { "iys.report": OutboxJob, "iys.batch": OutboxJob, "iys.follow": OutboxJob },
 } as const;
 
 export type Registry = typeof registry;
@@ -30,6 +30,7 @@ export const outboxRoutes: Record<OutboxKind, { queue: QueueName; job: string }>
   callback: { queue: "callbacks", job: "callback.deliver" },
   iys_report: { queue: "iys-reports", job: "iys.report" },
   iys_batch: { queue: "iys-reports", job: "iys.batch" },
+  iys_follow: { queue: "iys-reports", job: "iys.follow" },
   email_confirmation: { queue: "confirmations", job: "email-confirmation.send" },
 };
 

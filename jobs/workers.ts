@@ -5,6 +5,7 @@ import { logOnceWhileDown } from "../src/redis";
 import * as consentApply from "./consent-apply.handler";
 import * as iysReport from "./iys-report.handler";
 import * as iysBatch from "./iys-batch.handler";
+import * as iysFollow from "./iys-follow.handler";
 import * as confirmation from "./confirmation.handler";
 import * as emailConfirmation from "./email-confirmation.handler";
 import { claimOutbox, finishOutbox, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
@@ -17,6 +18,7 @@ import { sweep, type SweeperDeps } from "./sweeper";
 export type WorkerDeps = consentApply.ConsentApplyDeps &
   iysReport.IysReportDeps &
   iysBatch.IysBatchDeps &
+  iysFollow.IysFollowDeps &
   confirmation.ConfirmationDeps &
   emailConfirmation.EmailConfirmationDeps & {
     log: Logger;
@@ -39,7 +41,7 @@ function handlersFor(deps: WorkerDeps): Record<QueueName, Record<string, Handler
     consent: { "consent.apply": { kind: "receipts", run: consentApply.run } },
     confirmations: { "confirmation.send": outbox(confirmation.run) },
     callbacks: {},
-    "iys-reports": { "iys.report": outbox(iysReport.run), "iys.batch": outbox(iysBatch.run) },
+    "iys-reports": { "iys.report": outbox(iysReport.run), "iys.batch": outbox(iysBatch.run), "iys.follow": outbox(iysFollow.run) },
   };
   base.confirmations["email-confirmation.send"] = outbox(emailConfirmation.run);
   for (const [q, hs] of Object.entries(deps.extraHandlers ?? {})) {

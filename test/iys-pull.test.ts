@@ -119,23 +119,33 @@ describe("pulling recipients' movements from İYS", () => {
     // The recipient refused on İYS ten minutes ago; the pull has not run since. The provider then
     // records a consent collected half an hour ago: the hub takes it (it knows of nothing newer).
     const onIys = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_MOBIL", consentDate: minutesAgo(10) });
-    iys.failStatusNext = 1; // İYS's status query fails once: the report is tried again later, not given up.
+    iys.failStatusNext = 2; // İYS's status query fails twice: asked again later, the refused write is not sent again.
     const consent = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(30) }));
     expect(consent.status).toBe(201);
     const onay = events(brand.id)[0]!;
 
-    const row = await waitFor(() => {
-      const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE event_id = ? AND kind = 'iys_report'`).get(onay.id) as { status: string; lastError: string };
-      if (r.status !== "failed") throw new Error(`report ${r.status}`);
-      return r;
+    const rows = await waitFor(() => {
+      const rs = db().prepare(`SELECT kind, status, attempts, last_error AS lastError, result FROM outbox WHERE event_id = ? AND kind LIKE 'iys_%' ORDER BY id`).all(onay.id) as {
+        kind: string;
+        status: string;
+        attempts: number;
+        lastError: string | null;
+        result: string | null;
+      }[];
+      if (rs.length !== 2 || rs[1]!.status !== "done") throw new Error(`rows ${JSON.stringify(rs)}`);
+      return rs;
     });
     expect(iys.failStatusNext).toBe(0);
-    expect(iys.writes.filter((w) => w.body.recipient === phone).map((w) => w.body.status)).toEqual(["ONAY", "ONAY"]);
+    expect(iys.writes.filter((w) => w.body.recipient === phone).map((w) => w.body.status)).toEqual(["ONAY"]);
     const ret = events(brand.id)[1]!;
-    expect(row.lastError).toBe(
-      `İYS refused the movement: H178: Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz.; İYS holds RET dated ${onIys.consentDate} (IYS_MOBIL): taken into the ledger as event ${ret.id}`,
-    );
-    expect(row.lastError).not.toContain(phone);
+    expect(rows.map((r) => [r.kind, r.status])).toEqual([
+      ["iys_report", "failed"],
+      ["iys_follow", "done"],
+    ]);
+    expect(rows[0]!.lastError).toBe("İYS refused the movement: H178: Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz.; İYS's record is taken by an iys_follow row");
+    expect(rows[1]!.attempts).toBe(3);
+    expect(JSON.parse(rows[1]!.result!)).toEqual({ held: { status: "RET", consentDate: onIys.consentDate, source: "IYS_MOBIL" }, outcome: "recorded", eventId: ret.id });
+    expect(JSON.stringify(rows)).not.toContain(phone);
     expect(events(brand.id).map((e) => [e.status, e.source, e.origin, e.effect])).toEqual([
       ["ONAY", "HS_WEB", "api", "movement"],
       ["RET", "IYS_MOBIL", "iys", "movement"],

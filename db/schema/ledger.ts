@@ -77,9 +77,10 @@ export const ledgerCheckpoints = sqliteTable("ledger_checkpoints", {
 
 /**
  * iys_report: one movement through İYS's single write; iys_batch: up to 1000 imported movements
- * through İYS's asynchronous multiple write (event_id is the first, target the JSON list of ids).
+ * through İYS's asynchronous multiple write (event_id is the first, target the JSON list of ids);
+ * iys_follow: İYS's record of a consent taken after İYS refused the event's movement as older (H178).
  */
-export const outboxKinds = ["iys_report", "iys_batch", "confirmation", "callback", "email_confirmation"] as const;
+export const outboxKinds = ["iys_report", "iys_batch", "iys_follow", "confirmation", "callback", "email_confirmation"] as const;
 export type OutboxKind = (typeof outboxKinds)[number];
 export const outboxStatuses = ["pending", "done", "skipped", "failed", "exhausted"] as const;
 export type OutboxStatus = (typeof outboxStatuses)[number];

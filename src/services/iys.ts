@@ -297,8 +297,9 @@ export class HttpIysReporter implements IysReporter {
       recipientType: consent.recipientType,
       type: consent.type,
     });
-    // 404 H130 (İzin bulunamadı): İYS holds no record of the consent.
-    if (status === 404) return { ok: true, held: null };
+    // İYS holds no record of the consent: no content, or a not-found answer in İYS's error body
+    // (İYS's document lists neither; a proxy's 404 page is not taken for one).
+    if (status === 204 || (status === 404 && typeof (json as ErrorBody | null)?.errors?.[0]?.code === "string")) return { ok: true, held: null };
     if (!ok) return this.failure(status, json);
     if (json === null || typeof json !== "object" || Array.isArray(json) || typeof (json as { status?: unknown }).status !== "string") {
       return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the status query with something other than a consent" };
