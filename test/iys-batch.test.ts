@@ -146,7 +146,7 @@ describe("bulk import reported to İYS in lists", () => {
     const before = headEvent();
     iys.batchDelayMs = 0;
     // The provider's other system wrote a refusal for one of them straight to İYS, after the file's consent date.
-    const held = iys.heldElsewhere("700001", "700002", { recipient: phone(915_001), type: "MESAJ", status: "RET", source: "HS_CAGRI_MERKEZI", consentDate: formatIysDate(new Date(Date.now() - 600_000)) });
+    const held = iys.providerMovement("700001", "700002", { recipient: phone(915_001), type: "MESAJ", status: "RET", source: "HS_CAGRI_MERKEZI", consentDate: formatIysDate(new Date(Date.now() - 600_000)) });
     const summary = await runImport(
       csv([`MESAJ,${phone(915_000)},ONAY,HS_WEB,${date},BIREYSEL`, `MESAJ,${phone(915_001)},ONAY,HS_WEB,${date},BIREYSEL`]),
       deps,

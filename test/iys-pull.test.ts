@@ -176,7 +176,7 @@ describe("pulling recipients' movements from İYS", () => {
     expect(ret.status).toBe(201);
     await waitFor(() => iys.writes.filter((w) => [phone, other, moved].includes(String(w.body.recipient))).length === 4 || undefined);
     // The provider's call centre types the recipient's refusal into İYS's web panel.
-    const typed = iys.heldElsewhere(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "HS_CAGRI_MERKEZI", consentDate: minutesAgo(5) });
+    const typed = iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "HS_CAGRI_MERKEZI", consentDate: minutesAgo(5) });
 
     const summary = await pullIysChanges(deps, brand, { source: "HS" });
     expect(summary).toMatchObject({ source: "HS", pages: 1, listed: 5, recorded: 1, unchanged: 4, refused: {} });

@@ -29,7 +29,7 @@ export interface IysBatchWrite {
  * passed, then each movement's success (transactionId) or failure (error code), refusing a movement
  * dated before the record it holds (H178); the single status query; and the pull of
  * movements recipients made on İYS itself (consents/changes, source IYS) or the provider wrote
- * (source HS: the hub's writes and heldElsewhere's records), behind an `after` pointer.
+ * (source HS: the hub's writes and providerMovement's), behind an `after` pointer.
  */
 export class FakeIys {
   readonly writes: IysConsentWrite[] = [];
@@ -57,7 +57,7 @@ export class FakeIys {
   private readonly token = `tok-${Math.random().toString(36).slice(2)}`;
   /** Movements recipients made on İYS itself, in the order İYS registered them. */
   readonly recipientMovements: { iysCode: string; brandCode: string; at: number; item: Record<string, unknown> }[] = [];
-  /** The provider's movements İYS registered (the hub's writes, and heldElsewhere's), in order: what a pull with source HS lists. */
+  /** The provider's movements İYS registered (the hub's writes, and providerMovement's), in order: what a pull with source HS lists. */
   readonly providerMovements: { iysCode: string; brandCode: string; at: number; item: Record<string, unknown> }[] = [];
   /** Pull requests answered (consents/changes), with the query each asked. */
   readonly changeQueries: URLSearchParams[] = [];
@@ -77,10 +77,34 @@ export class FakeIys {
     m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string | null; citizenName?: string; transactionId?: string | null },
     at = Date.now(),
   ): Record<string, unknown> {
+    return this.register(this.recipientMovements, iysCode, brandCode, at, m, "IYS_WEB");
+  }
+
+  /**
+   * The provider's own movement written to İYS outside the hub (another of its systems, İYS's web
+   * panel): held by İYS, listed by a pull with source HS only.
+   */
+  providerMovement(
+    iysCode: string,
+    brandCode: string,
+    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate: string },
+    at = Date.now(),
+  ): Record<string, unknown> {
+    return this.register(this.providerMovements, iysCode, brandCode, at, m, "HS_WEB");
+  }
+
+  private register(
+    into: { iysCode: string; brandCode: string; at: number; item: Record<string, unknown> }[],
+    iysCode: string,
+    brandCode: string,
+    at: number,
+    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate?: string | null; citizenName?: string; transactionId?: string | null },
+    defaultSource: string,
+  ): Record<string, unknown> {
     const item: Record<string, unknown> = {
       consentDate: m.consentDate === undefined ? formatIysDate(new Date(at)) : (m.consentDate ?? ""),
       creationDate: formatIysDate(new Date(at)),
-      source: m.source ?? "IYS_WEB",
+      source: m.source ?? defaultSource,
       recipient: m.recipient,
       recipientType: m.recipientType ?? "BIREYSEL",
       status: m.status,
@@ -89,37 +113,10 @@ export class FakeIys {
       ...(m.transactionId === null ? {} : { transactionId: m.transactionId ?? randomBytes(32).toString("hex") }),
       ...(m.citizenName ? { citizenName: m.citizenName } : {}),
     };
-    this.recipientMovements.push({ iysCode, brandCode, at, item });
+    into.push({ iysCode, brandCode, at, item });
     const key = `${iysCode}/${brandCode}/${m.recipient}/${item.recipientType}/${m.type}`;
     this.statusByKey.set(key, m.status);
     this.stateByKey.set(key, item);
-    return item;
-  }
-
-  /**
-   * A record İYS holds that no pull lists: the provider's own movement written to İYS by another of
-   * its systems (an HS_* source), or one whose listing the hub missed.
-   */
-  heldElsewhere(
-    iysCode: string,
-    brandCode: string,
-    m: { recipient: string; type: string; status: string; recipientType?: string; source?: string; consentDate: string },
-    at = Date.now(),
-  ): Record<string, unknown> {
-    const item: Record<string, unknown> = {
-      consentDate: m.consentDate,
-      creationDate: formatIysDate(new Date(at)),
-      source: m.source ?? "HS_WEB",
-      recipient: m.recipient,
-      recipientType: m.recipientType ?? "BIREYSEL",
-      status: m.status,
-      type: m.type,
-      transactionId: randomBytes(32).toString("hex"),
-    };
-    const key = `${iysCode}/${brandCode}/${m.recipient}/${item.recipientType}/${m.type}`;
-    this.statusByKey.set(key, m.status);
-    this.stateByKey.set(key, item);
-    this.providerMovements.push({ iysCode, brandCode, at, item });
     return item;
   }
 
