@@ -1,7 +1,7 @@
 import { hash } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { BusinessCalendar } from "../src/domain/calendar";
-import { checkConsent, ruleMessage, type RuleCode } from "../src/domain/consent-rules";
+import { checkConsent, type RuleCode } from "../src/domain/consent-rules";
 import type {
   ConsentSource,
   ConsentStatus,
@@ -48,13 +48,6 @@ export interface ConsentAction {
    * one second after the stored one. A refusal must not be lost to a clock.
    */
   datedOnReceipt?: boolean;
-  /**
-   * İYS holds this record under the hub's state (learnt from İYS: a pull, a status query), which the
-   * hub did not know when it recorded it. Checked against İYS's record instead: the hub's refusal
-   * kept as a local suppression (it knew of no consent) becomes a movement over İYS's older ONAY, to
-   * be reported. Nothing is recorded unless that makes a movement.
-   */
-  overIys?: { status: ConsentStatus; consentDate: number | null };
 }
 
 export interface LedgerEvent {
@@ -312,9 +305,6 @@ export class Ledger {
         // At most a second ahead of our clock: the İYS report waits until the date has passed.
         if (consentDate > now.getTime()) ruleNow = new Date(consentDate);
       }
-      // Over İYS's record only where the hub holds the same status as a local suppression.
-      const overIys = a.overIys && previous && previous.status === a.status && !previous.inIys ? a.overIys : null;
-      const against = overIys ? { status: overIys.status, consentDate: overIys.consentDate, inIys: true } : previous;
       const verdict = checkConsent(
         {
           recipientKind: a.recipientKind,
@@ -325,18 +315,13 @@ export class Ledger {
           source: a.source,
           consentDate: consentDate === null ? null : new Date(consentDate),
         },
-        against && {
-          status: against.status,
-          consentDate: against.consentDate === null ? null : new Date(against.consentDate),
-          inIys: against.inIys,
+        previous && {
+          status: previous.status,
+          consentDate: previous.consentDate === null ? null : new Date(previous.consentDate),
+          inIys: previous.inIys,
         },
         { now: ruleNow, calendar: this.deps.calendar, writer: a.writer ?? "provider" },
       );
-      if (a.overIys && previous && (!overIys || !verdict.ok || verdict.effect !== "movement")) {
-        // İYS would not take it (too late, or no longer the hub's suppression): nothing changes.
-        outcomes.push({ kind: "noop", code: "H174", message: ruleMessage("H174"), state: previous });
-        continue;
-      }
       if (!verdict.ok) {
         if (verdict.noop && previous) outcomes.push({ kind: "noop", code: "H174", message: verdict.message, state: previous });
         else outcomes.push({ kind: "rejected", code: verdict.code, message: verdict.message });

@@ -142,12 +142,7 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
  * What became of one İYS record: not taken (İYS's values fail the bulk checks), the hub's own
  * movement as İYS listed it back (HS), or the ledger's outcome.
  */
-type IysRecordResult =
-  | { kind: "invalid"; code: string }
-  | { kind: "own"; eventId: number }
-  | { kind: "ledger"; outcome: ActionOutcome }
-  /** İYS's ONAY is older than the hub's refusal kept as a local suppression: that refusal is now a movement (eventId), reported to İYS. */
-  | { kind: "refusal"; eventId: number };
+type IysRecordResult = { kind: "invalid"; code: string } | { kind: "own"; eventId: number } | { kind: "ledger"; outcome: ActionOutcome };
 
 /**
  * İYS's records through the ledger as İYS's own (origin iys: never reported back to İYS, passed on
@@ -184,58 +179,12 @@ function applyIysRecords(
   let next = 0;
   const done = results.map((r, k): IysRecordResult => {
     if (r !== null) return r;
-    const a = actions[next]!;
     const o = outcomes[next++]!;
     const item = items[k]!;
     if (o.kind === "recorded" && item.transactionId) keepIdentity.run(o.event.id, item.transactionId, item.creationDate);
-    if (o.kind === "rejected" && o.code === "H178") {
-      const reported = refusalOverIys(db, ledger, a);
-      if (reported) {
-        outbox.push(...reported.outbox);
-        return { kind: "refusal", eventId: reported.eventId };
-      }
-    }
     return { kind: "ledger", outcome: o };
   });
   return { results: done, outbox };
-}
-
-/**
- * İYS holds a consent (`a`, İYS's ONAY) older than a refusal the hub kept as a local suppression —
- * the hub knew of no consent when the recipient refused (one collected by another of the provider's
- * systems, or not imported yet). İYS must hear of that refusal, or whatever asks İYS goes on
- * messaging the recipient: it is recorded again as a movement over İYS's record (Ledger's overIys),
- * reported to İYS like any other. Null when the hub holds no such suppression, or İYS would not
- * take it (collected more than 3 business days ago). Inside a transaction.
- */
-function refusalOverIys(db: Db, ledger: Ledger, a: ConsentAction): { eventId: number; outbox: OutboxRef[] } | null {
-  if (a.status !== "ONAY") return null;
-  const state = ledger.state(a.brandId, a.recipient, a.recipientType, a.type);
-  if (!state || state.status !== "RET" || state.inIys) return null;
-  const refusal = stmt<[number], { origin: ConsentAction["origin"]; receiptId: number | null }>(
-    db,
-    `SELECT origin, receipt_id AS receiptId FROM consent_events WHERE id = ?`,
-  ).get(state.eventId);
-  if (!refusal) return null;
-  const { outcomes, outbox } = ledger.apply([
-    {
-      brandId: a.brandId,
-      recipient: a.recipient,
-      recipientKind: a.recipientKind,
-      phoneKind: a.phoneKind,
-      recipientType: a.recipientType,
-      type: a.type,
-      status: "RET",
-      source: state.source,
-      consentDate: state.consentDate,
-      retailerCode: state.retailerCode,
-      origin: refusal.origin,
-      receiptId: refusal.receiptId,
-      overIys: { status: "ONAY", consentDate: a.consentDate },
-    },
-  ]);
-  const o = outcomes[0];
-  return o?.kind === "recorded" ? { eventId: o.event.id, outbox } : null;
 }
 
 /**
@@ -259,12 +208,8 @@ export interface IysRecordTaken {
   held: IysChange | null;
   /** The ledger's event of İYS's record: recorded now, or there already. */
   eventId?: number;
-  /**
-   * recorded: the hub now holds İYS's record; unchanged: it held it already; refused: the İYS rules
-   * kept the hub's (code); refusal_reported: İYS's ONAY is older than the hub's refusal kept as a
-   * local suppression, which is now a movement (eventId) reported to İYS.
-   */
-  outcome?: "recorded" | "unchanged" | "refused" | "refusal_reported";
+  /** recorded: the hub now holds İYS's record; unchanged: it held it already; refused: the İYS rules kept the hub's (code). */
+  outcome?: "recorded" | "unchanged" | "refused";
   code?: string;
   outbox: OutboxRef[];
 }
@@ -289,7 +234,6 @@ export async function takeIysRecord(
   const r = results[0]!;
   if (r.kind === "invalid") return { ok: true, held, outcome: "refused", code: r.code, outbox };
   if (r.kind === "own") return { ok: true, held, outcome: "unchanged", eventId: r.eventId, outbox };
-  if (r.kind === "refusal") return { ok: true, held, outcome: "refusal_reported", eventId: r.eventId, outbox };
   const o = r.outcome;
   if (o.kind === "recorded") return { ok: true, held, outcome: "recorded", eventId: o.event.id, outbox };
   if (o.kind === "duplicate") return { ok: true, held, outcome: "unchanged", eventId: o.event.id, outbox };
@@ -344,11 +288,6 @@ export async function pullIysChanges(
       const item = items[i]!;
       if (r.kind === "invalid") return notTaken(item, r.code);
       if (r.kind === "own") return void summary.unchanged++;
-      if (r.kind === "refusal") {
-        summary.unchanged++;
-        deps.log.info({ brand: brand.code, transactionId: item.transactionId || null, type: item.type, eventId: r.eventId }, "İYS holds an older consent under a refusal the hub kept locally: the refusal goes to İYS");
-        return;
-      }
       const o = r.outcome;
       if (o.kind === "recorded") {
         summary.recorded++;

@@ -209,52 +209,6 @@ describe("pulling recipients' movements from İYS", () => {
     expect(lines).toContain(`${typed.creationDate},${typed.transactionId},${phone},BIREYSEL,MESAJ,RET,${typed.consentDate},HS_CAGRI_MERKEZI`);
   });
 
-  it("a refusal the hub kept locally (it knew of no consent) goes to İYS when İYS holds an older consent: asked at once, or learnt from the pull", async () => {
-    const brand = await newBrand();
-    const [asked, pulled] = [newPhone(), newPhone()];
-    const report = (p: string) => iys.writes.filter((w) => w.body.recipient === p).map((w) => [w.body.status, w.body.consentDate]);
-    const stateRow = (p: string) => db().prepare(`SELECT status, in_iys AS inIys FROM consent_state WHERE brand_id = ? AND recipient = ? AND type = 'MESAJ'`).get(brand.id, p);
-    const history = (p: string) => events(brand.id).filter((e) => e.recipient === p).map((e) => [e.status, e.origin, e.effect]);
-
-    // Another of the provider's systems wrote a consent to İYS an hour ago; the hub never heard of it.
-    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: asked, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
-    const refusedAt = minutesAgo(10);
-    const ret = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: asked, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: refusedAt }));
-    expect(ret.status).toBe(201);
-    // Kept as a local suppression, then İYS is asked: it holds an older ONAY, so the refusal is reported over it.
-    await waitFor(() => report(asked).length === 1 || undefined);
-    expect(report(asked)).toEqual([["RET", refusedAt]]);
-    expect(history(asked)).toEqual([
-      ["RET", "api", "suppression"],
-      ["RET", "api", "movement"],
-    ]);
-    expect(stateRow(asked)).toEqual({ status: "RET", inIys: 1 });
-    const follow = db().prepare(`SELECT status, result FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(events(brand.id).find((e) => e.recipient === asked)!.id) as { status: string; result: string };
-    expect(follow.status).toBe("done");
-    expect(JSON.parse(follow.result)).toMatchObject({ held: { status: "ONAY", source: "HS_FIZIKSEL_ORTAM" }, outcome: "refusal_reported" });
-
-    // İYS held nothing when the refusal came; the consent written elsewhere (older) reaches İYS after.
-    const late = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: pulled, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: refusedAt }));
-    expect(late.status).toBe(201);
-    await waitFor(() => (db().prepare(`SELECT status FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(events(brand.id).find((e) => e.recipient === pulled)!.id) as { status: string }).status === "done" || undefined);
-    expect(report(pulled)).toEqual([]);
-    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: pulled, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
-    const summary = await pullIysChanges(deps, brand, { source: "HS" });
-    // Listed: both consents written elsewhere and the refusal reported above (the hub's own). The
-    // first consent is older than the refusal İYS now holds too: history, refused as older (H178).
-    expect(summary).toMatchObject({ listed: 3, unchanged: 2, refused: { H178: 1 } });
-    await waitFor(() => report(pulled).length === 1 || undefined);
-    expect(report(pulled)).toEqual([["RET", refusedAt]]);
-    expect(history(pulled)).toEqual([
-      ["RET", "api", "suppression"],
-      ["RET", "api", "movement"],
-    ]);
-    // Pulled again: nothing more (the hub's refusal is İYS's now).
-    db().prepare(`UPDATE iys_pull_cursors SET hs_after = NULL WHERE brand_id = ?`).run(brand.id);
-    await pullIysChanges(deps, brand, { source: "HS" });
-    expect(history(pulled)).toHaveLength(2);
-  });
-
   it("pages of 1000 behind İYS's pointer: 2 500 movements taken once; the next pull asks from the pointer; a pointer set back applies none twice", async () => {
     const brand = await newBrand();
     const phones = Array.from({ length: 2500 }, newPhone);

@@ -53,29 +53,6 @@ describe("ledger", () => {
     expect(count("outbox")).toBe(1);
   });
 
-  it("a refusal kept as a local suppression is recorded again as a movement over İYS's older consent (overIys), once; not when İYS would not take it", () => {
-    const refused = action({ status: "RET", consentDate: clock.now().getTime() - 600_000 });
-    const first = ledger.apply([refused]);
-    expect(first.outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
-    expect(first.outbox).toEqual([{ id: 1, kind: "iys_follow" }]);
-    const over = { ...refused, overIys: { status: "ONAY" as const, consentDate: clock.now().getTime() - 3_600_000 } };
-    const second = ledger.apply([over]);
-    expect(second.outcomes[0]).toMatchObject({ kind: "recorded", event: { id: 2, status: "RET", effect: "movement", consentDate: refused.consentDate } });
-    expect(second.outbox).toEqual([{ id: 2, kind: "iys_report" }]);
-    expect(ledger.state(brandId, refused.recipient, "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", inIys: true, eventId: 2 });
-    // Held by İYS now: nothing more.
-    expect(ledger.apply([over]).outcomes[0]).toMatchObject({ kind: "noop", code: "H174" });
-    // A refusal collected weeks ago: İYS would refuse it (H467), so it stays the hub's suppression.
-    const old = action({ recipient: "+905321234568", status: "RET", consentDate: clock.now().getTime() - 30 * 86_400_000 });
-    expect(ledger.apply([old]).outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
-    expect(ledger.apply([{ ...old, overIys: { status: "ONAY", consentDate: old.consentDate! - 86_400_000 } }]).outcomes[0]).toMatchObject({ kind: "noop" });
-    // Over İYS's newer consent: not a movement either (İYS's record is the newer one).
-    const newer = action({ recipient: "+905321234569", status: "RET", consentDate: clock.now().getTime() - 600_000 });
-    ledger.apply([newer]);
-    expect(ledger.apply([{ ...newer, overIys: { status: "ONAY", consentDate: clock.now().getTime() - 60_000 } }]).outcomes[0]).toMatchObject({ kind: "noop" });
-    expect(count("consent_events")).toBe(4);
-  });
-
   it("events are hash-chained: each covers its content and the previous hash", () => {
     ledger.apply([action()]);
     clock.advance(60_000);
@@ -138,10 +115,10 @@ describe("ledger", () => {
     expect(count("consent_events")).toBe(3);
     expect((db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE idempotency_key IS NOT NULL").get() as { n: number }).n).toBe(0);
   });
-  it("a RET without prior consent is a suppression with no İYS report, only a question to İYS whether it holds a consent", () => {
+  it("a RET without prior consent is a suppression with no İYS report", () => {
     const { outcomes, outbox } = ledger.apply([action({ status: "RET" })]);
     expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
-    expect(outbox).toEqual([{ id: 1, kind: "iys_follow" }]);
+    expect(outbox).toEqual([]);
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", inIys: false });
   });
 
