@@ -64,6 +64,14 @@ export async function run(row: OutboxRow, deps: IysFollowDeps): Promise<OutboxOu
   // The new event's callbacks and dealer deliveries (the sweeper retries an enqueue that fails).
   await deps.enqueueOutbox(r.outbox).catch(() => {});
   if (!r.held) return { status: "done", result: { held: null } };
+  if (r.outcome === "refused" && r.code === "refusal_kept") {
+    // İYS keeps a consent the recipient refused at the hub: someone must tell İYS (its panel).
+    return {
+      status: "failed",
+      note: `İYS holds ONAY dated ${r.held.consentDate ?? "(none)"} (${r.held.source || "?"}), not newer than the hub's refusal: the refusal stands here, but İYS still holds the consent; record the refusal on İYS by hand`,
+      result: { held: { status: r.held.status, consentDate: r.held.consentDate, source: r.held.source }, outcome: r.outcome, code: r.code },
+    };
+  }
   // What İYS holds and what the hub made of it; no address (the event names the consent).
   return {
     status: "done",

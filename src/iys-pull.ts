@@ -3,7 +3,8 @@ import type { Redis } from "ioredis";
 import { stmt, type Db } from "../db/index";
 import { crashPoint } from "./crash";
 import type { ActionOutcome, ConsentAction, Ledger, OutboxRef } from "../db/ledger";
-import type { Clock } from "./domain/time";
+import { parseIysDate, type Clock } from "./domain/time";
+import type { ConsentType, RecipientType } from "./domain/consent";
 import { IMPORT_COLUMNS, rowToAction } from "./import";
 import type { Logger } from "./log";
 import { IYS_CHANGES_MAX, type IysBrandRef, type IysChange, type IysConsentKey, type IysReporter } from "./services/iys";
@@ -208,7 +209,10 @@ export interface IysRecordTaken {
   held: IysChange | null;
   /** The ledger's event of İYS's record: recorded now, or there already. */
   eventId?: number;
-  /** recorded: the hub now holds İYS's record; unchanged: it held it already; refused: the İYS rules kept the hub's (code). */
+  /**
+   * recorded: the hub now holds İYS's record; unchanged: it held it already; refused: the İYS rules
+   * kept the hub's (code; `refusal_kept`: the hub's refusal stands against a consent not strictly newer).
+   */
   outcome?: "recorded" | "unchanged" | "refused";
   code?: string;
   outbox: OutboxRef[];
@@ -230,7 +234,17 @@ export async function takeIysRecord(
   if (!asked.ok) return asked;
   if (asked.held === null) return { ok: true, held: null, outbox: [] };
   const held = asked.held;
-  const { results, outbox } = deps.db.$client.transaction(() => applyIysRecords(deps.db, deps.ledger, brand.id, [held])).immediate();
+  const taken = deps.db.$client.transaction(() => {
+    // A refusal is never overridden by a consent İYS holds that is not strictly newer (the same
+    // second, or undated): the recipient refused, and which came first cannot be told.
+    const state = deps.ledger.state(brand.id, consent.recipient, consent.recipientType as RecipientType, consent.type as ConsentType);
+    const heldDate = held.consentDate === null ? null : parseIysDate(held.consentDate);
+    const heldAt = heldDate?.ok ? heldDate.date.getTime() : null;
+    if (state?.status === "RET" && held.status === "ONAY" && (heldAt === null || state.consentDate === null || heldAt < state.consentDate + 1000)) return null;
+    return applyIysRecords(deps.db, deps.ledger, brand.id, [held]);
+  }).immediate();
+  if (taken === null) return { ok: true, held, outcome: "refused", code: "refusal_kept", outbox: [] };
+  const { results, outbox } = taken;
   const r = results[0]!;
   if (r.kind === "invalid") return { ok: true, held, outcome: "refused", code: r.code, outbox };
   if (r.kind === "own") return { ok: true, held, outcome: "unchanged", eventId: r.eventId, outbox };

@@ -163,6 +163,30 @@ describe("pulling recipients' movements from İYS", () => {
     expect(file.split("\n").filter((l) => l.includes(phone))).toEqual([`${onIys.creationDate},${onIys.transactionId},${phone},BIREYSEL,MESAJ,RET,${onIys.consentDate},IYS_MOBIL`]);
   });
 
+  it("a refusal İYS refuses for a consent it holds from the same second is kept, never overridden: the follow ends failed saying İYS must be told", async () => {
+    const brand = await newBrand();
+    const phone = newPhone();
+    const consent = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(30) }));
+    expect(consent.status).toBe(201);
+    await waitFor(() => iys.writes.some((w) => w.body.recipient === phone) || undefined);
+    // Another of the provider's systems wrote a consent dated the very second the recipient then refuses at.
+    const at = minutesAgo(10);
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: at });
+    const ret = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: at }));
+    expect(ret.status).toBe(201);
+    const refusal = events(brand.id).at(-1)!;
+    const follow = await waitFor(() => {
+      const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(refusal.id) as { status: string; lastError: string } | undefined;
+      if (r?.status !== "failed") throw new Error(`follow ${r?.status}`);
+      return r;
+    });
+    expect(follow.lastError).toBe(
+      `İYS holds ONAY dated ${at} (HS_FIZIKSEL_ORTAM), not newer than the hub's refusal: the refusal stands here, but İYS still holds the consent; record the refusal on İYS by hand`,
+    );
+    expect(stateOf(brand.id, phone)).toMatchObject({ status: "RET" });
+    expect(events(brand.id)).toHaveLength(2);
+  });
+
   it("the provider's own movements on İYS (source HS): the hub's reports are recognised, not taken twice; a refusal typed into İYS's panel reaches the ledger", async () => {
     const brand = await newBrand();
     const [phone, other, moved] = [newPhone(), newPhone(), newPhone()];

@@ -120,10 +120,13 @@ export class FakeIys {
     return item;
   }
 
-  /** İYS's H178: a movement dated before the record it holds of the consent (dates as İYS writes them compare as strings). */
+  /**
+   * İYS's H178: a movement dated before the record it holds of the consent, or in the same second
+   * (as the hub's rules take İYS to; dates as İYS writes them compare as strings).
+   */
   private olderThanHeld(key: string, movement: Record<string, unknown>): boolean {
     const held = this.stateByKey.get(key)?.consentDate;
-    return typeof held === "string" && typeof movement.consentDate === "string" && movement.consentDate < held;
+    return typeof held === "string" && typeof movement.consentDate === "string" && movement.consentDate <= held;
   }
 
   async start(): Promise<string> {
