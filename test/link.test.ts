@@ -331,7 +331,7 @@ describe("POST records the RET", () => {
   it("the RFC 8058 one-click POST answers 200 with an empty body, records RET EPOSTA HS_EPOSTA, and a Turkish confirmation arrives by SMTP", async () => {
     const address = newAddress();
     const normal = address.toLowerCase();
-    const { url, headers } = await issue(address);
+    const { headers } = await issue(address);
     const target = oneClickUri(headers)!;
     const res = await oneClick(pathOf(target));
     expect(res.status).toBe(200);

@@ -5,7 +5,7 @@ import { assertBrandAccess } from "./auth";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { dailyReport, istanbulDayRange, openReader, sha384 } from "../export";
-import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
+import { apiRouter, bearerSecurity, errorResponses } from "./openapi";
 
 const DailyQuery = z.object({
   brand: z.string().trim().min(1).openapi({ param: { name: "brand", in: "query" }, example: "MIGROS" }),
