@@ -38,7 +38,8 @@ export const IYS_MOVEMENT_SPACING_MS = 1100;
 export function iysHoldUntil(db: Db, e: LedgerEvent, now: number, retryBaseMs: number): number | null {
   const earlier = stmt(
     db,
-    `SELECT id, origin FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ? AND effect = 'movement' ORDER BY id DESC LIMIT 20`,
+    `SELECT id, origin FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ?
+       AND (effect = 'movement' OR EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'iys_report' AND o.event_id = consent_events.id)) ORDER BY id DESC LIMIT 20`,
   ).all(e.brandId, e.recipient, e.recipientType, e.type, e.id) as { id: number; origin: string }[];
   if (earlier.length === 0) return null;
   const single = stmt(db, `SELECT 1 FROM outbox WHERE event_id = ? AND kind = 'iys_report' AND status = 'pending' LIMIT 1`);

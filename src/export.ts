@@ -122,7 +122,7 @@ export function* dailyReport(reader: Database.Database, brandId: number, day: { 
          LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
          LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
          LEFT JOIN iys_pulled_movements p ON p.event_id = e.id
-         WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND e.effect = 'movement')
+         WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND (e.effect = 'movement' OR o.id IS NOT NULL))
        WHERE transactionId IS NOT NULL AND created >= ? AND created < ?
        ORDER BY created / 1000, transactionId, id`,
     )

@@ -6,6 +6,7 @@ import type { ActionOutcome, ConsentAction, Ledger, OutboxRef } from "../db/ledg
 import { parseIysDate, type Clock } from "./domain/time";
 import type { ConsentType, RecipientType } from "./domain/consent";
 import { IMPORT_COLUMNS, rowToAction } from "./import";
+import { isProviderSource } from "./domain/consent";
 import type { Logger } from "./log";
 import { IYS_CHANGES_MAX, type IysBrandRef, type IysChange, type IysConsentKey, type IysReporter } from "./services/iys";
 
@@ -143,7 +144,12 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
  * What became of one İYS record: not taken (İYS's values fail the bulk checks), the hub's own
  * movement as İYS listed it back (HS), or the ledger's outcome.
  */
-type IysRecordResult = { kind: "invalid"; code: string } | { kind: "own"; eventId: number } | { kind: "ledger"; outcome: ActionOutcome };
+type IysRecordResult =
+  | { kind: "invalid"; code: string }
+  | { kind: "own"; eventId: number }
+  | { kind: "ledger"; outcome: ActionOutcome }
+  /** İYS's ONAY is from before the hub's refusal kept as a local suppression (eventId), which goes to İYS (reportSuppression). */
+  | { kind: "refusal"; eventId: number };
 
 /**
  * İYS's records through the ledger as İYS's own (origin iys: never reported back to İYS, passed on
@@ -155,6 +161,7 @@ function applyIysRecords(
   ledger: Ledger,
   brandId: number,
   items: IysChange[],
+  now: number,
   opts: { own?: boolean } = {},
 ): { results: IysRecordResult[]; outbox: OutboxRef[] } {
   const keepIdentity = stmt(db, `INSERT OR IGNORE INTO iys_pulled_movements (event_id, transaction_id, creation_date) VALUES (?, ?, ?)`);
@@ -180,24 +187,62 @@ function applyIysRecords(
   let next = 0;
   const done = results.map((r, k): IysRecordResult => {
     if (r !== null) return r;
+    const a = actions[next]!;
     const o = outcomes[next++]!;
     const item = items[k]!;
     if (o.kind === "recorded" && item.transactionId) keepIdentity.run(o.event.id, item.transactionId, item.creationDate);
+    if (o.kind === "rejected" && o.code === "H178" && a.status === "ONAY") {
+      const reported = reportSuppression(db, ledger, a, a.consentDate, now);
+      if (reported) {
+        outbox.push(...reported.outbox);
+        return { kind: "refusal", eventId: reported.eventId };
+      }
+    }
     return { kind: "ledger", outcome: o };
   });
   return { results: done, outbox };
 }
 
 /**
+ * The hub's refusal kept as a local suppression — it knew of no consent when the recipient refused —
+ * where İYS holds an ONAY from an earlier second (`iysOnayAt`: collected by another of the
+ * provider's systems, or not imported yet): İYS must hear of the refusal, or whatever asks İYS goes
+ * on messaging the recipient. The suppression's own event is reported (an iys_report row; no new
+ * event: it is the same refusal, and the state, the pre-send check and the subscriptions stay as
+ * they are); İYS answers H467 for one collected more than 3 business days ago, a failed row on the
+ * dashboard. Null when the state is no such suppression; no row when its report is planned already.
+ * Inside a transaction.
+ */
+export function reportSuppression(
+  db: Db,
+  ledger: Ledger,
+  key: { brandId: number; recipient: string; recipientType: RecipientType; type: ConsentType },
+  iysOnayAt: number | null,
+  now: number,
+): { eventId: number; outbox: OutboxRef[] } | null {
+  const state = ledger.state(key.brandId, key.recipient, key.recipientType, key.type);
+  if (!state || state.status !== "RET" || state.inIys || state.consentDate === null || iysOnayAt === null) return null;
+  // From an earlier second: İYS refuses a refusal dated the same second as its consent (H178).
+  if (iysOnayAt >= Math.floor(state.consentDate / 1000) * 1000) return null;
+  if (state.recipientType !== "BIREYSEL" || state.source === null || !isProviderSource(state.source)) return null;
+  const row = stmt<[number, number, number, number], { id: number }>(
+    db,
+    `INSERT INTO outbox (kind, event_id, status, attempts, created_at, updated_at)
+     SELECT 'iys_report', ?, 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = 'iys_report' AND event_id = ?) RETURNING id`,
+  ).get(state.eventId, now, now, state.eventId);
+  return { eventId: state.eventId, outbox: row ? [{ id: row.id, kind: "iys_report" }] : [] };
+}
+
+/**
  * The hub's own movement that İYS lists under `source=HS`: an event the hub recorded and reported
- * (not one of İYS's) with the same consent, status, source and date to the second (İYS keeps
- * seconds). The newest such event's id, or null.
+ * (not one of İYS's; a suppression reported over İYS's older consent too) with the same consent,
+ * status, source and date to the second (İYS keeps seconds). The newest such event's id, or null.
  */
 function ownMovement(db: Db, a: ConsentAction): number | null {
   const row = stmt<unknown[], { id: number }>(
     db,
     `SELECT id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = ? AND source IS ?
-       AND origin <> 'iys' AND effect = 'movement'
+       AND origin <> 'iys' AND (effect = 'movement' OR EXISTS (SELECT 1 FROM outbox o WHERE o.kind = 'iys_report' AND o.event_id = consent_events.id))
        AND ((? IS NULL AND consent_date IS NULL) OR (consent_date >= ? AND consent_date < ? + 1000))
      ORDER BY id DESC LIMIT 1`,
   ).get(a.brandId, a.recipient, a.recipientType, a.type, a.status, a.source, a.consentDate, a.consentDate, a.consentDate);
@@ -211,9 +256,11 @@ export interface IysRecordTaken {
   eventId?: number;
   /**
    * recorded: the hub now holds İYS's record; unchanged: it held it already; refused: the İYS rules
-   * kept the hub's (code; `refusal_kept`: the hub's refusal stands against a consent not strictly newer).
+   * kept the hub's (code; `refusal_kept`: the hub's refusal stands against a consent not strictly
+   * newer); refusal_reported: İYS's ONAY is from before the hub's refusal kept as a local
+   * suppression (eventId), which is reported to İYS (reportSuppression).
    */
-  outcome?: "recorded" | "unchanged" | "refused";
+  outcome?: "recorded" | "unchanged" | "refused" | "refusal_reported";
   code?: string;
   outbox: OutboxRef[];
 }
@@ -226,7 +273,7 @@ export interface IysRecordTaken {
  * event the pull would take. One status query (İYS answers 1000 an hour).
  */
 export async function takeIysRecord(
-  deps: { db: Db; ledger: Ledger; iys: IysReporter },
+  deps: { db: Db; ledger: Ledger; iys: IysReporter; clock: Clock },
   brand: { id: number } & IysBrandRef,
   consent: IysConsentKey,
 ): Promise<({ ok: true } & IysRecordTaken) | { ok: false; permanent: boolean; code: string; message: string }> {
@@ -240,12 +287,18 @@ export async function takeIysRecord(
     const state = deps.ledger.state(brand.id, consent.recipient, consent.recipientType as RecipientType, consent.type as ConsentType);
     const heldDate = held.consentDate === null ? null : parseIysDate(held.consentDate);
     const heldAt = heldDate?.ok ? heldDate.date.getTime() : null;
-    if (state?.status === "RET" && held.status === "ONAY" && (heldAt === null || state.consentDate === null || heldAt < state.consentDate + 1000)) return null;
-    return applyIysRecords(deps.db, deps.ledger, brand.id, [held]);
+    if (state?.status === "RET" && held.status === "ONAY" && (heldAt === null || state.consentDate === null || heldAt < state.consentDate + 1000)) {
+      // Unless it is a refusal the hub kept to itself, and İYS's consent is older: İYS must hear of it.
+      const key = { brandId: brand.id, recipient: consent.recipient, recipientType: consent.recipientType as RecipientType, type: consent.type as ConsentType };
+      const reported = reportSuppression(deps.db, deps.ledger, key, heldAt, deps.clock.now().getTime());
+      return reported && { results: [{ kind: "refusal", eventId: reported.eventId }] as IysRecordResult[], outbox: reported.outbox };
+    }
+    return applyIysRecords(deps.db, deps.ledger, brand.id, [held], deps.clock.now().getTime());
   }).immediate();
   if (taken === null) return { ok: true, held, outcome: "refused", code: "refusal_kept", outbox: [] };
   const { results, outbox } = taken;
   const r = results[0]!;
+  if (r.kind === "refusal") return { ok: true, held, outcome: "refusal_reported", eventId: r.eventId, outbox };
   if (r.kind === "invalid") return { ok: true, held, outcome: "refused", code: r.code, outbox };
   if (r.kind === "own") return { ok: true, held, outcome: "unchanged", eventId: r.eventId, outbox };
   const o = r.outcome;
@@ -297,11 +350,16 @@ export async function pullIysChanges(
     // The brand's İYS codes changed while İYS answered: the page is the old İYS brand's.
     const codes = codesNow.get(brand.id);
     if (codes?.iysCode !== brand.iysCode || codes?.brandCode !== brand.brandCode) return null;
-    const { results, outbox } = applyIysRecords(db, ledger, brand.id, items, { own: source === "HS" });
+    const { results, outbox } = applyIysRecords(db, ledger, brand.id, items, now(), { own: source === "HS" });
     results.forEach((r, i) => {
       const item = items[i]!;
       if (r.kind === "invalid") return notTaken(item, r.code);
       if (r.kind === "own") return void summary.unchanged++;
+      if (r.kind === "refusal") {
+        summary.unchanged++;
+        deps.log.info({ brand: brand.code, transactionId: item.transactionId || null, type: item.type, eventId: r.eventId }, "İYS holds an older consent under a refusal the hub kept to itself: the refusal goes to İYS");
+        return;
+      }
       const o = r.outcome;
       if (o.kind === "recorded") {
         summary.recorded++;

@@ -18,6 +18,13 @@ export function reportsToIys(e: LedgerEvent): boolean {
  * take more than a day of the brand's whole API budget, ahead of its recipients' refusals.
  */
 export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
+  // A refusal kept as a local suppression because the hub knew of no consent: İYS is asked whether
+  // it holds one from before (collected by another of the provider's systems); if so the refusal is
+  // reported over it (iys_follow, reportSuppression). BIREYSEL only (the channels' refusals), not
+  // bulk imports': one status query each would spend İYS's 1000 an hour for days.
+  if (e.effect === "suppression" && e.status === "RET" && e.recipientType === "BIREYSEL" && e.origin !== "import" && e.origin !== "iys" && e.source !== null && isProviderSource(e.source)) {
+    return [{ kind: "iys_follow", eventId: e.id }];
+  }
   if (!reportsToIys(e) || e.origin === "import") return [];
   return [{ kind: "iys_report", eventId: e.id }];
 }

@@ -233,6 +233,62 @@ describe("pulling recipients' movements from İYS", () => {
     expect(lines).toContain(`${typed.creationDate},${typed.transactionId},${phone},BIREYSEL,MESAJ,RET,${typed.consentDate},HS_CAGRI_MERKEZI`);
   });
 
+  it("a refusal the hub kept to itself (it knew of no consent) goes to İYS when İYS holds an older consent: asked at once, or learnt from the pull", async () => {
+    const brand = await newBrand();
+    const [asked, pulled] = [newPhone(), newPhone()];
+    const sub = await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/kept`, brands: [brand.code] }));
+    expect(sub.status).toBe(201);
+    const report = (p: string) => iys.writes.filter((w) => w.body.recipient === p).map((w) => [w.body.status, w.body.consentDate]);
+    const history = (p: string) => events(brand.id).filter((e) => e.recipient === p).map((e) => [e.status, e.origin, e.effect]);
+    const followOf = (p: string) =>
+      db().prepare(`SELECT status, result FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(events(brand.id).find((e) => e.recipient === p)!.id) as { status: string; result: string } | undefined;
+
+    // Another of the provider's systems wrote a consent to İYS an hour ago; the hub never heard of it.
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: asked, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
+    const refusedAt = minutesAgo(10);
+    const ret = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: asked, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: refusedAt }));
+    expect(ret.status).toBe(201);
+    // Kept as a local suppression, then İYS is asked: it holds an older ONAY, so the refusal itself is reported.
+    await waitFor(() => report(asked).length === 1 || undefined);
+    expect(report(asked)).toEqual([["RET", refusedAt]]);
+    expect(history(asked)).toEqual([["RET", "api", "suppression"]]);
+    expect(followOf(asked)!.status).toBe("done");
+    expect(JSON.parse(followOf(asked)!.result)).toMatchObject({ held: { status: "ONAY", source: "HS_FIZIKSEL_ORTAM" }, outcome: "refusal_reported" });
+    const suppression = events(brand.id).find((e) => e.recipient === asked)!;
+    const reported = await waitFor(() => {
+      const r = db().prepare(`SELECT status, result FROM outbox WHERE kind = 'iys_report' AND event_id = ?`).get(suppression.id) as { status: string; result: string } | undefined;
+      if (r?.status !== "done") throw new Error(`report ${r?.status}`);
+      return r;
+    });
+    const { transactionId } = JSON.parse(reported.result) as { transactionId: string };
+    // In İYS's day file under İYS's id; the subscription heard of the refusal once.
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
+    expect(file.split("\n").filter((l) => l.includes(asked) && l.includes(",RET,"))).toEqual([expect.stringContaining(`,${transactionId},${asked},BIREYSEL,MESAJ,RET,${refusedAt},HS_WEB`)]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(receiver.at("/kept").filter((d) => d.body.includes(asked))).toHaveLength(1);
+
+    // İYS held nothing when this refusal came; the older consent written elsewhere reaches İYS after.
+    const late = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: pulled, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: refusedAt }));
+    expect(late.status).toBe(201);
+    await waitFor(() => followOf(pulled)?.status === "done" || undefined);
+    expect(JSON.parse(followOf(pulled)!.result)).toEqual({ held: null });
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: pulled, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
+    const summary = await pullIysChanges(deps, brand, { source: "HS" });
+    // Listed: both consents written elsewhere (each under a refusal of the hub's: the first one's
+    // already reported) and the refusal reported above (the hub's own).
+    expect(summary).toMatchObject({ listed: 3, recorded: 0, unchanged: 3, refused: {} });
+    await waitFor(() => report(pulled).length === 1 || undefined);
+    expect(report(pulled)).toEqual([["RET", refusedAt]]);
+    expect(history(pulled)).toEqual([["RET", "api", "suppression"]]);
+    // Listed again: nothing more (no second report of the refusal; the pull takes nothing twice).
+    db().prepare(`UPDATE iys_pull_cursors SET hs_after = NULL WHERE brand_id = ?`).run(brand.id);
+    expect(await pullIysChanges(deps, brand, { source: "HS" })).toMatchObject({ recorded: 0 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(report(pulled)).toHaveLength(1);
+    expect(events(brand.id)).toHaveLength(2);
+  });
+
   it("pages of 1000 behind İYS's pointer: 2 500 movements taken once; the next pull asks from the pointer; a pointer set back applies none twice", async () => {
     const brand = await newBrand();
     const phones = Array.from({ length: 2500 }, newPhone);

@@ -115,10 +115,12 @@ describe("ledger", () => {
     expect(count("consent_events")).toBe(3);
     expect((db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE idempotency_key IS NOT NULL").get() as { n: number }).n).toBe(0);
   });
-  it("a RET without prior consent is a suppression with no İYS report", () => {
+  it("a RET without prior consent is a suppression with no İYS report, only a question to İYS whether it holds an older consent (not for TACIR or imports)", () => {
     const { outcomes, outbox } = ledger.apply([action({ status: "RET" })]);
     expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
-    expect(outbox).toEqual([]);
+    expect(outbox).toEqual([{ id: 1, kind: "iys_follow" }]);
+    expect(ledger.apply([action({ status: "RET", recipient: "+905321234568", recipientType: "TACIR" })]).outbox).toEqual([]);
+    expect(ledger.apply([action({ status: "RET", recipient: "+905321234569", origin: "import" })]).outbox).toEqual([]);
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", inIys: false });
   });
 
