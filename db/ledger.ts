@@ -1,7 +1,7 @@
 import { hash } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { BusinessCalendar } from "../src/domain/calendar";
-import { checkConsent, type RuleCode } from "../src/domain/consent-rules";
+import { checkConsent, isLate, type RuleCode } from "../src/domain/consent-rules";
 import type {
   ConsentSource,
   ConsentStatus,
@@ -118,7 +118,14 @@ export interface ApplyResult {
 }
 
 /** Adds outbox rows for every recorded event (İYS report, callbacks, partners); runs inside the transaction. */
-export type OutboxPlanner = (event: LedgerEvent) => OutboxInput[];
+export type OutboxPlanner = (event: LedgerEvent, context: PlanContext) => OutboxInput[];
+
+/** What a planner may need beyond the event: the state it replaced, and (suppressions) whether İYS would still take it. */
+export interface PlanContext {
+  previous: ConsentStateRow | null;
+  /** A suppression collected more than 3 business days ago (İYS answers H467); false for other events. */
+  late: boolean;
+}
 
 /**
  * The exact bytes an event's content hash covers: every column but `prevHash` and `hash`, in a fixed
@@ -256,6 +263,11 @@ export class Ledger {
     this.planners.push(p);
   }
 
+  /** Whether a movement dated `consentDate` is too old for İYS now (more than 3 business days: H467). */
+  lateForIys(consentDate: number): boolean {
+    return isLate(new Date(consentDate), { now: this.deps.clock.now(), calendar: this.deps.calendar });
+  }
+
   state(brandId: number, recipient: string, recipientType: RecipientType, type: ConsentType): ConsentStateRow | null {
     return toState(this.s.state.get(brandId, recipient, recipientType, type));
   }
@@ -380,7 +392,8 @@ export class Ledger {
       );
       head = { id: event.id, hash: event.hash };
       outcomes.push({ kind: "recorded", event, previous });
-      for (const plan of this.planners) outboxInputs.push(...plan(event));
+      const late = verdict.effect === "suppression" && (consentDate === null || isLate(new Date(consentDate), { now: ruleNow, calendar: this.deps.calendar }));
+      for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
     }
 
     if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));

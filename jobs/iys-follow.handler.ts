@@ -26,12 +26,16 @@ export interface IysFollowDeps {
   enqueueOutbox(rows: OutboxRef[]): Promise<void>;
 }
 
-/** The follow rows of movements İYS refused with H178, one per event (none added twice); inside the caller's transaction. */
+/**
+ * The follow rows of movements İYS refused with H178, one per event (none added while one is
+ * pending: a suppression reported after its first follow may be refused in turn); inside the
+ * caller's transaction.
+ */
 export function planIysFollows(db: Db, eventIds: number[], now: number): OutboxRef[] {
   const insert = stmt(
     db,
     `INSERT INTO outbox (kind, event_id, status, attempts, created_at, updated_at)
-     SELECT 'iys_follow', ?, 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = 'iys_follow' AND event_id = ?) RETURNING id`,
+     SELECT 'iys_follow', ?, 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = 'iys_follow' AND event_id = ? AND status = 'pending') RETURNING id`,
   );
   return eventIds.flatMap((id) => {
     const row = insert.get(id, now, now, id) as { id: number } | undefined;
@@ -53,7 +57,7 @@ export async function run(row: OutboxRow, deps: IysFollowDeps): Promise<OutboxOu
   const now = deps.clock.now().getTime();
   let r: Awaited<ReturnType<typeof takeIysRecord>>;
   try {
-    r = await takeIysRecord(deps, { id: event.brandId, iysCode: event.iysCode, brandCode: event.brandCode }, event);
+    r = await takeIysRecord(deps, { id: event.brandId, iysCode: event.iysCode, brandCode: event.brandCode }, event, event.id);
   } catch (err) {
     r = { ok: false, permanent: false, code: "unreachable", message: err instanceof Error ? err.message : String(err) };
   }

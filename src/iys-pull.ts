@@ -224,6 +224,8 @@ export function reportSuppression(
   if (!state || state.status !== "RET" || state.inIys || state.consentDate === null || iysOnayAt === null) return null;
   // From an earlier second: İYS refuses a refusal dated the same second as its consent (H178).
   if (iysOnayAt >= Math.floor(state.consentDate / 1000) * 1000) return null;
+  // İYS no longer takes it (H467): the refusal stays the hub's.
+  if (ledger.lateForIys(state.consentDate)) return null;
   if (state.recipientType !== "BIREYSEL" || state.source === null || !isProviderSource(state.source)) return null;
   const row = stmt<[number, number, number, number], { id: number }>(
     db,
@@ -276,6 +278,8 @@ export async function takeIysRecord(
   deps: { db: Db; ledger: Ledger; iys: IysReporter; clock: Clock },
   brand: { id: number } & IysBrandRef,
   consent: IysConsentKey,
+  /** The event İYS refused (or the suppression asked about): once the consent has moved on from it, the hub's later movements speak to İYS. */
+  forEvent?: number,
 ): Promise<({ ok: true } & IysRecordTaken) | { ok: false; permanent: boolean; code: string; message: string }> {
   const asked = await deps.iys.consentStatus({ iysCode: brand.iysCode, brandCode: brand.brandCode }, consent);
   if (!asked.ok) return asked;
@@ -288,6 +292,9 @@ export async function takeIysRecord(
     const heldDate = held.consentDate === null ? null : parseIysDate(held.consentDate);
     const heldAt = heldDate?.ok ? heldDate.date.getTime() : null;
     if (state?.status === "RET" && held.status === "ONAY" && (heldAt === null || state.consentDate === null || heldAt < state.consentDate + 1000)) {
+      if (forEvent !== undefined && state.eventId !== forEvent && state.inIys) {
+        return { results: [{ kind: "ledger", outcome: { kind: "noop", code: "H174", message: "", state } }] as IysRecordResult[], outbox: [] };
+      }
       // Unless it is a refusal the hub kept to itself, and İYS's consent is older: İYS must hear of it.
       const key = { brandId: brand.id, recipient: consent.recipient, recipientType: consent.recipientType as RecipientType, type: consent.type as ConsentType };
       const reported = reportSuppression(deps.db, deps.ledger, key, heldAt, deps.clock.now().getTime());

@@ -1,4 +1,4 @@
-import type { ActionOutcome, LedgerEvent, OutboxInput } from "../db/ledger";
+import type { ActionOutcome, LedgerEvent, OutboxInput, PlanContext } from "../db/ledger";
 import { isProviderSource } from "./domain/consent";
 import { IYS_BATCH_MAX } from "./services/iys";
 
@@ -17,12 +17,17 @@ export function reportsToIys(e: LedgerEvent): boolean {
  * `iysBatchPlanner` reports in lists: at İYS's 10 requests a second a million single writes would
  * take more than a day of the brand's whole API budget, ahead of its recipients' refusals.
  */
-export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
+export function iysReportPlanner(e: LedgerEvent, context?: PlanContext): OutboxInput[] {
   // A refusal kept as a local suppression because the hub knew of no consent: İYS is asked whether
   // it holds one from before (collected by another of the provider's systems); if so the refusal is
-  // reported over it (iys_follow, reportSuppression). BIREYSEL only (the channels' refusals), not
-  // bulk imports': one status query each would spend İYS's 1000 an hour for days.
-  if (e.effect === "suppression" && e.status === "RET" && e.recipientType === "BIREYSEL" && e.origin !== "import" && e.origin !== "iys" && e.source !== null && isProviderSource(e.source)) {
+  // reported over it (iys_follow, reportSuppression). Only where the hub had no record (not a late
+  // refusal of a consent it holds) and İYS would still take it (not past 3 business days); BIREYSEL
+  // only (the channels' refusals), not bulk imports': a status query each would spend İYS's 1000
+  // an hour for days.
+  if (
+    e.effect === "suppression" && e.status === "RET" && e.recipientType === "BIREYSEL" && e.origin !== "import" && e.origin !== "iys" &&
+    e.source !== null && isProviderSource(e.source) && context !== undefined && context.previous === null && !context.late
+  ) {
     return [{ kind: "iys_follow", eventId: e.id }];
   }
   if (!reportsToIys(e) || e.origin === "import") return [];

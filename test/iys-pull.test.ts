@@ -268,6 +268,28 @@ describe("pulling recipients' movements from İYS", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.at("/kept").filter((d) => d.body.includes(asked))).toHaveLength(1);
 
+    // A consent İYS takes from elsewhere between the question and the refusal's report, newer than
+    // the refusal: İYS refuses the report (H178), and a new follow takes İYS's newer consent.
+    const between = newPhone();
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: between, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
+    iys.afterStatusQuery = () => {
+      iys.afterStatusQuery = undefined;
+      iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: between, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(5) });
+    };
+    expect((await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: between, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: refusedAt }))).status).toBe(201);
+    const suppressed = events(brand.id).find((e) => e.recipient === between)!;
+    const follows = await waitFor(() => {
+      const rs = db().prepare(`SELECT status, result FROM outbox WHERE kind = 'iys_follow' AND event_id = ? ORDER BY id`).all(suppressed.id) as { status: string; result: string }[];
+      if (rs.length !== 2 || rs[1]!.status !== "done") throw new Error(JSON.stringify(rs));
+      return rs;
+    });
+    expect(JSON.parse(follows[0]!.result)).toMatchObject({ outcome: "refusal_reported" });
+    expect(JSON.parse(follows[1]!.result)).toMatchObject({ held: { status: "ONAY", source: "HS_WEB" }, outcome: "recorded" });
+    expect(history(between)).toEqual([
+      ["RET", "api", "suppression"],
+      ["ONAY", "iys", "movement"],
+    ]);
+
     // İYS held nothing when this refusal came; the older consent written elsewhere reaches İYS after.
     const late = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: pulled, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: refusedAt }));
     expect(late.status).toBe(201);
@@ -275,9 +297,9 @@ describe("pulling recipients' movements from İYS", () => {
     expect(JSON.parse(followOf(pulled)!.result)).toEqual({ held: null });
     iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: pulled, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
     const summary = await pullIysChanges(deps, brand, { source: "HS" });
-    // Listed: both consents written elsewhere (each under a refusal of the hub's: the first one's
-    // already reported) and the refusal reported above (the hub's own).
-    expect(summary).toMatchObject({ listed: 3, recorded: 0, unchanged: 3, refused: {} });
+    // Listed: the consents written elsewhere and the refusal reported above (the hub's own); only the
+    // last consent's refusal is new to İYS.
+    expect(summary).toMatchObject({ listed: 5, recorded: 0, unchanged: 5, refused: {} });
     await waitFor(() => report(pulled).length === 1 || undefined);
     expect(report(pulled)).toEqual([["RET", refusedAt]]);
     expect(history(pulled)).toEqual([["RET", "api", "suppression"]]);
@@ -286,7 +308,7 @@ describe("pulling recipients' movements from İYS", () => {
     expect(await pullIysChanges(deps, brand, { source: "HS" })).toMatchObject({ recorded: 0 });
     await new Promise((r) => setTimeout(r, 300));
     expect(report(pulled)).toHaveLength(1);
-    expect(events(brand.id)).toHaveLength(2);
+    expect(events(brand.id)).toHaveLength(4);
   });
 
   it("pages of 1000 behind İYS's pointer: 2 500 movements taken once; the next pull asks from the pointer; a pointer set back applies none twice", async () => {

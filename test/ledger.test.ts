@@ -121,6 +121,12 @@ describe("ledger", () => {
     expect(outbox).toEqual([{ id: 1, kind: "iys_follow" }]);
     expect(ledger.apply([action({ status: "RET", recipient: "+905321234568", recipientType: "TACIR" })]).outbox).toEqual([]);
     expect(ledger.apply([action({ status: "RET", recipient: "+905321234569", origin: "import" })]).outbox).toEqual([]);
+    // Past İYS's 3 business days (it would answer H467), or over a consent the hub holds: nothing to ask.
+    expect(ledger.apply([action({ status: "RET", recipient: "+905321234570", consentDate: clock.now().getTime() - 10 * 86_400_000 })]).outbox).toEqual([]);
+    ledger.apply([action({ recipient: "+905321234571", consentDate: clock.now().getTime() - 20 * 86_400_000 })]);
+    const late = ledger.apply([action({ status: "RET", recipient: "+905321234571", consentDate: clock.now().getTime() - 10 * 86_400_000 })]);
+    expect(late.outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
+    expect(late.outbox).toEqual([]);
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", inIys: false });
   });
 

@@ -118,7 +118,8 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
 /**
  * RETs (movements and suppressions) whose 3-business-day deadline is less than one business day
  * away or past while their İYS report (a single write, or an imported list's movement İYS has not
- * accepted) or a provider/partner notification (callback) is not done — however long ago: an
+ * accepted), the question to İYS about a refusal kept to the hub (iys_follow) or a provider/partner
+ * notification (callback) is not done — however long ago: an
  * overdue refusal stays listed until its work is done. The deadline runs from the refusal's date
  * (consentDate; the time it reached us when that is earlier or missing), as İYS counts it (H467). A
  * RET dated less than 24 h ago cannot be near: the end of the 2nd business day after it is more
@@ -129,7 +130,7 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): D
     .prepare(
       `WITH open AS (
          SELECT o.event_id AS eventId, o.kind, o.status, o.last_error FROM outbox o
-          WHERE o.status <> 'done' AND o.kind IN ('iys_report', 'callback') AND o.event_id IS NOT NULL
+          WHERE o.status <> 'done' AND o.kind IN ('iys_report', 'iys_follow', 'callback') AND o.event_id IS NOT NULL
          UNION ALL
          SELECT CAST(j.value AS INTEGER), o.kind, o.status, o.last_error FROM outbox o, json_each(o.target) j
           WHERE o.status <> 'done' AND o.kind = 'iys_batch'

@@ -156,7 +156,8 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   return { ok: true, effect: "movement" };
 }
 
-function isLate(consentDate: Date, ctx: RuleContext): boolean {
+/** A movement collected more than 3 business days before `ctx.now`: İYS no longer takes it (H467). */
+export function isLate(consentDate: Date, ctx: Pick<RuleContext, "now" | "calendar">): boolean {
   const ageDays = (ctx.now.getTime() - consentDate.getTime()) / 86_400_000;
   if (ageDays > CERTAINLY_LATE_DAYS) return true;
   return !ctx.calendar.isWithinBusinessDays(consentDate, ctx.now, 3);

@@ -67,6 +67,8 @@ export class FakeIys {
   readonly rawChangesNext: string[] = [];
   /** Status queries (consents/status) to answer 503 before answering. */
   failStatusNext = 0;
+  /** Called once a status query is answered (a test's way to change what İYS holds right after). */
+  afterStatusQuery: (() => void) | undefined;
   /** İYS leaves the last hour's movements out of its pull; 0 here unless a test sets it. */
   changesHideMs = 0;
 
@@ -224,7 +226,10 @@ export class FakeIys {
         }
         const asked = JSON.parse(body) as Record<string, unknown>;
         const held = this.stateByKey.get(`${q[1]}/${q[2]}/${asked.recipient}/${asked.recipientType}/${asked.type}`);
-        return held ? send(200, held) : send(404, { errors: [{ code: "H130", message: "İzin bulunamadı." }] });
+        if (held) send(200, held);
+        else send(404, { errors: [{ code: "H130", message: "İzin bulunamadı." }] });
+        this.afterStatusQuery?.();
+        return;
       }
       const m = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents$/.exec(url.pathname);
       if (req.method === "POST" && m) {
