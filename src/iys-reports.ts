@@ -1,4 +1,5 @@
-import type { ActionOutcome, LedgerEvent, OutboxInput, PlanContext } from "../db/ledger";
+import { stmt, type Db } from "../db/index";
+import type { ActionOutcome, LedgerEvent, OutboxInput, OutboxPlanner, PlanContext } from "../db/ledger";
 import { isProviderSource } from "./domain/consent";
 import { IYS_BATCH_MAX } from "./services/iys";
 
@@ -13,23 +14,28 @@ export function reportsToIys(e: LedgerEvent): boolean {
 }
 
 /**
+ * A refusal kept as a local suppression because the hub knew of no consent: İYS is asked whether it
+ * holds one from before (collected by another of the provider's systems); if so the refusal is
+ * reported over it (iys_follow, reportSuppression). Only for brands with İYS codes (registered when
+ * the İYS API is configured), where the hub had no record (not a late refusal of a consent it
+ * holds) and İYS would still take it (not past 3 business days); BIREYSEL only (the channels'
+ * refusals), not bulk imports': a status query each would spend İYS's 1000 an hour for days.
+ */
+export function iysFollowPlanner(db: Db): OutboxPlanner {
+  return (e: LedgerEvent, context: PlanContext) => {
+    if (e.effect !== "suppression" || e.status !== "RET" || e.recipientType !== "BIREYSEL" || e.origin === "import" || e.origin === "iys") return [];
+    if (e.source === null || !isProviderSource(e.source) || context.previous !== null || context.late) return [];
+    const codes = stmt<[number], { ok: number }>(db, `SELECT iys_code IS NOT NULL AND brand_code IS NOT NULL AS ok FROM brands WHERE id = ?`).get(e.brandId);
+    return codes?.ok ? [{ kind: "iys_follow", eventId: e.id }] : [];
+  };
+}
+
+/**
  * Every reportable movement one `iys_report` row (İYS's single write) — except bulk imports', which
  * `iysBatchPlanner` reports in lists: at İYS's 10 requests a second a million single writes would
  * take more than a day of the brand's whole API budget, ahead of its recipients' refusals.
  */
-export function iysReportPlanner(e: LedgerEvent, context?: PlanContext): OutboxInput[] {
-  // A refusal kept as a local suppression because the hub knew of no consent: İYS is asked whether
-  // it holds one from before (collected by another of the provider's systems); if so the refusal is
-  // reported over it (iys_follow, reportSuppression). Only where the hub had no record (not a late
-  // refusal of a consent it holds) and İYS would still take it (not past 3 business days); BIREYSEL
-  // only (the channels' refusals), not bulk imports': a status query each would spend İYS's 1000
-  // an hour for days.
-  if (
-    e.effect === "suppression" && e.status === "RET" && e.recipientType === "BIREYSEL" && e.origin !== "import" && e.origin !== "iys" &&
-    e.source !== null && isProviderSource(e.source) && context !== undefined && context.previous === null && !context.late
-  ) {
-    return [{ kind: "iys_follow", eventId: e.id }];
-  }
+export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
   if (!reportsToIys(e) || e.origin === "import") return [];
   return [{ kind: "iys_report", eventId: e.id }];
 }

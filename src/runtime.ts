@@ -23,7 +23,7 @@ import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
 import { RedisPacer } from "./services/pacer";
 import { callbackPlanner } from "./callbacks/store";
-import { iysReportPlanner } from "./iys-reports";
+import { iysFollowPlanner, iysReportPlanner } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
 import { startIysPull } from "./iys-pull";
 
@@ -76,6 +76,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const ledgerKey = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
   const ledger = new Ledger(db, { clock, calendar, planners: [iysReportPlanner] });
   ledger.addPlanner(callbackPlanner(db));
+  // Without the İYS API there is nobody to ask what İYS holds of a refusal kept to the hub.
+  if (config.IYS_API_BASE_URL) ledger.addPlanner(iysFollowPlanner(db));
   // Producers fail fast while Redis is down: the receipt or outbox row is durable and the sweeper re-enqueues it.
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
   // One log line per outage, not one per reconnection attempt.

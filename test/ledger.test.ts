@@ -6,6 +6,7 @@ import { eventHash, GENESIS_HASH, Ledger, type ConsentAction } from "../db/ledge
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
+import { iysFollowPlanner } from "../src/iys-reports";
 import { TestClock, tempDir } from "./helpers";
 
 const tmp = tempDir();
@@ -116,6 +117,10 @@ describe("ledger", () => {
     expect((db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE idempotency_key IS NOT NULL").get() as { n: number }).n).toBe(0);
   });
   it("a RET without prior consent is a suppression with no İYS report, only a question to İYS whether it holds an older consent (not for TACIR or imports)", () => {
+    // Registered by the runtime when the İYS API is configured; only for brands with İYS codes.
+    ledger.addPlanner(iysFollowPlanner(db));
+    const other = createBrand(db, { code: "KOTON", name: "Koton", shortNames: ["KOTON"], numbers: [] }, clock.now().getTime()).id;
+    expect(ledger.apply([action({ status: "RET", brandId: other })]).outbox).toEqual([]);
     const { outcomes, outbox } = ledger.apply([action({ status: "RET" })]);
     expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
     expect(outbox).toEqual([{ id: 1, kind: "iys_follow" }]);
