@@ -102,7 +102,7 @@ const recordRoute = createRoute({
   path: "/",
   summary: "Record a consent movement (ONAY or RET)",
   description:
-    "Through the İYS rules (422 with the İYS code when one refuses) into the ledger; reported to İYS and fanned out to callbacks. Idempotent: the same statement again is a 200 with `Idempotent-Replayed: true`. A RET for an address without consent (H175), or collected more than 3 business days ago (H467, which İYS refuses), is kept as a suppression: never reported, the address refused all the same.",
+    "Through the İYS rules (422 with the İYS code when one refuses) into the ledger; reported to İYS and fanned out to callbacks. Idempotent: the same statement again is a 200 with `Idempotent-Replayed: true`. A RET for an address without consent (H175), or collected more than 3 business days ago (H467, which İYS refuses), is kept as a suppression, the address refused all the same; of the first kind, İYS is asked whether it holds an older consent written elsewhere (brands with İYS codes), and if so the refusal is reported over it.",
   security: bearerSecurity,
   middleware: [requireJson] as const,
   request: { body: jsonBody(ConsentInput, "the movement, as İYS takes it", consentExample) },
@@ -193,7 +193,10 @@ export async function recordConsent(
           ? stmt(deps.db, `SELECT 1 FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ? AND effect = 'movement' LIMIT 1`)
               .get(event.brandId, event.recipient, event.recipientType, event.type, event.id)
             ? { code: "H467", note: "RET collected more than 3 business days ago: İYS takes no such movement; kept as a suppression, not reported" }
-            : { code: "H175", note: "RET for an address without consent: kept as a suppression, not an İYS movement" }
+            : {
+                code: "H175",
+                note: "RET for an address without consent: kept as a suppression, not an İYS movement; where the brand reports to İYS, İYS is asked whether it holds an older consent, and if so the refusal is reported over it",
+              }
           : {}),
       },
     },
