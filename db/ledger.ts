@@ -392,7 +392,7 @@ export class Ledger {
       );
       head = { id: event.id, hash: event.hash };
       outcomes.push({ kind: "recorded", event, previous });
-      const late = verdict.effect === "suppression" && (consentDate === null || isLate(new Date(consentDate), { now: ruleNow, calendar: this.deps.calendar }));
+      const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
     }
 

@@ -56,8 +56,8 @@ function eventIds(row: OutboxRow): number[] {
  */
 export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
   const ids = eventIds(row);
-  const brand = stmt(deps.db, `SELECT b.id, b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
-    | { id: number; iysCode: string | null; brandCode: string | null }
+  const brand = stmt(deps.db, `SELECT b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
+    | { iysCode: string | null; brandCode: string | null }
     | undefined;
   if (!brand) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !brand.iysCode || !brand.brandCode) {

@@ -5,7 +5,7 @@ import type { Clock } from "../src/domain/time";
 import { takeIysRecord } from "../src/iys-pull";
 import type { IysReporter } from "../src/services/iys";
 import { retryLater } from "./iys-order";
-import type { OutboxOutcome, OutboxRow } from "./outbox";
+import { addOutboxOnce, type OutboxOutcome, type OutboxRow } from "./outbox";
 
 /**
  * İYS refused a movement of the hub's because it holds a newer record of the consent (H178: the
@@ -32,15 +32,7 @@ export interface IysFollowDeps {
  * caller's transaction.
  */
 export function planIysFollows(db: Db, eventIds: number[], now: number): OutboxRef[] {
-  const insert = stmt(
-    db,
-    `INSERT INTO outbox (kind, event_id, status, attempts, created_at, updated_at)
-     SELECT 'iys_follow', ?, 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = 'iys_follow' AND event_id = ? AND status = 'pending') RETURNING id`,
-  );
-  return eventIds.flatMap((id) => {
-    const row = insert.get(id, now, now, id) as { id: number } | undefined;
-    return row ? [{ id: row.id, kind: "iys_follow" as const }] : [];
-  });
+  return eventIds.flatMap((id) => addOutboxOnce(db, "iys_follow", id, now, { unlessPending: true }));
 }
 
 const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type,

@@ -1,4 +1,5 @@
 import { stmt, type Db } from "../db/index";
+import type { OutboxRef } from "../db/ledger";
 import type { OutboxKind, OutboxStatus } from "../db/schema";
 
 export interface OutboxRow {
@@ -30,6 +31,19 @@ export function pendingOutbox(db: Db, id: number, now: number = Date.now()): Out
      RETURNING id, kind, event_id AS eventId, receipt_id AS receiptId, target, status, attempts, result, created_at AS createdAt`,
   ).get(now + OUTBOX_LEASE_MS, now, id, now) as OutboxRow | undefined;
   return row ?? null;
+}
+
+/**
+ * An outbox row of `kind` for an event, unless the event has one already (with `unlessPending`: one
+ * still pending); the new row's ref, or none. Inside the caller's transaction.
+ */
+export function addOutboxOnce(db: Db, kind: OutboxKind, eventId: number, now: number, opts: { unlessPending?: boolean } = {}): OutboxRef[] {
+  const row = stmt<[string, number, number, number, string, number], { id: number }>(
+    db,
+    `INSERT INTO outbox (kind, event_id, status, attempts, created_at, updated_at)
+     SELECT ?, ?, 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = ? AND event_id = ?${opts.unlessPending ? " AND status = 'pending'" : ""}) RETURNING id`,
+  ).get(kind, eventId, now, now, kind, eventId);
+  return row ? [{ id: row.id, kind }] : [];
 }
 
 /** Ends a pending row; `result` keeps what the attempt returned (provider message id, response code…). */

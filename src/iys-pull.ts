@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { stmt, type Db } from "../db/index";
 import { crashPoint } from "./crash";
+import { addOutboxOnce } from "../jobs/outbox";
 import type { ActionOutcome, ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { parseIysDate, type Clock } from "./domain/time";
 import type { ConsentType, RecipientType } from "./domain/consent";
@@ -142,7 +143,7 @@ function changeToAction(c: IysChange, brandId: number): { ok: true; action: Cons
 
 /**
  * What became of one İYS record: not taken (İYS's values fail the bulk checks), the hub's own
- * movement as İYS listed it back (HS), or the ledger's outcome.
+ * movement (as İYS listed it back under HS, or a later one that supersedes it), or the ledger's outcome.
  */
 type IysRecordResult =
   | { kind: "invalid"; code: string }
@@ -227,12 +228,7 @@ export function reportSuppression(
   // İYS no longer takes it (H467): the refusal stays the hub's.
   if (ledger.lateForIys(state.consentDate)) return null;
   if (state.recipientType !== "BIREYSEL" || state.source === null || !isProviderSource(state.source)) return null;
-  const row = stmt<[number, number, number, number], { id: number }>(
-    db,
-    `INSERT INTO outbox (kind, event_id, status, attempts, created_at, updated_at)
-     SELECT 'iys_report', ?, 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE kind = 'iys_report' AND event_id = ?) RETURNING id`,
-  ).get(state.eventId, now, now, state.eventId);
-  return { eventId: state.eventId, outbox: row ? [{ id: row.id, kind: "iys_report" }] : [] };
+  return { eventId: state.eventId, outbox: addOutboxOnce(db, "iys_report", state.eventId, now) };
 }
 
 /**
@@ -292,9 +288,8 @@ export async function takeIysRecord(
     const heldDate = held.consentDate === null ? null : parseIysDate(held.consentDate);
     const heldAt = heldDate?.ok ? heldDate.date.getTime() : null;
     if (state?.status === "RET" && held.status === "ONAY" && (heldAt === null || state.consentDate === null || heldAt < state.consentDate + 1000)) {
-      if (forEvent !== undefined && state.eventId !== forEvent && state.inIys) {
-        return { results: [{ kind: "ledger", outcome: { kind: "noop", code: "H174", message: "", state } }] as IysRecordResult[], outbox: [] };
-      }
+      // The consent moved on since: the hub's later movement, reported in its turn, speaks to İYS.
+      if (forEvent !== undefined && state.eventId !== forEvent && state.inIys) return { results: [{ kind: "own", eventId: state.eventId }] as IysRecordResult[], outbox: [] };
       // Unless it is a refusal the hub kept to itself, and İYS's consent is older: İYS must hear of it.
       const key = { brandId: brand.id, recipient: consent.recipient, recipientType: consent.recipientType as RecipientType, type: consent.type as ConsentType };
       const reported = reportSuppression(deps.db, deps.ledger, key, heldAt, deps.clock.now().getTime());
