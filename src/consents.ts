@@ -98,7 +98,7 @@ export function presentState(s: ConsentStateRow, brandCode: string) {
     source: s.source,
     consentDate: iysDate(s.consentDate),
     retailerCode: s.retailerCode,
-    /** False for a RET kept as a local suppression (İYS holds no record). */
+    /** False for a RET kept as a local suppression (İYS holds no record), until İYS takes its report. */
     inIys: s.inIys,
     eventId: s.eventId,
     updatedAt: new Date(s.updatedAt).toISOString(),

@@ -261,6 +261,10 @@ describe("pulling recipients' movements from İYS", () => {
       return r;
     });
     const { transactionId } = JSON.parse(reported.result) as { transactionId: string };
+    // İYS holds the refusal now: the API says so (the event stays a suppression, the ledger unchanged).
+    const shownState = async (p: string) =>
+      ((await (await app.request(`/api/v1/consents?brand=${brand.code}&recipient=${p}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as { consents: { status: string; inIys: boolean }[] }).consents;
+    expect(await shownState(asked)).toEqual([expect.objectContaining({ status: "RET", inIys: true })]);
     // In İYS's day file under İYS's id; the subscription heard of the refusal once.
     const today = formatIysDate(new Date()).slice(0, 10);
     const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
@@ -295,6 +299,7 @@ describe("pulling recipients' movements from İYS", () => {
     expect(late.status).toBe(201);
     await waitFor(() => followOf(pulled)?.status === "done" || undefined);
     expect(JSON.parse(followOf(pulled)!.result)).toEqual({ held: null });
+    expect(await shownState(pulled)).toEqual([expect.objectContaining({ status: "RET", inIys: false })]);
     iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: pulled, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(60) });
     const summary = await pullIysChanges(deps, brand, { source: "HS" });
     // Listed: the consents written elsewhere and the refusal reported above (the hub's own); only the
@@ -303,6 +308,8 @@ describe("pulling recipients' movements from İYS", () => {
     await waitFor(() => report(pulled).length === 1 || undefined);
     expect(report(pulled)).toEqual([["RET", refusedAt]]);
     expect(history(pulled)).toEqual([["RET", "api", "suppression"]]);
+    await waitFor(() => db().prepare(`SELECT 1 FROM outbox WHERE kind = 'iys_report' AND status = 'done' AND event_id = ?`).get(events(brand.id).find((e) => e.recipient === pulled)!.id) ?? undefined);
+    expect(await shownState(pulled)).toEqual([expect.objectContaining({ status: "RET", inIys: true })]);
     // Listed again: nothing more (no second report of the refusal; the pull takes nothing twice).
     db().prepare(`UPDATE iys_pull_cursors SET hs_after = NULL WHERE brand_id = ?`).run(brand.id);
     expect(await pullIysChanges(deps, brand, { source: "HS" })).toMatchObject({ recorded: 0 });

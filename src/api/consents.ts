@@ -67,7 +67,7 @@ const State = z
     source: z.string().nullable(),
     consentDate: z.string().nullable(),
     retailerCode: z.string().nullable(),
-    inIys: z.boolean().openapi({ description: "false for a RET kept as a local suppression" }),
+    inIys: z.boolean().openapi({ description: "whether İYS holds this record: false for a RET kept as a local suppression, until it is reported over an older consent İYS held" }),
     eventId: z.number().int(),
     updatedAt: z.string(),
   })
@@ -114,7 +114,11 @@ const recordRoute = createRoute({
 });
 
 const STATE_SELECT = `SELECT brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
-  consent_date AS consentDate, retailer_code AS retailerCode, in_iys AS inIys, event_id AS eventId, updated_at AS updatedAt
+  consent_date AS consentDate, retailer_code AS retailerCode,
+  -- A refusal kept as a suppression and then reported over an older consent İYS held (reportSuppression)
+  -- is İYS's record once İYS took it: the state's in_iys stays as its events made it ('hub verify').
+  in_iys OR EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = consent_state.event_id AND o.kind = 'iys_report' AND o.status = 'done') AS inIys,
+  event_id AS eventId, updated_at AS updatedAt
   FROM consent_state WHERE brand_id = ? AND recipient = ? ORDER BY recipient_type, type`;
 const EVENTS_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
