@@ -26,8 +26,20 @@ describe("parseKeyword: refusal of a named brand", () => {
     "RET MIGROS.",
     "RET, MIGROS!",
     "ＲＥＴ ＭＩＧＲＯＳ",
+    "RET,MIGROS",
+    "Ret-Migros",
+    "RET MİGROS'TAN",
+    "ret migros’a",
   ])("reads %j as a refusal of MIGROS messages", (text) => {
     expect(parseKeyword(text, threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+  });
+
+  it("matches a short name with an apostrophe or a symbol whichever apostrophe the phone typed", () => {
+    const brands: BrandNames[] = [{ code: "MCD", names: ["McDonald's"] }, { code: "HM", names: ["H&M"] }];
+    expect(parseKeyword("RET McDonald’s", brands)).toEqual(refuse("mcdonald", ["MCD"]));
+    expect(parseKeyword("ret mcdonald's", brands)).toEqual(refuse("mcdonald", ["MCD"]));
+    expect(parseKeyword("RET H&M", brands)).toEqual(refuse("h m", ["HM"]));
+    expect(parseKeyword("RET H & M", brands)).toEqual(refuse("h m", ["HM"]));
   });
 
   it("ignores trailing words after the brand", () => {

@@ -49,7 +49,7 @@ describe("foldTurkish: Turkish letters", () => {
   });
 
   it("folds whole Turkish sentences", () => {
-    expect(foldTurkish("İSTANBUL'DA ŞİMDİ ÇOK GÜZEL ĞÜŞİÖÇ")).toBe("istanbul'da simdi cok guzel gusioc");
+    expect(foldTurkish("İSTANBUL ŞİMDİ ÇOK GÜZEL ĞÜŞİÖÇ")).toBe("istanbul simdi cok guzel gusioc");
     expect(foldTurkish("Iğdır ılık")).toBe("igdir ilik");
   });
 });
@@ -123,10 +123,19 @@ describe("foldTurkish: punctuation", () => {
     expect(foldTurkish("...")).toBe("");
   });
 
-  it("keeps punctuation inside a word", () => {
-    expect(foldTurkish("H&M")).toBe("h&m");
-    expect(foldTurkish("Migros'tan")).toBe("migros'tan");
-    expect(foldTurkish("no:12345")).toBe("no:12345");
+  it("breaks words at punctuation inside them", () => {
+    expect(foldTurkish("H&M")).toBe("h m");
+    expect(foldTurkish("RET,MIGROS")).toBe("ret migros");
+    expect(foldTurkish("Ret-Migros")).toBe("ret migros");
+    expect(foldTurkish("no:12345")).toBe("no 12345");
+  });
+
+  it("drops an apostrophe and the Turkish suffix after it, whichever apostrophe the phone typed", () => {
+    expect(foldTurkish("RET MİGROS'TAN")).toBe("ret migros");
+    expect(foldTurkish("ret migros’a")).toBe("ret migros");
+    expect(foldTurkish("McDonald’s")).toBe(foldTurkish("McDonald's"));
+    expect(foldTurkish("RET 123456'ya")).toBe("ret 123456");
+    expect(foldTurkish("'MIGROS'")).toBe("migros");
   });
 
   it("strips emoji stuck to a word", () => {

@@ -30,7 +30,12 @@ const MARKS = /\p{M}+/gu;
 const SPACES = /[\s\p{Cc}\u200b\u2060\u180e\ufeff]+/gu;
 // Remaining format characters (soft hyphen, ZWJ/ZWNJ, bidi marks) sit inside words.
 const INVISIBLE = /\p{Cf}+/gu;
-const EDGE_PUNCTUATION = /(?<=^| )[\p{P}\p{S}]+|[\p{P}\p{S}]+(?= |$)/gu;
+// An apostrophe after a name starts a Turkish case suffix (MİGROS'TAN, MIGROS'a, 123456'ya): the
+// suffix goes with it. ’ and ʼ are what phones type for '.
+const APOSTROPHE_SUFFIX = /(?<=[\p{L}\p{N}])['’‘ʼ`]\p{L}*/gu;
+// Any other punctuation or symbol is a word break, inside a word too (RET,MIGROS; Ret-Migros;
+// H&M is "h m" on both sides of a match).
+const PUNCTUATION = /[\p{P}\p{S}]+/gu;
 const SPACE_RUNS = / {2,}/g;
 
 function foldTurkishLetter(c: string): string {
@@ -52,15 +57,17 @@ function foldSpacing(s: string): string {
   return s
     .replace(SPACES, " ")
     .replace(INVISIBLE, "")
-    .replace(EDGE_PUNCTUATION, "")
+    .replace(APOSTROPHE_SUFFIX, "")
+    .replace(PUNCTUATION, " ")
     .replace(SPACE_RUNS, " ")
     .trim();
 }
 
 /**
  * Folds text for Turkish matching: NFKC, `İ I ı i → i`, `ç ğ ö ş ü → c g o s u`, other letters
- * lower-cased and stripped of accents, every kind of whitespace collapsed to one space,
- * punctuation and symbols removed from the edges of words (digits kept), trimmed.
+ * lower-cased and stripped of accents, every kind of whitespace collapsed to one space, an
+ * apostrophe and the suffix after it dropped, other punctuation and symbols a word break (digits
+ * kept), trimmed.
  * Idempotent: folding a folded string changes nothing.
  */
 export function foldTurkish(s: string): string {
