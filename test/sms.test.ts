@@ -231,6 +231,23 @@ describe("Twilio SMS webhook", () => {
     ]);
   });
 
+  it.each([
+    ["ONAY MIGROS ARAMA", "arama", "RET MİGROS ARAMA", ["ARAMA:RET"]],
+    ["ONAY MIGROS TUMU", "SMS ve arama", "RET MİGROS TUMU", ["ARAMA:RET", "MESAJ:RET"]],
+  ])("%j is confirmed with the command that refuses exactly what was granted, and that command does", async (text, channels, command, refused) => {
+    const from = newSender();
+    await twilioSms(from, text);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(new RegExp(`^MİGROS ${channels} izniniz alındı\\. Ret: ${command}\\. No: S\\d+$`));
+    await new Promise((r) => setTimeout(r, 1100)); // a later second
+    await twilioSms(from, command);
+    await waitFor(() => sentTo(fakeTwilio, from).length === 2);
+    const now = db()
+      .prepare("SELECT type, status FROM consent_state WHERE recipient = ? ORDER BY type")
+      .all(from) as { type: string; status: string }[];
+    expect(now.map((r) => `${r.type}:${r.status}`)).toEqual(refused);
+  });
+
   it("a repeated RET is confirmed again without a second event", async () => {
     const from = newSender();
     await twilioSms(from, "RET MIGROS");
@@ -399,6 +416,23 @@ describe("Vonage SMS webhook", () => {
     expect(sentTo(fakeVonage, msisdn)[0]!.text).toMatch(/^MİGROS, KOTON markasından SMS almayı reddettiniz/);
   });
 
+  it("a bare ONAY or EVET on a shared number consents to no brand: the help reply, nothing recorded", async () => {
+    for (const text of ["Evet", "ONAY"]) {
+      const from = newSender();
+      const msisdn = from.slice(1);
+      const res = await app.request("/sms/vonage", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(signedVonage(vonageParams(msisdn, text))),
+      });
+      expect(res.status).toBe(204);
+      await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+      expect(sentTo(fakeVonage, msisdn)[0]!.text).toContain("RET MİGROS");
+      expect(eventsOf(from)).toEqual([]);
+      expect(JSON.parse(receiptsOf(from)[0]!.result!)).toMatchObject({ parse: "unknown", reason: "a consent that names no brand on a shared number" });
+    }
+  });
+
   it("GET with query parameters and a form POST work; a named brand on a shared number picks that brand only", async () => {
     const a = newSender();
     const q = new URLSearchParams(signedVonage(vonageParams(a.slice(1), "RET KOTON"))).toString();
@@ -522,7 +556,7 @@ describe("brand templates", () => {
     for (const k of templateKeys) expect(templateProblem(defaultTemplates[k]), k).toBeNull();
     // An override that fits in GSM-7 with an ASCII name but not once a Turkish short name makes it UCS-2.
     const ascii = `{brand} ${"a".repeat(150)} {ref}`;
-    expect(countSegments(renderTemplate(ascii, { brand: "W".repeat(32), channels: "SMS", ref: "S999999999999" }), { reservedChars: 5 }).segments).toBe(2);
+    expect(countSegments(renderTemplate(ascii, { brand: "W".repeat(32), channels: "SMS", optout: "RET WW", ref: "S999999999999" }), { reservedChars: 5 }).segments).toBe(2);
     expect(templateProblem(ascii)).toMatch(/takes 4 SMS segments \(UCS-2/);
   });
 

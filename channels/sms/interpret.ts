@@ -51,12 +51,21 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
 
-    // What arrived of a concatenated SMS whose other pieces never came may refuse, never consent:
-    // consent must be explicit, and "ONAY " may have gone on "… değil".
-    if (parse.kind !== "action" || (payload.incomplete === true && parse.status === "ONAY")) {
+    // Consent must be explicit, brand by brand. What arrived of a concatenated SMS whose other
+    // pieces never came may refuse, never consent ("ONAY " may have gone on "… değil"); a bare ONAY
+    // on a number several brands share names none of them (a bare RET refuses them all).
+    const unclearConsent =
+      parse.kind === "action" && parse.status === "ONAY"
+        ? payload.incomplete === true
+          ? "a consent in an incomplete message"
+          : parse.bare && parse.brands.length > 1
+            ? "a consent that names no brand on a shared number"
+            : null
+        : null;
+    if (parse.kind !== "action" || unclearConsent) {
       const result: SmsResult = {
         parse: parse.kind === "action" ? "unknown" : parse.kind,
-        ...(parse.kind === "unknown" ? { reason: parse.reason } : parse.kind === "action" ? { reason: "a consent in an incomplete message" } : {}),
+        ...(parse.kind === "unknown" ? { reason: parse.reason } : unclearConsent ? { reason: unclearConsent } : {}),
         brands: brands.map((b) => b.code),
         limited,
         ...(payload.incomplete ? { incomplete: true } : {}),

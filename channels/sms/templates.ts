@@ -3,8 +3,10 @@ import { countSegments, type SegmentInfo } from "../../src/domain/sms-segments";
 
 /**
  * Confirmation and help replies, Turkish first. Placeholders: {brand} (the brand's first short name,
- * or its code; several brands joined with ", "), {channels} ("SMS", "arama", "SMS ve arama") and
- * {ref} (the receipt's reference, quoted by support). A brand may override any of them.
+ * or its code; several brands joined with ", "), {channels} ("SMS", "arama", "SMS ve arama"),
+ * {optout} (the command that refuses exactly what the reply confirms: "RET MİGROS", "RET MİGROS
+ * ARAMA", "RET MİGROS TUMU") and {ref} (the receipt's reference, quoted by support). A brand may
+ * override any of them.
  */
 export const templateKeys = ["refused", "consented", "help", "failed"] as const;
 export type TemplateKey = (typeof templateKeys)[number];
@@ -12,12 +14,12 @@ export type Templates = Record<TemplateKey, string>;
 
 export const defaultTemplates: Templates = {
   refused: "{brand} markasından {channels} almayı reddettiniz. Kayıt no: {ref}",
-  consented: "{brand} {channels} izniniz alındı. Ret: RET {brand}. No: {ref}",
+  consented: "{brand} {channels} izniniz alındı. Ret: {optout}. No: {ref}",
   help: "İleti almamak için RET {brand}, aramalar için RET {brand} ARAMA yazın.",
   failed: "{brand} için talebiniz işlenemedi. Kayıt no: {ref}. Yardım için YARDIM yazın.",
 };
 
-const placeholders = ["brand", "channels", "ref"] as const;
+const placeholders = ["brand", "channels", "optout", "ref"] as const;
 type Values = Record<(typeof placeholders)[number], string>;
 
 /** Turkish operators append a 5-character sender code to commercial SMS (domain page). */
@@ -30,7 +32,8 @@ export const MAX_SEGMENTS = 2;
  * short name like "ŞOK" makes the whole reply UCS-2, 67 characters a segment), the longest channel
  * phrase, a long ref. The defaults pass the same check (test/sms.test.ts).
  */
-const worstCase: Values = { brand: `Ş${"W".repeat(31)}`, channels: "SMS ve arama", ref: "S999999999999" };
+const LONGEST_NAME = `Ş${"W".repeat(31)}`;
+const worstCase: Values = { brand: LONGEST_NAME, channels: "SMS ve arama", optout: `RET ${LONGEST_NAME} TUMU`, ref: "S999999999999" };
 
 export function channelsPhrase(types: readonly string[]): string {
   const sms = types.includes("MESAJ");
@@ -38,8 +41,19 @@ export function channelsPhrase(types: readonly string[]): string {
   return sms && calls ? "SMS ve arama" : calls ? "arama" : "SMS";
 }
 
+/**
+ * The SMS that refuses `types` of the brand called `name` in the keyword grammar: `RET <brand>`
+ * refuses SMS only, so a consent to calls is undone by `… ARAMA` and one to both by `… TUMU`
+ * (ASCII: the reply need not turn UCS-2 for it).
+ */
+export function optOutCommand(name: string, types: readonly string[]): string {
+  const sms = types.includes("MESAJ");
+  const calls = types.includes("ARAMA");
+  return `RET ${name}${sms && calls ? " TUMU" : calls ? " ARAMA" : ""}`;
+}
+
 export function renderTemplate(template: string, values: Values): string {
-  return template.replace(/\{(brand|channels|ref)\}/g, (_, k: keyof Values) => values[k]);
+  return template.replace(/\{(brand|channels|optout|ref)\}/g, (_, k: keyof Values) => values[k]);
 }
 
 export function segmentsOf(text: string, turkishShift = false): SegmentInfo {
@@ -49,7 +63,7 @@ export function segmentsOf(text: string, turkishShift = false): SegmentInfo {
 /** Why a template is unusable, or null. Checked when a brand is configured, never when sending. */
 export function templateProblem(template: string): string | null {
   const unknown = [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!).filter((k) => !(placeholders as readonly string[]).includes(k));
-  if (unknown.length) return `unknown placeholder {${unknown[0]}}; use {brand}, {channels} or {ref}`;
+  if (unknown.length) return `unknown placeholder {${unknown[0]}}; use {brand}, {channels}, {optout} or {ref}`;
   if (!template.includes("{brand}")) return "must name the brand ({brand})";
   const info = segmentsOf(renderTemplate(template, worstCase));
   if (info.segments > MAX_SEGMENTS) {
@@ -85,7 +99,9 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
  */
 export function renderReply(template: string, brandNames: string[], types: readonly string[], ref: string): string {
   const channels = channelsPhrase(types);
-  const joined = renderTemplate(template, { brand: brandNames.join(", "), channels, ref });
+  // One command a brand: "RET MİGROS, KOTON" would refuse MİGROS only.
+  const optout = brandNames.map((n) => optOutCommand(n, types)).join(", ");
+  const joined = renderTemplate(template, { brand: brandNames.join(", "), channels, optout, ref });
   if (brandNames.length <= 1 || segmentsOf(joined).segments <= MAX_SEGMENTS) return joined;
-  return renderTemplate(template, { brand: `${brandNames[0]} ve ${brandNames.length - 1} marka daha`, channels, ref });
+  return renderTemplate(template, { brand: `${brandNames[0]} ve ${brandNames.length - 1} marka daha`, channels, optout: optOutCommand(brandNames[0]!, types), ref });
 }
