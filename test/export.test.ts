@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConsentAction } from "../db/ledger";
 import { createApp, type App } from "../src/app";
@@ -190,6 +192,45 @@ describe("GET /api/v1/reports/daily", () => {
       consentDate: "2026-03-10 11:55:00",
       source: "HS_WEB",
     });
+  });
+
+  it("over HTTP, a HEAD leaves no database reader open (one left open keeps a snapshot and its descriptors until restart); the CSV has its length", async () => {
+    const server = serve({ fetch: appA.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+    const { port } = server.address() as AddressInfo;
+    try {
+      // A day of 3000 movements: well over the 64 KiB the response is written in.
+      const many = () => Array.from({ length: 3000 }, (_, i) => action("ACME", `+90543${String(i).padStart(7, "0")}`, "MESAJ", "ONAY"));
+      const recorded = at("2026-03-08T09:00:00Z", many).outcomes.map((o) => (o.kind === "recorded" ? o.event.id : 0));
+      clock.set("2026-03-11T09:00:00Z");
+      const mark = a.deps.db.$client.prepare(`UPDATE outbox SET status = 'done', result = ? WHERE event_id = ? AND kind = 'iys_report'`);
+      a.deps.db.$client.transaction(() => recorded.forEach((id) => mark.run(JSON.stringify({ transactionId: `big${id}`, creationDate: Date.parse("2026-03-08T09:00:01Z") }), id)))();
+      const url = `http://127.0.0.1:${port}/api/v1/reports/daily?brand=ACME&date=2026-03-08`;
+      const headers = { authorization: `Bearer ${ADMIN_KEY}` };
+      const full = await fetch(url, { headers });
+      const body = await full.text();
+      expect(body.split("\n")).toHaveLength(3002);
+      expect(full.headers.get("content-length")).toBe(String(Buffer.byteLength(body)));
+      // A reader left open holds its descriptors of the database file.
+      const dbPath = a.deps.db.$client.name;
+      const onDb = () => readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dbPath);
+        } catch {
+          return false;
+        }
+      }).length;
+      const before = onDb();
+      for (let i = 0; i < 3; i++) {
+        const head = await fetch(url, { method: "HEAD", headers });
+        expect(head.status).toBe(200);
+        expect(head.headers.get("x-content-sha384")).toBe(createHash("sha384").update(body).digest("hex"));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      expect(onDb()).toBe(before);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it("a day without movements is the header alone", async () => {

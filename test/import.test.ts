@@ -126,7 +126,12 @@ describe("bulk import of 100 000 rows", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/csv/);
     const rows = parse(await res.text(), { columns: true }) as Record<string, string>[];
+    // Read 500 at a time: every row once, in file order.
     expect(rows).toHaveLength(800);
+    expect(rows.map((r) => Number(r.line))).toEqual([...file.expected.keys()].sort((x, y) => x - y));
+    const head = await app.request(`/api/v1/imports/${firstId}/rejected`, { method: "HEAD", headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toMatch(/^text\/csv/);
     expect(new Map(rows.map((r) => [Number(r.line), r.code]))).toEqual(file.expected);
     const lines = file.csv.split("\n");
     for (const r of rows.slice(0, 20)) {

@@ -6,7 +6,7 @@ import { brandById, brandByCode } from "../brands";
 import { assertBrandAccess, canAccessBrand } from "./auth";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
-import { openReader } from "../export";
+import { stmt } from "../../db/index";
 import { importById, importsOfBrand, ImportFormatError, rejectedCsvHeader, rejectedCsvLine, runImport, type ImportRecord } from "../import";
 import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
 
@@ -63,7 +63,7 @@ const uploadRoute = createRoute({
   path: "/",
   summary: "Bulk import of consents (CSV in the İYS bulk columns)",
   description:
-    "The body is streamed into the ledger as it arrives (not buffered): header row `type,recipient,status,source,consentDate,recipientType,retailerCode` (any order; recipientType and retailerCode optional), every row through the İYS rules, 5000 rows a transaction. Answers when the file is done; meanwhile `GET /imports?brand=` and `GET /imports/{id}` show its progress. Re-sending the same file records nothing new.",
+    "The body is streamed into the ledger as it arrives (not buffered): header row `type,recipient,status,source,consentDate,recipientType,retailerCode` (any order; recipientType and retailerCode optional), every row through the İYS rules, 1000 rows a transaction. Answers when the file is done; meanwhile `GET /imports?brand=` and `GET /imports/{id}` show its progress. Re-sending the same file records nothing new.",
   security: bearerSecurity,
   middleware: [requireCsv] as const,
   request: {
@@ -169,27 +169,22 @@ export function createImportRoutes(deps: AppDeps) {
       if (!record || !canAccessBrand(c.get("caller"), brandById(deps.db, record.brandId)?.code ?? "")) throw new ApiError("not_found", `import ${id} not found`, { field: "id" });
       c.header("Content-Type", "text/csv; charset=utf-8");
       c.header("Content-Disposition", `attachment; filename="import-${id}-rejected.csv"`);
+      if (c.req.method === "HEAD") return c.body(null, 200) as never;
+      // Read a page at a time between writes: a client that reads slowly or goes away holds no
+      // statement (an open one is a snapshot that stops every WAL checkpoint). The rows of a
+      // finished import do not change; a running one's pages are whatever is rejected by then.
+      const page = stmt<[string, number, number, number], { rowid: number; line: number; code: string; message: string; fields: string }>(
+        deps.db,
+        `SELECT rowid, line, code, message, fields FROM import_rejections
+         WHERE import_id = ? AND (line > ? OR (line = ? AND rowid > ?)) ORDER BY line, rowid LIMIT 500`,
+      );
       return stream(c, async (s) => {
-        const reader = openReader(deps.db);
-        try {
-          await s.write(rejectedCsvHeader());
-          const rows = reader.prepare(`SELECT line, code, message, fields FROM import_rejections WHERE import_id = ? ORDER BY line`).iterate(id) as Iterable<{
-            line: number;
-            code: string;
-            message: string;
-            fields: string;
-          }>;
-          let chunk = "";
-          for (const r of rows) {
-            chunk += rejectedCsvLine({ ...r, fields: JSON.parse(r.fields) as string[] });
-            if (chunk.length > 64 * 1024) {
-              await s.write(chunk);
-              chunk = "";
-            }
-          }
-          if (chunk) await s.write(chunk);
-        } finally {
-          reader.close();
+        await s.write(rejectedCsvHeader());
+        for (let after = { line: -1, rowid: -1 }; !s.aborted; ) {
+          const rows = page.all(id, after.line, after.line, after.rowid);
+          if (rows.length === 0) break;
+          await s.write(rows.map((r) => rejectedCsvLine({ ...r, fields: JSON.parse(r.fields) as string[] })).join(""));
+          after = rows.at(-1)!;
         }
       }) as never;
     });

@@ -1,11 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { stream } from "hono/streaming";
 import { brandByCode } from "../brands";
 import { assertBrandAccess } from "./auth";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { dailyReport, istanbulDayRange, openReader, sha384 } from "../export";
 import { apiRouter, bearerSecurity, errorResponses } from "./openapi";
+import { spool, type Spooled } from "../spool";
 
 const DailyQuery = z.object({
   brand: z.string().trim().min(1).openapi({ param: { name: "brand", in: "query" }, example: "MIGROS" }),
@@ -57,45 +57,35 @@ export function createReportRoutes(deps: AppDeps) {
     const day = istanbulDayRange(q.date);
     if (!day) throw new ApiError("bad_request", `date: ${q.date} is not a calendar day`, { field: "date" });
     const reader = openReader(deps.db);
-    // Both passes in one read transaction: the hash in the header is the hash of the body that follows.
+    // One read transaction for whatever is read: the hash is the hash of the rows that follow. It
+    // ends before the response goes out (a HEAD, or a client that reads slowly or never, must not
+    // hold a snapshot that stops every WAL checkpoint): the CSV is spooled to a temporary file.
     reader.exec("BEGIN");
-    let open = true;
-    const close = () => {
-      if (!open) return;
-      open = false;
-      reader.exec("COMMIT");
-      reader.close();
-    };
+    let csv: Spooled | null = null;
+    let hash: string;
+    let rows: z.infer<typeof DailyRow>[] = [];
     try {
-      const hash = sha384(dailyReport(reader, brand.id, day));
       if (q.format === "json") {
         const [header, ...lines] = [...dailyReport(reader, brand.id, day)];
+        hash = sha384([header!, ...lines]);
         const cols = header!.trimEnd().split(",");
-        const rows = lines.map((l) => Object.fromEntries(l.trimEnd().split(",").map((v, i) => [cols[i], v])) as z.infer<typeof DailyRow>);
-        close();
-        return c.json({ brand: brand.code, date: q.date, rows, sha384: hash }, 200);
+        rows = lines.map((l) => Object.fromEntries(l.trimEnd().split(",").map((v, i) => [cols[i], v])) as z.infer<typeof DailyRow>);
+      } else if (c.req.method === "HEAD") {
+        hash = sha384(dailyReport(reader, brand.id, day));
+      } else {
+        csv = spool(dailyReport(reader, brand.id, day));
+        hash = csv.sha384;
       }
-      c.header("Content-Type", "text/csv; charset=utf-8");
-      c.header("X-Content-SHA384", hash);
-      c.header("Content-Disposition", `attachment; filename="${brand.code}-${q.date}.csv"`);
-      return stream(c, async (s) => {
-        try {
-          let chunk = "";
-          for (const line of dailyReport(reader, brand.id, day)) {
-            chunk += line;
-            if (chunk.length > 64 * 1024) {
-              await s.write(chunk);
-              chunk = "";
-            }
-          }
-          if (chunk) await s.write(chunk);
-        } finally {
-          close();
-        }
-      }) as never;
-    } catch (err) {
-      close();
-      throw err;
+    } finally {
+      reader.exec("COMMIT");
+      reader.close();
     }
+    if (q.format === "json") return c.json({ brand: brand.code, date: q.date, rows, sha384: hash }, 200);
+    c.header("Content-Type", "text/csv; charset=utf-8");
+    c.header("X-Content-SHA384", hash);
+    c.header("Content-Disposition", `attachment; filename="${brand.code}-${q.date}.csv"`);
+    if (!csv) return c.body(null, 200) as never;
+    c.header("Content-Length", String(csv.size));
+    return c.body(csv.body(), 200) as never;
   });
 }
