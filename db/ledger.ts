@@ -40,7 +40,7 @@ export interface ConsentAction {
    */
   dedupe?: "content";
   /** `iys` replays what İYS itself recorded (IYS_* sources allowed, no 3-business-day window). */
-  writer?: "provider" | "iys";
+  writer?: "provider" | "iys" | "registered";
   /**
    * The recipient acting on one of the hub's own channels (SMS, IVR, link), dated when we received
    * it. Such an action is never refused over a date tie (H178): when the stored consent is as new or

@@ -36,6 +36,8 @@ export interface ImportFileOptions {
   file: string;
   rejectedPath?: string;
   progress?: boolean;
+  /** Records İYS already holds (ImportOptions.registered). */
+  registered?: boolean;
 }
 
 /** `hub import`: the same path as POST /api/v1/imports, reading a file. */
@@ -71,6 +73,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
       const summary = await runImport(createReadStream(opts.file), { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox }, {
         brandId: brand.id,
         via: "cli",
+        registered: opts.registered === true,
         bytesTotal: size,
         onProgress: (c) => draw(c),
         onRejected: (r) => {
@@ -97,7 +100,7 @@ export function summaryText(s: ImportSummary & { rejectedPath?: string }): strin
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(", ");
   return [
-    `import ${s.id}: read ${fmt(s.rowsRead)}, recorded ${fmt(s.recorded)}, unchanged ${fmt(s.unchanged)}, rejected ${fmt(s.rejected)} in ${s.seconds.toFixed(1)} s`,
+    `import ${s.id}${s.registered ? " (registered: held by İYS, not reported)" : ""}: read ${fmt(s.rowsRead)}, recorded ${fmt(s.recorded)}, unchanged ${fmt(s.unchanged)}, rejected ${fmt(s.rejected)} in ${s.seconds.toFixed(1)} s`,
     ...(s.rejected ? [`rejected by code: ${codes}`, ...(s.rejectedPath ? [`rejected rows: ${s.rejectedPath}`] : [])] : []),
   ].join("\n");
 }

@@ -28,12 +28,15 @@ Commands:
                    (the same link every time; PUBLIC_BASE_URL, LINK_KEYS / HUB_SECRET)
   deliveries       callback delivery attempts, newest first
                    [--failed] only failed attempts, [--endpoint ID] one endpoint, [--limit N], [--json]
-  import --brand CODE <file.csv> [--rejected out.csv] [--json]
+  import --brand CODE <file.csv> [--registered] [--rejected out.csv] [--json]
                    import consents in the İYS bulk columns (type, recipient, status, source,
                    consentDate, recipientType, retailerCode); rejected rows go to out.csv
-                   (default <file>.rejected.csv) with their İYS codes; exit 0 even with rejected rows
+                   (default <file>.rejected.csv) with their İYS codes; exit 0 even with rejected rows.
+                   --registered: records İYS already holds (the base registered before the hub, another
+                   hub's state export): any age, held by İYS, never reported to it
   export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]
-                   current consents (re-importable), or the ledger events of those Istanbul days
+                   current consents (re-importable into another hub with import --registered), or the
+                   ledger events of those Istanbul days
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
@@ -53,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
       endpoint: { type: "string" },
       limit: { type: "string", default: "100" },
       rejected: { type: "string" },
+      registered: { type: "boolean", default: false },
       events: { type: "boolean", default: false },
       from: { type: "string" },
       to: { type: "string" },
@@ -153,8 +157,8 @@ async function main(argv: string[]): Promise<number> {
       case "import": {
         runMigrations(db);
         const file = positionals[0];
-        if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--rejected out.csv]");
-        const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected });
+        if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--registered] [--rejected out.csv]");
+        const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected, registered: values.registered });
         console.log(values.json ? JSON.stringify(summary, null, 2) : summaryText(summary));
         return 0;
       }

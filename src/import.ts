@@ -52,6 +52,7 @@ export interface ImportCounts {
 export interface ImportSummary extends ImportCounts {
   id: string;
   status: "done";
+  registered: boolean;
   /** Rejected rows per İYS code. */
   codes: Record<string, number>;
   seconds: number;
@@ -68,6 +69,12 @@ export interface RejectedRow {
 export interface ImportOptions {
   brandId: number;
   via: "cli" | "api";
+  /**
+   * The rows are records İYS already holds (the provider's base registered before the hub, another
+   * hub's state export): checked by the İYS rules except the 3-business-day window, recorded as held
+   * by İYS (origin `registered`; a RET is İYS's refusal, not a suppression) and never reported.
+   */
+  registered?: boolean;
   bytesTotal?: number | null;
   /**
    * Rows per ledger transaction (default 5000). Measured on 1M rows with no random-ordered index
@@ -90,6 +97,8 @@ const messages = {
   H117: "İzin tipi (type) için uygun değerler: ARAMA, MESAJ, EPOSTA",
   H180: "Bayi İYS numarası (retailerCode) 8 haneli olmalıdır.",
   H486: "İzin kaynağı (source) kabul edilemedi.",
+  H467_HINT:
+    "Üç iş günü öncesinde alınan izinler kaydedilemez. İYS'ye daha önce kaydedilmiş izinler (hub'dan önceki kayıtlar, başka bir hub'ın durum dökümü) registered kipinde yüklenir: hub import --registered, POST /api/v1/imports?registered=true.",
   H486_IYS_ONAY:
     "İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz: alıcıların İYS'de verdiği izinleri hub İYS'den çeker. İYS kaynaklı retler (ör. başka bir hub'ın durum dökümü) alınır.",
 } as const;
@@ -102,7 +111,7 @@ type RowResult = { ok: true; action: ConsentAction } | { ok: false; code: string
  * A row in the İYS bulk columns (IMPORT_COLUMNS order) checked and normalised into a ledger action
  * of `origin`, deduplicated by content; the İYS code of the first thing wrong otherwise.
  */
-export function rowToAction(f: string[], brandId: number, origin: "import" | "iys" = "import"): RowResult {
+export function rowToAction(f: string[], brandId: number, origin: "import" | "registered" | "iys" = "import"): RowResult {
   const [type, recipient, status, source, consentDate, recipientType, retailerCode] = f as [string, string, string, string, string, string, string];
   if (!type) return { ok: false, code: "H111", message: messages.H111 };
   if (!isOneOf<ConsentType>(consentTypes, type)) return { ok: false, code: "H117", message: messages.H117 };
@@ -117,7 +126,7 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "iy
   // from a file, since it would then be sent on unverified.
   const fromIys = isIysSourceName(source);
   if (source && !fromIys && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H486", message: messages.H486 };
-  if (fromIys && origin === "import" && status !== "RET") return { ok: false, code: "H486", message: messages.H486_IYS_ONAY };
+  if (fromIys && origin !== "iys" && status !== "RET") return { ok: false, code: "H486", message: messages.H486_IYS_ONAY };
   if (retailerCode && !/^\d{8}$/.test(retailerCode)) return { ok: false, code: "H180", message: messages.H180 };
   const r = statementToAction({
     brandId,
@@ -133,6 +142,8 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "iy
   if (!r.ok) return { ok: false, code: r.code, message: r.message };
   // İYS holds it already: checked as İYS's record (no 3-business-day window) and never reported back.
   if (fromIys) r.action.writer = "iys";
+  // The provider says İYS holds it (its base registered before the hub): no window, never reported.
+  else if (origin === "registered") r.action.writer = "registered";
   return r;
 }
 
@@ -308,7 +319,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       outcomes.forEach((o, i) => {
         if (o.kind === "recorded") counts.recorded++;
         else if (o.kind === "duplicate") counts.unchanged++;
-        else reject(rows[i]!.line, rows[i]!.fields, o.code, o.message);
+        // Old consents are mostly the provider's base, registered on İYS before: say how to load those.
+        else reject(rows[i]!.line, rows[i]!.fields, o.code, o.code === "H467" && !opts.registered ? messages.H467_HINT : o.message);
       });
       // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
       await enqueueing;
@@ -329,15 +341,15 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         idx = columnIndexes(record);
         id = randomUUID();
         const t = now();
-        stmt(db, `INSERT INTO imports (id, brand_id, via, status, bytes_total, started_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?)`).run(
-          id, opts.brandId, opts.via, counts.bytesTotal, t, t,
+        stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`).run(
+          id, opts.brandId, opts.via, opts.registered ? 1 : 0, counts.bytesTotal, t, t,
         );
         opts.onStart?.(id);
         continue;
       }
       counts.rowsRead++;
       const fields = idx.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
-      const r = rowToAction(fields, opts.brandId);
+      const r = rowToAction(fields, opts.brandId, opts.registered ? "registered" : "import");
       if (r.ok) {
         actions.push(r.action);
         rows.push({ line, fields });
@@ -349,7 +361,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     await enqueueing;
     const t = now();
     stmt(db, `UPDATE imports SET status = 'done', finished_at = ?, updated_at = ? WHERE id = ?`).run(t, t, id);
-    return { id, status: "done", ...counts, codes, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) };
+    return { id, status: "done", registered: opts.registered === true, ...counts, codes, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) };
   } catch (err) {
     input.destroy();
     parser.destroy();
@@ -379,6 +391,7 @@ export interface ImportRecord extends ImportCounts {
   id: string;
   brandId: number;
   via: string;
+  registered: boolean;
   status: "running" | "done" | "failed";
   error: string | null;
   startedAt: number;
@@ -386,13 +399,17 @@ export interface ImportRecord extends ImportCounts {
   finishedAt: number | null;
 }
 
-const IMPORT_SELECT = `SELECT id, brand_id AS brandId, via, status, rows_read AS rowsRead, recorded, unchanged, rejected,
+const IMPORT_SELECT = `SELECT id, brand_id AS brandId, via, registered, status, rows_read AS rowsRead, recorded, unchanged, rejected,
   bytes_read AS bytesRead, bytes_total AS bytesTotal, error, started_at AS startedAt, updated_at AS updatedAt, finished_at AS finishedAt FROM imports`;
 
+type RawImport = Omit<ImportRecord, "registered"> & { registered: number };
+const toImport = (r: RawImport): ImportRecord => ({ ...r, registered: r.registered === 1 });
+
 export function importById(db: Db, id: string): ImportRecord | null {
-  return (stmt(db, `${IMPORT_SELECT} WHERE id = ?`).get(id) as ImportRecord | undefined) ?? null;
+  const r = stmt(db, `${IMPORT_SELECT} WHERE id = ?`).get(id) as RawImport | undefined;
+  return r ? toImport(r) : null;
 }
 
 export function importsOfBrand(db: Db, brandId: number, limit = 50): ImportRecord[] {
-  return stmt(db, `${IMPORT_SELECT} WHERE brand_id = ? ORDER BY started_at DESC, id LIMIT ?`).all(brandId, limit) as ImportRecord[];
+  return (stmt(db, `${IMPORT_SELECT} WHERE brand_id = ? ORDER BY started_at DESC, id LIMIT ?`).all(brandId, limit) as RawImport[]).map(toImport);
 }

@@ -4,12 +4,12 @@ import { isProviderSource } from "./domain/consent";
 import { IYS_BATCH_MAX } from "./services/iys";
 
 /**
- * Provider-sourced movements go to İYS; suppressions are not İYS movements, İYS's own are already
- * there. A TACIR first record may have no source (İYS makes source and consentDate optional for it,
+ * Provider-sourced movements go to İYS; suppressions are not İYS movements, İYS's own and the
+ * records a registered import says İYS holds are already there. A TACIR first record may have no source (İYS makes source and consentDate optional for it,
  * and the ledger marks it as held by İYS): it is reported without them.
  */
 export function reportsToIys(e: LedgerEvent): boolean {
-  if (e.effect !== "movement" || e.origin === "iys") return false;
+  if (e.effect !== "movement" || e.origin === "iys" || e.origin === "registered") return false;
   return e.source === null ? e.recipientType === "TACIR" : isProviderSource(e.source);
 }
 

@@ -78,6 +78,41 @@ describe("export", () => {
     expect(state(a)).toHaveLength(505);
   });
 
+  it("a month later the state export loads into another hub as records İYS holds (registered): every consent, refusals İYS's, nothing reported; without it old consents are refused H467 saying how", async () => {
+    const reader = openReader(a.deps.db);
+    const exported = [...exportState(reader, brandId(a, "ACME"), "csv")].join("");
+    reader.close();
+    const appB = createApp(b.deps);
+    for (const code of ["MOVED", "FRESH"]) expect((await appB.request("/api/v1/brands", authed({ code, name: code, shortNames: [code], numbers: [] }))).status).toBe(201);
+    clock.set(new Date(NOW + 30 * 86_400_000));
+    try {
+      const plain = await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "FRESH"), via: "cli", onRejected: (r) => void (r.code === "H467" && expect(r.message).toContain("--registered")) });
+      // Only the refusals (kept as local suppressions) and the HS_2015 consent get in.
+      expect(plain).toMatchObject({ rowsRead: 505, recorded: 3, rejected: 502, codes: { H467: 502 }, registered: false });
+
+      const moved = await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "MOVED"), via: "api", registered: true });
+      expect(moved).toMatchObject({ rowsRead: 505, recorded: 505, rejected: 0, registered: true });
+      const stateOf = (code: string) => b.deps.db.$client.prepare(`SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? ORDER BY recipient, recipient_type, type`).all(brandId(b, code));
+      expect(stateOf("MOVED")).toEqual(state(a));
+      // Held by İYS, refusals too; nothing planned for İYS.
+      expect(b.deps.db.$client.prepare("SELECT DISTINCT in_iys AS inIys FROM consent_state WHERE brand_id = ?").all(brandId(b, "MOVED"))).toEqual([{ inIys: 1 }]);
+      expect(b.deps.db.$client.prepare("SELECT DISTINCT origin, effect FROM consent_events WHERE brand_id = ?").all(brandId(b, "MOVED"))).toEqual([{ origin: "registered", effect: "movement" }]);
+      expect(
+        b.deps.db.$client
+          .prepare("SELECT count(*) AS n FROM outbox o JOIN consent_events e ON e.id = o.event_id WHERE e.brand_id = ? AND o.kind IN ('iys_report', 'iys_batch')")
+          .get(brandId(b, "MOVED")),
+      ).toEqual({ n: 0 });
+      const check = await appB.request("/api/v1/check", authed({ brand: "MOVED", type: "MESAJ", recipients: ["+905330000007", "+905321112233"] }));
+      expect(await check.json()).toEqual({ allowed: ["+905330000007"], denied: [{ recipient: "+905321112233", reason: "refused" }] });
+      const shown = await (await appB.request(`/api/v1/imports/${moved.id}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json();
+      expect(shown).toMatchObject({ registered: true, recorded: 505 });
+      // Loaded again: nothing new.
+      expect(await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "MOVED"), via: "cli", registered: true })).toMatchObject({ recorded: 0, unchanged: 505 });
+    } finally {
+      clock.set(new Date(NOW));
+    }
+  });
+
   it("hub export writes JSONL of the state, and the events of a day range with their ids and hashes", () => {
     const out = join(tmpA.dir, "state.jsonl");
     expect(exportToFile(a.deps.db, { brand: "ACME", events: false, format: "jsonl", out })).toBe(505);

@@ -203,6 +203,16 @@ describe("bulk import of 100 000 rows", () => {
     expect(ok.stdout).toMatch(/read 2, recorded 1, unchanged 0, rejected 1/);
     expect(readFileSync(join(tmp.dir, "cli-rejected.csv"), "utf8")).toMatch(/ayşe@example.com,ONAY,HS_WEB,[^\n]*,3,H120,/);
 
+    // The base İYS holds already, collected years ago: refused as new movements, taken as registered records.
+    const old = join(tmp.dir, "cli-old.csv");
+    writeFileSync(old, `type,recipient,status,source,consentDate\nMESAJ,05329990002,ONAY,HS_WEB,2021-06-01 10:00:00\n`);
+    const asNew = await hub("import", "--brand", "CLI", old, "--rejected", join(tmp.dir, "cli-old-rejected.csv"));
+    expect(asNew.stdout).toMatch(/recorded 0, unchanged 0, rejected 1/);
+    expect(readFileSync(join(tmp.dir, "cli-old-rejected.csv"), "utf8")).toMatch(/,H467,.*hub import --registered/);
+    const registered = await hub("import", "--brand", "CLI", old, "--registered");
+    expect(registered.code, registered.stderr).toBe(0);
+    expect(registered.stdout).toMatch(/\(registered: held by İYS, not reported\): read 1, recorded 1, unchanged 0, rejected 0/);
+
     writeFileSync(small, `type,recipient\nMESAJ,05329990001\n`);
     const bad = await hub("import", "--brand", "CLI", small);
     expect(bad.code).toBe(1);

@@ -17,6 +17,8 @@ export const imports = sqliteTable(
       .references(() => brands.id),
     /** `cli` or `api`. */
     via: text("via").notNull(),
+    /** Records İYS already holds (ImportOptions.registered): not reported, no 3-business-day window. */
+    registered: integer("registered", { mode: "boolean" }).notNull().default(false),
     status: text("status", { enum: importStatuses }).notNull(),
     rowsRead: integer("rows_read").notNull().default(0),
     recorded: integer("recorded").notNull().default(0),

@@ -51,8 +51,12 @@ export type RuleVerdict =
 export interface RuleContext {
   now: Date;
   calendar: Pick<BusinessCalendar, "isWithinBusinessDays">;
-  /** Providers write HS_* sources only; `iys` is the hub replaying what İYS itself recorded. */
-  writer: "provider" | "iys";
+  /**
+   * Providers write HS_* sources only; `iys` is the hub replaying what İYS itself recorded;
+   * `registered` is the provider's record İYS already holds (a bulk import of its existing base):
+   * HS_* sources, no 3-business-day window (H467: it is no new movement), a RET held by İYS.
+   */
+  writer: "provider" | "iys" | "registered";
 }
 
 const messages: Record<RuleCode, string> = {
@@ -152,7 +156,7 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   }
 
   // A refusal İYS itself recorded (the recipient refused on İYS) is in İYS: a movement, never reported back.
-  if (c.status === "RET" && !current?.inIys && ctx.writer !== "iys") return { ok: true, effect: "suppression" };
+  if (c.status === "RET" && !current?.inIys && ctx.writer === "provider") return { ok: true, effect: "suppression" };
   return { ok: true, effect: "movement" };
 }
 

@@ -45,8 +45,11 @@ export type IysSource = (typeof iysSources)[number];
 export const consentSources = [...providerSources, ...iysSources] as const;
 export type ConsentSource = (typeof consentSources)[number];
 
-/** Where an action entered the hub. */
-export const origins = ["api", "sms", "ivr", "link", "partner", "import", "iys"] as const;
+/**
+ * Where an action entered the hub. `registered`: a bulk import of records İYS already holds (the
+ * provider's consents registered before the hub, another hub's state export) — never reported.
+ */
+export const origins = ["api", "sms", "ivr", "link", "partner", "import", "registered", "iys"] as const;
 export type Origin = (typeof origins)[number];
 
 /**

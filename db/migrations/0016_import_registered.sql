@@ -1,0 +1,1 @@
+ALTER TABLE `imports` ADD `registered` integer DEFAULT false NOT NULL;
