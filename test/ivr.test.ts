@@ -234,6 +234,17 @@ describe("IVR menu by keypad", () => {
     expect(JSON.parse(receiptsOfCall(again.call.sid)[0]!.result!)).toMatchObject({ outcome: "unchanged" });
   });
 
+  it("a fixed line choosing consent or refusal for both hears only what took effect: calls (SMS needs a mobile, H464)", async () => {
+    const from = "+902122229876";
+    const consent = await callAndChoose(from, (c) => c.press("4"));
+    expect(text(consent.final)).toContain("Talebiniz kaydedildi: MİGROS için yalnızca ticari aramalar için izin verildi.");
+    expect(eventsOf(from)).toEqual([event("MIGROS", "ARAMA", "ONAY", "movement")]);
+    expect(JSON.parse(receiptsOfCall(consent.call.sid)[0]!.result!)).toMatchObject({ outcome: "recorded", types: ["ARAMA"] });
+    const refusal = await callAndChoose(from, (c) => c.press("3"));
+    expect(text(refusal.final)).toContain("Talebiniz kaydedildi: MİGROS için ticari aramalar reddedildi.");
+    expect(eventsOf(from).map((e) => `${e.type}:${e.status}`)).toEqual(["ARAMA:ONAY", "ARAMA:RET"]);
+  });
+
   it("a refusal the rules reject entirely (SMS for a fixed line, H464) is answered as not processed", async () => {
     const from = "+902122223344";
     const { call, final } = await callAndChoose(from, (c) => c.press("2"));

@@ -85,6 +85,10 @@ export function voiceInterpreter(db: Db): ReceiptInterpreter {
       // Runs inside the ledger transaction before the receipt is marked, so the outcome lands in `result`.
       outbox: (outcomes): OutboxInput[] => {
         result.outcome = outcomeOf(outcomes);
+        // What the caller hears and is texted is what took effect: a fixed line's SMS part of "4" or
+        // "3" is refused by the rules (H464, MESAJ needs a mobile), its calls part stands.
+        const kept = types.filter((_, i) => outcomes[i]?.kind !== "rejected");
+        if (kept.length > 0 && kept.length < types.length) result.types = kept;
         if (!smsConfirmation) return [];
         const target = result.outcome === "rejected" ? "failed" : status === "RET" ? "refused" : "consented";
         return [{ kind: "confirmation", receiptId: receipt.id, target }];

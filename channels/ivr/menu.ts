@@ -44,9 +44,10 @@ const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel",
 const NEGATIONS = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
-// Apostrophes joined ("don't" → "dont"), every other non-letter a space.
+// Apostrophes joined before folding ("don't" → "dont": folding alone would drop "'t" as a Turkish
+// suffix), every other non-letter a space.
 const words = (speech: string): string[] =>
-  foldTurkish(speech).replace(/['’]/g, "").replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
+  foldTurkish(speech.replace(/['’‘ʼ]/g, "")).replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
 
 /** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
 function negated(w: string[]): boolean {

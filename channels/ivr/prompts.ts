@@ -1,5 +1,6 @@
 import twilio from "twilio";
 import type { IvrChoice, IvrStep } from "./state";
+import { choiceActions } from "./interpret";
 
 const { VoiceResponse } = twilio.twiml;
 type Lang = "tr" | "en";
@@ -30,6 +31,20 @@ const CHOICE_TEXT: Record<Lang, Record<IvrChoice, { will: string; done: string }
     "consent-both": { will: "you will consent to commercial calls and text messages", done: "you have consented to commercial calls and text messages" },
   },
 };
+
+/** A choice of both channels of which only one took effect (a fixed line: no SMS). */
+const ONE_CHANNEL_CONSENT: Record<Lang, Record<"ARAMA" | "MESAJ", string>> = {
+  tr: { ARAMA: "yalnızca ticari aramalar için izin verildi", MESAJ: "yalnızca ticari SMS mesajları için izin verildi" },
+  en: { ARAMA: "you have consented to commercial calls only", MESAJ: "you have consented to commercial text messages only" },
+};
+
+function doneText(lang: Lang, choice: IvrChoice, types?: readonly ("ARAMA" | "MESAJ")[]): string {
+  const chosen = choiceActions(choice);
+  const only = types?.length === 1 && chosen.types.length > 1 ? types[0]! : null;
+  if (!only) return CHOICE_TEXT[lang][choice].done;
+  if (chosen.status === "RET") return CHOICE_TEXT[lang][only === "ARAMA" ? "refuse-calls" : "refuse-sms"].done;
+  return ONE_CHANNEL_CONSENT[lang][only];
+}
 
 export type Retry = "none" | "empty" | "invalid" | "consent-withheld";
 export type Outcome = "recorded" | "unchanged" | "rejected" | "pending";
@@ -176,8 +191,9 @@ function ending(lang: Lang, text: string): string {
   return r.toString();
 }
 
-export function finalPrompt(lang: Lang, brand: string, choice: IvrChoice, outcome: Outcome): string {
-  const done = CHOICE_TEXT[lang][choice].done;
+/** `types`: the channels that took effect, when not all of the choice's did. */
+export function finalPrompt(lang: Lang, brand: string, choice: IvrChoice, outcome: Outcome, types?: readonly ("ARAMA" | "MESAJ")[]): string {
+  const done = doneText(lang, choice, types);
   if (lang === "tr") {
     const text = {
       recorded: `Talebiniz kaydedildi: ${brand} için ${done}.`,

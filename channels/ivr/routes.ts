@@ -132,7 +132,7 @@ export function createIvrRoutes(deps: AppDeps) {
     const result = JSON.parse(row.result ?? "{}") as Partial<VoiceResult>;
     const outcome: prompts.Outcome =
       row.status === "received" ? "pending" : row.status === "applied" ? (result.outcome ?? "recorded") : "rejected";
-    return prompts.finalPrompt(state.lang, spokenName(brand), state.choice!, outcome);
+    return prompts.finalPrompt(state.lang, spokenName(brand), state.choice!, outcome, result.types);
   }
 
   // Bodies are limited to WEBHOOK_MAX_BYTES by the app (src/app.ts), for every webhook path.
