@@ -140,7 +140,7 @@ describe("subscriptions", () => {
     expect((await app.request("/api/v1/subscriptions", { method: "POST", body: "{}" })).status).toBe(401);
   });
 
-  it("private, loopback and link-local targets are refused unless allowed", async () => {
+  it("private, loopback and link-local targets, and http, are refused unless allowed", async () => {
     for (const url of ["http://127.0.0.1/x", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/", "http://[fe80::1]/", "http://[::ffff:192.168.1.1]/", "http://localhost:8080/"]) {
       expect(await checkTarget(url, false), url).toMatchObject({ ok: false });
       expect(await checkTarget(url, true), url).toMatchObject({ ok: true });
@@ -148,6 +148,9 @@ describe("subscriptions", () => {
     expect(isPrivateAddress("8.8.8.8")).toBe(false);
     expect(isPrivateAddress("2606:4700:4700::1111")).toBe(false);
     expect(await checkTarget("https://93.184.215.14/hook", false)).toMatchObject({ ok: true });
+    // Deliveries carry recipients' addresses: no clear text to a public address either.
+    expect(await checkTarget("http://93.184.215.14/hook", false)).toMatchObject({ ok: false, reason: expect.stringContaining("only https") });
+    expect(await checkTarget("http://93.184.215.14/hook", true)).toMatchObject({ ok: true });
   });
 });
 

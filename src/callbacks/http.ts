@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
-import { checkUrlShape, isPrivateAddress } from "./target";
+import { checkUrlShape, HTTPS_ONLY, isPrivateAddress } from "./target";
 
 /** How much of a receiver's answer we read (it only ends up in the delivery log). */
 const MAX_RESPONSE_BYTES = 4096;
@@ -49,6 +49,7 @@ export function createWebhookClient(opts: { timeoutMs: number; allowPrivate: boo
       const shape = checkUrlShape(rawUrl);
       if (!shape.ok) return Promise.resolve(done({ ok: false, status: null, error: `refused URL: ${shape.reason}`, body: "" }));
       const url = shape.url;
+      if (!opts.allowPrivate && url.protocol !== "https:") return Promise.resolve(done({ ok: false, status: null, error: `refused URL: ${HTTPS_ONLY}`, body: "" }));
       const host = url.hostname.replace(/^\[|\]$/g, "");
       if (!opts.allowPrivate && (isIP(host) ? isPrivateAddress(host) : host === "localhost" || host.endsWith(".localhost"))) {
         return Promise.resolve(done({ ok: false, status: null, error: `refused URL: ${host} is a private address`, body: "" }));

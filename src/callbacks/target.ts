@@ -49,6 +49,9 @@ export function isPrivateAddress(address: string): boolean {
 
 export type TargetCheck = { ok: true; url: URL } | { ok: false; reason: string };
 
+/** Deliveries carry recipients' phone numbers and e-mail addresses: never in clear text on a public network. */
+export const HTTPS_ONLY = "only https URLs are allowed: deliveries carry recipients' addresses (CALLBACK_ALLOW_PRIVATE=true, for development and closed networks, also allows http)";
+
 /** The URL's shape: http(s) only, no credentials, a host. */
 export function checkUrlShape(raw: string): TargetCheck {
   let url: URL;
@@ -66,13 +69,14 @@ export function checkUrlShape(raw: string): TargetCheck {
 const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, "");
 
 /**
- * Checks a callback URL: its shape, then (unless private targets are allowed) every address its
- * host resolves to. Run at creation and again at delivery (where the connection's own lookup also
+ * Checks a callback URL: its shape, then (unless private targets are allowed) https and every
+ * address its host resolves to. Run at creation and again at delivery (where the connection's own lookup also
  * checks the address it connects to, so a DNS answer cannot change in between).
  */
 export async function checkTarget(raw: string, allowPrivate: boolean): Promise<TargetCheck> {
   const shape = checkUrlShape(raw);
   if (!shape.ok || allowPrivate) return shape;
+  if (shape.url.protocol !== "https:") return { ok: false, reason: HTTPS_ONLY };
   const host = hostOf(shape.url);
   if (isIP(host)) return isPrivateAddress(host) ? { ok: false, reason: `${host} is a private, loopback or link-local address` } : shape;
   if (host === "localhost" || host.endsWith(".localhost")) return { ok: false, reason: "localhost is not allowed" };
