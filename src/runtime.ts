@@ -232,7 +232,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       await withTimeout(producer.close(), 2000, "closing queues").catch(() => {});
       redis.disconnect();
       mailer?.close();
-      db.$client.close();
+      // A database handed in (the CLI's, a test's shared one) is its owner's to close.
+      if (!overrides.db) db.$client.close();
     },
   };
 }

@@ -45,7 +45,12 @@ async function main() {
   server?.setTimeout(IDLE_SOCKET_MS);
   if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
   if (config.RUN_WEB && !config.VONAGE_SIGNATURE_SECRET) {
-    log.warn({}, "VONAGE_SIGNATURE_SECRET is not set: /sms/vonage accepts unsigned requests (set it and enable signed webhooks in Vonage)");
+    log.warn(
+      {},
+      config.NODE_ENV === "production"
+        ? "VONAGE_SIGNATURE_SECRET is not set: /sms/vonage answers 503 (set it and enable signed webhooks in Vonage)"
+        : "VONAGE_SIGNATURE_SECRET is not set: /sms/vonage accepts unsigned requests (set it and enable signed webhooks in Vonage; required with NODE_ENV=production)",
+    );
   }
 
   let stopping = false;

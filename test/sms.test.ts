@@ -518,6 +518,29 @@ describe("Vonage SMS webhook", () => {
     expect(receiptsOf(from)).toEqual([]);
   });
 
+  it("without VONAGE_SIGNATURE_SECRET unsigned requests are taken in development, and in production the route answers 503 storing nothing", async () => {
+    const { VONAGE_SIGNATURE_SECRET: _secret, ...unsignedEnv } = env;
+    for (const [mode, extra, status] of [
+      ["development", { NODE_ENV: "development" }, 204],
+      ["production", { NODE_ENV: "production", PUBLIC_BASE_URL: "https://hub.example.com" }, 503],
+    ] as const) {
+      const other = await createRuntime(testConfig(tmp.dir, { ...unsignedEnv, ...extra, QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), { db: runtime.deps.db });
+      try {
+        const from = newSender();
+        const res = await createApp(other.deps).request("/sms/vonage", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(vonageParams(from.slice(1), "ONAY KOTON")),
+        });
+        expect(res.status, mode).toBe(status);
+        expect(receiptsOf(from), mode).toHaveLength(status === 204 ? 1 : 0);
+        if (status === 503) expect(((await res.json()) as { error: { message: string } }).error.message).toContain("VONAGE_SIGNATURE_SECRET");
+      } finally {
+        await other.close();
+      }
+    }
+  });
+
   it("malformed JSON is a 400; a signed message without messageId is a 400 naming it", async () => {
     const bad = await app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
     expect(bad.status).toBe(400);

@@ -52,6 +52,11 @@ export function createSmsRoutes(deps: AppDeps) {
 
   async function vonage(c: Context<HonoEnv>, params: Record<string, string>) {
     const { config, clock } = deps;
+    // An unsigned request could record anyone's consent or refusal: in production, as for Twilio
+    // without its token, the route is closed until the secret is set.
+    if (!config.VONAGE_SIGNATURE_SECRET && config.NODE_ENV === "production") {
+      throw new ApiError("unavailable", "Vonage webhooks are not configured: VONAGE_SIGNATURE_SECRET is required in production (enable signed webhooks in Vonage)");
+    }
     if (config.VONAGE_SIGNATURE_SECRET) {
       if (!vonageSignatureValid(params, config.VONAGE_SIGNATURE_SECRET, config.VONAGE_SIGNATURE_METHOD)) {
         throw new ApiError("forbidden", "sig is missing or does not match VONAGE_SIGNATURE_SECRET");
