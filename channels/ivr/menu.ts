@@ -136,7 +136,8 @@ export function parseBrand(input: Input, options: BrandOption[]): BrandInput {
     const byCode = options.find((o) => o.brandCode === digits);
     if (byCode) return { kind: "brand", id: byCode.id };
     const n = Number(digits);
-    if (/^\d$/.test(digits) && n >= 1 && n <= options.length) return { kind: "brand", id: options[n - 1]!.id };
+    // Two digits for a list of ten or more (keyed, then # or the gather's timeout).
+    if (/^\d{1,2}$/.test(digits) && n >= 1 && n <= options.length) return { kind: "brand", id: options[n - 1]!.id };
     if (digits === "9" && options.length < 9) return { kind: "language" };
     return { kind: "invalid" };
   }

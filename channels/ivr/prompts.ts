@@ -108,11 +108,11 @@ export function brandMenu(ctx: PromptContext, lang: Lang, token: string, brands:
   retryPrefix(g, lang, retry);
   if (lang === "tr") {
     say(g, lang, "Ticari ileti izin hattına hoş geldiniz. Hangi marka için arıyorsunuz?");
-    say(g, lang, `${brands.map((b, i) => `${b.spokenName} için ${i + 1}`).join(", ")} tuşlayın. Markanın İYS numarasını tuşlayıp kare tuşuna da basabilir ya da marka adını söyleyebilirsiniz.`);
+    say(g, lang, `${brands.map((b, i) => `${b.spokenName} için ${i + 1}`).join(", ")} tuşlayın${brands.length >= 10 ? ", iki haneli numaralardan sonra kare tuşuna basın" : ""}. Markanın İYS numarasını tuşlayıp kare tuşuna da basabilir ya da marka adını söyleyebilirsiniz.`);
     if (brands.length < 9) say(g, "en", "For English, press 9.");
   } else {
     say(g, lang, "Welcome to the commercial message consent line. Which brand are you calling about?");
-    say(g, lang, `${brands.map((b, i) => `For ${b.spokenName}, press ${i + 1}`).join(". ")}. You may also key in the brand's IYS number followed by the hash key, or say the brand's name.`);
+    say(g, lang, `${brands.map((b, i) => `For ${b.spokenName}, press ${i + 1}`).join(". ")}${brands.length >= 10 ? ". After a two-digit number, press the hash key" : ""}. You may also key in the brand's IYS number followed by the hash key, or say the brand's name.`);
     if (brands.length < 9) say(g, "tr", "Türkçe için 9'a basın.");
   }
   return r.toString();

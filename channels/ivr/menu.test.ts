@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { parseBrand, parseMenu, type BrandOption } from "./menu";
+
+const brands = (n: number): BrandOption[] =>
+  Array.from({ length: n }, (_, i) => ({ id: 100 + i, names: [`marka${i + 1}`], brandCode: String(700000 + i), spokenName: `MARKA${i + 1}` }));
+
+describe("IVR brand menu", () => {
+  it("with ten or more brands on a number, two keyed digits choose the 10th and after", () => {
+    const twelve = brands(12);
+    expect(parseBrand({ digits: "10", speech: "" }, twelve)).toEqual({ kind: "brand", id: 109 });
+    expect(parseBrand({ digits: "12#", speech: "" }, twelve)).toEqual({ kind: "brand", id: 111 });
+    expect(parseBrand({ digits: "3", speech: "" }, twelve)).toEqual({ kind: "brand", id: 102 });
+    expect(parseBrand({ digits: "13", speech: "" }, twelve)).toEqual({ kind: "invalid" });
+    expect(parseBrand({ digits: "00", speech: "" }, twelve)).toEqual({ kind: "invalid" });
+    // The İYS brand number still names a brand.
+    expect(parseBrand({ digits: "700011#", speech: "" }, twelve)).toEqual({ kind: "brand", id: 111 });
+  });
+
+  it("with fewer than nine, 9 switches language and two digits name nothing", () => {
+    const two = brands(2);
+    expect(parseBrand({ digits: "9", speech: "" }, two)).toEqual({ kind: "language" });
+    expect(parseBrand({ digits: "12", speech: "" }, two)).toEqual({ kind: "invalid" });
+  });
+
+  it("speech joins apostrophes: \"I don't consent\" is a negation, not a consent", () => {
+    expect(parseMenu({ digits: "", speech: "I don't consent" }).kind).not.toBe("choice");
+  });
+});
