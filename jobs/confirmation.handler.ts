@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import { renderReply, templatesOf, type TemplateKey } from "../channels/sms/templates";
+import { renderReply, SHARED_HELP, templatesOf, type TemplateKey } from "../channels/sms/templates";
 import { receiptRef, type SmsResult } from "../channels/sms/interpret";
 import type { SmsSender } from "../channels/sms/senders";
 import { brandByCode, numbersOfBrand } from "../src/brands";
@@ -39,12 +39,11 @@ export async function run(row: OutboxRow, deps: ConfirmationDeps): Promise<Outbo
   const brands = (result.brands ?? []).map((code) => brandByCode(deps.db, code)).filter((b) => b !== null);
   if (brands.length === 0) throw new UnrecoverableError("the number serves no brand");
   const key = (row.target ?? "help") as TemplateKey;
-  // A help reply names the first brand only: "RET MIGROS" is an instruction, not a list.
-  const named = key === "help" ? brands.slice(0, 1) : brands;
   const templates = templatesOf(brands[0]!.settings);
+  // A brand's help says "RET MİGROS"; on a shared number the help names the way and every brand.
   const text = renderReply(
-    templates[key],
-    named.map((b) => b.shortNames[0] ?? b.code),
+    key === "help" && brands.length > 1 ? SHARED_HELP : templates[key],
+    brands.map((b) => b.shortNames[0] ?? b.code),
     result.types ?? ["MESAJ"],
     receiptRef(receipt.id),
   );

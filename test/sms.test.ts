@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TwilioHttpClient } from "../channels/sms/twilio-http";
 import { formParams } from "../channels/sms/routes";
 import { smsInterpreter } from "../channels/sms/interpret";
-import { defaultTemplates, renderTemplate, templateKeys, templateProblem } from "../channels/sms/templates";
+import { defaultTemplates, renderTemplate, SHARED_HELP, templateKeys, templateProblem } from "../channels/sms/templates";
 import { countSegments } from "../src/domain/sms-segments";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
@@ -427,7 +427,8 @@ describe("Vonage SMS webhook", () => {
       });
       expect(res.status).toBe(204);
       await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
-      expect(sentTo(fakeVonage, msisdn)[0]!.text).toContain("RET MİGROS");
+      // The help of a shared number names the way and every brand, not one brand's command.
+      expect(sentTo(fakeVonage, msisdn)[0]!.text).toBe("İleti almamak için RET ve marka adını yazın (MİGROS, KOTON); aramalar için sonuna ARAMA ekleyin.");
       expect(eventsOf(from)).toEqual([]);
       expect(JSON.parse(receiptsOf(from)[0]!.result!)).toMatchObject({ parse: "unknown", reason: "a consent that names no brand on a shared number" });
     }
@@ -577,6 +578,7 @@ describe("Redis down at receipt", () => {
 describe("brand templates", () => {
   it("every default reply fits 2 segments with the longest brand name, even one that makes it UCS-2", () => {
     for (const k of templateKeys) expect(templateProblem(defaultTemplates[k]), k).toBeNull();
+    expect(templateProblem(SHARED_HELP)).toBeNull();
     // An override that fits in GSM-7 with an ASCII name but not once a Turkish short name makes it UCS-2.
     const ascii = `{brand} ${"a".repeat(150)} {ref}`;
     expect(countSegments(renderTemplate(ascii, { brand: "W".repeat(32), channels: "SMS", optout: "RET WW", ref: "S999999999999" }), { reservedChars: 5 }).segments).toBe(2);

@@ -19,6 +19,12 @@ export const defaultTemplates: Templates = {
   failed: "{brand} için talebiniz işlenemedi. Kayıt no: {ref}. Yardım için YARDIM yazın.",
 };
 
+/**
+ * The help reply on a number several brands share: one brand's "RET MİGROS" would mislead the
+ * others' recipients, and "RET MİGROS, KOTON" refuses MİGROS only. {brand} lists them all.
+ */
+export const SHARED_HELP = "İleti almamak için RET ve marka adını yazın ({brand}); aramalar için sonuna ARAMA ekleyin.";
+
 const placeholders = ["brand", "channels", "optout", "ref"] as const;
 type Values = Record<(typeof placeholders)[number], string>;
 
