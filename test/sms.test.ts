@@ -496,6 +496,19 @@ describe("Vonage SMS webhook", () => {
     expect(sentTo(fakeVonage, msisdn).map((m) => m.text)).toEqual([expect.stringContaining("reddettiniz"), expect.stringContaining("RET")]);
   });
 
+  it("pieces minutes apart within the window (a reused concat-ref) are assembled, but never make a consent", async () => {
+    const from = newSender();
+    const msisdn = from.slice(1);
+    expect((await vonagePost(piece(msisdn, "77", 1, 2, "ONAY "))).status).toBe(204); // an earlier message's; its part 2 was lost
+    age(from, 5);
+    expect((await vonagePost(piece(msisdn, "77", 2, 2, "KOTON"))).status).toBe(204); // a new "RET KOTON" whose part 1 is late
+    await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+    const whole = db().prepare("SELECT body, result FROM receipts WHERE from_address = ? AND provider_ref LIKE 'concat:%'").all(from) as { body: string; result: string }[];
+    expect(whole.map((w) => w.body)).toEqual(["ONAY KOTON"]);
+    expect(JSON.parse(whole[0]!.result)).toMatchObject({ parse: "unknown", reason: "a consent whose pieces came minutes apart" });
+    expect(eventsOf(from)).toEqual([]);
+  });
+
   it("a refusal whose last piece never comes is still applied once its window has passed", async () => {
     const from = newSender();
     const msisdn = from.slice(1);

@@ -201,7 +201,13 @@ function assemble(db: AppDeps["db"], key: ConcatKey, ordered: Part[], now: numbe
       fromAddress: key.from,
       toAddress: key.to,
       body: ordered.map((p) => p.body).join(""),
-      payload: { parts: ordered.length, ...(ordered.length < key.total ? { total: key.total, incomplete: true } : {}) },
+      payload: {
+        parts: ordered.length,
+        // How far apart its pieces came: those of one message come seconds apart; a piece minutes
+        // older may be a leftover of another message under the same reused concat-ref.
+        spreadMs: Math.max(...ordered.map((p) => p.receivedAt)) - Math.min(...ordered.map((p) => p.receivedAt)),
+        ...(ordered.length < key.total ? { total: key.total, incomplete: true } : {}),
+      },
     },
     now,
   );

@@ -20,6 +20,13 @@ export interface SmsResult {
   incomplete?: boolean;
 }
 
+/**
+ * The pieces of one concatenated SMS come seconds apart. Phones reuse their 8-bit concat-ref, so a
+ * piece left over from an earlier message can complete a new one within CONCAT_WINDOW_MS ("ONAY "
+ * + "KOTON" from a "RET KOTON"): pieces further apart than this may refuse, never consent.
+ */
+export const CONSENT_MAX_SPREAD_MS = 2 * 60_000;
+
 export function receiptRef(receiptId: number): string {
   return `S${receiptId}`;
 }
@@ -38,7 +45,7 @@ export function replyFor(status: "RET" | "ONAY", outcomes: ActionOutcome[]): Tem
  */
 export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords): ReceiptInterpreter {
   return function interpretSms(receipt: ReceiptRow): Interpretation {
-    const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean; incomplete?: boolean };
+    const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean; incomplete?: boolean; spreadMs?: number };
     const limited = payload.limited === true;
     const from = normalizePhone(receipt.fromAddress ?? "");
     if (receipt.numberId === null) return { actions: [], status: "unroutable", result: { reason: "unknown To number" } };
@@ -52,13 +59,16 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
 
     // Consent must be explicit, brand by brand. What arrived of a concatenated SMS whose other
-    // pieces never came may refuse, never consent ("ONAY " may have gone on "… değil"); a bare ONAY
-    // on a number several brands share names none of them (a bare RET refuses them all).
+    // pieces never came, or came minutes apart, may refuse, never consent ("ONAY " may have gone on
+    // "… değil", or be another message's); a bare ONAY on a number several brands share names none
+    // of them (a bare RET refuses them all).
     const unclearConsent =
       parse.kind === "action" && parse.status === "ONAY"
         ? payload.incomplete === true
           ? "a consent in an incomplete message"
-          : parse.bare && parse.brands.length > 1
+          : (payload.spreadMs ?? 0) > CONSENT_MAX_SPREAD_MS
+            ? "a consent whose pieces came minutes apart"
+            : parse.bare && parse.brands.length > 1
             ? "a consent that names no brand on a shared number"
             : null
         : null;
