@@ -22,6 +22,16 @@ describe("IVR brand menu", () => {
     expect(parseBrand({ digits: "12", speech: "" }, two)).toEqual({ kind: "invalid" });
   });
 
+  it.each([
+    ["SMS istemiyoruz", "refuse-sms"],
+    ["mesaj gelmesin", "refuse-sms"],
+    ["beni aramayın", "refuse-calls"],
+    ["istemem", "refuse-both"],
+    ["hiçbir şey göndermeyin", "refuse-both"],
+  ])("%j refuses (%s)", (speech, choice) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+
   it("speech joins apostrophes: \"I don't consent\" is a negation, not a consent", () => {
     expect(parseMenu({ digits: "", speech: "I don't consent" }).kind).not.toBe("choice");
   });

@@ -6,7 +6,8 @@ import type { IvrChoice } from "./state";
  * `Digits` and `SpeechResult`.
  *
  * Spoken words (folded with the Turkish rules, so "HAYIR", "hayır" and "hayir" are one word):
- * - main menu: a refusal word ("ret", "reddet", "reddediyorum", "hayır", "iptal", "istemiyorum";
+ * - main menu: a refusal word ("ret", "reddet", "reddediyorum", "hayır", "iptal", "istemiyorum",
+ *   "istemem", "gelmesin", "göndermeyin", "aramayın";
  *   English "refuse", "no", "stop") refuses both calls and SMS, unless the utterance also names one
  *   channel ("aramalar"/"calls" → calls only, "mesaj"/"sms"/"text" → SMS only); a consent word
  *   ("onay", "onaylıyorum", "evet", "kabul"; English "yes", "consent", "accept") consents to both;
@@ -36,7 +37,10 @@ const DIGIT_WORDS: Record<string, string> = {
   zero: "0", one: "1", two: "2", three: "3", four: "4", five: "5", six: "6", seven: "7", eight: "8", nine: "9",
 };
 
-const REFUSE = new Set(["ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "refuse", "no", "stop", "unsubscribe"]);
+const REFUSE = new Set([
+  "ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "istemiyoruz", "istemem", "istemiyom",
+  "gelmesin", "gondermeyin", "aramayin", "refuse", "no", "stop", "unsubscribe",
+]);
 const CONSENT = new Set(["onay", "onayliyorum", "onayla", "evet", "kabul", "yes", "consent", "accept", "agree"]);
 const REPEAT = new Set(["tekrar", "tekrarla", "repeat", "again"]);
 const LANGUAGE: Record<string, "tr" | "en"> = { english: "en", ingilizce: "en", turkce: "tr", turkish: "tr" };
