@@ -18,7 +18,7 @@ export const ConsentInput = z.object({
   type: z.enum(consentTypes),
   status: z.enum(consentStatuses),
   source: z.enum(providerSources, { message: `one of ${providerSources.join(", ")}` }).nullish(),
-  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul) or ISO 8601", example: "2026-11-24 10:30:00" }),
+  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul wall time) or ISO 8601 with an offset or Z", example: "2026-11-24 10:30:00" }),
   retailerCode: z
     .union([z.string(), z.number()])
     .transform(String)

@@ -285,8 +285,8 @@ describe("parseConsentDate", () => {
     ["2024-01-02 10:00:00Z"],
     ["Tue, 02 Jan 2024 10:00:00 GMT"],
     [" 2024-01-02T10:00:00Z"],
-  ])("rejects %j with H158", (s) => {
-    expect(parseConsentDate(s)).toEqual(H158);
+  ])("rejects %j with H158 saying which forms are taken (an ISO time without an offset is in no zone)", (s) => {
+    expect(parseConsentDate(s)).toEqual({ ...H158, message: expect.stringContaining("saat dilimli ISO 8601 (2026-03-04T10:00:00+03:00, …Z)") });
   });
 });
 

@@ -17,6 +17,7 @@ const PERMANENT_UTC3_FROM = Date.UTC(2016, 8, 6, 21, 0, 0);
 const PERMANENT_UTC3_FROM_WALL = PERMANENT_UTC3_FROM + TURKEY_OFFSET;
 
 const H158 = "İzin tarihi yyyy-mm-dd hh:mm:ss formatında olmalıdır.";
+const H158_OR_ISO = "İzin tarihi yyyy-mm-dd hh:mm:ss formatında (Türkiye saati) ya da saat dilimli ISO 8601 (2026-03-04T10:00:00+03:00, …Z) olmalıdır.";
 const H157 = "Geçerli bir tarih girilmelidir.";
 
 export type IysDateParse = { ok: true; date: Date } | { ok: false; code: "H158" | "H157"; message: string };
@@ -189,5 +190,7 @@ function parseIsoDate(s: string): IysDateParse {
 export function parseConsentDate(s: string): IysDateParse {
   const iys = parseIysDate(s);
   if (iys.ok || iys.code === "H157") return iys;
-  return parseIsoDate(s);
+  const iso = parseIsoDate(s);
+  // A time without an offset would be read in some zone by guess: say what is taken.
+  return iso.ok || iso.code === "H157" ? iso : { ...iso, message: H158_OR_ISO };
 }
