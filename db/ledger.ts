@@ -301,10 +301,21 @@ export class Ledger {
         }
       }
       const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      // A registered import's row (a record İYS holds, on the provider's word) seeds a key the hub
+      // knows nothing of. Over a record the hub holds it is an import's movement like any other (the
+      // 3-business-day window applies, it is reported): a file never overrides the hub's record — a
+      // refusal it reported, or one it keeps — on its word alone.
+      let writer = a.writer ?? "provider";
+      let origin = a.origin;
+      if (writer === "registered" && previous) {
+        writer = "provider";
+        origin = "import";
+      }
       if (previous && a.dedupe === "content" && !a.idempotencyKey) {
-        const existing = this.s.byContent.get(
-          a.brandId, a.recipient, a.recipientType, a.type, a.origin, a.status, a.source, a.consentDate, a.retailerCode ?? null,
-        );
+        let existing: LedgerEvent | undefined;
+        for (const o of origin === a.origin ? [origin] : [a.origin, origin]) {
+          existing ??= this.s.byContent.get(a.brandId, a.recipient, a.recipientType, a.type, o, a.status, a.source, a.consentDate, a.retailerCode ?? null);
+        }
         if (existing) {
           outcomes.push({ kind: "duplicate", event: existing });
           continue;
@@ -332,7 +343,7 @@ export class Ledger {
           consentDate: previous.consentDate === null ? null : new Date(previous.consentDate),
           inIys: previous.inIys,
         },
-        { now: ruleNow, calendar: this.deps.calendar, writer: a.writer ?? "provider" },
+        { now: ruleNow, calendar: this.deps.calendar, writer },
       );
       if (!verdict.ok) {
         if (verdict.noop && previous) outcomes.push({ kind: "noop", code: "H174", message: verdict.message, state: previous });
@@ -350,7 +361,7 @@ export class Ledger {
         source: a.source,
         consentDate,
         retailerCode: a.retailerCode ?? null,
-        origin: a.origin,
+        origin,
         receiptId: a.receiptId ?? null,
         idempotencyKey: a.idempotencyKey ?? null,
         effect: verdict.effect,

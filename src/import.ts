@@ -71,8 +71,10 @@ export interface ImportOptions {
   via: "cli" | "api";
   /**
    * The rows are records İYS already holds (the provider's base registered before the hub, another
-   * hub's state export): checked by the İYS rules except the 3-business-day window, recorded as held
-   * by İYS (origin `registered`; a RET is İYS's refusal, not a suppression) and never reported.
+   * hub's state export): for a key the hub holds nothing of, checked by the İYS rules except the
+   * 3-business-day window and recorded with origin `registered`, never reported (a consent as held
+   * by İYS, a refusal as a local suppression). Over a record the hub holds, a row is an ordinary
+   * import movement (Ledger.apply).
    */
   registered?: boolean;
   bytesTotal?: number | null;
@@ -98,7 +100,7 @@ const messages = {
   H180: "Bayi İYS numarası (retailerCode) 8 haneli olmalıdır.",
   H486: "İzin kaynağı (source) kabul edilemedi.",
   H467_HINT:
-    "Üç iş günü öncesinde alınan izinler kaydedilemez. İYS'ye daha önce kaydedilmiş izinler (hub'dan önceki kayıtlar, başka bir hub'ın durum dökümü) registered kipinde yüklenir: hub import --registered, POST /api/v1/imports?registered=true.",
+    "Üç iş günü öncesinde alınan izinler kaydedilemez. Bu izin İYS'ye daha önce kaydedildiyse (hub'dan önceki kayıtlar, başka bir hub'ın durum dökümü) registered kipinde yüklenir: hub import --registered, POST /api/v1/imports?registered=true. İYS'ye hiç kaydedilmemiş eski bir izin yüklenemez.",
   H486_IYS_ONAY:
     "İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz: alıcıların İYS'de verdiği izinleri hub İYS'den çeker. İYS kaynaklı retler (ör. başka bir hub'ın durum dökümü) alınır.",
 } as const;

@@ -23,7 +23,7 @@ export function reportsToIys(e: LedgerEvent): boolean {
  */
 export function iysFollowPlanner(db: Db): OutboxPlanner {
   return (e: LedgerEvent, context: PlanContext) => {
-    if (e.effect !== "suppression" || e.status !== "RET" || e.recipientType !== "BIREYSEL" || e.origin === "import" || e.origin === "iys") return [];
+    if (e.effect !== "suppression" || e.status !== "RET" || e.recipientType !== "BIREYSEL" || e.origin === "import" || e.origin === "registered" || e.origin === "iys") return [];
     if (e.source === null || !isProviderSource(e.source) || context.previous !== null || context.late) return [];
     const codes = stmt<[number], { ok: number }>(db, `SELECT iys_code IS NOT NULL AND brand_code IS NOT NULL AS ok FROM brands WHERE id = ?`).get(e.brandId);
     return codes?.ok ? [{ kind: "iys_follow", eventId: e.id }] : [];

@@ -78,7 +78,7 @@ describe("export", () => {
     expect(state(a)).toHaveLength(505);
   });
 
-  it("a month later the state export loads into another hub as records İYS holds (registered): every consent, refusals İYS's, nothing reported; without it old consents are refused H467 saying how", async () => {
+  it("a month later the state export loads into another hub as records İYS holds (registered): every consent, refusals kept as the hub's own, nothing reported; without it old consents are refused H467 saying how", async () => {
     const reader = openReader(a.deps.db);
     const exported = [...exportState(reader, brandId(a, "ACME"), "csv")].join("");
     reader.close();
@@ -94,9 +94,16 @@ describe("export", () => {
       expect(moved).toMatchObject({ rowsRead: 505, recorded: 505, rejected: 0, registered: true });
       const stateOf = (code: string) => b.deps.db.$client.prepare(`SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? ORDER BY recipient, recipient_type, type`).all(brandId(b, code));
       expect(stateOf("MOVED")).toEqual(state(a));
-      // Held by İYS, refusals too; nothing planned for İYS.
-      expect(b.deps.db.$client.prepare("SELECT DISTINCT in_iys AS inIys FROM consent_state WHERE brand_id = ?").all(brandId(b, "MOVED"))).toEqual([{ inIys: 1 }]);
-      expect(b.deps.db.$client.prepare("SELECT DISTINCT origin, effect FROM consent_events WHERE brand_id = ?").all(brandId(b, "MOVED"))).toEqual([{ origin: "registered", effect: "movement" }]);
+      // Consents held by İYS; refusals kept as the hub's own suppressions (a file's word does not
+      // make them İYS's: hub A's were suppressions); nothing planned for İYS.
+      expect(b.deps.db.$client.prepare("SELECT status, in_iys AS inIys, count(*) AS n FROM consent_state WHERE brand_id = ? GROUP BY 1, 2 ORDER BY 1").all(brandId(b, "MOVED"))).toEqual([
+        { status: "ONAY", inIys: 1, n: 503 },
+        { status: "RET", inIys: 0, n: 2 },
+      ]);
+      expect(b.deps.db.$client.prepare("SELECT DISTINCT origin, effect FROM consent_events WHERE brand_id = ? ORDER BY effect").all(brandId(b, "MOVED"))).toEqual([
+        { origin: "registered", effect: "movement" },
+        { origin: "registered", effect: "suppression" },
+      ]);
       expect(
         b.deps.db.$client
           .prepare("SELECT count(*) AS n FROM outbox o JOIN consent_events e ON e.id = o.event_id WHERE e.brand_id = ? AND o.kind IN ('iys_report', 'iys_batch')")
@@ -111,6 +118,32 @@ describe("export", () => {
     } finally {
       clock.set(new Date(NOW));
     }
+  });
+
+  it("a registered row never overrides a record the hub holds on the file's word: over a refusal İYS took, an old consent is refused H467 and a new one is a movement reported like any import's", async () => {
+    const recipient = "+905557770001";
+    const move = (daysAgo: number, status: "ONAY" | "RET") => {
+      clock.set(new Date(NOW - daysAgo * 86_400_000));
+      const r = statementToAction({ brandId: brandId(a, "OTHER"), recipient, recipientType: "BIREYSEL", type: "MESAJ", status, source: "HS_WEB", consentDate: iys(NOW - daysAgo * 86_400_000 - 60_000), origin: "api" });
+      if (!r.ok) throw new Error(r.code);
+      expect(a.deps.ledger.apply([r.action]).outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "movement" } });
+    };
+    move(10, "ONAY");
+    move(9, "RET");
+    clock.set(new Date(NOW));
+    const row = (daysAgo: number) => `type,recipient,status,source,consentDate\nMESAJ,${recipient},ONAY,HS_WEB,${iys(NOW - daysAgo * 86_400_000)}\n`;
+    const old = await runImport(Readable.from([row(8)]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true });
+    expect(old).toMatchObject({ recorded: 0, rejected: 1, codes: { H467: 1 } });
+    const check = async () => (await (await appA.request("/api/v1/check", authed({ brand: "OTHER", type: "MESAJ", recipients: [recipient] }))).json()) as { allowed: string[] };
+    expect((await check()).allowed).toEqual([]);
+    const fresh = await runImport(Readable.from([row(1 / 24)]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true });
+    expect(fresh).toMatchObject({ recorded: 1, rejected: 0 });
+    const last = a.deps.db.$client.prepare("SELECT id, origin, effect FROM consent_events WHERE recipient = ? ORDER BY id DESC LIMIT 1").get(recipient) as { id: number; origin: string; effect: string };
+    expect(last).toMatchObject({ origin: "import", effect: "movement" });
+    expect(a.deps.db.$client.prepare("SELECT kind FROM outbox WHERE kind = 'iys_batch' AND event_id = ?").all(last.id)).toEqual([{ kind: "iys_batch" }]);
+    expect((await check()).allowed).toEqual([recipient]);
+    // The same file again changes nothing.
+    expect(await runImport(Readable.from([row(1 / 24)]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true })).toMatchObject({ recorded: 0, unchanged: 1 });
   });
 
   it("hub export writes JSONL of the state, and the events of a day range with their ids and hashes", () => {

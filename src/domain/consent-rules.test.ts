@@ -119,10 +119,11 @@ describe("İYS consent rules", () => {
     expect(code(onay({ consentDate: new Date("2026-11-20T09:00:00Z") }))).toBe("movement");
   });
 
-  it("a record İYS already holds (a registered import) has no 3-business-day window, a RET included, and stays under the other rules", () => {
+  it("a record İYS already holds (a registered import) has no 3-business-day window and stays under the other rules", () => {
     const registered: RuleContext = { ...ctx, writer: "registered" };
     expect(code(onay({ consentDate: new Date("2019-06-01T09:00:00Z") }), null, registered)).toBe("movement");
-    expect(code(ret({ consentDate: new Date("2019-06-01T09:00:00Z") }), null, registered)).toBe("movement");
+    // A refusal stays the hub's own (a suppression): the file's word does not make it İYS's.
+    expect(code(ret({ consentDate: new Date("2019-06-01T09:00:00Z") }), null, registered)).toBe("suppression");
     expect(code(onay({ source: "IYS_WEB" }), null, registered)).toBe("H486");
     expect(code(ret({ consentDate: hoursAgo(72) }), stored(), registered)).toBe("H178");
     expect(code(onay({ consentDate: new Date(now.getTime() + 60_000) }), null, registered)).toBe("H162");

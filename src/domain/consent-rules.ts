@@ -53,8 +53,10 @@ export interface RuleContext {
   calendar: Pick<BusinessCalendar, "isWithinBusinessDays">;
   /**
    * Providers write HS_* sources only; `iys` is the hub replaying what İYS itself recorded;
-   * `registered` is the provider's record İYS already holds (a bulk import of its existing base):
-   * HS_* sources, no 3-business-day window (H467: it is no new movement), a RET held by İYS.
+   * `registered` is the provider's record İYS already holds (a bulk import of its existing base, for
+   * keys the hub holds nothing of): HS_* sources, no 3-business-day window (H467: it is no new
+   * movement). A RET stays a local suppression: a file's word does not make it İYS's (another hub's
+   * export holds its suppressions too), and the address is refused all the same.
    */
   writer: "provider" | "iys" | "registered";
 }
@@ -156,7 +158,7 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   }
 
   // A refusal İYS itself recorded (the recipient refused on İYS) is in İYS: a movement, never reported back.
-  if (c.status === "RET" && !current?.inIys && ctx.writer === "provider") return { ok: true, effect: "suppression" };
+  if (c.status === "RET" && !current?.inIys && ctx.writer !== "iys") return { ok: true, effect: "suppression" };
   return { ok: true, effect: "movement" };
 }
 
