@@ -434,6 +434,25 @@ describe("Vonage SMS webhook", () => {
     }
   });
 
+  it("a name two brands of the number answer to (a clash stored before a rule changed) consents to neither; a refusal refuses both", async () => {
+    const names = db().prepare("SELECT short_names AS n FROM brands WHERE code = 'KOTON'").get() as { n: string };
+    db().prepare("UPDATE brands SET short_names = ? WHERE code = 'KOTON'").run(JSON.stringify([...JSON.parse(names.n), "MİGROS"]));
+    try {
+      const from = newSender();
+      const msisdn = from.slice(1);
+      const send = (text: string) => app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(vonageParams(msisdn, text))) });
+      expect((await send("ONAY MIGROS")).status).toBe(204);
+      await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+      expect(eventsOf(from)).toEqual([]);
+      expect(JSON.parse(receiptsOf(from)[0]!.result!)).toMatchObject({ parse: "unknown", reason: "a consent whose brand name fits several brands" });
+      expect((await send("RET MIGROS")).status).toBe(204);
+      await waitFor(() => eventsOf(from).length === 2);
+      expect(eventsOf(from).map((e) => `${e.brand}:${e.status}`).sort()).toEqual(["KOTON:RET", "MIGROS:RET"]);
+    } finally {
+      db().prepare("UPDATE brands SET short_names = ? WHERE code = 'KOTON'").run(names.n);
+    }
+  });
+
   it("GET with query parameters and a form POST work; a named brand on a shared number picks that brand only", async () => {
     const a = newSender();
     const q = new URLSearchParams(signedVonage(vonageParams(a.slice(1), "RET KOTON"))).toString();

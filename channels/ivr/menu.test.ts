@@ -16,6 +16,15 @@ describe("IVR brand menu", () => {
     expect(parseBrand({ digits: "700011#", speech: "" }, twelve)).toEqual({ kind: "brand", id: 111 });
   });
 
+  it("a brand name said with a suffix or an apostrophe is the brand, as in an SMS", () => {
+    const options: BrandOption[] = [
+      { id: 1, names: ["mcdonald"], brandCode: null, spokenName: "McDonald's" },
+      { id: 2, names: ["migros"], brandCode: null, spokenName: "Migros" },
+    ];
+    expect(parseBrand({ digits: "", speech: "McDonald's" }, options)).toEqual({ kind: "brand", id: 1 });
+    expect(parseBrand({ digits: "", speech: "Migros'u arıyorum" }, options)).toEqual({ kind: "brand", id: 2 });
+  });
+
   it("with fewer than nine, 9 switches language and two digits name nothing", () => {
     const two = brands(2);
     expect(parseBrand({ digits: "9", speech: "" }, two)).toEqual({ kind: "language" });
@@ -28,6 +37,7 @@ describe("IVR brand menu", () => {
     ["beni aramayın", "refuse-calls"],
     ["istemem", "refuse-both"],
     ["hiçbir şey göndermeyin", "refuse-both"],
+    ["SMS'leri istemiyorum", "refuse-sms"],
   ])("%j refuses (%s)", (speech, choice) => {
     expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
   });

@@ -48,10 +48,11 @@ const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel",
 const NEGATIONS = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
-// Apostrophes joined before folding ("don't" → "dont": folding alone would drop "'t" as a Turkish
-// suffix), every other non-letter a space.
-const words = (speech: string): string[] =>
-  foldTurkish(speech.replace(/['’‘ʼ]/g, "")).replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
+const tokens = (folded: string) => folded.replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
+// The words of an utterance read both ways: apostrophes joined ("don't" → "dont", a negation) and
+// as the SMS grammar and brand names fold them, a Turkish suffix dropped ("SMS'leri" → "sms",
+// "McDonald's" → "mcdonald"). Only membership is asked of them.
+const words = (speech: string): string[] => [...new Set([...tokens(foldTurkish(speech.replace(/['’‘ʼ]/g, ""))), ...tokens(foldTurkish(speech))])];
 
 /** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
 function negated(w: string[]): boolean {
@@ -145,7 +146,7 @@ export function parseBrand(input: Input, options: BrandOption[]): BrandInput {
     if (digits === "9" && options.length < 9) return { kind: "language" };
     return { kind: "invalid" };
   }
-  const folded = ` ${words(input.speech).join(" ")} `;
+  const folded = ` ${tokens(foldTurkish(input.speech)).join(" ")} `;
   const spokenKey = keyOf({ digits: "", speech: input.speech });
   if (spokenKey) return parseBrand({ digits: spokenKey, speech: "" }, options);
   const hits = options.filter((o) => [...o.names, foldTurkish(o.spokenName)].some((name) => name && folded.includes(` ${name} `)));

@@ -27,6 +27,20 @@ export interface SmsResult {
  */
 export const CONSENT_MAX_SPREAD_MS = 2 * 60_000;
 
+/**
+ * Why a consent read from an SMS is not explicit enough to record, or null. Consent is given brand
+ * by brand: what arrived of a concatenated SMS whose other pieces never came, or came minutes
+ * apart, may refuse, never consent ("ONAY " may have gone on "… değil", or be another message's);
+ * a bare ONAY on a number several brands share names none of them (a bare RET refuses them all),
+ * nor does a name several of its brands answer to.
+ */
+function consentDoubt(parse: { bare: boolean; brands: string[] }, payload: { incomplete?: boolean; spreadMs?: number }): string | null {
+  if (payload.incomplete === true) return "a consent in an incomplete message";
+  if ((payload.spreadMs ?? 0) > CONSENT_MAX_SPREAD_MS) return "a consent whose pieces came minutes apart";
+  if (parse.brands.length > 1) return parse.bare ? "a consent that names no brand on a shared number" : "a consent whose brand name fits several brands";
+  return null;
+}
+
 export function receiptRef(receiptId: number): string {
   return `S${receiptId}`;
 }
@@ -58,20 +72,7 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
 
-    // Consent must be explicit, brand by brand. What arrived of a concatenated SMS whose other
-    // pieces never came, or came minutes apart, may refuse, never consent ("ONAY " may have gone on
-    // "… değil", or be another message's); a bare ONAY on a number several brands share names none
-    // of them (a bare RET refuses them all).
-    const unclearConsent =
-      parse.kind === "action" && parse.status === "ONAY"
-        ? payload.incomplete === true
-          ? "a consent in an incomplete message"
-          : (payload.spreadMs ?? 0) > CONSENT_MAX_SPREAD_MS
-            ? "a consent whose pieces came minutes apart"
-            : parse.bare && parse.brands.length > 1
-            ? "a consent that names no brand on a shared number"
-            : null
-        : null;
+    const unclearConsent = parse.kind === "action" && parse.status === "ONAY" ? consentDoubt(parse, payload) : null;
     if (parse.kind !== "action" || unclearConsent) {
       const result: SmsResult = {
         parse: parse.kind === "action" ? "unknown" : parse.kind,

@@ -136,6 +136,10 @@ describe("foldTurkish: punctuation", () => {
     expect(foldTurkish("McDonald’s")).toBe(foldTurkish("McDonald's"));
     expect(foldTurkish("RET 123456'ya")).toBe("ret 123456");
     expect(foldTurkish("'MIGROS'")).toBe("migros");
+    // After a single letter it is part of the name: L'Oréal and L'Occitane stay apart.
+    expect(foldTurkish("L'Oréal")).toBe("l oreal");
+    expect(foldTurkish("L’Occitane'den")).toBe("l occitane");
+    expect(foldTurkish("O'Neill")).toBe("o neill");
   });
 
   it("strips emoji stuck to a word", () => {

@@ -31,8 +31,9 @@ const SPACES = /[\s\p{Cc}\u200b\u2060\u180e\ufeff]+/gu;
 // Remaining format characters (soft hyphen, ZWJ/ZWNJ, bidi marks) sit inside words.
 const INVISIBLE = /\p{Cf}+/gu;
 // An apostrophe after a name starts a Turkish case suffix (MİGROS'TAN, MIGROS'a, 123456'ya): the
-// suffix goes with it. ’ and ʼ are what phones type for '.
-const APOSTROPHE_SUFFIX = /(?<=[\p{L}\p{N}])['’‘ʼ`]\p{L}*/gu;
+// suffix goes with it. Not after a single letter (L'Oréal, O'Neill, D'S: the name itself goes on),
+// where it is a word break like other punctuation. ’ and ʼ are what phones type for '.
+const APOSTROPHE_SUFFIX = /(?<=[\p{L}\p{N}]{2})['’‘ʼ`]\p{L}*/gu;
 // Any other punctuation or symbol is a word break, inside a word too (RET,MIGROS; Ret-Migros;
 // H&M is "h m" on both sides of a match).
 const PUNCTUATION = /[\p{P}\p{S}]+/gu;
