@@ -190,10 +190,11 @@ export function createImportRoutes(deps: AppDeps) {
       // Read a page at a time between writes: a client that reads slowly or goes away holds no
       // statement (an open one is a snapshot that stops every WAL checkpoint). The rows of a
       // finished import do not change; a running one's pages are whatever is rejected by then.
+      // `line >= ?` bounds the index range (an OR alone made every page scan from the first row).
       const page = stmt<[string, number, number, number], { rowid: number; line: number; code: string; message: string; fields: string }>(
         deps.db,
         `SELECT rowid, line, code, message, fields FROM import_rejections
-         WHERE import_id = ? AND (line > ? OR (line = ? AND rowid > ?)) ORDER BY line, rowid LIMIT 500`,
+         WHERE import_id = ? AND line >= ? AND (line > ? OR rowid > ?) ORDER BY line, rowid LIMIT 500`,
       );
       return stream(c, async (s) => {
         await s.write(rejectedCsvHeader());
