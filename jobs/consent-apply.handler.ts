@@ -38,22 +38,24 @@ const RECEIPT_SELECT = `SELECT id, channel, provider, provider_ref AS providerRe
   to_address AS toAddress, body, payload, status, received_at AS receivedAt FROM receipts WHERE id = ?`;
 
 /**
- * A recipient's refusal on the hub's channels covers the address's TACIR record too. The channels
- * record what a number texts, says or clicks as BIREYSEL (the recipient does not say which record
- * it means); when the brand also holds the address as TACIR with a consent, the same refusal is
- * applied to that record (and so reported to İYS against it), with its own idempotency key. Read
- * inside the apply transaction, so the state cannot change between the look and the write.
+ * A recipient's refusal on the hub's channels covers the address's other record too. The channels
+ * record what a number texts, says or clicks as BIREYSEL — or TACIR, for a link issued so — and the
+ * recipient does not say which record it means: when the brand also holds the address under the
+ * other recipient type with a consent, the same refusal is applied to that record (and so reported
+ * to İYS against it), with its own idempotency key. Read inside the apply transaction, so the state
+ * cannot change between the look and the write.
  */
 export function withTacirRefusals(db: Db, actions: ConsentAction[]): ConsentAction[] {
-  const tacir = stmt<[number, string, string], { status: string }>(
+  const other = stmt<[number, string, string, string], { status: string }>(
     db,
-    `SELECT status FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = 'TACIR' AND type = ?`,
+    `SELECT status FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
   );
   const extra: ConsentAction[] = [];
   for (const a of actions) {
-    if (a.status !== "RET" || a.recipientType !== "BIREYSEL") continue;
-    if (tacir.get(a.brandId, a.recipient, a.type)?.status !== "ONAY") continue;
-    extra.push({ ...a, recipientType: "TACIR", idempotencyKey: a.idempotencyKey ? `${a.idempotencyKey}:TACIR` : null });
+    if (a.status !== "RET") continue;
+    const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
+    if (other.get(a.brandId, a.recipient, otherType, a.type)?.status !== "ONAY") continue;
+    extra.push({ ...a, recipientType: otherType, idempotencyKey: a.idempotencyKey ? `${a.idempotencyKey}:${otherType}` : null });
   }
   return extra.length ? [...actions, ...extra] : actions;
 }

@@ -456,6 +456,28 @@ describe("POST records the RET", () => {
     expect(receiptsOf(normal)).toHaveLength(2);
   });
 
+  it("a click on a link issued for TACIR refuses the address's BIREYSEL consent too (the recipient cannot say which record it means)", async () => {
+    const address = newAddress();
+    const consent = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient: address, type: "EPOSTA", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 30 * 60_000)) }),
+    );
+    expect(consent.status).toBe(201);
+    const res = await app.request("/api/v1/links", authed({ brand: "MIGROS", recipient: address, recipientType: "TACIR" }));
+    expect(res.status, await res.clone().text()).toBe(200);
+    await oneClick(pathOf(((await res.json()) as { url: string }).url));
+    const allowed = async (recipientType: string) =>
+      ((await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "EPOSTA", recipientType, recipients: [address] }))).json()) as { allowed: string[] }).allowed;
+    await waitFor(async () => (await allowed("BIREYSEL")).length === 0);
+    expect(await allowed("TACIR")).toEqual([]);
+    const events = db().prepare("SELECT recipient_type AS t, status, effect FROM consent_events WHERE recipient = ? ORDER BY id").all(address.toLowerCase());
+    expect(events).toEqual([
+      { t: "BIREYSEL", status: "ONAY", effect: "movement" },
+      { t: "TACIR", status: "RET", effect: "suppression" },
+      { t: "BIREYSEL", status: "RET", effect: "movement" },
+    ]);
+  });
+
   it("a POST without the one-click body or the button's field is a 400 page and records nothing", async () => {
     const path = pathOf((await issue(newAddress())).url);
     const before = footprint();

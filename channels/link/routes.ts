@@ -66,15 +66,15 @@ export function createLinkRoutes(deps: AppDeps) {
     (ids) => deps.jobs.enqueueReceipts(ids.map((id) => ({ id }))),
     (err, ids) => deps.log.warn({ receipts: ids.length, err: (err as Error).message }, "enqueue failed; the sweeper will retry"),
   );
-  // The last consent (ONAY) of the address: part of the receipt's key (see below). Under the link's
-  // recipient type or TACIR: a click refuses the address's TACIR consent too (withTacirRefusals), so
-  // a TACIR consent given again after a click must make the next click a new refusal.
+  // The last consent (ONAY) of the address: part of the receipt's key (see below). Under either
+  // recipient type: a click refuses the address's other record's consent too (withTacirRefusals), so
+  // a consent given again under either after a click must make the next click a new refusal.
   const lastConsent = (link: LinkRow) =>
     (
-      stmt<[number, string, string], { id: number | null }>(
+      stmt<[number, string], { id: number | null }>(
         deps.db,
-        `SELECT max(id) AS id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type IN (?, 'TACIR') AND type = 'EPOSTA' AND status = 'ONAY'`,
-      ).get(link.brandId, link.recipient, link.recipientType)?.id ?? null
+        `SELECT max(id) AS id FROM consent_events WHERE brand_id = ? AND recipient = ? AND type = 'EPOSTA' AND status = 'ONAY'`,
+      ).get(link.brandId, link.recipient)?.id ?? null
     );
 
   // Once a request: the rate limiter (which lets a valid link's POST through) and the handler share it.
