@@ -9,7 +9,7 @@ import { maskEmail } from "../channels/link/issue";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
-import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
 const KEY_OLD = "1:old-link-secret-0123456789";
 const KEY_NEW = "2:new-link-secret-0123456789";
@@ -548,6 +548,27 @@ describe("keys, expiry and limits", () => {
     expect(renewed.url).toBe(first.url);
     expect(new Date(renewed.expiresAt).getTime()).toBeGreaterThan(new Date(first.expiresAt!).getTime());
     expect((await expired.request(path)).status).toBe(200);
+  });
+
+  it("issuing again never brings an expiry forward: links already mailed keep theirs when the brand's expiry is shortened or first set", async () => {
+    const create = await app.request("/api/v1/brands", authed({ code: "LONGLINK", name: "Long", shortNames: ["LONGLINK"], numbers: [], settings: { linkExpiryDays: 30 } }));
+    expect(create.status, await create.clone().text()).toBe(201);
+    const mailed = newAddress();
+    const first = await issue(mailed, "LONGLINK");
+    const patch = (settings: Record<string, unknown>) =>
+      app.request("/api/v1/brands/LONGLINK", { method: "PATCH", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" }, body: JSON.stringify({ settings }) });
+    expect((await patch({ linkExpiryDays: 1 })).status).toBe(200);
+    const again = await issue(mailed, "LONGLINK");
+    expect(again).toMatchObject({ url: first.url, expiresAt: first.expiresAt });
+    // A new address gets the brand's new expiry.
+    const fresh = await issue(newAddress(), "LONGLINK");
+    expect(new Date(fresh.expiresAt!).getTime() - Date.now()).toBeLessThan(2 * 86_400_000);
+    // A link issued with no expiry keeps none.
+    expect((await patch({})).status).toBe(200);
+    const open = newAddress();
+    expect((await issue(open, "LONGLINK")).expiresAt).toBeNull();
+    expect((await patch({ linkExpiryDays: 1 })).status).toBe(200);
+    expect((await issue(open, "LONGLINK")).expiresAt).toBeNull();
   });
 
   it("over the per-IP limit /r answers a 429 page; another IP is not limited", async () => {

@@ -42,7 +42,8 @@ export function linkUrl(baseUrl: string, ring: LinkKeyring, linkId: string): str
  * order; an address İYS would refuse is answered with its İYS code, the others still get their link.
  * The same recipient gets the same URL every time (as long as the signing key is the same); with a
  * brand expiry, each issuance moves the expiry forward, so a link stays valid N days after the last
- * e-mail that carried it.
+ * e-mail that carried it. Never back: e-mails already sent carry the URL, so a shorter expiry set
+ * since (or one set on a brand whose links had none) applies to new links only.
  */
 export function issueLinks(
   db: Db,
@@ -57,7 +58,8 @@ export function issueLinks(
   const insert = stmt<unknown[], { linkId: string; expiresAt: number | null }>(
     db,
     `INSERT INTO links (link_id, brand_id, recipient, recipient_type, type, created_at, expires_at) VALUES (?, ?, ?, ?, 'EPOSTA', ?, ?)
-     ON CONFLICT (brand_id, recipient, recipient_type, type) DO UPDATE SET expires_at = excluded.expires_at
+     ON CONFLICT (brand_id, recipient, recipient_type, type) DO UPDATE SET expires_at =
+       CASE WHEN links.expires_at IS NULL OR excluded.expires_at IS NULL THEN NULL ELSE max(links.expires_at, excluded.expires_at) END
      RETURNING link_id AS linkId, expires_at AS expiresAt`,
   );
   return db.$client.transaction(() =>
