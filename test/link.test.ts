@@ -385,8 +385,26 @@ describe("POST records the RET", () => {
   });
 
   it.each([
-    ["multipart/form-data", "List-Unsubscribe=One-Click"],
+    ["no Content-Type", null, "List-Unsubscribe=One-Click"],
+    ["text/plain", "text/plain", "List-Unsubscribe=One-Click"],
+    ["a trailing CRLF", "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click\r\n"],
+    ["another case", "application/x-www-form-urlencoded", "list-unsubscribe=one-click"],
+    ["multipart without its boundary", "multipart/form-data", "List-Unsubscribe=One-Click"],
+    ["multipart without the leading --", "multipart/form-data; boundary=XYZ", 'XYZ\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\nXYZ--\r\n'],
+    ["multipart with bare LF lines", "multipart/form-data; boundary=XYZ", '--XYZ\nContent-Disposition: form-data; name="List-Unsubscribe"\n\nOne-Click\n--XYZ--\n'],
+  ])("a one-click POST with %s records the RET (a mailbox provider neither retries nor shows the failure)", async (_what, type, body) => {
+    const address = newAddress();
+    // Bytes: a string body would be given a text/plain Content-Type.
+    const request = new Request(`http://localhost${pathOf((await issue(address)).url)}`, { method: "POST", headers: type ? { "content-type": type } : {}, body: new TextEncoder().encode(body) });
+    expect(request.headers.get("content-type")).toBe(type);
+    const res = await app.request(request);
+    expect(res.status).toBe(200);
+    await waitFor(() => eventsOf(address.toLowerCase()).length === 1);
+  });
+
+  it.each([
     ["multipart/form-data; boundary=xyz", "garbage"],
+    ["text/plain", "List-Unsubscribe=One-Clicked"],
   ])("a POST declared %j with a body that is not one answers the 400 page, records nothing", async (type, body) => {
     const address = newAddress();
     const res = await app.request(pathOf((await issue(address)).url), { method: "POST", headers: { "content-type": type }, body });

@@ -58,6 +58,9 @@ class TickLimiter {
  * URL is the whole credential, so a forged cross-site POST needs the token — and whoever has the
  * token may refuse on that address anyway (that is what RFC 8058 asks of a one-click link).
  */
+/** `List-Unsubscribe=One-Click` as a form field or a multipart part, in any case, spacing or line ending. */
+const ONE_CLICK_BODY = /(?:^|[&\s;"])List-Unsubscribe"?[ \t]*(?:=|\r?\n\r?\n)[ \t]*One-Click(?![\w-])/i;
+
 export function createLinkRoutes(deps: AppDeps) {
   const ring = linkKeyring(deps.config.LINK_KEYS, deps.secrets.derive);
   const limiter = new TickLimiter(new RateLimiter(deps.redis, deps.config.QUEUE_PREFIX), deps.config.LINK_LIMIT_PER_IP_PER_MINUTE, () => deps.clock.now().getTime());
@@ -115,15 +118,23 @@ export function createLinkRoutes(deps: AppDeps) {
       if (found.kind !== "ok") return c.html(problemPage(found.kind === "expired" ? "expired" : "not_found"), found.kind === "expired" ? 410 : 404);
       const link = found.link;
       const type = (c.req.header("content-type") ?? "").toLowerCase();
+      // At most POST_MAX_BYTES: read whole first, so that a body the form parsers cannot read is
+      // still looked at (below).
+      const raw = await c.req.text();
       let form: Record<string, unknown> = {};
       if (type.startsWith("application/x-www-form-urlencoded") || type.startsWith("multipart/form-data")) {
         try {
           form = await c.req.parseBody();
         } catch {
-          return c.html(problemPage("bad_request"), 400); // a multipart body without its boundary, or not multipart at all
+          form = {}; // a multipart body without its boundary, or not multipart at all
         }
       }
-      const oneClick = form["List-Unsubscribe"] === "One-Click";
+      // A mailbox provider's one-click POST is neither retried nor shown to anyone: a refusal lost to
+      // a strict parser is lost for good. The URL is dedicated to refusal and its token is the whole
+      // credential, so the field is read tolerantly, and a body the parsers did not read (no or
+      // another Content-Type, a multipart without its boundary or with bare LF lines) by its shape.
+      const field = form["List-Unsubscribe"];
+      const oneClick = (typeof field === "string" && field.trim().toLowerCase() === "one-click") || ONE_CLICK_BODY.test(raw);
       if (!oneClick && form.action !== "RET") return c.html(problemPage("bad_request"), 400);
 
       // Repeated clicks are one receipt (and one RET): the key is the link plus the address's last
