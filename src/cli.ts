@@ -125,6 +125,13 @@ async function main(argv: string[]): Promise<number> {
           console.error(`brand ${values.brand} not found`);
           return 1;
         }
+        // Links are signed with the running hub's key: a secret made up here would sign links it refuses.
+        if (!config.LINK_KEYS && !config.HUB_SECRET && !existsSync(config.HUB_SECRET_PATH)) {
+          console.error(
+            `no hub secret: HUB_SECRET and LINK_KEYS are unset and ${resolve(config.HUB_SECRET_PATH)} (HUB_SECRET_PATH) does not exist; links signed with a new secret would not work on the running hub: run this where the hub runs, or set HUB_SECRET_PATH (or LINK_KEYS) as the hub has it`,
+          );
+          return 1;
+        }
         const secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
         const recipientType: RecipientType = values.tacir ? recipientTypes[1] : recipientTypes[0];
         const ring = linkKeyring(config.LINK_KEYS, secrets.derive);

@@ -2,6 +2,8 @@ import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer } from "smtp-server";
 import { execFile } from "node:child_process";
 import type { AddressInfo } from "node:net";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKeyring, signLinkToken, TOKEN_LENGTH, verifyLinkToken } from "../channels/link/token";
@@ -250,6 +252,12 @@ describe("hub link", () => {
     expect(stdout.split("\n").slice(0, 3)).toEqual([url, `List-Unsubscribe: <${url}>`, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]);
     const bad = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "MIGROS", "çağrı@example.com"], { env }).catch((e: { code: number; stderr: string }) => e);
     expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining("H120") });
+    // Without the hub's secret it signs nothing (a secret made up here would sign links the hub refuses).
+    const missing = join(tmp.dir, "elsewhere", "hub-secret");
+    const { HUB_SECRET: _s, LINK_KEYS: _k, ...unkeyed } = env;
+    const orphan = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "MIGROS", "cli.user@example.com"], { env: { ...unkeyed, HUB_SECRET_PATH: missing } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    expect(orphan).toMatchObject({ code: 1, stdout: "", stderr: expect.stringContaining("HUB_SECRET_PATH") });
+    expect(existsSync(missing)).toBe(false);
   });
 });
 
