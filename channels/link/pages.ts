@@ -62,7 +62,7 @@ const text = {
     note: "Ret kaydı ücretsizdir; bu sayfayı açmak tek başına hiçbir şeyi değiştirmez.",
     doneTitle: "Kaydedildi",
     doneLead: (brand: string) => `${brand} markasından e-posta ile ticari ileti almayı reddettiğiniz kaydedildi.`,
-    doneNote: "Gönderim derhal durdurulur; ret talebiniz yasal süre (3 iş günü) içinde İleti Yönetim Sistemi'ne (İYS) bildirilir.",
+    doneNote: "Gönderim derhal durdurulur. Markanın İleti Yönetim Sistemi'nde (İYS) kayıtlı bir izni varsa ret talebiniz yasal süre (3 iş günü) içinde İYS'ye bildirilir.",
   },
   en: {
     confirmTitle: (brand: string) => `${brand}: refuse e-mail messages`,
@@ -72,7 +72,7 @@ const text = {
     note: "Refusing is free; opening this page alone changes nothing.",
     doneTitle: "Recorded",
     doneLead: (brand: string) => `Your refusal of commercial e-mail from ${brand} has been recorded.`,
-    doneNote: "Sending stops at once; your refusal is reported to the national registry (İYS) within the legal 3 business days.",
+    doneNote: "Sending stops at once. Where the brand holds a consent of yours in the national registry (İYS), your refusal is reported there within the legal 3 business days.",
   },
 };
 
@@ -99,7 +99,7 @@ export function donePage(lang: Lang, brand: string) {
   return layout(
     lang,
     t.doneTitle,
-    html`<h1 role="status">${t.doneTitle}</h1>
+    html`<h1>${t.doneTitle}</h1>
 <p>${t.doneLead(brand)}</p>
 <p>${t.doneNote}</p>`,
     false,
