@@ -53,6 +53,14 @@ async function main() {
     );
   }
 
+  if (!config.CALLBACK_ALLOW_PRIVATE) {
+    // Registered before https was required: every delivery to them is refused until the URL is changed.
+    const plain = runtime.deps.db.$client.prepare(`SELECT id, kind FROM endpoints WHERE status = 'active' AND url LIKE 'http:%'`).all() as { id: string; kind: string }[];
+    if (plain.length > 0) {
+      log.warn({ endpoints: plain.map((e) => `${e.kind} ${e.id}`) }, "callback endpoints with http URLs: deliveries to them are refused (https only); change their URLs (PATCH) or set CALLBACK_ALLOW_PRIVATE on a closed network");
+    }
+  }
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
