@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseBrand, parseMenu, type BrandOption } from "./menu";
+import { parseBrand, parseConfirm, parseMenu, type BrandOption } from "./menu";
 
 const brands = (n: number): BrandOption[] =>
   Array.from({ length: n }, (_, i) => ({ id: 100 + i, names: [`marka${i + 1}`], brandCode: String(700000 + i), spokenName: `MARKA${i + 1}` }));
@@ -40,6 +40,12 @@ describe("IVR brand menu", () => {
     ["SMS'leri istemiyorum", "refuse-sms"],
   ])("%j refuses (%s)", (speech, choice) => {
     expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+
+  it("a Turkish suffix after an apostrophe is no word of its own: \"no'lu\" is not \"no\"", () => {
+    expect(parseMenu({ digits: "", speech: "dört no'lu" }).kind).not.toBe("choice");
+    expect(parseMenu({ digits: "", speech: "no'lu seçeneği onaylıyorum" })).toEqual({ kind: "choice", choice: "consent-both" });
+    expect(parseConfirm({ digits: "", speech: "1 no'lu" }).kind).not.toBe("no");
   });
 
   it("speech joins apostrophes: \"I don't consent\" is a negation, not a consent", () => {

@@ -49,10 +49,12 @@ const NEGATIONS = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont"
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
 const tokens = (folded: string) => folded.replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
-// The words of an utterance read both ways: apostrophes joined ("don't" → "dont", a negation) and
-// as the SMS grammar and brand names fold them, a Turkish suffix dropped ("SMS'leri" → "sms",
-// "McDonald's" → "mcdonald"). Only membership is asked of them.
-const words = (speech: string): string[] => [...new Set([...tokens(foldTurkish(speech.replace(/['’‘ʼ]/g, ""))), ...tokens(foldTurkish(speech))])];
+// Apostrophes joined before folding ("don't" → "dont", a negation; "no'lu" → "nolu", not "no"):
+// the words keywords are looked for in.
+const words = (speech: string): string[] => tokens(foldTurkish(speech.replace(/['’‘ʼ]/g, "")));
+// As the SMS grammar and brand names fold them, a Turkish suffix after an apostrophe dropped
+// ("SMS'leri" → "sms", "McDonald's" → "mcdonald"): the words channel and brand names are looked for in.
+const nameWords = (speech: string): string[] => tokens(foldTurkish(speech));
 
 /** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
 function negated(w: string[]): boolean {
@@ -92,8 +94,9 @@ export function parseMenu(input: Input): MenuInput {
   const has = (set: Set<string>) => w.some((x) => set.has(x));
   if (negated(w)) return { kind: "invalid" };
   if (has(REFUSE)) {
-    const calls = w.some((x) => x.startsWith("arama") || x.startsWith("call"));
-    const sms = w.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));
+    const named = [...w, ...nameWords(input.speech)];
+    const calls = named.some((x) => x.startsWith("arama") || x.startsWith("call"));
+    const sms = named.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));
     if (calls && !sms) return { kind: "choice", choice: "refuse-calls" };
     if (sms && !calls) return { kind: "choice", choice: "refuse-sms" };
     return { kind: "choice", choice: "refuse-both" };
@@ -146,7 +149,7 @@ export function parseBrand(input: Input, options: BrandOption[]): BrandInput {
     if (digits === "9" && options.length < 9) return { kind: "language" };
     return { kind: "invalid" };
   }
-  const folded = ` ${tokens(foldTurkish(input.speech)).join(" ")} `;
+  const folded = ` ${nameWords(input.speech).join(" ")} `;
   const spokenKey = keyOf({ digits: "", speech: input.speech });
   if (spokenKey) return parseBrand({ digits: spokenKey, speech: "" }, options);
   const hits = options.filter((o) => [...o.names, foldTurkish(o.spokenName)].some((name) => name && folded.includes(` ${name} `)));
