@@ -413,6 +413,9 @@ describe("POST records the RET", () => {
   it.each([
     ["multipart/form-data; boundary=xyz", "garbage"],
     ["text/plain", "List-Unsubscribe=One-Clicked"],
+    ["application/x-www-form-urlencoded", "List-Unsubscribe=One-Click%20No"],
+    ["application/x-www-form-urlencoded", "List-Unsubscribe=One-Click."],
+    ["application/json", '"List-Unsubscribe=One-Click"'],
   ])("a POST declared %j with a body that is not one answers the 400 page, records nothing", async (type, body) => {
     const address = newAddress();
     const res = await app.request(pathOf((await issue(address)).url), { method: "POST", headers: { "content-type": type }, body });

@@ -58,8 +58,11 @@ class TickLimiter {
  * URL is the whole credential, so a forged cross-site POST needs the token — and whoever has the
  * token may refuse on that address anyway (that is what RFC 8058 asks of a one-click link).
  */
-/** `List-Unsubscribe=One-Click` as a form field or a multipart part, in any case, spacing or line ending. */
-const ONE_CLICK_BODY = /(?:^|[&\s;"])List-Unsubscribe"?[ \t]*(?:=|\r?\n\r?\n)[ \t]*One-Click(?![\w-])/i;
+/**
+ * `List-Unsubscribe=One-Click` as a form field or a multipart part, in any case, spacing or line
+ * ending; the value ends there (`One-Click%20No` is another value).
+ */
+const ONE_CLICK_BODY = /(?:^|[&\s;"])List-Unsubscribe"?[ \t]*(?:=|\r?\n\r?\n)[ \t]*One-Click[ \t]*(?=$|[&\r\n])/i;
 
 export function createLinkRoutes(deps: AppDeps) {
   const ring = linkKeyring(deps.config.LINK_KEYS, deps.secrets.derive);
@@ -134,7 +137,8 @@ export function createLinkRoutes(deps: AppDeps) {
       // credential, so the field is read tolerantly, and a body the parsers did not read (no or
       // another Content-Type, a multipart without its boundary or with bare LF lines) by its shape.
       const field = form["List-Unsubscribe"];
-      const oneClick = (typeof field === "string" && field.trim().toLowerCase() === "one-click") || ONE_CLICK_BODY.test(raw);
+      const oneClick =
+        (typeof field === "string" && field.trim().toLowerCase() === "one-click") || (!type.startsWith("application/json") && ONE_CLICK_BODY.test(raw));
       if (!oneClick && form.action !== "RET") return c.html(problemPage("bad_request"), 400);
 
       // Repeated clicks are one receipt (and one RET): the key is the link plus the address's last
