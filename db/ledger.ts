@@ -202,6 +202,7 @@ export class Ledger {
   private readonly planners: OutboxPlanner[];
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
+    origin: Statement<[number], { origin: string } | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
@@ -221,6 +222,7 @@ export class Ledger {
     const c = db.$client;
     this.s = {
       head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
+      origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
       byContent: c.prepare(
         `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
@@ -302,12 +304,13 @@ export class Ledger {
       }
       const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
       // A registered import's row (a record İYS holds, on the provider's word) seeds a key the hub
-      // knows nothing of. Over a record the hub holds it is an import's movement like any other (the
+      // knows nothing of, or goes on with what registered rows hold (a key's history in the file).
+      // Over a record of the hub's own it is an import's movement like any other (the
       // 3-business-day window applies, it is reported): a file never overrides the hub's record — a
       // refusal it reported, or one it keeps — on its word alone.
       let writer = a.writer ?? "provider";
       let origin = a.origin;
-      if (writer === "registered" && previous) {
+      if (writer === "registered" && previous && this.s.origin.get(previous.eventId)?.origin !== "registered") {
         writer = "provider";
         origin = "import";
       }

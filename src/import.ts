@@ -73,8 +73,9 @@ export interface ImportOptions {
    * The rows are records İYS already holds (the provider's base registered before the hub, another
    * hub's state export): for a key the hub holds nothing of, checked by the İYS rules except the
    * 3-business-day window and recorded with origin `registered`, never reported (a consent as held
-   * by İYS, a refusal as a local suppression). Over a record the hub holds, a row is an ordinary
-   * import movement (Ledger.apply).
+   * by İYS, a refusal as a local suppression), and so for a key whose record registered rows made
+   * (a key's history in the file). Over a record of the hub's own, a row is an ordinary import
+   * movement (Ledger.apply).
    */
   registered?: boolean;
   bytesTotal?: number | null;

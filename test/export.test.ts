@@ -146,6 +146,18 @@ describe("export", () => {
     expect(await runImport(Readable.from([row(1 / 24)]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true })).toMatchObject({ recorded: 0, unchanged: 1 });
   });
 
+  it("a registered file may hold a consent's history: each row after the first goes on from what registered rows hold", async () => {
+    const [p1, p2] = ["+905557770011", "+905557770012"];
+    const year = 365 * 86_400_000;
+    const row = (p: string, status: string, yearsAgo: number) => `MESAJ,${p},${status},HS_WEB,${iys(NOW - yearsAgo * year)}`;
+    const file = ["type,recipient,status,source,consentDate", row(p1, "RET", 5), row(p1, "ONAY", 2), row(p2, "ONAY", 5), row(p2, "RET", 3), row(p2, "ONAY", 1)].join("\n");
+    const summary = await runImport(Readable.from([file]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true });
+    expect(summary).toMatchObject({ recorded: 5, rejected: 0 });
+    const check = (await (await appA.request("/api/v1/check", authed({ brand: "OTHER", type: "MESAJ", recipients: [p1, p2] }))).json()) as { allowed: string[] };
+    expect(check.allowed).toEqual([p1, p2]);
+    expect(await runImport(Readable.from([file]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true })).toMatchObject({ recorded: 0, unchanged: 5 });
+  });
+
   it("hub export writes JSONL of the state, and the events of a day range with their ids and hashes", () => {
     const out = join(tmpA.dir, "state.jsonl");
     expect(exportToFile(a.deps.db, { brand: "ACME", events: false, format: "jsonl", out })).toBe(505);
