@@ -100,6 +100,29 @@ export function brandNames(b: Pick<Brand, "code" | "shortNames" | "brandCode">):
   return [...new Set(names.map((n) => foldTurkish(n)))];
 }
 
+/**
+ * Brands of one number that answer to the same name: refused when a number or name is added, but a
+ * pair stored before a change of the folding rules may be one now. A refusal texted with that name
+ * refuses both; a consent consents to neither (channels/sms/interpret.ts). Listed at start.
+ */
+export function nameClashes(db: Db): { number: string; name: string; brands: string[] }[] {
+  const links = stmt<[], { numberId: number; number: string }>(
+    db,
+    `SELECT DISTINCT n.id AS numberId, n.number FROM brand_numbers bn JOIN numbers n ON n.id = bn.number_id WHERE bn.detached_at IS NULL ORDER BY n.number`,
+  ).all();
+  const out: { number: string; name: string; brands: string[] }[] = [];
+  for (const { numberId, number } of links) {
+    const byName = new Map<string, string[]>();
+    const onNumber = stmt<[number], RawBrand>(
+      db,
+      `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id WHERE bn.number_id = ? AND bn.detached_at IS NULL ORDER BY bn.position, b.id`,
+    ).all(numberId);
+    for (const b of onNumber.map(toBrand)) for (const name of brandNames(b)) byName.set(name, [...(byName.get(name) ?? []), b.code]);
+    for (const [name, codes] of byName) if (codes.length > 1) out.push({ number, name, brands: codes });
+  }
+  return out;
+}
+
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /** A clash of short names with another brand on the number (two brands on one number may not answer to the same name). */

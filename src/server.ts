@@ -1,5 +1,6 @@
 import { serve } from "@hono/node-server";
 import { createApp } from "./app";
+import { nameClashes } from "./brands";
 import { ConfigError, loadConfig } from "./config";
 import { withTimeout } from "./async";
 import { createRuntime } from "./runtime";
@@ -53,6 +54,10 @@ async function main() {
     );
   }
 
+  // Stored before a change of the folding rules: PATCH one brand's short names.
+  for (const clash of nameClashes(runtime.deps.db)) {
+    log.warn(clash, "brands of one number answer to the same name: a refusal by that name refuses all of them, a consent none");
+  }
   if (!config.CALLBACK_ALLOW_PRIVATE) {
     // Registered before https was required: every delivery to them is refused until the URL is changed.
     const plain = runtime.deps.db.$client.prepare(`SELECT id, kind FROM endpoints WHERE status = 'active' AND url LIKE 'http:%'`).all() as { id: string; kind: string }[];

@@ -12,6 +12,7 @@ import { defaultTemplates, renderTemplate, SHARED_HELP, templateKeys, templatePr
 import { countSegments } from "../src/domain/sms-segments";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
+import { nameClashes } from "../src/brands";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio, FakeVonage } from "./fakes/sms-providers";
@@ -438,6 +439,8 @@ describe("Vonage SMS webhook", () => {
     const names = db().prepare("SELECT short_names AS n FROM brands WHERE code = 'KOTON'").get() as { n: string };
     db().prepare("UPDATE brands SET short_names = ? WHERE code = 'KOTON'").run(JSON.stringify([...JSON.parse(names.n), "MİGROS"]));
     try {
+      // Listed at start (src/server.ts) for the operator to rename.
+      expect(nameClashes(runtime.deps.db)).toContainEqual({ number: "+908505320000", name: "migros", brands: ["MIGROS", "KOTON"] });
       const from = newSender();
       const msisdn = from.slice(1);
       const send = (text: string) => app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(vonageParams(msisdn, text))) });
@@ -451,6 +454,7 @@ describe("Vonage SMS webhook", () => {
     } finally {
       db().prepare("UPDATE brands SET short_names = ? WHERE code = 'KOTON'").run(names.n);
     }
+    expect(nameClashes(runtime.deps.db)).toEqual([]);
   });
 
   it("GET with query parameters and a form POST work; a named brand on a shared number picks that brand only", async () => {
