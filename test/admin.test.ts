@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createQueueBoard } from "../src/admin/queues";
 import { SESSION_COOKIE, SessionTokens } from "../src/admin/session";
 import { createApp, type App } from "../src/app";
+import { statementToAction } from "../src/consents";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
@@ -362,6 +363,39 @@ describe("dashboard content", () => {
     const html = await (await app.request("/admin", asAdmin)).text();
     const failures = /<section id="failures"[^]*?<\/section>/.exec(html)![0];
     expect(failures).toMatch(/<td>outbox<\/td><td class="num">\d+<\/td><td>iys_report<\/td><td><\/td><td><span class="badge failed">failed<\/span><\/td>.*H120: Alıcı formatı hatalı\./);
+  });
+  it("work left undone on purpose (skipped) or done since (a callback replayed) is not overdue; past 500 rows the oldest are counted, not shown", async () => {
+    const created = await app.request("/api/v1/brands", authed({ code: "DEADL", name: "Deadlines", shortNames: ["DEADL"], numbers: [] }));
+    expect(created.status, await created.clone().text()).toBe(201);
+    const brandId = (db().prepare("SELECT id FROM brands WHERE code = 'DEADL'").get() as { id: number }).id;
+    clock.set(new Date("2026-11-02T09:00:00Z")); // a Monday, weeks before
+    const refusals = Array.from({ length: 520 }, (_, i) => {
+      const r = statementToAction({ brandId, recipient: `+90536${String(i).padStart(7, "0")}`, recipientType: "BIREYSEL", type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - 600_000 + i * 1000)), origin: "api" });
+      if (!r.ok) throw new Error(r.code);
+      return r.action;
+    });
+    // Suppressions (no consent before, a brand without İYS codes): no work planned. Each gets a
+    // follow that failed (open work), except one whose report was skipped on purpose, and one whose
+    // callback was exhausted and then replayed, done.
+    const ids = runtime.deps.ledger.apply(refusals).outcomes.map((o) => (o.kind === "recorded" ? o.event.id : 0));
+    const [skipped, replayed, oldest, newest] = [ids[518]!, ids[519]!, ids[0]!, ids[517]!];
+    const row = db().prepare("INSERT INTO outbox (kind, event_id, target, status, last_error, attempts, created_at, updated_at) VALUES (?, ?, ?, ?, 'test', 0, 0, 0)");
+    db().transaction(() => {
+      for (const id of ids.slice(0, 518)) row.run("iys_follow", id, null, "failed");
+      row.run("iys_report", skipped, null, "skipped");
+      row.run("callback", replayed, "ep_test", "exhausted");
+      row.run("callback", replayed, "ep_test", "done");
+    })();
+    clock.set(new Date("2026-11-20T09:00:00Z"));
+    const section = /<section id="deadlines"[^]*?<\/section>/.exec(await (await app.request("/admin", asAdmin)).text())![0];
+    const listed = (id: number) => new RegExp(`<td class="num">${id}</td>`).test(section);
+    expect(listed(skipped)).toBe(false);
+    expect(listed(replayed)).toBe(false);
+    expect(listed(newest)).toBe(true);
+    expect(listed(oldest)).toBe(false);
+    const notShown = Number(/and (\d+) older ones not shown/.exec(section)?.[1]);
+    expect(notShown).toBeGreaterThanOrEqual(18);
+    expect((section.match(/<tr><td><span class="badge/g) ?? []).length).toBe(500);
   });
 });
 

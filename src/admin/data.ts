@@ -73,6 +73,8 @@ export interface Dashboard {
   receipts: { channel: string; status: string; n: number }[];
   recent: RecentEvent[];
   deadlines: DeadlineRow[];
+  /** Deadline rows beyond the ones shown (the oldest). */
+  deadlinesNotShown: number;
   iysPull: PullRow[];
   failures: FailureRow[];
   queues: QueueDepths;
@@ -112,7 +114,8 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
       .all() as RecentEvent[]
   ).map((e) => ({ ...e, recipient: maskAddress(e.recipient) }));
 
-  return { now: deps.now, brandCounts, receipts, recent, deadlines: deadlines(deps), iysPull: iysPullStates(deps.db, deps.now), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
+  const due = deadlines(deps);
+  return { now: deps.now, brandCounts, receipts, recent, deadlines: due.rows, deadlinesNotShown: due.notShown, iysPull: iysPullStates(deps.db, deps.now), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
 }
 
 /**
@@ -125,24 +128,35 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
  * RET dated less than 24 h ago cannot be near: the end of the 2nd business day after it is more
  * than a day away.
  */
-function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): DeadlineRow[] {
-  const rows = deps.db.$client
-    .prepare(
-      `WITH open AS (
+/** At most this many deadline rows are shown; the rest are counted (DashboardData.deadlinesNotShown). */
+const DEADLINES_SHOWN = 500;
+/** Rows read for them: the newest are not near their deadline yet and are left out. */
+const DEADLINES_READ = 2000;
+
+function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): { rows: DeadlineRow[]; notShown: number } {
+  // Open: not done, and not skipped (work left undone on purpose: İYS not configured, an endpoint
+  // disabled — replayed from there), and no later row of the same work done (a callback replayed,
+  // a follow asked again).
+  const open = `WITH open AS (
          SELECT o.event_id AS eventId, o.kind, o.status, o.last_error FROM outbox o
-          WHERE o.status <> 'done' AND o.kind IN ('iys_report', 'iys_follow', 'callback') AND o.event_id IS NOT NULL
+          WHERE o.status NOT IN ('done', 'skipped') AND o.kind IN ('iys_report', 'iys_follow', 'callback') AND o.event_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM outbox d WHERE d.event_id = o.event_id AND d.kind = o.kind AND d.target IS o.target AND d.status = 'done')
          UNION ALL
          SELECT CAST(j.value AS INTEGER), o.kind, o.status, o.last_error FROM outbox o, json_each(o.target) j
-          WHERE o.status <> 'done' AND o.kind = 'iys_batch'
-            AND NOT EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = j.value AND i.status = 'success'))
+          WHERE o.status NOT IN ('done', 'skipped') AND o.kind = 'iys_batch'
+            AND NOT EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = j.value AND i.status = 'success'))`;
+  const from = `FROM open
+       JOIN consent_events e ON e.id = open.eventId
+       JOIN brands b ON b.id = e.brand_id
+       WHERE e.status = 'RET' AND min(e.received_at, COALESCE(e.consent_date, e.received_at)) <= ?`;
+  const rows = deps.db.$client
+    .prepare(
+      `${open}
        SELECT e.id AS eventId, b.code AS brand, e.recipient, e.type, e.effect, e.received_at AS receivedAt,
          min(e.received_at, COALESCE(e.consent_date, e.received_at)) AS startsAt,
          open.kind, open.status AS outboxStatus, open.last_error AS lastError
-       FROM open
-       JOIN consent_events e ON e.id = open.eventId
-       JOIN brands b ON b.id = e.brand_id
-       WHERE e.status = 'RET' AND min(e.received_at, COALESCE(e.consent_date, e.received_at)) <= ?
-       ORDER BY startsAt LIMIT 500`,
+       ${from}
+       ORDER BY startsAt DESC LIMIT ${DEADLINES_READ}`,
     )
     .all(deps.now - DAY) as (Omit<DeadlineRow, "deadline" | "state"> & { startsAt: number })[];
   const out: DeadlineRow[] = [];
@@ -162,7 +176,13 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): D
     const { startsAt: _, ...row } = r;
     out.push({ ...row, recipient: maskAddress(r.recipient), deadline, state });
   }
-  return out.sort((a, b) => (a.state === b.state ? a.receivedAt - b.receivedAt : a.state === "past" ? -1 : b.state === "past" ? 1 : 0));
+  // Past first, then near, oldest first in each; the newest kept when there are too many (the
+  // oldest overdue work is the least likely to be still saved by a look at this page).
+  const rank = { past: 0, near: 1, unknown: 2 } as const;
+  const shown = out.slice(0, DEADLINES_SHOWN).sort((a, b) => rank[a.state] - rank[b.state] || a.receivedAt - b.receivedAt);
+  // Read newest first, so the rows left out of what was read (not near yet) are all among it.
+  const total = rows.length < DEADLINES_READ ? rows.length : (deps.db.$client.prepare(`${open} SELECT count(*) AS n ${from}`).get(deps.now - DAY) as { n: number }).n;
+  return { rows: shown, notShown: total - (rows.length - out.length) - shown.length };
 }
 
 function failures(db: Db, outboxIds: number[], deliveryIds: number[]): FailureRow[] {

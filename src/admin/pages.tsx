@@ -135,6 +135,13 @@ export function DashboardPage(props: { d: Dashboard }) {
             </thead>
             <tbody>
               {d.deadlines.length === 0 ? <Empty cols={10} /> : null}
+              {d.deadlinesNotShown > 0 ? (
+                <tr>
+                  <td colspan={10} class="err" id="deadlines-not-shown">
+                    <T en={`… and ${d.deadlinesNotShown} older ones not shown`} tr={`… ve gösterilmeyen ${d.deadlinesNotShown} eski kayıt`} />
+                  </td>
+                </tr>
+              ) : null}
               {d.deadlines.map((r) => (
                 <tr>
                   <td>
