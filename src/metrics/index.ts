@@ -40,6 +40,18 @@ export class Metrics {
 
   constructor() {
     const self = this;
+    const merged = (counts: { labels: Record<string, string>; n: number }[], map: (l: Record<string, string>) => Record<string, string>) => {
+      const out = new Map<string, { labels: Record<string, string>; n: number }>();
+      for (const c of counts) {
+        const labels = map(c.labels);
+        const key = JSON.stringify(labels);
+        const e = out.get(key);
+        if (e) e.n += c.n;
+        else out.set(key, { labels, n: c.n });
+      }
+      return out.values();
+    };
+    // Settled rows only: a counter must never go down (rows still open would leave their status as they settle).
     const fromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined, map: (l: Record<string, string>) => Record<string, string> = (l) => l) =>
       new Counter({
         name,
@@ -51,18 +63,26 @@ export class Metrics {
           if (!t) return;
           await t.refresh();
           this.reset();
-          const merged = new Map<string, { labels: Record<string, string>; n: number }>();
-          for (const c of t.counts()) {
-            const labels = map(c.labels);
-            const key = JSON.stringify(labels);
-            const e = merged.get(key);
-            if (e) e.n += c.n;
-            else merged.set(key, { labels, n: c.n });
-          }
-          for (const { labels, n } of merged.values()) this.inc(labels, n);
+          for (const { labels, n } of merged(t.counts("settled"), map)) this.inc(labels, n);
         },
       });
-    fromTally("receipts_total", "Inbound actions durably received, by channel and current status", ["channel", "status"], () => self.tallies?.receipts);
+    const openFromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        async collect() {
+          const t = pick();
+          if (!t) return;
+          await t.refresh();
+          this.reset();
+          for (const { labels, n } of merged(t.counts("open"), (l) => l)) this.set(labels, n);
+        },
+      });
+    fromTally("receipts_total", "Inbound actions durably received and settled (applied, invalid, unroutable…), by channel and status", ["channel", "status"], () => self.tallies?.receipts);
+    openFromTally("receipts_open", "Inbound actions received and not settled yet (received, part), by channel and status", ["channel", "status"], () => self.tallies?.receipts);
+    openFromTally("outbox_open", "Outbox rows (İYS reports, confirmations, callbacks) not finished yet, by kind and status", ["kind", "status"], () => self.tallies?.outbox);
     fromTally("events_total", "Ledger events (applied actions), by origin, status and effect", ["origin", "status", "effect"], () => self.tallies?.events, ({ origin, status, effect }) => ({ origin: origin!, status: status!, effect: effect! }));
     fromTally(
       "confirmations_total",

@@ -110,11 +110,14 @@ export class Tally {
     }
   }
 
-  /** Settled counts plus the open rows in their current status. */
-  counts(): TallyCount[] {
+  /**
+   * Settled counts plus the open rows in their current status; `settled` only (they only grow: a
+   * Prometheus counter), or `open` only (they come and go: a gauge).
+   */
+  counts(which: "all" | "settled" | "open" = "all"): TallyCount[] {
     const out = new Map<string, TallyCount>();
-    for (const [k, v] of this.settled) out.set(k, { labels: v.labels, n: v.n });
-    for (const row of this.openRows.values()) {
+    if (which !== "open") for (const [k, v] of this.settled) out.set(k, { labels: v.labels, n: v.n });
+    if (which !== "settled") for (const row of this.openRows.values()) {
       const key = this.keyOf(row);
       const entry = out.get(key);
       if (entry) entry.n++;
