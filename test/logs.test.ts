@@ -141,6 +141,10 @@ describe("redactPath", () => {
     expect(redactPath("/consents/+905321234567")).toBe("/consents/:redacted");
     expect(redactPath("/x/a@b.com")).toBe("/x/:redacted");
     expect(redactPath("/api/v1/brands/MIGROS")).toBe("/api/v1/brands/MIGROS");
+    // A number split across segments, an @ encoded twice.
+    expect(redactPath("/x/0532/111/22/33")).toBe("/:redacted");
+    expect(redactPath("/x/ali%2540example.com")).toBe("/x/:redacted");
+    expect(redactPath("/api/v1/imports/2026/x")).toBe("/api/v1/imports/2026/x");
   });
 });
 

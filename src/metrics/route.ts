@@ -17,11 +17,16 @@ export function routeLabel(c: Context): string {
   return answered && !/^\/?\*$/.test(answered.path) ? answered.path : "unmatched";
 }
 
-/** A raw path for a log line with every long or digit-heavy segment (tokens, numbers) replaced. */
+/**
+ * A raw path for a log line with every long or digit-heavy segment (tokens, numbers) replaced. A
+ * path whose digits add up to a phone number's across segments ("/x/0532/111/22/33") is replaced
+ * whole, and so is an e-mail address however often its @ was percent-encoded (%40, %2540…).
+ */
 export function redactPath(path: string): string {
+  if (path.replace(/\D/g, "").length >= 7) return "/:redacted";
   return path
     .split("/")
     // Digits counted across separators: "0532-123-45-67" and "0532 123 45 67" are numbers too.
-    .map((seg) => (seg.length > 24 || seg.replace(/\D/g, "").length >= 5 || /%40|@/i.test(seg) ? ":redacted" : seg))
+    .map((seg) => (seg.length > 24 || seg.replace(/\D/g, "").length >= 5 || /%(?:25)*40|@/i.test(seg) ? ":redacted" : seg))
     .join("/");
 }
