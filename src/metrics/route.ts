@@ -23,10 +23,10 @@ export function routeLabel(c: Context): string {
  * whole, and so is an e-mail address however often its @ was percent-encoded (%40, %2540…).
  */
 export function redactPath(path: string): string {
-  if (path.replace(/\D/g, "").length >= 7) return "/:redacted";
-  return path
+  const redacted = path
     .split("/")
     // Digits counted across separators: "0532-123-45-67" and "0532 123 45 67" are numbers too.
     .map((seg) => (seg.length > 24 || seg.replace(/\D/g, "").length >= 5 || /%(?:25)*40|@/i.test(seg) ? ":redacted" : seg))
     .join("/");
+  return redacted.replace(/\D/g, "").length >= 7 ? "/:redacted" : redacted;
 }
