@@ -44,6 +44,11 @@ async function main() {
       )
     : null;
   server?.setTimeout(IDLE_SOCKET_MS);
+  // A port in use (another hub, another service): one line naming it, not a stack trace.
+  server?.on("error", (err: NodeJS.ErrnoException) => {
+    console.error(`hub: cannot serve on port ${config.PORT}: ${err.code === "EADDRINUSE" ? "the port is in use (PORT)" : err.message}`);
+    process.exit(1);
+  });
   if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
   if (config.RUN_WEB && !config.VONAGE_SIGNATURE_SECRET) {
     log.warn(
