@@ -51,6 +51,13 @@ export class Metrics {
       }
       return out.values();
     };
+    /** The tally's counts, refreshed and relabelled; null before the runtime is bound. */
+    const read = async (pick: () => Tally | null | undefined, which: "settled" | "open", map: (l: Record<string, string>) => Record<string, string>) => {
+      const t = pick();
+      if (!t) return null;
+      await t.refresh();
+      return merged(t.counts(which), map);
+    };
     // Settled rows only: a counter must never go down (rows still open would leave their status as they settle).
     const fromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined, map: (l: Record<string, string>) => Record<string, string> = (l) => l) =>
       new Counter({
@@ -59,11 +66,10 @@ export class Metrics {
         labelNames,
         registers: [this.registry],
         async collect() {
-          const t = pick();
-          if (!t) return;
-          await t.refresh();
+          const counts = await read(pick, "settled", map);
+          if (!counts) return;
           this.reset();
-          for (const { labels, n } of merged(t.counts("settled"), map)) this.inc(labels, n);
+          for (const { labels, n } of counts) this.inc(labels, n);
         },
       });
     const openFromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined) =>
@@ -73,11 +79,10 @@ export class Metrics {
         labelNames,
         registers: [this.registry],
         async collect() {
-          const t = pick();
-          if (!t) return;
-          await t.refresh();
+          const counts = await read(pick, "open", (l) => l);
+          if (!counts) return;
           this.reset();
-          for (const { labels, n } of merged(t.counts("open"), (l) => l)) this.set(labels, n);
+          for (const { labels, n } of counts) this.set(labels, n);
         },
       });
     fromTally("receipts_total", "Inbound actions durably received and settled (applied, invalid, unroutable…), by channel and status", ["channel", "status"], () => self.tallies?.receipts);
