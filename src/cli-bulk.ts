@@ -100,7 +100,7 @@ export function summaryText(s: ImportSummary & { rejectedPath?: string }): strin
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(", ");
   return [
-    `import ${s.id}${s.registered ? " (registered: held by İYS, not reported)" : ""}: read ${fmt(s.rowsRead)}, recorded ${fmt(s.recorded)}, unchanged ${fmt(s.unchanged)}, rejected ${fmt(s.rejected)} in ${s.seconds.toFixed(1)} s`,
+    `import ${s.id}${s.registered ? " (registered: records İYS holds, not reported)" : ""}: read ${fmt(s.rowsRead)}, recorded ${fmt(s.recorded)}, unchanged ${fmt(s.unchanged)}, rejected ${fmt(s.rejected)} in ${s.seconds.toFixed(1)} s`,
     ...(s.rejected ? [`rejected by code: ${codes}`, ...(s.rejectedPath ? [`rejected rows: ${s.rejectedPath}`] : [])] : []),
   ].join("\n");
 }

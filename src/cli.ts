@@ -33,7 +33,8 @@ Commands:
                    consentDate, recipientType, retailerCode); rejected rows go to out.csv
                    (default <file>.rejected.csv) with their İYS codes; exit 0 even with rejected rows.
                    --registered: records İYS already holds (the base registered before the hub, another
-                   hub's state export): any age, held by İYS, never reported to it
+                   hub's state export): for consents the hub holds no record of, any age and never
+                   reported to İYS; over the hub's own records, ordinary movements
   export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]
                    current consents (re-importable into another hub with import --registered), or the
                    ledger events of those Istanbul days

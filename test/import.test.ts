@@ -211,7 +211,7 @@ describe("bulk import of 100 000 rows", () => {
     expect(readFileSync(join(tmp.dir, "cli-old-rejected.csv"), "utf8")).toMatch(/,H467,.*hub import --registered/);
     const registered = await hub("import", "--brand", "CLI", old, "--registered");
     expect(registered.code, registered.stderr).toBe(0);
-    expect(registered.stdout).toMatch(/\(registered: held by İYS, not reported\): read 1, recorded 1, unchanged 0, rejected 0/);
+    expect(registered.stdout).toMatch(/\(registered: records İYS holds, not reported\): read 1, recorded 1, unchanged 0, rejected 0/);
 
     writeFileSync(small, `type,recipient\nMESAJ,05329990001\n`);
     const bad = await hub("import", "--brand", "CLI", small);

@@ -67,7 +67,7 @@ const UploadQuery = BrandQuery.extend({
     .openapi({
       param: { name: "registered", in: "query" },
       description:
-        "`true`: the rows are records İYS already holds — the provider's base registered on İYS before the hub, or another hub's state export. For a consent the hub holds no record of: checked by the İYS rules except the 3-business-day window (H467), recorded with origin `registered` (a consent as held by İYS, a refusal as a local suppression) and never reported to İYS. Over a record the hub holds, a row is an ordinary import movement (the window applies, it is reported): a file never overrides the hub's record on its word alone.",
+        "`true`: the rows are records İYS already holds — the provider's base registered on İYS before the hub, or another hub's state export. For a consent the hub holds no record of: checked by the İYS rules except the 3-business-day window (H467), recorded with origin `registered` (a consent as held by İYS, a refusal as a local suppression) and never reported to İYS. A file may hold a consent's history. Over a record of the hub's own (a channel's, the API's, an ordinary import's, İYS's pull), a row is an ordinary import movement (the window applies, it is reported): a file never overrides the hub's record on its word alone.",
     }),
 });
 const IdParam = z.object({ id: z.string().uuid().openapi({ param: { name: "id", in: "path" } }) });
