@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unreportedMovements } from "../src/admin/data";
 import { createQueueBoard } from "../src/admin/queues";
 import { SESSION_COOKIE, SessionTokens } from "../src/admin/session";
 import { createApp, type App } from "../src/app";
@@ -396,6 +397,54 @@ describe("dashboard content", () => {
     const notShown = Number(/and (\d+) older ones not shown/.exec(section)?.[1]);
     expect(notShown).toBeGreaterThanOrEqual(18);
     expect((section.match(/<tr><td><span class="badge/g) ?? []).length).toBe(500);
+  });
+});
+
+describe("movements the hub does not report to İYS", () => {
+  it("a brand without İYS codes is listed with its movements due by other means, the earliest deadline, and refusals past it; İYS's own records are not counted", async () => {
+    const created = await app.request("/api/v1/brands", authed({ code: "UNREP", name: "Unreported", shortNames: ["UNREP"], numbers: [] }));
+    expect(created.status, await created.clone().text()).toBe(201);
+    clock.set(new Date("2026-11-23T07:00:00Z")); // Monday 10:00 in Istanbul
+    const write = async (recipient: string, status: "ONAY" | "RET") => {
+      const res = await app.request("/api/v1/consents", authed({ brand: "UNREP", recipient, type: "MESAJ", status, source: "HS_WEB", consentDate: formatIysDate(clock.now()) }));
+      expect(res.status, await res.clone().text()).toBe(201);
+      clock.advance(1000);
+    };
+    await write("+905301110001", "ONAY");
+    await write("+905301110001", "RET");
+    await write("+905301110002", "ONAY");
+    // A refusal with no consent before is a local suppression (nothing to report): not counted.
+    await write("+905301110003", "RET");
+    // İYS's own record (what a pull takes): İYS has it already.
+    const brandId = (db().prepare("SELECT id FROM brands WHERE code = 'UNREP'").get() as { id: number }).id;
+    const fromIys = statementToAction({ brandId, recipient: "+905301110004", recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(clock.now()), origin: "iys" });
+    if (!fromIys.ok) throw new Error(fromIys.code);
+    expect(runtime.deps.ledger.apply([{ ...fromIys.action, writer: "iys" }]).outcomes[0]!.kind).toBe("recorded");
+
+    const row = async () => {
+      const html = await (await app.request("/admin", asAdmin)).text();
+      const section = /<section id="unreported"[^]*?<\/section>/.exec(html)?.[0] ?? "";
+      const tr = new RegExp('<tr data-brand="UNREP">(.*?)</tr>').exec(section)?.[1];
+      return { section, cells: tr ? [...tr.matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((m) => m[1]) : null };
+    };
+    const monday = await row();
+    // MIGROS has its İYS codes and İYS is configured: its movements go to İYS and it is not listed.
+    expect(monday.section).not.toContain('data-brand="MIGROS"');
+    expect(monday.cells).toEqual(["UNREP", "brand has no iysCode/brandCode", "1", "2", "2026-11-26 23:59:59", "0"]);
+    clock.set(new Date("2026-11-27T07:00:00Z")); // Friday: Thursday's deadline has passed
+    expect((await row()).cells).toEqual(["UNREP", "brand has no iysCode/brandCode", "0", "0", "—", "1"]);
+    clock.set(new Date("2026-12-10T07:00:00Z")); // past the 14 days counted
+    expect((await row()).cells).toEqual(["UNREP", "brand has no iysCode/brandCode", "0", "0", "—", "0"]);
+  });
+
+  it("without the İYS API every brand is listed, naming IYS_API_BASE_URL; with its codes and the API, none", async () => {
+    const d = { db: runtime.deps.db, calendar: runtime.deps.calendar, now: new Date("2026-11-23T12:00:00Z").getTime() };
+    const off = unreportedMovements({ ...d, iysConfigured: false });
+    expect(off.find((r) => r.brand === "MIGROS")?.reason).toBe("İYS API not configured (IYS_API_BASE_URL)");
+    expect(off.find((r) => r.brand === "UNREP")).toMatchObject({ reason: "İYS API not configured (IYS_API_BASE_URL)", refusalsDue: 1, consentsDue: 2 });
+    const on = unreportedMovements({ ...d, iysConfigured: true });
+    expect(on.map((r) => r.brand)).not.toContain("MIGROS");
+    expect(on.map((r) => r.brand)).toContain("UNREP");
   });
 });
 

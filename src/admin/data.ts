@@ -56,6 +56,85 @@ export function iysPullStates(db: Db, now: number): PullRow[] {
   });
 }
 
+/**
+ * A brand whose movements the hub does not report to İYS (the İYS API is not configured, or the
+ * brand lacks its İYS codes): its report rows end `skipped`, so they are not among the deadlines,
+ * yet İYS must have them within 3 business days by other means (İYS's panel or bulk upload).
+ * Counted from the ledger over the last UNREPORTED_DAYS: movements whose deadline has not passed
+ * (RET and ONAY) with the earliest deadline, and the refusals past it.
+ */
+export interface UnreportedRow {
+  brand: string;
+  reason: string;
+  refusalsDue: number;
+  consentsDue: number;
+  /** The earliest deadline among the movements due; null when none is due or a year is missing from the holiday table. */
+  nextDeadline: number | null;
+  refusalsPast: number;
+  /** More movements than were counted (UNREPORTED_MAX_ROWS): the counts are lower bounds. */
+  capped: boolean;
+}
+
+/** How far back unreported movements are counted: wider than any 3 business days (a 9-day bayram included). */
+export const UNREPORTED_DAYS = 14;
+/** At most this many of those movements are read per page view. */
+const UNREPORTED_MAX_ROWS = 200_000;
+const ISTANBUL_OFFSET = 3 * 3_600_000;
+
+export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; now: number; iysConfigured: boolean }): UnreportedRow[] {
+  const db = deps.db.$client;
+  const brands = db
+    .prepare(`SELECT id, code, iys_code IS NOT NULL AND brand_code IS NOT NULL AS hasCodes FROM brands WHERE ? = 0 OR iys_code IS NULL OR brand_code IS NULL ORDER BY code`)
+    .all(deps.iysConfigured ? 1 : 0) as { id: number; code: string; hasCodes: number }[];
+  if (brands.length === 0) return [];
+  // Newest first, so a cap leaves out the oldest (past their deadline anyway); grouped by the
+  // Istanbul day the deadline runs from (the deadline depends on the day only). `+e.brand_id` keeps
+  // SQLite on the received_at range: through the brand's index it read every event the brand has.
+  const groups = db
+    .prepare(
+      `SELECT brandId, status, CAST((startsAt + ${ISTANBUL_OFFSET}) / 86400000 AS INTEGER) AS day, min(startsAt) AS startsAt, count(*) AS n FROM (
+         SELECT e.brand_id AS brandId, e.status, min(e.received_at, COALESCE(e.consent_date, e.received_at)) AS startsAt
+           FROM consent_events e
+          WHERE e.received_at >= ? AND e.effect = 'movement' AND e.origin NOT IN ('iys', 'registered')
+            AND +e.brand_id IN (SELECT value FROM json_each(?))
+          ORDER BY e.received_at DESC LIMIT ${UNREPORTED_MAX_ROWS + 1})
+       GROUP BY brandId, status, day`,
+    )
+    .all(deps.now - UNREPORTED_DAYS * DAY, JSON.stringify(brands.map((b) => b.id))) as { brandId: number; status: string; startsAt: number; n: number }[];
+  const total = groups.reduce((a, g) => a + g.n, 0);
+  const rows = new Map(
+    brands.map((b) => [
+      b.id,
+      {
+        brand: b.code,
+        reason: deps.iysConfigured ? "brand has no iysCode/brandCode" : "İYS API not configured (IYS_API_BASE_URL)",
+        refusalsDue: 0,
+        consentsDue: 0,
+        nextDeadline: null as number | null,
+        refusalsPast: 0,
+        capped: total > UNREPORTED_MAX_ROWS,
+      },
+    ]),
+  );
+  for (const g of groups) {
+    const row = rows.get(g.brandId)!;
+    let deadline: number | null = null;
+    try {
+      deadline = deps.calendar.deadline(new Date(g.startsAt), 3).getTime();
+    } catch {
+      // A year missing from the holiday table: counted as due, its deadline unknown.
+    }
+    if (deadline !== null && deadline < deps.now) {
+      if (g.status === "RET") row.refusalsPast += g.n;
+      continue;
+    }
+    if (g.status === "RET") row.refusalsDue += g.n;
+    else row.consentsDue += g.n;
+    if (deadline !== null && (row.nextDeadline === null || deadline < row.nextDeadline)) row.nextDeadline = deadline;
+  }
+  return [...rows.values()];
+}
+
 export interface FailureRow {
   source: "outbox" | "delivery";
   id: number;
@@ -76,6 +155,7 @@ export interface Dashboard {
   /** Deadline rows beyond the ones shown (the oldest). */
   deadlinesNotShown: number;
   iysPull: PullRow[];
+  unreported: UnreportedRow[];
   failures: FailureRow[];
   queues: QueueDepths;
 }
@@ -84,7 +164,7 @@ export interface Dashboard {
  * Everything the dashboard shows. Counts come from the metrics tallies (no full-table GROUP BY per
  * page view); lists are index-bounded queries.
  */
-export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; metrics: Metrics; now: number }): Promise<Dashboard> {
+export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; metrics: Metrics; now: number; iysConfigured: boolean }): Promise<Dashboard> {
   const db = deps.db.$client;
   const [tallied, queues] = await Promise.all([deps.metrics.tallied(), deps.metrics.queueDepths()]);
   const brandCodes = new Map((db.prepare("SELECT id, code FROM brands").all() as { id: number; code: string }[]).map((b) => [String(b.id), b.code]));
@@ -115,7 +195,7 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
   ).map((e) => ({ ...e, recipient: maskAddress(e.recipient) }));
 
   const due = deadlines(deps);
-  return { now: deps.now, brandCounts, receipts, recent, deadlines: due.rows, deadlinesNotShown: due.notShown, iysPull: iysPullStates(deps.db, deps.now), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
+  return { now: deps.now, brandCounts, receipts, recent, deadlines: due.rows, deadlinesNotShown: due.notShown, iysPull: iysPullStates(deps.db, deps.now), unreported: unreportedMovements(deps), failures: failures(deps.db, tallied.failedOutboxIds, tallied.failedDeliveryIds), queues };
 }
 
 /**

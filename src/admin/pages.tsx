@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Child } from "hono/jsx";
 import { formatIysDate } from "../domain/time";
-import type { Dashboard } from "./data";
+import { UNREPORTED_DAYS, type Dashboard } from "./data";
 import { queueStates } from "../metrics/index";
 
 const CSS = `
@@ -163,6 +163,41 @@ export function DashboardPage(props: { d: Dashboard }) {
             </tbody>
           </table>
         </section>
+
+        {d.unreported.length > 0 ? (
+          <section id="unreported" class="wide">
+            <h2>
+              <T
+                en="Not reported to İYS by the hub: these brands' movements must reach İYS within 3 business days by other means (İYS's panel or bulk upload; hub export --brand CODE --events --from … --to … lists them)"
+                tr="Hub'ın İYS'ye bildirmediği hareketler: 3 iş günü içinde İYS'ye başka yoldan iletilmeli"
+              />
+            </h2>
+            <table>
+              <thead>
+                <tr>
+                  <th>Brand</th>
+                  <th>Why</th>
+                  <th class="num">RETs due</th>
+                  <th class="num">ONAYs due</th>
+                  <th>Earliest deadline</th>
+                  <th class="num">RETs past deadline ({UNREPORTED_DAYS} days)</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.unreported.map((r) => (
+                  <tr data-brand={r.brand}>
+                    <td>{r.brand}</td>
+                    <td>{r.reason}</td>
+                    <td class="num">{r.capped ? "≥ " : ""}{r.refusalsDue}</td>
+                    <td class="num">{r.capped ? "≥ " : ""}{r.consentsDue}</td>
+                    <td>{at(r.nextDeadline)}</td>
+                    <td class={r.refusalsPast > 0 ? "num err" : "num"}>{r.capped ? "≥ " : ""}{r.refusalsPast}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </section>
+        ) : null}
 
         <section id="iys-pull">
           <h2>

@@ -99,7 +99,7 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   });
 
   app.get("/", async (c) => {
-    const d = await loadDashboard({ db: deps.db, calendar: deps.calendar, metrics, now: now() });
+    const d = await loadDashboard({ db: deps.db, calendar: deps.calendar, metrics, now: now(), iysConfigured: Boolean(deps.config.IYS_API_BASE_URL) });
     return c.html(<DashboardPage d={d} />);
   });
 
