@@ -50,6 +50,9 @@ async function main() {
     process.exit(1);
   });
   if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
+  if (!config.IYS_API_BASE_URL && config.RUN_WORKERS) {
+    log.warn({}, "IYS_API_BASE_URL is not set: no movement is reported to İYS; each must reach İYS within 3 business days by other means (the dashboard counts them)");
+  }
   if (config.RUN_WEB && !config.VONAGE_SIGNATURE_SECRET) {
     log.warn(
       {},

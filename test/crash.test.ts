@@ -183,3 +183,20 @@ describe("stopping the server", () => {
     }
   }, 60_000);
 });
+
+describe("starting the server", () => {
+  it("without IYS_API_BASE_URL it warns that nothing is reported to İYS; with it, it does not", async () => {
+    const own = { ...env, DATABASE_PATH: join(tmp.dir, "warnings.db"), LOG_LEVEL: "warn" };
+    const warning = "IYS_API_BASE_URL is not set: no movement is reported to İYS";
+    const without = new HubProcess(port + 3, own);
+    await without.start({ IYS_API_BASE_URL: "", IYS_USERNAME: "", IYS_PASSWORD: "" });
+    await without.stop();
+    expect(without.output).toContain(warning);
+    const withIys = new HubProcess(port + 3, own);
+    await withIys.start();
+    await withIys.stop();
+    // Its warnings are read (no Vonage secret in this environment), this one is not among them.
+    expect(withIys.output).toContain("VONAGE_SIGNATURE_SECRET is not set");
+    expect(withIys.output).not.toContain(warning);
+  }, 60_000);
+});
