@@ -16,6 +16,9 @@ import type { OutboxKind, ReceiptStatus } from "./schema";
 
 export const GENESIS_HASH = "0".repeat(64);
 
+/** Where the recipient acts on the hub's own channels (an SMS, a call, a link). */
+const CHANNEL_ORIGINS: ReadonlySet<string> = new Set<Origin>(["sms", "ivr", "link"]);
+
 /** One consent movement asked of the ledger, already normalised (recipient in canonical form). */
 export interface ConsentAction {
   brandId: number;
@@ -203,6 +206,7 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     origin: Statement<[number], { origin: string } | undefined>;
+    byId: Statement<[number], LedgerEvent | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
@@ -223,6 +227,7 @@ export class Ledger {
     this.s = {
       head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
       origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
+      byId: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = ?`),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
       byContent: c.prepare(
         `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
@@ -260,6 +265,38 @@ export class Ledger {
     };
   }
 
+  /**
+   * A refusal on the hub's channels covers the address's record of the other recipient type too
+   * (jobs/consent-apply.handler.ts withTacirRefusals) — when that record holds a consent at the
+   * time. A consent of the other type recorded later but dated before the refusal (a registered
+   * base loaded after the channels ran, a back-dated import or API write) gets the same refusal
+   * here, as it would have had it been there first: the same date, source, origin and receipt, its
+   * key the refusal's with the recipient type. A refusal the recipient made later stays theirs; a
+   * consent dated after it is a new consent and stands.
+   */
+  private refusalOverConsent(a: ConsentAction, consent: LedgerEvent): ConsentAction | null {
+    const otherType = consent.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
+    const other = this.s.state.get(consent.brandId, consent.recipient, otherType, consent.type);
+    if (!other || other.status !== "RET" || other.consentDate === null) return null;
+    if (consent.consentDate !== null && other.consentDate <= consent.consentDate) return null;
+    const refusal = this.s.byId.get(other.eventId);
+    if (!refusal || !CHANNEL_ORIGINS.has(refusal.origin)) return null;
+    return {
+      brandId: consent.brandId,
+      recipient: consent.recipient,
+      recipientKind: a.recipientKind,
+      phoneKind: a.phoneKind,
+      recipientType: consent.recipientType,
+      type: consent.type,
+      status: "RET",
+      source: refusal.source,
+      consentDate: refusal.consentDate,
+      origin: refusal.origin,
+      receiptId: refusal.receiptId,
+      idempotencyKey: refusal.idempotencyKey ? `${refusal.idempotencyKey}:${consent.recipientType}` : null,
+    };
+  }
+
   /** Registers a planner (callbacks, partners) that adds outbox rows for every recorded event. */
   addPlanner(p: OutboxPlanner): void {
     this.planners.push(p);
@@ -291,10 +328,15 @@ export class Ledger {
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
     let head = this.s.head.get() ?? { id: 0, hash: GENESIS_HASH };
-    const outcomes: ActionOutcome[] = [];
+    const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];
 
-    for (const a of actions) {
+    // The actions asked for, and after a recorded consent the refusal it is dated under (see
+    // refusalOverConsent), applied right after it; outcomes are of the actions asked for.
+    const queue: { a: ConsentAction; derived: boolean }[] = actions.map((a) => ({ a, derived: false }));
+    for (let q = 0; q < queue.length; q++) {
+      const { a, derived } = queue[q]!;
+      const outcomes: ActionOutcome[] = derived ? [] : results;
       if (a.idempotencyKey) {
         const existing = this.s.byKey.get(a.idempotencyKey);
         if (existing) {
@@ -408,7 +450,12 @@ export class Ledger {
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
+      if (event.status === "ONAY") {
+        const refusal = this.refusalOverConsent(a, event);
+        if (refusal) queue.splice(q + 1, 0, { a: refusal, derived: true });
+      }
     }
+    const outcomes = results;
 
     if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
     let outbox: OutboxRef[] = [];

@@ -170,6 +170,32 @@ describe("ledger", () => {
     expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { consentDate: t - 1000 } });
   });
 
+  it("a consent of the other recipient type recorded after a channel refusal but dated before it gets that refusal; one dated after it stands", () => {
+    const refusedAt = clock.now().getTime() - 600_000;
+    // The recipient texted RET: BIREYSEL, no consent before (a local suppression).
+    const sms = ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, receiptId: null, idempotencyKey: "sms:SM1:MESAJ" })]);
+    expect(sms.outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
+    // The provider's registered base, loaded afterwards: a TACIR consent of a year before.
+    const base = ledger.apply([action({ recipientType: "TACIR", origin: "registered", writer: "registered", consentDate: refusedAt - 365 * 86_400_000, dedupe: "content" })]);
+    expect(base.outcomes).toHaveLength(1);
+    expect(base.outcomes[0]).toMatchObject({ kind: "recorded", event: { status: "ONAY", origin: "registered" } });
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: refusedAt });
+    const derived = db.$client.prepare("SELECT origin, source, idempotency_key AS k, effect FROM consent_events WHERE recipient_type = 'TACIR' AND status = 'RET'").all();
+    expect(derived).toEqual([{ origin: "sms", source: "HS_MESAJ", k: "sms:SM1:MESAJ:TACIR", effect: "movement" }]);
+    // The same file again: nothing new.
+    const events = count("consent_events");
+    expect(ledger.apply([action({ recipientType: "TACIR", origin: "registered", writer: "registered", consentDate: refusedAt - 365 * 86_400_000, dedupe: "content" })]).outcomes[0]!.kind).toBe("duplicate");
+    expect(count("consent_events")).toBe(events);
+    // A consent given after the refusal is a new consent.
+    const later = ledger.apply([action({ recipientType: "TACIR", consentDate: refusedAt + 60_000 })]);
+    expect(later.outcomes[0]).toMatchObject({ kind: "recorded" });
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "ONAY" });
+    // A refusal through the API is the provider's record, not the recipient's word on a channel: not carried over.
+    ledger.apply([action({ recipient: "+905329990000", status: "RET", consentDate: refusedAt })]);
+    ledger.apply([action({ recipient: "+905329990000", recipientType: "TACIR", consentDate: refusedAt - 60_000 })]);
+    expect(ledger.state(brandId, "+905329990000", "TACIR", "MESAJ")).toMatchObject({ status: "ONAY" });
+  });
+
   it("rejections carry the İYS code and write nothing", () => {
     const { outcomes } = ledger.apply([action({ consentDate: clock.now().getTime() + 60_000 })]);
     expect(outcomes[0]).toMatchObject({ kind: "rejected", code: "H162" });

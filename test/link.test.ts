@@ -507,6 +507,30 @@ describe("POST records the RET", () => {
     ]);
   });
 
+  it("a BIREYSEL consent dated before a TACIR click but written after it (a late import, a back-dated API write) is refused by the click too; one dated after it stands", async () => {
+    const address = newAddress();
+    const res = await app.request("/api/v1/links", authed({ brand: "MIGROS", recipient: address, recipientType: "TACIR" }));
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await oneClick(pathOf(((await res.json()) as { url: string }).url))).status).toBe(200);
+    const events = () => db().prepare("SELECT recipient_type AS t, status, origin FROM consent_events WHERE recipient = ? ORDER BY id").all(address.toLowerCase());
+    await waitFor(() => events().length === 1);
+    const write = (minutesAgo: number) =>
+      app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: address, type: "EPOSTA", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - minutesAgo * 60_000)) }));
+    expect((await write(30)).status).toBe(201);
+    const allowed = async () =>
+      ((await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "EPOSTA", recipients: [address] }))).json()) as { allowed: string[] }).allowed;
+    expect(await allowed()).toEqual([]);
+    expect(events()).toEqual([
+      { t: "TACIR", status: "RET", origin: "link" },
+      { t: "BIREYSEL", status: "ONAY", origin: "api" },
+      { t: "BIREYSEL", status: "RET", origin: "link" },
+    ]);
+    // Given again after the click: a new consent.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await write(0)).status).toBe(201);
+    expect(await allowed()).toEqual([address]);
+  });
+
   it("a POST without the one-click body or the button's field is a 400 page and records nothing", async () => {
     const path = pathOf((await issue(newAddress())).url);
     const before = footprint();
