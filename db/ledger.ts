@@ -206,7 +206,7 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     origin: Statement<[number], { origin: string } | undefined>;
-    byId: Statement<[number], LedgerEvent | undefined>;
+    channelRefusal: Statement<[number, string, string, string, number], LedgerEvent | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
@@ -227,7 +227,11 @@ export class Ledger {
     this.s = {
       head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
       origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
-      byId: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = ?`),
+      // Through the (brand_id, recipient) index: an address has few events.
+      channelRefusal: c.prepare(
+        `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = 'RET'
+          AND origin IN ('sms', 'ivr', 'link') AND consent_date > ? ORDER BY consent_date, id LIMIT 1`,
+      ),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
       byContent: c.prepare(
         `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
@@ -270,31 +274,37 @@ export class Ledger {
    * (jobs/consent-apply.handler.ts withTacirRefusals) — when that record holds a consent at the
    * time. A consent of the other type recorded later but dated before the refusal (a registered
    * base loaded after the channels ran, a back-dated import or API write) gets the same refusal
-   * here, as it would have had it been there first: the same date, source, origin and receipt, its
-   * key the refusal's with the recipient type. A refusal the recipient made later stays theirs; a
-   * consent dated after it is a new consent and stands.
+   * here, as it would have had it been there first: the first channel refusal of the other type
+   * dated after the record's consent as the batch left it (a file may hold the record's history),
+   * with its date, source, origin and receipt, its key the refusal's with the recipient type.
+   * Not for İYS's own records (a later page of the pull may list İYS's own refusal), nor for
+   * consents given on the channels themselves (dated when given); a consent dated after the
+   * refusal is a new consent and stands.
    */
-  private refusalOverConsent(a: ConsentAction, consent: LedgerEvent): ConsentAction | null {
-    const otherType = consent.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
-    const other = this.s.state.get(consent.brandId, consent.recipient, otherType, consent.type);
-    if (!other || other.status !== "RET" || other.consentDate === null) return null;
-    if (consent.consentDate !== null && other.consentDate <= consent.consentDate) return null;
-    const refusal = this.s.byId.get(other.eventId);
-    if (!refusal || !CHANNEL_ORIGINS.has(refusal.origin)) return null;
-    return {
-      brandId: consent.brandId,
-      recipient: consent.recipient,
-      recipientKind: a.recipientKind,
-      phoneKind: a.phoneKind,
-      recipientType: consent.recipientType,
-      type: consent.type,
-      status: "RET",
-      source: refusal.source,
-      consentDate: refusal.consentDate,
-      origin: refusal.origin,
-      receiptId: refusal.receiptId,
-      idempotencyKey: refusal.idempotencyKey ? `${refusal.idempotencyKey}:${consent.recipientType}` : null,
-    };
+  private refusalsOverConsents(consents: Iterable<ConsentAction>): ConsentAction[] {
+    const out: ConsentAction[] = [];
+    for (const a of consents) {
+      const now = this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type);
+      if (!now || now.status !== "ONAY") continue;
+      const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
+      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, now.consentDate ?? Number.MIN_SAFE_INTEGER);
+      if (!refusal) continue;
+      out.push({
+        brandId: a.brandId,
+        recipient: a.recipient,
+        recipientKind: a.recipientKind,
+        phoneKind: a.phoneKind,
+        recipientType: a.recipientType,
+        type: a.type,
+        status: "RET",
+        source: refusal.source,
+        consentDate: refusal.consentDate,
+        origin: refusal.origin,
+        receiptId: refusal.receiptId,
+        idempotencyKey: refusal.idempotencyKey ? `${refusal.idempotencyKey}:${a.recipientType}` : null,
+      });
+    }
+    return out;
   }
 
   /** Registers a planner (callbacks, partners) that adds outbox rows for every recorded event. */
@@ -331,10 +341,18 @@ export class Ledger {
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];
 
-    // The actions asked for, and after a recorded consent the refusal it is dated under (see
-    // refusalOverConsent), applied right after it; outcomes are of the actions asked for.
+    // The actions asked for; then, for the consents they recorded, the channel refusals of the
+    // other recipient type dated after them (refusalsOverConsents). Outcomes are of the actions asked for.
     const queue: { a: ConsentAction; derived: boolean }[] = actions.map((a) => ({ a, derived: false }));
-    for (let q = 0; q < queue.length; q++) {
+    const consents = new Map<string, ConsentAction>();
+    let derivedPlanned = false;
+    for (let q = 0; ; q++) {
+      if (q === queue.length) {
+        if (derivedPlanned || consents.size === 0) break;
+        derivedPlanned = true;
+        for (const d of this.refusalsOverConsents(consents.values())) queue.push({ a: d, derived: true });
+        if (q === queue.length) break;
+      }
       const { a, derived } = queue[q]!;
       const outcomes: ActionOutcome[] = derived ? [] : results;
       if (a.idempotencyKey) {
@@ -373,6 +391,8 @@ export class Ledger {
         // At most a second ahead of our clock: the İYS report waits until the date has passed.
         if (consentDate > now.getTime()) ruleNow = new Date(consentDate);
       }
+      // A refusal moved a second ahead of the clock (datedOnReceipt) is carried over with its date.
+      if (derived && consentDate !== null && consentDate > now.getTime()) ruleNow = new Date(consentDate);
       const verdict = checkConsent(
         {
           recipientKind: a.recipientKind,
@@ -450,9 +470,8 @@ export class Ledger {
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
-      if (event.status === "ONAY") {
-        const refusal = this.refusalOverConsent(a, event);
-        if (refusal) queue.splice(q + 1, 0, { a: refusal, derived: true });
+      if (!derived && event.status === "ONAY" && writer !== "iys" && !CHANNEL_ORIGINS.has(origin)) {
+        consents.set(`${event.brandId}\0${event.recipient}\0${event.recipientType}\0${event.type}`, a);
       }
     }
     const outcomes = results;

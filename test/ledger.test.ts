@@ -196,6 +196,47 @@ describe("ledger", () => {
     expect(ledger.state(brandId, "+905329990000", "TACIR", "MESAJ")).toMatchObject({ status: "ONAY" });
   });
 
+  it("a consent's history in one batch, recorded after a channel refusal of the other type, is taken whole and then refused", () => {
+    const refusedAt = clock.now().getTime() - 600_000;
+    const day = 86_400_000;
+    ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM2:MESAJ" })]);
+    const history = ledger.apply([
+      action({ recipientType: "TACIR", origin: "registered", writer: "registered", consentDate: refusedAt - 365 * day, dedupe: "content" }),
+      action({ recipientType: "TACIR", origin: "registered", writer: "registered", status: "RET", consentDate: refusedAt - 100 * day, dedupe: "content" }),
+      action({ recipientType: "TACIR", origin: "registered", writer: "registered", consentDate: refusedAt - 50 * day, dedupe: "content" }),
+    ]);
+    expect(history.outcomes.map((o) => o.kind)).toEqual(["recorded", "recorded", "recorded"]);
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: refusedAt, source: "HS_MESAJ" });
+    expect(count("consent_events")).toBe(5);
+  });
+
+  it("the refusal carried over is the first channel refusal after the consent, even when the other record has moved on since", () => {
+    const refusedAt = clock.now().getTime() - 2 * 3_600_000;
+    ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM3:MESAJ" })]);
+    // Given again on BIREYSEL an hour later: the TACIR record, had it been there, would still hold the refusal.
+    ledger.apply([action({ consentDate: refusedAt + 3_600_000 })]);
+    ledger.apply([action({ recipientType: "TACIR", consentDate: refusedAt - 1_800_000 })]);
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: refusedAt });
+  });
+
+  it("a refusal dated a second ahead of the clock (a tie with a consent) is carried over with its date", () => {
+    const at = clock.now().getTime();
+    ledger.apply([action({ consentDate: at })]);
+    const ret = ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: at, datedOnReceipt: true, idempotencyKey: "sms:SM4:MESAJ" })]);
+    expect(ret.outcomes[0]).toMatchObject({ kind: "recorded", event: { consentDate: at + 1000 } });
+    ledger.apply([action({ recipientType: "TACIR", consentDate: at - 60_000 })]);
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: at + 1000 });
+  });
+
+  it("İYS's own records are not refused over: a later page of the pull may list İYS's own refusal", () => {
+    const refusedAt = clock.now().getTime() - 600_000;
+    ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM5:MESAJ" })]);
+    ledger.apply([action({ recipientType: "TACIR", origin: "iys", writer: "iys", source: "HS_WEB", consentDate: refusedAt - 86_400_000, idempotencyKey: "iys:1:TACIR:MESAJ:ONAY:tx1" })]);
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "ONAY" });
+    const iysRet = ledger.apply([action({ recipientType: "TACIR", origin: "iys", writer: "iys", status: "RET", source: "IYS_WEB", consentDate: refusedAt - 3_600_000, idempotencyKey: "iys:1:TACIR:MESAJ:RET:tx2" })]);
+    expect(iysRet.outcomes[0]).toMatchObject({ kind: "recorded" });
+  });
+
   it("rejections carry the İYS code and write nothing", () => {
     const { outcomes } = ledger.apply([action({ consentDate: clock.now().getTime() + 60_000 })]);
     expect(outcomes[0]).toMatchObject({ kind: "rejected", code: "H162" });
