@@ -437,6 +437,28 @@ describe("movements the hub does not report to İYS", () => {
     expect((await row()).cells).toEqual(["UNREP", "brand has no iysCode/brandCode", "0", "0", "—", "0"]);
   });
 
+  it("past the events a page view reads, the oldest due are the ones counted: the earliest deadline stays right and the counts say ≥", async () => {
+    const created = await app.request("/api/v1/brands", authed({ code: "CAPPED", name: "Capped", shortNames: ["CAPPED"], numbers: [] }));
+    expect(created.status, await created.clone().text()).toBe(201);
+    const brandId = (db().prepare("SELECT id FROM brands WHERE code = 'CAPPED'").get() as { id: number }).id;
+    const apply = (recipient: string, status: "ONAY" | "RET") => {
+      const r = statementToAction({ brandId, recipient, recipientType: "BIREYSEL", type: "MESAJ", status, source: "HS_WEB", consentDate: formatIysDate(clock.now()), origin: "api" });
+      if (!r.ok) throw new Error(r.code);
+      expect(runtime.deps.ledger.apply([r.action]).outcomes[0]!.kind).toBe("recorded");
+    };
+    clock.set(new Date("2027-02-24T07:00:00Z")); // Wednesday: due by the end of Monday 1 March
+    apply("+905302220001", "ONAY");
+    clock.advance(1000);
+    apply("+905302220001", "RET");
+    clock.set(new Date("2027-03-01T07:00:00Z")); // Monday: 6 consents this morning
+    for (let i = 2; i < 8; i++) apply(`+90530222000${i}`, "ONAY");
+    const d = { db: runtime.deps.db, calendar: runtime.deps.calendar, now: clock.now().getTime() + 60_000, iysConfigured: true };
+    const all = unreportedMovements(d).find((r) => r.brand === "CAPPED");
+    expect(all).toMatchObject({ refusalsDue: 1, consentsDue: 7, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: false });
+    const capped = unreportedMovements(d, 4).find((r) => r.brand === "CAPPED");
+    expect(capped).toMatchObject({ refusalsDue: 1, consentsDue: 3, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: true });
+  });
+
   it("without the İYS API every brand is listed, naming IYS_API_BASE_URL; with its codes and the API, none", async () => {
     const d = { db: runtime.deps.db, calendar: runtime.deps.calendar, now: new Date("2026-11-23T12:00:00Z").getTime() };
     const off = unreportedMovements({ ...d, iysConfigured: false });

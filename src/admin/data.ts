@@ -60,8 +60,8 @@ export function iysPullStates(db: Db, now: number): PullRow[] {
  * A brand whose movements the hub does not report to İYS (the İYS API is not configured, or the
  * brand lacks its İYS codes): its report rows end `skipped`, so they are not among the deadlines,
  * yet İYS must have them within 3 business days by other means (İYS's panel or bulk upload).
- * Counted from the ledger over the last UNREPORTED_DAYS: movements whose deadline has not passed
- * (RET and ONAY) with the earliest deadline, and the refusals past it.
+ * Counted from the ledger: movements whose deadline has not passed (RET and ONAY) with the
+ * earliest deadline, and the refusals of the last UNREPORTED_DAYS past it.
  */
 export interface UnreportedRow {
   brand: string;
@@ -71,52 +71,69 @@ export interface UnreportedRow {
   /** The earliest deadline among the movements due; null when none is due or a year is missing from the holiday table. */
   nextDeadline: number | null;
   refusalsPast: number;
-  /** More movements than were counted (UNREPORTED_MAX_ROWS): the counts are lower bounds. */
+  /** More events than were read (UNREPORTED_SCAN_MAX a scan): the counts are lower bounds. */
   capped: boolean;
 }
 
-/** How far back unreported movements are counted: wider than any 3 business days (a 9-day bayram included). */
+/** How far back refusals past their deadline are counted. */
 export const UNREPORTED_DAYS = 14;
-/** At most this many of those movements are read per page view. */
-const UNREPORTED_MAX_ROWS = 200_000;
+/** At most this many ledger events are read by each of the two scans of a page view (due, past). */
+export const UNREPORTED_SCAN_MAX = 100_000;
 const ISTANBUL_OFFSET = 3 * 3_600_000;
 
-export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; now: number; iysConfigured: boolean }): UnreportedRow[] {
+/** The start of the oldest Istanbul day whose movements' 3-business-day deadline has not passed. */
+function dueSince(calendar: BusinessCalendar, now: number): number {
+  let day = Math.floor((now + ISTANBUL_OFFSET) / DAY);
+  for (let k = 0; k < UNREPORTED_DAYS; k++) {
+    try {
+      if (calendar.deadline(new Date((day - 1) * DAY - ISTANBUL_OFFSET), 3).getTime() < now) break;
+    } catch {
+      break; // a year missing from the holiday table
+    }
+    day--;
+  }
+  return day * DAY - ISTANBUL_OFFSET;
+}
+
+export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; now: number; iysConfigured: boolean }, scanMax = UNREPORTED_SCAN_MAX): UnreportedRow[] {
+  if (!Number.isInteger(scanMax) || scanMax < 1) throw new RangeError("scanMax must be a positive integer");
   const db = deps.db.$client;
   const brands = db
-    .prepare(`SELECT id, code, iys_code IS NOT NULL AND brand_code IS NOT NULL AS hasCodes FROM brands WHERE ? = 0 OR iys_code IS NULL OR brand_code IS NULL ORDER BY code`)
-    .all(deps.iysConfigured ? 1 : 0) as { id: number; code: string; hasCodes: number }[];
+    .prepare(`SELECT id, code FROM brands WHERE ? = 0 OR iys_code IS NULL OR brand_code IS NULL ORDER BY code`)
+    .all(deps.iysConfigured ? 1 : 0) as { id: number; code: string }[];
   if (brands.length === 0) return [];
-  // Newest first, so a cap leaves out the oldest (past their deadline anyway); grouped by the
-  // Istanbul day the deadline runs from (the deadline depends on the day only). `+e.brand_id` keeps
-  // SQLite on the received_at range: through the brand's index it read every event the brand has.
-  const groups = db
+  const ids = JSON.stringify(brands.map((b) => b.id));
+  const since = dueSince(deps.calendar, deps.now);
+  // Two scans of the received_at index, each at most UNREPORTED_SCAN_MAX events (the filters need
+  // each event's row, and better-sqlite3 holds the web process meanwhile): since the oldest day
+  // still due, oldest first, so a cap leaves out the newest (the least urgent); and the refusals
+  // received before it (all past their deadline). A movement is due from the earlier of its
+  // consentDate and its arrival, by Istanbul day (the deadline depends on the day only).
+  const reported = `effect = 'movement' AND origin NOT IN ('iys', 'registered') AND brand_id IN (SELECT value FROM json_each(@ids))`;
+  const due = db
     .prepare(
-      `SELECT brandId, status, CAST((startsAt + ${ISTANBUL_OFFSET}) / 86400000 AS INTEGER) AS day, min(startsAt) AS startsAt, count(*) AS n FROM (
-         SELECT e.brand_id AS brandId, e.status, min(e.received_at, COALESCE(e.consent_date, e.received_at)) AS startsAt
-           FROM consent_events e
-          WHERE e.received_at >= ? AND e.effect = 'movement' AND e.origin NOT IN ('iys', 'registered')
-            AND +e.brand_id IN (SELECT value FROM json_each(?))
-          ORDER BY e.received_at DESC LIMIT ${UNREPORTED_MAX_ROWS + 1})
-       GROUP BY brandId, status, day`,
+      `SELECT brand_id AS brandId, status, CAST((startsAt + ${ISTANBUL_OFFSET}) / ${DAY} AS INTEGER) AS day, min(startsAt) AS startsAt, count(*) AS n FROM (
+         SELECT brand_id, status, effect, origin, min(received_at, COALESCE(consent_date, received_at)) AS startsAt FROM consent_events
+          WHERE received_at >= @since ORDER BY received_at LIMIT ${scanMax})
+       WHERE ${reported} GROUP BY brandId, status, day`,
     )
-    .all(deps.now - UNREPORTED_DAYS * DAY, JSON.stringify(brands.map((b) => b.id))) as { brandId: number; status: string; startsAt: number; n: number }[];
-  const total = groups.reduce((a, g) => a + g.n, 0);
-  const rows = new Map(
-    brands.map((b) => [
-      b.id,
-      {
-        brand: b.code,
-        reason: deps.iysConfigured ? "brand has no iysCode/brandCode" : "İYS API not configured (IYS_API_BASE_URL)",
-        refusalsDue: 0,
-        consentsDue: 0,
-        nextDeadline: null as number | null,
-        refusalsPast: 0,
-        capped: total > UNREPORTED_MAX_ROWS,
-      },
-    ]),
-  );
-  for (const g of groups) {
+    .all({ since, ids }) as { brandId: number; status: string; startsAt: number; n: number }[];
+  const past = db
+    .prepare(
+      `SELECT brand_id AS brandId, count(*) AS n FROM (
+         SELECT brand_id, status, effect, origin FROM consent_events
+          WHERE received_at >= @from AND received_at < @since ORDER BY received_at DESC LIMIT ${scanMax})
+       WHERE status = 'RET' AND ${reported} GROUP BY brandId`,
+    )
+    .all({ from: deps.now - UNREPORTED_DAYS * DAY, since, ids }) as { brandId: number; n: number }[];
+  // Whether either scan stopped at its cap (index only: no event row is read).
+  const scanned = (from: number, to: number) =>
+    (db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM consent_events WHERE received_at >= ? AND received_at < ? LIMIT ${scanMax})`).get(from, to) as { n: number }).n;
+  const capped = scanned(since, Number.MAX_SAFE_INTEGER) >= scanMax || scanned(deps.now - UNREPORTED_DAYS * DAY, since) >= scanMax;
+  const reason = deps.iysConfigured ? "brand has no iysCode/brandCode" : "İYS API not configured (IYS_API_BASE_URL)";
+  const rows = new Map(brands.map((b) => [b.id, { brand: b.code, reason, refusalsDue: 0, consentsDue: 0, nextDeadline: null as number | null, refusalsPast: 0, capped }]));
+  for (const p of past) rows.get(p.brandId)!.refusalsPast += p.n;
+  for (const g of due) {
     const row = rows.get(g.brandId)!;
     let deadline: number | null = null;
     try {

@@ -168,7 +168,7 @@ export function DashboardPage(props: { d: Dashboard }) {
           <section id="unreported" class="wide">
             <h2>
               <T
-                en="Not reported to İYS by the hub: these brands' movements must reach İYS within 3 business days by other means (İYS's panel or bulk upload; hub export --brand CODE --events --from … --to … lists them)"
+                en="Not reported to İYS by the hub: these brands' movements must reach İYS within 3 business days by other means (İYS's panel or bulk upload)"
                 tr="Hub'ın İYS'ye bildirmediği hareketler: 3 iş günü içinde İYS'ye başka yoldan iletilmeli"
               />
             </h2>
