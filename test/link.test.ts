@@ -516,7 +516,12 @@ describe("POST records the RET", () => {
     await waitFor(() => events().length === 1);
     const write = (minutesAgo: number) =>
       app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: address, type: "EPOSTA", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - minutesAgo * 60_000)) }));
-    expect((await write(30)).status).toBe(201);
+    const backDated = await write(30);
+    expect(backDated.status).toBe(201);
+    const answer = (await backDated.json()) as { event: { status: string }; consent: { status: string }; iys: { note?: string } };
+    expect(answer.event.status).toBe("ONAY");
+    expect(answer.consent.status).toBe("RET");
+    expect(answer.iys.note).toMatch(/refusal dated after this consent stands/);
     const allowed = async () =>
       ((await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "EPOSTA", recipients: [address] }))).json()) as { allowed: string[] }).allowed;
     expect(await allowed()).toEqual([]);

@@ -202,6 +202,11 @@ export async function recordConsent(
                 note: "RET for an address without consent: kept as a suppression, not an İYS movement; where the brand reports to İYS, İYS is asked whether it holds an older consent, and if so the refusal is reported over it",
               }
           : {}),
+        // The recipient refused on the hub's channels after this consent's date under the address's
+        // other record (Ledger refusalsOverConsents), or has refused since: the refusal stands.
+        ...(event.status === "ONAY" && state?.status === "RET"
+          ? { note: "a refusal dated after this consent stands over it (the recipient's refusal on an SMS, call or link, also under the address's other recipient type): consent.status is RET" }
+          : {}),
       },
     },
   };
