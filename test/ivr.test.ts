@@ -225,6 +225,25 @@ describe("IVR menu by keypad", () => {
     expect(eventsOf(from).slice(2)).toEqual([event("MIGROS", "ARAMA", "RET", "movement"), event("MIGROS", "MESAJ", "RET", "movement")]);
   });
 
+  it("a number detached from the brand mid-call still takes the caller's refusal; a new call is told the line is not in service", async () => {
+    const line = "0850 444 00 00";
+    const created = await app.request("/api/v1/brands", authed({ code: "DETV", name: "Detv", shortNames: ["DETV"], numbers: [{ number: line, provider: "twilio", channels: ["voice"] }] }));
+    expect(created.status, await created.clone().text()).toBe(201);
+    const from = newCaller();
+    const call = new Call(from, "+908504440000");
+    expect(stepOf(await call.start())).toBe("menu");
+    expect(stepOf(await call.press("2"))).toBe("confirm");
+    const detached = await app.request("/api/v1/brands/DETV", authed({ removeNumbers: [line] }, "PATCH"));
+    expect(detached.status, await detached.clone().text()).toBe(200);
+    const final = await call.press("1");
+    expect(text(final)).toContain("Talebiniz kaydedildi");
+    expect(eventsOf(from)).toEqual([event("DETV", "MESAJ", "RET", "suppression")]);
+    const next = new Call(newCaller(), "+908504440000");
+    const a = await next.start();
+    expect(isHangup(a)).toBe(true);
+    expect(text(a)).toContain("hizmet vermiyor");
+  });
+
   it("the same choice again (İYS H174) is confirmed as already in effect, with no new event", async () => {
     const from = newCaller();
     await callAndChoose(from, (c) => c.press("4"));

@@ -70,13 +70,21 @@ export function createIvrRoutes(deps: AppDeps) {
     return params;
   }
 
-  /** The brands the called number serves over voice (none: an unknown or SMS-only number). */
-  function brandsCalled(params: Params): { numberId: number; brands: Brand[] } | null {
+  /**
+   * The brands the called number serves over voice (none: an unknown or SMS-only number). A call
+   * past its brand choice (`state.brand`) goes on with that brand should the number stop serving it
+   * meanwhile (its numbers changed mid-call): the sealed call state says the number served it when
+   * the call began, and a caller's refusal must not be lost to an operator's change.
+   */
+  function brandsCalled(params: Params, state?: CallState): { numberId: number | null; brands: Brand[] } | null {
     const value = normalizeServiceNumber(required(params, "To"));
     const number = value ? numberByValue(deps.db, value) : null;
-    if (!number || number.provider !== "twilio" || !number.channels.includes("voice")) return null;
-    const brands = brandsOfNumber(deps.db, number.id, "voice");
-    return brands.length ? { numberId: number.id, brands } : null;
+    const serving = number && number.provider === "twilio" && number.channels.includes("voice") ? brandsOfNumber(deps.db, number.id, "voice") : [];
+    if (state?.brand !== undefined && !serving.some((b) => b.id === state.brand)) {
+      const brand = brandById(deps.db, state.brand);
+      if (brand) return { numberId: number?.id ?? null, brands: [...serving, brand] };
+    }
+    return number && serving.length ? { numberId: number.id, brands: serving } : null;
   }
 
   const options = (brands: Brand[]): BrandOption[] =>
@@ -104,7 +112,7 @@ export function createIvrRoutes(deps: AppDeps) {
   }
 
   /** Durable receipt, the apply job, a short wait for the ledger commit, then what was recorded. */
-  async function finish(callSid: string, state: CallState, numberId: number, to: string, recipient: string, brand: Brand): Promise<string> {
+  async function finish(callSid: string, state: CallState, numberId: number | null, to: string, recipient: string, brand: Brand): Promise<string> {
     const { types, status } = choiceActions(state.choice!);
     const payload: VoicePayload = { brandId: brand.id, choice: state.choice!, types, status, keyed: state.keyed !== undefined, lang: state.lang };
     const rec = await writer.record(
@@ -179,7 +187,7 @@ export function createIvrRoutes(deps: AppDeps) {
       const state = opened.state;
       if (state.step !== step) throw new ApiError("forbidden", "the call state token is for another step");
 
-      const called = brandsCalled(params);
+      const called = brandsCalled(params, state);
       if (!called) return twiml(c, prompts.unavailablePrompt());
       const { brands } = called;
       const caller = callerNumber(params);
