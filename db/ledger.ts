@@ -327,6 +327,16 @@ export class Ledger {
     return this.tx.immediate(actions, opts);
   }
 
+  /**
+   * As apply, inside a transaction the caller holds (no savepoint of its own: a savepoint's
+   * sub-journal goes to a temp file, which was half of an SMS receipt's apply time). Should it
+   * throw, what it wrote is undone only with the caller's transaction.
+   */
+  applyWithin(actions: ConsentAction[], opts: ApplyOptions = {}): ApplyResult {
+    if (!this.db.$client.inTransaction) throw new Error("applyWithin needs an open transaction");
+    return this.applyInTransaction(actions, opts);
+  }
+
   private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
 
   private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions): ApplyResult {

@@ -61,28 +61,40 @@ export function withTacirRefusals(db: Db, actions: ConsentAction[]): ConsentActi
 }
 
 /**
- * Applies durable receipts to the ledger, each in its own savepoint within one commit for the
- * batch; a receipt already applied (by an earlier run or a racing job) is left as it is. One that
- * throws (a bug, a year missing from the holiday table) is rolled back alone and left `received`
- * for the next try — its neighbours are applied — and the job then fails naming it (BullMQ retries,
- * the sweeper after). Outbox rows of the whole batch are enqueued together at the end.
+ * Applies durable receipts to the ledger in one commit for the batch; a receipt already applied (by
+ * an earlier run or a racing job) is left as it is. The batch is first applied without savepoints
+ * (each one's sub-journal is written to a temp file: half of an SMS receipt's apply time). Should a
+ * receipt throw (a bug, a year missing from the holiday table), that is rolled back whole and the
+ * batch applied again with each receipt in its own savepoint: the one that throws is rolled back
+ * alone and left `received` for the next try — its neighbours are applied — and the job then fails
+ * naming it (BullMQ retries, the sweeper after). Outbox rows of the whole batch are enqueued
+ * together at the end.
  */
 export async function run({ payload, deps }: { payload: { receiptIds: number[] }; deps: ConsentApplyDeps }): Promise<string> {
   const select = stmt(deps.db, RECEIPT_SELECT);
   const outbox: OutboxRef[] = [];
   const counts: Record<string, number> = {};
   const failures: { receiptId: number; error: string }[] = [];
-  const applyOne = deps.db.$client.transaction((receipt: ReceiptRow) => {
+  /** One receipt, inside the transaction the caller holds. */
+  const applyReceipt = (receipt: ReceiptRow) => {
     const interpret = deps.interpreters[receipt.channel];
     if (!interpret) throw new UnrecoverableError(`no interpreter for channel ${receipt.channel}`);
     const plan = interpret(receipt);
-    const result = deps.ledger.apply(withTacirRefusals(deps.db, plan.actions), {
+    const result = deps.ledger.applyWithin(withTacirRefusals(deps.db, plan.actions), {
       outbox: plan.outbox,
       receipt: { id: receipt.id, status: plan.status, result: plan.result },
     });
     return { outbox: result.outbox, status: result.alreadyApplied ? "already applied" : plan.status };
-  });
-  deps.db.$client.transaction(() => applyAll()).immediate();
+  };
+  const inSavepoint = deps.db.$client.transaction(applyReceipt);
+  try {
+    deps.db.$client.transaction(() => applyAll(applyReceipt, false)).immediate();
+  } catch (err) {
+    if (err instanceof UnrecoverableError) throw err;
+    outbox.length = 0;
+    for (const k of Object.keys(counts)) delete counts[k];
+    deps.db.$client.transaction(() => applyAll(inSavepoint, true)).immediate();
+  }
   await deps.enqueueOutbox(outbox);
   // Each left `received`, to be tried again.
   if (failures.length > 0) {
@@ -90,7 +102,7 @@ export async function run({ payload, deps }: { payload: { receiptIds: number[] }
   }
   return Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(", ");
 
-  function applyAll() {
+  function applyAll(applyOne: (r: ReceiptRow) => { outbox: OutboxRef[]; status: string }, alone: boolean) {
     for (const receiptId of payload.receiptIds) {
       const receipt = select.get(receiptId) as ReceiptRow | undefined;
       let status: string;
@@ -98,11 +110,11 @@ export async function run({ payload, deps }: { payload: { receiptIds: number[] }
       else if (receipt.status !== "received") status = `already ${receipt.status}`;
       else {
         try {
-          const applied = applyOne(receipt); // a savepoint: rolled back alone if it throws
+          const applied = applyOne(receipt); // alone: a savepoint, rolled back alone if it throws
           outbox.push(...applied.outbox);
           status = applied.status;
         } catch (err) {
-          if (err instanceof UnrecoverableError) throw err;
+          if (err instanceof UnrecoverableError || !alone) throw err;
           failures.push({ receiptId, error: err instanceof Error ? err.message : String(err) });
           status = "not applied";
         }

@@ -7,6 +7,8 @@ import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
 import { iysFollowPlanner } from "../src/iys-reports";
+import { run as applyReceipts, type ReceiptRow } from "../jobs/consent-apply.handler";
+import { recordReceipt } from "../src/receipts";
 import { TestClock, tempDir } from "./helpers";
 
 const tmp = tempDir();
@@ -241,6 +243,49 @@ describe("ledger", () => {
     const { outcomes } = ledger.apply([action({ consentDate: clock.now().getTime() + 60_000 })]);
     expect(outcomes[0]).toMatchObject({ kind: "rejected", code: "H162" });
     expect(count("consent_events")).toBe(0);
+  });
+});
+
+describe("applying receipts", () => {
+  it("a receipt that throws is rolled back alone: its neighbours in the batch are applied once, it stays received, the job fails naming it", async () => {
+    const now = clock.now().getTime();
+    const ids = ["ok-1", "bad", "ok-2"].map((ref, i) =>
+      recordReceipt(db, { channel: "link", provider: "test", providerRef: ref, fromAddress: `+90532000000${i}`, payload: {} }, now).id,
+    );
+    const outboxSeen: number[] = [];
+    const deps = {
+      db,
+      ledger,
+      enqueueOutbox: async (rows: { id: number }[]) => void outboxSeen.push(...rows.map((r) => r.id)),
+      interpreters: {
+        link: (r: ReceiptRow) => {
+          if (r.providerRef === "bad") throw new Error("no holiday table for 2031");
+          return { actions: [action({ recipient: r.fromAddress!, status: "RET", origin: "link", idempotencyKey: `test:${r.id}` })], status: "applied" as const };
+        },
+      },
+    };
+    await expect(applyReceipts({ payload: { receiptIds: ids }, deps })).rejects.toThrow(/1 receipt\(s\) could not be applied: #\d+: no holiday table for 2031/);
+    const statuses = db.$client.prepare("SELECT provider_ref AS ref, status FROM receipts ORDER BY id").all();
+    expect(statuses).toEqual([{ ref: "ok-1", status: "applied" }, { ref: "bad", status: "received" }, { ref: "ok-2", status: "applied" }]);
+    expect(count("consent_events")).toBe(2);
+    // The outbox rows enqueued are the applied receipts' and exist (nothing from the rolled-back first try).
+    expect(outboxSeen.length).toBe(count("outbox"));
+    // Run again: the good ones are left as they are.
+    await expect(applyReceipts({ payload: { receiptIds: ids }, deps })).rejects.toThrow(/1 receipt/);
+    expect(count("consent_events")).toBe(2);
+  });
+
+  it("a batch of receipts without failures is applied in one go, each once", async () => {
+    const now = clock.now().getTime();
+    const ids = Array.from({ length: 50 }, (_, i) => recordReceipt(db, { channel: "link", provider: "test", providerRef: `r${i}`, fromAddress: `+9053200010${String(i).padStart(2, "0")}`, payload: {} }, now).id);
+    const deps = {
+      db,
+      ledger,
+      enqueueOutbox: async () => {},
+      interpreters: { link: (r: ReceiptRow) => ({ actions: [action({ recipient: r.fromAddress!, status: "RET", origin: "link", idempotencyKey: `test:${r.id}` })], status: "applied" as const }) },
+    };
+    expect(await applyReceipts({ payload: { receiptIds: [...ids, ...ids.slice(0, 5)] }, deps })).toBe("applied: 50, already applied: 5");
+    expect(count("consent_events")).toBe(50);
   });
 });
 
