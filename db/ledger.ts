@@ -109,8 +109,11 @@ export interface OutboxRef {
 export interface ApplyOptions {
   /** Marks the receipt the actions came from, in the same transaction. */
   receipt?: { id: number; status: ReceiptStatus; result?: Record<string, unknown> };
-  /** Outbox rows of this call (confirmations), computed from the outcomes inside the transaction. */
-  outbox?: (outcomes: ActionOutcome[]) => OutboxInput[];
+  /**
+   * Outbox rows of this call (confirmations, an import's İYS lists), computed inside the transaction
+   * from the outcomes and from those of the refusals the ledger carried over (refusalsOverConsents).
+   */
+  outbox?: (outcomes: ActionOutcome[], derived: ActionOutcome[]) => OutboxInput[];
 }
 
 export interface ApplyResult {
@@ -230,7 +233,7 @@ export class Ledger {
       // Through the (brand_id, recipient) index: an address has few events.
       channelRefusal: c.prepare(
         `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = 'RET'
-          AND origin IN ('sms', 'ivr', 'link') AND consent_date > ? ORDER BY consent_date, id LIMIT 1`,
+          AND origin IN ('sms', 'ivr', 'link') AND consent_date >= ? ORDER BY consent_date, id LIMIT 1`,
       ),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
       byContent: c.prepare(
@@ -275,19 +278,23 @@ export class Ledger {
    * time. A consent of the other type recorded later but dated before the refusal (a registered
    * base loaded after the channels ran, a back-dated import or API write) gets the same refusal
    * here, as it would have had it been there first: the first channel refusal of the other type
-   * dated after the record's consent as the batch left it (a file may hold the record's history),
-   * with its date, source, origin and receipt, its key the refusal's with the recipient type.
+   * dated at or after the record's consent as the call left it (a file may hold the record's
+   * history), with its date (a second after the consent's when in the same second), source, origin
+   * and receipt, its key the refusal's with the recipient type. Not for an undated consent (a
+   * TACIR first record: whether it came before the refusal cannot be told).
    * Not for İYS's own records (a later page of the pull may list İYS's own refusal), nor for
    * consents given on the channels themselves (dated when given); a consent dated after the
    * refusal is a new consent and stands.
    */
-  private refusalsOverConsents(consents: Iterable<ConsentAction>): ConsentAction[] {
+  private refusalsOverConsents(consents: Iterable<{ a: ConsentAction; consentDate: number | null }>): ConsentAction[] {
     const out: ConsentAction[] = [];
-    for (const a of consents) {
-      const now = this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type);
-      if (!now || now.status !== "ONAY") continue;
+    for (const { a, consentDate } of consents) {
+      // Undated (a TACIR first record): whether it came before the refusal cannot be told.
+      if (consentDate === null) continue;
       const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
-      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, now.consentDate ?? Number.MIN_SAFE_INTEGER);
+      // A channel refusal always leaves a state row: without one (the usual new key) nothing to look for.
+      if (!this.s.state.get(a.brandId, a.recipient, otherType, a.type)) continue;
+      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, consentDate);
       if (!refusal) continue;
       out.push({
         brandId: a.brandId,
@@ -302,6 +309,8 @@ export class Ledger {
         origin: refusal.origin,
         receiptId: refusal.receiptId,
         idempotencyKey: refusal.idempotencyKey ? `${refusal.idempotencyKey}:${a.recipientType}` : null,
+        // Made in the consent's second, it is dated one second after it, as on the channel itself.
+        datedOnReceipt: true,
       });
     }
     return out;
@@ -354,7 +363,9 @@ export class Ledger {
     // The actions asked for; then, for the consents they recorded, the channel refusals of the
     // other recipient type dated after them (refusalsOverConsents). Outcomes are of the actions asked for.
     const queue: { a: ConsentAction; derived: boolean }[] = actions.map((a) => ({ a, derived: false }));
-    const consents = new Map<string, ConsentAction>();
+    // Keys whose last recorded event of the call is a consent, with its date.
+    const consents = new Map<string, { a: ConsentAction; consentDate: number | null }>();
+    const derivedOutcomes: ActionOutcome[] = [];
     let derivedPlanned = false;
     for (let q = 0; ; q++) {
       if (q === queue.length) {
@@ -364,7 +375,7 @@ export class Ledger {
         if (q === queue.length) break;
       }
       const { a, derived } = queue[q]!;
-      const outcomes: ActionOutcome[] = derived ? [] : results;
+      const outcomes: ActionOutcome[] = derived ? derivedOutcomes : results;
       if (a.idempotencyKey) {
         const existing = this.s.byKey.get(a.idempotencyKey);
         if (existing) {
@@ -480,13 +491,15 @@ export class Ledger {
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
-      if (!derived && event.status === "ONAY" && writer !== "iys" && !CHANNEL_ORIGINS.has(origin)) {
-        consents.set(`${event.brandId}\0${event.recipient}\0${event.recipientType}\0${event.type}`, a);
+      if (!derivedPlanned) {
+        const key = `${event.brandId}\0${event.recipient}\0${event.recipientType}\0${event.type}`;
+        if (event.status === "ONAY" && writer !== "iys" && !CHANNEL_ORIGINS.has(origin)) consents.set(key, { a, consentDate: event.consentDate });
+        else consents.delete(key);
       }
     }
     const outcomes = results;
 
-    if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes));
+    if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes, derivedOutcomes));
     let outbox: OutboxRef[] = [];
     const values = outboxInputs.map((o) => [
       o.kind,

@@ -318,7 +318,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   const flush = async () => {
     if (actions.length) {
-      const { outcomes, outbox } = deps.ledger.apply(actions, { outbox: (o) => iysBatchPlanner(o) });
+      const { outcomes, outbox } = deps.ledger.apply(actions, { outbox: (o, derived) => iysBatchPlanner(o, undefined, derived) });
       outcomes.forEach((o, i) => {
         if (o.kind === "recorded") counts.recorded++;
         else if (o.kind === "duplicate") counts.unchanged++;

@@ -44,14 +44,16 @@ export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
  * The İYS reports of one import transaction: its reportable movements in `iys_batch` rows of up to
  * IYS_BATCH_MAX (İYS's asynchronous multiple write), in ledger order. İYS asks that a list not hold
  * one address twice and that several movements of one address go through the single write; so an
- * address with more than one movement in the transaction has them all reported singly.
+ * address with more than one movement in the transaction has them all reported singly — counting
+ * the refusals the ledger carried over to the import's consents (`derived`: reported singly by
+ * iysReportPlanner already, as channel refusals).
  */
-export function iysBatchPlanner(outcomes: ActionOutcome[], max = IYS_BATCH_MAX): OutboxInput[] {
+export function iysBatchPlanner(outcomes: ActionOutcome[], max = IYS_BATCH_MAX, derived: ActionOutcome[] = []): OutboxInput[] {
   const events: LedgerEvent[] = [];
   const seen = new Map<string, number>();
-  for (const o of outcomes) {
+  for (const [o, own] of [...outcomes.map((o) => [o, true] as const), ...derived.map((o) => [o, false] as const)]) {
     if (o.kind !== "recorded" || !reportsToIys(o.event)) continue;
-    events.push(o.event);
+    if (own) events.push(o.event);
     seen.set(o.event.recipient, (seen.get(o.event.recipient) ?? 0) + 1);
   }
   const rows: OutboxInput[] = [];

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { unreportedMovements } from "../src/admin/data";
+import { BusinessCalendar } from "../src/domain/calendar";
 import { createQueueBoard } from "../src/admin/queues";
 import { SESSION_COOKIE, SessionTokens } from "../src/admin/session";
 import { createApp, type App } from "../src/app";
@@ -457,6 +458,12 @@ describe("movements the hub does not report to İYS", () => {
     expect(all).toMatchObject({ refusalsDue: 1, consentsDue: 7, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: false });
     const capped = unreportedMovements(d, 4).find((r) => r.brand === "CAPPED");
     expect(capped).toMatchObject({ refusalsDue: 1, consentsDue: 3, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: true });
+    // Exactly as many events as are read: nothing left out.
+    expect(unreportedMovements(d, 8).find((r) => r.brand === "CAPPED")).toMatchObject({ consentsDue: 7, capped: false });
+    // Past the end of the holiday table (no 2027 here) the deadlines are unknown: every movement of
+    // the last 14 days is counted as due, none dropped.
+    const shortTable = new BusinessCalendar({ fixed: [], years: { "2026": { ramazanArife: "2026-03-19", ramazan: ["2026-03-20"], kurbanArife: "2026-05-26", kurban: ["2026-05-27"] } } } as never);
+    expect(unreportedMovements({ ...d, calendar: shortTable }).find((r) => r.brand === "CAPPED")).toMatchObject({ refusalsDue: 1, consentsDue: 7, nextDeadline: null });
   });
 
   it("without the İYS API every brand is listed, naming IYS_API_BASE_URL; with its codes and the API, none", async () => {

@@ -230,6 +230,17 @@ describe("consents", () => {
     expect((await again.json()).event).toEqual((await first.json()).event);
   });
 
+  it("a re-submitted consent the provider has since refused itself answers with the RET state and no note blaming the recipient", async () => {
+    const body = { brand: "MIGROS", recipient: "+905321112266", type: "ARAMA", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: minutesAgo(20) };
+    expect((await app.request("/api/v1/consents", authed(body))).status).toBe(201);
+    expect((await app.request("/api/v1/consents", authed({ ...body, status: "RET", source: "HS_WEB", consentDate: minutesAgo(10) }))).status).toBe(201);
+    const again = await app.request("/api/v1/consents", authed(body));
+    expect(again.status).toBe(200);
+    const answer = (await again.json()) as { consent: { status: string }; iys: { note?: string } };
+    expect(answer.consent.status).toBe("RET");
+    expect(answer.iys.note).toBeUndefined();
+  });
+
   it("a rule violation is a 422 whose error code is the İYS code", async () => {
     const future = formatIysDate(new Date(Date.now() + 3_600_000));
     const res = await app.request(

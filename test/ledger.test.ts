@@ -6,7 +6,7 @@ import { eventHash, GENESIS_HASH, Ledger, type ConsentAction } from "../db/ledge
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
-import { iysFollowPlanner } from "../src/iys-reports";
+import { iysBatchPlanner, iysFollowPlanner } from "../src/iys-reports";
 import { run as applyReceipts, type ReceiptRow } from "../jobs/consent-apply.handler";
 import { recordReceipt } from "../src/receipts";
 import { TestClock, tempDir } from "./helpers";
@@ -228,6 +228,31 @@ describe("ledger", () => {
     expect(ret.outcomes[0]).toMatchObject({ kind: "recorded", event: { consentDate: at + 1000 } });
     ledger.apply([action({ recipientType: "TACIR", consentDate: at - 60_000 })]);
     expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: at + 1000 });
+  });
+
+  it("a consent dated in the refusal's own second is refused, the refusal dated a second after it; an undated TACIR consent is not", () => {
+    const refusedAt = Math.floor((clock.now().getTime() - 600_000) / 1000) * 1000;
+    ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM6:MESAJ" })]);
+    ledger.apply([action({ recipientType: "TACIR", consentDate: refusedAt })]);
+    expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: refusedAt + 1000 });
+    ledger.apply([action({ recipient: "+905321230000", status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM7:MESAJ" })]);
+    ledger.apply([action({ recipient: "+905321230000", recipientType: "TACIR", source: null, consentDate: null })]);
+    expect(ledger.state(brandId, "+905321230000", "TACIR", "MESAJ")).toMatchObject({ status: "ONAY", consentDate: null });
+  });
+
+  it("an imported consent that gets a refusal is reported singly, not in a list (İYS: an address's several movements go singly)", () => {
+    const refusedAt = clock.now().getTime() - 600_000;
+    ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM8:MESAJ" })]);
+    const imported = ledger.apply(
+      [action({ recipientType: "TACIR", origin: "import", consentDate: refusedAt - 60_000, dedupe: "content" }), action({ recipient: "+905321239999", origin: "import", consentDate: refusedAt - 60_000, dedupe: "content" })],
+      { outbox: (o, derived) => iysBatchPlanner(o, undefined, derived) },
+    );
+    const rows = db.$client.prepare("SELECT o.kind, e.recipient, e.recipient_type AS t, e.status FROM outbox o JOIN consent_events e ON e.id = o.event_id WHERE o.id IN (SELECT value FROM json_each(?)) ORDER BY o.id").all(JSON.stringify(imported.outbox.map((r) => r.id)));
+    expect(rows).toEqual([
+      { kind: "iys_report", recipient: "+905321234567", t: "TACIR", status: "RET" },
+      { kind: "iys_report", recipient: "+905321234567", t: "TACIR", status: "ONAY" },
+      { kind: "iys_batch", recipient: "+905321239999", t: "BIREYSEL", status: "ONAY" },
+    ]);
   });
 
   it("İYS's own records are not refused over: a later page of the pull may list İYS's own refusal", () => {

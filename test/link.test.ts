@@ -521,7 +521,7 @@ describe("POST records the RET", () => {
     const answer = (await backDated.json()) as { event: { status: string }; consent: { status: string }; iys: { note?: string } };
     expect(answer.event.status).toBe("ONAY");
     expect(answer.consent.status).toBe("RET");
-    expect(answer.iys.note).toMatch(/refusal dated after this consent stands/);
+    expect(answer.iys.note).toMatch(/the recipient refused on an SMS, call or link after this consent's date/);
     const allowed = async () =>
       ((await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "EPOSTA", recipients: [address] }))).json()) as { allowed: string[] }).allowed;
     expect(await allowed()).toEqual([]);

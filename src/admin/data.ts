@@ -68,7 +68,11 @@ export interface UnreportedRow {
   reason: string;
   refusalsDue: number;
   consentsDue: number;
-  /** The earliest deadline among the movements due; null when none is due or a year is missing from the holiday table. */
+  /**
+   * The earliest deadline among the movements due; null when none is due or a year is missing from
+   * the holiday table. When `capped`, of those read: one left out (received later, dated earlier)
+   * may be due sooner.
+   */
   nextDeadline: number | null;
   refusalsPast: number;
   /** More events than were read (UNREPORTED_SCAN_MAX a scan): the counts are lower bounds. */
@@ -88,7 +92,7 @@ function dueSince(calendar: BusinessCalendar, now: number): number {
     try {
       if (calendar.deadline(new Date((day - 1) * DAY - ISTANBUL_OFFSET), 3).getTime() < now) break;
     } catch {
-      break; // a year missing from the holiday table
+      // A year missing from the holiday table: its deadline unknown, counted as due.
     }
     day--;
   }
@@ -106,7 +110,7 @@ export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; 
   const since = dueSince(deps.calendar, deps.now);
   // Two scans of the received_at index, each at most UNREPORTED_SCAN_MAX events (the filters need
   // each event's row, and better-sqlite3 holds the web process meanwhile): since the oldest day
-  // still due, oldest first, so a cap leaves out the newest (the least urgent); and the refusals
+  // still due, oldest received first, so a cap leaves out the newest (mostly the least urgent); and the refusals
   // received before it (all past their deadline). A movement is due from the earlier of its
   // consentDate and its arrival, by Istanbul day (the deadline depends on the day only).
   const reported = `effect = 'movement' AND origin NOT IN ('iys', 'registered') AND brand_id IN (SELECT value FROM json_each(@ids))`;
@@ -126,10 +130,10 @@ export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; 
        WHERE status = 'RET' AND ${reported} GROUP BY brandId`,
     )
     .all({ from: deps.now - UNREPORTED_DAYS * DAY, since, ids }) as { brandId: number; n: number }[];
-  // Whether either scan stopped at its cap (index only: no event row is read).
+  // Whether either scan left events out (index only: no event row is read).
   const scanned = (from: number, to: number) =>
-    (db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM consent_events WHERE received_at >= ? AND received_at < ? LIMIT ${scanMax})`).get(from, to) as { n: number }).n;
-  const capped = scanned(since, Number.MAX_SAFE_INTEGER) >= scanMax || scanned(deps.now - UNREPORTED_DAYS * DAY, since) >= scanMax;
+    (db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM consent_events WHERE received_at >= ? AND received_at < ? LIMIT ${scanMax + 1})`).get(from, to) as { n: number }).n;
+  const capped = scanned(since, Number.MAX_SAFE_INTEGER) > scanMax || scanned(deps.now - UNREPORTED_DAYS * DAY, since) > scanMax;
   const reason = deps.iysConfigured ? "brand has no iysCode/brandCode" : "İYS API not configured (IYS_API_BASE_URL)";
   const rows = new Map(brands.map((b) => [b.id, { brand: b.code, reason, refusalsDue: 0, consentsDue: 0, nextDeadline: null as number | null, refusalsPast: 0, capped }]));
   for (const p of past) rows.get(p.brandId)!.refusalsPast += p.n;

@@ -190,7 +190,7 @@ export function DashboardPage(props: { d: Dashboard }) {
                     <td>{r.reason}</td>
                     <td class="num">{r.capped ? "≥ " : ""}{r.refusalsDue}</td>
                     <td class="num">{r.capped ? "≥ " : ""}{r.consentsDue}</td>
-                    <td>{at(r.nextDeadline)}</td>
+                    <td>{r.capped && r.nextDeadline !== null ? "≤ " : ""}{at(r.nextDeadline)}</td>
                     <td class={r.refusalsPast > 0 ? "num err" : "num"}>{r.capped ? "≥ " : ""}{r.refusalsPast}</td>
                   </tr>
                 ))}

@@ -157,6 +157,9 @@ export function createConsentRoutes(deps: AppDeps) {
  * Applies one stated movement (provider API or partner report) through the rules and the ledger and
  * enqueues its outbox rows; the answer's body, or an ApiError naming what is wrong.
  */
+const refusedOnChannel = (deps: AppDeps, eventId: number) =>
+  ["sms", "ivr", "link"].includes((stmt(deps.db, `SELECT origin FROM consent_events WHERE id = ?`).get(eventId) as { origin: string } | undefined)?.origin ?? "");
+
 export async function recordConsent(
   deps: AppDeps,
   brand: { id: number; code: string },
@@ -202,10 +205,10 @@ export async function recordConsent(
                 note: "RET for an address without consent: kept as a suppression, not an İYS movement; where the brand reports to İYS, İYS is asked whether it holds an older consent, and if so the refusal is reported over it",
               }
           : {}),
-        // The recipient refused on the hub's channels after this consent's date under the address's
-        // other record (Ledger refusalsOverConsents), or has refused since: the refusal stands.
-        ...(event.status === "ONAY" && state?.status === "RET"
-          ? { note: "a refusal dated after this consent stands over it (the recipient's refusal on an SMS, call or link, also under the address's other recipient type): consent.status is RET" }
+        // The recipient refused on the hub's channels after this consent's date (under the address's
+        // other record, carried over by the ledger, or since): the refusal stands.
+        ...(event.status === "ONAY" && state?.status === "RET" && state.eventId > event.id && refusedOnChannel(deps, state.eventId)
+          ? { note: "the recipient refused on an SMS, call or link after this consent's date (under either recipient type): the refusal stands, consent.status is RET" }
           : {}),
       },
     },
