@@ -286,15 +286,23 @@ export class Ledger {
    * consents given on the channels themselves (dated when given); a consent dated after the
    * refusal is a new consent and stands.
    */
-  private refusalsOverConsents(consents: Iterable<{ a: ConsentAction; consentDate: number | null }>): ConsentAction[] {
+  private refusalsOverConsents(consents: ConsentAction[]): ConsentAction[] {
     const out: ConsentAction[] = [];
-    for (const { a, consentDate } of consents) {
-      // Undated (a TACIR first record): whether it came before the refusal cannot be told.
-      if (consentDate === null) continue;
+    const seen = new Set<string>();
+    for (const a of consents) {
       const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
       // A channel refusal always leaves a state row: without one (the usual new key) nothing to look for.
       if (!this.s.state.get(a.brandId, a.recipient, otherType, a.type)) continue;
-      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, consentDate);
+      const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      // The record as the call left it: a consent still, dated (an undated TACIR first record: whether
+      // it came before the refusal cannot be told), and neither İYS's own nor given on a channel.
+      const own = this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type);
+      if (!own || own.status !== "ONAY" || own.consentDate === null) continue;
+      const ownOrigin = this.s.origin.get(own.eventId)?.origin;
+      if (ownOrigin === undefined || ownOrigin === "iys" || CHANNEL_ORIGINS.has(ownOrigin)) continue;
+      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, own.consentDate);
       if (!refusal) continue;
       out.push({
         brandId: a.brandId,
@@ -363,15 +371,15 @@ export class Ledger {
     // The actions asked for; then, for the consents they recorded, the channel refusals of the
     // other recipient type dated after them (refusalsOverConsents). Outcomes are of the actions asked for.
     const queue: { a: ConsentAction; derived: boolean }[] = actions.map((a) => ({ a, derived: false }));
-    // Keys whose last recorded event of the call is a consent, with its date.
-    const consents = new Map<string, { a: ConsentAction; consentDate: number | null }>();
+    // The consents the call recorded (what became of each record is read after the call's actions).
+    const consents: ConsentAction[] = [];
     const derivedOutcomes: ActionOutcome[] = [];
     let derivedPlanned = false;
     for (let q = 0; ; q++) {
       if (q === queue.length) {
-        if (derivedPlanned || consents.size === 0) break;
+        if (derivedPlanned || consents.length === 0) break;
         derivedPlanned = true;
-        for (const d of this.refusalsOverConsents(consents.values())) queue.push({ a: d, derived: true });
+        for (const d of this.refusalsOverConsents(consents)) queue.push({ a: d, derived: true });
         if (q === queue.length) break;
       }
       const { a, derived } = queue[q]!;
@@ -491,11 +499,7 @@ export class Ledger {
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
-      if (!derivedPlanned) {
-        const key = `${event.brandId}\0${event.recipient}\0${event.recipientType}\0${event.type}`;
-        if (event.status === "ONAY" && writer !== "iys" && !CHANNEL_ORIGINS.has(origin)) consents.set(key, { a, consentDate: event.consentDate });
-        else consents.delete(key);
-      }
+      if (!derivedPlanned && event.status === "ONAY" && writer !== "iys" && !CHANNEL_ORIGINS.has(origin)) consents.push(a);
     }
     const outcomes = results;
 
