@@ -457,9 +457,11 @@ describe("movements the hub does not report to İYS", () => {
     const all = unreportedMovements(d).find((r) => r.brand === "CAPPED");
     expect(all).toMatchObject({ refusalsDue: 1, consentsDue: 7, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: false });
     const capped = unreportedMovements(d, 4).find((r) => r.brand === "CAPPED");
-    expect(capped).toMatchObject({ refusalsDue: 1, consentsDue: 3, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: true });
+    expect(capped).toMatchObject({ refusalsDue: 1, consentsDue: 3, nextDeadline: new Date("2027-03-01T20:59:59.999Z").getTime(), capped: true, dueCapped: true });
+    // Later, all of them past their deadline: only the scan of past refusals is cut short.
+    expect(unreportedMovements({ ...d, now: new Date("2027-03-06T09:00:00Z").getTime() }, 4).find((r) => r.brand === "CAPPED")).toMatchObject({ consentsDue: 0, capped: true, dueCapped: false });
     // Exactly as many events as are read: nothing left out.
-    expect(unreportedMovements(d, 8).find((r) => r.brand === "CAPPED")).toMatchObject({ consentsDue: 7, capped: false });
+    expect(unreportedMovements(d, 8).find((r) => r.brand === "CAPPED")).toMatchObject({ consentsDue: 7, capped: false, dueCapped: false });
     // Past the end of the holiday table (no 2027 here) the deadlines are unknown: every movement of
     // the last 14 days is counted as due, none dropped.
     const shortTable = new BusinessCalendar({ fixed: [], years: { "2026": { ramazanArife: "2026-03-19", ramazan: ["2026-03-20"], kurbanArife: "2026-05-26", kurban: ["2026-05-27"] } } } as never);

@@ -70,13 +70,15 @@ export interface UnreportedRow {
   consentsDue: number;
   /**
    * The earliest deadline among the movements due; null when none is due or a year is missing from
-   * the holiday table. When `capped`, of those read: one left out (received later, dated earlier)
+   * the holiday table. When `dueCapped`, of those read: one left out (received later, dated earlier)
    * may be due sooner.
    */
   nextDeadline: number | null;
   refusalsPast: number;
   /** More events than were read (UNREPORTED_SCAN_MAX a scan): the counts are lower bounds. */
   capped: boolean;
+  /** The scan of the movements still due left some out: their counts are lower bounds, the earliest deadline an upper one. */
+  dueCapped: boolean;
 }
 
 /** How far back refusals past their deadline are counted. */
@@ -133,9 +135,10 @@ export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; 
   // Whether either scan left events out (index only: no event row is read).
   const scanned = (from: number, to: number) =>
     (db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM consent_events WHERE received_at >= ? AND received_at < ? LIMIT ${scanMax + 1})`).get(from, to) as { n: number }).n;
-  const capped = scanned(since, Number.MAX_SAFE_INTEGER) > scanMax || scanned(deps.now - UNREPORTED_DAYS * DAY, since) > scanMax;
+  const dueCapped = scanned(since, Number.MAX_SAFE_INTEGER) > scanMax;
+  const capped = dueCapped || scanned(deps.now - UNREPORTED_DAYS * DAY, since) > scanMax;
   const reason = deps.iysConfigured ? "brand has no iysCode/brandCode" : "İYS API not configured (IYS_API_BASE_URL)";
-  const rows = new Map(brands.map((b) => [b.id, { brand: b.code, reason, refusalsDue: 0, consentsDue: 0, nextDeadline: null as number | null, refusalsPast: 0, capped }]));
+  const rows = new Map(brands.map((b) => [b.id, { brand: b.code, reason, refusalsDue: 0, consentsDue: 0, nextDeadline: null as number | null, refusalsPast: 0, capped, dueCapped }]));
   for (const p of past) rows.get(p.brandId)!.refusalsPast += p.n;
   for (const g of due) {
     const row = rows.get(g.brandId)!;

@@ -188,9 +188,9 @@ export function DashboardPage(props: { d: Dashboard }) {
                   <tr data-brand={r.brand}>
                     <td>{r.brand}</td>
                     <td>{r.reason}</td>
-                    <td class="num">{r.capped ? "≥ " : ""}{r.refusalsDue}</td>
-                    <td class="num">{r.capped ? "≥ " : ""}{r.consentsDue}</td>
-                    <td>{r.capped && r.nextDeadline !== null ? "≤ " : ""}{at(r.nextDeadline)}</td>
+                    <td class="num">{r.dueCapped ? "≥ " : ""}{r.refusalsDue}</td>
+                    <td class="num">{r.dueCapped ? "≥ " : ""}{r.consentsDue}</td>
+                    <td>{r.dueCapped && r.nextDeadline !== null ? "≤ " : ""}{at(r.nextDeadline)}</td>
                     <td class={r.refusalsPast > 0 ? "num err" : "num"}>{r.capped ? "≥ " : ""}{r.refusalsPast}</td>
                   </tr>
                 ))}
