@@ -404,6 +404,9 @@ export async function pullIysChanges(
   return summary;
 }
 
+/** The longest a failing pull waits before it is tried again (İYS lists 7 days: an hour loses nothing). */
+export const IYS_PULL_MAX_BACKOFF_MS = 3_600_000;
+
 /**
  * Pulls every brand with İYS codes now and then every `intervalMs`. One process pulls a brand at a
  * time (a Redis lock; while Redis is down each process pulls, which the pointer's check keeps
@@ -412,9 +415,16 @@ export async function pullIysChanges(
 export function startIysPull(deps: IysPullDeps & { redis: Redis; prefix: string }, intervalMs: number): { stop(): Promise<void> } {
   let running: Promise<void> | null = null;
   let stopped = false;
+  // A pull that keeps failing (403 H353: the brand is not the account's; a page İYS keeps answering
+  // malformed; İYS down) is tried again after twice as long each time, up to IYS_PULL_MAX_BACKOFF_MS
+  // (or the interval, if longer): İYS counts refused requests against the account. Per process.
+  const failing = new Map<string, { failures: number; until: number }>();
   const runOnce = async () => {
     for (const brand of iysPullBrands(deps.db)) for (const source of ["IYS", "HS"] as const) {
       if (stopped) return;
+      const key = `${brand.id}:${source}`;
+      const backoff = failing.get(key);
+      if (backoff && Date.now() < backoff.until) continue;
       const lock = `${deps.prefix}:iys:pull:${brand.id}${source === "HS" ? ":hs" : ""}`;
       const token = randomUUID();
       if (deps.redis.status === "ready") {
@@ -425,8 +435,17 @@ export function startIysPull(deps: IysPullDeps & { redis: Redis; prefix: string 
       try {
         const s = await pullIysChanges(deps, brand, { stopped: () => stopped, source });
         const fields = { brand: s.brand, source, pages: s.pages, listed: s.listed, recorded: s.recorded, unchanged: s.unchanged, refused: s.refused };
-        if (s.error) deps.log.warn({ ...fields, err: s.error }, "İYS pull failed; the next one starts where this one stopped");
-        else if (s.listed > 0) deps.log.info(fields, source === "IYS" ? "İYS pull: recipients' movements on İYS taken" : "İYS pull: the provider's movements on İYS taken");
+        if (s.error) {
+          // Pages taken before the failure are progress: the count starts again.
+          const failures = s.pages > 0 ? 1 : (backoff?.failures ?? 0) + 1;
+          const waitMs = Math.min(intervalMs * 2 ** (failures - 1), Math.max(intervalMs, IYS_PULL_MAX_BACKOFF_MS));
+          // Half an interval early: the tick due at the end of the wait is not missed by a few milliseconds.
+          failing.set(key, { failures, until: Date.now() + waitMs - intervalMs / 2 });
+          deps.log.warn({ ...fields, err: s.error, failures, nextInSeconds: Math.round(waitMs / 1000) }, "İYS pull failed; the next one starts where this one stopped");
+        } else {
+          failing.delete(key);
+          if (s.listed > 0) deps.log.info(fields, source === "IYS" ? "İYS pull: recipients' movements on İYS taken" : "İYS pull: the provider's movements on İYS taken");
+        }
       } catch (err) {
         deps.log.error({ brand: brand.code, source, err: (err as Error).message }, "İYS pull failed");
       } finally {

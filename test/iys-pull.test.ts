@@ -521,6 +521,29 @@ describe("pulling recipients' movements from İYS", () => {
     expect(stateOf(brand.id, a)!.status).toBe("RET");
   });
 
+  it("a pull İYS keeps refusing (403 H353) is tried again after twice as long each time, while the other brands are pulled every interval", async () => {
+    const refused = await newBrand();
+    const healthy = await newBrand();
+    iys.refusedBrandCodes.add(refused.brandCode);
+    // Unpaced: every brand of this file is pulled each tick, at İYS's 10 requests a second that would take seconds.
+    const one = await createRuntime({ ...runtime.deps.config, IYS_PULL_INTERVAL_SECONDS: 1, IYS_MAX_REQUESTS_PER_SECOND: 1000 });
+    try {
+      one.startBackground();
+      await new Promise((r) => setTimeout(r, 7500));
+    } finally {
+      await one.close();
+      iys.refusedBrandCodes.delete(refused.brandCode);
+    }
+    // Every second for 7.5 s, two sources: 16 pulls each (fewer on a busy machine). Backing off
+    // (after 1, 2, 4 s): at most 4 a source, whatever the machine.
+    const healthyPulls = iys.changeQueriesOf.get(healthy.brandCode) ?? 0;
+    const refusedPulls = iys.changeQueriesOf.get(refused.brandCode) ?? 0;
+    expect(healthyPulls).toBeGreaterThanOrEqual(8);
+    expect(refusedPulls).toBeGreaterThanOrEqual(4);
+    expect(refusedPulls).toBeLessThanOrEqual(10);
+    expect(iysPullCursor(runtime.deps.db, refused.id)?.lastError).toMatch(/^H353/);
+  }, 30_000);
+
   it("the hub pulls on its own every IYS_PULL_INTERVAL_SECONDS; two processes sharing the ledger take each movement once", async () => {
     const brand = await newBrand();
     const config = { ...runtime.deps.config, IYS_PULL_INTERVAL_SECONDS: 1 };

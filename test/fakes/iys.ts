@@ -63,6 +63,9 @@ export class FakeIys {
   readonly changeQueries: URLSearchParams[] = [];
   /** Pulls to answer with an error instead (e.g. 503, or 403 H353 for a brand not the account's). */
   readonly failChangesNext: { status: number; code: string; message: string }[] = [];
+  /** brandCodes whose pulls are always refused 403 H353 (a brand not the account's), and the pulls each got. */
+  readonly refusedBrandCodes = new Set<string>();
+  readonly changeQueriesOf = new Map<string, number>();
   /** Pulls to answer 200 with this body as it is (a proxy's or a changed API's answer). */
   readonly rawChangesNext: string[] = [];
   /** Status queries (consents/status) to answer 503 before answering. */
@@ -192,6 +195,8 @@ export class FakeIys {
       if (req.method === "GET" && pull) {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
         this.changeQueries.push(url.searchParams);
+        this.changeQueriesOf.set(pull[2]!, (this.changeQueriesOf.get(pull[2]!) ?? 0) + 1);
+        if (this.refusedBrandCodes.has(pull[2]!)) return send(403, { errors: [{ code: "H353", message: "brandCode, kullanıcı izinleriyle eşleştirilemiyor" }] });
         const raw = this.rawChangesNext.shift();
         if (raw !== undefined) {
           res.writeHead(200, { "content-type": "application/json" });
