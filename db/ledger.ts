@@ -10,14 +10,12 @@ import type {
   Origin,
   RecipientType,
 } from "../src/domain/consent";
+import { channelOrigins } from "../src/domain/consent";
 import type { Clock } from "../src/domain/time";
 import type { Db } from "./index";
 import type { OutboxKind, ReceiptStatus } from "./schema";
 
 export const GENESIS_HASH = "0".repeat(64);
-
-/** Where the recipient acts on the hub's own channels (an SMS, a call, a link). */
-const CHANNEL_ORIGINS: ReadonlySet<string> = new Set<Origin>(["sms", "ivr", "link"]);
 
 /** One consent movement asked of the ledger, already normalised (recipient in canonical form). */
 export interface ConsentAction {
@@ -301,7 +299,7 @@ export class Ledger {
       const own = this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type);
       if (!own || own.status !== "ONAY" || own.consentDate === null) continue;
       const ownOrigin = this.s.origin.get(own.eventId)?.origin;
-      if (ownOrigin === undefined || ownOrigin === "iys" || CHANNEL_ORIGINS.has(ownOrigin)) continue;
+      if (ownOrigin === undefined || ownOrigin === "iys" || channelOrigins.has(ownOrigin)) continue;
       const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, own.consentDate);
       if (!refusal) continue;
       out.push({
@@ -322,6 +320,11 @@ export class Ledger {
       });
     }
     return out;
+  }
+
+  /** The origin of a ledger event (null: no such event). */
+  originOf(eventId: number): Origin | null {
+    return (this.s.origin.get(eventId)?.origin as Origin | undefined) ?? null;
   }
 
   /** Registers a planner (callbacks, partners) that adds outbox rows for every recorded event. */
@@ -499,11 +502,10 @@ export class Ledger {
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
-      if (!derivedPlanned && event.status === "ONAY" && writer !== "iys" && !CHANNEL_ORIGINS.has(origin)) consents.push(a);
+      if (!derivedPlanned && event.status === "ONAY" && writer !== "iys" && !channelOrigins.has(origin)) consents.push(a);
     }
-    const outcomes = results;
 
-    if (opts.outbox) outboxInputs.push(...opts.outbox(outcomes, derivedOutcomes));
+    if (opts.outbox) outboxInputs.push(...opts.outbox(results, derivedOutcomes));
     let outbox: OutboxRef[] = [];
     const values = outboxInputs.map((o) => [
       o.kind,
@@ -533,6 +535,6 @@ export class Ledger {
         opts.receipt.id,
       );
     }
-    return { outcomes, outbox };
+    return { outcomes: results, outbox };
   }
 }

@@ -51,11 +51,13 @@ export function iysReportPlanner(e: LedgerEvent): OutboxInput[] {
 export function iysBatchPlanner(outcomes: ActionOutcome[], max = IYS_BATCH_MAX, derived: ActionOutcome[] = []): OutboxInput[] {
   const events: LedgerEvent[] = [];
   const seen = new Map<string, number>();
-  for (const [o, own] of [...outcomes.map((o) => [o, true] as const), ...derived.map((o) => [o, false] as const)]) {
+  const count = (e: LedgerEvent) => seen.set(e.recipient, (seen.get(e.recipient) ?? 0) + 1);
+  for (const o of outcomes) {
     if (o.kind !== "recorded" || !reportsToIys(o.event)) continue;
-    if (own) events.push(o.event);
-    seen.set(o.event.recipient, (seen.get(o.event.recipient) ?? 0) + 1);
+    events.push(o.event);
+    count(o.event);
   }
+  for (const o of derived) if (o.kind === "recorded" && reportsToIys(o.event)) count(o.event);
   const rows: OutboxInput[] = [];
   let list: number[] = [];
   const close = () => {

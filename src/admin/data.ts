@@ -1,6 +1,7 @@
 import type { Db } from "../../db/index";
 import { maskAddress, redactAddresses } from "../domain/address";
 import type { BusinessCalendar } from "../domain/calendar";
+import { fromIstanbulWall, toIstanbulWall, TURKEY_OFFSET } from "../domain/time";
 import type { Metrics, QueueDepths } from "../metrics/index";
 import { iysPullStandings, type IysPullStanding } from "../iys-pull";
 
@@ -85,20 +86,19 @@ export interface UnreportedRow {
 export const UNREPORTED_DAYS = 14;
 /** At most this many ledger events are read by each of the two scans of a page view (due, past). */
 export const UNREPORTED_SCAN_MAX = 100_000;
-const ISTANBUL_OFFSET = 3 * 3_600_000;
-
 /** The start of the oldest Istanbul day whose movements' 3-business-day deadline has not passed. */
 function dueSince(calendar: BusinessCalendar, now: number): number {
-  let day = Math.floor((now + ISTANBUL_OFFSET) / DAY);
+  const dayStart = (day: number) => fromIstanbulWall(day * DAY)?.getTime() ?? day * DAY - TURKEY_OFFSET;
+  let day = Math.floor(toIstanbulWall(new Date(now)) / DAY);
   for (let k = 0; k < UNREPORTED_DAYS; k++) {
     try {
-      if (calendar.deadline(new Date((day - 1) * DAY - ISTANBUL_OFFSET), 3).getTime() < now) break;
+      if (calendar.deadline(new Date(dayStart(day - 1)), 3).getTime() < now) break;
     } catch {
       // A year missing from the holiday table: its deadline unknown, counted as due.
     }
     day--;
   }
-  return day * DAY - ISTANBUL_OFFSET;
+  return dayStart(day);
 }
 
 export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; now: number; iysConfigured: boolean }, scanMax = UNREPORTED_SCAN_MAX): UnreportedRow[] {
@@ -115,10 +115,11 @@ export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; 
   // still due, oldest received first, so a cap leaves out the newest (mostly the least urgent); and the refusals
   // received before it (all past their deadline). A movement is due from the earlier of its
   // consentDate and its arrival, by Istanbul day (the deadline depends on the day only).
+  // What reportsToIys (src/iys-reports.ts) sends to İYS, as a filter.
   const reported = `effect = 'movement' AND origin NOT IN ('iys', 'registered') AND brand_id IN (SELECT value FROM json_each(@ids))`;
   const due = db
     .prepare(
-      `SELECT brand_id AS brandId, status, CAST((startsAt + ${ISTANBUL_OFFSET}) / ${DAY} AS INTEGER) AS day, min(startsAt) AS startsAt, count(*) AS n FROM (
+      `SELECT brand_id AS brandId, status, CAST((startsAt + ${TURKEY_OFFSET}) / ${DAY} AS INTEGER) AS day, min(startsAt) AS startsAt, count(*) AS n FROM (
          SELECT brand_id, status, effect, origin, min(received_at, COALESCE(consent_date, received_at)) AS startsAt FROM consent_events
           WHERE received_at >= @since ORDER BY received_at LIMIT ${scanMax})
        WHERE ${reported} GROUP BY brandId, status, day`,

@@ -4,7 +4,7 @@ import type { ConsentStateRow, LedgerEvent } from "../../db/ledger";
 import { brandByCode } from "../brands";
 import { presentEvent, presentState, statementToAction } from "../consents";
 import { normalizeRecipient } from "../domain/address";
-import { consentStatuses, consentTypes, providerSources, recipientTypes } from "../domain/consent";
+import { channelOrigins, consentStatuses, consentTypes, providerSources, recipientTypes } from "../domain/consent";
 import type { AppDeps } from "../env";
 import { crashPoint } from "../crash";
 import { ApiError } from "../errors";
@@ -157,9 +157,6 @@ export function createConsentRoutes(deps: AppDeps) {
  * Applies one stated movement (provider API or partner report) through the rules and the ledger and
  * enqueues its outbox rows; the answer's body, or an ApiError naming what is wrong.
  */
-const refusedOnChannel = (deps: AppDeps, eventId: number) =>
-  ["sms", "ivr", "link"].includes((stmt(deps.db, `SELECT origin FROM consent_events WHERE id = ?`).get(eventId) as { origin: string } | undefined)?.origin ?? "");
-
 export async function recordConsent(
   deps: AppDeps,
   brand: { id: number; code: string },
@@ -207,7 +204,7 @@ export async function recordConsent(
           : {}),
         // The recipient refused on the hub's channels after this consent's date (under the address's
         // other record, carried over by the ledger, or since): the refusal stands.
-        ...(event.status === "ONAY" && state?.status === "RET" && state.eventId > event.id && refusedOnChannel(deps, state.eventId)
+        ...(event.status === "ONAY" && state?.status === "RET" && state.eventId > event.id && channelOrigins.has(deps.ledger.originOf(state.eventId) ?? "")
           ? { note: "the recipient refused on an SMS, call or link after this consent's date (under either recipient type): the refusal stands, consent.status is RET" }
           : {}),
       },

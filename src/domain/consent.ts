@@ -51,6 +51,8 @@ export type ConsentSource = (typeof consentSources)[number];
  */
 export const origins = ["api", "sms", "ivr", "link", "partner", "import", "registered", "iys"] as const;
 export type Origin = (typeof origins)[number];
+/** Where the recipient acts on the hub's own channels (an SMS, a call, a link). */
+export const channelOrigins: ReadonlySet<string> = new Set<Origin>(["sms", "ivr", "link"]);
 
 /**
  * What a recorded event did: a `movement` is a change İYS knows about (reportable);

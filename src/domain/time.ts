@@ -10,7 +10,8 @@ const SECOND = 1_000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-const TURKEY_OFFSET = 3 * HOUR;
+/** Turkey's offset from UTC, all year since September 2016 (PERMANENT_UTC3_FROM). */
+export const TURKEY_OFFSET = 3 * HOUR;
 
 /** 2016-09-07 00:00 Istanbul: Turkey has been on UTC+3 all year from here on. */
 const PERMANENT_UTC3_FROM = Date.UTC(2016, 8, 6, 21, 0, 0);
