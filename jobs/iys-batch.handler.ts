@@ -6,6 +6,7 @@ import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/service
 import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import { IYS_RETRY_HORIZON_MS, type OutboxOutcome, type OutboxRow } from "./outbox";
+import { iysSkipNote } from "../src/iys-reports";
 
 export interface IysBatchDeps {
   db: Db;
@@ -61,7 +62,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
     | undefined;
   if (!brand) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !brand.iysCode || !brand.brandCode) {
-    return { status: "skipped", note: !deps.iys.configured ? "İYS API not configured (IYS_API_BASE_URL)" : "brand has no iysCode/brandCode" };
+    return { status: "skipped", note: iysSkipNote(deps.iys.configured) };
   }
   const ref = { iysCode: brand.iysCode, brandCode: brand.brandCode };
   const now = deps.clock.now().getTime();

@@ -6,6 +6,7 @@ import type { IysReporter } from "../src/services/iys";
 import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
+import { iysSkipNote } from "../src/iys-reports";
 
 export interface IysReportDeps {
   db: Db;
@@ -30,7 +31,7 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
     | undefined;
   if (!event) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {
-    return { status: "skipped", note: !deps.iys.configured ? "İYS API not configured (IYS_API_BASE_URL)" : "brand has no iysCode/brandCode" };
+    return { status: "skipped", note: iysSkipNote(deps.iys.configured) };
   }
   // A recipient's action dated one second after a stored consent (see ConsentAction.datedOnReceipt)
   // may not have come yet: İYS refuses future dates (H162), so wait for it.

@@ -27,7 +27,8 @@ export interface AppDeps {
     /** `priority` > 0 works the receipt after every unprioritised one (rate-limited senders). */
     enqueueReceipt(id: number, opts?: { priority?: number }): Promise<void>;
     enqueueReceipts(items: { id: number; priority?: number }[]): Promise<void>;
-    enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+    /** `tag` makes job ids other than the ones the rows had (work reopened after its job finished). */
+    enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string }): Promise<void>;
   };
   receipts: {
     /**

@@ -1,5 +1,6 @@
 import { stmt, type Db } from "../db/index";
-import type { ActionOutcome, LedgerEvent, OutboxInput, OutboxPlanner, PlanContext } from "../db/ledger";
+import type { ActionOutcome, LedgerEvent, OutboxInput, OutboxPlanner, OutboxRef, PlanContext } from "../db/ledger";
+import type { BusinessCalendar } from "./domain/calendar";
 import { isProviderSource } from "./domain/consent";
 import { IYS_BATCH_MAX } from "./services/iys";
 
@@ -74,4 +75,49 @@ export function iysBatchPlanner(outcomes: ActionOutcome[], max = IYS_BATCH_MAX, 
   }
   close();
   return rows;
+}
+
+/** Why an İYS report row ended `skipped`: the İYS API is not configured, or the brand lacks its İYS codes. */
+export const IYS_SKIP_NOTES = {
+  unconfigured: "İYS API not configured (IYS_API_BASE_URL)",
+  noCodes: "brand has no iysCode/brandCode",
+} as const;
+
+export const iysSkipNote = (configured: boolean) => (configured ? IYS_SKIP_NOTES.noCodes : IYS_SKIP_NOTES.unconfigured);
+
+/**
+ * İYS reports skipped because the hub could not report them then (the İYS API not configured, the
+ * brand without its codes), made pending again now that the brand has its codes, while İYS would
+ * still take them: movements no more than 3 business days after their consentDate (or arrival, if
+ * earlier; H467), lists (iys_batch) of imports received since the oldest day still open (İYS judges
+ * each movement of a list itself). Older ones stay skipped: İYS would refuse them. `brandId` limits
+ * it to one brand. Answers the rows reopened (to enqueue; the sweeper takes them otherwise).
+ */
+export function reopenSkippedIysReports(db: Db, calendar: BusinessCalendar, now: number, brandId?: number): OutboxRef[] {
+  const since = calendar.oldestOpenDay(new Date(now)).getTime();
+  const first = stmt<[number], { id: number }>(db, `SELECT id FROM consent_events WHERE received_at >= ? ORDER BY received_at LIMIT 1`).get(since);
+  if (!first) return [];
+  // `status <> 'done'` lets SQLite use the partial index of unfinished rows (kind, event_id).
+  const rows = stmt<[number, string, string, number | null, number | null], { id: number; kind: OutboxRef["kind"]; consentDate: number | null; receivedAt: number }>(
+    db,
+    `SELECT o.id, o.kind, e.consent_date AS consentDate, e.received_at AS receivedAt FROM outbox o
+       JOIN consent_events e ON e.id = o.event_id JOIN brands b ON b.id = e.brand_id
+     WHERE o.kind IN ('iys_report', 'iys_batch', 'iys_follow') AND o.status <> 'done' AND o.status = 'skipped' AND o.event_id >= ?
+       AND o.last_error IN (?, ?) AND b.iys_code IS NOT NULL AND b.brand_code IS NOT NULL AND (? IS NULL OR e.brand_id = ?)`,
+  ).all(first.id, IYS_SKIP_NOTES.unconfigured, IYS_SKIP_NOTES.noCodes, brandId ?? null, brandId ?? null);
+  const open = rows.filter((r) => {
+    if (r.kind === "iys_batch") return r.receivedAt >= since;
+    const from = Math.min(r.consentDate ?? r.receivedAt, r.receivedAt);
+    try {
+      return calendar.deadline(new Date(from), 3).getTime() >= now;
+    } catch {
+      return true; // a year missing from the holiday table: İYS decides
+    }
+  });
+  const reopen = stmt(db, `UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, result = NULL, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = 'skipped'`);
+  const done: OutboxRef[] = [];
+  db.$client.transaction(() => {
+    for (const r of open) if (reopen.run(now, r.id).changes === 1) done.push({ id: r.id, kind: r.kind });
+  })();
+  return done;
 }

@@ -23,7 +23,7 @@ import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
 import { RedisPacer } from "./services/pacer";
 import { callbackPlanner } from "./callbacks/store";
-import { iysFollowPlanner, iysReportPlanner } from "./iys-reports";
+import { iysFollowPlanner, iysReportPlanner, reopenSkippedIysReports } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
 import { startIysPull } from "./iys-pull";
 
@@ -113,10 +113,10 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     async enqueueReceipts(items: { id: number; priority?: number }[]) {
       if (items.length) await guard(() => producer.enqueueReceipts(items));
     },
-    async enqueueOutbox(rows: OutboxRef[]) {
+    async enqueueOutbox(rows: OutboxRef[], opts: { tag?: string } = {}) {
       if (rows.length === 0) return;
       try {
-        await guard(() => producer.enqueueOutbox(rows));
+        await guard(() => producer.enqueueOutbox(rows, opts));
       } catch (err) {
         log.warn({ outbox: rows.length, err: (err as Error).message }, "enqueue failed; the sweeper will retry");
       }
@@ -212,6 +212,14 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
         },
         config.SWEEPER_INTERVAL_SECONDS * 1000,
       );
+      if (iys.configured) {
+        // What was skipped while İYS was not configured here (or a brand lacked its codes) and İYS would still take.
+        const reopened = reopenSkippedIysReports(db, calendar, clock.now().getTime());
+        if (reopened.length > 0) {
+          log.info({ iysReportsReopened: reopened.length }, "skipped İYS reports reopened: İYS is configured now");
+          void jobs.enqueueOutbox(reopened, { tag: `reopened${clock.now().getTime()}` });
+        }
+      }
       callbacks = startCallbacks(config, { db, clock, log, secrets, producer, enqueueOutbox: jobs.enqueueOutbox });
       if (iys.configured && config.IYS_PULL_INTERVAL_SECONDS > 0) {
         iysPull = startIysPull({ db, ledger, iys, clock, log, redis, prefix: config.QUEUE_PREFIX, enqueueOutbox: jobs.enqueueOutbox }, config.IYS_PULL_INTERVAL_SECONDS * 1000);

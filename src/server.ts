@@ -51,7 +51,7 @@ async function main() {
   });
   if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
   if (!config.IYS_API_BASE_URL && config.RUN_WORKERS) {
-    log.warn({}, "IYS_API_BASE_URL is not set: no movement is reported to İYS; each must reach İYS within 3 business days by other means (the dashboard counts them)");
+    log.warn({}, "IYS_API_BASE_URL is not set: no movement is reported to İYS; each must reach İYS within 3 business days, by other means or by a start with it set (which sends those still within their 3 business days; the dashboard counts them)");
   }
   if (config.RUN_WEB && !config.VONAGE_SIGNATURE_SECRET) {
     log.warn(

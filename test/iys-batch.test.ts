@@ -5,7 +5,7 @@ import { formatIysDate } from "../src/domain/time";
 import { dailyReport } from "../src/export";
 import { runImport, type ImportDeps } from "../src/import";
 import { HttpIysReporter } from "../src/services/iys";
-import { iysBatchPlanner } from "../src/iys-reports";
+import { iysBatchPlanner, reopenSkippedIysReports } from "../src/iys-reports";
 import { createRuntime, type Runtime } from "../src/runtime";
 import type { ActionOutcome, LedgerEvent } from "../db/ledger";
 import { FakeIys } from "./fakes/iys";
@@ -443,3 +443,126 @@ function sampleEvent(i: number): LedgerEvent {
     hash: "0".repeat(64),
   };
 }
+
+describe("reports skipped for want of İYS codes or of the İYS API", () => {
+  const post = async (brand: string, recipient: string, status: "ONAY" | "RET", secondsAgo: number) => {
+    const res = await app.request(
+      "/api/v1/consents",
+      authed({ brand, recipient, type: "MESAJ", status, source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - secondsAgo * 1000)) }),
+    );
+    expect(res.status, await res.clone().text()).toBe(201);
+    return ((await res.json()) as { event: { id: number } }).event.id;
+  };
+  const row = (eventId: number, kind = "iys_report") =>
+    db().prepare("SELECT id, status, attempts, last_error AS lastError FROM outbox WHERE event_id = ? AND kind = ?").get(eventId, kind) as {
+      id: number;
+      status: string;
+      attempts: number;
+      lastError: string | null;
+    };
+  const brandIdOf = (code: string) => (db().prepare("SELECT id FROM brands WHERE code = ?").get(code) as { id: number }).id;
+
+  it("a brand given its codes has what İYS would still take reported, in order; its import lists too", async () => {
+    const res = await app.request("/api/v1/brands", authed({ code: "LATER", name: "Later", shortNames: ["LATER"], numbers: [] }));
+    expect(res.status).toBe(201);
+    const a = "+905321120101";
+    const onay = await post("LATER", a, "ONAY", 120);
+    const ret = await post("LATER", a, "RET", 60);
+    const other = await post("LATER", "+905321120102", "ONAY", 30);
+    const before = headEvent();
+    const summary = await runImport(csv([`MESAJ,+905321120103,ONAY,HS_WEB,${date},BIREYSEL`, `MESAJ,+905321120104,ONAY,HS_WEB,${date},BIREYSEL`]), deps, {
+      brandId: brandIdOf("LATER"),
+      via: "cli",
+    });
+    expect(summary.recorded).toBe(2);
+    const list = outboxOf(before).find((r) => r.kind === "iys_batch")!;
+    await waitFor(() => [onay, ret, other].every((id) => row(id).status === "skipped") && row(list.eventId, "iys_batch").status === "skipped");
+    expect(row(ret).lastError).toBe("brand has no iysCode/brandCode");
+    const writes = iys.writes.length;
+    const batches = iys.batches.length;
+
+    // Name only: nothing to reopen.
+    const renamed = await app.request("/api/v1/brands/LATER", { ...authed({ name: "Later A.Ş." }), method: "PATCH" });
+    expect(renamed.status).toBe(200);
+    expect(row(onay).status).toBe("skipped");
+
+    const patched = await app.request("/api/v1/brands/LATER", { ...authed({ iysCode: "720001", brandCode: "720002" }), method: "PATCH" });
+    expect(patched.status, await patched.clone().text()).toBe(200);
+    await waitFor(() => [onay, ret, other].every((id) => row(id).status === "done") && row(list.eventId, "iys_batch").status === "done", { timeoutMs: 30_000 });
+    const sent = iys.writes.slice(writes);
+    expect(sent.filter((w) => w.body.recipient === a).map((w) => w.body.status)).toEqual(["ONAY", "RET"]);
+    expect(sent.every((w) => w.iysCode === "720001" && w.brandCode === "720002")).toBe(true);
+    expect(sent).toHaveLength(3);
+    expect(iys.batches.slice(batches).map((b) => b.items.map((i) => i.recipient))).toEqual([["+905321120103", "+905321120104"]]);
+    // Given the codes again: nothing is sent twice.
+    const again = await app.request("/api/v1/brands/LATER", { ...authed({ iysCode: "720001", brandCode: "720002" }), method: "PATCH" });
+    expect(again.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(iys.writes.length - writes).toBe(3);
+  });
+
+  it("what İYS would refuse as registered too late (past 3 business days after its consentDate, H467) stays skipped", async () => {
+    const res = await app.request("/api/v1/brands", authed({ code: "LATE2", name: "Late", shortNames: ["LATE2"], numbers: [] }));
+    expect(res.status).toBe(201);
+    const { calendar } = runtime.deps;
+    const now = Date.now();
+    // A consentDate a few days back whose deadline (3 business days on) is still ahead, but before
+    // the deadline of a consent of today: the days between hold a business day.
+    const back = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+      .map((k) => now - k * 86_400_000)
+      .find((d) => calendar.deadline(new Date(d)).getTime() > now + 600_000 && calendar.deadline(new Date(d)) < calendar.deadline(new Date(now)))!;
+    expect(back).toBeDefined();
+    const fresh = await post("LATE2", "+905321130101", "ONAY", 1);
+    const older = await post("LATE2", "+905321130102", "ONAY", Math.round((now - back) / 1000));
+    await waitFor(() => row(fresh).status === "skipped" && row(older).status === "skipped");
+    const brand = brandIdOf("LATE2");
+    db().prepare("UPDATE brands SET iys_code = '730001', brand_code = '730002' WHERE id = ?").run(brand);
+    // Two weeks on, both are past their deadline whatever the holidays.
+    expect(reopenSkippedIysReports(runtime.deps.db, calendar, now + 14 * 86_400_000, brand)).toEqual([]);
+    // Just past the older one's deadline: only the consent of today is reopened, once.
+    const later = calendar.deadline(new Date(back)).getTime() + 1000;
+    const reopened = reopenSkippedIysReports(runtime.deps.db, calendar, later, brand);
+    expect(reopened).toEqual([{ id: row(fresh).id, kind: "iys_report" }]);
+    expect(row(fresh)).toMatchObject({ status: "pending", attempts: 0, lastError: null });
+    expect(row(older).status).toBe("skipped");
+    expect(reopenSkippedIysReports(runtime.deps.db, calendar, later, brand)).toEqual([]);
+    await runtime.deps.jobs.enqueueOutbox(reopened, { tag: "reopened-test" });
+    await waitFor(() => row(fresh).status === "done", { timeoutMs: 30_000 });
+  });
+});
+
+describe("İYS configured after the hub ran without it", () => {
+  it("a worker started with IYS_API_BASE_URL reports what was skipped and İYS would still take", async () => {
+    const dir = tempDir();
+    const plain = await createRuntime(testConfig(dir.dir));
+    let second: Runtime | null = null;
+    try {
+      plain.startBackground();
+      const plainApp = createApp(plain.deps);
+      const res = await plainApp.request("/api/v1/brands", authed({ code: "NOIYS", name: "No İYS", iysCode: "740001", brandCode: "740002", shortNames: ["NOIYS"], numbers: [] }));
+      expect(res.status).toBe(201);
+      const consented = await plainApp.request(
+        "/api/v1/consents",
+        authed({ brand: "NOIYS", recipient: "+905321140101", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000)) }),
+      );
+      expect(consented.status).toBe(201);
+      const eventId = ((await consented.json()) as { event: { id: number } }).event.id;
+      const status = (rt: Runtime) =>
+        rt.deps.db.$client.prepare("SELECT status, last_error AS lastError FROM outbox WHERE event_id = ? AND kind = 'iys_report'").get(eventId) as { status: string; lastError: string | null };
+      await waitFor(() => status(plain).status === "skipped");
+      expect(status(plain).lastError).toBe("İYS API not configured (IYS_API_BASE_URL)");
+      await plain.close();
+      const writes = iys.writes.length;
+      second = await createRuntime(
+        testConfig(dir.dir, { QUEUE_PREFIX: plain.deps.config.QUEUE_PREFIX, IYS_API_BASE_URL: runtime.deps.config.IYS_API_BASE_URL!, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret" }),
+      );
+      second.startBackground();
+      await waitFor(() => status(second!).status === "done", { timeoutMs: 30_000 });
+      expect(iys.writes.slice(writes).map((w) => [w.iysCode, w.body.recipient, w.body.status])).toEqual([["740001", "+905321140101", "ONAY"]]);
+    } finally {
+      await second?.close();
+      await deletePrefix(plain.deps.config.QUEUE_PREFIX);
+      dir.cleanup();
+    }
+  });
+});

@@ -1,8 +1,9 @@
 import type { Db } from "../../db/index";
 import { maskAddress, redactAddresses } from "../domain/address";
 import type { BusinessCalendar } from "../domain/calendar";
-import { fromIstanbulWall, toIstanbulWall, TURKEY_OFFSET } from "../domain/time";
+import { TURKEY_OFFSET } from "../domain/time";
 import type { Metrics, QueueDepths } from "../metrics/index";
+import { iysSkipNote } from "../iys-reports";
 import { iysPullStandings, type IysPullStanding } from "../iys-pull";
 
 const DAY = 86_400_000;
@@ -86,21 +87,6 @@ export interface UnreportedRow {
 export const UNREPORTED_DAYS = 14;
 /** At most this many ledger events are read by each of the two scans of a page view (due, past). */
 export const UNREPORTED_SCAN_MAX = 100_000;
-/** The start of the oldest Istanbul day whose movements' 3-business-day deadline has not passed. */
-function dueSince(calendar: BusinessCalendar, now: number): number {
-  const dayStart = (day: number) => fromIstanbulWall(day * DAY)?.getTime() ?? day * DAY - TURKEY_OFFSET;
-  let day = Math.floor(toIstanbulWall(new Date(now)) / DAY);
-  for (let k = 0; k < UNREPORTED_DAYS; k++) {
-    try {
-      if (calendar.deadline(new Date(dayStart(day - 1)), 3).getTime() < now) break;
-    } catch {
-      // A year missing from the holiday table: its deadline unknown, counted as due.
-    }
-    day--;
-  }
-  return dayStart(day);
-}
-
 export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; now: number; iysConfigured: boolean }, scanMax = UNREPORTED_SCAN_MAX): UnreportedRow[] {
   if (!Number.isInteger(scanMax) || scanMax < 1) throw new RangeError("scanMax must be a positive integer");
   const db = deps.db.$client;
@@ -109,7 +95,7 @@ export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; 
     .all(deps.iysConfigured ? 1 : 0) as { id: number; code: string }[];
   if (brands.length === 0) return [];
   const ids = JSON.stringify(brands.map((b) => b.id));
-  const since = dueSince(deps.calendar, deps.now);
+  const since = deps.calendar.oldestOpenDay(new Date(deps.now), 3, UNREPORTED_DAYS).getTime();
   // Two scans of the received_at index, each at most UNREPORTED_SCAN_MAX events (the filters need
   // each event's row, and better-sqlite3 holds the web process meanwhile): since the oldest day
   // still due, oldest received first, so a cap leaves out the newest (mostly the least urgent); and the refusals
@@ -138,7 +124,7 @@ export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; 
     (db.prepare(`SELECT count(*) AS n FROM (SELECT 1 FROM consent_events WHERE received_at >= ? AND received_at < ? LIMIT ${scanMax + 1})`).get(from, to) as { n: number }).n;
   const dueCapped = scanned(since, Number.MAX_SAFE_INTEGER) > scanMax;
   const capped = dueCapped || scanned(deps.now - UNREPORTED_DAYS * DAY, since) > scanMax;
-  const reason = deps.iysConfigured ? "brand has no iysCode/brandCode" : "İYS API not configured (IYS_API_BASE_URL)";
+  const reason = iysSkipNote(deps.iysConfigured);
   const rows = new Map(brands.map((b) => [b.id, { brand: b.code, reason, refusalsDue: 0, consentsDue: 0, nextDeadline: null as number | null, refusalsPast: 0, capped, dueCapped }]));
   for (const p of past) rows.get(p.brandId)!.refusalsPast += p.n;
   for (const g of due) {

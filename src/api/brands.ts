@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { brandByCode, createBrand, listBrands, numbersOfBrand, updateBrand, type Brand } from "../brands";
 import { normalizePhone } from "../domain/address";
 import { iysPullCursor, type IysPullCursor } from "../iys-pull";
+import { reopenSkippedIysReports } from "../iys-reports";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { assertBrandAccess, canAccessBrand, requireAdmin } from "./auth";
@@ -207,7 +208,7 @@ export function createBrandRoutes(deps: AppDeps) {
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
       return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id), iysPullCursor(deps.db, brand.id, "HS")), 200);
     })
-    .openapi(patchBrandRoute, (c) => {
+    .openapi(patchBrandRoute, async (c) => {
       const { code } = c.req.valid("param");
       const { addNumbers, removeNumbers, ...fields } = c.req.valid("json");
       const removed = removeNumbers?.map((n, i) => storedNumber(n, `removeNumbers[${i}]`));
@@ -218,7 +219,17 @@ export function createBrandRoutes(deps: AppDeps) {
         deps.clock.now().getTime(),
       );
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
-      deps.log.info({ brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0, numbersRemoved: removed?.length ?? 0 }, "brand changed");
+      // Given its İYS codes: what was skipped for want of them and İYS would still take goes to İYS now.
+      const reopened =
+        (fields.iysCode !== undefined || fields.brandCode !== undefined) && brand.iysCode && brand.brandCode
+          ? reopenSkippedIysReports(deps.db, deps.calendar, deps.clock.now().getTime(), brand.id)
+          : [];
+      // Under job ids of their own: the jobs that skipped them are finished. On failure the sweeper enqueues them.
+      await deps.jobs.enqueueOutbox(reopened, { tag: `reopened${deps.clock.now().getTime()}` });
+      deps.log.info(
+        { brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0, numbersRemoved: removed?.length ?? 0, iysReportsReopened: reopened.length },
+        "brand changed",
+      );
       return c.json(presentBrand(brand, numbersOfBrand(deps.db, brand.id), iysPullCursor(deps.db, brand.id), iysPullCursor(deps.db, brand.id, "HS")), 200);
     });
 }

@@ -219,6 +219,25 @@ export class BusinessCalendar {
     return fromIstanbulWall(end) ?? new Date(end - 2 * 3_600_000);
   }
 
+  /**
+   * The start (00:00 Istanbul) of the oldest Istanbul day whose movements' deadline (`businessDays`
+   * after that day) has not passed at `now`, looking back at most `maxDays` days. A day whose
+   * deadline falls in a year missing from the table counts as not passed (its deadline is unknown).
+   */
+  oldestOpenDay(now: Date, businessDays = 3, maxDays = 14): Date {
+    const dayStart = (day: number) => fromIstanbulWall(day * DAY) ?? new Date(day * DAY - 3 * 3_600_000);
+    let day = Math.floor(toIstanbulWall(now) / DAY);
+    for (let k = 0; k < maxDays; k++) {
+      try {
+        if (this.deadline(dayStart(day - 1), businessDays).getTime() < now.getTime()) break;
+      } catch (err) {
+        if (!(err instanceof UnknownHolidayYearError)) throw err;
+      }
+      day--;
+    }
+    return dayStart(day);
+  }
+
   /** Whether `at` is no later than deadline(from, n). */
   isWithinBusinessDays(from: Date, at: Date, n: number): boolean {
     const fromDay = Math.floor(toIstanbulWall(from) / DAY);
