@@ -56,6 +56,8 @@ export async function run(row: OutboxRow, deps: IysFollowDeps): Promise<OutboxOu
   }
   if (!r.ok) {
     if (r.permanent) throw new UnrecoverableError(`İYS refused the status query: ${r.code}: ${r.message}`);
+    // The hour's budget of status queries is spent: asked again in the next hour, not on the failure schedule.
+    if (r.retryAt !== undefined) return { status: "wait", until: r.retryAt + Math.floor(Math.random() * 60_000), error: `İYS status query waits: ${r.message}` };
     return retryLater(row, deps, now, row.createdAt, `İYS status query failed: ${r.code}`);
   }
   // The new event's callbacks and dealer deliveries (the sweeper retries an enqueue that fails).

@@ -44,6 +44,8 @@ export const ConfigSchema = z
      * and multiple writes, queries). İYS's production limit is 10 a second from one IP address.
      */
     IYS_MAX_REQUESTS_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
+    /** İYS answers 1000 single status queries an hour from one address; the hub's processes share this budget. */
+    IYS_STATUS_QUERIES_PER_HOUR: z.coerce.number().int().min(1).max(100_000).default(1000),
     /**
      * Seconds between sending a list of imported movements to İYS (asynchronous multiple write) and
      * asking what became of it, and between later asks while İYS is still working on it. İYS's

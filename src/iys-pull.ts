@@ -276,7 +276,7 @@ export async function takeIysRecord(
   consent: IysConsentKey,
   /** The event İYS refused (or the suppression asked about): once the consent has moved on from it, the hub's later movements speak to İYS. */
   forEvent?: number,
-): Promise<({ ok: true } & IysRecordTaken) | { ok: false; permanent: boolean; code: string; message: string }> {
+): Promise<({ ok: true } & IysRecordTaken) | { ok: false; permanent: boolean; code: string; message: string; retryAt?: number }> {
   const asked = await deps.iys.consentStatus({ iysCode: brand.iysCode, brandCode: brand.brandCode }, consent);
   if (!asked.ok) return asked;
   if (asked.held === null) return { ok: true, held: null, outbox: [] };

@@ -21,7 +21,7 @@ import type { AppDeps } from "./env";
 import { createLogger, type Logger } from "./log";
 import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
-import { RedisPacer } from "./services/pacer";
+import { RedisHourlyBudget, RedisPacer } from "./services/pacer";
 import { callbackPlanner } from "./callbacks/store";
 import { iysFollowPlanner, iysReportPlanner, reopenSkippedIysReports } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
@@ -47,7 +47,12 @@ export function buildIysReporter(config: Config, redis?: Redis): IysReporter {
     baseUrl: config.IYS_API_BASE_URL,
     username: config.IYS_USERNAME ?? "",
     password: config.IYS_PASSWORD ?? "",
-    ...(redis ? { pacer: new RedisPacer(redis, `${config.QUEUE_PREFIX}:iys:next-request`, config.IYS_MAX_REQUESTS_PER_SECOND) } : {}),
+    ...(redis
+      ? {
+          pacer: new RedisPacer(redis, `${config.QUEUE_PREFIX}:iys:next-request`, config.IYS_MAX_REQUESTS_PER_SECOND),
+          statusBudget: new RedisHourlyBudget(redis, `${config.QUEUE_PREFIX}:iys:status-queries`, config.IYS_STATUS_QUERIES_PER_HOUR),
+        }
+      : {}),
   });
 }
 

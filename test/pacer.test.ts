@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
-import { RedisPacer } from "../src/services/pacer";
+import { HttpIysReporter } from "../src/services/iys";
+import { RedisHourlyBudget, RedisPacer } from "../src/services/pacer";
 import { FakeIys } from "./fakes/iys";
 import { authed, deletePrefix, REDIS_URL, tempDir, testConfig, uniquePrefix, waitFor } from "./helpers";
 
@@ -105,5 +106,131 @@ describe("İYS reports are paced (IYS_MAX_REQUESTS_PER_SECOND)", () => {
     const span = Math.max(...iys.arrivals) - Math.min(...iys.arrivals);
     expect(span).toBeGreaterThanOrEqual(40 * 50 - 100);
     expect(busiestSecond(iys.arrivals)).toBeLessThanOrEqual(22);
+  });
+});
+
+/** Waits out the last seconds of a clock hour, so a test's budget is not reset halfway. */
+async function clearOfHourEnd(): Promise<void> {
+  const left = 3_600_000 - (Date.now() % 3_600_000);
+  if (left < 10_000) await new Promise((r) => setTimeout(r, left + 200));
+}
+
+describe("RedisHourlyBudget", () => {
+  const prefix = uniquePrefix();
+  const a = new Redis(REDIS_URL);
+  const b = new Redis(REDIS_URL);
+
+  afterAll(async () => {
+    a.disconnect();
+    b.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  it("two processes sharing the key take from one budget an hour; past it they are told how long until the next hour", async () => {
+    await clearOfHourEnd();
+    const key = `${prefix}:status`;
+    const one = new RedisHourlyBudget(a, key, 3);
+    const two = new RedisHourlyBudget(b, key, 3);
+    await Promise.all([a.ping(), b.ping()]);
+    const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => (i % 2 ? one : two).take()));
+    expect(answers.filter((w) => w === null)).toHaveLength(3);
+    const toHour = 3_600_000 - (Date.now() % 3_600_000);
+    for (const w of answers.filter((x) => x !== null)) {
+      expect(w).toBeGreaterThan(toHour - 2000);
+      expect(w).toBeLessThanOrEqual(toHour + 2000);
+    }
+    // Another key has its own budget; marking it spent stops it at once.
+    const other = new RedisHourlyBudget(a, `${prefix}:other`, 3);
+    expect(await other.take()).toBeNull();
+    expect(await other.exhaust()).toBeGreaterThan(0);
+    expect(await other.take()).toBeGreaterThan(0);
+  });
+
+  it("without Redis the process counts alone", async () => {
+    await clearOfHourEnd();
+    const down = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0 });
+    const local = new RedisHourlyBudget(down, "unused", 2);
+    expect([await local.take(), await local.take()]).toEqual([null, null]);
+    expect(await local.take()).toBeGreaterThan(0);
+    down.disconnect();
+  });
+
+  it("refuses a budget that is not a positive whole number", () => {
+    expect(() => new RedisHourlyBudget(a, "k", 0)).toThrow(/positive integer/);
+    expect(() => new RedisHourlyBudget(a, "k", 1.5)).toThrow(/positive integer/);
+  });
+});
+
+describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER_HOUR)", () => {
+  const tmp = tempDir();
+  const iys = new FakeIys();
+  let runtime: Runtime;
+  let url: string;
+
+  beforeAll(async () => {
+    url = await iys.start();
+    runtime = await createRuntime(testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "u", IYS_PASSWORD: "p", IYS_STATUS_QUERIES_PER_HOUR: "2" }));
+    runtime.startBackground();
+    const res = await createApp(runtime.deps).request("/api/v1/brands", authed({ code: "ASK", name: "Ask", iysCode: "810001", brandCode: "810002", shortNames: ["ASK"], numbers: [] }));
+    expect(res.status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await runtime.close();
+    await iys.stop();
+    await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+    tmp.cleanup();
+  });
+
+  it("follows past the hour's budget wait for the next hour without asking İYS", async () => {
+    await clearOfHourEnd();
+    const app = createApp(runtime.deps);
+    const date = formatIysDate(new Date(Date.now() - 60_000));
+    // Refusals of consents the hub never held: each asks İYS whether it holds one (an iys_follow row).
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await app.request("/api/v1/consents", authed({ brand: "ASK", recipient: `+90534${String(i).padStart(7, "0")}`, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: date }));
+      expect(res.status, await res.clone().text()).toBe(201);
+      ids.push(((await res.json()) as { event: { id: number } }).event.id);
+    }
+    const db = runtime.deps.db.$client;
+    const follows = () =>
+      ids.map((id) => db.prepare(`SELECT status, last_error AS lastError, next_attempt_at AS nextAt FROM outbox WHERE event_id = ? AND kind = 'iys_follow'`).get(id)) as {
+        status: string;
+        lastError: string | null;
+        nextAt: number | null;
+      }[];
+    const settled = (await waitFor(() => {
+      const rows = follows();
+      return rows.filter((r) => r.status === "done").length === 2 && rows.some((r) => r.lastError?.startsWith("İYS status query waits")) ? rows : null;
+    }))!;
+    expect(iys.statusQueries).toBe(2);
+    const waiting = settled.find((r) => r.status === "pending")!;
+    expect(waiting.lastError).toMatch(/hourly budget of İYS status queries is spent until/);
+    const nextHour = (Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000;
+    expect(waiting.nextAt).toBeGreaterThanOrEqual(nextHour - 2000);
+    expect(waiting.nextAt).toBeLessThanOrEqual(nextHour + 62_000);
+  });
+
+  it("İYS's own 429 H086 spends the hour: no status query is sent until the next one", async () => {
+    await clearOfHourEnd();
+    const redis = new Redis(REDIS_URL);
+    const prefix = uniquePrefix();
+    try {
+      const reporter = new HttpIysReporter({ baseUrl: url, username: "u", password: "p", statusBudget: new RedisHourlyBudget(redis, `${prefix}:status`, 1000) });
+      const consent = { recipient: "+905340000099", recipientType: "BIREYSEL", type: "MESAJ" };
+      const before = iys.statusQueries;
+      iys.refuseStatusNext = 1;
+      const refused = await reporter.consentStatus({ iysCode: "810001", brandCode: "810002" }, consent);
+      expect(refused).toMatchObject({ ok: false, permanent: false, code: "H086" });
+      const nextHour = (Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000;
+      expect((refused as { retryAt: number }).retryAt).toBeGreaterThanOrEqual(nextHour - 2000);
+      const held = await reporter.consentStatus({ iysCode: "810001", brandCode: "810002" }, consent);
+      expect(held).toMatchObject({ ok: false, code: "status_budget" });
+      expect(iys.statusQueries - before).toBe(1);
+    } finally {
+      redis.disconnect();
+      await deletePrefix(prefix);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import type { LedgerEvent } from "../../db/ledger";
 import { formatIysDate, parseIysDate } from "../domain/time";
-import type { Pacer } from "./pacer";
+import type { HourlyBudget, Pacer } from "./pacer";
 
 export interface IysBrandRef {
   iysCode: string;
@@ -13,7 +13,8 @@ export type IysReportResult =
   /** `permanent`: İYS refused the movement itself (a rule code); retrying cannot help. */
   | { ok: false; permanent: boolean; code: string; message: string };
 
-type IysFailure = { ok: false; permanent: boolean; code: string; message: string };
+/** `retryAt`: not before then (an hourly budget spent: asking earlier would only be refused). */
+type IysFailure = { ok: false; permanent: boolean; code: string; message: string; retryAt?: number };
 
 /**
  * İYS took the list for processing (Asenkron Çoklu İzin Ekleme); the outcome is asked for later. A
@@ -171,6 +172,8 @@ export class HttpIysReporter implements IysReporter {
       now?: () => number;
       /** İYS takes 10 requests a second from an address: every request (tokens too) waits for a slot. */
       pacer?: Pacer;
+      /** İYS answers 1000 single status queries an hour from an address (429 H086 past it). */
+      statusBudget?: HourlyBudget;
     },
   ) {}
 
@@ -292,6 +295,12 @@ export class HttpIysReporter implements IysReporter {
   }
 
   async consentStatus(brand: IysBrandRef, consent: IysConsentKey): Promise<IysConsentStatusResult> {
+    // Within the hour's budget, or not asked at all: İYS would only answer 429 H086.
+    const wait = await this.opts.statusBudget?.take();
+    if (wait != null) {
+      const retryAt = this.now() + wait;
+      return { ok: false, permanent: false, code: "status_budget", message: `the hourly budget of İYS status queries is spent until ${new Date(retryAt).toISOString()}`, retryAt };
+    }
     const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents/status"), {
       recipient: consent.recipient,
       recipientType: consent.recipientType,
@@ -300,7 +309,12 @@ export class HttpIysReporter implements IysReporter {
     // İYS holds no record of the consent: no content, or a not-found answer in İYS's error body
     // (İYS's document lists neither; a proxy's 404 page is not taken for one).
     if (status === 204 || (status === 404 && typeof (json as ErrorBody | null)?.errors?.[0]?.code === "string")) return { ok: true, held: null };
-    if (!ok) return this.failure(status, json);
+    if (!ok) {
+      const failure = this.failure(status, json);
+      // İYS counts the hour otherwise than we do (another system behind the same address): none until the next one.
+      if (status === 429 && failure.code === "H086" && this.opts.statusBudget) return { ...failure, retryAt: this.now() + (await this.opts.statusBudget.exhaust()) };
+      return failure;
+    }
     if (json === null || typeof json !== "object" || Array.isArray(json) || typeof (json as { status?: unknown }).status !== "string") {
       return { ok: false, permanent: false, code: "bad_response", message: "İYS answered the status query with something other than a consent" };
     }

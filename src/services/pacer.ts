@@ -70,3 +70,87 @@ function reserveSlot(redis: Redis): (key: string, gap: number) => Promise<number
   const cmd = (redis as unknown as { hubReserveSlot: (key: string, gap: number) => Promise<number> }).hubReserveSlot;
   return cmd.bind(redis);
 }
+
+/** A number of calls an hour; `take` answers null when the call may go, else the ms until the next hour's budget. */
+export interface HourlyBudget {
+  take(): Promise<number | null>;
+  /** The API said this hour's budget is spent (its 429): nothing more is taken before the next hour. Answers the ms until then. */
+  exhaust(): Promise<number>;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * At most `perHour` calls in each clock hour (Redis's clock), counted in Redis under `key`, so every
+ * hub process sharing it stays within the budget together. While Redis cannot be asked the process
+ * counts alone (as RedisPacer does).
+ */
+export class RedisHourlyBudget implements HourlyBudget {
+  private local = { hour: -1, used: 0 };
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly key: string,
+    private readonly perHour: number,
+  ) {
+    if (!Number.isInteger(perHour) || perHour < 1) throw new Error("perHour must be a positive integer");
+  }
+
+  private async ask(spend: boolean): Promise<number> {
+    if (this.redis.status === "ready") {
+      try {
+        return Number(await withTimeout(hourlyBudget(this.redis)(this.key, this.perHour, spend ? 1 : 0), 500, "hourly budget"));
+      } catch {
+        // fall through to the local count
+      }
+    }
+    const now = Date.now();
+    const hour = Math.floor(now / HOUR_MS);
+    if (hour !== this.local.hour) this.local = { hour, used: 0 };
+    const next = (hour + 1) * HOUR_MS - now;
+    if (!spend) {
+      this.local.used = this.perHour;
+      return next;
+    }
+    return ++this.local.used > this.perHour ? next : -1;
+  }
+
+  async take(): Promise<number | null> {
+    const wait = await this.ask(true);
+    return wait < 0 ? null : wait;
+  }
+
+  exhaust(): Promise<number> {
+    return this.ask(false);
+  }
+}
+
+/**
+ * KEYS[1]: the budget's key (the hour is appended); ARGV[1]: calls an hour; ARGV[2]: 1 to take one,
+ * 0 to mark the hour spent. Answers -1 when the call may go, else the ms until the next hour.
+ */
+const HOURLY = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local hour = math.floor(now / ${HOUR_MS})
+local key = KEYS[1] .. ':' .. hour
+local limit = tonumber(ARGV[1])
+local next = (hour + 1) * ${HOUR_MS} - now
+if ARGV[2] == '0' then
+  redis.call('SET', key, limit, 'PX', next + 60000)
+  return next
+end
+local used = redis.call('INCR', key)
+if used == 1 then redis.call('PEXPIRE', key, next + 60000) end
+if used > limit then return next end
+return -1`;
+
+const definedBudget = new WeakSet<Redis>();
+function hourlyBudget(redis: Redis): (key: string, perHour: number, spend: number) => Promise<number> {
+  if (!definedBudget.has(redis)) {
+    redis.defineCommand("hubHourlyBudget", { numberOfKeys: 1, lua: HOURLY });
+    definedBudget.add(redis);
+  }
+  const cmd = (redis as unknown as { hubHourlyBudget: (key: string, perHour: number, spend: number) => Promise<number> }).hubHourlyBudget;
+  return cmd.bind(redis);
+}

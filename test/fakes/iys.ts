@@ -70,6 +70,10 @@ export class FakeIys {
   readonly rawChangesNext: string[] = [];
   /** Status queries (consents/status) to answer 503 before answering. */
   failStatusNext = 0;
+  /** Status queries to refuse 429 H086 (the hour's 1000 spent, e.g. by another system behind the same address). */
+  refuseStatusNext = 0;
+  /** Status queries that reached İYS (answered or refused). */
+  statusQueries = 0;
   /** Called once a status query is answered (a test's way to change what İYS holds right after). */
   afterStatusQuery: (() => void) | undefined;
   /** İYS leaves the last hour's movements out of its pull; 0 here unless a test sets it. */
@@ -225,6 +229,11 @@ export class FakeIys {
       const q = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents\/status$/.exec(url.pathname);
       if (req.method === "POST" && q) {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
+        this.statusQueries++;
+        if (this.refuseStatusNext > 0) {
+          this.refuseStatusNext--;
+          return send(429, { errors: [{ code: "H086", message: "Saatte kabul edilen tekil izin durumu sorgulama istek limitine ulaşıldı. Lütfen daha sonra tekrar deneyiniz." }] });
+        }
         if (this.failStatusNext > 0) {
           this.failStatusNext--;
           return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
