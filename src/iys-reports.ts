@@ -18,14 +18,20 @@ export function reportsToIys(e: LedgerEvent): boolean {
  * A refusal kept as a local suppression because the hub knew of no consent: İYS is asked whether it
  * holds one from before (collected by another of the provider's systems); if so the refusal is
  * reported over it (iys_follow, reportSuppression). Only for brands with İYS codes (registered when
- * the İYS API is configured), where the hub had no record (not a late refusal of a consent it
- * holds) and İYS would still take it (not past 3 business days); BIREYSEL only (the channels'
- * refusals), not bulk imports': a status query each would spend İYS's 1000 an hour for days.
+ * the İYS API is configured), where the hub had no record and İYS would still take it (not past 3
+ * business days); BIREYSEL only (the channels' refusals), not bulk imports': a status query each
+ * would spend İYS's 1000 an hour for days.
+ * And a refusal too old for İYS (H467) over a consent İYS holds, of either recipient type: the
+ * follow cannot report it, but if İYS still holds the consent the row ends failed saying so (to be
+ * recorded on İYS by hand), where the dashboard lists failures.
  */
 export function iysFollowPlanner(db: Db): OutboxPlanner {
   return (e: LedgerEvent, context: PlanContext) => {
-    if (e.effect !== "suppression" || e.status !== "RET" || e.recipientType !== "BIREYSEL" || e.origin === "import" || e.origin === "registered" || e.origin === "iys") return [];
-    if (e.source === null || !isProviderSource(e.source) || context.previous !== null || context.late) return [];
+    if (e.effect !== "suppression" || e.status !== "RET" || e.origin === "import" || e.origin === "registered" || e.origin === "iys") return [];
+    if (e.source === null || !isProviderSource(e.source)) return [];
+    // A channel refusal carried over to a base registered later, an old refusal sent through the API.
+    const lateOverConsent = context.late && context.previous?.status === "ONAY" && context.previous.inIys;
+    if (!lateOverConsent && (e.recipientType !== "BIREYSEL" || context.previous !== null || context.late)) return [];
     const codes = stmt<[number], { ok: number }>(db, `SELECT iys_code IS NOT NULL AND brand_code IS NOT NULL AS ok FROM brands WHERE id = ?`).get(e.brandId);
     return codes?.ok ? [{ kind: "iys_follow", eventId: e.id }] : [];
   };

@@ -187,6 +187,37 @@ describe("pulling recipients' movements from İYS", () => {
     expect(events(brand.id)).toHaveLength(2);
   });
 
+  it("a refusal too old for İYS (H467) over a consent İYS holds: the hub asks İYS, which still holds it, and the follow ends failed saying İYS must be told", async () => {
+    const brand = await newBrand();
+    const phone = newPhone();
+    const yearAgo = formatIysDate(new Date(Date.now() - 365 * 86_400_000));
+    // The provider's base, on İYS and registered with the hub as such.
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "ONAY", source: "HS_FIZIKSEL_ORTAM", consentDate: yearAgo });
+    const loaded = await app.request(`/api/v1/imports?brand=${brand.code}&registered=true`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/csv" },
+      body: `type,recipient,status,source,consentDate,recipientType\nMESAJ,${phone},ONAY,HS_FIZIKSEL_ORTAM,${yearAgo},BIREYSEL\n`,
+    });
+    expect(loaded.status, await loaded.clone().text()).toBe(200);
+    // A refusal collected ten days ago, entered now: İYS would refuse it (H467).
+    const ret = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: minutesAgo(10 * 24 * 60) }));
+    expect(ret.status).toBe(201);
+    expect(((await ret.json()) as { iys: { code?: string } }).iys.code).toBe("H467");
+    const refusal = events(brand.id).at(-1)!;
+    expect(refusal).toMatchObject({ status: "RET", effect: "suppression" });
+    const follow = await waitFor(() => {
+      const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(refusal.id) as { status: string; lastError: string } | undefined;
+      if (r?.status !== "failed") throw new Error(`follow ${r?.status}`);
+      return r;
+    });
+    expect(follow.lastError).toBe(
+      `İYS holds ONAY dated ${yearAgo} (HS_FIZIKSEL_ORTAM), not newer than the hub's refusal: the refusal stands here, but İYS still holds the consent; record the refusal on İYS by hand`,
+    );
+    // Nothing was written to İYS: it would refuse the refusal, and the consent is İYS's already.
+    expect(iys.writes.filter((w) => w.body.recipient === phone)).toEqual([]);
+    expect(stateOf(brand.id, phone)).toMatchObject({ status: "RET" });
+  });
+
   it("the provider's own movements on İYS (source HS): the hub's reports are recognised, not taken twice; a refusal typed into İYS's panel reaches the ledger", async () => {
     const brand = await newBrand();
     const [phone, other, moved] = [newPhone(), newPhone(), newPhone()];

@@ -137,6 +137,30 @@ describe("ledger", () => {
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", inIys: false });
   });
 
+  it("a refusal too old for İYS over a consent İYS holds asks İYS too (İYS keeps the consent: the row is to say so), of either recipient type", () => {
+    ledger.addPlanner(iysFollowPlanner(db));
+    const day = 86_400_000;
+    const t = clock.now().getTime();
+    // An old refusal sent through the API over the registered base: a suppression, and a question to İYS.
+    ledger.apply([action({ recipient: "+905321234580", origin: "registered", writer: "registered", consentDate: t - 365 * day, dedupe: "content" })]);
+    expect(ledger.state(brandId, "+905321234580", "BIREYSEL", "MESAJ")).toMatchObject({ status: "ONAY", inIys: true });
+    const old = ledger.apply([action({ recipient: "+905321234580", status: "RET", consentDate: t - 10 * day })]);
+    expect(old.outcomes[0]).toMatchObject({ kind: "recorded", event: { effect: "suppression" } });
+    expect(old.outbox).toEqual([{ id: expect.any(Number), kind: "iys_follow" }]);
+    // A recipient's SMS refusal of ten days ago, carried over to a TACIR base registered now.
+    ledger.apply([action({ recipient: "+905321234581", status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: t - 10 * day, idempotencyKey: "sms:SM9:MESAJ" })]);
+    const base = ledger.apply([action({ recipient: "+905321234581", recipientType: "TACIR", origin: "registered", writer: "registered", consentDate: t - 365 * day, dedupe: "content" })]);
+    const follows = db.$client
+      .prepare("SELECT e.recipient_type AS t, e.status, e.effect, e.origin FROM outbox o JOIN consent_events e ON e.id = o.event_id WHERE o.kind = 'iys_follow' AND o.id IN (SELECT value FROM json_each(?))")
+      .all(JSON.stringify(base.outbox.map((r) => r.id)));
+    expect(follows).toEqual([{ t: "TACIR", status: "RET", effect: "suppression", origin: "sms" }]);
+    // Within İYS's 3 business days the carried-over refusal is a movement, reported: no question.
+    ledger.apply([action({ recipient: "+905321234582", status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: t - 600_000, idempotencyKey: "sms:SM10:MESAJ" })]);
+    const fresh = ledger.apply([action({ recipient: "+905321234582", recipientType: "TACIR", origin: "registered", writer: "registered", consentDate: t - 365 * day, dedupe: "content" })]);
+    const kinds = db.$client.prepare("SELECT kind FROM outbox WHERE id IN (SELECT value FROM json_each(?))").all(JSON.stringify(fresh.outbox.map((r) => r.id)));
+    expect(kinds).toEqual([{ kind: "iys_report" }]);
+  });
+
   it("a repeated status is a no-op that writes no event", () => {
     ledger.apply([action()]);
     clock.advance(1000);
