@@ -2,7 +2,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { unreportedMovements } from "../src/admin/data";
+import { join } from "node:path";
+import { openDatabase, runMigrations } from "../db/index";
+import { Ledger } from "../db/ledger";
+import { finishOutbox } from "../jobs/outbox";
+import { reportsToIysNow, unreportedMovements } from "../src/admin/data";
+import { createBrand } from "../src/brands";
+import { IYS_SKIP_NOTES, iysReportPlanner } from "../src/iys-reports";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { createQueueBoard } from "../src/admin/queues";
 import { SESSION_COOKIE, SessionTokens } from "../src/admin/session";
@@ -476,6 +482,39 @@ describe("movements the hub does not report to İYS", () => {
     const on = unreportedMovements({ ...d, iysConfigured: true });
     expect(on.map((r) => r.brand)).not.toContain("MIGROS");
     expect(on.map((r) => r.brand)).toContain("UNREP");
+  });
+});
+
+describe("whether the hub reports to İYS, as the dashboard tells it", () => {
+  it("the workers' latest finished report says so; before any, this process's own IYS_API_BASE_URL", () => {
+    const dir = tempDir();
+    const db = openDatabase(join(dir.dir, "reports.db"));
+    try {
+      runMigrations(db);
+      const at = Date.parse("2026-11-25T09:00:00Z");
+      const brandId = createBrand(db, { code: "WEB", name: "Web", iysCode: "1", brandCode: "2", shortNames: ["WEB"], numbers: [] }, at).id;
+      const ledger = new Ledger(db, { clock: new TestClock(at), calendar: new BusinessCalendar(), planners: [iysReportPlanner] });
+      const consent = (recipient: string) => {
+        const r = statementToAction({ brandId, recipient, recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(at - 60_000)), origin: "api" });
+        if (!r.ok) throw new Error(r.code);
+        return ledger.apply([r.action]).outbox[0]!.id;
+      };
+      const first = consent("+905303330001");
+      // Only a pending report: nothing learnt yet.
+      expect([reportsToIysNow(db, true), reportsToIysNow(db, false)]).toEqual([true, false]);
+      // The workers have no İYS API, whatever the web process has.
+      finishOutbox(db, first, "skipped", at, IYS_SKIP_NOTES.unconfigured);
+      expect(reportsToIysNow(db, true)).toBe(false);
+      // A brand without codes says nothing against the API; a report done says the workers have it.
+      const second = consent("+905303330002");
+      finishOutbox(db, second, "done", at);
+      expect(reportsToIysNow(db, false)).toBe(true);
+      finishOutbox(db, consent("+905303330003"), "skipped", at, IYS_SKIP_NOTES.noCodes);
+      expect(reportsToIysNow(db, false)).toBe(true);
+    } finally {
+      db.$client.close();
+      dir.cleanup();
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { maskAddress, redactAddresses } from "../domain/address";
 import type { BusinessCalendar } from "../domain/calendar";
 import { TURKEY_OFFSET } from "../domain/time";
 import type { Metrics, QueueDepths } from "../metrics/index";
-import { iysSkipNote } from "../iys-reports";
+import { IYS_SKIP_NOTES, iysSkipNote } from "../iys-reports";
 import { iysPullStandings, type IysPullStanding } from "../iys-pull";
 
 const DAY = 86_400_000;
@@ -87,6 +87,22 @@ export interface UnreportedRow {
 export const UNREPORTED_DAYS = 14;
 /** At most this many ledger events are read by each of the two scans of a page view (due, past). */
 export const UNREPORTED_SCAN_MAX = 100_000;
+/**
+ * Whether the hub reports to İYS, as its workers last found it: the newest finished İYS report or
+ * list among the last 10 000 outbox rows says so (skipped for want of the İYS API or not), since
+ * the workers and this web process may be configured apart; with none, this process's own
+ * IYS_API_BASE_URL (`ownConfig`).
+ */
+export function reportsToIysNow(db: Db, ownConfig: boolean): boolean {
+  const newest = db.$client
+    .prepare(
+      `SELECT last_error AS note FROM (SELECT id, kind, status, last_error FROM outbox ORDER BY id DESC LIMIT 10000)
+       WHERE kind IN ('iys_report', 'iys_batch') AND status <> 'pending' ORDER BY id DESC LIMIT 1`,
+    )
+    .get() as { note: string | null } | undefined;
+  return newest ? newest.note !== IYS_SKIP_NOTES.unconfigured : ownConfig;
+}
+
 export function unreportedMovements(deps: { db: Db; calendar: BusinessCalendar; now: number; iysConfigured: boolean }, scanMax = UNREPORTED_SCAN_MAX): UnreportedRow[] {
   if (!Number.isInteger(scanMax) || scanMax < 1) throw new RangeError("scanMax must be a positive integer");
   const db = deps.db.$client;

@@ -5,7 +5,7 @@ import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
 import { clientIp, RateLimiter } from "../rate-limit";
 import type { Metrics } from "../metrics/index";
-import { loadDashboard } from "./data";
+import { loadDashboard, reportsToIysNow } from "./data";
 import { ADMIN_CSP, DashboardPage, LoginPage } from "./pages";
 import { createQueueBoard } from "./queues";
 import { SESSION_COOKIE, SessionTokens, adminKeyMatches } from "./session";
@@ -99,7 +99,7 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   });
 
   app.get("/", async (c) => {
-    const d = await loadDashboard({ db: deps.db, calendar: deps.calendar, metrics, now: now(), iysConfigured: Boolean(deps.config.IYS_API_BASE_URL) });
+    const d = await loadDashboard({ db: deps.db, calendar: deps.calendar, metrics, now: now(), iysConfigured: reportsToIysNow(deps.db, Boolean(deps.config.IYS_API_BASE_URL)) });
     return c.html(<DashboardPage d={d} />);
   });
 
