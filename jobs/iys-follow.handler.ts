@@ -36,12 +36,12 @@ export function planIysFollows(db: Db, eventIds: number[], now: number): OutboxR
   return eventIds.flatMap((id) => addOutboxOnce(db, "iys_follow", id, now, { unlessPending: true }));
 }
 
-const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type,
+const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.effect, e.consent_date AS consentDate,
   b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`;
 
 export async function run(row: OutboxRow, deps: IysFollowDeps): Promise<OutboxOutcome> {
   const event = stmt(deps.db, EVENT_SELECT).get(row.eventId) as
-    | (Pick<LedgerEvent, "id" | "brandId" | "recipient" | "recipientType" | "type"> & { iysCode: string | null; brandCode: string | null })
+    | (Pick<LedgerEvent, "id" | "brandId" | "recipient" | "recipientType" | "type" | "effect" | "consentDate"> & { iysCode: string | null; brandCode: string | null })
     | undefined;
   if (!event) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {
@@ -50,7 +50,10 @@ export async function run(row: OutboxRow, deps: IysFollowDeps): Promise<OutboxOu
   const now = deps.clock.now().getTime();
   let r: Awaited<ReturnType<typeof takeIysRecord>>;
   try {
-    r = await takeIysRecord(deps, { id: event.brandId, iysCode: event.iysCode, brandCode: event.brandCode }, event, event.id);
+    // A refusal too old for İYS only learns whether İYS still holds the consent: it waits behind the
+    // questions İYS's 3 business days still hang on (the first half of the hour's status queries).
+    const low = event.effect === "suppression" && event.consentDate !== null && deps.ledger.lateForIys(event.consentDate);
+    r = await takeIysRecord(deps, { id: event.brandId, iysCode: event.iysCode, brandCode: event.brandCode }, event, event.id, { low });
   } catch (err) {
     r = { ok: false, permanent: false, code: "unreachable", message: err instanceof Error ? err.message : String(err) };
   }

@@ -276,8 +276,10 @@ export async function takeIysRecord(
   consent: IysConsentKey,
   /** The event İYS refused (or the suppression asked about): once the consent has moved on from it, the hub's later movements speak to İYS. */
   forEvent?: number,
+  /** A question that can wait (IysReporter.consentStatus). */
+  opts: { low?: boolean } = {},
 ): Promise<({ ok: true } & IysRecordTaken) | { ok: false; permanent: boolean; code: string; message: string; retryAt?: number }> {
-  const asked = await deps.iys.consentStatus({ iysCode: brand.iysCode, brandCode: brand.brandCode }, consent);
+  const asked = await deps.iys.consentStatus({ iysCode: brand.iysCode, brandCode: brand.brandCode }, consent, opts);
   if (!asked.ok) return asked;
   if (asked.held === null) return { ok: true, held: null, outbox: [] };
   const held = asked.held;

@@ -6,7 +6,7 @@ import { createRuntime, type Runtime } from "../src/runtime";
 import { HttpIysReporter } from "../src/services/iys";
 import { RedisHourlyBudget, RedisPacer } from "../src/services/pacer";
 import { FakeIys } from "./fakes/iys";
-import { authed, deletePrefix, REDIS_URL, tempDir, testConfig, uniquePrefix, waitFor } from "./helpers";
+import { ADMIN_KEY, authed, deletePrefix, REDIS_URL, tempDir, testConfig, uniquePrefix, waitFor } from "./helpers";
 
 /** The most requests that arrived within any one second. */
 function busiestSecond(times: number[]): number {
@@ -146,6 +146,23 @@ describe("RedisHourlyBudget", () => {
     expect(await other.take()).toBeGreaterThan(0);
   });
 
+  it("a low-priority call takes only from the first half of the hour's budget: the rest stays for the others", async () => {
+    await clearOfHourEnd();
+    const budget = new RedisHourlyBudget(a, `${prefix}:halves`, 4);
+    expect([await budget.take({ low: true }), await budget.take({ low: true })]).toEqual([null, null]);
+    expect(await budget.take({ low: true })).toBeGreaterThan(0);
+    expect([await budget.take(), await budget.take()]).toEqual([null, null]);
+    expect(await budget.take()).toBeGreaterThan(0);
+    // Alone, without Redis, the same.
+    const down = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0 });
+    const local = new RedisHourlyBudget(down, "unused", 2);
+    expect(await local.take({ low: true })).toBeNull();
+    expect(await local.take({ low: true })).toBeGreaterThan(0);
+    expect(await local.take()).toBeNull();
+    expect(await local.take()).toBeGreaterThan(0);
+    down.disconnect();
+  });
+
   it("without Redis the process counts alone", async () => {
     await clearOfHourEnd();
     const down = new Redis("redis://127.0.0.1:1", { lazyConnect: true, maxRetriesPerRequest: 0 });
@@ -232,5 +249,57 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
       redis.disconnect();
       await deletePrefix(prefix);
     }
+  });
+});
+
+describe("status queries that can wait take from the first half of the hour's budget", () => {
+  const tmp = tempDir();
+  const iys = new FakeIys();
+  let runtime: Runtime;
+
+  beforeAll(async () => {
+    const url = await iys.start();
+    runtime = await createRuntime(testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "u", IYS_PASSWORD: "p", IYS_STATUS_QUERIES_PER_HOUR: "2" }));
+    runtime.startBackground();
+    const res = await createApp(runtime.deps).request("/api/v1/brands", authed({ code: "HALF", name: "Half", iysCode: "820001", brandCode: "820002", shortNames: ["HALF"], numbers: [] }));
+    expect(res.status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await runtime.close();
+    await iys.stop();
+    await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+    tmp.cleanup();
+  });
+
+  it("refusals too old for İYS over its consents are asked about one an hour here; a fresh refusal's question still goes", async () => {
+    await clearOfHourEnd();
+    const app = createApp(runtime.deps);
+    const db = runtime.deps.db.$client;
+    const yearAgo = formatIysDate(new Date(Date.now() - 365 * 86_400_000));
+    const phones = ["+905350000001", "+905350000002"];
+    const loaded = await app.request("/api/v1/imports?brand=HALF&registered=true", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/csv" },
+      body: `type,recipient,status,source,consentDate,recipientType\n${phones.map((p) => `MESAJ,${p},ONAY,HS_WEB,${yearAgo},BIREYSEL`).join("\n")}\n`,
+    });
+    expect(loaded.status, await loaded.clone().text()).toBe(200);
+    const refuse = async (recipient: string, daysAgo: number) => {
+      const consentDate = formatIysDate(new Date(Date.now() - daysAgo * 86_400_000 - 60_000));
+      const res = await app.request("/api/v1/consents", authed({ brand: "HALF", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate }));
+      expect(res.status, await res.clone().text()).toBe(201);
+      return ((await res.json()) as { event: { id: number } }).event.id;
+    };
+    const follow = (id: number) => db.prepare(`SELECT status, last_error AS lastError FROM outbox WHERE event_id = ? AND kind = 'iys_follow'`).get(id) as { status: string; lastError: string | null };
+    const first = await refuse(phones[0]!, 10);
+    await waitFor(() => follow(first).status === "done");
+    const second = await refuse(phones[1]!, 10);
+    await waitFor(() => follow(second).lastError?.startsWith("İYS status query waits"));
+    expect(iys.statusQueries).toBe(1);
+    // A refusal of a consent the hub never held, within İYS's 3 business days: asked at once.
+    const fresh = await refuse("+905350000003", 0);
+    await waitFor(() => follow(fresh).status === "done");
+    expect(iys.statusQueries).toBe(2);
+    expect(follow(second).status).toBe("pending");
   });
 });

@@ -77,7 +77,8 @@ export interface IysReporter {
   /** Recipients' own movements on İYS after `after` (null: İYS's whole 7-day window), oldest first. */
   changes(brand: IysBrandRef, after: string | null, limit?: number, source?: "IYS" | "HS"): Promise<IysChangesResult>;
   /** What İYS holds for one consent now (Tekil İzin Durumu Sorgulama; at most 1000 an hour): null when it holds nothing. */
-  consentStatus(brand: IysBrandRef, consent: IysConsentKey): Promise<IysConsentStatusResult>;
+  /** `low`: a question that can wait (see HourlyBudget): asked only within the first half of the hour's budget. */
+  consentStatus(brand: IysBrandRef, consent: IysConsentKey, opts?: { low?: boolean }): Promise<IysConsentStatusResult>;
 }
 
 /** One consent as İYS keys it. */
@@ -294,9 +295,9 @@ export class HttpIysReporter implements IysReporter {
     return { transactionId: null };
   }
 
-  async consentStatus(brand: IysBrandRef, consent: IysConsentKey): Promise<IysConsentStatusResult> {
+  async consentStatus(brand: IysBrandRef, consent: IysConsentKey, opts: { low?: boolean } = {}): Promise<IysConsentStatusResult> {
     // Within the hour's budget, or not asked at all: İYS would only answer 429 H086.
-    const wait = await this.opts.statusBudget?.take();
+    const wait = await this.opts.statusBudget?.take(opts);
     if (wait != null) {
       const retryAt = this.now() + wait;
       return { ok: false, permanent: false, code: "status_budget", message: `the hourly budget of İYS status queries is spent until ${new Date(retryAt).toISOString()}`, retryAt };

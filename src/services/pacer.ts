@@ -71,9 +71,13 @@ function reserveSlot(redis: Redis): (key: string, gap: number) => Promise<number
   return cmd.bind(redis);
 }
 
-/** A number of calls an hour; `take` answers null when the call may go, else the ms until the next hour's budget. */
+/**
+ * A number of calls an hour; `take` answers null when the call may go, else the ms until the next
+ * hour's budget. A `low` priority call takes only from the first half of the hour's budget, so work
+ * that can wait never holds back the rest.
+ */
 export interface HourlyBudget {
-  take(): Promise<number | null>;
+  take(opts?: { low?: boolean }): Promise<number | null>;
   /** The API said this hour's budget is spent (its 429): nothing more is taken before the next hour. Answers the ms until then. */
   exhaust(): Promise<number>;
 }
@@ -96,10 +100,15 @@ export class RedisHourlyBudget implements HourlyBudget {
     if (!Number.isInteger(perHour) || perHour < 1) throw new Error("perHour must be a positive integer");
   }
 
-  private async ask(spend: boolean): Promise<number> {
+  /** The most a call may find used and still go: the whole budget, or half of it for a low-priority call. */
+  private cap(low: boolean): number {
+    return low ? Math.max(1, Math.floor(this.perHour / 2)) : this.perHour;
+  }
+
+  private async ask(spend: boolean, low = false): Promise<number> {
     if (this.redis.status === "ready") {
       try {
-        return Number(await withTimeout(hourlyBudget(this.redis)(this.key, this.perHour, spend ? 1 : 0), 500, "hourly budget"));
+        return Number(await withTimeout(hourlyBudget(this.redis)(this.key, this.perHour, spend ? this.cap(low) : 0), 500, "hourly budget"));
       } catch {
         // fall through to the local count
       }
@@ -112,11 +121,13 @@ export class RedisHourlyBudget implements HourlyBudget {
       this.local.used = this.perHour;
       return next;
     }
-    return ++this.local.used > this.perHour ? next : -1;
+    if (this.local.used >= this.cap(low)) return next;
+    this.local.used++;
+    return -1;
   }
 
-  async take(): Promise<number | null> {
-    const wait = await this.ask(true);
+  async take(opts: { low?: boolean } = {}): Promise<number | null> {
+    const wait = await this.ask(true, opts.low ?? false);
     return wait < 0 ? null : wait;
   }
 
@@ -126,31 +137,31 @@ export class RedisHourlyBudget implements HourlyBudget {
 }
 
 /**
- * KEYS[1]: the budget's key (the hour is appended); ARGV[1]: calls an hour; ARGV[2]: 1 to take one,
- * 0 to mark the hour spent. Answers -1 when the call may go, else the ms until the next hour.
+ * KEYS[1]: the budget's key (the hour is appended); ARGV[1]: calls an hour; ARGV[2]: 0 to mark the
+ * hour spent, else take one if fewer than that many were taken this hour. Answers -1 when the call
+ * may go, else the ms until the next hour.
  */
 const HOURLY = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local hour = math.floor(now / ${HOUR_MS})
 local key = KEYS[1] .. ':' .. hour
-local limit = tonumber(ARGV[1])
 local next = (hour + 1) * ${HOUR_MS} - now
 if ARGV[2] == '0' then
-  redis.call('SET', key, limit, 'PX', next + 60000)
+  redis.call('SET', key, ARGV[1], 'PX', next + 60000)
   return next
 end
-local used = redis.call('INCR', key)
-if used == 1 then redis.call('PEXPIRE', key, next + 60000) end
-if used > limit then return next end
+local used = tonumber(redis.call('GET', key) or '0')
+if used >= tonumber(ARGV[2]) then return next end
+if redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, next + 60000) end
 return -1`;
 
 const definedBudget = new WeakSet<Redis>();
-function hourlyBudget(redis: Redis): (key: string, perHour: number, spend: number) => Promise<number> {
+function hourlyBudget(redis: Redis): (key: string, perHour: number, cap: number) => Promise<number> {
   if (!definedBudget.has(redis)) {
     redis.defineCommand("hubHourlyBudget", { numberOfKeys: 1, lua: HOURLY });
     definedBudget.add(redis);
   }
-  const cmd = (redis as unknown as { hubHourlyBudget: (key: string, perHour: number, spend: number) => Promise<number> }).hubHourlyBudget;
+  const cmd = (redis as unknown as { hubHourlyBudget: (key: string, perHour: number, cap: number) => Promise<number> }).hubHourlyBudget;
   return cmd.bind(redis);
 }
