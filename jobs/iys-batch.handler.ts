@@ -6,7 +6,7 @@ import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/service
 import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import { IYS_RETRY_HORIZON_MS, type OutboxOutcome, type OutboxRow } from "./outbox";
-import { iysSkipNote } from "../src/iys-reports";
+import { iysSkipped } from "../src/iys-reports";
 
 export interface IysBatchDeps {
   db: Db;
@@ -57,12 +57,12 @@ function eventIds(row: OutboxRow): number[] {
  */
 export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOutcome> {
   const ids = eventIds(row);
-  const brand = stmt(deps.db, `SELECT b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
-    | { iysCode: string | null; brandCode: string | null }
+  const brand = stmt(deps.db, `SELECT b.id, b.iys_code AS iysCode, b.brand_code AS brandCode FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`).get(ids[0]) as
+    | { id: number; iysCode: string | null; brandCode: string | null }
     | undefined;
   if (!brand) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !brand.iysCode || !brand.brandCode) {
-    return { status: "skipped", note: iysSkipNote(deps.iys.configured) };
+    return iysSkipped(deps.db, deps.iys.configured, brand.id);
   }
   const ref = { iysCode: brand.iysCode, brandCode: brand.brandCode };
   const now = deps.clock.now().getTime();

@@ -6,7 +6,7 @@ import { takeIysRecord } from "../src/iys-pull";
 import type { IysReporter } from "../src/services/iys";
 import { retryLater } from "./iys-order";
 import { addOutboxOnce, type OutboxOutcome, type OutboxRow } from "./outbox";
-import { iysSkipNote } from "../src/iys-reports";
+import { iysSkipped } from "../src/iys-reports";
 
 /**
  * İYS refused a movement of the hub's because it holds a newer record of the consent (H178: the
@@ -45,7 +45,7 @@ export async function run(row: OutboxRow, deps: IysFollowDeps): Promise<OutboxOu
     | undefined;
   if (!event) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {
-    return { status: "skipped", note: iysSkipNote(deps.iys.configured) };
+    return iysSkipped(deps.db, deps.iys.configured, event.brandId);
   }
   const now = deps.clock.now().getTime();
   let r: Awaited<ReturnType<typeof takeIysRecord>>;

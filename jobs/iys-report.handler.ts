@@ -6,7 +6,7 @@ import type { IysReporter } from "../src/services/iys";
 import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
-import { iysSkipNote } from "../src/iys-reports";
+import { iysSkipped } from "../src/iys-reports";
 
 export interface IysReportDeps {
   db: Db;
@@ -31,7 +31,7 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
     | undefined;
   if (!event) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {
-    return { status: "skipped", note: iysSkipNote(deps.iys.configured) };
+    return iysSkipped(deps.db, deps.iys.configured, event.brandId);
   }
   // A recipient's action dated one second after a stored consent (see ConsentAction.datedOnReceipt)
   // may not have come yet: İYS refuses future dates (H162), so wait for it.
@@ -59,5 +59,6 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
     return { status: "failed", note: `İYS refused the movement: ${result.code}: ${result.message}; İYS's record is taken by an iys_follow row` };
   }
   if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);
-  return retryLater(row, deps, now, event.receivedAt, `İYS report failed: ${result.code}`);
+  // Seven days from the movement, or from when its report was planned anew (reopened, see reopenSkippedIysReports).
+  return retryLater(row, deps, now, Math.max(event.receivedAt, row.createdAt), `İYS report failed: ${result.code}`);
 }

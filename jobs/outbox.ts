@@ -80,7 +80,13 @@ export function waitOutbox(db: Db, id: number, until: number, now: number, resul
  * Throwing UnrecoverableError ends it as failed, any other error retries it (the job's backoff).
  */
 export type OutboxOutcome =
-  | { status: "done" | "skipped" | "failed"; note?: string; result?: Record<string, unknown> }
+  | {
+      status: "done" | "skipped" | "failed";
+      note?: string;
+      result?: Record<string, unknown>;
+      /** Checked when the outcome is written (the write lock held): if it holds, the row is tried again at once instead. */
+      unlessNow?: () => boolean;
+    }
   | { status: "wait"; until: number; result?: Record<string, unknown>; error?: string };
 
 /**

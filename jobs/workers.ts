@@ -120,11 +120,16 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
   const transient: string[] = [];
   const waiting: { row: OutboxRef; until: number }[] = [];
   let ended = 0;
+  // IMMEDIATE: an outcome's `unlessNow` and the row's update see the same database.
   deps.db.$client.transaction(() => {
     results.forEach((r, i) => {
       const id = rows[i]!.id;
       if (r.status === "fulfilled") {
         const v = r.value;
+        if (v.status !== "wait" && v.unlessNow?.()) {
+          waiting.push({ row: { id, kind: rows[i]!.kind }, until: now() });
+          return waitOutbox(deps.db, id, now(), now());
+        }
         if (v.status !== "wait") return finishOutbox(deps.db, id, v.status, now(), v.note === undefined ? undefined : redactAddresses(v.note), v.result);
         waiting.push({ row: { id, kind: rows[i]!.kind }, until: v.until });
         return waitOutbox(deps.db, id, v.until, now(), v.result, v.error === undefined ? undefined : redactAddresses(v.error));
@@ -140,7 +145,7 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
         transient.push(`#${id}: ${message}`);
       }
     });
-  })();
+  }).immediate();
   for (const w of waiting) {
     try {
       await deps.scheduleOutbox?.(w.row, Math.max(0, w.until - now()), w.until);

@@ -1,6 +1,7 @@
 import { stmt, type Db } from "../db/index";
 import type { ActionOutcome, LedgerEvent, OutboxInput, OutboxPlanner, OutboxRef, PlanContext } from "../db/ledger";
-import type { BusinessCalendar } from "./domain/calendar";
+import { UnknownHolidayYearError, type BusinessCalendar } from "./domain/calendar";
+import type { OutboxOutcome } from "../jobs/outbox";
 import { isProviderSource } from "./domain/consent";
 import { IYS_BATCH_MAX } from "./services/iys";
 
@@ -92,38 +93,68 @@ export const IYS_SKIP_NOTES = {
 export const iysSkipNote = (configured: boolean) => (configured ? IYS_SKIP_NOTES.noCodes : IYS_SKIP_NOTES.unconfigured);
 
 /**
+ * What an İYS job makes of work İYS cannot be sent: skipped, saying why — unless the brand has its
+ * codes by the time that is written (given them while the job ran: the reopen of the change did not
+ * see this row, still pending then), when it is tried again at once.
+ */
+export function iysSkipped(db: Db, configured: boolean, brandId: number): OutboxOutcome {
+  if (!configured) return { status: "skipped", note: IYS_SKIP_NOTES.unconfigured };
+  const hasCodes = () => stmt(db, `SELECT 1 FROM brands WHERE id = ? AND iys_code IS NOT NULL AND brand_code IS NOT NULL`).get(brandId) !== undefined;
+  return { status: "skipped", note: IYS_SKIP_NOTES.noCodes, unlessNow: hasCodes };
+}
+
+/** Rows reopened a transaction (each a savepoint of the caller's transaction, when there is one). */
+const REOPEN_CHUNK = 1000;
+
+/**
  * İYS reports skipped because the hub could not report them then (the İYS API not configured, the
  * brand without its codes), made pending again now that the brand has its codes, while İYS would
  * still take them: movements no more than 3 business days after their consentDate (or arrival, if
- * earlier; H467), lists (iys_batch) of imports received since the oldest day still open (İYS judges
- * each movement of a list itself). Older ones stay skipped: İYS would refuse them. `brandId` limits
- * it to one brand. Answers the rows reopened (to enqueue; the sweeper takes them otherwise).
+ * earlier; H467; HS_2015 whenever), lists (iys_batch) of imports and follows (iys_follow: a
+ * follow judges lateness itself, and one of a refusal too old for İYS is to say İYS still holds
+ * the consent) received since the oldest day still open. Older ones stay skipped: İYS would refuse
+ * them. Reopened work is planned anew (created_at now): its retries' 7 days count from here.
+ * `brandId` limits it to one brand. Answers the rows reopened (to enqueue; the sweeper takes them
+ * otherwise).
  */
 export function reopenSkippedIysReports(db: Db, calendar: BusinessCalendar, now: number, brandId?: number): OutboxRef[] {
   const since = calendar.oldestOpenDay(new Date(now)).getTime();
   const first = stmt<[number], { id: number }>(db, `SELECT id FROM consent_events WHERE received_at >= ? ORDER BY received_at LIMIT 1`).get(since);
   if (!first) return [];
   // `status <> 'done'` lets SQLite use the partial index of unfinished rows (kind, event_id).
-  const rows = stmt<[number, string, string, number | null, number | null], { id: number; kind: OutboxRef["kind"]; consentDate: number | null; receivedAt: number }>(
+  type Candidate = { id: number; kind: OutboxRef["kind"]; consentDate: number | null; receivedAt: number; source: string | null };
+  const rows = stmt<[number, string, string, number | null, number | null], Candidate>(
     db,
-    `SELECT o.id, o.kind, e.consent_date AS consentDate, e.received_at AS receivedAt FROM outbox o
+    `SELECT o.id, o.kind, e.consent_date AS consentDate, e.received_at AS receivedAt, e.source FROM outbox o
        JOIN consent_events e ON e.id = o.event_id JOIN brands b ON b.id = e.brand_id
      WHERE o.kind IN ('iys_report', 'iys_batch', 'iys_follow') AND o.status <> 'done' AND o.status = 'skipped' AND o.event_id >= ?
        AND o.last_error IN (?, ?) AND b.iys_code IS NOT NULL AND b.brand_code IS NOT NULL AND (? IS NULL OR e.brand_id = ?)`,
   ).all(first.id, IYS_SKIP_NOTES.unconfigured, IYS_SKIP_NOTES.noCodes, brandId ?? null, brandId ?? null);
   const open = rows.filter((r) => {
-    if (r.kind === "iys_batch") return r.receivedAt >= since;
+    if (r.kind !== "iys_report") return r.receivedAt >= since;
+    if (r.source === "HS_2015") return true; // İYS's fixed date for consents before the law: no window
     const from = Math.min(r.consentDate ?? r.receivedAt, r.receivedAt);
     try {
       return calendar.deadline(new Date(from), 3).getTime() >= now;
-    } catch {
-      return true; // a year missing from the holiday table: İYS decides
+    } catch (err) {
+      if (err instanceof UnknownHolidayYearError) return true; // a year missing from the holiday table: İYS decides
+      throw err;
     }
   });
-  const reopen = stmt(db, `UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, result = NULL, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = 'skipped'`);
+  const reopen = stmt(
+    db,
+    `UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, result = NULL, next_attempt_at = NULL, created_at = ?, updated_at = ? WHERE id = ? AND status = 'skipped'`,
+  );
   const done: OutboxRef[] = [];
-  db.$client.transaction(() => {
-    for (const r of open) if (reopen.run(now, r.id).changes === 1) done.push({ id: r.id, kind: r.kind });
-  })();
+  for (let k = 0; k < open.length; k += REOPEN_CHUNK) {
+    db.$client.transaction(() => {
+      for (const r of open.slice(k, k + REOPEN_CHUNK)) if (reopen.run(now, now, r.id).changes === 1) done.push({ id: r.id, kind: r.kind });
+    })();
+  }
   return done;
+}
+
+/** Enqueues reopened rows a chunk at a time, under job ids of their own (the jobs that skipped them are finished); the sweeper takes what could not be. */
+export async function enqueueReopened(enqueue: (rows: OutboxRef[], opts: { tag: string }) => Promise<void>, rows: OutboxRef[], now: number): Promise<void> {
+  for (let k = 0; k < rows.length; k += REOPEN_CHUNK) await enqueue(rows.slice(k, k + REOPEN_CHUNK), { tag: `reopened${now}` });
 }

@@ -23,7 +23,7 @@ import { Metrics } from "./metrics/index";
 import { HttpIysReporter, noopIysReporter, type IysReporter } from "./services/iys";
 import { RedisHourlyBudget, RedisPacer } from "./services/pacer";
 import { callbackPlanner } from "./callbacks/store";
-import { iysFollowPlanner, iysReportPlanner, reopenSkippedIysReports } from "./iys-reports";
+import { enqueueReopened, iysFollowPlanner, iysReportPlanner, reopenSkippedIysReports } from "./iys-reports";
 import { startCallbacks, sweepCallbackRows } from "./callbacks/wiring";
 import { startIysPull } from "./iys-pull";
 
@@ -219,10 +219,16 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       );
       if (iys.configured) {
         // What was skipped while İYS was not configured here (or a brand lacked its codes) and İYS would still take.
-        const reopened = reopenSkippedIysReports(db, calendar, clock.now().getTime());
-        if (reopened.length > 0) {
-          log.info({ iysReportsReopened: reopened.length }, "skipped İYS reports reopened: İYS is configured now");
-          void jobs.enqueueOutbox(reopened, { tag: `reopened${clock.now().getTime()}` });
+        try {
+          const now = clock.now().getTime();
+          const reopened = reopenSkippedIysReports(db, calendar, now);
+          if (reopened.length > 0) {
+            log.info({ iysReportsReopened: reopened.length }, "skipped İYS reports reopened: İYS is configured now");
+            void enqueueReopened(jobs.enqueueOutbox, reopened, now);
+          }
+        } catch (err) {
+          // The database busy past its timeout (another process's long write): the next start tries again.
+          log.warn({ err: (err as Error).message }, "could not reopen skipped İYS reports");
         }
       }
       callbacks = startCallbacks(config, { db, clock, log, secrets, producer, enqueueOutbox: jobs.enqueueOutbox });

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
+import { statementToAction } from "../src/consents";
 import { formatIysDate } from "../src/domain/time";
 import { dailyReport } from "../src/export";
 import { runImport, type ImportDeps } from "../src/import";
@@ -494,11 +495,39 @@ describe("reports skipped for want of İYS codes or of the İYS API", () => {
     expect(sent.every((w) => w.iysCode === "720001" && w.brandCode === "720002")).toBe(true);
     expect(sent).toHaveLength(3);
     expect(iys.batches.slice(batches).map((b) => b.items.map((i) => i.recipient))).toEqual([["+905321120103", "+905321120104"]]);
-    // Given the codes again: nothing is sent twice.
+    // Given the codes again: nothing is reopened (it would be pending as the answer comes), nothing sent twice.
     const again = await app.request("/api/v1/brands/LATER", { ...authed({ iysCode: "720001", brandCode: "720002" }), method: "PATCH" });
     expect(again.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 300));
+    expect([onay, ret, other].map((id) => row(id).status)).toEqual(["done", "done", "done"]);
+    expect(row(list.eventId, "iys_batch").status).toBe("done");
     expect(iys.writes.length - writes).toBe(3);
+  });
+
+  it("a brand given its codes while a job is deciding to skip its report: the report is not lost, it goes", async () => {
+    for (const code of ["SLOWOK", "RACING"]) {
+      const body = code === "SLOWOK" ? { code, name: code, iysCode: "750001", brandCode: "750002", shortNames: [code], numbers: [] } : { code, name: code, shortNames: [code], numbers: [] };
+      expect((await app.request("/api/v1/brands", authed(body))).status).toBe(201);
+    }
+    // Two movements recorded without their jobs, then worked in one job: the first waits on a slow
+    // İYS while the second (a brand without codes) is decided skipped at once; the codes come meanwhile.
+    const action = (code: string, recipient: string) => {
+      const r = statementToAction({ brandId: brandIdOf(code), recipient, recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: date, origin: "api" });
+      if (!r.ok) throw new Error(r.code);
+      return r.action;
+    };
+    const { outcomes, outbox } = runtime.deps.ledger.apply([action("SLOWOK", "+905321150101"), action("RACING", "+905321150102")]);
+    const racing = (outcomes[1] as { event: { id: number } }).event.id;
+    iys.writeDelayMs = 1500;
+    try {
+      await runtime.deps.jobs.enqueueOutbox(outbox);
+      await waitFor(() => db().prepare("SELECT 1 FROM outbox WHERE id = ? AND next_attempt_at IS NOT NULL").get(outbox[1]!.id));
+      const patched = await app.request("/api/v1/brands/RACING", { ...authed({ iysCode: "760001", brandCode: "760002" }), method: "PATCH" });
+      expect(patched.status).toBe(200);
+    } finally {
+      iys.writeDelayMs = 0;
+    }
+    await waitFor(() => row(racing).status === "done", { timeoutMs: 30_000 });
+    expect(iys.writes.filter((w) => w.body.recipient === "+905321150102").map((w) => w.iysCode)).toEqual(["760001"]);
   });
 
   it("what İYS would refuse as registered too late (past 3 business days after its consentDate, H467) stays skipped", async () => {

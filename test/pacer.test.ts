@@ -109,10 +109,11 @@ describe("İYS reports are paced (IYS_MAX_REQUESTS_PER_SECOND)", () => {
   });
 });
 
-/** Waits out the last seconds of a clock hour, so a test's budget is not reset halfway. */
-async function clearOfHourEnd(): Promise<void> {
+/** Waits out the last 90 seconds of a clock hour, so a test's budget is not reset halfway; answers the next hour's start. */
+async function clearOfHourEnd(): Promise<number> {
   const left = 3_600_000 - (Date.now() % 3_600_000);
-  if (left < 10_000) await new Promise((r) => setTimeout(r, left + 200));
+  if (left < 90_000) await new Promise((r) => setTimeout(r, left + 500));
+  return (Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000;
 }
 
 describe("RedisHourlyBudget", () => {
@@ -127,14 +128,14 @@ describe("RedisHourlyBudget", () => {
   });
 
   it("two processes sharing the key take from one budget an hour; past it they are told how long until the next hour", async () => {
-    await clearOfHourEnd();
+    const nextHour = await clearOfHourEnd();
     const key = `${prefix}:status`;
     const one = new RedisHourlyBudget(a, key, 3);
     const two = new RedisHourlyBudget(b, key, 3);
     await Promise.all([a.ping(), b.ping()]);
     const answers = await Promise.all(Array.from({ length: 5 }, (_, i) => (i % 2 ? one : two).take()));
     expect(answers.filter((w) => w === null)).toHaveLength(3);
-    const toHour = 3_600_000 - (Date.now() % 3_600_000);
+    const toHour = nextHour - Date.now();
     for (const w of answers.filter((x) => x !== null)) {
       expect(w).toBeGreaterThan(toHour - 2000);
       expect(w).toBeLessThanOrEqual(toHour + 2000);
@@ -200,7 +201,7 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
   });
 
   it("follows past the hour's budget wait for the next hour without asking İYS", async () => {
-    await clearOfHourEnd();
+    const nextHour = await clearOfHourEnd();
     const app = createApp(runtime.deps);
     const date = formatIysDate(new Date(Date.now() - 60_000));
     // Refusals of consents the hub never held: each asks İYS whether it holds one (an iys_follow row).
@@ -224,13 +225,12 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
     expect(iys.statusQueries).toBe(2);
     const waiting = settled.find((r) => r.status === "pending")!;
     expect(waiting.lastError).toMatch(/hourly budget of İYS status queries is spent until/);
-    const nextHour = (Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000;
     expect(waiting.nextAt).toBeGreaterThanOrEqual(nextHour - 2000);
     expect(waiting.nextAt).toBeLessThanOrEqual(nextHour + 62_000);
   });
 
   it("İYS's own 429 H086 spends the hour: no status query is sent until the next one", async () => {
-    await clearOfHourEnd();
+    const nextHour = await clearOfHourEnd();
     const redis = new Redis(REDIS_URL);
     const prefix = uniquePrefix();
     try {
@@ -240,7 +240,6 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
       iys.refuseStatusNext = 1;
       const refused = await reporter.consentStatus({ iysCode: "810001", brandCode: "810002" }, consent);
       expect(refused).toMatchObject({ ok: false, permanent: false, code: "H086" });
-      const nextHour = (Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000;
       expect((refused as { retryAt: number }).retryAt).toBeGreaterThanOrEqual(nextHour - 2000);
       const held = await reporter.consentStatus({ iysCode: "810001", brandCode: "810002" }, consent);
       expect(held).toMatchObject({ ok: false, code: "status_budget" });

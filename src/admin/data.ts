@@ -88,16 +88,16 @@ export const UNREPORTED_DAYS = 14;
 /** At most this many ledger events are read by each of the two scans of a page view (due, past). */
 export const UNREPORTED_SCAN_MAX = 100_000;
 /**
- * Whether the hub reports to İYS, as its workers last found it: the newest finished İYS report or
- * list among the last 10 000 outbox rows says so (skipped for want of the İYS API or not), since
+ * Whether the hub reports to İYS, as its workers last found it: the last İYS report or list to
+ * finish, among the last 10 000 outbox rows, says so (skipped for want of the İYS API or not), since
  * the workers and this web process may be configured apart; with none, this process's own
  * IYS_API_BASE_URL (`ownConfig`).
  */
 export function reportsToIysNow(db: Db, ownConfig: boolean): boolean {
   const newest = db.$client
     .prepare(
-      `SELECT last_error AS note FROM (SELECT id, kind, status, last_error FROM outbox ORDER BY id DESC LIMIT 10000)
-       WHERE kind IN ('iys_report', 'iys_batch') AND status <> 'pending' ORDER BY id DESC LIMIT 1`,
+      `SELECT last_error AS note FROM (SELECT id, kind, status, last_error, updated_at FROM outbox ORDER BY id DESC LIMIT 10000)
+       WHERE kind IN ('iys_report', 'iys_batch') AND status <> 'pending' ORDER BY updated_at DESC, id DESC LIMIT 1`,
     )
     .get() as { note: string | null } | undefined;
   return newest ? newest.note !== IYS_SKIP_NOTES.unconfigured : ownConfig;

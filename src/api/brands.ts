@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { brandByCode, createBrand, listBrands, numbersOfBrand, updateBrand, type Brand } from "../brands";
 import { normalizePhone } from "../domain/address";
 import { iysPullCursor, type IysPullCursor } from "../iys-pull";
-import { reopenSkippedIysReports } from "../iys-reports";
+import { enqueueReopened, reopenSkippedIysReports } from "../iys-reports";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { assertBrandAccess, canAccessBrand, requireAdmin } from "./auth";
@@ -212,20 +212,20 @@ export function createBrandRoutes(deps: AppDeps) {
       const { code } = c.req.valid("param");
       const { addNumbers, removeNumbers, ...fields } = c.req.valid("json");
       const removed = removeNumbers?.map((n, i) => storedNumber(n, `removeNumbers[${i}]`));
-      const brand = updateBrand(
-        deps.db,
-        code,
-        { ...fields, ...(addNumbers ? { addNumbers: storedNumbers(addNumbers, "addNumbers") } : {}), ...(removed ? { removeNumbers: removed } : {}) },
-        deps.clock.now().getTime(),
-      );
+      const now = deps.clock.now().getTime();
+      const patch = { ...fields, ...(addNumbers ? { addNumbers: storedNumbers(addNumbers, "addNumbers") } : {}), ...(removed ? { removeNumbers: removed } : {}) };
+      // Given its İYS codes: what was skipped for want of them and İYS would still take goes to İYS
+      // now, in the same transaction as the codes (no moment where a later movement of a consent
+      // could go to İYS ahead of its reopened earlier one).
+      const { brand, reopened } = deps.db.$client
+        .transaction(() => {
+          const changed = updateBrand(deps.db, code, patch, now);
+          const codesGiven = changed !== null && (fields.iysCode !== undefined || fields.brandCode !== undefined) && changed.iysCode !== null && changed.brandCode !== null;
+          return { brand: changed, reopened: codesGiven ? reopenSkippedIysReports(deps.db, deps.calendar, now, changed.id) : [] };
+        })
+        .immediate();
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);
-      // Given its İYS codes: what was skipped for want of them and İYS would still take goes to İYS now.
-      const reopened =
-        (fields.iysCode !== undefined || fields.brandCode !== undefined) && brand.iysCode && brand.brandCode
-          ? reopenSkippedIysReports(deps.db, deps.calendar, deps.clock.now().getTime(), brand.id)
-          : [];
-      // Under job ids of their own: the jobs that skipped them are finished. On failure the sweeper enqueues them.
-      await deps.jobs.enqueueOutbox(reopened, { tag: `reopened${deps.clock.now().getTime()}` });
+      await enqueueReopened(deps.jobs.enqueueOutbox, reopened, now);
       deps.log.info(
         { brand: brand.code, fields: Object.keys(fields), numbersAdded: addNumbers?.length ?? 0, numbersRemoved: removed?.length ?? 0, iysReportsReopened: reopened.length },
         "brand changed",

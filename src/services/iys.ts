@@ -234,9 +234,22 @@ export class HttpIysReporter implements IysReporter {
     return new URL(`sps/${encodeURIComponent(brand.iysCode)}/brands/${encodeURIComponent(brand.brandCode)}/${rest}`, this.base());
   }
 
-  /** One authenticated call: the status and the parsed JSON body (or null: a proxy's HTML error page). */
-  private async call(method: "GET" | "POST", url: URL, body?: unknown): Promise<{ status: number; ok: boolean; json: unknown }> {
+  /**
+   * One authenticated call: the status and the parsed JSON body (or null: a proxy's HTML error page).
+   * With `statusBudget`, a status query: taken from the hour's budget once the token is there (a
+   * token refused or paused spends none); past the budget nothing is sent and `budgetWait` says for how long.
+   */
+  private async call(
+    method: "GET" | "POST",
+    url: URL,
+    body?: unknown,
+    statusBudget?: { low?: boolean },
+  ): Promise<{ status: number; ok: boolean; json: unknown; budgetWait?: number }> {
     const token = await this.accessToken();
+    if (statusBudget && this.opts.statusBudget) {
+      const wait = await this.opts.statusBudget.take(statusBudget);
+      if (wait !== null) return { status: 0, ok: false, json: null, budgetWait: wait };
+    }
     await this.opts.pacer?.slot();
     const res = await fetch(url, {
       method,
@@ -297,16 +310,16 @@ export class HttpIysReporter implements IysReporter {
 
   async consentStatus(brand: IysBrandRef, consent: IysConsentKey, opts: { low?: boolean } = {}): Promise<IysConsentStatusResult> {
     // Within the hour's budget, or not asked at all: İYS would only answer 429 H086.
-    const wait = await this.opts.statusBudget?.take(opts);
-    if (wait != null) {
-      const retryAt = this.now() + wait;
+    const { status, ok, json, budgetWait } = await this.call(
+      "POST",
+      this.brandUrl(brand, "consents/status"),
+      { recipient: consent.recipient, recipientType: consent.recipientType, type: consent.type },
+      opts,
+    );
+    if (budgetWait !== undefined) {
+      const retryAt = this.now() + budgetWait;
       return { ok: false, permanent: false, code: "status_budget", message: `the hourly budget of İYS status queries is spent until ${new Date(retryAt).toISOString()}`, retryAt };
     }
-    const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents/status"), {
-      recipient: consent.recipient,
-      recipientType: consent.recipientType,
-      type: consent.type,
-    });
     // İYS holds no record of the consent: no content, or a not-found answer in İYS's error body
     // (İYS's document lists neither; a proxy's 404 page is not taken for one).
     if (status === 204 || (status === 404 && typeof (json as ErrorBody | null)?.errors?.[0]?.code === "string")) return { ok: true, held: null };
