@@ -50,6 +50,13 @@ async function newBrand(): Promise<IysPullBrand> {
 }
 let phoneSeq = 0;
 const newPhone = () => `+90532${String(4_000_000 + ++phoneSeq).padStart(7, "0")}`;
+/** The follow row of an event, once it has ended with `status`. */
+const followEnded = (eventId: number, status: string) =>
+  waitFor(() => {
+    const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(eventId) as { status: string; lastError: string } | undefined;
+    if (r?.status !== status) throw new Error(`follow ${r?.status}`);
+    return r;
+  });
 const minutesAgo = (m: number) => formatIysDate(new Date(Date.now() - m * 60_000));
 const events = (brandId: number) =>
   db().prepare(`SELECT id, recipient, status, source, origin, effect FROM consent_events WHERE brand_id = ? ORDER BY id`).all(brandId) as {
@@ -175,11 +182,7 @@ describe("pulling recipients' movements from İYS", () => {
     const ret = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: at }));
     expect(ret.status).toBe(201);
     const refusal = events(brand.id).at(-1)!;
-    const follow = await waitFor(() => {
-      const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(refusal.id) as { status: string; lastError: string } | undefined;
-      if (r?.status !== "failed") throw new Error(`follow ${r?.status}`);
-      return r;
-    });
+    const follow = await followEnded(refusal.id, "failed");
     expect(follow.lastError).toBe(
       `İYS holds ONAY dated ${at} (HS_FIZIKSEL_ORTAM), not newer than the hub's refusal: the refusal stands here, but İYS still holds the consent; record the refusal on İYS by hand`,
     );
@@ -205,11 +208,7 @@ describe("pulling recipients' movements from İYS", () => {
     expect(((await ret.json()) as { iys: { code?: string } }).iys.code).toBe("H467");
     const refusal = events(brand.id).at(-1)!;
     expect(refusal).toMatchObject({ status: "RET", effect: "suppression" });
-    const follow = await waitFor(() => {
-      const r = db().prepare(`SELECT status, last_error AS lastError FROM outbox WHERE kind = 'iys_follow' AND event_id = ?`).get(refusal.id) as { status: string; lastError: string } | undefined;
-      if (r?.status !== "failed") throw new Error(`follow ${r?.status}`);
-      return r;
-    });
+    const follow = await followEnded(refusal.id, "failed");
     expect(follow.lastError).toBe(
       `İYS holds ONAY dated ${yearAgo} (HS_FIZIKSEL_ORTAM), not newer than the hub's refusal: the refusal stands here, but İYS still holds the consent; record the refusal on İYS by hand`,
     );

@@ -19,16 +19,41 @@ function busiestSecond(times: number[]): number {
   return best;
 }
 
-describe("RedisPacer", () => {
+/** A hub with workers and a fake İYS for one describe block, and one brand with İYS codes. */
+function hubWithIys(env: Record<string, string>, brand: { code: string; iysCode: string; brandCode: string }) {
+  const tmp = tempDir();
+  const h = { iys: new FakeIys(), url: "", runtime: undefined as unknown as Runtime };
+  beforeAll(async () => {
+    h.url = await h.iys.start();
+    h.runtime = await createRuntime(testConfig(tmp.dir, { IYS_API_BASE_URL: h.url, IYS_USERNAME: "u", IYS_PASSWORD: "p", ...env }));
+    h.runtime.startBackground();
+    const res = await createApp(h.runtime.deps).request("/api/v1/brands", authed({ ...brand, name: brand.code, shortNames: [brand.code], numbers: [] }));
+    expect(res.status).toBe(201);
+  });
+  afterAll(async () => {
+    await h.runtime.close();
+    await h.iys.stop();
+    await deletePrefix(h.runtime.deps.config.QUEUE_PREFIX);
+    tmp.cleanup();
+  });
+  return h;
+}
+
+/** Two Redis connections (two hub processes) and a key prefix of their own for one describe block. */
+function twoProcesses() {
   const prefix = uniquePrefix();
   const a = new Redis(REDIS_URL);
   const b = new Redis(REDIS_URL);
-
   afterAll(async () => {
     a.disconnect();
     b.disconnect();
     await deletePrefix(prefix);
   });
+  return { prefix, a, b };
+}
+
+describe("RedisPacer", () => {
+  const { prefix, a, b } = twoProcesses();
 
   it("two processes sharing the key get slots 1/perSecond apart from one schedule", async () => {
     const key = `${prefix}:iys:next-request`;
@@ -61,29 +86,10 @@ describe("RedisPacer", () => {
 });
 
 describe("İYS reports are paced (IYS_MAX_REQUESTS_PER_SECOND)", () => {
-  const tmp = tempDir();
-  const iys = new FakeIys();
-  let runtime: Runtime;
-
-  beforeAll(async () => {
-    const url = await iys.start();
-    runtime = await createRuntime(
-      testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "u", IYS_PASSWORD: "p", IYS_MAX_REQUESTS_PER_SECOND: "20" }),
-    );
-    runtime.startBackground();
-    const res = await createApp(runtime.deps).request("/api/v1/brands", authed({ code: "PACE", name: "Pace", iysCode: "800001", brandCode: "800002", shortNames: ["PACE"], numbers: [] }));
-    expect(res.status).toBe(201);
-  });
-
-  afterAll(async () => {
-    await runtime.close();
-    await iys.stop();
-    await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
-    tmp.cleanup();
-  });
+  const h = hubWithIys({ IYS_MAX_REQUESTS_PER_SECOND: "20" }, { code: "PACE", iysCode: "800001", brandCode: "800002" });
 
   it("40 movements recorded at once reach İYS at no more than 20 requests a second, all reported", async () => {
-    const app = createApp(runtime.deps);
+    const app = createApp(h.runtime.deps);
     const date = formatIysDate(new Date(Date.now() - 60_000));
     const answers = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
@@ -94,18 +100,18 @@ describe("İYS reports are paced (IYS_MAX_REQUESTS_PER_SECOND)", () => {
       ),
     );
     expect(answers.map((r) => r.status).filter((s) => s >= 300)).toEqual([]);
-    const db = runtime.deps.db.$client;
+    const db = h.runtime.deps.db.$client;
     await waitFor(() => {
       const left = (db.prepare(`SELECT count(*) AS n FROM outbox WHERE kind = 'iys_report' AND status = 'pending'`).get() as { n: number }).n;
-      return left === 0 && iys.writes.length >= 40;
+      return left === 0 && h.iys.writes.length >= 40;
     });
-    expect(iys.writes).toHaveLength(40);
+    expect(h.iys.writes).toHaveLength(40);
     // 41 requests (a token and 40 writes) sent as fast as the workers could: paced, they span at
     // least 40 gaps of 50 ms; a network or event-loop delay can only push them later, never bunch
     // them beyond a request or two.
-    const span = Math.max(...iys.arrivals) - Math.min(...iys.arrivals);
+    const span = Math.max(...h.iys.arrivals) - Math.min(...h.iys.arrivals);
     expect(span).toBeGreaterThanOrEqual(40 * 50 - 100);
-    expect(busiestSecond(iys.arrivals)).toBeLessThanOrEqual(22);
+    expect(busiestSecond(h.iys.arrivals)).toBeLessThanOrEqual(22);
   });
 });
 
@@ -117,15 +123,7 @@ async function clearOfHourEnd(): Promise<number> {
 }
 
 describe("RedisHourlyBudget", () => {
-  const prefix = uniquePrefix();
-  const a = new Redis(REDIS_URL);
-  const b = new Redis(REDIS_URL);
-
-  afterAll(async () => {
-    a.disconnect();
-    b.disconnect();
-    await deletePrefix(prefix);
-  });
+  const { prefix, a, b } = twoProcesses();
 
   it("two processes sharing the key take from one budget an hour; past it they are told how long until the next hour", async () => {
     const nextHour = await clearOfHourEnd();
@@ -180,29 +178,11 @@ describe("RedisHourlyBudget", () => {
 });
 
 describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER_HOUR)", () => {
-  const tmp = tempDir();
-  const iys = new FakeIys();
-  let runtime: Runtime;
-  let url: string;
-
-  beforeAll(async () => {
-    url = await iys.start();
-    runtime = await createRuntime(testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "u", IYS_PASSWORD: "p", IYS_STATUS_QUERIES_PER_HOUR: "2" }));
-    runtime.startBackground();
-    const res = await createApp(runtime.deps).request("/api/v1/brands", authed({ code: "ASK", name: "Ask", iysCode: "810001", brandCode: "810002", shortNames: ["ASK"], numbers: [] }));
-    expect(res.status).toBe(201);
-  });
-
-  afterAll(async () => {
-    await runtime.close();
-    await iys.stop();
-    await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
-    tmp.cleanup();
-  });
+  const h = hubWithIys({ IYS_STATUS_QUERIES_PER_HOUR: "2" }, { code: "ASK", iysCode: "810001", brandCode: "810002" });
 
   it("follows past the hour's budget wait for the next hour without asking İYS", async () => {
     const nextHour = await clearOfHourEnd();
-    const app = createApp(runtime.deps);
+    const app = createApp(h.runtime.deps);
     const date = formatIysDate(new Date(Date.now() - 60_000));
     // Refusals of consents the hub never held: each asks İYS whether it holds one (an iys_follow row).
     const ids: number[] = [];
@@ -211,7 +191,7 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
       expect(res.status, await res.clone().text()).toBe(201);
       ids.push(((await res.json()) as { event: { id: number } }).event.id);
     }
-    const db = runtime.deps.db.$client;
+    const db = h.runtime.deps.db.$client;
     const follows = () =>
       ids.map((id) => db.prepare(`SELECT status, last_error AS lastError, next_attempt_at AS nextAt FROM outbox WHERE event_id = ? AND kind = 'iys_follow'`).get(id)) as {
         status: string;
@@ -222,7 +202,7 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
       const rows = follows();
       return rows.filter((r) => r.status === "done").length === 2 && rows.some((r) => r.lastError?.startsWith("İYS status query waits")) ? rows : null;
     }))!;
-    expect(iys.statusQueries).toBe(2);
+    expect(h.iys.statusQueries).toBe(2);
     const waiting = settled.find((r) => r.status === "pending")!;
     expect(waiting.lastError).toMatch(/hourly budget of İYS status queries is spent until/);
     expect(waiting.nextAt).toBeGreaterThanOrEqual(nextHour - 2000);
@@ -234,16 +214,16 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
     const redis = new Redis(REDIS_URL);
     const prefix = uniquePrefix();
     try {
-      const reporter = new HttpIysReporter({ baseUrl: url, username: "u", password: "p", statusBudget: new RedisHourlyBudget(redis, `${prefix}:status`, 1000) });
+      const reporter = new HttpIysReporter({ baseUrl: h.url, username: "u", password: "p", statusBudget: new RedisHourlyBudget(redis, `${prefix}:status`, 1000) });
       const consent = { recipient: "+905340000099", recipientType: "BIREYSEL", type: "MESAJ" };
-      const before = iys.statusQueries;
-      iys.refuseStatusNext = 1;
+      const before = h.iys.statusQueries;
+      h.iys.refuseStatusNext = 1;
       const refused = await reporter.consentStatus({ iysCode: "810001", brandCode: "810002" }, consent);
       expect(refused).toMatchObject({ ok: false, permanent: false, code: "H086" });
       expect((refused as { retryAt: number }).retryAt).toBeGreaterThanOrEqual(nextHour - 2000);
       const held = await reporter.consentStatus({ iysCode: "810001", brandCode: "810002" }, consent);
       expect(held).toMatchObject({ ok: false, code: "status_budget" });
-      expect(iys.statusQueries - before).toBe(1);
+      expect(h.iys.statusQueries - before).toBe(1);
     } finally {
       redis.disconnect();
       await deletePrefix(prefix);
@@ -252,29 +232,12 @@ describe("İYS status queries within their hourly budget (IYS_STATUS_QUERIES_PER
 });
 
 describe("status queries that can wait take from the first half of the hour's budget", () => {
-  const tmp = tempDir();
-  const iys = new FakeIys();
-  let runtime: Runtime;
-
-  beforeAll(async () => {
-    const url = await iys.start();
-    runtime = await createRuntime(testConfig(tmp.dir, { IYS_API_BASE_URL: url, IYS_USERNAME: "u", IYS_PASSWORD: "p", IYS_STATUS_QUERIES_PER_HOUR: "2" }));
-    runtime.startBackground();
-    const res = await createApp(runtime.deps).request("/api/v1/brands", authed({ code: "HALF", name: "Half", iysCode: "820001", brandCode: "820002", shortNames: ["HALF"], numbers: [] }));
-    expect(res.status).toBe(201);
-  });
-
-  afterAll(async () => {
-    await runtime.close();
-    await iys.stop();
-    await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
-    tmp.cleanup();
-  });
+  const h = hubWithIys({ IYS_STATUS_QUERIES_PER_HOUR: "2" }, { code: "HALF", iysCode: "820001", brandCode: "820002" });
 
   it("refusals too old for İYS over its consents are asked about one an hour here; a fresh refusal's question still goes", async () => {
     await clearOfHourEnd();
-    const app = createApp(runtime.deps);
-    const db = runtime.deps.db.$client;
+    const app = createApp(h.runtime.deps);
+    const db = h.runtime.deps.db.$client;
     const yearAgo = formatIysDate(new Date(Date.now() - 365 * 86_400_000));
     const phones = ["+905350000001", "+905350000002"];
     const loaded = await app.request("/api/v1/imports?brand=HALF&registered=true", {
@@ -294,11 +257,11 @@ describe("status queries that can wait take from the first half of the hour's bu
     await waitFor(() => follow(first).status === "done");
     const second = await refuse(phones[1]!, 10);
     await waitFor(() => follow(second).lastError?.startsWith("İYS status query waits"));
-    expect(iys.statusQueries).toBe(1);
+    expect(h.iys.statusQueries).toBe(1);
     // A refusal of a consent the hub never held, within İYS's 3 business days: asked at once.
     const fresh = await refuse("+905350000003", 0);
     await waitFor(() => follow(fresh).status === "done");
-    expect(iys.statusQueries).toBe(2);
+    expect(h.iys.statusQueries).toBe(2);
     expect(follow(second).status).toBe("pending");
   });
 });
