@@ -126,7 +126,7 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
       const id = rows[i]!.id;
       if (r.status === "fulfilled") {
         const v = r.value;
-        if (v.status !== "wait" && v.unlessNow?.()) {
+        if (v.status !== "wait" && unlessNow(v.unlessNow, id, deps)) {
           waiting.push({ row: { id, kind: rows[i]!.kind }, until: now() });
           return waitOutbox(deps.db, id, now(), now());
         }
@@ -155,6 +155,16 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
   }
   if (transient.length > 0) throw new Error(`${transient.length} of ${rows.length} to retry (${transient.slice(0, 3).join("; ")})`);
   return `${rows.length - ended - waiting.length} done${ended ? `, ${ended} ended` : ""}${waiting.length ? `, ${waiting.length} waiting` : ""}${rows.length < ids.length ? `, ${ids.length - rows.length} already finished` : ""}`;
+}
+
+/** An outcome's `unlessNow`, where an error (it cannot be told) settles the row as the outcome says. */
+function unlessNow(check: (() => boolean) | undefined, id: number, deps: WorkerDeps): boolean {
+  try {
+    return check?.() ?? false;
+  } catch (err) {
+    deps.log.warn({ outboxId: id, err: err instanceof Error ? err.message : String(err) }, "could not check whether to try the row again; settled as it is");
+    return false;
+  }
 }
 
 /** Runs the sweeper every `intervalMs`; one sweep at a time. */

@@ -99,7 +99,8 @@ export const iysSkipNote = (configured: boolean) => (configured ? IYS_SKIP_NOTES
  */
 export function iysSkipped(db: Db, configured: boolean, brandId: number): OutboxOutcome {
   if (!configured) return { status: "skipped", note: IYS_SKIP_NOTES.unconfigured };
-  const hasCodes = () => stmt(db, `SELECT 1 FROM brands WHERE id = ? AND iys_code IS NOT NULL AND brand_code IS NOT NULL`).get(brandId) !== undefined;
+  // As the handlers tell it (an empty code is none).
+  const hasCodes = () => stmt(db, `SELECT 1 FROM brands WHERE id = ? AND iys_code <> '' AND brand_code <> ''`).get(brandId) !== undefined;
   return { status: "skipped", note: IYS_SKIP_NOTES.noCodes, unlessNow: hasCodes };
 }
 
@@ -128,7 +129,7 @@ export function reopenSkippedIysReports(db: Db, calendar: BusinessCalendar, now:
     `SELECT o.id, o.kind, e.consent_date AS consentDate, e.received_at AS receivedAt, e.source FROM outbox o
        JOIN consent_events e ON e.id = o.event_id JOIN brands b ON b.id = e.brand_id
      WHERE o.kind IN ('iys_report', 'iys_batch', 'iys_follow') AND o.status <> 'done' AND o.status = 'skipped' AND o.event_id >= ?
-       AND o.last_error IN (?, ?) AND b.iys_code IS NOT NULL AND b.brand_code IS NOT NULL AND (? IS NULL OR e.brand_id = ?)`,
+       AND o.last_error IN (?, ?) AND b.iys_code <> '' AND b.brand_code <> '' AND (? IS NULL OR e.brand_id = ?)`,
   ).all(first.id, IYS_SKIP_NOTES.unconfigured, IYS_SKIP_NOTES.noCodes, brandId ?? null, brandId ?? null);
   const open = rows.filter((r) => {
     if (r.kind !== "iys_report") return r.receivedAt >= since;

@@ -517,14 +517,20 @@ describe("reports skipped for want of İYS codes or of the İYS API", () => {
     };
     const { outcomes, outbox } = runtime.deps.ledger.apply([action("SLOWOK", "+905321150101"), action("RACING", "+905321150102")]);
     const racing = (outcomes[1] as { event: { id: number } }).event.id;
-    iys.writeDelayMs = 1500;
+    let release!: () => void;
+    const arrived = new Promise<void>((resolve) => {
+      iys.holdWrites = { arrived: () => resolve(), release: new Promise<void>((r) => (release = r)) };
+    });
     try {
       await runtime.deps.jobs.enqueueOutbox(outbox);
-      await waitFor(() => db().prepare("SELECT 1 FROM outbox WHERE id = ? AND next_attempt_at IS NOT NULL").get(outbox[1]!.id));
+      // The job has claimed both rows and is waiting on İYS for the first; the second was decided skipped.
+      await arrived;
       const patched = await app.request("/api/v1/brands/RACING", { ...authed({ iysCode: "760001", brandCode: "760002" }), method: "PATCH" });
       expect(patched.status).toBe(200);
+      expect(row(racing).status).toBe("pending"); // not settled yet: the reopen could not see it
     } finally {
-      iys.writeDelayMs = 0;
+      iys.holdWrites = null;
+      release();
     }
     await waitFor(() => row(racing).status === "done", { timeoutMs: 30_000 });
     expect(iys.writes.filter((w) => w.body.recipient === "+905321150102").map((w) => w.iysCode)).toEqual(["760001"]);

@@ -70,8 +70,8 @@ export class FakeIys {
   readonly rawChangesNext: string[] = [];
   /** Status queries (consents/status) to answer 503 before answering. */
   failStatusNext = 0;
-  /** How long a single write waits before İYS answers it. */
-  writeDelayMs = 0;
+  /** Single writes wait for `release` before İYS answers them; `arrived` is called as each comes in. */
+  holdWrites: { arrived: () => void; release: Promise<void> } | null = null;
   /** Status queries to refuse 429 H086 (the hour's 1000 spent, e.g. by another system behind the same address). */
   refuseStatusNext = 0;
   /** Status queries that reached İYS (answered or refused). */
@@ -250,7 +250,11 @@ export class FakeIys {
       const m = /^\/sps\/([^/]+)\/brands\/([^/]+)\/consents$/.exec(url.pathname);
       if (req.method === "POST" && m) {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
-        if (this.writeDelayMs > 0) await new Promise((r) => setTimeout(r, this.writeDelayMs));
+        const hold = this.holdWrites;
+        if (hold) {
+          hold.arrived();
+          await hold.release;
+        }
         if (this.failNext > 0) {
           this.failNext--;
           return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
