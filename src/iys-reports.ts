@@ -3,6 +3,7 @@ import type { ActionOutcome, LedgerEvent, OutboxInput, OutboxPlanner, OutboxRef,
 import { UnknownHolidayYearError, type BusinessCalendar } from "./domain/calendar";
 import type { OutboxOutcome } from "../jobs/outbox";
 import { isProviderSource } from "./domain/consent";
+import { isLate } from "./domain/consent-rules";
 import { IYS_BATCH_MAX } from "./services/iys";
 
 /**
@@ -33,8 +34,7 @@ export function iysFollowPlanner(db: Db): OutboxPlanner {
     // A channel refusal carried over to a base registered later, an old refusal sent through the API.
     const lateOverConsent = context.late && context.previous?.status === "ONAY" && context.previous.inIys;
     if (!lateOverConsent && (e.recipientType !== "BIREYSEL" || context.previous !== null || context.late)) return [];
-    const codes = stmt<[number], { ok: number }>(db, `SELECT iys_code IS NOT NULL AND brand_code IS NOT NULL AS ok FROM brands WHERE id = ?`).get(e.brandId);
-    return codes?.ok ? [{ kind: "iys_follow", eventId: e.id }] : [];
+    return brandHasIysCodes(db, e.brandId) ? [{ kind: "iys_follow", eventId: e.id }] : [];
   };
 }
 
@@ -84,6 +84,13 @@ export function iysBatchPlanner(outcomes: ActionOutcome[], max = IYS_BATCH_MAX, 
   return rows;
 }
 
+/** Brands whose movements can go to İYS: both codes given (an empty one is none, as the İYS jobs tell it). */
+const HAS_IYS_CODES = `iys_code <> '' AND brand_code <> ''`;
+
+export function brandHasIysCodes(db: Db, brandId: number): boolean {
+  return stmt(db, `SELECT 1 FROM brands WHERE id = ? AND ${HAS_IYS_CODES}`).get(brandId) !== undefined;
+}
+
 /** Why an İYS report row ended `skipped`: the İYS API is not configured, or the brand lacks its İYS codes. */
 export const IYS_SKIP_NOTES = {
   unconfigured: "İYS API not configured (IYS_API_BASE_URL)",
@@ -99,9 +106,7 @@ export const iysSkipNote = (configured: boolean) => (configured ? IYS_SKIP_NOTES
  */
 export function iysSkipped(db: Db, configured: boolean, brandId: number): OutboxOutcome {
   if (!configured) return { status: "skipped", note: IYS_SKIP_NOTES.unconfigured };
-  // As the handlers tell it (an empty code is none).
-  const hasCodes = () => stmt(db, `SELECT 1 FROM brands WHERE id = ? AND iys_code <> '' AND brand_code <> ''`).get(brandId) !== undefined;
-  return { status: "skipped", note: IYS_SKIP_NOTES.noCodes, unlessNow: hasCodes };
+  return { status: "skipped", note: IYS_SKIP_NOTES.noCodes, unlessNow: () => brandHasIysCodes(db, brandId) };
 }
 
 /** Rows reopened a transaction (each a savepoint of the caller's transaction, when there is one). */
@@ -127,16 +132,15 @@ export function reopenSkippedIysReports(db: Db, calendar: BusinessCalendar, now:
   const rows = stmt<[number, string, string, number | null, number | null], Candidate>(
     db,
     `SELECT o.id, o.kind, e.consent_date AS consentDate, e.received_at AS receivedAt, e.source FROM outbox o
-       JOIN consent_events e ON e.id = o.event_id JOIN brands b ON b.id = e.brand_id
+       JOIN consent_events e ON e.id = o.event_id
      WHERE o.kind IN ('iys_report', 'iys_batch', 'iys_follow') AND o.status <> 'done' AND o.status = 'skipped' AND o.event_id >= ?
-       AND o.last_error IN (?, ?) AND b.iys_code <> '' AND b.brand_code <> '' AND (? IS NULL OR e.brand_id = ?)`,
+       AND o.last_error IN (?, ?) AND e.brand_id IN (SELECT id FROM brands WHERE ${HAS_IYS_CODES}) AND (? IS NULL OR e.brand_id = ?)`,
   ).all(first.id, IYS_SKIP_NOTES.unconfigured, IYS_SKIP_NOTES.noCodes, brandId ?? null, brandId ?? null);
   const open = rows.filter((r) => {
     if (r.kind !== "iys_report") return r.receivedAt >= since;
     if (r.source === "HS_2015") return true; // İYS's fixed date for consents before the law: no window
-    const from = Math.min(r.consentDate ?? r.receivedAt, r.receivedAt);
     try {
-      return calendar.deadline(new Date(from), 3).getTime() >= now;
+      return !isLate(new Date(Math.min(r.consentDate ?? r.receivedAt, r.receivedAt)), { now: new Date(now), calendar });
     } catch (err) {
       if (err instanceof UnknownHolidayYearError) return true; // a year missing from the holiday table: İYS decides
       throw err;

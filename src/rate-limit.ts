@@ -2,6 +2,7 @@ import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context } from "hono";
 import type { Redis } from "ioredis";
 import { withTimeout } from "./async";
+import { redisScript } from "./redis";
 
 /**
  * The client's IP for per-IP limits: from the header the reverse proxy sets (LINK_CLIENT_IP_HEADER),
@@ -100,13 +101,4 @@ for key, ttl in string.gmatch(ARGV[1], '([^\\n]+)\\n([^\\n]+)\\n') do
 end
 return out`;
 
-const defined = new WeakSet<Redis>();
-/** The script as an ioredis command: sent by EVALSHA (its text travels once per connection). */
-function incrMany(redis: Redis): (...args: (string | number)[]) => Promise<number[]> {
-  if (!defined.has(redis)) {
-    redis.defineCommand("hubIncrMany", { lua: INCR_MANY });
-    defined.add(redis);
-  }
-  const cmd = (redis as unknown as { hubIncrMany: (...args: (string | number)[]) => Promise<number[]> }).hubIncrMany;
-  return cmd.bind(redis);
-}
+const incrMany = redisScript<(string | number)[], number[]>("hubIncrMany", INCR_MANY);

@@ -20,6 +20,22 @@ export function redisReady(redis: Redis, ms: number): Promise<void> {
   });
 }
 
+/**
+ * A Lua script as a command of each connection it is used on: defined once per connection, then
+ * sent by EVALSHA (its text travels once). `numberOfKeys` omitted: the caller passes it first.
+ */
+export function redisScript<A extends (string | number)[], R>(name: string, lua: string, numberOfKeys?: number): (redis: Redis) => (...args: A) => Promise<R> {
+  const defined = new WeakSet<Redis>();
+  return (redis) => {
+    if (!defined.has(redis)) {
+      redis.defineCommand(name, numberOfKeys === undefined ? { lua } : { numberOfKeys, lua });
+      defined.add(redis);
+    }
+    const cmd = (redis as unknown as Record<string, (...args: A) => Promise<R>>)[name]!;
+    return cmd.bind(redis);
+  };
+}
+
 /** While connected, how often an error that keeps recurring is logged again (with a count of the repeats). */
 const REPEAT_LOG_MS = 60_000;
 

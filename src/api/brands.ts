@@ -220,8 +220,9 @@ export function createBrandRoutes(deps: AppDeps) {
       const { brand, reopened } = deps.db.$client
         .transaction(() => {
           const changed = updateBrand(deps.db, code, patch, now);
-          const codesGiven = changed !== null && (fields.iysCode !== undefined || fields.brandCode !== undefined) && changed.iysCode !== null && changed.brandCode !== null;
-          return { brand: changed, reopened: codesGiven ? reopenSkippedIysReports(deps.db, deps.calendar, now, changed.id) : [] };
+          // The reopen finds nothing while a code is still missing.
+          const codesChanged = changed !== null && (fields.iysCode !== undefined || fields.brandCode !== undefined);
+          return { brand: changed, reopened: codesChanged ? reopenSkippedIysReports(deps.db, deps.calendar, now, changed.id) : [] };
         })
         .immediate();
       if (!brand) throw new ApiError("not_found", `brand ${code} not found`);

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { withTimeout } from "../async";
+import { redisScript } from "../redis";
 
 /** Spaces calls to an API that takes at most `perSecond` requests a second. */
 export interface Pacer {
@@ -61,15 +62,7 @@ local at = math.max(now, nxt)
 redis.call('SET', KEYS[1], tostring(at + gap), 'PX', math.ceil(at + gap - now) + 1000)
 return math.ceil(at - now)`;
 
-const defined = new WeakSet<Redis>();
-function reserveSlot(redis: Redis): (key: string, gap: number) => Promise<number> {
-  if (!defined.has(redis)) {
-    redis.defineCommand("hubReserveSlot", { numberOfKeys: 1, lua: RESERVE });
-    defined.add(redis);
-  }
-  const cmd = (redis as unknown as { hubReserveSlot: (key: string, gap: number) => Promise<number> }).hubReserveSlot;
-  return cmd.bind(redis);
-}
+const reserveSlot = redisScript<[key: string, gap: number], number>("hubReserveSlot", RESERVE, 1);
 
 /**
  * A number of calls an hour; `take` answers null when the call may go, else the ms until the next
@@ -156,12 +149,4 @@ if used >= tonumber(ARGV[2]) then return next end
 if redis.call('INCR', key) == 1 then redis.call('PEXPIRE', key, next + 60000) end
 return -1`;
 
-const definedBudget = new WeakSet<Redis>();
-function hourlyBudget(redis: Redis): (key: string, perHour: number, cap: number) => Promise<number> {
-  if (!definedBudget.has(redis)) {
-    redis.defineCommand("hubHourlyBudget", { numberOfKeys: 1, lua: HOURLY });
-    definedBudget.add(redis);
-  }
-  const cmd = (redis as unknown as { hubHourlyBudget: (key: string, perHour: number, cap: number) => Promise<number> }).hubHourlyBudget;
-  return cmd.bind(redis);
-}
+const hourlyBudget = redisScript<[key: string, perHour: number, cap: number], number>("hubHourlyBudget", HOURLY, 1);
