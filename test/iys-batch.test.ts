@@ -600,4 +600,46 @@ describe("İYS configured after the hub ran without it", () => {
       dir.cleanup();
     }
   });
+
+  it("a follow a worker without the İYS API skipped is asked once a worker with it starts", async () => {
+    // The web process has the İYS API (so a refusal of a consent the hub never knew plans its status
+    // query); the only worker running does not, and skips it; a worker with the API comes later.
+    const dir = tempDir();
+    const withIys = { IYS_API_BASE_URL: runtime.deps.config.IYS_API_BASE_URL!, IYS_USERNAME: "api@hs.example", IYS_PASSWORD: "secret" };
+    const web = await createRuntime(testConfig(dir.dir, { ...withIys, RUN_WORKERS: "false" }));
+    const prefix = web.deps.config.QUEUE_PREFIX;
+    let plain: Runtime | null = await createRuntime(testConfig(dir.dir, { QUEUE_PREFIX: prefix }));
+    let second: Runtime | null = null;
+    try {
+      plain.startBackground();
+      const webApp = createApp(web.deps);
+      expect((await webApp.request("/api/v1/brands", authed({ code: "FOLLOWLATER", name: "F", iysCode: "770001", brandCode: "770002", shortNames: ["FOLLOWLATER"], numbers: [] }))).status).toBe(201);
+      const refused = await webApp.request(
+        "/api/v1/consents",
+        authed({ brand: "FOLLOWLATER", recipient: "+905321170101", type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000)) }),
+      );
+      expect(refused.status, await refused.clone().text()).toBe(201);
+      const eventId = ((await refused.json()) as { event: { id: number } }).event.id;
+      const follow = () =>
+        web.deps.db.$client.prepare("SELECT status, last_error AS lastError, result FROM outbox WHERE event_id = ? AND kind = 'iys_follow'").get(eventId) as
+          | { status: string; lastError: string | null; result: string | null }
+          | undefined;
+      await waitFor(() => follow()?.status === "skipped");
+      expect(follow()!.lastError).toBe("İYS API not configured (IYS_API_BASE_URL)");
+      await plain.close();
+      plain = null;
+      const asked = iys.statusQueries;
+      second = await createRuntime(testConfig(dir.dir, { ...withIys, QUEUE_PREFIX: prefix }));
+      second.startBackground();
+      await waitFor(() => follow()?.status === "done", { timeoutMs: 30_000 });
+      expect(iys.statusQueries - asked).toBe(1);
+      expect(JSON.parse(follow()!.result!)).toEqual({ held: null });
+    } finally {
+      await second?.close();
+      await plain?.close();
+      await web.close();
+      await deletePrefix(prefix);
+      dir.cleanup();
+    }
+  });
 });
