@@ -129,6 +129,12 @@ export interface PlanContext {
   previous: ConsentStateRow | null;
   /** A suppression collected more than 3 business days ago (İYS answers H467); false for other events. */
   late: boolean;
+  /**
+   * The write transaction the event is recorded in (a number of this Ledger's own, new each call):
+   * what other processes commit cannot change while it runs, so a planner may read its own settings
+   * once a transaction instead of once an event.
+   */
+  transaction: number;
 }
 
 /**
@@ -211,6 +217,7 @@ export class Ledger {
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
+    hasState: Statement<[number, string, string, string], 1 | undefined>;
     insertEvent: Statement<unknown[]>;
     upsertState: Statement<unknown[]>;
     insertOutbox: Statement<unknown[]>;
@@ -241,6 +248,8 @@ export class Ledger {
       state: c.prepare(
         `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
       ),
+      // Answered from the primary key's index alone (no table row read, no row object built).
+      hasState: c.prepare<[number, string, string, string], 1>(`SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`).pluck(),
       insertEvent: c.prepare(
         `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
           retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash)
@@ -290,7 +299,7 @@ export class Ledger {
     for (const a of consents) {
       const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
       // A channel refusal always leaves a state row: without one (the usual new key) nothing to look for.
-      if (!this.s.state.get(a.brandId, a.recipient, otherType, a.type)) continue;
+      if (this.s.hasState.get(a.brandId, a.recipient, otherType, a.type) === undefined) continue;
       const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -358,6 +367,8 @@ export class Ledger {
   }
 
   private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
+  /** Counts the calls of applyInTransaction (PlanContext.transaction). */
+  private transactions = 0;
 
   private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions): ApplyResult {
     // Checked inside the write transaction: two jobs racing for one receipt apply it once.
@@ -367,6 +378,7 @@ export class Ledger {
     }
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
+    const transaction = ++this.transactions;
     let head = this.s.head.get() ?? { id: 0, hash: GENESIS_HASH };
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];
@@ -501,7 +513,7 @@ export class Ledger {
       head = { id: event.id, hash: event.hash };
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
-      for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late }));
+      for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late, transaction }));
       if (!derivedPlanned && event.status === "ONAY" && writer !== "iys" && !channelOrigins.has(origin)) consents.push(a);
     }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { stmt, type Db } from "../../db/index";
-import type { LedgerEvent, OutboxInput, OutboxPlanner } from "../../db/ledger";
+import type { LedgerEvent, OutboxInput, OutboxPlanner, PlanContext } from "../../db/ledger";
 import type { CallbackEventType, EndpointKind, EndpointStatus } from "../../db/schema";
 
 export interface EndpointRow {
@@ -143,14 +143,17 @@ const row = (eventId: number, target: string, active: boolean): OutboxInput =>
  * already `skipped` (never sent): a replay after it is enabled again finds what it missed — without
  * the row a partner switched off over a refusal never learned of it, and a replay sent it the last
  * ONAY it had. Runs inside the ledger transaction, so it reads from a cache (per brand for partners,
- * up to 3000 each) reloaded when the endpoint version moves.
+ * up to 3000 each) reloaded when the endpoint version moves; the version is read once a transaction
+ * (nothing another process commits can move it meanwhile).
  */
 export function callbackPlanner(db: Db): OutboxPlanner {
   let version = -1;
+  let checkedIn = -1;
   let subscriptions: PlannerEntry[] = [];
   const partnersByBrand = new Map<number, { id: string; retailerCode: string; active: boolean }[]>();
-  return function planCallbacks(e: LedgerEvent): OutboxInput[] {
-    const v = endpointVersion(db);
+  return function planCallbacks(e: LedgerEvent, context: PlanContext): OutboxInput[] {
+    const v = context.transaction === checkedIn ? version : endpointVersion(db);
+    checkedIn = context.transaction;
     if (v !== version) {
       version = v;
       partnersByBrand.clear();
