@@ -254,7 +254,7 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
       }
       const end = data.lastIndexOf(LF);
       if (end === -1) {
-        partial = data;
+        if (data.length > 0) partial = data; // an empty chunk is no line
         continue;
       }
       if (end + 1 < data.length) partial = Buffer.from(data.subarray(end + 1));

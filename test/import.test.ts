@@ -390,9 +390,10 @@ describe("csvRecords: lines split without csv-parse give what csv-parse gives", 
   async function split(buf: Buffer, delimiter: string, cuts: number[]): Promise<unknown[]> {
     const chunks: Buffer[] = [];
     let at = 0;
+    // Repeated cuts make empty chunks, as a web stream may give.
     for (const c of [...cuts, buf.length]) {
-      if (c > at) chunks.push(buf.subarray(at, c));
-      at = Math.max(at, c);
+      chunks.push(buf.subarray(at, c));
+      at = c;
     }
     const out: unknown[] = [];
     try {
