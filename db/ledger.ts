@@ -130,7 +130,7 @@ export interface PlanContext {
   /** A suppression collected more than 3 business days ago (İYS answers H467); false for other events. */
   late: boolean;
   /**
-   * The write transaction the event is recorded in (a number of this Ledger's own, new each call):
+   * The write transaction the event is recorded in (a number unique in the process, new each call):
    * what other processes commit cannot change while it runs, so a planner may read its own settings
    * once a transaction instead of once an event.
    */
@@ -194,6 +194,9 @@ type RawState = Omit<ConsentStateRow, "inIys"> & { inIys: number };
 function toState(r: RawState | undefined): ConsentStateRow | null {
   return r ? { ...r, inIys: r.inIys === 1 } : null;
 }
+
+/** Numbers applyInTransaction's calls (PlanContext.transaction), across every Ledger of the process: a planner may serve several. */
+let transactions = 0;
 
 export interface LedgerDeps {
   clock: Clock;
@@ -367,8 +370,6 @@ export class Ledger {
   }
 
   private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
-  /** Counts the calls of applyInTransaction (PlanContext.transaction). */
-  private transactions = 0;
 
   private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions): ApplyResult {
     // Checked inside the write transaction: two jobs racing for one receipt apply it once.
@@ -378,7 +379,7 @@ export class Ledger {
     }
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
-    const transaction = ++this.transactions;
+    const transaction = ++transactions;
     let head = this.s.head.get() ?? { id: 0, hash: GENESIS_HASH };
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];

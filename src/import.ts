@@ -227,8 +227,8 @@ class LineParser extends Parser {
 const QUOTE = 0x22;
 const CR = 0x0d;
 const LF = 0x0a;
-/** The first byte of a UTF-8 BOM. */
-const BOM_START = 0xef;
+/** A first byte past ASCII may start a BOM (UTF-8 EF BB BF, UTF-16LE FF FE), which csv-parse reads (bom: true). */
+const ASCII_MAX = 0x7f;
 
 /**
  * The file's records, `[line, fields]` as csv-parse gives them (relax_column_count, skip_empty_lines,
@@ -247,8 +247,8 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
       let data = typeof next.value === "string" ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       if (partial) data = Buffer.concat([partial, data]);
       partial = null;
-      // A file that may start with a BOM (csv-parse drops it), quotes, CR: csv-parse from here on.
-      if ((lines === 0 && data[0] === BOM_START) || data.includes(QUOTE) || data.includes(CR)) {
+      // A file that may start with a BOM (csv-parse drops it or decodes UTF-16 by it), quotes, CR: csv-parse from here on.
+      if ((lines === 0 && data.length > 0 && data[0]! > ASCII_MAX) || data.includes(QUOTE) || data.includes(CR)) {
         fallback = data;
         break;
       }
@@ -298,8 +298,11 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
       parser.destroy();
     }
   } finally {
-    // Stopped early (a broken CSV, a refused header, a failed write): the source is closed as a for-await would close it.
-    await it.return?.();
+    // Stopped early (a broken CSV, a refused header, a failed write): the source is closed as a
+    // for-await would close it. Not waited for once csv-parse reads: its input may be waiting on the
+    // source's next chunk, which a stalled client may never send.
+    const closing = Promise.resolve(it.return?.()).catch(() => {});
+    if (!fallback) await closing;
   }
 }
 

@@ -442,10 +442,30 @@ describe("csvRecords: lines split without csv-parse give what csv-parse gives", 
       expect(out).toEqual(await reference(buf, ","));
       expect(out.length).toBeGreaterThan(2);
     }
+    // UTF-16LE with its BOM: csv-parse decodes it by the BOM, so the split path must leave it alone.
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from("type,recipient\nMESAJ,+905321234567\n", "utf16le")]);
+    expect(await split(utf16, ",", [7])).toEqual(await reference(utf16, ","));
+    expect(await split(utf16, ",", [7])).toEqual([[1, ["type", "recipient"]], [2, ["MESAJ", "+905321234567"]]]);
     const broken = Buffer.from('type,recipient\nMESAJ,1\nMESAJ,"open\n');
     const out = await split(broken, ",", [24]);
     expect(out.slice(0, 2)).toEqual([[1, ["type", "recipient"]], [2, ["MESAJ", "1"]]]);
     expect(out.slice(2)).toEqual((await reference(broken, ",")).slice(-1));
     expect(out[2]).toEqual(["error", expect.stringContaining("Quote Not Closed")]);
+  });
+});
+
+describe("an import that stops early", () => {
+  it("a refused header of a file csv-parse reads (CRLF) is answered while the upload's body stalls", async () => {
+    let closed = false;
+    const stalled = (async function* () {
+      try {
+        yield Buffer.from("type,recipient\r\nMESAJ,+905321234567\r\n");
+        await new Promise(() => {}); // the client sends nothing more
+      } finally {
+        closed = true;
+      }
+    })();
+    await expect(runImport(stalled, importDeps, { brandId: brandId("BULK"), via: "api" })).rejects.toThrow(/lacks the columns status, source, consentDate/);
+    expect(closed).toBe(false); // its close waits for the chunk that never comes; nothing waits for it
   });
 });

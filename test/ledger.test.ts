@@ -9,6 +9,7 @@ import { iysReportPlanner } from "../src/runtime";
 import { iysBatchPlanner, iysFollowPlanner } from "../src/iys-reports";
 import { run as applyReceipts, type ReceiptRow } from "../jobs/consent-apply.handler";
 import { recordReceipt } from "../src/receipts";
+import { callbackPlanner, insertEndpoint } from "../src/callbacks/store";
 import { TestClock, tempDir } from "./helpers";
 
 const tmp = tempDir();
@@ -456,5 +457,18 @@ describe("ledger verification", () => {
     const report = await verifyLedger(db, key.publicKey);
     expect(report.ok).toBe(false);
     expect(report.problems[0]!.problem).toContain("consent_state");
+  });
+});
+
+describe("the callback planner reads the endpoints once a transaction", () => {
+  it("a subscription made between two transactions gets the second's events, whichever Ledger records them (one planner may serve two)", () => {
+    const planner = callbackPlanner(db);
+    const a = new Ledger(db, { clock, calendar: new BusinessCalendar(), planners: [planner] });
+    const b = new Ledger(db, { clock, calendar: new BusinessCalendar(), planners: [planner] });
+    const callbacks = (r: { outbox: { kind: string }[] }) => r.outbox.filter((o) => o.kind === "callback").length;
+    expect(callbacks(a.apply([action({ recipient: "+905321234561" })]))).toBe(0);
+    insertEndpoint(db, { kind: "subscription", brands: "*", events: ["consent.changed"], url: "https://hooks.example.com/iys", secretEnc: "x" }, clock.now().getTime());
+    expect(callbacks(b.apply([action({ recipient: "+905321234562" }), action({ recipient: "+905321234563" })]))).toBe(2);
+    expect(callbacks(a.apply([action({ recipient: "+905321234564" })]))).toBe(1);
   });
 });
