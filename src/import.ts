@@ -214,13 +214,33 @@ async function* counted(source: AsyncIterable<Uint8Array | string>, counts: Impo
 }
 
 /**
- * Emits `[line, record]`: the line a record ends on, for the rejected-rows CSV. The parser pushes
- * each record the moment it ends, so `info.lines` is that line (what on_record's context says,
- * without the context object csv-parse builds for every record).
+ * csv-parse driven by hand: each record is kept, with the line it ends on (`info.lines` when it is
+ * pushed), as the parser pushes it, instead of going to the stream's buffer. A chunk's records are
+ * therefore all there when the chunk's write answers, even when the chunk then breaks the file (the
+ * stream would drop the records it held, rows the import's message says it has).
  */
-class LineParser extends Parser {
+class RecordingParser extends Parser {
+  records: [number, string[]][] = [];
   override push(record: unknown, encoding?: BufferEncoding): boolean {
-    return super.push(record === null ? null : [this.info.lines, record], encoding);
+    if (record === null) return super.push(null, encoding);
+    this.records.push([this.info.lines, record as string[]]);
+    return true;
+  }
+  /** Parses a chunk (or, with none, the end of the input); rejects with csv-parse's error. */
+  feed(chunk?: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (chunk) this.write(chunk, done);
+      else {
+        this.once("error", reject);
+        this.end(() => resolve());
+      }
+    });
+  }
+  drainRecords(): [number, string[]][] {
+    const out = this.records;
+    this.records = [];
+    return out;
   }
 }
 
@@ -240,26 +260,29 @@ const ASCII_MAX = 0x7f;
 export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, delimiter: string): AsyncGenerator<[number, string[]][]> {
   const it = source[Symbol.asyncIterator]();
   let lines = 0; // lines ended so far
-  let partial: Buffer | null = null; // the bytes of a line not ended yet
+  // The bytes of a line not ended yet (already checked: no quote, no CR), kept as they came: a line
+  // arriving a byte at a time is joined once, not once a byte.
+  let partial: Buffer[] = [];
   let fallback: Buffer | null = null;
   try {
     for (let next = await it.next(); !next.done; next = await it.next()) {
-      let data = typeof next.value === "string" ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
-      if (partial) data = Buffer.concat([partial, data]);
-      partial = null;
+      const chunk = typeof next.value === "string" ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      if (chunk.length === 0) continue;
       // A file that may start with a BOM (csv-parse drops it or decodes UTF-16 by it), quotes, CR: csv-parse from here on.
-      if ((lines === 0 && data.length > 0 && data[0]! > ASCII_MAX) || data.includes(QUOTE) || data.includes(CR)) {
-        fallback = data;
+      const atStart = lines === 0 && partial.length === 0;
+      if ((atStart && chunk[0]! > ASCII_MAX) || chunk.includes(QUOTE) || chunk.includes(CR)) {
+        fallback = Buffer.concat([...partial, chunk]);
         break;
       }
-      const end = data.lastIndexOf(LF);
+      const end = chunk.lastIndexOf(LF);
       if (end === -1) {
-        if (data.length > 0) partial = data; // an empty chunk is no line
+        partial.push(Buffer.from(chunk));
         continue;
       }
-      if (end + 1 < data.length) partial = Buffer.from(data.subarray(end + 1));
+      const data = partial.length ? Buffer.concat([...partial, chunk.subarray(0, end)]) : chunk.subarray(0, end);
+      partial = end + 1 < chunk.length ? [Buffer.from(chunk.subarray(end + 1))] : [];
       const batch: [number, string[]][] = [];
-      for (const text of data.toString("utf8", 0, end).split("\n")) {
+      for (const text of data.toString("utf8").split("\n")) {
         lines++;
         if (text !== "") batch.push([lines, text.split(delimiter)]);
       }
@@ -267,11 +290,11 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
     }
     if (!fallback) {
       // The last line, without its newline.
-      if (partial) yield [[lines + 1, partial.toString("utf8").split(delimiter)]];
+      if (partial.length) yield [[lines + 1, Buffer.concat(partial).toString("utf8").split(delimiter)]];
       return;
     }
     const first = lines === 0;
-    const parser = new LineParser({
+    const parser = new RecordingParser({
       bom: first,
       relax_column_count: true,
       skip_empty_lines: true,
@@ -279,30 +302,34 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
       max_record_size: MAX_ROW,
       ...(first ? {} : { record_delimiter: "\n" }),
     });
-    const start = fallback;
-    const input = Readable.from(
-      (async function* () {
-        // The lines split so far as empty lines (skipped, counted): csv-parse's line numbers, in
-        // records and in its error messages, are then the file's.
-        for (let left = lines; left > 0; left -= 65_536) yield Buffer.alloc(Math.min(left, 65_536), LF);
-        yield start;
-        for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
-      })(),
-    );
-    input.on("error", (err) => parser.destroy(err));
-    input.pipe(parser);
+    // Its own error events are the feeds' rejections.
+    parser.on("error", () => {});
+    parser.resume();
     try {
-      for await (const [line, record] of parser as AsyncIterable<[number, string[]]>) yield [[line, record]];
+      // The lines split so far as empty lines (skipped, counted): csv-parse's line numbers, in
+      // records and in its error messages, are then the file's.
+      for (let left = lines; left > 0; left -= 65_536) await parser.feed(Buffer.alloc(Math.min(left, 65_536), LF));
+      for (let data: Buffer | null = fallback; data; ) {
+        await parser.feed(data);
+        const batch = parser.drainRecords();
+        if (batch.length) yield batch;
+        const next = await it.next();
+        data = next.done ? null : typeof next.value === "string" ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      }
+      await parser.feed();
+      const last = parser.drainRecords();
+      if (last.length) yield last;
+    } catch (err) {
+      // The records before the break, then the break.
+      const before = parser.drainRecords();
+      if (before.length) yield before;
+      throw err;
     } finally {
-      input.destroy();
       parser.destroy();
     }
   } finally {
-    // Stopped early (a broken CSV, a refused header, a failed write): the source is closed as a
-    // for-await would close it. Not waited for once csv-parse reads: its input may be waiting on the
-    // source's next chunk, which a stalled client may never send.
-    const closing = Promise.resolve(it.return?.()).catch(() => {});
-    if (!fallback) await closing;
+    // Stopped early (a broken CSV, a refused header, a failed write): the source is closed as a for-await would close it.
+    await Promise.resolve(it.return?.()).catch(() => {});
   }
 }
 
