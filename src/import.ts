@@ -31,6 +31,11 @@ export class ImportFormatError extends Error {
   }
 }
 
+/** The body went past ImportOptions.maxBytes (a chunked upload has no Content-Length to refuse it by); the rows before are kept, as for a broken file. */
+export class ImportTooLargeError extends ImportFormatError {
+  override name = "ImportTooLargeError";
+}
+
 export interface ImportDeps {
   db: Db;
   ledger: Ledger;
@@ -79,6 +84,8 @@ export interface ImportOptions {
    */
   registered?: boolean;
   bytesTotal?: number | null;
+  /** The most bytes the file may have: past it the import stops (ImportTooLargeError). */
+  maxBytes?: number;
   /**
    * Rows per ledger transaction (default 5000). Measured on 1M rows with no random-ordered index
    * left on the import path: 5000 to 100 000 within noise of each other; larger costs memory.
@@ -183,18 +190,24 @@ const MAX_ROW = 64 * 1024;
 /** The file is not CSV rows at all (a line too long to be one); thrown before the parser holds it. */
 class NotRowsError extends Error {}
 
+/** The file went past ImportOptions.maxBytes. */
+class TooLargeError extends Error {}
+
+const sizeText = (bytes: number) => (bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30} GiB` : `${bytes} bytes`);
+
 /**
  * Counts the bytes read, and stops at a line longer than MAX_ROW: csv-parse's
  * max_record_size counts field characters only, so a line of delimiters (millions of empty fields)
  * would otherwise be held whole.
  */
-async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts) {
+async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts, maxBytes = Number.POSITIVE_INFINITY) {
   let sinceNewline = 0;
   const tooLong = () => new NotRowsError(`a line is longer than ${MAX_ROW} bytes`);
   for await (const raw of source) {
     const chunk = typeof raw === "string" ? Buffer.from(raw) : raw;
     const length = chunk.byteLength;
     counts.bytesRead += length;
+    if (counts.bytesRead > maxBytes) throw new TooLargeError(`an import is at most ${sizeText(maxBytes)}; split the file`);
     const first = chunk.indexOf(10);
     if (first === -1) {
       sinceNewline += length;
@@ -386,7 +399,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
   // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
-  const { delimiter, chunks } = await sniffDelimiter(counted(source, counts)).catch((err: unknown) => {
+  const { delimiter, chunks } = await sniffDelimiter(counted(source, counts, opts.maxBytes)).catch((err: unknown) => {
+    if (err instanceof TooLargeError) throw new ImportTooLargeError(err.message);
     throw err instanceof NotRowsError ? new ImportFormatError(`the CSV is malformed: ${err.message}`) : err;
   });
   const records = csvRecords(chunks, delimiter);
@@ -474,16 +488,19 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   } catch (err) {
     await records.return(undefined).catch(() => {});
     let e = err;
-    const broken = err instanceof CsvError ? csvProblem(err) : err instanceof NotRowsError ? err.message : null;
-    if (broken !== null) {
+    const broken = err instanceof CsvError ? `the CSV is malformed: ${csvProblem(err)}` : err instanceof NotRowsError ? `the CSV is malformed: ${err.message}` : null;
+    const tooLarge = err instanceof TooLargeError ? err.message : null;
+    const problem = broken ?? tooLarge;
+    if (problem !== null) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
       if (id) await flush().then(() => enqueueing).catch(() => {});
-      e = new ImportFormatError(
-        `the CSV is malformed: ${broken}${id ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: send the fixed file again (rows already in stay unchanged)` : ""}`,
-        [],
-        id,
-      );
+      const kept = id
+        ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: ${
+            tooLarge ? "send the rest as another file" : "send the fixed file again"
+          } (rows already in stay unchanged)`
+        : "";
+      e = tooLarge ? new ImportTooLargeError(`${problem}${kept}`, [], id) : new ImportFormatError(`${problem}${kept}`, [], id);
     }
     if (id) {
       const t = now();

@@ -12,7 +12,7 @@ import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
-import { csvRecords, runImport, type ImportDeps } from "../src/import";
+import { csvRecords, ImportTooLargeError, importById, runImport, type ImportDeps } from "../src/import";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock, waitFor } from "./helpers";
 
@@ -469,6 +469,31 @@ describe("csvRecords: lines split without csv-parse give what csv-parse gives", 
 });
 
 describe("an import that stops early", () => {
+  it("a body past maxBytes (a chunked upload has no Content-Length) stops the import: the rows before are kept, the import failed, the error names the limit", async () => {
+    const rows = Array.from({ length: 40 }, (_, k) => `MESAJ,${phone(807_000 + k)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    const chunks = ["type,recipient,status,source,consentDate\n", ...rows].map((r) => Buffer.from(r));
+    const size = chunks.reduce((n, c) => n + c.length, 0);
+    const maxBytes = size - 100; // the last two rows or so do not fit
+    const source = (async function* () {
+      yield* chunks;
+    })();
+    const err = await runImport(source, importDeps, { brandId: brandId("UPLOAD"), via: "api", batchSize: 7, maxBytes }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ImportTooLargeError);
+    const { message, importId } = err as ImportTooLargeError;
+    expect(message).toMatch(new RegExp(`^an import is at most ${maxBytes} bytes; split the file; the \\d+ rows before it are in import ${importId} .*send the rest as another file`));
+    const record = importById(runtime.deps.db, importId!)!;
+    const kept = Number(/the (\d+) rows before it/.exec(message)![1]);
+    expect(kept).toBeGreaterThan(30);
+    expect(kept).toBeLessThan(40);
+    expect(record).toMatchObject({ status: "failed", rowsRead: kept, recorded: kept, error: message });
+    // Within the limit, the same file goes whole.
+    const whole = await runImport(Readable.from(chunks), importDeps, { brandId: brandId("UPLOAD"), via: "api", maxBytes: size });
+    expect(whole).toMatchObject({ rowsRead: 40, recorded: 40 - kept, unchanged: kept });
+  });
+
   it("a refused header of a file csv-parse reads (CRLF) is answered while the upload's body stalls", async () => {
     let closed = false;
     const stalled = (async function* () {
