@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { Readable } from "node:stream";
 import { CsvError, Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
@@ -193,6 +192,10 @@ class NotRowsError extends Error {}
 /** The file went past ImportOptions.maxBytes. */
 class TooLargeError extends Error {}
 
+/** A chunk of the source as a Buffer (a view, not a copy, of a Uint8Array). */
+const asBuffer = (chunk: Uint8Array | string): Buffer =>
+  typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+
 const sizeText = (bytes: number) => (bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30} GiB` : `${bytes} bytes`);
 
 /**
@@ -204,7 +207,7 @@ async function* counted(source: AsyncIterable<Uint8Array | string>, counts: Impo
   let sinceNewline = 0;
   const tooLong = () => new NotRowsError(`a line is longer than ${MAX_ROW} bytes`);
   for await (const raw of source) {
-    const chunk = typeof raw === "string" ? Buffer.from(raw) : raw;
+    const chunk = asBuffer(raw);
     const length = chunk.byteLength;
     counts.bytesRead += length;
     if (counts.bytesRead > maxBytes) throw new TooLargeError(`an import is at most ${sizeText(maxBytes)}; split the file`);
@@ -279,7 +282,7 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
   let fallback: Buffer | null = null;
   try {
     for (let next = await it.next(); !next.done; next = await it.next()) {
-      const chunk = typeof next.value === "string" ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      const chunk = asBuffer(next.value);
       if (chunk.length === 0) continue;
       // A file that may start with a BOM (csv-parse drops it or decodes UTF-16 by it), quotes, CR: csv-parse from here on.
       const atStart = lines === 0 && partial.length === 0;
@@ -327,7 +330,7 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
         const batch = parser.drainRecords();
         if (batch.length) yield batch;
         const next = await it.next();
-        data = next.done ? null : typeof next.value === "string" ? Buffer.from(next.value) : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+        data = next.done ? null : asBuffer(next.value);
       }
       await parser.feed();
       const last = parser.drainRecords();
@@ -358,7 +361,7 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
     const next = await it.next();
     if (next.done) break;
     seen.push(next.value);
-    head += typeof next.value === "string" ? next.value : Buffer.from(next.value).toString("utf8");
+    head += typeof next.value === "string" ? next.value : asBuffer(next.value).toString("utf8");
   }
   const header = head.split("\n")[0] ?? "";
   const delimiter = header.includes(";") && !header.includes(",") ? ";" : ",";
@@ -488,9 +491,9 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   } catch (err) {
     await records.return(undefined).catch(() => {});
     let e = err;
-    const broken = err instanceof CsvError ? `the CSV is malformed: ${csvProblem(err)}` : err instanceof NotRowsError ? `the CSV is malformed: ${err.message}` : null;
+    const broken = err instanceof CsvError ? csvProblem(err) : err instanceof NotRowsError ? err.message : null;
     const tooLarge = err instanceof TooLargeError ? err.message : null;
-    const problem = broken ?? tooLarge;
+    const problem = broken !== null ? `the CSV is malformed: ${broken}` : tooLarge;
     if (problem !== null) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
