@@ -86,13 +86,19 @@ function normalize(input: string, fast: boolean): PhoneResult {
 const EMAIL_MIN = 6;
 const EMAIL_MAX = 265;
 const PRINTABLE_ASCII = /^[\x21-\x7E]+$/;
-const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+// İYS's rules for e-mail addresses (the specification's İzin Türü section): no special characters
+// ({[(!'^%&/()=?,”½²³°¶)}] and the like), but + before the @ for a provider's labels. Letters,
+// digits, dot, underscore and hyphen, as in every address İYS takes: anything else it answers H120,
+// so the hub refuses it too (a check must not allow a consent İYS will never hold).
+const LOCAL_PART = /^[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*$/;
 const DOMAIN_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const TOP_LEVEL_LABEL = /^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/;
 
 /**
  * Trimmed and lower-cased whole; `+tags` and dots are kept because they name distinct mailboxes.
- * A pragmatic dot-atom check, not full RFC 5322 (no quoted local parts, comments or IP literals).
+ * İYS's subset of a dot-atom, not RFC 5322: no special characters but `+ _ -` before the @ (RFC 5322
+ * allows apostrophes, braces, `!#$%&=?^~` and more there; İYS does not), no quoted local parts,
+ * comments or IP literals.
  */
 export function normalizeEmail(input: string): EmailResult {
   const trimmed = input.trim();
