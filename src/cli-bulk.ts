@@ -13,6 +13,26 @@ export class CliError extends Error {}
 /** The command was called wrongly (a missing or contradictory argument): printed as is, exit 2. */
 export class CliUsageError extends CliError {}
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Writes all of `data` to `fd`. A pipe (`hub export | gzip`) may take part of a write, or none with
+ * EAGAIN when its reader is behind (Node may have made stdout non-blocking): writeSync alone then
+ * dropped the rest of the chunk, or the whole export stopped halfway through a line.
+ */
+export function writeAllSync(fd: number, data: string): void {
+  const buf = Buffer.from(data);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
+}
+
 const fmt = (n: number) => n.toLocaleString("en-US");
 
 function duration(s: number): string {
@@ -79,9 +99,9 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         onRejected: (r) => {
           if (fd === null) {
             fd = openSync(rejectedPath, "w");
-            writeSync(fd, rejectedCsvHeader());
+            writeAllSync(fd, rejectedCsvHeader());
           }
-          writeSync(fd, rejectedCsvLine(r));
+          writeAllSync(fd, rejectedCsvLine(r));
         },
       });
       draw(summary, true);
@@ -140,11 +160,15 @@ export function exportToFile(db: Db, opts: ExportOptions): number {
       chunk += line;
       lines++;
       if (chunk.length > 256 * 1024) {
-        writeSync(fd, chunk);
+        writeAllSync(fd, chunk);
         chunk = "";
       }
     }
-    if (chunk) writeSync(fd, chunk);
+    if (chunk) writeAllSync(fd, chunk);
+  } catch (err) {
+    // The reader went away (`hub export | head`): say so, not a bare EPIPE.
+    if ((err as NodeJS.ErrnoException).code === "EPIPE") throw new CliError("the output was closed before the export finished");
+    throw err;
   } finally {
     if (fd !== 1) closeSync(fd);
     reader.close();

@@ -116,4 +116,41 @@ describe("hub CLI", () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toContain("Usage: hub <command>");
   }, 30_000);
+  it("export into a pipe whose reader is slow writes every row (partial writes and EAGAIN are retried), and says so when the reader goes away", async () => {
+    const db = openDatabase(env.DATABASE_PATH);
+    const clock = new TestClock(Date.now());
+    const ledger = new Ledger(db, { clock, calendar: new BusinessCalendar() });
+    const brandId = createBrand(db, { code: "PIPED", name: "Piped", shortNames: ["PIPED"], numbers: [] }, clock.now().getTime()).id;
+    const rows = 30_000; // ~2 MiB of CSV: many times a pipe's 64 KiB buffer
+    for (let k = 0; k < rows; k += 5000) {
+      ledger.apply(
+        Array.from({ length: 5000 }, (_, i) => ({
+          brandId,
+          recipient: `+90532${String(k + i).padStart(7, "0")}`,
+          recipientKind: "phone" as const,
+          phoneKind: "mobile" as const,
+          recipientType: "BIREYSEL" as const,
+          type: "MESAJ" as const,
+          status: "ONAY" as const,
+          source: "HS_WEB" as const,
+          consentDate: clock.now().getTime() - 60_000,
+          origin: "api" as const,
+        })),
+      );
+    }
+    db.$client.close();
+    const shell = (script: string) =>
+      run("bash", ["-c", `set -o pipefail; ${script}`], { env, maxBuffer: 64 * 1024 * 1024 }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    const cli = `"${process.execPath}" bin/hub.mjs export --brand PIPED`;
+    const slow = await shell(`${cli} | (sleep 2; wc -l)`);
+    expect(slow.stderr).toBe("");
+    expect(slow.code).toBe(0);
+    expect(Number(slow.stdout.trim())).toBe(rows + 1);
+    const closed = await shell(`${cli} | head -c 100 > /dev/null`);
+    expect(closed.code).toBe(1);
+    expect(closed.stderr).toContain("the output was closed before the export finished");
+  }, 60_000);
 });
