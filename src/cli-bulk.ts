@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, openSync, statSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, openSync, rmSync, statSync, writeSync } from "node:fs";
 import type { Db } from "../db/index";
 import { brandByCode } from "./brands";
 import type { Config } from "./config";
@@ -77,7 +77,16 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     const brand = brandByCode(runtime.deps.db, opts.brand);
     if (!brand) throw new CliError(`unknown brand ${opts.brand} (see \`hub brands\`)`);
     const rejectedPath = opts.rejectedPath ?? `${opts.file}.rejected.csv`;
-    let fd: number | null = null;
+    // Opened before any row is read: a path that cannot be written fails the command with nothing
+    // imported (it failed at the first rejected row, after the rows before it were in). Truncated
+    // now and removed if nothing is rejected, so a file left by an earlier run is never read as this one's.
+    let fd: number;
+    try {
+      fd = openSync(rejectedPath, "w");
+    } catch (err) {
+      throw new CliError(`cannot write the rejected rows to ${rejectedPath}: ${(err as Error).message} (--rejected chooses the file)`);
+    }
+    let rejectedRows = 0;
     const started = performance.now();
     let lastDraw = 0;
     const tty = Boolean(process.stderr.isTTY);
@@ -97,17 +106,15 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         bytesTotal: size,
         onProgress: (c) => draw(c),
         onRejected: (r) => {
-          if (fd === null) {
-            fd = openSync(rejectedPath, "w");
-            writeAllSync(fd, rejectedCsvHeader());
-          }
+          if (rejectedRows++ === 0) writeAllSync(fd, rejectedCsvHeader());
           writeAllSync(fd, rejectedCsvLine(r));
         },
       });
       draw(summary, true);
-      return { ...summary, ...(fd !== null ? { rejectedPath } : {}) };
+      return { ...summary, ...(rejectedRows > 0 ? { rejectedPath } : {}) };
     } finally {
-      if (fd !== null) closeSync(fd);
+      closeSync(fd);
+      if (rejectedRows === 0) rmSync(rejectedPath, { force: true });
     }
   } finally {
     await runtime.close();

@@ -178,7 +178,18 @@ export const csvField = (v: string | number | null | undefined) => {
 export const csvLine = (values: (string | number | null | undefined)[]) => `${values.map(csvField).join(",")}\n`;
 
 export const rejectedCsvHeader = () => csvLine([...REJECTED_COLUMNS]);
-export const rejectedCsvLine = (r: RejectedRow) => csvLine([...r.fields, r.line, r.code, r.message]);
+// What a spreadsheet would run as a formula: = or @ first, or + or - before anything but a number
+// (a phone such as +90 532 123 45 67 stays as it is).
+const FORMULA = /^(?:[=@\t\r]|[+-](?![\d\s().-]*$))/;
+
+/**
+ * A rejected field as given, unless a spreadsheet would take it for a formula (the file is made to
+ * be opened in one, and a rejected row is whatever the file held: `=HYPERLINK(…)`): then with a
+ * leading apostrophe, which shows it as text (OWASP's advice for CSV injection).
+ */
+export const spreadsheetSafe = (v: string) => (FORMULA.test(v) ? `'${v}` : v);
+
+export const rejectedCsvLine = (r: RejectedRow) => csvLine([...r.fields.map(spreadsheetSafe), r.line, r.code, r.message]);
 
 /**
  * A row of the bulk columns is well under a kilobyte: a line (bytes) or a record (characters, a

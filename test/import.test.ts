@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -213,6 +213,25 @@ describe("bulk import of 100 000 rows", () => {
     const registered = await hub("import", "--brand", "CLI", old, "--registered");
     expect(registered.code, registered.stderr).toBe(0);
     expect(registered.stdout).toMatch(/\(registered: records İYS holds, not reported\): read 1, recorded 1, unchanged 0, rejected 0/);
+
+    // A rejected-rows path that cannot be written fails before any row is read; a run without
+    // rejected rows leaves no rejected file (not even one an earlier run left at that path).
+    const fresh = join(tmp.dir, "cli-fresh.csv");
+    writeFileSync(fresh, `type,recipient,status,source,consentDate\nMESAJ,05329990003,ONAY,HS_WEB,${date}\nEPOSTA,"=HYPERLINK(""http://x"")",ONAY,HS_WEB,${date}\nMESAJ,+90 532 999 00 04,ONAY,HS_YANLIS,${date}\n`);
+    const nowhere = await hub("import", "--brand", "CLI", fresh, "--rejected", join(tmp.dir, "no-such-dir", "r.csv"));
+    expect(nowhere.code).toBe(1);
+    expect(nowhere.stderr).toContain(`cannot write the rejected rows to ${join(tmp.dir, "no-such-dir", "r.csv")}`);
+    expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM consent_state WHERE recipient = ?").get("+905329990003")).toEqual({ n: 0 });
+    const withRejected = await hub("import", "--brand", "CLI", fresh);
+    expect(withRejected.stdout).toMatch(/recorded 1, unchanged 0, rejected 2/);
+    // A field a spreadsheet would run as a formula is written as text; a phone stays as given.
+    const rejectedCsv = readFileSync(`${fresh}.rejected.csv`, "utf8");
+    expect(rejectedCsv).toContain(`EPOSTA,"'=HYPERLINK(""http://x"")",ONAY`);
+    expect(rejectedCsv).toContain(`MESAJ,+90 532 999 00 04,ONAY,HS_YANLIS`);
+    writeFileSync(fresh, `type,recipient,status,source,consentDate\nMESAJ,05329990005,ONAY,HS_WEB,${date}\n`);
+    const clean = await hub("import", "--brand", "CLI", fresh);
+    expect(clean.stdout).toMatch(/recorded 1, unchanged 0, rejected 0/);
+    expect(existsSync(`${fresh}.rejected.csv`)).toBe(false);
 
     writeFileSync(small, `type,recipient\nMESAJ,05329990001\n`);
     const bad = await hub("import", "--brand", "CLI", small);
