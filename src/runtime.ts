@@ -16,6 +16,7 @@ import { JobProducer } from "../jobs/producer";
 import { startSweeper, startWorkers, type RunningWorkers } from "../jobs/workers";
 import type { Config } from "./config";
 import { BusinessCalendar, defaultHolidayTable, mergeHolidayTables, type HolidayTable } from "./domain/calendar";
+import { normalizeRecipient } from "./domain/address";
 import { systemClock, type Clock } from "./domain/time";
 import type { AppDeps } from "./env";
 import { createLogger, type Logger } from "./log";
@@ -160,9 +161,15 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       await apply(oldest.slice(0, APPLY_ON_READ_MAX).map((r) => r.id));
       // Behind a larger backlog, the asked addresses' own receipts still go first: a refusal already
       // stored is honoured whatever waits before it.
+      // Receipts keep the sender as the provider spelled it (Vonage's msisdn has no +): compared normalised.
       if (oldest.length > APPLY_ON_READ_MAX && addresses) {
         const wanted = new Set(addresses());
-        await apply(pending(Number.MAX_SAFE_INTEGER).filter((r) => r.fromAddress !== null && wanted.has(r.fromAddress)).map((r) => r.id));
+        const asked = (from: string | null) => {
+          if (from === null) return false;
+          const n = normalizeRecipient(from);
+          return n.ok && wanted.has(n.value);
+        };
+        await apply(pending(Number.MAX_SAFE_INTEGER).filter((r) => asked(r.fromAddress)).map((r) => r.id));
       }
     },
   };
