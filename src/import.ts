@@ -160,10 +160,16 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "re
 export function columnIndexes(header: string[]): number[] {
   const names = header.map((h) => h.trim().toLowerCase());
   const idx = IMPORT_COLUMNS.map((c) => names.indexOf(c.toLowerCase()));
+  const twice = IMPORT_COLUMNS.filter((c, i) => idx[i] !== -1 && names.lastIndexOf(c.toLowerCase()) !== idx[i]);
+  if (twice.length) {
+    throw new ImportFormatError(`the header row names the column${twice.length > 1 ? "s" : ""} ${twice.join(", ")} twice: which one holds the values cannot be told`, twice);
+  }
   const missing = REQUIRED_COLUMNS.filter((c) => idx[IMPORT_COLUMNS.indexOf(c)] === -1);
   if (missing.length) {
+    // One cell holding tabs: a tab-separated file (a spreadsheet's "Text" export).
+    const tabs = header.length === 1 && header[0]!.includes("\t") ? "; fields must be separated by , or ; (this header is separated by tabs)" : "";
     throw new ImportFormatError(
-      `the header row lacks the column${missing.length > 1 ? "s" : ""} ${missing.join(", ")} (required: ${REQUIRED_COLUMNS.join(", ")}; optional: recipientType, retailerCode)`,
+      `the header row lacks the column${missing.length > 1 ? "s" : ""} ${missing.join(", ")} (required: ${REQUIRED_COLUMNS.join(", ")}; optional: recipientType, retailerCode)${tabs}`,
       missing,
     );
   }
@@ -421,6 +427,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   let id: string | null = null;
   let idx: number[] | null = null;
+  let headerLength = 0;
   let actions: ConsentAction[] = [];
   let rows: PendingRow[] = [];
   let rejections: RejectedRow[] = [];
@@ -476,6 +483,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     for await (const batch of records) for (const [line, record] of batch) {
       if (!idx) {
         idx = columnIndexes(record);
+        headerLength = record.length;
         id = randomUUID();
         const t = now();
         stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`).run(
@@ -484,13 +492,19 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         opts.onStart?.(id);
         continue;
       }
+      // A line of blanks (spaces, or only separators: the rows a spreadsheet leaves below its data) is no row, as an empty line is not.
+      if (!record[0]?.trim() && record.every((f) => !f.trim())) continue;
       counts.rowsRead++;
       const fields = idx.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
       const r = rowToAction(fields, opts.brandId, opts.registered ? "registered" : "import");
       if (r.ok) {
         actions.push(r.action);
         rows.push({ line, fields });
-      } else reject(line, fields, r.code, r.message);
+      } else {
+        // Values in the wrong columns are the likely cause: say so (a separator missing, or one in an unquoted value).
+        const shape = record.length === headerLength ? "" : ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)`;
+        reject(line, fields, r.code, `${r.message}${shape}`);
+      }
       if (actions.length + rejections.length >= batchSize) await flush();
     }
     if (!idx || !id) throw new ImportFormatError(`the file is empty: a header row is required (${IMPORT_COLUMNS.join(",")})`);
@@ -509,11 +523,13 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
       if (id) await flush().then(() => enqueueing).catch(() => {});
-      const kept = id
-        ? `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: ${
-            tooLarge ? "send the rest as another file" : "send the fixed file again"
-          } (rows already in stay unchanged)`
-        : "";
+      const kept = !id
+        ? ""
+        : counts.rowsRead === 0
+          ? `; no row was before it: nothing was written (import ${id} is marked failed)`
+          : `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: ${
+              tooLarge ? "send the rest as another file" : "send the fixed file again"
+            } (rows already in stay unchanged)`;
       e = tooLarge ? new ImportTooLargeError(`${problem}${kept}`, [], id) : new ImportFormatError(`${problem}${kept}`, [], id);
     }
     if (id) {

@@ -334,6 +334,29 @@ describe("POST /api/v1/imports", () => {
     expect(empty.status).toBe(400);
   });
 
+  it("a header naming a column twice, or separated by tabs, is a 400 saying so; blank lines are no rows; a row rejected with the wrong number of fields says so", async () => {
+    const before = countEvents();
+    const twice = await post("?brand=UPLOAD", `type,type,recipient,status,source,consentDate\nMESAJ,ARAMA,${phone(808_001)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    expect(twice.status).toBe(400);
+    expect((await twice.json()).error.message).toBe("the header row names the column type twice: which one holds the values cannot be told");
+    const tabs = await post("?brand=UPLOAD", `type\trecipient\tstatus\tsource\tconsentDate\nMESAJ\t${phone(808_002)}\tONAY\tHS_WEB\t${iys(NOW - 60_000)}\n`);
+    expect(tabs.status).toBe(400);
+    expect((await tabs.json()).error.message).toMatch(/lacks the columns type, recipient, status, source, consentDate .*; fields must be separated by , or ; \(this header is separated by tabs\)$/);
+    expect(countEvents()).toBe(before);
+    // The rows a spreadsheet leaves under its data (only separators), a line of spaces: skipped as an
+    // empty line is. A row missing a separator: rejected, saying how many fields it has.
+    const res = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate\nMESAJ,${phone(808_003)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n   \nMESAJ,${phone(808_004)},ONAY,HS_WEB ${iys(NOW - 60_000)}\n,,,,\n,,,,\n`);
+    expect(res.status).toBe(200);
+    const summary = await res.json();
+    expect(summary).toMatchObject({ rowsRead: 2, recorded: 1, rejected: 1 });
+    const csv = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
+    expect(csv.trimEnd().split("\n")[1]).toMatch(/,4,H486,"İzin kaynağı \(source\) kabul edilemedi\. \(satırda 4, başlık satırında 5 alan var\)"$/);
+    // Broken at its first row: nothing was written, and the message does not speak of rows before it.
+    const first = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate\nMESAJ,"${phone(808_005)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    expect(first.status).toBe(400);
+    expect((await first.json()).error.message).toMatch(/; no row was before it: nothing was written \(import [0-9a-f-]+ is marked failed\)$/);
+  });
+
   it("a CSV broken past its first rows is a 400 naming the import that holds exactly the rows before the break", async () => {
     const before = countEvents();
     const good = Array.from({ length: 5100 }, (_, i) => `MESAJ,${phone(800_000 + i)},ONAY,HS_WEB,${iys(NOW - 60_000)}`);
