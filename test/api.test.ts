@@ -310,6 +310,23 @@ describe("consents", () => {
     expect((await jsonx.json()).error.code).toBe("unsupported_media_type");
   });
 
+  it("a short name or code recipients could not text for the brand (no letters, a scope word) is a 400 naming it", async () => {
+    for (const [body, field, message] of [
+      [{ code: "BANG", name: "Bang", shortNames: ["!!"] }, "shortNames[0]", /"!!" has no letter or digit/],
+      [{ code: "CALLS", name: "Calls", shortNames: ["CALLS", "Arama"] }, "shortNames[1]", /"Arama" is a scope word: "RET Arama" must keep meaning the calls of every brand/],
+      [{ code: "TUMU", name: "Tümü" }, "code", /"TUMU" is a scope word/],
+    ] as const) {
+      const res = await app.request("/api/v1/brands", authed({ numbers: [], ...body }));
+      expect(res.status).toBe(400);
+      const { error } = await res.json();
+      expect(error.field).toBe(field);
+      expect(error.message).toMatch(message);
+    }
+    const patch = await app.request("/api/v1/brands/MIGROS", authed({ shortNames: ["MIGROS", "Çağrı"] }, "PATCH"));
+    expect(patch.status).toBe(400);
+    expect((await patch.json()).error).toMatchObject({ field: "shortNames[1]", message: expect.stringMatching(/"Çağrı" is a scope word/) });
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",

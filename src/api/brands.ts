@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { brandByCode, createBrand, listBrands, numbersOfBrand, updateBrand, type Brand } from "../brands";
 import { normalizePhone } from "../domain/address";
+import { brandNameProblem } from "../domain/keywords";
 import { iysPullCursor, type IysPullCursor } from "../iys-pull";
 import { enqueueReopened, reopenSkippedIysReports } from "../iys-reports";
 import type { AppDeps } from "../env";
@@ -18,16 +19,24 @@ const NumberInput = z
   // The IVR speaks Twilio Voice only: a Vonage number would be listed for calls nobody answers.
   .refine((n) => n.provider === "twilio" || !n.channels.includes("voice"), { message: "voice (the IVR) is served over Twilio only", path: ["channels"] });
 
+/** A name recipients text for the brand (a short name, the code): one parseKeyword can match without ambiguity. */
+const textable = (s: string, ctx: z.RefinementCtx) => {
+  const problem = brandNameProblem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+};
+
+const ShortNames = z.array(z.string().trim().min(2).max(30).superRefine(textable)).max(3, "a brand has at most 3 short names");
+
 export const BrandInput = z.object({
   code: z
     .string()
     .trim()
     .transform((s) => s.toUpperCase())
-    .pipe(z.string().regex(/^[A-Z0-9][A-Z0-9_-]{1,31}$/, "2–32 letters A–Z, digits, - or _")),
+    .pipe(z.string().regex(/^[A-Z0-9][A-Z0-9_-]{1,31}$/, "2–32 letters A–Z, digits, - or _").superRefine(textable)),
   name: z.string().trim().min(1).max(120),
   iysCode: z.string().regex(/^\d{1,12}$/, "digits only").nullish(),
   brandCode: z.string().regex(/^\d{1,12}$/, "digits only").nullish(),
-  shortNames: z.array(z.string().trim().min(2).max(30)).max(3, "a brand has at most 3 short names").default([]),
+  shortNames: ShortNames.default([]),
   settings: z
     .object({
       /** Overrides of the SMS confirmation and help replies, checked against the segment limit. */
@@ -152,7 +161,7 @@ const BrandPatchInput = z
     name: BrandInput.shape.name.optional(),
     iysCode: BrandInput.shape.iysCode,
     brandCode: BrandInput.shape.brandCode,
-    shortNames: z.array(z.string().trim().min(2).max(30)).max(3, "a brand has at most 3 short names").optional(),
+    shortNames: ShortNames.optional(),
     settings: BrandInput.shape.settings,
     addNumbers: z.array(NumberInput).max(50).optional().openapi({ description: "numbers attached in addition to the brand's own" }),
     removeNumbers: z

@@ -113,6 +113,26 @@ export function foldedWords(words: Partial<KeywordWords>): KeywordWords {
 
 export const defaultKeywordWords: KeywordWords = foldedWords({});
 
+const SCOPE_MEANING: Readonly<Record<(typeof SCOPE_CATEGORIES)[number], string>> = {
+  scopeCalls: "calls",
+  scopeSms: "messages",
+  scopeAll: "calls and messages",
+};
+
+/**
+ * Why a recipient could not text `name` for a brand (a short name or the code), or null. A name that
+ * folds to nothing is never matched; one that folds to a scope word would be matched before the scope
+ * (parseKeyword: a brand name wins), so `RET ARAMA` on the number would stop meaning calls.
+ */
+export function brandNameProblem(name: string, words: KeywordWords = defaultKeywordWords): string | null {
+  const folded = foldTurkish(name);
+  if (folded === "") return `${JSON.stringify(name)} has no letter or digit a recipient could text`;
+  for (const c of SCOPE_CATEGORIES) {
+    if (words[c].includes(folded)) return `${JSON.stringify(name)} is a scope word: "RET ${name}" must keep meaning the ${SCOPE_MEANING[c]} of every brand on the number`;
+  }
+  return null;
+}
+
 const SMS_ONLY: readonly PhoneChannel[] = ["MESAJ"];
 const CALLS_ONLY: readonly PhoneChannel[] = ["ARAMA"];
 const BOTH_CHANNELS: readonly PhoneChannel[] = ["MESAJ", "ARAMA"];
