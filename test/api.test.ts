@@ -248,7 +248,15 @@ describe("consents", () => {
       authed({ brand: "MIGROS", recipient: "+905321112255", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: future }),
     );
     expect(res.status).toBe(422);
-    expect((await res.json()).error).toMatchObject({ code: "H162" });
+    expect((await res.json()).error).toMatchObject({ code: "H162", field: "consentDate" });
+    // A BIREYSEL consent without its source or date: İYS's code, naming the field left out.
+    for (const [left, code] of [["source", "H113"], ["consentDate", "H112"]] as const) {
+      const body: Record<string, string> = { brand: "MIGROS", recipient: "+905321112256", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000)) };
+      delete body[left];
+      const missing = await app.request("/api/v1/consents", authed(body));
+      expect(missing.status).toBe(422);
+      expect((await missing.json()).error).toMatchObject({ code, field: left });
+    }
   });
 
   it("the same status twice is a 422 H174", async () => {

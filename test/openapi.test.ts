@@ -3,7 +3,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
-import { formatIysDate } from "../src/domain/time";
+import { formatIysDate, parseIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig } from "./helpers";
 
@@ -248,6 +248,20 @@ describe("routes called with their documented examples", () => {
     await callDocumented("/links", "post", { body: requestExample("/links", "post") }, 200);
     await callDocumented("/keys", "post", { body: requestExample("/keys", "post") }, 201);
     await callDocumented("/keys", "get", {}, 200);
+
+    // The upload's example is dated an hour ago whenever the document is served: İYS (and the hub)
+    // refuse a movement older than 3 business days (H467), so a fixed date would fail "Try it out".
+    const csv = op("/imports", "post").requestBody.content["text/csv"].schema.example as string;
+    const date = csv.split("\n")[1]!.split(",")[4]!;
+    const parsed = parseIysDate(date);
+    if (!parsed.ok) throw new Error(`the example's date ${date} is not in İYS format`);
+    expect(Date.now() - parsed.date.getTime()).toBeGreaterThan(3_500_000);
+    expect(Date.now() - parsed.date.getTime()).toBeLessThan(7_300_000);
+    // Another brand: the consent example above holds the same number already (ONAY again would be H174).
+    expect((await app.request("/api/v1/brands", authed({ code: "TRYIT", name: "Try it" }))).status).toBe(201);
+    const upload = await app.request(`/api/v1/imports?brand=TRYIT`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "text/csv" }, body: csv });
+    expect(upload.status).toBe(200);
+    expect(await upload.json()).toMatchObject({ rowsRead: 1, recorded: 1, rejected: 0 });
   });
 
   it("a bad request is answered with the documented error shape naming the field; malformed JSON names (body), another content type is a 415", async () => {

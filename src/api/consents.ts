@@ -7,9 +7,10 @@ import { normalizeRecipient } from "../domain/address";
 import { channelOrigins, consentStatuses, consentTypes, providerSources, recipientTypes } from "../domain/consent";
 import type { AppDeps } from "../env";
 import { crashPoint } from "../crash";
+import { RULE_FIELDS } from "../domain/consent-rules";
 import { ApiError } from "../errors";
 import { assertBrandAccess } from "./auth";
-import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
+import { apiRouter, bearerSecurity, errorResponses, EXAMPLE_CONSENT_DATE, jsonBody, jsonResponse, requireJson } from "./openapi";
 
 export const ConsentInput = z.object({
   brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
@@ -18,7 +19,7 @@ export const ConsentInput = z.object({
   type: z.enum(consentTypes),
   status: z.enum(consentStatuses),
   source: z.enum(providerSources, { message: `one of ${providerSources.join(", ")}` }).nullish(),
-  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul wall time) or ISO 8601 with an offset or Z", example: "2026-11-24 10:30:00" }),
+  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul wall time) or ISO 8601 with an offset or Z", example: EXAMPLE_CONSENT_DATE }),
   retailerCode: z
     .union([z.string(), z.number()])
     .transform(String)
@@ -67,7 +68,7 @@ const State = z
     source: z.string().nullable(),
     consentDate: z.string().nullable(),
     retailerCode: z.string().nullable(),
-    inIys: z.boolean().openapi({ description: "whether İYS holds this record: false for a RET kept as a local suppression, until it is reported over an older consent İYS held" }),
+    inIys: z.boolean().openapi({ description: "whether the record is one for İYS: true once it is a movement İYS is to hold (reported, or still to be: the İYS report rows and the dashboard say which; without IYS_API_BASE_URL nothing is sent), false for a RET kept as a local suppression (İYS holds no record of it) until it is reported over an older consent İYS held" }),
     eventId: z.number().int(),
     updatedAt: z.string(),
   })
@@ -177,7 +178,7 @@ export async function recordConsent(
   if (!stated.ok) throw new ApiError(stated.code, stated.message, { field: stated.field });
   const { outcomes, outbox } = deps.ledger.apply([stated.action]);
   const outcome = outcomes[0]!;
-  if (outcome.kind === "rejected" || outcome.kind === "noop") throw new ApiError(outcome.code, outcome.message);
+  if (outcome.kind === "rejected" || outcome.kind === "noop") throw new ApiError(outcome.code, outcome.message, { field: RULE_FIELDS[outcome.code] });
   if (outcome.kind === "recorded") {
     crashPoint("after-ledger-commit");
     await deps.jobs.enqueueOutbox(outbox);

@@ -8,7 +8,7 @@ import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
 import { stmt } from "../../db/index";
 import { importById, importsOfBrand, ImportFormatError, ImportTooLargeError, rejectedCsvHeader, rejectedCsvLine, runImport, type ImportRecord } from "../import";
-import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
+import { apiRouter, bearerSecurity, errorResponses, EXAMPLE_CONSENT_DATE, jsonResponse } from "./openapi";
 
 /** Uploads are streamed (constant memory); the cap only bounds one request's duration. */
 export const IMPORT_MAX_BYTES = 2 * 2 ** 30;
@@ -82,7 +82,7 @@ const uploadRoute = createRoute({
   middleware: [requireCsv] as const,
   request: {
     query: UploadQuery,
-    body: { required: true, content: { "text/csv": { schema: z.string().openapi({ example: "type,recipient,status,source,consentDate,recipientType\nMESAJ,05321234567,ONAY,HS_WEB,2026-03-02 10:00:00,BIREYSEL\n" }) } } },
+    body: { required: true, content: { "text/csv": { schema: z.string().openapi({ example: `type,recipient,status,source,consentDate,recipientType\nMESAJ,05321234567,ONAY,HS_WEB,${EXAMPLE_CONSENT_DATE},BIREYSEL\n` }) } } },
   },
   responses: { 200: jsonResponse(ImportSummary, "The import is done (rows may have been rejected: see `rejected`)"), ...errorResponses, 415: errorResponses[415] },
 });

@@ -5,7 +5,7 @@ import { createCheckRoutes } from "./check";
 import { createConsentRoutes } from "./consents";
 import { createImportRoutes } from "./imports";
 import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
-import { apiRouter } from "./openapi";
+import { apiRouter, withRecentExampleDates } from "./openapi";
 import { createLinkApiRoutes } from "./links";
 import { createKeyRoutes } from "./keys";
 import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
@@ -26,10 +26,11 @@ export function createApiRoutes(deps: AppDeps) {
   });
   // Public: registered before the key check, which they never reach. Built at its first request
   // (every route is registered by then) and kept: building it took 20–90 ms a request, on a public path.
-  let document: ReturnType<typeof api.getOpenAPI31Document> | undefined;
-  api.get("/openapi.json", (c) =>
-    c.json(
-      (document ??= api.getOpenAPI31Document({
+  // Only the examples' consent date is made anew each time (withRecentExampleDates).
+  let document: string | undefined;
+  api.get("/openapi.json", (c) => {
+    document ??= JSON.stringify(
+      api.getOpenAPI31Document({
         openapi: "3.1.0",
         info: {
           title: "İYS consent hub API",
@@ -37,9 +38,10 @@ export function createApiRoutes(deps: AppDeps) {
           description: "Consents, the pre-send check, rejection links, callbacks and ledger proofs. Errors: `{ error: { code, message, requestId, field? } }`.",
         },
         servers: [{ url: `${deps.config.PUBLIC_BASE_URL}/api/v1` }],
-      })),
-    ),
-  );
+      }),
+    );
+    return c.body(withRecentExampleDates(document, deps.clock.now().getTime()), 200, { "content-type": "application/json" });
+  });
   api.route("/ledger", createLedgerPublicRoutes(deps));
   // A partner authenticates with its own key (and never reaches the rest).
   api.route("/partners", createPartnerReportRoutes(deps));

@@ -1,6 +1,7 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import type { HonoEnv } from "../env";
+import { formatIysDate } from "../domain/time";
 import { ApiError, errorCodes } from "../errors";
 import { zodError } from "../validate";
 
@@ -15,6 +16,18 @@ export function apiRouter() {
       if (!result.success) throw zodError(result.error);
     },
   });
+}
+
+/**
+ * The consent date the document's examples show: replaced by an hour ago (Istanbul time) each time
+ * the document is served, so that "Try it out" sends a date İYS still takes (within 3 business days).
+ */
+export const EXAMPLE_CONSENT_DATE = "2026-11-24 10:30:00";
+
+/** The document's JSON with EXAMPLE_CONSENT_DATE made an hour before `now` (to the minute). */
+export function withRecentExampleDates(documentJson: string, now: number): string {
+  const recent = formatIysDate(new Date(Math.floor((now - 3_600_000) / 60_000) * 60_000));
+  return documentJson.replaceAll(EXAMPLE_CONSENT_DATE, recent);
 }
 
 /** 415 unless the body is JSON: declared before the route's validators. */

@@ -80,6 +80,26 @@ const messages: Record<RuleCode, string> = {
   H486: "İzin kaynağı (source) kabul edilemedi. İzin verilen değerler: HS_FIZIKSEL_ORTAM, HS_ISLAK_IMZA, HS_WEB, HS_CAGRI_MERKEZI, HS_SOSYAL_MEDYA, HS_EPOSTA, HS_MESAJ, HS_MOBIL, HS_EORTAM, HS_ETKINLIK, HS_2015, HS_ATM, HS_KARAR",
 };
 
+/** The request field each rule's refusal is about (the API names it in `error.field`). */
+export const RULE_FIELDS: Readonly<Record<RuleCode, string>> = {
+  H112: "consentDate",
+  H113: "source",
+  H120: "recipient",
+  H121: "recipient",
+  H155: "consentDate",
+  H156: "consentDate",
+  H162: "consentDate",
+  H174: "status",
+  H178: "consentDate",
+  H408: "status",
+  H459: "type",
+  H462: "consentDate",
+  H463: "source",
+  H464: "recipient",
+  H467: "consentDate",
+  H486: "source",
+};
+
 function reject(code: RuleCode, message = messages[code]): RuleVerdict {
   return code === "H174" ? { ok: false, code, message, noop: true } : { ok: false, code, message };
 }
