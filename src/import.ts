@@ -215,6 +215,34 @@ const asBuffer = (chunk: Uint8Array | string): Buffer =>
 
 const sizeText = (bytes: number) => (bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30} GiB` : `${bytes} bytes`);
 
+/** The source itself failed part way (an upload cut by its client, a file that cannot be read further). */
+class SourceCutError extends Error {}
+
+/** The source's chunks; its own failure as a SourceCutError (told apart from what the import throws). */
+async function* cutsNamed(source: AsyncIterable<Uint8Array | string>) {
+  const it = source[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      let step: IteratorResult<Uint8Array | string>;
+      try {
+        step = await it.next();
+      } catch (err) {
+        finished = true;
+        throw new SourceCutError(err instanceof Error ? err.message : String(err));
+      }
+      if (step.done) {
+        finished = true;
+        return;
+      }
+      yield step.value;
+    }
+  } finally {
+    // Left early (a refused header, a break): close the source, as for await would.
+    if (!finished) await it.return?.();
+  }
+}
+
 /**
  * Counts the bytes read, and stops at a line longer than MAX_ROW: csv-parse's
  * max_record_size counts field characters only, so a line of delimiters (millions of empty fields)
@@ -223,7 +251,7 @@ const sizeText = (bytes: number) => (bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30}
 async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts, maxBytes = Number.POSITIVE_INFINITY) {
   let sinceNewline = 0;
   const tooLong = () => new NotRowsError(`a line is longer than ${MAX_ROW} bytes`);
-  for await (const raw of source) {
+  for await (const raw of cutsNamed(source)) {
     const chunk = asBuffer(raw);
     const length = chunk.byteLength;
     counts.bytesRead += length;
@@ -518,7 +546,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     let e = err;
     const broken = err instanceof CsvError ? csvProblem(err) : err instanceof NotRowsError ? err.message : null;
     const tooLarge = err instanceof TooLargeError ? err.message : null;
-    const problem = broken !== null ? `the CSV is malformed: ${broken}` : tooLarge;
+    const cut = err instanceof SourceCutError ? `the file stopped before its end (${err.message})` : null;
+    const problem = broken !== null ? `the CSV is malformed: ${broken}` : (tooLarge ?? cut);
     if (problem !== null) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
@@ -528,7 +557,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         : counts.rowsRead === 0
           ? `; no row was before it: nothing was written (import ${id} is marked failed)`
           : `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: ${
-              tooLarge ? "send the rest as another file" : "send the fixed file again"
+              tooLarge ? "send the rest as another file" : cut ? "send the file again" : "send the fixed file again"
             } (rows already in stay unchanged)`;
       e = tooLarge ? new ImportTooLargeError(`${problem}${kept}`, [], id) : new ImportFormatError(`${problem}${kept}`, [], id);
     }

@@ -12,7 +12,7 @@ import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
-import { csvRecords, ImportTooLargeError, importById, runImport, type ImportDeps } from "../src/import";
+import { csvRecords, ImportFormatError, ImportTooLargeError, importById, runImport, type ImportDeps } from "../src/import";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock, waitFor } from "./helpers";
 
@@ -534,6 +534,26 @@ describe("an import that stops early", () => {
     // Within the limit, the same file goes whole.
     const whole = await runImport(Readable.from(chunks), importDeps, { brandId: brandId("UPLOAD"), via: "api", maxBytes: size });
     expect(whole).toMatchObject({ rowsRead: 40, recorded: 40 - kept, unchanged: kept });
+  });
+
+  it("a source cut part way (an upload its client aborted) keeps the whole rows read before the cut, in a failed import saying so", async () => {
+    const rows = Array.from({ length: 12 }, (_, k) => `MESAJ,${phone(809_000 + k)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    const source = (async function* () {
+      yield Buffer.from(`type,recipient,status,source,consentDate\n${rows.join("")}MESAJ,${phone(809_100)},ON`);
+      throw new Error("aborted");
+    })();
+    const err = await runImport(source, importDeps, { brandId: brandId("UPLOAD"), via: "api", batchSize: 5 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ImportFormatError);
+    const { message, importId } = err as ImportFormatError;
+    expect(message).toBe(
+      `the file stopped before its end (aborted); the 12 rows before it are in import ${importId} (recorded 12, unchanged 0, rejected 0), nothing after it: send the file again (rows already in stay unchanged)`,
+    );
+    expect(importById(runtime.deps.db, importId!)).toMatchObject({ status: "failed", rowsRead: 12, recorded: 12, error: message });
+    // The line cut in the middle is not a row.
+    expect(runtime.deps.ledger.state(brandId("UPLOAD"), phone(809_100), "BIREYSEL", "MESAJ")).toBeNull();
   });
 
   it("a refused header of a file csv-parse reads (CRLF) is answered while the upload's body stalls", async () => {
