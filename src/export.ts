@@ -26,7 +26,8 @@ export function istanbulDayRange(day: string): { start: number; end: number } | 
   return next ? { start: start.date.getTime(), end: next.getTime() } : null;
 }
 
-const iysDate = (ms: number | null) => (ms === null ? "" : formatIysDate(new Date(ms)));
+// Absent values are null (JSONL's null; an empty CSV field).
+const iysDate = (ms: number | null) => (ms === null ? null : formatIysDate(new Date(ms)));
 
 export type ExportFormat = "csv" | "jsonl";
 
@@ -49,15 +50,15 @@ const toBulk = (r: StateRow) => ({
   type: r.type,
   recipient: r.recipient,
   status: r.status,
-  source: r.source ?? "",
+  source: r.source,
   consentDate: iysDate(r.consentDate),
   recipientType: r.recipientType,
-  retailerCode: r.retailerCode ?? "",
+  retailerCode: r.retailerCode,
 });
 
 function* lines<T extends Record<string, unknown>>(rows: Iterable<T>, columns: readonly string[], format: ExportFormat): Generator<string> {
   if (format === "csv") yield csvLine([...columns]);
-  for (const r of rows) yield format === "csv" ? csvLine(columns.map((c) => r[c] as string | number)) : `${JSON.stringify(r)}\n`;
+  for (const r of rows) yield format === "csv" ? csvLine(columns.map((c) => r[c] as string | number | null)) : `${JSON.stringify(r)}\n`;
 }
 
 /** The brand's current consents in the İYS bulk columns (re-importable with `hub import`). */

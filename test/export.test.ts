@@ -163,6 +163,10 @@ describe("export", () => {
     expect(exportToFile(a.deps.db, { brand: "ACME", events: false, format: "jsonl", out })).toBe(505);
     const first = JSON.parse(readFileSync(out, "utf8").split("\n")[0]!);
     expect(Object.keys(first)).toEqual(["type", "recipient", "status", "source", "consentDate", "recipientType", "retailerCode"]);
+    // What a row does not hold is null, not an empty string.
+    const rows = readFileSync(out, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.some((r) => r.retailerCode === "")).toBe(false);
+    expect(rows.filter((r) => r.retailerCode === null).length).toBeGreaterThan(0);
 
     const events = join(tmpA.dir, "events.csv");
     expect(exportToFile(a.deps.db, { brand: "ACME", events: true, from: "2026-03-04", to: "2026-03-04", format: "csv", out: events })).toBe(506);
