@@ -318,7 +318,7 @@ describe("GET /api/v1/reports/daily", () => {
   });
 
   it("a day without movements is the header alone", async () => {
-    const res = await get("?brand=ACME&date=2026-03-12");
+    const res = await get("?brand=ACME&date=2026-03-01");
     expect(await res.text()).toBe("creationDate,transactionId,recipient,recipientType,type,status,consentDate,source\n");
   });
 
@@ -328,6 +328,10 @@ describe("GET /api/v1/reports/daily", () => {
     expect((await bad.json()).error.field).toBe("date");
     const worse = await get("?brand=ACME&date=10.03.2026");
     expect(worse.status).toBe(400);
+    // A day not yet begun in Istanbul (the test clock is in March 2026).
+    const future = await get("?brand=ACME&date=2027-01-01");
+    expect(future.status).toBe(400);
+    expect((await future.json()).error).toMatchObject({ field: "date", message: "date: 2027-01-01 has not begun yet in Istanbul" });
     expect((await get("?brand=NOPE&date=2026-03-10")).status).toBe(404);
   });
 });

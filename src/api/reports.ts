@@ -56,6 +56,8 @@ export function createReportRoutes(deps: AppDeps) {
     if (!brand) throw new ApiError("not_found", `brand ${q.brand} not found`, { field: "brand" });
     const day = istanbulDayRange(q.date);
     if (!day) throw new ApiError("bad_request", `date: ${q.date} is not a calendar day`, { field: "date" });
+    // No movement can be on a day not yet begun: an empty file and its hash would only mislead.
+    if (day.start > deps.clock.now().getTime()) throw new ApiError("bad_request", `date: ${q.date} has not begun yet in Istanbul`, { field: "date" });
     const reader = openReader(deps.db);
     // One read transaction for whatever is read: the hash is the hash of the rows that follow. It
     // ends before the response goes out (a HEAD, or a client that reads slowly or never, must not
