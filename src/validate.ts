@@ -1,6 +1,10 @@
 import type { Context } from "hono";
-import type { z } from "zod";
+import { z } from "zod";
 import { ApiError } from "./errors";
+
+// A field left out is "required", whatever its type (zod's own words were "Invalid option: expected
+// one of …" for an enum, "expected string, received undefined"…). Our own refinements keep theirs.
+z.config({ customError: (issue) => (issue.input === undefined && issue.code !== "custom" ? "required" : undefined) });
 
 function fieldOf(path: PropertyKey[]): string {
   return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(body)";

@@ -267,7 +267,9 @@ describe("routes called with their documented examples", () => {
   it("a bad request is answered with the documented error shape naming the field; malformed JSON names (body), another content type is a 415", async () => {
     const { type: _type, ...noType } = requestExample("/consents", "post");
     const body = await callDocumented("/consents", "post", { body: noType }, 400);
-    expect(body.error).toMatchObject({ code: "bad_request", field: "type" });
+    expect(body.error).toMatchObject({ code: "bad_request", field: "type", message: "type: required" });
+    const keyBrands = await callDocumented("/keys", "post", { body: { name: "Acme", brands: "MIGROS" } }, 400);
+    expect(keyBrands.error).toMatchObject({ field: "brands", message: 'brands: a list of brand codes (["MIGROS"]), or "*" for every brand' });
     for (const path of ["/consents", "/brands", "/links", "/check", "/keys", "/subscriptions"]) {
       const malformed = await app.request(`/api/v1${path}`, { method: "POST", headers: authed().headers, body: "{ not json" });
       expect(malformed.status, path).toBe(400);
