@@ -87,6 +87,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
       throw new CliError(`cannot write the rejected rows to ${rejectedPath}: ${(err as Error).message} (--rejected chooses the file)`);
     }
     let rejectedRows = 0;
+    let delimiter = ",";
     const started = performance.now();
     let lastDraw = 0;
     const tty = Boolean(process.stderr.isTTY);
@@ -104,10 +105,13 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         via: "cli",
         registered: opts.registered === true,
         bytesTotal: size,
+        onStart: (_id, d) => {
+          delimiter = d;
+        },
         onProgress: (c) => draw(c),
         onRejected: (r) => {
-          if (rejectedRows++ === 0) writeAllSync(fd, rejectedCsvHeader());
-          writeAllSync(fd, rejectedCsvLine(r));
+          if (rejectedRows++ === 0) writeAllSync(fd, rejectedCsvHeader(delimiter));
+          writeAllSync(fd, rejectedCsvLine(r, delimiter));
         },
       });
       draw(summary, true);

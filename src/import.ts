@@ -90,8 +90,8 @@ export interface ImportOptions {
    * left on the import path: 5000 to 100 000 within noise of each other; larger costs memory.
    */
   batchSize?: number;
-  /** Called once the header is accepted and the import record exists. */
-  onStart?(id: string): void;
+  /** Called once the header is accepted and the import record exists, with the file's field separator. */
+  onStart?(id: string, delimiter: string): void;
   onProgress?(counts: ImportCounts): void;
   /** Every rejected row, in file order (the CLI writes them to its CSV). */
   onRejected?(row: RejectedRow): void;
@@ -176,14 +176,16 @@ export function columnIndexes(header: string[]): number[] {
   return idx;
 }
 
-const NEEDS_QUOTES = /[",\r\n]/;
+const NEEDS_QUOTES = /[",;\r\n]/;
+/** A CSV field, quoted when it holds a quote, a line break or a separator (`,` or `;`, whichever the file uses). */
 export const csvField = (v: string | number | null | undefined) => {
   const s = v === null || v === undefined ? "" : String(v);
   return NEEDS_QUOTES.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 };
-export const csvLine = (values: (string | number | null | undefined)[]) => `${values.map(csvField).join(",")}\n`;
+export const csvLine = (values: (string | number | null | undefined)[], delimiter = ",") => `${values.map(csvField).join(delimiter)}\n`;
 
-export const rejectedCsvHeader = () => csvLine([...REJECTED_COLUMNS]);
+/** The rejected-rows CSV is separated as the file was (a Turkish-locale spreadsheet's `;` file opens as one column otherwise). */
+export const rejectedCsvHeader = (delimiter = ",") => csvLine([...REJECTED_COLUMNS], delimiter);
 // What a spreadsheet would run as a formula: = or @ first, or + or - before anything but a number
 // (a phone such as +90 532 123 45 67 stays as it is).
 const FORMULA = /^(?:[=@\t\r]|[+-](?![\d\s().-]*$))/;
@@ -195,7 +197,7 @@ const FORMULA = /^(?:[=@\t\r]|[+-](?![\d\s().-]*$))/;
  */
 export const spreadsheetSafe = (v: string) => (FORMULA.test(v) ? `'${v}` : v);
 
-export const rejectedCsvLine = (r: RejectedRow) => csvLine([...r.fields.map(spreadsheetSafe), r.line, r.code, r.message]);
+export const rejectedCsvLine = (r: RejectedRow, delimiter = ",") => csvLine([...r.fields.map(spreadsheetSafe), r.line, r.code, r.message], delimiter);
 
 /**
  * A row of the bulk columns is well under a kilobyte: a line (bytes) or a record (characters, a
@@ -514,10 +516,10 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         headerLength = record.length;
         id = randomUUID();
         const t = now();
-        stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)`).run(
-          id, opts.brandId, opts.via, opts.registered ? 1 : 0, counts.bytesTotal, t, t,
+        stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, delimiter, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)`).run(
+          id, opts.brandId, opts.via, opts.registered ? 1 : 0, delimiter, counts.bytesTotal, t, t,
         );
-        opts.onStart?.(id);
+        opts.onStart?.(id, delimiter);
         continue;
       }
       // A line of blanks (spaces, or only separators: the rows a spreadsheet leaves below its data) is no row, as an empty line is not.
@@ -577,13 +579,15 @@ export interface ImportRecord extends ImportCounts {
   via: string;
   registered: boolean;
   status: "running" | "done" | "failed";
+  /** The file's field separator (`,` or `;`): its rejected-rows CSV uses the same. */
+  delimiter: string;
   error: string | null;
   startedAt: number;
   updatedAt: number;
   finishedAt: number | null;
 }
 
-const IMPORT_SELECT = `SELECT id, brand_id AS brandId, via, registered, status, rows_read AS rowsRead, recorded, unchanged, rejected,
+const IMPORT_SELECT = `SELECT id, brand_id AS brandId, via, registered, status, delimiter, rows_read AS rowsRead, recorded, unchanged, rejected,
   bytes_read AS bytesRead, bytes_total AS bytesTotal, error, started_at AS startedAt, updated_at AS updatedAt, finished_at AS finishedAt FROM imports`;
 
 type RawImport = Omit<ImportRecord, "registered"> & { registered: number };

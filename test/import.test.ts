@@ -319,7 +319,12 @@ describe("POST /api/v1/imports", () => {
     const rows = [`BIREYSEL;MESAJ;${phone(910_001)};ONAY;HS_WEB;${iys(NOW - 60_000)}`, `;EPOSTA;semi.colon@example.com;ONAY;HS_WEB;${iys(NOW - 60_000)}`, `;MESAJ;${phone(910_002)};ONAY;HS_YOK;${iys(NOW - 60_000)}`];
     const res = await post("?brand=UPLOAD", `\ufeff${HEADER.replaceAll(",", ";")}\r\n${rows.join("\r\n")}\r\n`);
     expect(res.status, await res.clone().text()).toBe(200);
-    expect(await res.json()).toMatchObject({ rowsRead: 3, recorded: 2, rejected: 1, codes: { H486: 1 } });
+    const summary = await res.json();
+    expect(summary).toMatchObject({ rowsRead: 3, recorded: 2, rejected: 1, codes: { H486: 1 } });
+    // Its rejected rows come back separated the same way (a ',' file opens as one column there).
+    const rejected = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
+    expect(rejected.split("\n")[0]).toBe("type;recipient;status;source;consentDate;recipientType;retailerCode;line;code;message");
+    expect(rejected.split("\n")[1]).toMatch(new RegExp(`^MESAJ;\\${phone(910_002)};ONAY;HS_YOK;[^;]+;;;4;H486;`));
   });
 
   it("a header without the required columns is a 400 naming them, and nothing is written", async () => {

@@ -20,6 +20,8 @@ export const imports = sqliteTable(
     /** Records İYS already holds (ImportOptions.registered): not reported, no 3-business-day window. */
     registered: integer("registered", { mode: "boolean" }).notNull().default(false),
     status: text("status", { enum: importStatuses }).notNull(),
+    /** The file's field separator (`,`, or `;` from a Turkish-locale spreadsheet): its rejected-rows CSV is written with it. */
+    delimiter: text("delimiter").notNull().default(","),
     rowsRead: integer("rows_read").notNull().default(0),
     recorded: integer("recorded").notNull().default(0),
     unchanged: integer("unchanged").notNull().default(0),

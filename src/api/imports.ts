@@ -200,11 +200,11 @@ export function createImportRoutes(deps: AppDeps) {
          WHERE import_id = ? AND line >= ? AND (line > ? OR rowid > ?) ORDER BY line, rowid LIMIT 500`,
       );
       return stream(c, async (s) => {
-        await s.write(rejectedCsvHeader());
+        await s.write(rejectedCsvHeader(record.delimiter));
         for (let after = { line: -1, rowid: -1 }; !s.aborted; ) {
           const rows = page.all(id, after.line, after.line, after.rowid);
           if (rows.length === 0) break;
-          await s.write(rows.map((r) => rejectedCsvLine({ ...r, fields: JSON.parse(r.fields) as string[] })).join(""));
+          await s.write(rows.map((r) => rejectedCsvLine({ ...r, fields: JSON.parse(r.fields) as string[] }, record.delimiter)).join(""));
           after = rows.at(-1)!;
         }
       }) as never;

@@ -1,0 +1,1 @@
+ALTER TABLE `imports` ADD `delimiter` text DEFAULT ',' NOT NULL;
