@@ -198,7 +198,6 @@ describe("consents", () => {
     const history = await read.json();
     expect(history.consents).toHaveLength(1);
     expect(history.events[0]).toMatchObject({ id: created.event.id, hash: created.event.hash });
-
     await waitFor(() => iys.writes.length >= 1);
     expect(iys.writes).toHaveLength(1);
     expect(iys.writes[0]).toMatchObject({
@@ -210,6 +209,19 @@ describe("consents", () => {
       const row = runtime.deps.db.$client.prepare("SELECT status FROM outbox WHERE event_id = ?").get(created.event.id) as { status: string };
       return row.status === "done";
     });
+
+    // Typed into a URL without encoding its + (which a query string reads as a space): read as meant.
+    const tagged = await app.request("/api/v1/consents", authed({ ...body, recipient: "ayse+kampanya@example.com", type: "EPOSTA" }));
+    expect(tagged.status).toBe(201);
+    for (const [typed, id] of [
+      ["+905321112233", created.event.id],
+      ["+90 532 111 22 33", created.event.id],
+      ["ayse+kampanya@example.com", (await tagged.json()).event.id],
+    ]) {
+      const plain = await app.request(`/api/v1/consents?brand=MIGROS&recipient=${typed}`, authed(undefined, "GET"));
+      expect(plain.status, typed).toBe(200);
+      expect((await plain.json()).events[0], typed).toMatchObject({ id });
+    }
   });
 
   it("a TACIR first record without source or consentDate is reported to İYS without them", async () => {

@@ -34,9 +34,19 @@ export const ConsentInput = z.object({
  */
 export const consentExample = { brand: "MIGROS", recipient: "0532 123 45 67", type: "MESAJ", status: "ONAY", source: "HS_2015", consentDate: "2015-05-01 00:00:00" };
 
+/**
+ * An address from a query string as it was meant: `?recipient=+905321234567` typed without %2B
+ * arrives as " 905321234567" (a form-encoded + is a space), and an e-mail's `+tag` as a space. An
+ * address holds no space there: a leading one before a digit, or one inside an e-mail, was a +.
+ */
+export function plusFromQuery(raw: string): string {
+  if (raw.includes("@")) return raw.trim().replaceAll(" ", "+");
+  return /^ \d/.test(raw) ? `+${raw.slice(1)}` : raw;
+}
+
 const ConsentQuery = z.object({
   brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
-  recipient: z.string().trim().min(1).openapi({ example: "+905321234567" }),
+  recipient: z.string().trim().min(1).openapi({ description: "a phone or e-mail address in any spelling (encode + as %2B; an unencoded + is read as meant)", example: "+905321234567" }),
 });
 
 const Event = z
@@ -133,7 +143,9 @@ export function createConsentRoutes(deps: AppDeps) {
       assertBrandAccess(c, q.brand);
       const brand = brandByCode(deps.db, q.brand);
       if (!brand) throw new ApiError("not_found", `brand ${q.brand} not found`, { field: "brand" });
-      const addr = normalizeRecipient(q.recipient);
+      const raw = c.req.query("recipient") ?? q.recipient;
+      let addr = normalizeRecipient(plusFromQuery(raw));
+      if (!addr.ok) addr = normalizeRecipient(raw);
       if (!addr.ok) throw new ApiError(addr.code, addr.message, { field: "recipient" });
       const states = (deps.db.$client.prepare(STATE_SELECT).all(brand.id, addr.value) as (Omit<ConsentStateRow, "inIys"> & { inIys: number })[]).map(
         (s) => presentState({ ...s, inIys: Boolean(s.inIys) }, brand.code),
