@@ -12,7 +12,11 @@ function fieldOf(path: PropertyKey[]): string {
 
 /** A zod failure as our 400: names the first bad field (and lists all). */
 export function zodError(error: z.ZodError): ApiError {
-  const issues = error.issues.map((i) => ({ field: fieldOf(i.path), message: i.message }));
+  // A field the schema does not know (a strict object) is named itself: a typo such as `recipientTyp`
+  // would otherwise leave the default in force without a word.
+  const issues = error.issues.flatMap((i) =>
+    i.code === "unrecognized_keys" ? i.keys.map((k) => ({ field: fieldOf([...i.path, k]), message: "unknown field" })) : [{ field: fieldOf(i.path), message: i.message }],
+  );
   const first = issues[0]!;
   return new ApiError("bad_request", `${first.field}: ${first.message}`, { field: first.field, issues });
 }

@@ -347,6 +347,15 @@ describe("consents", () => {
     expect((await patch.json()).error).toMatchObject({ field: "shortNames[1]", message: expect.stringMatching(/"Çağrı" is a scope word/) });
   });
 
+  it("a field the API does not know is a 400 naming it (a typo such as recipientTyp would leave BIREYSEL in force)", async () => {
+    const consent = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905321112277", recipientTyp: "TACIR", type: "ARAMA", status: "ONAY" }));
+    expect(consent.status).toBe(400);
+    expect((await consent.json()).error).toMatchObject({ code: "bad_request", field: "recipientTyp", message: "recipientTyp: unknown field" });
+    const check = await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "MESAJ", recipients: ["+905321112277"], recipient_type: "TACIR" }));
+    expect(check.status).toBe(400);
+    expect((await check.json()).error).toMatchObject({ field: "recipient_type" });
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",

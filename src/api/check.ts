@@ -21,6 +21,7 @@ export const CheckInput = z
       .max(CHECK_MAX_RECIPIENTS, `at most ${CHECK_MAX_RECIPIENTS} recipients a call`)
       .openapi({ example: ["0532 123 45 67", "+905551112233"] }),
   })
+  .strict()
   .openapi("CheckRequest");
 
 export const CheckOutput = z

@@ -26,7 +26,7 @@ export const ConsentInput = z.object({
     .pipe(z.string().regex(/^\d{8}$/, "8 digits"))
     .nullish()
     .openapi({ description: "the partner (bayi / acente) that obtained it, 8 digits" }),
-}).openapi("ConsentRequest");
+}).strict().openapi("ConsentRequest");
 
 /**
  * A statement valid on any day: a consent from before 1 May 2015 (HS_2015) carries exactly that date,
