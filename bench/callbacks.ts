@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ConsentAction } from "../db/ledger";
 import { createApp } from "../src/app";
-import { deletePrefix } from "../test/helpers";
+import { deletePrefix, mobileOnay } from "../test/helpers";
 import { createWebhookClient } from "../src/callbacks/http";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
@@ -79,18 +79,7 @@ export const callbacksBench: Scenario = {
       const brandId = (runtime.deps.db.$client.prepare("SELECT id FROM brands WHERE code = 'BENCH'").get() as { id: number }).id;
       runtime.startBackground();
       const consentDate = Date.now() - 3_600_000;
-      const actions: ConsentAction[] = Array.from({ length: EVENTS }, (_, i) => ({
-        brandId,
-        recipient: `+90532${String(i).padStart(7, "0")}`,
-        recipientKind: "phone",
-        phoneKind: "mobile",
-        recipientType: "BIREYSEL",
-        type: "MESAJ",
-        status: "ONAY",
-        source: "HS_WEB",
-        consentDate,
-        origin: "api",
-      }));
+      const actions: ConsentAction[] = Array.from({ length: EVENTS }, (_, i) => mobileOnay(brandId, i, consentDate));
       const total = EVENTS * PARTNERS;
       const finished = runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM outbox WHERE kind = 'callback' AND status != 'pending'");
       const t0 = performance.now();

@@ -7,6 +7,7 @@ import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { systemClock } from "../src/domain/time";
 import { iysReportPlanner } from "../src/runtime";
+import { mobileOnay } from "../test/helpers";
 import { rate, type Scenario } from "./lib";
 import { check1m } from "./check";
 import { smsE2e, smsIngress, smsIngressHttp } from "./sms";
@@ -35,19 +36,7 @@ const ledgerApply: Scenario = {
       const total = 50_000;
       const batch = 1000;
       const consentDate = Date.now() - 3_600_000;
-      const actions = (from: number): ConsentAction[] =>
-        Array.from({ length: batch }, (_, i) => ({
-          brandId,
-          recipient: `+90532${String(from + i).padStart(7, "0")}`,
-          recipientKind: "phone" as const,
-          phoneKind: "mobile" as const,
-          recipientType: "BIREYSEL" as const,
-          type: "MESAJ" as const,
-          status: "ONAY" as const,
-          source: "HS_WEB" as const,
-          consentDate,
-          origin: "import" as const,
-        }));
+      const actions = (from: number): ConsentAction[] => Array.from({ length: batch }, (_, i) => mobileOnay(brandId, from + i, consentDate, "import"));
       const subject = time(() => {
         for (let i = 0; i < total; i += batch) ledger.apply(actions(i));
         return total;

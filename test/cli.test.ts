@@ -9,7 +9,7 @@ import { Ledger } from "../db/ledger";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
-import { tempDir, TestClock } from "./helpers";
+import { mobileOnay, tempDir, TestClock } from "./helpers";
 
 const run = promisify(execFile);
 const tmp = tempDir();
@@ -37,20 +37,7 @@ beforeAll(async () => {
   const brandId = createBrand(db, { code: "MIGROS", name: "Migros", shortNames: ["MIGROS"], numbers: [] }, clock.now().getTime()).id;
   for (let i = 0; i < 4; i++) {
     clock.advance(60_000);
-    ledger.apply([
-      {
-        brandId,
-        recipient: `+90532000000${i}`,
-        recipientKind: "phone",
-        phoneKind: "mobile",
-        recipientType: "BIREYSEL",
-        type: "MESAJ",
-        status: "ONAY",
-        source: "HS_WEB",
-        consentDate: clock.now().getTime() - 1000,
-        origin: "api",
-      },
-    ]);
+    ledger.apply([mobileOnay(brandId, i, clock.now().getTime() - 1000)]);
   }
   await createCheckpoint(db, await loadOrCreateLedgerKey(env.LEDGER_KEY_PATH), clock);
   db.$client.close();
@@ -123,20 +110,7 @@ describe("hub CLI", () => {
     const brandId = createBrand(db, { code: "PIPED", name: "Piped", shortNames: ["PIPED"], numbers: [] }, clock.now().getTime()).id;
     const rows = 30_000; // ~2 MiB of CSV: many times a pipe's 64 KiB buffer
     for (let k = 0; k < rows; k += 5000) {
-      ledger.apply(
-        Array.from({ length: 5000 }, (_, i) => ({
-          brandId,
-          recipient: `+90532${String(k + i).padStart(7, "0")}`,
-          recipientKind: "phone" as const,
-          phoneKind: "mobile" as const,
-          recipientType: "BIREYSEL" as const,
-          type: "MESAJ" as const,
-          status: "ONAY" as const,
-          source: "HS_WEB" as const,
-          consentDate: clock.now().getTime() - 60_000,
-          origin: "api" as const,
-        })),
-      );
+      ledger.apply(Array.from({ length: 5000 }, (_, i) => mobileOnay(brandId, k + i, clock.now().getTime() - 60_000)));
     }
     db.$client.close();
     const shell = (script: string) =>

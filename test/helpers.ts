@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import type { ConsentAction } from "../db/ledger";
 import { loadConfig, type Config } from "../src/config";
+import type { Origin } from "../src/domain/consent";
 import { createLogger } from "../src/log";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -100,4 +102,20 @@ export function databaseBytes(path: string): Buffer {
   const parts = [readFileSync(path)];
   if (existsSync(`${path}-wal`)) parts.push(readFileSync(`${path}-wal`));
   return Buffer.concat(parts);
+}
+
+/** The n-th of a run of Turkish mobiles (+90532…), consenting to SMS (HS_WEB): bulk ledger data for tests and benches. */
+export function mobileOnay(brandId: number, n: number, consentDate: number, origin: Origin = "api"): ConsentAction {
+  return {
+    brandId,
+    recipient: `+90532${String(n).padStart(7, "0")}`,
+    recipientKind: "phone",
+    phoneKind: "mobile",
+    recipientType: "BIREYSEL",
+    type: "MESAJ",
+    status: "ONAY",
+    source: "HS_WEB",
+    consentDate,
+    origin,
+  };
 }

@@ -10,7 +10,7 @@ import { iysBatchPlanner, iysFollowPlanner } from "../src/iys-reports";
 import { run as applyReceipts, type ReceiptRow } from "../jobs/consent-apply.handler";
 import { recordReceipt } from "../src/receipts";
 import { callbackPlanner, insertEndpoint } from "../src/callbacks/store";
-import { TestClock, tempDir } from "./helpers";
+import { mobileOnay, TestClock, tempDir } from "./helpers";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -31,19 +31,7 @@ beforeEach(async () => {
   brandId = createBrand(db, { code: "MIGROS", name: "Migros", iysCode: "600000", brandCode: "600001", shortNames: ["MIGROS"], numbers: [] }, clock.now().getTime()).id;
 });
 
-const action = (over: Partial<ConsentAction> = {}): ConsentAction => ({
-  brandId,
-  recipient: "+905321234567",
-  recipientKind: "phone",
-  phoneKind: "mobile",
-  recipientType: "BIREYSEL",
-  type: "MESAJ",
-  status: "ONAY",
-  source: "HS_WEB",
-  consentDate: clock.now().getTime() - 3_600_000,
-  origin: "api",
-  ...over,
-});
+const action = (over: Partial<ConsentAction> = {}): ConsentAction => ({ ...mobileOnay(brandId, 1_234_567, clock.now().getTime() - 3_600_000), ...over });
 
 const count = (table: string) => (db.$client.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 
