@@ -425,8 +425,10 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
 }
 
 /** csv-parse's message without the field values it quotes (a phone number's digits, a binary file's bytes). */
-function csvProblem(err: CsvError): string {
+function csvProblem(err: CsvError, lastLine: number): string {
   if (err.code === "CSV_MAX_RECORD_SIZE") return `a record is longer than ${MAX_ROW} characters ${/at line \d+/.exec(err.message)?.[0] ?? ""}`.trim();
+  // csv-parse names the line it stopped on, the file's end: the quote was opened after the last whole record.
+  if (err.code === "CSV_QUOTE_NOT_CLOSED") return `a quote opened after line ${lastLine} is never closed`;
   return err.message.replace(/,? value is .*$/s, "").replace(/got "(?:[^"\\]|\\.)*"/g, "got a character");
 }
 
@@ -458,6 +460,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let id: string | null = null;
   let idx: number[] | null = null;
   let headerLength = 0;
+  /** The line the last whole record ended on. */
+  let lastLine = 0;
   let actions: ConsentAction[] = [];
   let rows: PendingRow[] = [];
   let rejections: RejectedRow[] = [];
@@ -511,6 +515,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   try {
     for await (const batch of records) for (const [line, record] of batch) {
+      lastLine = line;
       if (!idx) {
         idx = columnIndexes(record);
         headerLength = record.length;
@@ -546,7 +551,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   } catch (err) {
     await records.return(undefined).catch(() => {});
     let e = err;
-    const broken = err instanceof CsvError ? csvProblem(err) : err instanceof NotRowsError ? err.message : null;
+    const broken = err instanceof CsvError ? csvProblem(err, lastLine) : err instanceof NotRowsError ? err.message : null;
     const tooLarge = err instanceof TooLargeError ? err.message : null;
     const cut = err instanceof SourceCutError ? `the file stopped before its end (${err.message})` : null;
     const problem = broken !== null ? `the CSV is malformed: ${broken}` : (tooLarge ?? cut);
