@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import type { Db } from "../db/index";
 import { brandByCode } from "./brands";
 import type { Config } from "./config";
@@ -14,6 +14,14 @@ export class CliError extends Error {}
 export class CliUsageError extends CliError {}
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Writes all of `data` to `fd`. A pipe (`hub export | gzip`) may take part of a write, or none with
@@ -77,15 +85,23 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     const brand = brandByCode(runtime.deps.db, opts.brand);
     if (!brand) throw new CliError(`unknown brand ${opts.brand} (see \`hub brands\`)`);
     const rejectedPath = opts.rejectedPath ?? `${opts.file}.rejected.csv`;
-    // Opened before any row is read: a path that cannot be written fails the command with nothing
-    // imported (it failed at the first rejected row, after the rows before it were in). Truncated
-    // now and removed if nothing is rejected, so a file left by an earlier run is never read as this one's.
+    // Opened before any row is read (appending: nothing is emptied yet), so a path that cannot be
+    // written fails the command with nothing imported (it failed at the first rejected row, after the
+    // rows before it were in). A regular file is emptied at the first rejected row; with none, the
+    // file this run created is removed and one an earlier run left is emptied, so it is never read
+    // as this run's. Anything else (/dev/null, a pipe) is only written to.
+    const before = statOrNull(rejectedPath);
+    const input = statSync(opts.file);
+    if (before && before.dev === input.dev && before.ino === input.ino) {
+      throw new CliUsageError(`--rejected ${rejectedPath} is the file being imported: choose another path for the rejected rows`);
+    }
     let fd: number;
     try {
-      fd = openSync(rejectedPath, "w");
+      fd = openSync(rejectedPath, "a");
     } catch (err) {
       throw new CliError(`cannot write the rejected rows to ${rejectedPath}: ${(err as Error).message} (--rejected chooses the file)`);
     }
+    const regular = fstatSync(fd).isFile();
     let rejectedRows = 0;
     let delimiter = ",";
     const started = performance.now();
@@ -110,15 +126,21 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         },
         onProgress: (c) => draw(c),
         onRejected: (r) => {
-          if (rejectedRows++ === 0) writeAllSync(fd, rejectedCsvHeader(delimiter));
+          if (rejectedRows++ === 0) {
+            if (regular) ftruncateSync(fd, 0);
+            writeAllSync(fd, rejectedCsvHeader(delimiter));
+          }
           writeAllSync(fd, rejectedCsvLine(r, delimiter));
         },
       });
       draw(summary, true);
       return { ...summary, ...(rejectedRows > 0 ? { rejectedPath } : {}) };
     } finally {
+      if (rejectedRows === 0 && regular) {
+        if (before) ftruncateSync(fd, 0);
+        else rmSync(rejectedPath, { force: true });
+      }
       closeSync(fd);
-      if (rejectedRows === 0) rmSync(rejectedPath, { force: true });
     }
   } finally {
     await runtime.close();

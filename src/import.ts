@@ -428,7 +428,7 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
 function csvProblem(err: CsvError, lastLine: number): string {
   if (err.code === "CSV_MAX_RECORD_SIZE") return `a record is longer than ${MAX_ROW} characters ${/at line \d+/.exec(err.message)?.[0] ?? ""}`.trim();
   // csv-parse names the line it stopped on, the file's end: the quote was opened after the last whole record.
-  if (err.code === "CSV_QUOTE_NOT_CLOSED") return `a quote opened after line ${lastLine} is never closed`;
+  if (err.code === "CSV_QUOTE_NOT_CLOSED") return lastLine === 0 ? "a quote opened in the header row is never closed" : `a quote opened after line ${lastLine} is never closed`;
   return err.message.replace(/,? value is .*$/s, "").replace(/got "(?:[^"\\]|\\.)*"/g, "got a character");
 }
 
@@ -460,6 +460,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let id: string | null = null;
   let idx: number[] | null = null;
   let headerLength = 0;
+  /** Fields a row needs to reach every required column. */
+  let requiredSpan = 0;
   /** The line the last whole record ended on. */
   let lastLine = 0;
   let actions: ConsentAction[] = [];
@@ -519,6 +521,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       if (!idx) {
         idx = columnIndexes(record);
         headerLength = record.length;
+        requiredSpan = Math.max(...REQUIRED_COLUMNS.map((c) => idx![IMPORT_COLUMNS.indexOf(c)]!)) + 1;
         id = randomUUID();
         const t = now();
         stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, delimiter, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)`).run(
@@ -537,7 +540,9 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         rows.push({ line, fields });
       } else {
         // Values in the wrong columns are the likely cause: say so (a separator missing, or one in an unquoted value).
-        const shape = record.length === headerLength ? "" : ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)`;
+        // Not for a row that leaves out trailing optional columns only (recipientType, retailerCode).
+        const shifted = record.length > headerLength ? record.slice(headerLength).some((f) => f.trim() !== "") : record.length < requiredSpan;
+        const shape = shifted ? ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)` : "";
         reject(line, fields, r.code, `${r.message}${shape}`);
       }
       if (actions.length + rejections.length >= batchSize) await flush();

@@ -216,6 +216,10 @@ describe("consents", () => {
     for (const [typed, id] of [
       ["+905321112233", created.event.id],
       ["+90 532 111 22 33", created.event.id],
+      // An encoded space is a space (trimmed), never a plus: the national number, not +5321112233.
+      ["%205321112233", created.event.id],
+      // Spaces form-encoded as + are read as spaces when the plus reading is no address.
+      ["0532+111+22+33", created.event.id],
       ["ayse+kampanya@example.com", (await tagged.json()).event.id],
     ]) {
       const plain = await app.request(`/api/v1/consents?brand=MIGROS&recipient=${typed}`, authed(undefined, "GET"));

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -231,7 +231,21 @@ describe("bulk import of 100 000 rows", () => {
     writeFileSync(fresh, `type,recipient,status,source,consentDate\nMESAJ,05329990005,ONAY,HS_WEB,${date}\n`);
     const clean = await hub("import", "--brand", "CLI", fresh);
     expect(clean.stdout).toMatch(/recorded 1, unchanged 0, rejected 0/);
-    expect(existsSync(`${fresh}.rejected.csv`)).toBe(false);
+    // The earlier run's file is emptied (never taken for this run's); one this run made would be removed.
+    expect(readFileSync(`${fresh}.rejected.csv`, "utf8")).toBe("");
+    const cleanElsewhere = await hub("import", "--brand", "CLI", fresh, "--rejected", join(tmp.dir, "made-and-removed.csv"));
+    expect(cleanElsewhere.code, cleanElsewhere.stderr).toBe(0);
+    expect(existsSync(join(tmp.dir, "made-and-removed.csv"))).toBe(false);
+    // Never the input itself, and a path that is no regular file (/dev/null behind a link) is only written to.
+    const itself = await hub("import", "--brand", "CLI", fresh, "--rejected", fresh);
+    expect(itself.code).toBe(2);
+    expect(itself.stderr).toContain("is the file being imported");
+    expect(readFileSync(fresh, "utf8")).toContain("05329990005");
+    const devNull = join(tmp.dir, "nul");
+    symlinkSync("/dev/null", devNull);
+    const toDevNull = await hub("import", "--brand", "CLI", fresh, "--rejected", devNull);
+    expect(toDevNull.code, toDevNull.stderr).toBe(0);
+    expect(lstatSync(devNull).isSymbolicLink()).toBe(true);
 
     writeFileSync(small, `type,recipient\nMESAJ,05329990001\n`);
     const bad = await hub("import", "--brand", "CLI", small);
@@ -356,6 +370,11 @@ describe("POST /api/v1/imports", () => {
     expect(summary).toMatchObject({ rowsRead: 2, recorded: 1, rejected: 1 });
     const csv = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
     expect(csv.trimEnd().split("\n")[1]).toMatch(/,4,H486,"İzin kaynağı \(source\) kabul edilemedi\. \(satırda 4, başlık satırında 5 alan var\)"$/);
+    // A row leaving out only the trailing optional columns is no shifted row: no such hint.
+    const optional = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate,recipientType,retailerCode\nMESAJ,0532,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    const optionalCsv = await (await app.request(`/api/v1/imports/${(await optional.json()).id}/rejected`, { headers: auth })).text();
+    expect(optionalCsv.trimEnd().split("\n")[1]).toMatch(/,2,H121,/);
+    expect(optionalCsv).not.toContain("satırda");
     // Broken at its first row: nothing was written, and the message does not speak of rows before it.
     const first = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate\nMESAJ,"${phone(808_005)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
     expect(first.status).toBe(400);

@@ -270,6 +270,7 @@ describe("routes called with their documented examples", () => {
     expect(body.error).toMatchObject({ code: "bad_request", field: "type", message: "type: required" });
     const keyBrands = await callDocumented("/keys", "post", { body: { name: "Acme", brands: "MIGROS" } }, 400);
     expect(keyBrands.error).toMatchObject({ field: "brands", message: 'brands: a list of brand codes (["MIGROS"]), or "*" for every brand' });
+    expect((await callDocumented("/keys", "post", { body: { name: "Acme" } }, 400)).error).toMatchObject({ field: "brands", message: "brands: required" });
     for (const path of ["/consents", "/brands", "/links", "/check", "/keys", "/subscriptions"]) {
       const malformed = await app.request(`/api/v1${path}`, { method: "POST", headers: authed().headers, body: "{ not json" });
       expect(malformed.status, path).toBe(400);

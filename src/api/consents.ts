@@ -35,18 +35,29 @@ export const ConsentInput = z.object({
 export const consentExample = { brand: "MIGROS", recipient: "0532 123 45 67", type: "MESAJ", status: "ONAY", source: "HS_2015", consentDate: "2015-05-01 00:00:00" };
 
 /**
- * An address from a query string as it was meant: `?recipient=+905321234567` typed without %2B
- * arrives as " 905321234567" (a form-encoded + is a space), and an e-mail's `+tag` as a space. An
- * address holds no space there: a leading one before a digit, or one inside an e-mail, was a +.
+ * A query parameter as the URL holds it, with %-escapes decoded but a literal `+` kept: typed by
+ * hand, `?recipient=+905321234567` or `ayse+kampanya@…` means a plus, which form decoding would
+ * make a space. Null when the parameter is absent or its escapes are malformed.
  */
-export function plusFromQuery(raw: string): string {
-  if (raw.includes("@")) return raw.trim().replaceAll(" ", "+");
-  return /^ \d/.test(raw) ? `+${raw.slice(1)}` : raw;
+export function literalQueryParam(url: string, name: string): string | null {
+  const q = url.indexOf("?");
+  if (q < 0) return null;
+  const hash = url.indexOf("#", q);
+  for (const part of url.slice(q + 1, hash < 0 ? undefined : hash).split("&")) {
+    const eq = part.indexOf("=");
+    if ((eq < 0 ? part : part.slice(0, eq)) !== name) continue;
+    try {
+      return decodeURIComponent(eq < 0 ? "" : part.slice(eq + 1));
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 const ConsentQuery = z.object({
   brand: z.string().trim().min(1).openapi({ example: "MIGROS" }),
-  recipient: z.string().trim().min(1).openapi({ description: "a phone or e-mail address in any spelling (encode + as %2B; an unencoded + is read as meant)", example: "+905321234567" }),
+  recipient: z.string().trim().min(1).openapi({ description: "a phone or e-mail address in any spelling (a + typed unencoded is read as a plus, as meant; + standing for a space is read so when the plus reading is no address)", example: "+905321234567" }),
 });
 
 const Event = z
@@ -143,9 +154,10 @@ export function createConsentRoutes(deps: AppDeps) {
       assertBrandAccess(c, q.brand);
       const brand = brandByCode(deps.db, q.brand);
       if (!brand) throw new ApiError("not_found", `brand ${q.brand} not found`, { field: "brand" });
-      const raw = c.req.query("recipient") ?? q.recipient;
-      let addr = normalizeRecipient(plusFromQuery(raw));
-      if (!addr.ok) addr = normalizeRecipient(raw);
+      // Read as typed first (a literal + kept); as form-decoded (+ as a space) when that is no address.
+      const literal = literalQueryParam(c.req.url, "recipient");
+      let addr = normalizeRecipient(literal ?? q.recipient);
+      if (!addr.ok && literal !== null) addr = normalizeRecipient(q.recipient);
       if (!addr.ok) throw new ApiError(addr.code, addr.message, { field: "recipient" });
       const states = (deps.db.$client.prepare(STATE_SELECT).all(brand.id, addr.value) as (Omit<ConsentStateRow, "inIys"> & { inIys: number })[]).map(
         (s) => presentState({ ...s, inIys: Boolean(s.inIys) }, brand.code),

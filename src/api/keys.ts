@@ -8,7 +8,7 @@ import { keyHash, newProviderKey, requireAdmin } from "./auth";
 import { apiRouter, bearerSecurity, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 
 const KeyBrands = z
-  .union([z.literal("*"), z.array(z.string().trim().min(1).max(32)).min(1).max(1000)], { error: 'a list of brand codes (["MIGROS"]), or "*" for every brand' })
+  .union([z.literal("*"), z.array(z.string().trim().min(1).max(32)).min(1).max(1000)], { error: (issue) => (issue.input === undefined ? "required" : 'a list of brand codes (["MIGROS"]), or "*" for every brand') })
   .openapi({ description: 'brand codes the key may act on, or "*" for every brand (present and future)', example: ["MIGROS"] });
 
 const KeyInput = z
