@@ -407,6 +407,32 @@ describe("dashboard content", () => {
   });
 });
 
+describe("overdue refusals behind many newer ones", () => {
+  it("thousands of refusals not yet near their deadline never hide an overdue one", async () => {
+    const created = await app.request("/api/v1/brands", authed({ code: "CROWD", name: "Crowd", shortNames: ["CROWD"], numbers: [] }));
+    expect(created.status, await created.clone().text()).toBe(201);
+    const brandId = (db().prepare("SELECT id FROM brands WHERE code = 'CROWD'").get() as { id: number }).id;
+    const refuse = (n: number, at: string) => {
+      clock.set(new Date(at));
+      const r = statementToAction({ brandId, recipient: `+90537${String(n).padStart(7, "0")}`, recipientType: "BIREYSEL", type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - 60_000)), origin: "api" });
+      if (!r.ok) throw new Error(r.code);
+      return r.action;
+    };
+    // Monday 2026-11-30 11:00 Istanbul: due by the end of Thursday, past by Wednesday of the next week.
+    const [overdue] = runtime.deps.ledger.apply([refuse(0, "2026-11-30T08:00:00Z")]).outcomes.map((o) => (o.kind === "recorded" ? o.event.id : 0));
+    // 2100 refusals of the next Monday evening: on Wednesday morning not near their deadline yet.
+    const crowd = runtime.deps.ledger.apply(Array.from({ length: 2100 }, (_, i) => refuse(i + 1, "2026-12-07T17:00:00Z"))).outcomes.map((o) => (o.kind === "recorded" ? o.event.id : 0));
+    const row = db().prepare("INSERT INTO outbox (kind, event_id, target, status, last_error, attempts, created_at, updated_at) VALUES ('iys_follow', ?, NULL, 'failed', 'test', 0, 0, 0)");
+    db().transaction(() => {
+      for (const id of [overdue!, ...crowd]) row.run(id);
+    })();
+    clock.set(new Date("2026-12-09T07:00:00Z")); // Wednesday 10:00 Istanbul
+    const section = /<section id="deadlines"[^]*?<\/section>/.exec(await (await app.request("/admin", asAdmin)).text())![0];
+    expect(section).toMatch(new RegExp(`<span class="badge past">\\w+</span></td><td class="num">${overdue}</td>`));
+    expect(section).not.toMatch(new RegExp(`<td class="num">${crowd[0]}</td>`));
+  });
+});
+
 describe("movements the hub does not report to İYS", () => {
   it("a brand without İYS codes is listed with its movements due by other means, the earliest deadline, and refusals past it; İYS's own records are not counted", async () => {
     const created = await app.request("/api/v1/brands", authed({ code: "UNREP", name: "Unreported", shortNames: ["UNREP"], numbers: [] }));

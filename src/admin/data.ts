@@ -237,8 +237,31 @@ export async function loadDashboard(deps: { db: Db; calendar: BusinessCalendar; 
  */
 /** At most this many deadline rows are shown; the rest are counted (DashboardData.deadlinesNotShown). */
 const DEADLINES_SHOWN = 500;
-/** Rows read for them: the newest are not near their deadline yet and are left out. */
+/** Rows read for them (a few at the cutoff may turn out not near yet, and are left out). */
 const DEADLINES_READ = 2000;
+
+/**
+ * The latest start (refusal date) whose last business day (the 2nd after it) has begun by `now`:
+ * every refusal dated at or before it is near its deadline or past it. Null when the holiday table
+ * cannot tell (a year missing): the caller falls back to a day ago, and judges each row itself.
+ */
+function nearCutoff(calendar: BusinessCalendar, now: number): number | null {
+  const near = (starts: number) => calendar.deadline(new Date(starts), 2).getTime() < now;
+  try {
+    let lo = now - 40 * DAY; // the longest closure is 9 days: 40 calendar days hold 3 business days
+    let hi = now - DAY;
+    if (!near(lo)) return null;
+    if (near(hi)) return hi;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (near(mid)) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  } catch {
+    return null;
+  }
+}
 
 function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): { rows: DeadlineRow[]; notShown: number } {
   // Open: not done, and not skipped (work left undone on purpose: İYS not configured, an endpoint
@@ -256,6 +279,9 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): {
        JOIN consent_events e ON e.id = open.eventId
        JOIN brands b ON b.id = e.brand_id
        WHERE e.status = 'RET' AND min(e.received_at, COALESCE(e.consent_date, e.received_at)) <= ?`;
+  // Only refusals near or past their deadline are read (SQL cannot count business days): newer
+  // ones, however many, never crowd the overdue out of what is read.
+  const cutoff = nearCutoff(deps.calendar, deps.now) ?? deps.now - DAY;
   const rows = deps.db.$client
     .prepare(
       `${open}
@@ -265,7 +291,7 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): {
        ${from}
        ORDER BY startsAt DESC LIMIT ${DEADLINES_READ}`,
     )
-    .all(deps.now - DAY) as (Omit<DeadlineRow, "deadline" | "state"> & { startsAt: number })[];
+    .all(cutoff) as (Omit<DeadlineRow, "deadline" | "state"> & { startsAt: number })[];
   const out: DeadlineRow[] = [];
   for (const r of rows) {
     let deadline: number | null = null;
@@ -288,7 +314,7 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): {
   const rank = { past: 0, near: 1, unknown: 2 } as const;
   const shown = out.slice(0, DEADLINES_SHOWN).sort((a, b) => rank[a.state] - rank[b.state] || a.receivedAt - b.receivedAt);
   // Read newest first, so the rows left out of what was read (not near yet) are all among it.
-  const total = rows.length < DEADLINES_READ ? rows.length : (deps.db.$client.prepare(`${open} SELECT count(*) AS n ${from}`).get(deps.now - DAY) as { n: number }).n;
+  const total = rows.length < DEADLINES_READ ? rows.length : (deps.db.$client.prepare(`${open} SELECT count(*) AS n ${from}`).get(cutoff) as { n: number }).n;
   return { rows: shown, notShown: total - (rows.length - out.length) - shown.length };
 }
 
