@@ -10,6 +10,7 @@ import { formatIysDate, type Clock } from "../src/domain/time";
 import type { Logger } from "../src/log";
 import { logOnceWhileDown } from "../src/redis";
 import { finishOutbox } from "./outbox";
+import { observedJob, type JobMetrics } from "./observe";
 import { parsePayload } from "./registry";
 
 export interface CallbackDeps {
@@ -23,6 +24,8 @@ export interface CallbackDeps {
   schedule: number[];
   timeoutMs: number;
   disableAfterMs: number;
+  /** Job durations for /metrics. */
+  metrics?: JobMetrics;
   /** Enqueues one row's attempt after `delayMs`; the job id includes `at`, so asking twice is one job. */
   scheduleAttempt(outboxId: number, delayMs: number, at: number): Promise<void>;
   enqueueOutbox(rows: OutboxRef[]): Promise<void>;
@@ -329,10 +332,7 @@ export function startCallbackWorker(delivery: CallbackDelivery, opts: CallbackWo
     "callbacks",
     async function deliverCallbacks(job: Job) {
       const { outboxIds } = parsePayload("callbacks", job.name, job.data) as { outboxIds: number[] };
-      const started = performance.now();
-      const outcome = await delivery.run(outboxIds);
-      log.info({ queue: "callbacks", job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
-      return outcome;
+      return observedJob(delivery.deps, "callbacks", job, () => delivery.run(outboxIds));
     },
     // A short lock: a worker killed mid-delivery has its job picked up again within seconds.
     { connection, prefix: opts.prefix, concurrency: opts.concurrency ?? 32, lockDuration: 15_000, stalledInterval: 10_000, autorun: true },

@@ -12,6 +12,7 @@ import { claimOutbox, finishOutbox, recordAttemptFailure, waitOutbox, type Outbo
 import type { OutboxRef } from "../db/ledger";
 import { redactAddresses } from "../src/domain/address";
 import type { Clock } from "../src/domain/time";
+import { observedJob, type JobMetrics } from "./observe";
 import { parsePayload, type QueueName } from "./registry";
 import { sweep, type SweeperDeps } from "./sweeper";
 
@@ -28,7 +29,7 @@ export type WorkerDeps = consentApply.ConsentApplyDeps &
     /** A job for one row at `at` (an outbox handler answered `wait`); the sweeper covers a lost one. */
     scheduleOutbox?(row: OutboxRef, delayMs: number, at: number): Promise<void>;
     /** Job durations for /metrics. */
-    metrics?: { observeJob(queue: string, job: string, seconds: number, ok: boolean): void };
+    metrics?: JobMetrics;
   };
 
 type Handler =
@@ -76,21 +77,11 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
         const handler = jobs[job.name];
         if (!handler) throw new UnrecoverableError(`no handler for ${queue}/${job.name}`);
         const payload = parsePayload(queue, job.name, job.data);
-        const started = performance.now();
-        try {
-          const outcome =
-            handler.kind === "outbox"
-              ? await runOutboxBatch(deps, job, handler.run, (payload as { outboxIds: number[] }).outboxIds)
-              : await handler.run({ payload: payload as { receiptIds: number[] }, deps });
-          deps.log.info({ queue, job: job.name, jobId: job.id, ms: Math.round(performance.now() - started) }, outcome);
-          deps.metrics?.observeJob(queue, job.name, (performance.now() - started) / 1000, true);
-          return outcome;
-        } catch (err) {
-          const message = redactAddresses(err instanceof Error ? err.message : String(err));
-          deps.log.warn({ queue, job: job.name, jobId: job.id, attempt: job.attemptsMade + 1, err: message }, "job failed");
-          deps.metrics?.observeJob(queue, job.name, (performance.now() - started) / 1000, false);
-          throw err;
-        }
+        return observedJob(deps, queue, job, () =>
+          handler.kind === "outbox"
+            ? runOutboxBatch(deps, job, handler.run, (payload as { outboxIds: number[] }).outboxIds)
+            : handler.run({ payload: payload as { receiptIds: number[] }, deps }),
+        );
       },
       { connection, prefix: opts.prefix, concurrency: opts.concurrency?.[queue] ?? defaultConcurrency[queue], autorun: true },
     );

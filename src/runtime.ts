@@ -238,7 +238,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
           log.warn({ err: (err as Error).message }, "could not reopen skipped İYS reports");
         }
       }
-      callbacks = startCallbacks(config, { db, clock, log, secrets, producer, enqueueOutbox: jobs.enqueueOutbox });
+      callbacks = startCallbacks(config, { db, clock, log, secrets, producer, enqueueOutbox: jobs.enqueueOutbox, metrics: deps.metrics });
       if (iys.configured && config.IYS_PULL_INTERVAL_SECONDS > 0) {
         iysPull = startIysPull({ db, ledger, iys, clock, log, redis, prefix: config.QUEUE_PREFIX, enqueueOutbox: jobs.enqueueOutbox }, config.IYS_PULL_INTERVAL_SECONDS * 1000);
       }

@@ -9,7 +9,7 @@ import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
 import { verifyReceived, verifyStandardWebhook, WebhookReceiver, type ReceivedWebhook } from "./fakes/webhook-receiver";
-import { databaseBytes, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+import { ADMIN_KEY, databaseBytes, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
 const ACCOUNT_SID = `AC${"c3".repeat(16)}`;
 const AUTH_TOKEN = "twilio-callbacks-token";
@@ -288,6 +288,9 @@ describe("delivery", () => {
     await waitFor(() => delivered(sub.path).length === 1);
     // The receiver has it before the worker marks the row done (a replay of a pending row is a 409).
     await waitFor(() => outboxOf(sub.id)[0]?.status === "done");
+    // The callbacks queue's jobs are timed in /metrics like every other queue's.
+    const metrics = () => app.request("/metrics", { headers: { authorization: `Bearer ${ADMIN_KEY}` } }).then((r) => r.text());
+    await waitFor(async () => /job_duration_seconds_count\{queue="callbacks",job="callback\.deliver",outcome="ok"\} [1-9]/.test(await metrics()), { timeoutMs: 10_000 });
     const [row] = outboxOf(sub.id);
     const one = await app.request(`/api/v1/deliveries/${row!.id}/replay`, authed({}));
     expect(one.status).toBe(202);

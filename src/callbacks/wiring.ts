@@ -2,6 +2,7 @@ import type { Db } from "../../db/index";
 import type { OutboxRef } from "../../db/ledger";
 import { stmt } from "../../db/index";
 import { CallbackDelivery, startCallbackWorker } from "../../jobs/deliver-callback.handler";
+import type { JobMetrics } from "../../jobs/observe";
 import type { JobProducer } from "../../jobs/producer";
 import type { Config } from "../config";
 import type { Clock } from "../domain/time";
@@ -36,12 +37,13 @@ export async function sweepCallbackRows(db: Db, producer: JobProducer, rows: (Ou
 
 export function startCallbacks(
   config: Config,
-  deps: { db: Db; clock: Clock; log: Logger; secrets: Secrets; producer: JobProducer; enqueueOutbox(rows: OutboxRef[]): Promise<void> },
+  deps: { db: Db; clock: Clock; log: Logger; secrets: Secrets; producer: JobProducer; enqueueOutbox(rows: OutboxRef[]): Promise<void>; metrics?: JobMetrics },
 ) {
   const delivery = new CallbackDelivery({
     db: deps.db,
     clock: deps.clock,
     log: deps.log,
+    metrics: deps.metrics,
     client: createWebhookClient({ timeoutMs: config.CALLBACK_TIMEOUT_MS, allowPrivate: config.CALLBACK_ALLOW_PRIVATE }),
     secretsKey: callbackSecretsKey(config, deps.secrets),
     schedule: config.CALLBACK_RETRY_SCHEDULE,
