@@ -150,10 +150,16 @@ export function reopenSkippedIysReports(db: Db, calendar: BusinessCalendar, now:
     db,
     `UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, result = NULL, next_attempt_at = NULL, created_at = ?, updated_at = ? WHERE id = ? AND status = 'skipped'`,
   );
+  // Logged for /metrics, which takes a settled status as final unless told (src/metrics/tally.ts).
+  const logged = stmt(db, `INSERT INTO outbox_reopened (outbox_id, at) VALUES (?, ?)`);
   const done: OutboxRef[] = [];
   for (let k = 0; k < open.length; k += REOPEN_CHUNK) {
     db.$client.transaction(() => {
-      for (const r of open.slice(k, k + REOPEN_CHUNK)) if (reopen.run(now, now, r.id).changes === 1) done.push({ id: r.id, kind: r.kind });
+      for (const r of open.slice(k, k + REOPEN_CHUNK)) {
+        if (reopen.run(now, now, r.id).changes !== 1) continue;
+        logged.run(r.id, now);
+        done.push({ id: r.id, kind: r.kind });
+      }
     })();
   }
   return done;

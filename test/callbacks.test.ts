@@ -289,7 +289,7 @@ describe("delivery", () => {
     // The receiver has it before the worker marks the row done (a replay of a pending row is a 409).
     await waitFor(() => outboxOf(sub.id)[0]?.status === "done");
     // The callbacks queue's jobs are timed in /metrics like every other queue's.
-    const metrics = () => app.request("/metrics", { headers: { authorization: `Bearer ${ADMIN_KEY}` } }).then((r) => r.text());
+    const metrics = async () => (await app.request("/metrics", { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
     await waitFor(async () => /job_duration_seconds_count\{queue="callbacks",job="callback\.deliver",outcome="ok"\} [1-9]/.test(await metrics()), { timeoutMs: 10_000 });
     const [row] = outboxOf(sub.id);
     const one = await app.request(`/api/v1/deliveries/${row!.id}/replay`, authed({}));

@@ -114,6 +114,17 @@ export const outbox = sqliteTable(
   ],
 );
 
+/**
+ * Outbox rows taken back from a settled status (skipped İYS reports reopened when a brand gets its
+ * codes, src/iys-reports.ts): a log /metrics reads to count them again (src/metrics/tally.ts), since
+ * it reads every other row once and takes a settled status as final.
+ */
+export const outboxReopened = sqliteTable("outbox_reopened", {
+  seq: integer("seq").primaryKey(),
+  outboxId: integer("outbox_id").notNull(),
+  at: integer("at").notNull(),
+});
+
 export const iysItemStatuses = ["success", "failure"] as const;
 
 /**

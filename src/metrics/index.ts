@@ -140,7 +140,8 @@ export class Metrics {
     if (this.sources) return this;
     this.sources = sources;
     const db = sources.db.$client;
-    const hasDeliveries = !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'").get();
+    const hasTable = (name: string) => !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
+    const hasDeliveries = hasTable("deliveries");
     this.tallies = {
       receipts: new Tally(db, { table: "receipts", columns: ["channel", "status"], open: { column: "status", values: ["received", "part"] } }),
       events: new Tally(db, { table: "consent_events", columns: ["brand_id", "origin", "status", "effect"] }),
@@ -149,6 +150,7 @@ export class Metrics {
         columns: ["kind", "status"],
         open: { column: "status", values: ["pending"] },
         remember: { when: (r) => r.status === "failed" || r.status === "exhausted", max: 50 },
+        ...(hasTable("outbox_reopened") ? { reopened: { table: "outbox_reopened", column: "outbox_id" } } : {}),
       }),
       deliveries: hasDeliveries ? new Tally(db, { table: "deliveries", columns: ["ok"], remember: { when: (r) => r.ok === 0, max: 50 } }) : null,
     };

@@ -10,6 +10,12 @@ export interface TallySpec {
   open?: { column: string; values: string[] };
   /** Remember the ids of the latest settled rows matching this (e.g. failures), newest last, at most `max`. */
   remember?: { when: (row: Row) => boolean; max: number };
+  /**
+   * A log of rows taken back from a settled status (`seq` ascending, `column` the row's id): each is
+   * read again until it settles anew, and counted then too (its first settled status stays counted:
+   * counters only grow).
+   */
+  reopened?: { table: string; column: string };
 }
 
 export interface TallyCount {
@@ -34,6 +40,8 @@ export class Tally {
   private readonly openRows = new Map<number, Row>();
   private readonly recent: number[] = [];
   private maxId = 0;
+  /** The last entry of the reopened log taken (null before the first refresh). */
+  private reopenedSeq: number | null = null;
   private running: Promise<void> | null = null;
   private readonly select: string;
 
@@ -81,6 +89,20 @@ export class Tally {
   }
 
   private async doRefresh(): Promise<void> {
+    const log = this.spec.reopened;
+    if (log) {
+      if (this.reopenedSeq === null) {
+        // The first scan reads every row as it is now: entries logged before it are in it already.
+        this.reopenedSeq = (this.db.prepare(`SELECT max(seq) AS seq FROM "${log.table}"`).get() as { seq: number | null }).seq ?? 0;
+      } else {
+        const entries = this.db.prepare(`SELECT seq, "${log.column}" AS id FROM "${log.table}" WHERE seq > ? ORDER BY seq`).all(this.reopenedSeq) as { seq: number; id: number }[];
+        for (const e of entries) {
+          // Read again below (by id, with the open rows); a row past maxId is read by the scan.
+          if (e.id <= this.maxId && !this.openRows.has(e.id)) this.openRows.set(e.id, { id: e.id });
+          this.reopenedSeq = e.seq;
+        }
+      }
+    }
     const next = this.db.prepare(`${this.select} WHERE id > ? ORDER BY id LIMIT ${CHUNK}`);
     for (;;) {
       const rows = next.all(this.maxId) as Row[];
