@@ -12,6 +12,7 @@ import { createApiRoutes } from "./api/index";
 import { createApiDocsRoutes } from "./api-docs";
 import type { AppDeps, HonoEnv } from "./env";
 import { bodyLimit } from "./body-limit";
+import { redactAddresses } from "./domain/address";
 import { ApiError, errorBody } from "./errors";
 import { createAdminRoutes } from "./admin/routes";
 import { Metrics } from "./metrics/index";
@@ -130,7 +131,9 @@ export function createApp(deps: AppDeps) {
       const code = err.status === 413 ? "payload_too_large" : err.status === 415 ? "unsupported_media_type" : "bad_request";
       return c.json(errorBody(c, new ApiError(code, err.message || "bad request", details)), err.status);
     }
-    deps.log.error({ requestId: c.get("requestId"), err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, "unhandled error");
+    // Masked like a job's error: a message may quote what it failed on (an address, a body).
+    const masked = (text: string | undefined) => (text === undefined ? undefined : redactAddresses(text));
+    deps.log.error({ requestId: c.get("requestId"), err: err instanceof Error ? { name: err.name, message: masked(err.message), stack: masked(err.stack) } : masked(String(err)) }, "unhandled error");
     return c.json(errorBody(c, new ApiError("internal_error", "unexpected error; quote the requestId when reporting it")), 500);
   });
 

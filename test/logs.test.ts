@@ -105,6 +105,22 @@ describe("logs", () => {
   }, 60_000);
 });
 
+describe("an unhandled error", () => {
+  it("is logged with the addresses its message and stack quote masked, and answered as a generic 500", async () => {
+    const boom = createApp(runtime.deps);
+    boom.get("/boom", () => {
+      throw new Error(`cannot apply ${PHONE} for ${EMAIL}`);
+    });
+    const res = await boom.request("/boom");
+    expect(res.status).toBe(500);
+    const line = lines.find((l) => l.msg === "unhandled error" && JSON.stringify(l).includes("cannot apply"));
+    expect(line).toBeDefined();
+    const text = JSON.stringify(line);
+    expect(text).not.toContain(PHONE.slice(3));
+    expect(text).not.toContain("gizli.kisi");
+  });
+});
+
 describe("redactPath", () => {
   it("a client that goes away in the middle of its body is a 400 in the request line, not an unhandled error: a webhook and an import upload over a real node server", async () => {
     const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" });
