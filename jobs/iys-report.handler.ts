@@ -8,6 +8,9 @@ import { iysHoldUntil, retryLater } from "./iys-order";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
 import { iysSkipped } from "../src/iys-reports";
 
+/** How an iys_report row refused H178 begins its note: an iys_follow row then takes İYS's newer record (the dashboard's deadlines read it). */
+export const H178_NOTE = "İYS refused the movement: H178";
+
 export interface IysReportDeps {
   db: Db;
   iys: IysReporter;
@@ -56,7 +59,7 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
     // İYS holds a newer record of this consent: an iys_follow row takes it, so the hub answers as İYS does.
     const follow = planIysFollows(deps.db, [event.id], now);
     await deps.enqueueOutbox(follow).catch(() => {});
-    return { status: "failed", note: `İYS refused the movement: ${result.code}: ${result.message}; İYS's record is taken by an iys_follow row` };
+    return { status: "failed", note: `${H178_NOTE}: ${result.message}; İYS's record is taken by an iys_follow row` };
   }
   if (result.permanent) throw new UnrecoverableError(`İYS refused the movement: ${result.code}: ${result.message}`);
   // Seven days from the movement, or from when its report was planned anew (reopened, see reopenSkippedIysReports).

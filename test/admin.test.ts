@@ -407,6 +407,33 @@ describe("dashboard content", () => {
   });
 });
 
+describe("a refusal İYS refused as older (H178)", () => {
+  it("leaves the deadlines once the follow took İYS's newer record, and stays while it has not", async () => {
+    const created = await app.request("/api/v1/brands", authed({ code: "NEWER", name: "Newer", shortNames: ["NEWER"], numbers: [] }));
+    expect(created.status, await created.clone().text()).toBe(201);
+    const brandId = (db().prepare("SELECT id FROM brands WHERE code = 'NEWER'").get() as { id: number }).id;
+    clock.set(new Date("2026-11-30T08:00:00Z")); // Monday
+    const refusals = [0, 1].map((n) => {
+      const r = statementToAction({ brandId, recipient: `+90538${String(n).padStart(7, "0")}`, recipientType: "BIREYSEL", type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - 60_000)), origin: "api" });
+      if (!r.ok) throw new Error(r.code);
+      return r.action;
+    });
+    const [taken, waiting] = runtime.deps.ledger.apply(refusals).outcomes.map((o) => (o.kind === "recorded" ? o.event.id : 0));
+    const row = db().prepare("INSERT INTO outbox (kind, event_id, target, status, last_error, attempts, created_at, updated_at) VALUES (?, ?, NULL, ?, ?, 1, 0, 0)");
+    db().transaction(() => {
+      for (const id of [taken!, waiting!]) row.run("iys_report", id, "failed", "İYS refused the movement: H178: Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz.; İYS's record is taken by an iys_follow row");
+      row.run("iys_follow", taken, "done", null);
+      row.run("iys_follow", waiting, "pending", null);
+    })();
+    clock.set(new Date("2026-12-09T07:00:00Z")); // the next Wednesday: past the deadline
+    const section = /<section id="deadlines"[^]*?<\/section>/.exec(await (await app.request("/admin", asAdmin)).text())![0];
+    const listed = (id: number) => new RegExp(`<tr><td><span class="badge \\w+">\\w+</span></td><td class="num">${id}</td>`).test(section);
+    expect(taken).toBeGreaterThan(0);
+    expect(listed(taken!)).toBe(false);
+    expect(listed(waiting!)).toBe(true);
+  });
+});
+
 describe("overdue refusals behind many newer ones", () => {
   it("thousands of refusals not yet near their deadline never hide an overdue one", async () => {
     const created = await app.request("/api/v1/brands", authed({ code: "CROWD", name: "Crowd", shortNames: ["CROWD"], numbers: [] }));

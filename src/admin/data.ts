@@ -3,6 +3,7 @@ import { maskAddress, redactAddresses } from "../domain/address";
 import type { BusinessCalendar } from "../domain/calendar";
 import { TURKEY_OFFSET } from "../domain/time";
 import type { Metrics, QueueDepths } from "../metrics/index";
+import { H178_NOTE } from "../../jobs/iys-report.handler";
 import { IYS_SKIP_NOTES, iysSkipNote } from "../iys-reports";
 import { iysPullStandings, type IysPullStanding } from "../iys-pull";
 
@@ -271,6 +272,9 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): {
          SELECT o.event_id AS eventId, o.kind, o.status, o.last_error FROM outbox o
           WHERE o.status NOT IN ('done', 'skipped') AND o.kind IN ('iys_report', 'iys_follow', 'callback') AND o.event_id IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM outbox d WHERE d.event_id = o.event_id AND d.kind = o.kind AND d.target IS o.target AND d.status = 'done')
+            -- Refused H178 (İYS holds a newer record of the consent): nothing is owed once the follow took İYS's record.
+            AND NOT (o.kind = 'iys_report' AND substr(o.last_error, 1, ${H178_NOTE.length}) = '${H178_NOTE}'
+                     AND EXISTS (SELECT 1 FROM outbox f WHERE f.event_id = o.event_id AND f.kind = 'iys_follow' AND f.status = 'done'))
          UNION ALL
          SELECT CAST(j.value AS INTEGER), o.kind, o.status, o.last_error FROM outbox o, json_each(o.target) j
           WHERE o.status NOT IN ('done', 'skipped') AND o.kind = 'iys_batch'
