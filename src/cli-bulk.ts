@@ -70,11 +70,10 @@ export interface ImportFileOptions {
 
 /** `hub import`: the same path as POST /api/v1/imports, reading a file. */
 export async function importFile(config: Config, db: Db, log: Logger, opts: ImportFileOptions): Promise<ImportSummary & { rejectedPath?: string }> {
-  let size: number;
+  let input: Stats;
   try {
-    const st = statSync(opts.file);
-    if (!st.isFile()) throw new Error("not a regular file");
-    size = st.size;
+    input = statSync(opts.file);
+    if (!input.isFile()) throw new Error("not a regular file");
   } catch (err) {
     throw new CliError(`cannot read ${opts.file}: ${(err as Error).message}`);
   }
@@ -91,7 +90,6 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     // file this run created is removed and one an earlier run left is emptied, so it is never read
     // as this run's. Anything else (/dev/null, a pipe) is only written to.
     const before = statOrNull(rejectedPath);
-    const input = statSync(opts.file);
     if (before && before.dev === input.dev && before.ino === input.ino) {
       throw new CliUsageError(`--rejected ${rejectedPath} is the file being imported: choose another path for the rejected rows`);
     }
@@ -120,7 +118,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         brandId: brand.id,
         via: "cli",
         registered: opts.registered === true,
-        bytesTotal: size,
+        bytesTotal: input.size,
         onStart: (_id, d) => {
           delimiter = d;
         },
