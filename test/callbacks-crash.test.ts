@@ -3,13 +3,13 @@ import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatIysDate } from "../src/domain/time";
 import { verifyReceived, WebhookReceiver } from "./fakes/webhook-receiver";
-import { HubProcess } from "./hub-process";
+import { HubProcess, testPort } from "./hub-process";
 import { ADMIN_KEY, deletePrefix, REDIS_URL, tempDir, uniquePrefix, waitFor } from "./helpers";
 
 const tmp = tempDir();
 const prefix = uniquePrefix();
 const receiver = new WebhookReceiver();
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 const hubs: HubProcess[] = [];
 let env: Record<string, string>;
 

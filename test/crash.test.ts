@@ -3,14 +3,14 @@ import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { formatIysDate } from "../src/domain/time";
 import { FakeIys } from "./fakes/iys";
-import { HubProcess, startedHubs } from "./hub-process";
+import { HubProcess, startedHubs, testPort } from "./hub-process";
 import { ADMIN_KEY, deletePrefix, REDIS_URL, tempDir, uniquePrefix, waitFor } from "./helpers";
 
 const tmp = tempDir();
 const iys = new FakeIys();
 const prefix = uniquePrefix();
 let env: Record<string, string>;
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = testPort();
 
 beforeAll(async () => {
   const iysUrl = await iys.start();
@@ -160,7 +160,7 @@ describe("stopping the server", () => {
     expect((await hub.post("/api/v1/brands", { code: "STOPPING", name: "Stopping" })).status).toBe(201);
     // The request's headers and half its body go out, then SIGTERM, then the rest.
     const body = JSON.stringify({ brand: "STOPPING", recipient: "+905321119988", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000)) });
-    const socket = (await import("node:net")).createConnection(port + 1, "127.0.0.1");
+    const socket = (await import("node:net")).createConnection(hub.port, "127.0.0.1");
     await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
     let answer = "";
     socket.on("data", (d: Buffer) => (answer += d.toString()));
