@@ -3,6 +3,7 @@ import { CsvError, Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
 import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
 import { statementToAction } from "./consents";
+import { hasTrunkZero } from "./domain/address";
 import { iysBatchPlanner } from "./iys-reports";
 import { consentSources, consentStatuses, consentTypes, isIysSourceName, recipientTypes, type ConsentSource, type ConsentStatus, type ConsentType, type RecipientType } from "./domain/consent";
 import type { Clock } from "./domain/time";
@@ -105,9 +106,12 @@ const messages = {
   H116: "Alıcı tipi (recipientType) için uygun değerler: BIREYSEL, TACIR",
   H117: "İzin tipi (type) için uygun değerler: ARAMA, MESAJ, EPOSTA",
   H180: "Bayi İYS numarası (retailerCode) 8 haneli olmalıdır.",
-  H486: "İzin kaynağı (source) kabul edilemedi.",
+  // What İYS answers a value outside its list (the specification's 422 examples invalidSource and OneConsentRequestInvalidSource).
+  H119: "İzin kaynağı (source) için uygun değerler: HS_FIZIKSEL_ORTAM, HS_ISLAK_IMZA, HS_WEB, HS_CAGRI_MERKEZI, HS_SOSYAL_MEDYA, HS_EPOSTA, HS_MESAJ, HS_MOBIL, HS_EORTAM, HS_ETKINLIK, HS_2015, HS_ATM, HS_KARAR",
   H467_HINT:
     "Üç iş günü öncesinde alınan izinler kaydedilemez. Bu izin İYS'ye daha önce kaydedildiyse (hub'dan önceki kayıtlar, başka bir hub'ın durum dökümü) registered kipinde yüklenir: hub import --registered, POST /api/v1/imports?registered=true. İYS'ye hiç kaydedilmemiş eski bir izin yüklenemez.",
+  H121_TRUNK_ZERO:
+    "İYS'de +9005… biçiminde kayıtlı bir onay operatörlerce bulunamaz (operatörler +905… biçimini sorgular; İYS Vatandaş uygulamasında da görünmez): bu onay İYS'de kayıtlı sayılamaz, +905… biçiminde İYS'ye yeniden kaydedilmelidir (dosyadan: registered kipi olmadan yükleyin).",
   H486_IYS_ONAY:
     "İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz: alıcıların İYS'de verdiği izinleri hub İYS'den çeker. İYS kaynaklı retler (ör. başka bir hub'ın durum dökümü) alınır.",
 } as const;
@@ -134,7 +138,7 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "re
   // another hub: İYS lists only its last 7 days); a consent of İYS's is taken from İYS itself, never
   // from a file, since it would then be sent on unverified.
   const fromIys = isIysSourceName(source);
-  if (source && !fromIys && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H486", message: messages.H486 };
+  if (source && !fromIys && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H119", message: messages.H119 };
   if (fromIys && origin !== "iys" && status !== "RET") return { ok: false, code: "H486", message: messages.H486_IYS_ONAY };
   if (retailerCode && !/^\d{8}$/.test(retailerCode)) return { ok: false, code: "H180", message: messages.H180 };
   const r = statementToAction({
@@ -149,6 +153,11 @@ export function rowToAction(f: string[], brandId: number, origin: "import" | "re
     origin,
   }, "content");
   if (!r.ok) return { ok: false, code: r.code, message: r.message };
+  // A consent İYS holds under +9005… is no consent operators see (the specification's note on the
+  // phone format): not to be taken as one the hub need not report. A refusal is honoured all the same.
+  if (origin !== "import" && status === "ONAY" && hasTrunkZero(recipient)) {
+    return { ok: false, code: "H121", message: messages.H121_TRUNK_ZERO };
+  }
   // İYS holds it already: checked as İYS's record (no 3-business-day window) and never reported back.
   if (fromIys) r.action.writer = "iys";
   // The provider says İYS holds it (its base registered before the hub): no window, never reported.

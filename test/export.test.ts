@@ -158,6 +158,22 @@ describe("export", () => {
     expect(await runImport(Readable.from([file]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true })).toMatchObject({ recorded: 0, unchanged: 5 });
   });
 
+  it("a registered consent written +9005… (a record İYS holds where operators never look) is refused, saying it must be registered again as +905…; a refusal so written is kept", async () => {
+    const [p1, p2, p3] = ["+905557770021", "+905557770022", "+905557770023"];
+    const date = iys(NOW - 2 * 365 * 86_400_000);
+    const file = ["type,recipient,status,source,consentDate", `MESAJ,+90 0${p1.slice(3)},ONAY,HS_WEB,${date}`, `MESAJ,900${p2.slice(3)},RET,HS_WEB,${date}`, `MESAJ,${p3},ONAY,HS_WEB,${date}`].join("\n");
+    const rejected: { code: string; message: string }[] = [];
+    const summary = await runImport(Readable.from([file]), deps(a), { brandId: brandId(a, "OTHER"), via: "cli", registered: true, onRejected: (r) => rejected.push(r) });
+    expect(summary).toMatchObject({ recorded: 2, rejected: 1, codes: { H121: 1 } });
+    expect(rejected[0]!.message).toMatch(/^İYS'de \+9005… biçiminde kayıtlı bir onay operatörlerce bulunamaz .*registered kipi olmadan yükleyin\)\.$/);
+    const check = (await (await appA.request("/api/v1/check", authed({ brand: "OTHER", type: "MESAJ", recipients: [p1, p2, p3] }))).json()) as { allowed: string[]; denied: { recipient: string; reason: string }[] };
+    expect(check.allowed).toEqual([p3]);
+    expect(check.denied).toEqual([
+      { recipient: p1, reason: "no_consent" },
+      { recipient: p2, reason: "refused" },
+    ]);
+  });
+
   it("hub export writes JSONL of the state, and the events of a day range with their ids and hashes", () => {
     const out = join(tmpA.dir, "state.jsonl");
     expect(exportToFile(a.deps.db, { brand: "ACME", events: false, format: "jsonl", out })).toBe(505);

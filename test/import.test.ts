@@ -334,11 +334,11 @@ describe("POST /api/v1/imports", () => {
     const res = await post("?brand=UPLOAD", `\ufeff${HEADER.replaceAll(",", ";")}\r\n${rows.join("\r\n")}\r\n`);
     expect(res.status, await res.clone().text()).toBe(200);
     const summary = await res.json();
-    expect(summary).toMatchObject({ rowsRead: 3, recorded: 2, rejected: 1, codes: { H486: 1 } });
+    expect(summary).toMatchObject({ rowsRead: 3, recorded: 2, rejected: 1, codes: { H119: 1 } });
     // Its rejected rows come back separated the same way (a ',' file opens as one column there).
     const rejected = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
     expect(rejected.split("\n")[0]).toBe("type;recipient;status;source;consentDate;recipientType;retailerCode;line;code;message");
-    expect(rejected.split("\n")[1]).toMatch(new RegExp(`^MESAJ;\\${phone(910_002)};ONAY;HS_YOK;[^;]+;;;4;H486;`));
+    expect(rejected.split("\n")[1]).toMatch(new RegExp(`^MESAJ;\\${phone(910_002)};ONAY;HS_YOK;[^;]+;;;4;H119;`));
   });
 
   it("a header without the required columns is a 400 naming them, and nothing is written", async () => {
@@ -369,7 +369,7 @@ describe("POST /api/v1/imports", () => {
     const summary = await res.json();
     expect(summary).toMatchObject({ rowsRead: 2, recorded: 1, rejected: 1 });
     const csv = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
-    expect(csv.trimEnd().split("\n")[1]).toMatch(/,4,H486,"İzin kaynağı \(source\) kabul edilemedi\. \(satırda 4, başlık satırında 5 alan var\)"$/);
+    expect(csv.trimEnd().split("\n")[1]).toMatch(/,4,H119,"İzin kaynağı \(source\) için uygun değerler: HS_FIZIKSEL_ORTAM, [A-Z_, 0-9]+, HS_KARAR \(satırda 4, başlık satırında 5 alan var\)"$/);
     // A row leaving out only the trailing optional columns is no shifted row: no such hint.
     const optional = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate,recipientType,retailerCode\nMESAJ,0532,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
     const optionalCsv = await (await app.request(`/api/v1/imports/${(await optional.json()).id}/rejected`, { headers: auth })).text();

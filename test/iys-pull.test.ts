@@ -403,7 +403,7 @@ describe("pulling recipients' movements from İYS", () => {
     iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: keyless, type: "MESAJ", status: "RET", source: "IYS_WEB", transactionId: null });
     iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: newPhone(), type: "MESAJ", status: "RET", source: "HS_NOT_A_SOURCE" });
 
-    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 3, recorded: 2, refused: { H486: 1 } });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 3, recorded: 2, refused: { H119: 1 } });
     expect(stateOf(brand.id, named)).toEqual({ status: "RET", source: "IYS_E_DEVLET_YENI", inIys: 1 });
     expect(stateOf(brand.id, keyless)).toEqual({ status: "RET", source: "IYS_WEB", inIys: 1 });
     const check = (await (await app.request("/api/v1/check", authed({ brand: brand.code, type: "MESAJ", recipients: [named, keyless] }))).json()) as { allowed: string[] };
@@ -433,6 +433,16 @@ describe("pulling recipients' movements from İYS", () => {
     // Once İYS holds it, the same status again is nothing new.
     iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: phone, type: "MESAJ", status: "RET", source: "IYS_WEB" });
     expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 1, recorded: 0, unchanged: 1 });
+  });
+
+  it("the provider's movements İYS lists (source HS): an HS_KARAR refusal of a record the hub never had is İYS's and taken; a consent İYS holds as +9005… is refused, saying why", async () => {
+    const brand = await newBrand();
+    const [karar, trunk] = [newPhone(), newPhone()];
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: karar, recipientType: "TACIR", type: "ARAMA", status: "RET", source: "HS_KARAR", consentDate: minutesAgo(90) });
+    iys.providerMovement(brand.iysCode, brand.brandCode, { recipient: `+900${trunk.slice(3)}`, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(90) });
+    expect(await pullIysChanges(deps, brand, { source: "HS" })).toMatchObject({ listed: 2, recorded: 1, refused: { H121: 1 } });
+    expect(db().prepare("SELECT status, source, in_iys AS inIys FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = 'TACIR' AND type = 'ARAMA'").get(brand.id, karar)).toEqual({ status: "RET", source: "HS_KARAR", inIys: 1 });
+    expect(stateOf(brand.id, trunk)).toBeUndefined();
   });
 
   it("a pull that read the brand before its İYS codes changed applies nothing of the old İYS brand's page and keeps no pointer", async () => {

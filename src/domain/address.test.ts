@@ -31,7 +31,7 @@ const H122 = {
   message:
     "Alıcı (recipient) için E164 uluslararası ([+][country code][area code][local phone number]) formatına uygun bir telefon numarası (örn. +905992000000) ya da geçerli bir e-posta adresi girilmelidir.",
 };
-const H166 = { ok: false, code: "H166", message: "Alıcı (recipient) kabul edilemedi. Telefon numaraları 15 karakterden uzun olamaz." };
+const H160 = { ok: false, code: "H160", message: "Alıcı için telefon numaraları 15 karakterden uzun olmamalıdır." };
 
 const mobile = (value: string) => ({ ok: true, kind: "phone", value, phoneKind: "mobile" });
 const fixed = (value: string) => ({ ok: true, kind: "phone", value, phoneKind: "fixed" });
@@ -49,7 +49,7 @@ const digits = (rnd: () => number, n: number): string => Array.from({ length: n 
 
 describe("addressMessages", () => {
   it("carries the İYS error texts", () => {
-    expect(addressMessages).toEqual({ H120: H120.message, H121: H121.message, H122: H122.message, H166: H166.message });
+    expect(addressMessages).toEqual({ H120: H120.message, H121: H121.message, H122: H122.message, H160: H160.message });
   });
 });
 
@@ -151,10 +151,12 @@ describe("normalizePhone", () => {
     expect(normalizePhone(input)).toEqual(H121);
   });
 
-  it.each([["+9053212345678901"], ["0090532123456789012"], ["+1234567890123456"], ["0532 123 45 67 89 01 23"]])(
-    "rejects %j, longer than 15 digits, with H166",
+  // The specification's own example (9055436100000000 → H160), and a valid 15-digit foreign number:
+  // İYS counts the characters of what it is sent, the + included.
+  it.each([["+9053212345678901"], ["0090532123456789012"], ["+1234567890123456"], ["0532 123 45 67 89 01 23"], ["9055436100000000"], ["+436742250674983"], ["00436742250674983"]])(
+    "rejects %j, longer than 15 characters as İYS gets it, with H160",
     (input) => {
-      expect(normalizePhone(input)).toEqual(H166);
+      expect(normalizePhone(input)).toEqual(H160);
     },
   );
 
@@ -257,7 +259,8 @@ describe("normalizeEmail", () => {
     ["\u00A0ayse@example.com\u00A0", "ayse@example.com"],
     ["AYSE+Kampanya@EXAMPLE.com.tr", "ayse+kampanya@example.com.tr"],
     ["a.b.c+tag@sub.example.com.tr", "a.b.c+tag@sub.example.com.tr"],
-    ["x@y.co", "x@y.co"],
+    ["x@yz.co", "x@yz.co"],
+    ["x@y.z.co", "x@y.z.co"],
     ["user_name-1@example-domain.org", "user_name-1@example-domain.org"],
     ["1234@123.example.com", "1234@123.example.com"],
     ["a@xn--sirket-3ya.com.tr", "a@xn--sirket-3ya.com.tr"],
@@ -266,11 +269,18 @@ describe("normalizeEmail", () => {
     expect(normalizeEmail(input)).toEqual(email(value));
   });
 
-  it("keeps +tags so that a+x@b.com and a@b.com stay distinct", () => {
-    const tagged = normalizeEmail("a+x@b.com");
-    const plain = normalizeEmail("a@b.com");
-    expect(tagged).toEqual(email("a+x@b.com"));
-    expect(plain).toEqual(email("a@b.com"));
+  it("keeps +tags so that a+x@bc.com and a@bc.com stay distinct", () => {
+    const tagged = normalizeEmail("a+x@bc.com");
+    const plain = normalizeEmail("a@bc.com");
+    expect(tagged).toEqual(email("a+x@bc.com"));
+    expect(plain).toEqual(email("a@bc.com"));
+  });
+
+  it("rejects an address shorter than İYS's template {1}@{2}.{2} before its top-level label (rule 4)", () => {
+    expect(normalizeEmail("a@b.com")).toEqual(H120);
+    expect(normalizeEmail("ayse@x.com.")).toEqual(H120);
+    expect(normalizeEmail("ayse@x.com")).toEqual(H120);
+    expect(normalizeEmail("ayse@xy.com")).toEqual(email("ayse@xy.com"));
   });
 
   it("keeps dots in the local part", () => {
@@ -390,8 +400,8 @@ describe("normalizeRecipient", () => {
     expect(normalizeRecipient("+905992000000")).toEqual(H121);
   });
 
-  it("reports an overlong phone number with H166", () => {
-    expect(normalizeRecipient("+9053212345678901")).toEqual(H166);
+  it("reports an overlong phone number with H160", () => {
+    expect(normalizeRecipient("+9053212345678901")).toEqual(H160);
   });
 
   it.each([[""], ["   "], ["garbage"], ["ayse.example.com"], ["+90 532 ABC 45 67"], ["05321234567 (cep)"], ["---"], ["()"], ["+"]])(

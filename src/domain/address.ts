@@ -3,7 +3,7 @@ import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 /** mobile: may take SMS; fixed: calls only (fixed lines, and Turkish numbers that are not mobiles: 0850, 444, 0800…); other: a foreign number of unknown kind. */
 export type PhoneKind = "mobile" | "fixed" | "other";
 
-export type AddressError = { ok: false; code: "H120" | "H121" | "H122" | "H166"; message: string };
+export type AddressError = { ok: false; code: "H120" | "H121" | "H122" | "H160"; message: string };
 
 export type AddressResult =
   | { ok: true; kind: "phone"; value: string; phoneKind: PhoneKind }
@@ -17,7 +17,8 @@ export const addressMessages = {
   H120: "Alıcı (recipient) kabul edilemedi. Geçerli bir eposta adresi giriniz.",
   H121: "Alıcı (recipient) için E164 uluslararası([+][country code][area code][local phone number]) formatına uygun bir telefon numarası girilmelidir. (örn. +905992000000)",
   H122: "Alıcı (recipient) için E164 uluslararası ([+][country code][area code][local phone number]) formatına uygun bir telefon numarası (örn. +905992000000) ya da geçerli bir e-posta adresi girilmelidir.",
-  H166: "Alıcı (recipient) kabul edilemedi. Telefon numaraları 15 karakterden uzun olamaz.",
+  // The write's text (İYS answers H166 with its own wording to a status query only).
+  H160: "Alıcı için telefon numaraları 15 karakterden uzun olmamalıdır.",
 } as const;
 
 const fail = (code: AddressError["code"]): AddressError => ({ ok: false, code, message: addressMessages[code] });
@@ -32,7 +33,8 @@ const CANONICAL_TR_MOBILE = /^\+905(?:[03-5]\d|1[06]|24|6[24]|7[245]|9[46])\d{7}
 // Separators people type or paste between digits: spaces of every kind, hyphens/dashes, dots, brackets, slashes, zero-width marks.
 const PHONE_SEPARATORS = /[\s\u00AD\u200B-\u200D\u2060\uFEFF\-\u2010-\u2015.()/]/g;
 const PHONE_CANDIDATE = /^\+?\d+$/;
-const E164_MAX_DIGITS = 15;
+/** İYS takes a number of at most 15 characters, its + included (H160), as it is written to İYS. */
+const PHONE_MAX_CHARS = 15;
 
 function phoneKindOf(type: string | undefined, value: string): PhoneKind {
   if (type === "MOBILE") return "mobile";
@@ -54,6 +56,16 @@ export function normalizePhoneByLibrary(input: string): PhoneResult {
   return normalize(input, false);
 }
 
+/**
+ * A Turkish number written with the trunk 0 after the country code (+9005…, 009005…, 9005…): the
+ * hub reads it as +905…, but İYS keeps what it was given as another, invisible record (not shown to
+ * citizens; operators ask for +905… and find nothing).
+ */
+export function hasTrunkZero(input: string): boolean {
+  const s = input.replace(PHONE_SEPARATORS, "");
+  return s.startsWith("+900") || s.startsWith("00900") || (s.length === 13 && s.startsWith("900"));
+}
+
 const trMobile = (value: string): PhoneResult => ({ ok: true, kind: "phone", value, phoneKind: "mobile" });
 
 function normalize(input: string, fast: boolean): PhoneResult {
@@ -67,8 +79,7 @@ function normalize(input: string, fast: boolean): PhoneResult {
   // "+90 0532…" keeps the national trunk 0; İYS would store it as a separate, invisible address.
   if (s.startsWith("+900")) s = `+90${s.slice(4)}`;
 
-  const digits = s.startsWith("+") ? s.length - 1 : s.length;
-  if (digits > E164_MAX_DIGITS) return fail("H166");
+  if (s.length > PHONE_MAX_CHARS) return fail("H160");
 
   if (fast) {
     // The national spellings of the same mobiles (05XX…, 5XX…, once separators are gone), which
@@ -79,7 +90,8 @@ function normalize(input: string, fast: boolean): PhoneResult {
   const parsed = parsePhoneNumberFromString(s, "TR");
   if (!parsed || !parsed.isValid()) return fail("H121");
   const value = parsed.number;
-  if (value.startsWith("+900") || value.length > E164_MAX_DIGITS + 1) return fail("H121");
+  if (value.startsWith("+900")) return fail("H121");
+  if (value.length > PHONE_MAX_CHARS) return fail("H160");
   return { ok: true, kind: "phone", value, phoneKind: phoneKindOf(parsed.getType(), value) };
 }
 
@@ -113,7 +125,10 @@ export function normalizeEmail(input: string): EmailResult {
   if (!LOCAL_PART.test(local) || domain.length > 253) return fail("H120");
   const labels = domain.split(".");
   if (labels.length < 2 || !labels.every((l) => DOMAIN_LABEL.test(l))) return fail("H120");
-  if (!TOP_LEVEL_LABEL.test(labels[labels.length - 1] ?? "")) return fail("H120");
+  const top = labels[labels.length - 1]!;
+  if (!TOP_LEVEL_LABEL.test(top)) return fail("H120");
+  // İYS's smallest address is {1 karakter}@{2 karakter}.{2 karakter} (rule 4): a@x.com is refused there.
+  if (domain.length - top.length - 1 < 2) return fail("H120");
   return { ok: true, kind: "email", value };
 }
 

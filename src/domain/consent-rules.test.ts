@@ -97,8 +97,13 @@ describe("İYS consent rules", () => {
     expect(code(onay({ source: "HS_KARAR" }), stored({ status: "RET" }))).toBe("H408");
   });
 
-  it("HS_KARAR as a first record is rejected with H408", () => {
-    expect(code(ret({ source: "HS_KARAR" }))).toBe("H408");
+  it("an HS_KARAR refusal İYS holds no record for (H408 there) is kept as a local suppression, and one İYS lists is İYS's movement", () => {
+    expect(code(ret({ source: "HS_KARAR" }))).toBe("suppression");
+    expect(code(ret({ source: "HS_KARAR" }), stored({ inIys: false }))).toBe("suppression");
+    expect(code(ret({ source: "HS_KARAR", recipientType: "TACIR" }), null, { ...ctx, writer: "registered" })).toBe("suppression");
+    expect(code(ret({ source: "HS_KARAR", recipientType: "TACIR" }), null, { ...ctx, writer: "iys" })).toBe("movement");
+    expect(code(ret({ source: "HS_KARAR", recipientType: "TACIR" }), stored({ status: "RET", inIys: false }), { ...ctx, writer: "iys" })).toBe("movement");
+    expect(code(onay({ source: "HS_KARAR" }), null, { ...ctx, writer: "iys" })).toBe("H408");
   });
 
   it("a consent collected more than 3 business days ago is rejected with H467", () => {
@@ -179,5 +184,13 @@ describe("İYS consent rules", () => {
   it("a TACIR update without consentDate is rejected with H462 and without source with H463", () => {
     expect(code(ret({ recipientType: "TACIR", consentDate: null }), stored())).toBe("H462");
     expect(code(ret({ recipientType: "TACIR", source: null }), stored())).toBe("H463");
+    expect(checkConsent(ret({ recipientType: "TACIR", source: null }), stored(), ctx)).toMatchObject({ message: "TACIR izinleri güncellenirken izin kaynağı (source) verilmelidir." });
+  });
+
+  it("an undated TACIR consent over a refusal the hub keeps to itself is refused, saying it cannot be ordered after the refusal", () => {
+    const suppressed = stored({ status: "RET", inIys: false });
+    expect(checkConsent(onay({ recipientType: "TACIR", source: null, consentDate: null }), suppressed, ctx)).toMatchObject({ ok: false, code: "H463", message: expect.stringMatching(/^Bu alıcının hub'da bir reddi var \(İYS'de kaydı yok\)/) });
+    expect(checkConsent(onay({ recipientType: "TACIR", consentDate: null }), suppressed, ctx)).toMatchObject({ ok: false, code: "H462", message: expect.stringMatching(/retten sonra verildiği görülebilmesi için izin tarihi \(consentDate\) verilmelidir\.$/) });
+    expect(code(onay({ recipientType: "TACIR" }), suppressed)).toBe("movement");
   });
 });

@@ -77,7 +77,8 @@ const messages: Record<RuleCode, string> = {
   H463: "TACIR izinleri güncellenirken izin kaynağı (source) verilmelidir.",
   H464: "İzin tipi (type) MESAJ için, alıcı (recipient) telefon formatında olmalıdır.",
   H467: "Üç iş günü öncesinde alınan izinler kaydedilemez.",
-  H486: "İzin kaynağı (source) kabul edilemedi. İzin verilen değerler: HS_FIZIKSEL_ORTAM, HS_ISLAK_IMZA, HS_WEB, HS_CAGRI_MERKEZI, HS_SOSYAL_MEDYA, HS_EPOSTA, HS_MESAJ, HS_MOBIL, HS_EORTAM, HS_ETKINLIK, HS_2015, HS_ATM, HS_KARAR",
+  // The specification's H486 text, word for word (its list has no HS_KARAR).
+  H486: "İzin kaynağı (source) kabul edilemedi. İzin verilen değerler: HS_FIZIKSEL_ORTAM, HS_ISLAK_IMZA, HS_WEB, HS_CAGRI_MERKEZI, HS_SOSYAL_MEDYA, HS_EPOSTA, HS_MESAJ, HS_MOBIL, HS_EORTAM, HS_ETKINLIK, HS_2015, HS_ATM",
 };
 
 /** The request field each rule's refusal is about (the API names it in `error.field`). */
@@ -108,6 +109,13 @@ export function ruleMessage(code: RuleCode): string {
   return messages[code];
 }
 
+const SUPPRESSED_TACIR = {
+  source:
+    "Bu alıcının hub'da bir reddi var (İYS'de kaydı yok): TACIR onayının bu retten sonra verildiği görülebilmesi için izin kaynağı (source) ve izin tarihi (consentDate) verilmelidir.",
+  consentDate:
+    "Bu alıcının hub'da bir reddi var (İYS'de kaydı yok): TACIR onayının bu retten sonra verildiği görülebilmesi için izin tarihi (consentDate) verilmelidir.",
+} as const;
+
 const FIXED_LINE_MESSAGE = "İzin tipi (type) MESAJ için, alıcı (recipient) bir cep telefonu numarası olmalıdır; sabit hatlar yalnızca ARAMA alabilir.";
 
 /**
@@ -137,13 +145,16 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   const isTacir = c.recipientType === "TACIR";
   // İYS lists a TACIR line closure (IYS_AHS_HAT_KAPATMA) of a record first kept without a date with none.
   const fromIys = ctx.writer === "iys";
+  // A TACIR record İYS does not hold (a refusal the hub keeps as a local suppression) would be a first
+  // record for İYS, which takes one undated; but an undated consent cannot be told to come after the
+  // refusal, so it is refused all the same, saying so (İYS's own words speak of an update).
   if (c.source === null) {
     if (!isTacir) return reject("H113");
-    if (current && !fromIys) return reject("H463");
+    if (current && !fromIys) return reject("H463", current.inIys ? messages.H463 : SUPPRESSED_TACIR.source);
   }
   if (c.consentDate === null) {
     if (!isTacir) return reject("H112");
-    if (current && !fromIys) return reject("H462");
+    if (current && !fromIys) return reject("H462", current.inIys ? messages.H462 : SUPPRESSED_TACIR.consentDate);
   }
 
   const date = c.consentDate?.getTime();
@@ -153,7 +164,11 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
     if (date > ctx.now.getTime()) return reject("H162");
   }
 
-  if (c.source === "HS_KARAR" && (c.status !== "RET" || !current?.inIys)) return reject("H408");
+  // HS_KARAR (the provider's own decision to stop) is a refusal only. As a first record İYS refuses
+  // it (H408: "ilk izin ekleme işleminde HS_KARAR kaynak değerini kullanamamaktadır"), but a refusal
+  // is never thrown away: without an İYS record it is kept as a local suppression below, like any
+  // first RET; one İYS itself lists (its pull) is İYS's record already.
+  if (c.source === "HS_KARAR" && c.status !== "RET") return reject("H408");
 
   if (current) {
     const storedDate = current.consentDate?.getTime();

@@ -187,7 +187,7 @@ export class HttpIysReporter implements IysReporter {
   private tokenPaused: { until: number; reason: string } | null = null;
 
   /**
-   * One token request at a time: the reports waiting on it share its answer (İYS allows 10 token
+   * One token request at a time: the reports waiting on it share its answer (İYS allows 100 token
    * requests an hour). A refused one (429 H084 past that limit, wrong credentials) pauses token
    * requests for an hour — İYS: asking again before the hour is over starts the hour again — and
    * every report meanwhile fails at once as transient (retried on its schedule), without asking.
