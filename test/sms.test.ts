@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TwilioHttpClient } from "../channels/sms/twilio-http";
 import { formParams } from "../channels/sms/routes";
 import { smsInterpreter } from "../channels/sms/interpret";
-import { defaultTemplates, renderTemplate, SHARED_HELP, templateKeys, templateProblem } from "../channels/sms/templates";
+import { defaultTemplates, renderReply, renderTemplate, SHARED_HELP, templateKeys, templateProblem } from "../channels/sms/templates";
 import { countSegments } from "../src/domain/sms-segments";
 import { twilioSignatureValid, vonageSignature, vonageSignatureMethods, vonageSignatureValid } from "../channels/sms/signatures";
 import { createApp, type App } from "../src/app";
@@ -414,7 +414,7 @@ describe("Vonage SMS webhook", () => {
     await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
     expect(eventsOf(from).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["MIGROS:MESAJ:RET", "KOTON:MESAJ:RET"]);
     expect(sentTo(fakeVonage, msisdn)[0]).toMatchObject({ from: "908505320000", type: "unicode" });
-    expect(sentTo(fakeVonage, msisdn)[0]!.text).toMatch(/^MİGROS, KOTON markasından SMS almayı reddettiniz/);
+    expect(sentTo(fakeVonage, msisdn)[0]!.text).toMatch(/^MİGROS, KOTON markalarından SMS almayı reddettiniz/);
   });
 
   it("a bare ONAY or EVET on a shared number consents to no brand: the help reply, nothing recorded", async () => {
@@ -621,6 +621,14 @@ describe("brand templates", () => {
     expect(templateProblem(ascii)).toMatch(/takes 4 SMS segments \(UCS-2/);
   });
 
+
+  it("a reply naming several brands says so in Turkish: markalarından, or after a count the singular, diğer 2 markadan", () => {
+    expect(renderReply(defaultTemplates.refused, ["MİGROS"], ["MESAJ"], "S1")).toBe("MİGROS markasından SMS almayı reddettiniz. Kayıt no: S1");
+    expect(renderReply(defaultTemplates.refused, ["MİGROS", "KOTON"], ["MESAJ"], "S1")).toBe("MİGROS, KOTON markalarından SMS almayı reddettiniz. Kayıt no: S1");
+    const many = Array.from({ length: 6 }, (_, i) => `Ş${"W".repeat(30)}${i}`);
+    expect(renderReply(defaultTemplates.refused, many, ["MESAJ", "ARAMA"], "S1")).toBe(`${many[0]} ve diğer 5 markadan SMS ve arama almayı reddettiniz. Kayıt no: S1`);
+    expect(renderReply(defaultTemplates.consented, many, ["MESAJ"], "S1")).toBe(`${many[0]} ve 5 marka daha SMS izniniz alındı. Ret: RET ${many[0]}. No: S1`);
+  });
 
   it("an override that would take more than 2 segments is refused when the brand is configured", async () => {
     const res = await app.request(

@@ -99,15 +99,34 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** The default refusal's "{brand} markasından", said otherwise of several brands (renderWith). */
+const BRAND_FROM = "{brand} markasından";
+
 /**
- * The reply for `brands`: their names joined, or, when that would not fit, the first name and the
- * count of the others ("MIGROS ve 2 marka daha"), so a shared number's reply still fits.
+ * Renders `template` with BRAND_FROM said as `from` (Turkish marks the plural on the noun,
+ * "markalarından", but keeps a noun after a number singular, "diğer 2 markadan").
+ */
+function renderWith(template: string, values: Values, from: string): string {
+  return template
+    .split(BRAND_FROM)
+    .map((part) => renderTemplate(part, values))
+    .join(from);
+}
+
+/**
+ * The reply for `brands`: their names joined ("MİGROS, KOTON markalarından"), or, when that would
+ * not fit, the first name and the count of the others ("MİGROS ve diğer 2 markadan", elsewhere
+ * "MİGROS ve 2 marka daha"), so a shared number's reply still fits.
  */
 export function renderReply(template: string, brandNames: string[], types: readonly string[], ref: string): string {
   const channels = channelsPhrase(types);
   // One command a brand: "RET MİGROS, KOTON" would refuse MİGROS only.
   const optout = brandNames.map((n) => optOutCommand(n, types)).join(", ");
-  const joined = renderTemplate(template, { brand: brandNames.join(", "), channels, optout, ref });
-  if (brandNames.length <= 1 || segmentsOf(joined).segments <= MAX_SEGMENTS) return joined;
-  return renderTemplate(template, { brand: `${brandNames[0]} ve ${brandNames.length - 1} marka daha`, channels, optout: optOutCommand(brandNames[0]!, types), ref });
+  const brand = brandNames.join(", ");
+  if (brandNames.length <= 1) return renderTemplate(template, { brand, channels, optout, ref });
+  const joined = renderWith(template, { brand, channels, optout, ref }, `${brand} markalarından`);
+  if (segmentsOf(joined).segments <= MAX_SEGMENTS) return joined;
+  const [first] = brandNames as [string];
+  const others = brandNames.length - 1;
+  return renderWith(template, { brand: `${first} ve ${others} marka daha`, channels, optout: optOutCommand(first, types), ref }, `${first} ve diğer ${others} markadan`);
 }
