@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defaultKeywordWords, foldedWords, parseKeyword, type BrandNames, type KeywordParse } from "./keywords";
+import { brandNameProblem, defaultKeywordWords, foldedWords, parseKeyword, type BrandNames, type KeywordParse } from "./keywords";
 
 const MIGROS: BrandNames = { code: "MIGROS", names: ["MİGROS", "MIGROS", "123456"] };
 const KOTON: BrandNames = { code: "KOTON", names: ["KOTON", "KTN"] };
@@ -40,6 +40,17 @@ describe("parseKeyword: refusal of a named brand", () => {
     expect(parseKeyword("ret mcdonald's", brands)).toEqual(refuse("mcdonald", ["MCD"]));
     expect(parseKeyword("RET H&M", brands)).toEqual(refuse("h m", ["HM"]));
     expect(parseKeyword("RET H & M", brands)).toEqual(refuse("h m", ["HM"]));
+  });
+
+  it("matches a short name typed without its apostrophe or symbol: MCDONALDS, LOREAL, HM", () => {
+    const brands: BrandNames[] = [{ code: "MCD", names: ["McDonald's"] }, { code: "HM", names: ["H&M"] }, { code: "LOR", names: ["L'Oréal Paris"] }];
+    expect(parseKeyword("RET MCDONALDS", brands)).toEqual(refuse("mcdonald", ["MCD"]));
+    expect(parseKeyword("ret hm arama", brands)).toEqual(refuse("h m", ["HM"], ["ARAMA"]));
+    expect(parseKeyword("RET LOREAL PARIS", brands)).toEqual(refuse("l oreal paris", ["LOR"]));
+    expect(parseKeyword("RET L OREAL PARIS", brands)).toEqual(refuse("l oreal paris", ["LOR"]));
+    expect(parseKeyword("RET HMM", brands)).toMatchObject({ kind: "unknown", reason: "unknown_brand" });
+    // A name that, so typed, is a scope word would take RET SMS from the number's brands.
+    expect(brandNameProblem("S.M.S")).toMatch(/is a scope word/);
   });
 
   it("ignores trailing words after the brand", () => {

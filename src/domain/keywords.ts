@@ -1,4 +1,4 @@
-import { foldTurkish } from "./turkish";
+import { foldTurkish, foldTurkishJoined } from "./turkish";
 
 export type KeywordStatus = "RET" | "ONAY";
 export type PhoneChannel = "MESAJ" | "ARAMA";
@@ -125,10 +125,10 @@ const SCOPE_MEANING: Readonly<Record<(typeof SCOPE_CATEGORIES)[number], string>>
  * (parseKeyword: a brand name wins), so `RET ARAMA` on the number would stop meaning calls.
  */
 export function brandNameProblem(name: string, words: KeywordWords = defaultKeywordWords): string | null {
-  const folded = foldTurkish(name);
-  if (folded === "") return `${JSON.stringify(name)} has no letter or digit a recipient could text`;
+  const texted = spellings(name);
+  if (texted.length === 0) return `${JSON.stringify(name)} has no letter or digit a recipient could text`;
   for (const c of SCOPE_CATEGORIES) {
-    if (words[c].includes(folded)) return `${JSON.stringify(name)} is a scope word: "RET ${name}" must keep meaning the ${SCOPE_MEANING[c]} of every brand on the number`;
+    if (texted.some((folded) => words[c].includes(folded))) return `${JSON.stringify(name)} is a scope word: "RET ${name}" must keep meaning the ${SCOPE_MEANING[c]} of every brand on the number`;
   }
   return null;
 }
@@ -159,19 +159,32 @@ function startsWithAt(tokens: readonly string[], at: number, name: readonly stri
   return true;
 }
 
-/** The longest brand name starting at `at`, with every brand answering to it. */
+/**
+ * How a name may be texted: folded (McDonald's → mcdonald, H&M → h m) or without its punctuation
+ * (mcdonalds, hm: what people type who leave the apostrophe or the symbol out).
+ */
+function spellings(rawName: string): string[] {
+  const name = foldTurkish(rawName);
+  if (name === "") return [];
+  const joined = foldTurkishJoined(rawName);
+  return joined === "" || joined === name ? [name] : [name, joined];
+}
+
+/** The longest brand name starting at `at`, with every brand answering to it (`ref`: the name folded). */
 function matchBrand(tokens: readonly string[], at: number, brands: readonly BrandNames[]): BrandMatch | null {
   let best: BrandMatch | null = null;
   for (const brand of brands) {
     for (const rawName of brand.names) {
-      const name = foldTurkish(rawName);
-      if (name === "") continue;
-      const nameTokens = name.split(" ");
-      if (!startsWithAt(tokens, at, nameTokens)) continue;
-      if (best === null || nameTokens.length > best.length) {
-        best = { ref: name, length: nameTokens.length, codes: [brand.code] };
-      } else if (nameTokens.length === best.length && !best.codes.includes(brand.code)) {
-        best.codes.push(brand.code);
+      const [name, ...others] = spellings(rawName);
+      if (name === undefined) continue;
+      for (const spelling of [name, ...others]) {
+        const nameTokens = spelling.split(" ");
+        if (!startsWithAt(tokens, at, nameTokens)) continue;
+        if (best === null || nameTokens.length > best.length) {
+          best = { ref: name, length: nameTokens.length, codes: [brand.code] };
+        } else if (nameTokens.length === best.length && !best.codes.includes(brand.code)) {
+          best.codes.push(brand.code);
+        }
       }
     }
   }

@@ -64,6 +64,20 @@ function foldSpacing(s: string): string {
     .trim();
 }
 
+/** Every apostrophe, other punctuation and symbol. */
+const ANY_PUNCTUATION = /[\p{P}\p{S}]+/gu;
+
+/**
+ * A name as people type it without its punctuation (McDonald's → mcdonalds, L'Oréal → loreal,
+ * H&M → hm): foldTurkish with apostrophes, other punctuation and symbols dropped instead of
+ * breaking words. A second spelling of a brand's name to match (keywords.ts), never text to parse.
+ */
+export function foldTurkishJoined(s: string): string {
+  if (s.length === 0) return "";
+  const letters = PRINTABLE_ASCII.test(s) ? s.toLowerCase() : foldLetters(s);
+  return letters.replace(SPACES, " ").replace(INVISIBLE, "").replace(ANY_PUNCTUATION, "").replace(SPACE_RUNS, " ").trim();
+}
+
 /**
  * Folds text for Turkish matching: NFKC, `İ I ı i → i`, `ç ğ ö ş ü → c g o s u`, other letters
  * lower-cased and stripped of accents, every kind of whitespace collapsed to one space, an
