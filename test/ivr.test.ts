@@ -455,6 +455,8 @@ describe("IVR with a withheld caller ID", () => {
       const a = await attempt();
       expect(stepOf(a)).toBe("menu");
       expect(sayTexts(a.doc!)[0]).toContain("izin verilemez");
+      // Said once: the menu after it does not repeat that only a refusal can be taken.
+      expect(text(a).match(/yalnızca ret talebi alınabilir/g)).toHaveLength(1);
     }
     expect(receiptsOfCall(call.sid)).toEqual([]);
   });

@@ -51,4 +51,20 @@ describe("IVR brand menu", () => {
   it("speech joins apostrophes: \"I don't consent\" is a negation, not a consent", () => {
     expect(parseMenu({ digits: "", speech: "I don't consent" }).kind).not.toBe("choice");
   });
+
+  it.each([
+    ["I don't want calls", "refuse-calls"],
+    ["I do not want text messages", "refuse-sms"],
+    ["please don't call me", "refuse-calls"],
+    ["I don't want anything", "refuse-both"],
+  ])("a negated want or way of reaching the caller refuses: %j (%s)", (speech, choice) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+
+  it("a negated refusal or a negation alone is not understood, and never consents", () => {
+    expect(parseMenu({ digits: "", speech: "don't stop" })).toEqual({ kind: "invalid" });
+    expect(parseMenu({ digits: "", speech: "I do not refuse" })).toEqual({ kind: "invalid" });
+    expect(parseMenu({ digits: "", speech: "not sure" })).toEqual({ kind: "invalid" });
+    expect(parseMenu({ digits: "", speech: "onay vermiyorum" })).toEqual({ kind: "invalid" });
+  });
 });

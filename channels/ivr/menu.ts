@@ -17,7 +17,8 @@ import type { IvrChoice } from "./state";
  * - a negation ("değil", "yok", a "-mıyor" verb, "not", "don't"…) never reads as consent: in the menu
  *   the utterance is not understood (asked again), at the confirmation a negated yes cancels. Consent must be
  *   explicit; "onay vermiyorum" is not one. The refusal words that are negations themselves
- *   ("istemiyorum") still refuse.
+ *   ("istemiyorum") still refuse, and so does a negated "want" or way of reaching the caller ("I don't
+ *   want calls", "do not text me"); a negated refusal ("don't stop") is not understood.
  */
 
 export type Input = { digits: string; speech: string };
@@ -45,6 +46,8 @@ const CONSENT = new Set(["onay", "onayliyorum", "onayla", "evet", "kabul", "yes"
 const REPEAT = new Set(["tekrar", "tekrarla", "repeat", "again"]);
 const LANGUAGE: Record<string, "tr" | "en"> = { english: "en", ingilizce: "en", turkce: "tr", turkish: "tr" };
 const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel", "yanlis", "wrong"]);
+/** What a negation makes a refusal of (English: Turkish says it with a refusal word, "istemiyorum", "aramayın"). */
+const UNWANTED = new Set(["want", "wanna", "call", "calls", "calling", "text", "texts", "texting", "send", "sending", "message", "messages", "contact"]);
 const NEGATIONS = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
@@ -92,8 +95,11 @@ export function parseMenu(input: Input): MenuInput {
   }
   const w = words(input.speech);
   const has = (set: Set<string>) => w.some((x) => set.has(x));
-  if (negated(w)) return { kind: "invalid" };
-  if (has(REFUSE)) {
+  // A negation never consents; with "want" or a way of reaching the caller it refuses ("I don't want
+  // calls", "do not text me"): the confirmation step reads it back. Negating a refusal ("don't stop") is not understood.
+  const refusing = has(REFUSE) || (negated(w) && has(UNWANTED));
+  if (negated(w) && (has(REFUSE) || !refusing)) return { kind: "invalid" };
+  if (refusing) {
     const named = [...w, ...nameWords(input.speech)];
     const calls = named.some((x) => x.startsWith("arama") || x.startsWith("call"));
     const sms = named.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));

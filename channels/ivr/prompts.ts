@@ -124,7 +124,8 @@ export function mainMenu(ctx: PromptContext, lang: Lang, token: string, brand: s
   retryPrefix(g, lang, opts.retry);
   if (lang === "tr") {
     if (opts.greet) say(g, lang, `${brand} ticari ileti izin hattına hoş geldiniz.`);
-    if (!opts.allowConsent) say(g, lang, "Numaranız görünmediği için yalnızca ret talebi alınabilir.");
+    // After a 4 from a withheld number the retry has just said so.
+    if (!opts.allowConsent && opts.retry !== "consent-withheld") say(g, lang, "Numaranız görünmediği için yalnızca ret talebi alınabilir.");
     const items = [
       "Ticari aramaları reddetmek için 1",
       "SMS mesajlarını reddetmek için 2",
@@ -136,7 +137,7 @@ export function mainMenu(ctx: PromptContext, lang: Lang, token: string, brand: s
     say(g, "en", "For English, press 9.");
   } else {
     if (opts.greet) say(g, lang, `Welcome to the ${brand} commercial message consent line.`);
-    if (!opts.allowConsent) say(g, lang, "Your number is withheld, so only a refusal can be taken.");
+    if (!opts.allowConsent && opts.retry !== "consent-withheld") say(g, lang, "Your number is withheld, so only a refusal can be taken.");
     const items = [
       "To refuse commercial calls, press 1",
       "to refuse text messages, press 2",
