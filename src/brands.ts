@@ -51,17 +51,18 @@ export function numbersOfBrand(db: Db, brandId: number): NumberRow[] {
 
 /**
  * The brands a number serves on `channel`, in the order they were attached; with `at` (ms), the ones
- * it served then and still does or stopped serving later (an SMS is read against the brands of the
- * moment it reached us, whenever its job runs).
+ * it served then: attached by then, and still serving or detached later (an SMS is read against the
+ * brands of the moment it reached us, whenever its job runs).
  */
 export function brandsOfNumber(db: Db, numberId: number, channel: NumberChannel, at?: number): Brand[] {
-  return stmt<[number, number, string], RawBrand>(
+  const moment = at ?? Number.MAX_SAFE_INTEGER;
+  return stmt<[number, number, number, string], RawBrand>(
     db,
     `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id
-     WHERE bn.number_id = ? AND (bn.detached_at IS NULL OR bn.detached_at > ?)
+     WHERE bn.number_id = ? AND bn.attached_at <= ? AND (bn.detached_at IS NULL OR bn.detached_at > ?)
        AND EXISTS (SELECT 1 FROM json_each(bn.channels) WHERE value = ?) ORDER BY bn.position, b.id`,
   )
-    .all(numberId, at ?? Number.MAX_SAFE_INTEGER, channel)
+    .all(numberId, moment, moment, channel)
     .map(toBrand);
 }
 
@@ -171,8 +172,10 @@ function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["number
     // Last in the number's list (positions are never reused, detached links keep theirs).
     const position = tx.select({ n: sql<number>`count(*)` }).from(brandNumbers).where(eq(brandNumbers.numberId, row.id)).get()?.n ?? 0;
     const link = { position, channels: [...new Set(n.channels)], detachedAt: null };
+    // Attached again: the first attach time stays (the brand is read as serving in between rather
+    // than losing a refusal that arrived before the detach and is applied only now).
     if (previous) tx.update(brandNumbers).set(link).where(and(eq(brandNumbers.numberId, row.id), eq(brandNumbers.brandId, brand.id))).run();
-    else tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, ...link }).run();
+    else tx.insert(brandNumbers).values({ numberId: row.id, brandId: brand.id, ...link, attachedAt: now }).run();
   });
 }
 

@@ -54,6 +54,9 @@ beforeAll(async () => {
     const res = await app.request("/api/v1/brands", authed(brand));
     expect(res.status, await res.clone().text()).toBe(201);
   }
+  // They have served their numbers for a day: the multipart tests age their receipts by minutes, and
+  // an SMS is read against the brands of the moment it arrived.
+  db().prepare("UPDATE brand_numbers SET attached_at = attached_at - 86400000").run();
 });
 
 afterAll(async () => {
@@ -763,6 +766,23 @@ describe("a number shared by brands that use it for different channels", () => {
     const vonage = await patch("DETA", { addNumbers: [{ number: "6161", provider: "vonage" }] });
     expect(vonage.status, await vonage.clone().text()).toBe(200);
     expect(((await vonage.json()) as { numbers: unknown[] }).numbers).toEqual([{ number: "6161", provider: "vonage", channels: ["sms"] }]);
+  });
+
+  it("an SMS applied late is read against the brands of the moment it arrived: a brand attached since is not among them", async () => {
+    expect((await app.request("/api/v1/brands", authed({ code: "ATTA", name: "Atta", shortNames: ["ATTA"], numbers: [{ number: "6363", provider: "twilio" }] }))).status).toBe(201);
+    const beforeAttach = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await app.request("/api/v1/brands", authed({ code: "ATTB", name: "Attb", shortNames: ["ATTB"], numbers: [{ number: "6464", provider: "twilio" }] }))).status).toBe(201);
+    expect((await app.request("/api/v1/brands/ATTB", authed({ addNumbers: [{ number: "6363", provider: "twilio" }] }, "PATCH"))).status).toBe(200);
+    const n6363 = (db().prepare("SELECT id FROM numbers WHERE number = '6363'").get() as { id: number }).id;
+    const receipt = { id: 1, channel: "sms", provider: "twilio", providerRef: "x", numberId: n6363, fromAddress: newSender(), toAddress: "6363", body: "RET" as string, payload: "{}", status: "received", receivedAt: beforeAttach } as const;
+    const brandsOf = (r: typeof receipt) => smsInterpreter(runtime.deps.db)(r).actions.map((a) => a.brandId);
+    const id = (code: string) => (db().prepare("SELECT id FROM brands WHERE code = ?").get(code) as { id: number }).id;
+    // A bare RET then refused the one brand the number served; a bare ONAY then named its one brand.
+    expect(brandsOf(receipt)).toEqual([id("ATTA")]);
+    expect(brandsOf({ ...receipt, body: "ONAY" })).toEqual([id("ATTA")]);
+    expect(brandsOf({ ...receipt, body: "RET ATTB" })).toEqual([]);
+    expect(brandsOf({ ...receipt, receivedAt: Date.now() })).toEqual([id("ATTA"), id("ATTB")]);
   });
 
   it("SMS confirmations of calls need a number the brand itself texts from", async () => {

@@ -59,6 +59,12 @@ export const brandNumbers = sqliteTable(
      * that reached the number before is still read against the brands it served then.
      */
     detachedAt: integer("detached_at"),
+    /**
+     * When the brand started using the number (ms; 0 for links older than this column): an SMS that
+     * reached the number before is not read against a brand attached since. A link detached and
+     * attached again keeps its first time (the brand is then read as serving in between).
+     */
+    attachedAt: integer("attached_at").notNull().default(0),
   },
   (t) => [
     primaryKey({ columns: [t.numberId, t.brandId] }),

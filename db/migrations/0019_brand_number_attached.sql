@@ -1,0 +1,1 @@
+ALTER TABLE `brand_numbers` ADD `attached_at` integer DEFAULT 0 NOT NULL;
