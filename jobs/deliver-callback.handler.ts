@@ -86,6 +86,14 @@ const EARLIER_PENDING = `SELECT o.id, o.next_attempt_at AS nextAttemptAt FROM co
   WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id < ?
     AND o.kind = 'callback' AND o.target = ? AND o.status = 'pending' ORDER BY e.id LIMIT 1`;
 
+// Newer changes of the same consent for the same endpoint: the newest delivered, and whether one is
+// still to go. An older change sent (a replay) after a newer one was delivered, with none to follow,
+// would leave the receiver on a state the hub has left (an ONAY after its RET).
+const NEWER = `SELECT max(CASE WHEN o.status = 'done' THEN e.id END) AS done, max(o.status = 'pending') AS pending
+  FROM consent_events e JOIN outbox o ON o.event_id = e.id
+  WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id > ?
+    AND o.kind = 'callback' AND o.target = ? AND o.status IN ('done', 'pending')`;
+
 export function consentChangedBody(e: EventForBody): string {
   return JSON.stringify({
     type: "consent.changed",
@@ -187,7 +195,7 @@ export class CallbackDelivery {
       const retryAt = at + this.deps.schedule[attempt]!;
       stmt(this.deps.db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'`).run(
         message, retryAt, at, id);
-      await this.deps.scheduleAttempt(id, retryAt - at, retryAt);
+      await this.schedule(id, retryAt - at, retryAt);
       return "to retry";
     }
   }
@@ -207,7 +215,7 @@ export class CallbackDelivery {
         | { status: string; nextAttemptAt: number | null }
         | undefined;
       if (current?.status === "pending" && current.nextAttemptAt !== null) {
-        await this.deps.scheduleAttempt(id, current.nextAttemptAt - now, current.nextAttemptAt);
+        await this.schedule(id, current.nextAttemptAt - now, current.nextAttemptAt);
         return "not due";
       }
       return "already finished";
@@ -226,6 +234,11 @@ export class CallbackDelivery {
         finishOutbox(db, id, "failed", now, "event not found");
         return "failed";
       }
+      const newer = stmt(db, NEWER).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as { done: number | null; pending: number | null };
+      if (newer.done !== null && newer.pending !== 1) {
+        finishOutbox(db, id, "skipped", now, `superseded: event ${newer.done}, a newer change of the same consent, was delivered to the endpoint`);
+        return "superseded";
+      }
       const earlier = stmt(db, EARLIER_PENDING).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as
         | { id: number; nextAttemptAt: number | null }
         | undefined;
@@ -238,7 +251,7 @@ export class CallbackDelivery {
         }
         const at = Math.max(earlier.nextAttemptAt ?? now, now) + 250;
         this.release(id, at);
-        await this.deps.scheduleAttempt(id, at - now, at);
+        await this.schedule(id, at - now, at);
         return "waiting for an earlier change";
       }
       body = consentChangedBody(event);
@@ -289,11 +302,24 @@ export class CallbackDelivery {
         "callback endpoint disabled after failing continuously",
       );
     }
-    if (retryAt !== null) await this.deps.scheduleAttempt(id, retryAt - at, retryAt);
+    if (retryAt !== null) await this.schedule(id, retryAt - at, retryAt);
     if (notices.length > 0) await this.deps.enqueueOutbox(notices);
     if (res.ok) return "delivered";
     log.info({ outboxId: id, endpointId: endpoint.id, attempt, status: res.status, err: res.error }, "callback attempt failed");
     return last ? "exhausted" : "to retry";
+  }
+
+  /**
+   * Schedules the row's next attempt, whose time is committed already: a Redis error then is no
+   * failed attempt (counting it skipped one of the schedule, and could exhaust the row early), only
+   * logged; the sweeper re-enqueues the row once it is due.
+   */
+  private async schedule(id: number, delayMs: number, at: number): Promise<void> {
+    try {
+      await this.deps.scheduleAttempt(id, delayMs, at);
+    } catch (err) {
+      this.deps.log.warn({ outboxId: id, err: err instanceof Error ? err.message : String(err) }, "callback attempt not scheduled; the sweeper re-enqueues it when due");
+    }
   }
 
   private release(id: number, at: number) {

@@ -302,6 +302,33 @@ describe("delivery", () => {
     expect((await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: "yesterday" }))).status).toBe(400);
     expect((await app.request(`/api/v1/deliveries/999999/replay`, authed({}))).status).toBe(404);
   });
+
+  it("a replay never leaves the receiver on a change the hub has left: an older change missed while disabled is skipped as superseded once a newer one was delivered", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const start = clock.now().toISOString();
+    const r = newRecipient();
+    await change("MIGROS", r, "ONAY", 240);
+    await change("MIGROS", r, "RET", 180);
+    await waitFor(() => outboxOf(sub.id).filter((o) => o.status === "done").length === 2);
+    expect((await app.request(`/api/v1/subscriptions/${sub.id}`, authed({ status: "disabled" }, "PATCH"))).status).toBe(200);
+    await change("MIGROS", r, "ONAY", 120); // missed: its row is skipped
+    await waitFor(() => outboxOf(sub.id).length === 3 && outboxOf(sub.id)[2]!.status === "skipped");
+    expect((await app.request(`/api/v1/subscriptions/${sub.id}`, authed({ status: "active" }, "PATCH"))).status).toBe(200);
+    await change("MIGROS", r, "RET", 60);
+    await waitFor(() => delivered(sub.path).length === 3);
+    const replay = await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: start }));
+    expect(await replay.json()).toMatchObject({ replayed: 1 });
+    await waitFor(() => outboxOf(sub.id).length === 5 && outboxOf(sub.id)[4]!.status !== "pending");
+    expect(outboxOf(sub.id)[4]).toMatchObject({ status: "skipped" });
+    const statuses = delivered(sub.path).map((d) => (JSON.parse(d.body) as { data: { status: string } }).data.status);
+    expect(statuses).toEqual(["ONAY", "RET", "RET"]);
+    // Replaying everything since then sends the changes again in order, the newest last.
+    const all = await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: start, only: "all" }));
+    expect((await all.json()) as { replayed: number }).toMatchObject({ replayed: expect.any(Number) });
+    await waitFor(() => outboxOf(sub.id).every((o) => o.status !== "pending"));
+    const after = delivered(sub.path).map((d) => (JSON.parse(d.body) as { data: { status: string } }).data.status);
+    expect(after.at(-1)).toBe("RET");
+  });
 });
 
 describe("operations", () => {

@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CallbackDelivery } from "../jobs/deliver-callback.handler";
+import { createApp, type App } from "../src/app";
+import { callbackSecretsKey } from "../src/callbacks/crypto";
+import { createWebhookClient } from "../src/callbacks/http";
+import { formatIysDate, systemClock } from "../src/domain/time";
+import { createRuntime, type Runtime } from "../src/runtime";
+import { WebhookReceiver } from "./fakes/webhook-receiver";
+import { authed, deletePrefix, silentLog, tempDir, testConfig } from "./helpers";
+
+// The runtime's workers are not started: the test drives one delivery by hand, with a Redis that fails.
+const tmp = tempDir();
+const receiver = new WebhookReceiver();
+let runtime: Runtime;
+let app: App;
+
+beforeAll(async () => {
+  await receiver.start();
+  runtime = await createRuntime(testConfig(tmp.dir, { CALLBACK_ALLOW_PRIVATE: "true" }));
+  app = createApp(runtime.deps);
+  expect((await app.request("/api/v1/brands", authed({ code: "MIGROS", name: "Migros", shortNames: ["MIGROS"] }))).status).toBe(201);
+});
+
+afterAll(async () => {
+  await runtime.close();
+  await receiver.stop();
+  await deletePrefix(runtime.deps.config.QUEUE_PREFIX);
+  tmp.cleanup();
+});
+
+describe("a callback retry that cannot be scheduled", () => {
+  it("is no failed attempt of its own: each refused POST counts once, the schedule is walked whole, and the sweeper's due time stands", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/down`, brands: ["MIGROS"] }))).json()) as { id: string };
+    receiver.down.add("/down");
+    const consent = { brand: "MIGROS", recipient: "+905331234567", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000)) };
+    expect((await app.request("/api/v1/consents", authed(consent))).status).toBe(201);
+    const db = runtime.deps.db;
+    const { id } = db.$client.prepare("SELECT id FROM outbox WHERE kind = 'callback' AND target = ?").get(sub.id) as { id: number };
+    const schedule = [0, 5_000, 300_000, 1_800_000];
+    const delivery = new CallbackDelivery({
+      db,
+      clock: systemClock,
+      log: silentLog,
+      client: createWebhookClient({ timeoutMs: 2000, allowPrivate: true }),
+      secretsKey: callbackSecretsKey(runtime.deps.config, runtime.deps.secrets),
+      schedule,
+      timeoutMs: 2000,
+      disableAfterMs: 1e12,
+      scheduleAttempt: () => Promise.reject(new Error("Connection is closed.")),
+      enqueueOutbox: async () => {},
+    });
+    for (let k = 1; k <= 2; k++) {
+      db.$client.prepare("UPDATE outbox SET next_attempt_at = NULL WHERE id = ?").run(id); // due now
+      const before = Date.now();
+      expect(await delivery.deliver(id)).toBe("to retry");
+      const row = db.$client.prepare("SELECT status, attempts, last_error AS lastError, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?").get(id) as {
+        status: string; attempts: number; lastError: string; nextAttemptAt: number;
+      };
+      expect(row).toMatchObject({ status: "pending", attempts: k, lastError: expect.stringMatching(/503/) });
+      expect(row.nextAttemptAt).toBeGreaterThanOrEqual(before + schedule[k]!);
+      expect(receiver.at("/down")).toHaveLength(k);
+    }
+    expect(db.$client.prepare("SELECT attempt FROM deliveries WHERE outbox_id = ? ORDER BY attempt").pluck().all(id)).toEqual([1, 2]);
+  });
+});
