@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKeyring, signLinkToken, TOKEN_LENGTH, verifyLinkToken } from "../channels/link/token";
 import { maskEmail } from "../channels/link/issue";
+import { createMailer } from "../channels/email/mailer";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -671,6 +672,27 @@ describe("keys, expiry and limits", () => {
     });
     expect(forged.status).toBe(429);
   });
+});
+
+describe("a slow SMTP server", () => {
+  it("gives up within the outbox lease (60 s) instead of nodemailer's 10 minutes, so the sweeper's retry never overlaps a send still running", async () => {
+    let received = 0;
+    // Takes the message, then never answers its end (250): what the review's 110-second server did.
+    const slow = new SMTPServer({ authOptional: true, disabledCommands: ["STARTTLS", "AUTH"], logger: false, onData: (stream) => {
+      received++;
+      stream.resume();
+    } });
+    await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve));
+    try {
+      const mailer = createMailer({ SMTP_URL: `smtp://127.0.0.1:${(slow.server.address() as AddressInfo).port}`, MAIL_FROM: "hub@example.com", PUBLIC_BASE_URL: "https://hub.example.com" })!;
+      const started = Date.now();
+      await expect(mailer.send({ from: { name: "Hub", address: mailer.from }, to: "ayse@example.com", subject: "s", text: "t", headers: {}, messageId: "<slow-1@hub.example.com>" })).rejects.toThrow(/timeout/i);
+      expect(received).toBe(1);
+      expect(Date.now() - started).toBeLessThan(45_000);
+    } finally {
+      slow.close();
+    }
+  }, 60_000);
 });
 
 describe("without SMTP_URL", () => {

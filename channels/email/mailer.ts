@@ -30,7 +30,11 @@ export function mailFromOf(config: Pick<Config, "MAIL_FROM" | "PUBLIC_BASE_URL">
 /** Null when SMTP_URL is unset: confirmations are then recorded as skipped. */
 export function createMailer(config: Pick<Config, "SMTP_URL" | "MAIL_FROM" | "PUBLIC_BASE_URL">): Mailer | null {
   if (!config.SMTP_URL) return null;
-  const transport = nodemailer.createTransport(config.SMTP_URL);
+  // Bounded well within an outbox row's lease (jobs/outbox.ts OUTBOX_LEASE_MS, 60 s): nodemailer's
+  // defaults (2 min to connect, 10 min of socket silence) let a slow server outlast the lease, and
+  // the sweeper's re-enqueue then sent the same confirmation twice. Query parameters of SMTP_URL
+  // (?socketTimeout=…) still win.
+  const transport = nodemailer.createTransport({ url: config.SMTP_URL, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 20_000, dnsTimeout: 5_000 });
   return {
     from: mailFromOf(config),
     async send(mail) {
