@@ -37,8 +37,10 @@ export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOu
     return iysSkipped(deps.db, deps.iys.configured, event.brandId);
   }
   // A recipient's action dated one second after a stored consent (see ConsentAction.datedOnReceipt)
-  // may not have come yet: İYS refuses future dates (H162), so wait for it.
-  if (event.consentDate !== null && event.consentDate > deps.clock.now().getTime()) throw new Error("consentDate not reached yet; retried");
+  // may not have come yet: İYS refuses future dates (H162), so wait for it — a scheduled time, which
+  // the sweeper honours should the delayed job be lost (a thrown retry's job lost with Redis waited
+  // the sweeper's 15 minutes for rows already tried), and no failed attempt to log.
+  if (event.consentDate !== null && event.consentDate > deps.clock.now().getTime()) return { status: "wait", until: event.consentDate };
   const now = deps.clock.now().getTime();
   // Behind an earlier movement of the same consent, and a moment after it reached İYS.
   const hold = iysHoldUntil(deps.db, event, now, deps.iysRetryBaseMs);

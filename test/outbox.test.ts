@@ -3,6 +3,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger } from "../db/ledger";
 import { finishOutbox, OUTBOX_LEASE_MS, pendingOutbox, recordAttemptFailure } from "../jobs/outbox";
+import { run as runIysReport } from "../jobs/iys-report.handler";
+import type { IysReporter } from "../src/services/iys";
 import { Redis } from "ioredis";
 import type { OutboxRef } from "../db/ledger";
 import { JobProducer } from "../jobs/producer";
@@ -29,6 +31,21 @@ beforeEach(() => {
     { brandId, recipient: "+905321234567", recipientKind: "phone", phoneKind: "mobile", recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: clock.now().getTime() - 60_000, origin: "api" },
   ]);
   rowId = outbox[0]!.id;
+});
+
+describe("an İYS report of a refusal dated a second ahead (a recipient's RET in a consent's second)", () => {
+  it("waits for its date as a scheduled time (which the sweeper honours), not as a failed attempt", async () => {
+    const brandId = (db.$client.prepare("SELECT id FROM brands WHERE code = 'MIGROS'").get() as { id: number }).id;
+    const ledger = new Ledger(db, { clock, calendar: new BusinessCalendar(), planners: [iysReportPlanner] });
+    const t = clock.now().getTime();
+    const base = { brandId, recipient: "+905329998877", recipientKind: "phone", phoneKind: "mobile", recipientType: "BIREYSEL", type: "MESAJ", source: "HS_WEB", consentDate: t, origin: "api" } as const;
+    ledger.apply([{ ...base, status: "ONAY" }]);
+    const { outcomes, outbox } = ledger.apply([{ ...base, status: "RET", source: "HS_MESAJ", origin: "sms", datedOnReceipt: true }]);
+    expect(outcomes[0]).toMatchObject({ kind: "recorded", event: { consentDate: t + 1000 } });
+    const row = pendingOutbox(db, outbox.find((o) => o.kind === "iys_report")!.id, t)!;
+    const iys = { configured: true, report: () => Promise.reject(new Error("İYS must not be asked before the date")) } as unknown as IysReporter;
+    expect(await runIysReport(row, { db, iys, clock, iysRetryBaseMs: 30_000, enqueueOutbox: async () => {} })).toEqual({ status: "wait", until: t + 1000 });
+  });
 });
 
 describe("outbox claims", () => {
