@@ -34,19 +34,30 @@ export interface CallbackDeps {
 const NOTICE = "/endpoint.disabled/";
 
 /** `target` of a callback row: the endpoint id, or `<endpoint>/endpoint.disabled/<disabled endpoint>` for a notice. */
-export function parseTarget(target: string): { endpointId: string; disabledEndpointId?: string } {
+/** A replayed notice's target ends with the first row's id (`#<id>`): its webhook-id stays that row's. */
+const REPLAY_OF = "#";
+
+export function parseTarget(target: string): { endpointId: string; disabledEndpointId?: string; noticeRowId?: number } {
   const i = target.indexOf(NOTICE);
-  return i < 0 ? { endpointId: target } : { endpointId: target.slice(0, i), disabledEndpointId: target.slice(i + NOTICE.length) };
+  if (i < 0) return { endpointId: target };
+  const [disabledEndpointId, first] = target.slice(i + NOTICE.length).split(REPLAY_OF) as [string, string | undefined];
+  return { endpointId: target.slice(0, i), disabledEndpointId, ...(first === undefined ? {} : { noticeRowId: Number(first) }) };
+}
+
+/** The target of a replay of `row`: a notice's names the row it copies (the first one's, for a replay of a replay). */
+export function replayTarget(row: { id: number; eventId: number | null; target: string }): string {
+  return row.eventId === null && parseTarget(row.target).noticeRowId === undefined ? `${row.target}${REPLAY_OF}${row.id}` : row.target;
 }
 
 /**
  * Stable per (event, endpoint): every retry and replay of it carries the same id, so receivers can
  * deduplicate. A notice is its own row: an endpoint disabled, enabled and disabled again makes a
- * second notice with a new id (not one a receiver would drop as seen).
+ * second notice with a new id (not one a receiver would drop as seen); a replay of a notice keeps the
+ * id of the row it copies (replayTarget).
  */
 export function webhookId(row: { id: number; eventId: number | null; target: string }): string {
-  const { endpointId, disabledEndpointId } = parseTarget(row.target);
-  return row.eventId !== null ? `evt_${row.eventId}_${endpointId}` : `msg_disabled_${disabledEndpointId}_${endpointId}_${row.id}`;
+  const { endpointId, disabledEndpointId, noticeRowId } = parseTarget(row.target);
+  return row.eventId !== null ? `evt_${row.eventId}_${endpointId}` : `msg_disabled_${disabledEndpointId}_${endpointId}_${noticeRowId ?? row.id}`;
 }
 
 /** Writes callback rows outside the ledger (replays, notices); the caller enqueues them. */

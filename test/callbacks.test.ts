@@ -229,6 +229,16 @@ describe("delivery", () => {
     expect(data(notice)).toMatchObject({ type: "endpoint.disabled", data: { endpointId: down.id, url: `${receiver.base}${down.path}` } });
     // Its id names this notice (a second disabling would be a new message, not a repeat).
     expect(notice.headers["webhook-id"]).toMatch(new RegExp(`^msg_disabled_${down.id}_${other.id}_\\d+$`));
+    // Replayed (twice: a replay of the replay), it comes again under the same id, as a replay promises.
+    const notices = () => db().prepare("SELECT id, status FROM outbox WHERE kind = 'callback' AND target LIKE ? ORDER BY id").all(`${other.id}/endpoint.disabled/%`) as { id: number; status: string }[];
+    await waitFor(() => notices()[0]?.status === "done");
+    for (let k = 2; k <= 3; k++) {
+      const last = notices().at(-1)!;
+      expect((await app.request(`/api/v1/deliveries/${last.id}/replay`, authed({}))).status).toBe(202);
+      await waitFor(() => delivered(other.path).length === k && notices().at(-1)!.status === "done");
+      expect(delivered(other.path)[k - 1]!.headers["webhook-id"]).toBe(notice.headers["webhook-id"]);
+      expect(verifyReceived(other.secret, delivered(other.path)[k - 1]!)).toBe(true);
+    }
 
     // Nothing more goes to a disabled endpoint.
     await change("KOTON", newRecipient(), "ONAY");

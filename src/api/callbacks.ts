@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { stmt } from "../../db/index";
 import { callbackEventTypes, endpointStatuses } from "../../db/schema";
-import { insertCallbackRows } from "../../jobs/deliver-callback.handler";
+import { insertCallbackRows, replayTarget } from "../../jobs/deliver-callback.handler";
 import { brandByCode, brandById } from "../brands";
 import { apiKeyHash, callbackSecretsKey, encryptSecret, newApiKey, newWebhookSecret } from "../callbacks/crypto";
 import {
@@ -384,7 +384,7 @@ export function createDeliveryRoutes(deps: AppDeps) {
     const endpoint = getEndpoint(deps.db, row.target.split("/")[0]!);
     if (!endpoint) throw new ApiError("conflict", "its endpoint was deleted");
     if (endpoint.status !== "active") throw new ApiError("conflict", `endpoint ${endpoint.id} is disabled`);
-    const refs = insertCallbackRows(deps.db, [{ eventId: row.eventId, target: row.target }], deps.clock.now().getTime());
+    const refs = insertCallbackRows(deps.db, [{ eventId: row.eventId, target: replayTarget(row) }], deps.clock.now().getTime());
     await deps.jobs.enqueueOutbox(refs);
     return c.json({ replayOf: id, outboxId: refs[0]!.id }, 202);
   });
