@@ -33,10 +33,13 @@ export interface CallbackDeps {
 
 const NOTICE = "/endpoint.disabled/";
 
-/** `target` of a callback row: the endpoint id, or `<endpoint>/endpoint.disabled/<disabled endpoint>` for a notice. */
 /** A replayed notice's target ends with the first row's id (`#<id>`): its webhook-id stays that row's. */
 const REPLAY_OF = "#";
 
+/**
+ * `target` of a callback row: the endpoint id, or `<endpoint>/endpoint.disabled/<disabled endpoint>`
+ * for a notice, with `#<row id>` after it for a replayed one.
+ */
 export function parseTarget(target: string): { endpointId: string; disabledEndpointId?: string; noticeRowId?: number } {
   const i = target.indexOf(NOTICE);
   if (i < 0) return { endpointId: target };

@@ -62,8 +62,14 @@ export function normalizePhoneByLibrary(input: string): PhoneResult {
  * citizens; operators ask for +905… and find nothing).
  */
 export function hasTrunkZero(input: string): boolean {
-  const s = input.replace(PHONE_SEPARATORS, "");
-  return s.startsWith("+900") || s.startsWith("00900") || (s.length === 13 && s.startsWith("900"));
+  return withCountryCode(input.replace(PHONE_SEPARATORS, "")).startsWith("+900");
+}
+
+/** Separator-free digits with the international forms made `+…` (00…, and 90… / 900… of a Turkish number's length). */
+function withCountryCode(s: string): string {
+  if (s.startsWith("00")) return `+${s.slice(2)}`;
+  if (!s.startsWith("+") && ((s.length === 12 && s.startsWith("90")) || (s.length === 13 && s.startsWith("900")))) return `+${s}`;
+  return s;
 }
 
 const trMobile = (value: string): PhoneResult => ({ ok: true, kind: "phone", value, phoneKind: "mobile" });
@@ -73,9 +79,7 @@ function normalize(input: string, fast: boolean): PhoneResult {
 
   let s = input.replace(PHONE_SEPARATORS, "");
   if (!PHONE_CANDIDATE.test(s)) return fail("H121");
-  if (s.startsWith("00")) s = `+${s.slice(2)}`;
-  else if (!s.startsWith("+") && s.length === 12 && s.startsWith("90")) s = `+${s}`;
-  else if (!s.startsWith("+") && s.length === 13 && s.startsWith("900")) s = `+${s}`;
+  s = withCountryCode(s);
   // "+90 0532…" keeps the national trunk 0; İYS would store it as a separate, invisible address.
   if (s.startsWith("+900")) s = `+90${s.slice(4)}`;
 

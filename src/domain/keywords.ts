@@ -175,13 +175,12 @@ function matchBrand(tokens: readonly string[], at: number, brands: readonly Bran
   let best: BrandMatch | null = null;
   for (const brand of brands) {
     for (const rawName of brand.names) {
-      const [name, ...others] = spellings(rawName);
-      if (name === undefined) continue;
-      for (const spelling of [name, ...others]) {
+      const texted = spellings(rawName);
+      for (const spelling of texted) {
         const nameTokens = spelling.split(" ");
         if (!startsWithAt(tokens, at, nameTokens)) continue;
         if (best === null || nameTokens.length > best.length) {
-          best = { ref: name, length: nameTokens.length, codes: [brand.code] };
+          best = { ref: texted[0]!, length: nameTokens.length, codes: [brand.code] };
         } else if (nameTokens.length === best.length && !best.codes.includes(brand.code)) {
           best.codes.push(brand.code);
         }

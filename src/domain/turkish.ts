@@ -64,8 +64,8 @@ function foldSpacing(s: string): string {
     .trim();
 }
 
-/** Every apostrophe, other punctuation and symbol. */
-const ANY_PUNCTUATION = /[\p{P}\p{S}]+/gu;
+/** Letters folded: plain lower-casing for printable ASCII, foldLetters otherwise. */
+const folded = (s: string) => (PRINTABLE_ASCII.test(s) ? s.toLowerCase() : foldLetters(s));
 
 /**
  * A name as people type it without its punctuation (McDonald's → mcdonalds, L'Oréal → loreal,
@@ -74,8 +74,7 @@ const ANY_PUNCTUATION = /[\p{P}\p{S}]+/gu;
  */
 export function foldTurkishJoined(s: string): string {
   if (s.length === 0) return "";
-  const letters = PRINTABLE_ASCII.test(s) ? s.toLowerCase() : foldLetters(s);
-  return letters.replace(SPACES, " ").replace(INVISIBLE, "").replace(ANY_PUNCTUATION, "").replace(SPACE_RUNS, " ").trim();
+  return folded(s).replace(SPACES, " ").replace(INVISIBLE, "").replace(PUNCTUATION, "").replace(SPACE_RUNS, " ").trim();
 }
 
 /**
@@ -87,6 +86,5 @@ export function foldTurkishJoined(s: string): string {
  */
 export function foldTurkish(s: string): string {
   if (s.length === 0) return "";
-  const letters = PRINTABLE_ASCII.test(s) ? s.toLowerCase() : foldLetters(s);
-  return foldSpacing(letters);
+  return foldSpacing(folded(s));
 }
