@@ -15,6 +15,9 @@ import { brandByCode } from "./brands";
 import { recipientTypes, type RecipientType } from "./domain/consent";
 import { loadSecrets } from "./secrets";
 
+/** "1 event", "2 events". */
+const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 const usage = `Usage: hub <command> [options]
 
 Commands:
@@ -88,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
         if (values.json) console.log(JSON.stringify(report, null, 2));
         else if (report.ok) {
           console.log(
-            `ledger intact: ${report.events} events, ${report.checkpoints} signed checkpoints, head ${report.head ? `#${report.head.id} ${report.head.hash}` : "(empty)"}`,
+            `ledger intact: ${counted(report.events, "event")}, ${counted(report.checkpoints, "signed checkpoint")}, head ${report.head ? `#${report.head.id} ${report.head.hash}` : "(empty)"}`,
           );
         } else {
           console.error(

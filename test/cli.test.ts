@@ -48,7 +48,7 @@ describe("hub CLI", () => {
   it("verify exits 0 on an intact ledger and 1 naming the first altered event", async () => {
     const ok = await hub("verify");
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toMatch(/ledger intact: 4 events, 1 signed checkpoints/);
+    expect(ok.stdout).toMatch(/ledger intact: 4 events, 1 signed checkpoint,/);
 
     const db = openDatabase(env.DATABASE_PATH);
     // One byte: the last digit of event 2's recipient.
