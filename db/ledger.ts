@@ -290,8 +290,10 @@ export class Ledger {
    * here, as it would have had it been there first: the first channel refusal of the other type
    * dated at or after the record's consent as the call left it (a file may hold the record's
    * history), with its date (a second after the consent's when in the same second), source, origin
-   * and receipt, its key the refusal's with the recipient type. Not for an undated consent (a
-   * TACIR first record: whether it came before the refusal cannot be told).
+   * and receipt, its key the refusal's with the recipient type. An undated consent (a TACIR first
+   * record) cannot be told to come after any refusal, so it counts as older than all of them: the
+   * address's first channel refusal of the other type covers it (it let an undated TACIR ONAY undo
+   * a refusal made on the channels before it was written).
    * Not for İYS's own records (a later page of the pull may list İYS's own refusal), nor for
    * consents given on the channels themselves (dated when given); a consent dated after the
    * refusal is a new consent and stands.
@@ -306,13 +308,13 @@ export class Ledger {
       const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      // The record as the call left it: a consent still, dated (an undated TACIR first record: whether
-      // it came before the refusal cannot be told), and neither İYS's own nor given on a channel.
+      // The record as the call left it: a consent still (an undated one older than any refusal), and
+      // neither İYS's own nor given on a channel.
       const own = this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type);
-      if (!own || own.status !== "ONAY" || own.consentDate === null) continue;
+      if (!own || own.status !== "ONAY") continue;
       const ownOrigin = this.s.origin.get(own.eventId)?.origin;
       if (ownOrigin === undefined || ownOrigin === "iys" || channelOrigins.has(ownOrigin)) continue;
-      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, own.consentDate);
+      const refusal = this.s.channelRefusal.get(a.brandId, a.recipient, otherType, a.type, own.consentDate ?? 0);
       if (!refusal) continue;
       out.push({
         brandId: a.brandId,

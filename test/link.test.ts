@@ -537,6 +537,30 @@ describe("POST records the RET", () => {
     expect(await allowed()).toEqual([address]);
   });
 
+  it("an undated TACIR consent written after a BIREYSEL click counts as older than the click and is refused by it (it undid the refusal)", async () => {
+    const address = newAddress();
+    const res = await app.request("/api/v1/links", authed({ brand: "MIGROS", recipient: address }));
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await oneClick(pathOf(((await res.json()) as { url: string }).url))).status).toBe(200);
+    const events = () => db().prepare("SELECT recipient_type AS t, status, origin FROM consent_events WHERE recipient = ? ORDER BY id").all(address.toLowerCase());
+    await waitFor(() => events().length === 1);
+    const allowed = async () =>
+      ((await (await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "EPOSTA", recipientType: "TACIR", recipients: [address] }))).json()) as { allowed: string[] }).allowed;
+    expect(await allowed()).toEqual([]);
+    const undated = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: address, recipientType: "TACIR", type: "EPOSTA", status: "ONAY", source: "HS_WEB" }));
+    expect(undated.status, await undated.clone().text()).toBe(201);
+    const answer = (await undated.json()) as { event: { status: string; consentDate: string | null }; consent: { status: string }; iys: { note?: string } };
+    expect(answer.event).toMatchObject({ status: "ONAY", consentDate: null });
+    expect(answer.consent.status).toBe("RET");
+    expect(answer.iys.note).toMatch(/an undated consent counts as older than any refusal/);
+    expect(await allowed()).toEqual([]);
+    expect(events()).toEqual([
+      { t: "BIREYSEL", status: "RET", origin: "link" },
+      { t: "TACIR", status: "ONAY", origin: "api" },
+      { t: "TACIR", status: "RET", origin: "link" },
+    ]);
+  });
+
   it("a POST without the one-click body or the button's field is a 400 page and records nothing", async () => {
     const path = pathOf((await issue(newAddress())).url);
     const before = footprint();

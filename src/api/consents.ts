@@ -230,7 +230,7 @@ export async function recordConsent(
         // The recipient refused on the hub's channels after this consent's date (under the address's
         // other record, carried over by the ledger, or since): the refusal stands.
         ...(event.status === "ONAY" && state?.status === "RET" && state.eventId > event.id && channelOrigins.has(deps.ledger.originOf(state.eventId) ?? "")
-          ? { note: "the recipient refused on an SMS, call or link after this consent's date (under either recipient type): the refusal stands, consent.status is RET" }
+          ? { note: "the recipient refused on an SMS, call or link after this consent's date (under either recipient type; an undated consent counts as older than any refusal): the refusal stands, consent.status is RET" }
           : {}),
       },
     },
