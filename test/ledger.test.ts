@@ -243,14 +243,14 @@ describe("ledger", () => {
     expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: at + 1000 });
   });
 
-  it("a consent dated in the refusal's own second is refused, the refusal dated a second after it; an undated TACIR consent is not", () => {
+  it("a consent dated in the refusal's own second is refused, the refusal dated a second after it; an undated TACIR consent, older than any refusal, with the refusal's date", () => {
     const refusedAt = Math.floor((clock.now().getTime() - 600_000) / 1000) * 1000;
     ledger.apply([action({ status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM6:MESAJ" })]);
     ledger.apply([action({ recipientType: "TACIR", consentDate: refusedAt })]);
     expect(ledger.state(brandId, "+905321234567", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: refusedAt + 1000 });
     ledger.apply([action({ recipient: "+905321230000", status: "RET", origin: "sms", source: "HS_MESAJ", consentDate: refusedAt, idempotencyKey: "sms:SM7:MESAJ" })]);
     ledger.apply([action({ recipient: "+905321230000", recipientType: "TACIR", source: null, consentDate: null })]);
-    expect(ledger.state(brandId, "+905321230000", "TACIR", "MESAJ")).toMatchObject({ status: "ONAY", consentDate: null });
+    expect(ledger.state(brandId, "+905321230000", "TACIR", "MESAJ")).toMatchObject({ status: "RET", consentDate: refusedAt });
   });
 
   it("an imported consent that gets a refusal is reported singly, not in a list (İYS: an address's several movements go singly)", () => {
