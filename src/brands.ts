@@ -3,6 +3,7 @@ import { stmt, type Db } from "../db/index";
 import { brandNumbers, brands, iysPullCursors, numbers } from "../db/schema";
 import { ApiError } from "./errors";
 import { foldTurkish } from "./domain/turkish";
+import { spellings } from "./domain/keywords";
 
 export type Brand = typeof brands.$inferSelect;
 export type NumberRow = typeof numbers.$inferSelect;
@@ -94,11 +95,27 @@ export function numberByValue(db: Db, value: string): NumberRow | null {
   return row;
 }
 
-/** Every folded name a recipient may use for the brand (short names, code, İYS brand number). */
-export function brandNames(b: Pick<Brand, "code" | "shortNames" | "brandCode">): string[] {
+type Named = Pick<Brand, "code" | "shortNames" | "brandCode">;
+
+/**
+ * Every name a recipient may use for the brand (short names, code, İYS brand number) as entered:
+ * the SMS grammar texts each both folded and without its punctuation (McDonald's: "mcdonald",
+ * "mcdonalds"), which a folded name has lost.
+ */
+export function brandTextNames(b: Named): string[] {
   const names = [...b.shortNames, b.code];
   if (b.brandCode) names.push(b.brandCode);
-  return [...new Set(names.map((n) => foldTurkish(n)))];
+  return [...new Set(names)];
+}
+
+/** Every folded name a recipient may use for the brand (what the IVR listens for). */
+export function brandNames(b: Named): string[] {
+  return [...new Set(brandTextNames(b).map((n) => foldTurkish(n)))];
+}
+
+/** Every spelling a recipient may text for the brand: two brands of a number may not share one. */
+function brandSpellings(b: Named): string[] {
+  return [...new Set(brandTextNames(b).flatMap(spellings))];
 }
 
 /**
@@ -118,7 +135,7 @@ export function nameClashes(db: Db): { number: string; name: string; brands: str
       db,
       `SELECT ${BRAND_COLUMNS} FROM brand_numbers bn JOIN brands b ON b.id = bn.brand_id WHERE bn.number_id = ? AND bn.detached_at IS NULL ORDER BY bn.position, b.id`,
     ).all(numberId);
-    for (const b of onNumber.map(toBrand)) for (const name of brandNames(b)) byName.set(name, [...(byName.get(name) ?? []), b.code]);
+    for (const b of onNumber.map(toBrand)) for (const name of brandSpellings(b)) byName.set(name, [...(byName.get(name) ?? []), b.code]);
     for (const [name, codes] of byName) if (codes.length > 1) out.push({ number, name, brands: codes });
   }
   return out;
@@ -128,7 +145,7 @@ type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /** A clash of short names with another brand on the number (two brands on one number may not answer to the same name). */
 function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string): void {
-  const myNames = new Set(brandNames(brand));
+  const myNames = new Set(brandSpellings(brand));
   const others = tx
     .select({ b: brands })
     .from(brandNumbers)
@@ -137,7 +154,7 @@ function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string
     .all();
   for (const { b } of others) {
     if (b.id === brand.id) continue;
-    const clash = brandNames(b).find((name) => myNames.has(name));
+    const clash = brandSpellings(b).find((name) => myNames.has(name));
     if (clash) {
       throw new ApiError("conflict", `number ${numberRow.number} already serves brand ${b.code}, which answers to "${clash}" too`, { field });
     }

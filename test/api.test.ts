@@ -339,6 +339,7 @@ describe("consents", () => {
       [{ code: "BANG", name: "Bang", shortNames: ["!!"] }, "shortNames[0]", /"!!" has no letter or digit/],
       [{ code: "CALLS", name: "Calls", shortNames: ["CALLS", "Arama"] }, "shortNames[1]", /"Arama" is a scope word: "RET Arama" must keep meaning the calls of every brand/],
       [{ code: "TUMU", name: "Tümü" }, "code", /"TUMU" is a scope word/],
+      [{ code: "KTNT", name: "Koton", shortNames: ["KOTON TÜMÜ"] }, "shortNames[0]", /"KOTON TÜMÜ" ends in the scope word "tumu"/],
     ] as const) {
       const res = await app.request("/api/v1/brands", authed({ numbers: [], ...body }));
       expect(res.status).toBe(400);

@@ -715,6 +715,24 @@ describe("a number shared by brands that use it for different channels", () => {
     expect(lcw).toMatchObject({ shortNames: ["LCW"], settings: {} });
   });
 
+  it("a short name with punctuation answers texted without it (RET MCDONALDS, RET HM), and a brand whose name is another's spelled so may not share its number", async () => {
+    const created = await app.request(
+      "/api/v1/brands",
+      authed({ code: "MCDTR", name: "McDonald's Türkiye", shortNames: ["McDonald's", "H&M"], numbers: [{ number: "5959", provider: "twilio", channels: ["sms"] }] }),
+    );
+    expect(created.status, await created.clone().text()).toBe(201);
+    for (const text of ["RET MCDONALDS", "RET HM", "RET McDonald's"]) {
+      const from = newSender();
+      await twilioSms(from, text, newSid(), "5959");
+      await waitFor(() => sentTo(fakeTwilio, from).length === 1);
+      expect(eventsOf(from).map((e) => `${e.brand}:${e.status}`), text).toEqual(["MCDTR:RET"]);
+      expect(JSON.parse(receiptsOf(from)[0]!.result!), text).toMatchObject({ parse: "action" });
+    }
+    const clash = await app.request("/api/v1/brands", authed({ code: "HMX", name: "HM", shortNames: ["HM"], numbers: [{ number: "5959", provider: "twilio", channels: ["sms"] }] }));
+    expect(clash.status).toBe(409);
+    expect(await clash.json()).toMatchObject({ error: { message: expect.stringContaining('"hm"') } });
+  });
+
   it("a number is detached with PATCH removeNumbers: texters on a shared number reach only the brands left, a number no brand keeps is unroutable, and a change that breaks a rule keeps nothing", async () => {
     const patch = (code: string, body: unknown) => app.request(`/api/v1/brands/${code}`, authed(body, "PATCH"));
     expect((await app.request("/api/v1/brands", authed({ code: "DETA", name: "Deta", shortNames: ["DETA"], numbers: [{ number: "6161", provider: "twilio" }] }))).status).toBe(201);

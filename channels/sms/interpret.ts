@@ -1,7 +1,7 @@
 import type { Db } from "../../db/index";
 import type { ActionOutcome, ConsentAction, OutboxInput } from "../../db/ledger";
 import type { Interpretation, ReceiptInterpreter, ReceiptRow } from "../../jobs/consent-apply.handler";
-import { brandNames, brandsOfNumber } from "../../src/brands";
+import { brandTextNames, brandsOfNumber } from "../../src/brands";
 import { normalizePhone } from "../../src/domain/address";
 import { defaultKeywordWords, parseKeyword, type KeywordWords } from "../../src/domain/keywords";
 import type { TemplateKey } from "./templates";
@@ -68,7 +68,7 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
 
     // The brands the number served when the SMS reached us (one detached since still counts).
     const brands = brandsOfNumber(db, receipt.numberId, "sms", receipt.receivedAt);
-    const parse = parseKeyword(receipt.body ?? "", brands.map((b) => ({ code: b.code, names: brandNames(b) })), words);
+    const parse = parseKeyword(receipt.body ?? "", brands.map((b) => ({ code: b.code, names: brandTextNames(b) })), words);
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
 

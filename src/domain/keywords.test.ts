@@ -51,6 +51,11 @@ describe("parseKeyword: refusal of a named brand", () => {
     expect(parseKeyword("RET HMM", brands)).toMatchObject({ kind: "unknown", reason: "unknown_brand" });
     // A name that, so typed, is a scope word would take RET SMS from the number's brands.
     expect(brandNameProblem("S.M.S")).toMatch(/is a scope word/);
+    // One that ends in a scope word would take the scope from a shorter name: RET KOTON TÜMÜ.
+    expect(brandNameProblem("Koton Tümü")).toMatch(/"Koton Tümü" ends in the scope word "tumu": "RET Koton Tümü" must keep meaning the calls and messages of the brand named before it/);
+    expect(brandNameProblem("H&M-ARAMA")).toMatch(/ends in the scope word "arama"/);
+    expect(brandNameProblem("Arama Market")).toBeNull();
+    expect(brandNameProblem("Koton Kids")).toBeNull();
   });
 
   it("ignores trailing words after the brand", () => {

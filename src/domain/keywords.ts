@@ -18,7 +18,8 @@ export interface KeywordWords {
 
 /**
  * The names by which a recipient may refer to a brand: its short names (up to 3), its code and its
- * İYS brand number as digits. A name may be several words ("KOTON KIDS"); it is folded before use.
+ * İYS brand number as digits. A name may be several words ("KOTON KIDS"); it is given as entered
+ * and texted folded or without its punctuation (`spellings`).
  */
 export interface BrandNames {
   code: string;
@@ -122,13 +123,20 @@ const SCOPE_MEANING: Readonly<Record<(typeof SCOPE_CATEGORIES)[number], string>>
 /**
  * Why a recipient could not text `name` for a brand (a short name or the code), or null. A name that
  * folds to nothing is never matched; one that folds to a scope word would be matched before the scope
- * (parseKeyword: a brand name wins), so `RET ARAMA` on the number would stop meaning calls.
+ * (parseKeyword: a brand name wins), so `RET ARAMA` on the number would stop meaning calls; one that
+ * ends in a scope word would take it from a shorter name (`RET KOTON TÜMÜ`).
  */
 export function brandNameProblem(name: string, words: KeywordWords = defaultKeywordWords): string | null {
   const texted = spellings(name);
   if (texted.length === 0) return `${JSON.stringify(name)} has no letter or digit a recipient could text`;
   for (const c of SCOPE_CATEGORIES) {
     if (texted.some((folded) => words[c].includes(folded))) return `${JSON.stringify(name)} is a scope word: "RET ${name}" must keep meaning the ${SCOPE_MEANING[c]} of every brand on the number`;
+  }
+  // "KOTON TÜMÜ" would swallow the scope of "RET KOTON TÜMÜ" (the longest name wins): the refusal of
+  // KOTON's calls and messages would be one of the other brand's messages.
+  for (const c of SCOPE_CATEGORIES) {
+    const last = texted.map((folded) => folded.slice(folded.lastIndexOf(" ") + 1)).find((word) => words[c].includes(word));
+    if (last !== undefined) return `${JSON.stringify(name)} ends in the scope word "${last}": "RET ${name}" must keep meaning the ${SCOPE_MEANING[c]} of the brand named before it`;
   }
   return null;
 }
@@ -163,7 +171,7 @@ function startsWithAt(tokens: readonly string[], at: number, name: readonly stri
  * How a name may be texted: folded (McDonald's → mcdonald, H&M → h m) or without its punctuation
  * (mcdonalds, hm: what people type who leave the apostrophe or the symbol out).
  */
-function spellings(rawName: string): string[] {
+export function spellings(rawName: string): string[] {
   const name = foldTurkish(rawName);
   if (name === "") return [];
   const joined = foldTurkishJoined(rawName);
