@@ -1,6 +1,7 @@
+import Database from "better-sqlite3";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { CompactSign, calculateJwkThumbprint, compactVerify, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { CompactSign, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Clock } from "../src/domain/time";
 import type { Db } from "./index";
 import { eventHash, GENESIS_HASH, type LedgerEvent } from "./ledger";
@@ -59,6 +60,50 @@ export async function loadOrCreateLedgerKey(path: string, log?: Logger, opts: { 
     publicKey: (await importJWK(publicJwk, "EdDSA")) as CryptoKey,
     publicJwk,
   };
+}
+
+/**
+ * The ledger's signing key: created only while nothing was signed, and then the key that signed the
+ * latest checkpoint. A replaced key file would sign on unnoticed until `hub verify` called every
+ * earlier checkpoint forged: the hub does not start with it.
+ */
+export async function ledgerKeyFor(db: Db, path: string, log?: Logger): Promise<LedgerKey> {
+  const last = db.$client.prepare("SELECT id, jws FROM ledger_checkpoints ORDER BY id DESC LIMIT 1").get() as { id: number; jws: string } | undefined;
+  const key = await loadOrCreateLedgerKey(path, log, { create: last === undefined });
+  if (last) {
+    try {
+      await compactVerify(last.jws, key.publicKey);
+    } catch {
+      throw new Error(
+        `LEDGER_KEY_PATH ${path} holds key ${key.kid}, but checkpoint #${last.id} was signed by ${signerOf(last.jws)}: restore the key that signed the ledger from your backup`,
+      );
+    }
+  }
+  return key;
+}
+
+/** The kid a checkpoint names, for messages. */
+function signerOf(jws: string): string {
+  try {
+    const kid = decodeProtectedHeader(jws).kid;
+    return kid ? `key ${kid}` : "another key";
+  } catch {
+    return "another key (its header does not parse)";
+  }
+}
+
+/** Whether the database file holds the hub's ledger tables (a 0-byte file or another database does not); read-only. */
+export function hasLedgerTables(path: string): boolean {
+  const c = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const n = c
+      .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('consent_events', 'consent_state', 'ledger_checkpoints')")
+      .pluck()
+      .get() as number;
+    return n === 3;
+  } finally {
+    c.close();
+  }
 }
 
 export interface CheckpointPayload {
@@ -123,7 +168,7 @@ const EVENT_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type 
  * Recomputes the whole chain, checks every checkpoint's signature against the chain, and checks that
  * the state projection matches the events. Streams the events (constant memory).
  */
-export async function verifyLedger(db: Db, publicKey: CryptoKey, opts: { maxProblems?: number } = {}): Promise<VerifyReport> {
+export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { maxProblems?: number } = {}): Promise<VerifyReport> {
   const c = db.$client;
   const maxProblems = opts.maxProblems ?? 100;
   const problems: VerifyProblem[] = [];
@@ -139,6 +184,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, opts: { maxProb
   const checkpointsAt = new Map<number, { id: number; hash: string }[]>();
   for (const cp of checkpointRows) {
     try {
+      if (publicKey === null) throw new Error("no key");
       const { payload, protectedHeader } = await compactVerify(cp.jws, publicKey);
       const body = JSON.parse(new TextDecoder().decode(payload)) as CheckpointPayload;
       if (protectedHeader.typ !== CHECKPOINT_TYP) throw new Error("wrong typ");
@@ -149,7 +195,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, opts: { maxProb
       list.push({ id: cp.id, hash: body.hash });
       checkpointsAt.set(body.eventId, list);
     } catch {
-      flag({ checkpointId: cp.id, problem: "checkpoint signature does not verify with the ledger public key" });
+      flag({ checkpointId: cp.id, problem: `checkpoint signature (${signerOf(cp.jws)}) does not verify with the ledger public key` });
     }
   }
 

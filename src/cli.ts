@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createCheckpoint, hasCheckpoints, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
+import { createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog } from "./callbacks/store";
@@ -76,6 +76,12 @@ async function main(argv: string[]): Promise<number> {
   if (command !== "migrate" && config.DATABASE_PATH !== ":memory:" && !existsSync(config.DATABASE_PATH)) {
     throw new Error(`no database at ${resolve(config.DATABASE_PATH)} (DATABASE_PATH): start the hub (npm start) or run \`hub migrate\` first, or point DATABASE_PATH at the hub's database`);
   }
+  // Verify makes nothing: a 0-byte file or another database is no ledger, not an intact empty one
+  // (looked at read-only: opening it for writing would turn it into a database).
+  if (command === "verify" && config.DATABASE_PATH !== ":memory:" && !hasLedgerTables(config.DATABASE_PATH)) {
+    console.error(`NO LEDGER: ${resolve(config.DATABASE_PATH)} (DATABASE_PATH) holds none of the hub's ledger tables: not the hub's database, or emptied; nothing verified`);
+    return 1;
+  }
   const db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   try {
     switch (command) {
@@ -86,8 +92,17 @@ async function main(argv: string[]): Promise<number> {
       }
       case "verify": {
         runMigrations(db);
-        const key = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
-        const report = await verifyLedger(db, key.publicKey);
+        // The key only checks signatures: none is made when nothing was signed.
+        const key = hasCheckpoints(db) ? await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: false }) : null;
+        const report = await verifyLedger(db, key?.publicKey ?? null);
+        // A hub makes its key at its first start: a key beside a ledger with no event and no checkpoint
+        // is a ledger emptied, or one nothing was ever recorded in: either way nothing was verified.
+        if (report.events === 0 && report.checkpoints === 0 && existsSync(config.LEDGER_KEY_PATH)) {
+          const problem = `no event and no signed checkpoint, while the ledger signing key exists at ${config.LEDGER_KEY_PATH} (LEDGER_KEY_PATH): if this hub ever recorded anything, its ledger was emptied`;
+          if (values.json) console.log(JSON.stringify({ ...report, ok: false, problems: [{ problem }] }, null, 2));
+          else console.error(`LEDGER EMPTY: ${problem}`);
+          return 1;
+        }
         if (values.json) console.log(JSON.stringify(report, null, 2));
         else if (report.ok) {
           console.log(
@@ -105,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case "checkpoint": {
         runMigrations(db);
-        const key = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
+        const key = await ledgerKeyFor(db, config.LEDGER_KEY_PATH, log);
         const cp = await createCheckpoint(db, key, systemClock);
         console.log(cp ? `checkpoint #${cp.id} signs event #${cp.eventId} ${cp.hash}` : "nothing new to sign");
         return 0;

@@ -8,7 +8,7 @@ import { createMailer } from "../channels/email/mailer";
 import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
-import { createCheckpoint, loadOrCreateLedgerKey, hasCheckpoints } from "../db/checkpoints";
+import { createCheckpoint, ledgerKeyFor } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger, type OutboxRef } from "../db/ledger";
 import { run as applyReceipts, type ConsentApplyDeps } from "../jobs/consent-apply.handler";
@@ -78,8 +78,8 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   runMigrations(db);
   const calendar = buildCalendar(config);
-  // A new key only for a ledger nothing was signed in yet (a lost key file is an error, not a fresh start).
-  const ledgerKey = await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: !hasCheckpoints(db) });
+  // A new key only for a ledger nothing was signed in yet (a lost or replaced key file is an error, not a fresh start).
+  const ledgerKey = await ledgerKeyFor(db, config.LEDGER_KEY_PATH, log);
   const ledger = new Ledger(db, { clock, calendar, planners: [iysReportPlanner] });
   ledger.addPlanner(callbackPlanner(db));
   // Without the İYS API there is nobody to ask what İYS holds of a refusal kept to the hub.

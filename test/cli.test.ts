@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -82,6 +82,45 @@ describe("hub CLI", () => {
     expect(res.stdout + res.stderr).not.toMatch(/TAMPERED/);
     expect(existsSync(missing)).toBe(false);
   }, 30_000);
+
+  it("verify of a 0-byte file or an emptied ledger beside its key fails, creating nothing (it ran the migrations and called it intact)", async () => {
+    const empty = join(tmp.dir, "zero.db");
+    writeFileSync(empty, "");
+    const zero = await hubWith({ ...env, DATABASE_PATH: empty }, "verify");
+    expect(zero.code).toBe(1);
+    expect(zero.stderr).toContain(`NO LEDGER: ${empty} (DATABASE_PATH) holds none of the hub's ledger tables`);
+    expect(zero.stdout).not.toContain("ledger intact");
+    expect(statSync(empty).size).toBe(0);
+
+    const emptied = join(tmp.dir, "emptied.db");
+    copyFileSync(env.DATABASE_PATH, emptied);
+    const db = openDatabase(emptied);
+    db.$client.exec("DELETE FROM consent_state; DELETE FROM outbox; DELETE FROM consent_events; DELETE FROM ledger_checkpoints;");
+    db.$client.close();
+    const res = await hubWith({ ...env, DATABASE_PATH: emptied }, "verify");
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("LEDGER EMPTY: no event and no signed checkpoint, while the ledger signing key exists");
+    const json = JSON.parse((await hubWith({ ...env, DATABASE_PATH: emptied }, "verify", "--json")).stdout) as { ok: boolean };
+    expect(json.ok).toBe(false);
+    // Without a key beside it (a hub never started): empty, and nothing made.
+    const noKey = join(tmp.dir, "never.json");
+    const fresh = await hubWith({ ...env, DATABASE_PATH: emptied, LEDGER_KEY_PATH: noKey }, "verify");
+    expect(fresh.code).toBe(0);
+    expect(fresh.stdout).toMatch(/ledger intact: 0 events, 0 signed checkpoints, head \(empty\)/);
+    expect(existsSync(noKey)).toBe(false);
+  }, 60_000);
+
+  it("a replaced signing key stops checkpoint (and so the hub's start) naming both keys; verify names the signer", async () => {
+    const other = join(tmp.dir, "other-key.json");
+    const replaced = await loadOrCreateLedgerKey(other);
+    const res = await hubWith({ ...env, LEDGER_KEY_PATH: other }, "checkpoint");
+    expect(res.code).toBe(1);
+    const original = await loadOrCreateLedgerKey(env.LEDGER_KEY_PATH, undefined, { create: false });
+    expect(res.stderr).toContain(`LEDGER_KEY_PATH ${other} holds key ${replaced.kid}, but checkpoint #1 was signed by key ${original.kid}`);
+    const verify = await hubWith({ ...env, LEDGER_KEY_PATH: other }, "verify");
+    expect(verify.code).toBe(1);
+    expect(verify.stderr).toContain(`checkpoint signature (key ${original.kid}) does not verify`);
+  }, 60_000);
 
   it("a command other than migrate on a database that does not exist fails naming DATABASE_PATH, and creates nothing", async () => {
     const missing = join(tmp.dir, "nowhere", "hub.db");
