@@ -24,6 +24,26 @@ function statOrNull(path: string): Stats | null {
 }
 
 /**
+ * Refuses an output path that is one of the hub's own files (database and its WAL, ledger key, hub
+ * secret), however it is spelled: `--out data/hub.db` emptied the ledger.
+ */
+export function assertNotHubFile(config: Pick<Config, "DATABASE_PATH" | "LEDGER_KEY_PATH" | "HUB_SECRET_PATH">, path: string, flag: string): void {
+  const out = statOrNull(path);
+  if (!out) return;
+  const own: [string, string][] = [
+    [config.DATABASE_PATH, "the hub's database (DATABASE_PATH)"],
+    [`${config.DATABASE_PATH}-wal`, "the hub database's write-ahead log"],
+    [`${config.DATABASE_PATH}-shm`, "the hub database's shared memory file"],
+    [config.LEDGER_KEY_PATH, "the ledger signing key (LEDGER_KEY_PATH)"],
+    [config.HUB_SECRET_PATH, "the hub secret (HUB_SECRET_PATH)"],
+  ];
+  for (const [file, what] of own) {
+    const st = statOrNull(file);
+    if (st && st.dev === out.dev && st.ino === out.ino) throw new CliUsageError(`${flag} ${path} is ${what}: choose another path`);
+  }
+}
+
+/**
  * Writes all of `data` to `fd`. A pipe (`hub export | gzip`) may take part of a write, or none with
  * EAGAIN when its reader is behind (Node may have made stdout non-blocking): writeSync alone then
  * dropped the rest of the chunk, or the whole export stopped halfway through a line.
@@ -89,6 +109,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     // rows before it were in). A regular file is emptied at the first rejected row; with none, the
     // file this run created is removed and one an earlier run left is emptied, so it is never read
     // as this run's. Anything else (/dev/null, a pipe) is only written to.
+    assertNotHubFile(config, rejectedPath, "--rejected");
     const before = statOrNull(rejectedPath);
     if (before && before.dev === input.dev && before.ino === input.ino) {
       throw new CliUsageError(`--rejected ${rejectedPath} is the file being imported: choose another path for the rejected rows`);

@@ -5,7 +5,7 @@ import { createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOr
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog } from "./callbacks/store";
-import { CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
+import { assertNotHubFile, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -184,6 +184,8 @@ async function main(argv: string[]): Promise<number> {
         runMigrations(db);
         const file = positionals[0];
         if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--registered] [--rejected out.csv]");
+        // One file per run: the others were ignored, unimported, without a word.
+        if (positionals.length > 1) throw new CliUsageError(`hub import takes one file, not ${positionals.length} (${positionals.join(", ")}): run it once per file`);
         const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected, registered: values.registered });
         console.log(values.json ? JSON.stringify(summary, null, 2) : summaryText(summary));
         return 0;
@@ -191,6 +193,7 @@ async function main(argv: string[]): Promise<number> {
       case "export": {
         runMigrations(db);
         if (!values.brand) throw new CliUsageError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
+        if (values.out) assertNotHubFile(config, values.out, "--out");
         const rows = exportToFile(db, { brand: values.brand, events: values.events, from: values.from, to: values.to, format: values.format as "csv", out: values.out });
         if (values.out) console.error(`exported ${rows} rows to ${values.out}`);
         return 0;

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -108,6 +109,27 @@ describe("hub CLI", () => {
     expect(fresh.code).toBe(0);
     expect(fresh.stdout).toMatch(/ledger intact: 0 events, 0 signed checkpoints, head \(empty\)/);
     expect(existsSync(noKey)).toBe(false);
+  }, 60_000);
+
+  it("--out or --rejected naming the hub's own files (database, its WAL, ledger key, hub secret) is a usage error that leaves them whole; two files to import are one too many", async () => {
+    const csv = join(tmp.dir, "one.csv");
+    writeFileSync(csv, "recipient,type,status,source,consentDate\n");
+    const secret = join(tmp.dir, "hub-secret");
+    writeFileSync(secret, "x".repeat(43));
+    const withSecret = { ...env, HUB_SECRET_PATH: secret };
+    const digest = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
+    const before = [env.DATABASE_PATH, env.LEDGER_KEY_PATH, secret].map(digest);
+    for (const [args, message] of [
+      [["export", "--brand", "MIGROS", "--out", env.DATABASE_PATH], `--out ${env.DATABASE_PATH} is the hub's database (DATABASE_PATH)`],
+      [["export", "--brand", "MIGROS", "--out", join(tmp.dir, ".", "key.json")], "is the ledger signing key (LEDGER_KEY_PATH)"],
+      [["import", "--brand", "MIGROS", csv, "--rejected", secret], `--rejected ${secret} is the hub secret (HUB_SECRET_PATH)`],
+      [["import", "--brand", "MIGROS", csv, join(tmp.dir, "two.csv")], "hub import takes one file, not 2"],
+    ] as const) {
+      const res = await hubWith(withSecret, ...args);
+      expect(res.code, args.join(" ")).toBe(2);
+      expect(res.stderr).toContain(message);
+    }
+    expect([env.DATABASE_PATH, env.LEDGER_KEY_PATH, secret].map(digest)).toEqual(before);
   }, 60_000);
 
   it("a replaced signing key stops checkpoint (and so the hub's start) naming both keys; verify names the signer", async () => {
