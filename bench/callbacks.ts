@@ -9,9 +9,9 @@ import { deletePrefix, mobileOnay } from "../test/helpers";
 import { createWebhookClient } from "../src/callbacks/http";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { rate, type Scenario } from "./lib";
+import { BENCH_ADMIN, BENCH_SECRET, rate, type Scenario } from "./lib";
 
-const ADMIN = "bench-admin";
+const ADMIN = BENCH_ADMIN;
 const RECEIVERS = 10;
 const PARTNERS = 100;
 const EVENTS = 200;
@@ -55,7 +55,7 @@ export const callbacksBench: Scenario = {
     const config = loadConfig({
       DATABASE_PATH: join(dir, "hub.db"),
       LEDGER_KEY_PATH: join(dir, "key.json"),
-      HUB_SECRET: "bench-secret",
+      HUB_SECRET: BENCH_SECRET,
       QUEUE_PREFIX: prefix,
       HUB_ADMIN_KEY: ADMIN,
       LOG_LEVEL: "silent",

@@ -6,9 +6,9 @@ import { createApp } from "../src/app";
 import { deletePrefix } from "../test/helpers";
 import { loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { rate, type Scenario } from "./lib";
+import { BENCH_ADMIN, BENCH_SECRET, rate, type Scenario } from "./lib";
 
-const ADMIN = "bench-admin";
+const ADMIN = BENCH_ADMIN;
 const phone = (i: number) => `+90532${String(i).padStart(7, "0")}`;
 
 /** 10 checks of 100 000 recipients against a 1 000 000-consent ledger, vs a raw point-lookup loop over the same addresses. */
@@ -22,7 +22,7 @@ export const check1m: Scenario = {
       loadConfig({
         DATABASE_PATH: join(dir, "hub.db"),
         LEDGER_KEY_PATH: join(dir, "key.json"),
-        HUB_SECRET: "bench",
+        HUB_SECRET: BENCH_SECRET,
         QUEUE_PREFIX: prefix,
         HUB_ADMIN_KEY: ADMIN,
         LOG_LEVEL: "silent",

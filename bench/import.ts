@@ -11,7 +11,7 @@ import { loadConfig } from "../src/config";
 import { formatIysDate } from "../src/domain/time";
 import { createLogger } from "../src/log";
 import { deletePrefix } from "../test/helpers";
-import { rate, type Scenario } from "./lib";
+import { BENCH_SECRET, rate, type Scenario } from "./lib";
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
 
@@ -79,7 +79,7 @@ export const import1m: Scenario = {
       ...process.env,
       DATABASE_PATH: join(dir, "hub.db"),
       LEDGER_KEY_PATH: join(dir, "key.json"),
-      HUB_SECRET: "bench",
+      HUB_SECRET: BENCH_SECRET,
       QUEUE_PREFIX: prefix,
       LOG_LEVEL: "warn",
       CHECKPOINT_INTERVAL_SECONDS: "0",

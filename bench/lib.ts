@@ -39,14 +39,16 @@ export async function pool(total: number, concurrency: number, fn: (i: number) =
 
 
 export const BENCH_BASE = "https://hub.example.com";
-export const BENCH_ADMIN = "bench-admin";
+export const BENCH_ADMIN = "bench-admin-key-0001";
+/** The hub secret of every bench hub (HUB_SECRET takes 32 characters or more). */
+export const BENCH_SECRET = "bench-hub-secret-0123456789abcdef";
 
 /** The environment every benchmark hub shares: files in `dir`, its own queue prefix, quiet logs, no timed checkpoints. */
 export function benchEnv(dir: string, prefix: string): Record<string, string> {
   return {
     DATABASE_PATH: `${dir}/hub.db`,
     LEDGER_KEY_PATH: `${dir}/key.json`,
-    HUB_SECRET: "bench",
+    HUB_SECRET: BENCH_SECRET,
     REDIS_URL: process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
     QUEUE_PREFIX: prefix,
     HUB_ADMIN_KEY: BENCH_ADMIN,

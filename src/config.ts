@@ -8,6 +8,9 @@ const bool = z
 const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional());
 const blankIsUnset = (v: unknown) => (v === "" ? undefined : v);
 const optionalString = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+/** A secret from the environment: surrounding blanks (a pasted newline) are not part of it; blank is unset. */
+const optionalSecret = (min: number) =>
+  z.preprocess((v) => (typeof v === "string" ? v.trim() || undefined : v), z.string().min(min, `at least ${min} characters`).optional());
 
 /** Every environment variable the hub reads. Names are a contract: tests, CI and operators rely on them. */
 export const ConfigSchema = z
@@ -23,10 +26,10 @@ export const ConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")
       .default("hub"),
-    HUB_ADMIN_KEY: optionalString,
+    HUB_ADMIN_KEY: optionalSecret(16),
     LEDGER_KEY_PATH: z.string().min(1).default("./data/ledger-key.json"),
     /** Master secret from which per-purpose keys are derived; when unset it is kept in HUB_SECRET_PATH. */
-    HUB_SECRET: optionalString,
+    HUB_SECRET: optionalSecret(32),
     HUB_SECRET_PATH: z.string().min(1).default("./data/hub-secret"),
     /** Seconds between signed checkpoints of the ledger head (0 = only on demand and at shutdown). */
     CHECKPOINT_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
@@ -148,7 +151,7 @@ export const ConfigSchema = z
     /** Lifetime of an operator's dashboard session (cookie) after logging in with HUB_ADMIN_KEY. */
     ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(480),
     /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
-    METRICS_TOKEN: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "at least 16 characters").optional()),
+    METRICS_TOKEN: optionalSecret(16),
   })
   .refine((c) => !c.IYS_API_BASE_URL || (c.IYS_USERNAME && c.IYS_PASSWORD), {
     path: ["IYS_PASSWORD"],

@@ -1,5 +1,5 @@
 import { hash, hkdfSync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 export interface Secrets {
@@ -20,11 +20,14 @@ interface Logger {
 export function loadSecrets(fromEnv: string | undefined, path: string, log?: Logger): Secrets {
   let master: Buffer;
   if (fromEnv) master = Buffer.from(fromEnv, "utf8");
-  else if (existsSync(path)) master = Buffer.from(readFileSync(path, "utf8").trim(), "base64url");
+  else if (existsSync(path)) master = readSecretFile(path);
   else {
     master = randomBytes(32);
     mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${master.toString("base64url")}\n`, { mode: 0o600 });
+    // Whole or not at all: a crash mid-write left an empty file, taken as an empty secret.
+    const partial = `${path}.${process.pid}.tmp`;
+    writeFileSync(partial, `${master.toString("base64url")}\n`, { mode: 0o600 });
+    renameSync(partial, path);
     log?.info({ path }, "generated a new hub secret (HUB_SECRET unset and HUB_SECRET_PATH did not exist)");
   }
   const cache = new Map<string, Buffer>();
@@ -51,4 +54,20 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
       return hash("sha256", prefix + value, "base64url").slice(0, 22);
     },
   };
+}
+
+/**
+ * The hub secret kept in a file: 32 bytes as base64url, as the hub writes it. An empty, cut or
+ * edited file is refused (an empty one made every derived key from zero bytes, the same on every
+ * hub), not taken as some other secret.
+ */
+function readSecretFile(path: string): Buffer {
+  const text = readFileSync(path, "utf8").trim();
+  const master = Buffer.from(text, "base64url");
+  if (master.length < 32 || master.toString("base64url") !== text) {
+    throw new Error(
+      `HUB_SECRET_PATH ${path} does not hold a hub secret (32 bytes or more as base64url, as the hub writes it; it holds ${text.length} characters): restore it from your backup (links and callback secrets depend on it), or remove it to have a new one made`,
+    );
+  }
+  return master;
 }

@@ -409,7 +409,7 @@ describe("partners", () => {
     expect((await report(a.retailerCode, a.apiKey, { ...body, brand: "KOTON" })).status).toBe(401);
     expect((await app.request(`/api/v1/partners/${a.retailerCode}/consents`, { method: "POST", body: JSON.stringify(body) })).status).toBe(401);
     // The provider's admin key is not a partner key.
-    expect((await report(a.retailerCode, "test-admin-key", body)).status).toBe(401);
+    expect((await report(a.retailerCode, ADMIN_KEY, body)).status).toBe(401);
     expect(db().prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(recipient)).toEqual({ n: 0 });
     expect((await report(a.retailerCode, a.apiKey, { ...body, retailerCode: "20000002" })).status).toBe(400);
     expect((await report(a.retailerCode, a.apiKey, body)).status).toBe(201);

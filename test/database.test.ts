@@ -86,6 +86,17 @@ describe("SQLITE_SYNCHRONOUS", () => {
     await expect(createRuntime(testConfig(tmp.dir, { LEDGER_KEY_PATH: `${tmp.dir}/not-a-key.json` }))).rejects.toThrow(/^LEDGER_KEY_PATH .*not-a-key.json is not a readable JSON key file/);
   });
 
+  it("HUB_ADMIN_KEY and METRICS_TOKEN take 16 characters or more, HUB_SECRET 32, blanks around them are not part of them (a short admin key could be guessed)", () => {
+    expect(() => loadConfig({ HUB_ADMIN_KEY: "change-me" })).toThrow(/HUB_ADMIN_KEY: at least 16 characters/);
+    expect(() => loadConfig({ HUB_ADMIN_KEY: "  change-me      \n" })).toThrow(/HUB_ADMIN_KEY: at least 16 characters/);
+    expect(() => loadConfig({ METRICS_TOKEN: "short" })).toThrow(/METRICS_TOKEN: at least 16 characters/);
+    expect(() => loadConfig({ HUB_SECRET: "sixteen-chars-16" })).toThrow(/HUB_SECRET: at least 32 characters/);
+    const c = loadConfig({ HUB_ADMIN_KEY: " admin-key-0123456789\n", METRICS_TOKEN: "metrics-token-0123456789 ", HUB_SECRET: "" });
+    expect(c.HUB_ADMIN_KEY).toBe("admin-key-0123456789");
+    expect(c.METRICS_TOKEN).toBe("metrics-token-0123456789");
+    expect(c.HUB_SECRET).toBeUndefined();
+  });
+
   it("MAIL_FROM is a bare address: with a display name every confirmation was refused by the SMTP server (501)", () => {
     expect(() => loadConfig({ MAIL_FROM: "Migros İYS <noreply@hub.example.com>" })).toThrow(/MAIL_FROM: must be a bare address/);
     expect(() => loadConfig({ MAIL_FROM: "noreply" })).toThrow(/MAIL_FROM/);

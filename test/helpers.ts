@@ -9,7 +9,7 @@ import type { Origin } from "../src/domain/consent";
 import { createLogger } from "../src/log";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-export const ADMIN_KEY = "test-admin-key";
+export const ADMIN_KEY = "test-admin-key-0123456789";
 
 /** A fresh folder for one test file's SQLite file and ledger key. */
 export function tempDir(): { dir: string; cleanup(): void } {
@@ -27,7 +27,7 @@ export function testConfig(dir: string, over: Record<string, string> = {}): Conf
     NODE_ENV: "test",
     DATABASE_PATH: join(dir, "hub.db"),
     LEDGER_KEY_PATH: join(dir, "ledger-key.json"),
-    HUB_SECRET: "test-hub-secret",
+    HUB_SECRET: "test-hub-secret-0123456789abcdefghij",
     REDIS_URL,
     QUEUE_PREFIX: uniquePrefix(),
     HUB_ADMIN_KEY: ADMIN_KEY,

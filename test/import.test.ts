@@ -189,7 +189,7 @@ describe("bulk import of 100 000 rows", () => {
   it("hub import prints a summary and exits 0 with rejected rows, 1 naming missing columns or an unknown brand", async () => {
     const run = promisify(execFile);
     const config = runtime.deps.config;
-    const env = { ...process.env, DATABASE_PATH: config.DATABASE_PATH, LEDGER_KEY_PATH: config.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret", QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", CHECKPOINT_INTERVAL_SECONDS: "0" };
+    const env = { ...process.env, DATABASE_PATH: config.DATABASE_PATH, LEDGER_KEY_PATH: config.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret-0123456789abcdefghij", QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", CHECKPOINT_INTERVAL_SECONDS: "0" };
     const hub = (...args: string[]) =>
       run(process.execPath, ["bin/hub.mjs", ...args], { env }).then(
         (r) => ({ code: 0, ...r }),

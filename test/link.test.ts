@@ -248,7 +248,7 @@ describe("hub link", () => {
   it("prints the same link and headers the API issues for the address, and names an invalid address with H120", async () => {
     const { url } = await issue("cli.user@example.com");
     const c = runtime.deps.config;
-    const env = { ...process.env, DATABASE_PATH: c.DATABASE_PATH, LEDGER_KEY_PATH: c.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret", LINK_KEYS: KEY_OLD, PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, LOG_LEVEL: "warn" };
+    const env = { ...process.env, DATABASE_PATH: c.DATABASE_PATH, LEDGER_KEY_PATH: c.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret-0123456789abcdefghij", LINK_KEYS: KEY_OLD, PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, LOG_LEVEL: "warn" };
     const { stdout } = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "migros", "CLI.User@example.com"], { env });
     expect(stdout.split("\n").slice(0, 3)).toEqual([url, `List-Unsubscribe: <${url}>`, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]);
     const bad = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "MIGROS", "çağrı@example.com"], { env }).catch((e: { code: number; stderr: string }) => e);

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RateLimiter } from "../src/rate-limit";
@@ -64,6 +65,24 @@ describe("pseudonyms", () => {
       expect(b.pseudonym("rate-limit", "+905321234567")).not.toBe(p);
       expect(a.pseudonym("rate-limit", "+905321234568")).not.toBe(p);
       expect(p).not.toContain("5321234567");
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it("a hub secret file that is empty, cut or edited stops the start naming it (an empty one was taken as a zero-byte secret); the one the hub writes loads again", () => {
+    const t = tempDir();
+    try {
+      const path = `${t.dir}/data/hub-secret`;
+      const made = loadSecrets(undefined, path).pseudonym("rate-limit", "x");
+      expect(readFileSync(path, "utf8")).toMatch(/^[A-Za-z0-9_-]{43}\n$/);
+      expect(readdirSync(`${t.dir}/data`)).toEqual(["hub-secret"]);
+      expect(loadSecrets(undefined, path).pseudonym("rate-limit", "x")).toBe(made);
+      const good = readFileSync(path, "utf8");
+      for (const bad of ["", "\n", good.slice(0, 20), `${good.trim()}!`, "not base64url at all, spaces"]) {
+        writeFileSync(path, bad);
+        expect(() => loadSecrets(undefined, path), JSON.stringify(bad)).toThrow(/HUB_SECRET_PATH .*hub-secret does not hold a hub secret/);
+      }
     } finally {
       t.cleanup();
     }

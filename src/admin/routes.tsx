@@ -2,6 +2,7 @@ import type { Queue } from "bullmq";
 import { Hono, type Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AppDeps, HonoEnv } from "../env";
+import { keyGuessGuard } from "../api/auth";
 import { ApiError } from "../errors";
 import { clientIp, RateLimiter } from "../rate-limit";
 import type { Metrics } from "../metrics/index";
@@ -57,13 +58,18 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
     return next();
   });
 
-  const authenticated = (c: Context) => {
+  const guard = keyGuessGuard(deps);
+  const authenticated = async (c: Context) => {
     const key = bearer(c);
-    if (key !== undefined) return adminKeyMatches(key, config.HUB_ADMIN_KEY);
-    return tokens.verify(getCookie(c, SESSION_COOKIE), now()) !== null;
+    if (key === undefined) return tokens.verify(getCookie(c, SESSION_COOKIE), now()) !== null;
+    // Wrong bearer keys count as on the API (the same counter): the login form has its own limit.
+    const client = guard.admit(c);
+    if (adminKeyMatches(key, config.HUB_ADMIN_KEY)) return true;
+    await guard.failed(c, client);
+    return false;
   };
 
-  app.get("/login", (c) => (authenticated(c) ? c.redirect("/admin", 303) : c.html(<LoginPage />)));
+  app.get("/login", async (c) => ((await authenticated(c)) ? c.redirect("/admin", 303) : c.html(<LoginPage />)));
 
   app.post("/login", async (c) => {
     const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
@@ -92,7 +98,7 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   });
 
   app.use("*", async function requireAdmin(c, next) {
-    if (authenticated(c)) return next();
+    if (await authenticated(c)) return next();
     // A browser is sent to the login form; anything else gets the API's 401.
     if (c.req.method === "GET" && !bearer(c) && (c.req.header("accept") ?? "").includes("text/html")) return c.redirect("/admin/login", 303);
     throw new ApiError("unauthorized", bearer(c) ? "invalid admin key" : "log in at /admin/login or send Authorization: Bearer <admin key>");

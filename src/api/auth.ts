@@ -3,7 +3,8 @@ import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { stmt, type Db } from "../../db/index";
 import { ApiError } from "../errors";
-import type { HonoEnv } from "../env";
+import type { AppDeps, HonoEnv } from "../env";
+import { clientIp, RateLimiter } from "../rate-limit";
 
 /**
  * Who is calling the provider API: the operator (HUB_ADMIN_KEY, every brand and the admin areas),
@@ -34,23 +35,86 @@ function activeKey(db: Db, key: string): Caller | null {
   return row ? { kind: "key", keyId: row.id, name: row.name, brands: JSON.parse(row.brands) as string[] | "*" } : null;
 }
 
+/** Wrong bearer keys a client may send per window before its keys are no longer looked at. */
+export const KEY_FAILURES = 20;
+export const KEY_FAILURE_WINDOW_MS = 15 * 60_000;
+
+/**
+ * Guessing the admin key (or a provider key) through `Authorization: Bearer`: the wrong keys of a
+ * client are counted in Redis (all processes together, fails open), and past KEY_FAILURES in a
+ * window its keys are not even compared until the window ends, a right one included (a guesser
+ * would know it by the answer). The process that saw the limit passed remembers it, so a blocked
+ * client costs no Redis call; another process learns it at the client's next wrong key.
+ */
+export class KeyGuessGuard {
+  private readonly limiter: RateLimiter;
+  private readonly blocked = new Map<string, number>();
+
+  constructor(private readonly deps: Pick<AppDeps, "redis" | "secrets" | "config" | "clock" | "log">) {
+    this.limiter = new RateLimiter(deps.redis, deps.config.QUEUE_PREFIX);
+  }
+
+  /** The client's pseudonym; a 429 while it is blocked. */
+  admit(c: Context): string {
+    const client = this.deps.secrets.pseudonym("rate-limit", clientIp(c, this.deps.config.LINK_CLIENT_IP_HEADER));
+    const until = this.blocked.get(client);
+    if (until !== undefined) {
+      const now = this.deps.clock.now().getTime();
+      if (now < until) this.refuse(c, until - now);
+      this.blocked.delete(client);
+    }
+    return client;
+  }
+
+  /** Counts a wrong key; a 429 once the client is over the limit. */
+  async failed(c: Context, client: string): Promise<void> {
+    const now = this.deps.clock.now().getTime();
+    const { limited } = await this.limiter.hit("bearer-failures", client, KEY_FAILURES, KEY_FAILURE_WINDOW_MS, now);
+    if (!limited) return;
+    const until = (Math.floor(now / KEY_FAILURE_WINDOW_MS) + 1) * KEY_FAILURE_WINDOW_MS;
+    if (this.blocked.size > 10_000) this.blocked.clear();
+    this.blocked.set(client, until);
+    this.deps.log.warn({ requestId: c.get("requestId") }, "bearer key guessing: client blocked until the window ends");
+    this.refuse(c, until - now);
+  }
+
+  private refuse(c: Context, waitMs: number): never {
+    c.header("Retry-After", String(Math.max(1, Math.ceil(waitMs / 1000))));
+    throw new ApiError("rate_limited", `more than ${KEY_FAILURES} wrong API keys from this client in ${KEY_FAILURE_WINDOW_MS / 60_000} minutes: no key is accepted from it until the window ends`);
+  }
+}
+
+const guards = new WeakMap<object, KeyGuessGuard>();
+
+/** The runtime's one guard (the API and the dashboard count and block together). */
+export function keyGuessGuard(deps: Pick<AppDeps, "redis" | "secrets" | "config" | "clock" | "log">): KeyGuessGuard {
+  let guard = guards.get(deps.redis);
+  if (!guard) guards.set(deps.redis, (guard = new KeyGuessGuard(deps)));
+  return guard;
+}
+
 /**
  * `Authorization: Bearer <key>`: HUB_ADMIN_KEY (compared in constant time) or an active provider
  * key (looked up by its hash). Sets `caller`. Without HUB_ADMIN_KEY the API is off altogether.
+ * Wrong keys count against the client (KeyGuessGuard).
  */
-export function bearerAuth(adminKey: string | undefined, db: Db) {
+export function bearerAuth(adminKey: string | undefined, db: Db, guard: KeyGuessGuard) {
   const expected = adminKey ? digest(adminKey) : null;
   return createMiddleware<HonoEnv>(async function requireApiKey(c, next) {
     if (!expected) throw new ApiError("unauthorized", "the provider API is disabled: set HUB_ADMIN_KEY");
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) throw new ApiError("unauthorized", "missing Authorization: Bearer <API key>");
+    const client = guard.admit(c);
     const given = match[1]!.trim();
     if (timingSafeEqual(digest(given), expected)) {
       c.set("caller", { kind: "admin" });
     } else {
       const caller = activeKey(db, given);
-      if (!caller) throw new ApiError("unauthorized", "invalid API key");
+      if (!caller) {
+        await guard.failed(c, client);
+        throw new ApiError("unauthorized", "invalid API key");
+      }
       c.set("caller", caller);
     }
     await next();

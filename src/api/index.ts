@@ -1,5 +1,5 @@
 import type { AppDeps } from "../env";
-import { bearerAuth } from "./auth";
+import { bearerAuth, keyGuessGuard } from "./auth";
 import { createBrandRoutes } from "./brands";
 import { createCheckRoutes } from "./check";
 import { createConsentRoutes } from "./consents";
@@ -47,7 +47,7 @@ export function createApiRoutes(deps: AppDeps) {
   api.route("/partners", createPartnerReportRoutes(deps));
 
   return api
-    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY, deps.db))
+    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY, deps.db, keyGuessGuard(deps)))
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
