@@ -428,6 +428,8 @@ describe("POST /api/v1/imports", () => {
     const res = await post("?brand=UPLOAD", JSON.stringify({ rows: [] }), "application/json");
     expect(res.status).toBe(415);
     expect((await res.json()).error.code).toBe("unsupported_media_type");
+    // Only text/csv itself (it took anything starting so).
+    for (const type of ["text/csvx", "text/csv-schema"]) expect((await post("?brand=UPLOAD", "recipient\n", type)).status, type).toBe(415);
   });
 
   it("an unknown import id is a 404, a malformed one a 400", async () => {

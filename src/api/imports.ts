@@ -8,14 +8,13 @@ import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
 import { stmt } from "../../db/index";
 import { importById, importsOfBrand, ImportFormatError, ImportTooLargeError, rejectedCsvHeader, rejectedCsvLine, runImport, type ImportRecord } from "../import";
-import { apiRouter, bearerSecurity, errorResponses, EXAMPLE_CONSENT_DATE, jsonResponse } from "./openapi";
+import { apiRouter, bearerSecurity, errorResponses, EXAMPLE_CONSENT_DATE, jsonResponse, mediaType } from "./openapi";
 
 /** Uploads are streamed (constant memory); the cap only bounds one request's duration. */
 export const IMPORT_MAX_BYTES = 2 * 2 ** 30;
 
 const requireCsv = createMiddleware<HonoEnv>(async function requireCsv(c, next) {
-  const type = (c.req.header("content-type") ?? "").toLowerCase();
-  if (!type.startsWith("text/csv")) throw new ApiError("unsupported_media_type", "Content-Type must be text/csv (the İYS bulk columns, header row first)");
+  if (mediaType(c) !== "text/csv") throw new ApiError("unsupported_media_type", "Content-Type must be text/csv (the İYS bulk columns, header row first)");
   await next();
 });
 

@@ -1,4 +1,5 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { HonoEnv } from "../env";
 import { formatIysDate } from "../domain/time";
@@ -30,11 +31,29 @@ export function withRecentExampleDates(documentJson: string, now: number): strin
   return documentJson.replaceAll(EXAMPLE_CONSENT_DATE, recent);
 }
 
-/** 415 unless the body is JSON: declared before the route's validators. */
+/** A Content-Type's media type, lower-cased, without its parameters ("application/json ; charset=utf-8" → "application/json"). */
+export function mediaType(c: Context): string {
+  return (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+}
+
+/**
+ * 415 unless the body is JSON: declared before the route's validators, which read what their own
+ * test calls JSON (application/json or application/…+json) and nothing else ("text/plain;
+ * x=application/json" passed here and reached them as an empty body).
+ */
 export const requireJson = createMiddleware<HonoEnv>(async function requireJson(c, next) {
-  if (!(c.req.header("content-type") ?? "").toLowerCase().includes("application/json")) {
+  if (!/^application\/([\w.-]+\+)?json$/.test(mediaType(c))) {
     throw new ApiError("unsupported_media_type", "Content-Type must be application/json");
   }
+  // The routes' own gate takes no blank before a ";" (which HTTP allows: "application/json ;
+  // charset=utf-8" was its bare 415): given to it as written without blanks.
+  const header = c.req.header("content-type")!;
+  const canonical = header
+    .split(";")
+    .map((part) => part.trim().replace(/\s*=\s*/, "="))
+    .filter(Boolean)
+    .join("; ");
+  if (canonical !== header) c.req.raw.headers.set("content-type", canonical);
   await next();
 });
 
