@@ -92,8 +92,11 @@ function* map<A, B>(it: Iterable<A>, f: (a: A) => B): Generator<B> {
 /** The columns of İYS's daily movement file ("Günlük İzin Hareket Dosyası"), in its order. */
 export const DAILY_COLUMNS = ["creationDate", "transactionId", "recipient", "recipientType", "type", "status", "consentDate", "source"] as const;
 
-/** How long after the hub recorded a movement İYS may register it: a list is asked after for up to 7 days, single writes retry for hours. */
-const IYS_REGISTRATION_LAG_MS = 8 * 24 * 3_600_000;
+/**
+ * Movements without İYS's creationDate (accepted before it was kept) count as registered when the
+ * hub recorded them: looked for among the events recorded this long around the day.
+ */
+const UNDATED_REGISTRATION_LAG_MS = 8 * 24 * 3_600_000;
 
 /**
  * The brand's movements İYS registered on one Istanbul calendar day, as İYS's daily movement file,
@@ -105,31 +108,37 @@ const IYS_REGISTRATION_LAG_MS = 8 * 24 * 3_600_000;
  * The rows are the movements İYS accepted, with the transactionId and creationDate İYS answered (a
  * single write's kept on its outbox row, an imported list's movements' in iys_report_items, a
  * recipient's own movement on İYS as İYS's pull listed it in iys_pulled_movements), and on
- * the day İYS registered them, which may be after the day the hub recorded them. Movements not (yet)
- * accepted — pending, refused, or İYS not configured — are not in İYS's file and not here (the
- * dashboard lists them); suppressions are no İYS movements at all. A movement accepted before İYS's
- * creationDate was kept has the hub's recording time instead.
+ * the day İYS registered them, however long after the hub recorded them (a report reopened when a
+ * brand got its İYS codes weeks later): each of the three is found by that creationDate (indexed).
+ * Movements not (yet) accepted — pending, refused, or İYS not configured — are not in İYS's file
+ * and not here (the dashboard lists them); suppressions are no İYS movements at all. A movement
+ * accepted before İYS's creationDate was kept has the hub's recording time instead.
  * Assumptions (the document does not settle them): the file starts with the header row shown in its
  * example; fields are comma-separated without quoting (no İYS value contains a comma); UTF-8.
  */
 export function* dailyReport(reader: Database.Database, brandId: number, day: { start: number; end: number }): Generator<string> {
   const rows = reader
     .prepare(
-      `SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source FROM (
+      `WITH candidates(id) AS (
+         SELECT event_id FROM outbox WHERE kind = 'iys_report' AND status = 'done' AND result ->> '$.creationDate' >= @start AND result ->> '$.creationDate' < @end
+         UNION SELECT event_id FROM iys_report_items WHERE creation_date >= @start AND creation_date < @end
+         UNION SELECT event_id FROM iys_pulled_movements WHERE creation_date >= @start AND creation_date < @end
+         UNION SELECT id FROM consent_events WHERE received_at >= @start - @lag AND received_at < @end + @lag
+       )
+       SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source FROM (
          SELECT COALESCE(json_extract(o.result, '$.creationDate'), i.creation_date, p.creation_date, e.received_at) AS created,
            COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id, p.transaction_id) AS transactionId, e.id,
            e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
-         FROM consent_events e
+         FROM candidates c
+         JOIN consent_events e ON e.id = c.id
          LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
          LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
          LEFT JOIN iys_pulled_movements p ON p.event_id = e.id
-         WHERE e.received_at >= ? AND e.received_at < ? AND e.brand_id = ? AND (e.effect = 'movement' OR o.id IS NOT NULL))
-       WHERE transactionId IS NOT NULL AND created >= ? AND created < ?
+         WHERE e.brand_id = @brand AND (e.effect = 'movement' OR o.id IS NOT NULL))
+       WHERE transactionId IS NOT NULL AND created >= @start AND created < @end
        ORDER BY created / 1000, transactionId, id`,
     )
-    // Recorded up to the lag before the day (İYS registers the hub's movements after it records
-    // them) and up to the lag after it (the pull takes İYS's own movements hours or days later).
-    .iterate(day.start - IYS_REGISTRATION_LAG_MS, day.end + IYS_REGISTRATION_LAG_MS, brandId, day.start, day.end) as Iterable<{
+    .iterate({ start: day.start, end: day.end, lag: UNDATED_REGISTRATION_LAG_MS, brand: brandId }) as Iterable<{
     created: number;
     transactionId: string;
     recipient: string;

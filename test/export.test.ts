@@ -275,6 +275,29 @@ describe("GET /api/v1/reports/daily", () => {
     );
   });
 
+  it("a movement İYS registered weeks after the hub recorded it (a report reopened when the brand got its İYS codes) is in the file of the day İYS registered it", async () => {
+    const db = a.deps.db.$client;
+    const ist = (wall: string) => Date.parse(`${wall.replace(" ", "T")}+03:00`);
+    const single = at("2026-01-05T09:00:00Z", () => [action("ACME", "+905420000006", "MESAJ", "ONAY")]).outcomes[0]!;
+    const listed = at("2026-02-02T09:00:00Z", () => [action("ACME", "+905420000007", "MESAJ", "ONAY")]).outcomes[0]!;
+    if (single.kind !== "recorded" || listed.kind !== "recorded") throw new Error("not recorded");
+    db.prepare(`UPDATE outbox SET status = 'done', result = ? WHERE event_id = ? AND kind = 'iys_report'`).run(
+      JSON.stringify({ transactionId: "txlate1", creationDate: ist("2026-03-20 10:00:00") }), single.event.id);
+    const anyOutbox = (db.prepare("SELECT id FROM outbox LIMIT 1").get() as { id: number }).id;
+    db.prepare(`INSERT INTO iys_report_items (event_id, outbox_id, status, transaction_id, creation_date, updated_at) VALUES (?, ?, 'success', 'txlate2', ?, 0)`).run(
+      listed.event.id, anyOutbox, ist("2026-03-20 11:00:00"));
+    clock.set("2026-03-21T09:00:00Z");
+    try {
+      expect(await (await get("?brand=acme&date=2026-03-20")).text()).toBe(
+        "creationDate,transactionId,recipient,recipientType,type,status,consentDate,source\n" +
+          "2026-03-20 10:00:00,txlate1,+905420000006,BIREYSEL,MESAJ,ONAY,2026-01-05 11:55:00,HS_WEB\n" +
+          "2026-03-20 11:00:00,txlate2,+905420000007,BIREYSEL,MESAJ,ONAY,2026-02-02 11:55:00,HS_WEB\n",
+      );
+    } finally {
+      clock.set("2026-03-11T09:00:00Z");
+    }
+  });
+
   it("format=json gives the same rows and hash", async () => {
     const csv = await (await get("?brand=ACME&date=2026-03-10")).text();
     const res = await get("?brand=ACME&date=2026-03-10&format=json");

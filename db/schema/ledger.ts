@@ -111,6 +111,10 @@ export const outbox = sqliteTable(
     index("outbox_event_id_idx").on(t.eventId),
     // The dashboard's deadlines: work not done, of any age (kept small: finished rows leave it).
     index("outbox_unfinished_idx").on(t.kind, t.eventId).where(sql`status <> 'done'`),
+    // The daily movement file: single reports by the creationDate İYS answered (src/export.ts).
+    index("outbox_iys_created_idx")
+      .on(sql`${t.result} ->> '$.creationDate'`)
+      .where(sql`kind = 'iys_report' AND status = 'done'`),
   ],
 );
 
@@ -132,21 +136,25 @@ export const iysItemStatuses = ["success", "failure"] as const;
  * (Çoklu İzin Ekleme İsteği Sorgulama): the transactionId of a success (the key of İYS's daily
  * movement file), the error code of a failure.
  */
-export const iysReportItems = sqliteTable("iys_report_items", {
-  eventId: integer("event_id")
-    .primaryKey()
-    .references(() => consentEvents.id),
-  outboxId: integer("outbox_id")
-    .notNull()
-    .references(() => outbox.id),
-  status: text("status", { enum: iysItemStatuses }).notNull(),
-  transactionId: text("transaction_id"),
-  /** When İYS registered the movement (ms), as its request query answered: its daily file's creationDate. */
-  creationDate: integer("creation_date"),
-  errorCode: text("error_code"),
-  errorMessage: text("error_message"),
-  updatedAt: integer("updated_at").notNull(),
-});
+export const iysReportItems = sqliteTable(
+  "iys_report_items",
+  {
+    eventId: integer("event_id")
+      .primaryKey()
+      .references(() => consentEvents.id),
+    outboxId: integer("outbox_id")
+      .notNull()
+      .references(() => outbox.id),
+    status: text("status", { enum: iysItemStatuses }).notNull(),
+    transactionId: text("transaction_id"),
+    /** When İYS registered the movement (ms), as its request query answered: its daily file's creationDate. */
+    creationDate: integer("creation_date"),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("iys_report_items_creation_date_idx").on(t.creationDate)],
+);
 
 /**
  * Where the pull of İYS's recipient movements (İzin Hareketi Sorgulama, source IYS: refusals and
@@ -180,10 +188,14 @@ export const iysPullCursors = sqliteTable("iys_pull_cursors", {
  * The İYS identity of a movement taken from İYS's pull: its transactionId and creationDate, the key
  * of İYS's daily movement file (the hub's own movements keep theirs on their report rows).
  */
-export const iysPulledMovements = sqliteTable("iys_pulled_movements", {
-  eventId: integer("event_id")
-    .primaryKey()
-    .references(() => consentEvents.id),
-  transactionId: text("transaction_id").notNull(),
-  creationDate: integer("creation_date"),
-});
+export const iysPulledMovements = sqliteTable(
+  "iys_pulled_movements",
+  {
+    eventId: integer("event_id")
+      .primaryKey()
+      .references(() => consentEvents.id),
+    transactionId: text("transaction_id").notNull(),
+    creationDate: integer("creation_date"),
+  },
+  (t) => [index("iys_pulled_movements_creation_date_idx").on(t.creationDate)],
+);
