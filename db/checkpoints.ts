@@ -121,7 +121,17 @@ export interface Checkpoint {
   createdAt: number;
 }
 
-/** Signs the current chain head unless the last checkpoint already covers it. */
+/**
+ * Events between two checkpoints at most: a proof carries the links from its event to the first
+ * checkpoint after it, and a million-row import between two ticks made proofs of 74 MB.
+ */
+export const CHECKPOINT_SPAN = 1000;
+
+/**
+ * Signs the current chain head unless the last checkpoint already covers it, and before it every
+ * CHECKPOINT_SPAN-th event since the last checkpoint (so no proof has more than CHECKPOINT_SPAN
+ * links). Returns the head's checkpoint.
+ */
 export async function createCheckpoint(db: Db, key: LedgerKey, clock: Clock): Promise<Checkpoint | null> {
   const c = db.$client;
   const head = c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1").get() as
@@ -133,14 +143,23 @@ export async function createCheckpoint(db: Db, key: LedgerKey, clock: Clock): Pr
     | undefined;
   if (last && last.eventId >= head.id) return null;
   const now = clock.now();
-  const payload: CheckpointPayload = { v: 1, eventId: head.id, hash: head.hash, issuedAt: now.toISOString() };
-  const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: CHECKPOINT_TYP })
-    .sign(key.privateKey);
-  const row = c
-    .prepare("INSERT INTO ledger_checkpoints (event_id, hash, jws, created_at) VALUES (?, ?, ?, ?) RETURNING id")
-    .get(head.id, head.hash, jws, now.getTime()) as { id: number };
-  return { id: row.id, eventId: head.id, hash: head.hash, jws, createdAt: now.getTime() };
+  const hashOf = c.prepare<[number], string>("SELECT hash FROM consent_events WHERE id = ?").pluck();
+  const insert = c.prepare("INSERT INTO ledger_checkpoints (event_id, hash, jws, created_at) VALUES (?, ?, ?, ?) RETURNING id");
+  const signed: { eventId: number; hash: string; jws: string }[] = [];
+  for (let id = (last?.eventId ?? 0) + CHECKPOINT_SPAN; id < head.id; id += CHECKPOINT_SPAN) {
+    const hash = hashOf.get(id);
+    if (hash !== undefined) signed.push({ eventId: id, hash, jws: await signCheckpoint(key, id, hash, now) });
+  }
+  signed.push({ eventId: head.id, hash: head.hash, jws: await signCheckpoint(key, head.id, head.hash, now) });
+  // One transaction: the head's checkpoint is never there without those before it.
+  const ids = c.transaction(() => signed.map((cp) => (insert.get(cp.eventId, cp.hash, cp.jws, now.getTime()) as { id: number }).id))();
+  const cp = signed.at(-1)!;
+  return { id: ids.at(-1)!, eventId: cp.eventId, hash: cp.hash, jws: cp.jws, createdAt: now.getTime() };
+}
+
+function signCheckpoint(key: LedgerKey, eventId: number, hash: string, now: Date): Promise<string> {
+  const payload: CheckpointPayload = { v: 1, eventId, hash, issuedAt: now.toISOString() };
+  return new CompactSign(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: CHECKPOINT_TYP }).sign(key.privateKey);
 }
 
 export interface VerifyProblem {

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
-import { authed, deletePrefix, tempDir, testConfig } from "./helpers";
+import { CHECKPOINT_SPAN, verifyLedger } from "../db/checkpoints";
+import { authed, deletePrefix, mobileOnay, tempDir, testConfig } from "./helpers";
 
 const tmp = tempDir();
 let runtime: Runtime;
@@ -121,6 +122,26 @@ describe("ledger proofs", () => {
     expect((await app.request(`/api/v1/ledger/events/${id}/proof`, authed(undefined, "GET"))).status).toBe(200);
     expect(checkpoints()).toBe(before + 1);
   });
+
+  it("after thousands of events between two checkpoints (an import between two ticks) a proof carries at most CHECKPOINT_SPAN links, and the ledger still verifies", async () => {
+    const brandId = (runtime.deps.db.$client.prepare("SELECT id FROM brands WHERE code = 'MIGROS'").get() as { id: number }).id;
+    const first = await record("+905321239000", "ONAY", 10);
+    const at = Date.now() - 5 * 60_000;
+    for (let i = 0; i < 5; i++) runtime.deps.ledger.apply(Array.from({ length: 1000 }, (_, j) => mobileOnay(brandId, 4_000_000 + i * 1000 + j, at)));
+    const res = await app.request(`/api/v1/ledger/events/${first}/proof`, authed(undefined, "GET"));
+    expect(res.status).toBe(200);
+    const proof = (await res.json()) as Proof;
+    expect(proof.chain.length).toBeGreaterThan(0);
+    expect(proof.chain.length).toBeLessThanOrEqual(CHECKPOINT_SPAN);
+    const [jwk] = (await (await app.request("/api/v1/ledger/public-key")).json()).keys as JsonWebKey[];
+    expect(verifyProof(proof, jwk!)).toBeNull();
+    // Every proof after it is as short: checkpoints every CHECKPOINT_SPAN events up to the head.
+    const last = (runtime.deps.db.$client.prepare("SELECT max(id) AS id FROM consent_events").get() as { id: number }).id;
+    const spans = runtime.deps.db.$client.prepare("SELECT event_id AS e FROM ledger_checkpoints WHERE event_id >= ? ORDER BY event_id").all(first) as { e: number }[];
+    expect(spans.at(-1)!.e).toBe(last);
+    for (let k = 1; k < spans.length; k++) expect(spans[k]!.e - spans[k - 1]!.e).toBeLessThanOrEqual(CHECKPOINT_SPAN);
+    expect(await verifyLedger(runtime.deps.db, runtime.deps.ledgerKey.publicKey)).toMatchObject({ ok: true, problems: [] });
+  }, 60_000);
 
   it("the OpenAPI document describes the routes and is served with a reference UI", async () => {
     const doc = await (await app.request("/api/v1/openapi.json")).json();
