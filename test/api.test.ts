@@ -352,6 +352,14 @@ describe("consents", () => {
     const patch = await app.request("/api/v1/brands/MIGROS", authed({ shortNames: ["MIGROS", "Çağrı"] }, "PATCH"));
     expect(patch.status).toBe(400);
     expect((await patch.json()).error).toMatchObject({ field: "shortNames[1]", message: expect.stringMatching(/"Çağrı" is a scope word/) });
+    // A name stored before a rule refused it is kept when the brand's names are sent back; a new one is checked.
+    expect((await app.request("/api/v1/brands", authed({ code: "OLDNAME", name: "Old", shortNames: ["OLDNAME"], numbers: [] }))).status).toBe(201);
+    runtime.deps.db.$client.prepare("UPDATE brands SET short_names = ? WHERE code = 'OLDNAME'").run(JSON.stringify(["OLDNAME", "OLD TÜMÜ"]));
+    const resend = await app.request("/api/v1/brands/OLDNAME", authed({ name: "Old A.Ş.", shortNames: ["OLDNAME", "OLD TÜMÜ"] }, "PATCH"));
+    expect(resend.status, await resend.clone().text()).toBe(200);
+    const added = await app.request("/api/v1/brands/OLDNAME", authed({ shortNames: ["OLDNAME", "OLD TÜMÜ", "NEW ARAMA"] }, "PATCH"));
+    expect(added.status).toBe(400);
+    expect((await added.json()).error).toMatchObject({ field: "shortNames[2]", message: expect.stringMatching(/"NEW ARAMA" ends in the scope word "arama"/) });
   });
 
   it("a field the API does not know is a 400 naming it (a typo such as recipientTyp would leave BIREYSEL in force)", async () => {

@@ -25,7 +25,8 @@ const textable = (s: string, ctx: z.RefinementCtx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 };
 
-const ShortNames = z.array(z.string().trim().min(2).max(30).superRefine(textable)).max(3, "a brand has at most 3 short names");
+const ShortNameList = (name: z.ZodType<string>) => z.array(name).max(3, "a brand has at most 3 short names");
+const ShortNames = ShortNameList(z.string().trim().min(2).max(30).superRefine(textable));
 
 export const BrandInput = z.object({
   code: z
@@ -161,7 +162,9 @@ const BrandPatchInput = z
     name: BrandInput.shape.name.optional(),
     iysCode: BrandInput.shape.iysCode,
     brandCode: BrandInput.shape.brandCode,
-    shortNames: ShortNames.optional(),
+    // Checked against the stored ones in the handler: a name the brand already has is kept as it is,
+    // even one a later rule would refuse (resending the brand's names was a 400).
+    shortNames: ShortNameList(z.string().trim().min(2).max(30)).optional(),
     settings: BrandInput.shape.settings,
     addNumbers: z.array(NumberInput).max(50).optional().openapi({ description: "numbers attached in addition to the brand's own" }),
     removeNumbers: z
@@ -220,6 +223,10 @@ export function createBrandRoutes(deps: AppDeps) {
     .openapi(patchBrandRoute, async (c) => {
       const { code } = c.req.valid("param");
       const { addNumbers, removeNumbers, ...fields } = c.req.valid("json");
+      fields.shortNames?.forEach((name, i) => {
+        const problem = brandByCode(deps.db, code)?.shortNames.includes(name) ? null : brandNameProblem(name);
+        if (problem) throw new ApiError("bad_request", `shortNames[${i}]: ${problem}`, { field: `shortNames[${i}]` });
+      });
       const removed = removeNumbers?.map((n, i) => storedNumber(n, `removeNumbers[${i}]`));
       const now = deps.clock.now().getTime();
       const patch = { ...fields, ...(addNumbers ? { addNumbers: storedNumbers(addNumbers, "addNumbers") } : {}), ...(removed ? { removeNumbers: removed } : {}) };
