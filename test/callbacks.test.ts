@@ -413,6 +413,18 @@ describe("partners", () => {
     expect(db().prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(recipient)).toEqual({ n: 0 });
     expect((await report(a.retailerCode, a.apiKey, { ...body, retailerCode: "20000002" })).status).toBe(400);
     expect((await report(a.retailerCode, a.apiKey, body)).status).toBe(201);
+    // Guessing a partner key: past 20 wrong keys from a client, its keys are a 429, the right one too.
+    const behindProxy = createApp({ ...runtime.deps, config: { ...runtime.deps.config, LINK_CLIENT_IP_HEADER: "x-forwarded-for" } });
+    const guess = (key: string, ip = "192.0.2.44") =>
+      behindProxy.request(`/api/v1/partners/${a.retailerCode}/consents`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-forwarded-for": ip },
+        body: JSON.stringify({ ...body, recipient: newRecipient() }),
+      });
+    for (let i = 0; i < 20; i++) expect((await guess(`pk_guess_${i}`)).status).toBe(401);
+    expect((await guess("pk_guess_20")).status).toBe(429);
+    expect((await guess(a.apiKey)).status).toBe(429);
+    expect((await guess(a.apiKey, "192.0.2.45")).status).toBe(201);
   });
 
   it("partners are listed without secrets; a duplicate retailerCode is a 409; a bad one a 400; a brand takes at most 3000", async () => {

@@ -86,10 +86,10 @@ export class KeyGuessGuard {
 
 const guards = new WeakMap<object, KeyGuessGuard>();
 
-/** The runtime's one guard (the API and the dashboard count and block together). */
+/** The app's one guard (the API, partner routes and the dashboard count and block together): one per configuration. */
 export function keyGuessGuard(deps: Pick<AppDeps, "redis" | "secrets" | "config" | "clock" | "log">): KeyGuessGuard {
-  let guard = guards.get(deps.redis);
-  if (!guard) guards.set(deps.redis, (guard = new KeyGuessGuard(deps)));
+  let guard = guards.get(deps.config);
+  if (!guard) guards.set(deps.config, (guard = new KeyGuessGuard(deps)));
   return guard;
 }
 

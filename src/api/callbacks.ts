@@ -20,7 +20,7 @@ import {
 import { checkTarget } from "../callbacks/target";
 import type { AppDeps, HonoEnv } from "../env";
 import { ApiError } from "../errors";
-import { assertBrandAccess, requireAdmin } from "./auth";
+import { assertBrandAccess, keyGuessGuard, requireAdmin } from "./auth";
 import { answerCheck, CheckInput, CheckOutput } from "./check";
 import { ConsentInput, Recorded, consentExample, recordConsent } from "./consents";
 import { apiRouter, bearerSecurity, conflictResponse, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
@@ -669,8 +669,11 @@ const partnerCheckRoute = createRoute({
  */
 export function createPartnerReportRoutes(deps: AppDeps) {
   /** The brand, when the bearer key is this partner's own; one 401 for an unknown brand, an unknown partner and a wrong key: nothing to probe. */
-  const partnerBrand = (c: Context, retailerCode: string, brandCode: string) => {
+  const guard = keyGuessGuard(deps);
+  const partnerBrand = async (c: Context, retailerCode: string, brandCode: string) => {
     const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")!;
+    // Wrong partner keys count against the client like any other bearer key.
+    const client = guard.admit(c);
     const brand = brandByCode(deps.db, brandCode);
     const partner = brand
       ? (stmt(deps.db, `SELECT api_key_hash AS hash FROM partners WHERE brand_id = ? AND retailer_code = ?`).get(brand.id, retailerCode) as
@@ -679,6 +682,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
       : undefined;
     const given = Buffer.from(apiKeyHash(match[1]!.trim()), "hex");
     if (!brand || !partner?.hash || !timingSafeEqual(given, Buffer.from(partner.hash, "hex"))) {
+      await guard.failed(c, client);
       throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${brandCode}`);
     }
     return brand;
@@ -687,7 +691,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
     .openapi(partnerReportRoute, async (c) => {
       const { retailerCode } = c.req.valid("param");
       const input = c.req.valid("json");
-      const brand = partnerBrand(c, retailerCode, input.brand);
+      const brand = await partnerBrand(c, retailerCode, input.brand);
       if (input.retailerCode && input.retailerCode !== retailerCode) {
         throw new ApiError("bad_request", `retailerCode: ${input.retailerCode} is not the reporting partner ${retailerCode}`, { field: "retailerCode" });
       }
@@ -698,7 +702,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
     .openapi(partnerCheckRoute, async (c) => {
       const { retailerCode } = c.req.valid("param");
       const input = c.req.valid("json");
-      const brand = partnerBrand(c, retailerCode, input.brand);
+      const brand = await partnerBrand(c, retailerCode, input.brand);
       return c.json(await answerCheck(deps, brand.id, input), 200);
     });
 }
