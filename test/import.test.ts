@@ -319,6 +319,21 @@ describe("POST /api/v1/imports", () => {
   const post = (query: string, body: string, type = "text/csv") =>
     app.request(`/api/v1/imports${query}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
 
+  it("registered=true (rows never reported to İYS) needs the admin key: a provider key's upload is a 403 recording nothing", async () => {
+    const created = await app.request("/api/v1/keys", authed({ name: "SMS platform", brands: ["UPLOAD"] }));
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    const before = countEvents();
+    const res = await app.request("/api/v1/imports?brand=UPLOAD&registered=true", {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "text/csv" },
+      body: `${HEADER}\nBIREYSEL,MESAJ,${phone(920_001)},ONAY,HS_WEB,${iys(NOW - 30 * 86_400_000)}\n`,
+    });
+    expect(res.status).toBe(403);
+    expect((await res.json()).error).toMatchObject({ code: "forbidden", field: "registered", message: expect.stringContaining("needs the admin key") });
+    expect(countEvents()).toBe(before);
+  });
+
   it("a missing brand is a 400 naming it, an unknown brand a 404", async () => {
     const missing = await post("", `${HEADER}\n`);
     expect(missing.status).toBe(400);

@@ -66,7 +66,7 @@ const UploadQuery = BrandQuery.extend({
     .openapi({
       param: { name: "registered", in: "query" },
       description:
-        "`true`: the rows are records İYS already holds — the provider's base registered on İYS before the hub, or another hub's state export. For a consent the hub holds no record of: checked by the İYS rules except the 3-business-day window (H467), recorded with origin `registered` (a consent as held by İYS, a refusal as a local suppression) and never reported to İYS. A file may hold a consent's history. Over a record of the hub's own (a channel's, the API's, an ordinary import's, İYS's pull), a row is an ordinary import movement (the window applies, it is reported): a file never overrides the hub's record on its word alone.",
+        "Admin key only (a provider key gets a 403). `true`: the rows are records İYS already holds — the provider's base registered on İYS before the hub, or another hub's state export. For a consent the hub holds no record of: checked by the İYS rules except the 3-business-day window (H467), recorded with origin `registered` (a consent as held by İYS, a refusal as a local suppression) and never reported to İYS. A file may hold a consent's history. Over a record of the hub's own (a channel's, the API's, an ordinary import's, İYS's pull), a row is an ordinary import movement (the window applies, it is reported): a file never overrides the hub's record on its word alone.",
     }),
 });
 const IdParam = z.object({ id: z.string().uuid().openapi({ param: { name: "id", in: "path" } }) });
@@ -147,6 +147,10 @@ export function createImportRoutes(deps: AppDeps) {
     .openapi(uploadRoute, async (c) => {
       const query = c.req.valid("query");
       const brand = brandOf(c, query.brand);
+      // Records İYS holds are never reported to İYS: loading them is the operator's call, not a platform's.
+      if (query.registered === "true" && c.get("caller")?.kind !== "admin") {
+        throw new ApiError("forbidden", "registered=true needs the admin key (HUB_ADMIN_KEY): its rows are taken as records İYS holds and never reported", { field: "registered" });
+      }
       const body = c.req.raw.body;
       if (!body) throw new ApiError("bad_request", "the request has no body: send the CSV", { field: "(body)" });
       const length = Number(c.req.header("content-length"));
