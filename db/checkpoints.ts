@@ -180,7 +180,7 @@ export interface VerifyReport {
 
 const EVENT_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt
   FROM consent_events ORDER BY id`;
 
 /**

@@ -1,4 +1,4 @@
-import { hash } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { BusinessCalendar } from "../src/domain/calendar";
 import { checkConsent, isLate, type RuleCode } from "../src/domain/consent-rules";
@@ -68,6 +68,8 @@ export interface LedgerEvent {
   receivedAt: number;
   prevHash: string;
   hash: string;
+  /** In the canonical content (format 3) so that a content hash cannot be guessed from the content; null: format 2. */
+  salt: string | null;
 }
 
 export interface ConsentStateRow {
@@ -139,11 +141,12 @@ export interface PlanContext {
 
 /**
  * The exact bytes an event's content hash covers: every column but `prevHash` and `hash`, in a fixed
- * order, as a JSON array whose first element is the format version.
+ * order, as a JSON array whose first element is the format version: 3 with the event's salt last,
+ * 2 (events recorded before salts) without.
  */
 export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
-  return JSON.stringify([
-    2,
+  const fields: unknown[] = [
+    e.salt ? 3 : 2,
     e.id,
     e.brandId,
     e.recipient,
@@ -158,7 +161,22 @@ export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): strin
     e.idempotencyKey,
     e.effect,
     e.receivedAt,
-  ]);
+  ];
+  if (e.salt) fields.push(e.salt);
+  return JSON.stringify(fields);
+}
+
+let saltPool = Buffer.alloc(0);
+let saltAt = 0;
+
+/** A new event's salt: 16 random bytes, base64url (drawn from a pool: one system call per 4096). */
+export function newSalt(): string {
+  if (saltAt + 16 > saltPool.length) {
+    saltPool = randomBytes(16 * 4096);
+    saltAt = 0;
+  }
+  saltAt += 16;
+  return saltPool.toString("base64url", saltAt - 16, saltAt);
 }
 
 // The one-shot crypto.hash: the same digest as createHash().update().digest(), without a Hash object per call.
@@ -184,7 +202,7 @@ export function eventHash(e: Omit<LedgerEvent, "hash">): string {
 /** Every event column under LedgerEvent's names (one table in FROM: the names are unqualified). */
 export const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash`;
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt`;
 
 const STATE_COLUMNS = `brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, in_iys AS inIys, event_id AS eventId, updated_at AS updatedAt`;
@@ -255,8 +273,8 @@ export class Ledger {
       hasState: c.prepare<[number, string, string, string], 1>(`SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`).pluck(),
       insertEvent: c.prepare(
         `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
-          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       upsertState: c.prepare(
         `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
@@ -479,6 +497,7 @@ export class Ledger {
         effect: verdict.effect,
         receivedAt,
         prevHash: head.hash,
+        salt: newSalt(),
       };
       const event: LedgerEvent = { ...unsigned, hash: eventHash(unsigned) };
       this.s.insertEvent.run(
@@ -498,6 +517,7 @@ export class Ledger {
         event.receivedAt,
         event.prevHash,
         event.hash,
+        event.salt,
       );
       const inIys = verdict.effect === "movement" || (previous?.inIys ?? false);
       this.s.upsertState.run(

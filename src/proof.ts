@@ -6,7 +6,7 @@ import type { Clock } from "./domain/time";
 
 const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash`;
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt`;
 
 export const PROOF_ALGORITHM =
   "contentHash = SHA-256(canonical) (hex); hash = SHA-256(contentHash + prevHash) (the two hex strings concatenated); " +

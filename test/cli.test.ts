@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -115,7 +115,7 @@ describe("hub CLI", () => {
     const csv = join(tmp.dir, "one.csv");
     writeFileSync(csv, "recipient,type,status,source,consentDate\n");
     const secret = join(tmp.dir, "hub-secret");
-    writeFileSync(secret, "x".repeat(43));
+    writeFileSync(secret, `${randomBytes(32).toString("base64url")}\n`);
     const withSecret = { ...env, HUB_SECRET_PATH: secret };
     const digest = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
     const before = [env.DATABASE_PATH, env.LEDGER_KEY_PATH, secret].map(digest);

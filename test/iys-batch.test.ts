@@ -282,7 +282,7 @@ describe("iysBatchPlanner", () => {
     previous: null,
     event: {
       id, brandId: 1, recipient, recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: 1, retailerCode: null,
-      origin: "import", receiptId: null, idempotencyKey: null, effect: "movement", receivedAt: 1, prevHash: "", hash: "", ...over,
+      origin: "import", receiptId: null, idempotencyKey: null, effect: "movement", receivedAt: 1, prevHash: "", hash: "", salt: null, ...over,
     },
   });
 
@@ -442,6 +442,7 @@ function sampleEvent(i: number): LedgerEvent {
     receivedAt: Date.now(),
     prevHash: "0".repeat(64),
     hash: "0".repeat(64),
+    salt: null,
   };
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger, type LedgerKey } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
-import { eventHash, GENESIS_HASH, Ledger, type ConsentAction } from "../db/ledger";
+import { canonicalEvent, EVENT_COLUMNS, eventHash, GENESIS_HASH, Ledger, type ConsentAction, type LedgerEvent } from "../db/ledger";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
@@ -81,7 +81,7 @@ describe("ledger", () => {
     expect(count("consent_events")).toBe(1);
     // The key is unique in the database too, and looked up through its (partial) index, which
     // keyless events (imports) do not enter.
-    expect(() => db.$client.prepare("INSERT INTO consent_events SELECT NULL, brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash FROM consent_events").run()).toThrow(/UNIQUE/);
+    expect(() => db.$client.prepare("INSERT INTO consent_events SELECT NULL, brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt FROM consent_events").run()).toThrow(/UNIQUE/);
     const plan = (db.$client.prepare("EXPLAIN QUERY PLAN SELECT id FROM consent_events WHERE idempotency_key = ?").all("k1") as { detail: string }[]).map((r) => r.detail);
     expect(plan.join("\n")).toContain("consent_events_idempotency_key_idx");
     // Keyless rows are not in it: SQLite cannot answer a NULL lookup from it.
@@ -351,12 +351,29 @@ describe("ledger verification", () => {
     seed(2);
     const rows = db.$client
       .prepare(
-        `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source, consent_date AS consentDate,
-          retailer_code AS retailerCode, origin, receipt_id AS receiptId, idempotency_key AS idempotencyKey, effect,
-          received_at AS receivedAt, prev_hash AS prevHash, hash FROM consent_events`,
+`SELECT ${EVENT_COLUMNS} FROM consent_events`,
       )
       .all() as (Parameters<typeof eventHash>[0] & { hash: string })[];
     for (const r of rows) expect(eventHash(r)).toBe(r.hash);
+    // Format 3: the salt is the last field of the canonical content, a new one each event.
+    expect(rows.map((r) => JSON.parse(canonicalEvent(r))[0])).toEqual([3, 3]);
+    expect(rows[0]!.salt).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(rows[1]!.salt).not.toBe(rows[0]!.salt);
+  });
+
+  it("an event of format 2 (recorded before salts) still verifies, with and after events of format 3", async () => {
+    seed(3);
+    // Event 1 as an older hub wrote it: no salt, its hash over the format-2 content, and the chain after it relinked.
+    const events = db.$client.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events ORDER BY id`).all() as LedgerEvent[];
+    let prev = GENESIS_HASH;
+    for (const e of events) {
+      const row = { ...e, salt: e.id === 1 ? null : e.salt, prevHash: prev };
+      const hash = eventHash(row);
+      db.$client.prepare("UPDATE consent_events SET salt = ?, prev_hash = ?, hash = ? WHERE id = ?").run(row.salt, prev, hash, e.id);
+      prev = hash;
+    }
+    expect(JSON.parse(canonicalEvent({ ...events[0]!, salt: null }))[0]).toBe(2);
+    expect(await verifyLedger(db, key.publicKey)).toMatchObject({ ok: true, events: 3, problems: [] });
   });
 
   const columns = [
@@ -374,6 +391,7 @@ describe("ledger verification", () => {
     "received_at",
     "prev_hash",
     "hash",
+    "salt",
   ];
 
   for (const column of columns) {
@@ -416,9 +434,7 @@ describe("ledger verification", () => {
     // Rewrite the last event consistently (recomputing its hash): the chain alone cannot tell, the checkpoint can.
     const row = db.$client
       .prepare(
-        `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source, consent_date AS consentDate,
-          retailer_code AS retailerCode, origin, receipt_id AS receiptId, idempotency_key AS idempotencyKey, effect,
-          received_at AS receivedAt, prev_hash AS prevHash FROM consent_events WHERE id = 3`,
+`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = 3`,
       )
       .get() as Parameters<typeof eventHash>[0];
     const forged = { ...row, status: "RET" as const };

@@ -4,6 +4,7 @@ import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { CHECKPOINT_SPAN, verifyLedger } from "../db/checkpoints";
+import { canonicalEvent, EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import { authed, deletePrefix, mobileOnay, tempDir, testConfig } from "./helpers";
 
 const tmp = tempDir();
@@ -85,6 +86,12 @@ describe("ledger proofs", () => {
     const text = JSON.stringify(proof);
     expect(text).not.toContain("+905321230002");
     expect(text).not.toContain("+905321230003");
+    // A later event's content hash cannot be rebuilt from a guess of its content: its salt is in it (format 3).
+    expect(JSON.parse(proof.canonical)[0]).toBe(3);
+    const next = runtime.deps.db.$client.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = ?`).get(id + 1) as LedgerEvent;
+    expect(sha256(canonicalEvent(next))).toBe(proof.chain[0]!.contentHash);
+    expect(sha256(canonicalEvent({ ...next, salt: null }))).not.toBe(proof.chain[0]!.contentHash);
+    expect(text).not.toContain(next.salt!);
   });
 
   it("an altered proof does not verify", async () => {

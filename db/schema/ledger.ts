@@ -31,6 +31,12 @@ export const consentEvents = sqliteTable(
     receivedAt: integer("received_at").notNull(),
     prevHash: text("prev_hash").notNull(),
     hash: text("hash").notNull(),
+    /**
+     * 16 random bytes (base64url) in the event's canonical content (format 3): a proof shows the
+     * content hashes of later events, which without it could be brute-forced back to their
+     * recipients (a phone number is a billion guesses). Null for events of format 2.
+     */
+    salt: text("salt"),
   },
   (t) => [
     // Partial: imported events have no key, and a million NULL entries would only cost writes.

@@ -144,7 +144,7 @@ const STATE_SELECT = `SELECT brand_id AS brandId, recipient, recipient_type AS r
   FROM consent_state WHERE brand_id = ? AND recipient = ? ORDER BY recipient_type, type`;
 const EVENTS_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt
   FROM consent_events WHERE brand_id = ? AND recipient = ? ORDER BY id DESC LIMIT 500`;
 
 export function createConsentRoutes(deps: AppDeps) {
