@@ -151,8 +151,16 @@ export async function createCheckpoint(db: Db, key: LedgerKey, clock: Clock): Pr
     if (hash !== undefined) signed.push({ eventId: id, hash, jws: await signCheckpoint(key, id, hash, now) });
   }
   signed.push({ eventId: head.id, hash: head.hash, jws: await signCheckpoint(key, head.id, head.hash, now) });
-  // One transaction: the head's checkpoint is never there without those before it.
-  const ids = c.transaction(() => signed.map((cp) => (insert.get(cp.eventId, cp.hash, cp.jws, now.getTime()) as { id: number }).id))();
+  // One transaction: the head's checkpoint is never there without those before it. Another call
+  // (the timer and a proof, another process) may have signed while this one did: only what goes
+  // past the last checkpoint as it stands now is kept.
+  const ids = c
+    .transaction(() => {
+      const since = (c.prepare("SELECT max(event_id) FROM ledger_checkpoints").pluck().get() as number | null) ?? 0;
+      return signed.filter((cp) => cp.eventId > since).map((cp) => (insert.get(cp.eventId, cp.hash, cp.jws, now.getTime()) as { id: number }).id);
+    })
+    .immediate();
+  if (ids.length === 0) return null;
   const cp = signed.at(-1)!;
   return { id: ids.at(-1)!, eventId: cp.eventId, hash: cp.hash, jws: cp.jws, createdAt: now.getTime() };
 }

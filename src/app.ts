@@ -9,6 +9,7 @@ import { TrieRouter } from "hono/router/trie-router";
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { createApiRoutes } from "./api/index";
+import { keyGuessGuard } from "./api/auth";
 import { createApiDocsRoutes } from "./api-docs";
 import type { AppDeps, HonoEnv } from "./env";
 import { bodyLimit } from "./body-limit";
@@ -103,7 +104,7 @@ export function createApp(deps: AppDeps) {
   app.route("/voice", createIvrRoutes(deps));
   app.route("/r", createLinkRoutes(deps));
   app.route("/admin", createAdminRoutes(deps, metrics, deps.queues ?? {}));
-  app.route("/metrics", createMetricsRoutes(deps.config, metrics));
+  app.route("/metrics", createMetricsRoutes(deps.config, metrics, keyGuessGuard(deps)));
 
   // A path the hub serves asked with another method is 405 naming the methods it takes (Allow), not 404.
   let methodsOf: ((path: string) => string[]) | null = null;

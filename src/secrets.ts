@@ -1,5 +1,5 @@
 import { hash, hkdfSync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 export interface Secrets {
@@ -26,7 +26,13 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
     mkdirSync(dirname(path), { recursive: true });
     // Whole or not at all: a crash mid-write left an empty file, taken as an empty secret.
     const partial = `${path}.${process.pid}.tmp`;
-    writeFileSync(partial, `${master.toString("base64url")}\n`, { mode: 0o600 });
+    const fd = openSync(partial, "w", 0o600);
+    try {
+      writeFileSync(fd, `${master.toString("base64url")}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(partial, path);
     log?.info({ path }, "generated a new hub secret (HUB_SECRET unset and HUB_SECRET_PATH did not exist)");
   }

@@ -226,13 +226,13 @@ describe("operator login", () => {
     expect((await app.request("/admin", { headers: { authorization: "Bearer nope" } })).status).toBe(401);
   });
 
-  it("after 20 wrong bearer keys from one client in 15 minutes (API and dashboard together) its keys are refused with 429, the admin key too; other clients are unaffected", async () => {
+  it("after 20 different wrong bearer keys from one client in 15 minutes (API, dashboard and /metrics together) its keys are refused with 429, the admin key too; other clients and a key repeated are unaffected", async () => {
     const from = (ip: string, key: string, path = "/api/v1/brands") => app.request(path, { headers: { authorization: `Bearer ${key}`, "x-forwarded-for": ip } });
     for (let i = 0; i < 10; i++) expect((await from("198.51.100.7", `guess-${i}-0123456789abcdef`)).status).toBe(401);
     for (let i = 10; i < 20; i++) expect((await from("198.51.100.7", `guess-${i}-0123456789abcdef`, "/admin")).status).toBe(401);
     const limited = await from("198.51.100.7", "guess-20-0123456789abcdef");
     expect(limited.status).toBe(429);
-    expect(await limited.json()).toMatchObject({ error: { code: "rate_limited", message: expect.stringContaining("more than 20 wrong API keys from this client") } });
+    expect(await limited.json()).toMatchObject({ error: { code: "rate_limited", message: expect.stringContaining("more than 20 different wrong API keys from this client") } });
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     for (const path of ["/api/v1/brands", "/admin"]) expect((await from("198.51.100.7", ADMIN_KEY, path)).status).toBe(429);
     expect((await from("198.51.100.8", ADMIN_KEY)).status).toBe(200);
@@ -243,6 +243,16 @@ describe("operator login", () => {
     } finally {
       clock.advance(-15 * 60_000);
     }
+    // One wrong key sent over and over (a platform polling with a revoked key) is one guess: it
+    // never locks out the callers sharing its address.
+    for (let i = 0; i < 40; i++) expect((await from("198.51.100.9", "revoked-key-0123456789abcdef")).status).toBe(401);
+    expect((await from("198.51.100.9", ADMIN_KEY)).status).toBe(200);
+    // /metrics takes the admin key too: its wrong tokens count, and a blocked client's right key is a 429 there.
+    for (let i = 0; i < 20; i++) expect((await from("198.51.100.11", `token-guess-${i}-0123456789`, "/metrics")).status).toBe(401);
+    expect((await from("198.51.100.11", "token-guess-20-0123456789", "/metrics")).status).toBe(429);
+    expect((await from("198.51.100.11", ADMIN_KEY, "/metrics")).status).toBe(429);
+    expect((await from("198.51.100.11", METRICS_TOKEN, "/metrics")).status).toBe(429);
+    expect((await from("198.51.100.12", METRICS_TOKEN, "/metrics")).status).toBe(200);
   });
 
   it("the dashboard is sent with a CSP without external sources, no-store and frame-ancestors 'none'", async () => {

@@ -167,13 +167,15 @@ describe("brands", () => {
 
   it("a body that is not JSON is a 415, whatever its parameters say; JSON with spaces or parameters in its Content-Type is JSON", async () => {
     const post = (type: string, body: string) => app.request("/api/v1/brands", { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": type }, body });
-    for (const type of ["text/plain", "text/plain; x=application/json", "application/jsonx", "application/json-seq"]) {
+    for (const type of ["text/plain", "text/plain; x=application/json", "application/jsonx", "application/json-seq", "application/vnd.v2+json", "application/json; charset="]) {
       const res = await post(type, JSON.stringify({ code: "CTYPE", name: "x" }));
       expect(res.status, type).toBe(415);
       expect((await res.json()).error, type).toMatchObject({ code: "unsupported_media_type", message: "Content-Type must be application/json" });
     }
-    const spaced = await post("Application/JSON ; charset=utf-8", JSON.stringify({ code: "CTYPE", name: "Ctype", shortNames: ["CTYPE"], numbers: [] }));
+    const spaced = await post("Application/JSON ; charset = utf-8", JSON.stringify({ code: "CTYPE", name: "Ctype", shortNames: ["CTYPE"], numbers: [] }));
     expect(spaced.status, await spaced.clone().text()).toBe(201);
+    const vendor = await post("application/vnd.hub+json", JSON.stringify({ code: "CTYPE2", name: "Ctype", shortNames: ["CTYPE2"], numbers: [] }));
+    expect(vendor.status, await vendor.clone().text()).toBe(201);
   });
 
   it("an oversize body is a 413", async () => {

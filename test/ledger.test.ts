@@ -428,6 +428,16 @@ describe("ledger verification", () => {
     expect(report.firstBadEventId).toBe(3);
   });
 
+  it("checkpoints made at once (the timer and a proof) sign each event once, every 1000th and the head", async () => {
+    const brandId = (db.$client.prepare("SELECT id FROM brands LIMIT 1").get() as { id: number }).id;
+    const at = clock.now().getTime() - 1000;
+    ledger.apply(Array.from({ length: 2500 }, (_, i) => mobileOnay(brandId, 6_000_000 + i, at)));
+    const made = await Promise.all([createCheckpoint(db, key, clock), createCheckpoint(db, key, clock), createCheckpoint(db, key, clock)]);
+    expect(made.filter((m) => m !== null)).toHaveLength(1);
+    expect(db.$client.prepare("SELECT event_id AS e FROM ledger_checkpoints ORDER BY id").all()).toEqual([{ e: 1000 }, { e: 2000 }, { e: 2500 }]);
+    expect(await verifyLedger(db, key.publicKey)).toMatchObject({ ok: true, checkpoints: 3 });
+  });
+
   it("a rewritten tail after a checkpoint is detected by the checkpoint", async () => {
     seed(3);
     await createCheckpoint(db, key, clock);

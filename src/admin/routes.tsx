@@ -65,7 +65,7 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
     // Wrong bearer keys count as on the API (the same counter): the login form has its own limit.
     const client = guard.admit(c);
     if (adminKeyMatches(key, config.HUB_ADMIN_KEY)) return true;
-    await guard.failed(c, client);
+    await guard.failed(c, client, key);
     return false;
   };
 

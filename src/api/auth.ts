@@ -4,7 +4,8 @@ import { createMiddleware } from "hono/factory";
 import { stmt, type Db } from "../../db/index";
 import { ApiError } from "../errors";
 import type { AppDeps, HonoEnv } from "../env";
-import { clientIp, RateLimiter } from "../rate-limit";
+import { withTimeout } from "../async";
+import { clientIp } from "../rate-limit";
 
 /**
  * Who is calling the provider API: the operator (HUB_ADMIN_KEY, every brand and the admin areas),
@@ -35,23 +36,36 @@ function activeKey(db: Db, key: string): Caller | null {
   return row ? { kind: "key", keyId: row.id, name: row.name, brands: JSON.parse(row.brands) as string[] | "*" } : null;
 }
 
-/** Wrong bearer keys a client may send per window before its keys are no longer looked at. */
+/** Distinct wrong bearer keys a client may send per window before its keys are no longer looked at. */
 export const KEY_FAILURES = 20;
 export const KEY_FAILURE_WINDOW_MS = 15 * 60_000;
 
 /**
- * Guessing the admin key (or a provider key) through `Authorization: Bearer`: the wrong keys of a
- * client are counted in Redis (all processes together, fails open), and past KEY_FAILURES in a
- * window its keys are not even compared until the window ends, a right one included (a guesser
- * would know it by the answer). The process that saw the limit passed remembers it, so a blocked
- * client costs no Redis call; another process learns it at the client's next wrong key.
+ * Guessing the admin key (or a provider or partner key) through `Authorization: Bearer`: the
+ * distinct wrong keys of a client are counted in Redis (all processes together, fails open), and
+ * past KEY_FAILURES in a window its keys are not even compared until the window ends, a right one
+ * included (a guesser would know it by the answer). Distinct: a platform polling on with a revoked
+ * key sends one wrong key however often, and must not lock out the callers sharing its address (a
+ * proxy without LINK_CLIENT_IP_HEADER makes that everyone). The process that saw the limit passed
+ * remembers it, so a blocked client costs no Redis call; another process learns it at the client's
+ * next new wrong key.
  */
 export class KeyGuessGuard {
-  private readonly limiter: RateLimiter;
   private readonly blocked = new Map<string, number>();
 
-  constructor(private readonly deps: Pick<AppDeps, "redis" | "secrets" | "config" | "clock" | "log">) {
-    this.limiter = new RateLimiter(deps.redis, deps.config.QUEUE_PREFIX);
+  constructor(private readonly deps: Pick<AppDeps, "redis" | "secrets" | "config" | "clock" | "log">) {}
+
+  /** How many distinct wrong keys the client sent this window, this one included; 0 without Redis (fails open). */
+  private async distinctFailures(client: string, key: string, now: number): Promise<number> {
+    const { redis, config } = this.deps;
+    if (redis.status !== "ready") return 0;
+    const set = `${config.QUEUE_PREFIX}:rl:bearer-failures:${client}:${Math.floor(now / KEY_FAILURE_WINDOW_MS)}`;
+    try {
+      const res = await withTimeout(redis.multi().sadd(set, keyHash(key).slice(0, 24)).pexpire(set, KEY_FAILURE_WINDOW_MS * 2).scard(set).exec(), 500, "key guess guard");
+      return Number(res?.[2]?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
   }
 
   /** The client's pseudonym; a 429 while it is blocked. */
@@ -67,10 +81,9 @@ export class KeyGuessGuard {
   }
 
   /** Counts a wrong key; a 429 once the client is over the limit. */
-  async failed(c: Context, client: string): Promise<void> {
+  async failed(c: Context, client: string, key: string): Promise<void> {
     const now = this.deps.clock.now().getTime();
-    const { limited } = await this.limiter.hit("bearer-failures", client, KEY_FAILURES, KEY_FAILURE_WINDOW_MS, now);
-    if (!limited) return;
+    if ((await this.distinctFailures(client, key, now)) <= KEY_FAILURES) return;
     const until = (Math.floor(now / KEY_FAILURE_WINDOW_MS) + 1) * KEY_FAILURE_WINDOW_MS;
     if (this.blocked.size > 10_000) this.blocked.clear();
     this.blocked.set(client, until);
@@ -80,7 +93,7 @@ export class KeyGuessGuard {
 
   private refuse(c: Context, waitMs: number): never {
     c.header("Retry-After", String(Math.max(1, Math.ceil(waitMs / 1000))));
-    throw new ApiError("rate_limited", `more than ${KEY_FAILURES} wrong API keys from this client in ${KEY_FAILURE_WINDOW_MS / 60_000} minutes: no key is accepted from it until the window ends`);
+    throw new ApiError("rate_limited", `more than ${KEY_FAILURES} different wrong API keys from this client in ${KEY_FAILURE_WINDOW_MS / 60_000} minutes: no key is accepted from it until the window ends`);
   }
 }
 
@@ -112,7 +125,7 @@ export function bearerAuth(adminKey: string | undefined, db: Db, guard: KeyGuess
     } else {
       const caller = activeKey(db, given);
       if (!caller) {
-        await guard.failed(c, client);
+        await guard.failed(c, client, given);
         throw new ApiError("unauthorized", "invalid API key");
       }
       c.set("caller", caller);

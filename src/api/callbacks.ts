@@ -682,7 +682,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
       : undefined;
     const given = Buffer.from(apiKeyHash(match[1]!.trim()), "hex");
     if (!brand || !partner?.hash || !timingSafeEqual(given, Buffer.from(partner.hash, "hex"))) {
-      await guard.failed(c, client);
+      await guard.failed(c, client, match[1]!.trim());
       throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${brandCode}`);
     }
     return brand;

@@ -38,21 +38,22 @@ export function mediaType(c: Context): string {
 
 /**
  * 415 unless the body is JSON: declared before the route's validators, which read what their own
- * test calls JSON (application/json or application/…+json) and nothing else ("text/plain;
- * x=application/json" passed here and reached them as an empty body).
+ * test calls JSON (application/json or application/…+json, parameters with values) and nothing else
+ * ("text/plain; x=application/json" passed here and reached them as an empty body).
  */
 export const requireJson = createMiddleware<HonoEnv>(async function requireJson(c, next) {
-  if (!/^application\/([\w.-]+\+)?json$/.test(mediaType(c))) {
-    throw new ApiError("unsupported_media_type", "Content-Type must be application/json");
-  }
-  // The routes' own gate takes no blank before a ";" (which HTTP allows: "application/json ;
-  // charset=utf-8" was its bare 415): given to it as written without blanks.
-  const header = c.req.header("content-type")!;
+  // The routes' own gate (@hono/zod-openapi) takes no blank before a ";" (which HTTP allows:
+  // "application/json ; charset=utf-8" was its bare 415): given to it as written without blanks,
+  // and held to its pattern here, so that what it would refuse gets this answer, not its bare one.
+  const header = c.req.header("content-type") ?? "";
   const canonical = header
     .split(";")
     .map((part) => part.trim().replace(/\s*=\s*/, "="))
     .filter(Boolean)
     .join("; ");
+  if (!/^application\/([a-z.-]+\+)?json(; [a-zA-Z0-9-]+=[^;]+)*$/i.test(canonical)) {
+    throw new ApiError("unsupported_media_type", "Content-Type must be application/json");
+  }
   if (canonical !== header) c.req.raw.headers.set("content-type", canonical);
   await next();
 });
