@@ -143,9 +143,14 @@ export function nameClashes(db: Db): { number: string; name: string; brands: str
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
-/** A clash of short names with another brand on the number (two brands on one number may not answer to the same name). */
-function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string): void {
-  const myNames = new Set(brandSpellings(brand));
+/**
+ * A clash of short names with another brand on the number (two brands on one number may not answer
+ * to the same name). `held`: spellings the brand answered to already (a change of its names): a
+ * clash stored before a rule made it one is listed at start (nameClashes), not a reason to refuse
+ * the brand's names sent back.
+ */
+function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string, held?: ReadonlySet<string>): void {
+  const myNames = new Set(brandSpellings(brand).filter((name) => !held?.has(name)));
   const others = tx
     .select({ b: brands })
     .from(brandNumbers)
@@ -281,7 +286,8 @@ export function updateBrand(db: Db, code: string, patch: BrandPatch, now: number
     // Numbers left first: new names need not clash on a number the brand is leaving.
     if (removeNumbers?.length) detachNumbers(db, tx, brand, removeNumbers, now);
     if (fields.shortNames !== undefined || fields.brandCode !== undefined) {
-      for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames");
+      const held = new Set(brandSpellings(current));
+      for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames", held);
     }
     if (addNumbers?.length) attachNumbers(db, tx, brand, addNumbers, now, "addNumbers");
     // Other İYS codes are another İYS brand: its pull starts afresh (İYS's pointer belongs to the old one).

@@ -731,6 +731,19 @@ describe("a number shared by brands that use it for different channels", () => {
     const clash = await app.request("/api/v1/brands", authed({ code: "HMX", name: "HM", shortNames: ["HM"], numbers: [{ number: "5959", provider: "twilio", channels: ["sms"] }] }));
     expect(clash.status).toBe(409);
     expect(await clash.json()).toMatchObject({ error: { message: expect.stringContaining('"hm"') } });
+    // A pair stored before the rule (HM beside H&M): each brand may send its names back; a new clash is still refused.
+    const other = await app.request("/api/v1/brands", authed({ code: "HMY", name: "HMY", shortNames: ["HMY"], numbers: [{ number: "5959", provider: "twilio", channels: ["sms"] }] }));
+    expect(other.status).toBe(201);
+    db().prepare("UPDATE brands SET short_names = ? WHERE code = 'HMY'").run(JSON.stringify(["HM"]));
+    const patch = (code: string, body: unknown) => app.request(`/api/v1/brands/${code}`, authed(body, "PATCH"));
+    const resent = await patch("HMY", { name: "HM Y", shortNames: ["HM"] });
+    expect(resent.status, await resent.clone().text()).toBe(200);
+    expect((await patch("MCDTR", { shortNames: ["McDonald's", "H&M"] })).status).toBe(200);
+    const added = await patch("HMY", { shortNames: ["HM", "MCDONALDS"] });
+    expect(added.status).toBe(409);
+    expect(await added.json()).toMatchObject({ error: { message: expect.stringContaining('"mcdonalds"') } });
+    db().prepare("UPDATE brands SET short_names = ? WHERE code = 'HMY'").run(JSON.stringify(["HMY"]));
+    expect(nameClashes(runtime.deps.db)).toEqual([]);
   });
 
   it("a number is detached with PATCH removeNumbers: texters on a shared number reach only the brands left, a number no brand keeps is unroutable, and a change that breaks a rule keeps nothing", async () => {
