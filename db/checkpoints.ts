@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { CompactSign, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Clock } from "../src/domain/time";
 import type { Db } from "./index";
-import { eventHash, GENESIS_HASH, type LedgerEvent } from "./ledger";
+import { EVENT_COLUMNS, eventHash, GENESIS_HASH, type LedgerEvent } from "./ledger";
 
 export const CHECKPOINT_TYP = "hub-checkpoint+jws";
 
@@ -186,10 +186,7 @@ export interface VerifyReport {
   problems: VerifyProblem[];
 }
 
-const EVENT_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
-  consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt
-  FROM consent_events ORDER BY id`;
+const EVENT_SELECT = `SELECT ${EVENT_COLUMNS} FROM consent_events ORDER BY id`;
 
 /**
  * Recomputes the whole chain, checks every checkpoint's signature against the chain, and checks that

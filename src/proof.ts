@@ -1,12 +1,8 @@
 import type { JWK } from "jose";
 import { createCheckpoint, type LedgerKey } from "../db/checkpoints";
 import type { Db } from "../db/index";
-import { canonicalEvent, contentHash, type LedgerEvent } from "../db/ledger";
+import { canonicalEvent, contentHash, EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "./domain/time";
-
-const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
-  consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt`;
 
 export const PROOF_ALGORITHM =
   "contentHash = SHA-256(canonical) (hex); hash = SHA-256(contentHash + prevHash) (the two hex strings concatenated); " +

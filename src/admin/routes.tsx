@@ -63,9 +63,9 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
     const key = bearer(c);
     if (key === undefined) return tokens.verify(getCookie(c, SESSION_COOKIE), now()) !== null;
     // Wrong bearer keys count as on the API (the same counter): the login form has its own limit.
-    const client = guard.admit(c);
+    guard.admit(c);
     if (adminKeyMatches(key, config.HUB_ADMIN_KEY)) return true;
-    await guard.failed(c, client, key);
+    await guard.failed(c, key);
     return false;
   };
 

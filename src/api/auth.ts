@@ -68,20 +68,24 @@ export class KeyGuessGuard {
     }
   }
 
-  /** The client's pseudonym; a 429 while it is blocked. */
-  admit(c: Context): string {
-    const client = this.deps.secrets.pseudonym("rate-limit", clientIp(c, this.deps.config.LINK_CLIENT_IP_HEADER));
+  private client(c: Context): string {
+    return this.deps.secrets.pseudonym("rate-limit", clientIp(c, this.deps.config.LINK_CLIENT_IP_HEADER));
+  }
+
+  /** A 429 while the client is blocked (before its key is compared); nothing to compute while no client is. */
+  admit(c: Context): void {
+    if (this.blocked.size === 0) return;
+    const client = this.client(c);
     const until = this.blocked.get(client);
-    if (until !== undefined) {
-      const now = this.deps.clock.now().getTime();
-      if (now < until) this.refuse(c, until - now);
-      this.blocked.delete(client);
-    }
-    return client;
+    if (until === undefined) return;
+    const now = this.deps.clock.now().getTime();
+    if (now < until) this.refuse(c, until - now);
+    this.blocked.delete(client);
   }
 
   /** Counts a wrong key; a 429 once the client is over the limit. */
-  async failed(c: Context, client: string, key: string): Promise<void> {
+  async failed(c: Context, key: string): Promise<void> {
+    const client = this.client(c);
     const now = this.deps.clock.now().getTime();
     if ((await this.distinctFailures(client, key, now)) <= KEY_FAILURES) return;
     const until = (Math.floor(now / KEY_FAILURE_WINDOW_MS) + 1) * KEY_FAILURE_WINDOW_MS;
@@ -118,14 +122,14 @@ export function bearerAuth(adminKey: string | undefined, db: Db, guard: KeyGuess
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(.+)$/i.exec(header);
     if (!match) throw new ApiError("unauthorized", "missing Authorization: Bearer <API key>");
-    const client = guard.admit(c);
+    guard.admit(c);
     const given = match[1]!.trim();
     if (timingSafeEqual(digest(given), expected)) {
       c.set("caller", { kind: "admin" });
     } else {
       const caller = activeKey(db, given);
       if (!caller) {
-        await guard.failed(c, client, given);
+        await guard.failed(c, given);
         throw new ApiError("unauthorized", "invalid API key");
       }
       c.set("caller", caller);

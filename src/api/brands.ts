@@ -223,8 +223,9 @@ export function createBrandRoutes(deps: AppDeps) {
     .openapi(patchBrandRoute, async (c) => {
       const { code } = c.req.valid("param");
       const { addNumbers, removeNumbers, ...fields } = c.req.valid("json");
+      const stored = fields.shortNames ? (brandByCode(deps.db, code)?.shortNames ?? []) : [];
       fields.shortNames?.forEach((name, i) => {
-        const problem = brandByCode(deps.db, code)?.shortNames.includes(name) ? null : brandNameProblem(name);
+        const problem = stored.includes(name) ? null : brandNameProblem(name);
         if (problem) throw new ApiError("bad_request", `shortNames[${i}]: ${problem}`, { field: `shortNames[${i}]` });
       });
       const removed = removeNumbers?.map((n, i) => storedNumber(n, `removeNumbers[${i}]`));

@@ -673,7 +673,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
   const partnerBrand = async (c: Context, retailerCode: string, brandCode: string) => {
     const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")!;
     // Wrong partner keys count against the client like any other bearer key.
-    const client = guard.admit(c);
+    guard.admit(c);
     const brand = brandByCode(deps.db, brandCode);
     const partner = brand
       ? (stmt(deps.db, `SELECT api_key_hash AS hash FROM partners WHERE brand_id = ? AND retailer_code = ?`).get(brand.id, retailerCode) as
@@ -682,7 +682,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
       : undefined;
     const given = Buffer.from(apiKeyHash(match[1]!.trim()), "hex");
     if (!brand || !partner?.hash || !timingSafeEqual(given, Buffer.from(partner.hash, "hex"))) {
-      await guard.failed(c, client, match[1]!.trim());
+      await guard.failed(c, match[1]!.trim());
       throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${brandCode}`);
     }
     return brand;

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stmt } from "../../db/index";
-import type { ConsentStateRow, LedgerEvent } from "../../db/ledger";
+import { EVENT_COLUMNS, type ConsentStateRow, type LedgerEvent } from "../../db/ledger";
 import { brandByCode } from "../brands";
 import { presentEvent, presentState, statementToAction } from "../consents";
 import { normalizeRecipient } from "../domain/address";
@@ -142,10 +142,7 @@ const STATE_SELECT = `SELECT brand_id AS brandId, recipient, recipient_type AS r
   in_iys OR EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = consent_state.event_id AND o.kind = 'iys_report' AND o.status = 'done') AS inIys,
   event_id AS eventId, updated_at AS updatedAt
   FROM consent_state WHERE brand_id = ? AND recipient = ? ORDER BY recipient_type, type`;
-const EVENTS_SELECT = `SELECT id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
-  consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt
-  FROM consent_events WHERE brand_id = ? AND recipient = ? ORDER BY id DESC LIMIT 500`;
+const EVENTS_SELECT = `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? ORDER BY id DESC LIMIT 500`;
 
 export function createConsentRoutes(deps: AppDeps) {
   return apiRouter()

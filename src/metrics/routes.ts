@@ -18,9 +18,9 @@ export function createMetricsRoutes(config: Pick<Config, "HUB_ADMIN_KEY" | "METR
     if (!config.HUB_ADMIN_KEY && !config.METRICS_TOKEN) throw new ApiError("unauthorized", "metrics are disabled: set METRICS_TOKEN or HUB_ADMIN_KEY");
     if (!presented) throw new ApiError("unauthorized", "missing Authorization: Bearer <METRICS_TOKEN or admin key>");
     // The admin key may be presented here too: its guesses count like the API's.
-    const client = guard.admit(c);
+    guard.admit(c);
     if (!adminKeyMatches(presented, config.METRICS_TOKEN) && !adminKeyMatches(presented, config.HUB_ADMIN_KEY)) {
-      await guard.failed(c, client, presented);
+      await guard.failed(c, presented);
       throw new ApiError("unauthorized", "invalid metrics token");
     }
     const { contentType, body } = await metrics.exposition();
