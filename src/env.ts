@@ -51,5 +51,7 @@ export interface HonoEnv {
     requestId: string;
     /** Who holds the API key of this request (set by bearerAuth on /api/v1). */
     caller: Caller;
+    /** The brands whose partner of the path's retailer code holds the bearer key (set on /api/v1/partners before the body is read). */
+    partnerBrands: number[];
   };
 }

@@ -570,6 +570,13 @@ describe("partners", () => {
     expect((await check("wrong", { brand: "LCW", type: "MESAJ", recipients: [recipient] })).status).toBe(401);
     expect((await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: [recipient] }, "64000002")).status).toBe(401);
     expect((await app.request(`/api/v1/partners/${p.retailerCode}/check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(401);
+    // The key is checked before the body is read: without the right one, a body that is not even JSON is a 401, not a 400.
+    for (const headers of [{}, { authorization: "Bearer wrong-partner-key" }] as Record<string, string>[]) {
+      const res = await app.request(`/api/v1/partners/${p.retailerCode}/check`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{not json" });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/partner API key|API key for partner 64000001/);
+    }
+    expect((await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: "nope" })).status).toBe(400);
     // As many recipients as the provider's check takes (a body of several MiB).
     const many = Array.from({ length: 100_000 }, (_, i) => `+90533${String(5_000_000 + i).padStart(7, "0")}`);
     const big = await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: many });

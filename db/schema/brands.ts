@@ -88,5 +88,9 @@ export const partners = sqliteTable(
     /** SHA-256 (hex) of the partner's own API key for reporting changes; the key itself is shown once. */
     apiKeyHash: text("api_key_hash"),
   },
-  (t) => [uniqueIndex("partners_brand_id_retailer_code_idx").on(t.brandId, t.retailerCode)],
+  (t) => [
+    uniqueIndex("partners_brand_id_retailer_code_idx").on(t.brandId, t.retailerCode),
+    // A partner's request is authenticated by its key before its body is read (the brand is in the body).
+    index("partners_api_key_hash_idx").on(t.apiKeyHash),
+  ],
 );

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from "node:crypto";
 import { createRoute, z } from "@hono/zod-openapi";
 import { stmt } from "../../db/index";
 import { callbackEventTypes, endpointStatuses } from "../../db/schema";
@@ -625,12 +624,6 @@ export function createPartnerRoutes(deps: AppDeps) {
     });
 }
 
-/** 401 before anything else when no key is given (the key itself is checked against the partner named). */
-const partnerBearer = createMiddleware<HonoEnv>(async function requirePartnerBearer(c, next) {
-  if (!/^Bearer\s+(.+)$/i.test(c.req.header("authorization") ?? "")) throw new ApiError("unauthorized", "missing Authorization: Bearer <partner API key>");
-  await next();
-});
-
 const partnerReportRoute = createRoute({
   method: "post",
   path: "/{retailerCode}/consents",
@@ -638,7 +631,7 @@ const partnerReportRoute = createRoute({
   description:
     "Authenticated with the partner's own API key (answered when the partner was registered), not a provider key. Same rules and ledger as POST /consents; `retailerCode` is recorded and the change fans out to the brand's subscribers and every other partner. An unknown brand, an unknown partner and a wrong key are the same 401.",
   security: [{ partnerKey: [] as string[] }],
-  middleware: [partnerBearer, requireJson] as const,
+  middleware: [requireJson] as const,
   request: { params: z.object({ retailerCode: RetailerParam }), body: jsonBody(ConsentInput, "the movement, as İYS takes it", consentExample) },
   responses: {
     201: jsonResponse(Recorded, "Recorded"),
@@ -654,7 +647,7 @@ const partnerCheckRoute = createRoute({
   description:
     "The pre-send check (POST /check) for a dealer or agent, with the partner's own API key, on its brand: answered from the current state, so a partner registered after a refusal, or whose endpoint was down, still honours it. An unknown brand, an unknown partner and a wrong key are the same 401.",
   security: [{ partnerKey: [] as string[] }],
-  middleware: [partnerBearer, requireJson] as const,
+  middleware: [requireJson] as const,
   request: {
     params: z.object({ retailerCode: RetailerParam }),
     body: jsonBody(CheckInput, "the recipients about to be sent to", { brand: "MIGROS", type: "MESAJ", recipients: ["0532 123 45 67", "+905551112233"] }),
@@ -668,30 +661,45 @@ const partnerCheckRoute = createRoute({
  * recorded and the change fans out to the brand's subscribers and every other partner.
  */
 export function createPartnerReportRoutes(deps: AppDeps) {
-  /** The brand, when the bearer key is this partner's own; one 401 for an unknown brand, an unknown partner and a wrong key: nothing to probe. */
   const guard = keyGuessGuard(deps);
-  const partnerBrand = async (c: Context, retailerCode: string, brandCode: string) => {
-    const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "")!;
+  /**
+   * The key first, before the body is read or parsed (a partner's check takes a body of several
+   * MiB): the brands whose partner of the path's retailer code holds it. One 401 for an unknown
+   * partner, a wrong key and no key: nothing to probe.
+   */
+  const partnerKey = createMiddleware<HonoEnv>(async (c, next) => {
+    const retailerCode = c.req.param("retailerCode") ?? "";
+    const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+    if (!match) throw new ApiError("unauthorized", `missing Authorization: Bearer <partner API key>`);
     // Wrong partner keys count against the client like any other bearer key.
     guard.admit(c);
+    const key = match[1]!.trim();
+    const rows = stmt<[string, string], { brandId: number }>(deps.db, `SELECT brand_id AS brandId FROM partners WHERE api_key_hash = ? AND retailer_code = ?`).all(
+      apiKeyHash(key),
+      retailerCode,
+    );
+    if (rows.length === 0) {
+      await guard.failed(c, key);
+      throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode}`);
+    }
+    c.set("partnerBrands", rows.map((r) => r.brandId));
+    await next();
+  });
+  /** The body's brand, when the key is its partner's (another brand's partner under the same retailer code is refused alike). */
+  const partnerBrand = (c: Context<HonoEnv>, retailerCode: string, brandCode: string) => {
     const brand = brandByCode(deps.db, brandCode);
-    const partner = brand
-      ? (stmt(deps.db, `SELECT api_key_hash AS hash FROM partners WHERE brand_id = ? AND retailer_code = ?`).get(brand.id, retailerCode) as
-          | { hash: string | null }
-          | undefined)
-      : undefined;
-    const given = Buffer.from(apiKeyHash(match[1]!.trim()), "hex");
-    if (!brand || !partner?.hash || !timingSafeEqual(given, Buffer.from(partner.hash, "hex"))) {
-      await guard.failed(c, match[1]!.trim());
+    if (!brand || !c.get("partnerBrands").includes(brand.id)) {
       throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${brandCode}`);
     }
     return brand;
   };
-  return apiRouter()
+  const routes = apiRouter();
+  routes.use("/:retailerCode/*", partnerKey);
+  return routes
     .openapi(partnerReportRoute, async (c) => {
       const { retailerCode } = c.req.valid("param");
       const input = c.req.valid("json");
-      const brand = await partnerBrand(c, retailerCode, input.brand);
+      const brand = partnerBrand(c, retailerCode, input.brand);
       if (input.retailerCode && input.retailerCode !== retailerCode) {
         throw new ApiError("bad_request", `retailerCode: ${input.retailerCode} is not the reporting partner ${retailerCode}`, { field: "retailerCode" });
       }
@@ -702,7 +710,7 @@ export function createPartnerReportRoutes(deps: AppDeps) {
     .openapi(partnerCheckRoute, async (c) => {
       const { retailerCode } = c.req.valid("param");
       const input = c.req.valid("json");
-      const brand = await partnerBrand(c, retailerCode, input.brand);
+      const brand = partnerBrand(c, retailerCode, input.brand);
       return c.json(await answerCheck(deps, brand.id, input), 200);
     });
 }

@@ -1,0 +1,1 @@
+CREATE INDEX `partners_api_key_hash_idx` ON `partners` (`api_key_hash`);
