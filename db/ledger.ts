@@ -213,6 +213,26 @@ function toState(r: RawState | undefined): ConsentStateRow | null {
   return r ? { ...r, inIys: r.inIys === 1 } : null;
 }
 
+/**
+ * The statements every recorded event costs (the bench's import-1m replays them alone, to measure
+ * what the ledger's SQL leaves of the raw insert rate).
+ */
+export const LEDGER_SQL = {
+  state: `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
+  // Answered from the primary key's index alone (no table row read, no row object built).
+  hasState: `SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
+  insertEvent: `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
+          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  upsertState: `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
+          retailer_code, in_iys, event_id, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (brand_id, recipient, recipient_type, type) DO UPDATE SET
+          status = excluded.status, source = excluded.source, consent_date = excluded.consent_date,
+          retailer_code = excluded.retailer_code, in_iys = excluded.in_iys, event_id = excluded.event_id,
+          updated_at = excluded.updated_at`,
+} as const;
+
 /** Numbers applyInTransaction's calls (PlanContext.transaction), across every Ledger of the process: a planner may serve several. */
 let transactions = 0;
 
@@ -266,25 +286,10 @@ export class Ledger {
         `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
           AND origin = ? AND status = ? AND source IS ? AND consent_date IS ? AND retailer_code IS ? ORDER BY id LIMIT 1`,
       ),
-      state: c.prepare(
-        `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
-      ),
-      // Answered from the primary key's index alone (no table row read, no row object built).
-      hasState: c.prepare<[number, string, string, string], 1>(`SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`).pluck(),
-      insertEvent: c.prepare(
-        `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
-          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      upsertState: c.prepare(
-        `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
-          retailer_code, in_iys, event_id, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (brand_id, recipient, recipient_type, type) DO UPDATE SET
-          status = excluded.status, source = excluded.source, consent_date = excluded.consent_date,
-          retailer_code = excluded.retailer_code, in_iys = excluded.in_iys, event_id = excluded.event_id,
-          updated_at = excluded.updated_at`,
-      ),
+      state: c.prepare(LEDGER_SQL.state),
+      hasState: c.prepare<[number, string, string, string], 1>(LEDGER_SQL.hasState).pluck(),
+      insertEvent: c.prepare(LEDGER_SQL.insertEvent),
+      upsertState: c.prepare(LEDGER_SQL.upsertState),
       insertOutbox: c.prepare(
         `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
