@@ -371,6 +371,26 @@ describe("consents", () => {
     const check = await app.request("/api/v1/check", authed({ brand: "MIGROS", type: "MESAJ", recipients: ["+905321112277"], recipient_type: "TACIR" }));
     expect(check.status).toBe(400);
     expect((await check.json()).error).toMatchObject({ field: "recipient_type" });
+    // Everywhere a default would stand in for the misspelt field: a subscription's brands ("*": every
+    // brand's changes), a brand's short names and numbers, a number's channels, a partner's URL, a replay's scope.
+    const refused: [string, Record<string, unknown>, string][] = [
+      ["/api/v1/subscriptions", { url: "https://provider.example.com/hooks/typo", brand: ["MIGROS"] }, "brand"],
+      ["/api/v1/brands", { code: "TYPOBRAND", name: "Typo", shortName: ["TYPO"] }, "shortName"],
+      ["/api/v1/brands", { code: "TYPOBRAND", name: "Typo", numbers: [{ number: "7777", provider: "twilio", channel: ["voice"] }] }, "numbers[0].channel"],
+      ["/api/v1/brands/MIGROS/partners", { retailerCode: "77778888", name: "Bayi", URL: "https://bayi.example.com/hook" }, "URL"],
+    ];
+    for (const [path, body, field] of refused) {
+      const res = await app.request(path, authed(body));
+      expect(res.status, path).toBe(400);
+      expect((await res.json()).error, path).toMatchObject({ field, message: `${field}: unknown field` });
+    }
+    const partner = await app.request("/api/v1/brands/MIGROS/partners", authed({ retailerCode: "77778889", name: "Bayi" }));
+    expect(partner.status, await partner.clone().text()).toBe(201);
+    const replay = await app.request("/api/v1/brands/MIGROS/partners/77778889/replay", authed({ since: "2026-11-25T09:00:00Z", onlu: "all" }));
+    expect(replay.status).toBe(400);
+    expect((await replay.json()).error).toMatchObject({ field: "onlu" });
+    expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM brands WHERE code = 'TYPOBRAND'").get()).toEqual({ n: 0 });
+    expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM partners WHERE retailer_code = '77778888'").get()).toEqual({ n: 0 });
   });
 
   it("an IYS_* source is a 400 naming source", async () => {

@@ -16,6 +16,7 @@ const NumberInput = z
     provider: z.enum(["twilio", "vonage"]),
     channels: z.array(z.enum(["sms", "voice"])).min(1).max(2).default(["sms"]),
   })
+  .strict()
   // The IVR speaks Twilio Voice only: a Vonage number would be listed for calls nobody answers.
   .refine((n) => n.provider === "twilio" || !n.channels.includes("voice"), { message: "voice (the IVR) is served over Twilio only", path: ["channels"] });
 
@@ -50,7 +51,10 @@ export const BrandInput = z.object({
     .strict()
     .optional(),
   numbers: z.array(NumberInput).max(50).default([]),
-}).openapi("BrandRequest");
+})
+  // A misspelt field ("shortName") must not leave its default in force: an unknown field is a 400.
+  .strict()
+  .openapi("BrandRequest");
 
 const brandExample = {
   code: "MIGROS",

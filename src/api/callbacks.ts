@@ -40,6 +40,8 @@ const SubscriptionInput = z
     events: Events.default(["consent.changed"]),
     description: z.string().trim().max(500).nullish(),
   })
+  // A misspelt "brands" would leave "*" in force: every brand's changes to this URL. Unknown fields are a 400.
+  .strict()
   .openapi("SubscriptionRequest", { example: { url: "https://provider.example.com/hooks/consent", brands: ["MIGROS"], events: ["consent.changed"] } });
 
 const SubscriptionPatch = z
@@ -57,7 +59,9 @@ const ReplaySince = z.object({
   since: z.iso.datetime({ offset: true, message: "an ISO 8601 date-time, e.g. 2026-11-25T09:00:00Z" }),
   /** `failed` (default): rows that ended failed, exhausted or skipped; `all`: every delivery since then. */
   only: z.enum(["failed", "all"]).default("failed"),
-}).openapi("ReplayRequest", { example: { since: "2026-11-25T09:00:00Z", only: "failed" } });
+})
+  .strict()
+  .openapi("ReplayRequest", { example: { since: "2026-11-25T09:00:00Z", only: "failed" } });
 
 const PartnerInput = z.object({
   retailerCode: z
@@ -66,7 +70,9 @@ const PartnerInput = z.object({
     .pipe(z.string().regex(/^\d{8}$/, "8 digits")),
   name: z.string().trim().min(1).max(200),
   url: Url.nullish().openapi({ description: "where the partner receives the brand's changes (optional)" }),
-}).openapi("PartnerRequest", { example: { retailerCode: "12345678", name: "Bayi Kadıköy", url: "https://bayi.example.com/hooks/iys" } });
+})
+  .strict()
+  .openapi("PartnerRequest", { example: { retailerCode: "12345678", name: "Bayi Kadıköy", url: "https://bayi.example.com/hooks/iys" } });
 
 const ReplayAccepted = z.object({ replayed: z.number().int(), outboxIds: z.array(z.number().int()) }).openapi("ReplayAccepted");
 
