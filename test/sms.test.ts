@@ -496,6 +496,24 @@ describe("Vonage SMS webhook", () => {
     expect(whole).toEqual([{ body: "RET MİGROS ARAMA", status: "applied" }]);
   });
 
+  it("a concatenated SMS of one part is applied as it is; parts out of range are a 400 naming the value that is wrong", async () => {
+    const from = newSender();
+    const msisdn = from.slice(1);
+    const post = (p: Record<string, string>) =>
+      app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(p)) });
+    const one = (part: string, total: string) => vonageParams(msisdn, "RET MIGROS", { concat: "true", "concat-ref": "12", "concat-part": part, "concat-total": total });
+    const zero = await post(one("1", "0"));
+    expect(zero.status).toBe(400);
+    expect((await zero.json()).error).toMatchObject({ field: "concat-total" });
+    const past = await post(one("3", "2"));
+    expect(past.status).toBe(400);
+    expect((await past.json()).error).toMatchObject({ field: "concat-part", message: expect.stringMatching(/1\.\.2/) });
+    expect((await post(one("1", "1"))).status).toBe(204);
+    await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+    expect(eventsOf(from)).toMatchObject([{ brand: "MIGROS", type: "MESAJ", status: "RET" }]);
+    expect(receiptsOf(from).map((r) => r.status)).toEqual(["applied"]);
+  });
+
   const vonagePost = (p: Record<string, string>) =>
     app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(p)) });
   const piece = (msisdn: string, ref: string, part: number, total: number, text: string) =>

@@ -76,8 +76,11 @@ export function createSmsRoutes(deps: AppDeps) {
       const ref = required(params, "concat-ref", /^\d{1,5}$/);
       const part = Number(required(params, "concat-part", /^\d{1,3}$/));
       const total = Number(required(params, "concat-total", /^\d{1,3}$/));
-      if (part < 1 || total < 2 || part > total) throw new ApiError("bad_request", "concat-part must be within 1..concat-total", { field: "concat-part" });
-      await ingress.ingestPart({ provider: "vonage", providerRef: messageId, from, to, body: text, payload }, { ref, part, total });
+      if (total < 1) throw new ApiError("bad_request", "concat-total must be at least 1", { field: "concat-total" });
+      if (part < 1 || part > total) throw new ApiError("bad_request", `concat-part must be within 1..${total} (concat-total)`, { field: "concat-part" });
+      // A message of one part is whole as it is: taken as an ordinary message, not held for parts that never come.
+      if (total === 1) await ingress.ingest({ provider: "vonage", providerRef: messageId, from, to, body: text, payload });
+      else await ingress.ingestPart({ provider: "vonage", providerRef: messageId, from, to, body: text, payload }, { ref, part, total });
     } else {
       await ingress.ingest({ provider: "vonage", providerRef: messageId, from, to, body: text, payload });
     }
