@@ -10,11 +10,17 @@ function fieldOf(path: PropertyKey[]): string {
   return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(body)";
 }
 
+const isSafeRangeIssue = (i: z.core.$ZodIssue) =>
+  (i.code === "too_big" && i.maximum === Number.MAX_SAFE_INTEGER) || (i.code === "too_small" && i.minimum === Number.MIN_SAFE_INTEGER);
+
 /** A zod failure as our 400: names the first bad field (and lists all). */
 export function zodError(error: z.ZodError): ApiError {
   // A field the schema does not know (a strict object) is named itself: a typo such as `recipientTyp`
   // would otherwise leave the default in force without a word.
-  const issues = error.issues.flatMap((i) =>
+  // An integer's own safe range (±2^53 − 1) is said only when the field has no limit of its own
+  // (a limit of 3650 was said as "expected int to be <=9007199254740991" for a huge number).
+  const ownLimit = new Set(error.issues.filter((i) => !isSafeRangeIssue(i)).map((i) => fieldOf(i.path)));
+  const issues = error.issues.filter((i) => !isSafeRangeIssue(i) || !ownLimit.has(fieldOf(i.path))).flatMap((i) =>
     i.code === "unrecognized_keys" ? i.keys.map((k) => ({ field: fieldOf([...i.path, k]), message: "unknown field" })) : [{ field: fieldOf(i.path), message: i.message }],
   );
   const first = issues[0]!;

@@ -393,6 +393,20 @@ describe("consents", () => {
     expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM partners WHERE retailer_code = '77778888'").get()).toEqual({ n: 0 });
   });
 
+  it("a number past a field's own limit is a 400 saying that limit, not the integer range", async () => {
+    for (const [value, limit] of [[9223372036854775807, "<=3650"], [-1e308, ">=1"], [5000, "<=3650"]] as const) {
+      const res = await app.request("/api/v1/brands/MIGROS", authed({ settings: { linkExpiryDays: value } }, "PATCH"));
+      expect(res.status).toBe(400);
+      const { error } = await res.json();
+      expect(error.field).toBe("settings.linkExpiryDays");
+      expect(error.message).toContain(limit);
+      expect(error.message).not.toContain("9007199254740991");
+    }
+    const res = await app.request("/api/v1/subscriptions/ep_none/deliveries?limit=99999999999999999999", authed(undefined, "GET"));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ field: "limit", message: expect.stringContaining("<=1000") });
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",
