@@ -407,6 +407,19 @@ describe("consents", () => {
     expect((await res.json()).error).toMatchObject({ field: "limit", message: expect.stringContaining("<=1000") });
   });
 
+  it("a number in a path or query is digits: 1e0, 0x1, a blank or a line break are refused, not read as another number", async () => {
+    for (const id of ["1e0", "0x1", "%20", "1%0A", "+1"]) {
+      const res = await app.request(`/api/v1/ledger/events/${id}/proof`, authed(undefined, "GET"));
+      expect(res.status, id).toBe(400);
+      expect((await res.json()).error, id).toMatchObject({ field: "id", message: "id: an event id, in digits" });
+      const replay = await app.request(`/api/v1/deliveries/${id}/replay`, authed());
+      expect(replay.status, id).toBe(404);
+    }
+    const res = await app.request("/api/v1/subscriptions/ep_none/deliveries?limit=0x10", authed(undefined, "GET"));
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ field: "limit" });
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",

@@ -22,7 +22,7 @@ import { ApiError } from "../errors";
 import { assertBrandAccess, keyGuessGuard, requireAdmin } from "./auth";
 import { answerCheck, CheckInput, CheckOutput } from "./check";
 import { ConsentInput, Recorded, consentExample, recordConsent } from "./consents";
-import { apiRouter, bearerSecurity, conflictResponse, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
+import { apiRouter, bearerSecurity, conflictResponse, digits, errorResponses, jsonBody, jsonResponse, requireJson } from "./openapi";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 
@@ -86,7 +86,7 @@ const PartnerPatch = z
   .openapi("PartnerPatch", { example: { url: "https://bayi.example.com/hooks/iys-v2" } });
 
 const DeliveriesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100).openapi({ example: 100 }),
+  limit: digits().pipe(z.number().int().min(1).max(1000)).default(100).openapi({ example: "100" }),
   failed: z.enum(["true", "false"]).optional().openapi({ description: "only failed attempts" }),
 });
 
@@ -378,7 +378,7 @@ const replayDeliveryRoute = createRoute({
 export function createDeliveryRoutes(deps: AppDeps) {
   return apiRouter().openapi(replayDeliveryRoute, async (c) => {
     const { outboxId } = c.req.valid("param");
-    const id = Number(outboxId);
+    const id = /^\d{1,15}$/.test(outboxId) ? Number(outboxId) : Number.NaN;
     const row = Number.isInteger(id)
       ? (stmt(deps.db, `SELECT id, event_id AS eventId, target, status FROM outbox WHERE id = ? AND kind = 'callback'`).get(id) as
           | { id: number; eventId: number | null; target: string; status: string }

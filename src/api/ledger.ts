@@ -6,7 +6,7 @@ import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { proveEvent } from "../proof";
 import { canAccessBrand } from "./auth";
-import { apiRouter, bearerSecurity, errorResponses, jsonResponse } from "./openapi";
+import { apiRouter, bearerSecurity, digits, errorResponses, jsonResponse } from "./openapi";
 
 const Jwk = z.record(z.string(), z.unknown()).openapi("JWK", { description: "Ed25519 public key (RFC 8037 OKP JWK)" });
 
@@ -30,7 +30,7 @@ const proofRoute = createRoute({
   summary: "Proof of one consent event",
   description: "The event, its canonical content and hash, the hash links (no personal data) to the first signed checkpoint after it, and the checkpoint's JWS: verifiable with the public key alone.",
   security: bearerSecurity,
-  request: { params: z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: "id", in: "path" }, example: 42 }) }) },
+  request: { params: z.object({ id: digits("an event id").pipe(z.number().int().positive()).openapi({ param: { name: "id", in: "path" }, example: "42" }) }) },
   responses: { 200: jsonResponse(Proof, "The proof"), ...errorResponses },
 });
 
