@@ -658,6 +658,23 @@ describe("/admin/queues", () => {
     expect(api.status).toBe(200);
     const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
     expect(names).toEqual(["callbacks", "confirmations", "consent", "iys-reports"]);
+    // Adding a job or editing one's data is refused: jobs are the hub's own (idempotent ids, no personal data).
+    const consent = runtime.producer.queues.consent;
+    const before = await consent.getJobCounts();
+    const add = await app.request("/admin/queues/api/queues/consent/add", {
+      method: "POST",
+      headers: { ...withCookie(token).headers, "content-type": "application/json", origin: "https://hub.example.com" },
+      body: JSON.stringify({ name: "apply", data: { recipient: "+905321234567" } }),
+    });
+    expect(add.status).toBe(403);
+    expect((await add.json()).error).toMatch(/turned off/);
+    expect(await consent.getJobCounts()).toEqual(before);
+    const edit = await app.request("/admin/queues/api/queues/consent/1/update-data", {
+      method: "PUT",
+      headers: { ...withCookie(token).headers, "content-type": "application/json", origin: "https://hub.example.com" },
+      body: JSON.stringify({ data: {} }),
+    });
+    expect(edit.status).toBe(403);
   });
 
   it("answers 503 naming the missing assets when the bull-board UI is not installed, without failing the app", async () => {

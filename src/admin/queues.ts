@@ -39,5 +39,20 @@ export function createQueueBoard(queues: Queue[], basePath: string, log: Logger,
     serverAdapter,
     options: { uiBasePath, uiConfig: { boardTitle: "İYS hub queues" } },
   });
-  return serverAdapter.registerPlugin() as unknown as Hono;
+  const board = new Hono();
+  // Jobs come from the hub alone: ids that make them idempotent, data without personal data, and a
+  // row in SQLite the sweeper enqueues again. A job added or edited by hand has none of that.
+  for (const [method, path] of REFUSED) {
+    board.on(method, path, (c) =>
+      c.json({ error: `${method} ${basePath}${path} is turned off on this hub: jobs come from the hub itself (retry, promote and clean them here; fix data at its source)` }, 403),
+    );
+  }
+  board.route("/", serverAdapter.registerPlugin() as unknown as Hono);
+  return board;
 }
+
+/** bull-board actions that would put jobs in the queues the hub did not make. */
+const REFUSED = [
+  ["POST", "/api/queues/:queueName/add"],
+  ["PUT", "/api/queues/:queueName/:jobId/update-data"],
+] as const;
