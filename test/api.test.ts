@@ -420,6 +420,22 @@ describe("consents", () => {
     expect((await res.json()).error).toMatchObject({ field: "limit" });
   });
 
+  it("a JSON string with an unpaired surrogate escape is a 400 naming its field; a paired one (an emoji) is text", async () => {
+    const post = (path: string, text: string) =>
+      app.request(path, { method: "POST", headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" }, body: text });
+    const lone = await post("/api/v1/keys", String.raw`{"name":"a\udfffb","brands":["MIGROS"]}`);
+    expect(lone.status).toBe(400);
+    expect((await lone.json()).error).toMatchObject({ field: "name", message: expect.stringMatching(/^name: holds an unpaired UTF-16 surrogate/) });
+    const nested = await post("/api/v1/brands", String.raw`{"code":"SURR","name":"S","settings":{"smsTemplates":{"x\ud800":"a"}}}`);
+    expect(nested.status).toBe(400);
+    expect((await nested.json()).error.field).toMatch(/^settings\.smsTemplates\.x/);
+    const pair = await post("/api/v1/keys", String.raw`{"name":"kampanya \ud83d\ude00","brands":["MIGROS"]}`);
+    expect(pair.status).toBe(201);
+    expect((await pair.json()).name).toBe("kampanya 😀");
+    expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM api_keys WHERE name LIKE 'a%b'").get()).toEqual({ n: 0 });
+    expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM brands WHERE code = 'SURR'").get()).toEqual({ n: 0 });
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",

@@ -55,8 +55,49 @@ export const requireJson = createMiddleware<HonoEnv>(async function requireJson(
     throw new ApiError("unsupported_media_type", "Content-Type must be application/json");
   }
   if (canonical !== header) c.req.raw.headers.set("content-type", canonical);
+  // Read here and kept (Hono's body cache): the validator parses this same text, once.
+  const text = await c.req.text();
+  if (text.includes("\\u") && /\\u[dD][89a-fA-F]/.test(text)) {
+    const field = unpairedSurrogate(text);
+    if (field !== null) {
+      throw new ApiError("bad_request", `${field}: holds an unpaired UTF-16 surrogate (a \\uD800–\\uDFFF escape without its pair): not text that can be stored or sent`, { field });
+    }
+  }
   await next();
 });
+
+/**
+ * The first place in a JSON text whose string (value or key) is not well-formed UTF-16, as a field
+ * path; null when there is none or the text is not JSON (the validator says that).
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function unpairedSurrogate(text: string): string | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const walk = (v: unknown, path: string): string | null => {
+    if (typeof v === "string") return LONE_SURROGATE.test(v) ? path || "(body)" : null;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const found = walk(v[i], `${path}[${i}]`);
+        if (found !== null) return found;
+      }
+    } else if (v !== null && typeof v === "object") {
+      for (const [k, inner] of Object.entries(v)) {
+        const at = path ? `${path}.${k}` : k;
+        if (LONE_SURROGATE.test(k)) return at;
+        const found = walk(inner, at);
+        if (found !== null) return found;
+      }
+    }
+    return null;
+  };
+  return walk(value, "");
+}
 
 export const ErrorSchema = z
   .object({
