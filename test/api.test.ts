@@ -436,6 +436,15 @@ describe("consents", () => {
     expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM brands WHERE code = 'SURR'").get()).toEqual({ n: 0 });
   });
 
+  it("a value of the wrong kind where two kinds are taken says what is taken, not a bare \"Invalid input\"", async () => {
+    const sub = await app.request("/api/v1/subscriptions", authed({ url: "https://provider.example.com/hooks", brands: null }));
+    expect((await sub.json()).error).toMatchObject({ field: "brands", message: 'brands: a list of brand codes (["MIGROS"]), or "*" for every brand' });
+    const consent = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905321112299", type: "MESAJ", status: "ONAY", retailerCode: true }));
+    expect((await consent.json()).error).toMatchObject({ field: "retailerCode", message: "retailerCode: 8 digits" });
+    const partner = await app.request("/api/v1/brands/MIGROS/partners", authed({ retailerCode: [1], name: "Bayi" }));
+    expect((await partner.json()).error).toMatchObject({ field: "retailerCode", message: "retailerCode: 8 digits" });
+  });
+
   it("an IYS_* source is a 400 naming source", async () => {
     const res = await app.request(
       "/api/v1/consents",

@@ -30,7 +30,9 @@ import { createMiddleware } from "hono/factory";
 export const MAX_PARTNERS_PER_BRAND = 3000;
 
 const Url = z.string().trim().min(1).max(2048);
-const Brands = z.union([z.literal("*"), z.array(z.string().trim().min(1)).min(1).max(1000)]);
+const Brands = z.union([z.literal("*"), z.array(z.string().trim().min(1)).min(1).max(1000)], {
+  error: (issue) => (issue.input === undefined ? "required" : 'a list of brand codes (["MIGROS"]), or "*" for every brand'),
+});
 const Events = z.array(z.enum(callbackEventTypes)).min(1).max(callbackEventTypes.length);
 
 const SubscriptionInput = z
@@ -65,7 +67,7 @@ const ReplaySince = z.object({
 
 const PartnerInput = z.object({
   retailerCode: z
-    .union([z.string(), z.number()])
+    .union([z.string(), z.number()], { error: (issue) => (issue.input === undefined ? "required" : "8 digits") })
     .transform((v) => String(v).trim())
     .pipe(z.string().regex(/^\d{8}$/, "8 digits")),
   name: z.string().trim().min(1).max(200),

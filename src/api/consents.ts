@@ -21,7 +21,7 @@ export const ConsentInput = z.object({
   source: z.enum(providerSources, { message: `one of ${providerSources.join(", ")}` }).nullish(),
   consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul wall time) or ISO 8601 with an offset or Z", example: EXAMPLE_CONSENT_DATE }),
   retailerCode: z
-    .union([z.string(), z.number()])
+    .union([z.string(), z.number()], { error: "8 digits" })
     .transform(String)
     .pipe(z.string().regex(/^\d{8}$/, "8 digits"))
     .nullish()
