@@ -82,6 +82,19 @@ export async function ledgerKeyFor(db: Db, path: string, log?: Logger): Promise<
   return key;
 }
 
+/** The kids the checkpoints name (oldest first; a header that does not parse names none). */
+export function checkpointSigners(db: Db): string[] {
+  const jwss = db.$client.prepare("SELECT jws FROM ledger_checkpoints ORDER BY id").pluck().all() as string[];
+  return jwss.flatMap((jws) => {
+    try {
+      const kid = decodeProtectedHeader(jws).kid;
+      return kid ? [kid] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** The kid a checkpoint names, for messages. */
 function signerOf(jws: string): string {
   try {

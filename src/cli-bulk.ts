@@ -124,18 +124,26 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     let rejectedRows = 0;
     let delimiter = ",";
     const started = performance.now();
-    let lastDraw = 0;
+    // From the import's start (performance.now() counts from the process's: a slow start drew at once).
+    let lastDraw = started;
+    let drawn = false;
     const tty = Boolean(process.stderr.isTTY);
     const draw = (c: ImportCounts, final = false) => {
       if (opts.progress === false) return;
       const t = performance.now();
       if (!final && t - lastDraw < (tty ? 200 : 5000)) return;
       lastDraw = t;
+      drawn = true;
       const line = progressLine(c, t - started);
       process.stderr.write(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`);
     };
+    const source = createReadStream(opts.file);
+    // Ctrl-C: the file is cut where it was read to; the rows before are written and the import is
+    // marked failed, saying so (it stayed "running" for ever). A second Ctrl-C stops at once.
+    const interrupt = () => source.destroy(new Error("interrupted (Ctrl-C)"));
+    process.once("SIGINT", interrupt);
     try {
-      const summary = await runImport(createReadStream(opts.file), { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox }, {
+      const summary = await runImport(source, { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox }, {
         brandId: brand.id,
         via: "cli",
         registered: opts.registered === true,
@@ -154,7 +162,13 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
       });
       draw(summary, true);
       return { ...summary, ...(rejectedRows > 0 ? { rejectedPath } : {}) };
+    } catch (err) {
+      // The message goes below the progress line, not onto it.
+      if (drawn && tty) process.stderr.write("\n");
+      if (rejectedRows > 0 && err instanceof Error) err.message += `; the ${fmt(rejectedRows)} rows rejected before it are in ${rejectedPath}`;
+      throw err;
     } finally {
+      process.removeListener("SIGINT", interrupt);
       if (rejectedRows === 0 && regular) {
         if (before) ftruncateSync(fd, 0);
         else rmSync(rejectedPath, { force: true });

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
+import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog } from "./callbacks/store";
@@ -44,11 +44,17 @@ Commands:
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
+const COMMANDS = new Set(["migrate", "verify", "checkpoint", "brands", "link", "deliveries", "import", "export"]);
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "help" || command === "--help" || command === "-h") {
     console.log(usage);
     return command ? 0 : 2;
+  }
+  if (!COMMANDS.has(command)) {
+    console.error(`unknown command: ${command}\n\n${usage}`);
+    return 2;
   }
   const { values, positionals } = parseArgs({
     args: rest,
@@ -76,13 +82,29 @@ async function main(argv: string[]): Promise<number> {
   if (command !== "migrate" && config.DATABASE_PATH !== ":memory:" && !existsSync(config.DATABASE_PATH)) {
     throw new Error(`no database at ${resolve(config.DATABASE_PATH)} (DATABASE_PATH): start the hub (npm start) or run \`hub migrate\` first, or point DATABASE_PATH at the hub's database`);
   }
-  // Verify makes nothing: a 0-byte file or another database is no ledger, not an intact empty one
-  // (looked at read-only: opening it for writing would turn it into a database).
-  if (command === "verify" && config.DATABASE_PATH !== ":memory:" && !hasLedgerTables(config.DATABASE_PATH)) {
-    console.error(`NO LEDGER: ${resolve(config.DATABASE_PATH)} (DATABASE_PATH) holds none of the hub's ledger tables: not the hub's database, or emptied; nothing verified`);
-    return 1;
+  // Nor do the other commands: a 0-byte file or another program's database is no hub database, and
+  // migrating it (every command brings the schema up to date) added the hub's tables to it (looked
+  // at read-only: opening it for writing would turn it into a database). Verify says NO LEDGER.
+  const where = `${resolve(config.DATABASE_PATH)} (DATABASE_PATH)`;
+  if (command !== "migrate" && config.DATABASE_PATH !== ":memory:") {
+    let hub: boolean;
+    try {
+      hub = hasLedgerTables(config.DATABASE_PATH);
+    } catch (err) {
+      throw new Error(`cannot open ${where}: ${(err as Error).message}`);
+    }
+    if (!hub && command === "verify") {
+      console.error(`NO LEDGER: ${where} holds none of the hub's ledger tables: not the hub's database, or emptied; nothing verified`);
+      return 1;
+    }
+    if (!hub) throw new Error(`${where} is not the hub's database (none of its ledger tables; a 0-byte file or another program's database): point DATABASE_PATH at the hub's database, or make one with \`hub migrate\``);
   }
-  const db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
+  let db: ReturnType<typeof openDatabase>;
+  try {
+    db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
+  } catch (err) {
+    throw new Error(`cannot open ${where}: ${(err as Error).message}`);
+  }
   try {
     switch (command) {
       case "migrate": {
@@ -94,6 +116,15 @@ async function main(argv: string[]): Promise<number> {
         runMigrations(db);
         // The key only checks signatures: none is made when nothing was signed.
         const key = hasCheckpoints(db) ? await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: false }) : null;
+        // A key no checkpoint names is another hub's (or a new one): every signature would fail, which
+        // is no sign of tampering; said as what it is, nothing verified.
+        const signers = key ? checkpointSigners(db) : [];
+        if (key && !signers.includes(key.kid)) {
+          const problem = `LEDGER_KEY_PATH ${config.LEDGER_KEY_PATH} holds key ${key.kid}, but the checkpoints were signed by ${[...new Set(signers)].join(", ") || "a key they do not name"}: point LEDGER_KEY_PATH at the hub's key (or restore it from your backup); nothing verified`;
+          if (values.json) console.log(JSON.stringify({ ok: false, problems: [{ problem }] }, null, 2));
+          else console.error(`WRONG KEY: ${problem}`);
+          return 1;
+        }
         const report = await verifyLedger(db, key?.publicKey ?? null);
         // A hub makes its key at its first start: a key beside a ledger with no event and no checkpoint
         // is a ledger emptied, or one nothing was ever recorded in: either way nothing was verified.
@@ -120,6 +151,11 @@ async function main(argv: string[]): Promise<number> {
       }
       case "checkpoint": {
         runMigrations(db);
+        // Nothing to sign makes no key (a key beside an empty ledger reads as an emptied one to verify).
+        if (!db.$client.prepare("SELECT 1 FROM consent_events LIMIT 1").get()) {
+          console.log("nothing to sign: the ledger has no events yet");
+          return 0;
+        }
         const key = await ledgerKeyFor(db, config.LEDGER_KEY_PATH, log);
         const cp = await createCheckpoint(db, key, systemClock);
         console.log(cp ? `checkpoint #${cp.id} signs event #${cp.eventId} ${cp.hash}` : "nothing new to sign");
@@ -166,8 +202,8 @@ async function main(argv: string[]): Promise<number> {
       }
       case "deliveries": {
         runMigrations(db);
-        const limit = Number(values.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new CliUsageError("--limit: a positive integer");
+        const limit = /^\d{1,6}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
+        if (!(limit >= 1 && limit <= 10_000)) throw new CliUsageError(`--limit ${values.limit}: a whole number from 1 to 10000, in digits`);
         const rows = deliveryLog(db, values.endpoint ?? null, { limit, failedOnly: values.failed });
         if (values.json) console.log(JSON.stringify(rows, null, 2));
         else {
@@ -193,14 +229,14 @@ async function main(argv: string[]): Promise<number> {
       case "export": {
         runMigrations(db);
         if (!values.brand) throw new CliUsageError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
+        if (values.out === "") throw new CliUsageError("--out needs a file name (without --out the export goes to standard output)");
         if (values.out) assertNotHubFile(config, values.out, "--out");
         const rows = exportToFile(db, { brand: values.brand, events: values.events, from: values.from, to: values.to, format: values.format as "csv", out: values.out });
-        if (values.out) console.error(`exported ${rows} rows to ${values.out}`);
+        if (values.out) console.error(`exported ${counted(rows, "row")} to ${values.out}`);
         return 0;
       }
       default:
-        console.error(`unknown command: ${command}\n\n${usage}`);
-        return 2;
+        throw new Error(`command ${command} has no case`);
     }
   } finally {
     db.$client.close();

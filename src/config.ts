@@ -17,7 +17,14 @@ export const ConfigSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
     PORT: z.preprocess(blankIsUnset, z.coerce.number().int().min(0).max(65535).default(8787)),
-    PUBLIC_BASE_URL: optionalUrl,
+    // Links and webhook URLs are this plus a path: a query, fragment or credentials would end up inside them.
+    PUBLIC_BASE_URL: optionalUrl.refine(
+      (v) => v === undefined || (() => {
+        const u = new URL(v);
+        return !u.search && !u.hash && !v.includes("#") && !v.includes("?") && !u.username && !u.password;
+      })(),
+      "must be an origin, optionally with a path (https://hub.example.com or https://example.com/iys): no query (?…), fragment (#…) or user:password@",
+    ),
     DATABASE_PATH: z.string().min(1).default("./data/hub.db"),
     /** NORMAL survives a process crash; FULL also an OS crash or power loss, at an fsync a commit. */
     SQLITE_SYNCHRONOUS: z.preprocess((v) => (typeof v === "string" && v !== "" ? v.toUpperCase() : undefined), z.enum(["NORMAL", "FULL"]).default("NORMAL")),

@@ -69,6 +69,9 @@ describe("hub CLI", () => {
     [["export", "--brand", "MIGROS", "--format", "xml"], "--format must be csv or jsonl"],
     [["import", "consents.csv"], "usage: hub import"],
     [["export", "--brand", "MIGROS", "--bogus"], "Unknown option"],
+    [["export", "--brand", "MIGROS", "--out", ""], "--out needs a file name"],
+    [["deliveries", "--limit", "99999999999999999999"], "--limit 99999999999999999999: a whole number from 1 to 10000"],
+    [["deliveries", "--limit", "0x10"], "--limit 0x10: a whole number"],
   ])("%j is a usage error: exit 2 naming what is wrong", async (args, message) => {
     const res = await hub(...args);
     expect(res.code).toBe(2);
@@ -139,9 +142,11 @@ describe("hub CLI", () => {
     expect(res.code).toBe(1);
     const original = await loadOrCreateLedgerKey(env.LEDGER_KEY_PATH, undefined, { create: false });
     expect(res.stderr).toContain(`LEDGER_KEY_PATH ${other} holds key ${replaced.kid}, but checkpoint #1 was signed by key ${original.kid}`);
+    // Verify says the key is another one (every signature failing is no sign of tampering), nothing verified.
     const verify = await hubWith({ ...env, LEDGER_KEY_PATH: other }, "verify");
     expect(verify.code).toBe(1);
-    expect(verify.stderr).toContain(`checkpoint signature (key ${original.kid}) does not verify`);
+    expect(verify.stderr).toContain(`WRONG KEY: LEDGER_KEY_PATH ${other} holds key ${replaced.kid}, but the checkpoints were signed by ${original.kid}`);
+    expect(verify.stderr).not.toContain("TAMPERED");
   }, 60_000);
 
   it("a command other than migrate on a database that does not exist fails naming DATABASE_PATH, and creates nothing", async () => {
@@ -159,11 +164,50 @@ describe("hub CLI", () => {
     expect(existsSync(missing)).toBe(true);
   });
 
-  it("an unknown command exits 2 with the usage", async () => {
+  it("an unknown command exits 2 with the usage, with or without a database", async () => {
     const res = await hub("frobnicate");
     expect(res.code).toBe(2);
     expect(res.stderr).toContain("Usage: hub <command>");
+    const none = await hubWith({ ...env, DATABASE_PATH: join(tmp.dir, "nowhere", "hub.db") }, "version");
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain("unknown command: version");
   }, 30_000);
+
+  it("a 0-byte file or another program's database is no hub database: every command refuses it, adding no table and making no key", async () => {
+    const foreign = join(tmp.dir, "customers.db");
+    const other = openDatabase(foreign, { backgroundCheckpoints: false });
+    other.$client.exec("CREATE TABLE customers (name TEXT)");
+    other.$client.close();
+    const zero = join(tmp.dir, "zero-byte.db");
+    writeFileSync(zero, "");
+    const csv = join(tmp.dir, "foreign.csv");
+    writeFileSync(csv, "type,recipient,status,source,consentDate\n");
+    const key = join(tmp.dir, "foreign-key.json");
+    for (const path of [foreign, zero]) {
+      for (const args of [["checkpoint"], ["brands"], ["deliveries"], ["export", "--brand", "MIGROS"], ["import", "--brand", "MIGROS", csv]]) {
+        const r = await hubWith({ ...env, DATABASE_PATH: path, LEDGER_KEY_PATH: key }, ...args);
+        expect(r.code, `${path} ${args.join(" ")}`).toBe(1);
+        expect(r.stderr).toContain(`${path} (DATABASE_PATH) is not the hub's database`);
+      }
+    }
+    const after = openDatabase(foreign, { backgroundCheckpoints: false });
+    expect(after.$client.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual(["customers"]);
+    after.$client.close();
+    expect(statSync(zero).size).toBe(0);
+    expect(existsSync(key)).toBe(false);
+  }, 120_000);
+
+  it("checkpoint on a ledger with no events signs nothing and makes no key (verify would then call the ledger emptied)", async () => {
+    const fresh = { ...env, DATABASE_PATH: join(tmp.dir, "fresh.db"), LEDGER_KEY_PATH: join(tmp.dir, "fresh-key.json") };
+    expect((await hubWith(fresh, "migrate")).code).toBe(0);
+    const cp = await hubWith(fresh, "checkpoint");
+    expect(cp.code).toBe(0);
+    expect(cp.stdout).toContain("nothing to sign: the ledger has no events yet");
+    expect(existsSync(fresh.LEDGER_KEY_PATH)).toBe(false);
+    const verify = await hubWith(fresh, "verify");
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toContain("ledger intact: 0 events");
+  }, 60_000);
   it("export into a pipe whose reader is slow writes every row (partial writes and EAGAIN are retried), and says so when the reader goes away", async () => {
     const db = openDatabase(env.DATABASE_PATH);
     const clock = new TestClock(Date.now());

@@ -74,6 +74,11 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(() => loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "http://hub.example.com" })).toThrow(/PUBLIC_BASE_URL/);
     expect(loadConfig({ NODE_ENV: "production", PUBLIC_BASE_URL: "https://hub.example.com/" }).PUBLIC_BASE_URL).toBe("https://hub.example.com");
     expect(loadConfig({}).PUBLIC_BASE_URL).toBe("http://localhost:8787");
+    // Links are the base plus a path: a query, a fragment or credentials would land inside every link.
+    for (const bad of ["https://hub.example.com/iys?x=1", "https://hub.example.com/#top", "https://user:pw@hub.example.com"]) {
+      expect(() => loadConfig({ PUBLIC_BASE_URL: bad }), bad).toThrow(/PUBLIC_BASE_URL: must be an origin, optionally with a path/);
+    }
+    expect(loadConfig({ PUBLIC_BASE_URL: "https://example.com/iys/" }).PUBLIC_BASE_URL).toBe("https://example.com/iys");
   });
 
   it("a bad value names its variable: URLs without http(s), İYS without its password, files that cannot be read", async () => {

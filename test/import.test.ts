@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -255,6 +255,54 @@ describe("bulk import of 100 000 rows", () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/unknown brand NOPE/);
   });
+
+  it("hub import stopped by Ctrl-C keeps the rows before, marks the import failed saying so, and a re-run finishes it", async () => {
+    const config = runtime.deps.config;
+    const env = { ...process.env, DATABASE_PATH: config.DATABASE_PATH, LEDGER_KEY_PATH: config.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret-0123456789abcdefghij", QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", CHECKPOINT_INTERVAL_SECONDS: "0" };
+    const date = formatIysDate(new Date(Date.now() - 3_600_000));
+    const rows = 200_000;
+    const lines = ["type,recipient,status,source,consentDate"];
+    for (let i = 0; i < rows; i++) lines.push(`MESAJ,+90536${String(i).padStart(7, "0")},ONAY,HS_WEB,${date}`);
+    const path = join(tmp.dir, "interrupted.csv");
+    writeFileSync(path, `${lines.join("\n")}\n`);
+    const db = runtime.deps.db.$client;
+    const ofFile = () =>
+      db.prepare("SELECT id, status, error, rows_read AS rowsRead, recorded FROM imports WHERE brand_id = ? ORDER BY started_at DESC LIMIT 1").get(brandId("CLI")) as
+        | { id: string; status: string; error: string | null; rowsRead: number; recorded: number }
+        | undefined;
+    const before = ofFile()?.id;
+    const child = spawn(process.execPath, ["bin/hub.mjs", "import", "--brand", "CLI", path], { env });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    // Some batches in, not all.
+    await waitFor(() => {
+      const r = ofFile();
+      return r !== undefined && r.id !== before && r.recorded > 0;
+    }, { timeoutMs: 60_000 });
+    child.kill("SIGINT");
+    expect(await exited).toBe(1);
+    const record = ofFile()!;
+    expect(record.status).toBe("failed");
+    expect(record.error).toMatch(/^the file stopped before its end \(interrupted \(Ctrl-C\)\); the [\d]+ rows before it are in import /);
+    expect(stderr).toContain("interrupted (Ctrl-C)");
+    expect(record.recorded).toBeGreaterThan(0);
+    expect(record.recorded).toBeLessThan(rows);
+    const kept = (db.prepare("SELECT count(*) AS n FROM consent_state WHERE recipient LIKE '+90536%'").get() as { n: number }).n;
+    expect(kept).toBe(record.recorded);
+    const again = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "import", "--brand", "CLI", path], { env });
+    expect(again.stdout).toMatch(new RegExp(`recorded ${(rows - kept).toLocaleString("en-US")}, unchanged ${kept.toLocaleString("en-US")}, rejected 0`));
+    // A file that breaks after rejected rows says where those rows are (only a finished import's summary did).
+    const broken = join(tmp.dir, "broken-after-rejects.csv");
+    writeFileSync(broken, `type,recipient,status,source,consentDate\nMESAJ,0532,ONAY,HS_WEB,${date}\nMESAJ,"+905370000001,ONAY,HS_WEB,${date}\n`);
+    const failed = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "import", "--brand", "CLI", broken], { env }).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(`; the 1 rows rejected before it are in ${broken}.rejected.csv`);
+    expect(readFileSync(`${broken}.rejected.csv`, "utf8")).toMatch(/MESAJ,0532,ONAY,HS_WEB,[^\n]*,2,H121,/);
+  }, 180_000);
 });
 
 describe("POST /api/v1/imports", () => {

@@ -143,4 +143,4 @@ export const conflictResponse = error("Conflicts with the current state: `error.
  * A whole number in a path or query string, written in digits: `Number()` (z.coerce) also read
  * `1e1`, `0x30`, ` 48` and `1\n` as numbers, acting on a row other than the one typed.
  */
-export const digits = (what = "a whole number") => z.string().regex(/^\d{1,15}$/, `${what}, in digits`).transform(Number);
+export const digits = (what = "a whole number") => z.string().regex(/^\d+$/, `${what}, in digits`).transform(Number);
