@@ -406,10 +406,13 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
 }
 
 /**
- * "," unless the header row has ";" and no "," (what Excel writes under a Turkish locale); the
- * chunks read to find out are given back in front of the rest.
+ * "," unless the header row has ";" and no "," outside quotes (what Excel writes under a Turkish
+ * locale), or what an Excel `sep=;` first line says (`sepLine`: that line is no header); the chunks
+ * read to find out are given back in front of the rest. A file that is no CSV text at all (a
+ * workbook, UTF-16 without a byte-order mark, JSON Lines) is refused here saying what it is, not as
+ * a header lacking its columns.
  */
-async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promise<{ delimiter: string; chunks: AsyncIterable<Uint8Array | string> }> {
+async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promise<{ delimiter: string; sepLine: boolean; chunks: AsyncIterable<Uint8Array | string> }> {
   const it = source[Symbol.asyncIterator]();
   const seen: (Uint8Array | string)[] = [];
   let head = "";
@@ -419,8 +422,19 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
     seen.push(next.value);
     head += typeof next.value === "string" ? next.value : asBuffer(next.value).toString("utf8");
   }
-  const header = head.split("\n")[0] ?? "";
-  const delimiter = header.includes(";") && !header.includes(",") ? ";" : ",";
+  const problem = notCsvText(Buffer.concat(seen.map((c) => (typeof c === "string" ? Buffer.from(c) : asBuffer(c)))), head);
+  if (problem) {
+    await it.return?.();
+    throw new ImportFormatError(problem);
+  }
+  const [first = "", second = ""] = head.split("\n");
+  const sep = /^(?:\uFEFF)?sep=(.)\r?$/i.exec(first);
+  const header = (sep ? second : first).replace(/"[^"]*"/g, "");
+  const delimiter = sep ? sep[1]! : header.includes(";") && !header.includes(",") ? ";" : ",";
+  if (delimiter !== "," && delimiter !== ";") {
+    await it.return?.();
+    throw new ImportFormatError(`the first line (sep=${delimiter}) says fields are separated by ${JSON.stringify(delimiter)}: they must be separated by , or ;`);
+  }
   async function* chunks() {
     try {
       yield* seen;
@@ -430,7 +444,22 @@ async function sniffDelimiter(source: AsyncIterable<Uint8Array | string>): Promi
       await it.return?.();
     }
   }
-  return { delimiter, chunks: chunks() };
+  return { delimiter, sepLine: sep !== null, chunks: chunks() };
+}
+
+const SAVE_AS_CSV = "save it as CSV UTF-8 (Excel: Farklı Kaydet → CSV UTF-8 (Virgülle ayrılmış))";
+
+/** What the file is instead of CSV text, from its first bytes; null when it may be CSV. */
+function notCsvText(bytes: Buffer, head: string): string | null {
+  if (bytes.length >= 4 && bytes.readUInt32BE(0) === 0x504b0304) return `the file is a ZIP archive (an Excel .xlsx workbook?), not CSV text: ${SAVE_AS_CSV}`;
+  if (bytes.length >= 4 && bytes.readUInt32BE(0) === 0xd0cf11e0) return `the file is an old Excel workbook (.xls), not CSV text: ${SAVE_AS_CSV}`;
+  if (bytes.length >= 2 && bytes[0] === 0xfe && bytes[1] === 0xff) return `the file is UTF-16 big-endian text: ${SAVE_AS_CSV}`;
+  // UTF-16 little-endian with its byte-order mark is read (csv-parse decodes it); without one, every other byte is 0.
+  if (!(bytes[0] === 0xff && bytes[1] === 0xfe) && bytes.subarray(0, 4096).includes(0)) {
+    return `the file holds NUL bytes: UTF-16 text without a byte-order mark, or not text at all: ${SAVE_AS_CSV}`;
+  }
+  if (/^(?:\uFEFF)?\s*[{[]/.test(head)) return "the file is JSON (an export made with --format jsonl?), not CSV: imports take CSV (hub export --format csv)";
+  return null;
 }
 
 /** csv-parse's message without the field values it quotes (a phone number's digits, a binary file's bytes). */
@@ -460,7 +489,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
   // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
-  const { delimiter, chunks } = await sniffDelimiter(counted(source, counts, opts.maxBytes)).catch((err: unknown) => {
+  const { delimiter, sepLine, chunks } = await sniffDelimiter(counted(source, counts, opts.maxBytes)).catch((err: unknown) => {
     if (err instanceof TooLargeError) throw new ImportTooLargeError(err.message);
     throw err instanceof NotRowsError ? new ImportFormatError(`the CSV is malformed: ${err.message}`) : err;
   });
@@ -527,6 +556,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   try {
     for await (const batch of records) for (const [line, record] of batch) {
       lastLine = line;
+      // Excel's "sep=;" line, read by sniffDelimiter: the header is the next line.
+      if (sepLine && line === 1) continue;
       if (!idx) {
         idx = columnIndexes(record);
         headerLength = record.length;

@@ -367,6 +367,31 @@ describe("POST /api/v1/imports", () => {
   const post = (query: string, body: string, type = "text/csv") =>
     app.request(`/api/v1/imports${query}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
 
+  it("a file that is no CSV text (a workbook, UTF-16 without its mark, JSON Lines) is a 400 saying what it is; Excel's sep=; line and a quoted header name holding a comma are read", async () => {
+    const before = countEvents();
+    const header = "type,recipient,status,source,consentDate";
+    const refused: [string | Uint8Array, RegExp][] = [
+      [Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(64, 1)]), /ZIP archive \(an Excel \.xlsx workbook\?\), not CSV text: save it as CSV UTF-8/],
+      [Buffer.from(`${header}\n`, "utf16le"), /NUL bytes: UTF-16 text without a byte-order mark/],
+      [`{"type":"MESAJ","recipient":"${phone(819_001)}"}\n`, /the file is JSON \(an export made with --format jsonl\?\)/],
+      [`sep=|\n${header.replaceAll(",", "|")}\n`, /\(sep=\|\) says fields are separated by "\|": they must be separated by , or ;/],
+    ];
+    for (const [body, message] of refused) {
+      const res = await post("?brand=UPLOAD", body as string);
+      expect(res.status).toBe(400);
+      expect((await res.json()).error.message).toMatch(message);
+    }
+    expect(countEvents()).toBe(before);
+    // Excel's first line naming the separator; the header's last name quoted with a comma inside.
+    const sep = await post("?brand=UPLOAD", `sep=;\r\ntype;recipient;status;source;consentDate;"not, a column"\r\nMESAJ;${phone(819_002)};ONAY;HS_WEB;${iys(NOW - 60_000)};x\r\nMESAJ;0532;ONAY;HS_WEB;${iys(NOW - 60_000)};x\r\n`);
+    expect(sep.status, await sep.clone().text()).toBe(200);
+    const summary = await sep.json();
+    expect(summary).toMatchObject({ rowsRead: 2, recorded: 1, rejected: 1 });
+    // Line numbers are the file's: the rejected row is on line 4.
+    const csv = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
+    expect(csv.trimEnd().split("\n")[1]).toMatch(/^MESAJ;0532;ONAY;HS_WEB;[^;]+;;;4;H121;/);
+  });
+
   it("registered=true (rows never reported to İYS) needs the admin key: a provider key's upload is a 403 recording nothing", async () => {
     const created = await app.request("/api/v1/keys", authed({ name: "SMS platform", brands: ["UPLOAD"] }));
     expect(created.status).toBe(201);
