@@ -82,6 +82,8 @@ function ledgerSqlOnly(source: Db, dbPath: string): { rows: number; ms: number }
   runMigrations(db);
   createBrand(db, { code: "BENCH", name: "Bench", shortNames: ["BENCH"], numbers: [] }, Date.now());
   const c = db.$client;
+  // The page cache hub import gives itself (src/cli-bulk.ts).
+  c.pragma("cache_size = -262144");
   const state = c.prepare(LEDGER_SQL.state);
   const hasState = c.prepare(LEDGER_SQL.hasState).pluck();
   const insertEvent = c.prepare(LEDGER_SQL.insertEvent);

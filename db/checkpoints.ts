@@ -186,6 +186,8 @@ function signCheckpoint(key: LedgerKey, eventId: number, hash: string, now: Date
 export interface VerifyProblem {
   eventId?: number;
   checkpointId?: number;
+  /** "signature": the checkpoint's signature does not verify with the key given (another key, or a forged checkpoint). */
+  kind?: "signature";
   problem: string;
 }
 
@@ -197,6 +199,10 @@ export interface VerifyReport {
   /** The first event whose row does not match the chain (altered, removed or inserted). */
   firstBadEventId: number | null;
   problems: VerifyProblem[];
+  /** Checkpoints whose signature verifies with the key given. */
+  signaturesVerified: number;
+  /** Problems other than signatures that do not verify, counted past the listed ones. */
+  otherProblems: number;
 }
 
 const EVENT_SELECT = `SELECT ${EVENT_COLUMNS} FROM consent_events ORDER BY id`;
@@ -210,7 +216,10 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
   const maxProblems = opts.maxProblems ?? 100;
   const problems: VerifyProblem[] = [];
   let firstBadEventId: number | null = null;
+  let signaturesVerified = 0;
+  let otherProblems = 0;
   const flag = (p: VerifyProblem) => {
+    if (p.kind !== "signature") otherProblems++;
     if (p.eventId !== undefined && firstBadEventId === null) firstBadEventId = p.eventId;
     if (problems.length < maxProblems) problems.push(p);
   };
@@ -225,6 +234,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
       const { payload, protectedHeader } = await compactVerify(cp.jws, publicKey);
       const body = JSON.parse(new TextDecoder().decode(payload)) as CheckpointPayload;
       if (protectedHeader.typ !== CHECKPOINT_TYP) throw new Error("wrong typ");
+      signaturesVerified++;
       if (body.eventId !== cp.eventId || body.hash !== cp.hash) {
         flag({ checkpointId: cp.id, problem: "checkpoint row does not match its signed payload" });
       }
@@ -232,7 +242,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
       list.push({ id: cp.id, hash: body.hash });
       checkpointsAt.set(body.eventId, list);
     } catch {
-      flag({ checkpointId: cp.id, problem: `checkpoint signature (${signerOf(cp.jws)}) does not verify with the ledger public key` });
+      flag({ checkpointId: cp.id, kind: "signature", problem: `checkpoint signature (${signerOf(cp.jws)}) does not verify with the ledger public key` });
     }
   }
 
@@ -282,6 +292,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
     )
     .all(maxProblems) as { eventId: number }[];
   for (const m of stateMismatches) {
+    otherProblems++;
     if (problems.length < maxProblems) problems.push({ eventId: m.eventId, problem: "consent_state does not match the events (projection altered)" });
   }
 
@@ -292,5 +303,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
     head,
     firstBadEventId,
     problems,
+    signaturesVerified,
+    otherProblems,
   };
 }

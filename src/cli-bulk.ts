@@ -139,9 +139,15 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     };
     const source = createReadStream(opts.file);
     // Ctrl-C: the file is cut where it was read to; the rows before are written and the import is
-    // marked failed, saying so (it stayed "running" for ever). A second Ctrl-C stops at once.
-    const interrupt = () => source.destroy(new Error("interrupted (Ctrl-C)"));
-    process.once("SIGINT", interrupt);
+    // marked failed, saying so (it stayed "running" for ever). A second Ctrl-C quits at once.
+    let interrupted = false;
+    const interrupt = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      process.stderr.write(`\nhub: stopping: writing the rows read so far and marking the import failed (Ctrl-C again quits at once, leaving it marked running)\n`);
+      source.destroy(new Error("interrupted (Ctrl-C)"));
+    };
+    process.on("SIGINT", interrupt);
     try {
       const summary = await runImport(source, { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox }, {
         brandId: brand.id,

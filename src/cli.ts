@@ -116,16 +116,15 @@ async function main(argv: string[]): Promise<number> {
         runMigrations(db);
         // The key only checks signatures: none is made when nothing was signed.
         const key = hasCheckpoints(db) ? await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: false }) : null;
-        // A key no checkpoint names is another hub's (or a new one): every signature would fail, which
-        // is no sign of tampering; said as what it is, nothing verified.
-        const signers = key ? checkpointSigners(db) : [];
-        if (key && !signers.includes(key.kid)) {
-          const problem = `LEDGER_KEY_PATH ${config.LEDGER_KEY_PATH} holds key ${key.kid}, but the checkpoints were signed by ${[...new Set(signers)].join(", ") || "a key they do not name"}: point LEDGER_KEY_PATH at the hub's key (or restore it from your backup); nothing verified`;
-          if (values.json) console.log(JSON.stringify({ ok: false, problems: [{ problem }] }, null, 2));
+        const report = await verifyLedger(db, key?.publicKey ?? null);
+        // The chain and the state are whole, and the key verifies none of the checkpoints: another
+        // hub's key (or a new one), or every checkpoint replaced. Said as that, not as an altered event.
+        if (key && report.checkpoints > 0 && report.signaturesVerified === 0 && report.otherProblems === 0) {
+          const problem = `LEDGER_KEY_PATH ${config.LEDGER_KEY_PATH} holds key ${key.kid}, which verifies none of the ${counted(report.checkpoints, "checkpoint")} (signed by ${[...new Set(checkpointSigners(db))].join(", ") || "a key they do not name"}); the hash chain and the state are whole: either this is not the key that signed this ledger (point LEDGER_KEY_PATH at it, or restore it from your backup), or every checkpoint was replaced`;
+          if (values.json) console.log(JSON.stringify({ ...report, ok: false, problems: [{ problem }] }, null, 2));
           else console.error(`WRONG KEY: ${problem}`);
           return 1;
         }
-        const report = await verifyLedger(db, key?.publicKey ?? null);
         // A hub makes its key at its first start: a key beside a ledger with no event and no checkpoint
         // is a ledger emptied, or one nothing was ever recorded in: either way nothing was verified.
         if (report.events === 0 && report.checkpoints === 0 && existsSync(config.LEDGER_KEY_PATH)) {
@@ -153,6 +152,10 @@ async function main(argv: string[]): Promise<number> {
         runMigrations(db);
         // Nothing to sign makes no key (a key beside an empty ledger reads as an emptied one to verify).
         if (!db.$client.prepare("SELECT 1 FROM consent_events LIMIT 1").get()) {
+          if (hasCheckpoints(db)) {
+            console.error("the ledger has no events, yet signed checkpoints exist: its events were deleted (see hub verify); nothing signed");
+            return 1;
+          }
           console.log("nothing to sign: the ledger has no events yet");
           return 0;
         }

@@ -19,7 +19,8 @@ export const ConfigSchema = z
     PORT: z.preprocess(blankIsUnset, z.coerce.number().int().min(0).max(65535).default(8787)),
     // Links and webhook URLs are this plus a path: a query, fragment or credentials would end up inside them.
     PUBLIC_BASE_URL: optionalUrl.refine(
-      (v) => v === undefined || (() => {
+      // zod runs this after a failed url check too: what is no URL is that check's to say.
+      (v) => v === undefined || !URL.canParse(v) || (() => {
         const u = new URL(v);
         return !u.search && !u.hash && !v.includes("#") && !v.includes("?") && !u.username && !u.password;
       })(),

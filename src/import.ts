@@ -603,7 +603,9 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     if (problem !== null) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
-      if (id) await flush().then(() => enqueueing).catch(() => {});
+      // The status is written before the last enqueue is waited for (below): a process stopped
+      // while Redis is slow leaves the import marked failed, and the sweeper enqueues its outbox rows.
+      if (id) await flush().catch(() => {});
       const kept = !id
         ? ""
         : counts.rowsRead === 0
@@ -619,6 +621,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         (e as Error).message, counts.rowsRead, counts.recorded, counts.unchanged, counts.rejected, counts.bytesRead, t, t, id,
       );
     }
+    await enqueueing.catch(() => {});
     throw e;
   }
 }

@@ -669,8 +669,9 @@ describe("/admin/queues", () => {
     expect(add.status).toBe(403);
     expect((await add.json()).error).toMatch(/turned off/);
     expect(await consent.getJobCounts()).toEqual(before);
+    // bull-board 9 edits a job's data with PATCH.
     const edit = await app.request("/admin/queues/api/queues/consent/1/update-data", {
-      method: "PUT",
+      method: "PATCH",
       headers: { ...withCookie(token).headers, "content-type": "application/json", origin: "https://hub.example.com" },
       body: JSON.stringify({ data: {} }),
     });

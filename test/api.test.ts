@@ -412,6 +412,13 @@ describe("consents", () => {
       const res = await app.request(`/api/v1/ledger/events/${id}/proof`, authed(undefined, "GET"));
       expect(res.status, id).toBe(400);
       expect((await res.json()).error, id).toMatchObject({ field: "id", message: "id: an event id, in digits" });
+    }
+    // A finished delivery (its endpoint gone: replaying it by its own id is a 409) is not reached by another spelling of its id.
+    const n = (runtime.deps.db.$client
+      .prepare("INSERT INTO outbox (kind, target, status, attempts, created_at, updated_at) VALUES ('callback', 'ep_gone/1', 'done', 1, 0, 0) RETURNING id")
+      .get() as { id: number }).id;
+    expect((await app.request(`/api/v1/deliveries/${n}/replay`, authed())).status).toBe(409);
+    for (const id of [`${n}e0`, `0x${n.toString(16)}`, `%20${n}`, `${n}%0A`, `+${n}`]) {
       const replay = await app.request(`/api/v1/deliveries/${id}/replay`, authed());
       expect(replay.status, id).toBe(404);
     }
@@ -429,6 +436,10 @@ describe("consents", () => {
     const nested = await post("/api/v1/brands", String.raw`{"code":"SURR","name":"S","settings":{"smsTemplates":{"x\ud800":"a"}}}`);
     expect(nested.status).toBe(400);
     expect((await nested.json()).error.field).toMatch(/^settings\.smsTemplates\.x/);
+    // Nested ten thousand deep: still a 400 (a recursive walk overflowed the call stack: a 500).
+    const deep = await post("/api/v1/keys", `{"name":${"[".repeat(10_000)}"\\ud800"${"]".repeat(10_000)},"brands":["MIGROS"]}`);
+    expect(deep.status).toBe(400);
+    expect((await deep.json()).error.field).toMatch(/^name(\[0\]){10000}$/);
     const pair = await post("/api/v1/keys", String.raw`{"name":"kampanya \ud83d\ude00","brands":["MIGROS"]}`);
     expect(pair.status).toBe(201);
     expect((await pair.json()).name).toBe("kampanya 😀");

@@ -51,15 +51,18 @@ describe("hub CLI", () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/ledger intact: 4 events, 1 signed checkpoint,/);
 
-    const db = openDatabase(env.DATABASE_PATH);
+    // Altered in a copy: the other tests need the ledger whole.
+    const tampered = { ...env, DATABASE_PATH: join(tmp.dir, "tampered.db") };
+    copyFileSync(env.DATABASE_PATH, tampered.DATABASE_PATH);
+    const db = openDatabase(tampered.DATABASE_PATH);
     // One byte: the last digit of event 2's recipient.
     db.$client.prepare("UPDATE consent_events SET recipient = '+905320000009' WHERE id = 2").run();
     db.$client.close();
 
-    const bad = await hub("verify");
+    const bad = await hubWith(tampered, "verify");
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("first bad event #2");
-    const json = JSON.parse((await hub("verify", "--json")).stdout) as { ok: boolean; firstBadEventId: number };
+    const json = JSON.parse((await hubWith(tampered, "verify", "--json")).stdout) as { ok: boolean; firstBadEventId: number };
     expect(json).toMatchObject({ ok: false, firstBadEventId: 2 });
   }, 60_000);
 
@@ -145,8 +148,18 @@ describe("hub CLI", () => {
     // Verify says the key is another one (every signature failing is no sign of tampering), nothing verified.
     const verify = await hubWith({ ...env, LEDGER_KEY_PATH: other }, "verify");
     expect(verify.code).toBe(1);
-    expect(verify.stderr).toContain(`WRONG KEY: LEDGER_KEY_PATH ${other} holds key ${replaced.kid}, but the checkpoints were signed by ${original.kid}`);
+    expect(verify.stderr).toContain(`WRONG KEY: LEDGER_KEY_PATH ${other} holds key ${replaced.kid}, which verifies none of the 1 checkpoint (signed by ${original.kid})`);
     expect(verify.stderr).not.toContain("TAMPERED");
+    // With the wrong key and an altered event, the event is what is said (the chain needs no key).
+    const altered = join(tmp.dir, "altered-wrong-key.db");
+    copyFileSync(env.DATABASE_PATH, altered);
+    const db = openDatabase(altered, { backgroundCheckpoints: false });
+    db.$client.prepare("UPDATE consent_events SET source = 'HS_ATM' WHERE id = 3").run();
+    db.$client.close();
+    const both = await hubWith({ ...env, DATABASE_PATH: altered, LEDGER_KEY_PATH: other }, "verify");
+    expect(both.code).toBe(1);
+    expect(both.stderr).toContain("LEDGER TAMPERED: first bad event #");
+    expect(both.stderr).not.toContain("WRONG KEY");
   }, 60_000);
 
   it("a command other than migrate on a database that does not exist fails naming DATABASE_PATH, and creates nothing", async () => {

@@ -79,6 +79,8 @@ describe("SQLITE_SYNCHRONOUS", () => {
       expect(() => loadConfig({ PUBLIC_BASE_URL: bad }), bad).toThrow(/PUBLIC_BASE_URL: must be an origin, optionally with a path/);
     }
     expect(loadConfig({ PUBLIC_BASE_URL: "https://example.com/iys/" }).PUBLIC_BASE_URL).toBe("https://example.com/iys");
+    // No URL at all is the configuration error naming it, not a TypeError from the check above.
+    for (const bad of ["hub.example.com", "https://"]) expect(() => loadConfig({ PUBLIC_BASE_URL: bad }), bad).toThrow(/PUBLIC_BASE_URL: must be an http:\/\/ or https:\/\/ URL/);
   });
 
   it("a bad value names its variable: URLs without http(s), İYS without its password, files that cannot be read", async () => {

@@ -42,9 +42,10 @@ export function createQueueBoard(queues: Queue[], basePath: string, log: Logger,
   const board = new Hono();
   // Jobs come from the hub alone: ids that make them idempotent, data without personal data, and a
   // row in SQLite the sweeper enqueues again. A job added or edited by hand has none of that.
-  for (const [method, path] of REFUSED) {
-    board.on(method, path, (c) =>
-      c.json({ error: `${method} ${basePath}${path} is turned off on this hub: jobs come from the hub itself (retry, promote and clean them here; fix data at its source)` }, 403),
+  for (const path of REFUSED) {
+    // Every method: bull-board's own (POST add, PATCH update-data) and any a later version may use.
+    board.all(path, (c) =>
+      c.json({ error: `${basePath}${path} is turned off on this hub: jobs come from the hub itself (retry, promote and clean them here; fix data at its source)` }, 403),
     );
   }
   board.route("/", serverAdapter.registerPlugin() as unknown as Hono);
@@ -52,7 +53,4 @@ export function createQueueBoard(queues: Queue[], basePath: string, log: Logger,
 }
 
 /** bull-board actions that would put jobs in the queues the hub did not make. */
-const REFUSED = [
-  ["POST", "/api/queues/:queueName/add"],
-  ["PUT", "/api/queues/:queueName/:jobId/update-data"],
-] as const;
+const REFUSED = ["/api/queues/:queueName/add", "/api/queues/:queueName/:jobId/update-data"] as const;

@@ -79,24 +79,33 @@ function unpairedSurrogate(text: string): string | null {
   } catch {
     return null;
   }
-  const walk = (v: unknown, path: string): string | null => {
-    if (typeof v === "string") return LONE_SURROGATE.test(v) ? path || "(body)" : null;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const found = walk(v[i], `${path}[${i}]`);
-        if (found !== null) return found;
-      }
+  // An explicit stack, not recursion (a body nested ten thousand deep must not overflow the call
+  // stack), and each node's path built only for the one found (a path per node was quadratic).
+  type Node = { v: unknown; seg: string | number; parent: Node | null };
+  const pathOf = (n: Node): string => {
+    let out = "";
+    for (let at: Node | null = n; at && at.parent; at = at.parent) out = (typeof at.seg === "number" ? `[${at.seg}]` : `.${at.seg}`) + out;
+    return out.replace(/^\./, "") || "(body)";
+  };
+  const stack: Node[] = [{ v: value, seg: "", parent: null }];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    const v = node.v;
+    if (typeof v === "string") {
+      if (LONE_SURROGATE.test(v)) return pathOf(node);
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], seg: i, parent: node });
     } else if (v !== null && typeof v === "object") {
-      for (const [k, inner] of Object.entries(v)) {
-        const at = path ? `${path}.${k}` : k;
-        if (LONE_SURROGATE.test(k)) return at;
-        const found = walk(inner, at);
-        if (found !== null) return found;
+      const entries = Object.entries(v);
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, inner] = entries[i]!;
+        const child = { v: inner, seg: k, parent: node };
+        if (LONE_SURROGATE.test(k)) return pathOf(child);
+        stack.push(child);
       }
     }
-    return null;
-  };
-  return walk(value, "");
+  }
+  return null;
 }
 
 export const ErrorSchema = z
