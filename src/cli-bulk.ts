@@ -223,7 +223,15 @@ export function exportToFile(db: Db, opts: ExportOptions): number {
     range = { start: from.start, end: to.end };
   }
   const reader = openReader(db);
-  const fd = opts.out ? openSync(opts.out, "w") : 1;
+  let fd = 1;
+  if (opts.out) {
+    try {
+      fd = openSync(opts.out, "w");
+    } catch (err) {
+      reader.close();
+      throw new CliError(`cannot write the export to ${opts.out}: ${(err as Error).message} (--out chooses the file)`);
+    }
+  }
   let lines = 0;
   try {
     const it = range ? exportEvents(reader, brand.id, range.start, range.end, opts.format) : exportState(reader, brand.id, opts.format);

@@ -210,6 +210,17 @@ describe("hub CLI", () => {
     expect(existsSync(key)).toBe(false);
   }, 120_000);
 
+  it("export --out a directory or into one that does not exist says it cannot write there (exit 1), naming --out", async () => {
+    for (const out of [tmp.dir, join(tmp.dir, "no-such-dir", "state.csv")]) {
+      const res = await hub("export", "--brand", "MIGROS", "--out", out);
+      expect(res.code, out).toBe(1);
+      expect(res.stderr).toMatch(new RegExp(`^hub: cannot write the export to ${out.replaceAll("/", "\\/")}: E[A-Z]+.* \\(--out chooses the file\\)`));
+    }
+    const ok = await hub("export", "--brand", "MIGROS", "--out", join(tmp.dir, "state.csv"));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain("exported 4 rows to");
+  }, 60_000);
+
   it("checkpoint on a ledger with no events signs nothing and makes no key (verify would then call the ledger emptied)", async () => {
     const fresh = { ...env, DATABASE_PATH: join(tmp.dir, "fresh.db"), LEDGER_KEY_PATH: join(tmp.dir, "fresh-key.json") };
     expect((await hubWith(fresh, "migrate")).code).toBe(0);
