@@ -71,9 +71,11 @@ describe("İYS consent rules", () => {
     expect(code(ret({ consentDate: hoursAgo(50) }), stored())).toBe("H178");
   });
 
-  it("a change dated exactly at the stored consentDate is rejected with H178", () => {
+  it("a change dated exactly at the stored consentDate is rejected with H178, saying it is the same second (İYS's words say before)", () => {
     const at = hoursAgo(10);
     expect(code(ret({ consentDate: at }), stored({ consentDate: at }))).toBe("H178");
+    expect(checkConsent(ret({ consentDate: at }), stored({ consentDate: at }), ctx)).toMatchObject({ message: expect.stringMatching(/önceki tarihli.*aynı saniyeyi taşıyor/) });
+    expect(checkConsent(ret({ consentDate: hoursAgo(50) }), stored(), ctx)).toMatchObject({ message: "Sistemdeki iznin tarihinden önceki tarihli izinlerle güncelleme yapılamaz." });
   });
 
   it("a consentDate in the future is rejected with H162", () => {

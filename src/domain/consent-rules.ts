@@ -182,7 +182,13 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
       if (fromIys && !current.inIys && !older) return { ok: true, effect: "movement" };
       return reject("H174");
     }
-    if (older) return reject("H178");
+    if (older) {
+      // İYS's words say "before"; a movement in the stored one's very second is refused as well (İYS
+      // orders movements by their date): said, or a file with an ONAY and a RET in one second puzzles.
+      return date === storedDate
+        ? reject("H178", `${messages.H178} (Bu hareket kayıtlı iznin tarihiyle aynı saniyeyi taşıyor: İYS aynı tarihli bir güncellemeyi de kabul etmez; sonraki bir tarih verin.)`)
+        : reject("H178");
+    }
   }
 
   if (date !== undefined && c.source !== "HS_2015" && ctx.writer === "provider" && isLate(new Date(date), ctx)) {
