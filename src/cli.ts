@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
 import { openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
-import { deliveryLog } from "./callbacks/store";
+import { deliveryLog, getEndpoint, presentDelivery } from "./callbacks/store";
 import { assertNotHubFile, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
@@ -166,7 +166,9 @@ async function main(argv: string[]): Promise<number> {
       }
       case "brands": {
         runMigrations(db);
-        for (const b of listBrands(db)) {
+        const brands = listBrands(db);
+        if (brands.length === 0) console.log("no brands yet (POST /api/v1/brands creates one)");
+        for (const b of brands) {
           const nums = numbersOfBrand(db, b.id).map((n) => `${n.number} (${n.provider}: ${n.channels.join("+")})`);
           console.log(`${b.code}\t${b.name}\tİYS ${b.iysCode ?? "-"}/${b.brandCode ?? "-"}\t${b.shortNames.join(", ")}\t${nums.join(", ")}`);
         }
@@ -175,7 +177,7 @@ async function main(argv: string[]): Promise<number> {
       case "link": {
         runMigrations(db);
         if (!values.brand || positionals.length === 0) {
-          console.error("usage: hub link --brand CODE [--tacir] <e-mail>…");
+          console.error("usage: hub link --brand CODE [--tacir] [--json] <e-mail>…");
           return 2;
         }
         const brand = brandByCode(db, values.brand);
@@ -198,7 +200,8 @@ async function main(argv: string[]): Promise<number> {
         else {
           results.forEach((r, i) => {
             if (!r.ok) console.error(`${positionals[i]}: ${r.error.code} ${r.error.message}`);
-            else console.log(`${r.url}\nList-Unsubscribe: ${r.headers["List-Unsubscribe"]}\nList-Unsubscribe-Post: ${r.headers["List-Unsubscribe-Post"]}`);
+            // Each address's block starts with the address: several in one call are told apart.
+            else console.log(`${positionals[i]}\n${r.url}\nList-Unsubscribe: ${r.headers["List-Unsubscribe"]}\nList-Unsubscribe-Post: ${r.headers["List-Unsubscribe-Post"]}\n`);
           });
         }
         return results.every((r) => r.ok) ? 0 : 1;
@@ -207,8 +210,12 @@ async function main(argv: string[]): Promise<number> {
         runMigrations(db);
         const limit = /^\d{1,6}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
         if (!(limit >= 1 && limit <= 10_000)) throw new CliUsageError(`--limit ${values.limit}: a whole number from 1 to 10000, in digits`);
+        if (values.endpoint !== undefined && !getEndpoint(db, values.endpoint)) {
+          console.error(`unknown endpoint ${values.endpoint} (GET /api/v1/subscriptions and a brand's partners list the endpoints)`);
+          return 1;
+        }
         const rows = deliveryLog(db, values.endpoint ?? null, { limit, failedOnly: values.failed });
-        if (values.json) console.log(JSON.stringify(rows, null, 2));
+        if (values.json) console.log(JSON.stringify(rows.map((d) => ({ endpointId: d.endpointId, ...presentDelivery(d) })), null, 2));
         else {
           for (const d of rows) {
             console.log(
@@ -222,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
       case "import": {
         runMigrations(db);
         const file = positionals[0];
-        if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--registered] [--rejected out.csv]");
+        if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--registered] [--rejected out.csv] [--json]");
         // One file per run: the others were ignored, unimported, without a word.
         if (positionals.length > 1) throw new CliUsageError(`hub import takes one file, not ${positionals.length} (${positionals.join(", ")}): run it once per file`);
         const summary = await importFile(config, db, log, { brand: values.brand, file, rejectedPath: values.rejected, registered: values.registered });

@@ -357,6 +357,15 @@ describe("operations", () => {
     const failed = (await hub("--failed")).stdout.trim().split("\n");
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatch(/attempt 1\tFAILED\t500\t.*HTTP 500$/);
+    // --json as the API gives a delivery (ok a boolean, at an ISO date), with its endpoint.
+    const json = JSON.parse((await hub("--json")).stdout) as Record<string, unknown>[];
+    expect(json[0]).toMatchObject({ endpointId: sub.id, attempt: 2, ok: true, responseCode: 204, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/) });
+    expect(json[1]).toMatchObject({ attempt: 1, ok: false });
+    // An endpoint that does not exist is said, not answered with "no deliveries".
+    const unknown = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "deliveries", "--endpoint", "ep_nope"], {
+      env: { ...process.env, DATABASE_PATH: runtime.deps.config.DATABASE_PATH, LOG_LEVEL: "warn" },
+    }).catch((e: { code: number; stderr: string }) => e);
+    expect(unknown).toMatchObject({ code: 1, stderr: expect.stringContaining("unknown endpoint ep_nope") });
   });
 });
 

@@ -250,7 +250,7 @@ describe("hub link", () => {
     const c = runtime.deps.config;
     const env = { ...process.env, DATABASE_PATH: c.DATABASE_PATH, LEDGER_KEY_PATH: c.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret-0123456789abcdefghij", LINK_KEYS: KEY_OLD, PUBLIC_BASE_URL: c.PUBLIC_BASE_URL, LOG_LEVEL: "warn" };
     const { stdout } = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "migros", "CLI.User@example.com"], { env });
-    expect(stdout.split("\n").slice(0, 3)).toEqual([url, `List-Unsubscribe: <${url}>`, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]);
+    expect(stdout.split("\n").slice(0, 5)).toEqual(["CLI.User@example.com", url, `List-Unsubscribe: <${url}>`, "List-Unsubscribe-Post: List-Unsubscribe=One-Click", ""]);
     const bad = await promisify(execFile)(process.execPath, ["bin/hub.mjs", "link", "--brand", "MIGROS", "çağrı@example.com"], { env }).catch((e: { code: number; stderr: string }) => e);
     expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining("H120") });
     // Without the hub's secret it signs nothing (a secret made up here would sign links the hub refuses).

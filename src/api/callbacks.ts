@@ -13,7 +13,7 @@ import {
   rotateEndpointSecret,
   updateEndpoint,
   deliveryLog,
-  type DeliveryLogRow,
+  presentDelivery,
   type EndpointRow,
 } from "../callbacks/store";
 import { checkTarget } from "../callbacks/target";
@@ -202,19 +202,6 @@ function subscription(deps: AppDeps, id: string): EndpointRow {
   if (!e || e.kind !== "subscription") throw new ApiError("not_found", `subscription ${id} not found`);
   return e;
 }
-
-const presentDelivery = (d: DeliveryLogRow) => ({
-  id: d.id,
-  outboxId: d.outboxId,
-  eventId: d.eventId,
-  attempt: d.attempt,
-  ok: d.ok === 1,
-  responseCode: d.responseCode,
-  latencyMs: d.latencyMs,
-  error: d.error,
-  at: new Date(d.at).toISOString(),
-  deliveryStatus: d.outboxStatus,
-});
 
 const sub = <M extends "get" | "post" | "patch" | "delete">(method: M, path: string) => ({ method, path, security: bearerSecurity, middleware: [requireAdmin] });
 

@@ -206,6 +206,20 @@ export interface DeliveryLogRow {
   outboxStatus: string | null;
 }
 
+/** A delivery attempt as the API and `hub deliveries --json` give it (ok a boolean, at an ISO date). */
+export const presentDelivery = (d: DeliveryLogRow) => ({
+  id: d.id,
+  outboxId: d.outboxId,
+  eventId: d.eventId,
+  attempt: d.attempt,
+  ok: d.ok === 1,
+  responseCode: d.responseCode,
+  latencyMs: d.latencyMs,
+  error: d.error,
+  at: new Date(d.at).toISOString(),
+  deliveryStatus: d.outboxStatus,
+});
+
 /** Delivery log of one endpoint, newest first. */
 export function deliveryLog(db: Db, endpointId: string | null, opts: { limit: number; failedOnly: boolean }): DeliveryLogRow[] {
   return db.$client
