@@ -27,10 +27,17 @@ export const CHECK_SQL = `SELECT group_concat(CASE WHEN s.status IS NULL THEN '-
   FROM json_each(?) j
   LEFT JOIN consent_state s ON s.brand_id = ? AND s.recipient = j.value AND s.recipient_type = ? AND s.type = ?`;
 
-/** TACIR: the address's BIREYSEL record too; its RET refuses unless a later TACIR record (a higher event id) stands. */
+/**
+ * TACIR: the address's BIREYSEL record too; its RET refuses unless the TACIR record is a consent
+ * dated after it — by consent date, not by the order they were recorded in (a TACIR consent dated
+ * before the refusal but written after it, from a registered base or a back-dated write, let the
+ * address through), in the same second the one recorded later; an undated TACIR consent cannot be
+ * told to come after any refusal and counts as older.
+ */
 export const CHECK_TACIR_SQL = `SELECT group_concat(CASE
     WHEN s.status = 'RET' THEN 'R'
-    WHEN b.status = 'RET' AND (s.event_id IS NULL OR b.event_id > s.event_id) THEN 'R'
+    WHEN b.status = 'RET' AND (s.event_id IS NULL OR s.consent_date IS NULL OR b.consent_date IS NULL
+      OR b.consent_date > s.consent_date OR (b.consent_date = s.consent_date AND b.event_id > s.event_id)) THEN 'R'
     WHEN s.status = 'ONAY' THEN 'A'
     ELSE '-' END, '' ORDER BY j.key) AS marks
   FROM json_each(@json) j

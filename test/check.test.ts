@@ -95,6 +95,19 @@ describe("pre-send check", () => {
     // The BIREYSEL answer is unchanged: a TACIR consent is not an individual's.
     const individual = await (await check({ brand: "MIGROS", type: "MESAJ", recipients: ["+905329990104", "+905329990105"] })).json();
     expect(individual).toEqual({ allowed: ["+905329990105"], denied: [{ recipient: "+905329990104", reason: "refused" }] });
+
+    // The later by date decides, not the later recorded: a TACIR consent written after the BIREYSEL
+    // refusal but dated before it (a registered base, a back-dated write), or undated, is older.
+    await post("+905329990106", "BIREYSEL", "RET", 30);
+    await post("+905329990106", "TACIR", "ONAY", 60);
+    await post("+905329990107", "BIREYSEL", "RET", 30);
+    const undated = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905329990107", type: "MESAJ", status: "ONAY", recipientType: "TACIR" }));
+    expect(undated.status, await undated.clone().text()).toBe(201);
+    // And a TACIR consent dated after a refusal written later (dated earlier) stands.
+    await post("+905329990108", "TACIR", "ONAY", 20);
+    await post("+905329990108", "BIREYSEL", "RET", 45);
+    const byDate = await (await check({ brand: "MIGROS", type: "MESAJ", recipientType: "TACIR", recipients: ["+905329990106", "+905329990107", "+905329990108"] })).json();
+    expect(byDate).toEqual({ allowed: ["+905329990108"], denied: ["+905329990106", "+905329990107"].map((recipient) => ({ recipient, reason: "refused" })) });
   });
 
   it("an invalid address carries the code İYS gives for that channel", async () => {
