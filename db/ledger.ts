@@ -477,6 +477,8 @@ export class Ledger {
           status: previous.status,
           consentDate: previous.consentDate === null ? null : new Date(previous.consentDate),
           inIys: previous.inIys,
+          // The state row's last write is its event's receipt (the ledger alone writes it).
+          receivedAt: new Date(previous.updatedAt),
         },
         { now: ruleNow, calendar: this.deps.calendar, writer },
       );

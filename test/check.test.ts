@@ -108,6 +108,15 @@ describe("pre-send check", () => {
     await post("+905329990108", "BIREYSEL", "RET", 45);
     const byDate = await (await check({ brand: "MIGROS", type: "MESAJ", recipientType: "TACIR", recipients: ["+905329990106", "+905329990107", "+905329990108"] })).json();
     expect(byDate).toEqual({ allowed: ["+905329990108"], denied: ["+905329990106", "+905329990107"].map((recipient) => ({ recipient, reason: "refused" })) });
+
+    // An undated TACIR refusal (a first record may be undated): a consent dated before the hub received
+    // it came before it, and is refused (it passed, as nothing was dated to compare it with).
+    const refusal = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905329990109", type: "MESAJ", status: "RET", recipientType: "TACIR" }));
+    expect(refusal.status, await refusal.clone().text()).toBe(201);
+    const before = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: "+905329990109", type: "MESAJ", status: "ONAY", source: "HS_WEB", recipientType: "TACIR", consentDate: formatIysDate(new Date(Date.now() - 7_200_000)) }));
+    expect(before.status).toBe(422);
+    expect(JSON.stringify(await before.json())).toContain("H178");
+    expect(await (await check({ brand: "MIGROS", type: "MESAJ", recipientType: "TACIR", recipients: ["+905329990109"] })).json()).toEqual({ allowed: [], denied: [{ recipient: "+905329990109", reason: "refused" }] });
   });
 
   it("an invalid address carries the code İYS gives for that channel", async () => {

@@ -195,4 +195,12 @@ describe("İYS consent rules", () => {
     expect(checkConsent(onay({ recipientType: "TACIR", consentDate: null }), suppressed, ctx)).toMatchObject({ ok: false, code: "H462", message: expect.stringMatching(/retten sonra verildiği görülebilmesi için izin tarihi \(consentDate\) verilmelidir\.$/) });
     expect(code(onay({ recipientType: "TACIR" }), suppressed)).toBe("movement");
   });
+
+  it("an undated TACIR refusal is ordered by when the hub received it: a consent dated before that is older (H178), one after it stands", () => {
+    const undated = stored({ status: "RET", consentDate: null, inIys: false, receivedAt: hoursAgo(1) });
+    expect(code(onay({ recipientType: "TACIR", consentDate: hoursAgo(2) }), undated)).toBe("H178");
+    expect(code(onay({ recipientType: "TACIR", consentDate: hoursAgo(0.5) }), undated)).toBe("movement");
+    // An undated consent is not ordered so: a refusal dated before its receipt still refuses.
+    expect(code(ret({ recipientType: "TACIR", consentDate: hoursAgo(2) }), stored({ consentDate: null, inIys: false, receivedAt: hoursAgo(1) }))).toBe("suppression");
+  });
 });

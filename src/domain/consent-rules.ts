@@ -24,6 +24,11 @@ export interface CurrentConsent {
   consentDate: Date | null;
   /** True once a reportable movement exists for the key (İYS has a record). */
   inIys: boolean;
+  /**
+   * When the hub recorded it. An undated refusal (a TACIR first record) is ordered by it: a consent
+   * dated before the refusal reached the hub came before it, and is refused as older (H178).
+   */
+  receivedAt?: Date;
 }
 
 export type RuleCode =
@@ -171,7 +176,7 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   if (c.source === "HS_KARAR" && c.status !== "RET") return reject("H408");
 
   if (current) {
-    const storedDate = current.consentDate?.getTime();
+    const storedDate = current.consentDate?.getTime() ?? (current.status === "RET" ? current.receivedAt?.getTime() : undefined);
     // What İYS itself recorded may carry the stored date (a line closure, IYS_AHS_HAT_KAPATMA, comes
     // dated with the consent's current date; same-second movements share it): only an older one is refused.
     const older = date !== undefined && storedDate !== undefined && (fromIys ? date < storedDate : date <= storedDate);
