@@ -48,6 +48,12 @@ export function checkRecipients(db: Db, brandId: number, type: ConsentType, reci
   const normalized: string[] = new Array(recipients.length);
   const invalid: (string | undefined)[] = new Array(recipients.length);
   for (let i = 0; i < recipients.length; i++) {
+    // Longer than any address (an e-mail is at most 254 characters): not normalised at all.
+    if (recipients[i]!.length > MAX_ADDRESS) {
+      normalized[i] = "";
+      invalid[i] = recipients[i]!.includes("@") ? "H120" : "H122";
+      continue;
+    }
     const addr = normalizeRecipient(recipients[i]!);
     const unfit = addr.ok ? addressUnfit(type, addr.kind, addr.kind === "phone" ? addr.phoneKind : undefined) : addr.code;
     if (unfit === null) normalized[i] = (addr as { value: string }).value;
@@ -77,5 +83,6 @@ export function checkRecipients(db: Db, brandId: number, type: ConsentType, reci
   return result;
 }
 
+const MAX_ADDRESS = 320;
 const A = "A".charCodeAt(0);
 const UNKNOWN = "-".charCodeAt(0);

@@ -119,6 +119,19 @@ describe("pre-send check", () => {
     expect(await (await check({ brand: "MIGROS", type: "MESAJ", recipientType: "TACIR", recipients: ["+905329990109"] })).json()).toEqual({ allowed: [], denied: [{ recipient: "+905329990109", reason: "refused" }] });
   });
 
+  it("an entry too long to be an address is denied on its own, not a 400 for the whole call", async () => {
+    const long = `${"a".repeat(400)}@example.com`;
+    const res = await check({ brand: "MIGROS", type: "MESAJ", recipients: ["+905321110001", long, "5".repeat(500)] });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      allowed: ["+905321110001"],
+      denied: [
+        { recipient: long, reason: "invalid_address", code: "H120" },
+        { recipient: "5".repeat(500), reason: "invalid_address", code: "H122" },
+      ],
+    });
+  });
+
   it("an invalid address carries the code İYS gives for that channel", async () => {
     const res = await (await check({ brand: "MIGROS", type: "ARAMA", recipients: ["ayse@example.com"] })).json();
     expect(res.denied).toEqual([{ recipient: "ayse@example.com", reason: "invalid_address", code: "H121" }]);
