@@ -85,24 +85,22 @@ export async function ledgerKeyFor(db: Db, path: string, log?: Logger): Promise<
 /** The kids the checkpoints name (oldest first; a header that does not parse names none). */
 export function checkpointSigners(db: Db): string[] {
   const jwss = db.$client.prepare("SELECT jws FROM ledger_checkpoints ORDER BY id").pluck().all() as string[];
-  return jwss.flatMap((jws) => {
-    try {
-      const kid = decodeProtectedHeader(jws).kid;
-      return kid ? [kid] : [];
-    } catch {
-      return [];
-    }
-  });
+  return jwss.flatMap((jws) => kidOf(jws) ?? []);
+}
+
+/** The kid a checkpoint's (unsigned) header names; undefined without one, null when it does not parse. */
+function kidOf(jws: string): string | undefined | null {
+  try {
+    return decodeProtectedHeader(jws).kid;
+  } catch {
+    return null;
+  }
 }
 
 /** The kid a checkpoint names, for messages. */
 function signerOf(jws: string): string {
-  try {
-    const kid = decodeProtectedHeader(jws).kid;
-    return kid ? `key ${kid}` : "another key";
-  } catch {
-    return "another key (its header does not parse)";
-  }
+  const kid = kidOf(jws);
+  return kid ? `key ${kid}` : kid === null ? "another key (its header does not parse)" : "another key";
 }
 
 /** Whether the database file holds the hub's ledger tables (a 0-byte file or another database does not); read-only. */

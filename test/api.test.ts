@@ -420,7 +420,8 @@ describe("consents", () => {
     expect((await app.request(`/api/v1/deliveries/${n}/replay`, authed())).status).toBe(409);
     for (const id of [`${n}e0`, `0x${n.toString(16)}`, `%20${n}`, `${n}%0A`, `+${n}`]) {
       const replay = await app.request(`/api/v1/deliveries/${id}/replay`, authed());
-      expect(replay.status, id).toBe(404);
+      expect(replay.status, id).toBe(400);
+      expect((await replay.json()).error, id).toMatchObject({ field: "outboxId", message: "outboxId: a delivery id, in digits" });
     }
     const res = await app.request("/api/v1/subscriptions/ep_none/deliveries?limit=0x10", authed(undefined, "GET"));
     expect(res.status).toBe(400);

@@ -355,7 +355,7 @@ const replayDeliveryRoute = createRoute({
   ...sub("post", "/{outboxId}/replay"),
   summary: "Redeliver one delivery",
   description: `${adminOnly} No body. A new attempt series of a finished delivery (subscription or partner), under the same webhook-id. 409 while it is still pending or its endpoint is disabled or gone.`,
-  request: { params: z.object({ outboxId: z.string().openapi({ param: { name: "outboxId", in: "path" }, example: "1234" }) }) },
+  request: { params: z.object({ outboxId: digits("a delivery id").openapi({ param: { name: "outboxId", in: "path" }, example: "1234" }) }) },
   responses: {
     202: jsonResponse(z.object({ replayOf: z.number().int(), outboxId: z.number().int() }).openapi("DeliveryReplayAccepted"), "Queued"),
     ...errorResponses,
@@ -366,14 +366,11 @@ const replayDeliveryRoute = createRoute({
 /** `/api/v1/deliveries`: one delivery replayed (a new attempt series with the same webhook-id). */
 export function createDeliveryRoutes(deps: AppDeps) {
   return apiRouter().openapi(replayDeliveryRoute, async (c) => {
-    const { outboxId } = c.req.valid("param");
-    const id = /^\d{1,15}$/.test(outboxId) ? Number(outboxId) : Number.NaN;
-    const row = Number.isInteger(id)
-      ? (stmt(deps.db, `SELECT id, event_id AS eventId, target, status FROM outbox WHERE id = ? AND kind = 'callback'`).get(id) as
-          | { id: number; eventId: number | null; target: string; status: string }
-          | undefined)
-      : undefined;
-    if (!row) throw new ApiError("not_found", `delivery ${outboxId} not found`);
+    const { outboxId: id } = c.req.valid("param");
+    const row = stmt(deps.db, `SELECT id, event_id AS eventId, target, status FROM outbox WHERE id = ? AND kind = 'callback'`).get(id) as
+      | { id: number; eventId: number | null; target: string; status: string }
+      | undefined;
+    if (!row) throw new ApiError("not_found", `delivery ${id} not found`);
     if (row.status === "pending") throw new ApiError("conflict", `delivery ${id} is still pending`);
     const endpoint = getEndpoint(deps.db, row.target.split("/")[0]!);
     if (!endpoint) throw new ApiError("conflict", "its endpoint was deleted");
