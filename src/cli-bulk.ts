@@ -193,6 +193,7 @@ export function summaryText(s: ImportSummary & { rejectedPath?: string }): strin
     .join(", ");
   return [
     `import ${s.id}${s.registered ? " (registered: records İYS holds, not reported)" : ""}: read ${fmt(s.rowsRead)}, recorded ${fmt(s.recorded)}, unchanged ${fmt(s.unchanged)}, rejected ${fmt(s.rejected)} in ${s.seconds.toFixed(1)} s`,
+    ...(s.encoding === "windows-1254" ? ["read as Windows-1254 (Turkish): the file is not UTF-8"] : []),
     ...(s.rejected ? [`rejected by code: ${codes}`, ...(s.rejectedPath ? [`rejected rows: ${s.rejectedPath}`] : [])] : []),
   ].join("\n");
 }

@@ -1,3 +1,4 @@
+import { isAscii, isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import { CsvError, Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
@@ -61,7 +62,11 @@ export interface ImportSummary extends ImportCounts {
   /** Rejected rows per İYS code. */
   codes: Record<string, number>;
   seconds: number;
+  /** How the file's bytes were read: UTF-8 (or UTF-16 with its byte-order mark), or Windows-1254 (a Turkish Excel's plain "CSV"). */
+  encoding: ImportEncoding;
 }
+
+export type ImportEncoding = "utf-8" | "windows-1254";
 
 export interface RejectedRow {
   line: number;
@@ -285,6 +290,92 @@ async function* counted(source: AsyncIterable<Uint8Array | string>, counts: Impo
   }
 }
 
+/** Where an incomplete UTF-8 sequence at the end of `buf` starts (buf.length when none). */
+function incompleteUtf8Tail(buf: Buffer): number {
+  for (let i = buf.length - 1; i >= 0 && i >= buf.length - 4; i--) {
+    const b = buf[i]!;
+    if (b < 0x80) return buf.length;
+    if (b >= 0xc0) {
+      const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      return buf.length - i < need ? i : buf.length;
+    }
+  }
+  return buf.length;
+}
+
+/** The offset of the first byte of `buf` that is not part of a well-formed UTF-8 sequence. */
+function firstNonUtf8(buf: Buffer): number {
+  for (let i = 0; i < buf.length; ) {
+    const b = buf[i]!;
+    const need = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (need === 0 || !isUtf8(buf.subarray(i, i + need))) return i;
+    i += need;
+  }
+  return buf.length;
+}
+
+const WINDOWS_1254 = new TextDecoder("windows-1254");
+
+/**
+ * The file's bytes as UTF-8. A file that is not UTF-8 and whose bytes before the first one that
+ * cannot be UTF-8 were all ASCII is read as Windows-1254: what Excel under a Turkish Windows saves
+ * as plain "CSV" (ş, ı, ğ, İ, ç, ö, ü as single bytes, none of them valid UTF-8 where they stand).
+ * Read as UTF-8, each became U+FFFD and the row was refused as an invalid address. The ASCII bytes
+ * before the switch read the same in both, so no row is read twice or differently. A file that has
+ * valid UTF-8 text (or a UTF-8 byte-order mark) and later bytes that are not is refused: it mixes
+ * two encodings, and either reading would change some of its rows. UTF-16 with its byte-order mark
+ * goes through as it is (csv-parse decodes it).
+ */
+async function* asUtf8(source: AsyncIterable<Uint8Array | string>, found: { encoding: ImportEncoding }) {
+  let mode: "unknown" | "utf-16" | "windows-1254" = "unknown";
+  let carry: Buffer | null = null;
+  let sawUtf8 = false;
+  let offset = 0;
+  for await (const raw of source) {
+    if (typeof raw === "string") {
+      yield raw;
+      continue;
+    }
+    const chunk = asBuffer(raw);
+    if (mode === "unknown" && offset === 0 && carry === null && chunk[0] === 0xff && chunk[1] === 0xfe) mode = "utf-16";
+    offset += chunk.length;
+    if (mode === "utf-16") {
+      yield chunk;
+      continue;
+    }
+    if (mode === "windows-1254") {
+      yield Buffer.from(WINDOWS_1254.decode(chunk), "utf8");
+      continue;
+    }
+    const buf: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
+    carry = null;
+    if (isAscii(buf)) {
+      yield buf;
+      continue;
+    }
+    const cut = incompleteUtf8Tail(buf);
+    const whole = buf.subarray(0, cut);
+    if (isUtf8(whole)) {
+      sawUtf8 = true;
+      if (cut < buf.length) carry = Buffer.from(buf.subarray(cut));
+      if (whole.length) yield whole;
+      continue;
+    }
+    if (sawUtf8) {
+      // The lines before the first such byte are read, as a break anywhere else in a file is.
+      const bad = firstNonUtf8(whole);
+      const lineEnd = whole.lastIndexOf(LF, bad);
+      if (lineEnd !== -1) yield whole.subarray(0, lineEnd + 1);
+      throw new NotRowsError(`the file mixes encodings: it has UTF-8 text, then bytes that are not UTF-8 (at byte ${offset - buf.length + bad + 1}): ${SAVE_AS_CSV}`);
+    }
+    mode = "windows-1254";
+    found.encoding = "windows-1254";
+    yield Buffer.from(WINDOWS_1254.decode(buf), "utf8");
+  }
+  // A UTF-8 sequence cut by the end of the file: csv-parse and the splitter read it as U+FFFD.
+  if (carry) yield carry;
+}
+
 /**
  * csv-parse driven by hand: each record is kept, with the line it ends on (`info.lines` when it is
  * pushed), as the parser pushes it, instead of going to the stream's buffer. A chunk's records are
@@ -489,7 +580,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const counts: ImportCounts = { rowsRead: 0, recorded: 0, unchanged: 0, rejected: 0, bytesRead: 0, bytesTotal: opts.bytesTotal ?? null };
   const codes: Record<string, number> = {};
   // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
-  const { delimiter, sepLine, chunks } = await sniffDelimiter(counted(source, counts, opts.maxBytes)).catch((err: unknown) => {
+  const read = { encoding: "utf-8" as ImportEncoding };
+  const { delimiter, sepLine, chunks } = await sniffDelimiter(asUtf8(counted(source, counts, opts.maxBytes), read)).catch((err: unknown) => {
     if (err instanceof TooLargeError) throw new ImportTooLargeError(err.message);
     throw err instanceof NotRowsError ? new ImportFormatError(`the CSV is malformed: ${err.message}`) : err;
   });
@@ -592,7 +684,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     await enqueueing;
     const t = now();
     stmt(db, `UPDATE imports SET status = 'done', finished_at = ?, updated_at = ? WHERE id = ?`).run(t, t, id);
-    return { id, status: "done", registered: opts.registered === true, ...counts, codes, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) };
+    return { id, status: "done", registered: opts.registered === true, ...counts, codes, encoding: read.encoding, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) };
   } catch (err) {
     await records.return(undefined).catch(() => {});
     let e = err;

@@ -651,6 +651,51 @@ describe("an import that stops early", () => {
     expect(whole).toMatchObject({ rowsRead: 40, recorded: 40 - kept, unchanged: kept });
   });
 
+  it("a file in Windows-1254 (Turkish Excel's plain CSV) is read as such from its first byte that is not UTF-8; a file mixing UTF-8 and other bytes stops there", async () => {
+    const cp1254 = (text: string) => Buffer.from(Array.from(text, (ch) => ({ ş: 0xfe, ı: 0xfd, ğ: 0xf0, İ: 0xdd, ç: 0xe7, ö: 0xf6, ü: 0xfc, Ş: 0xde })[ch] ?? ch.charCodeAt(0)));
+    const row = (k: number, extra: string) => `MESAJ;${phone(811_000 + k)};ONAY;HS_WEB;${iys(NOW - 60_000)};${extra}\n`;
+    const ascii = Array.from({ length: 30 }, (_, k) => row(k, "Ali Veli")).join("");
+    // The Turkish letters only in the second chunk: the ASCII before them is read the same either way.
+    const chunks = [
+      Buffer.from(`type;recipient;status;source;consentDate;adSoyad\n${ascii}`),
+      cp1254(`${row(30, "Ayşe Yılmaz")}EPOSTA;ayşe@örnek.com;ONAY;HS_WEB;${iys(NOW - 60_000)};Ayşe Yılmaz\n${row(31, "İsmail Öztürk")}`),
+    ];
+    const rejected: string[][] = [];
+    const summary = await runImport(Readable.from(chunks), importDeps, { brandId: brandId("UPLOAD"), via: "api", batchSize: 7, onRejected: (r) => rejected.push(r.fields) });
+    expect(summary).toMatchObject({ encoding: "windows-1254", rowsRead: 33, recorded: 32, rejected: 1, codes: { H120: 1 } });
+    // The address is given back as the file spelled it, not as U+FFFD.
+    expect(rejected).toEqual([["EPOSTA", "ayşe@örnek.com", "ONAY", "HS_WEB", iys(NOW - 60_000), "", ""]]);
+
+    // UTF-8 with a letter cut between two chunks: read as UTF-8, the letter whole.
+    const utf8 = Buffer.from(`type,recipient,status,source,consentDate\nEPOSTA,şule@örnek.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
+    const at = utf8.indexOf("ş");
+    const split: string[][] = [];
+    const whole = await runImport(Readable.from([utf8.subarray(0, at + 1), utf8.subarray(at + 1)]), importDeps, {
+      brandId: brandId("UPLOAD"),
+      via: "api",
+      onRejected: (r) => split.push(r.fields),
+    });
+    expect(whole).toMatchObject({ encoding: "utf-8", rowsRead: 1, rejected: 1 });
+    expect(split[0]![1]).toBe("şule@örnek.com");
+
+    // UTF-8 text, then a byte that cannot be UTF-8: neither reading is the file's; the lines before that byte are kept.
+    const mixed = [
+      Buffer.from(`type;recipient;status;source;consentDate;adSoyad\n${row(40, "Şahin")}`),
+      Buffer.concat([Buffer.from(row(41, "Ali")), cp1254(row(42, "Ayşe")), Buffer.from(row(43, "Ali"))]),
+    ];
+    const err = await runImport(Readable.from(mixed), importDeps, { brandId: brandId("UPLOAD"), via: "api", batchSize: 1 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ImportFormatError);
+    const { message, importId } = err as ImportFormatError;
+    const badByte = mixed[0]!.length + Buffer.byteLength(row(41, "Ali")) + cp1254(row(42, "Ay")).length; // 1-based: the byte after "Ay" (row() adds the newline, one byte, counted in place of it)
+    expect(message).toMatch(new RegExp(`^the CSV is malformed: the file mixes encodings: it has UTF-8 text, then bytes that are not UTF-8 \\(at byte ${badByte}\\): save it as CSV UTF-8.*; the 2 rows before it are in import ${importId}`));
+    expect(importById(runtime.deps.db, importId!)).toMatchObject({ status: "failed", rowsRead: 2, recorded: 2 });
+    expect(runtime.deps.ledger.state(brandId("UPLOAD"), phone(811_042), "BIREYSEL", "MESAJ")).toBeNull();
+    expect(runtime.deps.ledger.state(brandId("UPLOAD"), phone(811_043), "BIREYSEL", "MESAJ")).toBeNull();
+  });
+
   it("a source cut part way (an upload its client aborted) keeps the whole rows read before the cut, in a failed import saying so", async () => {
     const rows = Array.from({ length: 12 }, (_, k) => `MESAJ,${phone(809_000 + k)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
     const source = (async function* () {
