@@ -72,11 +72,15 @@ function duration(s: number): string {
 /** A one-line progress bar on stderr (redrawn in place on a terminal, a line every 5 s otherwise). */
 export function progressLine(c: ImportCounts, elapsedMs: number): string {
   const rate = elapsedMs > 0 ? (c.rowsRead / elapsedMs) * 1000 : 0;
+  const counts = `${fmt(c.rowsRead)} rows | ${fmt(Math.round(rate))} rows/s`;
+  const outcome = `recorded ${fmt(c.recorded)} unchanged ${fmt(c.unchanged)} rejected ${fmt(c.rejected)}`;
+  // A pipe: how much is left is not known.
+  if (c.bytesTotal === null) return `${counts} | ${(c.bytesRead / 2 ** 20).toFixed(1)} MiB read | ${outcome}`;
   const frac = c.bytesTotal ? Math.min(1, c.bytesRead / c.bytesTotal) : 0;
   const width = 24;
   const bar = "█".repeat(Math.round(frac * width)).padEnd(width, "░");
   const eta = frac > 0 ? ((elapsedMs / 1000) * (1 - frac)) / frac : Number.NaN;
-  return `${bar} ${(frac * 100).toFixed(1).padStart(5)}% | ${fmt(c.rowsRead)} rows | ${fmt(Math.round(rate))} rows/s | ETA ${duration(eta)} | recorded ${fmt(c.recorded)} unchanged ${fmt(c.unchanged)} rejected ${fmt(c.rejected)}`;
+  return `${bar} ${(frac * 100).toFixed(1).padStart(5)}% | ${counts} | ETA ${duration(eta)} | ${outcome}`;
 }
 
 export interface ImportFileOptions {
@@ -90,12 +94,21 @@ export interface ImportFileOptions {
 
 /** `hub import`: the same path as POST /api/v1/imports, reading a file. */
 export async function importFile(config: Config, db: Db, log: Logger, opts: ImportFileOptions): Promise<ImportSummary & { rejectedPath?: string }> {
+  // "-" is standard input (`zcat consents.csv.gz | hub import --brand X - --rejected r.csv`); a
+  // named pipe (`<(zcat …)`) is read as one. Neither has a size (no percentage, no ETA) nor a name
+  // the rejected rows' file could be named after.
+  const stdin = opts.file === "-";
   let input: Stats;
   try {
-    input = statSync(opts.file);
-    if (!input.isFile()) throw new Error("not a regular file");
+    input = stdin ? fstatSync(0) : statSync(opts.file);
+    if (input.isDirectory()) throw new Error("it is a directory");
   } catch (err) {
-    throw new CliError(`cannot read ${opts.file}: ${(err as Error).message}`);
+    throw new CliError(`cannot read ${stdin ? "standard input" : opts.file}: ${(err as Error).message}`);
+  }
+  if (stdin && process.stdin.isTTY) throw new CliUsageError("hub import - reads the file from standard input, which is a terminal here: pipe the file in (… | hub import --brand CODE - --rejected out.csv)");
+  const sized = input.isFile() && !stdin;
+  if (!sized && !opts.rejectedPath) {
+    throw new CliUsageError(`${stdin ? "reading standard input" : `${opts.file} is not a regular file`}: give --rejected FILE, the file for the rejected rows`);
   }
   // A dedicated process: a larger page cache keeps the ledger's indexes in memory past a million rows.
   db.$client.pragma("cache_size = -262144");
@@ -137,7 +150,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
       const line = progressLine(c, t - started);
       process.stderr.write(tty ? `\r\x1b[2K${line}${final ? "\n" : ""}` : `${line}\n`);
     };
-    const source = createReadStream(opts.file);
+    const source = stdin ? process.stdin : createReadStream(opts.file);
     // Ctrl-C: the file is cut where it was read to; the rows before are written and the import is
     // marked failed, saying so (it stayed "running" for ever). A second Ctrl-C quits at once.
     let interrupted = false;
@@ -153,7 +166,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         brandId: brand.id,
         via: "cli",
         registered: opts.registered === true,
-        bytesTotal: input.size,
+        bytesTotal: sized ? input.size : null,
         onStart: (_id, d) => {
           delimiter = d;
         },

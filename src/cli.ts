@@ -35,6 +35,7 @@ Commands:
                    import consents in the İYS bulk columns (type, recipient, status, source,
                    consentDate, recipientType, retailerCode); rejected rows go to out.csv
                    (default <file>.rejected.csv) with their İYS codes; exit 0 even with rejected rows.
+                   <file.csv> may be - (standard input) or a named pipe, with --rejected.
                    --registered: records İYS already holds (the base registered before the hub, another
                    hub's state export): for consents the hub holds no record of, any age and never
                    reported to İYS; over the hub's own records, ordinary movements

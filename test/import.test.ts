@@ -256,6 +256,45 @@ describe("bulk import of 100 000 rows", () => {
     expect(unknown.stderr).toMatch(/unknown brand NOPE/);
   });
 
+  it("hub import - reads standard input, and a named pipe is read as a file; neither without --rejected", async () => {
+    const config = runtime.deps.config;
+    const env = { ...process.env, DATABASE_PATH: config.DATABASE_PATH, LEDGER_KEY_PATH: config.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret-0123456789abcdefghij", QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", CHECKPOINT_INTERVAL_SECONDS: "0" };
+    const date = formatIysDate(new Date(Date.now() - 3_600_000));
+    const csv = `type,recipient,status,source,consentDate\nMESAJ,05329991001,ONAY,HS_WEB,${date}\nMESAJ,0532,ONAY,HS_WEB,${date}\n`;
+    const hub = (args: string[], input: string | null) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ["bin/hub.mjs", ...args], { env });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("close", (code) => resolve({ code, stdout, stderr }));
+        child.stdin.on("error", () => {}); // a refused run may exit before reading
+        child.stdin.end(input ?? "");
+      });
+    const nameless = await hub(["import", "--brand", "CLI", "-"], csv);
+    expect(nameless.code).toBe(2);
+    expect(nameless.stderr).toContain("reading standard input: give --rejected FILE, the file for the rejected rows");
+    const rejected = join(tmp.dir, "stdin-rejected.csv");
+    const piped = await hub(["import", "--brand", "CLI", "-", "--rejected", rejected], csv);
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout).toMatch(/read 2, recorded 1, unchanged 0, rejected 1/);
+    expect(readFileSync(rejected, "utf8")).toMatch(/^MESAJ,0532,ONAY,HS_WEB,[^\n]*,3,H121,/m);
+    expect(runtime.deps.ledger.state(brandId("CLI"), "+905329991001", "BIREYSEL", "MESAJ")).toMatchObject({ status: "ONAY" });
+
+    const fifo = join(tmp.dir, "consents.fifo");
+    await promisify(execFile)("mkfifo", [fifo]);
+    const noRejected = await hub(["import", "--brand", "CLI", fifo], null);
+    expect(noRejected.code).toBe(2);
+    expect(noRejected.stderr).toContain(`${fifo} is not a regular file: give --rejected FILE`);
+    const writer = promisify(execFile)("sh", ["-c", `printf '%s' "$0" > "$1"`, csv.replace("05329991001", "05329991002"), fifo]);
+    const viaFifo = await hub(["import", "--brand", "CLI", fifo, "--rejected", rejected], null);
+    await writer;
+    expect(viaFifo.code, viaFifo.stderr).toBe(0);
+    expect(viaFifo.stdout).toMatch(/read 2, recorded 1, unchanged 0, rejected 1/);
+    expect(runtime.deps.ledger.state(brandId("CLI"), "+905329991002", "BIREYSEL", "MESAJ")).toMatchObject({ status: "ONAY" });
+  });
+
   it("hub import stopped by Ctrl-C keeps the rows before, marks the import failed saying so, and a re-run finishes it", async () => {
     const config = runtime.deps.config;
     const env = { ...process.env, DATABASE_PATH: config.DATABASE_PATH, LEDGER_KEY_PATH: config.LEDGER_KEY_PATH, HUB_SECRET: "test-hub-secret-0123456789abcdefghij", QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", CHECKPOINT_INTERVAL_SECONDS: "0" };
