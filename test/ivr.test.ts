@@ -370,6 +370,36 @@ describe("IVR menu by voice", () => {
     expect(gatherOf(await call.say("Turkish")).attrs.language).toBe("tr-TR");
   });
 
+  it("confirming a consent, 'evet istemiyorum' cancels with nothing recorded; confirming a refusal, it agrees", async () => {
+    const from = newCaller();
+    const call = new Call(from);
+    await call.start();
+    await call.press("4");
+    const end = await call.say("evet istemiyorum");
+    expect(text(end)).toContain("iptal edildi");
+    expect(receiptsOfCall(call.sid)).toEqual([]);
+    const refusing = new Call(from);
+    await refusing.start();
+    await refusing.press("1");
+    const done = await refusing.say("evet, istemiyorum");
+    expect(text(done)).toContain("kaydedildi");
+    expect(eventsOf(from).map((e) => `${e.type}:${e.status}`)).toEqual(["ARAMA:RET"]);
+  });
+
+  it("a confirmation answered again after another choice (a replayed menu step) is told what was recorded, not the new choice", async () => {
+    const from = newCaller();
+    const call = new Call(from);
+    await call.start();
+    const menuUrl = call.action!;
+    await call.press("1");
+    const first = await call.press("1");
+    expect(text(first)).toContain("aramalar");
+    await call.post(menuUrl, { Digits: "2" });
+    const second = await call.press("1");
+    expect(eventsOf(from).map((e) => `${e.type}:${e.status}`)).toEqual(["ARAMA:RET"]);
+    expect(second.xml).toBe(first.xml);
+  });
+
   it("saying 'tekrar' repeats the menu, and 'vazgeç' at the confirmation cancels", async () => {
     const call = new Call(newCaller());
     await call.start();

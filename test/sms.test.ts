@@ -438,6 +438,29 @@ describe("Vonage SMS webhook", () => {
     }
   });
 
+  it("a consent said with a refusing or negating word after the brand is not taken (the help reply); RET'KOTON refuses KOTON alone", async () => {
+    const send = (msisdn: string, text: string) =>
+      app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(vonageParams(msisdn, text))) });
+    for (const text of ["ONAY MİGROS DEĞİL", "EVET MIGROS ISTEMIYORUM", "onay migros arama vermiyorum", "ONAY ARAMA MIGROS hayır"]) {
+      const from = newSender();
+      const msisdn = from.slice(1);
+      expect((await send(msisdn, text)).status).toBe(204);
+      await waitFor(() => sentTo(fakeVonage, msisdn).length === 1);
+      expect(eventsOf(from), text).toEqual([]);
+      expect(JSON.parse(receiptsOf(from)[0]!.result!)).toMatchObject({ parse: "unknown", reason: "a consent said with a refusing or negating word" });
+    }
+    // Words after the brand that say no "no" still do not matter.
+    const glad = newSender();
+    expect((await send(glad.slice(1), "ONAY MİGROS teşekkürler")).status).toBe(204);
+    await waitFor(() => eventsOf(glad).length === 1);
+    expect(eventsOf(glad).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["MIGROS:MESAJ:ONAY"]);
+    // The apostrophe after the keyword (it used to take the brand with it, a bare RET refusing both brands of the number).
+    const from = newSender();
+    expect((await send(from.slice(1), "RET'KOTON")).status).toBe(204);
+    await waitFor(() => sentTo(fakeVonage, from.slice(1)).length === 1);
+    expect(eventsOf(from).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["KOTON:MESAJ:RET"]);
+  });
+
   it("a name two brands of the number answer to (a clash stored before a rule changed) consents to neither; a refusal refuses both", async () => {
     const names = db().prepare("SELECT short_names AS n FROM brands WHERE code = 'KOTON'").get() as { n: string };
     db().prepare("UPDATE brands SET short_names = ? WHERE code = 'KOTON'").run(JSON.stringify([...JSON.parse(names.n), "MİGROS"]));

@@ -45,7 +45,7 @@ describe("IVR brand menu", () => {
   it("a Turkish suffix after an apostrophe is no word of its own: \"no'lu\" is not \"no\"", () => {
     expect(parseMenu({ digits: "", speech: "dört no'lu" }).kind).not.toBe("choice");
     expect(parseMenu({ digits: "", speech: "no'lu seçeneği onaylıyorum" })).toEqual({ kind: "choice", choice: "consent-both" });
-    expect(parseConfirm({ digits: "", speech: "1 no'lu" }).kind).not.toBe("no");
+    expect(parseConfirm({ digits: "", speech: "1 no'lu" }, "refusal").kind).not.toBe("no");
   });
 
   it("speech joins apostrophes: \"I don't consent\" is a negation, not a consent", () => {
@@ -59,6 +59,20 @@ describe("IVR brand menu", () => {
     ["I don't want anything", "refuse-both"],
   ])("a negated want or way of reaching the caller refuses: %j (%s)", (speech, choice) => {
     expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+
+  it.each(["evet istemiyorum", "evet ama aramayın", "tamam ama mesaj göndermeyin", "evet, gelmesin", "onay, istemem", "evet değil"])(
+    "confirming a consent, a yes said with a refusing word or a negation cancels: %j",
+    (speech) => {
+      expect(parseConfirm({ digits: "", speech }, "consent")).toEqual({ kind: "no" });
+    },
+  );
+
+  it("confirming a refusal, a yes with a refusing word agrees; a plain yes confirms either", () => {
+    expect(parseConfirm({ digits: "", speech: "evet, istemiyorum" }, "refusal")).toEqual({ kind: "yes" });
+    expect(parseConfirm({ digits: "", speech: "evet onaylıyorum" }, "consent")).toEqual({ kind: "yes" });
+    expect(parseConfirm({ digits: "", speech: "evet onaylıyorum" }, "refusal")).toEqual({ kind: "yes" });
+    expect(parseConfirm({ digits: "", speech: "istemiyorum" }, "consent")).toEqual({ kind: "invalid" });
   });
 
   it("a negated refusal or a negation alone is not understood, and never consents", () => {

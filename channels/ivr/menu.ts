@@ -1,3 +1,4 @@
+import { negates, REFUSAL_WORDS } from "../../src/domain/negation";
 import { foldTurkish } from "../../src/domain/turkish";
 import type { IvrChoice } from "./state";
 
@@ -38,17 +39,13 @@ const DIGIT_WORDS: Record<string, string> = {
   zero: "0", one: "1", two: "2", three: "3", four: "4", five: "5", six: "6", seven: "7", eight: "8", nine: "9",
 };
 
-const REFUSE = new Set([
-  "ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "istemiyoruz", "istemem", "istemiyom",
-  "gelmesin", "gondermeyin", "aramayin", "refuse", "no", "stop", "unsubscribe",
-]);
+const REFUSE = REFUSAL_WORDS;
 const CONSENT = new Set(["onay", "onayliyorum", "onayla", "evet", "kabul", "yes", "consent", "accept", "agree"]);
 const REPEAT = new Set(["tekrar", "tekrarla", "repeat", "again"]);
 const LANGUAGE: Record<string, "tr" | "en"> = { english: "en", ingilizce: "en", turkce: "tr", turkish: "tr" };
 const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel", "yanlis", "wrong"]);
 /** What a negation makes a refusal of (English: Turkish says it with a refusal word, "istemiyorum", "aramayın"). */
 const UNWANTED = new Set(["want", "wanna", "call", "calls", "calling", "text", "texts", "texting", "send", "sending", "message", "messages", "contact"]);
-const NEGATIONS = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
 const tokens = (folded: string) => folded.replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
@@ -61,7 +58,7 @@ const nameWords = (speech: string): string[] => tokens(foldTurkish(speech));
 
 /** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
 function negated(w: string[]): boolean {
-  return w.some((x) => !REFUSE.has(x) && (NEGATIONS.has(x) || /m[iu]yor|m[ae]d[iu]m?$|m[ae]yacag|m[ae]yecek/.test(x)));
+  return w.some((x) => !REFUSE.has(x) && negates(x));
 }
 
 /** The language an utterance names, if any. */
@@ -94,7 +91,7 @@ export function parseMenu(input: Input): MenuInput {
     }
   }
   const w = words(input.speech);
-  const has = (set: Set<string>) => w.some((x) => set.has(x));
+  const has = (set: ReadonlySet<string>) => w.some((x) => set.has(x));
   // A negation never consents; with "want" or a way of reaching the caller it refuses ("I don't want
   // calls", "do not text me"): the confirmation step reads it back. Negating a refusal ("don't stop") is not understood.
   const refusing = has(REFUSE) || (negated(w) && has(UNWANTED));
@@ -114,7 +111,12 @@ export function parseMenu(input: Input): MenuInput {
   return { kind: "invalid" };
 }
 
-export function parseConfirm(input: Input): ConfirmInput {
+/**
+ * `confirming`: what the caller is asked to confirm. Confirming a consent, a refusing word cancels
+ * too ("evet istemiyorum", "tamam ama aramayın": not an explicit consent); confirming a refusal it
+ * agrees ("evet, istemiyorum").
+ */
+export function parseConfirm(input: Input, confirming: "refusal" | "consent"): ConfirmInput {
   if (isEmpty(input)) return { kind: "empty" };
   const key = keyOf(input);
   if (key === "1") return { kind: "yes" };
@@ -125,6 +127,7 @@ export function parseConfirm(input: Input): ConfirmInput {
   // yes ("tamam değil", "onaylamıyorum"); other negations ("bilmiyorum") are asked again.
   if (w.some((x) => CANCEL.has(x))) return { kind: "no" };
   const yes = w.some((x) => CONFIRM.has(x) || x.startsWith("onay") || x.startsWith("kabul"));
+  if (confirming === "consent" && (negated(w) || w.some((x) => REFUSE.has(x)))) return yes ? { kind: "no" } : { kind: "invalid" };
   if (negated(w)) return yes ? { kind: "no" } : { kind: "invalid" };
   if (yes) return { kind: "yes" };
   return { kind: "invalid" };

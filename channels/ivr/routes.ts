@@ -55,7 +55,7 @@ export function createIvrRoutes(deps: AppDeps) {
   const sealer = new CallStateSealer(deps.secrets.derive("ivr-state"), deps.config.IVR_STATE_TTL_SECONDS, () => deps.clock.now().getTime());
   const writer = new ReceiptWriter(deps.db);
   const ctx: prompts.PromptContext = { baseUrl: deps.config.PUBLIC_BASE_URL, timeoutSeconds: deps.config.IVR_GATHER_TIMEOUT_SECONDS };
-  const receiptStatus = deps.db.$client.prepare<[number], { status: string; result: string | null }>("SELECT status, result FROM receipts WHERE id = ?");
+  const receiptStatus = deps.db.$client.prepare<[number], { status: string; result: string | null; payload: string }>("SELECT status, result, payload FROM receipts WHERE id = ?");
 
   async function signedParams(c: Context<HonoEnv>): Promise<Params> {
     const token = deps.config.TWILIO_AUTH_TOKEN;
@@ -140,7 +140,11 @@ export function createIvrRoutes(deps: AppDeps) {
     const result = JSON.parse(row.result ?? "{}") as Partial<VoiceResult>;
     const outcome: prompts.Outcome =
       row.status === "received" ? "pending" : row.status === "applied" ? (result.outcome ?? "recorded") : "rejected";
-    return prompts.finalPrompt(state.lang, spokenName(brand), state.choice!, outcome, result.types);
+    // The call's confirmation was recorded before (Twilio retrying, or a menu step replayed with
+    // another choice): what is said is what was recorded, not the choice this request carries.
+    const stored = rec.created ? payload : (JSON.parse(row.payload) as VoicePayload);
+    const spokenBrand = stored.brandId === brand.id ? brand : (brandById(deps.db, stored.brandId) ?? brand);
+    return prompts.finalPrompt(state.lang, spokenName(spokenBrand), stored.choice, outcome, result.types);
   }
 
   // Bodies are limited to WEBHOOK_MAX_BYTES by the app (src/app.ts), for every webhook path.
@@ -219,7 +223,7 @@ export function createIvrRoutes(deps: AppDeps) {
         case "confirm": {
           const brand = brands.find((b) => b.id === state.brand) ?? brandById(deps.db, state.brand ?? 0);
           if (!brand || !state.choice) throw new ApiError("forbidden", "the call state token has no choice to confirm");
-          const got = parseConfirm(input);
+          const got = parseConfirm(input, choiceActions(state.choice).status === "ONAY" ? "consent" : "refusal");
           if (got.kind === "no") return twiml(c, prompts.cancelledPrompt(state.lang));
           if (got.kind !== "yes") return twiml(c, await again(callSid, state, brands, caller, got.kind));
           const recipient = state.keyed ?? caller;

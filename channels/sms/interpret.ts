@@ -4,6 +4,7 @@ import type { Interpretation, ReceiptInterpreter, ReceiptRow } from "../../jobs/
 import { brandTextNames, brandsOfNumber } from "../../src/brands";
 import { normalizePhone } from "../../src/domain/address";
 import { defaultKeywordWords, parseKeyword, type KeywordWords } from "../../src/domain/keywords";
+import { negates, REFUSAL_WORDS } from "../../src/domain/negation";
 import type { TemplateKey } from "./templates";
 
 /** What the SMS interpreter stores in `receipts.result`, read back by the confirmation job. */
@@ -30,12 +31,16 @@ export const CONSENT_MAX_SPREAD_MS = 2 * 60_000;
 /**
  * Why a consent read from an SMS is not explicit enough to record, or null. Consent is given brand
  * by brand: what arrived of a concatenated SMS whose other pieces never came, or came minutes
- * apart, may refuse, never consent ("ONAY " may have gone on "… değil", or be another message's);
+ * apart, may refuse, never consent ("ONAY " may have gone on "… değil", or be another message's),
+ * nor does one with a refusing or negating word after the brand ("ONAY MİGROS DEĞİL");
  * a bare ONAY on a number several brands share names none of them (a bare RET refuses them all),
  * nor does a name several of its brands answer to.
  */
-function consentDoubt(parse: { bare: boolean; brands: string[] }, payload: { incomplete?: boolean; spreadMs?: number }): string | null {
+function consentDoubt(parse: { bare: boolean; brands: string[]; rest: string[] }, payload: { incomplete?: boolean; spreadMs?: number }, words: KeywordWords): string | null {
   if (payload.incomplete === true) return "a consent in an incomplete message";
+  // "ONAY MİGROS DEĞİL", "EVET MIGROS ISTEMIYORUM": the grammar ignores the words after the brand,
+  // but a consent said with a "no" is not explicit.
+  if (parse.rest.some((w) => negates(w) || REFUSAL_WORDS.has(w) || words.refuse.includes(w))) return "a consent said with a refusing or negating word";
   if ((payload.spreadMs ?? 0) > CONSENT_MAX_SPREAD_MS) return "a consent whose pieces came minutes apart";
   if (parse.brands.length > 1) return parse.bare ? "a consent that names no brand on a shared number" : "a consent whose brand name fits several brands";
   return null;
@@ -72,7 +77,7 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };
 
-    const unclearConsent = parse.kind === "action" && parse.status === "ONAY" ? consentDoubt(parse, payload) : null;
+    const unclearConsent = parse.kind === "action" && parse.status === "ONAY" ? consentDoubt(parse, payload, words) : null;
     if (parse.kind !== "action" || unclearConsent) {
       const result: SmsResult = {
         parse: parse.kind === "action" ? "unknown" : parse.kind,

@@ -10,7 +10,7 @@ const oneBrand = [MIGROS];
 const threeBrands = [MIGROS, KOTON, KOTON_KIDS];
 
 const refuse = (brandRef: string, brands: string[], types: string[] = ["MESAJ"]): KeywordParse =>
-  ({ kind: "action", status: "RET", types, brandRef, brands, bare: false }) as KeywordParse;
+  ({ kind: "action", status: "RET", types, brandRef, brands, bare: false, rest: expect.any(Array) }) as KeywordParse;
 
 describe("parseKeyword: refusal of a named brand", () => {
   it.each([
@@ -60,6 +60,22 @@ describe("parseKeyword: refusal of a named brand", () => {
 
   it("ignores trailing words after the brand", () => {
     expect(parseKeyword("RET MIGROS lütfen artık yazmayın", threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+    // Given back (a consent with a "no" among them is not taken: channels/sms/interpret.ts).
+    expect(parseKeyword("ONAY MIGROS ARAMA değil", threeBrands)).toMatchObject({ status: "ONAY", types: ["ARAMA"], rest: ["degil"] });
+    expect(parseKeyword("ONAY ARAMA MIGROS istemiyorum", threeBrands)).toMatchObject({ status: "ONAY", brands: ["MIGROS"], rest: ["istemiyorum"] });
+    expect(parseKeyword("ONAY ARAMA hayır", oneBrand)).toMatchObject({ status: "ONAY", bare: true, rest: ["hayir"] });
+    expect(parseKeyword("RET", oneBrand)).toMatchObject({ bare: true, rest: [] });
+  });
+
+  it("an apostrophe right after the keyword is a word break, not a suffix taking the brand with it (RET'KOTON)", () => {
+    for (const text of ["RET'KOTON", "RET’KOTON", "ret`koton", "RET´KOTON", "İPTAL'KOTON", "  RET'KOTON"]) {
+      expect(parseKeyword(text, threeBrands), text).toEqual(refuse("koton", ["KOTON"]));
+    }
+    // After a brand name it is still the suffix: ´ and ′ typed for it as well.
+    expect(parseKeyword("RET MIGROS´TAN ARAMA", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    expect(parseKeyword("RET MIGROS′TAN ARAMA", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    // A word that is no keyword keeps its suffix rule: nothing parses.
+    expect(parseKeyword("RETT'KOTON", threeBrands)).toMatchObject({ kind: "unknown", reason: "no_keyword" });
   });
 
   it("matches the İYS brand number", () => {
@@ -135,6 +151,7 @@ describe("parseKeyword: bare keywords", () => {
       brandRef: null,
       brands: ["MIGROS"],
       bare: true,
+      rest: [],
     });
   });
 
@@ -146,6 +163,7 @@ describe("parseKeyword: bare keywords", () => {
       brandRef: null,
       brands: ["MIGROS", "KOTON", "KOTONKIDS"],
       bare: true,
+      rest: [],
     });
   });
 
@@ -161,6 +179,7 @@ describe("parseKeyword: bare keywords", () => {
       brandRef: null,
       brands: ["MIGROS", "KOTON", "KOTONKIDS"],
       bare: true,
+      rest: [],
     });
     expect(parseKeyword("RET TÜMÜ", oneBrand)).toMatchObject({ bare: true, types: ["MESAJ", "ARAMA"] });
   });
@@ -168,6 +187,7 @@ describe("parseKeyword: bare keywords", () => {
   it("ignores trailing words after a bare scope that are not a brand name", () => {
     expect(parseKeyword("RET ARAMA lütfen", threeBrands)).toMatchObject({
       bare: true,
+      rest: ["lutfen"],
       types: ["ARAMA"],
       brands: ["MIGROS", "KOTON", "KOTONKIDS"],
     });
@@ -191,6 +211,7 @@ describe("parseKeyword: consent", () => {
       brandRef: "migros",
       brands: ["MIGROS"],
       bare: false,
+      rest: [],
     });
   });
 
@@ -199,6 +220,7 @@ describe("parseKeyword: consent", () => {
       kind: "action",
       status: "ONAY",
       bare: true,
+      rest: [],
       brands: ["MIGROS", "KOTON", "KOTONKIDS"],
     });
   });

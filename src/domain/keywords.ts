@@ -36,6 +36,8 @@ export type KeywordParse =
       /** Codes of the brands answering to that name: one, unless brands share a name by mistake. */
       brands: string[];
       bare: false;
+      /** The folded words after the brand and scope (ignored by the grammar; a consent with a "no" among them is not taken). */
+      rest: string[];
     }
   | {
       kind: "action";
@@ -45,6 +47,7 @@ export type KeywordParse =
       /** Every brand the number serves, in the given order. */
       brands: string[];
       bare: true;
+      rest: string[];
     }
   | { kind: "help" }
   | {
@@ -141,6 +144,11 @@ export function brandNameProblem(name: string, words: KeywordWords = defaultKeyw
   return null;
 }
 
+/** The first word and an apostrophe right after it (what apostrophes fold as, ´ and ′ included). */
+const KEYWORD_APOSTROPHE = /^[\s\p{Cf}]*([^\s'’‘ʼ`´′]+)['’‘ʼ`´′]/u;
+
+const isKeyword = (word: string, words: KeywordWords) => words.refuse.includes(word) || words.consent.includes(word) || words.help.includes(word);
+
 const SMS_ONLY: readonly PhoneChannel[] = ["MESAJ"];
 const CALLS_ONLY: readonly PhoneChannel[] = ["ARAMA"];
 const BOTH_CHANNELS: readonly PhoneChannel[] = ["MESAJ", "ARAMA"];
@@ -213,7 +221,10 @@ export function parseKeyword(
   brands: readonly BrandNames[],
   words: KeywordWords = defaultKeywordWords,
 ): KeywordParse {
-  const folded = foldTurkish(text);
+  // An apostrophe straight after the keyword is a word break, not a Turkish suffix: RET'KOTON is
+  // "RET KOTON" (folded as a suffix it was a bare RET: every brand on a shared number refused).
+  const lead = KEYWORD_APOSTROPHE.exec(text);
+  const folded = foldTurkish(lead && isKeyword(foldTurkish(lead[1]!), words) ? `${lead[1]} ${text.slice(lead[0].length)}` : text);
   if (folded === "") return { kind: "unknown", reason: "empty" };
   const tokens = folded.split(" ");
   const keyword = tokens[0] ?? "";
@@ -226,13 +237,14 @@ export function parseKeyword(
 
   const brand = matchBrand(tokens, 1, brands);
   if (brand !== null) {
-    const scope = scopeOf(tokens[1 + brand.length], words) ?? SMS_ONLY;
-    return { kind: "action", status, types: [...scope], brandRef: brand.ref, brands: brand.codes, bare: false };
+    const scope = scopeOf(tokens[1 + brand.length], words);
+    const rest = tokens.slice(1 + brand.length + (scope ? 1 : 0));
+    return { kind: "action", status, types: [...(scope ?? SMS_ONLY)], brandRef: brand.ref, brands: brand.codes, bare: false, rest };
   }
 
   const second = tokens[1];
   if (second === undefined) {
-    return { kind: "action", status, types: [...SMS_ONLY], brandRef: null, brands: brands.map((b) => b.code), bare: true };
+    return { kind: "action", status, types: [...SMS_ONLY], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: [] };
   }
   const scope = scopeOf(second, words);
   if (scope === null) return { kind: "unknown", reason: "unknown_brand", word: second };
@@ -246,7 +258,8 @@ export function parseKeyword(
       brandRef: brandAfterScope.ref,
       brands: brandAfterScope.codes,
       bare: false,
+      rest: tokens.slice(2 + brandAfterScope.length),
     };
   }
-  return { kind: "action", status, types: [...scope], brandRef: null, brands: brands.map((b) => b.code), bare: true };
+  return { kind: "action", status, types: [...scope], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: tokens.slice(2) };
 }

@@ -32,12 +32,15 @@ const SPACES = /[\s\p{Cc}\u200b\u2060\u180e\ufeff]+/gu;
 const INVISIBLE = /\p{Cf}+/gu;
 // An apostrophe after a name starts a Turkish case suffix (MİGROS'TAN, MIGROS'a, 123456'ya): the
 // suffix goes with it. Not after a single letter (L'Oréal, O'Neill, D'S: the name itself goes on),
-// where it is a word break like other punctuation. ’ and ʼ are what phones type for '.
+// where it is a word break like other punctuation. ’ and ʼ are what phones type for ' (´ and ′ too,
+// made ' first). After an SMS's keyword it is a word break too (parseKeyword: RET'KOTON).
 const APOSTROPHE_SUFFIX = /(?<=[\p{L}\p{N}]{2})['’‘ʼ`]\p{L}*/gu;
 // Any other punctuation or symbol is a word break, inside a word too (RET,MIGROS; Ret-Migros;
 // H&M is "h m" on both sides of a match).
 const PUNCTUATION = /[\p{P}\p{S}]+/gu;
 const SPACE_RUNS = / {2,}/g;
+// Typed for an apostrophe (MIGROS´TAN, MIGROS′TAN): NFKC would make ´ a space and an accent.
+const APOSTROPHE_LOOKALIKES = /[\u00b4\u2032]/g;
 
 function foldTurkishLetter(c: string): string {
   return TURKISH_FOLD[c] ?? c;
@@ -45,6 +48,7 @@ function foldTurkishLetter(c: string): string {
 
 function foldLetters(s: string): string {
   return s
+    .replace(APOSTROPHE_LOOKALIKES, "'")
     .normalize("NFKC")
     .replace(TURKISH_LETTERS, foldTurkishLetter)
     // toLowerCase applies the locale-independent Unicode default mapping (unlike toLocaleLowerCase).
