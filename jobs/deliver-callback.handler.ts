@@ -100,10 +100,12 @@ const EARLIER_PENDING = `SELECT o.id, o.next_attempt_at AS nextAttemptAt FROM co
   WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id < ?
     AND o.kind = 'callback' AND o.target = ? AND o.status = 'pending' ORDER BY e.id LIMIT 1`;
 
-// Newer changes of the same consent for the same endpoint: the newest delivered, and whether one is
-// still to go. An older change sent (a replay) after a newer one was delivered, with none to follow,
-// would leave the receiver on a state the hub has left (an ONAY after its RET).
-const NEWER = `SELECT max(CASE WHEN o.status = 'done' THEN e.id END) AS done, max(o.status = 'pending') AS pending
+// Newer changes of the same consent for the same endpoint: the newest delivered, and the newest
+// still to go. An older change sent (a replay) after a newer one was delivered, with nothing newer
+// than that one to follow, would leave the receiver on a state the hub has left (an ONAY after its
+// RET). A change still to go that is itself older than the one delivered does not count: it is
+// superseded in its turn (two old changes replayed: the ONAY went out for its RET, which was then skipped).
+const NEWER = `SELECT max(CASE WHEN o.status = 'done' THEN e.id END) AS done, max(CASE WHEN o.status = 'pending' THEN e.id END) AS pending
   FROM consent_events e JOIN outbox o ON o.event_id = e.id
   WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id > ?
     AND o.kind = 'callback' AND o.target = ? AND o.status IN ('done', 'pending')`;
@@ -249,7 +251,7 @@ export class CallbackDelivery {
         return "failed";
       }
       const newer = stmt(db, NEWER).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as { done: number | null; pending: number | null };
-      if (newer.done !== null && newer.pending !== 1) {
+      if (newer.done !== null && (newer.pending === null || newer.pending < newer.done)) {
         finishOutbox(db, id, "skipped", now, `superseded: event ${newer.done}, a newer change of the same consent, was delivered to the endpoint`);
         return "superseded";
       }

@@ -341,6 +341,28 @@ describe("delivery", () => {
   });
 });
 
+describe("replays of changes a newer one overtook", () => {
+  it("two older changes replayed after newer ones were delivered are both superseded: the receiver never ends on the older ONAY", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const start = clock.now().toISOString();
+    const r = newRecipient();
+    receiver.down.add(sub.path);
+    await change("MIGROS", r, "ONAY", 240);
+    await change("MIGROS", r, "RET", 200);
+    await waitFor(() => outboxOf(sub.id).length === 2 && outboxOf(sub.id).every((o) => o.status === "exhausted"), { timeoutMs: 30_000 });
+    receiver.down.delete(sub.path);
+    await change("MIGROS", r, "ONAY", 120);
+    await change("MIGROS", r, "RET", 60);
+    await waitFor(() => delivered(sub.path).length === 2);
+    const replay = await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: start }));
+    expect(await replay.json()).toMatchObject({ replayed: 2 });
+    await waitFor(() => outboxOf(sub.id).length === 6 && outboxOf(sub.id).every((o) => o.status !== "pending"), { timeoutMs: 20_000 });
+    // The ONAY of the replay went out while its RET was still to go, and the RET was then skipped: ONAY last.
+    expect(delivered(sub.path).map((d) => (JSON.parse(d.body) as { data: { status: string } }).data.status)).toEqual(["ONAY", "RET"]);
+    expect(outboxOf(sub.id).slice(4).map((o) => o.status)).toEqual(["skipped", "skipped"]);
+  });
+});
+
 describe("operations", () => {
   it("hub deliveries lists an endpoint's attempts, and with --failed only the failed ones", async () => {
     const sub = await subscribe({ brands: ["MIGROS"] });
