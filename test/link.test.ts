@@ -175,6 +175,14 @@ describe("link tokens", () => {
     expect(verifyLinkToken(linkKeyring(KEY_OLD, derive), fresh)).toBeNull();
   });
 
+  it("links signed by the derived default key still verify once LINK_KEYS is set, unless LINK_KEYS gives kid 1 a key of its own", () => {
+    const mailed = signLinkToken(linkKeyring(undefined, derive), id);
+    const configured = linkKeyring(KEY_NEW, derive);
+    expect(verifyLinkToken(configured, mailed)?.toString("hex")).toBe("0123456789abcdef");
+    expect(signLinkToken(configured, id)).toBe(signLinkToken(linkKeyring(KEY_NEW, () => Buffer.alloc(32, 9)), id));
+    expect(verifyLinkToken(linkKeyring(`${KEY_NEW},${KEY_OLD}`, derive), mailed)).toBeNull();
+  });
+
   it("LINK_KEYS with a repeated key id or a key id above 255 is refused", () => {
     expect(() => linkKeyring(`${KEY_OLD},${KEY_OLD}`, derive)).toThrow(/listed twice/);
     expect(() => linkKeyring("300:some-long-secret-0123456789", derive)).toThrow(/1–255/);

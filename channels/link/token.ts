@@ -24,7 +24,8 @@ const TOKEN_SHAPE = new RegExp(`^[A-Za-z0-9_-]{${TOKEN_LENGTH}}$`);
 
 /**
  * `LINK_KEYS` (`kid:secret,kid:secret…`, the first signs) or, when unset, one key derived from the
- * hub secret with kid 1. Duplicated kids are a configuration error.
+ * hub secret with kid 1, which also verifies beside LINK_KEYS unless kid 1 is listed there.
+ * Duplicated kids are a configuration error.
  */
 export function linkKeyring(linkKeys: string | undefined, derive: (purpose: string) => Buffer): LinkKeyring {
   const keys: LinkKey[] = linkKeys
@@ -41,6 +42,9 @@ export function linkKeyring(linkKeys: string | undefined, derive: (purpose: stri
     if (byKid.has(k.kid)) throw new Error(`LINK_KEYS: key id ${k.kid} is listed twice`);
     byKid.set(k.kid, k);
   }
+  // The derived key (kid 1) signed every link mailed before LINK_KEYS was set, and cannot be written
+  // into LINK_KEYS: it keeps verifying unless LINK_KEYS gives kid 1 a key of its own (which retires it).
+  if (!byKid.has(1)) byKid.set(1, { kid: 1, secret: derive("link-key") });
   return { current: keys[0]!, byKid };
 }
 
