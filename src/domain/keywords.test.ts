@@ -78,6 +78,21 @@ describe("parseKeyword: refusal of a named brand", () => {
     expect(parseKeyword("RETT'KOTON", threeBrands)).toMatchObject({ kind: "unknown", reason: "no_keyword" });
   });
 
+  it("several scope words name both channels; plural and object forms of a scope word are that scope", () => {
+    for (const text of ["RET MIGROS ARAMA VE SMS", "RET MIGROS SMS ARAMA", "ret migros mesaj ve çağrı", "RET MIGROS ARAMA, SMS"]) {
+      expect(parseKeyword(text, threeBrands), text).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
+    }
+    expect(parseKeyword("RET ARAMA VE SMS MIGROS", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
+    expect(parseKeyword("RET MIGROS ARAMA VE ARAMALAR", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    expect(parseKeyword("RET MIGROS ARAMA ve lütfen SMS", threeBrands)).toMatchObject({ types: ["ARAMA"], rest: ["ve", "lutfen", "sms"] });
+    for (const text of ["RET MIGROS ARAMALARI", "RET MIGROS ÇAĞRILAR", "RET MIGROS cagrilari"]) {
+      expect(parseKeyword(text, threeBrands), text).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    }
+    for (const text of ["RET MIGROS MESAJLARI", "RET MIGROS SMSLERİ", "RET MIGROS iletiler"]) {
+      expect(parseKeyword(text, threeBrands), text).toEqual(refuse("migros", ["MIGROS"], ["MESAJ"]));
+    }
+  });
+
   it("matches the İYS brand number", () => {
     expect(parseKeyword("RET 123456", threeBrands)).toEqual(refuse("123456", ["MIGROS"]));
   });
@@ -311,8 +326,8 @@ describe("foldedWords and custom lists", () => {
       refuse: ["ret", "iptal", "dur", "stop"],
       consent: ["onay", "evet", "start"],
       help: ["yardim", "bilgi", "help"],
-      scopeCalls: ["arama", "aramalar", "cagri"],
-      scopeSms: ["mesaj", "sms", "ileti"],
+      scopeCalls: ["arama", "aramalar", "aramalari", "cagri", "cagrilar", "cagrilari"],
+      scopeSms: ["mesaj", "mesajlar", "mesajlari", "sms", "smsler", "smsleri", "ileti", "iletiler", "iletileri"],
       scopeAll: ["tumu", "hepsi"],
     });
   });

@@ -66,8 +66,8 @@ const RAW_DEFAULT_WORDS: Readonly<Record<WordCategory, readonly string[]>> = {
   refuse: ["RET", "IPTAL", "İPTAL", "DUR", "STOP"],
   consent: ["ONAY", "EVET", "START"],
   help: ["YARDIM", "BILGI", "BİLGİ", "HELP"],
-  scopeCalls: ["ARAMA", "ARAMALAR", "CAGRI", "ÇAĞRI"],
-  scopeSms: ["MESAJ", "SMS", "ILETI", "İLETİ"],
+  scopeCalls: ["ARAMA", "ARAMALAR", "ARAMALARI", "CAGRI", "ÇAĞRI", "ÇAĞRILAR", "ÇAĞRILARI"],
+  scopeSms: ["MESAJ", "MESAJLAR", "MESAJLARI", "SMS", "SMSLER", "SMSLERİ", "ILETI", "İLETİ", "İLETİLER", "İLETİLERİ"],
   scopeAll: ["TUMU", "TÜMÜ", "HEPSI", "HEPSİ"],
 };
 
@@ -161,6 +161,29 @@ function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneC
   return null;
 }
 
+/** Words that join two scopes: "ARAMA VE SMS", "SMS VEYA ARAMA", "calls and sms". */
+const SCOPE_JOINERS: readonly string[] = ["ve", "veya", "ile", "and", "or"];
+
+/**
+ * The scope words from `at` on, joined or not ("ARAMA VE SMS", "SMS ARAMA"): both channels when they
+ * name both (the second scope was dropped: "RET MIGROS ARAMA VE SMS" refused calls only), with the
+ * number of words they take; null when `at` holds no scope word.
+ */
+function scopeRun(tokens: readonly string[], at: number, words: KeywordWords): { types: readonly PhoneChannel[]; length: number } | null {
+  const first = scopeOf(tokens[at], words);
+  if (first === null) return null;
+  const types = new Set(first);
+  let end = at + 1;
+  for (;;) {
+    const skip = SCOPE_JOINERS.includes(tokens[end] ?? "") ? 1 : 0;
+    const next = scopeOf(tokens[end + skip], words);
+    if (next === null) break;
+    for (const t of next) types.add(t);
+    end += skip + 1;
+  }
+  return { types: types.size === 2 ? BOTH_CHANNELS : first, length: end - at };
+}
+
 interface BrandMatch {
   ref: string;
   length: number;
@@ -214,7 +237,8 @@ function matchBrand(tokens: readonly string[], at: number, brands: readonly Bran
  * that position. The scope defaults to `MESAJ`, the channel the SMS came on. Without a brand name
  * the action is bare and applies to every brand the number serves. A scope word directly after the
  * keyword may still be followed by a brand name (`RET ARAMA MIGROS`), which then narrows the action
- * to that brand. Words after the brand and scope are ignored.
+ * to that brand. Several scope words, joined by "ve"/"veya"/"ile" or not ("ARAMA VE SMS"), name what
+ * they name together. Words after the brand and scope are ignored (given back as `rest`).
  */
 export function parseKeyword(
   text: string,
@@ -237,29 +261,30 @@ export function parseKeyword(
 
   const brand = matchBrand(tokens, 1, brands);
   if (brand !== null) {
-    const scope = scopeOf(tokens[1 + brand.length], words);
-    const rest = tokens.slice(1 + brand.length + (scope ? 1 : 0));
-    return { kind: "action", status, types: [...(scope ?? SMS_ONLY)], brandRef: brand.ref, brands: brand.codes, bare: false, rest };
+    const scope = scopeRun(tokens, 1 + brand.length, words);
+    const rest = tokens.slice(1 + brand.length + (scope?.length ?? 0));
+    return { kind: "action", status, types: [...(scope?.types ?? SMS_ONLY)], brandRef: brand.ref, brands: brand.codes, bare: false, rest };
   }
 
   const second = tokens[1];
   if (second === undefined) {
     return { kind: "action", status, types: [...SMS_ONLY], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: [] };
   }
-  const scope = scopeOf(second, words);
+  const scope = scopeRun(tokens, 1, words);
   if (scope === null) return { kind: "unknown", reason: "unknown_brand", word: second };
 
-  const brandAfterScope = matchBrand(tokens, 2, brands);
+  const after = 1 + scope.length;
+  const brandAfterScope = matchBrand(tokens, after, brands);
   if (brandAfterScope !== null) {
     return {
       kind: "action",
       status,
-      types: [...scope],
+      types: [...scope.types],
       brandRef: brandAfterScope.ref,
       brands: brandAfterScope.codes,
       bare: false,
-      rest: tokens.slice(2 + brandAfterScope.length),
+      rest: tokens.slice(after + brandAfterScope.length),
     };
   }
-  return { kind: "action", status, types: [...scope], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: tokens.slice(2) };
+  return { kind: "action", status, types: [...scope.types], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: tokens.slice(after) };
 }
