@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import { brandNumbers, brands, iysPullCursors, numbers } from "../db/schema";
 import { ApiError } from "./errors";
 import { foldTurkish } from "./domain/turkish";
-import { spellings } from "./domain/keywords";
+import { brandNameProblem, numberKeywordWords, spellings } from "./domain/keywords";
 
 export type Brand = typeof brands.$inferSelect;
 export type NumberRow = typeof numbers.$inferSelect;
@@ -84,12 +84,12 @@ export function numberByValue(db: Db, value: string): NumberRow | null {
   if (hit && now - hit.at < NUMBER_CACHE_MS) return hit.row;
   let stmt = numberStatements.get(db);
   if (!stmt) {
-    stmt = db.$client.prepare("SELECT id, number, provider, channels, created_at AS createdAt FROM numbers WHERE number = ?");
+    stmt = db.$client.prepare("SELECT id, number, provider, channels, created_at AS createdAt, keywords FROM numbers WHERE number = ?");
     numberStatements.set(db, stmt);
   }
-  const raw = stmt.get(value) as (Omit<NumberRow, "channels"> & { channels: string }) | undefined;
+  const raw = stmt.get(value) as (Omit<NumberRow, "channels" | "keywords"> & { channels: string; keywords: string | null }) | undefined;
   if (!raw) return null;
-  const row = { ...raw, channels: JSON.parse(raw.channels) as NumberRow["channels"] };
+  const row = { ...raw, channels: JSON.parse(raw.channels) as NumberRow["channels"], keywords: raw.keywords === null ? null : (JSON.parse(raw.keywords) as NumberRow["keywords"]) };
   if (cache.size > 10_000) cache.clear();
   cache.set(value, { row, at: now });
   return row;
@@ -166,6 +166,25 @@ function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string
   }
 }
 
+/**
+ * A name of the brand that the number's own keyword words make ambiguous (one of them a scope word
+ * there: brandNameProblem); `held` as for assertNoClash. The defaults were checked when the name was given.
+ */
+export function assertNamesFitNumber(brand: Named, numberRow: Pick<NumberRow, "number" | "keywords">, field: string, held?: ReadonlySet<string>, label = field): void {
+  if (!numberRow.keywords) return;
+  const words = numberKeywordWords(numberRow.keywords);
+  for (const name of brandTextNames(brand)) {
+    if (held?.has(foldTurkish(name))) continue;
+    const problem = brandNameProblem(name, words);
+    if (problem) throw new ApiError("bad_request", `${label}: ${problem} (with the keyword words of number ${numberRow.number})`, { field });
+  }
+}
+
+/** A number's row changed outside attach/detach (its keyword words): numberByValue reads it again. */
+export function numberCacheForget(db: Db, number: string): void {
+  numberCache.get(db)?.delete(number);
+}
+
 /** Attaches numbers to the brand (inside its transaction); `field` names the input array in errors. */
 function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["numbers"], now: number, field = "numbers"): void {
   numbersIn.forEach((n, i) => {
@@ -184,6 +203,7 @@ function attachNumbers(db: Db, tx: Tx, brand: Brand, numbersIn: NewBrand["number
         throw new ApiError("conflict", `number ${n.number} is already the brand's`, { field: `${field}[${i}].number` });
       }
       assertNoClash(tx, brand, row, "shortNames");
+      assertNamesFitNumber(brand, row, `${field}[${i}].number`);
       const active = links.filter((l) => l.detachedAt === null).flatMap((l) => l.channels);
       const channels = [...new Set([...active, ...n.channels])];
       row = tx.update(numbers).set({ channels, provider: n.provider }).where(eq(numbers.id, row.id)).returning().get()!;
@@ -287,7 +307,10 @@ export function updateBrand(db: Db, code: string, patch: BrandPatch, now: number
     if (removeNumbers?.length) detachNumbers(db, tx, brand, removeNumbers, now);
     if (fields.shortNames !== undefined || fields.brandCode !== undefined) {
       const held = new Set(brandSpellings(current));
-      for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) assertNoClash(tx, brand, n, "shortNames", held);
+      for (const n of numbersOfBrand(tx as unknown as Db, brand.id)) {
+        assertNoClash(tx, brand, n, "shortNames", held);
+        assertNamesFitNumber(brand, n, "shortNames", held);
+      }
     }
     if (addNumbers?.length) attachNumbers(db, tx, brand, addNumbers, now, "addNumbers");
     // Other İYS codes are another İYS brand: its pull starts afresh (İYS's pointer belongs to the old one).

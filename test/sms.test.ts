@@ -16,7 +16,7 @@ import { nameClashes } from "../src/brands";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio, FakeVonage } from "./fakes/sms-providers";
-import { authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
 const ACCOUNT_SID = `AC${"a1".repeat(16)}`;
 const AUTH_TOKEN = "twilio-test-token";
@@ -630,6 +630,64 @@ describe("Vonage SMS webhook", () => {
     const res = await app.request(`/sms/vonage?${new URLSearchParams(signedVonage(p))}`);
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { field: "messageId" } });
+  });
+});
+
+describe("keyword words of a number", () => {
+  const put = (number: string, body: unknown, key = ADMIN_KEY) =>
+    app.request(`/api/v1/numbers/${encodeURIComponent(number)}/keywords`, { method: "PUT", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+
+  it("words added to a number are understood there and nowhere else; a word in two categories or a brand name made a scope word is a 400", async () => {
+    try {
+      const set = await put("3434", { refuse: ["ABONELİK"], scopeCalls: ["TELEFON"], consent: [] });
+      expect(set.status, await set.clone().text()).toBe(200);
+      const stored = (await set.json()) as { number: string; brands: string[]; keywords: { added: Record<string, string[]>; words: Record<string, string[]> } };
+      expect(stored).toMatchObject({ number: "3434", brands: ["MIGROS"], keywords: { added: { refuse: ["ABONELİK"], scopeCalls: ["TELEFON"] } } });
+      expect(stored.keywords.words.refuse).toEqual(["ret", "iptal", "dur", "stop", "abonelik"]);
+      expect(stored.keywords.words.scopeCalls).toContain("telefon");
+      // Read back in another spelling of the number.
+      expect(await (await app.request("/api/v1/numbers/34-34", { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()).toEqual(stored);
+
+      const from = newSender();
+      expect((await twilioSms(from, "Abonelik Migros telefon")).status).toBe(200);
+      await waitFor(() => eventsOf(from).length === 1);
+      expect(eventsOf(from).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["MIGROS:ARAMA:RET"]);
+      // The defaults still work there; the other number knows nothing of the new words.
+      expect((await twilioSms(from, "RET MIGROS")).status).toBe(200);
+      await waitFor(() => eventsOf(from).length === 2);
+      const other = newSender();
+      await app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(vonageParams(other.slice(1), "ABONELIK MIGROS"))) });
+      await waitFor(() => receiptsOf(other)[0]?.status === "applied");
+      expect(eventsOf(other)).toEqual([]);
+      expect(JSON.parse(receiptsOf(other)[0]!.result!)).toMatchObject({ parse: "unknown", reason: "no_keyword" });
+
+      const twice = await put("3434", { consent: ["RET"] });
+      expect(twice.status).toBe(400);
+      expect((await twice.json()).error).toMatchObject({ field: "keywords", message: expect.stringContaining('word "ret" is in both refuse and consent') });
+      const named = await put("3434", { scopeAll: ["MİGROS"] });
+      expect(named.status).toBe(400);
+      expect((await named.json()).error.message).toMatch(/^brand MIGROS: "MİGROS" is a scope word.*\(with the keyword words of number 3434\)$/);
+      expect((await put("3434", { refuse: ["İKİ KELİME"] })).status).toBe(400);
+      expect((await put("3434", { refuse: "RET" })).status).toBe(400);
+      expect((await put("3434", { stop: ["X"] })).status).toBe(400);
+      expect((await put("9999", {})).status).toBe(404);
+      expect((await put("abc", {})).status).toBe(400);
+      // Nothing of the refused changes was kept.
+      const now = (await (await app.request("/api/v1/numbers/3434", { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as typeof stored;
+      expect(now.keywords.added).toEqual({ refuse: ["ABONELİK"], scopeCalls: ["TELEFON"] });
+      // A brand may not take a short name that is a scope word on one of its numbers.
+      const renamed = await app.request("/api/v1/brands/MIGROS", authed({ shortNames: ["MİGROS", "TELEFON"] }, "PATCH"));
+      expect(renamed.status).toBe(400);
+      expect((await renamed.json()).error.message).toMatch(/"TELEFON" is a scope word.*number 3434/);
+      // A provider key may not change a number.
+      const created = await app.request("/api/v1/keys", authed({ name: "platform", brands: ["MIGROS"] }));
+      const { key } = (await created.json()) as { key: string };
+      expect((await put("3434", {}, key)).status).toBe(403);
+    } finally {
+      const reset = await put("3434", {});
+      expect(reset.status, await reset.clone().text()).toBe(200);
+      expect(((await reset.json()) as { keywords: { added: unknown } }).keywords.added).toEqual({});
+    }
   });
 });
 

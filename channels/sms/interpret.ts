@@ -3,7 +3,7 @@ import type { ActionOutcome, ConsentAction, OutboxInput } from "../../db/ledger"
 import type { Interpretation, ReceiptInterpreter, ReceiptRow } from "../../jobs/consent-apply.handler";
 import { brandTextNames, brandsOfNumber } from "../../src/brands";
 import { normalizePhone } from "../../src/domain/address";
-import { defaultKeywordWords, parseKeyword, type KeywordWords } from "../../src/domain/keywords";
+import { defaultKeywordWords, numberKeywordWords, parseKeyword, type ExtraKeywordWords, type KeywordWords } from "../../src/domain/keywords";
 import { negates, REFUSAL_WORDS } from "../../src/domain/negation";
 import type { TemplateKey } from "./templates";
 
@@ -62,7 +62,19 @@ export function replyFor(status: "RET" | "ONAY", outcomes: ActionOutcome[]): Tem
  * confirmation row per receipt (help for anything that does not parse), written in the same
  * transaction; a rate-limited sender's confirmation is written already skipped.
  */
-export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords): ReceiptInterpreter {
+export function smsInterpreter(db: Db, fixedWords?: KeywordWords): ReceiptInterpreter {
+  const keywordsOf = db.$client.prepare<[number], { keywords: string | null }>("SELECT keywords FROM numbers WHERE id = ?");
+  /** The words of the number texted: the defaults and its own (a configuration the API checked when it was stored). */
+  const wordsOf = (numberId: number): KeywordWords => {
+    if (fixedWords) return fixedWords;
+    const raw = keywordsOf.get(numberId)?.keywords ?? null;
+    try {
+      return numberKeywordWords(raw === null ? null : (JSON.parse(raw) as ExtraKeywordWords));
+    } catch {
+      // Stored under other folding rules and no longer valid: the defaults still work.
+      return defaultKeywordWords;
+    }
+  };
   return function interpretSms(receipt: ReceiptRow): Interpretation {
     const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean; incomplete?: boolean; spreadMs?: number };
     const limited = payload.limited === true;
@@ -73,6 +85,7 @@ export function smsInterpreter(db: Db, words: KeywordWords = defaultKeywordWords
 
     // The brands the number served when the SMS reached us (one detached since still counts).
     const brands = brandsOfNumber(db, receipt.numberId, "sms", receipt.receivedAt);
+    const words = wordsOf(receipt.numberId);
     const parse = parseKeyword(receipt.body ?? "", brands.map((b) => ({ code: b.code, names: brandTextNames(b) })), words);
     const confirmation = (target: TemplateKey): OutboxInput =>
       limited ? { kind: "confirmation", receiptId: receipt.id, target, skipped: "rate limited: confirmation dropped" } : { kind: "confirmation", receiptId: receipt.id, target };

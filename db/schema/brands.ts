@@ -33,6 +33,11 @@ export const numbers = sqliteTable(
     provider: text("provider", { enum: smsProviders }).notNull(),
     channels: text("channels", { mode: "json" }).$type<(typeof numberChannels)[number][]>().notNull(),
     createdAt: integer("created_at").notNull(),
+    /**
+     * Words the SMS keyword grammar takes on this number besides the defaults, by category
+     * (`{ "refuse": ["ABONELIK"], "scopeCalls": ["TELEFON"] }`, as entered; null: the defaults alone).
+     */
+    keywords: text("keywords", { mode: "json" }).$type<Partial<Record<"refuse" | "consent" | "help" | "scopeCalls" | "scopeSms" | "scopeAll", string[]>>>(),
   },
   (t) => [uniqueIndex("numbers_number_idx").on(t.number)],
 );

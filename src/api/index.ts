@@ -8,6 +8,7 @@ import { createLedgerPublicRoutes, createLedgerRoutes } from "./ledger";
 import { apiRouter, withRecentExampleDates } from "./openapi";
 import { createLinkApiRoutes } from "./links";
 import { createKeyRoutes } from "./keys";
+import { createNumberRoutes } from "./numbers";
 import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
 import { createReportRoutes } from "./reports";
 
@@ -54,6 +55,7 @@ export function createApiRoutes(deps: AppDeps) {
     .route("/ledger", createLedgerRoutes(deps))
     .route("/links", createLinkApiRoutes(deps))
     .route("/brands", createPartnerRoutes(deps))
+    .route("/numbers", createNumberRoutes(deps))
     .route("/subscriptions", createSubscriptionRoutes(deps))
     .route("/deliveries", createDeliveryRoutes(deps))
     .route("/imports", createImportRoutes(deps))

@@ -117,6 +117,31 @@ export function foldedWords(words: Partial<KeywordWords>): KeywordWords {
 
 export const defaultKeywordWords: KeywordWords = foldedWords({});
 
+export const KEYWORD_WORD_CATEGORIES = ["refuse", "consent", "help", "scopeCalls", "scopeSms", "scopeAll"] as const satisfies readonly WordCategory[];
+
+/** Words a number takes besides the defaults, by category, as entered (numbers.keywords). */
+export type ExtraKeywordWords = Partial<Record<WordCategory, string[]>>;
+
+const numberWordsCache = new Map<string, KeywordWords>();
+
+/**
+ * The grammar's words on a number: the defaults and the number's own additions (domain.md: "Lists are
+ * configurable per number"). Added, never replacing: the replies and the help text name RET, ARAMA
+ * and TUMU, which every number must keep understanding. Throws RangeError as foldedWords does (a
+ * word that folds to nothing or to two words, or one in two categories).
+ */
+export function numberKeywordWords(extra: ExtraKeywordWords | null | undefined): KeywordWords {
+  if (!extra || KEYWORD_WORD_CATEGORIES.every((c) => !extra[c]?.length)) return defaultKeywordWords;
+  const key = JSON.stringify(KEYWORD_WORD_CATEGORIES.map((c) => extra[c] ?? []));
+  let words = numberWordsCache.get(key);
+  if (!words) {
+    words = foldedWords(Object.fromEntries(KEYWORD_WORD_CATEGORIES.map((c) => [c, [...RAW_DEFAULT_WORDS[c], ...(extra[c] ?? [])]])));
+    if (numberWordsCache.size >= 1000) numberWordsCache.clear();
+    numberWordsCache.set(key, words);
+  }
+  return words;
+}
+
 const SCOPE_MEANING: Readonly<Record<(typeof SCOPE_CATEGORIES)[number], string>> = {
   scopeCalls: "calls",
   scopeSms: "messages",
