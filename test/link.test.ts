@@ -320,6 +320,13 @@ describe("GET never changes anything", () => {
       expect((await app.request(path, { headers })).status).toBe(200);
     }
     expect((await app.request(`${path}?List-Unsubscribe=One-Click&action=RET`)).status).toBe(200);
+    // Other methods are told which ones the link takes, not that it does not exist.
+    for (const method of ["PUT", "DELETE", "PATCH"]) {
+      const other = await app.request(path, { method });
+      expect(other.status, method).toBe(405);
+      expect(other.headers.get("allow")).toBe("GET, HEAD, POST");
+    }
+    expect((await app.request(path, { method: "OPTIONS" })).status).toBe(204);
     await new Promise((r) => setTimeout(r, 200));
     expect(footprint()).toEqual(before);
     expect(eventsOf(address.toLowerCase())).toEqual([]);

@@ -162,5 +162,7 @@ export function createLinkRoutes(deps: AppDeps) {
       const lang = langOf(typeof form.lang === "string" ? form.lang : c.req.query("lang"));
       return c.html(donePage(lang, brand?.name ?? ""));
     })
+    // A link asked with another method: not a page saying the link does not exist.
+    .all("/:token", (c) => c.body(null, c.req.method === "OPTIONS" ? 204 : 405, { Allow: "GET, HEAD, POST" }))
     .all("*", (c) => c.html(problemPage("not_found"), 404));
 }
