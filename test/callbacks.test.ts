@@ -363,6 +363,22 @@ describe("replays of changes a newer one overtook", () => {
   });
 });
 
+describe("replay since a time", () => {
+  it("counts from when the change was recorded, not from when a replay last sent it", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const start = clock.now().getTime();
+    await change("MIGROS", newRecipient(), "ONAY");
+    await waitFor(() => outboxOf(sub.id)[0]?.status === "done");
+    clock.offset += 3_600_000;
+    const first = await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: new Date(start).toISOString(), only: "all" }));
+    expect(await first.json()).toMatchObject({ replayed: 1 });
+    await waitFor(() => outboxOf(sub.id).length === 2 && outboxOf(sub.id)[1]!.status === "done");
+    // Half an hour after the change, before the replay: nothing has changed since.
+    const later = await app.request(`/api/v1/subscriptions/${sub.id}/replay`, authed({ since: new Date(start + 1_800_000).toISOString(), only: "all" }));
+    expect(await later.json()).toMatchObject({ replayed: 0 });
+  });
+});
+
 describe("operations", () => {
   it("hub deliveries lists an endpoint's attempts, and with --failed only the failed ones", async () => {
     const sub = await subscribe({ brands: ["MIGROS"] });

@@ -282,12 +282,15 @@ function rotateSecret(deps: AppDeps, e: EndpointRow): string {
 async function replaySince(deps: AppDeps, e: EndpointRow, input: z.infer<typeof ReplaySince>) {
   if (e.status !== "active") throw new ApiError("conflict", `endpoint ${e.id} is disabled: enable it (PATCH status "active") before replaying`);
   const statuses = input.only === "all" ? ["done", "failed", "exhausted", "skipped"] : ["failed", "exhausted", "skipped"];
-  // The newest row per event: a replay of a replay is still one delivery per event.
+  // The newest row per event: a replay of a replay is still one delivery per event. "Since" is when
+  // the hub recorded the change, not when its newest row was made (a replay's): a second replay
+  // since a later time sent again every change the first one had replayed.
   const rows = deps.db.$client
     .prepare(
-      `SELECT event_id AS eventId, target FROM outbox o WHERE kind = 'callback' AND target = ? AND created_at >= ? AND event_id IS NOT NULL
-         AND id = (SELECT max(id) FROM outbox o2 WHERE o2.kind = 'callback' AND o2.target = o.target AND o2.event_id = o.event_id)
-         AND status IN (${statuses.map(() => "?").join(", ")}) ORDER BY event_id LIMIT 100000`,
+      `SELECT o.event_id AS eventId, o.target FROM outbox o JOIN consent_events e ON e.id = o.event_id
+       WHERE o.kind = 'callback' AND o.target = ? AND e.received_at >= ?
+         AND o.id = (SELECT max(id) FROM outbox o2 WHERE o2.kind = 'callback' AND o2.target = o.target AND o2.event_id = o.event_id)
+         AND o.status IN (${statuses.map(() => "?").join(", ")}) ORDER BY o.event_id LIMIT 100000`,
     )
     .all(e.id, Date.parse(input.since), ...statuses) as { eventId: number; target: string }[];
   const refs = insertCallbackRows(deps.db, rows, deps.clock.now().getTime());
