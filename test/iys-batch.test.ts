@@ -276,6 +276,54 @@ describe("bulk import reported to İYS in lists", () => {
   });
 });
 
+describe("İYS busy (H123) or out of quota (H525): answers about İYS, not the movement", () => {
+  const busy = { status: 400, code: "H123", message: "Ulaşmaya çalıştığınız servis şu anda meşguldür. Lütfen daha sonra tekrar deneyiniz." };
+  const quota = { status: 422, code: "H525", message: "Kullanılan izin sayısı maksimum sayıya ulaştığı için yeni izin eklenememektedir." };
+
+  it("a list answered so is sent again, not given up on", async () => {
+    for (const answer of [busy, quota]) {
+      const before = headEvent();
+      const batchesBefore = iys.batches.length;
+      iys.failAnswer = answer;
+      iys.failNext = 1;
+      try {
+        await runImport(csv([`MESAJ,${phone(answer === busy ? 921_000 : 921_001)},ONAY,HS_WEB,${date},BIREYSEL`]), deps, { brandId, via: "cli" });
+        const [row] = await waitFor(() => {
+          const rs = outboxOf(before);
+          if (rs.length !== 1 || rs[0]!.status === "pending") throw new Error("still pending");
+          return rs;
+        });
+        expect(row!.status, answer.code).toBe("done");
+        expect(iys.batches.slice(batchesBefore)).toHaveLength(1);
+        expect(iys.failNext).toBe(0);
+      } finally {
+        iys.failNext = 0;
+        iys.failAnswer = { status: 503, code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." };
+      }
+    }
+  });
+
+  it("a single report answered so is sent again", async () => {
+    const recipient = phone(7_780_001);
+    iys.failAnswer = busy;
+    iys.failNext = 1;
+    try {
+      const res = await app.request(
+        "/api/v1/consents",
+        authed({ brand: "BATCH", recipient, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 120_000)) }),
+      );
+      expect(res.status).toBe(201);
+      const id = ((await res.json()) as { event: { id: number } }).event.id;
+      const single = () => db().prepare("SELECT status, attempts FROM outbox WHERE event_id = ? AND kind = 'iys_report'").get(id) as { status: string; attempts: number };
+      await waitFor(() => single().status !== "pending", { timeoutMs: 20_000 });
+      expect(single()).toMatchObject({ status: "done", attempts: 2 });
+    } finally {
+      iys.failNext = 0;
+      iys.failAnswer = { status: 503, code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." };
+    }
+  });
+});
+
 describe("iysBatchPlanner", () => {
   const event = (id: number, recipient: string, over: Partial<LedgerEvent> = {}): ActionOutcome => ({
     kind: "recorded",

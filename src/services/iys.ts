@@ -160,6 +160,15 @@ export const alreadyRecorded = (code: string | undefined) => code !== undefined 
  * writes (`POST …/consents/request`, then `GET …/consents/request/{requestId}`) and the pull of
  * recipients' movements on İYS (`GET …/consents/changes`).
  */
+/**
+ * İYS answers these with a 400 or 422, like a rule refusing the movement, but they say nothing about
+ * the movement: retried on the schedule, never dropped (a refusal given up on stays unreported).
+ * H123 "the service is busy, try again later", H1059 "an unexpected error while completing, try
+ * again later", H1036 an error reading the account's defaults, H525 the subscription's consent quota
+ * used up (the movement goes once the quota is raised; the deadline shows it overdue meanwhile).
+ */
+export const RETRY_LATER_CODES: ReadonlySet<string> = new Set(["H123", "H1059", "H1036", "H525"]);
+
 export class HttpIysReporter implements IysReporter {
   readonly configured = true;
   private token: { value: string; expiresAt: number } | null = null;
@@ -273,7 +282,8 @@ export class HttpIysReporter implements IysReporter {
     const code = err?.code ?? `HTTP_${status}`;
     // 400/422: a rule code about the movement; 403 H180: no İYS dealer has that retailerCode (asking
     // again cannot change it, and İYS counts every refused request against the account's success rate).
-    const permanent = ((status === 400 || status === 422) && !!err?.code) || (status === 403 && err?.code === "H180");
+    // Except the codes that are about İYS or the account, not the movement (RETRY_LATER_CODES).
+    const permanent = (((status === 400 || status === 422) && !!err?.code) || (status === 403 && err?.code === "H180")) && !RETRY_LATER_CODES.has(code);
     return { ok: false, permanent, code, message: err?.message ?? `HTTP ${status}` };
   }
 

@@ -46,8 +46,9 @@ export class FakeIys {
   tokenRequests = 0;
   /** Token requests to refuse as İYS does past its hourly limit (429, H084). */
   tokenLimitedNext = 0;
-  /** Answer this many consent writes with 503 before accepting (to exercise retries). */
+  /** Answer this many consent writes with `failAnswer` (503 unless set) before accepting (to exercise retries). */
   failNext = 0;
+  failAnswer: { status: number; code: string; message: string } = { status: 503, code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." };
   private server: Server | null = null;
   private readonly statusByKey = new Map<string, string>();
   /** What İYS holds per consent, for the single status query (consents/status). */
@@ -165,7 +166,7 @@ export class FakeIys {
         if (req.method === "POST" && !batch[3]) {
           if (this.failNext > 0) {
             this.failNext--;
-            return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
+            return send(this.failAnswer.status, { errors: [{ code: this.failAnswer.code, message: this.failAnswer.message }] });
           }
           const items = JSON.parse(body) as Record<string, unknown>[];
           if (!Array.isArray(items) || items.length === 0 || items.length > 1000) return send(400, { errors: [{ code: "H092", message: "Çoklu izin ekleme isteği geçerli olmalıdır." }] });
@@ -257,7 +258,7 @@ export class FakeIys {
         }
         if (this.failNext > 0) {
           this.failNext--;
-          return send(503, { errors: [{ code: "ERR-SYS-0002", message: "Beklenmedik bir hata oluştu." }] });
+          return send(this.failAnswer.status, { errors: [{ code: this.failAnswer.code, message: this.failAnswer.message }] });
         }
         const parsed = JSON.parse(body) as Record<string, unknown>;
         this.writes.push({ iysCode: m[1]!, brandCode: m[2]!, body: parsed, authorization: req.headers.authorization, at: Date.now() });
