@@ -107,7 +107,9 @@ const UNDATED_REGISTRATION_LAG_MS = 8 * 24 * 3_600_000;
  * - SHA-384 over the file's bytes, as lower-case hex.
  * The rows are the movements İYS accepted, with the transactionId and creationDate İYS answered (a
  * single write's kept on its outbox row, an imported list's movements' in iys_report_items, a
- * recipient's own movement on İYS as İYS's pull listed it in iys_pulled_movements), and on
+ * recipient's own movement on İYS as İYS's pull listed it in iys_pulled_movements; one the pull
+ * listed that the hub took no event for, the status it held already or a date older than its
+ * record, as İYS gave it in iys_listed_movements), and on
  * the day İYS registered them, however long after the hub recorded them (a report reopened when a
  * brand got its İYS codes weeks later): each of the three is found by that creationDate (indexed).
  * Movements not (yet) accepted — pending, refused, or İYS not configured — are not in İYS's file
@@ -124,18 +126,26 @@ export function* dailyReport(reader: Database.Database, brandId: number, day: { 
          UNION SELECT event_id FROM iys_report_items WHERE creation_date >= @start AND creation_date < @end
          UNION SELECT event_id FROM iys_pulled_movements WHERE creation_date >= @start AND creation_date < @end
          UNION SELECT id FROM consent_events WHERE received_at >= @start - @lag AND received_at < @end + @lag
+       ),
+       ev AS (
+         SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source, id FROM (
+           SELECT COALESCE(json_extract(o.result, '$.creationDate'), i.creation_date, p.creation_date, e.received_at) AS created,
+             COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id, p.transaction_id) AS transactionId, e.id,
+             e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
+           FROM candidates c
+           JOIN consent_events e ON e.id = c.id
+           LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
+           LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
+           LEFT JOIN iys_pulled_movements p ON p.event_id = e.id
+           WHERE e.brand_id = @brand AND (e.effect = 'movement' OR o.id IS NOT NULL))
+         WHERE transactionId IS NOT NULL AND created >= @start AND created < @end
        )
-       SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source FROM (
-         SELECT COALESCE(json_extract(o.result, '$.creationDate'), i.creation_date, p.creation_date, e.received_at) AS created,
-           COALESCE(json_extract(o.result, '$.transactionId'), i.transaction_id, p.transaction_id) AS transactionId, e.id,
-           e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.consent_date AS consentDate, e.source
-         FROM candidates c
-         JOIN consent_events e ON e.id = c.id
-         LEFT JOIN outbox o ON o.event_id = e.id AND o.kind = 'iys_report' AND o.status = 'done'
-         LEFT JOIN iys_report_items i ON i.event_id = e.id AND i.status = 'success'
-         LEFT JOIN iys_pulled_movements p ON p.event_id = e.id
-         WHERE e.brand_id = @brand AND (e.effect = 'movement' OR o.id IS NOT NULL))
-       WHERE transactionId IS NOT NULL AND created >= @start AND created < @end
+       SELECT * FROM (
+         SELECT created, transactionId, recipient, recipientType, type, status, consentDate, source, id FROM ev
+         UNION ALL
+         SELECT creation_date, transaction_id, recipient, recipient_type, type, status, consent_date, source, NULL FROM iys_listed_movements
+         WHERE brand_id = @brand AND creation_date >= @start AND creation_date < @end AND transaction_id NOT IN (SELECT transactionId FROM ev)
+       )
        ORDER BY created / 1000, transactionId, id`,
     )
     .iterate({ start: day.start, end: day.end, lag: UNDATED_REGISTRATION_LAG_MS, brand: brandId }) as Iterable<{
@@ -145,12 +155,14 @@ export function* dailyReport(reader: Database.Database, brandId: number, day: { 
     recipientType: string;
     type: string;
     status: string;
-    consentDate: number | null;
+    /** An event's instant, or İYS's own text for a movement only İYS's pull listed. */
+    consentDate: number | string | null;
     source: string | null;
   }>;
   yield `${DAILY_COLUMNS.join(",")}\n`;
   for (const r of rows) {
-    yield `${[iysDate(r.created), r.transactionId, r.recipient, r.recipientType, r.type, r.status, iysDate(r.consentDate), r.source ?? ""].join(",")}\n`;
+    const consentDate = typeof r.consentDate === "string" ? r.consentDate : iysDate(r.consentDate);
+    yield `${[iysDate(r.created), r.transactionId, r.recipient, r.recipientType, r.type, r.status, consentDate, r.source ?? ""].join(",")}\n`;
   }
 }
 

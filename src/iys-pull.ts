@@ -339,8 +339,19 @@ export async function pullIysChanges(
      ON CONFLICT (brand_id) DO UPDATE SET ${c.lastError} = excluded.${c.lastError}, updated_at = excluded.updated_at`,
   );
   const codesNow = stmt<[number], { iysCode: string | null; brandCode: string | null }>(db, `SELECT iys_code AS iysCode, brand_code AS brandCode FROM brands WHERE id = ?`);
+  const keepListed = stmt(
+    db,
+    `INSERT OR IGNORE INTO iys_listed_movements (transaction_id, brand_id, creation_date, recipient, recipient_type, type, status, consent_date, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  /** A movement İYS listed that no event of the hub stands for: kept as İYS gave it, for the daily file. */
+  const listedOnly = (item: IysChange) => {
+    if (item.transactionId) {
+      keepListed.run(item.transactionId, brand.id, item.creationDate, item.recipient, item.recipientType, item.type, item.status, item.consentDate, item.source);
+    }
+  };
   // İYS's id, type and status only (no address): enough to find the movement in İYS's panel or daily file.
   const notTaken = (item: IysChange, code: string) => {
+    listedOnly(item);
     summary.refused[code] = (summary.refused[code] ?? 0) + 1;
     deps.log.warn(
       { brand: brand.code, transactionId: item.transactionId ?? null, type: item.type, status: item.status, code },
@@ -360,6 +371,7 @@ export async function pullIysChanges(
       if (r.kind === "invalid") return notTaken(item, r.code);
       if (r.kind === "own") return void summary.unchanged++;
       if (r.kind === "refusal") {
+        listedOnly(item);
         summary.unchanged++;
         deps.log.info({ brand: brand.code, transactionId: item.transactionId || null, type: item.type, eventId: r.eventId }, "İYS holds an older consent under a refusal the hub kept to itself: the refusal goes to İYS");
         return;
@@ -368,7 +380,10 @@ export async function pullIysChanges(
       if (o.kind === "recorded") {
         summary.recorded++;
         if (!item.transactionId) deps.log.warn({ brand: brand.code, eventId: o.event.id, type: item.type, status: item.status }, "İYS listed a movement without its transactionId: taken, but it cannot be matched in İYS's daily file");
-      } else if (o.kind === "duplicate" || o.kind === "noop") summary.unchanged++;
+      } else if (o.kind === "duplicate" || o.kind === "noop") {
+        listedOnly(item);
+        summary.unchanged++;
+      }
       else notTaken(item, o.code);
     });
     crashPoint("iys-pull-before-commit");

@@ -263,6 +263,30 @@ describe("pulling recipients' movements from İYS", () => {
     expect(lines).toContain(`${typed.creationDate},${typed.transactionId},${phone},BIREYSEL,MESAJ,RET,${typed.consentDate},HS_CAGRI_MERKEZI`);
   });
 
+  it("movements İYS lists that the hub takes no event for (the status it held, an older date) are still in İYS's day file, once each", async () => {
+    const brand = await newBrand();
+    const [same, older] = [newPhone(), newPhone()];
+    for (const [phone, status, ago] of [[same, "ONAY", 30], [same, "RET", 20], [older, "ONAY", 10]] as const) {
+      const res = await app.request("/api/v1/consents", authed({ brand: brand.code, recipient: phone, type: "MESAJ", status, source: "HS_WEB", consentDate: minutesAgo(ago) }));
+      expect(res.status).toBe(201);
+    }
+    const eventsBefore = events(brand.id).length;
+    // The recipient refuses on İYS too (the hub holds RET already), and a refusal dated before the hub's consent.
+    const again = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: same, type: "MESAJ", status: "RET", source: "IYS_KISAMESAJ" });
+    const stale = iys.recipientMovement(brand.iysCode, brand.brandCode, { recipient: older, type: "MESAJ", status: "RET", source: "IYS_WEB", consentDate: minutesAgo(15) });
+    expect(await pullIysChanges(deps, brand)).toMatchObject({ listed: 2, recorded: 0, unchanged: 1, refused: { H178: 1 } });
+    expect(events(brand.id)).toHaveLength(eventsBefore);
+    const today = formatIysDate(new Date()).slice(0, 10);
+    const day = async () => (await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()).split("\n");
+    const file = await day();
+    expect(file).toContain(`${again.creationDate},${again.transactionId},${same},BIREYSEL,MESAJ,RET,${again.consentDate},IYS_KISAMESAJ`);
+    expect(file).toContain(`${stale.creationDate},${stale.transactionId},${older},BIREYSEL,MESAJ,RET,${stale.consentDate},IYS_WEB`);
+    // Listed again from the start: still once each.
+    db().prepare(`UPDATE iys_pull_cursors SET after = NULL WHERE brand_id = ?`).run(brand.id);
+    await pullIysChanges(deps, brand);
+    expect((await day()).filter((l) => l.includes(String(again.transactionId)) || l.includes(String(stale.transactionId)))).toHaveLength(2);
+  });
+
   it("a refusal the hub kept to itself (it knew of no consent) goes to İYS when İYS holds an older consent: asked at once, or learnt from the pull", async () => {
     const brand = await newBrand();
     const [asked, pulled] = [newPhone(), newPhone()];

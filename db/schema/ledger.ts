@@ -205,3 +205,28 @@ export const iysPulledMovements = sqliteTable(
   },
   (t) => [index("iys_pulled_movements_creation_date_idx").on(t.creationDate)],
 );
+
+/**
+ * Movements İYS's pull listed that the hub took no event for — the status it held already, a date
+ * older than its record, a value its rules refuse — kept as İYS gave them: they are İYS's movements
+ * all the same, in İYS's daily movement file (src/export.ts dailyReport), whose SHA-384 the hub's
+ * report must match.
+ */
+export const iysListedMovements = sqliteTable(
+  "iys_listed_movements",
+  {
+    transactionId: text("transaction_id").primaryKey(),
+    brandId: integer("brand_id")
+      .notNull()
+      .references(() => brands.id),
+    creationDate: integer("creation_date"),
+    recipient: text("recipient").notNull(),
+    recipientType: text("recipient_type").notNull(),
+    type: text("type").notNull(),
+    status: text("status").notNull(),
+    /** As İYS wrote it ("YYYY-MM-DD HH:mm:ss"), or null. */
+    consentDate: text("consent_date"),
+    source: text("source"),
+  },
+  (t) => [index("iys_listed_movements_brand_id_creation_date_idx").on(t.brandId, t.creationDate)],
+);
