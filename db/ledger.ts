@@ -49,6 +49,13 @@ export interface ConsentAction {
    * one second after the stored one. A refusal must not be lost to a clock.
    */
   datedOnReceipt?: boolean;
+  /**
+   * When the hub durably received the recipient's action (ms; channels). A consent dated on receipt
+   * is moved past a stored refusal only when it was received after that refusal: one received before
+   * it and applied late (its job lost in a crash, Redis down, the sweeper) would otherwise undo a
+   * refusal the recipient gave after it. It is refused H178 instead, as İYS answers an older consent.
+   */
+  receivedAt?: number;
 }
 
 export interface LedgerEvent {
@@ -254,6 +261,7 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     origin: Statement<[number], { origin: string } | undefined>;
+    receivedOf: Statement<[number], { receivedAt: number } | undefined>;
     channelRefusal: Statement<[number, string, string, string, number], LedgerEvent | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
@@ -276,6 +284,10 @@ export class Ledger {
     this.s = {
       head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
       origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
+      // When the action behind an event reached the hub: its receipt's time, or the event's own.
+      receivedOf: c.prepare(
+        "SELECT COALESCE(r.received_at, e.received_at) AS receivedAt FROM consent_events e LEFT JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
+      ),
       // Through the (brand_id, recipient) index: an address has few events.
       channelRefusal: c.prepare(
         `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = 'RET'
@@ -456,7 +468,15 @@ export class Ledger {
       }
       let consentDate = a.consentDate;
       let ruleNow = now;
-      if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
+      if (
+        a.datedOnReceipt &&
+        consentDate !== null &&
+        previous?.consentDate != null &&
+        previous.status !== a.status &&
+        consentDate <= previous.consentDate &&
+        // A refusal always; a consent only when received after the refusal stored (else H178 below).
+        (a.status === "RET" || a.receivedAt === undefined || a.receivedAt > (this.s.receivedOf.get(previous.eventId)?.receivedAt ?? previous.updatedAt))
+      ) {
         consentDate = previous.consentDate + 1000;
         // At most a second ahead of our clock: the İYS report waits until the date has passed.
         if (consentDate > now.getTime()) ruleNow = new Date(consentDate);

@@ -178,6 +178,21 @@ describe("ledger", () => {
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", consentDate: t + 1000 });
   });
 
+  it("a recipient's consent received before a refusal now stored, applied late, does not undo it (H178); one received after it in its second is dated after it", () => {
+    const now = clock.now().getTime();
+    const t = Math.floor(now / 1000) * 1000;
+    ledger.apply([action({ consentDate: t - 60_000 })]);
+    // The recipient's RET, received and applied now (the event's time: no receipt row here).
+    ledger.apply([action({ status: "RET", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now })]);
+    // Their ONAY texted just before it, whose job was lost: applied only now by the sweeper.
+    const late = ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now - 300 })]);
+    expect(late.outcomes[0]).toMatchObject({ kind: "rejected", code: "H178" });
+    expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", consentDate: t });
+    // An ONAY received after the refusal, in the same second: the recipient's later word.
+    const after = ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now + 300 })]);
+    expect(after.outcomes[0]).toMatchObject({ kind: "recorded", event: { status: "ONAY", consentDate: t + 1000 } });
+  });
+
   it("a recipient's RET that queued behind a newer provider ONAY is dated after it", () => {
     const t = clock.now().getTime();
     ledger.apply([action({ consentDate: t - 2000 })]);

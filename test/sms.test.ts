@@ -711,6 +711,32 @@ describe("Redis down at receipt", () => {
     expect(eventsOf(from)).toHaveLength(1);
     cut.deps.redis.disconnect();
   });
+
+  it("an ONAY answered while Redis was down and applied by the sweeper after the sender's later RET does not undo that RET", async () => {
+    const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
+      db: runtime.deps.db,
+    });
+    const cutApp = createApp(cut.deps);
+    const from = newSender();
+    const signed = (body: string) => {
+      const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: body };
+      return {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
+        body: new URLSearchParams(params).toString(),
+      };
+    };
+    try {
+      expect((await cutApp.request("/sms/twilio", signed("ONAY MIGROS"))).status).toBe(200);
+      // The RET reaches a healthy process and is applied at once, before the sweeper's grace has passed.
+      expect((await app.request("/sms/twilio", signed("RET MIGROS"))).status).toBe(200);
+      await waitFor(() => receiptsOf(from).every((r) => r.status !== "received"), { timeoutMs: 20_000 });
+      expect(runtime.deps.ledger.state(runtime.deps.db.$client.prepare("SELECT id FROM brands WHERE code = 'MIGROS'").pluck().get() as number, from, "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET" });
+      expect(eventsOf(from).map((e) => e.status)).toEqual(["RET"]);
+    } finally {
+      cut.deps.redis.disconnect();
+    }
+  });
 });
 
 describe("brand templates", () => {

@@ -73,6 +73,7 @@ export function voiceInterpreter(db: Db): ReceiptInterpreter {
       consentDate,
       origin: "ivr" as const,
       datedOnReceipt: true,
+      receivedAt: receipt.receivedAt,
       receiptId: receipt.id,
       idempotencyKey: `ivr:${receipt.id}:${brand.code}:${type}`,
     }));

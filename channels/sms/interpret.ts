@@ -117,6 +117,7 @@ export function smsInterpreter(db: Db, fixedWords?: KeywordWords): ReceiptInterp
         source: "HS_MESAJ" as const,
         consentDate,
         datedOnReceipt: true,
+        receivedAt: receipt.receivedAt,
         origin: "sms" as const,
         receiptId: receipt.id,
         idempotencyKey: `sms:${receipt.id}:${b.code}:${type}`,
