@@ -105,25 +105,33 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
 async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler<WorkerDeps>, ids: number[]): Promise<string> {
   const now = () => deps.clock.now().getTime();
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  // Claimed together and finished together: two commits for the batch, not two per row.
+  // Claimed together; each row finished as soon as its own send has answered, with the rows that
+  // answered in the same turn of the event loop (one commit for a group, not one per row). Finished
+  // only once the slowest of up to 100 had answered (a provider's 15 s timeout), a crash in between
+  // sent every confirmation the provider had accepted again once the claims' lease ran out.
   const rows = claimOutbox(deps.db, ids, now());
-  const results = await Promise.allSettled(rows.map((row) => handler(row, deps)));
   const transient: string[] = [];
   const waiting: { row: OutboxRef; until: number }[] = [];
   let ended = 0;
+  const settled: { i: number; r: PromiseSettledResult<Awaited<ReturnType<typeof handler>>> }[] = [];
   // IMMEDIATE: an outcome's `unlessNow` and the row's update see the same database.
-  deps.db.$client.transaction(() => {
-    results.forEach((r, i) => {
+  const settle = deps.db.$client.transaction((group: typeof settled) => {
+    for (const { i, r } of group) {
       const id = rows[i]!.id;
       if (r.status === "fulfilled") {
         const v = r.value;
         if (v.status !== "wait" && unlessNow(v.unlessNow, id, deps)) {
           waiting.push({ row: { id, kind: rows[i]!.kind }, until: now() });
-          return waitOutbox(deps.db, id, now(), now());
+          waitOutbox(deps.db, id, now(), now());
+          continue;
         }
-        if (v.status !== "wait") return finishOutbox(deps.db, id, v.status, now(), v.note === undefined ? undefined : redactAddresses(v.note), v.result);
+        if (v.status !== "wait") {
+          finishOutbox(deps.db, id, v.status, now(), v.note === undefined ? undefined : redactAddresses(v.note), v.result);
+          continue;
+        }
         waiting.push({ row: { id, kind: rows[i]!.kind }, until: v.until });
-        return waitOutbox(deps.db, id, v.until, now(), v.result, v.error === undefined ? undefined : redactAddresses(v.error));
+        waitOutbox(deps.db, id, v.until, now(), v.result, v.error === undefined ? undefined : redactAddresses(v.error));
+        continue;
       }
       // Providers quote the address they refused; what is stored, thrown (BullMQ keeps it as the
       // job's failedReason) and logged carries it masked.
@@ -135,8 +143,40 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
         recordAttemptFailure(deps.db, id, now(), message);
         transient.push(`#${id}: ${message}`);
       }
-    });
-  }).immediate();
+    }
+  });
+  let commitError: unknown = null;
+  let flushing = false;
+  const flush = () => {
+    flushing = false;
+    const group = settled.splice(0);
+    if (group.length === 0) return;
+    try {
+      settle.immediate(group);
+    } catch (err) {
+      // Left claimed: the lease runs out and the sweeper gives the rows back (as when the process dies here).
+      commitError ??= err;
+    }
+  };
+  await Promise.all(
+    rows.map((row, i) =>
+      Promise.resolve()
+        .then(() => handler(row, deps))
+        .then(
+          (value) => ({ status: "fulfilled" as const, value }),
+          (reason: unknown) => ({ status: "rejected" as const, reason }),
+        )
+        .then((r) => {
+          settled.push({ i, r });
+          if (!flushing) {
+            flushing = true;
+            setImmediate(flush);
+          }
+        }),
+    ),
+  );
+  flush();
+  if (commitError !== null) throw commitError;
   for (const w of waiting) {
     try {
       await deps.scheduleOutbox?.(w.row, Math.max(0, w.until - now()), w.until);

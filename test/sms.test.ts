@@ -712,6 +712,38 @@ describe("Redis down at receipt", () => {
     cut.deps.redis.disconnect();
   });
 
+  it("confirmations sent in one batch are each finished as soon as their own send is answered, not when the slowest is", async () => {
+    const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
+      db: runtime.deps.db,
+    });
+    const cutApp = createApp(cut.deps);
+    const [fast, slow] = [newSender(), newSender()];
+    let release = () => {};
+    fakeTwilio.slow.set(slow, new Promise<void>((r) => (release = r)));
+    try {
+      // Both received while Redis is down: the sweeper applies them together, and their confirmations go as one batch.
+      for (const from of [fast, slow]) {
+        const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS" };
+        const res = await cutApp.request("/sms/twilio", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
+          body: new URLSearchParams(params).toString(),
+        });
+        expect(res.status).toBe(200);
+      }
+      await waitFor(() => sentTo(fakeTwilio, fast).length === 1, { timeoutMs: 20_000 });
+      // The slow one is still being sent (its row claimed), the fast one is done already.
+      await waitFor(() => outboxOf(fast).some((o) => o.status === "done"), { timeoutMs: 5_000 });
+      expect(sentTo(fakeTwilio, slow)).toEqual([]);
+      expect(outboxOf(slow).map((o) => o.status)).not.toContain("done");
+    } finally {
+      release();
+      fakeTwilio.slow.delete(slow);
+      cut.deps.redis.disconnect();
+    }
+    await waitFor(() => outboxOf(slow).some((o) => o.status === "done"), { timeoutMs: 20_000 });
+  });
+
   it("an ONAY answered while Redis was down and applied by the sweeper after the sender's later RET does not undo that RET", async () => {
     const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
       db: runtime.deps.db,

@@ -70,7 +70,20 @@ export class FakeTwilio extends FakeServer {
     super();
   }
 
+  /** Recipients whose message is answered only once the promise settles (a slow send in a batch). */
+  readonly slow = new Map<string, Promise<void>>();
+
   protected handle(req: IncomingMessage, res: ServerResponse, raw: string) {
+    const p = parseBody(req, raw);
+    const hold = p.To ? this.slow.get(p.To) : undefined;
+    if (hold) {
+      void hold.then(() => this.answer(req, res, raw));
+      return;
+    }
+    this.answer(req, res, raw);
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, raw: string) {
     const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(new URL(req.url ?? "/", "http://x").pathname);
     if (req.method !== "POST" || !m) return this.json(res, 404, { code: 20404, message: "The requested resource was not found", status: 404 });
     const expected = `Basic ${Buffer.from(`${this.accountSid}:${this.authToken}`).toString("base64")}`;
