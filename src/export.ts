@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import type { Db } from "../db/index";
 import { formatIysDate, fromIstanbulWall, parseIysDate } from "./domain/time";
-import { csvLine, IMPORT_COLUMNS } from "./import";
+import { csvLine, IMPORT_COLUMNS, STATE_IYS_COLUMN } from "./import";
 
 /**
  * A second, read-only connection for long streamed reads. better-sqlite3 allows no other statement
@@ -61,15 +61,35 @@ function* lines<T extends Record<string, unknown>>(rows: Iterable<T>, columns: r
   for (const r of rows) yield format === "csv" ? csvLine(columns.map((c) => r[c] as string | number | null)) : `${JSON.stringify(r)}\n`;
 }
 
-/** The brand's current consents in the İYS bulk columns (re-importable with `hub import`). */
+/** The state export's columns: the İYS bulk columns, and whether İYS holds the record (STATE_IYS_COLUMN). */
+export const STATE_EXPORT_COLUMNS = [...IMPORT_COLUMNS, STATE_IYS_COLUMN] as const;
+
+/**
+ * The brand's current consents in the İYS bulk columns (re-importable with `hub import`), and `iys`:
+ * `held` when İYS holds the record (İYS accepted the hub's report of it, or it is İYS's own or a
+ * registered one); `not_held` when the hub's report of it is still on its way or İYS refused it;
+ * `not_sent` when it was never sent (İYS not configured for the brand, a local suppression). Another
+ * hub importing the file with --registered takes `not_held` rows as ordinary movements, reported to
+ * İYS within their 3 business days or refused H467 as İYS would (a consent İYS never took is void
+ * after that, domain.md); `held` and `not_sent` rows as records İYS holds, on the provider's word.
+ * (A movement of an imported list İYS has not answered yet is `not_sent`: the list names it, not its row.)
+ */
 export function* exportState(reader: Database.Database, brandId: number, format: ExportFormat): Generator<string> {
   const rows = reader
     .prepare(
-      `SELECT type, recipient, status, source, consent_date AS consentDate, recipient_type AS recipientType, retailer_code AS retailerCode
-       FROM consent_state WHERE brand_id = ? ORDER BY recipient, recipient_type, type`,
+      `SELECT s.type, s.recipient, s.status, s.source, s.consent_date AS consentDate, s.recipient_type AS recipientType, s.retailer_code AS retailerCode,
+         CASE WHEN e.effect <> 'movement' THEN 'not_sent'
+           WHEN e.origin IN ('iys', 'registered')
+             OR EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = s.event_id AND o.kind = 'iys_report' AND o.status = 'done')
+             OR EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = s.event_id AND i.status = 'success')
+             OR EXISTS (SELECT 1 FROM iys_pulled_movements p WHERE p.event_id = s.event_id) THEN 'held'
+           WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = s.event_id AND o.kind = 'iys_report' AND o.status IN ('pending', 'failed', 'exhausted'))
+             OR EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = s.event_id AND i.status <> 'success') THEN 'not_held'
+           ELSE 'not_sent' END AS iys
+       FROM consent_state s JOIN consent_events e ON e.id = s.event_id WHERE s.brand_id = ? ORDER BY s.recipient, s.recipient_type, s.type`,
     )
-    .iterate(brandId) as Iterable<StateRow>;
-  yield* lines(map(rows, toBulk), IMPORT_COLUMNS, format);
+    .iterate(brandId) as Iterable<StateRow & { iys: string }>;
+  yield* lines(map(rows, (r) => ({ ...toBulk(r), iys: r.iys })), STATE_EXPORT_COLUMNS, format);
 }
 
 export const EVENT_EXPORT_COLUMNS = [...IMPORT_COLUMNS, "eventId", "hash"] as const;

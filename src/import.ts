@@ -13,6 +13,12 @@ import type { Clock } from "./domain/time";
 export const IMPORT_COLUMNS = ["type", "recipient", "status", "source", "consentDate", "recipientType", "retailerCode"] as const;
 /** recipientType defaults to BIREYSEL and retailerCode to none; every other column must be in the header. */
 export const REQUIRED_COLUMNS = ["type", "recipient", "status", "source", "consentDate"] as const;
+/**
+ * An optional column of the hub's state export: `held` (İYS holds the record), `not_held` (its
+ * report was on its way, or İYS refused it), `not_sent`. With --registered, a `not_held` row is an
+ * ordinary movement (reported to İYS, within its 3 business days): it is not taken as İYS's record.
+ */
+export const STATE_IYS_COLUMN = "iys";
 export const REJECTED_COLUMNS = [...IMPORT_COLUMNS, "line", "code", "message"] as const;
 
 /**
@@ -117,6 +123,8 @@ const messages = {
     "Üç iş günü öncesinde alınan izinler kaydedilemez. Bu izin İYS'ye daha önce kaydedildiyse (hub'dan önceki kayıtlar, başka bir hub'ın durum dökümü) registered kipinde yüklenir: hub import --registered, POST /api/v1/imports?registered=true. İYS'ye hiç kaydedilmemiş eski bir izin yüklenemez.",
   H121_TRUNK_ZERO:
     "İYS'de +9005… biçiminde kayıtlı bir onay operatörlerce bulunamaz (operatörler +905… biçimini sorgular; İYS Vatandaş uygulamasında da görünmez): bu onay İYS'de kayıtlı sayılamaz, +905… biçiminde İYS'ye yeniden kaydedilmelidir (dosyadan: registered kipi olmadan yükleyin).",
+  H467_NOT_HELD:
+    "İYS bu izni tutmuyor (durum dökümünde iys=not_held: İYS'ye bildirilmemiş ya da İYS reddetmiş) ve izin 3 iş gününden eski: İYS'ye yeni hareket olarak kaydedilemez. İYS'de kayıtlıysa iys sütununu held yapın.",
   H486_IYS_ONAY:
     "İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz: alıcıların İYS'de verdiği izinleri hub İYS'den çeker. İYS kaynaklı retler (ör. başka bir hub'ın durum dökümü) alınır.",
 } as const;
@@ -590,6 +598,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let id: string | null = null;
   let idx: number[] | null = null;
   let headerLength = 0;
+  /** The state export's `iys` column, or -1. */
+  let iysIdx = -1;
   /** Fields a row needs to reach every required column. */
   let requiredSpan = 0;
   /** The line the last whole record ended on. */
@@ -597,6 +607,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let actions: ConsentAction[] = [];
   let rows: PendingRow[] = [];
   let rejections: RejectedRow[] = [];
+  /** Lines of the batch taken as ordinary movements for their `iys` column (not_held) in a --registered import. */
+  const notHeldLines = new Set<number>();
   let enqueueing: Promise<void> = Promise.resolve();
   // A few thousand rows a call: each call must finish within the runtime's enqueue timeout (a big
   // batch's rows in one call gave up on a busy machine, leaving the rest of the batch unawaited).
@@ -630,7 +642,11 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         if (o.kind === "recorded") counts.recorded++;
         else if (o.kind === "duplicate") counts.unchanged++;
         // Old consents are mostly the provider's base, registered on İYS before: say how to load those.
-        else reject(rows[i]!.line, rows[i]!.fields, o.code, o.code === "H467" && !opts.registered ? messages.H467_HINT : o.message);
+        else {
+          const line = rows[i]!.line;
+          const message = o.code !== "H467" ? o.message : !opts.registered ? messages.H467_HINT : notHeldLines.has(line) ? messages.H467_NOT_HELD : o.message;
+          reject(line, rows[i]!.fields, o.code, message);
+        }
       });
       // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
       await enqueueing;
@@ -642,6 +658,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     actions = [];
     rows = [];
     rejections = [];
+    notHeldLines.clear();
     opts.onProgress?.({ ...counts });
   };
 
@@ -654,6 +671,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         idx = columnIndexes(record);
         headerLength = record.length;
         requiredSpan = Math.max(...REQUIRED_COLUMNS.map((c) => idx![IMPORT_COLUMNS.indexOf(c)]!)) + 1;
+        iysIdx = record.findIndex((h) => h.trim().toLowerCase() === STATE_IYS_COLUMN);
         id = randomUUID();
         const t = now();
         stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, delimiter, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)`).run(
@@ -666,7 +684,10 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       if (!record[0]?.trim() && record.every((f) => !f.trim())) continue;
       counts.rowsRead++;
       const fields = idx.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
-      const r = rowToAction(fields, opts.brandId, opts.registered ? "registered" : "import");
+      // A state export's row İYS does not hold is no record of İYS's, whatever --registered says.
+      const notHeld = iysIdx !== -1 && (record[iysIdx] ?? "").trim().toLowerCase() === "not_held";
+      const r = rowToAction(fields, opts.brandId, opts.registered && !notHeld ? "registered" : "import");
+      if (notHeld && opts.registered && r.ok) notHeldLines.add(line);
       if (r.ok) {
         actions.push(r.action);
         rows.push({ line, fields });

@@ -68,9 +68,12 @@ describe("export", () => {
     const reader = openReader(a.deps.db);
     const exported = [...exportState(reader, brandId(a, "ACME"), "csv")].join("");
     reader.close();
-    expect(exported.split("\n")[0]).toBe("type,recipient,status,source,consentDate,recipientType,retailerCode");
-    expect(exported).toContain(`MESAJ,+905321112233,RET,HS_MESAJ,${d(60)},BIREYSEL,\n`);
-    expect(exported).toContain(`ARAMA,+905321112233,ONAY,HS_CAGRI_MERKEZI,${d(90)},BIREYSEL,12345678\n`);
+    expect(exported.split("\n")[0]).toBe("type,recipient,status,source,consentDate,recipientType,retailerCode,iys");
+    // Hub A's workers do not run here: the reports of the address with two movements (single writes)
+    // are still on their way (not_held); the imported list's movements were never answered (not_sent).
+    expect(exported).toContain(`MESAJ,+905321112233,RET,HS_MESAJ,${d(60)},BIREYSEL,,not_held\n`);
+    expect(exported).toContain(`ARAMA,+905321112233,ONAY,HS_CAGRI_MERKEZI,${d(90)},BIREYSEL,12345678,not_held\n`);
+    expect(exported).toContain(`MESAJ,+905330000007,ONAY,HS_WEB,${d(207)},BIREYSEL,,not_sent\n`);
 
     const second = await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "ACME"), via: "cli" });
     expect(second).toMatchObject({ rowsRead: 505, recorded: 505, rejected: 0 });
@@ -80,10 +83,12 @@ describe("export", () => {
 
   it("a month later the state export loads into another hub as records İYS holds (registered): every consent, refusals kept as the hub's own, nothing reported; without it old consents are refused H467 saying how", async () => {
     const reader = openReader(a.deps.db);
-    const exported = [...exportState(reader, brandId(a, "ACME"), "csv")].join("");
+    const withPending = [...exportState(reader, brandId(a, "ACME"), "csv")].join("");
     reader.close();
+    // As a hub that never sent its reports (İYS not configured) exports it.
+    const exported = withPending.replaceAll(",not_held\n", ",not_sent\n");
     const appB = createApp(b.deps);
-    for (const code of ["MOVED", "FRESH"]) expect((await appB.request("/api/v1/brands", authed({ code, name: code, shortNames: [code], numbers: [] }))).status).toBe(201);
+    for (const code of ["MOVED", "FRESH", "PENDING"]) expect((await appB.request("/api/v1/brands", authed({ code, name: code, shortNames: [code], numbers: [] }))).status).toBe(201);
     clock.set(new Date(NOW + 30 * 86_400_000));
     try {
       const plain = await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "FRESH"), via: "cli", onRejected: (r) => void (r.code === "H467" && expect(r.message).toContain("--registered")) });
@@ -115,6 +120,16 @@ describe("export", () => {
       expect(shown).toMatchObject({ registered: true, recorded: 505 });
       // Loaded again: nothing new.
       expect(await runImport(Readable.from([exported]), deps(b), { brandId: brandId(b, "MOVED"), via: "cli", registered: true })).toMatchObject({ recorded: 0, unchanged: 505 });
+
+      // Rows whose report İYS had not accepted (not_held) are no records of İYS's: ordinary movements,
+      // the month-old consent refused H467 saying why, the refusal a suppression reported by nobody.
+      const messages: string[] = [];
+      const pending = await runImport(Readable.from([withPending]), deps(b), { brandId: brandId(b, "PENDING"), via: "cli", registered: true, onRejected: (r) => void messages.push(r.message) });
+      expect(pending).toMatchObject({ rowsRead: 505, recorded: 504, rejected: 1, codes: { H467: 1 } });
+      expect(messages).toEqual([expect.stringContaining("iys=not_held")]);
+      expect(
+        b.deps.db.$client.prepare("SELECT type, status, origin FROM consent_events WHERE brand_id = ? AND recipient = '+905321112233' ORDER BY id").all(brandId(b, "PENDING")),
+      ).toEqual([{ type: "MESAJ", status: "RET", origin: "import" }]);
     } finally {
       clock.set(new Date(NOW));
     }
@@ -178,7 +193,7 @@ describe("export", () => {
     const out = join(tmpA.dir, "state.jsonl");
     expect(exportToFile(a.deps.db, { brand: "ACME", events: false, format: "jsonl", out })).toBe(505);
     const first = JSON.parse(readFileSync(out, "utf8").split("\n")[0]!);
-    expect(Object.keys(first)).toEqual(["type", "recipient", "status", "source", "consentDate", "recipientType", "retailerCode"]);
+    expect(Object.keys(first)).toEqual(["type", "recipient", "status", "source", "consentDate", "recipientType", "retailerCode", "iys"]);
     // What a row does not hold is null, not an empty string.
     const rows = readFileSync(out, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows.some((r) => r.retailerCode === "")).toBe(false);

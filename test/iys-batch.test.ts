@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { statementToAction } from "../src/consents";
 import { formatIysDate } from "../src/domain/time";
-import { dailyReport } from "../src/export";
+import { dailyReport, exportState, openReader } from "../src/export";
 import { runImport, type ImportDeps } from "../src/import";
 import { HttpIysReporter } from "../src/services/iys";
 import { iysBatchPlanner, reopenSkippedIysReports } from "../src/iys-reports";
@@ -140,6 +140,15 @@ describe("bulk import reported to İYS in lists", () => {
       ["success", null],
       ["failure", "H120"],
       ["success", null],
+    ]);
+    // The state export says which records İYS holds: another hub takes the refused one as no record of İYS's.
+    const reader = openReader(runtime.deps.db);
+    const exported = [...exportState(reader, brandId, "csv")].join("").split("\n");
+    reader.close();
+    expect(exported.filter((l) => [phone(900_000), phone(900_001), "a.b@example.com"].some((r) => l.includes(`,${r},`))).map((l) => l.split(",").at(-1))).toEqual([
+      "held",
+      "not_held",
+      "held",
     ]);
   });
 
