@@ -692,45 +692,43 @@ describe("keyword words of a number", () => {
 });
 
 describe("Redis down at receipt", () => {
-  it("the webhook is answered 200 from SQLite alone; the sweeper applies and confirms it once Redis is reachable", async () => {
+  /** A second process on the same database whose Redis is unreachable: its webhooks are answered from SQLite alone. */
+  async function redisDown() {
     const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
       db: runtime.deps.db,
     });
-    const cutApp = createApp(cut.deps);
-    const from = newSender();
-    const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS" };
-    const res = await cutApp.request("/sms/twilio", {
+    return { app: createApp(cut.deps), close: () => cut.deps.redis.disconnect() };
+  }
+  /** A signed Twilio webhook from `from` to 3434, for any app. */
+  const signed = (from: string, body: string) => {
+    const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: body };
+    return {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
       body: new URLSearchParams(params).toString(),
-    });
+    };
+  };
+
+  it("the webhook is answered 200 from SQLite alone; the sweeper applies and confirms it once Redis is reachable", async () => {
+    const cut = await redisDown();
+    const from = newSender();
+    const res = await cut.app.request("/sms/twilio", signed(from, "RET MIGROS"));
     expect(res.status).toBe(200);
     expect(receiptsOf(from)).toMatchObject([{ status: "received" }]);
     // The healthy process's sweeper (grace 1 s) finds it.
     await waitFor(() => sentTo(fakeTwilio, from).length === 1, { timeoutMs: 20_000 });
     expect(eventsOf(from)).toHaveLength(1);
-    cut.deps.redis.disconnect();
+    cut.close();
   });
 
   it("confirmations sent in one batch are each finished as soon as their own send is answered, not when the slowest is", async () => {
-    const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
-      db: runtime.deps.db,
-    });
-    const cutApp = createApp(cut.deps);
+    const cut = await redisDown();
     const [fast, slow] = [newSender(), newSender()];
     let release = () => {};
     fakeTwilio.slow.set(slow, new Promise<void>((r) => (release = r)));
     try {
       // Both received while Redis is down: the sweeper applies them together, and their confirmations go as one batch.
-      for (const from of [fast, slow]) {
-        const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: "RET MIGROS" };
-        const res = await cutApp.request("/sms/twilio", {
-          method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
-          body: new URLSearchParams(params).toString(),
-        });
-        expect(res.status).toBe(200);
-      }
+      for (const from of [fast, slow]) expect((await cut.app.request("/sms/twilio", signed(from, "RET MIGROS"))).status).toBe(200);
       await waitFor(() => sentTo(fakeTwilio, fast).length === 1, { timeoutMs: 20_000 });
       // The slow one is still being sent (its row claimed), the fast one is done already.
       await waitFor(() => outboxOf(fast).some((o) => o.status === "done"), { timeoutMs: 5_000 });
@@ -739,34 +737,23 @@ describe("Redis down at receipt", () => {
     } finally {
       release();
       fakeTwilio.slow.delete(slow);
-      cut.deps.redis.disconnect();
+      cut.close();
     }
     await waitFor(() => outboxOf(slow).some((o) => o.status === "done"), { timeoutMs: 20_000 });
   });
 
   it("an ONAY answered while Redis was down and applied by the sweeper after the sender's later RET does not undo that RET", async () => {
-    const cut = await createRuntime(testConfig(tmp.dir, { ...env, REDIS_URL: "redis://127.0.0.1:1", QUEUE_PREFIX: runtime.deps.config.QUEUE_PREFIX }), {
-      db: runtime.deps.db,
-    });
-    const cutApp = createApp(cut.deps);
+    const cut = await redisDown();
     const from = newSender();
-    const signed = (body: string) => {
-      const params = { MessageSid: newSid(), AccountSid: ACCOUNT_SID, From: from, To: "3434", Body: body };
-      return {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${BASE}/sms/twilio`, params) },
-        body: new URLSearchParams(params).toString(),
-      };
-    };
     try {
-      expect((await cutApp.request("/sms/twilio", signed("ONAY MIGROS"))).status).toBe(200);
+      expect((await cut.app.request("/sms/twilio", signed(from, "ONAY MIGROS"))).status).toBe(200);
       // The RET reaches a healthy process and is applied at once, before the sweeper's grace has passed.
-      expect((await app.request("/sms/twilio", signed("RET MIGROS"))).status).toBe(200);
+      expect((await app.request("/sms/twilio", signed(from, "RET MIGROS"))).status).toBe(200);
       await waitFor(() => receiptsOf(from).every((r) => r.status !== "received"), { timeoutMs: 20_000 });
       expect(runtime.deps.ledger.state(runtime.deps.db.$client.prepare("SELECT id FROM brands WHERE code = 'MIGROS'").pluck().get() as number, from, "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET" });
       expect(eventsOf(from).map((e) => e.status)).toEqual(["RET"]);
     } finally {
-      cut.deps.redis.disconnect();
+      cut.close();
     }
   });
 });
