@@ -97,7 +97,16 @@ export type ActionOutcome =
   | { kind: "recorded"; event: LedgerEvent; previous: ConsentStateRow | null }
   | { kind: "duplicate"; event: LedgerEvent }
   | { kind: "noop"; code: "H174"; message: string; state: ConsentStateRow }
-  | { kind: "rejected"; code: RuleCode; message: string };
+  | {
+      kind: "rejected";
+      code: RuleCode;
+      message: string;
+      /**
+       * A channel consent refused H178 because the recipient refused on a hub channel after giving it
+       * (it was applied late): their later word stands and has its own confirmation.
+       */
+      supersededByRefusal?: true;
+    };
 
 export interface OutboxInput {
   kind: OutboxKind;
@@ -468,18 +477,16 @@ export class Ledger {
       }
       let consentDate = a.consentDate;
       let ruleNow = now;
-      if (
-        a.datedOnReceipt &&
-        consentDate !== null &&
-        previous?.consentDate != null &&
-        previous.status !== a.status &&
-        consentDate <= previous.consentDate &&
+      let olderThanRefusal = false;
+      if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
         // A refusal always; a consent only when received after the refusal stored (else H178 below).
-        (a.status === "RET" || a.receivedAt === undefined || a.receivedAt > (this.s.receivedOf.get(previous.eventId)?.receivedAt ?? previous.updatedAt))
-      ) {
-        consentDate = previous.consentDate + 1000;
-        // At most a second ahead of our clock: the İYS report waits until the date has passed.
-        if (consentDate > now.getTime()) ruleNow = new Date(consentDate);
+        olderThanRefusal =
+          a.status === "ONAY" && a.receivedAt !== undefined && a.receivedAt <= (this.s.receivedOf.get(previous.eventId)?.receivedAt ?? previous.updatedAt);
+        if (!olderThanRefusal) {
+          consentDate = previous.consentDate + 1000;
+          // At most a second ahead of our clock: the İYS report waits until the date has passed.
+          if (consentDate > now.getTime()) ruleNow = new Date(consentDate);
+        }
       }
       // A refusal moved a second ahead of the clock (datedOnReceipt) is carried over with its date.
       if (derived && consentDate !== null && consentDate > now.getTime()) ruleNow = new Date(consentDate);
@@ -504,7 +511,10 @@ export class Ledger {
       );
       if (!verdict.ok) {
         if (verdict.noop && previous) outcomes.push({ kind: "noop", code: "H174", message: verdict.message, state: previous });
-        else outcomes.push({ kind: "rejected", code: verdict.code, message: verdict.message });
+        else {
+          const channelRefusal = olderThanRefusal && verdict.code === "H178" && ["sms", "ivr", "link"].includes(this.s.origin.get(previous!.eventId)?.origin ?? "");
+          outcomes.push({ kind: "rejected", code: verdict.code, message: verdict.message, ...(channelRefusal ? { supersededByRefusal: true as const } : {}) });
+        }
         continue;
       }
 

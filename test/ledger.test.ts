@@ -186,7 +186,7 @@ describe("ledger", () => {
     ledger.apply([action({ status: "RET", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now })]);
     // Their ONAY texted just before it, whose job was lost: applied only now by the sweeper.
     const late = ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now - 300 })]);
-    expect(late.outcomes[0]).toMatchObject({ kind: "rejected", code: "H178" });
+    expect(late.outcomes[0]).toMatchObject({ kind: "rejected", code: "H178", supersededByRefusal: true });
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", consentDate: t });
     // An ONAY received after the refusal, in the same second: the recipient's later word.
     const after = ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now + 300 })]);

@@ -752,6 +752,10 @@ describe("Redis down at receipt", () => {
       await waitFor(() => receiptsOf(from).every((r) => r.status !== "received"), { timeoutMs: 20_000 });
       expect(runtime.deps.ledger.state(runtime.deps.db.$client.prepare("SELECT id FROM brands WHERE code = 'MIGROS'").pluck().get() as number, from, "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET" });
       expect(eventsOf(from).map((e) => e.status)).toEqual(["RET"]);
+      // The RET is confirmed; the late ONAY gets no "could not be processed" after it (its row is kept, skipped).
+      await waitFor(() => outboxOf(from).every((o) => o.status !== "pending"), { timeoutMs: 20_000 });
+      expect(outboxOf(from).map((o) => o.status).sort()).toEqual(["done", "skipped"]);
+      expect(sentTo(fakeTwilio, from).map((m) => m.text)).toEqual([expect.stringMatching(/reddettiniz/)]);
     } finally {
       cut.close();
     }

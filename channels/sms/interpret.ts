@@ -128,7 +128,12 @@ export function smsInterpreter(db: Db, fixedWords?: KeywordWords): ReceiptInterp
       actions,
       status: "applied",
       result: { ...result },
-      outbox: (outcomes) => [confirmation(replyFor(parse.status, outcomes))],
+      outbox: (outcomes) =>
+        // A consent applied late, after the sender's own later refusal: that refusal was confirmed;
+        // a "could not be processed" reply after it would only confuse.
+        outcomes.length > 0 && outcomes.every((o) => o.kind === "rejected" && o.supersededByRefusal)
+          ? [{ kind: "confirmation", receiptId: receipt.id, target: "failed", skipped: "a consent the sender's later refusal supersedes: not answered (the refusal was)" }]
+          : [confirmation(replyFor(parse.status, outcomes))],
     };
   };
 }
