@@ -270,7 +270,7 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     origin: Statement<[number], { origin: string } | undefined>;
-    receivedOf: Statement<[number], { receivedAt: number } | undefined>;
+    receivedOf: Statement<[number], { receivedAt: number; receiptId: number | null } | undefined>;
     channelRefusal: Statement<[number, string, string, string, number], LedgerEvent | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
@@ -295,7 +295,7 @@ export class Ledger {
       origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
       // When the action behind an event reached the hub: its receipt's time, or the event's own.
       receivedOf: c.prepare(
-        "SELECT COALESCE(r.received_at, e.received_at) AS receivedAt FROM consent_events e LEFT JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
+        "SELECT COALESCE(r.received_at, e.received_at) AS receivedAt, r.id AS receiptId FROM consent_events e LEFT JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
       ),
       // Through the (brand_id, recipient) index: an address has few events.
       channelRefusal: c.prepare(
@@ -480,8 +480,14 @@ export class Ledger {
       let olderThanRefusal = false;
       if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
         // A refusal always; a consent only when received after the refusal stored (else H178 below).
-        olderThanRefusal =
-          a.status === "ONAY" && a.receivedAt !== undefined && a.receivedAt <= (this.s.receivedOf.get(previous.eventId)?.receivedAt ?? previous.updatedAt);
+        if (a.status === "ONAY" && a.receivedAt !== undefined) {
+          const stored = this.s.receivedOf.get(previous.eventId);
+          const at = stored?.receivedAt ?? previous.updatedAt;
+          // In the same millisecond the receipts' order decides (their ids follow arrival); without
+          // two receipts to compare, the refusal stands.
+          olderThanRefusal =
+            a.receivedAt < at || (a.receivedAt === at && (stored?.receiptId == null || a.receiptId == null || a.receiptId < stored.receiptId));
+        }
         if (!olderThanRefusal) {
           consentDate = previous.consentDate + 1000;
           // At most a second ahead of our clock: the İYS report waits until the date has passed.

@@ -188,9 +188,30 @@ describe("ledger", () => {
     const late = ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now - 300 })]);
     expect(late.outcomes[0]).toMatchObject({ kind: "rejected", code: "H178", supersededByRefusal: true });
     expect(ledger.state(brandId, "+905321234567", "BIREYSEL", "MESAJ")).toMatchObject({ status: "RET", consentDate: t });
+    // Received in the refusal's very millisecond, with no receipts to order them: the refusal stands.
+    expect(ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now })]).outcomes[0]).toMatchObject({
+      kind: "rejected",
+      code: "H178",
+    });
     // An ONAY received after the refusal, in the same second: the recipient's later word.
     const after = ledger.apply([action({ status: "ONAY", source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now + 300 })]);
     expect(after.outcomes[0]).toMatchObject({ kind: "recorded", event: { status: "ONAY", consentDate: t + 1000 } });
+  });
+
+  it("texts received in the same millisecond are ordered by their receipts: RET then ONAY gives ONAY, ONAY then RET keeps RET", () => {
+    const now = clock.now().getTime();
+    const t = Math.floor(now / 1000) * 1000;
+    const receipt = (ref: string) => recordReceipt(db, { channel: "sms", provider: "twilio", providerRef: ref, fromAddress: "+905321234567", body: "x" }, now).id;
+    const [first, second, third, fourth] = [receipt("SMsame1"), receipt("SMsame2"), receipt("SMsame3"), receipt("SMsame4")];
+    const text = (status: "RET" | "ONAY", receiptId: number) =>
+      ledger.apply([action({ status, source: "HS_MESAJ", origin: "sms", consentDate: t, datedOnReceipt: true, receivedAt: now, receiptId })]).outcomes[0];
+    ledger.apply([action({ consentDate: t - 60_000 })]);
+    expect(text("RET", second)).toMatchObject({ kind: "recorded" });
+    // Received after the RET (a later receipt), in its millisecond: the sender's later word.
+    expect(text("ONAY", third)).toMatchObject({ kind: "recorded", event: { status: "ONAY", consentDate: t + 1000 } });
+    expect(text("RET", fourth)).toMatchObject({ kind: "recorded", event: { status: "RET" } });
+    // Received before that RET's receipt, applied after it: refused.
+    expect(text("ONAY", first)).toMatchObject({ kind: "rejected", code: "H178" });
   });
 
   it("a recipient's RET that queued behind a newer provider ONAY is dated after it", () => {
