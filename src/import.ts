@@ -335,53 +335,97 @@ const WINDOWS_1254 = new TextDecoder("windows-1254");
  * goes through as it is (csv-parse decodes it).
  */
 async function* asUtf8(source: AsyncIterable<Uint8Array | string>, found: { encoding: ImportEncoding }) {
-  let mode: "unknown" | "utf-16" | "windows-1254" = "unknown";
+  let mode: "unknown" | "as-is" | "windows-1254" = "unknown";
   let carry: Buffer | null = null;
+  /** Whether a character of more than one byte was read as UTF-8 (a byte-order mark included). */
   let sawUtf8 = false;
+  /** Bytes of the source up to the end of the chunk being converted. */
   let offset = 0;
-  for await (const raw of source) {
-    if (typeof raw === "string") {
-      yield raw;
-      continue;
-    }
-    const chunk = asBuffer(raw);
-    if (mode === "unknown" && offset === 0 && carry === null && chunk[0] === 0xff && chunk[1] === 0xfe) mode = "utf-16";
+  // The file's first chunk (with at least its first 4 bytes, however they are chunked) decides
+  // whether it is text to read at all: UTF-16 with its byte-order mark goes to csv-parse as it is,
+  // and a workbook or text with NUL bytes goes to notCsvText as it is, which names it by its bytes.
+  let head: Buffer[] | null = [];
+  let headLength = 0;
+
+  function* convert(chunk: Buffer): Generator<Buffer> {
     offset += chunk.length;
-    if (mode === "utf-16") {
-      yield chunk;
-      continue;
-    }
-    if (mode === "windows-1254") {
-      yield Buffer.from(WINDOWS_1254.decode(chunk), "utf8");
-      continue;
-    }
+    if (mode === "as-is") return yield chunk;
+    if (mode === "windows-1254") return yield Buffer.from(WINDOWS_1254.decode(chunk), "utf8");
     const buf: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk;
     carry = null;
-    if (isAscii(buf)) {
-      yield buf;
-      continue;
-    }
+    if (isAscii(buf)) return yield buf;
+    // A lead byte at the end may be a character's first byte, cut by the chunk: held for the next.
     const cut = incompleteUtf8Tail(buf);
     const whole = buf.subarray(0, cut);
+    if (cut < buf.length) carry = Buffer.from(buf.subarray(cut));
     if (isUtf8(whole)) {
-      sawUtf8 = true;
-      if (cut < buf.length) carry = Buffer.from(buf.subarray(cut));
+      if (!isAscii(whole)) sawUtf8 = true;
       if (whole.length) yield whole;
-      continue;
+      return;
     }
-    if (sawUtf8) {
-      // The lines before the first such byte are read, as a break anywhere else in a file is.
-      const bad = firstNonUtf8(whole);
+    const bad = firstNonUtf8(whole);
+    if (sawUtf8 || !isAscii(whole.subarray(0, bad))) {
+      // UTF-8 characters before it: neither reading is the file's. The lines before the byte are
+      // read, as before a break anywhere else in a file.
+      carry = null;
       const lineEnd = whole.lastIndexOf(LF, bad);
       if (lineEnd !== -1) yield whole.subarray(0, lineEnd + 1);
       throw new NotRowsError(`the file mixes encodings: it has UTF-8 text, then bytes that are not UTF-8 (at byte ${offset - buf.length + bad + 1}): ${SAVE_AS_CSV}`);
     }
     mode = "windows-1254";
     found.encoding = "windows-1254";
+    carry = null;
     yield Buffer.from(WINDOWS_1254.decode(buf), "utf8");
   }
-  // A UTF-8 sequence cut by the end of the file: csv-parse and the splitter read it as U+FFFD.
-  if (carry) yield carry;
+
+  function* begin(first: Buffer): Generator<Buffer> {
+    if (!looksLikeText(first)) mode = "as-is";
+    yield* convert(first);
+  }
+
+  for await (const raw of source) {
+    if (typeof raw === "string") {
+      if (head) {
+        const first = Buffer.concat(head);
+        head = null;
+        if (first.length) yield* begin(first);
+      }
+      yield raw;
+      continue;
+    }
+    const chunk = asBuffer(raw);
+    if (head) {
+      head.push(Buffer.from(chunk));
+      headLength += chunk.length;
+      if (headLength < 4) continue;
+      const first = Buffer.concat(head);
+      head = null;
+      yield* begin(first);
+      continue;
+    }
+    yield* convert(chunk);
+  }
+  if (head) {
+    const first = Buffer.concat(head);
+    head = null;
+    if (first.length) yield* begin(first);
+  }
+  if (carry) {
+    // Bytes held at the very end: a Windows-1254 letter ("…Ataş") when nothing was read as UTF-8;
+    // otherwise a UTF-8 character cut by the end of the file, which the parser reads as U+FFFD.
+    const last: Buffer = carry;
+    if (mode === "unknown" && !sawUtf8) {
+      found.encoding = "windows-1254";
+      yield Buffer.from(WINDOWS_1254.decode(last), "utf8");
+    } else yield last;
+  }
+}
+
+/** Whether the file's first bytes may be 8-bit text: not UTF-16 (a byte-order mark, or NUL bytes), nor a workbook. */
+function looksLikeText(b: Buffer): boolean {
+  if (b.length >= 2 && ((b[0] === 0xff && b[1] === 0xfe) || (b[0] === 0xfe && b[1] === 0xff))) return false;
+  if (b.length >= 4 && (b.readUInt32BE(0) === 0x504b0304 || b.readUInt32BE(0) === 0xd0cf11e0)) return false;
+  return !b.subarray(0, 4096).includes(0);
 }
 
 /**

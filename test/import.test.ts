@@ -735,6 +735,30 @@ describe("an import that stops early", () => {
     expect(runtime.deps.ledger.state(brandId("UPLOAD"), phone(811_043), "BIREYSEL", "MESAJ")).toBeNull();
   });
 
+  it("Windows-1254 wherever the chunks fall: a letter last in a chunk or last in the file; UTF-8 and other bytes in one chunk stop the file; a workbook and UTF-16BE are still named", async () => {
+    const cp1254 = (text: string) => Buffer.from(Array.from(text, (ch) => ({ ş: 0xfe, ı: 0xfd, ö: 0xf6, ü: 0xfc })[ch] ?? ch.charCodeAt(0)));
+    const file = cp1254(`type,recipient,status,source,consentDate\nEPOSTA,ayşe@örnek.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\nEPOSTA,Ataş@x.com,ONAY,HS_WEB,${iys(NOW - 60_000)},Ataş`);
+    const at = file.indexOf(0xfe);
+    const fields: string[] = [];
+    // Split right after the first ş, and one byte at a time at the end of the file (ş the very last byte).
+    const chunks = [file.subarray(0, at + 1), file.subarray(at + 1, file.length - 1), file.subarray(file.length - 1)];
+    const read = await runImport(Readable.from(chunks), importDeps, { brandId: brandId("UPLOAD"), via: "api", onRejected: (r) => void fields.push(r.fields[1]!) });
+    expect(read).toMatchObject({ encoding: "windows-1254", rowsRead: 2, rejected: 2 });
+    expect(fields).toEqual(["ayşe@örnek.com", "Ataş@x.com"]);
+    const lastOnly = await runImport(Readable.from([file]), importDeps, { brandId: brandId("UPLOAD"), via: "api" });
+    expect(lastOnly).toMatchObject({ encoding: "windows-1254", rowsRead: 2 });
+
+    // UTF-8 letters and a Windows-1254 one in the same chunk: refused, not read as mojibake.
+    const mixed = Buffer.concat([Buffer.from(`type,recipient,status,source,consentDate\nEPOSTA,şule@örnek.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`), cp1254(`EPOSTA,ayşe@x.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`)]);
+    await expect(runImport(Readable.from([mixed]), importDeps, { brandId: brandId("UPLOAD"), via: "api" })).rejects.toThrow(/the file mixes encodings/);
+
+    // A workbook and UTF-16BE are named by their first bytes, as before the 1254 reading.
+    const xls = Buffer.concat([Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), Buffer.alloc(64, 0xfe)]);
+    await expect(runImport(Readable.from([xls]), importDeps, { brandId: brandId("UPLOAD"), via: "api" })).rejects.toThrow(/old Excel workbook \(\.xls\)/);
+    const utf16be = Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from("type,recipient\n", "utf16le").swap16()]);
+    await expect(runImport(Readable.from([utf16be]), importDeps, { brandId: brandId("UPLOAD"), via: "api" })).rejects.toThrow(/UTF-16 big-endian/);
+  });
+
   it("a source cut part way (an upload its client aborted) keeps the whole rows read before the cut, in a failed import saying so", async () => {
     const rows = Array.from({ length: 12 }, (_, k) => `MESAJ,${phone(809_000 + k)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
     const source = (async function* () {
