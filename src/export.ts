@@ -72,7 +72,6 @@ export const STATE_EXPORT_COLUMNS = [...IMPORT_COLUMNS, STATE_IYS_COLUMN] as con
  * hub importing the file with --registered takes `not_held` rows as ordinary movements, reported to
  * İYS within their 3 business days or refused H467 as İYS would (a consent İYS never took is void
  * after that, domain.md); `held` and `not_sent` rows as records İYS holds, on the provider's word.
- * (A movement of an imported list İYS has not answered yet is `not_sent`: the list names it, not its row.)
  */
 export function* exportState(reader: Database.Database, brandId: number, format: ExportFormat): Generator<string> {
   const rows = reader
@@ -84,7 +83,9 @@ export function* exportState(reader: Database.Database, brandId: number, format:
              OR EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = s.event_id AND i.status = 'success')
              OR EXISTS (SELECT 1 FROM iys_pulled_movements p WHERE p.event_id = s.event_id) THEN 'held'
            WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = s.event_id AND o.kind = 'iys_report' AND o.status IN ('pending', 'failed', 'exhausted'))
-             OR EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = s.event_id AND i.status <> 'success') THEN 'not_held'
+             OR EXISTS (SELECT 1 FROM iys_report_items i WHERE i.event_id = s.event_id AND i.status <> 'success')
+             -- In a list İYS has not answered for (its movements are named in the row's target): computed once, not per row.
+             OR s.event_id IN (SELECT j.value FROM outbox o, json_each(o.target) j WHERE o.kind = 'iys_batch' AND o.status IN ('pending', 'failed', 'exhausted')) THEN 'not_held'
            ELSE 'not_sent' END AS iys
        FROM consent_state s JOIN consent_events e ON e.id = s.event_id WHERE s.brand_id = ? ORDER BY s.recipient, s.recipient_type, s.type`,
     )
