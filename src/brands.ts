@@ -173,9 +173,12 @@ function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string
 export function assertNamesFitNumber(brand: Named, numberRow: Pick<NumberRow, "number" | "keywords">, field: string, held?: ReadonlySet<string>, label = field): void {
   if (!numberRow.keywords) return;
   const words = numberKeywordWords(numberRow.keywords);
+  const keywords = new Set([...words.refuse, ...words.consent, ...words.help]);
   for (const name of brandTextNames(brand)) {
     if (held?.has(foldTurkish(name))) continue;
-    const problem = brandNameProblem(name, words);
+    // A name texted alone would be a bare keyword: "MIGROS" a bare consent on a one-brand number.
+    const keyword = spellings(name).find((n) => keywords.has(n));
+    const problem = keyword ? `${JSON.stringify(name)} is a keyword word: texted alone it would be a bare ${words.consent.includes(keyword) ? "consent" : words.refuse.includes(keyword) ? "refusal" : "request for help"}` : brandNameProblem(name, words);
     if (problem) throw new ApiError("bad_request", `${label}: ${problem} (with the keyword words of number ${numberRow.number})`, { field });
   }
 }

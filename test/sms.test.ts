@@ -664,6 +664,14 @@ describe("keyword words of a number", () => {
       const twice = await put("3434", { consent: ["RET"] });
       expect(twice.status).toBe(400);
       expect((await twice.json()).error).toMatchObject({ field: "keywords", message: expect.stringContaining('word "ret" is in both refuse and consent') });
+      // A keyword that is also a scope word: "ONAY MIGROS RET" would read RET as a scope.
+      const both = await put("3434", { scopeCalls: ["RET"] });
+      expect(both.status).toBe(400);
+      expect((await both.json()).error.message).toContain('word "ret" is in both refuse and scopeCalls');
+      // A brand's name as a keyword: "MİGROS" texted alone would be a bare consent.
+      const asKeyword = await put("3434", { consent: ["MIGROS"] });
+      expect(asKeyword.status).toBe(400);
+      expect((await asKeyword.json()).error.message).toMatch(/^brand MIGROS: "MİGROS" is a keyword word: texted alone it would be a bare consent/);
       const named = await put("3434", { scopeAll: ["MİGROS"] });
       expect(named.status).toBe(400);
       expect((await named.json()).error.message).toMatch(/^brand MIGROS: "MİGROS" is a scope word.*\(with the keyword words of number 3434\)$/);

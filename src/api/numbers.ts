@@ -59,7 +59,7 @@ const putKeywordsRoute = createRoute({
   path: "/{number}/keywords",
   summary: "Set the SMS keyword words a number takes besides the defaults",
   description:
-    "Admin key only. The words given are added to the defaults of their category, for every brand on the number (the defaults stay: the replies name RET, ARAMA and TUMU); `{}` leaves the defaults alone. Each word must be one word once folded, in one category only (a word already in another category is a 400), and no short name, code or İYS number of a brand on the number may be a scope word then (400 naming it). Applies to SMS received from the moment it is stored.",
+    "Admin key only. The words given are added to the defaults of their category, for every brand on the number (the defaults stay: the replies name RET, ARAMA and TUMU); `{}` leaves the defaults alone. Each word must be one word once folded, in one category only (a word already in another keyword or scope category, or a refusal word that is a scope word, is a 400), and no short name, code or İYS number of a brand on the number may then be a scope word or a keyword word (400 naming it). Applies to every SMS applied from then on, those still queued included.",
   security: bearerSecurity,
   middleware: [requireAdmin, requireJson] as const,
   request: { params: NumberParam, body: jsonBody(KeywordsInput, "words by category", { refuse: ["ABONELIK"], scopeCalls: ["TELEFON"] }) },

@@ -365,9 +365,11 @@ describe("foldedWords and custom lists", () => {
     expect(() => foldedWords({ scopeSms: ["MESAJ", "ARAMA"] })).toThrow(/arama/);
   });
 
-  it("accepts the same word as a keyword and as a scope word", () => {
+  it("accepts the same word as a help word and as a scope word, never as a refusal word and a scope word", () => {
     const words = foldedWords({ help: ["SMS"] });
     expect(parseKeyword("SMS", oneBrand, words)).toEqual({ kind: "help" });
     expect(parseKeyword("RET MIGROS SMS", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"]));
+    // Not a refusal word: "ONAY MIGROS RET" would read RET as a scope, the consent recorded past the "no".
+    expect(() => foldedWords({ scopeCalls: ["RET"] })).toThrow(/"ret" is in both refuse and scopeCalls/);
   });
 });

@@ -99,7 +99,8 @@ function assertDisjoint(words: KeywordWords, categories: readonly WordCategory[]
 /**
  * Builds a per-number word list: given categories replace the defaults, missing ones keep them.
  * Words are folded once here; a word that folds to nothing or to several words, or that would make
- * the grammar ambiguous (one word in two keyword or two scope categories), is a configuration error.
+ * the grammar ambiguous (one word in two keyword or two scope categories, or a refusal word that is
+ * also a scope word), is a configuration error.
  */
 export function foldedWords(words: Partial<KeywordWords>): KeywordWords {
   const result: KeywordWords = {
@@ -112,6 +113,10 @@ export function foldedWords(words: Partial<KeywordWords>): KeywordWords {
   };
   assertDisjoint(result, KEYWORD_CATEGORIES);
   assertDisjoint(result, SCOPE_CATEGORIES);
+  // A refusal word may not be a scope word either: "ONAY MIGROS RET" would read RET as a scope, and
+  // a consent would be recorded past the "no" (channels/sms/interpret.ts looks after the scope).
+  // A help word may (texted alone it is help, after a brand a scope).
+  assertDisjoint(result, ["refuse", ...SCOPE_CATEGORIES]);
   return result;
 }
 
