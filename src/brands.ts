@@ -3,7 +3,7 @@ import { stmt, type Db } from "../db/index";
 import { brandNumbers, brands, iysPullCursors, numbers } from "../db/schema";
 import { ApiError } from "./errors";
 import { foldTurkish } from "./domain/turkish";
-import { brandNameProblem, numberKeywordWords, spellings } from "./domain/keywords";
+import { brandNameProblem, effectiveNumberWords, spellings } from "./domain/keywords";
 
 export type Brand = typeof brands.$inferSelect;
 export type NumberRow = typeof numbers.$inferSelect;
@@ -89,10 +89,20 @@ export function numberByValue(db: Db, value: string): NumberRow | null {
   }
   const raw = stmt.get(value) as (Omit<NumberRow, "channels" | "keywords"> & { channels: string; keywords: string | null }) | undefined;
   if (!raw) return null;
-  const row = { ...raw, channels: JSON.parse(raw.channels) as NumberRow["channels"], keywords: raw.keywords === null ? null : (JSON.parse(raw.keywords) as NumberRow["keywords"]) };
+  const row = { ...raw, channels: JSON.parse(raw.channels) as NumberRow["channels"], keywords: storedKeywords(raw.keywords) };
   if (cache.size > 10_000) cache.clear();
   cache.set(value, { row, at: now });
   return row;
+}
+
+/** A number's stored keyword words; null for none, or for a value that is not JSON (a hand edit: the defaults apply). */
+function storedKeywords(raw: string | null): NumberRow["keywords"] {
+  if (raw === null) return null;
+  try {
+    return JSON.parse(raw) as NumberRow["keywords"];
+  } catch {
+    return null;
+  }
 }
 
 type Named = Pick<Brand, "code" | "shortNames" | "brandCode">;
@@ -172,7 +182,7 @@ function assertNoClash(tx: Tx, brand: Brand, numberRow: NumberRow, field: string
  */
 export function assertNamesFitNumber(brand: Named, numberRow: Pick<NumberRow, "number" | "keywords">, field: string, held?: ReadonlySet<string>, label = field): void {
   if (!numberRow.keywords) return;
-  const words = numberKeywordWords(numberRow.keywords);
+  const words = effectiveNumberWords(numberRow.keywords);
   const keywords = new Set([...words.refuse, ...words.consent, ...words.help]);
   for (const name of brandTextNames(brand)) {
     if (held?.has(foldTurkish(name))) continue;

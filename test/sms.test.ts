@@ -687,6 +687,15 @@ describe("keyword words of a number", () => {
       const renamed = await app.request("/api/v1/brands/MIGROS", authed({ shortNames: ["MİGROS", "TELEFON"] }, "PATCH"));
       expect(renamed.status).toBe(400);
       expect((await renamed.json()).error.message).toMatch(/"TELEFON" is a scope word.*number 3434/);
+      // Words stored by hand that no longer make a valid list: the defaults apply, and nothing answers 500.
+      db().prepare(`UPDATE numbers SET keywords = '{"refuse":["RET"],"consent":["RET"]}' WHERE number = '3434'`).run();
+      const shown = await app.request("/api/v1/numbers/3434", { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      expect(shown.status).toBe(200);
+      expect(((await shown.json()) as typeof stored).keywords.words.refuse).toEqual(["ret", "iptal", "dur", "stop"]);
+      expect((await app.request("/api/v1/brands/MIGROS", authed({ shortNames: ["MİGROS"] }, "PATCH"))).status).toBe(200);
+      const plain = newSender();
+      expect((await twilioSms(plain, "RET MIGROS")).status).toBe(200);
+      await waitFor(() => eventsOf(plain).length === 1);
       // A provider key may not change a number.
       const created = await app.request("/api/v1/keys", authed({ name: "platform", brands: ["MIGROS"] }));
       const { key } = (await created.json()) as { key: string };

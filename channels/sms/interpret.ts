@@ -3,7 +3,7 @@ import type { ActionOutcome, ConsentAction, OutboxInput } from "../../db/ledger"
 import type { Interpretation, ReceiptInterpreter, ReceiptRow } from "../../jobs/consent-apply.handler";
 import { brandTextNames, brandsOfNumber } from "../../src/brands";
 import { normalizePhone } from "../../src/domain/address";
-import { defaultKeywordWords, numberKeywordWords, parseKeyword, type ExtraKeywordWords, type KeywordWords } from "../../src/domain/keywords";
+import { defaultKeywordWords, effectiveNumberWords, parseKeyword, type ExtraKeywordWords, type KeywordWords } from "../../src/domain/keywords";
 import { negates, REFUSAL_WORDS } from "../../src/domain/negation";
 import type { TemplateKey } from "./templates";
 
@@ -68,12 +68,13 @@ export function smsInterpreter(db: Db, fixedWords?: KeywordWords): ReceiptInterp
   const wordsOf = (numberId: number): KeywordWords => {
     if (fixedWords) return fixedWords;
     const raw = keywordsOf.get(numberId)?.keywords ?? null;
+    let extra: ExtraKeywordWords | null = null;
     try {
-      return numberKeywordWords(raw === null ? null : (JSON.parse(raw) as ExtraKeywordWords));
+      extra = raw === null ? null : (JSON.parse(raw) as ExtraKeywordWords);
     } catch {
-      // Stored under other folding rules and no longer valid: the defaults still work.
-      return defaultKeywordWords;
+      // Not JSON (a hand edit): the defaults still work.
     }
+    return effectiveNumberWords(extra);
   };
   return function interpretSms(receipt: ReceiptRow): Interpretation {
     const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean; incomplete?: boolean; spreadMs?: number };

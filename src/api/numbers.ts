@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { numbers } from "../../db/schema";
 import { assertNamesFitNumber, brandsOfNumber, numberCacheForget, numberByValue, type NumberRow } from "../brands";
-import { KEYWORD_WORD_CATEGORIES, numberKeywordWords, type ExtraKeywordWords } from "../domain/keywords";
+import { effectiveNumberWords, KEYWORD_WORD_CATEGORIES, numberKeywordWords, type ExtraKeywordWords } from "../domain/keywords";
 import type { AppDeps } from "../env";
 import { ApiError } from "../errors";
 import { requireAdmin } from "./auth";
@@ -73,13 +73,15 @@ function present(deps: AppDeps, row: NumberRow) {
     provider: row.provider,
     channels: row.channels,
     brands: brandsOfNumber(deps.db, row.id, "sms").map((b) => b.code),
-    keywords: { added, words: numberKeywordWords(added) },
+    keywords: { added, words: effectiveNumberWords(added) },
   };
 }
 
 function numberOf(deps: AppDeps, raw: string): NumberRow {
   const value = normalizeServiceNumber(raw);
   if (!value) throw new ApiError("bad_request", "number: not a shortcode or a valid phone number", { field: "number" });
+  // Read afresh, not from the webhooks' few-second cache: what the admin sees is what is stored.
+  numberCacheForget(deps.db, value);
   const row = numberByValue(deps.db, value);
   if (!row) throw new ApiError("not_found", `number ${value} is not one of the hub's (brands attach numbers: PATCH /api/v1/brands/{code} addNumbers)`);
   return row;

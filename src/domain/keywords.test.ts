@@ -83,6 +83,10 @@ describe("parseKeyword: refusal of a named brand", () => {
       expect(parseKeyword(text, threeBrands), text).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
     }
     expect(parseKeyword("RET ARAMA VE SMS MIGROS", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
+    // A joiner before the brand too: MIGROS alone, not every brand of the number.
+    expect(parseKeyword("RET ARAMA VE MIGROS", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
+    expect(parseKeyword("RET ARAMA VE SMS ve Migros", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
+    expect(parseKeyword("RET ARAMA VE lütfen", threeBrands)).toMatchObject({ bare: true, types: ["ARAMA"], rest: ["ve", "lutfen"] });
     expect(parseKeyword("RET MIGROS ARAMA VE ARAMALAR", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
     expect(parseKeyword("RET MIGROS ARAMA ve lütfen SMS", threeBrands)).toMatchObject({ types: ["ARAMA"], rest: ["ve", "lutfen", "sms"] });
     for (const text of ["RET MIGROS ARAMALARI", "RET MIGROS ÇAĞRILAR", "RET MIGROS cagrilari"]) {

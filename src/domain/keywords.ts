@@ -124,6 +124,20 @@ export const defaultKeywordWords: KeywordWords = foldedWords({});
 
 export const KEYWORD_WORD_CATEGORIES = ["refuse", "consent", "help", "scopeCalls", "scopeSms", "scopeAll"] as const satisfies readonly WordCategory[];
 
+/**
+ * The words a number's SMS are read with: its own and the defaults, or the defaults alone when what
+ * is stored no longer makes a valid list (a hand edit, folding rules changed since): never an error
+ * in the middle of a webhook's job or a brand's change. Validated when stored (numberKeywordWords).
+ */
+export function effectiveNumberWords(extra: ExtraKeywordWords | null | undefined): KeywordWords {
+  try {
+    return numberKeywordWords(extra);
+  } catch (err) {
+    if (err instanceof RangeError) return defaultKeywordWords;
+    throw err;
+  }
+}
+
 /** Words a number takes besides the defaults, by category, as entered (numbers.keywords). */
 export type ExtraKeywordWords = Partial<Record<WordCategory, string[]>>;
 
@@ -303,7 +317,9 @@ export function parseKeyword(
   const scope = scopeRun(tokens, 1, words);
   if (scope === null) return { kind: "unknown", reason: "unknown_brand", word: second };
 
-  const after = 1 + scope.length;
+  // "RET ARAMA VE MIGROS": a joiner between the scope and the brand (read as a bare refusal of every
+  // brand's calls on a shared number, it refused more than was asked).
+  const after = 1 + scope.length + (SCOPE_JOINERS.includes(tokens[1 + scope.length] ?? "") && matchBrand(tokens, 2 + scope.length, brands) ? 1 : 0);
   const brandAfterScope = matchBrand(tokens, after, brands);
   if (brandAfterScope !== null) {
     return {
