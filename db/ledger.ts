@@ -270,7 +270,7 @@ export class Ledger {
   private readonly s: {
     head: Statement<[], { id: number; hash: string } | undefined>;
     origin: Statement<[number], { origin: string } | undefined>;
-    receivedOf: Statement<[number], { receivedAt: number; receiptId: number | null } | undefined>;
+    receivedOf: Statement<[number], { receivedAt: number; receiptId: number | null; origin: string } | undefined>;
     channelRefusal: Statement<[number, string, string, string, number], LedgerEvent | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
@@ -295,7 +295,7 @@ export class Ledger {
       origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
       // When the action behind an event reached the hub: its receipt's time, or the event's own.
       receivedOf: c.prepare(
-        "SELECT COALESCE(r.received_at, e.received_at) AS receivedAt, r.id AS receiptId FROM consent_events e LEFT JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
+        "SELECT COALESCE(r.received_at, e.received_at) AS receivedAt, r.id AS receiptId, e.origin FROM consent_events e LEFT JOIN receipts r ON r.id = e.receipt_id WHERE e.id = ?",
       ),
       // Through the (brand_id, recipient) index: an address has few events.
       channelRefusal: c.prepare(
@@ -477,7 +477,8 @@ export class Ledger {
       }
       let consentDate = a.consentDate;
       let ruleNow = now;
-      let olderThanRefusal = false;
+      /** The stored refusal a consent dated on receipt came before (applied late), or null. */
+      let olderThanRefusal: { origin: string } | null = null;
       if (a.datedOnReceipt && consentDate !== null && previous?.consentDate != null && previous.status !== a.status && consentDate <= previous.consentDate) {
         // A refusal always; a consent only when received after the refusal stored (else H178 below).
         if (a.status === "ONAY" && a.receivedAt !== undefined) {
@@ -485,8 +486,8 @@ export class Ledger {
           const at = stored?.receivedAt ?? previous.updatedAt;
           // In the same millisecond the receipts' order decides (their ids follow arrival); without
           // two receipts to compare, the refusal stands.
-          olderThanRefusal =
-            a.receivedAt < at || (a.receivedAt === at && (stored?.receiptId == null || a.receiptId == null || a.receiptId < stored.receiptId));
+          const older = a.receivedAt < at || (a.receivedAt === at && (stored?.receiptId == null || a.receiptId == null || a.receiptId < stored.receiptId));
+          if (older) olderThanRefusal = { origin: stored?.origin ?? "" };
         }
         if (!olderThanRefusal) {
           consentDate = previous.consentDate + 1000;
@@ -518,7 +519,7 @@ export class Ledger {
       if (!verdict.ok) {
         if (verdict.noop && previous) outcomes.push({ kind: "noop", code: "H174", message: verdict.message, state: previous });
         else {
-          const channelRefusal = olderThanRefusal && verdict.code === "H178" && ["sms", "ivr", "link"].includes(this.s.origin.get(previous!.eventId)?.origin ?? "");
+          const channelRefusal = olderThanRefusal !== null && verdict.code === "H178" && ["sms", "ivr", "link"].includes(olderThanRefusal.origin);
           outcomes.push({ kind: "rejected", code: verdict.code, message: verdict.message, ...(channelRefusal ? { supersededByRefusal: true as const } : {}) });
         }
         continue;

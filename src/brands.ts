@@ -96,7 +96,7 @@ export function numberByValue(db: Db, value: string): NumberRow | null {
 }
 
 /** A number's stored keyword words; null for none, or for a value that is not JSON (a hand edit: the defaults apply). */
-function storedKeywords(raw: string | null): NumberRow["keywords"] {
+export function storedKeywords(raw: string | null): NumberRow["keywords"] {
   if (raw === null) return null;
   try {
     return JSON.parse(raw) as NumberRow["keywords"];

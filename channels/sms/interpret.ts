@@ -1,9 +1,9 @@
 import type { Db } from "../../db/index";
 import type { ActionOutcome, ConsentAction, OutboxInput } from "../../db/ledger";
 import type { Interpretation, ReceiptInterpreter, ReceiptRow } from "../../jobs/consent-apply.handler";
-import { brandTextNames, brandsOfNumber } from "../../src/brands";
+import { brandTextNames, brandsOfNumber, storedKeywords } from "../../src/brands";
 import { normalizePhone } from "../../src/domain/address";
-import { defaultKeywordWords, effectiveNumberWords, parseKeyword, type ExtraKeywordWords, type KeywordWords } from "../../src/domain/keywords";
+import { defaultKeywordWords, effectiveNumberWords, parseKeyword, type KeywordWords } from "../../src/domain/keywords";
 import { negates, REFUSAL_WORDS } from "../../src/domain/negation";
 import type { TemplateKey } from "./templates";
 
@@ -67,14 +67,7 @@ export function smsInterpreter(db: Db, fixedWords?: KeywordWords): ReceiptInterp
   /** The words of the number texted: the defaults and its own (a configuration the API checked when it was stored). */
   const wordsOf = (numberId: number): KeywordWords => {
     if (fixedWords) return fixedWords;
-    const raw = keywordsOf.get(numberId)?.keywords ?? null;
-    let extra: ExtraKeywordWords | null = null;
-    try {
-      extra = raw === null ? null : (JSON.parse(raw) as ExtraKeywordWords);
-    } catch {
-      // Not JSON (a hand edit): the defaults still work.
-    }
-    return effectiveNumberWords(extra);
+    return effectiveNumberWords(storedKeywords(keywordsOf.get(numberId)?.keywords ?? null));
   };
   return function interpretSms(receipt: ReceiptRow): Interpretation {
     const payload = JSON.parse(receipt.payload || "{}") as { limited?: boolean; incomplete?: boolean; spreadMs?: number };

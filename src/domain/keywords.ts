@@ -122,7 +122,8 @@ export function foldedWords(words: Partial<KeywordWords>): KeywordWords {
 
 export const defaultKeywordWords: KeywordWords = foldedWords({});
 
-export const KEYWORD_WORD_CATEGORIES = ["refuse", "consent", "help", "scopeCalls", "scopeSms", "scopeAll"] as const satisfies readonly WordCategory[];
+/** Every category of words, keywords then scopes. */
+export const KEYWORD_WORD_CATEGORIES = [...KEYWORD_CATEGORIES, ...SCOPE_CATEGORIES] as const;
 
 /**
  * The words a number's SMS are read with: its own and the defaults, or the defaults alone when what
