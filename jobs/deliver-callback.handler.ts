@@ -95,10 +95,30 @@ const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, b.code AS brand, e.rec
   e.consent_date AS consentDate, e.retailer_code AS retailerCode, e.received_at AS receivedAt, e.hash
   FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`;
 
-// An unfinished delivery of an earlier change of the same consent to the same endpoint.
-const EARLIER_PENDING = `SELECT o.id, o.next_attempt_at AS nextAttemptAt FROM consent_events e JOIN outbox o ON o.event_id = e.id
+// An unfinished delivery of an earlier change of the same consent to the same endpoint, with the
+// status its endpoint answered to its last attempt.
+const EARLIER_PENDING = `SELECT o.id, o.event_id AS eventId, o.next_attempt_at AS nextAttemptAt, o.updated_at AS updatedAt,
+    (SELECT d.response_code FROM deliveries d WHERE d.outbox_id = o.id ORDER BY d.attempt DESC LIMIT 1) AS lastCode
+  FROM consent_events e JOIN outbox o ON o.event_id = e.id
   WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id < ?
     AND o.kind = 'callback' AND o.target = ? AND o.status = 'pending' ORDER BY e.id LIMIT 1`;
+
+const LAST_CODE = `SELECT response_code AS code FROM deliveries WHERE outbox_id = ? ORDER BY attempt DESC LIMIT 1`;
+
+const rejectedReason = (code: number, newerEventId: number) =>
+  `refused by the endpoint (HTTP ${code}); event ${newerEventId}, a newer change of the same consent, goes instead`;
+
+/**
+ * A receiver's answer that refuses this request itself rather than saying "not now": a 4xx other than
+ * 408 (timeout), 425 (too early) and 429 (too many requests). Sending the same body again is unlikely
+ * to change it, so such a change does not hold a newer change of the same consent behind it.
+ */
+export function isRejection(code: number | null | undefined): boolean {
+  return code != null && code >= 400 && code < 500 && code !== 408 && code !== 425 && code !== 429;
+}
+
+/** How long an attempt's claim keeps other jobs off its row: the send's timeout and some. */
+const leaseMs = (deps: CallbackDeps) => deps.timeoutMs + 5000;
 
 // Newer changes of the same consent for the same endpoint: the newest delivered, and the newest
 // still to go. An older change sent (a replay) after a newer one was delivered, with nothing newer
@@ -220,7 +240,7 @@ export class CallbackDelivery {
     const { db, log } = this.deps;
     const now = this.now();
     // A lease: no other job (a sweeper re-enqueue, a stalled job's rerun) sends the row while this attempt runs.
-    const lease = now + this.deps.timeoutMs + 5000;
+    const lease = now + leaseMs(this.deps);
     const row = stmt(
       db,
       `UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND kind = 'callback' AND status = 'pending'
@@ -255,15 +275,40 @@ export class CallbackDelivery {
         finishOutbox(db, id, "skipped", now, `superseded: event ${newer.done}, a newer change of the same consent, was delivered to the endpoint`);
         return "superseded";
       }
-      const earlier = stmt(db, EARLIER_PENDING).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as
-        | { id: number; nextAttemptAt: number | null }
-        | undefined;
-      if (earlier) {
+      // Refused by the receiver last time, and no longer the consent's newest change: the newer one
+      // goes instead (it carries the state to end on), rather than waiting behind this one for the
+      // whole retry schedule — a RET to a dealer held for days by an ONAY the dealer cannot take.
+      const lastCode = (stmt(db, LAST_CODE).get(id) as { code: number | null } | undefined)?.code;
+      const newest = Math.max(newer.done ?? 0, newer.pending ?? 0);
+      if (newest > 0 && isRejection(lastCode)) {
+        finishOutbox(db, id, "failed", now, rejectedReason(lastCode!, newest));
+        return "refused";
+      }
+      for (;;) {
+        const earlier = stmt(db, EARLIER_PENDING).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as
+          | { id: number; eventId: number; nextAttemptAt: number | null; updatedAt: number; lastCode: number | null }
+          | undefined;
+        if (!earlier) break;
         const running = this.inFlight.get(earlier.id);
         if (running) {
           this.release(id, now);
           await running.catch(() => {});
           return this.attempt(id);
+        }
+        // An earlier change its receiver refused, and not being sent right now (a claim, in any
+        // process, sets next_attempt_at a lease past updated_at): it ends here, failed, and this newer
+        // change goes. The compare on next_attempt_at and updated_at loses to a claim made since.
+        const claimed = earlier.nextAttemptAt !== null && earlier.nextAttemptAt > now && earlier.nextAttemptAt - earlier.updatedAt === leaseMs(this.deps);
+        if (isRejection(earlier.lastCode) && !claimed) {
+          const ended = stmt(
+            db,
+            `UPDATE outbox SET status = 'failed', last_error = ?, attempts = attempts + 1, updated_at = ?
+               WHERE id = ? AND status = 'pending' AND next_attempt_at IS ? AND updated_at = ?`,
+          ).run(rejectedReason(earlier.lastCode!, event.id), now, earlier.id, earlier.nextAttemptAt, earlier.updatedAt);
+          if (ended.changes === 1) {
+            log.info({ outboxId: earlier.id, eventId: earlier.eventId, status: earlier.lastCode, newerEventId: event.id }, "callback refused by its receiver given up for a newer change");
+            continue;
+          }
         }
         const at = Math.max(earlier.nextAttemptAt ?? now, now) + 250;
         this.release(id, at);

@@ -207,6 +207,41 @@ describe("delivery", () => {
     expect(outboxOf(sub.id)[0]!.attempts).toBe(4);
   });
 
+  it("a change its receiver refuses (a 422 for that body) does not hold the consent's newer change: the RET goes at once, the ONAY ends failed saying why", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const recipient = newRecipient();
+    receiver.answerWith.set(sub.path, (body) => (JSON.parse(body).data.status === "ONAY" ? 422 : undefined));
+    const onay = await change("MIGROS", recipient, "ONAY", 50);
+    await waitFor(() => receiver.at(sub.path).length === 1, { timeoutMs: 10_000 });
+    const ret = await change("MIGROS", recipient, "RET", 40);
+    await waitFor(() => delivered(sub.path).length === 1 && outboxOf(sub.id).every((o) => o.status !== "pending"), { timeoutMs: 10_000 });
+    // The ONAY was tried once (the schedule would have tried it four times before the RET went).
+    expect(receiver.at(sub.path).map((r) => [data(r).data.eventId, r.answered])).toEqual([
+      [onay.id, 422],
+      [ret.id, 204],
+    ]);
+    expect(outboxOf(sub.id).map((o) => [o.status, o.lastError])).toEqual([
+      ["failed", `refused by the endpoint (HTTP 422); event ${ret.id}, a newer change of the same consent, goes instead`],
+      ["done", null],
+    ]);
+  });
+
+  it("a change answered 429 (too many requests) still holds the newer one until it is delivered, in order", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const recipient = newRecipient();
+    let busy = 2;
+    receiver.answerWith.set(sub.path, () => (busy-- > 0 ? 429 : undefined));
+    const onay = await change("MIGROS", recipient, "ONAY", 50);
+    await waitFor(() => receiver.at(sub.path).length === 1, { timeoutMs: 10_000 });
+    const ret = await change("MIGROS", recipient, "RET", 40);
+    await waitFor(() => outboxOf(sub.id).length === 2 && outboxOf(sub.id).every((o) => o.status === "done"), { timeoutMs: 10_000 });
+    expect(delivered(sub.path).map((r) => data(r).data.eventId)).toEqual([onay.id, ret.id]);
+    expect(receiver.at(sub.path).slice(0, 2).map((r) => [data(r).data.eventId, r.answered])).toEqual([
+      [onay.id, 429],
+      [onay.id, 429],
+    ]);
+  });
+
   it("an endpoint down for the whole schedule ends exhausted, is disabled after failing for 5 days, and the other subscriptions hear endpoint.disabled", async () => {
     const down = await subscribe({ brands: ["KOTON"] });
     const other = await subscribe({ brands: ["LCW"], events: ["consent.changed", "endpoint.disabled"] });

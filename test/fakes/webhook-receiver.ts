@@ -19,6 +19,8 @@ export class WebhookReceiver {
   readonly failNext = new Map<string, number>();
   readonly down = new Set<string>();
   readonly slowMs = new Map<string, number>();
+  /** Per path: the status to answer a body with, when it says one (a receiver refusing some changes). */
+  readonly answerWith = new Map<string, (body: string) => number | undefined>();
   private server: Server | null = null;
   base = "";
 
@@ -41,6 +43,8 @@ export class WebhookReceiver {
           this.failNext.set(path, left - 1);
           return answer(500);
         }
+        const chosen = this.answerWith.get(path)?.(body);
+        if (chosen !== undefined) return answer(chosen);
         const slow = this.slowMs.get(path);
         if (slow) {
           const t = setTimeout(() => !res.destroyed && answer(200), slow);
