@@ -148,7 +148,22 @@ function toChange(raw: Record<string, unknown> | null): IysChange {
   };
 }
 
-type ErrorBody = { errors?: { code?: string; message?: string; index?: unknown }[] };
+type IysError = { code?: string; message?: string; index?: unknown };
+type ErrorBody = { errors?: IysError[] };
+
+/**
+ * The errors of an İYS error body. The specification's own 403 examples (H353) spell the key
+ * `"code:"`, colon included: İYS may really send it so, and its code is taken from there too.
+ */
+function errorsOf(json: unknown): IysError[] {
+  const errors = (json as ErrorBody | null)?.errors;
+  if (!Array.isArray(errors)) return [];
+  return errors.map((e) => {
+    const raw = (e ?? {}) as IysError & { "code:"?: unknown };
+    const code = typeof raw.code === "string" ? raw.code : typeof raw["code:"] === "string" ? raw["code:"] : undefined;
+    return { ...raw, code };
+  });
+}
 
 /** İYS answers these when the movement is already what it holds: the report has, in effect, been made. */
 const ALREADY_RECORDED = new Set(["H174"]);
@@ -222,8 +237,9 @@ export class HttpIysReporter implements IysReporter {
     });
     if (!res.ok) {
       const body = (await res.json().catch(() => null)) as (ErrorBody & { error?: string; error_description?: string }) | null;
-      const code = body?.errors?.[0]?.code ?? body?.error ?? `HTTP_${res.status}`;
-      const detail = body?.errors?.[0]?.message ?? body?.error_description;
+      const first = errorsOf(body)[0];
+      const code = first?.code ?? body?.error ?? `HTTP_${res.status}`;
+      const detail = first?.message ?? body?.error_description;
       const reason = `İYS refused the token request: ${code}${detail ? ` (${detail})` : ""}`;
       if (res.status >= 400 && res.status < 500) this.tokenPaused = { until: this.now() + IYS_TOKEN_PAUSE_MS, reason };
       throw new Error(reason);
@@ -278,7 +294,7 @@ export class HttpIysReporter implements IysReporter {
   }
 
   private failure(status: number, json: unknown): IysFailure {
-    const err = (json as ErrorBody | null)?.errors?.[0];
+    const err = errorsOf(json)[0];
     const code = err?.code ?? `HTTP_${status}`;
     // 400/422: a rule code about the movement; 403 H180: no İYS dealer has that retailerCode (asking
     // again cannot change it, and İYS counts every refused request against the account's success rate).
@@ -332,7 +348,7 @@ export class HttpIysReporter implements IysReporter {
     }
     // İYS holds no record of the consent: no content, or a not-found answer in İYS's error body
     // (İYS's document lists neither; a proxy's 404 page is not taken for one).
-    if (status === 204 || (status === 404 && typeof (json as ErrorBody | null)?.errors?.[0]?.code === "string")) return { ok: true, held: null };
+    if (status === 204 || (status === 404 && typeof errorsOf(json)[0]?.code === "string")) return { ok: true, held: null };
     if (!ok) {
       const failure = this.failure(status, json);
       // İYS counts the hour otherwise than we do (another system behind the same address): none until the next one.
@@ -352,7 +368,7 @@ export class HttpIysReporter implements IysReporter {
     if (ok && typeof requestId === "string" && requestId) return { ok: true, requestId };
     if (ok) return { ok: false, permanent: false, code: "no_request_id", message: "İYS accepted the list without a requestId" };
     const failure = this.failure(status, json);
-    const errors = (json as ErrorBody | null)?.errors ?? [];
+    const errors = errorsOf(json);
     const items = errors
       .filter((e) => Number.isInteger(e.index) && (e.index as number) >= 0 && (e.index as number) < events.length && e.code)
       .map((e) => ({ index: e.index as number, code: e.code!, message: e.message ?? e.code! }));

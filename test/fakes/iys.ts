@@ -203,7 +203,8 @@ export class FakeIys {
         if (req.headers.authorization !== `Bearer ${this.token}`) return send(401, { errors: [{ code: "H351", message: "Eksik veya geçersiz jeton!" }] });
         this.changeQueries.push(url.searchParams);
         this.changeQueriesOf.set(pull[2]!, (this.changeQueriesOf.get(pull[2]!) ?? 0) + 1);
-        if (this.refusedBrandCodes.has(pull[2]!)) return send(403, { errors: [{ code: "H353", message: "brandCode, kullanıcı izinleriyle eşleştirilemiyor" }] });
+        // Spelled as the specification's own 403 examples spell it: "code:", colon included.
+        if (this.refusedBrandCodes.has(pull[2]!)) return send(403, { errors: [{ "code:": "H353", message: "brandCode, kullanıcı izinleriyle eşleştirilemiyor" }] });
         const raw = this.rawChangesNext.shift();
         if (raw !== undefined) {
           res.writeHead(200, { "content-type": "application/json" });
