@@ -355,6 +355,13 @@ export class CallbackDelivery {
         disabled = true;
         notices = this.noticeRows(endpoint, at);
       }
+      // The row ran out of attempts and the endpoint has nothing else to deliver: nothing will tell
+      // whether it stays down, so its failing streak ends here. Kept, a failure days later (a retry
+      // schedule shorter than CALLBACK_DISABLE_AFTER_HOURS, sparse traffic) would count all that
+      // time as failing and disable an endpoint that failed twice.
+      if (last && !disabled && !stmt(db, `SELECT 1 FROM outbox WHERE status = 'pending' AND kind = 'callback' AND target = ? LIMIT 1`).get(row.target)) {
+        markEndpointHealthy(db, endpoint.id);
+      }
     })();
 
     if (disabled) {

@@ -283,6 +283,21 @@ describe("delivery", () => {
     expect(receiver.at(uninterested.path)).toHaveLength(0);
   });
 
+  it("a delivery that ran out of attempts ends the endpoint's failing streak: a failure days later does not disable it", async () => {
+    const sub = await subscribe({ brands: ["KOTON"] });
+    receiver.down.add(sub.path);
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => outboxOf(sub.id)[0]?.status === "exhausted", { timeoutMs: 10_000 });
+    const endpoint = () => db().prepare("SELECT status, failing_since AS failingSince FROM endpoints WHERE id = ?").get(sub.id) as { status: string; failingSince: number | null };
+    expect(endpoint()).toEqual({ status: "active", failingSince: null });
+    clock.offset += 5 * 24 * 3_600_000 + 60_000;
+    await change("KOTON", newRecipient(), "ONAY");
+    await waitFor(() => outboxOf(sub.id)[1]?.attempts === 1, { timeoutMs: 10_000 });
+    expect(endpoint()).toMatchObject({ status: "active", failingSince: expect.any(Number) });
+    receiver.down.delete(sub.path);
+    await waitFor(() => outboxOf(sub.id)[1]?.status === "done", { timeoutMs: 10_000 });
+  });
+
   it("an attempt that fails before sending (a secret that no longer decrypts) is counted and retried, not left pending unseen", async () => {
     const broken = await subscribe({ brands: ["KOTON"] });
     runtime.deps.db.$client.prepare("UPDATE endpoints SET secret_enc = 'v1.not-a-secret' WHERE id = ?").run(broken.id);
