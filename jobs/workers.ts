@@ -96,13 +96,27 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
   };
 }
 
+/** How long a row whose sends keep failing for a transient reason is tried before it ends exhausted. */
+export const OUTBOX_RETRY_HORIZON_MS = 24 * 3_600_000;
+
+/**
+ * The wait before a row's next try once its job's own retries are spent (`spent`: how many times
+ * that happened already): a minute, doubling, at most an hour.
+ */
+export function outboxRetryWait(spent: number): number {
+  return Math.min(3_600_000, 60_000 * 2 ** Math.min(spent, 10));
+}
+
 /**
  * Outbox jobs carry a batch of row ids; each row is handled on its own (all at once: they wait on
  * the network). A row's permanent error ends it as failed with the reason; a transient one is
- * recorded and the job retried with backoff, which redoes only the rows still pending; on the last
- * attempt those are marked exhausted.
+ * recorded and the job retried with backoff, which redoes only the rows still pending. When the
+ * job's attempts are spent (about two minutes), a row still failing waits — a minute, doubling to an
+ * hour — and is tried again by a job of its own, until OUTBOX_RETRY_HORIZON_MS after it was written:
+ * a confirmation outlives a provider's or SMTP server's outage of hours instead of being given up
+ * after two minutes. Only then does it end exhausted.
  */
-async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler<WorkerDeps>, ids: number[]): Promise<string> {
+export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler<WorkerDeps>, ids: number[]): Promise<string> {
   const now = () => deps.clock.now().getTime();
   const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   // Claimed together; each row finished as soon as its own send has answered, with the rows that
@@ -136,7 +150,13 @@ async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: OutboxHandler
       // Providers quote the address they refused; what is stored, thrown (BullMQ keeps it as the
       // job's failedReason) and logged carries it masked.
       const message = redactAddresses(r.reason instanceof Error ? r.reason.message : String(r.reason));
-      if (r.reason instanceof UnrecoverableError || final) {
+      if (final && !(r.reason instanceof UnrecoverableError) && now() - rows[i]!.createdAt < OUTBOX_RETRY_HORIZON_MS) {
+        // The row's failures so far over the job's attempts: how many jobs' retries it has spent.
+        const until = now() + outboxRetryWait(Math.max(0, Math.floor((rows[i]!.attempts + 1) / (job.opts.attempts ?? 1)) - 1));
+        waiting.push({ row: { id, kind: rows[i]!.kind }, until });
+        const kept = rows[i]!.result === null ? undefined : (JSON.parse(rows[i]!.result!) as Record<string, unknown>);
+        waitOutbox(deps.db, id, until, now(), kept, message);
+      } else if (r.reason instanceof UnrecoverableError || final) {
         finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message);
         ended++;
       } else {

@@ -2,7 +2,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger } from "../db/ledger";
-import { finishOutbox, OUTBOX_LEASE_MS, pendingOutbox, recordAttemptFailure } from "../jobs/outbox";
+import { UnrecoverableError, type Job } from "bullmq";
+import { finishOutbox, OUTBOX_LEASE_MS, pendingOutbox, recordAttemptFailure, type OutboxHandler } from "../jobs/outbox";
+import { OUTBOX_RETRY_HORIZON_MS, runOutboxBatch, type WorkerDeps } from "../jobs/workers";
 import { run as runIysReport } from "../jobs/iys-report.handler";
 import type { IysReporter } from "../src/services/iys";
 import { Redis } from "ioredis";
@@ -64,6 +66,53 @@ describe("outbox claims", () => {
     expect(pendingOutbox(db, rowId, t + 20)).toMatchObject({ attempts: 1 });
     finishOutbox(db, rowId, "done", t + 30);
     expect(pendingOutbox(db, rowId, t + OUTBOX_LEASE_MS * 10)).toBeNull();
+  });
+});
+
+describe("a row whose sends keep failing for a transient reason (a provider's or SMTP server's outage)", () => {
+  const job = (attemptsMade: number) => ({ attemptsMade, opts: { attempts: 8 } }) as unknown as Job;
+  const rowOf = () =>
+    db.$client.prepare("SELECT status, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError, result FROM outbox WHERE id = ?").get(rowId) as {
+      status: string;
+      attempts: number;
+      nextAttemptAt: number | null;
+      lastError: string | null;
+      result: string | null;
+    };
+  const run = (attemptsMade: number, handler: OutboxHandler<WorkerDeps>) => {
+    const scheduled: { id: number; delayMs: number }[] = [];
+    const deps = { db, clock, log: silentLog, scheduleOutbox: async (row: OutboxRef, delayMs: number) => void scheduled.push({ id: row.id, delayMs }) } as unknown as WorkerDeps;
+    return { scheduled, done: runOutboxBatch(deps, job(attemptsMade), handler, [rowId]) };
+  };
+
+  it("outlives its job's retries: it waits a minute, then longer, keeping what it held, and ends exhausted only a day after it was written", async () => {
+    const down: OutboxHandler<WorkerDeps> = () => Promise.reject(new Error("twilio 503: Service Unavailable"));
+    db.$client.prepare("UPDATE outbox SET attempts = 7, result = '{\"kept\":1}' WHERE id = ?").run(rowId);
+    const t = clock.now().getTime();
+    // The job's last attempt: not exhausted, a job of its own a minute later.
+    const first = run(7, down);
+    expect(await first.done).toMatch(/1 waiting/);
+    expect(first.scheduled).toEqual([{ id: rowId, delayMs: 60_000 }]);
+    expect(rowOf()).toEqual({ status: "pending", attempts: 8, nextAttemptAt: t + 60_000, lastError: "twilio 503: Service Unavailable", result: '{"kept":1}' });
+    // That job's own retries spent too: two minutes.
+    clock.advance(60_000);
+    db.$client.prepare("UPDATE outbox SET attempts = 15 WHERE id = ?").run(rowId);
+    const second = run(7, down);
+    await second.done;
+    expect(second.scheduled).toEqual([{ id: rowId, delayMs: 120_000 }]);
+    // An earlier attempt of a job is retried by the job (its backoff), as before.
+    clock.advance(120_000);
+    await expect(run(3, down).done).rejects.toThrow(/1 of 1 to retry/);
+    expect(rowOf().status).toBe("pending");
+    // A day after the row was written, the last attempt ends it.
+    clock.advance(OUTBOX_RETRY_HORIZON_MS);
+    expect(await run(7, down).done).toMatch(/1 ended/);
+    expect(rowOf()).toMatchObject({ status: "exhausted", lastError: "twilio 503: Service Unavailable" });
+  });
+
+  it("a permanent refusal still ends it at once, as failed", async () => {
+    expect(await run(0, () => Promise.reject(new UnrecoverableError("21211: invalid To number"))).done).toMatch(/1 ended/);
+    expect(rowOf()).toMatchObject({ status: "failed", lastError: "21211: invalid To number" });
   });
 });
 
