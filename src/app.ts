@@ -33,7 +33,9 @@ export function createApp(deps: AppDeps) {
 
   app.use("*", async function requestContext(c, next) {
     const incoming = c.req.header("x-request-id");
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    // A caller's own id is kept when it cannot be an address: a run of digits (a phone number) or an
+    // e-mail would otherwise be written on every log line of the request.
+    const requestId = incoming && REQUEST_ID.test(incoming) && redactAddresses(incoming) === incoming ? incoming : randomUUID();
     c.set("requestId", requestId);
     const started = performance.now();
     await next();

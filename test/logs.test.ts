@@ -103,6 +103,16 @@ describe("logs", () => {
       expect(all, `the logs contain ${secret}`).not.toContain(secret);
     }
   }, 60_000);
+
+  it("a caller's X-Request-Id is kept, unless it holds a phone number or an e-mail (then the hub makes its own)", async () => {
+    const asked = async (id: string) => (await app.request("/api/v1/brands", { headers: { authorization: `Bearer ${ADMIN_KEY}`, "x-request-id": id } })).headers.get("x-request-id");
+    expect(await asked("crm-batch-42.a")).toBe("crm-batch-42.a");
+    for (const id of ["rid-05321119998", "05321119998", "ali.veli@ornek.com", "ali.veli%40ornek.com"]) {
+      expect(await asked(id)).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    const all = raw.join("\n");
+    for (const id of ["05321119998", "ali.veli"]) expect(all).not.toContain(id);
+  });
 });
 
 describe("an unhandled error", () => {

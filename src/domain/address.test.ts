@@ -421,8 +421,14 @@ describe("maskAddress", () => {
     expect(maskAddress("+447911123456")).toBe("+44791*****56");
   });
 
-  it("masks a short phone number", () => {
-    expect(maskAddress("+904441234")).toBe("+90444**34");
+  it("masks a short phone number, five digits of it at least", () => {
+    expect(maskAddress("+904441234")).toBe("+90*****34");
+  });
+
+  it("hides five digits of a number however it is written: without +, with a 0, national", () => {
+    expect(maskAddress("905321112233")).toBe("90532*****33");
+    expect(maskAddress("05321112233")).toBe("0532*****33");
+    expect(maskAddress("5321112233")).toBe("532*****33");
   });
 
   it("masks everything of a value too short to keep a prefix", () => {
@@ -451,6 +457,8 @@ describe("redactAddresses", () => {
     );
     expect(redactAddresses("450 4.2.0 <Gizli.Kisi@ornek.com.tr>: Recipient address rejected")).toBe("450 4.2.0 <g***@ornek.com.tr>: Recipient address rejected");
     expect(redactAddresses("0532-123-45-67 / 0532 123 45 67")).not.toMatch(/123/);
+    expect(redactAddresses("vonage status 3: Invalid to number 905321112233")).toBe("vonage status 3: Invalid to number 90532*****33");
+    expect(redactAddresses("GET /x?recipient=ayse.pii%40example.com failed")).toBe("GET /x?recipient=a***@example.com failed");
     expect(redactAddresses("HTTP 503 after 30000 ms at 2026-11-25 10:00:00 (H174)")).toBe("HTTP 503 after 30000 ms at 2026-11-25 10:00:00 (H174)");
   });
 });

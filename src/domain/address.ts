@@ -145,7 +145,8 @@ export function normalizeRecipient(input: string): AddressResult {
   return fail("H122");
 }
 
-const EMAIL_IN_TEXT = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
+// `@` or its percent-encoding (an address quoted from a URL).
+const EMAIL_IN_TEXT = /[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
 // A date or time (left as it is, tried first), or a run of at least 7 digits with the spaces,
 // dashes, dots and brackets numbers are written with.
 const PHONE_IN_TEXT = /\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?|\d{2}:\d{2}:\d{2}|\+?\d(?:[\d\s().-]{5,}\d)/g;
@@ -158,14 +159,20 @@ const PHONE_IN_TEXT = /\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?|\d{2}:\d
  */
 export function redactAddresses(text: string): string {
   return text
-    .replace(EMAIL_IN_TEXT, (m) => maskAddress(m.toLowerCase()))
+    .replace(EMAIL_IN_TEXT, (m) => maskAddress(m.toLowerCase().replace(/%40/g, "@")))
     .replace(PHONE_IN_TEXT, (m) => (!/[:T]|^\d{4}-\d{2}-\d{2}$/.test(m) && (m.match(/\d/g)?.length ?? 0) >= 7 ? maskAddress(m.replace(/[^\d+]/g, "")) : m));
 }
 
-/** For logs: `+90532*****67`, `a***@example.com`. */
+/**
+ * For logs: `+90532*****67`, `a***@example.com`. A number keeps its last two digits and what comes
+ * before its last seven (country and operator code, however it is written: `0532*****67`,
+ * `532*****67`), never more than six characters of it: five digits of a subscriber's number are
+ * always hidden.
+ */
 export function maskAddress(value: string): string {
   const at = value.lastIndexOf("@");
   if (at >= 0) return `${value.slice(0, Math.min(at, 1))}***@${value.slice(at + 1)}`;
-  if (value.length >= 9) return `${value.slice(0, 6)}${"*".repeat(value.length - 8)}${value.slice(-2)}`;
-  return "*".repeat(value.length);
+  if (value.length < 9) return "*".repeat(value.length);
+  const keep = Math.min(6, value.length - 7);
+  return `${value.slice(0, keep)}${"*".repeat(value.length - keep - 2)}${value.slice(-2)}`;
 }
