@@ -302,6 +302,21 @@ describe("dashboard content", () => {
     await queue.remove("admin-test-depth");
   });
 
+  it("a paused queue shows on the dashboard and in /metrics (nothing is taken from it)", async () => {
+    const queue = runtime.producer.queues["iys-reports"];
+    expect((await scrape()).get('queue_paused{queue="iys-reports"}')).toBe(0);
+    await queue.pause();
+    try {
+      const html = await (await app.request("/admin", asAdmin)).text();
+      expect(html).toMatch(/<td>iys-reports<strong class="err" data-paused="true">[^<]*paused \/ duraklatıldı<\/strong><\/td>/);
+      expect(html).not.toMatch(/<td>consent<strong/);
+      expect((await scrape()).get('queue_paused{queue="iys-reports"}')).toBe(1);
+    } finally {
+      await queue.resume();
+    }
+    expect((await scrape()).get('queue_paused{queue="iys-reports"}')).toBe(0);
+  });
+
   it("a RET whose İYS report is not done shows as near its 3-business-day deadline, then past it", async () => {
     const onay = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: REFUSED_BY_IYS, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(clock.now()) }));
     expect(onay.status, await onay.clone().text()).toBe(201);
@@ -650,6 +665,8 @@ describe("/admin/queues", () => {
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain('<base href="/admin/queues/" />');
+    const slash = await app.request("/admin/queues/", withCookie(token));
+    expect([slash.status, slash.headers.get("location")]).toEqual([301, "/admin/queues"]);
     const script = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)![1]!;
     const asset = await app.request(`/admin/queues/${script}`, withCookie(token));
     expect(asset.status).toBe(200);
@@ -676,6 +693,23 @@ describe("/admin/queues", () => {
       body: JSON.stringify({ data: {} }),
     });
     expect(edit.status).toBe(403);
+    // Nor may a queue be paused, emptied or slowed, or a job held back: refusals would wait unseen.
+    const post = (path: string, method = "PUT", body: unknown = {}) =>
+      app.request(`/admin/queues/api/queues/${path}`, {
+        method,
+        headers: { ...withCookie(token).headers, "content-type": "application/json", origin: "https://hub.example.com" },
+        body: JSON.stringify(body),
+      });
+    for (const [path, method] of [["pause", "PUT"], ["consent/pause", "PUT"], ["consent/empty", "PUT"], ["consent/obliterate", "PUT"], ["consent/concurrency", "PUT"], ["consent/rate-limit", "PUT"], ["consent/1/delay", "PUT"]] as const) {
+      const res = await post(path, method, { concurrency: 1, max: 1, duration: 60_000, delay: 60_000 });
+      expect(res.status, path).toBe(403);
+      expect((await res.json()).error, path).toMatch(/turned off/);
+    }
+    expect(await consent.isPaused()).toBe(false);
+    expect(await consent.getJobCounts()).toEqual(before);
+    // Resuming stays allowed (a queue paused by other means), as does reading the rate limit.
+    expect((await post("consent/resume")).status).toBe(200);
+    expect((await app.request("/admin/queues/api/queues/consent/rate-limit", withCookie(token))).status).toBe(200);
   });
 
   it("answers 503 naming the missing assets when the bull-board UI is not installed, without failing the app", async () => {

@@ -298,7 +298,15 @@ export function DashboardPage(props: { d: Dashboard }) {
               {Object.keys(d.queues).length === 0 ? <Empty cols={5} /> : null}
               {Object.entries(d.queues).map(([name, c]) => (
                 <tr>
-                  <td>{name}</td>
+                  <td>
+                    {name}
+                    {c?.paused ? (
+                      <strong class="err" data-paused="true">
+                        {" "}
+                        paused / duraklatıldı
+                      </strong>
+                    ) : null}
+                  </td>
                   {c ? (
                     queueStates.map((s) => (
                       <td class="num" data-state={s}>

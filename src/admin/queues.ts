@@ -48,9 +48,32 @@ export function createQueueBoard(queues: Queue[], basePath: string, log: Logger,
       c.json({ error: `${basePath}${path} is turned off on this hub: jobs come from the hub itself (retry, promote and clean them here; fix data at its source)` }, 403),
     );
   }
+  for (const path of HELD) {
+    board.all(path, (c) =>
+      c.json({ error: `${basePath}${path} is turned off on this hub: a queue paused, emptied, slowed or a job held back leaves refusals unapplied and unconfirmed past their deadline (resume, retry, promote and clean are allowed)` }, 403),
+    );
+  }
+  // The rate limit may be read, not set.
+  board.on(["POST", "PUT", "PATCH", "DELETE"], "/api/queues/:queueName/rate-limit", (c) =>
+    c.json({ error: `setting a queue's rate limit is turned off on this hub: a refusal must not wait behind it` }, 403),
+  );
   board.route("/", serverAdapter.registerPlugin() as unknown as Hono);
   return board;
 }
 
 /** bull-board actions that would put jobs in the queues the hub did not make. */
 const REFUSED = ["/api/queues/:queueName/add", "/api/queues/:queueName/:jobId/update-data"] as const;
+
+/**
+ * bull-board actions that stop or slow the hub's work: a paused consent queue leaves every RET
+ * received meanwhile unapplied (the pre-send check applies what it asks about, nothing else does),
+ * and nothing on the hub's own pages would say so.
+ */
+const HELD = [
+  "/api/queues/pause",
+  "/api/queues/:queueName/pause",
+  "/api/queues/:queueName/empty",
+  "/api/queues/:queueName/obliterate",
+  "/api/queues/:queueName/concurrency",
+  "/api/queues/:queueName/:jobId/delay",
+] as const;

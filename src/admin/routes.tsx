@@ -110,6 +110,8 @@ export function createAdminRoutes(deps: AppDeps, metrics: Metrics, queues: Recor
   });
 
   const board = createQueueBoard(Object.values(queues), "/admin/queues", deps.log);
+  // The board's page sets <base href="/admin/queues/">: that address, typed or bookmarked, is the board too.
+  app.get("/queues/", (c) => c.redirect("/admin/queues", 301));
   app.route("/queues", board);
 
   return app;

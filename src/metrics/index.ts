@@ -6,7 +6,8 @@ import { iysPullStandings } from "../iys-pull";
 import { Tally } from "./tally";
 
 export const queueStates = ["waiting", "active", "delayed", "failed"] as const;
-export type QueueDepths = Record<string, Record<(typeof queueStates)[number], number> | null>;
+/** Per queue: its jobs in each state and whether it is paused (nothing is taken from it); null when Redis did not answer. */
+export type QueueDepths = Record<string, (Record<(typeof queueStates)[number], number> & { paused: boolean }) | null>;
 
 export interface MetricsSources {
   db: Db;
@@ -110,6 +111,16 @@ export class Metrics {
         }
       },
     });
+    new Gauge({
+      name: "queue_paused",
+      help: "1 while a BullMQ queue is paused (its waiting jobs are not taken: alert on it); absent when Redis is unreachable",
+      labelNames: ["queue"],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const [queue, counts] of Object.entries(await self.queueDepths())) if (counts) this.set({ queue }, counts.paused ? 1 : 0);
+      },
+    });
     // İYS lists a brand's recipient movements for 7 days: alert on `time() - iys_pull_last_success_timestamp_seconds > 86400`
     // and on iys_pull_failing (a brand whose pull never succeeded has no timestamp).
     const pulls = () => (self.sources ? iysPullStandings(self.sources.db) : []);
@@ -177,8 +188,8 @@ export class Metrics {
     const entries = await Promise.all(
       Object.entries(queues).map(async ([name, q]) => {
         try {
-          const c = await withTimeout(q.getJobCounts(...queueStates), timeoutMs, `job counts of ${name}`);
-          return [name, Object.fromEntries(queueStates.map((s) => [s, c[s] ?? 0]))] as const;
+          const [c, paused] = await withTimeout(Promise.all([q.getJobCounts(...queueStates), q.isPaused()]), timeoutMs, `job counts of ${name}`);
+          return [name, { ...Object.fromEntries(queueStates.map((s) => [s, c[s] ?? 0])), paused }] as const;
         } catch {
           return [name, null] as const;
         }
