@@ -616,6 +616,8 @@ function csvProblem(err: CsvError, lastLine: number): string {
 interface PendingRow {
   line: number;
   fields: string[];
+  /** The field-count hint of a row whose values may sit in the wrong columns, for a rejection by the rules. */
+  shape?: string;
 }
 
 /**
@@ -689,7 +691,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         else {
           const line = rows[i]!.line;
           const message = o.code !== "H467" ? o.message : !opts.registered ? messages.H467_HINT : notHeldLines.has(line) ? messages.H467_NOT_HELD : o.message;
-          reject(line, rows[i]!.fields, o.code, message);
+          reject(line, rows[i]!.fields, o.code, `${message}${rows[i]!.shape ?? ""}`);
         }
       });
       // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
@@ -732,14 +734,15 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       const notHeld = iysIdx !== -1 && (record[iysIdx] ?? "").trim().toLowerCase() === "not_held";
       const r = rowToAction(fields, opts.brandId, opts.registered && !notHeld ? "registered" : "import");
       if (notHeld && opts.registered && r.ok) notHeldLines.add(line);
+      // Values in the wrong columns are the likely cause of a rejection: say so (a separator missing,
+      // or one in an unquoted value), whether the row is refused here or by the rules (a required
+      // column left empty). Not for a row that leaves out trailing optional columns only.
+      const shifted = record.length > headerLength ? record.slice(headerLength).some((f) => f.trim() !== "") : record.length < requiredSpan;
+      const shape = shifted ? ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)` : "";
       if (r.ok) {
         actions.push(r.action);
-        rows.push({ line, fields });
+        rows.push(shifted ? { line, fields, shape } : { line, fields });
       } else {
-        // Values in the wrong columns are the likely cause: say so (a separator missing, or one in an unquoted value).
-        // Not for a row that leaves out trailing optional columns only (recipientType, retailerCode).
-        const shifted = record.length > headerLength ? record.slice(headerLength).some((f) => f.trim() !== "") : record.length < requiredSpan;
-        const shape = shifted ? ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)` : "";
         reject(line, fields, r.code, `${r.message}${shape}`);
       }
       if (actions.length + rejections.length >= batchSize) await flush();

@@ -497,6 +497,10 @@ describe("POST /api/v1/imports", () => {
     expect(summary).toMatchObject({ rowsRead: 2, recorded: 1, rejected: 1 });
     const csv = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
     expect(csv.trimEnd().split("\n")[1]).toMatch(/,4,H119,"İzin kaynağı \(source\) için uygun değerler: HS_FIZIKSEL_ORTAM, [A-Z_, 0-9]+, HS_KARAR \(satırda 4, başlık satırında 5 alan var\)"$/);
+    // So does a row short of the required columns that the rules refuse (no source, no consent date).
+    const short = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate\nMESAJ,${phone(808_005)},ONAY\n`);
+    const shortCsv = await (await app.request(`/api/v1/imports/${(await short.json()).id}/rejected`, { headers: auth })).text();
+    expect(shortCsv.trimEnd().split("\n")[1]).toMatch(/,2,H113,"[^"]*\(satırda 3, başlık satırında 5 alan var\)"$/);
     // A row leaving out only the trailing optional columns is no shifted row: no such hint.
     const optional = await post("?brand=UPLOAD", `type,recipient,status,source,consentDate,recipientType,retailerCode\nMESAJ,0532,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`);
     const optionalCsv = await (await app.request(`/api/v1/imports/${(await optional.json()).id}/rejected`, { headers: auth })).text();
