@@ -63,8 +63,14 @@ describe("İYS consent rules", () => {
     expect(code(ret({ source: "IYS_WEB", consentDate: hoursAgo(2) }), stored({ status: "RET", inIys: true, consentDate: hoursAgo(5) }), iys)).toBe("H174");
   });
 
-  it("the same status twice is rejected with H174 and marked as a no-op", () => {
-    expect(checkConsent(onay(), stored(), ctx)).toMatchObject({ ok: false, code: "H174", noop: true });
+  it("the same status twice is rejected with H174 and marked as a no-op, naming the status held as İYS does", () => {
+    expect(checkConsent(onay(), stored(), ctx)).toMatchObject({
+      ok: false,
+      code: "H174",
+      noop: true,
+      message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir. İzin durumu: ONAY",
+    });
+    expect(checkConsent(ret(), stored({ status: "RET" }), ctx)).toMatchObject({ code: "H174", message: expect.stringMatching(/İzin durumu: RET$/) });
   });
 
   it("a change dated before the stored consentDate is rejected with H178", () => {

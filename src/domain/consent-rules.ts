@@ -185,7 +185,8 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
       // also made on İYS: İYS holds it now, a movement of İYS's own (in its daily file). Not an older
       // one: the state would take its date, and a consent dated between the two would pass.
       if (fromIys && !current.inIys && !older) return { ok: true, effect: "movement" };
-      return reject("H174");
+      // İYS's message names the status it holds ("İzin durumu: RET"); its table's template says "ONAY / RET".
+      return reject("H174", messages.H174.replace("ONAY / RET", current.status));
     }
     if (older) {
       // İYS's words say "before"; a movement in the stored one's very second is refused as well (İYS
