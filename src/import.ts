@@ -68,11 +68,11 @@ export interface ImportSummary extends ImportCounts {
   /** Rejected rows per İYS code. */
   codes: Record<string, number>;
   seconds: number;
-  /** How the file's bytes were read: UTF-8 (or UTF-16 with its byte-order mark), or Windows-1254 (a Turkish Excel's plain "CSV"). */
+  /** How the file's bytes were read: UTF-8, UTF-16LE (with its byte-order mark: Excel's "Unicode text"), or Windows-1254 (a Turkish Excel's plain "CSV"). */
   encoding: ImportEncoding;
 }
 
-export type ImportEncoding = "utf-8" | "windows-1254";
+export type ImportEncoding = "utf-8" | "utf-16le" | "windows-1254";
 
 export interface RejectedRow {
   line: number;
@@ -380,6 +380,7 @@ async function* asUtf8(source: AsyncIterable<Uint8Array | string>, found: { enco
 
   function* begin(first: Buffer): Generator<Buffer> {
     if (!looksLikeText(first)) mode = "as-is";
+    if (first[0] === 0xff && first[1] === 0xfe) found.encoding = "utf-16le";
     yield* convert(first);
   }
 

@@ -756,6 +756,10 @@ describe("an import that stops early", () => {
     const mixed = Buffer.concat([Buffer.from(`type,recipient,status,source,consentDate\nEPOSTA,şule@örnek.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`), cp1254(`EPOSTA,ayşe@x.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`)]);
     await expect(runImport(Readable.from([mixed]), importDeps, { brandId: brandId("UPLOAD"), via: "api" })).rejects.toThrow(/the file mixes encodings/);
 
+    // UTF-16LE with its byte-order mark (Excel's "Unicode text") is read, and the summary says so.
+    const utf16le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`type,recipient,status,source,consentDate\nEPOSTA,şule.utf16@örnek.com,ONAY,HS_WEB,${iys(NOW - 60_000)}\n`, "utf16le")]);
+    expect(await runImport(Readable.from([utf16le]), importDeps, { brandId: brandId("UPLOAD"), via: "api" })).toMatchObject({ encoding: "utf-16le", rowsRead: 1 });
+
     // A workbook and UTF-16BE are named by their first bytes, as before the 1254 reading.
     const xls = Buffer.concat([Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1]), Buffer.alloc(64, 0xfe)]);
     await expect(runImport(Readable.from([xls]), importDeps, { brandId: brandId("UPLOAD"), via: "api" })).rejects.toThrow(/old Excel workbook \(\.xls\)/);

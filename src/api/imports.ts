@@ -37,8 +37,8 @@ const ImportSummary = z
     ...Counts,
     codes: z.record(z.string(), z.number().int()).openapi({ description: "rejected rows per İYS code", example: { H467: 3, H120: 1 } }),
     seconds: z.number(),
-    encoding: z.enum(["utf-8", "windows-1254"]).openapi({
-      description: "how the file's bytes were read: UTF-8 (or UTF-16 with its byte-order mark), or Windows-1254 when the file is not UTF-8 (Excel's plain CSV under Turkish Windows)",
+    encoding: z.enum(["utf-8", "utf-16le", "windows-1254"]).openapi({
+      description: "how the file's bytes were read: UTF-8, UTF-16LE (a file starting with its byte-order mark), or Windows-1254 when the file is not UTF-8 (Excel's plain CSV under Turkish Windows)",
     }),
     progressUrl: z.string(),
     rejectedUrl: z.string(),
