@@ -101,6 +101,13 @@ describe("provider API security", () => {
     expect(webhook.status).toBe(405);
     expect(webhook.headers.get("allow")).toBe("POST");
     expect((await app.request("/api/v1/nope", authed(undefined, "GET"))).status).toBe(404);
+    // A public path needs no key to be told its method; every other path still asks for the key first.
+    for (const path of ["/api/v1/openapi.json", "/api/v1/ledger/public-key"]) {
+      const res = await app.request(path, { method: "POST" });
+      expect([res.status, res.headers.get("allow")], path).toEqual([405, "GET, HEAD"]);
+    }
+    expect((await app.request("/api/v1/check", { method: "GET" })).status).toBe(401);
+    expect((await app.request("/api/v1/openapi.json")).status).toBe(200);
   });
 });
 

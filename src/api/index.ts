@@ -12,6 +12,9 @@ import { createNumberRoutes } from "./numbers";
 import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
 import { createReportRoutes } from "./reports";
 
+/** The paths under /api/v1 anyone may read (GET). */
+const PUBLIC_PATHS: ReadonlySet<string> = new Set(["/api/v1/openapi.json", "/api/v1/ledger/public-key"]);
+
 /** The provider API under /api/v1 (bearer API key), described at /api/v1/openapi.json. */
 export function createApiRoutes(deps: AppDeps) {
   const api = apiRouter();
@@ -47,8 +50,10 @@ export function createApiRoutes(deps: AppDeps) {
   // A partner authenticates with its own key (and never reaches the rest).
   api.route("/partners", createPartnerReportRoutes(deps));
 
+  const auth = bearerAuth(deps.config.HUB_ADMIN_KEY, deps.db, keyGuessGuard(deps));
   return api
-    .use("*", bearerAuth(deps.config.HUB_ADMIN_KEY, deps.db, keyGuessGuard(deps)))
+    // A public path asked with another method needs no key to be told so: it goes on to the 405 naming GET.
+    .use("*", (c, next) => (PUBLIC_PATHS.has(c.req.path) ? next() : auth(c, next)))
     .route("/brands", createBrandRoutes(deps))
     .route("/consents", createConsentRoutes(deps))
     .route("/check", createCheckRoutes(deps))
