@@ -129,7 +129,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     }
     let fd: number;
     try {
-      fd = openSync(rejectedPath, "a");
+      fd = openSync(rejectedPath, "a", 0o600); // personal data: readable by its owner only
     } catch (err) {
       throw new CliError(`cannot write the rejected rows to ${rejectedPath}: ${(err as Error).message} (--rejected chooses the file)`);
     }
@@ -240,7 +240,7 @@ export function exportToFile(db: Db, opts: ExportOptions): number {
   let fd = 1;
   if (opts.out) {
     try {
-      fd = openSync(opts.out, "w");
+      fd = openSync(opts.out, "w", 0o600); // personal data: readable by its owner only
     } catch (err) {
       reader.close();
       throw new CliError(`cannot write the export to ${opts.out}: ${(err as Error).message} (--out chooses the file)`);

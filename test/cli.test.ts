@@ -219,6 +219,8 @@ describe("hub CLI", () => {
     const ok = await hub("export", "--brand", "MIGROS", "--out", join(tmp.dir, "state.csv"));
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toContain("exported 4 rows to");
+    // Addresses: the file it makes is its owner's alone, whatever the umask.
+    expect(statSync(join(tmp.dir, "state.csv")).mode & 0o777).toBe(0o600);
   }, 60_000);
 
   it("checkpoint on a ledger with no events signs nothing and makes no key (verify would then call the ledger emptied)", async () => {

@@ -226,6 +226,7 @@ describe("bulk import of 100 000 rows", () => {
     expect(withRejected.stdout).toMatch(/recorded 1, unchanged 0, rejected 2/);
     // A field a spreadsheet would run as a formula is written as text; a phone stays as given.
     const rejectedCsv = readFileSync(`${fresh}.rejected.csv`, "utf8");
+    expect(lstatSync(`${fresh}.rejected.csv`).mode & 0o777).toBe(0o600); // addresses: its owner's alone
     expect(rejectedCsv).toContain(`EPOSTA,"'=HYPERLINK(""http://x"")",ONAY`);
     expect(rejectedCsv).toContain(`MESAJ,+90 532 999 00 04,ONAY,HS_YANLIS`);
     writeFileSync(fresh, `type,recipient,status,source,consentDate\nMESAJ,05329990005,ONAY,HS_WEB,${date}\n`);
