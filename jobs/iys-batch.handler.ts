@@ -2,10 +2,10 @@ import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
 import { EVENT_COLUMNS, type LedgerEvent, type OutboxRef } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
-import { alreadyRecorded, IYS_BATCH_MAX, type IysReporter } from "../src/services/iys";
+import { alreadyRecorded, IYS_BATCH_MAX, RETRY_LATER_CODES, type IysReporter } from "../src/services/iys";
 import { planIysFollows } from "./iys-follow.handler";
 import { iysHoldUntil, retryLater } from "./iys-order";
-import { IYS_RETRY_HORIZON_MS, type OutboxOutcome, type OutboxRow } from "./outbox";
+import { IYS_RETRY_HORIZON_MS, iysRetryDelay, type OutboxOutcome, type OutboxRow } from "./outbox";
 import { iysSkipped } from "../src/iys-reports";
 
 export interface IysBatchDeps {
@@ -18,6 +18,8 @@ export interface IysBatchDeps {
   iysRetryBaseMs: number;
   /** Enqueues the rows that take İYS's newer records when İYS refuses movements as older (H178). */
   enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+  /** A job for one row at `at` (a list of the movements İYS answered "later" for); the sweeper covers a lost one. */
+  scheduleOutbox?(row: OutboxRef, delayMs: number, at: number): Promise<void>;
 }
 
 /** Kept on the row (outbox.result) between sending the list and its outcome. */
@@ -128,13 +130,17 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
 
   const codes: Record<string, number> = { ...state.refusedAtOnce };
   let refused = ids.length - listed.length;
+  /** Movements İYS answered about itself (busy H123, quota used up H525…), not about them: sent again in a list of their own. */
+  const later: number[] = [];
+  const retryAt = now + iysRetryDelay(row.attempts, deps.iysRetryBaseMs);
   // İYS holds newer records of these consents: iys_follow rows take them, so the hub answers as İYS does.
-  const follows = deps.db.$client.transaction(() => {
+  const { follows, retry } = deps.db.$client.transaction(() => {
     const newerOnIys: number[] = [];
     listed.forEach((eventId, k) => {
       const item = byIndex.get(k)!;
       const ok = item.status === "success" || alreadyRecorded(item.code);
-      if (!ok) {
+      if (!ok && item.code && RETRY_LATER_CODES.has(item.code)) later.push(eventId);
+      else if (!ok) {
         refused++;
         const code = item.code ?? "unknown";
         codes[code] = (codes[code] ?? 0) + 1;
@@ -142,10 +148,30 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
       }
       save.run(eventId, row.id, ok ? "success" : "failure", item.transactionId ?? null, item.creationDate ?? null, ok ? null : (item.code ?? null), ok ? null : (item.message ?? null), now);
     });
-    return planIysFollows(deps.db, newerOnIys, now);
+    // The new list keeps this one's creation (İYS_RETRY_HORIZON_MS counts from it) and, pending, holds
+    // back later movements of its consents (iysHoldUntil) as this one did.
+    const retry =
+      later.length === 0 || now - row.createdAt > IYS_RETRY_HORIZON_MS
+        ? null
+        : (stmt(
+            deps.db,
+            `INSERT INTO outbox (kind, event_id, target, status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES ('iys_batch', ?, ?, 'pending', ?, ?, ?, ?) RETURNING id`,
+          ).get(later[0], JSON.stringify(later), row.attempts + 1, retryAt, row.createdAt, now) as { id: number });
+    return { follows: planIysFollows(deps.db, newerOnIys, now), retry };
   })();
   await deps.enqueueOutbox(follows).catch(() => {});
-  const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}) };
+  if (retry) await deps.scheduleOutbox?.({ id: retry.id, kind: "iys_batch" }, retryAt - now, retryAt).catch(() => {});
+  if (later.length > 0 && !retry) {
+    // Past the horizon: given up on, as a list whose every attempt failed would be.
+    refused += later.length;
+    for (const id of later) {
+      const code = byIndex.get(listed.indexOf(id))!.code!;
+      codes[code] = (codes[code] ?? 0) + 1;
+    }
+  }
+  const again = retry ? { retried: later.length, retryRow: retry.id } : {};
+  const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}), ...again };
   if (refused === 0) return { status: "done", result };
   const summary = Object.entries(codes).map(([c, n]) => `${c} ×${n}`).join(", ");
   const taken = codes.H178 ? `; İYS's newer records (H178) are taken by iys_follow rows` : "";

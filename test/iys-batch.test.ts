@@ -312,6 +312,30 @@ describe("İYS busy (H123) or out of quota (H525): answers about İYS, not the m
     }
   });
 
+  it("movements a list's outcome answers so (the quota used up part way) go again in a list of their own; the others stand", async () => {
+    const before = headEvent();
+    const batchesBefore = iys.batches.length;
+    const [a, b, c] = [phone(921_010), phone(921_011), phone(921_012)];
+    iys.itemErrorsNext.set(b, [quota, busy]);
+    await runImport(csv([a, b, c].map((r) => `MESAJ,${r},ONAY,HS_WEB,${date},BIREYSEL`)), deps, { brandId, via: "cli" });
+    const rows = await waitFor(() => {
+      const rs = outboxOf(before);
+      if (rs.length !== 3 || rs.some((r) => r.status === "pending")) throw new Error("still pending");
+      return rs;
+    });
+    // The list, then b alone twice (H525, then H123, then taken).
+    expect(rows.map((r) => r.status)).toEqual(["done", "done", "done"]);
+    expect(iys.batches.slice(batchesBefore).map((x) => x.items.map((i) => i.recipient))).toEqual([[a, b, c], [b], [b]]);
+    const items = db().prepare("SELECT e.recipient, i.status, i.error_code AS code FROM iys_report_items i JOIN consent_events e ON e.id = i.event_id WHERE e.id > ? ORDER BY e.id").all(before);
+    expect(items).toEqual([
+      { recipient: a, status: "success", code: null },
+      { recipient: b, status: "success", code: null },
+      { recipient: c, status: "success", code: null },
+    ]);
+    expect(JSON.parse(db().prepare("SELECT result FROM outbox WHERE id = ?").pluck().get(rows[0]!.id) as string)).toMatchObject({ refused: 0, retried: 1, retryRow: rows[1]!.id });
+    iys.itemErrorsNext.clear();
+  });
+
   it("a single report answered so is sent again", async () => {
     const recipient = phone(7_780_001);
     iys.failAnswer = busy;

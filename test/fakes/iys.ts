@@ -41,6 +41,8 @@ export class FakeIys {
   batchDelayMs = 0;
   /** Recipients whose movements a multiple write refuses (H120, as for a malformed address). */
   readonly refuse = new Set<string>();
+  /** Per recipient, errors a multiple write's outcome gives its movement, one list after another (H525: the quota used up). */
+  readonly itemErrorsNext = new Map<string, { code: string; message: string }[]>();
   /** Recipients whose movement makes İYS refuse the whole list at once (422, each error naming its index), as for H467. */
   readonly refuseAtSubmit = new Set<string>();
   tokenRequests = 0;
@@ -184,6 +186,8 @@ export class FakeIys {
           if (!b || Date.now() < b.at + this.batchDelayMs) return send(200, []);
           b.results ??= b.items.map((it, index) => {
             if (this.refuse.has(String(it.recipient))) return { index, subRequestId: `${b.requestId}-${index}`, status: "failure", error: { code: "H120", message: "Alıcı formatı hatalı." } };
+            const error = this.itemErrorsNext.get(String(it.recipient))?.shift();
+            if (error) return { index, subRequestId: `${b.requestId}-${index}`, status: "failure", error };
             const key = `${b.iysCode}/${b.brandCode}/${it.recipient}/${it.recipientType}/${it.type}`;
             if (this.statusByKey.get(key) === it.status) {
               return { index, status: "failure", error: { code: "H174", message: "İzin durumu (status) güncellemesi için farklı bir durum girilmelidir." } };
