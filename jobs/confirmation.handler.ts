@@ -6,6 +6,7 @@ import type { SmsSender } from "../channels/sms/senders";
 import { brandByCode, numbersOfBrand } from "../src/brands";
 import { normalizePhone } from "../src/domain/address";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
+import { OutcomeUnknownError } from "../src/errors";
 
 export interface ConfirmationDeps {
   db: Db;
@@ -60,5 +61,6 @@ export async function run(row: OutboxRow, deps: ConfirmationDeps): Promise<Outbo
     return { status: "done", result: { provider: sender.provider, providerId: sent.providerId, encoding: sent.encoding, segments: sent.segments, template: key } };
   }
   if (sent.permanent) throw new UnrecoverableError(sent.reason);
-  throw new Error(sent.reason);
+  // Twilio's and Vonage's API take no idempotency key: a send that got no answer may have gone.
+  throw sent.unknownOutcome ? new OutcomeUnknownError(sent.reason) : new Error(sent.reason);
 }

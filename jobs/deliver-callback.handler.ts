@@ -359,7 +359,13 @@ export class CallbackDelivery {
       // whether it stays down, so its failing streak ends here. Kept, a failure days later (a retry
       // schedule shorter than CALLBACK_DISABLE_AFTER_HOURS, sparse traffic) would count all that
       // time as failing and disable an endpoint that failed twice.
-      if (last && !disabled && !stmt(db, `SELECT 1 FROM outbox WHERE status = 'pending' AND kind = 'callback' AND target = ? LIMIT 1`).get(row.target)) {
+      // Its rows are those targeting it: changes (the endpoint's id) and notices to it (`<id>/endpoint.disabled/…`).
+      const more = stmt(
+        db,
+        `SELECT 1 FROM outbox WHERE status = 'pending' AND kind = 'callback'
+           AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') LIMIT 1`,
+      );
+      if (last && !disabled && !more.get({ id: endpoint.id })) {
         markEndpointHealthy(db, endpoint.id);
       }
     })();

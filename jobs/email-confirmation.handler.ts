@@ -6,6 +6,7 @@ import { emailReceiptRef, refusalConfirmation } from "../channels/email/template
 import { linkById } from "../channels/link/issue";
 import { brandById } from "../src/brands";
 import type { OutboxOutcome, OutboxRow } from "./outbox";
+import { OutcomeUnknownError, outcomeUnknown } from "../src/errors";
 
 export interface EmailConfirmationDeps {
   db: Db;
@@ -45,6 +46,9 @@ export async function run(row: OutboxRow, deps: EmailConfirmationDeps): Promise<
     return { status: "done", result: { messageId: sent.messageId, response: sent.response, ref } };
   } catch (err) {
     if (err instanceof PermanentMailError) throw new UnrecoverableError(err.message);
+    // No SMTP answer (a timeout, a connection dropped): the message may have been taken.
+    const e = err as { responseCode?: number; message?: string };
+    if (e.responseCode === undefined && outcomeUnknown(e.message ?? "")) throw new OutcomeUnknownError(e.message ?? String(err));
     throw err;
   }
 }

@@ -32,6 +32,13 @@ interface BatchState {
   refusedAtOnce?: Record<string, number>;
 }
 
+const unreachable = (err: unknown): { ok: false; permanent: false; code: string; message: string; items?: undefined } => ({
+  ok: false,
+  permanent: false,
+  code: "unreachable",
+  message: err instanceof Error ? err.message : String(err),
+});
+
 const EVENTS = `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`;
 
 function eventIds(row: OutboxRow): number[] {
@@ -87,7 +94,8 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
     // are recorded as refused and the rest sent again at once, rather than all lost for one.
     const refusedAtOnce: Record<string, number> = {};
     for (;;) {
-      const sent = await deps.iys.submitBatch(ref, events);
+      // A network failure, a timeout or a paused token request is a transient failure like a 5xx.
+      const sent = await deps.iys.submitBatch(ref, events).catch(unreachable);
       if (sent.ok) {
         const partial = events.length < ids.length;
         const result: BatchState = { requestId: sent.requestId, submittedAt: now, ...(partial ? { sent: events.map((e) => e.id), refusedAtOnce } : {}) };
@@ -112,7 +120,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   }
   const listed = state.sent ?? ids;
 
-  const asked = await deps.iys.batchStatus(ref, state.requestId);
+  const asked = await deps.iys.batchStatus(ref, state.requestId).catch(unreachable);
   if (!asked.ok) {
     if (asked.permanent) throw new UnrecoverableError(`İYS refused the request query: ${asked.code}: ${asked.message}`);
     return retryLater(row, deps, now, row.createdAt, `İYS request query failed: ${asked.code}`, state as Record<string, unknown>);

@@ -8,7 +8,8 @@ import * as iysBatch from "./iys-batch.handler";
 import * as iysFollow from "./iys-follow.handler";
 import * as confirmation from "./confirmation.handler";
 import * as emailConfirmation from "./email-confirmation.handler";
-import { claimOutbox, finishOutbox, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
+import { claimOutbox, finishOutbox, IYS_RETRY_HORIZON_MS, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
+import { OutcomeUnknownError } from "../src/errors";
 import type { OutboxRef } from "../db/ledger";
 import { redactAddresses } from "../src/domain/address";
 import type { Clock } from "../src/domain/time";
@@ -96,8 +97,12 @@ export function startWorkers(deps: WorkerDeps, opts: WorkerOptions): RunningWork
   };
 }
 
-/** How long a row whose sends keep failing for a transient reason is tried before it ends exhausted. */
+/**
+ * How long a row whose sends keep failing for a transient reason is tried before it ends exhausted:
+ * a confirmation a day, a report to İYS its 7 days (IYS_RETRY_HORIZON_MS, as its own retries).
+ */
 export const OUTBOX_RETRY_HORIZON_MS = 24 * 3_600_000;
+const horizonOf = (kind: string) => (kind.startsWith("iys_") ? IYS_RETRY_HORIZON_MS : OUTBOX_RETRY_HORIZON_MS);
 
 /**
  * The wait before a row's next try once its job's own retries are spent (`spent`: how many times
@@ -150,14 +155,17 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
       // Providers quote the address they refused; what is stored, thrown (BullMQ keeps it as the
       // job's failedReason) and logged carries it masked.
       const message = redactAddresses(r.reason instanceof Error ? r.reason.message : String(r.reason));
-      if (final && !(r.reason instanceof UnrecoverableError) && now() - rows[i]!.createdAt < OUTBOX_RETRY_HORIZON_MS) {
+      const kept = rows[i]!.result === null ? undefined : (JSON.parse(rows[i]!.result!) as Record<string, unknown>);
+      // A send whose outcome is unknown (an answer that never came) may have gone: past the job's own
+      // attempts it is not tried again for a day, which could repeat a confirmation dozens of times.
+      const mayWait = !(r.reason instanceof UnrecoverableError) && !(r.reason instanceof OutcomeUnknownError);
+      if (final && mayWait && now() - rows[i]!.createdAt < horizonOf(rows[i]!.kind)) {
         // The row's failures so far over the job's attempts: how many jobs' retries it has spent.
         const until = now() + outboxRetryWait(Math.max(0, Math.floor((rows[i]!.attempts + 1) / (job.opts.attempts ?? 1)) - 1));
         waiting.push({ row: { id, kind: rows[i]!.kind }, until });
-        const kept = rows[i]!.result === null ? undefined : (JSON.parse(rows[i]!.result!) as Record<string, unknown>);
         waitOutbox(deps.db, id, until, now(), kept, message);
       } else if (r.reason instanceof UnrecoverableError || final) {
-        finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message);
+        finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message, kept);
         ended++;
       } else {
         recordAttemptFailure(deps.db, id, now(), message);

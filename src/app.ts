@@ -27,15 +27,19 @@ const PARTNER_CHECK = /^\/api\/v1\/partners\/[^/]+\/check$/;
 const WEBHOOK_MAX_BYTES = 64 * 1024;
 
 /** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
+/** In a request id with its separators taken out: an e-mail's @ (or %40), or a mobile number as 5xx…, 05xx…, 905xx…. */
+const ADDRESS_IN_ID = /@|%40|(?<!\d)(?:90|0)?5\d{9}(?!\d)/i;
+
 export function createApp(deps: AppDeps) {
   const app = new Hono<HonoEnv>();
   const metrics = deps.metrics ?? new Metrics().bind({ db: deps.db, queues: deps.queues });
 
   app.use("*", async function requestContext(c, next) {
     const incoming = c.req.header("x-request-id");
-    // A caller's own id is kept when it cannot be an address: a run of digits (a phone number) or an
-    // e-mail would otherwise be written on every log line of the request.
-    const requestId = incoming && REQUEST_ID.test(incoming) && redactAddresses(incoming) === incoming ? incoming : randomUUID();
+    // A caller's own id is kept unless it holds an address, which would be written on every log line
+    // of the request: an e-mail, or a Turkish mobile number standing alone (separators aside). Other
+    // digit runs (a UUID's, a timestamp) are no address.
+    const requestId = incoming && REQUEST_ID.test(incoming) && !ADDRESS_IN_ID.test(incoming.replace(/[._-]/g, "")) ? incoming : randomUUID();
     c.set("requestId", requestId);
     const started = performance.now();
     await next();

@@ -55,3 +55,14 @@ export function errorBody(c: Context, err: ApiError) {
     },
   };
 }
+
+/**
+ * A send that failed without saying whether it went: no answer in time, or the connection dropped
+ * after the request was written. Retried by its job like any transient failure, but not past it.
+ */
+export class OutcomeUnknownError extends Error {}
+
+/** Whether a transport error (no provider status) may have come after the request went out. */
+export function outcomeUnknown(message: string): boolean {
+  return /time(?:d )?out|ETIMEDOUT|ECONNRESET|EPIPE|socket hang up|aborted|closed unexpectedly/i.test(message);
+}

@@ -700,15 +700,16 @@ describe("/admin/queues", () => {
         headers: { ...withCookie(token).headers, "content-type": "application/json", origin: "https://hub.example.com" },
         body: JSON.stringify(body),
       });
-    for (const [path, method] of [["pause", "PUT"], ["consent/pause", "PUT"], ["consent/empty", "PUT"], ["consent/obliterate", "PUT"], ["consent/concurrency", "PUT"], ["consent/rate-limit", "PUT"], ["consent/1/delay", "PUT"]] as const) {
+    for (const [path, method] of [["pause", "PUT"], ["consent/pause", "PUT"], ["consent/empty", "PUT"], ["consent/obliterate", "PUT"], ["consent/concurrency", "PUT"], ["consent/rate-limit", "PUT"], ["consent/1/delay", "PUT"], ["consent/1/priority", "PUT"], ["consent/clean/delayed", "PUT"], ["consent/clean/wait", "PUT"], ["consent/clean/prioritized", "PUT"]] as const) {
       const res = await post(path, method, { concurrency: 1, max: 1, duration: 60_000, delay: 60_000 });
       expect(res.status, path).toBe(403);
       expect((await res.json()).error, path).toMatch(/turned off/);
     }
     expect(await consent.isPaused()).toBe(false);
     expect(await consent.getJobCounts()).toEqual(before);
-    // Resuming stays allowed (a queue paused by other means), as does reading the rate limit.
+    // Resuming stays allowed (a queue paused by other means), as do cleaning finished jobs and reading the rate limit.
     expect((await post("consent/resume")).status).toBe(200);
+    expect((await post("consent/clean/completed")).status).toBe(200);
     expect((await app.request("/admin/queues/api/queues/consent/rate-limit", withCookie(token))).status).toBe(200);
   });
 

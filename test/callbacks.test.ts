@@ -226,6 +226,32 @@ describe("delivery", () => {
     ]);
   });
 
+  it("a refused change another process is sending right now (its claim's lease) still holds the newer one; once that attempt is over, the newer goes", async () => {
+    const sub = await subscribe({ brands: ["MIGROS"] });
+    const recipient = newRecipient();
+    receiver.answerWith.set(sub.path, (body) => (JSON.parse(body).data.status === "ONAY" ? 422 : undefined));
+    await change("MIGROS", recipient, "ONAY", 50);
+    await waitFor(() => receiver.at(sub.path).length === 1 && outboxOf(sub.id)[0]?.attempts === 1, { timeoutMs: 10_000 });
+    const onayRow = outboxOf(sub.id)[0]!.id;
+    // Claimed by another process: next_attempt_at a lease (CALLBACK_TIMEOUT_MS + 5 s) past updated_at.
+    const t = clock.now().getTime();
+    db().prepare("UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ?").run(t + 20_000, t, onayRow);
+    const ret = await change("MIGROS", recipient, "RET", 40);
+    await waitFor(() => outboxOf(sub.id).length === 2, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(outboxOf(sub.id).map((o) => o.status)).toEqual(["pending", "pending"]);
+    expect(receiver.at(sub.path)).toHaveLength(1);
+    // That attempt ended (refused again; its retry an hour away): the RET goes when it is next tried, and the ONAY ends.
+    const t2 = clock.now().getTime();
+    db().prepare("UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ?").run(t2 + 3_600_000, t2, onayRow);
+    const retRow = outboxOf(sub.id)[1]!.id;
+    db().prepare("UPDATE outbox SET next_attempt_at = ? WHERE id = ?").run(t2, retRow);
+    await runtime.deps.jobs.enqueueOutbox([{ id: retRow, kind: "callback" }], { tag: "test" });
+    await waitFor(() => delivered(sub.path).length === 1, { timeoutMs: 10_000 });
+    expect(data(delivered(sub.path)[0]!).data.eventId).toBe(ret.id);
+    expect(outboxOf(sub.id).map((o) => o.status)).toEqual(["failed", "done"]);
+  });
+
   it("a change answered 429 (too many requests) still holds the newer one until it is delivered, in order", async () => {
     const sub = await subscribe({ brands: ["MIGROS"] });
     const recipient = newRecipient();
@@ -296,6 +322,21 @@ describe("delivery", () => {
     expect(endpoint()).toMatchObject({ status: "active", failingSince: expect.any(Number) });
     receiver.down.delete(sub.path);
     await waitFor(() => outboxOf(sub.id)[1]?.status === "done", { timeoutMs: 10_000 });
+
+    // A notice still to go to the endpoint is something else to deliver: the streak goes on.
+    receiver.down.add(sub.path);
+    const notice = db()
+      .prepare(`INSERT INTO outbox (kind, target, status, attempts, next_attempt_at, created_at, updated_at) VALUES ('callback', ?, 'pending', 0, ?, ?, ?) RETURNING id`)
+      .pluck()
+      .get(`${sub.id}/endpoint.disabled/ep_elsewhere`, clock.now().getTime() + 3_600_000, clock.now().getTime(), clock.now().getTime()) as number;
+    try {
+      await change("KOTON", newRecipient(), "ONAY");
+      await waitFor(() => outboxOf(sub.id)[2]?.status === "exhausted", { timeoutMs: 10_000 });
+      expect(endpoint()).toMatchObject({ status: "active", failingSince: expect.any(Number) });
+    } finally {
+      db().prepare("UPDATE outbox SET status = 'skipped' WHERE id = ?").run(notice);
+      receiver.down.delete(sub.path);
+    }
   });
 
   it("an attempt that fails before sending (a secret that no longer decrypts) is counted and retried, not left pending unseen", async () => {

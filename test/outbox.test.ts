@@ -5,6 +5,7 @@ import { Ledger } from "../db/ledger";
 import { UnrecoverableError, type Job } from "bullmq";
 import { finishOutbox, OUTBOX_LEASE_MS, pendingOutbox, recordAttemptFailure, type OutboxHandler } from "../jobs/outbox";
 import { OUTBOX_RETRY_HORIZON_MS, runOutboxBatch, type WorkerDeps } from "../jobs/workers";
+import { OutcomeUnknownError } from "../src/errors";
 import { run as runIysReport } from "../jobs/iys-report.handler";
 import type { IysReporter } from "../src/services/iys";
 import { Redis } from "ioredis";
@@ -87,7 +88,7 @@ describe("a row whose sends keep failing for a transient reason (a provider's or
 
   it("outlives its job's retries: it waits a minute, then longer, keeping what it held, and ends exhausted only a day after it was written", async () => {
     const down: OutboxHandler<WorkerDeps> = () => Promise.reject(new Error("twilio 503: Service Unavailable"));
-    db.$client.prepare("UPDATE outbox SET attempts = 7, result = '{\"kept\":1}' WHERE id = ?").run(rowId);
+    db.$client.prepare("UPDATE outbox SET kind = 'confirmation', attempts = 7, result = '{\"kept\":1}' WHERE id = ?").run(rowId);
     const t = clock.now().getTime();
     // The job's last attempt: not exhausted, a job of its own a minute later.
     const first = run(7, down);
@@ -108,6 +109,24 @@ describe("a row whose sends keep failing for a transient reason (a provider's or
     clock.advance(OUTBOX_RETRY_HORIZON_MS);
     expect(await run(7, down).done).toMatch(/1 ended/);
     expect(rowOf()).toMatchObject({ status: "exhausted", lastError: "twilio 503: Service Unavailable" });
+  });
+
+  it("a send whose outcome is unknown (no answer: it may have gone) is not tried past its job's attempts", async () => {
+    db.$client.prepare("UPDATE outbox SET kind = 'confirmation' WHERE id = ?").run(rowId);
+    const silent: OutboxHandler<WorkerDeps> = () => Promise.reject(new OutcomeUnknownError("twilio ?: timeout after 15000 ms"));
+    await expect(run(3, silent).done).rejects.toThrow(/1 of 1 to retry/);
+    expect(await run(7, silent).done).toMatch(/1 ended/);
+    expect(rowOf()).toMatchObject({ status: "exhausted", lastError: "twilio ?: timeout after 15000 ms" });
+  });
+
+  it("a report to İYS keeps being tried for İYS's 7 days, not a confirmation's one", async () => {
+    const down: OutboxHandler<WorkerDeps> = () => Promise.reject(new Error("fetch failed"));
+    clock.advance(2 * 86_400_000);
+    expect(await run(7, down).done).toMatch(/1 waiting/);
+    expect(rowOf().status).toBe("pending");
+    clock.advance(6 * 86_400_000);
+    expect(await run(7, down).done).toMatch(/1 ended/);
+    expect(rowOf().status).toBe("exhausted");
   });
 
   it("a permanent refusal still ends it at once, as failed", async () => {

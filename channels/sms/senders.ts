@@ -3,6 +3,7 @@ import { Vonage } from "@vonage/server-sdk";
 import { Auth } from "@vonage/auth";
 import type { Config } from "../../src/config";
 import { segmentsOf } from "./templates";
+import { outcomeUnknown } from "../../src/errors";
 import { TwilioHttpClient } from "./twilio-http";
 
 export interface OutboundSms {
@@ -13,7 +14,8 @@ export interface OutboundSms {
 
 export type SendResult =
   | { ok: true; providerId: string; encoding: "GSM-7" | "UCS-2"; segments: number }
-  | { ok: false; permanent: boolean; reason: string };
+  /** `unknownOutcome`: no answer from the provider (a timeout, a connection dropped): the message may have gone. */
+  | { ok: false; permanent: boolean; reason: string; unknownOutcome?: boolean };
 
 export interface SmsSender {
   readonly provider: "twilio" | "vonage";
@@ -45,7 +47,8 @@ export class TwilioSender implements SmsSender {
     } catch (err) {
       const e = err as { status?: number; code?: number; message?: string };
       const permanent = (e.code !== undefined && TWILIO_PERMANENT.has(e.code)) || (e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 429 && e.status !== 401 && e.status !== 403);
-      return { ok: false, permanent, reason: `twilio ${e.status ?? "?"}${e.code ? ` code ${e.code}` : ""}: ${e.message ?? String(err)}` };
+      const reason = `twilio ${e.status ?? "?"}${e.code ? ` code ${e.code}` : ""}: ${e.message ?? String(err)}`;
+      return { ok: false, permanent, reason, ...(e.status === undefined && outcomeUnknown(reason) ? { unknownOutcome: true } : {}) };
     }
   }
 }
@@ -83,7 +86,8 @@ export class VonageSender implements SmsSender {
       if (failed?.status) {
         return { ok: false, permanent: VONAGE_PERMANENT.has(failed.status), reason: `vonage status ${failed.status}: ${failed.errorText ?? ""}` };
       }
-      return { ok: false, permanent: false, reason: `vonage: ${e.message ?? String(err)}` };
+      const reason = `vonage: ${e.message ?? String(err)}`;
+      return { ok: false, permanent: false, reason, ...(outcomeUnknown(reason) ? { unknownOutcome: true } : {}) };
     }
   }
 }

@@ -53,6 +53,11 @@ export function createQueueBoard(queues: Queue[], basePath: string, log: Logger,
       c.json({ error: `${basePath}${path} is turned off on this hub: a queue paused, emptied, slowed or a job held back leaves refusals unapplied and unconfirmed past their deadline (resume, retry, promote and clean are allowed)` }, 403),
     );
   }
+  // Cleaning takes finished jobs away; waiting, delayed or prioritised ones are work still to do.
+  board.all("/api/queues/:queueName/clean/:queueStatus", async (c, next) => {
+    if (["completed", "failed"].includes(c.req.param("queueStatus"))) return next();
+    return c.json({ error: `cleaning ${c.req.param("queueStatus")} jobs is turned off on this hub: only completed and failed jobs may be cleaned (the others are work still to do)` }, 403);
+  });
   // The rate limit may be read, not set.
   board.on(["POST", "PUT", "PATCH", "DELETE"], "/api/queues/:queueName/rate-limit", (c) =>
     c.json({ error: `setting a queue's rate limit is turned off on this hub: a refusal must not wait behind it` }, 403),
@@ -76,4 +81,5 @@ const HELD = [
   "/api/queues/:queueName/obliterate",
   "/api/queues/:queueName/concurrency",
   "/api/queues/:queueName/:jobId/delay",
+  "/api/queues/:queueName/:jobId/priority",
 ] as const;
