@@ -78,6 +78,13 @@ function startCheckpointer(sqlite: Database.Database, synchronous: string): void
 }
 
 export function runMigrations(db: Db): void {
+  // A database holding other tables and none of the hub's (another program's, a wrong DATABASE_PATH)
+  // is left alone: migrating would add the hub's two dozen tables to it.
+  const tables = (db.$client.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all() as string[]);
+  if (tables.length > 0 && !tables.includes("__drizzle_migrations") && !tables.includes("consent_events")) {
+    const shown = tables.slice(0, 3).join(", ") + (tables.length > 3 ? ", …" : "");
+    throw new Error(`${db.$client.name} (DATABASE_PATH) holds another program's tables (${shown}) and none of the hub's: point DATABASE_PATH at the hub's database, or at a new file`);
+  }
   migrate(db, { migrationsFolder });
 }
 

@@ -47,6 +47,21 @@ Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_
 
 const COMMANDS = new Set(["migrate", "verify", "checkpoint", "brands", "link", "deliveries", "import", "export"]);
 
+/**
+ * The options each command reads and whether it takes arguments: anything else is a usage error
+ * (`hub export --brand X state.csv` wrote every address to the terminal, the file name ignored).
+ */
+const ACCEPTS: Record<string, { options: string[]; positionals: boolean; hint?: string }> = {
+  migrate: { options: [], positionals: false },
+  verify: { options: ["json"], positionals: false },
+  checkpoint: { options: [], positionals: false },
+  brands: { options: [], positionals: false },
+  link: { options: ["brand", "tacir", "json"], positionals: true },
+  deliveries: { options: ["endpoint", "failed", "limit", "json"], positionals: false },
+  import: { options: ["brand", "rejected", "registered", "json"], positionals: true },
+  export: { options: ["brand", "events", "from", "to", "format", "out"], positionals: false, hint: " (the file to write is --out FILE)" },
+};
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === "help" || command === "--help" || command === "-h") {
@@ -57,9 +72,11 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command: ${command}\n\n${usage}`);
     return 2;
   }
-  const { values, positionals } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args: rest,
+    tokens: true,
     options: {
+      help: { type: "boolean", short: "h", default: false },
       json: { type: "boolean", default: false },
       brand: { type: "string" },
       tacir: { type: "boolean", default: false },
@@ -76,6 +93,18 @@ async function main(argv: string[]): Promise<number> {
     },
     allowPositionals: true,
   });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const accepts = ACCEPTS[command]!;
+  const foreign = [...new Set(tokens.flatMap((t) => (t.kind === "option" && !accepts.options.includes(t.name) ? [`--${t.name}`] : [])))];
+  if (foreign.length > 0) {
+    throw new CliUsageError(`hub ${command} takes ${accepts.options.length ? accepts.options.map((o) => `--${o}`).join(", ") : "no options"}, not ${foreign.join(", ")}`);
+  }
+  if (!accepts.positionals && positionals.length > 0) {
+    throw new CliUsageError(`hub ${command} takes no arguments, not ${positionals.join(" ")}${accepts.hint ?? ""}`);
+  }
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, process.stderr as never);
   // Only migrate makes a database: a mistyped DATABASE_PATH or the wrong directory must not pass

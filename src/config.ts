@@ -78,11 +78,11 @@ export const ConfigSchema = z
     /** Twilio: webhook signatures (X-Twilio-Signature) and confirmations through the REST API. */
     TWILIO_ACCOUNT_SID: optionalString,
     TWILIO_AUTH_TOKEN: optionalString,
-    TWILIO_API_BASE_URL: z.url().default("https://api.twilio.com"),
+    TWILIO_API_BASE_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).default("https://api.twilio.com"),
     /** Vonage SMS API: confirmations, and inbound signatures when a signature secret is set. */
     VONAGE_API_KEY: optionalString,
     VONAGE_API_SECRET: optionalString,
-    VONAGE_REST_BASE_URL: z.url().default("https://rest.nexmo.com"),
+    VONAGE_REST_BASE_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).default("https://rest.nexmo.com"),
     VONAGE_SIGNATURE_SECRET: optionalString,
     VONAGE_SIGNATURE_METHOD: z.enum(["md5hash", "md5", "sha1", "sha256", "sha512"]).default("md5hash"),
     /** How far a signed Vonage webhook's `timestamp` may be from our clock. */
@@ -186,7 +186,10 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; the message names every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = ConfigSchema.safeParse(env);
+  // A variable set to nothing (`IYS_PULL_INTERVAL_SECONDS=` in an env file) is unset, so it takes its
+  // default: coerced, a blank became 0 — an İYS pull that never ran, an endpoint disabled at its first failure.
+  const given = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, typeof v === "string" && v.trim() === "" ? undefined : v]));
+  const parsed = ConfigSchema.safeParse(given);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => ({ variable: String(i.path[0] ?? "(config)"), message: i.message })),

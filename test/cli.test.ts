@@ -66,6 +66,13 @@ describe("hub CLI", () => {
     expect(json).toMatchObject({ ok: false, firstBadEventId: 2 });
   }, 60_000);
 
+  it("help asked for after a command is the usage, exit 0 (not an unknown option)", async () => {
+    for (const help of [["import", "--help"], ["export", "-h"]]) {
+      const res = await hub(...help);
+      expect([res.code, res.stdout.includes("export --brand CODE")], help.join(" ")).toEqual([0, true]);
+    }
+  });
+
   it.each([
     [["export", "--brand", "MIGROS", "--events", "--from", "2026-11-25", "--to", "2026-11-24"], "is after --to"],
     [["export", "--brand", "MIGROS", "--from", "2026-11-24", "--to", "2026-11-25"], "add --events"],
@@ -75,6 +82,10 @@ describe("hub CLI", () => {
     [["export", "--brand", "MIGROS", "--out", ""], "--out needs a file name"],
     [["deliveries", "--limit", "99999999999999999999"], "--limit 99999999999999999999: a whole number from 1 to 10000"],
     [["deliveries", "--limit", "0x10"], "--limit 0x10: a whole number"],
+    [["export", "--brand", "MIGROS", "state.csv"], "hub export takes no arguments, not state.csv (the file to write is --out FILE)"],
+    [["import", "--brand", "MIGROS", "x.csv", "--out", "y.csv"], "hub import takes --brand, --rejected, --registered, --json, not --out"],
+    [["verify", "--brand", "MIGROS"], "hub verify takes --json, not --brand"],
+    [["checkpoint", "--json"], "hub checkpoint takes no options, not --json"],
   ])("%j is a usage error: exit 2 naming what is wrong", async (args, message) => {
     const res = await hub(...args);
     expect(res.code).toBe(2);

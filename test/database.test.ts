@@ -87,6 +87,15 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(() => loadConfig({ PUBLIC_BASE_URL: "localhost:8787" })).toThrow(/PUBLIC_BASE_URL: must be an http:\/\/ or https:\/\/ URL/);
     expect(() => loadConfig({ IYS_API_BASE_URL: "http://iys.example", IYS_USERNAME: "u" })).toThrow(/IYS_PASSWORD: IYS_API_BASE_URL is set/);
     expect(loadConfig({ PORT: "" }).PORT).toBe(8787);
+    // Set to nothing is unset, for every variable: a blank number took 0 (no İYS pull, endpoints disabled at once).
+    const blank = loadConfig({ PORT: " ", IYS_PULL_INTERVAL_SECONDS: "", CALLBACK_DISABLE_AFTER_HOURS: " ", CHECKPOINT_INTERVAL_SECONDS: "" });
+    const defaults = loadConfig({});
+    expect([blank.PORT, blank.IYS_PULL_INTERVAL_SECONDS, blank.CALLBACK_DISABLE_AFTER_HOURS, blank.CHECKPOINT_INTERVAL_SECONDS]).toEqual([
+      8787, defaults.IYS_PULL_INTERVAL_SECONDS, 120, defaults.CHECKPOINT_INTERVAL_SECONDS,
+    ]);
+    for (const [name, bad] of [["TWILIO_API_BASE_URL", "localhost:9999"], ["VONAGE_REST_BASE_URL", "ftp://x"]] as const) {
+      expect(() => loadConfig({ [name]: bad }), name).toThrow(new RegExp(`${name}: must be an http:// or https:// URL`));
+    }
     expect(loadConfig({ SQLITE_SYNCHRONOUS: "full" }).SQLITE_SYNCHRONOUS).toBe("FULL");
     await expect(createRuntime(testConfig(tmp.dir, { HOLIDAYS_PATH: `${tmp.dir}/no-such-holidays.json` }))).rejects.toThrow(/^HOLIDAYS_PATH .*no-such-holidays.json is not a readable JSON holiday table/);
     writeFileSync(`${tmp.dir}/not-a-key.json`, "root:x:0:0\n");
@@ -113,6 +122,19 @@ describe("SQLITE_SYNCHRONOUS", () => {
 });
 
 describe("migrations", () => {
+  it("another program's database is not migrated (nor is the server started on it); an empty file and the hub's own are", () => {
+    const other = openDatabase(`${tmp.dir}/crm.db`, { backgroundCheckpoints: false });
+    other.$client.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, phone TEXT)");
+    expect(() => runMigrations(other)).toThrow(/crm\.db \(DATABASE_PATH\) holds another program's tables \(customers\) and none of the hub's/);
+    expect(other.$client.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get()).toBe(1);
+    other.$client.close();
+    const fresh = openDatabase(`${tmp.dir}/fresh-hub.db`, { backgroundCheckpoints: false });
+    runMigrations(fresh);
+    runMigrations(fresh);
+    expect(fresh.$client.prepare("SELECT count(*) FROM consent_events").pluck().get()).toBe(0);
+    fresh.$client.close();
+  });
+
   it("a database made before channels were kept per brand keeps every brand on all of its number's channels", () => {
     // The migrations up to 0010, as a hub of that time had them.
     const old = `${tmp.dir}/migrations-0010`;
