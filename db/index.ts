@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -17,7 +17,11 @@ export const migrationsFolder = resolve(dirname(fileURLToPath(import.meta.url)),
  * can drop the last transactions. SQLITE_SYNCHRONOUS=FULL (src/config.ts) where that matters more than throughput.
  */
 export function openDatabase(path: string, opts: { synchronous?: "NORMAL" | "FULL"; backgroundCheckpoints?: boolean } = {}): Db {
-  if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+  if (path !== ":memory:") {
+    mkdirSync(dirname(resolve(path)), { recursive: true });
+    // Made readable by its owner only (it holds every address); SQLite gives its -wal and -shm files the same mode.
+    if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+  }
   const sqlite = new Database(path);
   sqlite.pragma("journal_mode = WAL");
   const synchronous = opts.synchronous ?? "NORMAL";

@@ -29,7 +29,11 @@ export const ConfigSchema = z
     DATABASE_PATH: z.string().min(1).default("./data/hub.db"),
     /** NORMAL survives a process crash; FULL also an OS crash or power loss, at an fsync a commit. */
     SQLITE_SYNCHRONOUS: z.preprocess((v) => (typeof v === "string" && v !== "" ? v.toUpperCase() : undefined), z.enum(["NORMAL", "FULL"]).default("NORMAL")),
-    REDIS_URL: z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+    REDIS_URL: z
+      .string()
+      .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+      .refine((v) => !/^rediss?:\/\//.test(v) || URL.canParse(v), "is no valid URL (a port must be a number)")
+      .default("redis://127.0.0.1:6379"),
     QUEUE_PREFIX: z
       .string()
       .regex(/^[A-Za-z0-9_-]+$/, "letters, digits, - and _ only")

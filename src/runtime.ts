@@ -75,7 +75,12 @@ export interface RuntimeOverrides {
 export async function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Promise<Runtime> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
   const clock = overrides.clock ?? systemClock;
-  const db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
+  let db: Db;
+  try {
+    db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
+  } catch (err) {
+    throw new Error(`DATABASE_PATH ${config.DATABASE_PATH} cannot be opened: ${(err as Error).message}`);
+  }
   runMigrations(db);
   const calendar = buildCalendar(config);
   // A new key only for a ledger nothing was signed in yet (a lost or replaced key file is an error, not a fresh start).

@@ -68,7 +68,12 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
  * hub), not taken as some other secret.
  */
 function readSecretFile(path: string): Buffer {
-  const text = readFileSync(path, "utf8").trim();
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new Error(`HUB_SECRET_PATH ${path} cannot be read: ${(err as Error).message}`);
+  }
   const master = Buffer.from(text, "base64url");
   if (master.length < 32 || master.toString("base64url") !== text) {
     throw new Error(

@@ -98,6 +98,9 @@ describe("SQLITE_SYNCHRONOUS", () => {
     }
     expect(loadConfig({ SQLITE_SYNCHRONOUS: "full" }).SQLITE_SYNCHRONOUS).toBe("FULL");
     await expect(createRuntime(testConfig(tmp.dir, { HOLIDAYS_PATH: `${tmp.dir}/no-such-holidays.json` }))).rejects.toThrow(/^HOLIDAYS_PATH .*no-such-holidays.json is not a readable JSON holiday table/);
+    expect(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:abc" })).toThrow(/REDIS_URL: is no valid URL/);
+    await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: tmp.dir }))).rejects.toThrow(/^DATABASE_PATH .* cannot be opened: /);
+    await expect(createRuntime(testConfig(tmp.dir, { HUB_SECRET: "", HUB_SECRET_PATH: tmp.dir }))).rejects.toThrow(/^HUB_SECRET_PATH .* cannot be read: EISDIR/);
     writeFileSync(`${tmp.dir}/not-a-key.json`, "root:x:0:0\n");
     await expect(createRuntime(testConfig(tmp.dir, { LEDGER_KEY_PATH: `${tmp.dir}/not-a-key.json` }))).rejects.toThrow(/^LEDGER_KEY_PATH .*not-a-key.json is not a readable JSON key file/);
   });
@@ -129,6 +132,8 @@ describe("migrations", () => {
     expect(other.$client.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get()).toBe(1);
     other.$client.close();
     const fresh = openDatabase(`${tmp.dir}/fresh-hub.db`, { backgroundCheckpoints: false });
+    // Made readable by its owner only: it holds every address.
+    expect(statSync(`${tmp.dir}/fresh-hub.db`).mode & 0o777).toBe(0o600);
     runMigrations(fresh);
     runMigrations(fresh);
     expect(fresh.$client.prepare("SELECT count(*) FROM consent_events").pluck().get()).toBe(0);
