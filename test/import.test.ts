@@ -464,7 +464,10 @@ describe("POST /api/v1/imports", () => {
     const summary = await res.json();
     expect(summary).toMatchObject({ rowsRead: 3, recorded: 2, rejected: 1, codes: { H119: 1 } });
     // Its rejected rows come back separated the same way (a ',' file opens as one column there).
-    const rejected = await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).text();
+    const bytes = Buffer.from(await (await app.request(`/api/v1/imports/${summary.id}/rejected`, { headers: auth })).arrayBuffer());
+    // With UTF-8's byte-order mark: Excel reads ş, ı, ğ right only so.
+    expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    const rejected = bytes.toString("utf8", 3);
     expect(rejected.split("\n")[0]).toBe("type;recipient;status;source;consentDate;recipientType;retailerCode;line;code;message");
     expect(rejected.split("\n")[1]).toMatch(new RegExp(`^MESAJ;\\${phone(910_002)};ONAY;HS_YOK;[^;]+;;;4;H119;`));
   });
