@@ -112,7 +112,14 @@ export const ConfigSchema = z
     /** Header carrying the client IP set by your reverse proxy (e.g. x-forwarded-for, cf-connecting-ip); unset: the socket address. */
     LINK_CLIENT_IP_HEADER: optionalString,
     /** SMTP for e-mail confirmations (smtp:// or smtps://user:pass@host:port); unset: confirmations are recorded as skipped. */
-    SMTP_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL").optional()),
+    SMTP_URL: z.preprocess(
+      (v) => (v === "" ? undefined : v),
+      z
+        .string()
+        .regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL")
+        .refine((v) => !/^smtps?:\/\//.test(v) || (URL.canParse(v) && new URL(v).hostname !== ""), "must name the SMTP server (smtp://host:port)")
+        .optional(),
+    ),
     /**
      * Sender of e-mail confirmations; default no-reply@<host of PUBLIC_BASE_URL>. A bare address: it is
      * the SMTP envelope sender too, and the header's display name is the brand's name.
@@ -138,7 +145,7 @@ export const ConfigSchema = z
 
     // --- Callbacks and partners (provider subscriptions, dealer/agent fan-out) ---
     /** Key (base64, 32 bytes, or any passphrase) encrypting endpoint secrets at rest; default: derived from the hub secret. */
-    CALLBACK_SECRETS_KEY: optionalString,
+    CALLBACK_SECRETS_KEY: optionalSecret(16),
     /**
      * Seconds before each delivery attempt, comma-separated; its length is the number of attempts.
      * The default is Standard Webhooks' schedule continued every 10 hours for 5⅓ days, past
@@ -165,6 +172,7 @@ export const ConfigSchema = z
     /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
     METRICS_TOKEN: optionalSecret(16),
   })
+  .refine((c) => c.RUN_WEB || c.RUN_WORKERS, { path: ["RUN_WORKERS"], message: "RUN_WEB and RUN_WORKERS are both false: the process would do nothing" })
   .refine((c) => !c.IYS_API_BASE_URL || (c.IYS_USERNAME && c.IYS_PASSWORD), {
     path: ["IYS_PASSWORD"],
     message: "IYS_API_BASE_URL is set: IYS_USERNAME and IYS_PASSWORD are both required (İYS's token endpoint takes them)",

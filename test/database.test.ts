@@ -99,6 +99,9 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(loadConfig({ SQLITE_SYNCHRONOUS: "full" }).SQLITE_SYNCHRONOUS).toBe("FULL");
     await expect(createRuntime(testConfig(tmp.dir, { HOLIDAYS_PATH: `${tmp.dir}/no-such-holidays.json` }))).rejects.toThrow(/^HOLIDAYS_PATH .*no-such-holidays.json is not a readable JSON holiday table/);
     expect(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:abc" })).toThrow(/REDIS_URL: is no valid URL/);
+    expect(() => loadConfig({ SMTP_URL: "smtp://" })).toThrow(/SMTP_URL: must name the SMTP server/);
+    expect(() => loadConfig({ CALLBACK_SECRETS_KEY: "x" })).toThrow(/CALLBACK_SECRETS_KEY: at least 16 characters/);
+    expect(() => loadConfig({ RUN_WEB: "false", RUN_WORKERS: "false" })).toThrow(/RUN_WORKERS: RUN_WEB and RUN_WORKERS are both false/);
     await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: tmp.dir }))).rejects.toThrow(/^DATABASE_PATH .* cannot be opened: /);
     await expect(createRuntime(testConfig(tmp.dir, { HUB_SECRET: "", HUB_SECRET_PATH: tmp.dir }))).rejects.toThrow(/^HUB_SECRET_PATH .* cannot be read: EISDIR/);
     writeFileSync(`${tmp.dir}/not-a-key.json`, "root:x:0:0\n");
