@@ -145,7 +145,9 @@ export const ConfigSchema = z
 
     // --- Callbacks and partners (provider subscriptions, dealer/agent fan-out) ---
     /** Key (base64, 32 bytes, or any passphrase) encrypting endpoint secrets at rest; default: derived from the hub secret. */
-    CALLBACK_SECRETS_KEY: optionalSecret(16),
+    // Not trimmed, unlike the other secrets: the key derived from it must stay what it was for the
+    // secrets already stored; a one-character passphrase is no key.
+    CALLBACK_SECRETS_KEY: z.string().min(16, "at least 16 characters").optional(),
     /**
      * Seconds before each delivery attempt, comma-separated; its length is the number of attempts.
      * The default is Standard Webhooks' schedule continued every 10 hours for 5⅓ days, past
