@@ -9,27 +9,33 @@ const ASSETS: Record<string, string> = {
   "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
 };
 
-const PAGE = `<!doctype html>
+const page = (base: string) => `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>İYS consent hub API</title>
-<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+<link rel="stylesheet" href="${base}/api/docs/swagger-ui.css">
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src="/api/docs/swagger-ui-bundle.js"></script>
-<script src="/api/docs/init.js"></script>
+<script src="${base}/api/docs/swagger-ui-bundle.js"></script>
+<script src="${base}/api/docs/init.js"></script>
 </body>
 </html>
 `;
 
 /** A script file rather than inline: the page works under a Content-Security-Policy without 'unsafe-inline'. */
-const INIT = `window.ui = SwaggerUIBundle({ url: "/api/v1/openapi.json", dom_id: "#swagger-ui" });\n`;
+const init = (base: string) => `window.ui = SwaggerUIBundle({ url: ${JSON.stringify(`${base}/api/v1/openapi.json`)}, dom_id: "#swagger-ui" });\n`;
 
-/** `/api/docs`: the API reference (Swagger UI over /api/v1/openapi.json). */
-export function createApiDocsRoutes() {
+/**
+ * `/api/docs`: the API reference (Swagger UI over /api/v1/openapi.json). Its addresses start with
+ * PUBLIC_BASE_URL's path, as the browser reaches the hub (behind a proxy serving it under /iys).
+ */
+export function createApiDocsRoutes(publicBaseUrl = "") {
+  const base = publicBaseUrl ? new URL(publicBaseUrl).pathname.replace(/\/+$/, "") : "";
+  const PAGE = page(base);
+  const INIT = init(base);
   const dir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
   const files = new Map<string, Buffer>();
   const app = new Hono();

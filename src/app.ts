@@ -105,7 +105,7 @@ export function createApp(deps: AppDeps) {
   });
 
   app.route("/api/v1", createApiRoutes(deps));
-  app.route("/api/docs", createApiDocsRoutes());
+  app.route("/api/docs", createApiDocsRoutes(deps.config.PUBLIC_BASE_URL));
   app.route("/sms", createSmsRoutes(deps));
   app.route("/voice", createIvrRoutes(deps));
   app.route("/r", createLinkRoutes(deps));

@@ -3,6 +3,7 @@ import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
+import { createApiDocsRoutes } from "../src/api-docs";
 import { formatIysDate, parseIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig } from "./helpers";
@@ -133,6 +134,10 @@ describe("the OpenAPI document", () => {
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain("/api/docs/init.js");
     expect(await (await app.request("/api/docs/init.js")).text()).toContain("/api/v1/openapi.json");
+    // Served under a path (a proxy's /iys): the page's addresses carry it, as the browser reaches them.
+    const docs = createApiDocsRoutes("https://example.com/iys");
+    expect(await (await docs.request("/")).text()).toMatch(/href="\/iys\/api\/docs\/swagger-ui\.css"[^]*src="\/iys\/api\/docs\/init\.js"/);
+    expect(await (await docs.request("/init.js")).text()).toContain('url: "/iys/api/v1/openapi.json"');
   });
 
   it("documents every route the app serves under /api/v1, and nothing it does not serve", () => {
