@@ -1,4 +1,5 @@
 import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { resolve } from "node:path";
 import type { Db } from "../db/index";
 import { brandByCode } from "./brands";
 import type { Config } from "./config";
@@ -103,7 +104,8 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     input = stdin ? fstatSync(0) : statSync(opts.file);
     if (input.isDirectory()) throw new Error("it is a directory");
   } catch (err) {
-    throw new CliError(`cannot read ${stdin ? "standard input" : opts.file}: ${(err as Error).message}`);
+    // The resolved path: under `npm run` relative paths are taken from the checkout's root, not the shell's directory.
+    throw new CliError(`cannot read ${stdin ? "standard input" : resolve(opts.file)}: ${(err as Error).message}`);
   }
   if (stdin && process.stdin.isTTY) throw new CliUsageError("hub import - reads the file from standard input, which is a terminal here: pipe the file in (… | hub import --brand CODE - --rejected out.csv)");
   const sized = input.isFile() && !stdin;

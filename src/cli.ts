@@ -272,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
         if (values.out === "") throw new CliUsageError("--out needs a file name (without --out the export goes to standard output)");
         if (values.out) assertNotHubFile(config, values.out, "--out");
         const rows = exportToFile(db, { brand: values.brand, events: values.events, from: values.from, to: values.to, format: values.format as "csv", out: values.out });
-        if (values.out) console.error(`exported ${counted(rows, "row")} to ${values.out}`);
+        if (values.out) console.error(`exported ${counted(rows, "row")} to ${resolve(values.out)}`);
         return 0;
       }
       default:

@@ -229,7 +229,10 @@ describe("hub CLI", () => {
     }
     const ok = await hub("export", "--brand", "MIGROS", "--out", join(tmp.dir, "state.csv"));
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stderr).toContain("exported 4 rows to");
+    expect(ok.stderr).toContain(`exported 4 rows to ${join(tmp.dir, "state.csv")}`);
+    // A file that cannot be read is named by its resolved path (npm run takes relative paths from the checkout's root).
+    const missing = await hub("import", "--brand", "MIGROS", "no-such-file.csv");
+    expect(missing.stderr).toContain(`cannot read ${join(process.cwd(), "no-such-file.csv")}: ENOENT`);
     // Addresses: the file it makes is its owner's alone, whatever the umask.
     expect(statSync(join(tmp.dir, "state.csv")).mode & 0o777).toBe(0o600);
   }, 60_000);
