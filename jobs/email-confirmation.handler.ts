@@ -46,9 +46,11 @@ export async function run(row: OutboxRow, deps: EmailConfirmationDeps): Promise<
     return { status: "done", result: { messageId: sent.messageId, response: sent.response, ref } };
   } catch (err) {
     if (err instanceof PermanentMailError) throw new UnrecoverableError(err.message);
-    // No SMTP answer (a timeout, a connection dropped): the message may have been taken.
-    const e = err as { responseCode?: number; message?: string };
-    if (e.responseCode === undefined && outcomeUnknown(e.message ?? "")) throw new OutcomeUnknownError(e.message ?? String(err));
+    // No SMTP answer once the message went (a timeout, a connection dropped during DATA): it may
+    // have been taken. Before DATA (nodemailer names the command: CONN, EHLO, MAIL FROM…) nothing was.
+    const e = err as { responseCode?: number; message?: string; command?: string };
+    const beforeData = e.command !== undefined && e.command !== "DATA";
+    if (e.responseCode === undefined && !beforeData && outcomeUnknown(e.message ?? "")) throw new OutcomeUnknownError(e.message ?? String(err));
     throw err;
   }
 }

@@ -62,7 +62,10 @@ export function errorBody(c: Context, err: ApiError) {
  */
 export class OutcomeUnknownError extends Error {}
 
+/** Said of a transport error that came before the request was written whole: nothing was sent. */
+export const NOT_SENT = "(before the request was sent)";
+
 /** Whether a transport error (no provider status) may have come after the request went out. */
 export function outcomeUnknown(message: string): boolean {
-  return /time(?:d )?out|ETIMEDOUT|ECONNRESET|EPIPE|socket hang up|aborted|closed unexpectedly/i.test(message);
+  return !message.includes(NOT_SENT) && /time(?:d )?out|ETIMEDOUT|ECONNRESET|EPIPE|socket hang up|aborted|closed unexpectedly/i.test(message);
 }

@@ -278,3 +278,35 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
     await producer.queues.consent.obliterate({ force: true });
   });
 });
+
+describe("whether a failed send may have gone (Twilio's transport)", () => {
+  it("no answer to a request written whole may have been sent; a connection never made sent nothing", async () => {
+    const { createServer } = await import("node:http");
+    const { TwilioHttpClient } = await import("../channels/sms/twilio-http");
+    const { outcomeUnknown } = await import("../src/errors");
+    // Takes the request and never answers.
+    const silent = createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const port = (silent.address() as { port: number }).port;
+    const send = (base: string) =>
+      new TwilioHttpClient(base, 300)
+        .request({ method: "post", uri: "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json", data: { To: "+905321234567" }, headers: { "Content-Type": "application/x-www-form-urlencoded" } })
+        .then(
+          () => "answered",
+          (err: Error) => err.message,
+        );
+    try {
+      const timedOut = await send(`http://127.0.0.1:${port}`);
+      expect(timedOut).toBe("timeout of 300ms exceeded");
+      expect(outcomeUnknown(timedOut)).toBe(true);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((r) => silent.close(() => r()));
+    }
+    // Nothing listens there any more: refused before anything was written.
+    const refused = await send(`http://127.0.0.1:${port}`);
+    expect(refused).toMatch(/ECONNREFUSED.*\(before the request was sent\)$/);
+    expect(outcomeUnknown(refused)).toBe(false);
+    expect(outcomeUnknown("connect ETIMEDOUT 10.0.0.1:443 (before the request was sent)")).toBe(false);
+  });
+});

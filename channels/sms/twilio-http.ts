@@ -1,3 +1,4 @@
+import { NOT_SENT } from "../../src/errors";
 import http from "node:http";
 import https from "node:https";
 import twilio from "twilio";
@@ -82,9 +83,13 @@ export class TwilioHttpClient extends twilio.RequestClient {
       });
       // The whole exchange, not just an idle socket: the outbox lease assumes a send ends in time.
       const timer = setTimeout(() => req.destroy(new Error(`timeout of ${timeoutMs}ms exceeded`)), timeoutMs);
+      // Whether the request reached the socket whole: a failure before that (no connection, a
+      // connect that timed out) certainly sent nothing, and says so (outcomeUnknown reads it).
+      let written = false;
+      req.on("finish", () => (written = true));
       function fail(err: Error) {
         clearTimeout(timer);
-        reject(err);
+        reject(written ? err : Object.assign(new Error(`${err.message} ${NOT_SENT}`), { code: (err as { code?: string }).code }));
       }
       req.on("error", fail);
       req.end(body);
