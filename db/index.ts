@@ -82,14 +82,40 @@ function startCheckpointer(sqlite: Database.Database, synchronous: string): void
 }
 
 export function runMigrations(db: Db): void {
-  // A database holding other tables and none of the hub's (another program's, a wrong DATABASE_PATH)
-  // is left alone: migrating would add the hub's two dozen tables to it.
-  const tables = (db.$client.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all() as string[]);
+  assertNoForeignTables(db.$client);
+  migrate(db, { migrationsFolder });
+}
+
+/**
+ * A database holding other tables and none of the hub's (another program's, a wrong DATABASE_PATH)
+ * is left alone: migrating would add the hub's two dozen tables to it.
+ */
+function assertNoForeignTables(c: Database.Database): void {
+  const tables = c.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`).pluck().all() as string[];
   if (tables.length > 0 && !tables.includes("__drizzle_migrations") && !tables.includes("consent_events")) {
     const shown = tables.slice(0, 3).join(", ") + (tables.length > 3 ? ", …" : "");
-    throw new Error(`${db.$client.name} (DATABASE_PATH) holds another program's tables (${shown}) and none of the hub's: point DATABASE_PATH at the hub's database, or at a new file`);
+    throw new Error(`${c.name} (DATABASE_PATH) holds another program's tables (${shown}) and none of the hub's: point DATABASE_PATH at the hub's database, or at a new file`);
   }
-  migrate(db, { migrationsFolder });
+}
+
+/**
+ * The same check before the hub opens the file for writing, on a read-only connection: opening it
+ * sets WAL mode, which SQLite stores in the file — another program's database would be changed
+ * even though it is then refused. A file that does not exist yet passes.
+ */
+export function assertHubDatabaseFile(path: string): void {
+  if (path === ":memory:" || !existsSync(path)) return;
+  let c: Database.Database;
+  try {
+    c = new Database(path, { readonly: true, fileMustExist: true });
+  } catch {
+    return; // what cannot be opened read-only fails with its own message when opened for real
+  }
+  try {
+    assertNoForeignTables(c);
+  } finally {
+    c.close();
+  }
 }
 
 export { schema };

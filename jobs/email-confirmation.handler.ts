@@ -46,11 +46,18 @@ export async function run(row: OutboxRow, deps: EmailConfirmationDeps): Promise<
     return { status: "done", result: { messageId: sent.messageId, response: sent.response, ref } };
   } catch (err) {
     if (err instanceof PermanentMailError) throw new UnrecoverableError(err.message);
-    // No SMTP answer once the message went (a timeout, a connection dropped during DATA): it may
-    // have been taken. Before DATA (nodemailer names the command: CONN, EHLO, MAIL FROM…) nothing was.
-    const e = err as { responseCode?: number; message?: string; command?: string };
-    const beforeData = e.command !== undefined && e.command !== "DATA";
-    if (e.responseCode === undefined && !beforeData && outcomeUnknown(e.message ?? "")) throw new OutcomeUnknownError(e.message ?? String(err));
+    if (smtpOutcomeUnknown(err)) throw new OutcomeUnknownError((err as Error).message ?? String(err));
     throw err;
   }
+}
+
+/**
+ * Whether a failed SMTP send may have been taken: no answer (the socket went silent, the connection
+ * dropped). Nodemailer tags every transport failure CONN, however far the session got; only its
+ * connect, greeting and TLS-upgrade timeouts (and a refused connection) certainly came before anything was sent.
+ */
+export function smtpOutcomeUnknown(err: unknown): boolean {
+  const e = err as { responseCode?: number; message?: string; timeoutType?: string };
+  const beforeSession = ["CONNECT_TIMEOUT", "GREETING_TIMEOUT", "UPGRADE_TIMEOUT"].includes(e.timeoutType ?? "");
+  return e.responseCode === undefined && !beforeSession && outcomeUnknown(e.message ?? "");
 }

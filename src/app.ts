@@ -13,7 +13,7 @@ import { keyGuessGuard } from "./api/auth";
 import { createApiDocsRoutes } from "./api-docs";
 import type { AppDeps, HonoEnv } from "./env";
 import { bodyLimit } from "./body-limit";
-import { redactAddresses } from "./domain/address";
+import { normalizePhone, redactAddresses } from "./domain/address";
 import { ApiError, errorBody } from "./errors";
 import { createAdminRoutes } from "./admin/routes";
 import { Metrics } from "./metrics/index";
@@ -27,8 +27,17 @@ const PARTNER_CHECK = /^\/api\/v1\/partners\/[^/]+\/check$/;
 const WEBHOOK_MAX_BYTES = 64 * 1024;
 
 /** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
-/** In a request id with its separators taken out: an e-mail's @ (or %40), or a mobile number as 5xx…, 05xx…, 905xx…. */
-const ADDRESS_IN_ID = /@|%40|(?<!\d)(?:90|0)?5\d{9}(?!\d)/i;
+/**
+ * Whether a request id holds an address: an e-mail's @ (or %40), or a run of 10 to 15 digits (its
+ * separators taken out) that is a phone number as written, with a + before it, or with 00 for the
+ * + — a mobile, a fixed line, a foreign number. A UUID's or a timestamp's digits are none.
+ */
+function holdsAddress(id: string): boolean {
+  if (/@|%40/i.test(id)) return true;
+  return (id.replace(/[._-]/g, "").match(/\d+/g) ?? []).some(
+    (r) => r.length >= 10 && r.length <= 15 && (normalizePhone(r).ok || normalizePhone(`+${r}`).ok || (r.startsWith("00") && normalizePhone(`+${r.slice(2)}`).ok)),
+  );
+}
 
 export function createApp(deps: AppDeps) {
   const app = new Hono<HonoEnv>();
@@ -39,7 +48,7 @@ export function createApp(deps: AppDeps) {
     // A caller's own id is kept unless it holds an address, which would be written on every log line
     // of the request: an e-mail, or a Turkish mobile number standing alone (separators aside). Other
     // digit runs (a UUID's, a timestamp) are no address.
-    const requestId = incoming && REQUEST_ID.test(incoming) && !ADDRESS_IN_ID.test(incoming.replace(/[._-]/g, "")) ? incoming : randomUUID();
+    const requestId = incoming && REQUEST_ID.test(incoming) && !holdsAddress(incoming) ? incoming : randomUUID();
     c.set("requestId", requestId);
     const started = performance.now();
     await next();

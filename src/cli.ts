@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
-import { openDatabase, runMigrations } from "../db/index";
+import { assertHubDatabaseFile, openDatabase, runMigrations } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog, getEndpoint, presentDelivery } from "./callbacks/store";
 import { assertNotHubFile, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
@@ -130,6 +130,7 @@ async function main(argv: string[]): Promise<number> {
     if (!hub) throw new Error(`${where} is not the hub's database (none of its ledger tables; a 0-byte file or another program's database): point DATABASE_PATH at the hub's database, or make one with \`hub migrate\``);
   }
   let db: ReturnType<typeof openDatabase>;
+  if (command === "migrate") assertHubDatabaseFile(config.DATABASE_PATH);
   try {
     db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   } catch (err) {

@@ -145,9 +145,9 @@ export const ConfigSchema = z
 
     // --- Callbacks and partners (provider subscriptions, dealer/agent fan-out) ---
     /** Key (base64, 32 bytes, or any passphrase) encrypting endpoint secrets at rest; default: derived from the hub secret. */
-    // Not trimmed, unlike the other secrets: the key derived from it must stay what it was for the
-    // secrets already stored; a one-character passphrase is no key.
-    CALLBACK_SECRETS_KEY: z.string().min(16, "at least 16 characters").optional(),
+    // Not trimmed, unlike the other secrets, and with no minimum: the key derived from it must stay
+    // what it was for the secrets already stored (there is no re-encryption), whatever it is.
+    CALLBACK_SECRETS_KEY: z.string().optional(),
     /**
      * Seconds before each delivery attempt, comma-separated; its length is the number of attempts.
      * The default is Standard Webhooks' schedule continued every 10 hours for 5⅓ days, past
@@ -174,7 +174,6 @@ export const ConfigSchema = z
     /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
     METRICS_TOKEN: optionalSecret(16),
   })
-  .refine((c) => c.RUN_WEB || c.RUN_WORKERS, { path: ["RUN_WORKERS"], message: "RUN_WEB and RUN_WORKERS are both false: the process would do nothing" })
   .refine((c) => !c.IYS_API_BASE_URL || (c.IYS_USERNAME && c.IYS_PASSWORD), {
     path: ["IYS_PASSWORD"],
     message: "IYS_API_BASE_URL is set: IYS_USERNAME and IYS_PASSWORD are both required (İYS's token endpoint takes them)",
@@ -199,6 +198,11 @@ export class ConfigError extends Error {
 }
 
 /** Parses the environment once; the message names every bad variable. */
+/** The server's own check (the CLI does not read RUN_WEB or RUN_WORKERS): a process with neither role would do nothing. */
+export function assertServerRoles(c: Config): void {
+  if (!c.RUN_WEB && !c.RUN_WORKERS) throw new ConfigError([{ variable: "RUN_WORKERS", message: "RUN_WEB and RUN_WORKERS are both false: the process would do nothing" }]);
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // A variable set to nothing (`IYS_PULL_INTERVAL_SECONDS=` in an env file) is unset, so it takes its
   // default: coerced, a blank became 0 — an İYS pull that never ran, an endpoint disabled at its first failure.

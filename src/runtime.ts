@@ -9,7 +9,7 @@ import { redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { createCheckpoint, ledgerKeyFor } from "../db/checkpoints";
-import { openDatabase, runMigrations, type Db } from "../db/index";
+import { assertHubDatabaseFile, openDatabase, runMigrations, type Db } from "../db/index";
 import { Ledger, type OutboxRef } from "../db/ledger";
 import { run as applyReceipts, type ConsentApplyDeps } from "../jobs/consent-apply.handler";
 import { JobProducer } from "../jobs/producer";
@@ -76,6 +76,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
   const clock = overrides.clock ?? systemClock;
   let db: Db;
+  if (!overrides.db) assertHubDatabaseFile(config.DATABASE_PATH);
   try {
     db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   } catch (err) {

@@ -1,7 +1,7 @@
 import { serve } from "@hono/node-server";
 import { createApp } from "./app";
 import { nameClashes } from "./brands";
-import { ConfigError, loadConfig } from "./config";
+import { assertServerRoles, ConfigError, loadConfig } from "./config";
 import { withTimeout } from "./async";
 import { createRuntime } from "./runtime";
 
@@ -21,6 +21,7 @@ async function main() {
   let config;
   try {
     config = loadConfig();
+    assertServerRoles(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);

@@ -3,7 +3,7 @@ import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrationsFolder, openDatabase, runMigrations } from "../db/index";
 import { brandsOfNumber } from "../src/brands";
-import { ConfigError, loadConfig } from "../src/config";
+import { assertServerRoles, ConfigError, loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
 import { deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
 
@@ -100,8 +100,7 @@ describe("SQLITE_SYNCHRONOUS", () => {
     await expect(createRuntime(testConfig(tmp.dir, { HOLIDAYS_PATH: `${tmp.dir}/no-such-holidays.json` }))).rejects.toThrow(/^HOLIDAYS_PATH .*no-such-holidays.json is not a readable JSON holiday table/);
     expect(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:abc" })).toThrow(/REDIS_URL: is no valid URL/);
     expect(() => loadConfig({ SMTP_URL: "smtp://" })).toThrow(/SMTP_URL: must name the SMTP server/);
-    expect(() => loadConfig({ CALLBACK_SECRETS_KEY: "x" })).toThrow(/CALLBACK_SECRETS_KEY: at least 16 characters/);
-    expect(() => loadConfig({ RUN_WEB: "false", RUN_WORKERS: "false" })).toThrow(/RUN_WORKERS: RUN_WEB and RUN_WORKERS are both false/);
+    expect(() => assertServerRoles(loadConfig({ RUN_WEB: "false", RUN_WORKERS: "false" }))).toThrow(/RUN_WORKERS: RUN_WEB and RUN_WORKERS are both false/);
     await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: tmp.dir }))).rejects.toThrow(/^DATABASE_PATH .* cannot be opened: /);
     await expect(createRuntime(testConfig(tmp.dir, { HUB_SECRET: "", HUB_SECRET_PATH: tmp.dir }))).rejects.toThrow(/^HUB_SECRET_PATH .* cannot be read: EISDIR/);
     writeFileSync(`${tmp.dir}/not-a-key.json`, "root:x:0:0\n");
@@ -128,12 +127,22 @@ describe("SQLITE_SYNCHRONOUS", () => {
 });
 
 describe("migrations", () => {
-  it("another program's database is not migrated (nor is the server started on it); an empty file and the hub's own are", () => {
+  it("another program's database is not migrated (nor is the server started on it), nor even switched to WAL; an empty file and the hub's own are", async () => {
     const other = openDatabase(`${tmp.dir}/crm.db`, { backgroundCheckpoints: false });
     other.$client.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, phone TEXT)");
     expect(() => runMigrations(other)).toThrow(/crm\.db \(DATABASE_PATH\) holds another program's tables \(customers\) and none of the hub's/);
     expect(other.$client.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get()).toBe(1);
     other.$client.close();
+    // A file in rollback-journal mode, as most programs keep theirs: the start refuses it before opening it for writing.
+    const { default: Sqlite } = await import("better-sqlite3");
+    const crm = new Sqlite(`${tmp.dir}/crm2.db`);
+    crm.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, phone TEXT)");
+    crm.close();
+    await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: `${tmp.dir}/crm2.db` }))).rejects.toThrow(/holds another program's tables \(customers\)/);
+    const after = new Sqlite(`${tmp.dir}/crm2.db`, { readonly: true });
+    expect(after.pragma("journal_mode", { simple: true })).toBe("delete");
+    after.close();
+    expect(existsSync(`${tmp.dir}/crm2.db-wal`)).toBe(false);
     const fresh = openDatabase(`${tmp.dir}/fresh-hub.db`, { backgroundCheckpoints: false });
     // Made readable by its owner only: it holds every address.
     expect(statSync(`${tmp.dir}/fresh-hub.db`).mode & 0o777).toBe(0o600);

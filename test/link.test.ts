@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKeyring, signLinkToken, TOKEN_LENGTH, verifyLinkToken } from "../channels/link/token";
 import { maskEmail } from "../channels/link/issue";
 import { createMailer } from "../channels/email/mailer";
+import { smtpOutcomeUnknown } from "../jobs/email-confirmation.handler";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -725,9 +726,20 @@ describe("a slow SMTP server", () => {
     try {
       const mailer = createMailer({ SMTP_URL: `smtp://127.0.0.1:${(slow.server.address() as AddressInfo).port}`, MAIL_FROM: "hub@example.com", PUBLIC_BASE_URL: "https://hub.example.com" })!;
       const started = Date.now();
-      await expect(mailer.send({ from: { name: "Hub", address: mailer.from }, to: "ayse@example.com", subject: "s", text: "t", headers: {}, messageId: "<slow-1@hub.example.com>" })).rejects.toThrow(/timeout/i);
+      const mail = { from: { name: "Hub", address: mailer.from }, to: "ayse@example.com", subject: "s", text: "t", headers: {}, messageId: "<slow-1@hub.example.com>" };
+      const err = await mailer.send(mail).then(() => null, (e: unknown) => e);
+      expect(String((err as Error).message)).toMatch(/timeout/i);
       expect(received).toBe(1);
       expect(Date.now() - started).toBeLessThan(45_000);
+      // The message went and no answer came: it may have been taken, so it is not sent again for a day.
+      expect(smtpOutcomeUnknown(err)).toBe(true);
+      // A server that is not there took nothing: that failure keeps the long retries.
+      const port = (slow.server.address() as AddressInfo).port;
+      await new Promise<void>((resolve) => slow.close(() => resolve()));
+      const gone = createMailer({ SMTP_URL: `smtp://127.0.0.1:${port}`, MAIL_FROM: "hub@example.com", PUBLIC_BASE_URL: "https://hub.example.com" })!;
+      const refused = await gone.send(mail).then(() => null, (e: unknown) => e);
+      expect(String((refused as Error).message)).toMatch(/ECONNREFUSED/);
+      expect(smtpOutcomeUnknown(refused)).toBe(false);
     } finally {
       slow.close();
     }

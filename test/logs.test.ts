@@ -107,8 +107,8 @@ describe("logs", () => {
   it("a caller's X-Request-Id is kept, unless it holds a phone number or an e-mail (then the hub makes its own)", async () => {
     const asked = async (id: string) => (await app.request("/api/v1/brands", { headers: { authorization: `Bearer ${ADMIN_KEY}`, "x-request-id": id } })).headers.get("x-request-id");
     // Ids with digit runs that are no phone number are kept (a UUID, a dated counter).
-    for (const id of ["crm-batch-42.a", "550e8400-e29b-41d4-a716-446655440000", "req-20261203-1234567", "1796301234525"]) expect(await asked(id)).toBe(id);
-    for (const id of ["rid-05321119998", "05321119998", "0532-111-99-98", "905321119998", "ali.veli@ornek.com", "ali.veli%40ornek.com"]) {
+    for (const id of ["crm-batch-42.a", "550e8400-e29b-41d4-a716-446655440000", "req-20261203-1234567", "1796301234525", "order-1234567890"]) expect(await asked(id)).toBe(id);
+    for (const id of ["rid-05321119998", "05321119998", "0532-111-99-98", "905321119998", "crm-0212-555-12-12", "rid-4915112345678", "rid-00905321119998", "ali.veli@ornek.com", "ali.veli%40ornek.com"]) {
       expect(await asked(id)).toMatch(/^[0-9a-f-]{36}$/);
     }
     const all = raw.join("\n");

@@ -50,7 +50,7 @@ export function createQueueBoard(queues: Queue[], basePath: string, log: Logger,
   }
   for (const path of HELD) {
     board.all(path, (c) =>
-      c.json({ error: `${basePath}${path} is turned off on this hub: a queue paused, emptied, slowed or a job held back leaves refusals unapplied and unconfirmed past their deadline (resume, retry, promote and clean are allowed)` }, 403),
+      c.json({ error: `${basePath}${path} is turned off on this hub: a queue paused, emptied, slowed or a job held back leaves refusals unapplied and unconfirmed past their deadline (resuming a queue, retrying, promoting and removing jobs and cleaning finished ones are allowed)` }, 403),
     );
   }
   // Cleaning takes finished jobs away; waiting, delayed or prioritised ones are work still to do.
