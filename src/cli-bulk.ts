@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { closeSync, createReadStream, fchmodSync, fstatSync, ftruncateSync, openSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
 import type { Db } from "../db/index";
 import { brandByCode } from "./brands";
@@ -13,6 +13,16 @@ export class CliError extends Error {}
 
 /** The command was called wrongly (a missing or contradictory argument): printed as is, exit 2. */
 export class CliUsageError extends CliError {}
+
+/** Narrows a regular file's mode to its owner (it holds addresses); one the process may not change is left as it is. */
+function ownerOnly(fd: number): void {
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if (mode & 0o077) fchmodSync(fd, mode & 0o700);
+  } catch {
+    // not ours to change (another owner): written all the same, as before
+  }
+}
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -136,6 +146,8 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
       throw new CliError(`cannot write the rejected rows to ${rejectedPath}: ${(err as Error).message} (--rejected chooses the file)`);
     }
     const regular = fstatSync(fd).isFile();
+    // A file an earlier run or another program left, readable by others, is made its owner's too.
+    if (regular) ownerOnly(fd);
     let rejectedRows = 0;
     let delimiter = ",";
     const started = performance.now();
@@ -247,6 +259,7 @@ export function exportToFile(db: Db, opts: ExportOptions): number {
       reader.close();
       throw new CliError(`cannot write the export to ${opts.out}: ${(err as Error).message} (--out chooses the file)`);
     }
+    if (fstatSync(fd).isFile()) ownerOnly(fd);
   }
   let lines = 0;
   try {

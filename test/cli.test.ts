@@ -233,8 +233,11 @@ describe("hub CLI", () => {
     // A file that cannot be read is named by its resolved path (npm run takes relative paths from the checkout's root).
     const missing = await hub("import", "--brand", "MIGROS", "no-such-file.csv");
     expect(missing.stderr).toContain(`cannot read ${join(process.cwd(), "no-such-file.csv")}: ENOENT`);
-    // Addresses: the file it makes is its owner's alone, whatever the umask.
+    // Addresses: the file it makes is its owner's alone, whatever the umask; so is one that was there, readable by all.
     expect(statSync(join(tmp.dir, "state.csv")).mode & 0o777).toBe(0o600);
+    writeFileSync(join(tmp.dir, "open.csv"), "old\n", { mode: 0o644 });
+    expect((await hub("export", "--brand", "MIGROS", "--out", join(tmp.dir, "open.csv"))).code).toBe(0);
+    expect(statSync(join(tmp.dir, "open.csv")).mode & 0o777).toBe(0o600);
   }, 60_000);
 
   it("checkpoint on a ledger with no events signs nothing and makes no key (verify would then call the ledger emptied)", async () => {
