@@ -278,9 +278,9 @@ export class CallbackDelivery {
       // Refused by the receiver last time, and no longer the consent's newest change: the newer one
       // goes instead (it carries the state to end on), rather than waiting behind this one for the
       // whole retry schedule — a RET to a dealer held for days by an ONAY the dealer cannot take.
-      const lastCode = (stmt(db, LAST_CODE).get(id) as { code: number | null } | undefined)?.code;
       const newest = Math.max(newer.done ?? 0, newer.pending ?? 0);
-      if (newest > 0 && isRejection(lastCode)) {
+      const lastCode = newest > 0 ? (stmt(db, LAST_CODE).get(id) as { code: number | null } | undefined)?.code : null;
+      if (isRejection(lastCode)) {
         finishOutbox(db, id, "failed", now, rejectedReason(lastCode!, newest));
         return "refused";
       }

@@ -140,6 +140,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   let refused = ids.length - listed.length;
   /** Movements İYS answered about itself (busy H123, quota used up H525…), not about them: sent again in a list of their own. */
   const later: number[] = [];
+  const laterCodes: string[] = [];
   const retryAt = now + iysRetryDelay(row.attempts, deps.iysRetryBaseMs);
   // İYS holds newer records of these consents: iys_follow rows take them, so the hub answers as İYS does.
   const { follows, retry } = deps.db.$client.transaction(() => {
@@ -147,8 +148,10 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
     listed.forEach((eventId, k) => {
       const item = byIndex.get(k)!;
       const ok = item.status === "success" || alreadyRecorded(item.code);
-      if (!ok && item.code && RETRY_LATER_CODES.has(item.code)) later.push(eventId);
-      else if (!ok) {
+      if (!ok && item.code && RETRY_LATER_CODES.has(item.code)) {
+        later.push(eventId);
+        laterCodes.push(item.code);
+      } else if (!ok) {
         refused++;
         const code = item.code ?? "unknown";
         codes[code] = (codes[code] ?? 0) + 1;
@@ -173,10 +176,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   if (later.length > 0 && !retry) {
     // Past the horizon: given up on, as a list whose every attempt failed would be.
     refused += later.length;
-    for (const id of later) {
-      const code = byIndex.get(listed.indexOf(id))!.code!;
-      codes[code] = (codes[code] ?? 0) + 1;
-    }
+    for (const code of laterCodes) codes[code] = (codes[code] ?? 0) + 1;
   }
   const again = retry ? { retried: later.length, retryRow: retry.id } : {};
   const result = { requestId: state.requestId, submittedAt, movements: ids.length, refused, ...(refused ? { codes } : {}), ...again };

@@ -8,7 +8,7 @@ import * as iysBatch from "./iys-batch.handler";
 import * as iysFollow from "./iys-follow.handler";
 import * as confirmation from "./confirmation.handler";
 import * as emailConfirmation from "./email-confirmation.handler";
-import { claimOutbox, finishOutbox, IYS_RETRY_HORIZON_MS, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
+import { claimOutbox, finishOutbox, IYS_RETRY_HORIZON_MS, iysRetryDelay, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
 import { OutcomeUnknownError } from "../src/errors";
 import type { OutboxRef } from "../db/ledger";
 import { redactAddresses } from "../src/domain/address";
@@ -105,14 +105,6 @@ export const OUTBOX_RETRY_HORIZON_MS = 24 * 3_600_000;
 const horizonOf = (kind: string) => (kind.startsWith("iys_") ? IYS_RETRY_HORIZON_MS : OUTBOX_RETRY_HORIZON_MS);
 
 /**
- * The wait before a row's next try once its job's own retries are spent (`spent`: how many times
- * that happened already): a minute, doubling, at most an hour.
- */
-export function outboxRetryWait(spent: number): number {
-  return Math.min(3_600_000, 60_000 * 2 ** Math.min(spent, 10));
-}
-
-/**
  * Outbox jobs carry a batch of row ids; each row is handled on its own (all at once: they wait on
  * the network). A row's permanent error ends it as failed with the reason; a transient one is
  * recorded and the job retried with backoff, which redoes only the rows still pending. When the
@@ -160,8 +152,9 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
       // attempts it is not tried again for a day, which could repeat a confirmation dozens of times.
       const mayWait = !(r.reason instanceof UnrecoverableError) && !(r.reason instanceof OutcomeUnknownError);
       if (final && mayWait && now() - rows[i]!.createdAt < horizonOf(rows[i]!.kind)) {
-        // The row's failures so far over the job's attempts: how many jobs' retries it has spent.
-        const until = now() + outboxRetryWait(Math.max(0, Math.floor((rows[i]!.attempts + 1) / (job.opts.attempts ?? 1)) - 1));
+        // A minute, doubling with each job whose retries the row has spent (its failures over the
+        // job's attempts), at most an hour: İYS's own retry delay with a minute's base.
+        const until = now() + iysRetryDelay(Math.max(0, Math.floor((rows[i]!.attempts + 1) / (job.opts.attempts ?? 1)) - 1), 60_000);
         waiting.push({ row: { id, kind: rows[i]!.kind }, until });
         waitOutbox(deps.db, id, until, now(), kept, message);
       } else if (r.reason instanceof UnrecoverableError || final) {

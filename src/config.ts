@@ -5,9 +5,9 @@ const bool = z
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
 /** An http(s) URL: z.url() alone takes "localhost:8787" as a URL of scheme "localhost:". */
-const optionalUrl = z.preprocess((v) => (v === "" ? undefined : v), z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional());
-const blankIsUnset = (v: unknown) => (v === "" ? undefined : v);
-const optionalString = z.preprocess((v) => (v === "" ? undefined : v), z.string().optional());
+// A variable set to nothing is unset before the schema sees it (loadConfig), so none of these sees "".
+const optionalUrl = z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional();
+const optionalString = z.string().optional();
 /** A secret from the environment: surrounding blanks (a pasted newline) are not part of it; blank is unset. */
 const optionalSecret = (min: number) =>
   z.preprocess((v) => (typeof v === "string" ? v.trim() || undefined : v), z.string().min(min, `at least ${min} characters`).optional());
@@ -16,7 +16,7 @@ const optionalSecret = (min: number) =>
 export const ConfigSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-    PORT: z.preprocess(blankIsUnset, z.coerce.number().int().min(0).max(65535).default(8787)),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8787),
     // Links and webhook URLs are this plus a path: a query, fragment or credentials would end up inside them.
     PUBLIC_BASE_URL: optionalUrl.refine(
       // zod runs this after a failed url check too: what is no URL is that check's to say.
@@ -100,38 +100,29 @@ export const ConfigSchema = z
      * characters). The first signs new links; the others still verify (key rotation). Unset: one key
      * (kid 1) derived from the hub secret.
      */
-    LINK_KEYS: z.preprocess(
-      (v) => (v === "" ? undefined : v),
-      z
-        .string()
-        .regex(/^\s*(?:[1-9]\d{0,2}:[^,\s]{16,})(?:\s*,\s*[1-9]\d{0,2}:[^,\s]{16,})*\s*$/, "kid:secret pairs, comma-separated (kid 1–255, secret of at least 16 characters)")
-        .optional(),
-    ),
+    LINK_KEYS: z
+      .string()
+      .regex(/^\s*(?:[1-9]\d{0,2}:[^,\s]{16,})(?:\s*,\s*[1-9]\d{0,2}:[^,\s]{16,})*\s*$/, "kid:secret pairs, comma-separated (kid 1–255, secret of at least 16 characters)")
+      .optional(),
     /** Requests to /r/* per client IP per minute before a 429 page. */
     LINK_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
     /** Header carrying the client IP set by your reverse proxy (e.g. x-forwarded-for, cf-connecting-ip); unset: the socket address. */
     LINK_CLIENT_IP_HEADER: optionalString,
     /** SMTP for e-mail confirmations (smtp:// or smtps://user:pass@host:port); unset: confirmations are recorded as skipped. */
-    SMTP_URL: z.preprocess(
-      (v) => (v === "" ? undefined : v),
-      z
-        .string()
-        .regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL")
-        .refine((v) => !/^smtps?:\/\//.test(v) || (URL.canParse(v) && new URL(v).hostname !== ""), "must name the SMTP server (smtp://host:port)")
-        .optional(),
-    ),
+    SMTP_URL: z
+      .string()
+      .regex(/^smtps?:\/\//, "must be an smtp:// or smtps:// URL")
+      .refine((v) => !/^smtps?:\/\//.test(v) || (URL.canParse(v) && new URL(v).hostname !== ""), "must name the SMTP server (smtp://host:port)")
+      .optional(),
     /**
      * Sender of e-mail confirmations; default no-reply@<host of PUBLIC_BASE_URL>. A bare address: it is
      * the SMTP envelope sender too, and the header's display name is the brand's name.
      */
-    MAIL_FROM: z.preprocess(
-      (v) => (v === "" ? undefined : v),
-      z
-        .string()
-        .trim()
-        .regex(/^[^\s@<>"(),;:]+@[^\s@<>"(),;:]+\.[^\s@<>"(),;:]+$/, "must be a bare address such as no-reply@hub.example.com (no display name: the brand's name is used)")
-        .optional(),
-    ),
+    MAIL_FROM: z
+      .string()
+      .trim()
+      .regex(/^[^\s@<>"(),;:]+@[^\s@<>"(),;:]+\.[^\s@<>"(),;:]+$/, "must be a bare address such as no-reply@hub.example.com (no display name: the brand's name is used)")
+      .optional(),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Run the BullMQ workers in this process (npm start runs web and workers together). */
     RUN_WORKERS: bool.default(true),
