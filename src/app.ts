@@ -2,7 +2,7 @@ import { withTimeout } from "./async";
 import { createSmsRoutes } from "../channels/sms/routes";
 import { createIvrRoutes } from "../channels/ivr/routes";
 import { createLinkRoutes } from "../channels/link/routes";
-import { redisReady } from "./redis";
+import { redisDatabaseProblem, redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { TrieRouter } from "hono/router/trie-router";
@@ -104,8 +104,8 @@ export function createApp(deps: AppDeps) {
     }
     try {
       await redisReady(deps.redis, 1000);
-      await withTimeout(deps.redis.ping(), 1000);
-      checks.redis = "ok";
+      // SELECT, not PING: a connection left in database 0 because Redis has no such database is no good either.
+      checks.redis = (await withTimeout(redisDatabaseProblem(deps.redis), 1000)) ?? "ok";
     } catch {
       checks.redis = "unreachable";
     }

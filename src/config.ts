@@ -33,6 +33,8 @@ export const ConfigSchema = z
       .string()
       .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
       .refine((v) => !/^rediss?:\/\//.test(v) || URL.canParse(v), "is no valid URL (a port must be a number)")
+      // ioredis reads the path as the database index; anything else there was ignored (db 0).
+      .refine((v) => !URL.canParse(v) || /^\/?(\d{1,5})?$/.test(new URL(v).pathname), "its path is the database number (redis://host:6379/2), nothing else")
       .default("redis://127.0.0.1:6379"),
     QUEUE_PREFIX: z
       .string()

@@ -21,6 +21,24 @@ export function redisReady(redis: Redis, ms: number): Promise<void> {
 }
 
 /**
+ * Whether the connection is on the database its URL names: a Redis without that database (an index
+ * past its `databases`) answers the connection's SELECT with an error that ioredis only emits, and
+ * carries on in database 0, where another application's keys may live. Null when it is, else the
+ * error to show. Throws what the connection throws otherwise (Redis unreachable).
+ */
+export async function redisDatabaseProblem(redis: Redis): Promise<string | null> {
+  const db = redis.options.db ?? 0;
+  try {
+    await redis.select(db);
+    return null;
+  } catch (err) {
+    const message = (err as Error).message;
+    if (!/DB index|invalid DB|SELECT is not allowed/i.test(message)) throw err;
+    return `REDIS_URL names database ${db}, which this Redis refuses (${message}): use a database it has (0 to its "databases" setting less one; 0 on a cluster)`;
+  }
+}
+
+/**
  * A Lua script as a command of each connection it is used on: defined once per connection, then
  * sent by EVALSHA (its text travels once). `numberOfKeys` omitted: the caller passes it first.
  */

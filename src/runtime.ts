@@ -5,7 +5,7 @@ import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
 import { linkInterpreter } from "../channels/link/interpret";
 import { createMailer } from "../channels/email/mailer";
-import { redisReady } from "./redis";
+import { redisDatabaseProblem, redisReady } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { createCheckpoint, ledgerKeyFor } from "../db/checkpoints";
@@ -104,7 +104,16 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   });
   // Give the first connection a moment so the first requests enqueue directly; if Redis is down we
   // start anyway (receipts are durable, the sweeper enqueues them once Redis is back).
-  await redisReady(redis, 2000).catch((err: Error) => log.warn({ err: err.message }, "starting without Redis"));
+  const reachable = await redisReady(redis, 2000).then(
+    () => true,
+    (err: Error) => (log.warn({ err: err.message }, "starting without Redis"), false),
+  );
+  const wrongDatabase = reachable ? await redisDatabaseProblem(redis).catch(() => null) : null;
+  if (wrongDatabase) {
+    redis.disconnect();
+    db.$client.close();
+    throw new Error(wrongDatabase);
+  }
   const producer = new JobProducer(redis, config.QUEUE_PREFIX);
   const iys = buildIysReporter(config, redis);
 

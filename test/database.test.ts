@@ -5,7 +5,7 @@ import { migrationsFolder, openDatabase, runMigrations } from "../db/index";
 import { brandsOfNumber } from "../src/brands";
 import { assertServerRoles, ConfigError, loadConfig } from "../src/config";
 import { createRuntime } from "../src/runtime";
-import { deletePrefix, tempDir, testConfig, waitFor } from "./helpers";
+import { deletePrefix, REDIS_URL, tempDir, testConfig, waitFor } from "./helpers";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -99,6 +99,12 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(loadConfig({ SQLITE_SYNCHRONOUS: "full" }).SQLITE_SYNCHRONOUS).toBe("FULL");
     await expect(createRuntime(testConfig(tmp.dir, { HOLIDAYS_PATH: `${tmp.dir}/no-such-holidays.json` }))).rejects.toThrow(/^HOLIDAYS_PATH .*no-such-holidays.json is not a readable JSON holiday table/);
     expect(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:abc" })).toThrow(/REDIS_URL: is no valid URL/);
+    expect(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/queues" })).toThrow(/REDIS_URL: its path is the database number/);
+    expect(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379/3" }).REDIS_URL).toBe("redis://127.0.0.1:6379/3");
+    // A database this Redis does not have: ioredis only emits SELECT's error and stays in database 0.
+    const noSuchDb = new URL(REDIS_URL);
+    noSuchDb.pathname = "/99999";
+    await expect(createRuntime(testConfig(tmp.dir, { REDIS_URL: noSuchDb.href }))).rejects.toThrow(/^REDIS_URL names database 99999, which this Redis refuses \(ERR DB index is out of range\)/);
     expect(() => loadConfig({ SMTP_URL: "smtp://" })).toThrow(/SMTP_URL: must name the SMTP server/);
     expect(() => assertServerRoles(loadConfig({ RUN_WEB: "false", RUN_WORKERS: "false" }))).toThrow(/RUN_WORKERS: RUN_WEB and RUN_WORKERS are both false/);
     await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: tmp.dir }))).rejects.toThrow(/^DATABASE_PATH .* cannot be opened: /);
