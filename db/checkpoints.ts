@@ -104,17 +104,12 @@ function signerOf(jws: string): string {
 }
 
 /** Whether the database file holds the hub's ledger tables (a 0-byte file or another database does not); read-only. */
-export function hasLedgerTables(path: string): boolean {
-  const c = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    const n = c
-      .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('consent_events', 'consent_state', 'ledger_checkpoints')")
-      .pluck()
-      .get() as number;
-    return n === 3;
-  } finally {
-    c.close();
-  }
+export function hasLedgerTables(c: Database.Database): boolean {
+  const n = c
+    .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('consent_events', 'consent_state', 'ledger_checkpoints')")
+    .pluck()
+    .get() as number;
+  return n === 3;
 }
 
 export interface CheckpointPayload {

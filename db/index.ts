@@ -1,10 +1,12 @@
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { accessSync, chmodSync, closeSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import * as schema from "./schema";
 
 export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
@@ -79,6 +81,68 @@ function startCheckpointer(sqlite: Database.Database, synchronous: string): void
     }
     return close();
   };
+}
+
+/**
+ * A read-only connection, for the commands that only read (verify, export, brands, deliveries): the
+ * file is left as it is (a ledger being verified is evidence), and a backup or replica the user may
+ * not write is read all the same. A WAL-mode file in a directory the user cannot write, without the
+ * -shm file a reader shares with writers (a copied backup), cannot be read in place: it is read from
+ * a private copy (mode 700 directory), removed when the connection closes.
+ */
+export function openDatabaseReadOnly(path: string): Db {
+  let sqlite: Database.Database;
+  try {
+    sqlite = openReadOnly(path);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== "SQLITE_READONLY_DIRECTORY" && code !== "SQLITE_CANTOPEN" && code !== "SQLITE_READONLY") throw err;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      throw err;
+    }
+    const dir = mkdtempSync(join(tmpdir(), "hub-readonly-"));
+    try {
+      const copy = join(dir, basename(path));
+      for (const suffix of ["", "-wal"]) {
+        if (suffix && !existsSync(path + suffix)) continue;
+        copyFileSync(path + suffix, copy + suffix);
+        chmodSync(copy + suffix, 0o600);
+      }
+      sqlite = openReadOnly(copy);
+    } catch (copyErr) {
+      rmSync(dir, { recursive: true, force: true });
+      throw copyErr;
+    }
+    const close = sqlite.close.bind(sqlite);
+    sqlite.close = () => {
+      const closed = close();
+      rmSync(dir, { recursive: true, force: true });
+      return closed;
+    };
+  }
+  return drizzle(sqlite, { schema }) as Db;
+}
+
+function openReadOnly(path: string): Database.Database {
+  const c = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    c.pragma("busy_timeout = 5000");
+    c.pragma("cache_size = -65536");
+    c.prepare("SELECT count(*) FROM sqlite_master").get(); // a WAL file that cannot be shared fails here, not at open
+    return c;
+  } catch (err) {
+    c.close();
+    throw err;
+  }
+}
+
+/** How many of the hub's migrations the database lacks (drizzle's rule: those newer than the last applied). */
+export function pendingMigrations(c: Database.Database): number {
+  const kept = c.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'").get();
+  const last = kept ? (c.prepare("SELECT max(created_at) FROM __drizzle_migrations").pluck().get() as number | string | null) : null;
+  return readMigrationFiles({ migrationsFolder }).filter((m) => last === null || Number(last) < m.folderMillis).length;
 }
 
 export function runMigrations(db: Db): void {

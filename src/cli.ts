@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
-import { assertHubDatabaseFile, openDatabase, runMigrations } from "../db/index";
+import { assertHubDatabaseFile, openDatabase, openDatabaseReadOnly, pendingMigrations, runMigrations, type Db } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog, getEndpoint, presentDelivery } from "./callbacks/store";
 import { assertNotHubFile, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
@@ -46,6 +46,8 @@ Commands:
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
 const COMMANDS = new Set(["migrate", "verify", "checkpoint", "brands", "link", "deliveries", "import", "export"]);
+/** Commands that only read the database: on a database with every migration they open it read-only. */
+const READ_ONLY_COMMANDS = new Set(["verify", "brands", "deliveries", "export"]);
 
 /**
  * The options each command reads and whether it takes arguments: anything else is a usage error
@@ -113,38 +115,57 @@ async function main(argv: string[]): Promise<number> {
     throw new Error(`no database at ${resolve(config.DATABASE_PATH)} (DATABASE_PATH): start the hub (npm start) or run \`hub migrate\` first, or point DATABASE_PATH at the hub's database`);
   }
   // Nor do the other commands: a 0-byte file or another program's database is no hub database, and
-  // migrating it (every command brings the schema up to date) added the hub's tables to it (looked
-  // at read-only: opening it for writing would turn it into a database). Verify says NO LEDGER.
+  // migrating it (the commands that write bring the schema up to date) added the hub's tables to it
+  // (looked at read-only: opening it for writing would turn it into a database). Verify says NO LEDGER.
   const where = `${resolve(config.DATABASE_PATH)} (DATABASE_PATH)`;
+  let db: Db | null = null;
+  let pending = 0;
   if (command !== "migrate" && config.DATABASE_PATH !== ":memory:") {
+    let probe: Db;
     let hub: boolean;
     try {
-      hub = hasLedgerTables(config.DATABASE_PATH);
+      probe = openDatabaseReadOnly(config.DATABASE_PATH);
     } catch (err) {
       throw new Error(`cannot open ${where}: ${(err as Error).message}`);
     }
-    if (!hub && command === "verify") {
-      console.error(`NO LEDGER: ${where} holds none of the hub's ledger tables: not the hub's database, or emptied; nothing verified`);
-      return 1;
+    try {
+      hub = hasLedgerTables(probe.$client);
+      pending = hub ? pendingMigrations(probe.$client) : 0;
+    } catch (err) {
+      probe.$client.close();
+      throw new Error(`cannot open ${where}: ${(err as Error).message}`);
     }
-    if (!hub) throw new Error(`${where} is not the hub's database (none of its ledger tables; a 0-byte file or another program's database): point DATABASE_PATH at the hub's database, or make one with \`hub migrate\``);
+    if (!hub) {
+      probe.$client.close();
+      if (command === "verify") {
+        console.error(`NO LEDGER: ${where} holds none of the hub's ledger tables: not the hub's database, or emptied; nothing verified`);
+        return 1;
+      }
+      throw new Error(`${where} is not the hub's database (none of its ledger tables; a 0-byte file or another program's database): point DATABASE_PATH at the hub's database, or make one with \`hub migrate\``);
+    }
+    // A command that only reads leaves the file as it is (no migration, not even WAL upkeep): a ledger
+    // being verified is evidence, and a backup or replica may not be writable by whoever checks it.
+    if (READ_ONLY_COMMANDS.has(command) && pending === 0) db = probe;
+    else probe.$client.close();
   }
-  let db: ReturnType<typeof openDatabase>;
-  if (command === "migrate") assertHubDatabaseFile(config.DATABASE_PATH);
-  try {
-    db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
-  } catch (err) {
-    throw new Error(`cannot open ${where}: ${(err as Error).message}`);
+  if (!db) {
+    if (command === "migrate") assertHubDatabaseFile(config.DATABASE_PATH);
+    try {
+      db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
+      runMigrations(db);
+    } catch (err) {
+      db?.$client.close();
+      const lacking = pending > 0 ? `; it lacks ${counted(pending, "migration")} of this version of the hub, which must be written into it first: run \`hub migrate\` where it can be written (on a copy, for a backup)` : "";
+      throw new Error(`cannot open ${where}: ${(err as Error).message}${lacking}`);
+    }
   }
   try {
     switch (command) {
       case "migrate": {
-        runMigrations(db);
         console.log(`migrations applied to ${config.DATABASE_PATH}`);
         return 0;
       }
       case "verify": {
-        runMigrations(db);
         // The key only checks signatures: none is made when nothing was signed.
         const key = hasCheckpoints(db) ? await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: false }) : null;
         const report = await verifyLedger(db, key?.publicKey ?? null);
@@ -180,7 +201,6 @@ async function main(argv: string[]): Promise<number> {
         return report.ok ? 0 : 1;
       }
       case "checkpoint": {
-        runMigrations(db);
         // Nothing to sign makes no key (a key beside an empty ledger reads as an emptied one to verify).
         if (!db.$client.prepare("SELECT 1 FROM consent_events LIMIT 1").get()) {
           if (hasCheckpoints(db)) {
@@ -196,7 +216,6 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "brands": {
-        runMigrations(db);
         const brands = listBrands(db);
         if (brands.length === 0) console.log("no brands yet (POST /api/v1/brands creates one)");
         for (const b of brands) {
@@ -206,7 +225,6 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "link": {
-        runMigrations(db);
         if (!values.brand || positionals.length === 0) {
           console.error("usage: hub link --brand CODE [--tacir] [--json] <e-mail>…");
           return 2;
@@ -238,7 +256,6 @@ async function main(argv: string[]): Promise<number> {
         return results.every((r) => r.ok) ? 0 : 1;
       }
       case "deliveries": {
-        runMigrations(db);
         const limit = /^\d{1,6}$/.test(values.limit) ? Number(values.limit) : Number.NaN;
         if (!(limit >= 1 && limit <= 10_000)) throw new CliUsageError(`--limit ${values.limit}: a whole number from 1 to 10000, in digits`);
         if (values.endpoint !== undefined && !getEndpoint(db, values.endpoint)) {
@@ -258,7 +275,6 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "import": {
-        runMigrations(db);
         const file = positionals[0];
         if (!values.brand || !file) throw new CliUsageError("usage: hub import --brand CODE <file.csv> [--registered] [--rejected out.csv] [--json]");
         // One file per run: the others were ignored, unimported, without a word.
@@ -268,7 +284,6 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "export": {
-        runMigrations(db);
         if (!values.brand) throw new CliUsageError("usage: hub export --brand CODE [--events --from YYYY-MM-DD --to YYYY-MM-DD] [--format csv|jsonl] [--out file]");
         if (values.out === "") throw new CliUsageError("--out needs a file name (without --out the export goes to standard output)");
         if (values.out) assertNotHubFile(config, values.out, "--out");

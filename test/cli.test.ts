@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import Database from "better-sqlite3";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,8 +22,13 @@ async function hub(...args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 async function hubWith(environment: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return hubAs({}, environment, ...args);
+}
+
+/** As another user ({ uid, gid }), or as this one ({}). */
+async function hubAs(user: { uid?: number; gid?: number }, environment: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ["bin/hub.mjs", ...args], { env: environment });
+    const { stdout, stderr } = await run(process.execPath, ["bin/hub.mjs", ...args], { env: environment, ...user });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -64,6 +70,43 @@ describe("hub CLI", () => {
     expect(bad.stderr).toContain("first bad event #2");
     const json = JSON.parse((await hubWith(tampered, "verify", "--json")).stdout) as { ok: boolean; firstBadEventId: number };
     expect(json).toMatchObject({ ok: false, firstBadEventId: 2 });
+  }, 60_000);
+
+  it("verify, export, brands and deliveries read a backup their user may not write, leaving it byte for byte; one lacking a migration says to migrate a copy", async () => {
+    const dir = join(tmp.dir, "readonly-backup");
+    mkdirSync(dir);
+    const file = join(dir, "hub.db");
+    const stale = join(dir, "stale.db");
+    copyFileSync(env.DATABASE_PATH, file); // closed cleanly by its last user: no WAL beside it
+    copyFileSync(env.DATABASE_PATH, stale);
+    copyFileSync(env.LEDGER_KEY_PATH, join(dir, "key.json"));
+    const older = new Database(stale); // as written by the previous version of the hub
+    older.prepare("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations)").run();
+    older.close();
+    for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o444);
+    chmodSync(dir, 0o555);
+    chmodSync(tmp.dir, 0o711);
+    const digest = () => createHash("sha256").update(readFileSync(file)).digest("hex");
+    const before = digest();
+    // Root may write anywhere: the commands then run as nobody.
+    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const backup = { ...env, DATABASE_PATH: file, LEDGER_KEY_PATH: join(dir, "key.json") };
+    try {
+      const verify = await hubAs(user, backup, "verify");
+      expect([verify.code, verify.stdout, verify.stderr]).toEqual([0, expect.stringMatching(/^ledger intact: 4 events, 1 signed checkpoint,/), ""]);
+      const exported = await hubAs(user, backup, "export", "--brand", "MIGROS");
+      expect([exported.code, exported.stdout.trim().split("\n").length]).toEqual([0, 5]);
+      const brands = await hubAs(user, backup, "brands");
+      expect([brands.code, brands.stdout]).toEqual([0, expect.stringMatching(/^MIGROS\tMigros\t/)]);
+      expect((await hubAs(user, backup, "deliveries")).stdout).toBe("no deliveries\n");
+      expect(readdirSync(dir).sort()).toEqual(["hub.db", "key.json", "stale.db"]);
+      expect(digest()).toBe(before);
+      const old = await hubAs(user, { ...backup, DATABASE_PATH: stale }, "verify");
+      expect([old.code, old.stderr]).toEqual([1, expect.stringMatching(/lacks 1 migration of this version of the hub, which must be written into it first: run `hub migrate` where it can be written/)]);
+    } finally {
+      chmodSync(dir, 0o755);
+      chmodSync(tmp.dir, 0o700);
+    }
   }, 60_000);
 
   it("help asked for after a command is the usage, exit 0 (not an unknown option)", async () => {
