@@ -552,7 +552,9 @@ describe("partners", () => {
     expect((await report(a.retailerCode, a.apiKey, { ...body, retailerCode: "20000002" })).status).toBe(400);
     expect((await report(a.retailerCode, a.apiKey, body)).status).toBe(201);
     // Guessing a partner key: past 20 wrong keys from a client, its keys are a 429, the right one too.
-    const behindProxy = createApp({ ...runtime.deps, config: { ...runtime.deps.config, LINK_CLIENT_IP_HEADER: "x-forwarded-for" } });
+    // A pinned clock: the guesses are counted in 15-minute windows, and one must not end among them.
+    const pinned = clock.now();
+    const behindProxy = createApp({ ...runtime.deps, clock: { now: () => pinned }, config: { ...runtime.deps.config, LINK_CLIENT_IP_HEADER: "x-forwarded-for" } });
     const guess = (key: string, ip = "192.0.2.44") =>
       behindProxy.request(`/api/v1/partners/${a.retailerCode}/consents`, {
         method: "POST",

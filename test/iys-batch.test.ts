@@ -64,7 +64,7 @@ describe("bulk import reported to İYS in lists", () => {
     const before = headEvent();
     const batchesBefore = iys.batches.length;
     const queriesBefore = iys.batchQueries;
-    iys.batchDelayMs = 1500; // İYS answers an empty list until it has processed the request
+    iys.batchDelayMs = 2500; // İYS answers an empty list until it has processed the request
     const rows = Array.from({ length: 2500 }, (_, i) => `MESAJ,${phone(i)},ONAY,HS_WEB,${date},BIREYSEL`);
     const summary = await runImport(csv(rows), deps, { brandId, via: "cli", batchSize: 5000 });
     expect(summary.recorded).toBe(2500);

@@ -323,6 +323,7 @@ describe("pulling recipients' movements from İYS", () => {
     const today = formatIysDate(new Date()).slice(0, 10);
     const file = await (await app.request(`/api/v1/reports/daily?brand=${brand.code}&date=${today}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text();
     expect(file.split("\n").filter((l) => l.includes(asked) && l.includes(",RET,"))).toEqual([expect.stringContaining(`,${transactionId},${asked},BIREYSEL,MESAJ,RET,${refusedAt},HS_WEB`)]);
+    await waitFor(() => receiver.at("/kept").some((d) => d.body.includes(asked)));
     await new Promise((r) => setTimeout(r, 300));
     expect(receiver.at("/kept").filter((d) => d.body.includes(asked))).toHaveLength(1);
 

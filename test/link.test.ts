@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { linkKeyring, signLinkToken, TOKEN_LENGTH, verifyLinkToken } from "../channels/link/token";
 import { maskEmail } from "../channels/link/issue";
+import type { Clock } from "../src/domain/time";
 import { createMailer } from "../channels/email/mailer";
 import { smtpOutcomeUnknown } from "../jobs/email-confirmation.handler";
 import { createApp, type App } from "../src/app";
@@ -673,6 +674,7 @@ describe("keys, expiry and limits", () => {
   it("over the per-IP limit /r answers a 429 page; another IP is not limited", async () => {
     const limited = createApp({
       ...runtime.deps,
+      clock: pinnedClock(runtime.deps.clock),
       config: { ...runtime.deps.config, LINK_LIMIT_PER_IP_PER_MINUTE: 3, LINK_CLIENT_IP_HEADER: "x-forwarded-for" },
     });
     const path = pathOf((await issue(newAddress())).url);
@@ -691,6 +693,7 @@ describe("keys, expiry and limits", () => {
   it("a refusal POSTed on a valid link is not limited, even from an address over the limit; a bad token is", async () => {
     const limited = createApp({
       ...runtime.deps,
+      clock: pinnedClock(runtime.deps.clock),
       config: { ...runtime.deps.config, LINK_LIMIT_PER_IP_PER_MINUTE: 3, LINK_CLIENT_IP_HEADER: "x-forwarded-for" },
     });
     const address = newAddress();
@@ -713,6 +716,12 @@ describe("keys, expiry and limits", () => {
     expect(forged.status).toBe(429);
   });
 });
+
+/** The clock's present, kept: requests are counted per clock minute, and a minute must not end among a test's. */
+function pinnedClock(clock: Clock): Clock {
+  const at = clock.now();
+  return { now: () => at };
+}
 
 describe("a slow SMTP server", () => {
   it("gives up within the outbox lease (60 s) instead of nodemailer's 10 minutes, so the sweeper's retry never overlaps a send still running", async () => {

@@ -106,12 +106,12 @@ describe("İYS reports are paced (IYS_MAX_REQUESTS_PER_SECOND)", () => {
       return left === 0 && h.iys.writes.length >= 40;
     });
     expect(h.iys.writes).toHaveLength(40);
-    // 41 requests (a token and 40 writes) sent as fast as the workers could: paced, they span at
-    // least 40 gaps of 50 ms; a network or event-loop delay can only push them later, never bunch
-    // them beyond a request or two.
+    // 41 requests (a token and 40 writes) sent as fast as the workers could: paced, they span about
+    // 40 gaps of 50 ms. A pause of the process (GC, a loaded machine) fires the timers that fell due
+    // during it together, so the bounds leave room for one; unpaced, all 41 arrive within ~0.2 s.
     const span = Math.max(...h.iys.arrivals) - Math.min(...h.iys.arrivals);
-    expect(span).toBeGreaterThanOrEqual(40 * 50 - 100);
-    expect(busiestSecond(h.iys.arrivals)).toBeLessThanOrEqual(22);
+    expect(span).toBeGreaterThanOrEqual(1500);
+    expect(busiestSecond(h.iys.arrivals)).toBeLessThanOrEqual(30);
   });
 });
 
