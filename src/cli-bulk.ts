@@ -188,7 +188,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
         onRejected: (r) => {
           if (rejectedRows++ === 0) {
             if (regular) ftruncateSync(fd, 0);
-            writeAllSync(fd, rejectedCsvHeader(delimiter));
+            writeAllSync(fd, rejectedCsvHeader(delimiter, regular));
           }
           writeAllSync(fd, rejectedCsvLine(r, delimiter));
         },

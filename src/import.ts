@@ -211,8 +211,9 @@ export const csvLine = (values: (string | number | null | undefined)[], delimite
  * as one column otherwise), and starts with UTF-8's byte-order mark: without it Excel reads the file
  * in the system's code page, and every ş, ı, ğ of the rows came out garbled (the file is UTF-8,
  * whatever the imported one was). Imports, csv-parse and Python's utf-8-sig read past it.
+ * A pipe or a terminal (`--rejected /dev/stdout | cut …`) gets no mark: `bom: false`.
  */
-export const rejectedCsvHeader = (delimiter = ",") => `\uFEFF${csvLine([...REJECTED_COLUMNS], delimiter)}`;
+export const rejectedCsvHeader = (delimiter = ",", bom = true) => `${bom ? "\uFEFF" : ""}${csvLine([...REJECTED_COLUMNS], delimiter)}`;
 // What a spreadsheet would run as a formula: = or @ first, or + or - before anything but a number
 // (a phone such as +90 532 123 45 67 stays as it is).
 const FORMULA = /^(?:[=@\t\r]|[+-](?![\d\s().-]*$))/;

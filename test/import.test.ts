@@ -281,7 +281,15 @@ describe("bulk import of 100 000 rows", () => {
     expect(piped.code, piped.stderr).toBe(0);
     expect(piped.stdout).toMatch(/read 2, recorded 1, unchanged 0, rejected 1/);
     expect(readFileSync(rejected, "utf8")).toMatch(/^MESAJ,0532,ONAY,HS_WEB,[^\n]*,3,H121,/m);
+    expect(readFileSync(rejected, "utf8")).toMatch(/^\uFEFFtype,recipient,/); // a file, for a spreadsheet
     expect(runtime.deps.ledger.state(brandId("CLI"), "+905329991001", "BIREYSEL", "MESAJ")).toMatchObject({ status: "ONAY" });
+    // Into a pipe (`--rejected /dev/stdout | cut …`): no byte-order mark before the header.
+    const rejectedPipe = join(tmp.dir, "rejected.fifo");
+    await promisify(execFile)("mkfifo", [rejectedPipe]);
+    const reader = promisify(execFile)("cat", [rejectedPipe]);
+    const intoPipe = await hub(["import", "--brand", "CLI", "-", "--rejected", rejectedPipe], csv.replace("05329991001", "05329991003"));
+    expect(intoPipe.code, intoPipe.stderr).toBe(0);
+    expect((await reader).stdout).toMatch(/^type,recipient,status,source,consentDate,[^\n]*\nMESAJ,0532,ONAY,HS_WEB,[^\n]*,3,H121,/);
 
     const fifo = join(tmp.dir, "consents.fifo");
     await promisify(execFile)("mkfifo", [fifo]);
