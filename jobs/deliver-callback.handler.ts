@@ -97,7 +97,7 @@ const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, b.code AS brand, e.rec
 
 // An unfinished delivery of an earlier change of the same consent to the same endpoint, with the
 // status its endpoint answered to its last attempt.
-const EARLIER_PENDING = `SELECT o.id, o.event_id AS eventId, o.next_attempt_at AS nextAttemptAt, o.updated_at AS updatedAt,
+const EARLIER_PENDING = `SELECT o.id, o.event_id AS eventId, o.next_attempt_at AS nextAttemptAt, o.updated_at AS updatedAt, o.claimed_until AS claimedUntil,
     (SELECT d.response_code FROM deliveries d WHERE d.outbox_id = o.id ORDER BY d.attempt DESC LIMIT 1) AS lastCode
   FROM consent_events e JOIN outbox o ON o.event_id = e.id
   WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id < ?
@@ -243,9 +243,9 @@ export class CallbackDelivery {
     const lease = now + leaseMs(this.deps);
     const row = stmt(
       db,
-      `UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ? AND kind = 'callback' AND status = 'pending'
-         AND (next_attempt_at IS NULL OR next_attempt_at <= ?) RETURNING id, event_id AS eventId, target, attempts`,
-    ).get(lease, now, id, now) as ClaimedRow | undefined;
+      `UPDATE outbox SET next_attempt_at = @lease, claimed_until = @lease, updated_at = @now WHERE id = @id AND kind = 'callback' AND status = 'pending'
+         AND (next_attempt_at IS NULL OR next_attempt_at <= @now) RETURNING id, event_id AS eventId, target, attempts`,
+    ).get({ lease, now, id }) as ClaimedRow | undefined;
     if (!row) {
       const current = stmt(db, `SELECT status, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?`).get(id) as
         | { status: string; nextAttemptAt: number | null }
@@ -286,7 +286,7 @@ export class CallbackDelivery {
       }
       for (;;) {
         const earlier = stmt(db, EARLIER_PENDING).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as
-          | { id: number; eventId: number; nextAttemptAt: number | null; updatedAt: number; lastCode: number | null }
+          | { id: number; eventId: number; nextAttemptAt: number | null; updatedAt: number; claimedUntil: number | null; lastCode: number | null }
           | undefined;
         if (!earlier) break;
         const running = this.inFlight.get(earlier.id);
@@ -296,9 +296,10 @@ export class CallbackDelivery {
           return this.attempt(id);
         }
         // An earlier change its receiver refused, and not being sent right now (a claim, in any
-        // process, sets next_attempt_at a lease past updated_at): it ends here, failed, and this newer
-        // change goes. The compare on next_attempt_at and updated_at loses to a claim made since.
-        const claimed = earlier.nextAttemptAt !== null && earlier.nextAttemptAt > now && earlier.nextAttemptAt - earlier.updatedAt === leaseMs(this.deps);
+        // process and whatever its CALLBACK_TIMEOUT_MS, sets claimed_until and next_attempt_at to its
+        // lease's end): it ends here, failed, and this newer change goes. The compare on
+        // next_attempt_at and updated_at loses to a claim made since.
+        const claimed = earlier.claimedUntil !== null && earlier.claimedUntil === earlier.nextAttemptAt && earlier.claimedUntil > now;
         if (isRejection(earlier.lastCode) && !claimed) {
           const ended = stmt(
             db,

@@ -226,16 +226,16 @@ describe("delivery", () => {
     ]);
   });
 
-  it("a refused change another process is sending right now (its claim's lease) still holds the newer one; once that attempt is over, the newer goes", async () => {
+  it("a refused change another process is sending right now (its claim's lease, whatever its length) still holds the newer one; once that attempt is over, the newer goes", async () => {
     const sub = await subscribe({ brands: ["MIGROS"] });
     const recipient = newRecipient();
     receiver.answerWith.set(sub.path, (body) => (JSON.parse(body).data.status === "ONAY" ? 422 : undefined));
     await change("MIGROS", recipient, "ONAY", 50);
     await waitFor(() => receiver.at(sub.path).length === 1 && outboxOf(sub.id)[0]?.attempts === 1, { timeoutMs: 10_000 });
     const onayRow = outboxOf(sub.id)[0]!.id;
-    // Claimed by another process: next_attempt_at a lease (CALLBACK_TIMEOUT_MS + 5 s) past updated_at.
+    // Claimed by another process, one with another CALLBACK_TIMEOUT_MS (60 s: a lease of 65 s).
     const t = clock.now().getTime();
-    db().prepare("UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE id = ?").run(t + 20_000, t, onayRow);
+    db().prepare("UPDATE outbox SET next_attempt_at = ?, claimed_until = ?, updated_at = ? WHERE id = ?").run(t + 65_000, t + 65_000, t, onayRow);
     const ret = await change("MIGROS", recipient, "RET", 40);
     await waitFor(() => outboxOf(sub.id).length === 2, { timeoutMs: 10_000 });
     await new Promise((r) => setTimeout(r, 1500));

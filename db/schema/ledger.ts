@@ -110,6 +110,12 @@ export const outbox = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
     /** Not to be tried before this instant (a scheduled retry or an attempt in flight); null = now. */
     nextAttemptAt: integer("next_attempt_at"),
+    /**
+     * The end of the lease a callback attempt claimed the row with: an attempt is in flight (in any
+     * process) while this equals next_attempt_at and is still ahead; whatever ends or reschedules the
+     * attempt moves next_attempt_at away from it.
+     */
+    claimedUntil: integer("claimed_until"),
   },
   (t) => [
     // The sweeper looks for rows still waiting for their job.
