@@ -1,6 +1,8 @@
 import { serve } from "@hono/node-server";
+import type { Server } from "node:http";
 import { createApp } from "./app";
 import { nameClashes } from "./brands";
+import { answerClientErrors } from "./client-errors";
 import { assertServerRoles, ConfigError, loadConfig } from "./config";
 import { withTimeout } from "./async";
 import { createRuntime } from "./runtime";
@@ -45,6 +47,7 @@ async function main() {
       )
     : null;
   server?.setTimeout(IDLE_SOCKET_MS);
+  if (server) answerClientErrors(server as Server);
   // A port in use (another hub, another service): one line naming it, not a stack trace.
   server?.on("error", (err: NodeJS.ErrnoException) => {
     console.error(`hub: cannot serve on port ${config.PORT}: ${err.code === "EADDRINUSE" ? "the port is in use (PORT)" : err.message}`);

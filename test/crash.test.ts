@@ -184,6 +184,41 @@ describe("stopping the server", () => {
   }, 60_000);
 });
 
+describe("requests Node's HTTP parser refuses", () => {
+  /** Sends raw bytes, answers everything the server wrote until it closed the connection. */
+  async function raw(portNumber: number, request: string): Promise<string> {
+    const socket = (await import("node:net")).createConnection(portNumber, "127.0.0.1");
+    let answer = "";
+    socket.on("data", (d: Buffer) => (answer += d.toString()));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.on("error", () => {});
+    socket.end(request);
+    await closed;
+    return answer;
+  }
+
+  it("get the hub's JSON error naming what is wrong (Node's own answer was an empty 400), and the server goes on", async () => {
+    const hub = new HubProcess(port + 4, { ...env, DATABASE_PATH: join(tmp.dir, "parser.db") });
+    await hub.start();
+    try {
+      const cases: [string, number, RegExp][] = [
+        [`GET /api/v1/brands HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n`, 400, /^the request is not valid HTTP\/1\.1: Invalid header .*\(HPE_INVALID_HEADER_TOKEN\); nothing was done$/],
+        [`POST /api/v1/consents HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n`, 400, /^the request is not valid HTTP\/1\.1: Invalid character in Content-Length \(HPE_INVALID_CONTENT_LENGTH\)/],
+        [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, 431, /^the request's headers are larger than the server takes \(16 KiB in all\) \(HPE_HEADER_OVERFLOW\)/],
+      ];
+      for (const [request, status, message] of cases) {
+        const answer = await raw(hub.port, request);
+        const [head, body] = answer.split("\r\n\r\n");
+        expect(head, request.slice(0, 40)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} .*content-type: application/json`, "s"));
+        expect(JSON.parse(body!), request.slice(0, 40)).toEqual({ error: { code: "bad_request", message: expect.stringMatching(message), requestId: null } });
+      }
+      expect((await fetch(`http://127.0.0.1:${hub.port}/healthz`)).status).toBe(200);
+    } finally {
+      await hub.stop();
+    }
+  }, 60_000);
+});
+
 describe("starting the server", () => {
   it("without IYS_API_BASE_URL it warns that nothing is reported to İYS; with it, it does not", async () => {
     const own = { ...env, DATABASE_PATH: join(tmp.dir, "warnings.db"), LOG_LEVEL: "warn" };
