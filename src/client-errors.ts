@@ -7,7 +7,8 @@ type ParserError = Error & { code?: string; reason?: string };
 const KNOWN: Record<string, { status: number; text: string; code: "bad_request" | "payload_too_large"; message: string }> = {
   HPE_HEADER_OVERFLOW: { status: 431, text: "Request Header Fields Too Large", code: "bad_request", message: "the request's headers are larger than the server takes (16 KiB in all)" },
   HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, text: "Payload Too Large", code: "payload_too_large", message: "the chunked body's chunk extensions are too large" },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, text: "Request Timeout", code: "bad_request", message: "the request did not arrive whole in time" },
+  // Answered only while no request of the connection is with the app (below): its headers came too slowly.
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, text: "Request Timeout", code: "bad_request", message: "the request's headers did not arrive whole in time" },
   HPE_HEADERS_TIMEOUT: { status: 408, text: "Request Timeout", code: "bad_request", message: "the request's headers did not arrive whole in time" },
 };
 
@@ -20,9 +21,11 @@ const KNOWN: Record<string, { status: number; text: string; code: "bad_request" 
  */
 export function answerClientErrors(server: Pick<Server, "on">): void {
   server.on("clientError", (err: ParserError, socket: Duplex) => {
-    // A response already on its way on this connection (a keep-alive request's) is not interrupted.
-    const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
-    if (err.code === "ECONNRESET" || !socket.writable || started) {
+    // A request of this connection is with the app (its body timed out, or it is still being
+    // answered and another came behind it): an answer written now would be read as that request's,
+    // and "nothing was done" could be untrue (an import commits as it streams). Only closed.
+    const answering = (socket as Duplex & { _httpMessage?: unknown })._httpMessage != null;
+    if (err.code === "ECONNRESET" || !socket.writable || answering) {
       socket.destroy();
       return;
     }
@@ -34,8 +37,11 @@ export function answerClientErrors(server: Pick<Server, "on">): void {
       message: `the request is not valid HTTP/1.1: ${(err.reason ?? err.message).replace(/\.$/, "")}`,
     };
     const body = JSON.stringify({ error: { code, message: `${message} (${err.code ?? "parse error"}); nothing was done`, requestId: null } });
-    socket.end(
+    // Written, then the connection destroyed as Node does: a half-closed socket keeps being read, and
+    // a request whose headers or body came too slowly would still reach the app after its 408.
+    socket.write(
       `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
+    socket.destroy();
   });
 }
