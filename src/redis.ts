@@ -22,20 +22,38 @@ export function redisReady(redis: Redis, ms: number): Promise<void> {
 
 /**
  * Whether the connection is on the database its URL names: a Redis without that database (an index
- * past its `databases`) answers the connection's SELECT with an error that ioredis only emits, and
- * carries on in database 0, where another application's keys may live. Null when it is, else the
- * error to show. Throws what the connection throws otherwise (Redis unreachable).
+ * past its `databases`), or one that does not allow SELECT (a proxy, an ACL without it), answers the
+ * connection's SELECT with an error that ioredis only emits, and carries on in database 0, where
+ * another application's keys may live. Null when it is (database 0 is where a connection starts:
+ * PING only), else the problem to show. Throws what the connection throws otherwise (Redis unreachable).
  */
 export async function redisDatabaseProblem(redis: Redis): Promise<string | null> {
   const db = redis.options.db ?? 0;
+  if (db === 0) {
+    await redis.ping();
+    return null;
+  }
   try {
     await redis.select(db);
     return null;
   } catch (err) {
     const message = (err as Error).message;
-    if (!/DB index|invalid DB|SELECT is not allowed/i.test(message)) throw err;
-    return `REDIS_URL names database ${db}, which this Redis refuses (${message}): use a database it has (0 to its "databases" setting less one; 0 on a cluster)`;
+    if (!/DB index|invalid DB|SELECT is not allowed|unknown command|NOPERM/i.test(message)) throw err;
+    return `REDIS_URL names database ${db}, which this Redis refuses (${message}): use a database it has (0 to its "databases" setting less one), or database 0 where SELECT is not allowed (a cluster, a proxy)`;
   }
+}
+
+/**
+ * Logs the problem each time the connection is (re)established: one made while Redis was down at
+ * the start is checked when it comes up.
+ */
+export function watchRedisDatabase(redis: Redis, log: Logger): void {
+  redis.on("ready", () => {
+    redisDatabaseProblem(redis).then(
+      (problem) => problem && log.error({}, `${problem}; the hub's queues are in database 0 until REDIS_URL is fixed (/readyz answers 503)`),
+      () => {},
+    );
+  });
 }
 
 /**

@@ -5,7 +5,7 @@ import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
 import { linkInterpreter } from "../channels/link/interpret";
 import { createMailer } from "../channels/email/mailer";
-import { redisDatabaseProblem, redisReady } from "./redis";
+import { redisDatabaseProblem, redisReady, watchRedisDatabase } from "./redis";
 import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { createCheckpoint, ledgerKeyFor } from "../db/checkpoints";
@@ -114,6 +114,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     db.$client.close();
     throw new Error(wrongDatabase);
   }
+  watchRedisDatabase(redis, log);
   const producer = new JobProducer(redis, config.QUEUE_PREFIX);
   const iys = buildIysReporter(config, redis);
 

@@ -1,9 +1,12 @@
+import { spawn } from "node:child_process";
 import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { Redis } from "ioredis";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrationsFolder, openDatabase, runMigrations } from "../db/index";
 import { brandsOfNumber } from "../src/brands";
 import { assertServerRoles, ConfigError, loadConfig } from "../src/config";
+import { createApp } from "../src/app";
 import { createRuntime } from "../src/runtime";
 import { deletePrefix, REDIS_URL, tempDir, testConfig, waitFor } from "./helpers";
 
@@ -131,6 +134,42 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(loadConfig({ MAIL_FROM: "" }).MAIL_FROM).toBeUndefined();
   });
 });
+
+describe("a Redis that does not allow SELECT (a proxy, an ACL)", () => {
+  it("database 0 is ready (PING, no SELECT); another database stops the start naming REDIS_URL", async () => {
+    const port = 16000 + Math.floor(Math.random() * 4000);
+    const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--rename-command", "SELECT", ""], { stdio: "ignore" });
+    const dir = tempDir();
+    try {
+      const zero = `redis://127.0.0.1:${port}`;
+      await waitFor(async () => (await createRedisProbe(zero)) === "PONG", { timeoutMs: 10_000 });
+      const runtime = await createRuntime(testConfig(dir.dir, { REDIS_URL: zero }));
+      try {
+        const ready = await createApp(runtime.deps).request("/readyz");
+        expect([ready.status, await ready.json()]).toEqual([200, expect.objectContaining({ checks: { database: "ok", redis: "ok" } })]);
+      } finally {
+        await runtime.close();
+      }
+      await expect(createRuntime(testConfig(dir.dir, { REDIS_URL: `${zero}/2` }))).rejects.toThrow(/^REDIS_URL names database 2, which this Redis refuses \(ERR unknown command 'select'/);
+    } finally {
+      redis.kill();
+      dir.cleanup();
+    }
+  }, 30_000);
+});
+
+async function createRedisProbe(url: string): Promise<string | null> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    return await probe.ping();
+  } catch {
+    return null;
+  } finally {
+    probe.disconnect();
+  }
+}
 
 describe("migrations", () => {
   it("another program's database is not migrated (nor is the server started on it), nor even switched to WAL; an empty file and the hub's own are", async () => {
