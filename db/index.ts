@@ -88,21 +88,26 @@ function startCheckpointer(sqlite: Database.Database, synchronous: string): void
  * file is left as it is (a ledger being verified is evidence), and a backup or replica the user may
  * not write is read all the same. A WAL-mode file in a directory the user cannot write, without the
  * -shm file a reader shares with writers (a copied backup), cannot be read in place: it is read from
- * a private copy (mode 700 directory), removed when the connection closes.
+ * a private copy (mode 700 directory), removed when the connection closes or the process exits;
+ * `copy: false` refuses instead (a command that will write the file anyway).
  */
-export function openDatabaseReadOnly(path: string): Db {
+export function openDatabaseReadOnly(path: string, opts: { copy?: boolean } = {}): Db {
   let sqlite: Database.Database;
   try {
     sqlite = openReadOnly(path);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code !== "SQLITE_READONLY_DIRECTORY" && code !== "SQLITE_CANTOPEN" && code !== "SQLITE_READONLY") throw err;
+    if (opts.copy === false || (code !== "SQLITE_READONLY_DIRECTORY" && code !== "SQLITE_CANTOPEN" && code !== "SQLITE_READONLY")) throw err;
     try {
       accessSync(path, constants.R_OK);
     } catch {
       throw err;
     }
     const dir = mkdtempSync(join(tmpdir(), "hub-readonly-"));
+    // It holds every address: gone when the process ends, however it ends but SIGKILL (the CLI turns
+    // SIGINT, SIGTERM and SIGHUP into an exit while such a copy is open).
+    const remove = () => rmSync(dir, { recursive: true, force: true });
+    process.once("exit", remove);
     try {
       const copy = join(dir, basename(path));
       for (const suffix of ["", "-wal"]) {
@@ -112,17 +117,27 @@ export function openDatabaseReadOnly(path: string): Db {
       }
       sqlite = openReadOnly(copy);
     } catch (copyErr) {
-      rmSync(dir, { recursive: true, force: true });
+      remove();
+      process.off("exit", remove);
       throw copyErr;
     }
     const close = sqlite.close.bind(sqlite);
     sqlite.close = () => {
       const closed = close();
-      rmSync(dir, { recursive: true, force: true });
+      remove();
+      process.off("exit", remove);
       return closed;
     };
+    privateCopies.add(sqlite);
   }
   return drizzle(sqlite, { schema }) as Db;
+}
+
+const privateCopies = new WeakSet<Database.Database>();
+
+/** Whether the connection reads a private copy (openDatabaseReadOnly), removed when the process exits. */
+export function readsPrivateCopy(db: Db): boolean {
+  return privateCopies.has(db.$client);
 }
 
 function openReadOnly(path: string): Database.Database {

@@ -299,7 +299,12 @@ export class CallbackDelivery {
         // process and whatever its CALLBACK_TIMEOUT_MS, sets claimed_until and next_attempt_at to its
         // lease's end): it ends here, failed, and this newer change goes. The compare on
         // next_attempt_at and updated_at loses to a claim made since.
-        const claimed = earlier.claimedUntil !== null && earlier.claimedUntil === earlier.nextAttemptAt && earlier.claimedUntil > now;
+        // A row claimed by a process of the version before claimed_until (a rolling upgrade): its
+        // lease told by its length, as that version did.
+        const claimed =
+          earlier.nextAttemptAt !== null &&
+          earlier.nextAttemptAt > now &&
+          (earlier.claimedUntil !== null ? earlier.claimedUntil === earlier.nextAttemptAt : earlier.nextAttemptAt - earlier.updatedAt === leaseMs(this.deps));
         if (isRejection(earlier.lastCode) && !claimed) {
           const ended = stmt(
             db,

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
-import { assertHubDatabaseFile, openDatabase, openDatabaseReadOnly, pendingMigrations, runMigrations, type Db } from "../db/index";
+import { assertHubDatabaseFile, openDatabase, openDatabaseReadOnly, pendingMigrations, readsPrivateCopy, runMigrations, type Db } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog, getEndpoint, presentDelivery } from "./callbacks/store";
 import { assertNotHubFile, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
     let probe: Db;
     let hub: boolean;
     try {
-      probe = openDatabaseReadOnly(config.DATABASE_PATH);
+      probe = openDatabaseReadOnly(config.DATABASE_PATH, { copy: READ_ONLY_COMMANDS.has(command) });
     } catch (err) {
       throw new Error(`cannot open ${where}: ${(err as Error).message}`);
     }
@@ -145,8 +145,12 @@ async function main(argv: string[]): Promise<number> {
     }
     // A command that only reads leaves the file as it is (no migration, not even WAL upkeep): a ledger
     // being verified is evidence, and a backup or replica may not be writable by whoever checks it.
-    if (READ_ONLY_COMMANDS.has(command) && pending === 0) db = probe;
-    else probe.$client.close();
+    if (READ_ONLY_COMMANDS.has(command) && pending === 0) {
+      db = probe;
+      // Ctrl-C, a kill: an exit, so that the private copy of a database that could not be read in
+      // place is removed (it answers once the command's current stretch of work yields).
+      if (readsPrivateCopy(db)) for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) process.once(signal, () => process.exit(code));
+    } else probe.$client.close();
   }
   if (!db) {
     if (command === "migrate") assertHubDatabaseFile(config.DATABASE_PATH);
@@ -155,7 +159,7 @@ async function main(argv: string[]): Promise<number> {
       runMigrations(db);
     } catch (err) {
       db?.$client.close();
-      const lacking = pending > 0 ? `; it lacks ${counted(pending, "migration")} of this version of the hub, which must be written into it first: run \`hub migrate\` where it can be written (on a copy, for a backup)` : "";
+      const lacking = pending > 0 && /readonly|read-only|permission/i.test((err as Error).message) ? `; it lacks ${counted(pending, "migration")} of this version of the hub, which must be written into it first: run \`hub migrate\` where it can be written (on a copy, for a backup)` : "";
       throw new Error(`cannot open ${where}: ${(err as Error).message}${lacking}`);
     }
   }

@@ -90,7 +90,11 @@ describe("hub CLI", () => {
     const before = digest();
     // Root may write anywhere: the commands then run as nobody.
     const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const backup = { ...env, DATABASE_PATH: file, LEDGER_KEY_PATH: join(dir, "key.json") };
+    // The private copy read in place of a file SQLite cannot share from there goes under TMPDIR, and is removed.
+    const tmpdir = join(tmp.dir, "tmpdir");
+    mkdirSync(tmpdir);
+    chmodSync(tmpdir, 0o777);
+    const backup = { ...env, DATABASE_PATH: file, LEDGER_KEY_PATH: join(dir, "key.json"), TMPDIR: tmpdir };
     try {
       const verify = await hubAs(user, backup, "verify");
       expect([verify.code, verify.stdout, verify.stderr]).toEqual([0, expect.stringMatching(/^ledger intact: 4 events, 1 signed checkpoint,/), ""]);
@@ -101,8 +105,14 @@ describe("hub CLI", () => {
       expect((await hubAs(user, backup, "deliveries")).stdout).toBe("no deliveries\n");
       expect(readdirSync(dir).sort()).toEqual(["hub.db", "key.json", "stale.db"]);
       expect(digest()).toBe(before);
+      expect(readdirSync(tmpdir).filter((f) => f.startsWith("hub-"))).toEqual([]);
       const old = await hubAs(user, { ...backup, DATABASE_PATH: stale }, "verify");
       expect([old.code, old.stderr]).toEqual([1, expect.stringMatching(/lacks 1 migration of this version of the hub, which must be written into it first: run `hub migrate` where it can be written/)]);
+      expect(readdirSync(tmpdir).filter((f) => f.startsWith("hub-"))).toEqual([]);
+      // A command that writes makes no copy: it says it cannot write there.
+      const checkpoint = await hubAs(user, backup, "checkpoint");
+      expect([checkpoint.code, checkpoint.stderr]).toEqual([1, expect.stringMatching(/^hub: cannot open .*hub\.db \(DATABASE_PATH\): .*readonly/)]);
+      expect(readdirSync(tmpdir).filter((f) => f.startsWith("hub-"))).toEqual([]);
     } finally {
       chmodSync(dir, 0o755);
       chmodSync(tmp.dir, 0o700);

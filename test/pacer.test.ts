@@ -108,10 +108,11 @@ describe("İYS reports are paced (IYS_MAX_REQUESTS_PER_SECOND)", () => {
     expect(h.iys.writes).toHaveLength(40);
     // 41 requests (a token and 40 writes) sent as fast as the workers could: paced, they span about
     // 40 gaps of 50 ms. A pause of the process (GC, a loaded machine) fires the timers that fell due
-    // during it together, so the bounds leave room for one; unpaced, all 41 arrive within ~0.2 s.
+    // during it together, so the bounds leave room for one of ~250 ms; a pacer at 25 a second (a
+    // span of 1600 ms) fails them, and unpaced all 41 arrive within ~0.2 s.
     const span = Math.max(...h.iys.arrivals) - Math.min(...h.iys.arrivals);
-    expect(span).toBeGreaterThanOrEqual(1500);
-    expect(busiestSecond(h.iys.arrivals)).toBeLessThanOrEqual(30);
+    expect(span).toBeGreaterThanOrEqual(1700);
+    expect(busiestSecond(h.iys.arrivals)).toBeLessThanOrEqual(26);
   });
 });
 
