@@ -6,7 +6,8 @@ import { buildSenders } from "../channels/sms/senders";
 import { linkInterpreter } from "../channels/link/interpret";
 import { createMailer } from "../channels/email/mailer";
 import { redisDatabaseProblem, redisReady, watchRedisDatabase } from "./redis";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Redis } from "ioredis";
 import { createCheckpoint, ledgerKeyFor } from "../db/checkpoints";
 import { assertHubDatabaseFile, openDatabase, runMigrations, type Db } from "../db/index";
@@ -71,18 +72,60 @@ export interface RuntimeOverrides {
   db?: Db;
 }
 
+/**
+ * A database that does not exist beside a ledger signing key that does: the hub's database was lost
+ * (deleted, a volume not mounted, a restore left out) or DATABASE_PATH is mistyped. Starting would
+ * make a new, empty ledger and take traffic on it (a pre-send check would then know no refusal).
+ */
+function assertNotLostDatabase(config: Config): void {
+  if (config.DATABASE_PATH === ":memory:" || existsSync(config.DATABASE_PATH) || !existsSync(config.LEDGER_KEY_PATH)) return;
+  throw new Error(
+    `DATABASE_PATH ${resolve(config.DATABASE_PATH)} does not exist, while LEDGER_KEY_PATH ${resolve(config.LEDGER_KEY_PATH)} holds this hub's ledger signing key: the database was lost or DATABASE_PATH is wrong; restore the database from your backup or correct DATABASE_PATH (to start a new, empty ledger, move the key away first)`,
+  );
+}
+
+/**
+ * The hub secret about to be made anew (HUB_SECRET unset, HUB_SECRET_PATH missing) while the
+ * database holds what the old one keyed: e-mail links already sent (their tokens signed with a key
+ * derived from it, unless LINK_KEYS gives key 1 its own) and callback endpoints (their secrets
+ * encrypted with one, unless CALLBACK_SECRETS_KEY is set). A new secret would make every such link
+ * a 404 and every such endpoint undeliverable: a restore that left the file out.
+ */
+function assertSecretKept(config: Config, db: Db): void {
+  if (config.HUB_SECRET || existsSync(config.HUB_SECRET_PATH)) return;
+  const linkKeyOwn = (config.LINK_KEYS ?? "").split(",").some((pair) => pair.trim().split(":")[0] === "1");
+  const c = db.$client;
+  const held = [
+    !linkKeyOwn && c.prepare("SELECT 1 FROM links LIMIT 1").get() ? "e-mail rejection links already sent" : null,
+    !config.CALLBACK_SECRETS_KEY && c.prepare("SELECT 1 FROM endpoints LIMIT 1").get() ? "callback endpoints' signing secrets" : null,
+  ].filter((h) => h !== null);
+  if (held.length === 0) return;
+  throw new Error(
+    `HUB_SECRET_PATH ${resolve(config.HUB_SECRET_PATH)} does not exist (and HUB_SECRET is unset), while the database holds ${held.join(" and ")}, made with the hub secret: restore the file from the backup it was taken with (a new secret would make those links answer 404 and those endpoints undeliverable), or set HUB_SECRET to it`,
+  );
+}
+
 /** Opens the database (migrating it), Redis and the queues; the server, the CLI and tests share it. */
 export async function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Promise<Runtime> {
   const log = overrides.log ?? createLogger(config.LOG_LEVEL);
   const clock = overrides.clock ?? systemClock;
   let db: Db;
-  if (!overrides.db) assertHubDatabaseFile(config.DATABASE_PATH);
+  if (!overrides.db) {
+    assertHubDatabaseFile(config.DATABASE_PATH);
+    assertNotLostDatabase(config);
+  }
   try {
     db = overrides.db ?? openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
   } catch (err) {
     throw new Error(`DATABASE_PATH ${config.DATABASE_PATH} cannot be opened: ${(err as Error).message}`);
   }
   runMigrations(db);
+  try {
+    assertSecretKept(config, db);
+  } catch (err) {
+    if (!overrides.db) db.$client.close();
+    throw err;
+  }
   const calendar = buildCalendar(config);
   // A new key only for a ledger nothing was signed in yet (a lost or replaced key file is an error, not a fresh start).
   const ledgerKey = await ledgerKeyFor(db, config.LEDGER_KEY_PATH, log);

@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
 import { afterAll, describe, expect, it } from "vitest";
 import { migrationsFolder, openDatabase, runMigrations } from "../db/index";
-import { brandsOfNumber } from "../src/brands";
+import { brandsOfNumber, createBrand } from "../src/brands";
 import { assertServerRoles, ConfigError, loadConfig } from "../src/config";
 import { createApp } from "../src/app";
 import { createRuntime } from "../src/runtime";
@@ -132,6 +133,35 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(() => loadConfig({ MAIL_FROM: "noreply" })).toThrow(/MAIL_FROM/);
     expect(loadConfig({ MAIL_FROM: " noreply@hub.example.com " }).MAIL_FROM).toBe("noreply@hub.example.com");
     expect(loadConfig({ MAIL_FROM: "" }).MAIL_FROM).toBeUndefined();
+  });
+});
+
+describe("a restore that left something out", () => {
+  it("a database that is gone beside its ledger key, or a hub secret that is gone while links and endpoints made with it remain, stop the start and make nothing", async () => {
+    const dir = tempDir();
+    try {
+      const config = testConfig(dir.dir, { HUB_SECRET: "", HUB_SECRET_PATH: join(dir.dir, "hub-secret") });
+      const first = await createRuntime(config);
+      const brand = createBrand(first.deps.db, { code: "LOST", name: "Lost", shortNames: ["LOST"], numbers: [] }, Date.now());
+      first.deps.db.$client
+        .prepare("INSERT INTO links (link_id, brand_id, recipient, recipient_type, type, created_at) VALUES ('00112233aabbccdd', ?, 'a@example.com', 'BIREYSEL', 'EPOSTA', ?)")
+        .run(brand.id, Date.now());
+      await first.close();
+
+      // The secret file left out of the restore.
+      renameSync(config.HUB_SECRET_PATH, `${config.HUB_SECRET_PATH}.away`);
+      await expect(createRuntime(config)).rejects.toThrow(/^HUB_SECRET_PATH .*hub-secret does not exist \(and HUB_SECRET is unset\), while the database holds e-mail rejection links already sent, made with the hub secret: restore the file/);
+      expect(existsSync(config.HUB_SECRET_PATH)).toBe(false);
+      renameSync(`${config.HUB_SECRET_PATH}.away`, config.HUB_SECRET_PATH);
+      await (await createRuntime(config)).close();
+
+      // The database left out (or DATABASE_PATH mistyped): no new, empty ledger beside the key.
+      for (const f of ["", "-wal", "-shm"]) rmSync(`${config.DATABASE_PATH}${f}`, { force: true });
+      await expect(createRuntime(config)).rejects.toThrow(/^DATABASE_PATH .*hub\.db does not exist, while LEDGER_KEY_PATH .*ledger-key\.json holds this hub's ledger signing key: the database was lost or DATABASE_PATH is wrong/);
+      expect(existsSync(config.DATABASE_PATH)).toBe(false);
+    } finally {
+      dir.cleanup();
+    }
   });
 });
 
