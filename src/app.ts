@@ -149,11 +149,33 @@ export function createApp(deps: AppDeps) {
     }
     // Masked like a job's error: a message may quote what it failed on (an address, a body).
     const masked = (text: string | undefined) => (text === undefined ? undefined : redactAddresses(text));
+    const unavailable = databaseUnavailable(err);
+    if (unavailable) {
+      // The database cannot take the write now (its lock held past busy_timeout, the disk full, an
+      // I/O error): the transaction rolled back. A 503 with Retry-After, which providers retry (every
+      // write is idempotent), not a 500 that reads as the hub's bug.
+      deps.log.error({ requestId: c.get("requestId"), err: { code: (err as { code?: string }).code, message: masked(err.message) } }, "database unavailable");
+      c.header("Retry-After", String(unavailable.retryAfter));
+      return c.json(errorBody(c, new ApiError("unavailable", unavailable.message)), 503);
+    }
     deps.log.error({ requestId: c.get("requestId"), err: err instanceof Error ? { name: err.name, message: masked(err.message), stack: masked(err.stack) } : masked(String(err)) }, "unhandled error");
     return c.json(errorBody(c, new ApiError("internal_error", "unexpected error; quote the requestId when reporting it")), 500);
   });
 
   return app;
+}
+
+/** A SQLite error that says the database cannot be written now, not that the request or the hub is wrong. */
+function databaseUnavailable(err: Error): { message: string; retryAfter: number } | null {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return null;
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return { message: "the hub's database is busy (another process holds its write lock): the request was not completed; try again (a retry is safe: writes are idempotent)", retryAfter: 5 };
+  }
+  if (code === "SQLITE_FULL" || code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN") {
+    return { message: `the hub's database cannot be written (${code === "SQLITE_FULL" ? "its disk is full" : code}): the request was not completed; try again later (a retry is safe: writes are idempotent)`, retryAfter: 60 };
+  }
+  return null;
 }
 
 /** Under @hono/node-server: the request's body stopped before its end and its connection is gone. */

@@ -1,3 +1,4 @@
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { IYS_EPOCH } from "../src/domain/consent-rules";
@@ -56,6 +57,22 @@ describe("health", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ checks: { database: "ok", redis: "ok" } });
   });
+
+  it("a write the database cannot take now (its lock held by another process past busy_timeout) is a 503 with Retry-After that records nothing, not a 500", async () => {
+    const other = new Database(runtime.deps.config.DATABASE_PATH);
+    const recipient = "+905327770001";
+    other.exec("BEGIN EXCLUSIVE");
+    let res: Response;
+    try {
+      res = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: minutesAgo(5) }));
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    expect([res.status, res.headers.get("retry-after")]).toEqual([503, "5"]);
+    expect((await res.json()).error).toMatchObject({ code: "unavailable", message: expect.stringMatching(/^the hub's database is busy \(another process holds its write lock\): the request was not completed; try again/) });
+    expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(recipient)).toEqual({ n: 0 });
+  }, 20_000);
 
   it("readyz answers 503 naming Redis when Redis is unreachable", async () => {
     const dir = tempDir();
