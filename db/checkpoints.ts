@@ -63,6 +63,26 @@ export async function loadOrCreateLedgerKey(path: string, log?: Logger, opts: { 
 }
 
 /**
+ * A key that verifies checkpoints, from a file that needs no secret: a JWK set as
+ * `GET /api/v1/ledger/public-key` answers it, or one JWK (of a private one only the public half is
+ * used). Of several, the one named `preferKid` (the newest checkpoint's signer), else the first.
+ */
+export async function loadPublicKeyFile(path: string, preferKid?: string): Promise<{ kid: string; publicKey: CryptoKey }> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new Error(`--public-key ${path} is not a readable JSON file (${(err as Error).message})`);
+  }
+  const keys = (Array.isArray((parsed as { keys?: unknown })?.keys) ? (parsed as { keys: unknown[] }).keys : [parsed]) as JWK[];
+  const usable = keys.filter((k) => k && k.kty === "OKP" && k.crv === "Ed25519" && typeof k.x === "string");
+  const jwk = usable.find((k) => preferKid !== undefined && k.kid === preferKid) ?? usable[0];
+  if (!jwk) throw new Error(`--public-key ${path} holds no Ed25519 public JWK (a JWK set as GET /api/v1/ledger/public-key answers it, or one JWK)`);
+  const pub: JWK = { kty: "OKP", crv: "Ed25519", x: jwk.x };
+  return { kid: jwk.kid ?? (await calculateJwkThumbprint(pub)), publicKey: (await importJWK({ ...pub, alg: "EdDSA" }, "EdDSA")) as CryptoKey };
+}
+
+/**
  * The ledger's signing key: created only while nothing was signed, and then the key that signed the
  * latest checkpoint. A replaced key file would sign on unnoticed until `hub verify` called every
  * earlier checkpoint forged: the hub does not start with it.

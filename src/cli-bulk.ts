@@ -1,5 +1,5 @@
-import { closeSync, createReadStream, fchmodSync, fstatSync, ftruncateSync, openSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
-import { resolve } from "node:path";
+import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, fchmodSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Db } from "../db/index";
 import { brandByCode } from "./brands";
 import type { Config } from "./config";
@@ -283,4 +283,47 @@ export function exportToFile(db: Db, opts: ExportOptions): number {
     reader.close();
   }
   return opts.format === "csv" ? lines - 1 : lines;
+}
+
+export interface BackupResult {
+  dir: string;
+  files: string[];
+  /** What could not be copied because it is not in a file here (HUB_SECRET, LINK_KEYS set in the environment). */
+  notCopied: string[];
+}
+
+/**
+ * A consistent copy of the hub's database (SQLite's online backup: the pages as of one moment, the
+ * WAL's committed frames included, while the hub keeps writing), with the ledger signing key and the
+ * hub secret beside it: the three a restore needs together (a database without its secret makes
+ * every mailed link a 404; without its key, no new checkpoint). Into a new directory, mode 700, files
+ * mode 600: they hold every address and the keys.
+ */
+export async function backupTo(config: Pick<Config, "DATABASE_PATH" | "LEDGER_KEY_PATH" | "HUB_SECRET_PATH" | "HUB_SECRET" | "LINK_KEYS" | "CALLBACK_SECRETS_KEY">, db: Db, dir: string): Promise<BackupResult> {
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
+    throw new CliUsageError(`${resolve(dir)} exists and is not an empty directory: hub backup writes into a new (or empty) one`);
+  }
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (err) {
+    throw new CliError(`cannot make the backup directory ${resolve(dir)}: ${(err as Error).message}`);
+  }
+  const files: string[] = [];
+  const database = join(dir, "hub.db");
+  closeSync(openSync(database, "w", 0o600));
+  await db.$client.backup(database);
+  files.push(database);
+  const keep = (from: string, name: string) => {
+    const to = join(dir, name);
+    copyFileSync(from, to);
+    chmodSync(to, 0o600);
+    files.push(to);
+  };
+  if (existsSync(config.LEDGER_KEY_PATH)) keep(config.LEDGER_KEY_PATH, "ledger-key.json");
+  if (!config.HUB_SECRET && existsSync(config.HUB_SECRET_PATH)) keep(config.HUB_SECRET_PATH, "hub-secret");
+  const notCopied = [config.HUB_SECRET ? "HUB_SECRET" : null, config.LINK_KEYS ? "LINK_KEYS" : null, config.CALLBACK_SECRETS_KEY ? "CALLBACK_SECRETS_KEY" : null].filter(
+    (v): v is string => v !== null,
+  );
+  return { dir: resolve(dir), files: files.map((f) => resolve(f)), notCopied };
 }

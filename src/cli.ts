@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, verifyLedger } from "../db/checkpoints";
+import { checkpointSigners, createCheckpoint, hasCheckpoints, hasLedgerTables, ledgerKeyFor, loadOrCreateLedgerKey, loadPublicKeyFile, verifyLedger } from "../db/checkpoints";
 import { assertHubDatabaseFile, openDatabase, openDatabaseReadOnly, pendingMigrations, readsPrivateCopy, runMigrations, type Db } from "../db/index";
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog, getEndpoint, presentDelivery } from "./callbacks/store";
-import { assertNotHubFile, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
+import { assertNotHubFile, backupTo, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -22,9 +22,15 @@ const usage = `Usage: hub <command> [options]
 
 Commands:
   migrate          apply database migrations (npm start does this too)
-  verify           recompute the ledger hash chain and check every signed checkpoint;
-                   exits 0 when intact, 1 naming the first bad event
+  verify [--public-key FILE] [--json]
+                   recompute the ledger hash chain and check every signed checkpoint;
+                   exits 0 when intact, 1 naming the first bad event. --public-key: check the
+                   signatures with a public key (the JWK set GET /api/v1/ledger/public-key answers)
+                   instead of the signing key at LEDGER_KEY_PATH (an auditor needs no secret)
   checkpoint       sign the current ledger head now
+  backup <directory>
+                   a consistent copy of the database (while the hub runs), with the ledger signing
+                   key and the hub secret beside it, into a new directory (mode 700, files 600)
   brands           list brands and their numbers
   link --brand CODE [--tacir] [--json] <e-mail>…
                    print the rejection link and List-Unsubscribe headers of each address
@@ -45,9 +51,9 @@ Commands:
 
 Configuration comes from the environment (see README.md): DATABASE_PATH, LEDGER_KEY_PATH, …`;
 
-const COMMANDS = new Set(["migrate", "verify", "checkpoint", "brands", "link", "deliveries", "import", "export"]);
+const COMMANDS = new Set(["migrate", "verify", "checkpoint", "backup", "brands", "link", "deliveries", "import", "export"]);
 /** Commands that only read the database: on a database with every migration they open it read-only. */
-const READ_ONLY_COMMANDS = new Set(["verify", "brands", "deliveries", "export"]);
+const READ_ONLY_COMMANDS = new Set(["verify", "backup", "brands", "deliveries", "export"]);
 
 /**
  * The options each command reads and whether it takes arguments: anything else is a usage error
@@ -55,8 +61,9 @@ const READ_ONLY_COMMANDS = new Set(["verify", "brands", "deliveries", "export"])
  */
 const ACCEPTS: Record<string, { options: string[]; positionals: boolean; hint?: string }> = {
   migrate: { options: [], positionals: false },
-  verify: { options: ["json"], positionals: false },
+  verify: { options: ["json", "public-key"], positionals: false },
   checkpoint: { options: [], positionals: false },
+  backup: { options: [], positionals: true },
   brands: { options: [], positionals: false },
   link: { options: ["brand", "tacir", "json"], positionals: true },
   deliveries: { options: ["endpoint", "failed", "limit", "json"], positionals: false },
@@ -92,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
       to: { type: "string" },
       format: { type: "string", default: "csv" },
       out: { type: "string" },
+      "public-key": { type: "string" },
     },
     allowPositionals: true,
   });
@@ -171,12 +179,19 @@ async function main(argv: string[]): Promise<number> {
       }
       case "verify": {
         // The key only checks signatures: none is made when nothing was signed.
-        const key = hasCheckpoints(db) ? await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: false }) : null;
+        const publicKeyFile = values["public-key"];
+        if (publicKeyFile === "") throw new CliUsageError("--public-key needs a file (the JWK set GET /api/v1/ledger/public-key answers)");
+        const keyWhere = publicKeyFile ? `--public-key ${publicKeyFile}` : `LEDGER_KEY_PATH ${config.LEDGER_KEY_PATH}`;
+        const key = !hasCheckpoints(db)
+          ? null
+          : publicKeyFile
+            ? await loadPublicKeyFile(publicKeyFile, checkpointSigners(db).at(-1))
+            : await loadOrCreateLedgerKey(config.LEDGER_KEY_PATH, log, { create: false });
         const report = await verifyLedger(db, key?.publicKey ?? null);
         // The chain and the state are whole, and the key verifies none of the checkpoints: another
         // hub's key (or a new one), or every checkpoint replaced. Said as that, not as an altered event.
         if (key && report.checkpoints > 0 && report.signaturesVerified === 0 && report.otherProblems === 0) {
-          const problem = `LEDGER_KEY_PATH ${config.LEDGER_KEY_PATH} holds key ${key.kid}, which verifies none of the ${counted(report.checkpoints, "checkpoint")} (signed by ${[...new Set(checkpointSigners(db))].join(", ") || "a key they do not name"}); the hash chain and the state are whole: either this is not the key that signed this ledger (point LEDGER_KEY_PATH at it, or restore it from your backup), or every checkpoint was replaced`;
+          const problem = `${keyWhere} holds key ${key.kid}, which verifies none of the ${counted(report.checkpoints, "checkpoint")} (signed by ${[...new Set(checkpointSigners(db))].join(", ") || "a key they do not name"}); the hash chain and the state are whole: either this is not the key that signed this ledger (${publicKeyFile ? "give the hub's public key" : "point LEDGER_KEY_PATH at it, or restore it from your backup"}), or every checkpoint was replaced`;
           if (values.json) console.log(JSON.stringify({ ...report, ok: false, problems: [{ problem }] }, null, 2));
           else console.error(`WRONG KEY: ${problem}`);
           return 1;
@@ -217,6 +232,15 @@ async function main(argv: string[]): Promise<number> {
         const key = await ledgerKeyFor(db, config.LEDGER_KEY_PATH, log);
         const cp = await createCheckpoint(db, key, systemClock);
         console.log(cp ? `checkpoint #${cp.id} signs event #${cp.eventId} ${cp.hash}` : "nothing new to sign");
+        return 0;
+      }
+      case "backup": {
+        if (positionals.length !== 1) throw new CliUsageError("usage: hub backup <directory> (a new or empty directory)");
+        assertNotHubFile(config, positionals[0]!, "hub backup");
+        const done = await backupTo(config, db, positionals[0]!);
+        console.log(`backed up to ${done.dir}:\n${done.files.map((f) => `  ${f}`).join("\n")}`);
+        if (done.notCopied.length > 0) console.log(`not in it (set in the environment, keep them with it): ${done.notCopied.join(", ")}`);
+        console.log(`check it: DATABASE_PATH=${done.files[0]} LEDGER_KEY_PATH=${join(done.dir, "ledger-key.json")} hub verify`);
         return 0;
       }
       case "brands": {

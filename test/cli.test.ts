@@ -119,6 +119,51 @@ describe("hub CLI", () => {
     }
   }, 60_000);
 
+  it("verify --public-key checks the signatures with the public JWK set alone (no signing key at hand), and names a key that verifies none", async () => {
+    const { d: _d, ...pub } = JSON.parse(readFileSync(env.LEDGER_KEY_PATH, "utf8")) as Record<string, string>;
+    const jwks = join(tmp.dir, "public-jwks.json");
+    writeFileSync(jwks, JSON.stringify({ keys: [{ ...pub, alg: "EdDSA", use: "sig" }] }));
+    const auditor = { ...env, LEDGER_KEY_PATH: join(tmp.dir, "no-such-key.json") };
+    const ok = await hubWith(auditor, "verify", "--public-key", jwks);
+    expect([ok.code, ok.stdout]).toEqual([0, expect.stringMatching(/^ledger intact: 4 events, 1 signed checkpoint,/)]);
+    const json = JSON.parse((await hubWith(auditor, "verify", "--public-key", jwks, "--json")).stdout) as { ok: boolean; signaturesVerified: number };
+    expect(json).toMatchObject({ ok: true, signaturesVerified: 1 });
+    // Another hub's key: every checkpoint unverified, said as a wrong key.
+    const other = join(tmp.dir, "other-jwks.json");
+    writeFileSync(other, JSON.stringify({ keys: [{ ...pub, x: Buffer.alloc(32, 7).toString("base64url"), kid: "other" }] }));
+    const wrong = await hubWith(auditor, "verify", "--public-key", other);
+    expect([wrong.code, wrong.stderr]).toEqual([1, expect.stringMatching(/^WRONG KEY: --public-key .*other-jwks\.json holds key other, which verifies none of the 1 checkpoint/)]);
+    const notAKey = await hubWith(auditor, "verify", "--public-key", join(tmp.dir, "hub.db"));
+    expect([notAKey.code, notAKey.stderr]).toEqual([1, expect.stringMatching(/--public-key .*hub\.db is not a readable JSON file/)]);
+  }, 60_000);
+
+  it("backup copies a database being written (its WAL's commits too) with its key and secret into a new private directory, which verify finds intact", async () => {
+    const live = { ...env, DATABASE_PATH: join(tmp.dir, "live.db"), HUB_SECRET_PATH: join(tmp.dir, "live-secret") };
+    copyFileSync(env.DATABASE_PATH, live.DATABASE_PATH);
+    writeFileSync(live.HUB_SECRET_PATH, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+    // A writer keeps the database open, its last commit in the WAL (no checkpoint thread to move it).
+    const writer = openDatabase(live.DATABASE_PATH, { backgroundCheckpoints: false });
+    try {
+      writer.$client.pragma("wal_autocheckpoint = 0");
+      const clock = new TestClock(Date.parse("2026-11-25T10:00:00Z"));
+      new Ledger(writer, { clock, calendar: new BusinessCalendar(), planners: [iysReportPlanner] }).apply([mobileOnay(1, 99, clock.now().getTime() - 1000)]);
+      expect(statSync(`${live.DATABASE_PATH}-wal`).size).toBeGreaterThan(0);
+      const dir = join(tmp.dir, "backup-1");
+      const done = await hubWith(live, "backup", dir);
+      expect([done.code, done.stdout]).toEqual([0, expect.stringContaining(`backed up to ${dir}:`)]);
+      expect(readdirSync(dir).sort()).toEqual(["hub-secret", "hub.db", "ledger-key.json"]);
+      expect((statSync(dir).mode & 0o777).toString(8)).toBe("700");
+      for (const f of readdirSync(dir)) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe("600");
+      expect(readFileSync(join(dir, "hub-secret"), "utf8")).toBe(readFileSync(live.HUB_SECRET_PATH, "utf8"));
+      const verified = await hubWith({ ...env, DATABASE_PATH: join(dir, "hub.db"), LEDGER_KEY_PATH: join(dir, "ledger-key.json") }, "verify");
+      expect([verified.code, verified.stdout]).toEqual([0, expect.stringMatching(/^ledger intact: 5 events, 1 signed checkpoint,/)]);
+      const again = await hubWith(live, "backup", dir);
+      expect([again.code, again.stderr]).toEqual([2, expect.stringContaining("exists and is not an empty directory")]);
+    } finally {
+      writer.$client.close();
+    }
+  }, 60_000);
+
   it("help asked for after a command is the usage, exit 0 (not an unknown option)", async () => {
     for (const help of [["import", "--help"], ["export", "-h"]]) {
       const res = await hub(...help);
@@ -137,7 +182,7 @@ describe("hub CLI", () => {
     [["deliveries", "--limit", "0x10"], "--limit 0x10: a whole number"],
     [["export", "--brand", "MIGROS", "state.csv"], "hub export takes no arguments, not state.csv (the file to write is --out FILE)"],
     [["import", "--brand", "MIGROS", "x.csv", "--out", "y.csv"], "hub import takes --brand, --rejected, --registered, --json, not --out"],
-    [["verify", "--brand", "MIGROS"], "hub verify takes --json, not --brand"],
+    [["verify", "--brand", "MIGROS"], "hub verify takes --json, --public-key, not --brand"],
     [["checkpoint", "--json"], "hub checkpoint takes no options, not --json"],
   ])("%j is a usage error: exit 2 naming what is wrong", async (args, message) => {
     const res = await hub(...args);
