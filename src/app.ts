@@ -39,6 +39,8 @@ function holdsAddress(id: string): boolean {
   );
 }
 
+const PROBE_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
+
 export function createApp(deps: AppDeps) {
   const app = new Hono<HonoEnv>();
   const metrics = deps.metrics ?? new Metrics().bind({ db: deps.db, queues: deps.queues });
@@ -63,10 +65,21 @@ export function createApp(deps: AppDeps) {
     const route = routeLabel(c);
     const seconds = (performance.now() - started) / 1000;
     metrics.observeRequest(c.req.method, route, c.res.status, seconds);
-    deps.log.info(
-      { requestId, method: c.req.method, route, ...(route === "unmatched" ? { path: redactPath(c.req.path) } : {}), status: c.res.status, ms: Math.round(seconds * 1000) },
-      "request",
-    );
+    const errorCode = c.get("errorCode");
+    const errorField = c.get("errorField");
+    const line = {
+      requestId,
+      method: c.req.method,
+      route,
+      ...(route === "unmatched" ? { path: redactPath(c.req.path) } : {}),
+      status: c.res.status,
+      ...(errorCode ? { error: errorCode } : {}),
+      ...(errorField ? { field: errorField } : {}),
+      ms: Math.round(seconds * 1000),
+    };
+    // Probes and scrapes come every few seconds: their successes at debug, not a line each at info.
+    if (c.res.status < 400 && PROBE_ROUTES.has(route)) deps.log.debug(line, "request");
+    else deps.log.info(line, "request");
   });
 
   const limit = (maxSize: number, what: string) =>

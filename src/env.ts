@@ -53,5 +53,8 @@ export interface HonoEnv {
     caller: Caller;
     /** The brands whose partner of the path's retailer code holds the bearer key (set on /api/v1/partners before the body is read). */
     partnerBrands: number[];
+    /** The error code (and field) an error answer named, for the request's log line. */
+    errorCode: string;
+    errorField: string;
   };
 }

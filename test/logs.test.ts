@@ -116,6 +116,23 @@ describe("logs", () => {
   });
 });
 
+describe("request lines", () => {
+  it("an error answer's line names its code and field (a 422 by its İYS code); probes and scrapes that succeed are not logged at info", async () => {
+    const from = lines.length;
+    const old = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: PHONE, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: "2020-01-01 10:00:00" }));
+    expect(old.status).toBe(422);
+    const bad = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: PHONE, type: "FAKS", status: "ONAY", source: "HS_WEB", consentDate: "2020-01-01 10:00:00" }));
+    expect(bad.status).toBe(400);
+    for (const probe of ["/healthz", "/readyz"]) expect((await app.request(probe)).status).toBe(200);
+    const requests = lines.slice(from).filter((l) => l.msg === "request");
+    expect(requests.map((l) => [l.route, l.status, l.error, l.field])).toEqual([
+      ["/api/v1/consents", 422, (await old.json()).error.code, "consentDate"],
+      ["/api/v1/consents", 400, "bad_request", "type"],
+    ]);
+    expect(raw.slice(from).join("\n")).not.toContain(PHONE.slice(-7));
+  });
+});
+
 describe("an unhandled error", () => {
   it("is logged with the addresses its message and stack quote masked, and answered as a generic 500", async () => {
     const boom = createApp(runtime.deps);
