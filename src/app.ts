@@ -4,6 +4,7 @@ import { createIvrRoutes } from "../channels/ivr/routes";
 import { createLinkRoutes } from "../channels/link/routes";
 import { redisDatabaseProblem, redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
+import { statSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { TrieRouter } from "hono/router/trie-router";
 import { Hono, type Context } from "hono";
@@ -107,11 +108,18 @@ export function createApp(deps: AppDeps) {
     c.json({ name: "İYS consent hub", docs: "/api/docs", openapi: "/api/v1/openapi.json", health: "/healthz", ready: "/readyz", admin: "/admin" }),
   );
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // The file the database was opened from: deleted or replaced under a running hub, SQLite keeps
+  // writing to the old inode, which nobody will ever read (every later start makes a new ledger).
+  const databaseFile = fileIdentity(deps.db.$client.name);
   app.get("/readyz", async (c) => {
     const checks: Record<string, "ok" | string> = {};
     try {
       deps.db.$client.prepare("SELECT 1").get();
-      checks.database = "ok";
+      const now = fileIdentity(deps.db.$client.name);
+      checks.database =
+        databaseFile === null || now === databaseFile
+          ? "ok"
+          : `the database file at DATABASE_PATH was ${now === null ? "removed" : "replaced"} while the hub runs: what it records now is lost at its stop; stop it and restore the database`;
     } catch (err) {
       checks.database = err instanceof Error ? err.message : "error";
     }
@@ -176,6 +184,17 @@ export function createApp(deps: AppDeps) {
   });
 
   return app;
+}
+
+/** Device and inode of a file (null when there is none, or for an in-memory database). */
+function fileIdentity(path: string): string | null {
+  if (path === ":memory:" || path === "") return null;
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
 }
 
 /** A SQLite error that says the database cannot be written now, not that the request or the hub is wrong. */

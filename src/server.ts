@@ -40,7 +40,11 @@ async function main() {
     process.exit(1);
   }
   const { log } = runtime.deps;
-  if (config.RUN_WORKERS) runtime.startBackground();
+  if (config.RUN_WORKERS) {
+    runtime.startBackground();
+    // A workers-only process has no port to probe: this line says it is up.
+    if (!config.RUN_WEB) log.info({ web: false, queuePrefix: config.QUEUE_PREFIX }, "hub workers running");
+  }
   const server = config.RUN_WEB
     ? serve({ fetch: createApp(runtime.deps).fetch, port: config.PORT, serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS } }, (info) =>
         log.info({ port: info.port, publicBaseUrl: config.PUBLIC_BASE_URL, workers: config.RUN_WORKERS }, "hub listening"),
@@ -53,7 +57,7 @@ async function main() {
     console.error(`hub: cannot serve on port ${config.PORT}: ${err.code === "EADDRINUSE" ? "the port is in use (PORT)" : err.message}`);
     process.exit(1);
   });
-  if (!config.HUB_ADMIN_KEY) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
+  if (!config.HUB_ADMIN_KEY && config.RUN_WEB) log.warn({}, "HUB_ADMIN_KEY is not set: the provider API (/api/v1) answers 401");
   if (!config.IYS_API_BASE_URL && config.RUN_WORKERS) {
     log.warn({}, "IYS_API_BASE_URL is not set: no movement is reported to İYS; each must reach İYS within 3 business days, by other means or by a start with it set (which sends those still within their 3 business days; the dashboard counts them)");
   }
@@ -95,6 +99,7 @@ async function main() {
       });
     }
     await runtime.close();
+    log.info({ signal }, "stopped");
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

@@ -1,3 +1,4 @@
+import { copyFileSync, renameSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
@@ -73,6 +74,26 @@ describe("health", () => {
     expect((await res.json()).error).toMatchObject({ code: "unavailable", message: expect.stringMatching(/^the hub's database is busy \(another process holds its write lock\): the request was not completed; try again/) });
     expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(recipient)).toEqual({ n: 0 });
   }, 20_000);
+
+  it("readyz answers 503 when the database file was removed or replaced under the running hub (its writes would be lost at the stop)", async () => {
+    const dir = tempDir();
+    const own = await createRuntime(testConfig(dir.dir));
+    try {
+      const ownApp = createApp(own.deps);
+      const path = own.deps.config.DATABASE_PATH;
+      expect((await ownApp.request("/readyz")).status).toBe(200);
+      renameSync(path, `${path}.moved`);
+      const gone = await ownApp.request("/readyz");
+      expect([gone.status, (await gone.json()).checks.database]).toEqual([503, expect.stringMatching(/^the database file at DATABASE_PATH was removed while the hub runs/)]);
+      copyFileSync(`${path}.moved`, path);
+      expect((await (await ownApp.request("/readyz")).json()).checks.database).toMatch(/was replaced while the hub runs/);
+      renameSync(`${path}.moved`, path);
+      expect((await ownApp.request("/readyz")).status).toBe(200);
+    } finally {
+      await own.close();
+      dir.cleanup();
+    }
+  });
 
   it("readyz answers 503 naming Redis when Redis is unreachable", async () => {
     const dir = tempDir();
