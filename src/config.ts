@@ -22,9 +22,9 @@ export const ConfigSchema = z
       // zod runs this after a failed url check too: what is no URL is that check's to say.
       (v) => v === undefined || !URL.canParse(v) || (() => {
         const u = new URL(v);
-        return !u.search && !u.hash && !v.includes("#") && !v.includes("?") && !u.username && !u.password;
+        return !u.search && !u.hash && !v.includes("#") && !v.includes("?") && !u.username && !u.password && !u.pathname.replace(/\/+$/, "").includes("//");
       })(),
-      "must be an origin, optionally with a path (https://hub.example.com or https://example.com/iys): no query (?…), fragment (#…) or user:password@",
+      "must be an origin, optionally with a path (https://hub.example.com or https://example.com/iys): no query (?…), fragment (#…), user:password@ or empty path segment (//)",
     ),
     DATABASE_PATH: z.string().min(1).default("./data/hub.db"),
     /** NORMAL survives a process crash; FULL also an OS crash or power loss, at an fsync a commit. */
@@ -166,6 +166,16 @@ export const ConfigSchema = z
     ADMIN_SESSION_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(480),
     /** Bearer token a Prometheus scraper may use for /metrics instead of HUB_ADMIN_KEY (at least 16 characters). */
     METRICS_TOKEN: optionalSecret(16),
+  })
+  // Twilio's webhooks are checked with the token, its confirmations sent with both: one without the
+  // other took webhooks and then sent no confirmation (each ended skipped).
+  .refine((c) => !c.TWILIO_AUTH_TOKEN === !c.TWILIO_ACCOUNT_SID, {
+    path: ["TWILIO_ACCOUNT_SID"],
+    message: "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN go together (webhooks are verified with the token, confirmations sent with both): set both, or neither",
+  })
+  .refine((c) => !c.VONAGE_API_KEY === !c.VONAGE_API_SECRET, {
+    path: ["VONAGE_API_SECRET"],
+    message: "VONAGE_API_KEY and VONAGE_API_SECRET go together (confirmations are sent with both): set both, or neither",
   })
   .refine((c) => !c.IYS_API_BASE_URL || (c.IYS_USERNAME && c.IYS_PASSWORD), {
     path: ["IYS_PASSWORD"],

@@ -110,6 +110,11 @@ describe("SQLITE_SYNCHRONOUS", () => {
     noSuchDb.pathname = "/99999";
     await expect(createRuntime(testConfig(tmp.dir, { REDIS_URL: noSuchDb.href }))).rejects.toThrow(/^REDIS_URL names database 99999, which this Redis refuses \(ERR DB index is out of range\)/);
     expect(() => loadConfig({ SMTP_URL: "smtp://" })).toThrow(/SMTP_URL: must name the SMTP server/);
+    expect(() => loadConfig({ TWILIO_AUTH_TOKEN: "token-only" })).toThrow(/TWILIO_ACCOUNT_SID: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN go together/);
+    expect(() => loadConfig({ TWILIO_ACCOUNT_SID: "AC123" })).toThrow(/TWILIO_ACCOUNT_SID: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN go together/);
+    expect(() => loadConfig({ VONAGE_API_KEY: "key-only" })).toThrow(/VONAGE_API_SECRET: VONAGE_API_KEY and VONAGE_API_SECRET go together/);
+    expect(() => loadConfig({ PUBLIC_BASE_URL: "https://hub.example.com//iys" })).toThrow(/PUBLIC_BASE_URL: .*empty path segment/);
+    expect(loadConfig({ PUBLIC_BASE_URL: "https://hub.example.com/iys//" }).PUBLIC_BASE_URL).toBe("https://hub.example.com/iys");
     expect(() => assertServerRoles(loadConfig({ RUN_WEB: "false", RUN_WORKERS: "false" }))).toThrow(/RUN_WORKERS: RUN_WEB and RUN_WORKERS are both false/);
     await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: tmp.dir }))).rejects.toThrow(/^DATABASE_PATH .* cannot be opened: /);
     await expect(createRuntime(testConfig(tmp.dir, { HUB_SECRET: "", HUB_SECRET_PATH: tmp.dir }))).rejects.toThrow(/^HUB_SECRET_PATH .* cannot be read: EISDIR/);
