@@ -44,7 +44,7 @@ const PROBE_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metr
 
 export function createApp(deps: AppDeps) {
   const app = new Hono<HonoEnv>();
-  const metrics = deps.metrics ?? new Metrics().bind({ db: deps.db, queues: deps.queues });
+  const metrics = deps.metrics ?? new Metrics().bind({ db: deps.db, queues: deps.queues, calendar: deps.calendar, clock: deps.clock });
 
   app.use("*", async function requestContext(c, next) {
     const incoming = c.req.header("x-request-id");

@@ -235,7 +235,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   const mailer = createMailer(config);
   const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs, receipts };
   deps.queues = producer.queues;
-  deps.metrics = new Metrics().bind({ db, queues: producer.queues });
+  deps.metrics = new Metrics().bind({ db, queues: producer.queues, calendar, clock });
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
   let callbacks: { close(): Promise<void> } | null = null;

@@ -342,11 +342,21 @@ describe("dashboard content", () => {
     clock.set(new Date("2026-11-19T09:00:00Z")); // Thursday noon
     const near = await deadlineRow();
     expect(near?.[1]).toBe("near");
+    // /metrics counts it as the dashboard shows it (alerts need no dashboard): near now, past tomorrow.
+    const atRisk = async () => {
+      const m = await scrape();
+      return { near: m.get('refusal_deadline_work{state="near"}'), past: m.get('refusal_deadline_work{state="past"}') };
+    };
+    const whenNear = await atRisk();
+    expect(whenNear.near).toBeGreaterThanOrEqual(1);
     expect(near![0]).toContain("+90555*****00");
     expect(near![0]).toContain("2026-11-19 23:59:59");
     expect(near![0]).toContain("H120");
     clock.set(new Date("2026-11-20T09:00:00Z")); // Friday
     expect((await deadlineRow())?.[1]).toBe("past");
+    const whenPast = await atRisk();
+    expect(whenPast.past).toBeGreaterThanOrEqual(whenNear.past! + 1);
+    expect((await scrape()).get("nodejs_eventloop_lag_seconds")).toBeGreaterThanOrEqual(0);
   });
 
   it("an imported RET whose list İYS has not accepted is listed too, from its consentDate, and stays listed past 30 days", async () => {

@@ -264,7 +264,22 @@ function nearCutoff(calendar: BusinessCalendar, now: number): number | null {
   }
 }
 
-function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): { rows: DeadlineRow[]; notShown: number } {
+/**
+ * Refusals whose İYS report or notification is not done, near their 3-business-day deadline or past
+ * it, counted by state (for /metrics: alert on any `past`). Those beyond the rows read (over 2 000,
+ * all older than the oldest read) count in that oldest row's state: an older start only makes the
+ * deadline earlier.
+ */
+export function deadlineCounts(deps: { db: Db; calendar: BusinessCalendar; now: number }): Record<DeadlineRow["state"], number> {
+  const { rows, notShown } = deadlines({ ...deps, shown: Number.MAX_SAFE_INTEGER });
+  const counts: Record<DeadlineRow["state"], number> = { near: 0, past: 0, unknown: 0 };
+  for (const r of rows) counts[r.state]++;
+  const oldest = rows.reduce<DeadlineRow | null>((o, r) => (o === null || r.receivedAt < o.receivedAt ? r : o), null);
+  if (notShown > 0) counts[oldest?.state ?? "past"] += notShown;
+  return counts;
+}
+
+function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number; shown?: number }): { rows: DeadlineRow[]; notShown: number } {
   // Open: not done, and not skipped (work left undone on purpose: İYS not configured, an endpoint
   // disabled — replayed from there), and no later row of the same work done (a callback replayed,
   // a follow asked again).
@@ -316,7 +331,7 @@ function deadlines(deps: { db: Db; calendar: BusinessCalendar; now: number }): {
   // Past first, then near, oldest first in each; the newest kept when there are too many (the
   // oldest overdue work is the least likely to be still saved by a look at this page).
   const rank = { past: 0, near: 1, unknown: 2 } as const;
-  const shown = out.slice(0, DEADLINES_SHOWN).sort((a, b) => rank[a.state] - rank[b.state] || a.receivedAt - b.receivedAt);
+  const shown = out.slice(0, deps.shown ?? DEADLINES_SHOWN).sort((a, b) => rank[a.state] - rank[b.state] || a.receivedAt - b.receivedAt);
   // Read newest first, so the rows left out of what was read (not near yet) are all among it.
   const total = rows.length < DEADLINES_READ ? rows.length : (deps.db.$client.prepare(`${open} SELECT count(*) AS n ${from}`).get(cutoff) as { n: number }).n;
   return { rows: shown, notShown: total - (rows.length - out.length) - shown.length };

@@ -1,5 +1,8 @@
 import type { Queue } from "bullmq";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { deadlineCounts } from "../admin/data";
+import type { BusinessCalendar } from "../domain/calendar";
+import type { Clock } from "../domain/time";
 import type { Db } from "../../db/index";
 import { withTimeout } from "../async";
 import { iysPullStandings } from "../iys-pull";
@@ -12,6 +15,9 @@ export type QueueDepths = Record<string, (Record<(typeof queueStates)[number], n
 export interface MetricsSources {
   db: Db;
   queues?: Record<string, Queue>;
+  /** For the refusals' deadlines (business days); without them that gauge is absent. */
+  calendar?: BusinessCalendar;
+  clock?: Clock;
 }
 
 /**
@@ -41,6 +47,9 @@ export class Metrics {
 
   constructor() {
     const self = this;
+    // process_* and nodejs_* (CPU, memory, event-loop lag: a database lock held past busy_timeout
+    // stalls the loop, and shows here), per process.
+    collectDefaultMetrics({ register: this.registry });
     const merged = (counts: { labels: Record<string, string>; n: number }[], map: (l: Record<string, string>) => Record<string, string>) => {
       const out = new Map<string, { labels: Record<string, string>; n: number }>();
       for (const c of counts) {
@@ -119,6 +128,19 @@ export class Metrics {
       async collect() {
         this.reset();
         for (const [queue, counts] of Object.entries(await self.queueDepths())) if (counts) this.set({ queue }, counts.paused ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "refusal_deadline_work",
+      help: "Work owed on RETs (İYS report, question to İYS, provider/partner notification) not done with less than one business day of their 3 left (near) or past them (past; unknown: the holiday table lacks the year): alert on past > 0",
+      labelNames: ["state"],
+      registers: [this.registry],
+      collect() {
+        const src = self.sources;
+        if (!src?.calendar || !src.clock) return;
+        this.reset();
+        const counts = deadlineCounts({ db: src.db, calendar: src.calendar, now: src.clock.now().getTime() });
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
     // İYS lists a brand's recipient movements for 7 days: alert on `time() - iys_pull_last_success_timestamp_seconds > 86400`
