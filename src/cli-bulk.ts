@@ -122,23 +122,24 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
   if (!sized && !opts.rejectedPath) {
     throw new CliUsageError(`${stdin ? "reading standard input" : `${opts.file} is not a regular file`}: give --rejected FILE, the file for the rejected rows`);
   }
+  // Checked before the hub's runtime starts (it would claim the queue prefix, note the database's id).
+  const rejectedPath = opts.rejectedPath ?? `${opts.file}.rejected.csv`;
+  assertNotHubFile(config, rejectedPath, "--rejected");
+  const before = statOrNull(rejectedPath);
+  if (before && before.dev === input.dev && before.ino === input.ino) {
+    throw new CliUsageError(`--rejected ${rejectedPath} is the file being imported: choose another path for the rejected rows`);
+  }
   // A dedicated process: a larger page cache keeps the ledger's indexes in memory past a million rows.
   db.$client.pragma("cache_size = -262144");
   const runtime = await createRuntime(config, { db, log });
   try {
     const brand = brandByCode(runtime.deps.db, opts.brand);
     if (!brand) throw new CliError(`unknown brand ${opts.brand} (see \`hub brands\`)`);
-    const rejectedPath = opts.rejectedPath ?? `${opts.file}.rejected.csv`;
     // Opened before any row is read (appending: nothing is emptied yet), so a path that cannot be
     // written fails the command with nothing imported (it failed at the first rejected row, after the
     // rows before it were in). A regular file is emptied at the first rejected row; with none, the
     // file this run created is removed and one an earlier run left is emptied, so it is never read
     // as this run's. Anything else (/dev/null, a pipe) is only written to.
-    assertNotHubFile(config, rejectedPath, "--rejected");
-    const before = statOrNull(rejectedPath);
-    if (before && before.dev === input.dev && before.ino === input.ino) {
-      throw new CliUsageError(`--rejected ${rejectedPath} is the file being imported: choose another path for the rejected rows`);
-    }
     let fd: number;
     try {
       fd = openSync(rejectedPath, "a", 0o600); // personal data: readable by its owner only

@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import type { Db } from "../db/index";
 import type { Logger } from "./log";
 
 /**
@@ -44,15 +46,52 @@ export async function redisDatabaseProblem(redis: Redis): Promise<string | null>
 }
 
 /**
- * Logs the problem each time the connection is (re)established: one made while Redis was down at
- * the start is checked when it comes up.
+ * This database's hub id, made at its first start (hub_meta): the same for every process of one hub
+ * (web, workers, the CLI), another for another database, a restored copy's the original's.
  */
-export function watchRedisDatabase(redis: Redis, log: Logger): void {
+export function hubIdOf(db: Db): string {
+  db.$client.prepare("INSERT OR IGNORE INTO hub_meta (key, value) VALUES ('hub_id', ?)").run(randomUUID());
+  return db.$client.prepare("SELECT value FROM hub_meta WHERE key = 'hub_id'").pluck().get() as string;
+}
+
+/** How long a claim on QUEUE_PREFIX outlives its hub's last renewal (every PREFIX_CLAIM_RENEW_MS while it runs). */
+export const PREFIX_CLAIM_TTL_S = 180;
+export const PREFIX_CLAIM_RENEW_MS = 60_000;
+
+// Takes the claim when it is free, renews it when it is this hub's; answers the holder otherwise.
+const claimPrefix = redisScript<[string, string, number], string | null>(
+  "hubClaimPrefix",
+  `local held = redis.call('GET', KEYS[1])
+   if held == false or held == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return nil end
+   return held`,
+  1,
+);
+
+/**
+ * Claims QUEUE_PREFIX on this Redis for this database (`<prefix>:hub-id`, renewed while the hub
+ * runs, lapsing PREFIX_CLAIM_TTL_S after its last process stopped): null when it is this hub's (or
+ * was free), else the problem to show. Two hubs with their own databases on one prefix (a staging
+ * copy or a test instance on the default `hub`) took each other's jobs: a job for a row the other
+ * database does not have ended "already finished", and the owner's work waited for its sweeper.
+ */
+export async function queuePrefixProblem(redis: Redis, prefix: string, hubId: string): Promise<string | null> {
+  const key = `${prefix}:hub-id`;
+  const holder = await claimPrefix(redis)(key, hubId, PREFIX_CLAIM_TTL_S);
+  if (holder === null) return null;
+  return `QUEUE_PREFIX ${prefix} is another hub's on this Redis (its database's hub id ${holder}; this database's is ${hubId}): two hubs on one prefix take each other's jobs; give each hub its own QUEUE_PREFIX (or Redis database); a hub's claim lapses ${PREFIX_CLAIM_TTL_S / 60} minutes after it stopped (or delete the Redis key ${key} if that hub is gone for good)`;
+}
+
+/**
+ * Logs a problem each time the connection is (re)established: one made while Redis was down at the
+ * start is checked when it comes up.
+ */
+export function watchRedisDatabase(redis: Redis, log: Logger, claim?: { prefix: string; hubId: string }): void {
   redis.on("ready", () => {
     redisDatabaseProblem(redis).then(
       (problem) => problem && log.error({}, `${problem}; the hub's queues are in database 0 until REDIS_URL is fixed (/readyz answers 503)`),
       () => {},
     );
+    if (claim) queuePrefixProblem(redis, claim.prefix, claim.hubId).then((problem) => problem && log.error({}, problem), () => {});
   });
 }
 

@@ -5,7 +5,7 @@ import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
 import { linkInterpreter } from "../channels/link/interpret";
 import { createMailer } from "../channels/email/mailer";
-import { redisDatabaseProblem, redisReady, watchRedisDatabase } from "./redis";
+import { hubIdOf, PREFIX_CLAIM_RENEW_MS, queuePrefixProblem, redisDatabaseProblem, redisReady, watchRedisDatabase } from "./redis";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Redis } from "ioredis";
@@ -151,13 +151,21 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     () => true,
     (err: Error) => (log.warn({ err: err.message }, "starting without Redis"), false),
   );
+  const hubId = hubIdOf(db);
   const wrongDatabase = reachable ? await redisDatabaseProblem(redis).catch(() => null) : null;
-  if (wrongDatabase) {
+  const foreignPrefix = reachable && !wrongDatabase ? await queuePrefixProblem(redis, config.QUEUE_PREFIX, hubId).catch(() => null) : null;
+  if (wrongDatabase || foreignPrefix) {
     redis.disconnect();
-    db.$client.close();
-    throw new Error(wrongDatabase);
+    if (!overrides.db) db.$client.close();
+    throw new Error((wrongDatabase ?? foreignPrefix)!);
   }
-  watchRedisDatabase(redis, log);
+  watchRedisDatabase(redis, log, { prefix: config.QUEUE_PREFIX, hubId });
+  // The claim on QUEUE_PREFIX is renewed while this process runs (it lapses a few minutes after the hub's last process stopped).
+  const prefixClaim = setInterval(() => {
+    if (redis.status !== "ready") return;
+    queuePrefixProblem(redis, config.QUEUE_PREFIX, hubId).then((problem) => problem && log.error({}, problem), () => {});
+  }, PREFIX_CLAIM_RENEW_MS);
+  prefixClaim.unref();
   const producer = new JobProducer(redis, config.QUEUE_PREFIX);
   const iys = buildIysReporter(config, redis);
 
@@ -307,6 +315,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
       }
     },
     async close() {
+      clearInterval(prefixClaim);
       sweeper?.stop();
       if (checkpointTimer) clearInterval(checkpointTimer);
       await iysPull?.stop();

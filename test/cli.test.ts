@@ -11,11 +11,12 @@ import { Ledger } from "../db/ledger";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
-import { mobileOnay, tempDir, TestClock } from "./helpers";
+import { deletePrefix, mobileOnay, tempDir, TestClock, uniquePrefix } from "./helpers";
 
 const run = promisify(execFile);
 const tmp = tempDir();
-const env = { ...process.env, DATABASE_PATH: join(tmp.dir, "hub.db"), LEDGER_KEY_PATH: join(tmp.dir, "key.json"), LOG_LEVEL: "warn" };
+// Its own queue prefix: commands that start the hub's runtime (import) claim it in the shared Redis.
+const env = { ...process.env, DATABASE_PATH: join(tmp.dir, "hub.db"), LEDGER_KEY_PATH: join(tmp.dir, "key.json"), QUEUE_PREFIX: uniquePrefix(), LOG_LEVEL: "warn" };
 
 async function hub(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return hubWith(env, ...args);
@@ -49,7 +50,10 @@ beforeAll(async () => {
   await createCheckpoint(db, await loadOrCreateLedgerKey(env.LEDGER_KEY_PATH), clock);
   db.$client.close();
 });
-afterAll(() => tmp.cleanup());
+afterAll(async () => {
+  await deletePrefix(env.QUEUE_PREFIX);
+  tmp.cleanup();
+});
 
 describe("hub CLI", () => {
   it("verify exits 0 on an intact ledger and 1 naming the first altered event", async () => {
@@ -241,7 +245,7 @@ describe("hub CLI", () => {
       [["import", "--brand", "MIGROS", csv, join(tmp.dir, "two.csv")], "hub import takes one file, not 2"],
     ] as const) {
       const res = await hubWith(withSecret, ...args);
-      expect(res.code, args.join(" ")).toBe(2);
+      expect(res.code, `${args.join(" ")}: ${res.stderr}`).toBe(2);
       expect(res.stderr).toContain(message);
     }
     expect([env.DATABASE_PATH, env.LEDGER_KEY_PATH, secret].map(digest)).toEqual(before);

@@ -33,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await iys.stop();
-  await deletePrefix(prefix);
+  for (const p of [prefix, `${prefix}-parser`, `${prefix}-warnings`]) await deletePrefix(p);
   tmp.cleanup();
 });
 
@@ -198,7 +198,7 @@ describe("requests Node's HTTP parser refuses", () => {
   }
 
   it("get the hub's JSON error naming what is wrong (Node's own answer was an empty 400), and the server goes on", async () => {
-    const hub = new HubProcess(port + 4, { ...env, DATABASE_PATH: join(tmp.dir, "parser.db"), LEDGER_KEY_PATH: join(tmp.dir, "parser-key.json") });
+    const hub = new HubProcess(port + 4, { ...env, DATABASE_PATH: join(tmp.dir, "parser.db"), LEDGER_KEY_PATH: join(tmp.dir, "parser-key.json"), QUEUE_PREFIX: `${prefix}-parser` });
     await hub.start();
     try {
       const cases: [string, number, RegExp][] = [
@@ -221,7 +221,7 @@ describe("requests Node's HTTP parser refuses", () => {
 
 describe("starting the server", () => {
   it("without IYS_API_BASE_URL it warns that nothing is reported to İYS; with it, it does not", async () => {
-    const own = { ...env, DATABASE_PATH: join(tmp.dir, "warnings.db"), LEDGER_KEY_PATH: join(tmp.dir, "warnings-key.json"), LOG_LEVEL: "warn" };
+    const own = { ...env, DATABASE_PATH: join(tmp.dir, "warnings.db"), LEDGER_KEY_PATH: join(tmp.dir, "warnings-key.json"), QUEUE_PREFIX: `${prefix}-warnings`, LOG_LEVEL: "warn" };
     const warning = "IYS_API_BASE_URL is not set: no movement is reported to İYS";
     const without = new HubProcess(port + 3, own);
     await without.start({ IYS_API_BASE_URL: "", IYS_USERNAME: "", IYS_PASSWORD: "" });

@@ -9,7 +9,7 @@ import { brandsOfNumber, createBrand } from "../src/brands";
 import { assertServerRoles, ConfigError, loadConfig } from "../src/config";
 import { createApp } from "../src/app";
 import { createRuntime } from "../src/runtime";
-import { deletePrefix, REDIS_URL, tempDir, testConfig, waitFor } from "./helpers";
+import { deletePrefix, REDIS_URL, tempDir, testConfig, uniquePrefix, waitFor } from "./helpers";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -144,8 +144,8 @@ describe("SQLITE_SYNCHRONOUS", () => {
 describe("a restore that left something out", () => {
   it("a database that is gone beside its ledger key, or a hub secret that is gone while links and endpoints made with it remain, stop the start and make nothing", async () => {
     const dir = tempDir();
+    const config = testConfig(dir.dir, { HUB_SECRET: "", HUB_SECRET_PATH: join(dir.dir, "hub-secret") });
     try {
-      const config = testConfig(dir.dir, { HUB_SECRET: "", HUB_SECRET_PATH: join(dir.dir, "hub-secret") });
       const first = await createRuntime(config);
       const brand = createBrand(first.deps.db, { code: "LOST", name: "Lost", shortNames: ["LOST"], numbers: [] }, Date.now());
       first.deps.db.$client
@@ -165,7 +165,43 @@ describe("a restore that left something out", () => {
       await expect(createRuntime(config)).rejects.toThrow(/^DATABASE_PATH .*hub\.db does not exist, while LEDGER_KEY_PATH .*ledger-key\.json holds this hub's ledger signing key: the database was lost or DATABASE_PATH is wrong/);
       expect(existsSync(config.DATABASE_PATH)).toBe(false);
     } finally {
+      await deletePrefix(config.QUEUE_PREFIX);
       dir.cleanup();
+    }
+  });
+});
+
+describe("QUEUE_PREFIX", () => {
+  it("is claimed for its database: another hub's database on the same prefix stops the start; the same database (another process, a restart) starts", async () => {
+    const a = tempDir();
+    const b = tempDir();
+    const prefix = uniquePrefix();
+    try {
+      const first = await createRuntime(testConfig(a.dir, { QUEUE_PREFIX: prefix }));
+      const again = await createRuntime(testConfig(a.dir, { QUEUE_PREFIX: prefix })); // a second process of the same hub
+      await again.close();
+      await expect(createRuntime(testConfig(b.dir, { QUEUE_PREFIX: prefix }))).rejects.toThrow(
+        new RegExp(`^QUEUE_PREFIX ${prefix} is another hub's on this Redis \\(its database's hub id [0-9a-f-]{36}; this database's is [0-9a-f-]{36}\\): two hubs on one prefix take each other's jobs`),
+      );
+      await first.close();
+      // Still its for a while: a hub stopped keeps its prefix (its jobs may wait in Redis) until the claim lapses.
+      const key = `${prefix}:hub-id`;
+      const redis = new Redis(REDIS_URL);
+      try {
+        const ttl = await redis.ttl(key);
+        expect(ttl).toBeGreaterThan(120);
+        expect(ttl).toBeLessThanOrEqual(180);
+        await expect(createRuntime(testConfig(b.dir, { QUEUE_PREFIX: prefix }))).rejects.toThrow(/is another hub's/);
+        await redis.expire(key, 1); // as if the minutes had passed
+        await waitFor(async () => (await redis.exists(key)) === 0, { timeoutMs: 5000 });
+      } finally {
+        redis.disconnect();
+      }
+      await (await createRuntime(testConfig(b.dir, { QUEUE_PREFIX: prefix }))).close();
+    } finally {
+      await deletePrefix(prefix);
+      a.cleanup();
+      b.cleanup();
     }
   });
 });

@@ -5,3 +5,4 @@ export * from "./links";
 export * from "./callbacks";
 export * from "./imports";
 export * from "./keys";
+export * from "./meta";
