@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, fchmodSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, fchmodSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync, type Stats } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Db } from "../db/index";
 import { brandByCode } from "./brands";
@@ -294,8 +294,8 @@ export interface BackupResult {
 }
 
 /**
- * A consistent copy of the hub's database (SQLite's online backup: the pages as of one moment, the
- * WAL's committed frames included, while the hub keeps writing), with the ledger signing key and the
+ * A consistent copy of the hub's database (as of one moment, the WAL's committed frames included,
+ * while the hub keeps writing; never migrated: a backup taken before an upgrade is the old schema), with the ledger signing key and the
  * hub secret beside it: the three a restore needs together (a database without its secret makes
  * every mailed link a 404; without its key, no new checkpoint). Into a new directory, mode 700, files
  * mode 600: they hold every address and the keys.
@@ -312,8 +312,18 @@ export async function backupTo(config: Pick<Config, "DATABASE_PATH" | "LEDGER_KE
   }
   const files: string[] = [];
   const database = join(dir, "hub.db");
-  closeSync(openSync(database, "w", 0o600));
-  await db.$client.backup(database);
+  // VACUUM INTO: one read transaction, so one consistent moment however busy the hub is (SQLite's
+  // page-by-page backup restarted at every write of the hub and never finished under steady traffic).
+  // Written under another name and renamed when whole: an interrupted backup leaves no hub.db.
+  const partial = join(dir, "hub.db.partial");
+  try {
+    closeSync(openSync(partial, "w", 0o600));
+    db.$client.prepare("VACUUM INTO ?").run(partial);
+    renameSync(partial, database);
+  } catch (err) {
+    rmSync(partial, { force: true });
+    throw new CliError(`cannot back the database up into ${resolve(dir)}: ${(err as Error).message}`);
+  }
   files.push(database);
   const keep = (from: string, name: string) => {
     const to = join(dir, name);

@@ -153,7 +153,8 @@ async function main(argv: string[]): Promise<number> {
     }
     // A command that only reads leaves the file as it is (no migration, not even WAL upkeep): a ledger
     // being verified is evidence, and a backup or replica may not be writable by whoever checks it.
-    if (READ_ONLY_COMMANDS.has(command) && pending === 0) {
+    // A backup copies the file as it is, whatever its schema (never migrating the live database).
+    if (READ_ONLY_COMMANDS.has(command) && (pending === 0 || command === "backup")) {
       db = probe;
       // Ctrl-C, a kill: an exit, so that the private copy of a database that could not be read in
       // place is removed (it answers once the command's current stretch of work yields).

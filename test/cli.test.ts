@@ -152,15 +152,21 @@ describe("hub CLI", () => {
       const clock = new TestClock(Date.parse("2026-11-25T10:00:00Z"));
       new Ledger(writer, { clock, calendar: new BusinessCalendar(), planners: [iysReportPlanner] }).apply([mobileOnay(1, 99, clock.now().getTime() - 1000)]);
       expect(statSync(`${live.DATABASE_PATH}-wal`).size).toBeGreaterThan(0);
+      // As written by the hub's previous version, still running: the backup must not migrate it.
+      const migrations = () => writer.$client.prepare("SELECT count(*) FROM __drizzle_migrations").pluck().get() as number;
+      // (The last migration, 0026, made hub_meta: undone by hand.)
+      writer.$client.exec("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations); DROP TABLE hub_meta");
+      const before = migrations();
       const dir = join(tmp.dir, "backup-1");
       const done = await hubWith(live, "backup", dir);
       expect([done.code, done.stdout]).toEqual([0, expect.stringContaining(`backed up to ${dir}:`)]);
       expect(readdirSync(dir).sort()).toEqual(["hub-secret", "hub.db", "ledger-key.json"]);
+      expect(migrations()).toBe(before);
       expect((statSync(dir).mode & 0o777).toString(8)).toBe("700");
       for (const f of readdirSync(dir)) expect((statSync(join(dir, f)).mode & 0o777).toString(8), f).toBe("600");
       expect(readFileSync(join(dir, "hub-secret"), "utf8")).toBe(readFileSync(live.HUB_SECRET_PATH, "utf8"));
       const verified = await hubWith({ ...env, DATABASE_PATH: join(dir, "hub.db"), LEDGER_KEY_PATH: join(dir, "ledger-key.json") }, "verify");
-      expect([verified.code, verified.stdout]).toEqual([0, expect.stringMatching(/^ledger intact: 5 events, 1 signed checkpoint,/)]);
+      expect([verified.code, verified.stdout], verified.stderr).toEqual([0, expect.stringMatching(/^ledger intact: 5 events, 1 signed checkpoint,/)]);
       const again = await hubWith(live, "backup", dir);
       expect([again.code, again.stderr]).toEqual([2, expect.stringContaining("exists and is not an empty directory")]);
     } finally {
