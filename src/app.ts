@@ -2,7 +2,7 @@ import { withTimeout } from "./async";
 import { createSmsRoutes } from "../channels/sms/routes";
 import { createIvrRoutes } from "../channels/ivr/routes";
 import { createLinkRoutes } from "../channels/link/routes";
-import { redisDatabaseProblem, redisReady } from "./redis";
+import { queuePrefixProblem, redisDatabaseProblem, redisReady } from "./redis";
 import { randomUUID } from "node:crypto";
 import { statSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
@@ -125,8 +125,13 @@ export function createApp(deps: AppDeps) {
     }
     try {
       await redisReady(deps.redis, 1000);
-      // SELECT, not PING: a connection left in database 0 because Redis has no such database is no good either.
+      // A connection left in database 0 because Redis refuses the one REDIS_URL names is no good
+      // either (SELECT for another database, PING for 0); nor is a queue prefix another hub holds.
       checks.redis = (await withTimeout(redisDatabaseProblem(deps.redis), 1000)) ?? "ok";
+      if (deps.hubId) {
+        const taken = await withTimeout(queuePrefixProblem(deps.redis, deps.config.QUEUE_PREFIX, deps.hubId), 1000);
+        if (taken) checks.queuePrefix = taken;
+      }
     } catch {
       checks.redis = "unreachable";
     }
@@ -202,7 +207,7 @@ function databaseUnavailable(err: Error): { message: string; retryAfter: number 
   const code = (err as { code?: unknown }).code;
   if (typeof code !== "string" || !code.startsWith("SQLITE_")) return null;
   if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
-    return { message: "the hub's database is busy (another process holds its write lock): the request was not completed; try again (a retry is safe: writes are idempotent)", retryAfter: 5 };
+    return { message: "the hub's database is busy (its write lock held past 5 s): the request was not completed; try again (a retry is safe: writes are idempotent)", retryAfter: 5 };
   }
   if (code === "SQLITE_FULL" || code.startsWith("SQLITE_IOERR") || code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN") {
     return { message: `the hub's database cannot be written (${code === "SQLITE_FULL" ? "its disk is full" : code}): the request was not completed; try again later (a retry is safe: writes are idempotent)`, retryAfter: 60 };

@@ -6,6 +6,7 @@ import { assertHubDatabaseFile, openDatabase, openDatabaseReadOnly, pendingMigra
 import { listBrands, numbersOfBrand } from "./brands";
 import { deliveryLog, getEndpoint, presentDelivery } from "./callbacks/store";
 import { assertNotHubFile, backupTo, CliUsageError, exportToFile, importFile, summaryText } from "./cli-bulk";
+import { assertNotLostDatabase } from "./runtime";
 import { ConfigError, loadConfig } from "./config";
 import { systemClock } from "./domain/time";
 import { createLogger } from "./log";
@@ -21,7 +22,9 @@ const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
 const usage = `Usage: hub <command> [options]
 
 Commands:
-  migrate          apply database migrations (npm start does this too)
+  migrate [--new-ledger]
+                   apply database migrations (npm start does this too); a database that does not
+                   exist beside an existing ledger key (LEDGER_KEY_PATH) is made only with --new-ledger
   verify [--public-key FILE] [--json]
                    recompute the ledger hash chain and check every signed checkpoint;
                    exits 0 when intact, 1 naming the first bad event. --public-key: check the
@@ -60,7 +63,7 @@ const READ_ONLY_COMMANDS = new Set(["verify", "backup", "brands", "deliveries", 
  * (`hub export --brand X state.csv` wrote every address to the terminal, the file name ignored).
  */
 const ACCEPTS: Record<string, { options: string[]; positionals: boolean; hint?: string }> = {
-  migrate: { options: [], positionals: false },
+  migrate: { options: ["new-ledger"], positionals: false },
   verify: { options: ["json", "public-key"], positionals: false },
   checkpoint: { options: [], positionals: false },
   backup: { options: [], positionals: true },
@@ -100,6 +103,7 @@ async function main(argv: string[]): Promise<number> {
       format: { type: "string", default: "csv" },
       out: { type: "string" },
       "public-key": { type: "string" },
+      "new-ledger": { type: "boolean", default: false },
     },
     allowPositionals: true,
   });
@@ -162,7 +166,11 @@ async function main(argv: string[]): Promise<number> {
     } else probe.$client.close();
   }
   if (!db) {
-    if (command === "migrate") assertHubDatabaseFile(config.DATABASE_PATH);
+    if (command === "migrate") {
+      assertHubDatabaseFile(config.DATABASE_PATH);
+      // As the server's start: a lost database is not replaced by an empty one without saying so.
+      if (!values["new-ledger"]) assertNotLostDatabase(config);
+    }
     try {
       db = openDatabase(config.DATABASE_PATH, { synchronous: config.SQLITE_SYNCHRONOUS });
       runMigrations(db);

@@ -22,6 +22,8 @@ export interface AppDeps {
   ledgerKey: LedgerKey;
   /** Producer-side Redis (fails fast when Redis is down). */
   redis: Redis;
+  /** This database's hub id, which holds QUEUE_PREFIX in Redis (src/redis.ts). */
+  hubId?: string;
   secrets: Secrets;
   jobs: {
     /** `priority` > 0 works the receipt after every unprioritised one (rate-limited senders). */

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { redactAddresses } from "./domain/address";
 
 /** The hub's own error codes; rule violations use the İYS code itself (H174, H162…). */
 export const errorCodes = [
@@ -48,7 +49,8 @@ export class ApiError extends Error {
 export function errorBody(c: Context, err: ApiError) {
   // For the request's log line: a 422 is told apart by its İYS code (H467, H174…), a 400 by its field.
   c.set("errorCode", err.code);
-  if (err.details?.field) c.set("errorField", err.details.field);
+  // A field can be a key the caller made up (an unknown field): an address there is masked as in any log line.
+  if (err.details?.field) c.set("errorField", redactAddresses(err.details.field));
   return {
     error: {
       code: err.code,

@@ -77,10 +77,10 @@ export interface RuntimeOverrides {
  * (deleted, a volume not mounted, a restore left out) or DATABASE_PATH is mistyped. Starting would
  * make a new, empty ledger and take traffic on it (a pre-send check would then know no refusal).
  */
-function assertNotLostDatabase(config: Config): void {
+export function assertNotLostDatabase(config: Pick<Config, "DATABASE_PATH" | "LEDGER_KEY_PATH">): void {
   if (config.DATABASE_PATH === ":memory:" || existsSync(config.DATABASE_PATH) || !existsSync(config.LEDGER_KEY_PATH)) return;
   throw new Error(
-    `DATABASE_PATH ${resolve(config.DATABASE_PATH)} does not exist, while LEDGER_KEY_PATH ${resolve(config.LEDGER_KEY_PATH)} holds this hub's ledger signing key: the database was lost or DATABASE_PATH is wrong; restore the database from your backup or correct DATABASE_PATH (to start a new, empty ledger, move the key away first)`,
+    `DATABASE_PATH ${resolve(config.DATABASE_PATH)} does not exist, while LEDGER_KEY_PATH ${resolve(config.LEDGER_KEY_PATH)} holds a ledger signing key: the hub's database was lost or DATABASE_PATH is wrong; restore the database from your backup or correct DATABASE_PATH (to start a new, empty ledger signed with that key, as with a key provisioned before the first start, run \`hub migrate --new-ledger\` first)`,
   );
 }
 
@@ -95,13 +95,15 @@ function assertSecretKept(config: Config, db: Db): void {
   if (config.HUB_SECRET || existsSync(config.HUB_SECRET_PATH)) return;
   const linkKeyOwn = (config.LINK_KEYS ?? "").split(",").some((pair) => pair.trim().split(":")[0] === "1");
   const c = db.$client;
-  const held = [
-    !linkKeyOwn && c.prepare("SELECT 1 FROM links LIMIT 1").get() ? "e-mail rejection links already sent" : null,
-    !config.CALLBACK_SECRETS_KEY && c.prepare("SELECT 1 FROM endpoints LIMIT 1").get() ? "callback endpoints' signing secrets" : null,
-  ].filter((h) => h !== null);
-  if (held.length === 0) return;
+  // Run before the migrations (a refused start leaves the database as it was): a table missing holds nothing.
+  const any = (table: string) => !!c.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) && !!c.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get();
+  const links = !linkKeyOwn && any("links");
+  const endpoints = !config.CALLBACK_SECRETS_KEY && any("endpoints");
+  if (!links && !endpoints) return;
+  const held = [links ? "e-mail rejection links already sent" : null, endpoints ? "callback endpoints' signing secrets" : null].filter((h) => h !== null);
+  const lost = [links ? "those links would answer 404" : null, endpoints ? "those endpoints' deliveries would fail until each gets a new secret" : null].filter((h) => h !== null);
   throw new Error(
-    `HUB_SECRET_PATH ${resolve(config.HUB_SECRET_PATH)} does not exist (and HUB_SECRET is unset), while the database holds ${held.join(" and ")}, made with the hub secret: restore the file from the backup it was taken with (a new secret would make those links answer 404 and those endpoints undeliverable), or set HUB_SECRET to it`,
+    `HUB_SECRET_PATH ${resolve(config.HUB_SECRET_PATH)} does not exist (and HUB_SECRET is unset), while the database holds ${held.join(" and ")}, made with the hub secret: restore the file from the backup it was taken with (hub backup keeps it), or point HUB_SECRET_PATH at it; if it is lost for good, set HUB_SECRET to a new secret of 32 characters or more (${lost.join("; ")})`,
   );
 }
 
@@ -119,13 +121,13 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   } catch (err) {
     throw new Error(`DATABASE_PATH ${config.DATABASE_PATH} cannot be opened: ${(err as Error).message}`);
   }
-  runMigrations(db);
   try {
     assertSecretKept(config, db);
   } catch (err) {
     if (!overrides.db) db.$client.close();
     throw err;
   }
+  runMigrations(db);
   const calendar = buildCalendar(config);
   // A new key only for a ledger nothing was signed in yet (a lost or replaced key file is an error, not a fresh start).
   const ledgerKey = await ledgerKeyFor(db, config.LEDGER_KEY_PATH, log);
@@ -241,9 +243,9 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     },
   };
   const mailer = createMailer(config);
-  const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, secrets, jobs, receipts };
+  const deps: AppDeps = { config, db, ledger, calendar, clock, log, ledgerKey, redis, hubId, secrets, jobs, receipts };
   deps.queues = producer.queues;
-  deps.metrics = new Metrics().bind({ db, queues: producer.queues, calendar, clock });
+  deps.metrics = new Metrics({ processMetrics: true }).bind({ db, queues: producer.queues, calendar, clock });
   let workers: RunningWorkers | null = null;
   let sweeper: { stop(): void } | null = null;
   let callbacks: { close(): Promise<void> } | null = null;

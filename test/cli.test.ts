@@ -174,6 +174,15 @@ describe("hub CLI", () => {
     }
   }, 60_000);
 
+  it("migrate makes no database beside an existing ledger key (a lost database, a wrong path) unless told --new-ledger", async () => {
+    const fresh = { ...env, DATABASE_PATH: join(tmp.dir, "provisioned", "hub.db") };
+    const refused = await hubWith(fresh, "migrate");
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/does not exist, while LEDGER_KEY_PATH .*key\.json holds a ledger signing key: .*run `hub migrate --new-ledger` first/)]);
+    expect(existsSync(fresh.DATABASE_PATH)).toBe(false);
+    const made = await hubWith(fresh, "migrate", "--new-ledger");
+    expect([made.code, existsSync(fresh.DATABASE_PATH)]).toEqual([0, true]);
+  }, 60_000);
+
   it("help asked for after a command is the usage, exit 0 (not an unknown option)", async () => {
     for (const help of [["import", "--help"], ["export", "-h"]]) {
       const res = await hub(...help);

@@ -162,7 +162,7 @@ describe("a restore that left something out", () => {
 
       // The database left out (or DATABASE_PATH mistyped): no new, empty ledger beside the key.
       for (const f of ["", "-wal", "-shm"]) rmSync(`${config.DATABASE_PATH}${f}`, { force: true });
-      await expect(createRuntime(config)).rejects.toThrow(/^DATABASE_PATH .*hub\.db does not exist, while LEDGER_KEY_PATH .*ledger-key\.json holds this hub's ledger signing key: the database was lost or DATABASE_PATH is wrong/);
+      await expect(createRuntime(config)).rejects.toThrow(/^DATABASE_PATH .*hub\.db does not exist, while LEDGER_KEY_PATH .*ledger-key\.json holds a ledger signing key: the hub's database was lost or DATABASE_PATH is wrong/);
       expect(existsSync(config.DATABASE_PATH)).toBe(false);
     } finally {
       await deletePrefix(config.QUEUE_PREFIX);
@@ -180,6 +180,15 @@ describe("QUEUE_PREFIX", () => {
       const first = await createRuntime(testConfig(a.dir, { QUEUE_PREFIX: prefix }));
       const again = await createRuntime(testConfig(a.dir, { QUEUE_PREFIX: prefix })); // a second process of the same hub
       await again.close();
+      // Taken over while this hub ran (its claim lapsed in a Redis outage, a failover lost it): /readyz says so.
+      const keyOf = new Redis(REDIS_URL);
+      const held = await keyOf.get(`${prefix}:hub-id`);
+      await keyOf.set(`${prefix}:hub-id`, "another-hub", "EX", 60);
+      const taken = await createApp(first.deps).request("/readyz");
+      expect([taken.status, (await taken.json()).checks.queuePrefix]).toEqual([503, expect.stringMatching(new RegExp(`^QUEUE_PREFIX ${prefix} is another hub's on this Redis \\(its database's hub id another-hub;`))]);
+      await keyOf.set(`${prefix}:hub-id`, held!, "EX", 60);
+      keyOf.disconnect();
+      expect((await createApp(first.deps).request("/readyz")).status).toBe(200);
       await expect(createRuntime(testConfig(b.dir, { QUEUE_PREFIX: prefix }))).rejects.toThrow(
         new RegExp(`^QUEUE_PREFIX ${prefix} is another hub's on this Redis \\(its database's hub id [0-9a-f-]{36}; this database's is [0-9a-f-]{36}\\): two hubs on one prefix take each other's jobs`),
       );

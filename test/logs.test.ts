@@ -123,12 +123,17 @@ describe("request lines", () => {
     expect(old.status).toBe(422);
     const bad = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: PHONE, type: "FAKS", status: "ONAY", source: "HS_WEB", consentDate: "2020-01-01 10:00:00" }));
     expect(bad.status).toBe(400);
+    // A field the caller made up, named like an address: masked in the line.
+    const madeUp = await app.request("/api/v1/consents", authed({ brand: "MIGROS", recipient: PHONE, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: "2020-01-01 10:00:00", [EMAIL]: 1 }));
+    expect(madeUp.status).toBe(400);
     for (const probe of ["/healthz", "/readyz"]) expect((await app.request(probe)).status).toBe(200);
     const requests = lines.slice(from).filter((l) => l.msg === "request");
     expect(requests.map((l) => [l.route, l.status, l.error, l.field])).toEqual([
       ["/api/v1/consents", 422, (await old.json()).error.code, "consentDate"],
       ["/api/v1/consents", 400, "bad_request", "type"],
+      ["/api/v1/consents", 400, "bad_request", "g***@ornek.com.tr"],
     ]);
+    expect(raw.slice(from).join("\n")).not.toContain(EMAIL);
     expect(raw.slice(from).join("\n")).not.toContain(PHONE.slice(-7));
   });
 });

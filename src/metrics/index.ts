@@ -9,6 +9,8 @@ import { iysPullStandings } from "../iys-pull";
 import { Tally } from "./tally";
 
 export const queueStates = ["waiting", "active", "delayed", "failed"] as const;
+/** How long the refusals' deadline counts are reused between scrapes. */
+const DEADLINE_CACHE_MS = 60_000;
 /** Per queue: its jobs in each state and whether it is paused (nothing is taken from it); null when Redis did not answer. */
 export type QueueDepths = Record<string, (Record<(typeof queueStates)[number], number> & { paused: boolean }) | null>;
 
@@ -43,13 +45,15 @@ export class Metrics {
     registers: [this.registry],
   });
   private sources: MetricsSources | null = null;
+  private deadlineCache: { at: number; counts: Record<string, number> } | null = null;
   private tallies: { receipts: Tally; events: Tally; outbox: Tally; deliveries: Tally | null } | null = null;
 
-  constructor() {
+  constructor(opts: { processMetrics?: boolean } = {}) {
     const self = this;
     // process_* and nodejs_* (CPU, memory, event-loop lag: a database lock held past busy_timeout
-    // stalls the loop, and shows here), per process.
-    collectDefaultMetrics({ register: this.registry });
+    // stalls the loop, and shows here), per process: for the runtime's registry only (they start an
+    // event-loop timer and a GC observer that are never stopped).
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
     const merged = (counts: { labels: Record<string, string>; n: number }[], map: (l: Record<string, string>) => Record<string, string>) => {
       const out = new Map<string, { labels: Record<string, string>; n: number }>();
       for (const c of counts) {
@@ -138,9 +142,18 @@ export class Metrics {
       collect() {
         const src = self.sources;
         if (!src?.calendar || !src.clock) return;
+        const now = src.clock.now().getTime();
+        // Counted at most once a minute (the query reads every open outbox row and its events); a
+        // failure leaves the series out rather than failing the whole scrape.
+        if (!self.deadlineCache || now - self.deadlineCache.at >= DEADLINE_CACHE_MS || now < self.deadlineCache.at) {
+          try {
+            self.deadlineCache = { at: now, counts: deadlineCounts({ db: src.db, calendar: src.calendar, now }) };
+          } catch {
+            self.deadlineCache = null;
+          }
+        }
         this.reset();
-        const counts = deadlineCounts({ db: src.db, calendar: src.calendar, now: src.clock.now().getTime() });
-        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+        for (const [state, n] of Object.entries(self.deadlineCache?.counts ?? {})) this.set({ state }, n);
       },
     });
     // İYS lists a brand's recipient movements for 7 days: alert on `time() - iys_pull_last_success_timestamp_seconds > 86400`
