@@ -176,7 +176,7 @@ async function main(argv: string[]): Promise<number> {
       runMigrations(db);
     } catch (err) {
       db?.$client.close();
-      const lacking = pending > 0 && /readonly|read-only|permission/i.test((err as Error).message) ? `; it lacks ${counted(pending, "migration")} of this version of the hub, which must be written into it first: run \`hub migrate\` where it can be written (on a copy, for a backup)` : "";
+      const lacking = pending > 0 && /readonly|read-only|permission|unable to open/i.test((err as Error).message) ? `; it lacks ${counted(pending, "migration")} of this version of the hub, which must be written into it first: run \`hub migrate\` where it can be written (on a copy, for a backup)` : "";
       throw new Error(`cannot open ${where}: ${(err as Error).message}${lacking}`);
     }
   }

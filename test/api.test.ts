@@ -71,7 +71,7 @@ describe("health", () => {
       other.close();
     }
     expect([res.status, res.headers.get("retry-after")]).toEqual([503, "5"]);
-    expect((await res.json()).error).toMatchObject({ code: "unavailable", message: expect.stringMatching(/^the hub's database is busy \(another process holds its write lock\): the request was not completed; try again/) });
+    expect((await res.json()).error).toMatchObject({ code: "unavailable", message: expect.stringMatching(/^the hub's database is busy \(its write lock held past 5 s\): the request was not completed; try again/) });
     expect(runtime.deps.db.$client.prepare("SELECT count(*) AS n FROM consent_events WHERE recipient = ?").get(recipient)).toEqual({ n: 0 });
   }, 20_000);
 
