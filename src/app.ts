@@ -27,7 +27,6 @@ const PARTNER_CHECK = /^\/api\/v1\/partners\/[^/]+\/check$/;
 /** Provider webhooks (SMS, voice) are a few hundred bytes; anything bigger is not a webhook. */
 const WEBHOOK_MAX_BYTES = 64 * 1024;
 
-/** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
 /**
  * Whether a request id holds an address: an e-mail's @ (or %40), or a run of 10 to 15 digits (its
  * separators taken out) that is a phone number as written, with a + before it, or with 00 for the
@@ -42,15 +41,15 @@ function holdsAddress(id: string): boolean {
 
 const PROBE_ROUTES: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
+/** Builds the whole HTTP surface; no I/O at import, everything comes through `deps`. */
 export function createApp(deps: AppDeps) {
   const app = new Hono<HonoEnv>();
   const metrics = deps.metrics ?? new Metrics().bind({ db: deps.db, queues: deps.queues, calendar: deps.calendar, clock: deps.clock });
 
   app.use("*", async function requestContext(c, next) {
     const incoming = c.req.header("x-request-id");
-    // A caller's own id is kept unless it holds an address, which would be written on every log line
-    // of the request: an e-mail, or a Turkish mobile number standing alone (separators aside). Other
-    // digit runs (a UUID's, a timestamp) are no address.
+    // A caller's own id is kept unless it holds an address (holdsAddress), which would be written on
+    // every log line of the request.
     const requestId = incoming && REQUEST_ID.test(incoming) && !holdsAddress(incoming) ? incoming : randomUUID();
     c.set("requestId", requestId);
     const started = performance.now();

@@ -85,7 +85,7 @@ export async function queuePrefixProblem(redis: Redis, prefix: string, hubId: st
  * Logs a problem each time the connection is (re)established: one made while Redis was down at the
  * start is checked when it comes up.
  */
-export function watchRedisDatabase(redis: Redis, log: Logger, claim?: { prefix: string; hubId: string }): void {
+export function watchRedisConnection(redis: Redis, log: Logger, claim?: { prefix: string; hubId: string }): void {
   redis.on("ready", () => {
     redisDatabaseProblem(redis).then(
       (problem) => problem && log.error({}, `${problem}; the hub's queues are in database 0 until REDIS_URL is fixed (/readyz answers 503)`),

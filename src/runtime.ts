@@ -5,7 +5,7 @@ import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
 import { linkInterpreter } from "../channels/link/interpret";
 import { createMailer } from "../channels/email/mailer";
-import { hubIdOf, PREFIX_CLAIM_RENEW_MS, queuePrefixProblem, redisDatabaseProblem, redisReady, watchRedisDatabase } from "./redis";
+import { hubIdOf, PREFIX_CLAIM_RENEW_MS, queuePrefixProblem, redisDatabaseProblem, redisReady, watchRedisConnection } from "./redis";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Redis } from "ioredis";
@@ -161,7 +161,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     if (!overrides.db) db.$client.close();
     throw new Error((wrongDatabase ?? foreignPrefix)!);
   }
-  watchRedisDatabase(redis, log, { prefix: config.QUEUE_PREFIX, hubId });
+  watchRedisConnection(redis, log, { prefix: config.QUEUE_PREFIX, hubId });
   // The claim on QUEUE_PREFIX is renewed while this process runs (it lapses a few minutes after the hub's last process stopped).
   const prefixClaim = setInterval(() => {
     if (redis.status !== "ready") return;
