@@ -134,8 +134,14 @@ export function createApp(deps: AppDeps) {
     } catch {
       checks.redis = "unreachable";
     }
-    const ready = Object.values(checks).every((v) => v === "ok");
-    return c.json({ status: ready ? "ready" : "not ready", checks }, ready ? 200 : 503);
+    // Redis merely unreachable does not take the hub out of rotation: every webhook, click and API
+    // write is made durable in SQLite before it is answered, and queued by the sweeper once Redis is
+    // back. A 503 here would have a load balancer turn away the refusals the hub can still take (a
+    // provider does not send an inbound SMS again), on every instance at once, since they share Redis.
+    // A Redis that answers with the wrong database or another hub's prefix is a configuration error: 503.
+    const degraded = checks.redis === "unreachable";
+    const ready = Object.values(checks).every((v) => v === "ok" || (degraded && v === "unreachable"));
+    return c.json({ status: !ready ? "not ready" : degraded ? "degraded" : "ready", checks }, ready ? 200 : 503);
   });
 
   app.route("/api/v1", createApiRoutes(deps));

@@ -305,6 +305,7 @@ describe("dashboard content", () => {
   it("a paused queue shows on the dashboard and in /metrics (nothing is taken from it)", async () => {
     const queue = runtime.producer.queues["iys-reports"];
     expect((await scrape()).get('queue_paused{queue="iys-reports"}')).toBe(0);
+    expect((await scrape()).get("redis_up")).toBe(1);
     await queue.pause();
     try {
       const html = await (await app.request("/admin", asAdmin)).text();

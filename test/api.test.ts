@@ -1,5 +1,6 @@
 import { copyFileSync, renameSync } from "node:fs";
 import Database from "better-sqlite3";
+import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { IYS_EPOCH } from "../src/domain/consent-rules";
@@ -95,13 +96,28 @@ describe("health", () => {
     }
   });
 
-  it("readyz answers 503 naming Redis when Redis is unreachable", async () => {
+  it("readyz stays 200 but says degraded when Redis is unreachable (intake is durable in SQLite), and a webhook is still taken", async () => {
     const dir = tempDir();
-    const down = await createRuntime(testConfig(dir.dir, { REDIS_URL: "redis://127.0.0.1:1" }));
+    const token = "redis-down-token";
+    const down = await createRuntime(testConfig(dir.dir, { REDIS_URL: "redis://127.0.0.1:1", TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`, TWILIO_AUTH_TOKEN: token }));
     try {
-      const res = await createApp(down.deps).request("/readyz");
-      expect(res.status).toBe(503);
-      expect(await res.json()).toMatchObject({ checks: { database: "ok", redis: "unreachable" } });
+      const downApp = createApp(down.deps);
+      const res = await downApp.request("/readyz");
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: "degraded", checks: { database: "ok", redis: "unreachable" } });
+      // What the 200 promises: a refusal sent now is kept (the sweeper queues it once Redis is back).
+      const brand = await downApp.request("/api/v1/brands", authed({ code: "REDISDOWN", name: "Redis Down", numbers: [{ number: "4545", provider: "twilio" }] }));
+      expect(brand.status).toBe(201);
+      const params = { From: "+905321112233", To: "4545", Body: "RET REDISDOWN", MessageSid: `SM${"d".repeat(32)}` };
+      const sms = await downApp.request("https://hub.example.com/sms/twilio", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": twilio.getExpectedTwilioSignature(token, "https://hub.example.com/sms/twilio", params) },
+        body: new URLSearchParams(params).toString(),
+      });
+      expect(sms.status).toBe(200);
+      expect(down.deps.db.$client.prepare("SELECT status FROM receipts WHERE provider_ref = ?").pluck().get(`SM${"d".repeat(32)}`)).toBe("received");
+      // What an operator alerts on instead of the probe.
+      expect((await down.deps.metrics!.exposition()).body).toMatch(/^redis_up 0$/m);
     } finally {
       await down.close();
       dir.cleanup();

@@ -135,6 +135,15 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: "redis_up",
+      help: "1 while Redis answers for every queue, 0 while it does not: the hub keeps taking webhooks, clicks and API writes (durable in SQLite; /readyz says degraded) and queues them once Redis is back; alert on it",
+      registers: [this.registry],
+      async collect() {
+        const depths = Object.values(await self.queueDepths());
+        this.set(depths.length > 0 && depths.every((d) => d !== null) ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: "refusal_deadline_work",
       help: "Work owed on RETs (İYS report, question to İYS, provider/partner notification) not done with less than one business day of their 3 left (near) or past them (past; unknown: the holiday table lacks the year): alert on past > 0",
       labelNames: ["state"],
