@@ -461,6 +461,34 @@ describe("Vonage SMS webhook", () => {
     expect(eventsOf(from).map((e) => `${e.brand}:${e.type}:${e.status}`)).toEqual(["KOTON:MESAJ:RET"]);
   });
 
+  it("texts as people write them: every brand a refusal names, channel words with endings, a refusal with words around it; a consent with words the grammar does not read is not taken", async () => {
+    const send = (msisdn: string, text: string) =>
+      app.request("/sms/vonage", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(signedVonage(vonageParams(msisdn, text))) });
+    const recorded = (from: string) => eventsOf(from).map((e) => `${e.brand}:${e.type}:${e.status}`);
+    // Both brands named on the shared number are refused (only the first was), and the reply names both.
+    const both = newSender();
+    expect((await send(both.slice(1), "RET KOTON VE MİGROS")).status).toBe(204);
+    await waitFor(() => sentTo(fakeVonage, both.slice(1)).length === 1);
+    expect(recorded(both).sort()).toEqual(["KOTON:MESAJ:RET", "MIGROS:MESAJ:RET"]);
+    expect(sentTo(fakeVonage, both.slice(1))[0]!.text).toMatch(/^MİGROS, KOTON markalarından SMS almayı reddettiniz/);
+    // A consent to calls written with an ending is a consent to calls (it was one to SMS).
+    const calls = newSender();
+    expect((await send(calls.slice(1), "ONAY MİGROS ARAMAYI")).status).toBe(204);
+    await waitFor(() => eventsOf(calls).length === 1);
+    expect(recorded(calls)).toEqual(["MIGROS:ARAMA:ONAY"]);
+    // "EVET MİGROS TELEFON": which channel is not said: the help reply, nothing recorded.
+    const unclear = newSender();
+    expect((await send(unclear.slice(1), "EVET MİGROS TELEFON")).status).toBe(204);
+    await waitFor(() => sentTo(fakeVonage, unclear.slice(1)).length === 1);
+    expect(eventsOf(unclear)).toEqual([]);
+    expect(JSON.parse(receiptsOf(unclear)[0]!.result!)).toMatchObject({ parse: "unknown", reason: "a consent with words the grammar does not read" });
+    // "Ret lütfen" on a one-brand number refuses that brand (it got the help reply).
+    const polite = newSender();
+    expect((await twilioSms(polite, "Ret lütfen")).status).toBe(200);
+    await waitFor(() => sentTo(fakeTwilio, polite).length === 1);
+    expect(recorded(polite)).toEqual(["MIGROS:MESAJ:RET"]);
+  });
+
   it("a name two brands of the number answer to (a clash stored before a rule changed) consents to neither; a refusal refuses both", async () => {
     const names = db().prepare("SELECT short_names AS n FROM brands WHERE code = 'KOTON'").get() as { n: string };
     db().prepare("UPDATE brands SET short_names = ? WHERE code = 'KOTON'").run(JSON.stringify([...JSON.parse(names.n), "MİGROS"]));

@@ -41,10 +41,17 @@ function consentDoubt(parse: { bare: boolean; brands: string[]; rest: string[] }
   // "ONAY MİGROS DEĞİL", "EVET MIGROS ISTEMIYORUM": the grammar ignores the words after the brand,
   // but a consent said with a "no" is not explicit.
   if (parse.rest.some((w) => negates(w) || REFUSAL_WORDS.has(w) || words.refuse.includes(w))) return "a consent said with a refusing or negating word";
+  // "EVET MİGROS TELEFON", "EVET MIGROS YANLIŞ NUMARA", "ONAY KOTON VE ŞOK": a consent is taken only
+  // as the grammar says it (brand, channel), with nothing after it but thanks; anything else may
+  // narrow, widen or deny it, and the help reply says how to write it.
+  if (parse.rest.some((w) => !CONSENT_FILLERS.has(w))) return "a consent with words the grammar does not read";
   if ((payload.spreadMs ?? 0) > CONSENT_MAX_SPREAD_MS) return "a consent whose pieces came minutes apart";
   if (parse.brands.length > 1) return parse.bare ? "a consent that names no brand on a shared number" : "a consent whose brand name fits several brands";
   return null;
 }
+
+/** What may follow a consent without making it less explicit: please and thanks, folded. */
+const CONSENT_FILLERS: ReadonlySet<string> = new Set(["lutfen", "tesekkurler", "tesekkur", "ederim", "ederiz", "sagol", "sagolun", "tamam", "ok", "please", "thanks", "thank", "you"]);
 
 export function receiptRef(receiptId: number): string {
   return `S${receiptId}`;

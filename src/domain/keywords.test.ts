@@ -88,7 +88,8 @@ describe("parseKeyword: refusal of a named brand", () => {
     expect(parseKeyword("RET ARAMA VE SMS ve Migros", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
     expect(parseKeyword("RET ARAMA VE lütfen", threeBrands)).toMatchObject({ bare: true, types: ["ARAMA"], rest: ["ve", "lutfen"] });
     expect(parseKeyword("RET MIGROS ARAMA VE ARAMALAR", threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
-    expect(parseKeyword("RET MIGROS ARAMA ve lütfen SMS", threeBrands)).toMatchObject({ types: ["ARAMA"], rest: ["ve", "lutfen", "sms"] });
+    // A channel named further on is refused too (read narrower, SMS stayed on).
+    expect(parseKeyword("RET MIGROS ARAMA ve lütfen SMS", threeBrands)).toMatchObject({ types: ["MESAJ", "ARAMA"], rest: ["ve", "lutfen", "sms"] });
     for (const text of ["RET MIGROS ARAMALARI", "RET MIGROS ÇAĞRILAR", "RET MIGROS cagrilari"]) {
       expect(parseKeyword(text, threeBrands), text).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
     }
@@ -145,8 +146,11 @@ describe("parseKeyword: scope", () => {
     expect(parseKeyword(`RET MIGROS ${scope}`, threeBrands)).toEqual(refuse("migros", ["MIGROS"], ["MESAJ", "ARAMA"]));
   });
 
-  it("keeps the default scope when the word after the brand is not a scope word", () => {
-    expect(parseKeyword("RET MIGROS lütfen ARAMA", threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+  it("keeps the default scope when the word after the brand is not a scope word, and adds a channel a refusal names further on", () => {
+    expect(parseKeyword("RET MIGROS lütfen", threeBrands)).toEqual(refuse("migros", ["MIGROS"]));
+    expect(parseKeyword("RET MIGROS lütfen ARAMA", threeBrands)).toMatchObject({ brands: ["MIGROS"], types: ["MESAJ", "ARAMA"] });
+    // A consent is not widened: the words after the brand are not its scope (the interpreter doubts it).
+    expect(parseKeyword("ONAY MIGROS lütfen ARAMA", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ"], rest: ["lutfen", "arama"] });
   });
 
   it("ignores words after the scope", () => {
@@ -352,7 +356,8 @@ describe("foldedWords and custom lists", () => {
   it("parses with custom scope and help words", () => {
     const words = foldedWords({ scopeCalls: ["TELEFON"], help: ["NE"] });
     expect(parseKeyword("RET MIGROS telefon", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
-    expect(parseKeyword("RET MIGROS ARAMA", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"]));
+    // The channel words' stems are read whatever the lists (ARAMA, ARAMAYI, ÇAĞRILARINI…).
+    expect(parseKeyword("RET MIGROS ARAMA", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"], ["ARAMA"]));
     expect(parseKeyword("ne?", oneBrand, words)).toEqual({ kind: "help" });
   });
 
@@ -375,5 +380,60 @@ describe("foldedWords and custom lists", () => {
     expect(parseKeyword("RET MIGROS SMS", oneBrand, words)).toEqual(refuse("migros", ["MIGROS"]));
     // Not a refusal word: "ONAY MIGROS RET" would read RET as a scope, the consent recorded past the "no".
     expect(() => foldedWords({ scopeCalls: ["RET"] })).toThrow(/"ret" is in both refuse and scopeCalls/);
+  });
+});
+
+describe("parseKeyword: refusals and consents as people text them", () => {
+  it.each([
+    ["RET MİGROS ARAMALARINI", ["ARAMA"]],
+    ["RET MIGROS ÇAĞRILARINIZI", ["ARAMA"]],
+    ["RET MIGROS SMSLERİNİ", ["MESAJ"]],
+    ["RET MIGROS HEPSİNİ", ["MESAJ", "ARAMA"]],
+    ["RET MIGROS TÜMÜNÜ", ["MESAJ", "ARAMA"]],
+    ["RET MIGROS HER İKİSİ", ["MESAJ", "ARAMA"]],
+    ["RET MIGROS İKİSİ DE", ["MESAJ", "ARAMA"]],
+    ["RET MIGROS SESLİ ARAMA", ["ARAMA"]],
+  ])("%j: a channel word with a Turkish ending is that channel", (text, types) => {
+    expect(parseKeyword(text, threeBrands)).toMatchObject({ status: "RET", brands: ["MIGROS"], types });
+  });
+
+  it("a consent's channel word with an ending is that channel, never SMS by default; one said with a no is no scope", () => {
+    expect(parseKeyword("ONAY MİGROS ARAMAYI", threeBrands)).toMatchObject({ status: "ONAY", brands: ["MIGROS"], types: ["ARAMA"], rest: [] });
+    expect(parseKeyword("EVET MIGROS ÇAĞRILAR VE MESAJLAR", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ", "ARAMA"], rest: [] });
+    expect(parseKeyword("ONAY MIGROS aramayın", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ"], rest: ["aramayin"] });
+  });
+
+  it.each([
+    ["Ret lütfen", ["MESAJ"]],
+    ["İptal etmek istiyorum", ["MESAJ"]],
+    ["DUR ARTIK", ["MESAJ"]],
+    ["IPTAL ET", ["MESAJ"]],
+    ["STOP ALL", ["MESAJ", "ARAMA"]],
+    ["RET HEPSİNİ", ["MESAJ", "ARAMA"]],
+    ["RET lütfen aramayın", ["MESAJ", "ARAMA"]],
+  ])("%j: a refusal said with words around it refuses (bare, on the number's brands)", (text, types) => {
+    expect(parseKeyword(text, oneBrand)).toMatchObject({ kind: "action", status: "RET", bare: true, brands: ["MIGROS"], types });
+    expect(parseKeyword(text, threeBrands)).toMatchObject({ kind: "action", status: "RET", bare: true, brands: ["MIGROS", "KOTON", "KOTONKIDS"], types });
+  });
+
+  it("a refusal names its brands wherever they are, each of them, with a case ending or not", () => {
+    expect(parseKeyword("İptal etmek istiyorum MİGROS", threeBrands)).toMatchObject({ bare: false, brands: ["MIGROS"], types: ["MESAJ"] });
+    expect(parseKeyword("RET MIGROSTAN", oneBrand)).toMatchObject({ bare: false, brands: ["MIGROS"], brandRef: "migros" });
+    expect(parseKeyword("RET KOTONA ARAMA", threeBrands)).toMatchObject({ brands: ["KOTON"], types: ["ARAMA"] });
+    expect(parseKeyword("RET ŞOK KOTON", [KOTON, SOK])).toMatchObject({ brands: ["SOK", "KOTON"], types: ["MESAJ"] });
+    expect(parseKeyword("RET KOTON VE ŞOK", [KOTON, SOK])).toMatchObject({ brands: ["KOTON", "SOK"], types: ["MESAJ"] });
+    expect(parseKeyword("RET KOTON, ŞOK ARAMA", [KOTON, SOK])).toMatchObject({ brands: ["KOTON", "SOK"], types: ["MESAJ", "ARAMA"] });
+    expect(parseKeyword("RET ARAMA KOTON VE ŞOK", [KOTON, SOK])).toMatchObject({ brands: ["KOTON", "SOK"], types: ["ARAMA"] });
+    expect(parseKeyword("RET ARAMA lütfen ŞOK", [KOTON, SOK])).toMatchObject({ bare: false, brands: ["SOK"], types: ["ARAMA"] });
+    // The exact name wins over a longer word that only starts with it; an ending is no brand of 2 letters.
+    expect(parseKeyword("RET KOTONKIDSX", threeBrands)).toMatchObject({ kind: "unknown" });
+    expect(parseKeyword("RET HMA", [{ code: "HM", names: ["HM"] }])).toMatchObject({ kind: "unknown", reason: "unknown_brand" });
+  });
+
+  it("a word that may be a brand the number does not serve, or a typo of one, still gets the help reply (no brand refused that was not named)", () => {
+    expect(parseKeyword("RET BIM", oneBrand)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "bim" });
+    expect(parseKeyword("RET lütfen BIM", threeBrands)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "bim" });
+    // Consents are never read from around unknown words.
+    expect(parseKeyword("ONAY lütfen", oneBrand)).toMatchObject({ kind: "unknown", reason: "unknown_brand" });
   });
 });

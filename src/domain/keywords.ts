@@ -1,3 +1,4 @@
+import { negates, REFUSAL_WORDS } from "./negation";
 import { foldTurkish, foldTurkishJoined } from "./turkish";
 
 export type KeywordStatus = "RET" | "ONAY";
@@ -198,11 +199,34 @@ const SMS_ONLY: readonly PhoneChannel[] = ["MESAJ"];
 const CALLS_ONLY: readonly PhoneChannel[] = ["ARAMA"];
 const BOTH_CHANNELS: readonly PhoneChannel[] = ["MESAJ", "ARAMA"];
 
+/**
+ * Channel words known by their stem, whatever suffix Turkish gives them (ARAMAYI, ARAMALARINI,
+ * ÇAĞRILARINIZI, SMSLERİNİ, TÜMÜNÜ, HEPSİNİ, İKİSİ): read as nothing, "ONAY MİGROS ARAMAYI" was a
+ * consent to SMS nobody gave and "RET MİGROS ARAMALARINI" left the calls on. After the number's own
+ * lists, which come first. Folded (`foldTurkish`).
+ */
+const SCOPE_STEMS: readonly (readonly [RegExp, readonly PhoneChannel[]])[] = [
+  [/^(?:arama|aran|cagri|sesli)/, CALLS_ONLY],
+  [/^(?:mesaj|sms|ileti)/, SMS_ONLY],
+  [/^(?:tum|heps|ikisi$|ikisini$|all$)/, BOTH_CHANNELS],
+];
+
 function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneChannel[] | null {
   if (word === undefined) return null;
   if (words.scopeCalls.includes(word)) return CALLS_ONLY;
   if (words.scopeSms.includes(word)) return SMS_ONLY;
   if (words.scopeAll.includes(word)) return BOTH_CHANNELS;
+  // "aramayın", "aranmak istemiyorum": a channel said with a "no" is no scope of a consent.
+  if (REFUSAL_WORDS.has(word) || negates(word) || NEGATIVE_IMPERATIVE.test(word)) return null;
+  return stemScope(word);
+}
+
+/** "aramayın", "göndermeyiniz": don't (call, send). */
+const NEGATIVE_IMPERATIVE = /m[ae]y[iu]n/;
+
+/** The channels a word names by its stem, said with a "no" or not ("aramayın" names calls: what a refusal refuses). */
+function stemScope(word: string): readonly PhoneChannel[] | null {
+  for (const [stem, types] of SCOPE_STEMS) if (stem.test(word)) return types;
   return null;
 }
 
@@ -210,15 +234,63 @@ function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneC
 const SCOPE_JOINERS: readonly string[] = ["ve", "veya", "ile", "and", "or"];
 
 /**
- * The scope words from `at` on, joined or not ("ARAMA VE SMS", "SMS ARAMA"): both channels when they
- * name both (the second scope was dropped: "RET MIGROS ARAMA VE SMS" refused calls only), with the
- * number of words they take; null when `at` holds no scope word.
+ * Words a refusal is said with that name neither a brand nor a channel ("Ret lütfen", "İptal etmek
+ * istiyorum", "DUR ARTIK"), folded. A refusal word followed only by these (and channel words) is a
+ * bare refusal; an unknown word may be a brand the number does not serve ("RET LCW" on FLO's
+ * number) or a typo of one, and gets the help reply instead of refusing a brand not named.
+ */
+const REFUSAL_FILLERS: ReadonlySet<string> = new Set([
+  "lutfen", "artik", "etmek", "et", "edin", "ediniz", "edilsin", "ediyorum", "ederim", "istiyorum", "istiyoruz", "beni", "bana", "bunu", "bu",
+  "numara", "numarami", "numaradan", "listeden", "listenizden", "cikar", "cikarin", "cikarir", "sil", "silin", "uyelik", "abonelik", "her", "de", "da",
+  "tesekkurler", "tesekkur", "please", "me", "now",
+]);
+
+/**
+ * What a refusal names from `at` on: each brand of the number (its longest names, joiners and
+ * fillers skipped), each channel word, and the words that are neither nor a filler or a "no".
+ */
+function scanRefusal(tokens: readonly string[], at: number, brands: readonly BrandNames[], words: KeywordWords): { ref: string | null; codes: string[]; types: Set<PhoneChannel>; unknown: string[] } {
+  const found = { ref: null as string | null, codes: [] as string[], types: new Set<PhoneChannel>(), unknown: [] as string[] };
+  for (let i = at; i < tokens.length; ) {
+    const word = tokens[i]!;
+    const brand = matchBrand(tokens, i, brands);
+    if (brand !== null) {
+      found.ref ??= brand.ref;
+      for (const code of brand.codes) if (!found.codes.includes(code)) found.codes.push(code);
+      i += brand.length;
+      continue;
+    }
+    const scope = scopeOf(word, words) ?? stemScope(word);
+    if (scope !== null) for (const t of scope) found.types.add(t);
+    else if (!SCOPE_JOINERS.includes(word) && !REFUSAL_FILLERS.has(word) && !REFUSAL_WORDS.has(word) && !words.refuse.includes(word) && !negates(word)) found.unknown.push(word);
+    i++;
+  }
+  return found;
+}
+
+/**
+ * The channels of a refusal: those named right after the keyword or brand (else MESAJ, the channel
+ * it came on), and every channel named further on ("RET MİGROS lütfen ARAMA": both). A refusal read
+ * wider than said is safe; one read narrower leaves a channel on that the recipient refused.
+ */
+function refusalTypes(first: readonly PhoneChannel[] | undefined, further: ReadonlySet<PhoneChannel>): PhoneChannel[] {
+  const types = new Set<PhoneChannel>(first ?? SMS_ONLY);
+  for (const t of further) types.add(t);
+  return BOTH_CHANNELS.filter((t) => types.has(t));
+}
+
+/**
+ * The scope words from `at` on, joined or not ("ARAMA VE SMS", "SMS ARAMA", "HER İKİSİ"): both
+ * channels when they name both (the second scope was dropped: "RET MIGROS ARAMA VE SMS" refused
+ * calls only), with the number of words they take; null when `at` holds no scope word.
  */
 function scopeRun(tokens: readonly string[], at: number, words: KeywordWords): { types: readonly PhoneChannel[]; length: number } | null {
-  const first = scopeOf(tokens[at], words);
+  // "her ikisi" (both of them): "her" is part of the scope.
+  const lead = tokens[at] === "her" && scopeOf(tokens[at + 1], words) !== null ? 1 : 0;
+  const first = scopeOf(tokens[at + lead], words);
   if (first === null) return null;
   const types = new Set(first);
-  let end = at + 1;
+  let end = at + lead + 1;
   for (;;) {
     const skip = SCOPE_JOINERS.includes(tokens[end] ?? "") ? 1 : 0;
     const next = scopeOf(tokens[end + skip], words);
@@ -254,15 +326,43 @@ export function spellings(rawName: string): string[] {
   return joined === "" || joined === name ? [name] : [name, joined];
 }
 
-/** The longest brand name starting at `at`, with every brand answering to it (`ref`: the name folded). */
+/**
+ * Turkish case endings a name may be texted with, without the apostrophe (MİGROSTAN, KOTONA,
+ * ŞOKU), folded. With an apostrophe the suffix is dropped when folding.
+ */
+const CASE_SUFFIXES: ReadonlySet<string> = new Set([
+  "a", "e", "ya", "ye", "i", "u", "yi", "yu", "da", "de", "ta", "te", "dan", "den", "tan", "ten", "ndan", "nden",
+  "in", "un", "nin", "nun", "la", "le", "yla", "yle",
+]);
+
+/** Whether `token` is `name` with a case ending (a name of 3 letters or more: "a" + "ya" is no brand). */
+function withCaseSuffix(token: string, name: string): boolean {
+  return name.length >= 3 && token.length > name.length && token.startsWith(name) && CASE_SUFFIXES.has(token.slice(name.length));
+}
+
+/** The longest brand name starting at `at`, with every brand answering to it (`ref`: the name folded); a name with a case ending only when none is texted bare. */
 function matchBrand(tokens: readonly string[], at: number, brands: readonly BrandNames[]): BrandMatch | null {
+  return matchBrandBy(tokens, at, brands, startsWithAt) ?? matchBrandBy(tokens, at, brands, startsWithSuffixedAt);
+}
+
+function startsWithSuffixedAt(tokens: readonly string[], at: number, name: readonly string[]): boolean {
+  const last = name.length - 1;
+  return startsWithAt(tokens, at, name.slice(0, last)) && tokens[at + last] !== undefined && withCaseSuffix(tokens[at + last]!, name[last]!);
+}
+
+function matchBrandBy(
+  tokens: readonly string[],
+  at: number,
+  brands: readonly BrandNames[],
+  matches: (tokens: readonly string[], at: number, name: readonly string[]) => boolean,
+): BrandMatch | null {
   let best: BrandMatch | null = null;
   for (const brand of brands) {
     for (const rawName of brand.names) {
       const texted = spellings(rawName);
       for (const spelling of texted) {
         const nameTokens = spelling.split(" ");
-        if (!startsWithAt(tokens, at, nameTokens)) continue;
+        if (!matches(tokens, at, nameTokens)) continue;
         if (best === null || nameTokens.length > best.length) {
           best = { ref: texted[0]!, length: nameTokens.length, codes: [brand.code] };
         } else if (nameTokens.length === best.length && !best.codes.includes(brand.code)) {
@@ -308,6 +408,13 @@ export function parseKeyword(
   if (brand !== null) {
     const scope = scopeRun(tokens, 1 + brand.length, words);
     const rest = tokens.slice(1 + brand.length + (scope?.length ?? 0));
+    if (status === "RET") {
+      // More brands and channels named after the first ("RET KOTON VE ŞOK", "RET MİGROS ARAMA ve
+      // lütfen SMS"): each brand named is refused, on every channel named.
+      const more = scanRefusal(rest, 0, brands, words);
+      const codes = [...brand.codes, ...more.codes.filter((c) => !brand.codes.includes(c))];
+      return { kind: "action", status, types: refusalTypes(scope?.types, more.types), brandRef: brand.ref, brands: codes, bare: false, rest };
+    }
     return { kind: "action", status, types: [...(scope?.types ?? SMS_ONLY)], brandRef: brand.ref, brands: brand.codes, bare: false, rest };
   }
 
@@ -316,22 +423,46 @@ export function parseKeyword(
     return { kind: "action", status, types: [...SMS_ONLY], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: [] };
   }
   const scope = scopeRun(tokens, 1, words);
-  if (scope === null) return { kind: "unknown", reason: "unknown_brand", word: second };
+  if (scope === null) {
+    // "Ret lütfen", "İptal etmek istiyorum", "DUR ARTIK", "İPTAL ETMEK İSTİYORUM MİGROS": a refusal
+    // said with words around it is a refusal of the brands it names, else a bare one. A word that
+    // is none of those may be a brand the number does not serve, or a typo of one: the help reply.
+    let unknown = second;
+    if (status === "RET") {
+      const said = scanRefusal(tokens, 1, brands, words);
+      unknown = said.unknown[0] ?? second;
+      if (said.codes.length > 0) {
+        return { kind: "action", status, types: refusalTypes(undefined, said.types), brandRef: said.ref!, brands: said.codes, bare: false, rest: tokens.slice(1) };
+      }
+      if (said.unknown.length === 0) {
+        return { kind: "action", status, types: refusalTypes(undefined, said.types), brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: tokens.slice(1) };
+      }
+    }
+    return { kind: "unknown", reason: "unknown_brand", word: unknown };
+  }
 
   // "RET ARAMA VE MIGROS": a joiner between the scope and the brand (read as a bare refusal of every
   // brand's calls on a shared number, it refused more than was asked).
   const after = 1 + scope.length + (SCOPE_JOINERS.includes(tokens[1 + scope.length] ?? "") && matchBrand(tokens, 2 + scope.length, brands) ? 1 : 0);
   const brandAfterScope = matchBrand(tokens, after, brands);
   if (brandAfterScope !== null) {
+    const rest = tokens.slice(after + brandAfterScope.length);
+    const more = status === "RET" ? scanRefusal(rest, 0, brands, words) : null;
     return {
       kind: "action",
       status,
-      types: [...scope.types],
+      types: more ? refusalTypes(scope.types, more.types) : [...scope.types],
       brandRef: brandAfterScope.ref,
-      brands: brandAfterScope.codes,
+      brands: more ? [...brandAfterScope.codes, ...more.codes.filter((c) => !brandAfterScope.codes.includes(c))] : brandAfterScope.codes,
       bare: false,
-      rest: tokens.slice(after + brandAfterScope.length),
+      rest,
     };
   }
-  return { kind: "action", status, types: [...scope.types], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: tokens.slice(after) };
+  const rest = tokens.slice(after);
+  // "RET ARAMA lütfen MİGROS": the brand named further on narrows the refusal to it.
+  const more = status === "RET" ? scanRefusal(rest, 0, brands, words) : null;
+  if (more && more.codes.length > 0) {
+    return { kind: "action", status, types: refusalTypes(scope.types, more.types), brandRef: more.ref!, brands: more.codes, bare: false, rest };
+  }
+  return { kind: "action", status, types: more ? refusalTypes(scope.types, more.types) : [...scope.types], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest };
 }
