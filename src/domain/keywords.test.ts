@@ -425,6 +425,12 @@ describe("parseKeyword: refusals and consents as people text them", () => {
     expect(parseKeyword("RET KOTON, ŞOK ARAMA", [KOTON, SOK])).toMatchObject({ brands: ["KOTON", "SOK"], types: ["MESAJ", "ARAMA"] });
     expect(parseKeyword("RET ARAMA KOTON VE ŞOK", [KOTON, SOK])).toMatchObject({ brands: ["KOTON", "SOK"], types: ["ARAMA"] });
     expect(parseKeyword("RET ARAMA lütfen ŞOK", [KOTON, SOK])).toMatchObject({ bare: false, brands: ["SOK"], types: ["ARAMA"] });
+    // A brand whose name starts like a channel word stays a brand.
+    const HB: BrandNames = { code: "HB", names: ["HEPSİBURADA"] };
+    const SB: BrandNames = { code: "SB", names: ["SMSBANK"] };
+    expect(parseKeyword("RET KOTON HEPSİBURADA", [KOTON, HB])).toMatchObject({ brands: ["KOTON", "HB"], types: ["MESAJ"] });
+    expect(parseKeyword("RET ARAMA HEPSİBURADA", [KOTON, HB])).toMatchObject({ bare: false, brands: ["HB"], types: ["ARAMA"] });
+    expect(parseKeyword("RET ARAMA SMSBANK", [KOTON, SB])).toMatchObject({ bare: false, brands: ["SB"], types: ["ARAMA"] });
     // The exact name wins over a longer word that only starts with it; an ending is no brand of 2 letters.
     expect(parseKeyword("RET KOTONKIDSX", threeBrands)).toMatchObject({ kind: "unknown" });
     expect(parseKeyword("RET HMA", [{ code: "HM", names: ["HM"] }])).toMatchObject({ kind: "unknown", reason: "unknown_brand" });

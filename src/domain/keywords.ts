@@ -205,10 +205,16 @@ const BOTH_CHANNELS: readonly PhoneChannel[] = ["MESAJ", "ARAMA"];
  * consent to SMS nobody gave and "RET MİGROS ARAMALARINI" left the calls on. After the number's own
  * lists, which come first. Folded (`foldTurkish`).
  */
+/** Case and possessive endings after a channel word's (plural) stem: ARAMA-YI, ARAMA-LAR-INIZI, SMS-LER-İNİ. */
+const ENDINGS = "(?:i|yi|ni|in|ini|niz|nizi|iniz|inizi|a|ya|e|ye|dan|den)?";
+/**
+ * Whole words only, a stem and its endings: a brand whose name starts like one (HEPSİBURADA,
+ * SMSBANK) stays a brand ("RET KOTON HEPSİBURADA" is two brands, not KOTON's calls and messages).
+ */
 const SCOPE_STEMS: readonly (readonly [RegExp, readonly PhoneChannel[]])[] = [
-  [/^(?:arama|aran|cagri|sesli)/, CALLS_ONLY],
-  [/^(?:mesaj|sms|ileti)/, SMS_ONLY],
-  [/^(?:tum|heps|ikisi$|ikisini$|all$)/, BOTH_CHANNELS],
+  [new RegExp(`^(?:(?:arama|cagri)(?:lar)?${ENDINGS}|aranma(?:k|yi)?|sesli)$`), CALLS_ONLY],
+  [new RegExp(`^(?:(?:mesaj)(?:lar)?|(?:sms|ileti)(?:ler)?)${ENDINGS}$`), SMS_ONLY],
+  [/^(?:tum|tumu|tumunu|hepsi|hepsini|ikisi|ikisini|all)$/, BOTH_CHANNELS],
 ];
 
 function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneChannel[] | null {
@@ -227,8 +233,11 @@ const NEGATIVE_IMPERATIVE = /m[ae]y[iu]n/;
 /** The channels a word names by its stem, said with a "no" or not ("aramayın" names calls: what a refusal refuses). */
 function stemScope(word: string): readonly PhoneChannel[] | null {
   for (const [stem, types] of SCOPE_STEMS) if (stem.test(word)) return types;
-  return null;
+  return NEGATED_CALLS.test(word) ? CALLS_ONLY : null;
 }
+
+/** "aramayın", "aramayınız", "aramasın", "aranmasın": don't call (me). */
+const NEGATED_CALLS = /^(?:arama(?:yin|yiniz|sin|sinlar)|aranmasin)$/;
 
 /** Words that join two scopes: "ARAMA VE SMS", "SMS VEYA ARAMA", "calls and sms". */
 const SCOPE_JOINERS: readonly string[] = ["ve", "veya", "ile", "and", "or"];
