@@ -182,7 +182,7 @@ describe("Twilio SMS webhook", () => {
     expect(receipt!.status).toBe("applied");
     expect(eventsOf(from)).toEqual([{ brand: "MIGROS", type: "MESAJ", status: "RET", source: "HS_MESAJ", effect: "suppression", origin: "sms" }]);
     const [sent] = sentTo(fakeTwilio, from);
-    expect(sent).toMatchObject({ from: "3434", to: from, text: `MİGROS markasından SMS almayı reddettiniz. Kayıt no: S${receipt!.id}` });
+    expect(sent).toMatchObject({ from: "3434", to: from, text: `MİGROS markasından SMS almayı reddettiniz. No: S${receipt!.id}` });
     await waitFor(() => outboxOf(from)[0]?.status === "done");
     expect(JSON.parse(outboxOf(from)[0]!.result!)).toMatchObject({ provider: "twilio", encoding: "UCS-2", segments: 1, template: "refused" });
   });
@@ -224,7 +224,7 @@ describe("Twilio SMS webhook", () => {
     const from = newSender();
     await twilioSms(from, "ONAY MIGROS");
     await waitFor(() => sentTo(fakeTwilio, from).length === 1);
-    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(/^MİGROS SMS izniniz alındı\. Ret: RET MİGROS\. No: S\d+$/);
+    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(/^MİGROS SMS izni alındı\. Ret: RET MİGROS No:S\d+$/);
     await new Promise((r) => setTimeout(r, 1100)); // İYS dates have seconds: a later action needs a later second
     await twilioSms(from, "RET MIGROS ARAMA");
     await waitFor(() => sentTo(fakeTwilio, from).length === 2);
@@ -242,7 +242,7 @@ describe("Twilio SMS webhook", () => {
     const from = newSender();
     await twilioSms(from, text);
     await waitFor(() => sentTo(fakeTwilio, from).length === 1);
-    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(new RegExp(`^MİGROS ${channels} izniniz alındı\\. Ret: ${command}\\. No: S\\d+$`));
+    expect(sentTo(fakeTwilio, from)[0]!.text).toMatch(new RegExp(`^MİGROS ${channels} izni alındı\\. Ret: ${command} No:S\\d+$`));
     await new Promise((r) => setTimeout(r, 1100)); // a later second
     await twilioSms(from, command);
     await waitFor(() => sentTo(fakeTwilio, from).length === 2);
@@ -812,6 +812,15 @@ describe("Redis down at receipt", () => {
 });
 
 describe("brand templates", () => {
+  it("every default reply fits one segment (UCS-2, the operators' 5 characters kept) for a brand of 6 letters and a reference of 8", () => {
+    for (const key of templateKeys) {
+      for (const types of [["MESAJ"], ["ARAMA"], ["MESAJ", "ARAMA"]]) {
+        const text = renderReply(defaultTemplates[key], ["MİGROS"], types, "S1234567");
+        expect(countSegments(text, { reservedChars: 5 }), `${key} ${types}: ${text}`).toMatchObject({ encoding: "UCS-2", segments: 1 });
+      }
+    }
+  });
+
   it("every default reply fits 2 segments with the longest brand name, even one that makes it UCS-2", () => {
     for (const k of templateKeys) expect(templateProblem(defaultTemplates[k]), k).toBeNull();
     expect(templateProblem(SHARED_HELP)).toBeNull();
@@ -823,11 +832,11 @@ describe("brand templates", () => {
 
 
   it("a reply naming several brands says so in Turkish: markalarından, or after a count the singular, diğer 2 markadan", () => {
-    expect(renderReply(defaultTemplates.refused, ["MİGROS"], ["MESAJ"], "S1")).toBe("MİGROS markasından SMS almayı reddettiniz. Kayıt no: S1");
-    expect(renderReply(defaultTemplates.refused, ["MİGROS", "KOTON"], ["MESAJ"], "S1")).toBe("MİGROS, KOTON markalarından SMS almayı reddettiniz. Kayıt no: S1");
+    expect(renderReply(defaultTemplates.refused, ["MİGROS"], ["MESAJ"], "S1")).toBe("MİGROS markasından SMS almayı reddettiniz. No: S1");
+    expect(renderReply(defaultTemplates.refused, ["MİGROS", "KOTON"], ["MESAJ"], "S1")).toBe("MİGROS, KOTON markalarından SMS almayı reddettiniz. No: S1");
     const many = Array.from({ length: 6 }, (_, i) => `Ş${"W".repeat(30)}${i}`);
-    expect(renderReply(defaultTemplates.refused, many, ["MESAJ", "ARAMA"], "S1")).toBe(`${many[0]} ve diğer 5 markadan SMS ve arama almayı reddettiniz. Kayıt no: S1`);
-    expect(renderReply(defaultTemplates.consented, many, ["MESAJ"], "S1")).toBe(`${many[0]} ve 5 marka daha SMS izniniz alındı. Ret: RET ${many[0]}. No: S1`);
+    expect(renderReply(defaultTemplates.refused, many, ["MESAJ", "ARAMA"], "S1")).toBe(`${many[0]} ve diğer 5 markadan SMS ve arama almayı reddettiniz. No: S1`);
+    expect(renderReply(defaultTemplates.consented, many, ["MESAJ"], "S1")).toBe(`${many[0]} ve 5 marka daha SMS izni alındı. Ret: RET ${many[0]} No:S1`);
   });
 
   it("an override that would take more than 2 segments is refused when the brand is configured", async () => {

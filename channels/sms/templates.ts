@@ -12,11 +12,16 @@ export const templateKeys = ["refused", "consented", "help", "failed"] as const;
 export type TemplateKey = (typeof templateKeys)[number];
 export type Templates = Record<TemplateKey, string>;
 
+/**
+ * Each fits one SMS segment for a brand name of up to 6 letters and a reference of 8 characters
+ * (65 UCS-2 characters: 70 less the operators' 5): a Turkish letter makes the whole reply UCS-2, and
+ * a second segment doubles the cost of every confirmation.
+ */
 export const defaultTemplates: Templates = {
-  refused: "{brand} markasından {channels} almayı reddettiniz. Kayıt no: {ref}",
-  consented: "{brand} {channels} izniniz alındı. Ret: {optout}. No: {ref}",
-  help: "İleti almamak için RET {brand}, aramalar için RET {brand} ARAMA yazın.",
-  failed: "{brand} için talebiniz işlenemedi. Kayıt no: {ref}. Yardım için YARDIM yazın.",
+  refused: "{brand} markasından {channels} almayı reddettiniz. No: {ref}",
+  consented: "{brand} {channels} izni alındı. Ret: {optout} No:{ref}",
+  help: "İptal için RET {brand}, aramalar için RET {brand} ARAMA yazın.",
+  failed: "{brand}: talebiniz işlenemedi (No: {ref}). YARDIM yazın.",
 };
 
 /**
