@@ -82,3 +82,16 @@ describe("IVR brand menu", () => {
     expect(parseMenu({ digits: "", speech: "onay vermiyorum" })).toEqual({ kind: "invalid" });
   });
 });
+
+describe("parseMenu: refusals as callers say them", () => {
+  it.each([
+    ["bana mesaj atmayın", "refuse-sms"],
+    ["arama yapmayın", "refuse-calls"],
+    ["mesajları durdurun", "refuse-sms"],
+    ["dur", "refuse-both"],
+    ["durdur", "refuse-both"],
+    ["telefonla aranmak istemiyorum", "refuse-calls"],
+  ])("%j is %s (read back by the confirmation step)", (speech, choice) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+});

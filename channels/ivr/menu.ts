@@ -98,7 +98,7 @@ export function parseMenu(input: Input): MenuInput {
   if (negated(w) && (has(REFUSE) || !refusing)) return { kind: "invalid" };
   if (refusing) {
     const named = [...w, ...nameWords(input.speech)];
-    const calls = named.some((x) => x.startsWith("arama") || x.startsWith("call"));
+    const calls = named.some((x) => x.startsWith("arama") || x.startsWith("aran") || x.startsWith("call"));
     const sms = named.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));
     if (calls && !sms) return { kind: "choice", choice: "refuse-calls" };
     if (sms && !calls) return { kind: "choice", choice: "refuse-sms" };

@@ -7,7 +7,8 @@
 /** Refusing words, Turkish and English: "istemiyorum", "aramayın", "gelmesin", "stop"… */
 export const REFUSAL_WORDS: ReadonlySet<string> = new Set([
   "ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "istemiyoruz", "istemem", "istemiyom",
-  "gelmesin", "gondermeyin", "aramayin", "refuse", "no", "stop", "unsubscribe",
+  "gelmesin", "gondermeyin", "gondermeyiniz", "aramayin", "aramayiniz", "aramasin", "atmayin", "atmayiniz", "yapmayin",
+  "dur", "durdur", "durdurun", "durdurunuz", "refuse", "no", "stop", "unsubscribe",
 ]);
 
 const NEGATION_WORDS: ReadonlySet<string> = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
