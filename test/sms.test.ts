@@ -675,7 +675,7 @@ describe("keyword words of a number", () => {
       expect(set.status, await set.clone().text()).toBe(200);
       const stored = (await set.json()) as { number: string; brands: string[]; keywords: { added: Record<string, string[]>; words: Record<string, string[]> } };
       expect(stored).toMatchObject({ number: "3434", brands: ["MIGROS"], keywords: { added: { refuse: ["ABONELİK"], scopeCalls: ["TELEFON"] } } });
-      expect(stored.keywords.words.refuse).toEqual(["ret", "iptal", "dur", "stop", "abonelik"]);
+      expect(stored.keywords.words.refuse).toEqual(["ret", "red", "hayir", "iptal", "dur", "stop", "abonelik"]);
       expect(stored.keywords.words.scopeCalls).toContain("telefon");
       // Read back in another spelling of the number.
       expect(await (await app.request("/api/v1/numbers/34-34", { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()).toEqual(stored);
@@ -723,7 +723,7 @@ describe("keyword words of a number", () => {
       db().prepare(`UPDATE numbers SET keywords = '{"refuse":["RET"],"consent":["RET"]}' WHERE number = '3434'`).run();
       const shown = await app.request("/api/v1/numbers/3434", { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
       expect(shown.status).toBe(200);
-      expect(((await shown.json()) as typeof stored).keywords.words.refuse).toEqual(["ret", "iptal", "dur", "stop"]);
+      expect(((await shown.json()) as typeof stored).keywords.words.refuse).toEqual(["ret", "red", "hayir", "iptal", "dur", "stop"]);
       expect((await app.request("/api/v1/brands/MIGROS", authed({ shortNames: ["MİGROS"] }, "PATCH"))).status).toBe(200);
       const plain = newSender();
       expect((await twilioSms(plain, "RET MIGROS")).status).toBe(200);

@@ -316,7 +316,8 @@ describe("parseKeyword: what does not parse", () => {
 
   it("reports a text without a keyword", () => {
     expect(parseKeyword("MERHABA", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "merhaba" });
-    expect(parseKeyword("MIGROS RET", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "migros" });
+    expect(parseKeyword("MIGROS ONAY", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "migros" });
+    expect(parseKeyword("merhaba RET", threeBrands)).toEqual({ kind: "unknown", reason: "no_keyword", word: "merhaba" });
   });
 
   it("does not take a keyword glued to the brand", () => {
@@ -331,7 +332,7 @@ describe("parseKeyword: what does not parse", () => {
 describe("foldedWords and custom lists", () => {
   it("stores the default words folded and without duplicates", () => {
     expect(defaultKeywordWords).toEqual({
-      refuse: ["ret", "iptal", "dur", "stop"],
+      refuse: ["ret", "red", "hayir", "iptal", "dur", "stop"],
       consent: ["onay", "evet", "start"],
       help: ["yardim", "bilgi", "help"],
       scopeCalls: ["arama", "aramalar", "aramalari", "cagri", "cagrilar", "cagrilari"],
@@ -441,5 +442,17 @@ describe("parseKeyword: refusals and consents as people text them", () => {
     expect(parseKeyword("RET lütfen BIM", threeBrands)).toEqual({ kind: "unknown", reason: "unknown_brand", word: "bim" });
     // Consents are never read from around unknown words.
     expect(parseKeyword("ONAY lütfen", oneBrand)).toMatchObject({ kind: "unknown", reason: "unknown_brand" });
+  });
+});
+
+describe("parseKeyword: refusal words besides the first", () => {
+  it("RED and HAYIR refuse; a refusal word after the brand or the channel refuses too", () => {
+    expect(parseKeyword("HAYIR", oneBrand)).toMatchObject({ status: "RET", bare: true, brands: ["MIGROS"], types: ["MESAJ"] });
+    expect(parseKeyword("RED MIGROS", threeBrands)).toMatchObject({ status: "RET", bare: false, brands: ["MIGROS"] });
+    expect(parseKeyword("Hayır Migros", threeBrands)).toMatchObject({ status: "RET", brands: ["MIGROS"] });
+    expect(parseKeyword("MIGROS RET", threeBrands)).toMatchObject({ status: "RET", bare: false, brands: ["MIGROS"], types: ["MESAJ"] });
+    expect(parseKeyword("MİGROS ARAMA İPTAL", threeBrands)).toMatchObject({ status: "RET", brands: ["MIGROS"], types: ["MESAJ", "ARAMA"] });
+    expect(parseKeyword("SMS İPTAL", threeBrands)).toMatchObject({ status: "RET", bare: true, brands: ["MIGROS", "KOTON", "KOTONKIDS"], types: ["MESAJ"] });
+    expect(parseKeyword("ABONELİK İPTAL", oneBrand)).toMatchObject({ status: "RET", bare: true, brands: ["MIGROS"] });
   });
 });

@@ -64,7 +64,8 @@ const KEYWORD_CATEGORIES = ["refuse", "consent", "help"] as const satisfies read
 const SCOPE_CATEGORIES = ["scopeCalls", "scopeSms", "scopeAll"] as const satisfies readonly WordCategory[];
 
 const RAW_DEFAULT_WORDS: Readonly<Record<WordCategory, readonly string[]>> = {
-  refuse: ["RET", "IPTAL", "İPTAL", "DUR", "STOP"],
+  // RED and HAYIR besides İYS's words: how many write a refusal (domain.md lists RET, İPTAL, DUR, STOP).
+  refuse: ["RET", "RED", "HAYIR", "IPTAL", "İPTAL", "DUR", "STOP"],
   consent: ["ONAY", "EVET", "START"],
   help: ["YARDIM", "BILGI", "BİLGİ", "HELP"],
   scopeCalls: ["ARAMA", "ARAMALAR", "ARAMALARI", "CAGRI", "ÇAĞRI", "ÇAĞRILAR", "ÇAĞRILARI"],
@@ -411,7 +412,22 @@ export function parseKeyword(
   if (words.refuse.includes(keyword)) status = "RET";
   else if (words.consent.includes(keyword)) status = "ONAY";
   else if (words.help.includes(keyword)) return { kind: "help" };
-  else return { kind: "unknown", reason: "no_keyword", word: keyword };
+  else {
+    // "MİGROS RET", "SMS İPTAL", "ABONELİK İPTAL": a refusal word after the brands, channels and
+    // courtesy words it is said with (never a consent: that one is written as the grammar says).
+    const at = tokens.findIndex((t, i) => i > 0 && i <= 3 && words.refuse.includes(t));
+    if (at > 0) {
+      const others = [...tokens.slice(0, at), ...tokens.slice(at + 1)];
+      const said = scanRefusal(others, 0, brands, words);
+      if (said.unknown.length === 0) {
+        const types = refusalTypes(undefined, said.types);
+        return said.codes.length > 0
+          ? { kind: "action", status: "RET", types, brandRef: said.ref!, brands: said.codes, bare: false, rest: others }
+          : { kind: "action", status: "RET", types, brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: others };
+      }
+    }
+    return { kind: "unknown", reason: "no_keyword", word: keyword };
+  }
 
   const brand = matchBrand(tokens, 1, brands);
   if (brand !== null) {
