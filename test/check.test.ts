@@ -57,7 +57,7 @@ describe("pre-send check", () => {
     expect(calls).toEqual({ allowed: ["+905321110004"], denied: [{ recipient: "+905321110001", reason: "no_consent" }] });
     const mail = await (await check({ brand: "MIGROS", type: "EPOSTA", recipients: ["AYSE@example.com", "+905321110001"] })).json();
     expect(mail.allowed).toEqual(["AYSE@example.com"]);
-    expect(mail.denied).toEqual([{ recipient: "+905321110001", reason: "invalid_address", code: "H120" }]);
+    expect(mail.denied).toEqual([{ recipient: "+905321110001", reason: "invalid_address", code: "H464" }]);
   });
 
   it("a fixed line is an invalid address for SMS but may be called", async () => {

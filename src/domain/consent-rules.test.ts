@@ -172,8 +172,9 @@ describe("İYS consent rules", () => {
     expect(code(onay({ type: "ARAMA", phoneKind: "fixed" }))).toBe("movement");
   });
 
-  it("EPOSTA for a phone number is rejected with H120", () => {
-    expect(code(onay({ type: "EPOSTA" }))).toBe("H120");
+  it("EPOSTA for a phone number is rejected with H464 and İYS's text for it (the specification's example)", () => {
+    expect(code(onay({ type: "EPOSTA" }))).toBe("H464");
+    expect(checkConsent(onay({ type: "EPOSTA" }), null, ctx)).toMatchObject({ message: "İzin tipi (type) EPOSTA için, alıcı (recipient) e-posta formatında olmalıdır." });
   });
 
   it("ARAMA for an e-mail address is rejected with H121", () => {

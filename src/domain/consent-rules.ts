@@ -123,12 +123,16 @@ const SUPPRESSED_TACIR = {
 
 const FIXED_LINE_MESSAGE = "İzin tipi (type) MESAJ için, alıcı (recipient) bir cep telefonu numarası olmalıdır; sabit hatlar yalnızca ARAMA alabilir.";
 
+/** İYS's text of H464 for a phone number given with EPOSTA (the specification's example; its table has the MESAJ one). */
+export const EPOSTA_NOT_EMAIL_MESSAGE = "İzin tipi (type) EPOSTA için, alıcı (recipient) e-posta formatında olmalıdır.";
+
 /**
  * Whether an address may carry a consent of `type` at all, as İYS answers it: an e-mail address for
- * EPOSTA (H120), a mobile number for MESAJ (H464; fixed lines only take calls), a number for ARAMA (H121).
+ * EPOSTA (H464 for a phone number, as the specification's example answers; H120 is an e-mail address
+ * İYS cannot take), a mobile number for MESAJ (H464; fixed lines only take calls), a number for ARAMA (H121).
  */
 export function addressUnfit(type: ConsentCandidate["type"], kind: "phone" | "email", phoneKind?: "mobile" | "fixed" | "other"): "H120" | "H121" | "H464" | null {
-  if (type === "EPOSTA") return kind === "email" ? null : "H120";
+  if (type === "EPOSTA") return kind === "email" ? null : "H464";
   if (type === "MESAJ") return kind === "phone" && phoneKind !== "fixed" ? null : "H464";
   return kind === "phone" ? null : "H121";
 }
@@ -145,7 +149,7 @@ export function checkConsent(c: ConsentCandidate, current: CurrentConsent | null
   }
 
   const unfit = addressUnfit(c.type, c.recipientKind, c.phoneKind);
-  if (unfit) return reject(unfit, unfit === "H464" && c.phoneKind === "fixed" ? FIXED_LINE_MESSAGE : messages[unfit]);
+  if (unfit) return reject(unfit, unfit !== "H464" ? messages[unfit] : c.type === "EPOSTA" ? EPOSTA_NOT_EMAIL_MESSAGE : c.phoneKind === "fixed" ? FIXED_LINE_MESSAGE : messages[unfit]);
 
   const isTacir = c.recipientType === "TACIR";
   // İYS lists a TACIR line closure (IYS_AHS_HAT_KAPATMA) of a record first kept without a date with none.
