@@ -4,7 +4,7 @@ import { stmt, type Db } from "../db/index";
 import type { OutboxRef } from "../db/ledger";
 import { decryptSecret, signWebhook } from "../src/callbacks/crypto";
 import type { WebhookClient } from "../src/callbacks/http";
-import { disableEndpoint, getEndpoint, markEndpointFailing, markEndpointHealthy, type EndpointRow } from "../src/callbacks/store";
+import { disableEndpoint, endpointFailing, getEndpoint, markEndpointFailing, markEndpointHealthy, type EndpointRow } from "../src/callbacks/store";
 import { crashPoint } from "../src/crash";
 import { formatIysDate, type Clock } from "../src/domain/time";
 import type { Logger } from "../src/log";
@@ -175,8 +175,22 @@ function signingSecrets(deps: CallbackDeps, ep: EndpointRow, now: number): strin
  * The callback worker's state: rows in flight in this process (a later change of the same consent
  * waits for them rather than for their lease to run out).
  */
+/** The longest an endpoint that keeps failing has its rows wait without an attempt (it is probed at least this often). */
+const MAX_COOLING_MS = 3_600_000;
+
 export class CallbackDelivery {
   private readonly inFlight = new Map<number, Promise<string>>();
+  /**
+   * Endpoints whose last attempt here failed (a timeout, no connection, a 5xx, a 429), and until when
+   * their other rows wait without being sent: the failed row's next attempt, or the end of an attempt
+   * probing it now. Without it every job holding one of a dead endpoint's rows kept a worker slot for
+   * the whole timeout, so one dealer's broken URL slowed every other endpoint's deliveries to a
+   * trickle (32 slots ÷ 15 s). A hint only: the database says whether the endpoint still fails
+   * (another process's success ends it), and a success here sends the rows that waited at once.
+   */
+  private readonly cooling = new Map<string, number>();
+  /** Failing endpoints with an attempt in flight here, and until when at most (its lease). */
+  private readonly probing = new Map<string, number>();
 
   constructor(readonly deps: CallbackDeps) {}
 
@@ -190,8 +204,14 @@ export class CallbackDelivery {
     }
     const counts: Record<string, number> = {};
     await Promise.all(
-      [...targets.values()].map(async (ids) => {
+      [...targets.entries()].map(async ([target, ids]) => {
+        const endpointId = parseTarget(target).endpointId;
         for (const id of ids) {
+          const gate = await this.waitWhileFailing(id, endpointId);
+          if (gate.waiting) {
+            counts[gate.waiting] = (counts[gate.waiting] ?? 0) + 1;
+            continue;
+          }
           const p = this.deliver(id);
           this.inFlight.set(id, p);
           try {
@@ -199,6 +219,7 @@ export class CallbackDelivery {
             counts[outcome] = (counts[outcome] ?? 0) + 1;
           } finally {
             this.inFlight.delete(id);
+            if (gate.probe !== undefined && this.probing.get(endpointId) === gate.probe) this.probing.delete(endpointId);
           }
         }
       }),
@@ -208,6 +229,67 @@ export class CallbackDelivery {
 
   private now() {
     return this.deps.clock.now().getTime();
+  }
+
+  /**
+   * A row of an endpoint failing here: while one of its rows is being tried, the others wait for
+   * that attempt's end; while it cools down, new rows (no attempt yet) wait for the cooling's end,
+   * and a row already in its retry schedule is tried, one at a time. A row that waits is moved
+   * without an attempt (its schedule is not used up) and answered "waiting for a failing endpoint";
+   * otherwise it is sent now, as the endpoint's probe while it fails (`probe`: the end of that attempt).
+   */
+  private async waitWhileFailing(id: number, endpointId: string): Promise<{ waiting?: string; probe?: number }> {
+    const until = this.cooling.get(endpointId);
+    if (until === undefined) return {};
+    const now = this.now();
+    if (!endpointFailing(this.deps.db, endpointId)) {
+      this.cooling.delete(endpointId);
+      return {};
+    }
+    const probing = this.probing.get(endpointId);
+    const waitUntil = probing !== undefined && probing > now ? probing : until > now ? until : null;
+    if (waitUntil !== null) {
+      const at = waitUntil + Math.floor(Math.random() * 1000);
+      const moved = stmt(
+        this.deps.db,
+        `UPDATE outbox SET next_attempt_at = @at, updated_at = @now WHERE id = @id AND kind = 'callback' AND status = 'pending'
+           AND (next_attempt_at IS NULL OR next_attempt_at <= @now) AND (@all OR attempts = 0)`,
+      ).run({ at, now, id, all: waitUntil === probing ? 1 : 0 });
+      if (moved.changes === 1) {
+        await this.schedule(id, at - now, at);
+        return { waiting: "waiting for a failing endpoint" };
+      }
+      // Not due or finished (deliver() answers it without sending), or a retry while it cools: tried.
+    }
+    const probe = now + leaseMs(this.deps);
+    this.probing.set(endpointId, probe);
+    return { probe };
+  }
+
+  /**
+   * After an attempt: a failure makes the endpoint's other rows wait until the failed row's retry or
+   * as long again as the endpoint has been failing, whichever is later (at most an hour: the waits
+   * double, so a backlog of a dead dealer's rows is not moved every few seconds); a success after
+   * failures sends those that waited.
+   */
+  private async afterAttempt(endpointId: string, ok: boolean, wasFailing: boolean, retryAt: number | null, failingFor: number, at: number): Promise<void> {
+    if (!ok) {
+      const until = at + Math.min(MAX_COOLING_MS, Math.max((retryAt ?? at) - at, failingFor, 1000));
+      this.cooling.set(endpointId, Math.max(until, this.cooling.get(endpointId) ?? 0));
+      return;
+    }
+    this.cooling.delete(endpointId);
+    if (!wasFailing) return;
+    // The rows that waited (and the retries scheduled later), sent now: notices to it too.
+    const released = stmt(
+      this.deps.db,
+      `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND next_attempt_at > @at
+         AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
+         AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') RETURNING id`,
+    ).all({ at, id: endpointId }) as { id: number }[];
+    if (released.length === 0) return;
+    this.deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited go now");
+    await this.deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef)).catch(() => {});
   }
 
   /** One attempt of one row, when it is due; everything it decides is committed before it returns. */
@@ -339,13 +421,15 @@ export class CallbackDelivery {
     const last = attempt >= this.deps.schedule.length;
     let retryAt: number | null = null;
     let disabled = false;
+    let wasFailing = false;
+    let failingFor = 0;
     let notices: OutboxRef[] = [];
     db.$client.transaction(() => {
       stmt(db, `INSERT INTO deliveries (outbox_id, endpoint_id, attempt, ok, response_code, latency_ms, error, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
         id, endpoint.id, attempt, res.ok ? 1 : 0, res.status, res.latencyMs, res.error, at);
       if (res.ok) {
         finishOutbox(db, id, "done", at, undefined, { status: res.status, latencyMs: res.latencyMs, attempt });
-        markEndpointHealthy(db, endpoint.id);
+        wasFailing = markEndpointHealthy(db, endpoint.id);
         return;
       }
       if (last) finishOutbox(db, id, "exhausted", at, res.error ?? "failed");
@@ -355,6 +439,7 @@ export class CallbackDelivery {
           res.error ?? "failed", retryAt, at, id);
       }
       const since = markEndpointFailing(db, endpoint.id, at);
+      failingFor = at - since;
       // The notices are written with the disabling, in one commit: a crash or a Redis error after it
       // cannot leave an endpoint disabled that nobody heard of (the sweeper sends what is written).
       if (at - since >= this.deps.disableAfterMs && disableEndpoint(db, endpoint.id, `failing since ${new Date(since).toISOString()}`, at)) {
@@ -384,6 +469,8 @@ export class CallbackDelivery {
     }
     if (retryAt !== null) await this.schedule(id, retryAt - at, retryAt);
     if (notices.length > 0) await this.deps.enqueueOutbox(notices);
+    // A receiver refusing this one body (a 4xx) is up: only a failure to take anything makes its other rows wait.
+    if (res.ok || !isRejection(res.status)) await this.afterAttempt(endpoint.id, res.ok, wasFailing, retryAt, failingFor, at);
     if (res.ok) return "delivered";
     log.info({ outboxId: id, endpointId: endpoint.id, attempt, status: res.status, err: res.error }, "callback attempt failed");
     return last ? "exhausted" : "to retry";

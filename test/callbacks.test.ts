@@ -367,6 +367,35 @@ describe("delivery", () => {
     expect(new Set(receiver.at(slow.path).map((r) => r.headers["webhook-id"])).size).toBe(1);
   }, 40_000);
 
+  it("an endpoint that does not answer holds up no other endpoint: after its first failures its new rows wait for it without an attempt, and it is tried one row at a time", async () => {
+    const healthy = await subscribe({ brands: ["KOTON"] });
+    const dead = await subscribe({ brands: ["KOTON"] });
+    // Past the 15 s timeout: every attempt to it keeps a worker slot for 15 s.
+    receiver.slowMs.set(dead.path, 20_000);
+    try {
+      const changes = 64; // two waves of the worker's 32 slots
+      for (let i = 0; i < changes; i++) await change("KOTON", newRecipient(), "ONAY");
+      await waitFor(() => delivered(healthy.path).length === changes, { timeoutMs: 80_000 });
+      // Every job kept its slot for a whole timeout before: the dead endpoint had been tried once for
+      // every change by the time the healthy one had them all (the second wave waited 15 s).
+      const tried = receiver.at(dead.path).length;
+      expect(tried).toBeGreaterThanOrEqual(1);
+      expect(tried).toBeLessThanOrEqual(40);
+      const rows = outboxOf(dead.id);
+      expect(rows).toHaveLength(changes);
+      expect(rows.filter((r) => r.status === "pending" && r.attempts === 0).length).toBeGreaterThanOrEqual(changes - 40);
+      // Answering again: the first attempt that gets through sends every row that waited, each once.
+      receiver.slowMs.delete(dead.path);
+      await waitFor(() => outboxOf(dead.id).every((r) => r.status === "done"), { timeoutMs: 60_000 });
+      // (The receiver still answers the requests the hub gave up on, late: the hub's own record counts.)
+      const ok = db().prepare("SELECT outbox_id AS id FROM deliveries WHERE endpoint_id = ? AND ok = 1").all(dead.id) as { id: number }[];
+      expect(new Set(ok.map((d) => d.id)).size).toBe(changes);
+      expect(ok).toHaveLength(changes);
+    } finally {
+      receiver.slowMs.delete(dead.path);
+    }
+  }, 160_000);
+
   it("a rotated secret signs alongside the old one during the overlap", async () => {
     const sub = await subscribe({ brands: ["MIGROS"] });
     const res = await app.request(`/api/v1/subscriptions/${sub.id}/rotate-secret`, authed({}));

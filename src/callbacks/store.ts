@@ -115,8 +115,14 @@ export function markEndpointFailing(db: Db, id: string, now: number): number {
   return r?.since ?? now;
 }
 
-export function markEndpointHealthy(db: Db, id: string): void {
-  stmt(db, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`).run(id);
+/** Ends an endpoint's failing streak; true when it had one (it was failing until now). */
+export function markEndpointHealthy(db: Db, id: string): boolean {
+  return stmt(db, `UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL`).run(id).changes === 1;
+}
+
+/** Whether the endpoint's last attempt (in any process) failed, and none has succeeded since. */
+export function endpointFailing(db: Db, id: string): boolean {
+  return stmt(db, `SELECT 1 FROM endpoints WHERE id = ? AND failing_since IS NOT NULL`).get(id) !== undefined;
 }
 
 /** Disables an active endpoint; false when it was not active (another worker got there first). */
