@@ -566,14 +566,17 @@ describe("partners", () => {
     expect(receiver.at(a.path)).toEqual([]);
   });
 
-  it("a report with another partner's key, a wrong key or no key is a 401 and records nothing", async () => {
+  it("a report with another partner's key, a wrong key or no key is a 401, another brand a 403, and records nothing", async () => {
     const a = await addPartner("LCW", "20000001");
     const b = await addPartner("LCW", "20000002", false);
     const recipient = newRecipient();
     const body = { brand: "LCW", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(clock.now().getTime() - 60_000)) };
     expect((await report(a.retailerCode, b.apiKey, body)).status).toBe(401);
     expect((await report(a.retailerCode, "pk_wrong", body)).status).toBe(401);
-    expect((await report(a.retailerCode, a.apiKey, { ...body, brand: "KOTON" })).status).toBe(401);
+    // A good key naming a brand it is no partner of: a 403 naming the brand, not "invalid key".
+    const other = await report(a.retailerCode, a.apiKey, { ...body, brand: "KOTON" });
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { error: { message: string; field: string } }).error).toMatchObject({ field: "brand", message: expect.stringContaining("not for brand KOTON") });
     expect((await app.request(`/api/v1/partners/${a.retailerCode}/consents`, { method: "POST", body: JSON.stringify(body) })).status).toBe(401);
     // The provider's admin key is not a partner key.
     expect((await report(a.retailerCode, ADMIN_KEY, body)).status).toBe(401);

@@ -624,7 +624,7 @@ const partnerReportRoute = createRoute({
   path: "/{retailerCode}/consents",
   summary: "A partner reports a consent change it received",
   description:
-    "Authenticated with the partner's own API key (answered when the partner was registered), not a provider key. Same rules and ledger as POST /consents; `retailerCode` is recorded and the change fans out to the brand's subscribers and every other partner. An unknown brand, an unknown partner and a wrong key are the same 401.",
+    "Authenticated with the partner's own API key (answered when the partner was registered), not a provider key. Same rules and ledger as POST /consents; `retailerCode` is recorded and the change fans out to the brand's subscribers and every other partner. An unknown partner and a wrong key are the same 401; a brand the key is no partner of (or none) is a 403 naming it.",
   security: [{ partnerKey: [] as string[] }],
   middleware: [requireJson] as const,
   request: { params: z.object({ retailerCode: RetailerParam }), body: jsonBody(ConsentInput, "the movement, as İYS takes it", consentExample) },
@@ -640,7 +640,7 @@ const partnerCheckRoute = createRoute({
   path: "/{retailerCode}/check",
   summary: "A partner's pre-send check: which recipients may be sent to now",
   description:
-    "The pre-send check (POST /check) for a dealer or agent, with the partner's own API key, on its brand: answered from the current state, so a partner registered after a refusal, or whose endpoint was down, still honours it. An unknown brand, an unknown partner and a wrong key are the same 401.",
+    "The pre-send check (POST /check) for a dealer or agent, with the partner's own API key, on its brand: answered from the current state, so a partner registered after a refusal, or whose endpoint was down, still honours it. An unknown partner and a wrong key are the same 401; a brand the key is no partner of (or none) is a 403 naming it.",
   security: [{ partnerKey: [] as string[] }],
   middleware: [requireJson] as const,
   request: {
@@ -680,11 +680,15 @@ export function createPartnerReportRoutes(deps: AppDeps) {
     c.set("partnerBrands", rows.map((r) => r.brandId));
     await next();
   });
-  /** The body's brand, when the key is its partner's (another brand's partner under the same retailer code is refused alike). */
+  /**
+   * The body's brand, when the key is its partner's. The key is good (checked above): another brand,
+   * or one that does not exist, is a 403 naming it, as for a provider key, not a 401 saying the key
+   * is wrong (the partner knows its brands; nothing is told about the one it named).
+   */
   const partnerBrand = (c: Context<HonoEnv>, retailerCode: string, brandCode: string) => {
     const brand = brandByCode(deps.db, brandCode);
     if (!brand || !c.get("partnerBrands").includes(brand.id)) {
-      throw new ApiError("unauthorized", `invalid API key for partner ${retailerCode} of brand ${brandCode}`);
+      throw new ApiError("forbidden", `partner ${retailerCode}'s key is not for brand ${brandCode}: report the brand whose partner it is`, { field: "brand" });
     }
     return brand;
   };

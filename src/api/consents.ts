@@ -18,8 +18,20 @@ export const ConsentInput = z.object({
   recipientType: z.enum(recipientTypes).default("BIREYSEL"),
   type: z.enum(consentTypes),
   status: z.enum(consentStatuses),
-  source: z.enum(providerSources, { message: `one of ${providerSources.join(", ")}` }).nullish(),
-  consentDate: z.string().trim().min(1).nullish().openapi({ description: "when it was given or refused: İYS format (Europe/Istanbul wall time) or ISO 8601 with an offset or Z", example: EXAMPLE_CONSENT_DATE }),
+  source: z
+    .enum(providerSources, { message: `one of ${providerSources.join(", ")}` })
+    .nullish()
+    .openapi({ description: "where it was collected: required for a BIREYSEL recipient (422 H113 without it), optional for TACIR, as İYS has it" }),
+  consentDate: z
+    .string()
+    .trim()
+    .min(1)
+    .nullish()
+    .openapi({
+      description:
+        "when it was given or refused: İYS format (Europe/Istanbul wall time) or ISO 8601 with an offset or Z; required for a BIREYSEL recipient (422 H112 without it), optional for TACIR, as İYS has it",
+      example: EXAMPLE_CONSENT_DATE,
+    }),
   retailerCode: z
     .union([z.string(), z.number()], { error: "8 digits" })
     .transform(String)
