@@ -160,6 +160,16 @@ export interface PlanContext {
  * order, as a JSON array whose first element is the format version: 3 with the event's salt last,
  * 2 (events recorded before salts) without.
  */
+/**
+ * What each element of the canonical array is, in order (`salt` only in format 3): published with
+ * every proof so that a third party can read which brand (`brandId`, the proof's `brandId` and
+ * `event.brand`), recipient, channel, status and dates (epoch milliseconds) the signed chain covers.
+ */
+export const CANONICAL_FIELDS = [
+  "format", "id", "brandId", "recipient", "recipientType", "type", "status", "source", "consentDate", "retailerCode",
+  "origin", "receiptId", "idempotencyKey", "effect", "receivedAt", "salt",
+] as const;
+
 export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
   const fields: unknown[] = [
     e.salt ? 3 : 2,

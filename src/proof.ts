@@ -1,7 +1,7 @@
 import type { JWK } from "jose";
 import { createCheckpoint, type LedgerKey } from "../db/checkpoints";
 import type { Db } from "../db/index";
-import { canonicalEvent, contentHash, EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
+import { CANONICAL_FIELDS, canonicalEvent, contentHash, EVENT_COLUMNS, type LedgerEvent } from "../db/ledger";
 import type { Clock } from "./domain/time";
 
 export const PROOF_ALGORITHM =
@@ -12,6 +12,8 @@ export interface EventProof {
   event: LedgerEvent;
   /** The exact string whose SHA-256 is `contentHash`. */
   canonical: string;
+  /** What each element of `canonical` is, in order (consentDate and receivedAt in epoch milliseconds). */
+  canonicalFields: string[];
   contentHash: string;
   /** Events after this one up to the checkpoint: hashes only, no personal data. */
   chain: { id: number; contentHash: string; prevHash: string; hash: string }[];
@@ -45,6 +47,7 @@ export async function proveEvent(db: Db, key: LedgerKey, clock: Clock, eventId: 
   return {
     event,
     canonical: canonicalEvent(event),
+    canonicalFields: CANONICAL_FIELDS.slice(0, event.salt ? CANONICAL_FIELDS.length : CANONICAL_FIELDS.length - 1),
     contentHash: contentHash(event),
     chain,
     checkpoint: { ...checkpoint, createdAt: new Date(checkpoint.createdAt).toISOString() },

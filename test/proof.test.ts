@@ -29,6 +29,8 @@ const b64url = (s: string) => Buffer.from(s, "base64url");
 interface Proof {
   event: { id: number; recipient: string; status: string; type: string };
   canonical: string;
+  canonicalFields: string[];
+  brandId: number;
   contentHash: string;
   prevHash: string;
   hash: string;
@@ -88,6 +90,10 @@ describe("ledger proofs", () => {
     expect(text).not.toContain("+905321230003");
     // A later event's content hash cannot be rebuilt from a guess of its content: its salt is in it (format 3).
     expect(JSON.parse(proof.canonical)[0]).toBe(3);
+    // Each element named: what an auditor reads the brand, the recipient and the dates from.
+    const named = Object.fromEntries(proof.canonicalFields.map((f, i) => [f, (JSON.parse(proof.canonical) as unknown[])[i]]));
+    expect(proof.canonicalFields).toHaveLength(JSON.parse(proof.canonical).length);
+    expect(named).toMatchObject({ format: 3, id: proof.event.id, brandId: proof.brandId, recipient: proof.event.recipient, type: proof.event.type, status: proof.event.status });
     const next = runtime.deps.db.$client.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = ?`).get(id + 1) as LedgerEvent;
     expect(sha256(canonicalEvent(next))).toBe(proof.chain[0]!.contentHash);
     expect(sha256(canonicalEvent({ ...next, salt: null }))).not.toBe(proof.chain[0]!.contentHash);

@@ -13,7 +13,11 @@ const Jwk = z.record(z.string(), z.unknown()).openapi("JWK", { description: "Ed2
 const Proof = z
   .object({
     event: z.record(z.string(), z.unknown()).openapi({ description: "the event as the API presents it" }),
-    canonical: z.string().openapi({ description: "the exact string whose SHA-256 is contentHash" }),
+    canonical: z.string().openapi({ description: "the exact string whose SHA-256 is contentHash: a JSON array, its elements named by canonicalFields" }),
+    canonicalFields: z.array(z.string()).openapi({
+      description: "what each element of canonical is, in order: format (3), id, brandId, recipient, recipientType, type, status, source, consentDate (epoch ms), retailerCode, origin, receiptId, idempotencyKey, effect, receivedAt (epoch ms), salt",
+    }),
+    brandId: z.number().openapi({ description: "the brand's id in canonical; event.brand is its code" }),
     contentHash: z.string(),
     prevHash: z.string(),
     hash: z.string(),
@@ -61,6 +65,7 @@ export function createLedgerRoutes(deps: AppDeps) {
       {
         ...proof,
         event: presentEvent(proof.event, brand?.code ?? String(proof.event.brandId)),
+        brandId: proof.event.brandId,
         prevHash: proof.event.prevHash,
         hash: proof.event.hash,
         publicKey: proof.publicKey as Record<string, unknown>,
