@@ -51,7 +51,7 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
   let outbox = 0;
   if (deps.redisReady && !deps.redisReady()) return { receipts, outbox };
   // Per queue: rows at or after this moment may still be waiting in a job (Infinity: nothing waits).
-  // Outbox jobs have no priority; receipts do (a rate-limited sender's), worked after `wait` is empty.
+  // Receipts of a rate-limited sender and an import's callbacks have a priority: worked after `wait` is empty.
   const waitingSince = new Map<QueueName, { wait: number; prioritized: number }>();
   const since = (t: number | null) => (t === null ? Number.POSITIVE_INFINITY : t - deps.graceMs);
   await Promise.all(

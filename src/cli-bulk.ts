@@ -177,7 +177,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     };
     process.on("SIGINT", interrupt);
     try {
-      const summary = await runImport(source, { ...runtime.deps, enqueueOutbox: runtime.deps.jobs.enqueueOutbox }, {
+      const summary = await runImport(source, { ...runtime.deps, enqueueOutbox: (rows) => runtime.deps.jobs.enqueueOutbox(rows, { bulk: true }) }, {
         brandId: brand.id,
         via: "cli",
         registered: opts.registered === true,

@@ -30,7 +30,7 @@ export interface AppDeps {
     enqueueReceipt(id: number, opts?: { priority?: number }): Promise<void>;
     enqueueReceipts(items: { id: number; priority?: number }[]): Promise<void>;
     /** `tag` makes job ids other than the ones the rows had (work reopened after its job finished). */
-    enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string }): Promise<void>;
+    enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string; bulk?: boolean }): Promise<void>;
   };
   receipts: {
     /**

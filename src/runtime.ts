@@ -188,7 +188,7 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     async enqueueReceipts(items: { id: number; priority?: number }[]) {
       if (items.length) await guard(() => producer.enqueueReceipts(items));
     },
-    async enqueueOutbox(rows: OutboxRef[], opts: { tag?: string } = {}) {
+    async enqueueOutbox(rows: OutboxRef[], opts: { tag?: string; bulk?: boolean } = {}) {
       if (rows.length === 0) return;
       try {
         await guard(() => producer.enqueueOutbox(rows, opts));

@@ -813,3 +813,19 @@ describe("an import that stops early", () => {
     expect(closed).toBe(true); // the upload's body is let go of, not read on
   });
 });
+
+describe("an import's callbacks wait behind everyone else's", () => {
+  it("its callback jobs are prioritized (taken only while no other waits), its İYS reports are not", async () => {
+    const producer = runtime.producer;
+    await producer.enqueueOutbox([{ id: 990_001, kind: "callback" }, { id: 990_002, kind: "iys_report" }], { bulk: true });
+    await producer.enqueueOutbox([{ id: 990_003, kind: "callback" }]);
+    const prioritized = await producer.queues.callbacks.getJobs(["prioritized"]);
+    const plain = await producer.queues.callbacks.getJobs(["wait"]);
+    const bulk = prioritized.find((j) => (j.data as { outboxIds: number[] }).outboxIds.includes(990_001));
+    expect(bulk?.opts.priority).toBe(10);
+    expect(plain.some((j) => (j.data as { outboxIds: number[] }).outboxIds.includes(990_003))).toBe(true);
+    const reports = await producer.queues["iys-reports"].getJobs(["wait", "prioritized"]);
+    expect(reports.find((j) => (j.data as { outboxIds: number[] }).outboxIds.includes(990_002))?.opts.priority ?? 0).toBe(0);
+    for (const j of [...prioritized, ...plain, ...reports]) await j.remove();
+  });
+});

@@ -159,7 +159,7 @@ export function createImportRoutes(deps: AppDeps) {
       const length = Number(c.req.header("content-length"));
       if (length > IMPORT_MAX_BYTES) throw new ApiError("payload_too_large", `an import is at most ${IMPORT_MAX_BYTES / 2 ** 30} GiB; split the file`);
       try {
-        const summary = await runImport(body as unknown as AsyncIterable<Uint8Array>, { ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, {
+        const summary = await runImport(body as unknown as AsyncIterable<Uint8Array>, { ...deps, enqueueOutbox: (rows) => deps.jobs.enqueueOutbox(rows, { bulk: true }) }, {
           brandId: brand.id,
           via: "api",
           registered: query.registered === "true",
