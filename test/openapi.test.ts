@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consentChangedBody } from "../jobs/deliver-callback.handler";
 import { createApp, type App } from "../src/app";
 import { createApiDocsRoutes } from "../src/api-docs";
 import { formatIysDate, parseIysDate } from "../src/domain/time";
@@ -210,12 +211,26 @@ describe("the OpenAPI document", () => {
       for (const [k, v] of Object.entries(n)) if (k !== "example" && k !== "examples") visit(v, `${where}/${k}`);
     };
     visit(doc.paths, "#/paths");
+    visit(doc.webhooks, "#/webhooks");
     visit(doc.components, "#/components");
     expect(checked.length).toBeGreaterThan(30);
     // The request bodies a caller copies first carry a whole example.
     for (const [path, method] of [["/brands", "post"], ["/consents", "post"], ["/check", "post"], ["/links", "post"], ["/keys", "post"]] as const) {
       expect(requestExample(path, method)).toBeTypeOf("object");
     }
+  });
+
+  it("describes the callbacks the hub sends (webhooks): the bodies it builds validate, strictly, and the signing headers are named", () => {
+    const body = (name: string) => doc.webhooks[name].post.requestBody.content["application/json"].schema as Json;
+    const change = consentChangedBody({
+      id: 42, brand: "MIGROS", brandId: 1, recipient: "+905321234567", recipientType: "BIREYSEL", type: "MESAJ", status: "RET", source: "HS_MESAJ",
+      consentDate: Date.UTC(2026, 11, 3, 9, 41, 27), retailerCode: "12345678", receivedAt: Date.UTC(2026, 11, 3, 9, 41, 28), hash: "ab".repeat(32),
+    } as Parameters<typeof consentChangedBody>[0]);
+    expect(validator(body("consent.changed"), true)(JSON.parse(change))).toBe(true);
+    expect(validator(body("consent.changed"), true)({ ...JSON.parse(change), extra: 1 })).toBe(false);
+    const headers = (doc.webhooks["consent.changed"].post.parameters as { name: string; in: string }[]).filter((p) => p.in === "header").map((p) => p.name);
+    expect(headers.sort()).toEqual(["webhook-id", "webhook-signature", "webhook-timestamp"]);
+    expect(doc.webhooks["endpoint.disabled"].post.requestBody).toBeTypeOf("object");
   });
 
   it("a wrong example and an undocumented response field are caught: the validator is not a rubber stamp", async () => {

@@ -713,3 +713,75 @@ export function createPartnerReportRoutes(deps: AppDeps) {
       return c.json(await answerCheck(deps, brand.id, input), 200);
     });
 }
+
+const WebhookHeaders = z.object({
+  "webhook-id": z.string().openapi({ description: "evt_<eventId>_<endpointId>: the same on every retry and replay (deduplicate on it)", example: "evt_42_ep_3f2a" }),
+  "webhook-timestamp": z.string().openapi({ description: "seconds since the epoch, fresh on every attempt (refuse old ones)", example: "1796320887" }),
+  "webhook-signature": z.string().openapi({
+    description:
+      "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>, where key is the base64 part of the endpoint's whsec_ secret, decoded; two, space-separated, during a rotation's overlap",
+    example: "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+  }),
+});
+
+export const ConsentChangedWebhook = z
+  .object({
+    type: z.literal("consent.changed"),
+    timestamp: z.string().openapi({ description: "when the hub received the change (ISO 8601)" }),
+    data: z.object({
+      brand: z.string(),
+      recipient: z.string().openapi({ description: "normalised: +90… or a lower-cased e-mail address" }),
+      recipientType: z.enum(["BIREYSEL", "TACIR"]),
+      type: z.enum(["MESAJ", "ARAMA", "EPOSTA"]),
+      status: z.enum(["ONAY", "RET"]),
+      source: z.string().nullable(),
+      consentDate: z.string().nullable().openapi({ description: "YYYY-MM-DD HH:mm:ss, Europe/Istanbul (İYS format)" }),
+      retailerCode: z.string().optional().openapi({ description: "the dealer or agent that reported it" }),
+      eventId: z.number().int(),
+      ledgerHash: z.string().openapi({ description: "the event's hash in the ledger (GET /ledger/events/{eventId}/proof proves it)" }),
+    }),
+  })
+  .openapi("ConsentChanged", {
+    example: {
+      type: "consent.changed",
+      timestamp: "2026-12-03T09:41:27.000Z",
+      data: { brand: "MIGROS", recipient: "+905321234567", recipientType: "BIREYSEL", type: "MESAJ", status: "RET", source: "HS_MESAJ", consentDate: "2026-12-03 12:41:27", eventId: 42, ledgerHash: "9f2c…" },
+    },
+  });
+
+export const EndpointDisabledWebhook = z
+  .object({
+    type: z.literal("endpoint.disabled"),
+    timestamp: z.string(),
+    data: z.object({
+      endpointId: z.string(),
+      kind: z.enum(["subscription", "partner"]).nullable(),
+      url: z.string().nullable(),
+      failingSince: z.string().nullable(),
+      disabledAt: z.string().nullable(),
+      reason: z.string().nullable(),
+    }),
+  })
+  .openapi("EndpointDisabled");
+
+const webhookResponses = {
+  200: { description: "Any 2xx within CALLBACK_TIMEOUT_MS is a delivery. A 4xx other than 408, 425 and 429 refuses this body (a newer change of the consent goes instead); anything else is retried on CALLBACK_RETRY_SCHEDULE." },
+};
+
+/** What the hub POSTs to subscriptions and partners (Standard Webhooks), in the document's `webhooks`. */
+export function registerCallbackWebhooks(registry: { registerWebhook(route: Parameters<typeof createRoute>[0]): void }): void {
+  registry.registerWebhook({
+    method: "post",
+    path: "consent.changed",
+    summary: "A consent changed (any channel, import, partner report, İYS): sent to the brand's subscriptions and partners",
+    request: { headers: WebhookHeaders, body: jsonBody(ConsentChangedWebhook, "the change") },
+    responses: webhookResponses,
+  });
+  registry.registerWebhook({
+    method: "post",
+    path: "endpoint.disabled",
+    summary: "Another endpoint was disabled for failing: sent to the subscriptions that asked for it",
+    request: { headers: WebhookHeaders, body: jsonBody(EndpointDisabledWebhook, "the disabled endpoint") },
+    responses: webhookResponses,
+  });
+}

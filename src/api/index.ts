@@ -9,7 +9,7 @@ import { apiRouter, withRecentExampleDates } from "./openapi";
 import { createLinkApiRoutes } from "./links";
 import { createKeyRoutes } from "./keys";
 import { createNumberRoutes } from "./numbers";
-import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes } from "./callbacks";
+import { createDeliveryRoutes, createPartnerReportRoutes, createPartnerRoutes, createSubscriptionRoutes, registerCallbackWebhooks } from "./callbacks";
 import { createReportRoutes } from "./reports";
 
 /** The paths under /api/v1 anyone may read (GET). */
@@ -28,6 +28,7 @@ export function createApiRoutes(deps: AppDeps) {
     scheme: "bearer",
     description: "a partner's own key, answered once when the partner was registered",
   });
+  registerCallbackWebhooks(api.openAPIRegistry);
   // Public: registered before the key check, which they never reach. Built at its first request
   // (every route is registered by then) and kept: building it took 20–90 ms a request, on a public path.
   // Only the examples' consent date is made anew each time (withRecentExampleDates).
