@@ -28,7 +28,8 @@ export interface CallbackDeps {
   metrics?: JobMetrics;
   /** Enqueues one row's attempt after `delayMs`; the job id includes `at`, so asking twice is one job. */
   scheduleAttempt(outboxId: number, delayMs: number, at: number): Promise<void>;
-  enqueueOutbox(rows: OutboxRef[]): Promise<void>;
+  /** `tag` makes the jobs' ids new (a row enqueued again after its first job completed: BullMQ keeps that id a while). */
+  enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string }): Promise<void>;
 }
 
 const NOTICE = "/endpoint.disabled/";
@@ -246,21 +247,25 @@ export class CallbackDelivery {
       this.cooling.delete(endpointId);
       return {};
     }
+    const row = stmt(this.deps.db, `SELECT status, attempts, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?`).get(id) as
+      | { status: string; attempts: number; nextAttemptAt: number | null }
+      | undefined;
+    // Finished or not due (a job left from an earlier move): deliver() answers it without sending, and it probes nothing.
+    if (!row || row.status !== "pending" || (row.nextAttemptAt !== null && row.nextAttemptAt > now)) return {};
     const probing = this.probing.get(endpointId);
-    const waitUntil = probing !== undefined && probing > now ? probing : until > now ? until : null;
-    if (waitUntil !== null) {
-      const at = waitUntil + Math.floor(Math.random() * 1000);
+    const inFlight = probing !== undefined && probing > now;
+    if (inFlight || (until > now && row.attempts === 0)) {
+      const at = (inFlight ? probing : until) + Math.floor(Math.random() * 1000);
       const moved = stmt(
         this.deps.db,
         `UPDATE outbox SET next_attempt_at = @at, updated_at = @now WHERE id = @id AND kind = 'callback' AND status = 'pending'
-           AND (next_attempt_at IS NULL OR next_attempt_at <= @now) AND (@all OR attempts = 0)`,
-      ).run({ at, now, id, all: waitUntil === probing ? 1 : 0 });
-      if (moved.changes === 1) {
-        await this.schedule(id, at - now, at);
-        return { waiting: "waiting for a failing endpoint" };
-      }
-      // Not due or finished (deliver() answers it without sending), or a retry while it cools: tried.
+           AND (next_attempt_at IS NULL OR next_attempt_at <= @now)`,
+      ).run({ at, now, id });
+      if (moved.changes === 0) return {};
+      await this.schedule(id, at - now, at);
+      return { waiting: "waiting for a failing endpoint" };
     }
+    // Due, nothing in flight: a retry on its schedule while the endpoint cools, or the first row after: the probe.
     const probe = now + leaseMs(this.deps);
     this.probing.set(endpointId, probe);
     return { probe };
@@ -279,17 +284,7 @@ export class CallbackDelivery {
       return;
     }
     this.cooling.delete(endpointId);
-    if (!wasFailing) return;
-    // The rows that waited (and the retries scheduled later), sent now: notices to it too.
-    const released = stmt(
-      this.deps.db,
-      `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND next_attempt_at > @at
-         AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
-         AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') RETURNING id`,
-    ).all({ at, id: endpointId }) as { id: number }[];
-    if (released.length === 0) return;
-    this.deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited go now");
-    await this.deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef)).catch(() => {});
+    if (wasFailing) await releaseWaitingRows(this.deps, endpointId, at);
   }
 
   /** One attempt of one row, when it is due; everything it decides is committed before it returns. */
@@ -503,6 +498,27 @@ export class CallbackDelivery {
     ).filter((o) => (JSON.parse(o.events) as string[]).includes("endpoint.disabled"));
     return insertCallbackRows(db(this), others.map((o) => ({ eventId: null, target: `${o.id}${NOTICE}${endpoint.id}` })), now);
   }
+}
+
+/**
+ * The rows of an endpoint that waited for it while it failed, sent now (it answered again, or was
+ * enabled or given a new URL): those never tried yet (notices to it too). Rows in their retry
+ * schedule keep it: a change the receiver refuses must not use up its attempts each time another
+ * one gets through. Under a new tag: their first job's id may still be in BullMQ (kept after it completed).
+ */
+export async function releaseWaitingRows(deps: Pick<CallbackDeps, "db" | "log" | "enqueueOutbox">, endpointId: string, at: number): Promise<number> {
+  const released = stmt(
+    deps.db,
+    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND attempts = 0 AND next_attempt_at > @at
+       AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
+       AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') RETURNING id`,
+  ).all({ at, id: endpointId }) as { id: number }[];
+  if (released.length === 0) return 0;
+  deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited for it go now");
+  await deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef), { tag: `released-${at}` }).catch((err: Error) =>
+    deps.log.warn({ endpointId, err: err.message }, "released callback rows not enqueued; the sweeper sends them"),
+  );
+  return released.length;
 }
 
 const db = (d: CallbackDelivery) => d.deps.db;

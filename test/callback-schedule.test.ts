@@ -63,3 +63,63 @@ describe("a callback retry that cannot be scheduled", () => {
     expect(db.$client.prepare("SELECT attempt FROM deliveries WHERE outbox_id = ? ORDER BY attempt").pluck().all(id)).toEqual([1, 2]);
   });
 });
+
+describe("an endpoint's rows while it fails, driven by hand", () => {
+  const schedule = [0, 60_000, 3_600_000, 86_400_000];
+  const enqueued: { ids: number[]; tag?: string }[] = [];
+  const delivery = () =>
+    new CallbackDelivery({
+      db: runtime.deps.db,
+      clock: systemClock,
+      log: silentLog,
+      client: createWebhookClient({ timeoutMs: 2000, allowPrivate: true }),
+      secretsKey: callbackSecretsKey(runtime.deps.config, runtime.deps.secrets),
+      schedule,
+      timeoutMs: 2000,
+      disableAfterMs: 1e12,
+      scheduleAttempt: async () => {},
+      enqueueOutbox: async (rows, opts) => void enqueued.push({ ids: rows.map((r) => r.id), tag: opts?.tag }),
+    });
+  let seq = 0;
+  async function rowFor(subId: string, recipient: string): Promise<number> {
+    const consent = { brand: "MIGROS", recipient, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000 + ++seq)) };
+    expect((await app.request("/api/v1/consents", authed(consent))).status).toBe(201);
+    return (runtime.deps.db.$client.prepare("SELECT max(id) FROM outbox WHERE kind = 'callback' AND target = ?").pluck().get(subId) as number);
+  }
+  const row = (id: number) =>
+    runtime.deps.db.$client.prepare("SELECT status, attempts, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?").get(id) as { status: string; attempts: number; nextAttemptAt: number | null };
+
+  it("a change the receiver refuses keeps its retry schedule when others get through (it is not pulled forward to use up its attempts)", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/picky`, brands: ["MIGROS"] }))).json()) as { id: string };
+    receiver.answerWith.set("/picky", (body) => (JSON.parse(body).data.recipient === "+905330000001" ? 400 : undefined));
+    const d = delivery();
+    const refused = await rowFor(sub.id, "+905330000001");
+    expect(await d.run([refused])).toBe("to retry: 1");
+    for (let k = 2; k <= 4; k++) expect(await d.run([await rowFor(sub.id, `+90533000000${k}`)])).toBe("delivered: 1");
+    expect(row(refused).attempts).toBe(1);
+    expect(row(refused).nextAttemptAt).toBeGreaterThan(Date.now() + 50_000);
+    await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
+  });
+
+  it("a new row of an endpoint that failed waits without an attempt; the first success sends it, under a new job id", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/flaky`, brands: ["MIGROS"] }))).json()) as { id: string };
+    receiver.down.add("/flaky");
+    const d = delivery();
+    const first = await rowFor(sub.id, "+905330000011");
+    expect(await d.run([first])).toBe("to retry: 1");
+    const waiting = await rowFor(sub.id, "+905330000012");
+    expect(await d.run([waiting])).toBe("waiting for a failing endpoint: 1");
+    expect(row(waiting)).toMatchObject({ status: "pending", attempts: 0 });
+    expect(row(waiting).nextAttemptAt).toBeGreaterThan(Date.now() + 30_000);
+    expect(receiver.at("/flaky")).toHaveLength(1);
+    // Up again: the failed row, due now, gets through; the one that waited is sent, as a job of its own.
+    receiver.down.delete("/flaky");
+    runtime.deps.db.$client.prepare("UPDATE outbox SET next_attempt_at = NULL WHERE id = ?").run(first);
+    enqueued.length = 0;
+    expect(await d.run([first])).toBe("delivered: 1");
+    expect(row(waiting).nextAttemptAt).toBeLessThanOrEqual(Date.now());
+    expect(enqueued).toEqual([{ ids: [waiting], tag: expect.stringMatching(/^released-\d+$/) }]);
+    expect(await d.run([waiting])).toBe("delivered: 1");
+    await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
+  });
+});

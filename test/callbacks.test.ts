@@ -737,8 +737,8 @@ describe("partners", () => {
     const res = await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: [recipient, other] });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await res.json()).toEqual({ allowed: [other], denied: [{ recipient, reason: "refused" }] });
-    // Its key is for its brand only; a wrong key, another partner's code, no key: one 401.
-    expect((await check(p.apiKey, { brand: "KOTON", type: "MESAJ", recipients: [recipient] })).status).toBe(401);
+    // Its key is for its brand only (another brand: a 403 naming it); a wrong key, another partner's code, no key: one 401.
+    expect((await check(p.apiKey, { brand: "KOTON", type: "MESAJ", recipients: [recipient] })).status).toBe(403);
     expect((await check("wrong", { brand: "LCW", type: "MESAJ", recipients: [recipient] })).status).toBe(401);
     expect((await check(p.apiKey, { brand: "LCW", type: "MESAJ", recipients: [recipient] }, "64000002")).status).toBe(401);
     expect((await app.request(`/api/v1/partners/${p.retailerCode}/check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status).toBe(401);

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stmt } from "../../db/index";
 import { callbackEventTypes, endpointStatuses } from "../../db/schema";
-import { insertCallbackRows, replayTarget } from "../../jobs/deliver-callback.handler";
+import { insertCallbackRows, releaseWaitingRows, replayTarget } from "../../jobs/deliver-callback.handler";
 import { brandByCode, brandById } from "../brands";
 import { apiKeyHash, callbackSecretsKey, encryptSecret, newApiKey, newWebhookSecret } from "../callbacks/crypto";
 import {
@@ -334,6 +334,8 @@ export function createSubscriptionRoutes(deps: AppDeps) {
         },
         now(),
       );
+      // Rows that waited for it while it failed go now, to the URL or the endpoint enabled again.
+      if (input.url !== undefined || input.status === "active") await releaseWaitingRows({ ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, e.id, now());
       return c.json(presentEndpoint(deps, getEndpoint(deps.db, e.id)!), 200);
     })
     .openapi(rotateSecretRoute, (c) => {
@@ -588,6 +590,7 @@ export function createPartnerRoutes(deps: AppDeps) {
         return { ...after, endpointStatus: input.status };
       }).immediate();
       deps.log.info({ brand: brand.code, retailerCode: params.retailerCode, fields: Object.keys(input) }, "partner changed");
+      if (changed.endpointId && (url || input.status === "active")) await releaseWaitingRows({ ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, changed.endpointId, now);
       return c.json({ ...presentPartner(brand.code, changed), ...(secret ? { secret } : {}) }, 200);
     })
     .openapi(rotatePartnerSecretRoute, (c) => {
