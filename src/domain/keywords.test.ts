@@ -456,3 +456,40 @@ describe("parseKeyword: refusal words besides the first", () => {
     expect(parseKeyword("ABONELİK İPTAL", oneBrand)).toMatchObject({ status: "RET", bare: true, brands: ["MIGROS"] });
   });
 });
+
+describe("parseKeyword: what must not be read into a text (review cases)", () => {
+  it("a channel said with a no is never a consent's channel", () => {
+    expect(parseKeyword("ONAY MİGROS SMS ARANMASIN", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ"], rest: ["aranmasin"] });
+    expect(parseKeyword("EVET MİGROS ARAMASINLAR", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ"], rest: ["aramasinlar"] });
+    expect(parseKeyword("ONAY ARANMASIN", oneBrand)).toMatchObject({ kind: "unknown", reason: "unknown_brand" });
+    // "sesli mesaj" (a voice message) names no channel the grammar knows: left to the interpreter's doubt.
+    expect(parseKeyword("ONAY MİGROS SESLİ MESAJ", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ"], rest: ["sesli", "mesaj"] });
+  });
+
+  it.each(["İPTAL ETMEK İSTEMİYORUM", "İPTAL ETMEYİN MİGROS", "RET ETMİYORUM", "MİGROS İPTAL ETMEK İSTEMİYORUM", "SMS İPTAL DEĞİL"])(
+    "%j (don't cancel) is no refusal: the help reply",
+    (text) => {
+      expect(parseKeyword(text, threeBrands)).toMatchObject({ kind: "unknown" });
+    },
+  );
+
+  it("a no that names a channel is a refusal of it; a brand is named exactly past the first word", () => {
+    expect(parseKeyword("Ret, mesaj istemiyorum", oneBrand)).toMatchObject({ status: "RET", bare: true, types: ["MESAJ"] });
+    expect(parseKeyword("RET MİGROS ÇOK ŞOKA UĞRADIM", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS"] });
+    expect(parseKeyword("RET MİGROS VE ŞOK", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
+  });
+
+  it("a brand name that is a channel word by its stem is refused (STOP ALL keeps meaning both channels)", () => {
+    expect(brandNameProblem("ALL")).toMatch(/is a channel word/);
+    expect(brandNameProblem("Tüm")).toMatch(/is a channel word/);
+    expect(brandNameProblem("Koton Aramalarını")).toMatch(/ends in the channel word "aramalarini"/);
+    expect(brandNameProblem("Hepsiburada")).toBeNull();
+  });
+
+  it("reads a refusal's first 40 words: a longer text around a refusal word is no command (the help reply)", () => {
+    expect(parseKeyword(`RET ${"lütfen ".repeat(30)}KOTON`, threeBrands)).toMatchObject({ kind: "action", brands: ["KOTON"] });
+    expect(parseKeyword(`RET ${"lütfen ".repeat(45)}KOTON`, threeBrands)).toMatchObject({ kind: "unknown" });
+    // The grammar's own order still reads as before whatever follows.
+    expect(parseKeyword(`RET KOTON ${"lütfen ".repeat(10_000)}`, threeBrands)).toMatchObject({ kind: "action", brands: ["KOTON"] });
+  });
+});

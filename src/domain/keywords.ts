@@ -1,4 +1,4 @@
-import { negates, REFUSAL_WORDS } from "./negation";
+import { isNegationWord, negates, REFUSAL_WORDS } from "./negation";
 import { foldTurkish, foldTurkishJoined } from "./turkish";
 
 export type KeywordStatus = "RET" | "ONAY";
@@ -188,6 +188,11 @@ export function brandNameProblem(name: string, words: KeywordWords = defaultKeyw
     const last = texted.map((folded) => folded.slice(folded.lastIndexOf(" ") + 1)).find((word) => words[c].includes(word));
     if (last !== undefined) return `${JSON.stringify(name)} ends in the scope word "${last}": "RET ${name}" must keep meaning the ${SCOPE_MEANING[c]} of the brand named before it`;
   }
+  // The channel words known by their stem and ending (TÜM, ALL, ARAMAYI, SMSLERİ): "STOP ALL" must keep meaning both channels.
+  const stemmed = texted.find((folded) => stemScope(folded) !== null);
+  if (stemmed !== undefined) return `${JSON.stringify(name)} is a channel word ("${stemmed}"): "RET ${name}" must keep meaning a channel of every brand on the number`;
+  const lastStemmed = texted.map((folded) => folded.slice(folded.lastIndexOf(" ") + 1)).find((word) => stemScope(word) !== null);
+  if (lastStemmed !== undefined) return `${JSON.stringify(name)} ends in the channel word "${lastStemmed}": "RET ${name}" must keep meaning the channel of the brand named before it`;
   return null;
 }
 
@@ -213,7 +218,7 @@ const ENDINGS = "(?:i|yi|ni|in|ini|niz|nizi|iniz|inizi|a|ya|e|ye|dan|den)?";
  * SMSBANK) stays a brand ("RET KOTON HEPSİBURADA" is two brands, not KOTON's calls and messages).
  */
 const SCOPE_STEMS: readonly (readonly [RegExp, readonly PhoneChannel[]])[] = [
-  [new RegExp(`^(?:(?:arama|cagri)(?:lar)?${ENDINGS}|aranma(?:k|yi)?|sesli)$`), CALLS_ONLY],
+  [new RegExp(`^(?:(?:arama|cagri)(?:lar)?${ENDINGS}|aranma(?:k|yi)?)$`), CALLS_ONLY],
   [new RegExp(`^(?:(?:mesaj)(?:lar)?|(?:sms|ileti)(?:ler)?)${ENDINGS}$`), SMS_ONLY],
   [/^(?:tum|tumu|tumunu|hepsi|hepsini|ikisi|ikisini|all)$/, BOTH_CHANNELS],
 ];
@@ -223,13 +228,13 @@ function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneC
   if (words.scopeCalls.includes(word)) return CALLS_ONLY;
   if (words.scopeSms.includes(word)) return SMS_ONLY;
   if (words.scopeAll.includes(word)) return BOTH_CHANNELS;
-  // "aramayın", "aranmak istemiyorum": a channel said with a "no" is no scope of a consent.
-  if (REFUSAL_WORDS.has(word) || negates(word) || NEGATIVE_IMPERATIVE.test(word)) return null;
-  return stemScope(word);
+  // Whole words of the stems only: "aramayın", "aranmasın" (don't call) are no scope of a consent.
+  for (const [stem, types] of SCOPE_STEMS) if (stem.test(word)) return types;
+  return null;
 }
 
-/** "aramayın", "göndermeyiniz": don't (call, send). */
-const NEGATIVE_IMPERATIVE = /m[ae]y[iu]n/;
+/** "aramayın", "göndermeyiniz", "aranmasın", "aramasınlar": don't (call, send), let them not. */
+const NEGATIVE_IMPERATIVE = /m[ae]y[iu]n|m[ae]s[iu]n/;
 
 /** The channels a word names by its stem, said with a "no" or not ("aramayın" names calls: what a refusal refuses). */
 function stemScope(word: string): readonly PhoneChannel[] | null {
@@ -237,8 +242,8 @@ function stemScope(word: string): readonly PhoneChannel[] | null {
   return NEGATED_CALLS.test(word) ? CALLS_ONLY : null;
 }
 
-/** "aramayın", "aramayınız", "aramasın", "aranmasın": don't call (me). */
-const NEGATED_CALLS = /^(?:arama(?:yin|yiniz|sin|sinlar)|aranmasin)$/;
+/** "aramayın", "aramayınız", "aramasın", "aranmasın": don't call (me): a refusal's channel, never a consent's. */
+const NEGATED_CALLS = /^(?:arama(?:yin|yiniz|sin|sinlar)|aranmasin|aranmasinlar)$/;
 
 /** Words that join two scopes: "ARAMA VE SMS", "SMS VEYA ARAMA", "calls and sms". */
 const SCOPE_JOINERS: readonly string[] = ["ve", "veya", "ile", "and", "or"];
@@ -255,15 +260,23 @@ const REFUSAL_FILLERS: ReadonlySet<string> = new Set([
   "tesekkurler", "tesekkur", "please", "me", "now",
 ]);
 
+/** A refusal's words are read from its first few; a longer text is no command the grammar reads (and costs nothing to parse). */
+const SCAN_WORDS = 40;
+
 /**
- * What a refusal names from `at` on: each brand of the number (its longest names, joiners and
- * fillers skipped), each channel word, and the words that are neither nor a filler or a "no".
+ * What a refusal names from `at` on: each brand of the number (named exactly; a case ending only
+ * right after the keyword, so "ÇOK ŞOKA UĞRADIM" refuses no ŞOK), each channel word, and the words
+ * that are neither nor a courtesy word, nor a "no" that names a channel ("aramayın", "mesaj
+ * istemiyorum"). A "no" that names none ("İPTAL ETMEK İSTEMİYORUM", "RET ETMİYORUM", "SMS İPTAL
+ * DEĞİL": don't cancel) is unknown: those texts get the help reply.
  */
 function scanRefusal(tokens: readonly string[], at: number, brands: readonly BrandNames[], words: KeywordWords): { ref: string | null; codes: string[]; types: Set<PhoneChannel>; unknown: string[] } {
   const found = { ref: null as string | null, codes: [] as string[], types: new Set<PhoneChannel>(), unknown: [] as string[] };
-  for (let i = at; i < tokens.length; ) {
+  const end = Math.min(tokens.length, at + SCAN_WORDS);
+  const channelNamed = tokens.slice(at, end).some((w) => scopeOf(w, words) !== null || stemScope(w) !== null);
+  for (let i = at; i < end; ) {
     const word = tokens[i]!;
-    const brand = matchBrand(tokens, i, brands);
+    const brand = matchBrandBy(tokens, i, brands, startsWithAt);
     if (brand !== null) {
       found.ref ??= brand.ref;
       for (const code of brand.codes) if (!found.codes.includes(code)) found.codes.push(code);
@@ -272,9 +285,12 @@ function scanRefusal(tokens: readonly string[], at: number, brands: readonly Bra
     }
     const scope = scopeOf(word, words) ?? stemScope(word);
     if (scope !== null) for (const t of scope) found.types.add(t);
+    else if (isNegationWord(word) || /^et(?:me(?!k$)|mi)/.test(word) || (negates(word) && !channelNamed)) found.unknown.push(word);
     else if (!SCOPE_JOINERS.includes(word) && !REFUSAL_FILLERS.has(word) && !REFUSAL_WORDS.has(word) && !words.refuse.includes(word) && !negates(word)) found.unknown.push(word);
     i++;
   }
+  // Past the words read: not understood (a long text is no command).
+  if (tokens.length > end) found.unknown.push(tokens[end]!);
   return found;
 }
 
@@ -295,8 +311,9 @@ function refusalTypes(first: readonly PhoneChannel[] | undefined, further: Reado
  * calls only), with the number of words they take; null when `at` holds no scope word.
  */
 function scopeRun(tokens: readonly string[], at: number, words: KeywordWords): { types: readonly PhoneChannel[]; length: number } | null {
-  // "her ikisi" (both of them): "her" is part of the scope.
-  const lead = tokens[at] === "her" && scopeOf(tokens[at + 1], words) !== null ? 1 : 0;
+  // "her ikisi" (both of them), "sesli arama" (voice calls): the first word is part of the scope.
+  const next = scopeOf(tokens[at + 1], words);
+  const lead = (tokens[at] === "her" && next !== null) || (tokens[at] === "sesli" && next === CALLS_ONLY) ? 1 : 0;
   const first = scopeOf(tokens[at + lead], words);
   if (first === null) return null;
   const types = new Set(first);
@@ -456,7 +473,7 @@ export function parseKeyword(
     if (status === "RET") {
       const said = scanRefusal(tokens, 1, brands, words);
       unknown = said.unknown[0] ?? second;
-      if (said.codes.length > 0) {
+      if (said.unknown.length === 0 && said.codes.length > 0) {
         return { kind: "action", status, types: refusalTypes(undefined, said.types), brandRef: said.ref!, brands: said.codes, bare: false, rest: tokens.slice(1) };
       }
       if (said.unknown.length === 0) {

@@ -7,7 +7,7 @@
 /** Refusing words, Turkish and English: "istemiyorum", "aramayın", "gelmesin", "stop"… */
 export const REFUSAL_WORDS: ReadonlySet<string> = new Set([
   "ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "istemiyoruz", "istemem", "istemiyom",
-  "gelmesin", "gondermeyin", "gondermeyiniz", "aramayin", "aramayiniz", "aramasin", "atmayin", "atmayiniz", "yapmayin",
+  "gelmesin", "gondermeyin", "gondermeyiniz", "aramayin", "aramayiniz", "aramasin", "aramasinlar", "aranmasin", "atmayin", "atmayiniz", "yapmayin",
   "dur", "durdur", "durdurun", "durdurunuz", "refuse", "no", "stop", "unsubscribe",
 ]);
 
@@ -15,6 +15,11 @@ const NEGATION_WORDS: ReadonlySet<string> = new Set(["degil", "yok", "asla", "hi
 
 /** A negative Turkish verb: "vermiyorum", "onaylamadım", "istemeyeceğim", "göndermeyecek". */
 const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu]m?$|m[ae]yacag|m[ae]yecek/;
+
+/** "değil", "yok", "not"…: a word that only negates (not a negative verb). */
+export function isNegationWord(word: string): boolean {
+  return NEGATION_WORDS.has(word);
+}
 
 /** A word that negates what is said ("değil", "not", a negative verb). */
 export function negates(word: string): boolean {
