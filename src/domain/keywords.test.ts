@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { brandNameProblem, defaultKeywordWords, foldedWords, parseKeyword, type BrandNames, type KeywordParse } from "./keywords";
+import { brandNameProblem, defaultKeywordWords, effectiveNumberWords, foldedWords, parseKeyword, type BrandNames, type KeywordParse } from "./keywords";
 
 const MIGROS: BrandNames = { code: "MIGROS", names: ["MİGROS", "MIGROS", "123456"] };
 const KOTON: BrandNames = { code: "KOTON", names: ["KOTON", "KTN"] };
@@ -491,5 +491,15 @@ describe("parseKeyword: what must not be read into a text (review cases)", () =>
     expect(parseKeyword(`RET ${"lütfen ".repeat(45)}KOTON`, threeBrands)).toMatchObject({ kind: "unknown" });
     // The grammar's own order still reads as before whatever follows.
     expect(parseKeyword(`RET KOTON ${"lütfen ".repeat(10_000)}`, threeBrands)).toMatchObject({ kind: "action", brands: ["KOTON"] });
+  });
+});
+
+describe("effectiveNumberWords: words stored before the defaults grew", () => {
+  it("a stored word a default now holds in another category is dropped, the number's other words kept", () => {
+    const words = effectiveNumberWords({ consent: ["RED", "TAMAM"], scopeCalls: ["TELEFON"] });
+    expect(words.refuse).toContain("red");
+    expect(words.consent).toContain("tamam");
+    expect(words.consent).not.toContain("red");
+    expect(words.scopeCalls).toContain("telefon");
   });
 });

@@ -136,6 +136,15 @@ export function effectiveNumberWords(extra: ExtraKeywordWords | null | undefined
   try {
     return numberKeywordWords(extra);
   } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+  }
+  // A word stored before a default took it in another category (RED, HAYIR became refusal words):
+  // the number keeps its other words, without that one.
+  try {
+    const defaults = KEYWORD_WORD_CATEGORIES.map((c) => [c, defaultKeywordWords[c]] as const);
+    const clash = (c: WordCategory, word: string) => defaults.some(([d, list]) => d !== c && list.includes(foldTurkish(word)));
+    return numberKeywordWords(Object.fromEntries(KEYWORD_WORD_CATEGORIES.map((c) => [c, (extra?.[c] ?? []).filter((w) => !clash(c, w))])));
+  } catch (err) {
     if (err instanceof RangeError) return defaultKeywordWords;
     throw err;
   }
