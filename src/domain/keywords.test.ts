@@ -466,17 +466,38 @@ describe("parseKeyword: what must not be read into a text (review cases)", () =>
     expect(parseKeyword("ONAY MİGROS SESLİ MESAJ", threeBrands)).toMatchObject({ status: "ONAY", types: ["MESAJ"], rest: ["sesli", "mesaj"] });
   });
 
-  it.each(["İPTAL ETMEK İSTEMİYORUM", "İPTAL ETMEYİN MİGROS", "RET ETMİYORUM", "MİGROS İPTAL ETMEK İSTEMİYORUM", "SMS İPTAL DEĞİL"])(
+  it.each([
+    "İPTAL ETMEK İSTEMİYORUM",
+    "İPTAL ETMEYİN MİGROS",
+    "RET ETMİYORUM",
+    "MİGROS İPTAL ETMEK İSTEMİYORUM",
+    "SMS İPTAL DEĞİL",
+    "İPTAL MİGROS ETMEK İSTEMİYORUM",
+    "RET MİGROS ETMİYORUM",
+    "İPTAL ETMEK İSTEMİYORUM ARAMA",
+    "RET ARAMA ETMİYORUM",
+  ])(
     "%j (don't cancel) is no refusal: the help reply",
     (text) => {
       expect(parseKeyword(text, threeBrands)).toMatchObject({ kind: "unknown" });
     },
   );
 
-  it("a no that names a channel is a refusal of it; a brand is named exactly past the first word", () => {
-    expect(parseKeyword("Ret, mesaj istemiyorum", oneBrand)).toMatchObject({ status: "RET", bare: true, types: ["MESAJ"] });
+  it.each(["RET, istemiyorum", "RET istemiyorum artık", "İPTAL istemiyorum", "HAYIR istemiyorum", "İstemiyorum RET", "Ret lütfen beni listeden çıkarın istemiyorum", "RET asla", "STOP dont", "Ret, mesaj istemiyorum"])(
+    "%j (a no on the messages) is a refusal",
+    (text) => {
+      expect(parseKeyword(text, oneBrand)).toMatchObject({ kind: "action", status: "RET", brands: ["MIGROS"] });
+    },
+  );
+
+  it("a brand past the first word is named exactly, or with its case ending after another brand, a joiner, or before the refusal word", () => {
     expect(parseKeyword("RET MİGROS ÇOK ŞOKA UĞRADIM", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS"] });
     expect(parseKeyword("RET MİGROS VE ŞOK", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
+    expect(parseKeyword("RET MİGROS VE ŞOKU", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
+    expect(parseKeyword("RET MİGROS ŞOKU da", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
+    expect(parseKeyword("KOTONU İPTAL", threeBrands)).toMatchObject({ status: "RET", brands: ["KOTON"] });
+    expect(parseKeyword("MİGROS istemiyorum RET", threeBrands)).toMatchObject({ status: "RET", brands: ["MIGROS"] });
+    expect(parseKeyword("RET istemiyorum KOTON", threeBrands)).toMatchObject({ status: "RET", brands: ["KOTON"] });
   });
 
   it("a brand name that is a channel word by its stem is refused (STOP ALL keeps meaning both channels)", () => {

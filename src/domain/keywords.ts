@@ -1,4 +1,4 @@
-import { isNegationWord, negates, REFUSAL_WORDS } from "./negation";
+import { negates, REFUSAL_WORDS } from "./negation";
 import { foldTurkish, foldTurkishJoined } from "./turkish";
 
 export type KeywordStatus = "RET" | "ONAY";
@@ -53,7 +53,8 @@ export type KeywordParse =
   | { kind: "help" }
   | {
       kind: "unknown";
-      reason: "empty" | "no_keyword" | "unknown_brand";
+      /** `negated`: a refusal word said with a no on the cancelling itself ("İPTAL ETMEK İSTEMİYORUM": don't cancel). */
+      reason: "empty" | "no_keyword" | "unknown_brand" | "negated";
       /** The folded word that did not parse (absent when the text is empty). */
       word?: string;
     };
@@ -273,34 +274,56 @@ const REFUSAL_FILLERS: ReadonlySet<string> = new Set([
 const SCAN_WORDS = 40;
 
 /**
- * What a refusal names from `at` on: each brand of the number (named exactly; a case ending only
- * right after the keyword, so "ÇOK ŞOKA UĞRADIM" refuses no ŞOK), each channel word, and the words
- * that are neither nor a courtesy word, nor a "no" that names a channel ("aramayın", "mesaj
- * istemiyorum"). A "no" that names none ("İPTAL ETMEK İSTEMİYORUM", "RET ETMİYORUM", "SMS İPTAL
- * DEĞİL": don't cancel) is unknown: those texts get the help reply.
+ * What a refusal names from `at` on: each brand of the number (named exactly, or with a case ending
+ * after another brand or a joiner: "ÇOK ŞOKA UĞRADIM" refuses no ŞOK), each channel word, and the
+ * words that are neither nor a courtesy word or a "no" ("istemiyorum", "aramayın").
  */
-function scanRefusal(tokens: readonly string[], at: number, brands: readonly BrandNames[], words: KeywordWords): { ref: string | null; codes: string[]; types: Set<PhoneChannel>; unknown: string[] } {
+function scanRefusal(
+  tokens: readonly string[],
+  at: number,
+  brands: readonly BrandNames[],
+  words: KeywordWords,
+  opts: { afterBrand?: boolean; endings?: boolean } = {},
+): { ref: string | null; codes: string[]; types: Set<PhoneChannel>; unknown: string[] } {
   const found = { ref: null as string | null, codes: [] as string[], types: new Set<PhoneChannel>(), unknown: [] as string[] };
   const end = Math.min(tokens.length, at + SCAN_WORDS);
-  const channelNamed = tokens.slice(at, end).some((w) => scopeOf(w, words) !== null || stemScope(w) !== null);
+  // A name with its case ending right after another brand or a joiner ("RET MİGROS VE ŞOKU"), or
+  // anywhere when asked (`endings`: the words before a refusal word, "KOTONU İPTAL").
+  let follows = opts.afterBrand === true;
   for (let i = at; i < end; ) {
     const word = tokens[i]!;
-    const brand = matchBrandBy(tokens, i, brands, startsWithAt);
+    const brand = matchBrandBy(tokens, i, brands, startsWithAt) ?? (follows || opts.endings ? matchBrandBy(tokens, i, brands, startsWithSuffixedAt) : null);
     if (brand !== null) {
       found.ref ??= brand.ref;
       for (const code of brand.codes) if (!found.codes.includes(code)) found.codes.push(code);
       i += brand.length;
+      follows = true;
       continue;
     }
+    follows = SCOPE_JOINERS.includes(word);
     const scope = scopeOf(word, words) ?? stemScope(word);
     if (scope !== null) for (const t of scope) found.types.add(t);
-    else if (isNegationWord(word) || /^et(?:me(?!k$)|mi)/.test(word) || (negates(word) && !channelNamed)) found.unknown.push(word);
     else if (!SCOPE_JOINERS.includes(word) && !REFUSAL_FILLERS.has(word) && !REFUSAL_WORDS.has(word) && !words.refuse.includes(word) && !negates(word)) found.unknown.push(word);
     i++;
   }
   // Past the words read: not understood (a long text is no command).
   if (tokens.length > end) found.unknown.push(tokens[end]!);
   return found;
+}
+
+/**
+ * A refusal word said with a no on the cancelling itself: "İPTAL ETMEK İSTEMİYORUM", "RET ETMİYORUM",
+ * "İPTAL ETMEYİN", "SMS İPTAL DEĞİL" (don't cancel). Whatever else the text names, it is no refusal:
+ * the help reply. A no on the messages ("RET, istemiyorum", "mesaj istemiyorum", "RET asla") is one.
+ */
+function saysDontCancel(tokens: readonly string[], words: KeywordWords): string | null {
+  for (let i = 0; i < tokens.length && i < SCAN_WORDS; i++) {
+    const t = tokens[i]!;
+    if (/^et(?:me(?!k$)|mi)/.test(t)) return t;
+    if ((t === "etmek" || t === "et") && tokens.slice(i + 1, i + 3).some((n) => negates(n))) return tokens.slice(i + 1, i + 3).find((n) => negates(n))!;
+    if ((words.refuse.includes(t) || t === "iptal") && (tokens[i + 1] === "degil" || tokens[i + 1] === "not")) return tokens[i + 1]!;
+  }
+  return null;
 }
 
 /**
@@ -434,6 +457,10 @@ export function parseKeyword(
   const tokens = folded.split(" ");
   const keyword = tokens[0] ?? "";
 
+  // "İPTAL ETMEK İSTEMİYORUM": a refusal word with a no on the cancelling is none, wherever the brand or channel is.
+  const dontCancel = tokens.some((t) => words.refuse.includes(t)) ? saysDontCancel(tokens, words) : null;
+  if (dontCancel !== null) return { kind: "unknown", reason: "negated", word: dontCancel };
+
   let status: KeywordStatus;
   if (words.refuse.includes(keyword)) status = "RET";
   else if (words.consent.includes(keyword)) status = "ONAY";
@@ -444,7 +471,7 @@ export function parseKeyword(
     const at = tokens.findIndex((t, i) => i > 0 && i <= 3 && words.refuse.includes(t));
     if (at > 0) {
       const others = [...tokens.slice(0, at), ...tokens.slice(at + 1)];
-      const said = scanRefusal(others, 0, brands, words);
+      const said = scanRefusal(others, 0, brands, words, { endings: true });
       if (said.unknown.length === 0) {
         const types = refusalTypes(undefined, said.types);
         return said.codes.length > 0
@@ -462,7 +489,7 @@ export function parseKeyword(
     if (status === "RET") {
       // More brands and channels named after the first ("RET KOTON VE ŞOK", "RET MİGROS ARAMA ve
       // lütfen SMS"): each brand named is refused, on every channel named.
-      const more = scanRefusal(rest, 0, brands, words);
+      const more = scanRefusal(rest, 0, brands, words, { afterBrand: scope === null });
       const codes = [...brand.codes, ...more.codes.filter((c) => !brand.codes.includes(c))];
       return { kind: "action", status, types: refusalTypes(scope?.types, more.types), brandRef: brand.ref, brands: codes, bare: false, rest };
     }
@@ -498,7 +525,7 @@ export function parseKeyword(
   const brandAfterScope = matchBrand(tokens, after, brands);
   if (brandAfterScope !== null) {
     const rest = tokens.slice(after + brandAfterScope.length);
-    const more = status === "RET" ? scanRefusal(rest, 0, brands, words) : null;
+    const more = status === "RET" ? scanRefusal(rest, 0, brands, words, { afterBrand: true }) : null;
     return {
       kind: "action",
       status,
