@@ -393,7 +393,18 @@ export class CallbackDelivery {
             continue;
           }
         }
-        const at = Math.max(earlier.nextAttemptAt ?? now, now) + 250;
+        // The earlier change waits for a retry after failures of the endpoint's (not its refusal of
+        // that body), and the endpoint answers again: it goes now, and this one right behind it —
+        // not hours later on the earlier one's schedule (a RET held behind an ONAY's 10-hour retry).
+        let earlierAt = earlier.nextAttemptAt;
+        if (earlierAt !== null && earlierAt > now && !claimed && !isRejection(earlier.lastCode) && !endpointFailing(db, endpoint.id)) {
+          const pulled = stmt(db, `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at = ?`).run(now, earlier.id, earlierAt);
+          if (pulled.changes === 1) {
+            earlierAt = now;
+            await this.schedule(earlier.id, 0, now);
+          }
+        }
+        const at = Math.max(earlierAt ?? now, now) + 250;
         this.release(id, at);
         await this.schedule(id, at - now, at);
         return "waiting for an earlier change";
@@ -506,13 +517,19 @@ export class CallbackDelivery {
  * schedule keep it: a change the receiver refuses must not use up its attempts each time another
  * one gets through. Under a new tag: their first job's id may still be in BullMQ (kept after it completed).
  */
-export async function releaseWaitingRows(deps: Pick<CallbackDeps, "db" | "log" | "enqueueOutbox">, endpointId: string, at: number): Promise<number> {
+export async function releaseWaitingRows(
+  deps: Pick<CallbackDeps, "db" | "log" | "enqueueOutbox">,
+  endpointId: string,
+  at: number,
+  opts: { retries?: boolean } = {},
+): Promise<number> {
+  // `retries`: a new URL, so the rows' failures were the old one's: their schedules start over too.
   const released = stmt(
     deps.db,
-    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND attempts = 0 AND next_attempt_at > @at
+    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND (@retries OR attempts = 0) AND next_attempt_at > @at
        AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
        AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') RETURNING id`,
-  ).all({ at, id: endpointId }) as { id: number }[];
+  ).all({ at, id: endpointId, retries: opts.retries ? 1 : 0 }) as { id: number }[];
   if (released.length === 0) return 0;
   deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited for it go now");
   await deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef), { tag: `released-${at}` }).catch((err: Error) =>

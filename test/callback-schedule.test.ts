@@ -122,4 +122,40 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
     expect(await d.run([waiting])).toBe("delivered: 1");
     await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
   });
+
+  it("once the endpoint answers again, a change held behind an earlier one's retry (after the endpoint's failures) goes with it now, not on that retry's schedule", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/held`, brands: ["MIGROS"] }))).json()) as { id: string };
+    receiver.down.add("/held");
+    const recipient = "+905330000021";
+    const onay = await rowFor(sub.id, recipient);
+    expect(await delivery().run([onay])).toBe("to retry: 1");
+    const ret = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 1000)) }),
+    );
+    expect(ret.status).toBe(201);
+    const retRow = runtime.deps.db.$client.prepare("SELECT max(id) FROM outbox WHERE kind = 'callback' AND target = ?").pluck().get(sub.id) as number;
+    receiver.down.delete("/held");
+    // Another process (no memory of the failures) gets another change through: the endpoint is up.
+    const other = delivery();
+    expect(await other.run([await rowFor(sub.id, "+905330000022")])).toBe("delivered: 1");
+    expect(await other.run([retRow])).toBe("waiting for an earlier change: 1");
+    expect(row(onay).nextAttemptAt).toBeLessThanOrEqual(Date.now());
+    expect(row(retRow).nextAttemptAt).toBeLessThan(Date.now() + 5000);
+    expect(await other.run([onay])).toBe("delivered: 1");
+    runtime.deps.db.$client.prepare("UPDATE outbox SET next_attempt_at = NULL WHERE id = ?").run(retRow);
+    expect(await other.run([retRow])).toBe("delivered: 1");
+    await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
+  });
+
+  it("a PATCH that sends the same URL again keeps the endpoint's failing streak; a new URL ends it", async () => {
+    const created = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/same`, brands: ["MIGROS"] }))).json()) as { id: string };
+    runtime.deps.db.$client.prepare("UPDATE endpoints SET failing_since = 1 WHERE id = ?").run(created.id);
+    const since = () => runtime.deps.db.$client.prepare("SELECT failing_since FROM endpoints WHERE id = ?").pluck().get(created.id);
+    expect((await app.request(`/api/v1/subscriptions/${created.id}`, authed({ url: `${receiver.base}/same`, description: "again" }, "PATCH"))).status).toBe(200);
+    expect(since()).toBe(1);
+    expect((await app.request(`/api/v1/subscriptions/${created.id}`, authed({ url: `${receiver.base}/other` }, "PATCH"))).status).toBe(200);
+    expect(since()).toBeNull();
+    await app.request(`/api/v1/subscriptions/${created.id}`, authed(undefined, "DELETE"));
+  });
 });

@@ -322,6 +322,7 @@ export function createSubscriptionRoutes(deps: AppDeps) {
     .openapi(patchSubscriptionRoute, async (c) => {
       const e = subscription(deps, c.req.valid("param").id);
       const input = c.req.valid("json");
+      const urlBefore = e.url;
       updateEndpoint(
         deps.db,
         e.id,
@@ -334,9 +335,13 @@ export function createSubscriptionRoutes(deps: AppDeps) {
         },
         now(),
       );
-      // Rows that waited for it while it failed go now, to the URL or the endpoint enabled again.
-      if (input.url !== undefined || input.status === "active") await releaseWaitingRows({ ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, e.id, now());
-      return c.json(presentEndpoint(deps, getEndpoint(deps.db, e.id)!), 200);
+      // Rows that waited for it while it failed go now, to a new URL (their retries too) or the endpoint enabled again.
+      const after = getEndpoint(deps.db, e.id)!;
+      const newUrl = after.url !== urlBefore;
+      if (after.status === "active" && (newUrl || (input.status === "active" && e.status !== "active"))) {
+        await releaseWaitingRows({ ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, e.id, now(), { retries: newUrl });
+      }
+      return c.json(presentEndpoint(deps, after), 200);
     })
     .openapi(rotateSecretRoute, (c) => {
       const e = subscription(deps, c.req.valid("param").id);
@@ -575,6 +580,9 @@ export function createPartnerRoutes(deps: AppDeps) {
       const { brand, p } = partnerAt(c, params);
       const input = c.req.valid("json");
       const url = typeof input.url === "string" ? await requireSafeUrl(deps, input.url) : input.url;
+      const before = p.endpointId ? getEndpoint(deps.db, p.endpointId) : null;
+      const urlBefore = before?.url ?? null;
+      const statusBefore = before?.status ?? null;
       const secret = url && !p.endpointId ? newWebhookSecret() : null;
       const secretEnc = secret ? encryptSecret(callbackSecretsKey(deps.config, deps.secrets), secret) : null;
       const now = deps.clock.now().getTime();
@@ -590,7 +598,11 @@ export function createPartnerRoutes(deps: AppDeps) {
         return { ...after, endpointStatus: input.status };
       }).immediate();
       deps.log.info({ brand: brand.code, retailerCode: params.retailerCode, fields: Object.keys(input) }, "partner changed");
-      if (changed.endpointId && (url || input.status === "active")) await releaseWaitingRows({ ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, changed.endpointId, now);
+      const ep = changed.endpointId ? getEndpoint(deps.db, changed.endpointId) : null;
+      const newUrl = ep !== null && typeof url === "string" && url !== urlBefore;
+      if (ep && ep.status === "active" && (newUrl || (input.status === "active" && statusBefore !== "active"))) {
+        await releaseWaitingRows({ ...deps, enqueueOutbox: deps.jobs.enqueueOutbox }, ep.id, now, { retries: newUrl });
+      }
       return c.json({ ...presentPartner(brand.code, changed), ...(secret ? { secret } : {}) }, 200);
     })
     .openapi(rotatePartnerSecretRoute, (c) => {

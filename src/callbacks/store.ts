@@ -81,8 +81,8 @@ export interface EndpointPatch {
 export function updateEndpoint(db: Db, id: string, p: EndpointPatch, now: number): void {
   const sets: string[] = [];
   const values: unknown[] = [];
-  // A new URL starts afresh: the old one's failing streak says nothing of it.
-  if (p.url !== undefined) sets.push("url = ?", "failing_since = NULL"), values.push(p.url);
+  // A new URL starts afresh: the old one's failing streak says nothing of it (the same URL sent again keeps it).
+  if (p.url !== undefined) sets.push("failing_since = CASE WHEN url = ? THEN failing_since ELSE NULL END", "url = ?"), values.push(p.url, p.url);
   if (p.brands !== undefined) sets.push("brands = ?"), values.push(JSON.stringify(p.brands));
   if (p.events !== undefined) sets.push("events = ?"), values.push(JSON.stringify(p.events));
   if (p.description !== undefined) sets.push("description = ?"), values.push(p.description);
