@@ -29,7 +29,7 @@ export interface CallbackDeps {
   /** Enqueues one row's attempt after `delayMs`; the job id includes `at`, so asking twice is one job. */
   scheduleAttempt(outboxId: number, delayMs: number, at: number): Promise<void>;
   /** `tag` makes the jobs' ids new (a row enqueued again after its first job completed: BullMQ keeps that id a while). */
-  enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string }): Promise<void>;
+  enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string; bulk?: boolean }): Promise<void>;
 }
 
 const NOTICE = "/endpoint.disabled/";
@@ -532,7 +532,8 @@ export async function releaseWaitingRows(
   ).all({ at, id: endpointId, retries: opts.retries ? 1 : 0 }) as { id: number }[];
   if (released.length === 0) return 0;
   deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited for it go now");
-  await deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef), { tag: `released-${at}` }).catch((err: Error) =>
+  // A backlog: behind the changes that come meanwhile (a refusal texted now goes first), as an import's are.
+  await deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef), { tag: `released-${at}`, bulk: true }).catch((err: Error) =>
     deps.log.warn({ endpointId, err: err.message }, "released callback rows not enqueued; the sweeper sends them"),
   );
   return released.length;

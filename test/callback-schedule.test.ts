@@ -66,7 +66,7 @@ describe("a callback retry that cannot be scheduled", () => {
 
 describe("an endpoint's rows while it fails, driven by hand", () => {
   const schedule = [0, 60_000, 3_600_000, 86_400_000];
-  const enqueued: { ids: number[]; tag?: string }[] = [];
+  const enqueued: { ids: number[]; tag?: string; bulk?: boolean }[] = [];
   const delivery = () =>
     new CallbackDelivery({
       db: runtime.deps.db,
@@ -78,7 +78,7 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
       timeoutMs: 2000,
       disableAfterMs: 1e12,
       scheduleAttempt: async () => {},
-      enqueueOutbox: async (rows, opts) => void enqueued.push({ ids: rows.map((r) => r.id), tag: opts?.tag }),
+      enqueueOutbox: async (rows, opts) => void enqueued.push({ ids: rows.map((r) => r.id), tag: opts?.tag, bulk: opts?.bulk }),
     });
   let seq = 0;
   async function rowFor(subId: string, recipient: string): Promise<number> {
@@ -118,7 +118,7 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
     enqueued.length = 0;
     expect(await d.run([first])).toBe("delivered: 1");
     expect(row(waiting).nextAttemptAt).toBeLessThanOrEqual(Date.now());
-    expect(enqueued).toEqual([{ ids: [waiting], tag: expect.stringMatching(/^released-\d+$/) }]);
+    expect(enqueued).toEqual([{ ids: [waiting], tag: expect.stringMatching(/^released-\d+$/), bulk: true }]);
     expect(await d.run([waiting])).toBe("delivered: 1");
     await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
   });

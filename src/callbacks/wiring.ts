@@ -37,7 +37,7 @@ export async function sweepCallbackRows(db: Db, producer: JobProducer, rows: (Ou
 
 export function startCallbacks(
   config: Config,
-  deps: { db: Db; clock: Clock; log: Logger; secrets: Secrets; producer: JobProducer; enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string }): Promise<void>; metrics?: JobMetrics },
+  deps: { db: Db; clock: Clock; log: Logger; secrets: Secrets; producer: JobProducer; enqueueOutbox(rows: OutboxRef[], opts?: { tag?: string; bulk?: boolean }): Promise<void>; metrics?: JobMetrics },
 ) {
   const delivery = new CallbackDelivery({
     db: deps.db,
