@@ -28,6 +28,23 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
+/** A delivery driven by hand on the runtime's database, with this schedule (and a 2 s timeout); nothing scheduled unless asked. */
+function handDelivery(schedule: number[], over: Partial<ConstructorParameters<typeof CallbackDelivery>[0]> = {}): CallbackDelivery {
+  return new CallbackDelivery({
+    db: runtime.deps.db,
+    clock: systemClock,
+    log: silentLog,
+    client: createWebhookClient({ timeoutMs: 2000, allowPrivate: true }),
+    secretsKey: callbackSecretsKey(runtime.deps.config, runtime.deps.secrets),
+    schedule,
+    timeoutMs: 2000,
+    disableAfterMs: 1e12,
+    scheduleAttempt: async () => {},
+    enqueueOutbox: async () => {},
+    ...over,
+  });
+}
+
 describe("a callback retry that cannot be scheduled", () => {
   it("is no failed attempt of its own: each refused POST counts once, the schedule is walked whole, and the sweeper's due time stands", async () => {
     const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/down`, brands: ["MIGROS"] }))).json()) as { id: string };
@@ -37,18 +54,7 @@ describe("a callback retry that cannot be scheduled", () => {
     const db = runtime.deps.db;
     const { id } = db.$client.prepare("SELECT id FROM outbox WHERE kind = 'callback' AND target = ?").get(sub.id) as { id: number };
     const schedule = [0, 5_000, 300_000, 1_800_000];
-    const delivery = new CallbackDelivery({
-      db,
-      clock: systemClock,
-      log: silentLog,
-      client: createWebhookClient({ timeoutMs: 2000, allowPrivate: true }),
-      secretsKey: callbackSecretsKey(runtime.deps.config, runtime.deps.secrets),
-      schedule,
-      timeoutMs: 2000,
-      disableAfterMs: 1e12,
-      scheduleAttempt: () => Promise.reject(new Error("Connection is closed.")),
-      enqueueOutbox: async () => {},
-    });
+    const delivery = handDelivery(schedule, { scheduleAttempt: () => Promise.reject(new Error("Connection is closed.")) });
     for (let k = 1; k <= 2; k++) {
       db.$client.prepare("UPDATE outbox SET next_attempt_at = NULL WHERE id = ?").run(id); // due now
       const before = Date.now();
@@ -68,18 +74,7 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
   const schedule = [0, 60_000, 3_600_000, 86_400_000];
   const enqueued: { ids: number[]; tag?: string; bulk?: boolean }[] = [];
   const delivery = () =>
-    new CallbackDelivery({
-      db: runtime.deps.db,
-      clock: systemClock,
-      log: silentLog,
-      client: createWebhookClient({ timeoutMs: 2000, allowPrivate: true }),
-      secretsKey: callbackSecretsKey(runtime.deps.config, runtime.deps.secrets),
-      schedule,
-      timeoutMs: 2000,
-      disableAfterMs: 1e12,
-      scheduleAttempt: async () => {},
-      enqueueOutbox: async (rows, opts) => void enqueued.push({ ids: rows.map((r) => r.id), tag: opts?.tag, bulk: opts?.bulk }),
-    });
+    handDelivery(schedule, { enqueueOutbox: async (rows, opts) => void enqueued.push({ ids: rows.map((r) => r.id), tag: opts?.tag, bulk: opts?.bulk }) });
   let seq = 0;
   async function rowFor(subId: string, recipient: string): Promise<number> {
     const consent = { brand: "MIGROS", recipient, type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 60_000 + ++seq)) };
