@@ -483,6 +483,13 @@ describe("parseKeyword: what must not be read into a text (review cases)", () =>
     },
   );
 
+  it.each(["RET MİGROS rahatsız etmeyin", "RET ARAMA rahatsız etmeyin", "İPTAL ET MESAJ İSTEMİYORUM", "RET MİGROS iptal etmenizi istiyorum", "RET MİGROS şikayet etmeden önce son uyarı"])(
+    "%j (a courtesy or a request with etmek) is still a refusal",
+    (text) => {
+      expect(parseKeyword(text, threeBrands)).toMatchObject({ kind: "action", status: "RET" });
+    },
+  );
+
   it.each(["RET, istemiyorum", "RET istemiyorum artık", "İPTAL istemiyorum", "HAYIR istemiyorum", "İstemiyorum RET", "Ret lütfen beni listeden çıkarın istemiyorum", "RET asla", "STOP dont", "Ret, mesaj istemiyorum"])(
     "%j (a no on the messages) is a refusal",
     (text) => {

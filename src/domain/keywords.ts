@@ -311,16 +311,26 @@ function scanRefusal(
   return found;
 }
 
+/** The negative forms of "etmek" that negate a cancelling ("İPTAL ETMEYİN", "RET ETMİYORUM"). */
+const NEGATED_ET: ReadonlySet<string> = new Set(["etme", "etmeyin", "etmeyiniz", "etmiyorum", "etmiyoruz", "etmem", "etmeyiz", "etmedim", "etmeyecegim"]);
+/** A want said with a no right after "etmek": "İPTAL ETMEK İSTEMİYORUM". */
+const NEGATED_WANT: ReadonlySet<string> = new Set(["istemiyorum", "istemiyoruz", "istemem", "istemeyiz"]);
+
 /**
  * A refusal word said with a no on the cancelling itself: "İPTAL ETMEK İSTEMİYORUM", "RET ETMİYORUM",
- * "İPTAL ETMEYİN", "SMS İPTAL DEĞİL" (don't cancel). Whatever else the text names, it is no refusal:
- * the help reply. A no on the messages ("RET, istemiyorum", "mesaj istemiyorum", "RET asla") is one.
+ * "İPTAL MİGROS ETMEYİN", "SMS İPTAL DEĞİL" (don't cancel). Whatever else the text names, it is no
+ * refusal: the help reply. The "etmek" must follow the refusal word, a brand or a channel: "rahatsız
+ * etmeyin" (don't disturb) is a refusal's courtesy, and a no on the messages ("RET, istemiyorum",
+ * "İPTAL ET MESAJ İSTEMİYORUM", "RET asla") is a refusal.
  */
-function saysDontCancel(tokens: readonly string[], words: KeywordWords): string | null {
+function saysDontCancel(tokens: readonly string[], brands: readonly BrandNames[], words: KeywordWords): string | null {
+  const brandWords = new Set(brands.flatMap((b) => b.names.flatMap((n) => spellings(n).flatMap((sp) => sp.split(" ")))));
+  const onCancel = (prev: string | undefined) =>
+    prev !== undefined && (words.refuse.includes(prev) || prev === "iptal" || brandWords.has(prev) || scopeOf(prev, words) !== null);
   for (let i = 0; i < tokens.length && i < SCAN_WORDS; i++) {
     const t = tokens[i]!;
-    if (/^et(?:me(?!k$)|mi)/.test(t)) return t;
-    if ((t === "etmek" || t === "et") && tokens.slice(i + 1, i + 3).some((n) => negates(n))) return tokens.slice(i + 1, i + 3).find((n) => negates(n))!;
+    if (NEGATED_ET.has(t) && onCancel(tokens[i - 1])) return t;
+    if ((t === "etmek" || t === "et") && onCancel(tokens[i - 1]) && NEGATED_WANT.has(tokens[i + 1] ?? "")) return tokens[i + 1]!;
     if ((words.refuse.includes(t) || t === "iptal") && (tokens[i + 1] === "degil" || tokens[i + 1] === "not")) return tokens[i + 1]!;
   }
   return null;
@@ -458,7 +468,7 @@ export function parseKeyword(
   const keyword = tokens[0] ?? "";
 
   // "İPTAL ETMEK İSTEMİYORUM": a refusal word with a no on the cancelling is none, wherever the brand or channel is.
-  const dontCancel = tokens.some((t) => words.refuse.includes(t)) ? saysDontCancel(tokens, words) : null;
+  const dontCancel = tokens.some((t) => words.refuse.includes(t)) ? saysDontCancel(tokens, brands, words) : null;
   if (dontCancel !== null) return { kind: "unknown", reason: "negated", word: dontCancel };
 
   let status: KeywordStatus;
