@@ -34,6 +34,9 @@ export interface CallbackDeps {
 
 const NOTICE = "/endpoint.disabled/";
 
+/** SQL: an outbox row targets endpoint `@id`: its changes (the endpoint's id) and notices to it (`<id>/endpoint.disabled/…`). */
+const TO_ENDPOINT = `(target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}')`;
+
 /** A replayed notice's target ends with the first row's id (`#<id>`): its webhook-id stays that row's. */
 const REPLAY_OF = "#";
 
@@ -460,7 +463,7 @@ export class CallbackDelivery {
       const more = stmt(
         db,
         `SELECT 1 FROM outbox WHERE status = 'pending' AND kind = 'callback'
-           AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') LIMIT 1`,
+           AND ${TO_ENDPOINT} LIMIT 1`,
       );
       if (last && !disabled && !more.get({ id: endpoint.id })) {
         markEndpointHealthy(db, endpoint.id);
@@ -528,7 +531,7 @@ export async function releaseWaitingRows(
     deps.db,
     `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND (@retries OR attempts = 0) AND next_attempt_at > @at
        AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
-       AND (target = @id OR substr(target, 1, length(@id) + ${NOTICE.length}) = @id || '${NOTICE}') RETURNING id`,
+       AND ${TO_ENDPOINT} RETURNING id`,
   ).all({ at, id: endpointId, retries: opts.retries ? 1 : 0 }) as { id: number }[];
   if (released.length === 0) return 0;
   deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited for it go now");

@@ -243,9 +243,6 @@ function scopeOf(word: string | undefined, words: KeywordWords): readonly PhoneC
   return null;
 }
 
-/** "aramayın", "göndermeyiniz", "aranmasın", "aramasınlar": don't (call, send), let them not. */
-const NEGATIVE_IMPERATIVE = /m[ae]y[iu]n|m[ae]s[iu]n/;
-
 /** The channels a word names by its stem, said with a "no" or not ("aramayın" names calls: what a refusal refuses). */
 function stemScope(word: string): readonly PhoneChannel[] | null {
   for (const [stem, types] of SCOPE_STEMS) if (stem.test(word)) return types;
@@ -324,16 +321,27 @@ const NEGATED_WANT: ReadonlySet<string> = new Set(["istemiyorum", "istemiyoruz",
  * "İPTAL ET MESAJ İSTEMİYORUM", "RET asla") is a refusal.
  */
 function saysDontCancel(tokens: readonly string[], brands: readonly BrandNames[], words: KeywordWords): string | null {
-  const brandWords = new Set(brands.flatMap((b) => b.names.flatMap((n) => spellings(n).flatMap((sp) => sp.split(" ")))));
-  const onCancel = (prev: string | undefined) =>
-    prev !== undefined && (words.refuse.includes(prev) || prev === "iptal" || brandWords.has(prev) || scopeOf(prev, words) !== null);
+  // The brands' words, made only for a text that has an "etmek" at all.
+  let brandWords: Set<string> | null = null;
+  const isBrandWord = (w: string) => (brandWords ??= new Set(brands.flatMap((b) => b.names.flatMap((n) => spellings(n).flatMap((sp) => sp.split(" ")))))).has(w);
+  const onCancel = (prev: string | undefined) => prev !== undefined && (words.refuse.includes(prev) || scopeOf(prev, words) !== null || isBrandWord(prev));
   for (let i = 0; i < tokens.length && i < SCAN_WORDS; i++) {
     const t = tokens[i]!;
     if (NEGATED_ET.has(t) && onCancel(tokens[i - 1])) return t;
     if ((t === "etmek" || t === "et") && onCancel(tokens[i - 1]) && NEGATED_WANT.has(tokens[i + 1] ?? "")) return tokens[i + 1]!;
-    if ((words.refuse.includes(t) || t === "iptal") && (tokens[i + 1] === "degil" || tokens[i + 1] === "not")) return tokens[i + 1]!;
+    if (words.refuse.includes(t) && (tokens[i + 1] === "degil" || tokens[i + 1] === "not")) return tokens[i + 1]!;
   }
   return null;
+}
+
+/** The brands named first, then those named further on not among them. */
+const withMore = (codes: readonly string[], more: readonly string[]) => [...codes, ...more.filter((c) => !codes.includes(c))];
+
+/** A refusal of the brands a scan named, or, naming none, a bare one of every brand on the number. */
+function scannedRefusal(said: { ref: string | null; codes: string[] }, types: PhoneChannel[], brands: readonly BrandNames[], rest: string[]): KeywordParse {
+  return said.codes.length > 0
+    ? { kind: "action", status: "RET", types, brandRef: said.ref!, brands: said.codes, bare: false, rest }
+    : { kind: "action", status: "RET", types, brandRef: null, brands: brands.map((b) => b.code), bare: true, rest };
 }
 
 /**
@@ -482,12 +490,7 @@ export function parseKeyword(
     if (at > 0) {
       const others = [...tokens.slice(0, at), ...tokens.slice(at + 1)];
       const said = scanRefusal(others, 0, brands, words, { endings: true });
-      if (said.unknown.length === 0) {
-        const types = refusalTypes(undefined, said.types);
-        return said.codes.length > 0
-          ? { kind: "action", status: "RET", types, brandRef: said.ref!, brands: said.codes, bare: false, rest: others }
-          : { kind: "action", status: "RET", types, brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: others };
-      }
+      if (said.unknown.length === 0) return scannedRefusal(said, refusalTypes(undefined, said.types), brands, others);
     }
     return { kind: "unknown", reason: "no_keyword", word: keyword };
   }
@@ -500,8 +503,7 @@ export function parseKeyword(
       // More brands and channels named after the first ("RET KOTON VE ŞOK", "RET MİGROS ARAMA ve
       // lütfen SMS"): each brand named is refused, on every channel named.
       const more = scanRefusal(rest, 0, brands, words, { afterBrand: scope === null });
-      const codes = [...brand.codes, ...more.codes.filter((c) => !brand.codes.includes(c))];
-      return { kind: "action", status, types: refusalTypes(scope?.types, more.types), brandRef: brand.ref, brands: codes, bare: false, rest };
+      return { kind: "action", status, types: refusalTypes(scope?.types, more.types), brandRef: brand.ref, brands: withMore(brand.codes, more.codes), bare: false, rest };
     }
     return { kind: "action", status, types: [...(scope?.types ?? SMS_ONLY)], brandRef: brand.ref, brands: brand.codes, bare: false, rest };
   }
@@ -519,12 +521,7 @@ export function parseKeyword(
     if (status === "RET") {
       const said = scanRefusal(tokens, 1, brands, words);
       unknown = said.unknown[0] ?? second;
-      if (said.unknown.length === 0 && said.codes.length > 0) {
-        return { kind: "action", status, types: refusalTypes(undefined, said.types), brandRef: said.ref!, brands: said.codes, bare: false, rest: tokens.slice(1) };
-      }
-      if (said.unknown.length === 0) {
-        return { kind: "action", status, types: refusalTypes(undefined, said.types), brandRef: null, brands: brands.map((b) => b.code), bare: true, rest: tokens.slice(1) };
-      }
+      if (said.unknown.length === 0) return scannedRefusal(said, refusalTypes(undefined, said.types), brands, tokens.slice(1));
     }
     return { kind: "unknown", reason: "unknown_brand", word: unknown };
   }
@@ -541,16 +538,16 @@ export function parseKeyword(
       status,
       types: more ? refusalTypes(scope.types, more.types) : [...scope.types],
       brandRef: brandAfterScope.ref,
-      brands: more ? [...brandAfterScope.codes, ...more.codes.filter((c) => !brandAfterScope.codes.includes(c))] : brandAfterScope.codes,
+      brands: more ? withMore(brandAfterScope.codes, more.codes) : brandAfterScope.codes,
       bare: false,
       rest,
     };
   }
   const rest = tokens.slice(after);
   // "RET ARAMA lütfen MİGROS": the brand named further on narrows the refusal to it.
-  const more = status === "RET" ? scanRefusal(rest, 0, brands, words) : null;
-  if (more && more.codes.length > 0) {
-    return { kind: "action", status, types: refusalTypes(scope.types, more.types), brandRef: more.ref!, brands: more.codes, bare: false, rest };
+  if (status === "RET") {
+    const more = scanRefusal(rest, 0, brands, words);
+    return scannedRefusal(more, refusalTypes(scope.types, more.types), brands, rest);
   }
-  return { kind: "action", status, types: more ? refusalTypes(scope.types, more.types) : [...scope.types], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest };
+  return { kind: "action", status, types: [...scope.types], brandRef: null, brands: brands.map((b) => b.code), bare: true, rest };
 }

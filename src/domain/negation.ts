@@ -16,11 +16,6 @@ const NEGATION_WORDS: ReadonlySet<string> = new Set(["degil", "yok", "asla", "hi
 /** A negative Turkish verb: "vermiyorum", "onaylamadım", "istemeyeceğim", "göndermeyecek". */
 const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu]m?$|m[ae]yacag|m[ae]yecek/;
 
-/** "değil", "yok", "not"…: a word that only negates (not a negative verb). */
-export function isNegationWord(word: string): boolean {
-  return NEGATION_WORDS.has(word);
-}
-
 /** A word that negates what is said ("değil", "not", a negative verb). */
 export function negates(word: string): boolean {
   return NEGATION_WORDS.has(word) || NEGATIVE_VERB.test(word);
