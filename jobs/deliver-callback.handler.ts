@@ -187,10 +187,11 @@ export class CallbackDelivery {
   /**
    * Endpoints whose last attempt here failed (a timeout, no connection, a 5xx, a 429), and until when
    * their other rows wait without being sent: the failed row's next attempt, or the end of an attempt
-   * probing it now. Without it every job holding one of a dead endpoint's rows kept a worker slot for
-   * the whole timeout, so one dealer's broken URL slowed every other endpoint's deliveries to a
-   * trickle (32 slots ÷ 15 s). A hint only: the database says whether the endpoint still fails
-   * (another process's success ends it), and a success here sends the rows that waited at once.
+   * probing it now (0: failing by the database, no cooling time known here: probe first). Without
+   * it every job holding one of a dead endpoint's rows kept a worker slot for the whole timeout, so
+   * one dealer's broken URL slowed every other endpoint's deliveries to a trickle (32 slots ÷ 15 s).
+   * A hint only: the database says whether the endpoint still fails (another process's success ends
+   * it, another's failure starts it here too), and a success here sends the rows that waited at once.
    */
   private readonly cooling = new Map<string, number>();
   /** Failing endpoints with an attempt in flight here, and until when at most (its lease). */
@@ -243,13 +244,18 @@ export class CallbackDelivery {
    * otherwise it is sent now, as the endpoint's probe while it fails (`probe`: the end of that attempt).
    */
   private async waitWhileFailing(id: number, endpointId: string): Promise<{ waiting?: string; probe?: number }> {
-    const until = this.cooling.get(endpointId);
-    if (until === undefined) return {};
-    const now = this.now();
+    const known = this.cooling.get(endpointId);
     if (!endpointFailing(this.deps.db, endpointId)) {
-      this.cooling.delete(endpointId);
+      if (known !== undefined) this.cooling.delete(endpointId);
       return {};
     }
+    // Failing by the database, with no failure seen here (this process started since, or another
+    // one's attempts failed): no cooling time known, so its first row probes it and the others wait
+    // for that attempt. Without it a restarted worker's first wave all went to a dead endpoint,
+    // each holding a worker slot for the whole timeout.
+    const until = known ?? 0;
+    if (known === undefined) this.cooling.set(endpointId, until);
+    const now = this.now();
     const row = stmt(this.deps.db, `SELECT status, attempts, next_attempt_at AS nextAttemptAt FROM outbox WHERE id = ?`).get(id) as
       | { status: string; attempts: number; nextAttemptAt: number | null }
       | undefined;

@@ -118,6 +118,22 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
     await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
   });
 
+  it("a process with no memory of the endpoint's failures (a restarted worker) probes it with one row; the rest of its first wave waits for that attempt", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/hanging`, brands: ["MIGROS"] }))).json()) as { id: string };
+    receiver.slowMs.set("/hanging", 30_000); // past the 2 s timeout: a dealer that never answers
+    expect(await delivery().run([await rowFor(sub.id, "+905330000031")])).toBe("to retry: 1");
+    const wave: number[] = [];
+    for (let k = 2; k <= 6; k++) wave.push(await rowFor(sub.id, `+90533000003${k}`));
+    const restarted = delivery();
+    // One job a row, all at once, as BullMQ's concurrency runs them.
+    const outcomes = await Promise.all(wave.map((id) => restarted.run([id])));
+    expect(outcomes.sort()).toEqual(["to retry: 1", ...Array(4).fill("waiting for a failing endpoint: 1")]);
+    expect(receiver.at("/hanging")).toHaveLength(2);
+    for (const id of wave) expect(row(id).nextAttemptAt).toBeGreaterThan(Date.now());
+    receiver.slowMs.delete("/hanging");
+    await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
+  });
+
   it("once the endpoint answers again, a change held behind an earlier one's retry (after the endpoint's failures) goes with it now, not on that retry's schedule", async () => {
     const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/held`, brands: ["MIGROS"] }))).json()) as { id: string };
     receiver.down.add("/held");
