@@ -533,20 +533,34 @@ export async function releaseWaitingRows(
   opts: { retries?: boolean } = {},
 ): Promise<number> {
   // `retries`: a new URL, so the rows' failures were the old one's: their schedules start over too.
-  const released = stmt(
+  // A chunk a statement, in id order (one pass over the outbox from the first waiting row), each
+  // enqueued before the next: a backlog of a long outage (200 000 rows) held the event loop 0.6 s in one UPDATE.
+  const release = stmt(
     deps.db,
-    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE kind = 'callback' AND status = 'pending' AND (@retries OR attempts = 0) AND next_attempt_at > @at
-       AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
-       AND ${TO_ENDPOINT} RETURNING id`,
-  ).all({ at, id: endpointId, retries: opts.retries ? 1 : 0 }) as { id: number }[];
-  if (released.length === 0) return 0;
-  deps.log.info({ endpointId, released: released.length }, "callback endpoint answering again: the deliveries that waited for it go now");
-  // A backlog: behind the changes that come meanwhile (a refusal texted now goes first), as an import's are.
-  await deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef), { tag: `released-${at}`, bulk: true }).catch((err: Error) =>
-    deps.log.warn({ endpointId, err: err.message }, "released callback rows not enqueued; the sweeper sends them"),
+    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE id IN (
+       SELECT id FROM outbox WHERE kind = 'callback' AND status = 'pending' AND id > @after
+         AND (@retries OR attempts = 0) AND next_attempt_at > @at AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
+         AND ${TO_ENDPOINT} ORDER BY id LIMIT ${RELEASE_CHUNK})
+     RETURNING id`,
   );
-  return released.length;
+  let total = 0;
+  for (let after = 0; ; ) {
+    const released = release.all({ at, id: endpointId, retries: opts.retries ? 1 : 0, after }) as { id: number }[];
+    if (released.length === 0) break;
+    total += released.length;
+    for (const r of released) after = Math.max(after, r.id);
+    // A backlog: behind the changes that come meanwhile (a refusal texted now goes first), as an import's are.
+    await deps.enqueueOutbox(released.map((r) => ({ id: r.id, kind: "callback" }) as OutboxRef), { tag: `released-${at}`, bulk: true }).catch((err: Error) =>
+      deps.log.warn({ endpointId, err: err.message }, "released callback rows not enqueued; the sweeper sends them"),
+    );
+    if (released.length < RELEASE_CHUNK) break;
+  }
+  if (total > 0) deps.log.info({ endpointId, released: total }, "callback endpoint answering again: the deliveries that waited for it go now");
+  return total;
 }
+
+/** Rows a release moves in one statement. */
+const RELEASE_CHUNK = 2000;
 
 const db = (d: CallbackDelivery) => d.deps.db;
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CallbackDelivery } from "../jobs/deliver-callback.handler";
+import { CallbackDelivery, releaseWaitingRows } from "../jobs/deliver-callback.handler";
 import { createApp, type App } from "../src/app";
 import { callbackSecretsKey } from "../src/callbacks/crypto";
 import { createWebhookClient } from "../src/callbacks/http";
@@ -131,6 +131,36 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
     expect(receiver.at("/hanging")).toHaveLength(2);
     for (const id of wave) expect(row(id).nextAttemptAt).toBeGreaterThan(Date.now());
     receiver.slowMs.delete("/hanging");
+    await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
+  });
+
+  it("a long outage's backlog is released in chunks, each enqueued before the next is moved (one UPDATE of it all held the event loop)", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/backlog`, brands: ["MIGROS"] }))).json()) as { id: string };
+    const c = runtime.deps.db.$client;
+    const now = Date.now();
+    const insert = c.prepare(
+      `INSERT INTO outbox (kind, target, status, attempts, created_at, updated_at, next_attempt_at) VALUES ('callback', ?, 'pending', ?, ?, ?, ?) RETURNING id`,
+    ).pluck();
+    // 4500 rows that waited, among rows of another endpoint and one in its retry schedule (kept).
+    const waited = c.transaction(() =>
+      Array.from({ length: 4500 }, (_, i) => {
+        if (i % 3 === 0) insert.get("another-endpoint", 0, now, now, now + 3_600_000);
+        return insert.get(sub.id, 0, now, now, now + 3_600_000) as number;
+      }),
+    )();
+    const retrying = insert.get(sub.id, 2, now, now, now + 3_600_000) as number;
+    const chunks: number[][] = [];
+    const released = await releaseWaitingRows(
+      { db: runtime.deps.db, log: silentLog, enqueueOutbox: async (rows) => void chunks.push(rows.map((r) => r.id)) },
+      sub.id,
+      now,
+    );
+    expect(released).toBe(4500);
+    expect(chunks.map((ids) => ids.length)).toEqual([2000, 2000, 500]);
+    expect(chunks.flat().sort((a, b) => a - b)).toEqual(waited);
+    expect(c.prepare(`SELECT count(*) FROM outbox WHERE target = ? AND next_attempt_at = ?`).pluck().get(sub.id, now)).toBe(4500);
+    expect(row(retrying).nextAttemptAt).toBe(now + 3_600_000);
+    c.prepare(`UPDATE outbox SET status = 'skipped' WHERE target IN (?, 'another-endpoint') AND kind = 'callback' AND status = 'pending'`).run(sub.id);
     await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
   });
 
