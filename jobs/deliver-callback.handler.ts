@@ -102,7 +102,8 @@ const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, b.code AS brand, e.rec
 // An unfinished delivery of an earlier change of the same consent to the same endpoint, with the
 // status its endpoint answered to its last attempt.
 const EARLIER_PENDING = `SELECT o.id, o.event_id AS eventId, o.next_attempt_at AS nextAttemptAt, o.updated_at AS updatedAt, o.claimed_until AS claimedUntil,
-    (SELECT d.response_code FROM deliveries d WHERE d.outbox_id = o.id ORDER BY d.attempt DESC LIMIT 1) AS lastCode
+    (SELECT d.response_code FROM deliveries d WHERE d.outbox_id = o.id ORDER BY d.attempt DESC LIMIT 1) AS lastCode,
+    o.attempts, (SELECT max(d.attempt) FROM deliveries d WHERE d.outbox_id = o.id) AS lastSent
   FROM consent_events e JOIN outbox o ON o.event_id = e.id
   WHERE e.brand_id = ? AND e.recipient = ? AND e.recipient_type = ? AND e.type = ? AND e.id < ?
     AND o.kind = 'callback' AND o.target = ? AND o.status = 'pending' ORDER BY e.id LIMIT 1`;
@@ -372,7 +373,7 @@ export class CallbackDelivery {
       }
       for (;;) {
         const earlier = stmt(db, EARLIER_PENDING).get(event.brandId, event.recipient, event.recipientType, event.type, event.id, row.target) as
-          | { id: number; eventId: number; nextAttemptAt: number | null; updatedAt: number; claimedUntil: number | null; lastCode: number | null }
+          | { id: number; eventId: number; nextAttemptAt: number | null; updatedAt: number; claimedUntil: number | null; lastCode: number | null; attempts: number; lastSent: number | null }
           | undefined;
         if (!earlier) break;
         const running = this.inFlight.get(earlier.id);
@@ -405,8 +406,12 @@ export class CallbackDelivery {
         // The earlier change waits for a retry after failures of the endpoint's (not its refusal of
         // that body), and the endpoint answers again: it goes now, and this one right behind it —
         // not hours later on the earlier one's schedule (a RET held behind an ONAY's 10-hour retry).
+        // Not one whose last attempt failed before sending (a secret that no longer decrypts): the
+        // endpoint answering says nothing of it, and pulled forward at each wake of this one it used
+        // up its schedule in seconds.
         let earlierAt = earlier.nextAttemptAt;
-        if (earlierAt !== null && earlierAt > now && !claimed && !isRejection(earlier.lastCode) && !endpointFailing(db, endpoint.id)) {
+        const failedAtEndpoint = earlier.attempts === (earlier.lastSent ?? 0);
+        if (earlierAt !== null && earlierAt > now && !claimed && failedAtEndpoint && !isRejection(earlier.lastCode) && !endpointFailing(db, endpoint.id)) {
           const pulled = stmt(db, `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at = ?`).run(now, earlier.id, earlierAt);
           if (pulled.changes === 1) {
             earlierAt = now;

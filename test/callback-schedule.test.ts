@@ -189,6 +189,32 @@ describe("an endpoint's rows while it fails, driven by hand", () => {
     await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
   });
 
+  it("an earlier change whose last attempt failed before sending is not pulled forward by the newer one behind it (it used up its schedule in seconds)", async () => {
+    const sub = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/presend`, brands: ["MIGROS"] }))).json()) as { id: string };
+    const recipient = "+905330000041";
+    const onay = await rowFor(sub.id, recipient);
+    // Its first attempt threw before the POST (as a secret that no longer decrypts does): counted, no delivery row.
+    const d = delivery();
+    const failing = handDelivery(schedule, { secretsKey: Buffer.alloc(32, 7) });
+    expect(await failing.deliver(onay)).toBe("to retry");
+    expect(row(onay).attempts).toBe(1);
+    const retryAt = row(onay).nextAttemptAt!;
+    expect(retryAt).toBeGreaterThan(Date.now() + 50_000);
+    const ret = await app.request(
+      "/api/v1/consents",
+      authed({ brand: "MIGROS", recipient, type: "MESAJ", status: "RET", source: "HS_WEB", consentDate: formatIysDate(new Date(Date.now() - 1000)) }),
+    );
+    expect(ret.status).toBe(201);
+    const retRow = runtime.deps.db.$client.prepare("SELECT max(id) FROM outbox WHERE kind = 'callback' AND target = ?").pluck().get(sub.id) as number;
+    for (let k = 0; k < 3; k++) {
+      runtime.deps.db.$client.prepare("UPDATE outbox SET next_attempt_at = NULL WHERE id = ?").run(retRow);
+      expect(await d.run([retRow])).toBe("waiting for an earlier change: 1");
+    }
+    expect(row(onay)).toMatchObject({ attempts: 1, nextAttemptAt: retryAt });
+    expect(receiver.at("/presend")).toHaveLength(0);
+    await app.request(`/api/v1/subscriptions/${sub.id}`, authed(undefined, "DELETE"));
+  });
+
   it("a PATCH that sends the same URL again keeps the endpoint's failing streak; a new URL ends it", async () => {
     const created = (await (await app.request("/api/v1/subscriptions", authed({ url: `${receiver.base}/same`, brands: ["MIGROS"] }))).json()) as { id: string };
     runtime.deps.db.$client.prepare("UPDATE endpoints SET failing_since = 1 WHERE id = ?").run(created.id);
