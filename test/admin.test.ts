@@ -648,9 +648,13 @@ describe("/metrics", () => {
     expect(delta('events_total{effect="suppression",origin="sms",status="RET"}')).toBe(1);
     expect(delta('events_total{effect="movement",origin="sms",status="ONAY"}')).toBe(1);
     expect(delta('confirmations_total{kind="confirmation",status="done"}')).toBe(2);
-    // Matches the database exactly.
+    expect(delta('outbox_finished_total{kind="confirmation",status="done"}')).toBe(2);
+    // Matches the database exactly; confirmations_total counts confirmations only.
     const iysFailed = (db().prepare("SELECT count(*) AS n FROM outbox WHERE kind = 'iys_report' AND status = 'failed'").get() as { n: number }).n;
-    expect(get(after, 'confirmations_total{kind="iys_report",status="failed"}')).toBe(iysFailed);
+    expect(get(after, 'outbox_finished_total{kind="iys_report",status="failed"}')).toBe(iysFailed);
+    const finished = (db().prepare("SELECT count(*) AS n FROM outbox WHERE status <> 'pending'").get() as { n: number }).n;
+    expect([...after].filter(([k]) => k.startsWith("outbox_finished_total{")).reduce((s, [, v]) => s + v, 0)).toBe(finished);
+    expect([...after.keys()].filter((k) => k.startsWith("confirmations_total{") && !/kind="(email_)?confirmation"/.test(k))).toEqual([]);
     const events = (db().prepare("SELECT count(*) AS n FROM consent_events").get() as { n: number }).n;
     expect([...after].filter(([k]) => k.startsWith("events_total{")).reduce((s, [, v]) => s + v, 0)).toBe(events);
 

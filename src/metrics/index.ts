@@ -54,10 +54,12 @@ export class Metrics {
     // stalls the loop, and shows here), per process: for the runtime's registry only (they start an
     // event-loop timer and a GC observer that are never stopped).
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
-    const merged = (counts: { labels: Record<string, string>; n: number }[], map: (l: Record<string, string>) => Record<string, string>) => {
+    // `map` relabels a count, or drops it (null).
+    const merged = (counts: { labels: Record<string, string>; n: number }[], map: (l: Record<string, string>) => Record<string, string> | null) => {
       const out = new Map<string, { labels: Record<string, string>; n: number }>();
       for (const c of counts) {
         const labels = map(c.labels);
+        if (labels === null) continue;
         const key = JSON.stringify(labels);
         const e = out.get(key);
         if (e) e.n += c.n;
@@ -66,14 +68,14 @@ export class Metrics {
       return out.values();
     };
     /** The tally's counts, refreshed and relabelled; null before the runtime is bound. */
-    const read = async (pick: () => Tally | null | undefined, which: "settled" | "open", map: (l: Record<string, string>) => Record<string, string>) => {
+    const read = async (pick: () => Tally | null | undefined, which: "settled" | "open", map: (l: Record<string, string>) => Record<string, string> | null) => {
       const t = pick();
       if (!t) return null;
       await t.refresh();
       return merged(t.counts(which), map);
     };
     // Settled rows only: a counter must never go down (rows still open would leave their status as they settle).
-    const fromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined, map: (l: Record<string, string>) => Record<string, string> = (l) => l) =>
+    const fromTally = (name: string, help: string, labelNames: string[], pick: () => Tally | null | undefined, map: (l: Record<string, string>) => Record<string, string> | null = (l) => l) =>
       new Counter({
         name,
         help,
@@ -103,11 +105,13 @@ export class Metrics {
     openFromTally("receipts_open", "Inbound actions received and not settled yet (received, part), by channel and status", ["channel", "status"], () => self.tallies?.receipts);
     openFromTally("outbox_open", "Outbox rows (İYS reports, confirmations, callbacks) not finished yet, by kind and status", ["kind", "status"], () => self.tallies?.outbox);
     fromTally("events_total", "Ledger events (applied actions), by origin, status and effect", ["origin", "status", "effect"], () => self.tallies?.events, ({ origin, status, effect }) => ({ origin: origin!, status: status!, effect: effect! }));
+    fromTally("outbox_finished_total", "Outbox rows finished (İYS reports, confirmations, callbacks), by kind and final status", ["kind", "status"], () => self.tallies?.outbox);
     fromTally(
       "confirmations_total",
-      "Outbox rows finished (İYS reports, confirmations, callbacks), by kind and final status",
+      "Same-channel confirmations finished (SMS replies and e-mails), by kind and final status",
       ["kind", "status"],
       () => self.tallies?.outbox,
+      (l) => (l.kind === "confirmation" || l.kind === "email_confirmation" ? l : null),
     );
     fromTally("deliveries_total", "Callback HTTP delivery attempts, by success", ["ok"], () => self.tallies?.deliveries, ({ ok }) => ({ ok: ok === "1" ? "true" : "false" }));
     new Gauge({
