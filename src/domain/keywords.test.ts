@@ -502,6 +502,11 @@ describe("parseKeyword: what must not be read into a text (review cases)", () =>
     expect(parseKeyword("RET MİGROS VE ŞOK", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
     expect(parseKeyword("RET MİGROS VE ŞOKU", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
     expect(parseKeyword("RET MİGROS ŞOKU da", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });
+    // After a channel word, as after a brand.
+    expect(parseKeyword("RET MİGROS SMS ŞOKU", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"], types: ["MESAJ"] });
+    expect(parseKeyword("RET MİGROS ARAMA VE ŞOKU", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"], types: ["ARAMA"] });
+    expect(parseKeyword("RET SMS MİGROSU ŞOKU", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"], types: ["MESAJ"] });
+    expect(parseKeyword("RET MİGROS ARAMA ÇOK ŞOKA UĞRADIM", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS"] });
     expect(parseKeyword("KOTONU İPTAL", threeBrands)).toMatchObject({ status: "RET", brands: ["KOTON"] });
     expect(parseKeyword("MİGROS istemiyorum RET", threeBrands)).toMatchObject({ status: "RET", brands: ["MIGROS"] });
     expect(parseKeyword("RET istemiyorum KOTON", threeBrands)).toMatchObject({ status: "RET", brands: ["KOTON"] });

@@ -272,7 +272,7 @@ const SCAN_WORDS = 40;
 
 /**
  * What a refusal names from `at` on: each brand of the number (named exactly, or with a case ending
- * after another brand or a joiner: "ÇOK ŞOKA UĞRADIM" refuses no ŞOK), each channel word, and the
+ * after another brand, a channel word or a joiner: "ÇOK ŞOKA UĞRADIM" refuses no ŞOK), each channel word, and the
  * words that are neither nor a courtesy word or a "no" ("istemiyorum", "aramayın").
  */
 function scanRefusal(
@@ -297,8 +297,9 @@ function scanRefusal(
       follows = true;
       continue;
     }
-    follows = SCOPE_JOINERS.includes(word);
     const scope = scopeOf(word, words) ?? stemScope(word);
+    // After a channel word too: "RET MİGROS SMS ŞOKU" refuses ŞOK as well.
+    follows = SCOPE_JOINERS.includes(word) || scope !== null;
     if (scope !== null) for (const t of scope) found.types.add(t);
     else if (!SCOPE_JOINERS.includes(word) && !REFUSAL_FILLERS.has(word) && !REFUSAL_WORDS.has(word) && !words.refuse.includes(word) && !negates(word)) found.unknown.push(word);
     i++;
@@ -502,7 +503,7 @@ export function parseKeyword(
     if (status === "RET") {
       // More brands and channels named after the first ("RET KOTON VE ŞOK", "RET MİGROS ARAMA ve
       // lütfen SMS"): each brand named is refused, on every channel named.
-      const more = scanRefusal(rest, 0, brands, words, { afterBrand: scope === null });
+      const more = scanRefusal(rest, 0, brands, words, { afterBrand: true });
       return { kind: "action", status, types: refusalTypes(scope?.types, more.types), brandRef: brand.ref, brands: withMore(brand.codes, more.codes), bare: false, rest };
     }
     return { kind: "action", status, types: [...(scope?.types ?? SMS_ONLY)], brandRef: brand.ref, brands: brand.codes, bare: false, rest };
