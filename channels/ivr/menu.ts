@@ -13,7 +13,9 @@ import type { IvrChoice } from "./state";
  *   channel ("aramalar"/"calls" → calls only, "mesaj"/"sms"/"text" → SMS only); a consent word
  *   ("onay", "onaylıyorum", "evet", "kabul"; English "yes", "consent", "accept") consents to both;
  *   "tekrar"/"repeat" repeats; "english"/"ingilizce" switches to English, "türkçe"/"turkish" to
- *   Turkish; a lone digit word ("bir", "iki", … / "one", "two", …) counts as that key.
+ *   Turkish; a lone digit word ("bir", "iki", … / "one", "two", …) counts as that key. A consent
+ *   that names one channel consents to that one ("evet, mesaj gelsin"); a refusal stressed with
+ *   "asla", "hiç", "yok" still refuses ("bir daha asla aramayın").
  * - confirmation: "evet"/"onay"/"onaylıyorum"/"yes" confirms; "hayır"/"vazgeç"/"iptal"/"no" cancels.
  * - a negation ("değil", "yok", a "-mıyor" verb, "not", "don't"…) never reads as consent: in the menu
  *   the utterance is not understood (asked again), at the confirmation a negated yes cancels. Consent must be
@@ -45,7 +47,11 @@ const REPEAT = new Set(["tekrar", "tekrarla", "repeat", "again"]);
 const LANGUAGE: Record<string, "tr" | "en"> = { english: "en", ingilizce: "en", turkce: "tr", turkish: "tr" };
 const CANCEL = new Set(["hayir", "vazgec", "vazgectim", "iptal", "no", "cancel", "yanlis", "wrong"]);
 /** What a negation makes a refusal of (English: Turkish says it with a refusal word, "istemiyorum", "aramayın"). */
-const UNWANTED = new Set(["want", "wanna", "call", "calls", "calling", "text", "texts", "texting", "send", "sending", "message", "messages", "contact"]);
+const UNWANTED = new Set(["want", "wanna", "call", "calls", "calling", "text", "texts", "texting", "send", "sending", "message", "messages", "contact", "rahatsiz", "disturb"]);
+/** Negations that stress a refusal rather than negate it (Turkish negative concord: "bir daha asla aramayın", "hiç istemiyorum", "yok, istemiyorum"). */
+const EMPHATIC = new Set(["asla", "hic", "yok"]);
+/** Refusal words that are a bare no, said before what is not wanted ("No, I don't want calls"). */
+const BARE_NO = new Set(["no", "hayir"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
 const tokens = (folded: string) => folded.replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
@@ -59,6 +65,15 @@ const nameWords = (speech: string): string[] => tokens(foldTurkish(speech));
 /** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
 function negated(w: string[]): boolean {
   return w.some((x) => !REFUSE.has(x) && negates(x));
+}
+
+/** The channels an utterance names ("aramalar", "aranmak", "calls"; "mesaj", "SMS'leri", "text"). */
+function channelsNamed(speech: string, w: string[]): { calls: boolean; sms: boolean } {
+  const named = [...w, ...nameWords(speech)];
+  return {
+    calls: named.some((x) => x.startsWith("arama") || x.startsWith("aran") || x.startsWith("call")),
+    sms: named.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message")),
+  };
 }
 
 /** The language an utterance names, if any. */
@@ -93,18 +108,23 @@ export function parseMenu(input: Input): MenuInput {
   const w = words(input.speech);
   const has = (set: ReadonlySet<string>) => w.some((x) => set.has(x));
   // A negation never consents; with "want" or a way of reaching the caller it refuses ("I don't want
-  // calls", "do not text me"): the confirmation step reads it back. Negating a refusal ("don't stop") is not understood.
-  const refusing = has(REFUSE) || (negated(w) && has(UNWANTED));
-  if (negated(w) && (has(REFUSE) || !refusing)) return { kind: "invalid" };
+  // calls", "do not text me", "rahatsız etmeyin"): the confirmation step reads it back. Negating a
+  // refusal ("don't stop", "I do not refuse") is not understood; stressing one is no negation of it
+  // ("asla aramayın", "hiç istemiyorum"), nor is a bare no before what is not wanted ("No, I don't want calls").
+  const negations = w.filter((x) => !REFUSE.has(x) && negates(x));
+  const refusals = w.filter((x) => REFUSE.has(x));
+  const stressed = refusals.length > 0 && negations.every((x) => EMPHATIC.has(x));
+  const bareNo = refusals.length > 0 && refusals.every((x) => BARE_NO.has(x)) && has(UNWANTED);
+  const refusing = refusals.length > 0 || (negations.length > 0 && has(UNWANTED));
+  if (negations.length > 0 && !stressed && !bareNo && (refusals.length > 0 || !refusing)) return { kind: "invalid" };
+  const { calls, sms } = channelsNamed(input.speech, w);
   if (refusing) {
-    const named = [...w, ...nameWords(input.speech)];
-    const calls = named.some((x) => x.startsWith("arama") || x.startsWith("aran") || x.startsWith("call"));
-    const sms = named.some((x) => x.startsWith("mesaj") || x === "sms" || x.startsWith("text") || x.startsWith("message"));
     if (calls && !sms) return { kind: "choice", choice: "refuse-calls" };
     if (sms && !calls) return { kind: "choice", choice: "refuse-sms" };
     return { kind: "choice", choice: "refuse-both" };
   }
-  if (has(CONSENT)) return { kind: "choice", choice: "consent-both" };
+  // A consent that names one channel is a consent to that one ("evet, mesaj gelsin": not calls too).
+  if (has(CONSENT)) return { kind: "choice", choice: calls && !sms ? "consent-calls" : sms && !calls ? "consent-sms" : "consent-both" };
   if (has(REPEAT)) return { kind: "repeat" };
   const lang = languageOf(w);
   if (lang) return { kind: "language", lang };

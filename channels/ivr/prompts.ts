@@ -22,19 +22,23 @@ const CHOICE_TEXT: Record<Lang, Record<IvrChoice, { will: string; done: string }
     "refuse-calls": { will: "ticari aramalar reddedilecek", done: "ticari aramalar reddedildi" },
     "refuse-sms": { will: "ticari SMS mesajları reddedilecek", done: "ticari SMS mesajları reddedildi" },
     "refuse-both": { will: "ticari aramalar ve SMS mesajları reddedilecek", done: "ticari aramalar ve SMS mesajları reddedildi" },
-    "consent-both": { will: "ticari aramalar ve SMS mesajları için izin verilecek", done: "ticari aramalar ve SMS mesajları için izin verildi" },
+    "consent-both": { will: "ticari aramalara ve SMS mesajlarına izin verilecek", done: "ticari aramalara ve SMS mesajlarına izin verildi" },
+    "consent-calls": { will: "yalnızca ticari aramalara izin verilecek", done: "ticari aramalara izin verildi" },
+    "consent-sms": { will: "yalnızca ticari SMS mesajlarına izin verilecek", done: "ticari SMS mesajlarına izin verildi" },
   },
   en: {
     "refuse-calls": { will: "commercial calls will be refused", done: "commercial calls are refused" },
     "refuse-sms": { will: "commercial text messages will be refused", done: "commercial text messages are refused" },
     "refuse-both": { will: "commercial calls and text messages will be refused", done: "commercial calls and text messages are refused" },
     "consent-both": { will: "you will consent to commercial calls and text messages", done: "you have consented to commercial calls and text messages" },
+    "consent-calls": { will: "you will consent to commercial calls only", done: "you have consented to commercial calls" },
+    "consent-sms": { will: "you will consent to commercial text messages only", done: "you have consented to commercial text messages" },
   },
 };
 
 /** A choice of both channels of which only one took effect (a fixed line: no SMS). */
 const ONE_CHANNEL_CONSENT: Record<Lang, Record<"ARAMA" | "MESAJ", string>> = {
-  tr: { ARAMA: "yalnızca ticari aramalar için izin verildi", MESAJ: "yalnızca ticari SMS mesajları için izin verildi" },
+  tr: { ARAMA: "yalnızca ticari aramalara izin verildi", MESAJ: "yalnızca ticari SMS mesajlarına izin verildi" },
   en: { ARAMA: "you have consented to commercial calls only", MESAJ: "you have consented to commercial text messages only" },
 };
 
@@ -130,7 +134,7 @@ export function mainMenu(ctx: PromptContext, lang: Lang, token: string, brand: s
       "Ticari aramaları reddetmek için 1",
       "SMS mesajlarını reddetmek için 2",
       "ikisini birden reddetmek için 3",
-      ...(opts.allowConsent ? ["arama ve SMS için izin vermek için 4"] : []),
+      ...(opts.allowConsent ? ["aramalara ve SMS mesajlarına izin vermek için 4"] : []),
       "menüyü tekrar dinlemek için 0",
     ];
     say(g, lang, `${items.join(", ")} tuşlayın ya da söyleyin.`);

@@ -211,7 +211,7 @@ export function createIvrRoutes(deps: AppDeps) {
           if (got.kind === "repeat") return twiml(c, await render(callSid, state, brands, caller, "none"));
           if (got.kind === "language") return twiml(c, await render(callSid, fresh({ lang: switchTo(state.lang, got.lang) }), brands, caller, "none"));
           if (got.kind !== "choice") return twiml(c, await again(callSid, state, brands, caller, got.kind));
-          if (got.choice === "consent-both" && !caller) return twiml(c, await again(callSid, state, brands, caller, "consent-withheld"));
+          if (choiceActions(got.choice).status === "ONAY" && !caller) return twiml(c, await again(callSid, state, brands, caller, "consent-withheld"));
           return twiml(c, await render(callSid, fresh({ step: caller ? "confirm" : "number", choice: got.choice }), brands, caller, "none"));
         }
         case "number": {

@@ -5,7 +5,7 @@ export const ivrSteps = ["brand", "menu", "number", "confirm"] as const;
 export type IvrStep = (typeof ivrSteps)[number];
 
 /** What the caller chose in the main menu. */
-export const ivrChoices = ["refuse-calls", "refuse-sms", "refuse-both", "consent-both"] as const;
+export const ivrChoices = ["refuse-calls", "refuse-sms", "refuse-both", "consent-both", "consent-calls", "consent-sms"] as const;
 export type IvrChoice = (typeof ivrChoices)[number];
 
 /** Everything a call carries between webhooks (the server keeps no call memory). */

@@ -11,12 +11,21 @@ export const REFUSAL_WORDS: ReadonlySet<string> = new Set([
   "dur", "durdur", "durdurun", "durdurunuz", "refuse", "no", "stop", "unsubscribe",
 ]);
 
-const NEGATION_WORDS: ReadonlySet<string> = new Set(["degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope"]);
+const NEGATION_WORDS: ReadonlySet<string> = new Set([
+  "degil", "yok", "asla", "hic", "olmaz", "not", "dont", "never", "nope",
+  "wont", "cant", "cannot", "didnt", "doesnt", "wouldnt", "shouldnt", "isnt", "arent", "nor",
+  // Negative imperatives that are also nouns ("onaylama": approving): a no is the safe reading.
+  "etme", "verme", "onaylama",
+]);
 
-/** A negative Turkish verb: "vermiyorum", "onaylamadım", "istemeyeceğim", "göndermeyecek". */
-const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu]m?$|m[ae]yacag|m[ae]yecek/;
+/**
+ * A negative Turkish verb, folded: the progressive "vermiyorum", the past "onaylamadım", the future
+ * "istemeyeceğim", "göndermeyecek", "etmeyecek", the imperative "etmeyin", "yapmayınız", and the
+ * aorist "etmem", "vermem", "onaylamam", "edemem", "etmez", "kabul etmeyiz".
+ */
+const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu](m|n|k|niz)?$|m[ae]y[ae]c[ae][gk]|m[ae]y[iu]n|m[ae]y[iu]z$|^(?!tamam$|hamam$|imam$).{2,}m[ae]m$|.m[ae]z(s[iu]n|s[iu]n[iu]z|l[ae]r)?$/;
 
-/** A word that negates what is said ("değil", "not", a negative verb). */
+/** A word that negates what is said ("değil", "not", "won't", a negative verb). */
 export function negates(word: string): boolean {
   return NEGATION_WORDS.has(word) || NEGATIVE_VERB.test(word);
 }
