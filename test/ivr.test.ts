@@ -514,6 +514,21 @@ describe("IVR with a withheld caller ID", () => {
     const [receipt] = receiptsOfCall(call.sid);
     expect(receipt!.fromAddress).toBe("+905329991122");
     expect(JSON.parse(receipt!.payload)).toMatchObject({ keyed: true, status: "RET" });
+    await waitFor(() => fakeTwilio.sent.some((m) => m.to === "+905329991122"));
+    // Keyed in again (anyone may key in anyone's number): nothing changed, so it is not texted again.
+    const again = new Call("+266696687");
+    await again.start();
+    await again.press("3");
+    await again.press("05329991122");
+    expect(text(await again.press("1"))).toContain("zaten geçerliydi");
+    expect(db().prepare("SELECT count(*) FROM outbox o JOIN receipts r ON r.id = o.receipt_id WHERE o.kind = 'confirmation' AND r.provider_ref LIKE ?").pluck().get(`${again.sid}:%`)).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(fakeTwilio.sent.filter((m) => m.to === "+905329991122")).toHaveLength(1);
+    // The caller's own number is texted on an unchanged choice as before.
+    const own = newCaller();
+    await callAndChoose(own, (c) => c.press("2"));
+    await callAndChoose(own, (c) => c.press("2"));
+    await waitFor(() => fakeTwilio.sent.filter((m) => m.to === own).length === 2);
   });
 });
 

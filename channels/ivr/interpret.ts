@@ -92,7 +92,9 @@ export function voiceInterpreter(db: Db): ReceiptInterpreter {
         // "3" is refused by the rules (H464, MESAJ needs a mobile), its calls part stands.
         const kept = types.filter((_, i) => outcomes[i]?.kind !== "rejected");
         if (kept.length > 0 && kept.length < types.length) result.types = kept;
-        if (!smsConfirmation) return [];
+        // A number keyed in (a withheld caller ID) is texted only when its refusal changed something:
+        // anyone may key in anyone's number, and calling again must not text it again and again.
+        if (!smsConfirmation || (p.keyed && result.outcome !== "recorded")) return [];
         const target = result.outcome === "rejected" ? "failed" : status === "RET" ? "refused" : "consented";
         return [{ kind: "confirmation", receiptId: receipt.id, target }];
       },
