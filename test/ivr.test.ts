@@ -204,6 +204,7 @@ describe("IVR menu by keypad", () => {
     const receipts = receiptsOfCall(call.sid);
     expect(receipts.map((r) => [r.ref, r.channel, r.status, r.fromAddress])).toEqual([[`${call.sid}:confirm`, "voice", "applied", from]]);
     expect(JSON.parse(receipts[0]!.payload)).toMatchObject({ types: expected.map(([t]) => t), status: "RET", keyed: false });
+    expect(db().prepare("SELECT body FROM receipts WHERE provider_ref = ?").pluck().get(`${call.sid}:confirm`)).toBe(`menu: key ${key}; confirm: key 1`);
   });
 
   it("key 4 gives consent for calls and SMS: İYS movements with HS_CAGRI_MERKEZI", async () => {
@@ -337,6 +338,9 @@ describe("IVR menu by voice", () => {
     expect(text(final)).toContain("Talebiniz kaydedildi");
     const effect = expected[0]![1] === "ONAY" ? "movement" : "suppression";
     expect(eventsOf(from)).toEqual(expected.map(([type, status]) => event("MIGROS", type!, status!, effect)));
+    // The receipt keeps what was said, the evidence of how the choice was given.
+    const [receipt] = db().prepare("SELECT body FROM receipts WHERE provider_ref = ?").all(`${call.sid}:confirm`) as { body: string }[];
+    expect(receipt!.body).toBe(`menu: ${JSON.stringify(words)}; confirm: "evet"`);
   });
 
   it.each(["onay vermiyorum", "kabul etmiyorum", "onay değil", "I don't consent", "I do not agree", "evet istemiyorum değil", "Kabul etmem.", "Onay vermem", "Kabul etmeyeceğim", "I won't consent"])(

@@ -111,8 +111,13 @@ export function createIvrRoutes(deps: AppDeps) {
     return render(callSid, { ...state, retries: state.retries + 1 }, brands, caller, retry);
   }
 
+  /** `key 4`, or the speech in quotes (cut to 200 characters): what a receipt keeps of an answer. */
+  function heardOf(input: Input): string {
+    return input.digits ? `key ${input.digits.slice(0, 20)}` : JSON.stringify(input.speech.slice(0, 200));
+  }
+
   /** Durable receipt, the apply job, a short wait for the ledger commit, then what was recorded. */
-  async function finish(callSid: string, state: CallState, numberId: number | null, to: string, recipient: string, brand: Brand): Promise<string> {
+  async function finish(callSid: string, state: CallState, numberId: number | null, to: string, recipient: string, brand: Brand, confirmed: string): Promise<string> {
     const { types, status } = choiceActions(state.choice!);
     const payload: VoicePayload = { brandId: brand.id, choice: state.choice!, types, status, keyed: state.keyed !== undefined, lang: state.lang };
     const rec = await writer.record(
@@ -123,6 +128,8 @@ export function createIvrRoutes(deps: AppDeps) {
         numberId,
         fromAddress: recipient,
         toAddress: to,
+        // What the caller keyed or said, as an SMS receipt keeps its text: how the choice was given.
+        body: `menu: ${state.heard ?? "?"}; confirm: ${confirmed}`,
         payload: { ...payload },
       },
       deps.clock.now().getTime(),
@@ -212,7 +219,7 @@ export function createIvrRoutes(deps: AppDeps) {
           if (got.kind === "language") return twiml(c, await render(callSid, fresh({ lang: switchTo(state.lang, got.lang) }), brands, caller, "none"));
           if (got.kind !== "choice") return twiml(c, await again(callSid, state, brands, caller, got.kind));
           if (choiceActions(got.choice).status === "ONAY" && !caller) return twiml(c, await again(callSid, state, brands, caller, "consent-withheld"));
-          return twiml(c, await render(callSid, fresh({ step: caller ? "confirm" : "number", choice: got.choice }), brands, caller, "none"));
+          return twiml(c, await render(callSid, fresh({ step: caller ? "confirm" : "number", choice: got.choice, heard: heardOf(input) }), brands, caller, "none"));
         }
         case "number": {
           if (!input.digits) return twiml(c, await again(callSid, state, brands, caller, "empty"));
@@ -231,7 +238,7 @@ export function createIvrRoutes(deps: AppDeps) {
           if (!recipient || (state.keyed && choiceActions(state.choice).status === "ONAY")) {
             throw new ApiError("forbidden", "consent needs the caller's own number");
           }
-          return twiml(c, await finish(callSid, state, called.numberId, required(params, "To"), recipient, brand));
+          return twiml(c, await finish(callSid, state, called.numberId, required(params, "To"), recipient, brand, heardOf(input)));
         }
       }
     });

@@ -17,6 +17,11 @@ export const CallState = z.object({
   choice: z.enum(ivrChoices).optional(),
   /** A number keyed in by a caller without a usable caller ID (E.164); only ever for a refusal. */
   keyed: z.string().regex(/^\+\d{8,15}$/).optional(),
+  /**
+   * What the caller keyed or said at the menu (`key 4`, or the speech in quotes, cut to 200
+   * characters): kept in the receipt with the confirmation's, the evidence of how the choice was given.
+   */
+  heard: z.string().max(1000).optional(),
   /** Failed attempts (no input, invalid input) at the current step. */
   retries: z.number().int().min(0).max(10),
 });
