@@ -120,6 +120,18 @@ describe("parseMenu: negations as callers say them", () => {
   });
 });
 
+describe("parseConfirm: confirming a refusal", () => {
+  it.each(["Reddediyorum", "hiç istemiyorum", "istemiyorum", "Evet, iptal edin", "evet", "1", "evet, istemiyorum", "aramayın"])("%j agrees", (speech) => {
+    expect(parseConfirm({ digits: "", speech }, "refusal")).toEqual({ kind: "yes" });
+  });
+  it.each(["hayır", "vazgeç", "iptal", "hayır, evet değil", "tamam değil", "evet yanlış", "no"])("%j cancels", (speech) => {
+    expect(parseConfirm({ digits: "", speech }, "refusal")).toEqual({ kind: "no" });
+  });
+  it.each(["bilmiyorum", "iptal etmeyin", "ne"])("%j is asked again", (speech) => {
+    expect(parseConfirm({ digits: "", speech }, "refusal")).toEqual({ kind: "invalid" });
+  });
+});
+
 describe("parseMenu: refusals as callers say them", () => {
   it.each([
     ["bana mesaj atmayın", "refuse-sms"],

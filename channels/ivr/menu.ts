@@ -143,12 +143,23 @@ export function parseConfirm(input: Input, confirming: "refusal" | "consent"): C
   if (key === "2") return { kind: "no" };
   if (key) return { kind: "invalid" };
   const w = words(input.speech);
+  const yes = w.some((x) => CONFIRM.has(x) || x.startsWith("onay") || x.startsWith("kabul"));
+  if (confirming === "refusal") {
+    // Confirming a refusal, a refusal said again agrees ("reddediyorum", "hiç istemiyorum", "evet,
+    // iptal edin"); "iptal" alone, or any other cancel word, cancels ("hayır", "vazgeç").
+    const refusals = w.filter((x) => REFUSE.has(x) && !CANCEL.has(x));
+    const cancels = w.filter((x) => CANCEL.has(x));
+    const negations = w.filter((x) => !REFUSE.has(x) && negates(x));
+    const stressed = refusals.length > 0 && negations.every((x) => EMPHATIC.has(x));
+    if (cancels.some((x) => x !== "iptal")) return { kind: "no" };
+    if (negations.length > 0 && !stressed) return yes ? { kind: "no" } : { kind: "invalid" };
+    if (cancels.length > 0) return yes || refusals.length > 0 ? { kind: "yes" } : { kind: "no" };
+    return yes || refusals.length > 0 ? { kind: "yes" } : { kind: "invalid" };
+  }
   // "hayır" wins over "evet" in "hayır, evet değil": a cancel is the safe reading. So is a negated
   // yes ("tamam değil", "onaylamıyorum"); other negations ("bilmiyorum") are asked again.
   if (w.some((x) => CANCEL.has(x))) return { kind: "no" };
-  const yes = w.some((x) => CONFIRM.has(x) || x.startsWith("onay") || x.startsWith("kabul"));
-  if (confirming === "consent" && (negated(w) || w.some((x) => REFUSE.has(x)))) return yes ? { kind: "no" } : { kind: "invalid" };
-  if (negated(w)) return yes ? { kind: "no" } : { kind: "invalid" };
+  if (negated(w) || w.some((x) => REFUSE.has(x))) return yes ? { kind: "no" } : { kind: "invalid" };
   if (yes) return { kind: "yes" };
   return { kind: "invalid" };
 }
