@@ -2,6 +2,7 @@ import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CallStateSealer, ivrChoices } from "../channels/ivr/state";
 import * as prompts from "../channels/ivr/prompts";
+import { MAX_TURNS } from "../channels/ivr/routes";
 import { createApp, type App } from "../src/app";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { FakeTwilio } from "./fakes/sms-providers";
@@ -537,6 +538,15 @@ describe("IVR with a withheld caller ID", () => {
 });
 
 describe("IVR no input and invalid input", () => {
+  it("repeats and language switches do not keep a call going for ever: a goodbye after MAX_TURNS answers, nothing recorded", async () => {
+    const call = new Call(newCaller());
+    await call.start();
+    for (let i = 0; i < MAX_TURNS; i++) expect(stepOf(await call.press(i % 2 ? "0" : "9"))).toBe("menu");
+    const end = await call.press("0");
+    expect(isHangup(end)).toBe(true);
+    expect(receiptsOfCall(call.sid)).toEqual([]);
+  });
+
   it("silence is repeated twice ('Sizi duyamadık'), then a polite goodbye and hang-up, nothing recorded", async () => {
     const call = new Call(newCaller());
     await call.start();

@@ -15,6 +15,8 @@ import { CallStateSealer, ivrSteps, type CallState, type IvrStep } from "./state
 const CALL_SID = /^CA[0-9a-fA-F]{32}$/;
 /** No input or invalid input is repeated at most this many times, then the call ends politely. */
 export const MAX_RETRIES = 2;
+/** Answers a call may give in all (brand, menu, number, confirmation, repeats and language switches) before a goodbye. */
+export const MAX_TURNS = 20;
 const POLL_MS = 50;
 
 type Params = Record<string, string | string[]>;
@@ -195,8 +197,11 @@ export function createIvrRoutes(deps: AppDeps) {
       if (!token) throw new ApiError("forbidden", "the call state token (s) is missing");
       const opened = await sealer.open(token, callSid);
       if (!opened.ok) throw new ApiError("forbidden", opened.reason);
-      const state = opened.state;
-      if (state.step !== step) throw new ApiError("forbidden", "the call state token is for another step");
+      if (opened.state.step !== step) throw new ApiError("forbidden", "the call state token is for another step");
+      // Every answer counts toward the call's turns: repeats and language switches reset the step's
+      // retries, so without it a caller pressing 0 or 9 kept the call (and its minutes) going for ever.
+      const state: CallState = { ...opened.state, turns: (opened.state.turns ?? 0) + 1 };
+      if (state.turns! > MAX_TURNS) return twiml(c, prompts.tooManyAttemptsPrompt(state.lang));
 
       const called = brandsCalled(params, state);
       if (!called) return twiml(c, prompts.unavailablePrompt());

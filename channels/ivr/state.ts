@@ -22,6 +22,8 @@ export const CallState = z.object({
    * characters): kept in the receipt with the confirmation's, the evidence of how the choice was given.
    */
   heard: z.string().max(1000).optional(),
+  /** Answers given in the call so far (routes.ts MAX_TURNS). */
+  turns: z.number().int().min(0).max(1000).optional(),
   /** Failed attempts (no input, invalid input) at the current step. */
   retries: z.number().int().min(0).max(10),
 });
