@@ -120,6 +120,23 @@ describe("parseMenu: negations as callers say them", () => {
   });
 });
 
+describe("parseMenu: a refusal and a consent in one sentence", () => {
+  it.each(["Aramalara izin veriyorum ama SMS istemiyorum", "Mesajları istemiyorum, aramalar olabilir", "aramalar gelsin, mesaj gelmesin"])(
+    "%j is asked again (refusing both refused what was wanted)",
+    (speech) => {
+      expect(parseMenu({ digits: "", speech })).toEqual({ kind: "invalid" });
+    },
+  );
+  it.each([
+    ["Artık mesaj gönderilmesin", "refuse-sms"],
+    ["Mesaj atmasınlar", "refuse-sms"],
+    ["arama yapmasınlar", "refuse-calls"],
+    ["evet, istemiyorum", "refuse-both"],
+  ])("%j refuses (%s)", (speech, choice) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+});
+
 describe("parseConfirm: confirming a refusal", () => {
   it.each(["Reddediyorum", "hiç istemiyorum", "istemiyorum", "Evet, iptal edin", "evet", "1", "evet, istemiyorum", "aramayın"])("%j agrees", (speech) => {
     expect(parseConfirm({ digits: "", speech }, "refusal")).toEqual({ kind: "yes" });

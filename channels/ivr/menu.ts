@@ -67,6 +67,10 @@ function negated(w: string[]): boolean {
   return w.some((x) => !REFUSE.has(x) && negates(x));
 }
 
+/** A word that grants ("onaylıyorum", "kabul", "izin", "gelsin", "olabilir"; a bare yes, "evet", is no grant of its own). */
+const consents = (x: string) => x.startsWith("onay") || x.startsWith("kabul") || GRANTS.has(x);
+const GRANTS = new Set(["izin", "gelsin", "gelebilir", "olabilir", "olur", "consent", "accept", "agree", "allow"]);
+
 /** The channels an utterance names ("aramalar", "aranmak", "calls"; "mesaj", "SMS'leri", "text"). */
 function channelsNamed(speech: string, w: string[]): { calls: boolean; sms: boolean } {
   const named = [...w, ...nameWords(speech)];
@@ -117,6 +121,9 @@ export function parseMenu(input: Input): MenuInput {
   const bareNo = refusals.length > 0 && refusals.every((x) => BARE_NO.has(x)) && has(UNWANTED);
   const refusing = refusals.length > 0 || (negations.length > 0 && has(UNWANTED));
   if (negations.length > 0 && !stressed && !bareNo && (refusals.length > 0 || !refusing)) return { kind: "invalid" };
+  // A refusal said with a consent ("aramalara izin veriyorum ama SMS istemiyorum", "aramalar gelsin,
+  // mesaj gelmesin"): which channel is which is not read; refusing both refused what was wanted.
+  if (refusing && negations.length === 0 && w.some(consents)) return { kind: "invalid" };
   const { calls, sms } = channelsNamed(input.speech, w);
   if (refusing) {
     if (calls && !sms) return { kind: "choice", choice: "refuse-calls" };

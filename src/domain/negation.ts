@@ -9,6 +9,8 @@ export const REFUSAL_WORDS: ReadonlySet<string> = new Set([
   "ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "istemiyoruz", "istemem", "istemiyom",
   "gelmesin", "gondermeyin", "gondermeyiniz", "aramayin", "aramayiniz", "aramasin", "aramasinlar", "aranmasin", "atmayin", "atmayiniz", "yapmayin",
   "dur", "durdur", "durdurun", "durdurunuz", "refuse", "no", "stop", "unsubscribe",
+  // Said of the brand: "mesaj gönderilmesin", "mesaj atmasınlar", "arama yapmasınlar", "gelmesinler".
+  "gonderilmesin", "gondermesin", "gondermesinler", "atmasin", "atmasinlar", "yapmasin", "yapmasinlar", "gelmesinler", "aranmayayim",
 ]);
 
 const NEGATION_WORDS: ReadonlySet<string> = new Set([
