@@ -185,6 +185,7 @@ describe("IVR entry", () => {
       const a = await call.start();
       expect(isHangup(a)).toBe(true);
       expect(text(a)).toContain("hizmet vermiyor");
+      expect(text(a)).toContain("not in service");
       expect(receiptsOfCall(call.sid)).toEqual([]);
     }
   });

@@ -225,6 +225,11 @@ export function tooManyAttemptsPrompt(lang: Lang): string {
   return ending(lang, lang === "tr" ? "Seçiminizi alamadık. Dilediğiniz zaman yeniden arayabilirsiniz." : "We could not get your choice. You are welcome to call again.");
 }
 
+/** Turkish, then English: no language was chosen yet. */
 export function unavailablePrompt(): string {
-  return ending("tr", "Bu numara şu anda hizmet vermiyor.");
+  const r = reply();
+  say(r, "tr", `Bu numara şu anda hizmet vermiyor. ${GOODBYE.tr}`);
+  say(r, "en", `This number is not in service at the moment. ${GOODBYE.en}`);
+  r.hangup();
+  return r.toString();
 }
