@@ -60,9 +60,13 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
       waitingSince.set(q, { wait: since(oldest.wait), prioritized: since(oldest.prioritized) });
     }),
   );
-  const notQueued = (q: QueueName, at: number) => {
+  // Only an import's callbacks and rows released after an endpoint's outage (releaseWaitingRows sets
+  // their next_attempt_at and updated_at alike, before any attempt) go in prioritized jobs: a live
+  // change's row is in a plain job or in none, whatever backlog is prioritized (a RET whose enqueue a
+  // crash lost waited for a whole import's callbacks).
+  const notQueued = (q: QueueName, at: number, bulk: boolean) => {
     const w = waitingSince.get(q)!;
-    return at < Math.min(w.wait, w.prioritized);
+    return at < (bulk ? Math.min(w.wait, w.prioritized) : w.wait);
   };
   let afterId = 0;
   // A receipt waits in a plain job, or a prioritized one when its sender was rate-limited; a swept
@@ -94,12 +98,15 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
       // unless nothing has touched them for RETRIED_GRACE_MS (their job is gone: a crash, a lost Redis).
       // Rows with a scheduled attempt (callbacks) once that moment is past by the grace.
       .prepare(
-        `SELECT id, kind, coalesce(next_attempt_at, updated_at) AS at FROM outbox WHERE status = 'pending' AND id > ?
+        `SELECT id, kind, coalesce(next_attempt_at, updated_at) AS at,
+           kind = 'callback' AND ((SELECT origin FROM consent_events e WHERE e.id = outbox.event_id) IN ('import', 'registered')
+             OR (attempts = 0 AND next_attempt_at = updated_at)) AS bulk
+           FROM outbox WHERE status = 'pending' AND id > ?
            AND ((next_attempt_at IS NULL AND ((attempts = 0 AND updated_at <= ?) OR updated_at <= ?)) OR next_attempt_at <= ?) ORDER BY id LIMIT ?`,
       )
-      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, cutoff, BATCH) as (OutboxRef & { at: number })[];
+      .all(afterId, cutoff, deps.now() - RETRIED_GRACE_MS, cutoff, BATCH) as (OutboxRef & { at: number; bulk: number })[];
     if (rows.length === 0) break;
-    dueOutbox.push(...rows.filter((r) => notQueued(outboxRoutes[r.kind].queue, r.at)));
+    dueOutbox.push(...rows.filter((r) => notQueued(outboxRoutes[r.kind].queue, r.at, r.bulk === 1)).map(({ bulk: _, ...r }) => r));
     afterId = rows.at(-1)!.id;
   }
   // One job a row (see runtime), newest first: the oldest ends up first in line.

@@ -259,6 +259,39 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
     await producer.queues.consent.obliterate({ force: true });
   });
 
+  it("a live change's callback whose job was lost is swept though an import's callbacks wait in prioritized jobs; the import's and released rows are left to them", async () => {
+    await producer.queues.callbacks.obliterate({ force: true });
+    finishOutbox(db, rowId, "done", Date.now());
+    const t0 = Date.now();
+    const real = new TestClock(t0);
+    const ledger = new Ledger(db, { clock: real, calendar: new BusinessCalendar() });
+    const brandId = (db.$client.prepare("SELECT id FROM brands").pluck().get() as number);
+    const action = (recipient: string, origin: "import" | "api") =>
+      ({ brandId, recipient, recipientKind: "phone", phoneKind: "mobile", recipientType: "BIREYSEL", type: "MESAJ", status: "ONAY", source: "HS_WEB", consentDate: t0 - 60_000, origin }) as const;
+    const [imported, live, liveReleased] = [
+      ledger.apply([action("+905320000001", "import")]),
+      ledger.apply([action("+905320000002", "api")]),
+      ledger.apply([action("+905320000003", "api")]),
+    ].map((r) => r.outcomes[0]!.kind === "recorded" ? r.outcomes[0]!.event.id : 0);
+    const row = (eventId: number, nextAt: number | null) =>
+      Number(
+        db.$client
+          .prepare("INSERT INTO outbox (kind, event_id, target, status, attempts, created_at, updated_at, next_attempt_at) VALUES ('callback', ?, 'ep', 'pending', 0, ?, ?, ?)")
+          .run(eventId, t0, t0, nextAt).lastInsertRowid,
+      );
+    const importRow = row(imported!, null);
+    const liveRow = row(live!, null);
+    const releasedRow = row(liveReleased!, t0); // released after an outage: next_attempt_at = updated_at
+    // The import's and the released rows wait in prioritized jobs; the live row's job was lost (a crash after the commit).
+    await producer.enqueueOutbox([{ id: importRow, kind: "callback" }, { id: releasedRow, kind: "callback" }], { bulk: true });
+    real.advance(60_000);
+    const swept: number[] = [];
+    const deps = { ...sweeperDeps(real), enqueueOutbox: async (rows: (OutboxRef & { at: number })[]) => void swept.push(...rows.map((r) => r.id)) };
+    expect(await sweep(deps)).toEqual({ receipts: 0, outbox: 1 });
+    expect(swept).toEqual([liveRow]);
+    await producer.queues.callbacks.obliterate({ force: true });
+  });
+
   it("work swept in several jobs is queued oldest first, and none of it is swept again while it waits", async () => {
     await producer.queues.consent.obliterate({ force: true });
     finishOutbox(db, rowId, "done", Date.now());
