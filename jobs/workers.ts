@@ -1,4 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from "bullmq";
+import { stmt } from "../db/index";
 import { Redis } from "ioredis";
 import type { Logger } from "../src/log";
 import { logOnceWhileDown } from "../src/redis";
@@ -8,7 +9,7 @@ import * as iysBatch from "./iys-batch.handler";
 import * as iysFollow from "./iys-follow.handler";
 import * as confirmation from "./confirmation.handler";
 import * as emailConfirmation from "./email-confirmation.handler";
-import { claimOutbox, finishOutbox, IYS_RETRY_HORIZON_MS, iysRetryDelay, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
+import { claimOutbox, finishOutbox, IYS_RETRY_HORIZON_MS, OUTBOX_LEASE_MS, iysRetryDelay, recordAttemptFailure, waitOutbox, type OutboxHandler } from "./outbox";
 import { OutcomeUnknownError } from "../src/errors";
 import type { OutboxRef } from "../db/ledger";
 import { redactAddresses } from "../src/domain/address";
@@ -31,6 +32,8 @@ export type WorkerDeps = consentApply.ConsentApplyDeps &
     scheduleOutbox?(row: OutboxRef, delayMs: number, at: number): Promise<void>;
     /** Job durations for /metrics. */
     metrics?: JobMetrics;
+    /** How often a send still running renews its row's claim (default a third of OUTBOX_LEASE_MS). */
+    leaseRenewMs?: number;
   };
 
 type Handler =
@@ -179,7 +182,23 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
       commitError ??= err;
     }
   };
-  await Promise.all(
+  // The claim is held while a send runs, however long (an SMTP server answering each command just
+  // within socketTimeout took 75 s, and the sweeper gave the row to a second job that sent the
+  // e-mail again): renewed until the row's handler has answered. A crash stops the renewal.
+  const inFlight = new Set(rows.map((r) => r.id));
+  const heartbeat = setInterval(() => {
+    try {
+      const renew = stmt(deps.db, `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at > ?`);
+      const t = now();
+      deps.db.$client.transaction(() => {
+        for (const id of inFlight) renew.run(t + OUTBOX_LEASE_MS, id, t);
+      })();
+    } catch {
+      // busy: the next beat tries again (a third of the lease later)
+    }
+  }, deps.leaseRenewMs ?? OUTBOX_LEASE_MS / 3);
+  try {
+    await Promise.all(
     rows.map((row, i) =>
       Promise.resolve()
         .then(() => handler(row, deps))
@@ -188,6 +207,7 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
           (reason: unknown) => ({ status: "rejected" as const, reason }),
         )
         .then((r) => {
+          inFlight.delete(rows[i]!.id);
           settled.push({ i, r });
           if (!flushing) {
             flushing = true;
@@ -196,6 +216,9 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
         }),
     ),
   );
+  } finally {
+    clearInterval(heartbeat);
+  }
   flush();
   if (commitError !== null) throw commitError;
   for (const w of waiting) {

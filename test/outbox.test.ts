@@ -119,6 +119,26 @@ describe("a row whose sends keep failing for a transient reason (a provider's or
     expect(rowOf()).toMatchObject({ status: "exhausted", lastError: "twilio ?: timeout after 15000 ms" });
   });
 
+  it("a send still running past the lease keeps its row's claim (renewed), so no other job sends it again; once answered it is not renewed", async () => {
+    db.$client.prepare("UPDATE outbox SET kind = 'email_confirmation' WHERE id = ?").run(rowId);
+    const t = clock.now().getTime();
+    let during: { nextAttemptAt: number | null; claimedByOther: boolean } | null = null;
+    // An SMTP server answering each command just within its timeout: the send outlasts the lease.
+    const slow: OutboxHandler<WorkerDeps> = async () => {
+      clock.advance(OUTBOX_LEASE_MS - 10_000);
+      await new Promise((r) => setTimeout(r, 150)); // several renewals at 20 ms
+      clock.advance(20_000); // past the first lease's end
+      await new Promise((r) => setTimeout(r, 60));
+      during = { nextAttemptAt: rowOf().nextAttemptAt, claimedByOther: pendingOutbox(db, rowId, clock.now().getTime()) !== null };
+      return { status: "done" };
+    };
+    const deps = { db, clock, log: silentLog, leaseRenewMs: 20, scheduleOutbox: async () => {} } as unknown as WorkerDeps;
+    await runOutboxBatch(deps, job(0), slow, [rowId]);
+    expect(during!.claimedByOther).toBe(false);
+    expect(during!.nextAttemptAt).toBe(t + OUTBOX_LEASE_MS + 10_000 + OUTBOX_LEASE_MS);
+    expect(rowOf().status).toBe("done");
+  });
+
   it("a report to İYS keeps being tried for İYS's 7 days, not a confirmation's one", async () => {
     const down: OutboxHandler<WorkerDeps> = () => Promise.reject(new Error("fetch failed"));
     clock.advance(2 * 86_400_000);
