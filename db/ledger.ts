@@ -240,13 +240,30 @@ function toState(r: RawState | undefined): ConsentStateRow | null {
 }
 
 /**
- * The statements every recorded event costs (the bench's import-1m replays them alone, to measure
- * what the ledger's SQL leaves of the raw insert rate).
+ * The statements every recorded event costs: per event for a small call, and for a call of
+ * KNOWN_STATE_MIN actions or more (an import's batch) stateKeysOf once, the events, and their state
+ * rows through stateFromEvents (the bench's import-1m replays those alone, to measure what the
+ * ledger's SQL leaves of the raw insert rate).
  */
 export const LEDGER_SQL = {
   state: `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
   // Answered from the primary key's index alone (no table row read, no row object built).
   hasState: `SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
+  // The state rows (either recipient type, any consent type) of a brand's recipients, read once for
+  // a large call (a JSON array of recipients): the records a call's actions do not find here need no
+  // probe of their own. The join order is forced: the other way round scans the brand's whole state.
+  stateKeysOf: `SELECT s.recipient, s.recipient_type, s.type FROM json_each(?) j CROSS JOIN consent_state s
+    ON s.brand_id = ? AND s.recipient = j.value`,
+  // The state rows of a range of events just recorded (a large call's, written together: one
+  // statement instead of one per event), in ledger order: what upsertState would have left.
+  stateFromEvents: `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
+          retailer_code, in_iys, event_id, updated_at)
+         SELECT brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, effect = 'movement', id, received_at
+          FROM consent_events WHERE id BETWEEN ? AND ? ORDER BY id
+         ON CONFLICT (brand_id, recipient, recipient_type, type) DO UPDATE SET
+          status = excluded.status, source = excluded.source, consent_date = excluded.consent_date,
+          retailer_code = excluded.retailer_code, in_iys = excluded.in_iys OR consent_state.in_iys, event_id = excluded.event_id,
+          updated_at = excluded.updated_at`,
   insertEvent: `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
           retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -258,6 +275,48 @@ export const LEDGER_SQL = {
           retailer_code = excluded.retailer_code, in_iys = excluded.in_iys, event_id = excluded.event_id,
           updated_at = excluded.updated_at`,
 } as const;
+
+/** Calls of at least this many actions read their records' existence once (Ledger.knownState) instead of probing each. */
+const KNOWN_STATE_MIN = 64;
+
+/** A record's recipient type and type as one bit of a recipient's mask (KnownState). */
+const stateBit = (recipientType: string, type: string): number =>
+  1 << ((recipientType === "TACIR" ? 3 : recipientType === "BIREYSEL" ? 0 : 6) + (type === "MESAJ" ? 0 : type === "ARAMA" ? 1 : type === "EPOSTA" ? 2 : 9));
+
+/**
+ * The state rows that existed when a call began, for the recipients of its actions, and those the
+ * call has written since: a record of those recipients in neither has no state row (no probe
+ * needed). Per brand, each recipient's records as a bit mask (recipient type × type). Also the
+ * records whose state row the call has not written yet (`pending`, Ledger.applyInTransaction): their
+ * events are in, their state rows are written together, before anything reads them.
+ */
+class KnownState {
+  private readonly pending = new Map<number, Map<string, number>>();
+  constructor(private readonly brands: Map<number, Map<string, number>>) {}
+  /** Whether the record certainly has no state row now (false: not known, ask the database). */
+  absent(brandId: number, recipient: string, recipientType: string, type: string): boolean {
+    const rows = this.brands.get(brandId)?.get(recipient);
+    return rows !== undefined && (rows & stateBit(recipientType, type)) === 0;
+  }
+  written(brandId: number, recipient: string, recipientType: string, type: string, pending: boolean): void {
+    const bit = stateBit(recipientType, type);
+    const rows = this.brands.get(brandId);
+    const mask = rows?.get(recipient);
+    if (mask !== undefined) rows!.set(recipient, mask | bit);
+    if (!pending) return;
+    let p = this.pending.get(brandId);
+    if (!p) this.pending.set(brandId, (p = new Map()));
+    p.set(recipient, (p.get(recipient) ?? 0) | bit);
+  }
+  /** Whether the record's state row is still to be written (its event recorded by this call). */
+  isPending(brandId: number, recipient: string, recipientType: string, type: string): boolean {
+    return ((this.pending.get(brandId)?.get(recipient) ?? 0) & stateBit(recipientType, type)) !== 0;
+  }
+  /** The pending state rows were written. */
+  flushed(): void {
+    this.pending.clear();
+  }
+}
 
 /** Numbers applyInTransaction's calls (PlanContext.transaction), across every Ledger of the process: a planner may serve several. */
 let transactions = 0;
@@ -286,8 +345,10 @@ export class Ledger {
     byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
     hasState: Statement<[number, string, string, string], 1 | undefined>;
+    stateKeysOf: Statement<[string, number], [string, string, string]>;
     insertEvent: Statement<unknown[]>;
     upsertState: Statement<unknown[]>;
+    stateFromEvents: Statement<[number, number]>;
     insertOutbox: Statement<unknown[]>;
     insertOutboxMany: Statement<[number, number, string], { id: number; kind: OutboxKind; status: string }>;
     markReceipt: Statement<unknown[]>;
@@ -319,8 +380,10 @@ export class Ledger {
       ),
       state: c.prepare(LEDGER_SQL.state),
       hasState: c.prepare<[number, string, string, string], 1>(LEDGER_SQL.hasState).pluck(),
+      stateKeysOf: c.prepare<[string, number], [string, string, string]>(LEDGER_SQL.stateKeysOf).raw(),
       insertEvent: c.prepare(LEDGER_SQL.insertEvent),
       upsertState: c.prepare(LEDGER_SQL.upsertState),
+      stateFromEvents: c.prepare<[number, number]>(LEDGER_SQL.stateFromEvents),
       insertOutbox: c.prepare(
         `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
@@ -352,12 +415,13 @@ export class Ledger {
    * consents given on the channels themselves (dated when given); a consent dated after the
    * refusal is a new consent and stands.
    */
-  private refusalsOverConsents(consents: ConsentAction[]): ConsentAction[] {
+  private refusalsOverConsents(consents: ConsentAction[], known: KnownState | null): ConsentAction[] {
     const out: ConsentAction[] = [];
     const seen = new Set<string>();
     for (const a of consents) {
       const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
       // A channel refusal always leaves a state row: without one (the usual new key) nothing to look for.
+      if (known && known.absent(a.brandId, a.recipient, otherType, a.type)) continue;
       if (this.s.hasState.get(a.brandId, a.recipient, otherType, a.type) === undefined) continue;
       const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
       if (seen.has(key)) continue;
@@ -388,6 +452,22 @@ export class Ledger {
       });
     }
     return out;
+  }
+
+  /** Which records the actions' recipients have at the start of the call (one statement a brand). */
+  private knownState(actions: ConsentAction[]): KnownState {
+    const brands = new Map<number, Map<string, number>>();
+    for (const a of actions) {
+      let rows = brands.get(a.brandId);
+      if (!rows) brands.set(a.brandId, (rows = new Map()));
+      rows.set(a.recipient, 0);
+    }
+    for (const [brandId, rows] of brands) {
+      for (const [recipient, recipientType, type] of this.s.stateKeysOf.all(JSON.stringify([...rows.keys()]), brandId)) {
+        rows.set(recipient, rows.get(recipient)! | stateBit(recipientType, type));
+      }
+    }
+    return new KnownState(brands);
   }
 
   /** The origin of a ledger event (null: no such event). */
@@ -447,11 +527,22 @@ export class Ledger {
     const consents: ConsentAction[] = [];
     const derivedOutcomes: ActionOutcome[] = [];
     let derivedPlanned = false;
+    const known = actions.length >= KNOWN_STATE_MIN ? this.knownState(actions) : null;
+    // A large call's state rows are written from its events together (stateFromEvents), before any
+    // read of a record it wrote and at its end: the first event whose state row is still to be written.
+    const deferState = known !== null;
+    let pendingFrom = 0;
+    const writeState = () => {
+      if (pendingFrom !== 0) this.s.stateFromEvents.run(pendingFrom, head.id);
+      pendingFrom = 0;
+      known?.flushed();
+    };
     for (let q = 0; ; q++) {
       if (q === queue.length) {
         if (derivedPlanned || consents.length === 0) break;
         derivedPlanned = true;
-        for (const d of this.refusalsOverConsents(consents)) queue.push({ a: d, derived: true });
+        writeState();
+        for (const d of this.refusalsOverConsents(consents, known)) queue.push({ a: d, derived: true });
         if (q === queue.length) break;
       }
       const { a, derived } = queue[q]!;
@@ -463,7 +554,8 @@ export class Ledger {
           continue;
         }
       }
-      const previous = toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      if (pendingFrom !== 0 && known!.isPending(a.brandId, a.recipient, a.recipientType, a.type)) writeState();
+      const previous = known && known.absent(a.brandId, a.recipient, a.recipientType, a.type) ? null : toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
       // A registered import's row (a record İYS holds, on the provider's word) seeds a key the hub
       // knows nothing of, or goes on with what registered rows hold (a key's history in the file).
       // Over a record of the hub's own it is an import's movement like any other (the
@@ -535,7 +627,8 @@ export class Ledger {
         continue;
       }
 
-      const unsigned: Omit<LedgerEvent, "hash"> = {
+      // Hashed in place (no copy of every field per event): `hash` is set once the rest is.
+      const event: LedgerEvent = {
         id: head.id + 1,
         brandId: a.brandId,
         recipient: a.recipient,
@@ -552,8 +645,9 @@ export class Ledger {
         receivedAt,
         prevHash: head.hash,
         salt: newSalt(),
+        hash: "",
       };
-      const event: LedgerEvent = { ...unsigned, hash: eventHash(unsigned) };
+      event.hash = eventHash(event);
       this.s.insertEvent.run(
         event.id,
         event.brandId,
@@ -574,7 +668,9 @@ export class Ledger {
         event.salt,
       );
       const inIys = verdict.effect === "movement" || (previous?.inIys ?? false);
-      this.s.upsertState.run(
+      if (deferState) {
+        if (pendingFrom === 0) pendingFrom = event.id;
+      } else this.s.upsertState.run(
         event.brandId,
         event.recipient,
         event.recipientType,
@@ -588,12 +684,14 @@ export class Ledger {
         receivedAt,
       );
       head = { id: event.id, hash: event.hash };
+      known?.written(event.brandId, event.recipient, event.recipientType, event.type, deferState);
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late, transaction }));
       if (!derivedPlanned && event.status === "ONAY" && writer !== "iys" && !channelOrigins.has(origin)) consents.push(a);
     }
 
+    writeState();
     if (opts.outbox) outboxInputs.push(...opts.outbox(results, derivedOutcomes));
     let outbox: OutboxRef[] = [];
     const values = outboxInputs.map((o) => [
