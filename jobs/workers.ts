@@ -154,13 +154,16 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
       // A send whose outcome is unknown (an answer that never came) may have gone: past the job's own
       // attempts it is not tried again for a day, which could repeat a confirmation dozens of times.
       const mayWait = !(r.reason instanceof UnrecoverableError) && !(r.reason instanceof OutcomeUnknownError);
+      // And sent at most twice: an unknown outcome after an earlier attempt ends the row (a provider
+      // answering every send after the timeout got the same confirmation 8 times, one per job attempt).
+      const last = final || (r.reason instanceof OutcomeUnknownError && rows[i]!.attempts >= 1);
       if (final && mayWait && now() - rows[i]!.createdAt < horizonOf(rows[i]!.kind)) {
         // A minute, doubling with each job whose retries the row has spent (its failures over the
         // job's attempts), at most an hour: İYS's own retry delay with a minute's base.
         const until = now() + iysRetryDelay(Math.max(0, Math.floor((rows[i]!.attempts + 1) / (job.opts.attempts ?? 1)) - 1), 60_000);
         waiting.push({ row: { id, kind: rows[i]!.kind }, until });
         waitOutbox(deps.db, id, until, now(), kept, message);
-      } else if (r.reason instanceof UnrecoverableError || final) {
+      } else if (r.reason instanceof UnrecoverableError || last) {
         finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message, kept);
         ended++;
       } else {

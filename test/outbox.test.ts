@@ -119,6 +119,17 @@ describe("a row whose sends keep failing for a transient reason (a provider's or
     expect(rowOf()).toMatchObject({ status: "exhausted", lastError: "twilio ?: timeout after 15000 ms" });
   });
 
+  it("a send whose outcome is unknown goes at most twice: a second unknown outcome ends the row (a slow provider got the same confirmation 8 times)", async () => {
+    db.$client.prepare("UPDATE outbox SET kind = 'confirmation' WHERE id = ?").run(rowId);
+    let sends = 0;
+    const late: OutboxHandler<WorkerDeps> = () => (sends++, Promise.reject(new OutcomeUnknownError("twilio ?: timeout after 15000 ms")));
+    await expect(run(0, late).done).rejects.toThrow(/1 of 1 to retry/);
+    expect(rowOf()).toMatchObject({ status: "pending", attempts: 1 });
+    expect(await run(1, late).done).toMatch(/1 ended/);
+    expect(rowOf()).toMatchObject({ status: "exhausted", attempts: 2 });
+    expect(sends).toBe(2);
+  });
+
   it("a send still running past the lease keeps its row's claim (renewed), so no other job sends it again; once answered it is not renewed", async () => {
     db.$client.prepare("UPDATE outbox SET kind = 'email_confirmation' WHERE id = ?").run(rowId);
     const t = clock.now().getTime();
