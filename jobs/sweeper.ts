@@ -1,4 +1,5 @@
 import { assembleStaleParts } from "../channels/sms/ingress";
+import { failInterruptedImports } from "../src/import";
 import type { Db } from "../db/index";
 import type { OutboxRef } from "../db/ledger";
 import type { Logger } from "../src/log";
@@ -47,6 +48,9 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
   // Pieces of concatenated SMS that will not be completed become receipts of what arrived (picked up below).
   const assembled = assembleStaleParts(deps.db, deps.now());
   if (assembled.length > 0) deps.log.info({ receipts: assembled.length }, "incomplete concatenated sms assembled");
+  // Imports whose process stopped mid-file: failed, saying so (they stayed `running` for ever).
+  const interrupted = failInterruptedImports(deps.db, deps.now());
+  if (interrupted.length > 0) deps.log.warn({ imports: interrupted }, "interrupted imports marked failed");
   let receipts = 0;
   let outbox = 0;
   if (deps.redisReady && !deps.redisReady()) return { receipts, outbox };

@@ -172,7 +172,7 @@ export async function importFile(config: Config, db: Db, log: Logger, opts: Impo
     const interrupt = () => {
       if (interrupted) process.exit(130);
       interrupted = true;
-      process.stderr.write(`\nhub: stopping: writing the rows read so far and marking the import failed (Ctrl-C again quits at once, leaving it marked running)\n`);
+      process.stderr.write(`\nhub: stopping: writing the rows read so far and marking the import failed (Ctrl-C again quits at once; the hub's sweeper then marks it failed within minutes)\n`);
       source.destroy(new Error("interrupted (Ctrl-C)"));
     };
     process.on("SIGINT", interrupt);

@@ -107,6 +107,34 @@ export interface ImportOptions {
   onProgress?(counts: ImportCounts): void;
   /** Every rejected row, in file order (the CLI writes them to its CSV). */
   onRejected?(row: RejectedRow): void;
+  /** How often a running import says it is alive (its `updated_at`), default IMPORT_HEARTBEAT_MS. */
+  heartbeatMs?: number;
+}
+
+/**
+ * A running import bumps its `updated_at` this often, however slowly its rows come (an upload from
+ * a slow client); one not bumped for IMPORT_STALE_MS was interrupted (its process died: a crash, a
+ * kill -9) and the sweeper marks it failed, so a client polling it learns to send the file again
+ * (it stayed `running` for ever).
+ */
+export const IMPORT_HEARTBEAT_MS = 20_000;
+export const IMPORT_STALE_MS = 120_000;
+
+/** Marks failed the imports whose process stopped (no heartbeat for IMPORT_STALE_MS); their ids. */
+export function failInterruptedImports(db: Db, now: number): string[] {
+  const stale = db.$client
+    .prepare(`SELECT id, recorded, unchanged, rejected, rows_read AS rowsRead, updated_at AS updatedAt FROM imports WHERE status = 'running' AND updated_at < ?`)
+    .all(now - IMPORT_STALE_MS) as { id: string; recorded: number; unchanged: number; rejected: number; rowsRead: number; updatedAt: number }[];
+  const fail = stmt(db, `UPDATE imports SET status = 'failed', error = ?, finished_at = ?, updated_at = ? WHERE id = ? AND status = 'running' AND updated_at = ?`);
+  return stale
+    .filter(
+      (r) =>
+        fail.run(
+          `interrupted: the process running it stopped (no sign of it since ${new Date(r.updatedAt).toISOString()}); the ${r.rowsRead} rows read before are in (recorded ${r.recorded}, unchanged ${r.unchanged}, rejected ${r.rejected}): send the file again (rows already in stay unchanged)`,
+          now, now, r.id, r.updatedAt,
+        ).changes === 1,
+    )
+    .map((r) => r.id);
 }
 
 const messages = {
@@ -715,6 +743,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     opts.onProgress?.({ ...counts });
   };
 
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
   try {
     for await (const batch of records) for (const [line, record] of batch) {
       lastLine = line;
@@ -730,6 +759,16 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         stmt(db, `INSERT INTO imports (id, brand_id, via, registered, status, delimiter, bytes_total, started_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)`).run(
           id, opts.brandId, opts.via, opts.registered ? 1 : 0, delimiter, counts.bytesTotal, t, t,
         );
+        const alive = stmt(db, `UPDATE imports SET updated_at = ? WHERE id = ? AND status = 'running'`);
+        const importId = id;
+        heartbeat = setInterval(() => {
+          try {
+            alive.run(now(), importId);
+          } catch {
+            // busy: the next beat
+          }
+        }, opts.heartbeatMs ?? IMPORT_HEARTBEAT_MS);
+        heartbeat.unref();
         opts.onStart?.(id, delimiter);
         continue;
       }
@@ -790,6 +829,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     }
     await enqueueing.catch(() => {});
     throw e;
+  } finally {
+    clearInterval(heartbeat);
   }
 }
 

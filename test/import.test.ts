@@ -12,7 +12,7 @@ import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
-import { csvRecords, ImportFormatError, ImportTooLargeError, importById, runImport, type ImportDeps } from "../src/import";
+import { csvRecords, failInterruptedImports, IMPORT_STALE_MS, ImportFormatError, ImportTooLargeError, importById, runImport, type ImportDeps } from "../src/import";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock, waitFor } from "./helpers";
 
@@ -573,6 +573,41 @@ describe("POST /api/v1/imports", () => {
     expect((await res.json()).error.code).toBe("unsupported_media_type");
     // Only text/csv itself (it took anything starting so).
     for (const type of ["text/csvx", "text/csv-schema"]) expect((await post("?brand=UPLOAD", "recipient\n", type)).status, type).toBe(415);
+  });
+
+  it("an import whose process died is marked failed once nothing is heard of it for 2 minutes; one whose rows come slowly keeps saying it is alive", async () => {
+    const db = runtime.deps.db;
+    const started = clock.now();
+    try {
+      // A slow upload: the header and a row, then nothing for longer than the staleness limit.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      async function* slow() {
+        yield `${HEADER}\n${row(0, 980_000).line}\n`;
+        await gate;
+      }
+      let id = "";
+      const running = runImport(slow(), importDeps, { brandId: brandId("UPLOAD"), via: "api", heartbeatMs: 20, onStart: (i) => void (id = i) });
+      await waitFor(() => id !== "");
+      clock.advance(IMPORT_STALE_MS + 1000);
+      await new Promise((r) => setTimeout(r, 150)); // heartbeats at the new time
+      expect(failInterruptedImports(db, clock.now().getTime())).toEqual([]);
+      release();
+      expect(await running).toMatchObject({ status: "done", rowsRead: 1 });
+      // A process that died 18 000 rows into a file (kill -9): its import stays running, unheard of.
+      const dead = "3f1f6c4e-2222-4222-8222-222222222222";
+      const t = clock.now().getTime();
+      db.$client
+        .prepare("INSERT INTO imports (id, brand_id, via, registered, status, delimiter, started_at, updated_at, rows_read, recorded) VALUES (?, ?, 'api', 0, 'running', ',', ?, ?, 18000, 18000)")
+        .run(dead, brandId("UPLOAD"), t - 300_000, t - IMPORT_STALE_MS + 10_000);
+      expect(failInterruptedImports(db, t)).toEqual([]);
+      expect(failInterruptedImports(db, t + 20_000)).toEqual([dead]);
+      const rec = await (await app.request(`/api/v1/imports/${dead}`, { headers: auth })).json();
+      expect(rec).toMatchObject({ status: "failed", error: expect.stringMatching(/^interrupted: the process running it stopped .*the 18000 rows read before are in .*send the file again/) });
+      expect(rec.finishedAt).not.toBeNull();
+    } finally {
+      clock.set(started);
+    }
   });
 
   it("an unknown import id is a 404, a malformed one a 400", async () => {
