@@ -137,6 +137,23 @@ describe("parseMenu: a refusal and a consent in one sentence", () => {
   });
 });
 
+describe("names and mixed sentences (a review of the negation change)", () => {
+  it.each([
+    ["Aramalara izin veriyorum ama SMS asla istemiyorum", "invalid"],
+    ["Aramalar olur ama mesaj hiç istemem", "invalid"],
+    ["I agree to calls but don't text me", "invalid"],
+    ["Onayımı iptal etmek istiyorum", "refuse-both"],
+    ["Mesaj gelsin istemiyorum", "refuse-sms"],
+    ["Ben Ahmet Yılmaz, kabul ediyorum", "consent-both"],
+    ["Korkmaz, onaylıyorum", "consent-both"],
+  ])("%j → %s", (speech, want) => {
+    expect(parseMenu({ digits: "", speech })).toEqual(want === "invalid" ? { kind: "invalid" } : { kind: "choice", choice: want });
+  });
+  it.each(["Evet, rahatsız etmeyin", "Yes, don't call me", "Evet, Korkmaz"])("confirming a refusal, %j agrees", (speech) => {
+    expect(parseConfirm({ digits: "", speech }, "refusal")).toEqual({ kind: "yes" });
+  });
+});
+
 describe("parseConfirm: confirming a refusal", () => {
   it.each(["Reddediyorum", "hiç istemiyorum", "istemiyorum", "Evet, iptal edin", "evet", "1", "evet, istemiyorum", "aramayın"])("%j agrees", (speech) => {
     expect(parseConfirm({ digits: "", speech }, "refusal")).toEqual({ kind: "yes" });

@@ -121,10 +121,12 @@ export function parseMenu(input: Input): MenuInput {
   const bareNo = refusals.length > 0 && refusals.every((x) => BARE_NO.has(x)) && has(UNWANTED);
   const refusing = refusals.length > 0 || (negations.length > 0 && has(UNWANTED));
   if (negations.length > 0 && !stressed && !bareNo && (refusals.length > 0 || !refusing)) return { kind: "invalid" };
-  // A refusal said with a consent ("aramalara izin veriyorum ama SMS istemiyorum", "aramalar gelsin,
-  // mesaj gelmesin"): which channel is which is not read; refusing both refused what was wanted.
-  if (refusing && negations.length === 0 && w.some(consents)) return { kind: "invalid" };
   const { calls, sms } = channelsNamed(input.speech, w);
+  // A refusal of one channel said with a consent to the other ("aramalara izin veriyorum ama SMS
+  // (asla) istemiyorum", "I agree to calls but don't text me"): which channel is which is not read,
+  // and refusing both refused what was wanted. Naming no channel or one, it is a refusal ("onayımı
+  // iptal etmek istiyorum", "mesaj gelsin istemiyorum").
+  if (refusing && calls && sms && w.some(consents)) return { kind: "invalid" };
   if (refusing) {
     if (calls && !sms) return { kind: "choice", choice: "refuse-calls" };
     if (sms && !calls) return { kind: "choice", choice: "refuse-sms" };
@@ -159,9 +161,10 @@ export function parseConfirm(input: Input, confirming: "refusal" | "consent"): C
     const negations = w.filter((x) => !REFUSE.has(x) && negates(x));
     const stressed = refusals.length > 0 && negations.every((x) => EMPHATIC.has(x));
     if (cancels.some((x) => x !== "iptal")) return { kind: "no" };
-    if (negations.length > 0 && !stressed) return yes ? { kind: "no" } : { kind: "invalid" };
+    // A negated want or way of reaching the caller agrees as in the menu ("evet, rahatsız etmeyin", "yes, don't call me").
+    if (negations.length > 0 && !stressed && !w.some((x) => UNWANTED.has(x))) return yes ? { kind: "no" } : { kind: "invalid" };
     if (cancels.length > 0) return yes || refusals.length > 0 ? { kind: "yes" } : { kind: "no" };
-    return yes || refusals.length > 0 ? { kind: "yes" } : { kind: "invalid" };
+    return yes || refusals.length > 0 || negations.length > 0 ? { kind: "yes" } : { kind: "invalid" };
   }
   // "hayır" wins over "evet" in "hayır, evet değil": a cancel is the safe reading. So is a negated
   // yes ("tamam değil", "onaylamıyorum"); other negations ("bilmiyorum") are asked again.

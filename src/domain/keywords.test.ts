@@ -497,6 +497,13 @@ describe("parseKeyword: what must not be read into a text (review cases)", () =>
     },
   );
 
+  it("a name ending like a negative verb (KORKMAZ, YILMAZ, SÖNMEZ) is an unknown word, not a no: the help reply, no bare refusal of every brand", () => {
+    for (const text of ["RET KORKMAZ", "RET YILMAZ", "KORKMAZ RET", "RET SÖNMEZ", "RET FİRMAYIZ"]) {
+      expect(parseKeyword(text, threeBrands)).toMatchObject({ kind: "unknown" });
+    }
+    expect(parseKeyword("RET, istemem", threeBrands)).toMatchObject({ kind: "action", status: "RET", bare: true });
+  });
+
   it("a brand past the first word is named exactly, or with its case ending after another brand, a joiner, or before the refusal word", () => {
     expect(parseKeyword("RET MİGROS ÇOK ŞOKA UĞRADIM", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS"] });
     expect(parseKeyword("RET MİGROS VE ŞOK", [MIGROS, SOK])).toMatchObject({ brands: ["MIGROS", "SOK"] });

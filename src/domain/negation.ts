@@ -22,12 +22,15 @@ const NEGATION_WORDS: ReadonlySet<string> = new Set([
 
 /**
  * A negative Turkish verb, folded: the progressive "vermiyorum", the past "onaylamadım", the future
- * "istemeyeceğim", "göndermeyecek", "etmeyecek", the imperative "etmeyin", "yapmayınız", and the
- * aorist "etmem", "vermem", "onaylamam", "edemem", "etmez", "kabul etmeyiz".
+ * "istemeyeceğim", "göndermeyecek", "etmeyecek", the imperative "etmeyin", "yapmayınız"; the aorist
+ * ("etmem", "vermem", "onaylamam", "edemem", "etmez", "kabul etmeyiz") only of the verbs a consent or
+ * refusal is said with: "-maz"/"-mez" ends many names (Korkmaz, Yılmaz, Sönmez), which must stay
+ * unknown words (a possible brand: the help reply), not a "no".
  */
-const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu](m|n|k|niz)?$|m[ae]y[ae]c[ae][gk]|m[ae]y[iu]n|m[ae]y[iu]z$|^(?!tamam$|hamam$|imam$).{2,}m[ae]m$|.m[ae]z(s[iu]n|s[iu]n[iu]z|l[ae]r)?$/;
+const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu]m?$|m[ae]y[ae]c[ae][gk]|m[ae]y[iu]n(?:[iu]z)?$/;
+const NEGATIVE_AORIST = /^(?:et|ed|ver|iste|onayla|kabul|gel|gonder|ara|aran|at|yap|bil|ol|izin)[ae]?m[ae](?:m|z|y[iu]z|zs[iu]n|zs[iu]n[iu]z|zl[ae]r)$/;
 
 /** A word that negates what is said ("değil", "not", "won't", a negative verb). */
 export function negates(word: string): boolean {
-  return NEGATION_WORDS.has(word) || NEGATIVE_VERB.test(word);
+  return NEGATION_WORDS.has(word) || NEGATIVE_VERB.test(word) || NEGATIVE_AORIST.test(word);
 }
