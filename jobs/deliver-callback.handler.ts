@@ -542,7 +542,7 @@ export async function releaseWaitingRows(
   // enqueued before the next: a backlog of a long outage (200 000 rows) held the event loop 0.6 s in one UPDATE.
   const release = stmt(
     deps.db,
-    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at WHERE id IN (
+    `UPDATE outbox SET next_attempt_at = @at, updated_at = @at, claimed_until = ${RELEASED} WHERE id IN (
        SELECT id FROM outbox WHERE kind = 'callback' AND status = 'pending' AND id > @after
          AND (@retries OR attempts = 0) AND next_attempt_at > @at AND (claimed_until IS NULL OR claimed_until <> next_attempt_at)
          AND ${TO_ENDPOINT} ORDER BY id LIMIT ${RELEASE_CHUNK})
@@ -563,6 +563,12 @@ export async function releaseWaitingRows(
   if (total > 0) deps.log.info({ endpointId, released: total }, "callback endpoint answering again: the deliveries that waited for it go now");
   return total;
 }
+
+/**
+ * `claimed_until` of a row released into a prioritized job (behind live traffic), until its next
+ * claim: the sweeper leaves such a row to that job (jobs/sweeper.ts). Never a lease's end.
+ */
+export const RELEASED = -1;
 
 /** Rows a release moves in one statement. */
 const RELEASE_CHUNK = 2000;

@@ -59,8 +59,9 @@ export function finishOutbox(
     status, error ?? null, result === undefined ? null : JSON.stringify(result), now, id);
 }
 
-export function recordAttemptFailure(db: Db, id: number, now: number, error: string): void {
-  stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status = 'pending'`).run(error, now, id);
+export function recordAttemptFailure(db: Db, id: number, now: number, error: string, result?: Record<string, unknown>): void {
+  stmt(db, `UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = NULL, updated_at = ?, result = coalesce(?, result) WHERE id = ? AND status = 'pending'`).run(
+    error, now, result === undefined ? null : JSON.stringify(result), id);
 }
 
 /**

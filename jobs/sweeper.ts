@@ -1,5 +1,6 @@
 import { assembleStaleParts } from "../channels/sms/ingress";
 import { failInterruptedImports } from "../src/import";
+import { RELEASED } from "./deliver-callback.handler";
 import type { Db } from "../db/index";
 import type { OutboxRef } from "../db/ledger";
 import type { Logger } from "../src/log";
@@ -64,8 +65,8 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
       waitingSince.set(q, { wait: since(oldest.wait), prioritized: since(oldest.prioritized) });
     }),
   );
-  // Only an import's callbacks and rows released after an endpoint's outage (releaseWaitingRows sets
-  // their next_attempt_at and updated_at alike, before any attempt) go in prioritized jobs: a live
+  // Only an import's callbacks and rows released after an endpoint's outage (releaseWaitingRows marks
+  // them, until their next claim) go in prioritized jobs: a live
   // change's row is in a plain job or in none, whatever backlog is prioritized (a RET whose enqueue a
   // crash lost waited for a whole import's callbacks).
   const notQueued = (q: QueueName, at: number, bulk: boolean) => {
@@ -104,7 +105,7 @@ export async function sweep(deps: SweeperDeps): Promise<{ receipts: number; outb
       .prepare(
         `SELECT id, kind, coalesce(next_attempt_at, updated_at) AS at,
            kind = 'callback' AND ((SELECT origin FROM consent_events e WHERE e.id = outbox.event_id) IN ('import', 'registered')
-             OR (attempts = 0 AND next_attempt_at = updated_at)) AS bulk
+             OR claimed_until = ${RELEASED}) AS bulk
            FROM outbox WHERE status = 'pending' AND id > ?
            AND ((next_attempt_at IS NULL AND ((attempts = 0 AND updated_at <= ?) OR updated_at <= ?)) OR next_attempt_at <= ?) ORDER BY id LIMIT ?`,
       )

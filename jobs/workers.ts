@@ -154,9 +154,12 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
       // A send whose outcome is unknown (an answer that never came) may have gone: past the job's own
       // attempts it is not tried again for a day, which could repeat a confirmation dozens of times.
       const mayWait = !(r.reason instanceof UnrecoverableError) && !(r.reason instanceof OutcomeUnknownError);
-      // And sent at most twice: an unknown outcome after an earlier attempt ends the row (a provider
-      // answering every send after the timeout got the same confirmation 8 times, one per job attempt).
-      const last = final || (r.reason instanceof OutcomeUnknownError && rows[i]!.attempts >= 1);
+      // And sent at most twice: a second unknown outcome ends the row (a provider answering every send
+      // after the timeout got the same confirmation 8 times, one per job attempt). Failures known to
+      // come before anything was sent do not count (`unknownOutcomes`, kept in the row's result).
+      const unknown = r.reason instanceof OutcomeUnknownError;
+      const unknownBefore = typeof kept?.unknownOutcomes === "number" ? kept.unknownOutcomes : 0;
+      const last = final || (unknown && unknownBefore >= 1);
       if (final && mayWait && now() - rows[i]!.createdAt < horizonOf(rows[i]!.kind)) {
         // A minute, doubling with each job whose retries the row has spent (its failures over the
         // job's attempts), at most an hour: İYS's own retry delay with a minute's base.
@@ -167,7 +170,7 @@ export async function runOutboxBatch(deps: WorkerDeps, job: Job, handler: Outbox
         finishOutbox(deps.db, id, r.reason instanceof UnrecoverableError ? "failed" : "exhausted", now(), message, kept);
         ended++;
       } else {
-        recordAttemptFailure(deps.db, id, now(), message);
+        recordAttemptFailure(deps.db, id, now(), message, unknown ? { ...kept, unknownOutcomes: unknownBefore + 1 } : undefined);
         transient.push(`#${id}: ${message}`);
       }
     }

@@ -13,6 +13,7 @@ import type { OutboxRef } from "../db/ledger";
 import { JobProducer } from "../jobs/producer";
 import { receiptBatchJobId, receiptJobId, type QueueName } from "../jobs/registry";
 import { sweep } from "../jobs/sweeper";
+import { RELEASED } from "../jobs/deliver-callback.handler";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
@@ -123,10 +124,12 @@ describe("a row whose sends keep failing for a transient reason (a provider's or
     db.$client.prepare("UPDATE outbox SET kind = 'confirmation' WHERE id = ?").run(rowId);
     let sends = 0;
     const late: OutboxHandler<WorkerDeps> = () => (sends++, Promise.reject(new OutcomeUnknownError("twilio ?: timeout after 15000 ms")));
-    await expect(run(0, late).done).rejects.toThrow(/1 of 1 to retry/);
-    expect(rowOf()).toMatchObject({ status: "pending", attempts: 1 });
-    expect(await run(1, late).done).toMatch(/1 ended/);
-    expect(rowOf()).toMatchObject({ status: "exhausted", attempts: 2 });
+    // A failure known to come before sending (no connection) does not count toward the two.
+    await expect(run(0, () => Promise.reject(new Error("twilio: connect ECONNREFUSED"))).done).rejects.toThrow(/1 of 1 to retry/);
+    await expect(run(1, late).done).rejects.toThrow(/1 of 1 to retry/);
+    expect(rowOf()).toMatchObject({ status: "pending", attempts: 2 });
+    expect(await run(2, late).done).toMatch(/1 ended/);
+    expect(rowOf()).toMatchObject({ status: "exhausted", attempts: 3 });
     expect(sends).toBe(2);
   });
 
@@ -304,15 +307,16 @@ describe("the sweeper behind a backlog (real Redis, no workers)", () => {
       ledger.apply([action("+905320000002", "api")]),
       ledger.apply([action("+905320000003", "api")]),
     ].map((r) => r.outcomes[0]!.kind === "recorded" ? r.outcomes[0]!.event.id : 0);
-    const row = (eventId: number, nextAt: number | null) =>
+    const row = (eventId: number, nextAt: number | null, claimedUntil: number | null = null) =>
       Number(
         db.$client
-          .prepare("INSERT INTO outbox (kind, event_id, target, status, attempts, created_at, updated_at, next_attempt_at) VALUES ('callback', ?, 'ep', 'pending', 0, ?, ?, ?)")
-          .run(eventId, t0, t0, nextAt).lastInsertRowid,
+          .prepare("INSERT INTO outbox (kind, event_id, target, status, attempts, created_at, updated_at, next_attempt_at, claimed_until) VALUES ('callback', ?, 'ep', 'pending', 0, ?, ?, ?, ?)")
+          .run(eventId, t0, t0, nextAt, claimedUntil).lastInsertRowid,
       );
     const importRow = row(imported!, null);
-    const liveRow = row(live!, null);
-    const releasedRow = row(liveReleased!, t0); // released after an outage: next_attempt_at = updated_at
+    // A live row held behind an earlier change (next_attempt_at = updated_at, no attempt yet) is no released row.
+    const liveRow = row(live!, t0);
+    const releasedRow = row(liveReleased!, t0, RELEASED); // released after an outage
     // The import's and the released rows wait in prioritized jobs; the live row's job was lost (a crash after the commit).
     await producer.enqueueOutbox([{ id: importRow, kind: "callback" }, { id: releasedRow, kind: "callback" }], { bulk: true });
     real.advance(60_000);
