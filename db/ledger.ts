@@ -298,12 +298,12 @@ class KnownState {
     const rows = this.brands.get(brandId)?.get(recipient);
     return rows !== undefined && (rows & stateBit(recipientType, type)) === 0;
   }
-  written(brandId: number, recipient: string, recipientType: string, type: string, pending: boolean): void {
+  /** The call recorded an event of the record: its state row exists once written, and is pending until then. */
+  written(brandId: number, recipient: string, recipientType: string, type: string): void {
     const bit = stateBit(recipientType, type);
     const rows = this.brands.get(brandId);
     const mask = rows?.get(recipient);
     if (mask !== undefined) rows!.set(recipient, mask | bit);
-    if (!pending) return;
     let p = this.pending.get(brandId);
     if (!p) this.pending.set(brandId, (p = new Map()));
     p.set(recipient, (p.get(recipient) ?? 0) | bit);
@@ -530,7 +530,6 @@ export class Ledger {
     const known = actions.length >= KNOWN_STATE_MIN ? this.knownState(actions) : null;
     // A large call's state rows are written from its events together (stateFromEvents), before any
     // read of a record it wrote and at its end: the first event whose state row is still to be written.
-    const deferState = known !== null;
     let pendingFrom = 0;
     const writeState = () => {
       if (pendingFrom !== 0) this.s.stateFromEvents.run(pendingFrom, head.id);
@@ -668,7 +667,7 @@ export class Ledger {
         event.salt,
       );
       const inIys = verdict.effect === "movement" || (previous?.inIys ?? false);
-      if (deferState) {
+      if (known) {
         if (pendingFrom === 0) pendingFrom = event.id;
       } else this.s.upsertState.run(
         event.brandId,
@@ -684,7 +683,7 @@ export class Ledger {
         receivedAt,
       );
       head = { id: event.id, hash: event.hash };
-      known?.written(event.brandId, event.recipient, event.recipientType, event.type, deferState);
+      known?.written(event.brandId, event.recipient, event.recipientType, event.type);
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
       for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late, transaction }));

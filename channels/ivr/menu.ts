@@ -64,8 +64,14 @@ const nameWords = (speech: string): string[] => tokens(foldTurkish(speech));
 
 /** A word that negates what is said ("değil", "not"…, a negative Turkish verb: "vermiyorum", "onaylamadım"); refusal words excepted. */
 function negated(w: string[]): boolean {
-  return w.some((x) => !REFUSE.has(x) && negates(x));
+  return negationsOf(w).length > 0;
 }
+
+/** The words of `w` that negate, refusal words excepted. */
+const negationsOf = (w: string[]) => w.filter((x) => !REFUSE.has(x) && negates(x));
+
+/** A refusal only stressed by its negations ("hiç istemiyorum", "asla aramayın"), not negated by them. */
+const stressedOnly = (refusals: string[], negations: string[]) => refusals.length > 0 && negations.every((x) => EMPHATIC.has(x));
 
 /** A word that grants ("onaylıyorum", "kabul", "izin", "gelsin", "olabilir"; a bare yes, "evet", is no grant of its own). */
 const consents = (x: string) => x.startsWith("onay") || x.startsWith("kabul") || GRANTS.has(x);
@@ -115,9 +121,9 @@ export function parseMenu(input: Input): MenuInput {
   // calls", "do not text me", "rahatsız etmeyin"): the confirmation step reads it back. Negating a
   // refusal ("don't stop", "I do not refuse") is not understood; stressing one is no negation of it
   // ("asla aramayın", "hiç istemiyorum"), nor is a bare no before what is not wanted ("No, I don't want calls").
-  const negations = w.filter((x) => !REFUSE.has(x) && negates(x));
+  const negations = negationsOf(w);
   const refusals = w.filter((x) => REFUSE.has(x));
-  const stressed = refusals.length > 0 && negations.every((x) => EMPHATIC.has(x));
+  const stressed = stressedOnly(refusals, negations);
   const bareNo = refusals.length > 0 && refusals.every((x) => BARE_NO.has(x)) && has(UNWANTED);
   const refusing = refusals.length > 0 || (negations.length > 0 && has(UNWANTED));
   if (negations.length > 0 && !stressed && !bareNo && (refusals.length > 0 || !refusing)) return { kind: "invalid" };
@@ -158,8 +164,8 @@ export function parseConfirm(input: Input, confirming: "refusal" | "consent"): C
     // iptal edin"); "iptal" alone, or any other cancel word, cancels ("hayır", "vazgeç").
     const refusals = w.filter((x) => REFUSE.has(x) && !CANCEL.has(x));
     const cancels = w.filter((x) => CANCEL.has(x));
-    const negations = w.filter((x) => !REFUSE.has(x) && negates(x));
-    const stressed = refusals.length > 0 && negations.every((x) => EMPHATIC.has(x));
+    const negations = negationsOf(w);
+    const stressed = stressedOnly(refusals, negations);
     if (cancels.some((x) => x !== "iptal")) return { kind: "no" };
     // A negated want or way of reaching the caller agrees as in the menu ("evet, rahatsız etmeyin", "yes, don't call me").
     if (negations.length > 0 && !stressed && !w.some((x) => UNWANTED.has(x))) return yes ? { kind: "no" } : { kind: "invalid" };

@@ -28,7 +28,7 @@ const NEGATION_WORDS: ReadonlySet<string> = new Set([
  * unknown words (a possible brand: the help reply), not a "no".
  */
 const NEGATIVE_VERB = /m[iu]yor|m[ae]d[iu]m?$|m[ae]y[ae]c[ae][gk]|m[ae]y[iu]n(?:[iu]z)?$/;
-const NEGATIVE_AORIST = /^(?:et|ed|ver|iste|onayla|kabul|gel|gonder|ara|aran|at|yap|bil|ol|izin)[ae]?m[ae](?:m|z|y[iu]z|zs[iu]n|zs[iu]n[iu]z|zl[ae]r)$/;
+const NEGATIVE_AORIST = /^(?:et|ed|ver|iste|onayla|gel|gonder|ara|aran|at|yap|bil|ol)[ae]?m[ae](?:m|z|y[iu]z|zs[iu]n|zs[iu]n[iu]z|zl[ae]r)$/;
 
 /** A word that negates what is said ("değil", "not", "won't", a negative verb). */
 export function negates(word: string): boolean {
