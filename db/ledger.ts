@@ -132,6 +132,36 @@ export interface ApplyOptions {
   outbox?: (outcomes: ActionOutcome[], derived: ActionOutcome[]) => OutboxInput[];
 }
 
+/** A chain head: the last event's id and hash (id 0 and GENESIS_HASH for an empty ledger). */
+export interface ChainHead {
+  id: number;
+  hash: string;
+}
+
+/**
+ * A call's writes, worked out by Ledger.plan against what the database held (and the writes of plans
+ * made before it, not yet written) instead of written: what a writer (db/ledger-writer.ts) commits,
+ * in one IMMEDIATE transaction, only while the ledger's head is still `after`. Any write to the
+ * ledger moves its head, so an unchanged head means that nothing the plan read has changed since.
+ */
+export interface LedgerPlan {
+  /** The head the plan goes on from. */
+  after: ChainHead;
+  /** The head once it is written. */
+  head: ChainHead;
+  /** LEDGER_SQL.insertEvent's arguments, in order. */
+  events: unknown[][];
+  /** Event id ranges whose state rows LEDGER_SQL.stateFromEvents writes, in order. */
+  stateRanges: [number, number][];
+  /** The outbox rows, as LEDGER_SQL.insertOutboxMany takes them (their ids come with the write). */
+  outbox: unknown[][];
+  /** The call's time (the events' receivedAt, the outbox rows' created_at). */
+  receivedAt: number;
+}
+
+/** Ledger.plan met a read it cannot answer without the writes it is planning (the same record twice, a refusal carried over): the call goes through apply. */
+class NeedsWrites extends Error {}
+
 export interface ApplyResult {
   outcomes: ActionOutcome[];
   outbox: OutboxRef[];
@@ -246,6 +276,11 @@ function toState(r: RawState | undefined): ConsentStateRow | null {
  * ledger's SQL leaves of the raw insert rate).
  */
 export const LEDGER_SQL = {
+  head: "SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1",
+  // The outbox rows of a whole call in one statement (a bulk import's batch has one per event).
+  insertOutboxMany: `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 0, ?, ? FROM json_each(?)
+         RETURNING id, kind, status`,
   state: `SELECT ${STATE_COLUMNS} FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
   // Answered from the primary key's index alone (no table row read, no row object built).
   hasState: `SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
@@ -362,7 +397,7 @@ export class Ledger {
     this.planners = [...(deps.planners ?? [])];
     const c = db.$client;
     this.s = {
-      head: c.prepare("SELECT id, hash FROM consent_events ORDER BY id DESC LIMIT 1"),
+      head: c.prepare(LEDGER_SQL.head),
       origin: c.prepare("SELECT origin FROM consent_events WHERE id = ?"),
       // When the action behind an event reached the hub: its receipt's time, or the event's own.
       receivedOf: c.prepare(
@@ -388,12 +423,7 @@ export class Ledger {
         `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id`,
       ),
-      // The outbox rows of a whole call in one statement (a bulk import's batch has one per event).
-      insertOutboxMany: c.prepare(
-        `INSERT INTO outbox (kind, event_id, receipt_id, target, status, last_error, attempts, created_at, updated_at)
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 0, ?, ? FROM json_each(?)
-         RETURNING id, kind, status`,
-      ),
+      insertOutboxMany: c.prepare(LEDGER_SQL.insertOutboxMany),
       receiptStatus: c.prepare(`SELECT status FROM receipts WHERE id = ?`),
       markReceipt: c.prepare(`UPDATE receipts SET status = ?, result = ?, applied_at = ? WHERE id = ?`),
     };
@@ -415,13 +445,15 @@ export class Ledger {
    * consents given on the channels themselves (dated when given); a consent dated after the
    * refusal is a new consent and stands.
    */
-  private refusalsOverConsents(consents: ConsentAction[], known: KnownState | null): ConsentAction[] {
+  private refusalsOverConsents(consents: ConsentAction[], known: KnownState | null, planning = false): ConsentAction[] {
     const out: ConsentAction[] = [];
     const seen = new Set<string>();
     for (const a of consents) {
       const otherType = a.recipientType === "BIREYSEL" ? "TACIR" : "BIREYSEL";
       // A channel refusal always leaves a state row: without one (the usual new key) nothing to look for.
       if (known && known.absent(a.brandId, a.recipient, otherType, a.type)) continue;
+      // What follows reads the record the call wrote (its state row, not written while planning).
+      if (planning) throw new NeedsWrites();
       if (this.s.hasState.get(a.brandId, a.recipient, otherType, a.type) === undefined) continue;
       const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
       if (seen.has(key)) continue;
@@ -489,6 +521,34 @@ export class Ledger {
     return toState(this.s.state.get(brandId, recipient, recipientType, type));
   }
 
+  /**
+   * Works out what apply would write for a large call (an import's batch) without writing it, in a
+   * read transaction, going on from `after` (the head of a plan not written yet: its records must not
+   * be among this call's) or from the ledger's head. Null when the call needs apply itself: fewer
+   * than KNOWN_STATE_MIN actions, a receipt, idempotency keys, a record twice in the call, or a
+   * consent of a recipient who has a record of the other recipient type (refusalsOverConsents reads
+   * the records the call writes). The outcomes hold only once the plan is written.
+   */
+  plan(actions: ConsentAction[], opts: Omit<ApplyOptions, "receipt"> & { after?: ChainHead | null } = {}): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
+    if (actions.length < KNOWN_STATE_MIN) return null;
+    const records = new Set<string>();
+    for (const a of actions) {
+      if (a.idempotencyKey) return null;
+      const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
+      if (records.has(key)) return null;
+      records.add(key);
+    }
+    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: GENESIS_HASH }, events: [], stateRanges: [], outbox: [], receivedAt: 0 };
+    this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));
+    try {
+      const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after) }));
+      return { outcomes, plan: capture };
+    } catch (err) {
+      if (err instanceof NeedsWrites) return null;
+      throw err;
+    }
+  }
+
   apply(actions: ConsentAction[], opts: ApplyOptions = {}): ApplyResult {
     // Made once: better-sqlite3 builds a wrapper (and its savepoint statements) per transaction().
     this.tx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions) => this.applyInTransaction(a, o));
@@ -506,8 +566,10 @@ export class Ledger {
   }
 
   private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
+  private readTx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => ApplyResult> | undefined;
 
-  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions): ApplyResult {
+  /** With `capture` (plan): nothing is written; the writes go into it, and reads a write of the call would change throw NeedsWrites. */
+  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions, capture?: LedgerPlan & { given: boolean }): ApplyResult {
     // Checked inside the write transaction: two jobs racing for one receipt apply it once.
     if (opts.receipt) {
       const current = this.s.receiptStatus.get(opts.receipt.id) as { status: string } | undefined;
@@ -516,7 +578,11 @@ export class Ledger {
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
     const transaction = ++transactions;
-    let head = this.s.head.get() ?? { id: 0, hash: GENESIS_HASH };
+    let head = capture?.given ? capture.after : (this.s.head.get() ?? { id: 0, hash: GENESIS_HASH });
+    if (capture) {
+      capture.after = head;
+      capture.receivedAt = receivedAt;
+    }
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];
 
@@ -532,16 +598,20 @@ export class Ledger {
     // read of a record it wrote and at its end: the first event whose state row is still to be written.
     let pendingFrom = 0;
     const writeState = () => {
-      if (pendingFrom !== 0) this.s.stateFromEvents.run(pendingFrom, head.id);
+      if (pendingFrom !== 0) {
+        if (capture) capture.stateRanges.push([pendingFrom, head.id]);
+        else this.s.stateFromEvents.run(pendingFrom, head.id);
+      }
       pendingFrom = 0;
-      known?.flushed();
+      // A plan's records stay pending: the database never has them while it is made.
+      if (!capture) known?.flushed();
     };
     for (let q = 0; ; q++) {
       if (q === queue.length) {
         if (derivedPlanned || consents.length === 0) break;
         derivedPlanned = true;
         writeState();
-        for (const d of this.refusalsOverConsents(consents, known)) queue.push({ a: d, derived: true });
+        for (const d of this.refusalsOverConsents(consents, known, capture !== undefined)) queue.push({ a: d, derived: true });
         if (q === queue.length) break;
       }
       const { a, derived } = queue[q]!;
@@ -553,7 +623,10 @@ export class Ledger {
           continue;
         }
       }
-      if (pendingFrom !== 0 && known!.isPending(a.brandId, a.recipient, a.recipientType, a.type)) writeState();
+      if (known?.isPending(a.brandId, a.recipient, a.recipientType, a.type)) {
+        if (capture) throw new NeedsWrites();
+        writeState();
+      }
       const previous = known && known.absent(a.brandId, a.recipient, a.recipientType, a.type) ? null : toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
       // A registered import's row (a record İYS holds, on the provider's word) seeds a key the hub
       // knows nothing of, or goes on with what registered rows hold (a key's history in the file).
@@ -647,7 +720,7 @@ export class Ledger {
         hash: "",
       };
       event.hash = eventHash(event);
-      this.s.insertEvent.run(
+      const row = [
         event.id,
         event.brandId,
         event.recipient,
@@ -665,7 +738,9 @@ export class Ledger {
         event.prevHash,
         event.hash,
         event.salt,
-      );
+      ];
+      if (capture) capture.events.push(row);
+      else this.s.insertEvent.run(row);
       const inIys = verdict.effect === "movement" || (previous?.inIys ?? false);
       if (known) {
         if (pendingFrom === 0) pendingFrom = event.id;
@@ -701,7 +776,10 @@ export class Ledger {
       o.skipped === undefined ? "pending" : "skipped",
       o.skipped ?? null,
     ]);
-    if (values.length > 1) {
+    if (capture) {
+      capture.outbox = values;
+      capture.head = head;
+    } else if (values.length > 1) {
       outbox = this.s.insertOutboxMany
         .all(receivedAt, receivedAt, JSON.stringify(values))
         .filter((r) => r.status === "pending")

@@ -2,7 +2,8 @@ import { isAscii, isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import { CsvError, Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
-import type { ConsentAction, Ledger, OutboxRef } from "../db/ledger";
+import type { ActionOutcome, ChainHead, ConsentAction, Ledger, OutboxRef } from "../db/ledger";
+import { LedgerWriter, type WriteResult } from "../db/ledger-writer";
 import { statementToAction } from "./consents";
 import { hasTrunkZero } from "./domain/address";
 import { iysBatchPlanner } from "./iys-reports";
@@ -107,6 +108,11 @@ export interface ImportOptions {
   onProgress?(counts: ImportCounts): void;
   /** Every rejected row, in file order (the CLI writes them to its CSV). */
   onRejected?(row: RejectedRow): void;
+  /**
+   * Whether large batches are written by a thread of their own (db/ledger-writer.ts) while the next
+   * is read; default true (an in-memory database has none). False: every batch through Ledger.apply.
+   */
+  writerThread?: boolean;
   /** How often a running import says it is alive (its `updated_at`), default IMPORT_HEARTBEAT_MS. */
   heartbeatMs?: number;
 }
@@ -306,7 +312,7 @@ async function* cutsNamed(source: AsyncIterable<Uint8Array | string>) {
  * max_record_size counts field characters only, so a line of delimiters (millions of empty fields)
  * would otherwise be held whole.
  */
-async function* counted(source: AsyncIterable<Uint8Array | string>, counts: ImportCounts, maxBytes = Number.POSITIVE_INFINITY) {
+async function* counted(source: AsyncIterable<Uint8Array | string>, counts: { bytesRead: number }, maxBytes = Number.POSITIVE_INFINITY) {
   let sinceNewline = 0;
   const tooLong = () => new NotRowsError(`a line is longer than ${MAX_ROW} bytes`);
   for await (const raw of cutsNamed(source)) {
@@ -648,6 +654,22 @@ function csvProblem(err: CsvError, lastLine: number): string {
   return err.message.replace(/,? value is .*$/s, "").replace(/got "(?:[^"\\]|\\.)*"/g, "got a character");
 }
 
+/** Rows read since the last write: the ledger's actions (with their rows), the rows refused before it, and how far the file had been read. */
+interface Batch {
+  actions: ConsentAction[];
+  rows: PendingRow[];
+  rejections: RejectedRow[];
+  /** Lines taken as ordinary movements for their `iys` column (not_held) in a --registered import. */
+  notHeld: Set<number>;
+  rowsRead: number;
+  bytesRead: number;
+}
+
+const newBatch = (): Batch => ({ actions: [], rows: [], rejections: [], notHeld: new Set(), rowsRead: 0, bytesRead: 0 });
+
+/** Batches of at least this many actions go through Ledger.plan and the writer thread (smaller ones: Ledger.apply; plan declines them). */
+const PLAN_MIN = 64;
+
 interface PendingRow {
   line: number;
   fields: string[];
@@ -670,7 +692,9 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   const codes: Record<string, number> = {};
   // Spreadsheets set to Turkish save CSV with ";" between fields: the header row says which it is.
   const read = { encoding: "utf-8" as ImportEncoding };
-  const { delimiter, sepLine, chunks } = await sniffDelimiter(asUtf8(counted(source, counts, opts.maxBytes), read)).catch((err: unknown) => {
+  // What has been read; `counts` is what has been written (a batch's rows are counted once it is in the ledger).
+  const reading = { rowsRead: 0, bytesRead: 0 };
+  const { delimiter, sepLine, chunks } = await sniffDelimiter(asUtf8(counted(source, reading, opts.maxBytes), read)).catch((err: unknown) => {
     if (err instanceof TooLargeError) throw new ImportTooLargeError(err.message);
     throw err instanceof NotRowsError ? new ImportFormatError(`the CSV is malformed: ${err.message}`) : err;
   });
@@ -685,11 +709,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   let requiredSpan = 0;
   /** The line the last whole record ended on. */
   let lastLine = 0;
-  let actions: ConsentAction[] = [];
-  let rows: PendingRow[] = [];
-  let rejections: RejectedRow[] = [];
-  /** Lines of the batch taken as ordinary movements for their `iys` column (not_held) in a --registered import. */
-  const notHeldLines = new Set<number>();
+  let batch = newBatch();
   let enqueueing: Promise<void> = Promise.resolve();
   // A few thousand rows a call: each call must finish within the runtime's enqueue timeout (a big
   // batch's rows in one call gave up on a busy machine, leaving the rest of the batch unawaited).
@@ -699,53 +719,108 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   const db = deps.db;
   const now = () => deps.clock.now().getTime();
-  const insertRejection = stmt(db, `INSERT INTO import_rejections (import_id, line, code, message, fields) VALUES (?, ?, ?, ?, ?)`);
-  const updateCounts = stmt(
-    db,
-    `UPDATE imports SET rows_read = ?, recorded = ?, unchanged = ?, rejected = ?, bytes_read = ?, updated_at = ? WHERE id = ?`,
-  );
+  const SQL = {
+    rejection: `INSERT INTO import_rejections (import_id, line, code, message, fields) VALUES (?, ?, ?, ?, ?)`,
+    counts: `UPDATE imports SET rows_read = ?, recorded = ?, unchanged = ?, rejected = ?, bytes_read = ?, updated_at = ? WHERE id = ?`,
+  };
+  const rejectionArgs = (r: RejectedRow) => [id, r.line, r.code, r.message, JSON.stringify(r.fields)];
+  const countsArgs = (c: ImportCounts) => [c.rowsRead, c.recorded, c.unchanged, c.rejected, c.bytesRead, now(), id];
+  const insertRejection = stmt(db, SQL.rejection);
+  const updateCounts = stmt(db, SQL.counts);
   const saveBatch = db.$client.transaction((rs: RejectedRow[]) => {
-    for (const r of rs) insertRejection.run(id, r.line, r.code, r.message, JSON.stringify(r.fields));
-    updateCounts.run(counts.rowsRead, counts.recorded, counts.unchanged, counts.rejected, counts.bytesRead, now(), id);
+    for (const r of rs) insertRejection.run(rejectionArgs(r));
+    updateCounts.run(countsArgs(counts));
   });
+  const planner = (o: ActionOutcome[], derived: ActionOutcome[]) => iysBatchPlanner(o, undefined, derived);
+  // Large batches are planned here and written by a thread of their own while the next is read
+  // and planned (db/ledger-writer.ts); started with the first such batch.
+  let writer: LedgerWriter | null | undefined = opts.writerThread === false ? null : undefined;
+  /** A batch handed to the writer, not known to be written yet, and the records its plan wrote. */
+  let inflight: { batch: Batch; outcomes: ActionOutcome[]; result: Promise<WriteResult>; recipients: Set<string>; head: ChainHead } | null = null;
 
-  const reject = (line: number, fields: string[], code: string, message: string) => {
-    counts.rejected++;
-    codes[code] = (codes[code] ?? 0) + 1;
-    const r = { line, fields, code, message };
-    rejections.push(r);
+  /** The batch's rows as the ledger took them: what it recorded, found there already, and rejected (with the file's own rejections, in line order). */
+  const tally = (b: Batch, outcomes: ActionOutcome[]) => {
+    let recorded = 0;
+    let unchanged = 0;
+    const rejected = [...b.rejections];
+    outcomes.forEach((o, i) => {
+      if (o.kind === "recorded") recorded++;
+      else if (o.kind === "duplicate") unchanged++;
+      // Old consents are mostly the provider's base, registered on İYS before: say how to load those.
+      else {
+        const row = b.rows[i]!;
+        const message = o.code !== "H467" ? o.message : !opts.registered ? messages.H467_HINT : b.notHeld.has(row.line) ? messages.H467_NOT_HELD : o.message;
+        rejected.push({ line: row.line, fields: row.fields, code: o.code, message: `${message}${row.shape ?? ""}` });
+      }
+    });
+    rejected.sort((x, y) => x.line - y.line);
+    const after: ImportCounts = { ...counts, rowsRead: b.rowsRead, bytesRead: b.bytesRead, recorded: counts.recorded + recorded, unchanged: counts.unchanged + unchanged, rejected: counts.rejected + rejected.length };
+    return { after, rejected };
+  };
+
+  /** A batch is in the ledger (`saved`: with its rejected rows and counts): counted, its rejected rows handed on, its outbox rows enqueued. */
+  const finish = async (b: Batch, outcomes: ActionOutcome[], outbox: OutboxRef[], saved: boolean) => {
+    const { after, rejected } = tally(b, outcomes);
+    Object.assign(counts, after);
+    for (const r of rejected) codes[r.code] = (codes[r.code] ?? 0) + 1;
+    if (!saved) saveBatch(rejected);
+    if (opts.onRejected) for (const r of rejected) opts.onRejected(r);
+    // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
+    await enqueueing;
+    enqueueing = enqueueInChunks(outbox);
+    opts.onProgress?.({ ...counts });
+  };
+
+  /** Through Ledger.apply on this connection. */
+  const applyHere = async (b: Batch) => {
+    const { outcomes, outbox } = b.actions.length ? deps.ledger.apply(b.actions, { outbox: planner }) : { outcomes: [], outbox: [] };
+    await finish(b, outcomes, outbox, false);
+  };
+
+  /** Waits for the batch handed to the writer; one whose plan another process's write overtook is applied here. */
+  const settle = async () => {
+    const f = inflight;
+    if (!f) return;
+    inflight = null;
+    const r = await f.result;
+    if (r.moved) await applyHere(f.batch);
+    else await finish(f.batch, f.outcomes, r.outbox, true);
   };
 
   const flush = async () => {
-    if (actions.length) {
-      const { outcomes, outbox } = deps.ledger.apply(actions, { outbox: (o, derived) => iysBatchPlanner(o, undefined, derived) });
-      outcomes.forEach((o, i) => {
-        if (o.kind === "recorded") counts.recorded++;
-        else if (o.kind === "duplicate") counts.unchanged++;
-        // Old consents are mostly the provider's base, registered on İYS before: say how to load those.
-        else {
-          const line = rows[i]!.line;
-          const message = o.code !== "H467" ? o.message : !opts.registered ? messages.H467_HINT : notHeldLines.has(line) ? messages.H467_NOT_HELD : o.message;
-          reject(line, rows[i]!.fields, o.code, `${message}${rows[i]!.shape ?? ""}`);
+    const b = batch;
+    batch = newBatch();
+    b.rowsRead = reading.rowsRead;
+    b.bytesRead = reading.bytesRead;
+    if (writer !== null && b.actions.length >= PLAN_MIN) {
+      // A plan reads the ledger as the batch before leaves it: not yet, for that batch's recipients.
+      if (inflight && b.actions.some((a) => inflight!.recipients.has(`${a.brandId}\0${a.recipient}`))) await settle();
+      const planned = deps.ledger.plan(b.actions, { outbox: planner, after: inflight?.head ?? null });
+      if (planned) {
+        await settle();
+        writer ??= LedgerWriter.open(db, SQL);
+        if (writer) {
+          const { after, rejected } = tally(b, planned.outcomes);
+          const runs: [string, unknown[]][] = rejected.map((r) => ["rejection", rejectionArgs(r)]);
+          runs.push(["counts", countsArgs(after)]);
+          inflight = {
+            batch: b,
+            outcomes: planned.outcomes,
+            result: writer.write(planned.plan, runs),
+            recipients: new Set(b.actions.map((a) => `${a.brandId}\0${a.recipient}`)),
+            head: planned.plan.head,
+          };
+          return;
         }
-      });
-      // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
-      await enqueueing;
-      enqueueing = enqueueInChunks(outbox);
+      }
     }
-    rejections.sort((a, b) => a.line - b.line);
-    saveBatch(rejections);
-    if (opts.onRejected) for (const r of rejections) opts.onRejected(r);
-    actions = [];
-    rows = [];
-    rejections = [];
-    notHeldLines.clear();
-    opts.onProgress?.({ ...counts });
+    await settle();
+    await applyHere(b);
   };
 
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   try {
-    for await (const batch of records) for (const [line, record] of batch) {
+    for await (const chunk of records) for (const [line, record] of chunk) {
       lastLine = line;
       // Excel's "sep=;" line, read by sniffDelimiter: the header is the next line.
       if (sepLine && line === 1) continue;
@@ -774,27 +849,28 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       }
       // A line of blanks (spaces, or only separators: the rows a spreadsheet leaves below its data) is no row, as an empty line is not.
       if (!record[0]?.trim() && record.every((f) => !f.trim())) continue;
-      counts.rowsRead++;
+      reading.rowsRead++;
       const fields = idx.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
       // A state export's row İYS does not hold is no record of İYS's, whatever --registered says.
       const notHeld = iysIdx !== -1 && (record[iysIdx] ?? "").trim().toLowerCase() === "not_held";
       const r = rowToAction(fields, opts.brandId, opts.registered && !notHeld ? "registered" : "import");
-      if (notHeld && opts.registered && r.ok) notHeldLines.add(line);
+      if (notHeld && opts.registered && r.ok) batch.notHeld.add(line);
       // Values in the wrong columns are the likely cause of a rejection: say so (a separator missing,
       // or one in an unquoted value), whether the row is refused here or by the rules (a required
       // column left empty). Not for a row that leaves out trailing optional columns only.
       const shifted = record.length > headerLength ? record.slice(headerLength).some((f) => f.trim() !== "") : record.length < requiredSpan;
       const shape = shifted ? ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)` : "";
       if (r.ok) {
-        actions.push(r.action);
-        rows.push(shifted ? { line, fields, shape } : { line, fields });
+        batch.actions.push(r.action);
+        batch.rows.push(shifted ? { line, fields, shape } : { line, fields });
       } else {
-        reject(line, fields, r.code, `${r.message}${shape}`);
+        batch.rejections.push({ line, fields, code: r.code, message: `${r.message}${shape}` });
       }
-      if (actions.length + rejections.length >= batchSize) await flush();
+      if (batch.actions.length + batch.rejections.length >= batchSize) await flush();
     }
     if (!idx || !id) throw new ImportFormatError(`the file is empty: a header row is required (${IMPORT_COLUMNS.join(",")})`);
     await flush();
+    await settle();
     await enqueueing;
     const t = now();
     stmt(db, `UPDATE imports SET status = 'done', finished_at = ?, updated_at = ? WHERE id = ?`).run(t, t, id);
@@ -812,6 +888,10 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       // The status is written before the last enqueue is waited for (below): a process stopped
       // while Redis is slow leaves the import marked failed, and the sweeper enqueues its outbox rows.
       if (id) await flush().catch(() => {});
+    }
+    // A batch handed to the writer is counted (it may be in) before the import is marked failed.
+    await settle().catch(() => {});
+    if (problem !== null) {
       const kept = !id
         ? ""
         : counts.rowsRead === 0
@@ -831,6 +911,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     throw e;
   } finally {
     clearInterval(heartbeat);
+    // Assigned in flush (a closure): not narrowed here.
+    await (writer as LedgerWriter | null | undefined)?.close();
   }
 }
 

@@ -12,7 +12,8 @@ import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
-import { csvRecords, failInterruptedImports, IMPORT_STALE_MS, ImportFormatError, ImportTooLargeError, importById, runImport, type ImportDeps } from "../src/import";
+import { EVENT_COLUMNS, eventHash, type LedgerEvent } from "../db/ledger";
+import { csvRecords, failInterruptedImports, IMPORT_STALE_MS, ImportFormatError, ImportTooLargeError, importById, rowToAction, runImport, type ImportDeps, type RejectedRow } from "../src/import";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock, waitFor } from "./helpers";
 
@@ -862,5 +863,124 @@ describe("an import's callbacks wait behind everyone else's", () => {
     const reports = await producer.queues["iys-reports"].getJobs(["wait", "prioritized"]);
     expect(reports.find((j) => (j.data as { outboxIds: number[] }).outboxIds.includes(990_002))?.opts.priority ?? 0).toBe(0);
     for (const j of [...prioritized, ...plain, ...reports]) await j.remove();
+  });
+});
+
+describe("the writer thread: large batches planned ahead (Ledger.plan) and written while the next is read", () => {
+  // Rows of unique keys a batch (what plans take), with rows the file refuses (a bad number) and rows
+  // İYS refuses (H467): a fresh file, then one over the same records (refusals over the consents,
+  // the same rows again, TACIR consents beside BIREYSEL ones, which plans decline).
+  const fresh = (n: number, base: number) => {
+    const lines = [HEADER];
+    for (let i = 0; i < n; i++) {
+      const date = i % 50 === 7 ? iys(NOW - 30 * 86_400_000) : iys(NOW - 3_600_000 + i * 1000);
+      lines.push(i % 37 === 5 ? `BIREYSEL,MESAJ,0532 12${i},ONAY,HS_WEB,${date}` : `BIREYSEL,MESAJ,${phone(base + i)},ONAY,HS_WEB,${date}`);
+    }
+    return `${lines.join("\n")}\n`;
+  };
+  const over = (n: number, base: number) => {
+    const lines = [HEADER];
+    for (let i = 0; i < n; i++) {
+      if (i < 300) lines.push(`BIREYSEL,MESAJ,${phone(base + i)},RET,HS_MESAJ,${iys(NOW - 60_000)}`);
+      else if (i < 400) lines.push(`BIREYSEL,MESAJ,${phone(base + i)},ONAY,HS_WEB,${iys(NOW - 3_600_000 + i * 1000)}`);
+      else lines.push(`TACIR,MESAJ,${phone(base + i)},ONAY,HS_WEB,${iys(NOW - 120_000)}`);
+    }
+    return `${lines.join("\n")}\n`;
+  };
+
+  /** deps whose ledger counts what plan and apply are asked (calling through). */
+  function counting() {
+    const seen = { planned: 0, declined: 0, largeApplies: 0 };
+    const ledger = runtime.deps.ledger;
+    const spy = Object.create(ledger) as typeof ledger;
+    spy.plan = (actions, opts) => {
+      const r = ledger.plan(actions, opts);
+      if (r) seen.planned++;
+      else seen.declined++;
+      return r;
+    };
+    spy.apply = (actions, opts) => {
+      if (actions.length >= 64) seen.largeApplies++;
+      return ledger.apply(actions, opts);
+    };
+    return { deps: { ...importDeps, ledger: spy }, seen };
+  }
+
+  const db = () => runtime.deps.db.$client;
+  const stateOf = (brand: number) =>
+    db().prepare(`SELECT recipient, recipient_type, type, status, source, consent_date, retailer_code, in_iys, updated_at FROM consent_state WHERE brand_id = ? ORDER BY recipient, recipient_type, type`).all(brand);
+  const eventsOf = (brand: number) =>
+    db().prepare(`SELECT recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, effect, received_at FROM consent_events WHERE brand_id = ? ORDER BY id`).all(brand);
+  const outboxOf = (brand: number) =>
+    db().prepare(`SELECT o.kind, COUNT(*) AS n FROM outbox o JOIN consent_events e ON e.id = o.event_id WHERE e.brand_id = ? GROUP BY o.kind ORDER BY o.kind`).all(brand);
+  /** Every event after `from` links to the one before and hashes to its stored hash. */
+  function chainHolds(from: number) {
+    const rows = db().prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id >= ? ORDER BY id`).all(from) as LedgerEvent[];
+    for (let i = 1; i < rows.length; i++) {
+      expect(rows[i]!.id).toBe(rows[i - 1]!.id + 1);
+      expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
+      expect(eventHash(rows[i]!)).toBe(rows[i]!.hash);
+    }
+    return rows.length;
+  }
+
+  it("records, rejects, counts and reports exactly what Ledger.apply does, batch for batch", async () => {
+    await createBrand("WRITER");
+    await createBrand("INPLACE");
+    const summaries: Record<string, unknown>[] = [];
+    const rejected: Record<string, RejectedRow[]> = { WRITER: [], INPLACE: [] };
+    const used = { planned: 0, declined: 0, largeApplies: 0 };
+    for (const file of [fresh(600, 5_000_000), over(600, 5_000_000)]) {
+      for (const code of ["WRITER", "INPLACE"]) {
+        const { deps, seen } = counting();
+        const s = await runImport(Readable.from([file]), deps, { brandId: brandId(code), via: "cli", batchSize: 100, writerThread: code === "WRITER", onRejected: (r) => void rejected[code]!.push(r) });
+        if (code === "WRITER") for (const k of ["planned", "declined", "largeApplies"] as const) used[k] += seen[k];
+        else expect(seen.planned).toBe(0);
+        const { id: _id, seconds: _s, ...rest } = s;
+        summaries.push(rest);
+        expect(importById(runtime.deps.db, s.id)).toMatchObject({ status: "done", rowsRead: s.rowsRead, recorded: s.recorded, unchanged: s.unchanged, rejected: s.rejected });
+      }
+    }
+    // The fresh file's six batches planned; the TACIR rows' batches declined (and applied in place).
+    expect(used.planned).toBeGreaterThanOrEqual(6);
+    expect(used.declined).toBeGreaterThanOrEqual(2);
+    expect(summaries[0]).toEqual(summaries[1]);
+    expect(summaries[2]).toEqual(summaries[3]);
+    expect(summaries[0]).toMatchObject({ rowsRead: 600, rejected: 17 + 12 });
+    expect(summaries[2]).toMatchObject({ unchanged: 100 - 2 - 3 });
+    expect(rejected.WRITER).toEqual(rejected.INPLACE);
+    const [w, p] = [brandId("WRITER"), brandId("INPLACE")];
+    expect(stateOf(w)).toEqual(stateOf(p));
+    expect(eventsOf(w)).toEqual(eventsOf(p));
+    expect(outboxOf(w)).toEqual(outboxOf(p));
+    expect(stateOf(w).length).toBeGreaterThan(700);
+  });
+
+  it("a batch whose plan another write overtook (the head moved) is applied in place: nothing lost, nothing twice, the chain whole", async () => {
+    await createBrand("OVERTAKEN");
+    const brand = brandId("OVERTAKEN");
+    const before = (db().prepare("SELECT MAX(id) AS id FROM consent_events").get() as { id: number }).id;
+    const { deps, seen } = counting();
+    let wrote = false;
+    const summary = await runImport(Readable.from([fresh(400, 6_000_000)]), deps, {
+      brandId: brand,
+      via: "cli",
+      batchSize: 100,
+      // Batch 2 is planned on top of batch 1 before batch 1 is counted: a write in between moves the head under it.
+      onProgress: () => {
+        if (wrote) return;
+        wrote = true;
+        const r = rowToAction(["MESAJ", phone(6_999_999), "ONAY", "HS_WEB", iys(NOW - 60_000), "BIREYSEL", ""], brand);
+        if (!r.ok) throw new Error(r.message);
+        expect(runtime.deps.ledger.apply([r.action]).outcomes[0]!.kind).toBe("recorded");
+      },
+    });
+    expect(seen.largeApplies).toBeGreaterThanOrEqual(1);
+    expect(summary).toMatchObject({ rowsRead: 400, recorded: 400 - 11 - 8, rejected: 11 + 8 });
+    expect(eventsOf(brand)).toHaveLength(summary.recorded + 1);
+    expect(stateOf(brand)).toHaveLength(summary.recorded + 1);
+    expect(chainHolds(before)).toBe(summary.recorded + 2);
+    // Run again: every row is there once.
+    expect(await runImport(Readable.from([fresh(400, 6_000_000)]), importDeps, { brandId: brand, via: "cli", batchSize: 100 })).toMatchObject({ recorded: 0, unchanged: summary.recorded });
   });
 });

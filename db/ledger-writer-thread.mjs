@@ -1,0 +1,47 @@
+// Writes Ledger.plan's plans (db/ledger-writer.ts says why), on a worker thread with its own
+// connection to the hub's SQLite file. Plain JavaScript: a worker thread runs without the
+// TypeScript loader the process may run under; the statements come from db/ledger.ts.
+//
+// One message, one IMMEDIATE transaction: the plan's events, their state rows, its outbox rows and
+// the caller's own statements (`runs`: an import's rejected rows and counts), written only while the
+// ledger's head is still the one the plan went on from; otherwise nothing is written (`moved`).
+import { parentPort, workerData } from "node:worker_threads";
+import Database from "better-sqlite3";
+
+const { path, pragmas, sql, statements, genesis } = workerData;
+const db = new Database(path, { fileMustExist: true });
+for (const p of pragmas) db.pragma(p);
+const head = db.prepare(sql.head);
+const insertEvent = db.prepare(sql.insertEvent);
+const stateFromEvents = db.prepare(sql.stateFromEvents);
+const insertOutboxMany = db.prepare(sql.insertOutboxMany);
+const own = Object.fromEntries(Object.entries(statements).map(([name, text]) => [name, db.prepare(text)]));
+
+const write = db.transaction((m) => {
+  const now = head.get() ?? { id: 0, hash: genesis };
+  if (now.id !== m.after.id || now.hash !== m.after.hash) return { moved: true };
+  for (const e of m.events) insertEvent.run(e);
+  for (const [from, to] of m.stateRanges) stateFromEvents.run(from, to);
+  const outbox = m.outbox.length
+    ? insertOutboxMany
+        .all(m.receivedAt, m.receivedAt, JSON.stringify(m.outbox))
+        .filter((r) => r.status === "pending")
+        .map((r) => ({ id: r.id, kind: r.kind }))
+        .sort((a, b) => a.id - b.id)
+    : [];
+  for (const [name, args] of m.runs) own[name].run(args);
+  return { moved: false, outbox };
+});
+
+parentPort.on("message", (m) => {
+  if (m === "stop") {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    parentPort.postMessage({ seq: m.seq, ...write.immediate(m) });
+  } catch (err) {
+    parentPort.postMessage({ seq: m.seq, error: err instanceof Error ? err.message : String(err) });
+  }
+});
