@@ -665,6 +665,13 @@ interface Batch {
   bytesRead: number;
 }
 
+/** What the ledger made of a batch (Judged.rejected: with the rows refused before it, in line order). */
+interface Judged {
+  recorded: number;
+  unchanged: number;
+  rejected: RejectedRow[];
+}
+
 const newBatch = (): Batch => ({ actions: [], rows: [], rejections: [], notHeld: new Set(), rowsRead: 0, bytesRead: 0 });
 
 /** Batches of at least this many actions go through Ledger.plan and the writer thread (smaller ones: Ledger.apply; plan declines them). */
@@ -736,10 +743,10 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   // and planned (db/ledger-writer.ts); started with the first such batch.
   let writer: LedgerWriter | null | undefined = opts.writerThread === false ? null : undefined;
   /** A batch handed to the writer, not known to be written yet, and the records its plan wrote. */
-  let inflight: { batch: Batch; outcomes: ActionOutcome[]; result: Promise<WriteResult>; recipients: Set<string>; head: ChainHead } | null = null;
+  let inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: ChainHead } | null = null;
 
-  /** The batch's rows as the ledger took them: what it recorded, found there already, and rejected (with the file's own rejections, in line order). */
-  const tally = (b: Batch, outcomes: ActionOutcome[]) => {
+  /** The batch's rows as the ledger took them: how many it recorded and found there already, and the rejected rows (the file's own too, in line order). */
+  const judge = (b: Batch, outcomes: ActionOutcome[]): Judged => {
     let recorded = 0;
     let unchanged = 0;
     const rejected = [...b.rejections];
@@ -754,17 +761,24 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       }
     });
     rejected.sort((x, y) => x.line - y.line);
-    const after: ImportCounts = { ...counts, rowsRead: b.rowsRead, bytesRead: b.bytesRead, recorded: counts.recorded + recorded, unchanged: counts.unchanged + unchanged, rejected: counts.rejected + rejected.length };
-    return { after, rejected };
+    return { recorded, unchanged, rejected };
   };
+  /** The counts once the batch is in. */
+  const countsAfter = (b: Batch, j: Judged): ImportCounts => ({
+    ...counts,
+    rowsRead: b.rowsRead,
+    bytesRead: b.bytesRead,
+    recorded: counts.recorded + j.recorded,
+    unchanged: counts.unchanged + j.unchanged,
+    rejected: counts.rejected + j.rejected.length,
+  });
 
   /** A batch is in the ledger (`saved`: with its rejected rows and counts): counted, its rejected rows handed on, its outbox rows enqueued. */
-  const finish = async (b: Batch, outcomes: ActionOutcome[], outbox: OutboxRef[], saved: boolean) => {
-    const { after, rejected } = tally(b, outcomes);
-    Object.assign(counts, after);
-    for (const r of rejected) codes[r.code] = (codes[r.code] ?? 0) + 1;
-    if (!saved) saveBatch(rejected);
-    if (opts.onRejected) for (const r of rejected) opts.onRejected(r);
+  const finish = async (b: Batch, j: Judged, outbox: OutboxRef[], saved: boolean) => {
+    Object.assign(counts, countsAfter(b, j));
+    for (const r of j.rejected) codes[r.code] = (codes[r.code] ?? 0) + 1;
+    if (!saved) saveBatch(j.rejected);
+    if (opts.onRejected) for (const r of j.rejected) opts.onRejected(r);
     // One enqueue in flight at a time: Redis latency overlaps the next batch without piling up.
     await enqueueing;
     enqueueing = enqueueInChunks(outbox);
@@ -774,7 +788,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   /** Through Ledger.apply on this connection. */
   const applyHere = async (b: Batch) => {
     const { outcomes, outbox } = b.actions.length ? deps.ledger.apply(b.actions, { outbox: planner }) : { outcomes: [], outbox: [] };
-    await finish(b, outcomes, outbox, false);
+    await finish(b, judge(b, outcomes), outbox, false);
   };
 
   /** Waits for the batch handed to the writer; one whose plan another process's write overtook is applied here. */
@@ -784,7 +798,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     inflight = null;
     const r = await f.result;
     if (r.moved) await applyHere(f.batch);
-    else await finish(f.batch, f.outcomes, r.outbox, true);
+    else await finish(f.batch, f.judged, r.outbox, true);
   };
 
   const flush = async () => {
@@ -794,22 +808,17 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     b.bytesRead = reading.bytesRead;
     if (writer !== null && b.actions.length >= PLAN_MIN) {
       // A plan reads the ledger as the batch before leaves it: not yet, for that batch's recipients.
-      if (inflight && b.actions.some((a) => inflight!.recipients.has(`${a.brandId}\0${a.recipient}`))) await settle();
+      // (An import's actions are all of its brand.)
+      if (inflight && b.actions.some((a) => inflight!.recipients.has(a.recipient))) await settle();
       const planned = deps.ledger.plan(b.actions, { outbox: planner, after: inflight?.head ?? null });
       if (planned) {
+        const judged = judge(b, planned.outcomes);
         await settle();
         writer ??= LedgerWriter.open(db, SQL);
         if (writer) {
-          const { after, rejected } = tally(b, planned.outcomes);
-          const runs: [string, unknown[]][] = rejected.map((r) => ["rejection", rejectionArgs(r)]);
-          runs.push(["counts", countsArgs(after)]);
-          inflight = {
-            batch: b,
-            outcomes: planned.outcomes,
-            result: writer.write(planned.plan, runs),
-            recipients: new Set(b.actions.map((a) => `${a.brandId}\0${a.recipient}`)),
-            head: planned.plan.head,
-          };
+          const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
+          runs.push(["counts", countsArgs(countsAfter(b, judged))]);
+          inflight = { batch: b, judged, result: writer.write(planned.plan, runs), recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head };
           return;
         }
       }
