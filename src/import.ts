@@ -792,13 +792,26 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   };
 
   /** Waits for the batch handed to the writer; one whose plan another process's write overtook is applied here. */
-  const settle = async () => {
+  // After a batch another process's write overtook, the next ones go through Ledger.apply (1, 2, 4 …
+  // up to 32 of them): under steady writes elsewhere (a hub taking refusals) a plan would mostly be
+  // made for nothing.
+  let inPlace = 0;
+  let inPlaceNext = 1;
+  /** Whether the batch was overtaken (and applied here). */
+  const settle = async (): Promise<boolean> => {
     const f = inflight;
-    if (!f) return;
+    if (!f) return false;
     inflight = null;
     const r = await f.result;
-    if (r.moved) await applyHere(f.batch);
-    else await finish(f.batch, f.judged, r.outbox, true);
+    if (r.moved) {
+      inPlace = inPlaceNext;
+      inPlaceNext = Math.min(inPlaceNext * 2, 32);
+      await applyHere(f.batch);
+      return true;
+    }
+    inPlaceNext = 1;
+    await finish(f.batch, f.judged, r.outbox, true);
+    return false;
   };
 
   const flush = async () => {
@@ -806,16 +819,18 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     batch = newBatch();
     b.rowsRead = reading.rowsRead;
     b.bytesRead = reading.bytesRead;
-    if (writer !== null && b.actions.length >= PLAN_MIN) {
+    if (inPlace > 0) inPlace--;
+    else if (writer !== null && b.actions.length >= PLAN_MIN) {
       // A plan reads the ledger as the batch before leaves it: not yet, for that batch's recipients.
       // (An import's actions are all of its brand.)
       if (inflight && b.actions.some((a) => inflight!.recipients.has(a.recipient))) await settle();
       const planned = deps.ledger.plan(b.actions, { outbox: planner, after: inflight?.head ?? null });
       if (planned) {
         const judged = judge(b, planned.outcomes);
-        await settle();
+        // Made on top of a batch that was overtaken: made for nothing.
+        const overtaken = await settle();
         writer ??= LedgerWriter.open(db, SQL);
-        if (writer) {
+        if (writer && !overtaken) {
           const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
           runs.push(["counts", countsArgs(countsAfter(b, judged))]);
           inflight = { batch: b, judged, result: writer.write(planned.plan, runs), recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head };
