@@ -16,10 +16,18 @@ const insertEvent = db.prepare(sql.insertEvent);
 const stateFromEvents = db.prepare(sql.stateFromEvents);
 const insertOutboxMany = db.prepare(sql.insertOutboxMany);
 const own = Object.fromEntries(Object.entries(statements).map(([name, text]) => [name, db.prepare(text)]));
+const guards = new Map();
+const guard = (text) => {
+  let s = guards.get(text);
+  if (!s) guards.set(text, (s = db.prepare(text).pluck()));
+  return s.get() ?? null;
+};
 
 const write = db.transaction((m) => {
   const now = head.get() ?? { id: 0, hash: genesis };
   if (now.id !== m.after.id || now.hash !== m.after.hash) return { moved: true };
+  // What a planner read outside the ledger (the callback endpoints) changed since: as stale.
+  if (m.guards.some(([text, value]) => guard(text) !== value)) return { moved: true };
   for (const e of m.events) insertEvent.run(e);
   for (const [from, to] of m.stateRanges) stateFromEvents.run(from, to);
   const outbox = m.outbox.length
@@ -42,6 +50,7 @@ parentPort.on("message", (m) => {
   try {
     parentPort.postMessage({ seq: m.seq, ...write.immediate(m) });
   } catch (err) {
-    parentPort.postMessage({ seq: m.seq, error: err instanceof Error ? err.message : String(err) });
+    // SQLite's code (SQLITE_BUSY, SQLITE_FULL…) goes with it: the API answers those with a 503.
+    parentPort.postMessage({ seq: m.seq, error: err instanceof Error ? err.message : String(err), code: err?.code });
   }
 });

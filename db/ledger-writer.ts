@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import Database from "better-sqlite3";
 import type { Db } from "./index";
 import { GENESIS_HASH, LEDGER_SQL, type LedgerPlan, type OutboxRef } from "./ledger";
 
@@ -32,10 +33,10 @@ export class LedgerWriter {
       },
       execArgv: [],
     });
-    this.worker.on("message", (m: { seq: number; error?: string } & WriteResult) => {
+    this.worker.on("message", (m: { seq: number; error?: string; code?: string } & WriteResult) => {
       const w = this.waiting.get(m.seq);
       this.waiting.delete(m.seq);
-      if (m.error !== undefined) w?.reject(new Error(m.error));
+      if (m.error !== undefined) w?.reject(typeof m.code === "string" ? new Database.SqliteError(m.error, m.code) : new Error(m.error));
       else w?.resolve(m.moved ? { moved: true } : { moved: false, outbox: m.outbox });
     });
     const fail = (err: Error) => {

@@ -157,6 +157,8 @@ export interface LedgerPlan {
   outbox: unknown[][];
   /** The call's time (the events' receivedAt, the outbox rows' created_at). */
   receivedAt: number;
+  /** The planners' guards (OutboxPlanner.guard) with what they gave: the plan is written only while each still gives it. */
+  guards: [string, unknown][];
 }
 
 /** Ledger.plan met a read it cannot answer without the writes it is planning (the same record twice, a refusal carried over): the call goes through apply. */
@@ -170,7 +172,14 @@ export interface ApplyResult {
 }
 
 /** Adds outbox rows for every recorded event (İYS report, callbacks, partners); runs inside the transaction. */
-export type OutboxPlanner = (event: LedgerEvent, context: PlanContext) => OutboxInput[];
+export type OutboxPlanner = ((event: LedgerEvent, context: PlanContext) => OutboxInput[]) & {
+  /**
+   * A query of one value that changes whenever anything the planner reads outside the ledger does
+   * (callbacks: the endpoint version). A plan (Ledger.plan) is written only while it still gives
+   * what it gave when the plan was made: such changes do not move the ledger's head.
+   */
+  guard?: string;
+};
 
 /** What a planner may need beyond the event: the state it replaced, and (suppressions) whether İYS would still take it. */
 export interface PlanContext {
@@ -538,7 +547,7 @@ export class Ledger {
       if (records.has(key)) return null;
       records.add(key);
     }
-    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: GENESIS_HASH }, events: [], stateRanges: [], outbox: [], receivedAt: 0 };
+    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: GENESIS_HASH }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
     this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));
     try {
       const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after) }));
@@ -582,6 +591,8 @@ export class Ledger {
     if (capture) {
       capture.after = head;
       capture.receivedAt = receivedAt;
+      // Read in the snapshot the planners read in.
+      for (const p of this.planners) if (p.guard) capture.guards.push([p.guard, this.db.$client.prepare(p.guard).pluck().get() ?? null]);
     }
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];

@@ -833,7 +833,11 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         if (writer && !overtaken) {
           const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
           runs.push(["counts", countsArgs(countsAfter(b, judged))]);
-          inflight = { batch: b, judged, result: writer.write(planned.plan, runs), recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head };
+          const result = writer.write(planned.plan, runs);
+          // Awaited by settle; until then a failed write (a lock held past busy_timeout, a full disk)
+          // must not be an unhandled rejection, which ends the process.
+          result.catch(() => {});
+          inflight = { batch: b, judged, result, recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head };
           return;
         }
       }

@@ -12,7 +12,9 @@ import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
+import Database from "better-sqlite3";
 import { EVENT_COLUMNS, eventHash, type LedgerEvent } from "../db/ledger";
+import { disableEndpoint, insertEndpoint } from "../src/callbacks/store";
 import { csvRecords, failInterruptedImports, IMPORT_STALE_MS, ImportFormatError, ImportTooLargeError, importById, rowToAction, runImport, type ImportDeps, type RejectedRow } from "../src/import";
 import { createRuntime, type Runtime } from "../src/runtime";
 import { ADMIN_KEY, authed, deletePrefix, tempDir, testConfig, TestClock, waitFor } from "./helpers";
@@ -984,5 +986,61 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(chainHolds(before)).toBe(summary.recorded + 2);
     // Run again: every row is there once.
     expect(await runImport(Readable.from([fresh(400, 6_000_000)]), importDeps, { brandId: brand, via: "cli", batchSize: 100 })).toMatchObject({ recorded: 0, unchanged: summary.recorded });
+  });
+
+  it("a batch planned before a callback subscription was made, written after, gets its callback rows (the endpoints' version guards plans)", async () => {
+    await createBrand("SUBSCRIBED");
+    const brand = brandId("SUBSCRIBED");
+    let after = 0;
+    let endpoint = "";
+    const summary = await runImport(Readable.from([fresh(400, 7_000_000)]), importDeps, {
+      brandId: brand,
+      via: "cli",
+      batchSize: 100,
+      onProgress: () => {
+        if (endpoint) return;
+        endpoint = insertEndpoint(runtime.deps.db, { kind: "subscription", brands: [brand], events: ["consent.changed"], url: "http://127.0.0.1:9/cb", secretEnc: "unused" }, NOW).id;
+        after = (db().prepare("SELECT MAX(id) AS id FROM consent_events").get() as { id: number }).id;
+      },
+    });
+    disableEndpoint(runtime.deps.db, endpoint, "test over", NOW);
+    const events = db().prepare("SELECT COUNT(*) AS n FROM consent_events WHERE brand_id = ? AND id > ?").pluck().get(brand, after) as number;
+    const rows = db().prepare("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'callback' AND target = ?").pluck().get(endpoint) as number;
+    expect(summary.recorded).toBe(400 - 11 - 8);
+    expect(events).toBeGreaterThanOrEqual(200);
+    expect(rows).toBe(events);
+  });
+
+  it("a write the thread cannot make (the lock held past busy_timeout) fails the import, marked failed with SQLite's code, and nothing else", async () => {
+    await createBrand("BLOCKED");
+    const brand = brandId("BLOCKED");
+    const file = fresh(300, 8_000_000);
+    const head = file.split("\n").slice(0, 102).join("\n") + "\n";
+    const other = new Database(runtime.deps.db.$client.name);
+    const c = runtime.deps.db.$client;
+    c.pragma("busy_timeout = 100"); // the thread takes the connection's own
+    let id = "";
+    try {
+      // The first batch goes to the thread while another connection holds the write lock and the
+      // import waits for the rest of a slow upload: the failed write must not end the process.
+      async function* source() {
+        yield head;
+        other.exec("BEGIN IMMEDIATE");
+        await new Promise((r) => setTimeout(r, 600));
+        other.exec("COMMIT");
+        yield file.slice(head.length);
+      }
+      const err = await runImport(source(), importDeps, { brandId: brand, via: "api", batchSize: 100, onStart: (i) => void (id = i) }).then(
+        () => null,
+        (e: unknown) => e as Error & { code?: string },
+      );
+      expect(err?.code).toBe("SQLITE_BUSY");
+    } finally {
+      c.pragma("busy_timeout = 5000");
+      if (other.inTransaction) other.exec("ROLLBACK");
+      other.close();
+    }
+    expect(importById(runtime.deps.db, id)).toMatchObject({ status: "failed", recorded: 0, rowsRead: 0 });
+    expect(eventsOf(brand)).toHaveLength(0);
   });
 });

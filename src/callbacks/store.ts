@@ -36,8 +36,10 @@ export function bumpEndpointVersion(db: Db): void {
   stmt(db, `INSERT INTO endpoint_versions (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1`).run();
 }
 
+const ENDPOINT_VERSION = `SELECT version FROM endpoint_versions WHERE id = 1`;
+
 export function endpointVersion(db: Db): number {
-  return (stmt(db, `SELECT version FROM endpoint_versions WHERE id = 1`).get() as { version: number } | undefined)?.version ?? 0;
+  return (stmt(db, ENDPOINT_VERSION).get() as { version: number } | undefined)?.version ?? 0;
 }
 
 export function getEndpoint(db: Db, id: string): EndpointRow | null {
@@ -151,14 +153,15 @@ const row = (eventId: number, target: string, active: boolean): OutboxInput =>
  * the row a partner switched off over a refusal never learned of it, and a replay sent it the last
  * ONAY it had. Runs inside the ledger transaction, so it reads from a cache (per brand for partners,
  * up to 3000 each) reloaded when the endpoint version moves; the version is read once a transaction
- * (nothing another process commits can move it meanwhile).
+ * (nothing another process commits can move it meanwhile), and an import's plan (Ledger.plan) is
+ * written only while it is unchanged (the planner's guard).
  */
 export function callbackPlanner(db: Db): OutboxPlanner {
   let version = -1;
   let checkedIn = -1;
   let subscriptions: PlannerEntry[] = [];
   const partnersByBrand = new Map<number, { id: string; retailerCode: string; active: boolean }[]>();
-  return function planCallbacks(e: LedgerEvent, context: PlanContext): OutboxInput[] {
+  return Object.assign(function planCallbacks(e: LedgerEvent, context: PlanContext): OutboxInput[] {
     const v = context.transaction === checkedIn ? version : endpointVersion(db);
     checkedIn = context.transaction;
     if (v !== version) {
@@ -196,7 +199,7 @@ export function callbackPlanner(db: Db): OutboxPlanner {
     const reporter = e.origin === "partner" ? e.retailerCode : null;
     for (const p of partners) if (p.retailerCode !== reporter) out.push(row(e.id, p.id, p.active));
     return out;
-  };
+  }, { guard: ENDPOINT_VERSION });
 }
 
 export interface DeliveryLogRow {
