@@ -14,6 +14,14 @@ export type WriteResult = { moved: true } | { moved: false; outbox: OutboxRef[] 
  * `statements` are the caller's own, run in the same transaction by name (WriteRequest.runs).
  */
 export class LedgerWriter {
+  /**
+   * Writer threads a process runs at once. SQLite takes one write at a time, so more threads would
+   * not write faster; each holds a connection with the caller's page cache (64 MiB in the server) and
+   * a JavaScript heap of its own. An import that finds none free writes its batches itself
+   * (Ledger.apply): the same rows, on one thread.
+   */
+  static readonly MAX_THREADS = 2;
+  private static running = 0;
   private readonly worker: Worker;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve(r: WriteResult): void; reject(e: Error): void }>();
@@ -33,6 +41,7 @@ export class LedgerWriter {
       },
       execArgv: [],
     });
+    LedgerWriter.running++;
     this.worker.on("message", (m: { seq: number; error?: string; code?: string } & WriteResult) => {
       const w = this.waiting.get(m.seq);
       this.waiting.delete(m.seq);
@@ -45,12 +54,20 @@ export class LedgerWriter {
       this.waiting.clear();
     };
     this.worker.on("error", fail);
-    this.worker.on("exit", (code) => fail(new Error(`the ledger's writer thread stopped (exit code ${code})`)));
+    this.worker.on("exit", (code) => {
+      LedgerWriter.running--;
+      fail(new Error(`the ledger's writer thread stopped (exit code ${code})`));
+    });
   }
 
-  /** A writer for the database's file; null for an in-memory database (no other connection can share it). */
+  /** Whether open would give a writer: not for an in-memory database (no other connection can share it), nor while MAX_THREADS run. */
+  static available(db: Db): boolean {
+    return !db.$client.memory && LedgerWriter.running < LedgerWriter.MAX_THREADS;
+  }
+
+  /** A writer for the database's file, or null when none is available. */
   static open(db: Db, statements: Record<string, string> = {}): LedgerWriter | null {
-    return db.$client.memory ? null : new LedgerWriter(db, statements);
+    return LedgerWriter.available(db) ? new LedgerWriter(db, statements) : null;
   }
 
   /** Commits a plan with the caller's statements (`runs`, by name and arguments), or nothing when the ledger's head has moved. */

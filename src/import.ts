@@ -110,7 +110,8 @@ export interface ImportOptions {
   onRejected?(row: RejectedRow): void;
   /**
    * Whether large batches are written by a thread of their own (db/ledger-writer.ts) while the next
-   * is read; default true (an in-memory database has none). False: every batch through Ledger.apply.
+   * is read; default true (an in-memory database has none, and while the process runs
+   * LedgerWriter.MAX_THREADS of them batches go through Ledger.apply). False: every batch through Ledger.apply.
    */
   writerThread?: boolean;
   /** How often a running import says it is alive (its `updated_at`), default IMPORT_HEARTBEAT_MS. */
@@ -740,7 +741,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   });
   const planner = (o: ActionOutcome[], derived: ActionOutcome[]) => iysBatchPlanner(o, undefined, derived);
   // Large batches are planned here and written by a thread of their own while the next is read
-  // and planned (db/ledger-writer.ts); started with the first such batch.
+  // and planned (db/ledger-writer.ts); started with the first such batch. While the process runs
+  // as many as it may (LedgerWriter.MAX_THREADS), batches go through Ledger.apply.
   let writer: LedgerWriter | null | undefined = opts.writerThread === false ? null : undefined;
   /** A batch handed to the writer, not known to be written yet, and the records its plan wrote. */
   let inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: ChainHead } | null = null;
@@ -820,7 +822,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     b.rowsRead = reading.rowsRead;
     b.bytesRead = reading.bytesRead;
     if (inPlace > 0) inPlace--;
-    else if (writer !== null && b.actions.length >= PLAN_MIN) {
+    else if (writer !== null && b.actions.length >= PLAN_MIN && (writer !== undefined || LedgerWriter.available(db))) {
       // A plan reads the ledger as the batch before leaves it: not yet, for that batch's recipients.
       // (An import's actions are all of its brand.)
       if (inflight && b.actions.some((a) => inflight!.recipients.has(a.recipient))) await settle();
@@ -829,7 +831,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
         const judged = judge(b, planned.outcomes);
         // Made on top of a batch that was overtaken: made for nothing.
         const overtaken = await settle();
-        writer ??= LedgerWriter.open(db, SQL);
+        // Taken meanwhile by another import of the process: this batch (and the next, until one is free) in place.
+        writer ??= LedgerWriter.open(db, SQL) ?? undefined;
         if (writer && !overtaken) {
           const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
           runs.push(["counts", countsArgs(countsAfter(b, judged))]);

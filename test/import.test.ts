@@ -14,6 +14,7 @@ import { createApp, type App } from "../src/app";
 import { formatIysDate } from "../src/domain/time";
 import Database from "better-sqlite3";
 import { EVENT_COLUMNS, eventHash, type LedgerEvent } from "../db/ledger";
+import { LedgerWriter } from "../db/ledger-writer";
 import { disableEndpoint, insertEndpoint } from "../src/callbacks/store";
 import { csvRecords, failInterruptedImports, IMPORT_STALE_MS, ImportFormatError, ImportTooLargeError, importById, rowToAction, runImport, type ImportDeps, type RejectedRow } from "../src/import";
 import { createRuntime, type Runtime } from "../src/runtime";
@@ -1042,5 +1043,34 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     }
     expect(importById(runtime.deps.db, id)).toMatchObject({ status: "failed", recorded: 0, rowsRead: 0 });
     expect(eventsOf(brand)).toHaveLength(0);
+  });
+
+  it("a process runs at most LedgerWriter.MAX_THREADS writer threads: an import finding none free writes its batches itself, and takes one once it is free", async () => {
+    await createBrand("NOTHREAD");
+    const brand = brandId("NOTHREAD");
+    const before = (db().prepare("SELECT MAX(id) AS id FROM consent_events").get() as { id: number | null }).id ?? 0;
+    const taken = Array.from({ length: LedgerWriter.MAX_THREADS }, () => LedgerWriter.open(runtime.deps.db));
+    expect(taken.every((w) => w !== null)).toBe(true);
+    expect(LedgerWriter.available(runtime.deps.db)).toBe(false);
+    expect(LedgerWriter.open(runtime.deps.db)).toBeNull();
+    const file = fresh(400, 8_000_000);
+    const head = file.split("\n").slice(0, 201).join("\n") + "\n";
+    const { deps, seen } = counting();
+    try {
+      // The first 200 rows (two batches) while every thread is taken; one is given back before the rest.
+      async function* source() {
+        yield head;
+        await taken.pop()!.close();
+        yield file.slice(head.length);
+      }
+      const summary = await runImport(source(), deps, { brandId: brand, via: "cli", batchSize: 100 });
+      expect(summary).toMatchObject({ rowsRead: 400, recorded: 400 - 11 - 8, rejected: 11 + 8 });
+    } finally {
+      for (const w of taken) await w!.close();
+    }
+    // Batches 1 and 2 applied in place, with no plan made for nothing; 3 and 4 planned and written by the thread.
+    expect(seen).toEqual({ planned: 2, declined: 0, largeApplies: 2 });
+    expect(chainHolds(before)).toBe(400 - 11 - 8 + (before > 0 ? 1 : 0));
+    expect(LedgerWriter.available(runtime.deps.db)).toBe(true);
   });
 });
