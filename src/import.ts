@@ -913,23 +913,30 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     const tooLarge = err instanceof TooLargeError ? err.message : null;
     const cut = err instanceof SourceCutError ? `the file stopped before its end (${err.message})` : null;
     const problem = broken !== null ? `the CSV is malformed: ${broken}` : (tooLarge ?? cut);
+    /** A write that failed while the import stopped for its source's problem. */
+    let unwritten = null as Error | null;
+    const unwrittenBy = (err: unknown) => void (unwritten ??= err instanceof Error ? err : new Error(String(err)));
     if (problem !== null) {
       // The rows read before the break are whole and valid rows: written like any batch, so what is
       // in the ledger is exactly the file up to the break (not up to the last full batch).
       // The status is written before the last enqueue is waited for (below): a process stopped
       // while Redis is slow leaves the import marked failed, and the sweeper enqueues its outbox rows.
-      if (id) await flush().catch(() => {});
+      if (id) await flush().catch(unwrittenBy);
     }
     // A batch handed to the writer is counted (it may be in) before the import is marked failed.
-    await settle().catch(() => {});
+    await settle().catch(unwrittenBy);
     if (problem !== null) {
+      const advice = `${tooLarge ? "send the rest as another file" : cut ? "send the file again" : "send the fixed file again"} (rows already in stay unchanged)`;
+      // A write failed too (the lock held past busy_timeout, a full disk): fewer rows are in than were before the break.
       const kept = !id
         ? ""
-        : counts.rowsRead === 0
-          ? `; no row was before it: nothing was written (import ${id} is marked failed)`
-          : `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: ${
-              tooLarge ? "send the rest as another file" : cut ? "send the file again" : "send the fixed file again"
-            } (rows already in stay unchanged)`;
+        : unwritten
+          ? counts.rowsRead === 0
+            ? `; nothing was written: writing the rows before it failed (${unwritten.message}; import ${id} is marked failed): ${advice}`
+            : `; the first ${counts.rowsRead} rows are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after them: writing the next ones failed (${unwritten.message}): ${advice}`
+          : counts.rowsRead === 0
+            ? `; no row was before it: nothing was written (import ${id} is marked failed)`
+            : `; the ${counts.rowsRead} rows before it are in import ${id} (recorded ${counts.recorded}, unchanged ${counts.unchanged}, rejected ${counts.rejected}), nothing after it: ${advice}`;
       e = tooLarge ? new ImportTooLargeError(`${problem}${kept}`, [], id) : new ImportFormatError(`${problem}${kept}`, [], id);
     }
     if (id) {

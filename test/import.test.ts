@@ -1045,6 +1045,32 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(eventsOf(brand)).toHaveLength(0);
   });
 
+  it("a file broken after a batch whose write failed says how many rows are in and that writing the next failed (not the rows before the break)", async () => {
+    await createBrand("UNWRITTEN");
+    const brand = brandId("UNWRITTEN");
+    // Batch 2's write fails in the thread's transaction (as a full disk would): a trigger on one of its rows.
+    const poisoned = phone(9_000_150);
+    db().exec(`CREATE TRIGGER unwritten_test BEFORE INSERT ON consent_events WHEN NEW.recipient = '${poisoned}' BEGIN SELECT RAISE(ABORT, 'the disk is full (test)'); END`);
+    let id = "";
+    try {
+      const file = fresh(250, 9_000_000) + `BIREYSEL,MESAJ,"${phone(9_999_999)},ONAY,HS_WEB,${iys(NOW - 60_000)}\n`;
+      const err = await runImport(Readable.from([file]), importDeps, { brandId: brand, via: "cli", batchSize: 100, onStart: (i) => void (id = i) }).then(
+        () => null,
+        (e: unknown) => e as Error,
+      );
+      expect(err).toBeInstanceOf(ImportFormatError);
+      const record = importById(runtime.deps.db, id)!;
+      expect(record).toMatchObject({ status: "failed", rowsRead: 100 });
+      expect(err!.message).toBe(
+        `the CSV is malformed: a quote opened after line 251 is never closed; the first 100 rows are in import ${id} (recorded ${record.recorded}, unchanged 0, rejected ${record.rejected}), nothing after them: writing the next ones failed (the disk is full (test)): send the fixed file again (rows already in stay unchanged)`,
+      );
+      expect(record.error).toBe(err!.message);
+      expect(eventsOf(brand)).toHaveLength(record.recorded);
+    } finally {
+      db().exec("DROP TRIGGER unwritten_test");
+    }
+  });
+
   it("a process runs at most LedgerWriter.MAX_THREADS writer threads: an import finding none free writes its batches itself, and takes one once it is free", async () => {
     await createBrand("NOTHREAD");
     const brand = brandId("NOTHREAD");
