@@ -5,8 +5,11 @@
 // One message, one IMMEDIATE transaction: the plan's events, their state rows, its outbox rows and
 // the caller's own statements (`runs`: an import's rejected rows and counts), written only while the
 // ledger's head is still the one the plan went on from; otherwise nothing is written (`moved`).
+// The events come without their chain: each gets its salt, previous hash and hash here (sealRow),
+// from the head the transaction found, so the import's own thread spends nothing on hashes.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
+import { sealRow } from "./event-hash.mjs";
 
 const { path, pragmas, sql, statements, genesis } = workerData;
 const db = new Database(path, { fileMustExist: true });
@@ -23,12 +26,19 @@ const guard = (text) => {
   return s.get() ?? null;
 };
 
+/** The head this thread's last committed plan left (a plan made on top of it names no hash). */
+let written = null;
+
 const write = db.transaction((m) => {
   const now = head.get() ?? { id: 0, hash: genesis };
-  if (now.id !== m.after.id || now.hash !== m.after.hash) return { moved: true };
+  if (now.id !== m.after.id || now.hash !== (m.after.hash ?? written?.hash)) return { moved: true };
   // What a planner read outside the ledger (the callback endpoints) changed since: as stale.
   if (m.guards.some(([text, value]) => guard(text) !== value)) return { moved: true };
-  for (const e of m.events) insertEvent.run(e);
+  let prev = now.hash;
+  for (const e of m.events) {
+    prev = sealRow(e, prev);
+    insertEvent.run(e);
+  }
   for (const [from, to] of m.stateRanges) stateFromEvents.run(from, to);
   const outbox = m.outbox.length
     ? insertOutboxMany
@@ -38,7 +48,7 @@ const write = db.transaction((m) => {
         .sort((a, b) => a.id - b.id)
     : [];
   for (const [name, args] of m.runs) own[name].run(args);
-  return { moved: false, outbox };
+  return { moved: false, outbox, head: { id: m.events.length ? m.events[m.events.length - 1][0] : now.id, hash: prev } };
 });
 
 parentPort.on("message", (m) => {
@@ -48,7 +58,10 @@ parentPort.on("message", (m) => {
     return;
   }
   try {
-    parentPort.postMessage({ seq: m.seq, ...write.immediate(m) });
+    const { head: after, ...result } = write.immediate(m);
+    // Committed: the plans made on top of this one go on from its head.
+    if (after) written = after;
+    parentPort.postMessage({ seq: m.seq, ...result });
   } catch (err) {
     // SQLite's code (SQLITE_BUSY, SQLITE_FULL…) goes with it: the API answers those with a 503.
     parentPort.postMessage({ seq: m.seq, error: err instanceof Error ? err.message : String(err), code: err?.code });

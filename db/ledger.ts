@@ -1,4 +1,3 @@
-import { hash, randomBytes } from "node:crypto";
 import type { Statement } from "better-sqlite3";
 import type { BusinessCalendar } from "../src/domain/calendar";
 import { checkConsent, isLate, type RuleCode } from "../src/domain/consent-rules";
@@ -12,6 +11,7 @@ import type {
 } from "../src/domain/consent";
 import { channelOrigins } from "../src/domain/consent";
 import type { Clock } from "../src/domain/time";
+import { canonicalRow, chainHash, ROW_SALT, sealRow, sha256 } from "./event-hash.mjs";
 import type { Db } from "./index";
 import type { OutboxKind, ReceiptStatus } from "./schema";
 
@@ -145,11 +145,17 @@ export interface ChainHead {
  * ledger moves its head, so an unchanged head means that nothing the plan read has changed since.
  */
 export interface LedgerPlan {
-  /** The head the plan goes on from. */
-  after: ChainHead;
-  /** The head once it is written. */
-  head: ChainHead;
-  /** LEDGER_SQL.insertEvent's arguments, in order. */
+  /**
+   * The head the plan goes on from; its hash is null when that head is the last event of the plan
+   * before it (not written yet when this one was made): the head the same writer wrote last.
+   */
+  after: PlanHead;
+  /** The head once it is written: its hash is the writer's to work out. */
+  head: PlanHead & { hash: null };
+  /**
+   * LEDGER_SQL.insertEvent's arguments, in order, without their chain: the writer gives each its salt,
+   * previous hash and hash (sealRow, db/event-hash.mjs) as it writes them, on its own thread.
+   */
   events: unknown[][];
   /** Event id ranges whose state rows LEDGER_SQL.stateFromEvents writes, in order. */
   stateRanges: [number, number][];
@@ -159,6 +165,12 @@ export interface LedgerPlan {
   receivedAt: number;
   /** The planners' guards (OutboxPlanner.guard) with what they gave: the plan is written only while each still gives it. */
   guards: [string, unknown][];
+}
+
+/** A plan's head: an event id, and its hash when it is known (LedgerPlan.after). */
+export interface PlanHead {
+  id: number;
+  hash: string | null;
 }
 
 /** Ledger.plan met a read it cannot answer without the writes it is planning (the same record twice, a refusal carried over): the call goes through apply. */
@@ -195,23 +207,19 @@ export interface PlanContext {
 }
 
 /**
- * The exact bytes an event's content hash covers: every column but `prevHash` and `hash`, in a fixed
- * order, as a JSON array whose first element is the format version: 3 with the event's salt last,
- * 2 (events recorded before salts) without.
- */
-/**
  * What each element of the canonical array is, in order (`salt` only in format 3): published with
  * every proof so that a third party can read which brand (`brandId`, the proof's `brandId` and
  * `event.brand`), recipient, channel, status and dates (epoch milliseconds) the signed chain covers.
+ * The array itself is made by canonicalRow (db/event-hash.mjs).
  */
 export const CANONICAL_FIELDS = [
   "format", "id", "brandId", "recipient", "recipientType", "type", "status", "source", "consentDate", "retailerCode",
   "origin", "receiptId", "idempotencyKey", "effect", "receivedAt", "salt",
 ] as const;
 
-export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
-  const fields: unknown[] = [
-    e.salt ? 3 : 2,
+/** An event as LEDGER_SQL.insertEvent's arguments. */
+export function eventRow(e: Omit<LedgerEvent, "hash" | "prevHash"> & { prevHash?: string | null; hash?: string | null }): unknown[] {
+  return [
     e.id,
     e.brandId,
     e.recipient,
@@ -226,38 +234,23 @@ export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): strin
     e.idempotencyKey,
     e.effect,
     e.receivedAt,
+    e.prevHash || null,
+    e.hash || null,
+    e.salt,
   ];
-  if (e.salt) fields.push(e.salt);
-  return JSON.stringify(fields);
-}
-
-let saltPool = Buffer.alloc(0);
-let saltAt = 0;
-
-/** A new event's salt: 16 random bytes, base64url (drawn from a pool: one system call per 4096). */
-export function newSalt(): string {
-  if (saltAt + 16 > saltPool.length) {
-    saltPool = randomBytes(16 * 4096);
-    saltAt = 0;
-  }
-  saltAt += 16;
-  return saltPool.toString("base64url", saltAt - 16, saltAt);
-}
-
-// The one-shot crypto.hash: the same digest as createHash().update().digest(), without a Hash object per call.
-const sha256 = (s: string) => hash("sha256", s, "hex");
-
-export function contentHash(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
-  return sha256(canonicalEvent(e));
 }
 
 /**
- * An event's chain hash: SHA-256 of its content hash followed by the previous event's hash (both
- * 64 hex characters). Hashing the content first lets a proof walk the chain to a signed checkpoint
- * with the content hashes of later events only, never their personal data.
+ * The exact bytes an event's content hash covers: every column but `prevHash` and `hash`, in a fixed
+ * order, as a JSON array whose first element is the format version: 3 with the event's salt last,
+ * 2 (events recorded before salts) without.
  */
-export function chainHash(content: string, prevHash: string): string {
-  return sha256(content + prevHash);
+export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
+  return canonicalRow(eventRow(e));
+}
+
+export function contentHash(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
+  return sha256(canonicalEvent(e));
 }
 
 export function eventHash(e: Omit<LedgerEvent, "hash">): string {
@@ -536,9 +529,10 @@ export class Ledger {
    * be among this call's) or from the ledger's head. Null when the call needs apply itself: fewer
    * than KNOWN_STATE_MIN actions, a receipt, idempotency keys, a record twice in the call, or a
    * consent of a recipient who has a record of the other recipient type (refusalsOverConsents reads
-   * the records the call writes). The outcomes hold only once the plan is written.
+   * the records the call writes). The outcomes hold only once the plan is written; their events get
+   * their salt and hashes from the writer (LedgerPlan.events), and have none here.
    */
-  plan(actions: ConsentAction[], opts: Omit<ApplyOptions, "receipt"> & { after?: ChainHead | null } = {}): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
+  plan(actions: ConsentAction[], opts: Omit<ApplyOptions, "receipt"> & { after?: PlanHead | null } = {}): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
     if (actions.length < KNOWN_STATE_MIN) return null;
     const records = new Set<string>();
     for (const a of actions) {
@@ -547,7 +541,7 @@ export class Ledger {
       if (records.has(key)) return null;
       records.add(key);
     }
-    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: GENESIS_HASH }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
+    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
     this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));
     try {
       const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after) }));
@@ -587,7 +581,7 @@ export class Ledger {
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
     const transaction = ++transactions;
-    let head = capture?.given ? capture.after : (this.s.head.get() ?? { id: 0, hash: GENESIS_HASH });
+    let head: PlanHead = capture?.given ? capture.after : (this.s.head.get() ?? { id: 0, hash: GENESIS_HASH });
     if (capture) {
       capture.after = head;
       capture.receivedAt = receivedAt;
@@ -710,7 +704,6 @@ export class Ledger {
         continue;
       }
 
-      // Hashed in place (no copy of every field per event): `hash` is set once the rest is.
       const event: LedgerEvent = {
         id: head.id + 1,
         brandId: a.brandId,
@@ -726,32 +719,19 @@ export class Ledger {
         idempotencyKey: a.idempotencyKey ?? null,
         effect: verdict.effect,
         receivedAt,
-        prevHash: head.hash,
-        salt: newSalt(),
+        prevHash: "",
+        salt: null,
         hash: "",
       };
-      event.hash = eventHash(event);
-      const row = [
-        event.id,
-        event.brandId,
-        event.recipient,
-        event.recipientType,
-        event.type,
-        event.status,
-        event.source,
-        event.consentDate,
-        event.retailerCode,
-        event.origin,
-        event.receiptId,
-        event.idempotencyKey,
-        event.effect,
-        event.receivedAt,
-        event.prevHash,
-        event.hash,
-        event.salt,
-      ];
+      const row = eventRow(event);
+      // A plan's events are chained by its writer (LedgerPlan.events); these here, hashed in their row.
       if (capture) capture.events.push(row);
-      else this.s.insertEvent.run(row);
+      else {
+        event.prevHash = head.hash!;
+        event.hash = sealRow(row, event.prevHash);
+        event.salt = row[ROW_SALT] as string;
+        this.s.insertEvent.run(row);
+      }
       const inIys = verdict.effect === "movement" || (previous?.inIys ?? false);
       if (known) {
         if (pendingFrom === 0) pendingFrom = event.id;
@@ -789,7 +769,7 @@ export class Ledger {
     ]);
     if (capture) {
       capture.outbox = values;
-      capture.head = head;
+      capture.head = { id: head.id, hash: null };
     } else if (values.length > 1) {
       outbox = this.s.insertOutboxMany
         .all(receivedAt, receivedAt, JSON.stringify(values))

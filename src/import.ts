@@ -2,7 +2,7 @@ import { isAscii, isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import { CsvError, Parser } from "csv-parse";
 import { stmt, type Db } from "../db/index";
-import type { ActionOutcome, ChainHead, ConsentAction, Ledger, OutboxRef } from "../db/ledger";
+import type { ActionOutcome, ConsentAction, Ledger, OutboxRef, PlanHead } from "../db/ledger";
 import { LedgerWriter, type WriteResult } from "../db/ledger-writer";
 import { statementToAction } from "./consents";
 import { hasTrunkZero } from "./domain/address";
@@ -745,7 +745,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   // as many as it may (LedgerWriter.MAX_THREADS), batches go through Ledger.apply.
   let writer: LedgerWriter | null | undefined = opts.writerThread === false ? null : undefined;
   /** A batch handed to the writer, not known to be written yet, and the records its plan wrote. */
-  let inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: ChainHead } | null = null;
+  let inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: PlanHead } | null = null;
 
   /** The batch's rows as the ledger took them: how many it recorded and found there already, and the rejected rows (the file's own too, in line order). */
   const judge = (b: Batch, outcomes: ActionOutcome[]): Judged => {

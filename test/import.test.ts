@@ -989,6 +989,53 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(await runImport(Readable.from([fresh(400, 6_000_000)]), importDeps, { brandId: brand, via: "cli", batchSize: 100 })).toMatchObject({ recorded: 0, unchanged: summary.recorded });
   });
 
+  it("a plan's events are chained by its writer, over the head it finds: one made on top of a plan not yet written is written only over the head that writer left", async () => {
+    await createBrand("SEALED");
+    const brand = brandId("SEALED");
+    const actions = (from: number) =>
+      Array.from({ length: 100 }, (_, i) => {
+        const r = rowToAction(["MESAJ", phone(from + i), "ONAY", "HS_WEB", iys(NOW - 60_000), "BIREYSEL", ""], brand);
+        if (!r.ok) throw new Error(r.message);
+        return r.action;
+      });
+    const ledger = runtime.deps.ledger;
+    // An event below the plans (the ledger may be empty when this test runs alone).
+    expect(ledger.apply(actions(7_000_300).slice(0, 1)).outcomes[0]!.kind).toBe("recorded");
+    const before = (db().prepare("SELECT MAX(id) AS id FROM consent_events").get() as { id: number }).id;
+    const first = ledger.plan(actions(7_000_000))!;
+    const second = ledger.plan(actions(7_000_100), { after: first.plan.head })!;
+    // Nothing of the chain is worked out on the planning thread.
+    expect(first.plan.events.map((e) => [e[14], e[15], e[16]])).toEqual(Array(100).fill([null, null, null]));
+    expect(second.plan.after).toEqual({ id: before + 100, hash: null });
+    const writer = LedgerWriter.open(runtime.deps.db)!;
+    const other = LedgerWriter.open(runtime.deps.db)!;
+    try {
+      // A writer that did not write the plan below it does not know its head: nothing written.
+      expect(await writer.write(second.plan)).toEqual({ moved: true });
+      expect((await writer.write(first.plan)).moved).toBe(false);
+      expect(await other.write(second.plan)).toEqual({ moved: true });
+      expect((await writer.write(second.plan)).moved).toBe(false);
+      expect(chainHolds(before)).toBe(201);
+      const salts = db().prepare("SELECT COUNT(DISTINCT salt) AS n FROM consent_events WHERE id > ?").get(before) as { n: number };
+      expect(salts.n).toBe(200);
+      // The head at the same id but not the event this writer wrote (as after another writer's
+      // write): the plan on top of it is not written.
+      const third = ledger.plan(actions(7_000_200), { after: second.plan.head })!;
+      const top = db().prepare("SELECT hash FROM consent_events WHERE id = ?").get(second.plan.head.id) as { hash: string };
+      db().prepare("UPDATE consent_events SET hash = ? WHERE id = ?").run("f".repeat(64), second.plan.head.id);
+      try {
+        expect(await writer.write(third.plan)).toEqual({ moved: true });
+      } finally {
+        db().prepare("UPDATE consent_events SET hash = ? WHERE id = ?").run(top.hash, second.plan.head.id);
+      }
+      expect((await writer.write(third.plan)).moved).toBe(false);
+      expect(chainHolds(before)).toBe(301);
+    } finally {
+      await writer.close();
+      await other.close();
+    }
+  });
+
   it("a batch planned before a callback subscription was made, written after, gets its callback rows (the endpoints' version guards plans)", async () => {
     await createBrand("SUBSCRIBED");
     const brand = brandId("SUBSCRIBED");
