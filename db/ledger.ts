@@ -534,12 +534,16 @@ export class Ledger {
    */
   plan(actions: ConsentAction[], opts: Omit<ApplyOptions, "receipt"> & { after?: PlanHead | null } = {}): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
     if (actions.length < KNOWN_STATE_MIN) return null;
-    const records = new Set<string>();
+    // Each recipient's records in the call, as KnownState keeps them (a bit a record): one seen twice declines.
+    const records = new Map<number, Map<string, number>>();
     for (const a of actions) {
       if (a.idempotencyKey) return null;
-      const key = `${a.brandId}\0${a.recipient}\0${a.recipientType}\0${a.type}`;
-      if (records.has(key)) return null;
-      records.add(key);
+      let rows = records.get(a.brandId);
+      if (!rows) records.set(a.brandId, (rows = new Map()));
+      const mask = rows.get(a.recipient) ?? 0;
+      const bit = stateBit(a.recipientType, a.type);
+      if ((mask & bit) !== 0) return null;
+      rows.set(a.recipient, mask | bit);
     }
     const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
     this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));

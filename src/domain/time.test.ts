@@ -5,6 +5,7 @@ import {
   daysInMonth,
   formatIysDate,
   fromIstanbulWall,
+  IYS_DATE,
   istanbulDay,
   istanbulMinutesOfDay,
   parseConsentDate,
@@ -120,6 +121,26 @@ describe("formatIysDate", () => {
 });
 
 describe("parseIysDate", () => {
+  it("takes exactly what IYS_DATE matches: ASCII digits in the İYS form, nothing else", () => {
+    const forms = [
+      "2024-01-02 13:00:00", "0001-01-01 00:00:00", "9999-12-31 23:59:59", "2024-13-02 13:00:00", "2024-02-30 10:00:00",
+      "2024-01-02T13:00:00", "2024-01-02 13:00", "2024-01-02 13:00:00 ", " 2024-01-02 13:00:00", "2024/01/02 13:00:00",
+      "2024-01-02 13-00-00", "2024-1-02 13:00:00", "202a-01-02 13:00:00", "2024-01-02 1:00:000", "2024-01-02 13:00:0\u0660",
+      "\uFF12024-01-02 13:00:00", "2024-01-02\u00A013:00:00", "2024-01-02 13:00:00\n", "", "2024-01-02 24:00:00", "2024-01-02 13:60:00",
+      "2024-01-02 13:00:/0", "2024-01-02 13:00::0", "-024-01-02 13:00:00", "+024-01-02 13:00:00",
+    ];
+    for (const s of forms) {
+      const m = IYS_DATE.exec(s);
+      const r = parseIysDate(s);
+      if (!m) expect(r, s).toEqual(H158);
+      else {
+        const wall = fromIstanbulWall(daysFromCivil(Number(m[1]), Number(m[2]), Number(m[3])) * 86_400_000 + ((Number(m[4]) * 60 + Number(m[5])) * 60 + Number(m[6])) * 1000);
+        const valid = Number(m[2]) <= 12 && Number(m[3]) <= daysInMonth(Number(m[1]), Number(m[2])) && Number(m[4]) < 24 && Number(m[5]) < 60 && Number(m[6]) < 60 && Number(m[1]) > 0 && Number(m[2]) > 0 && Number(m[3]) > 0;
+        expect(r, s).toEqual(valid && wall ? { ok: true, date: wall } : H157);
+      }
+    }
+  });
+
   it("reads the İYS form as Istanbul wall time", () => {
     expect(iso(parseIysDate("2024-01-02 13:00:00"))).toBe("2024-01-02T10:00:00.000Z");
   });
