@@ -38,8 +38,16 @@ describe("IVR brand menu", () => {
     ["istemem", "refuse-both"],
     ["hiçbir şey göndermeyin", "refuse-both"],
     ["SMS'leri istemiyorum", "refuse-sms"],
+    ["SMS gönderme", "refuse-sms"],
+    ["arama yapma", "refuse-calls"],
+    ["dur", "refuse-both"],
+    ["Bir dakika, aramayın", "refuse-calls"],
   ])("%j refuses (%s)", (speech, choice) => {
     expect(parseMenu({ digits: "", speech })).toEqual({ kind: "choice", choice });
+  });
+
+  it.each(["bir dakika dur", "dur bir dakika", "bir saniye", "bekle", "wait a moment", "hold on"])("%j asks for a moment: the menu again, no refusal", (speech) => {
+    expect(parseMenu({ digits: "", speech })).toEqual({ kind: "repeat" });
   });
 
   it("a Turkish suffix after an apostrophe is no word of its own: \"no'lu\" is not \"no\"", () => {

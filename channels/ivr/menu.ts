@@ -12,7 +12,8 @@ import type { IvrChoice } from "./state";
  *   English "refuse", "no", "stop") refuses both calls and SMS, unless the utterance also names one
  *   channel ("aramalar"/"calls" → calls only, "mesaj"/"sms"/"text" → SMS only); a consent word
  *   ("onay", "onaylıyorum", "evet", "kabul"; English "yes", "consent", "accept") consents to both;
- *   "tekrar"/"repeat" repeats; "english"/"ingilizce" switches to English, "türkçe"/"turkish" to
+ *   "tekrar"/"repeat" repeats, and so does asking for a moment ("bir dakika", "bekle", "wait": "dur"
+ *   said with them is "wait", not a refusal); "english"/"ingilizce" switches to English, "türkçe"/"turkish" to
  *   Turkish; a lone digit word ("bir", "iki", … / "one", "two", …) counts as that key. A consent
  *   that names one channel consents to that one ("evet, mesaj gelsin"); a refusal stressed with
  *   "asla", "hiç", "yok" still refuses ("bir daha asla aramayın").
@@ -52,6 +53,10 @@ const UNWANTED = new Set(["want", "wanna", "call", "calls", "calling", "text", "
 const EMPHATIC = new Set(["asla", "hic", "yok"]);
 /** Refusal words that are a bare no, said before what is not wanted ("No, I don't want calls"). */
 const BARE_NO = new Set(["no", "hayir"]);
+/** Asking for a moment ("bir dakika", "bir saniye", "bekle", "wait"): "dur" with them is "wait", not "stop". */
+const WAIT = new Set(["dakika", "saniye", "bekle", "bekleyin", "wait", "moment", "hold"]);
+/** Refusal words that also mean "wait" ("dur bir dakika"). */
+const HALT = new Set(["dur"]);
 const CONFIRM = new Set(["evet", "onay", "onayla", "onayliyorum", "tamam", "yes", "confirm", "ok", "okay"]);
 
 const tokens = (folded: string) => folded.replace(/[^a-z0-9 ]/g, " ").split(/ +/).filter(Boolean);
@@ -123,6 +128,8 @@ export function parseMenu(input: Input): MenuInput {
   // ("asla aramayın", "hiç istemiyorum"), nor is a bare no before what is not wanted ("No, I don't want calls").
   const negations = negationsOf(w);
   const refusals = w.filter((x) => REFUSE.has(x));
+  // "Bir dakika dur", "bekle": the caller wants a moment, and hears the menu again.
+  if (has(WAIT) && refusals.every((x) => HALT.has(x))) return { kind: "repeat" };
   const stressed = stressedOnly(refusals, negations);
   const bareNo = refusals.length > 0 && refusals.every((x) => BARE_NO.has(x)) && has(UNWANTED);
   const refusing = refusals.length > 0 || (negations.length > 0 && has(UNWANTED));

@@ -7,7 +7,8 @@
 /** Refusing words, Turkish and English: "istemiyorum", "aramayın", "gelmesin", "stop"… */
 export const REFUSAL_WORDS: ReadonlySet<string> = new Set([
   "ret", "red", "reddet", "reddediyorum", "hayir", "iptal", "istemiyorum", "istemiyoruz", "istemem", "istemiyom",
-  "gelmesin", "gondermeyin", "gondermeyiniz", "aramayin", "aramayiniz", "aramasin", "aramasinlar", "aranmasin", "atmayin", "atmayiniz", "yapmayin",
+  // "gönderme", "yapma": the singular imperatives ("SMS gönderme", "arama yapma"), as "göndermeyin" is the plural.
+  "gelmesin", "gonderme", "gondermeyin", "gondermeyiniz", "yapma", "aramayin", "aramayiniz", "aramasin", "aramasinlar", "aranmasin", "atmayin", "atmayiniz", "yapmayin",
   "dur", "durdur", "durdurun", "durdurunuz", "refuse", "no", "stop", "unsubscribe",
   // Said of the brand: "mesaj gönderilmesin", "mesaj atmasınlar", "arama yapmasınlar", "gelmesinler".
   "gonderilmesin", "gondermesin", "gondermesinler", "atmasin", "atmasinlar", "yapmasin", "yapmasinlar", "gelmesinler", "aranmayayim",
