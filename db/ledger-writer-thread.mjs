@@ -26,12 +26,13 @@ const guard = (text) => {
   return s.get() ?? null;
 };
 
-/** The head this thread's last committed plan left (a plan made on top of it names no hash). */
+/** The head this thread's last committed plan left, with that plan's token (a plan made on top of it names the token, not the hash). */
 let written = null;
 
 const write = db.transaction((m) => {
   const now = head.get() ?? { id: 0, hash: genesis };
-  if (now.id !== m.after.id || now.hash !== (m.after.hash ?? written?.hash)) return { moved: true };
+  const expected = m.after.hash ?? (written !== null && written.plan === m.after.plan ? written.hash : null);
+  if (now.id !== m.after.id || now.hash !== expected) return { moved: true };
   // What a planner read outside the ledger (the callback endpoints) changed since: as stale.
   if (m.guards.some(([text, value]) => guard(text) !== value)) return { moved: true };
   let prev = now.hash;
@@ -48,7 +49,7 @@ const write = db.transaction((m) => {
         .sort((a, b) => a.id - b.id)
     : [];
   for (const [name, args] of m.runs) own[name].run(args);
-  return { moved: false, outbox, head: { id: m.events.length ? m.events[m.events.length - 1][0] : now.id, hash: prev } };
+  return { moved: false, outbox, head: { id: m.events.length ? m.events[m.events.length - 1][0] : now.id, hash: prev, plan: m.token } };
 });
 
 parentPort.on("message", (m) => {

@@ -7,7 +7,7 @@ export type WriteResult = { moved: true } | { moved: false; outbox: OutboxRef[] 
 
 /**
  * A bulk import's ledger writes, on a thread of their own (db/ledger-writer-thread.mjs): the import reads,
- * checks and hashes its next batch (Ledger.plan) while the thread commits the one before. On one
+ * checks and plans its next batch (Ledger.plan) while the thread chains and commits the one before. On one
  * thread, the SQLite statements and the rest took turns; a million-row import spent 40 % of its time
  * in the statements. Each plan is committed only while the ledger's head is the one it was made on
  * (`moved` otherwise: another process wrote to the ledger, and the caller applies the batch itself).

@@ -147,11 +147,14 @@ export interface ChainHead {
 export interface LedgerPlan {
   /**
    * The head the plan goes on from; its hash is null when that head is the last event of the plan
-   * before it (not written yet when this one was made): the head the same writer wrote last.
+   * before it (`plan`: that plan's token), not written yet when this one was made: the writer takes
+   * it only over the head it left by writing that very plan.
    */
   after: PlanHead;
   /** The head once it is written: its hash is the writer's to work out. */
-  head: PlanHead & { hash: null };
+  head: PlanHead & { hash: null; plan: number };
+  /** The plan's own number, unique in the process (PlanHead.plan of the plans made on top of it). */
+  token: number;
   /**
    * LEDGER_SQL.insertEvent's arguments, in order, without their chain: the writer gives each its salt,
    * previous hash and hash (sealRow, db/event-hash.mjs) as it writes them, on its own thread.
@@ -171,7 +174,11 @@ export interface LedgerPlan {
 export interface PlanHead {
   id: number;
   hash: string | null;
+  /** With no hash: the token of the plan whose last event this is (LedgerPlan.token). */
+  plan?: number;
 }
+
+let planTokens = 0;
 
 /** Ledger.plan met a read it cannot answer without the writes it is planning (the same record twice, a refusal carried over): the call goes through apply. */
 class NeedsWrites extends Error {}
@@ -545,7 +552,8 @@ export class Ledger {
       if ((mask & bit) !== 0) return null;
       rows.set(a.recipient, mask | bit);
     }
-    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
+    const token = ++planTokens;
+    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null, plan: token }, token, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
     this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));
     try {
       const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after) }));
@@ -773,7 +781,7 @@ export class Ledger {
     ]);
     if (capture) {
       capture.outbox = values;
-      capture.head = { id: head.id, hash: null };
+      capture.head = { id: head.id, hash: null, plan: capture.token };
     } else if (values.length > 1) {
       outbox = this.s.insertOutboxMany
         .all(receivedAt, receivedAt, JSON.stringify(values))

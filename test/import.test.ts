@@ -989,7 +989,7 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(await runImport(Readable.from([fresh(400, 6_000_000)]), importDeps, { brandId: brand, via: "cli", batchSize: 100 })).toMatchObject({ recorded: 0, unchanged: summary.recorded });
   });
 
-  it("a plan's events are chained by its writer, over the head it finds: one made on top of a plan not yet written is written only over the head that writer left", async () => {
+  it("a plan's events are chained by its writer, over the head it finds: one made on top of a plan not yet written is written only over the head that writer left by writing that plan", async () => {
     await createBrand("SEALED");
     const brand = brandId("SEALED");
     const actions = (from: number) =>
@@ -1006,7 +1006,7 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     const second = ledger.plan(actions(7_000_100), { after: first.plan.head })!;
     // Nothing of the chain is worked out on the planning thread.
     expect(first.plan.events.map((e) => [e[14], e[15], e[16]])).toEqual(Array(100).fill([null, null, null]));
-    expect(second.plan.after).toEqual({ id: before + 100, hash: null });
+    expect(second.plan.after).toEqual({ id: before + 100, hash: null, plan: first.plan.token });
     const writer = LedgerWriter.open(runtime.deps.db)!;
     const other = LedgerWriter.open(runtime.deps.db)!;
     try {
@@ -1030,6 +1030,15 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
       }
       expect((await writer.write(third.plan)).moved).toBe(false);
       expect(chainHolds(before)).toBe(301);
+      // Two plans made on one head, of as many events: the writer writes one; a plan made on top of
+      // the other (never written) finds a head of its id left by this writer, and is not written on it.
+      const p = ledger.plan(actions(7_000_400))!;
+      const q = ledger.plan(actions(7_000_500))!;
+      const onQ = ledger.plan(actions(7_000_600), { after: q.plan.head })!;
+      expect(q.plan.head.id).toBe(p.plan.head.id);
+      expect((await writer.write(p.plan)).moved).toBe(false);
+      expect(await writer.write(onQ.plan)).toEqual({ moved: true });
+      expect(chainHolds(before)).toBe(401);
     } finally {
       await writer.close();
       await other.close();
