@@ -176,7 +176,7 @@ function wallOf(y: number, mo: number, d: number, h: number, mi: number, s: numb
 /** Strict İYS `YYYY-MM-DD HH:mm:ss`, read as Istanbul wall time. */
 export function parseIysDate(s: string): IysDateParse {
   // IYS_DATE read by hand (an import reads a million of them): no match array, no substrings.
-  if (s.length !== 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 32 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return h158();
+  if (s?.length !== 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 32 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return h158();
   const y = digits(s, 0, 4);
   const mo = digits(s, 5, 2);
   const d = digits(s, 8, 2);
