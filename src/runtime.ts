@@ -121,8 +121,12 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   } catch (err) {
     throw new Error(`DATABASE_PATH ${config.DATABASE_PATH} cannot be opened: ${(err as Error).message}`);
   }
+  let secrets: ReturnType<typeof loadSecrets>;
   try {
     assertSecretKept(config, db);
+    // Before Redis is touched: a secret that cannot be read stops the start with nothing claimed or
+    // queued there (read after, it left the prefix's claim and its queues' keys behind).
+    secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
   } catch (err) {
     if (!overrides.db) db.$client.close();
     throw err;
@@ -198,7 +202,6 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     },
   };
 
-  const secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
   const senders = buildSenders(config);
   /** How each channel's receipts become ledger actions (the apply job, and apply-on-read). */
   const interpreters: ConsentApplyDeps["interpreters"] = {

@@ -92,6 +92,7 @@ describe("health", () => {
       expect((await ownApp.request("/readyz")).status).toBe(200);
     } finally {
       await own.close();
+      await deletePrefix(own.deps.config.QUEUE_PREFIX);
       dir.cleanup();
     }
   });

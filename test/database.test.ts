@@ -117,7 +117,16 @@ describe("SQLITE_SYNCHRONOUS", () => {
     expect(loadConfig({ PUBLIC_BASE_URL: "https://hub.example.com/iys//" }).PUBLIC_BASE_URL).toBe("https://hub.example.com/iys");
     expect(() => assertServerRoles(loadConfig({ RUN_WEB: "false", RUN_WORKERS: "false" }))).toThrow(/RUN_WORKERS: RUN_WEB and RUN_WORKERS are both false/);
     await expect(createRuntime(testConfig(tmp.dir, { DATABASE_PATH: tmp.dir }))).rejects.toThrow(/^DATABASE_PATH .* cannot be opened: /);
-    await expect(createRuntime(testConfig(tmp.dir, { HUB_SECRET: "", HUB_SECRET_PATH: tmp.dir }))).rejects.toThrow(/^HUB_SECRET_PATH .* cannot be read: EISDIR/);
+    const unreadable = testConfig(tmp.dir, { HUB_SECRET: "", HUB_SECRET_PATH: tmp.dir });
+    await expect(createRuntime(unreadable)).rejects.toThrow(/^HUB_SECRET_PATH .* cannot be read: EISDIR/);
+    // Stopped before Redis is touched: no claim on the prefix, no queue keys left behind.
+    const redis = new Redis(REDIS_URL);
+    try {
+      expect(await redis.keys(`${unreadable.QUEUE_PREFIX}:*`)).toEqual([]);
+    } finally {
+      await deletePrefix(unreadable.QUEUE_PREFIX);
+      redis.disconnect();
+    }
     writeFileSync(`${tmp.dir}/not-a-key.json`, "root:x:0:0\n");
     await expect(createRuntime(testConfig(tmp.dir, { LEDGER_KEY_PATH: `${tmp.dir}/not-a-key.json` }))).rejects.toThrow(/^LEDGER_KEY_PATH .*not-a-key.json is not a readable JSON key file/);
   });
