@@ -26,7 +26,7 @@ const guard = (text) => {
   return s.get() ?? null;
 };
 
-/** The head this thread's last committed plan left, with that plan's token (a plan made on top of it names the token, not the hash). */
+/** The hash this thread's last committed plan left, with that plan's number (a plan made on top of it names the number, not the hash). */
 let written = null;
 
 const write = db.transaction((m) => {
@@ -49,7 +49,7 @@ const write = db.transaction((m) => {
         .sort((a, b) => a.id - b.id)
     : [];
   for (const [name, args] of m.runs) own[name].run(args);
-  return { moved: false, outbox, head: { id: m.events.length ? m.events[m.events.length - 1][0] : now.id, hash: prev, plan: m.token } };
+  return { moved: false, outbox, head: { hash: prev, plan: m.head.plan } };
 });
 
 parentPort.on("message", (m) => {

@@ -147,14 +147,12 @@ export interface ChainHead {
 export interface LedgerPlan {
   /**
    * The head the plan goes on from; its hash is null when that head is the last event of the plan
-   * before it (`plan`: that plan's token), not written yet when this one was made: the writer takes
+   * before it (`plan`: that plan's number), not written yet when this one was made: the writer takes
    * it only over the head it left by writing that very plan.
    */
   after: PlanHead;
-  /** The head once it is written: its hash is the writer's to work out. */
+  /** The head once it is written: its hash is the writer's to work out; `plan`, this plan's number (unique in the process). */
   head: PlanHead & { hash: null; plan: number };
-  /** The plan's own number, unique in the process (PlanHead.plan of the plans made on top of it). */
-  token: number;
   /**
    * LEDGER_SQL.insertEvent's arguments, in order, without their chain: the writer gives each its salt,
    * previous hash and hash (sealRow, db/event-hash.mjs) as it writes them, on its own thread.
@@ -174,7 +172,7 @@ export interface LedgerPlan {
 export interface PlanHead {
   id: number;
   hash: string | null;
-  /** With no hash: the token of the plan whose last event this is (LedgerPlan.token). */
+  /** With no hash: the number of the plan whose last event this is (its LedgerPlan.head.plan). */
   plan?: number;
 }
 
@@ -552,8 +550,7 @@ export class Ledger {
       if ((mask & bit) !== 0) return null;
       rows.set(a.recipient, mask | bit);
     }
-    const token = ++planTokens;
-    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null, plan: token }, token, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
+    const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null, plan: ++planTokens }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
     this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));
     try {
       const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after) }));
@@ -781,7 +778,7 @@ export class Ledger {
     ]);
     if (capture) {
       capture.outbox = values;
-      capture.head = { id: head.id, hash: null, plan: capture.token };
+      capture.head = { id: head.id, hash: null, plan: capture.head.plan };
     } else if (values.length > 1) {
       outbox = this.s.insertOutboxMany
         .all(receivedAt, receivedAt, JSON.stringify(values))

@@ -1006,7 +1006,7 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     const second = ledger.plan(actions(7_000_100), { after: first.plan.head })!;
     // Nothing of the chain is worked out on the planning thread.
     expect(first.plan.events.map((e) => [e[14], e[15], e[16]])).toEqual(Array(100).fill([null, null, null]));
-    expect(second.plan.after).toEqual({ id: before + 100, hash: null, plan: first.plan.token });
+    expect(second.plan.after).toEqual({ id: before + 100, hash: null, plan: first.plan.head.plan });
     const writer = LedgerWriter.open(runtime.deps.db)!;
     const other = LedgerWriter.open(runtime.deps.db)!;
     try {
