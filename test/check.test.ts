@@ -210,12 +210,13 @@ describe("pre-send check", () => {
     const loops = plan.filter((d) => /^(SCAN|SEARCH) /.test(d));
     expect(loops).toHaveLength(2);
     expect(loops[0]).toMatch(/^SCAN j\b/);
-    expect(loops[1]).toMatch(/^SEARCH s USING INDEX sqlite_autoindex_consent_state_1 \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
+    // The state table is keyed by its primary key alone (WITHOUT ROWID): the probe reads the row from the key's b-tree.
+    expect(loops[1]).toMatch(/^SEARCH s USING PRIMARY KEY \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
     const tacir = (runtime.deps.db.$client.prepare(`EXPLAIN QUERY PLAN ${CHECK_TACIR_SQL}`).all({ json: "[]", brand: 1, type: "MESAJ" }) as { detail: string }[]).map((r) => r.detail);
     const tacirLoops = tacir.filter((d) => /^(SCAN|SEARCH) /.test(d));
     expect(tacirLoops).toHaveLength(3);
     expect(tacirLoops[0]).toMatch(/^SCAN j\b/);
-    for (const probe of tacirLoops.slice(1)) expect(probe).toMatch(/^SEARCH [sb] USING INDEX sqlite_autoindex_consent_state_1 \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
+    for (const probe of tacirLoops.slice(1)) expect(probe).toMatch(/^SEARCH [sb] USING PRIMARY KEY \(brand_id=\? AND recipient=\? AND recipient_type=\? AND type=\?\)/);
   });
 
   it("bad input is a clear 4xx", async () => {

@@ -48,7 +48,11 @@ export const consentEvents = sqliteTable(
   ],
 );
 
-/** The current state: a projection of consent_events, updated in the same transaction. */
+/**
+ * The current state: a projection of consent_events, updated in the same transaction. A WITHOUT
+ * ROWID table (migration 0027: one b-tree write a state row instead of two), which drizzle-kit cannot
+ * express: a generated migration that rebuilds this table must keep the clause.
+ */
 export const consentState = sqliteTable(
   "consent_state",
   {
