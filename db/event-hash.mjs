@@ -43,9 +43,19 @@ export function newSalt() {
   return saltPool.toString("base64url", saltAt - 16, saltAt);
 }
 
-/** Gives an event's row a salt (when it has none), its previous event's hash and its own hash; returns the hash. */
-export function sealRow(row, prevHash) {
+/** Gives an event's row a salt (when it has none) and returns its content hash. */
+export function contentHashRow(row) {
   row[ROW_SALT] ??= newSalt();
+  return sha256(canonicalRow(row));
+}
+
+/**
+ * Gives an event's row a salt (when it has none), its previous event's hash and its own hash; returns
+ * the hash. Until then the row's hash column may hold its content hash, worked out ahead
+ * (contentHashRow, by a planner on another thread); when empty, it is worked out here.
+ */
+export function sealRow(row, prevHash) {
+  const content = row[ROW_HASH] || contentHashRow(row);
   row[ROW_PREV_HASH] = prevHash;
-  return (row[ROW_HASH] = chainHash(sha256(canonicalRow(row)), prevHash));
+  return (row[ROW_HASH] = chainHash(content, prevHash));
 }

@@ -5,8 +5,8 @@
 // One message, one IMMEDIATE transaction: the plan's events, their state rows, its outbox rows and
 // the caller's own statements (`runs`: an import's rejected rows and counts), written only while the
 // ledger's head is still the one the plan went on from; otherwise nothing is written (`moved`).
-// The events come without their chain: each gets its salt, previous hash and hash here (sealRow),
-// from the head the transaction found, so the import's own thread spends nothing on hashes.
+// The events come without their chain: each gets its previous hash and hash here (sealRow), from the
+// head the transaction found, and its salt and content hash too unless the planner worked them out.
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { sealRow } from "./event-hash.mjs";
@@ -52,19 +52,29 @@ const write = db.transaction((m) => {
   return { moved: false, outbox, head: { hash: prev, plan: m.head.plan } };
 });
 
+/** When this thread last finished a write (0: not yet). */
+let finished = 0;
+const clock = () => performance.timeOrigin + performance.now();
+
 parentPort.on("message", (m) => {
   if (m === "stop") {
     db.close();
     parentPort.close();
     return;
   }
+  // Whether this thread sat idle until the plan was sent (WriteResult.waited).
+  const waited = finished !== 0 && m.sentAt > finished;
+  let answer;
   try {
     const { head: after, ...result } = write.immediate(m);
     // Committed: the plans made on top of this one go on from its head.
     if (after) written = after;
-    parentPort.postMessage({ seq: m.seq, ...result });
+    answer = { seq: m.seq, waited, ...result };
   } catch (err) {
     // SQLite's code (SQLITE_BUSY, SQLITE_FULL…) goes with it: the API answers those with a 503.
-    parentPort.postMessage({ seq: m.seq, error: err instanceof Error ? err.message : String(err), code: err?.code });
+    answer = { seq: m.seq, error: err instanceof Error ? err.message : String(err), code: err?.code };
   }
+  // Before the answer goes: a plan sent once it is in was sent while this thread sat idle.
+  finished = clock();
+  parentPort.postMessage(answer);
 });

@@ -3,7 +3,11 @@ import Database from "better-sqlite3";
 import type { Db } from "./index";
 import { GENESIS_HASH, LEDGER_SQL, type LedgerPlan, type OutboxRef } from "./ledger";
 
-export type WriteResult = { moved: true } | { moved: false; outbox: OutboxRef[] };
+/**
+ * What became of a plan; `waited`: the thread had written the plan before and sat idle until this
+ * one was sent (the caller plans slower than the thread writes).
+ */
+export type WriteResult = ({ moved: true } | { moved: false; outbox: OutboxRef[] }) & { waited: boolean };
 
 /**
  * A bulk import's ledger writes, on a thread of their own (db/ledger-writer-thread.mjs): the import reads,
@@ -46,7 +50,7 @@ export class LedgerWriter {
       const w = this.waiting.get(m.seq);
       this.waiting.delete(m.seq);
       if (m.error !== undefined) w?.reject(typeof m.code === "string" ? new Database.SqliteError(m.error, m.code) : new Error(m.error));
-      else w?.resolve(m.moved ? { moved: true } : { moved: false, outbox: m.outbox });
+      else w?.resolve(m.moved ? { moved: true, waited: m.waited } : { moved: false, outbox: m.outbox, waited: m.waited });
     });
     const fail = (err: Error) => {
       this.failure ??= err;
@@ -76,7 +80,8 @@ export class LedgerWriter {
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject });
-      this.worker.postMessage({ seq, ...plan, runs });
+      // Sent at: on the thread's clock too (the time origin and now of any thread give the same instants).
+      this.worker.postMessage({ seq, ...plan, runs, sentAt: performance.timeOrigin + performance.now() });
     });
   }
 

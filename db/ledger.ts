@@ -11,7 +11,7 @@ import type {
 } from "../src/domain/consent";
 import { channelOrigins } from "../src/domain/consent";
 import type { Clock } from "../src/domain/time";
-import { canonicalRow, chainHash, ROW_SALT, sealRow, sha256 } from "./event-hash.mjs";
+import { canonicalRow, chainHash, contentHashRow, ROW_HASH, ROW_SALT, sealRow, sha256 } from "./event-hash.mjs";
 import type { Db } from "./index";
 import type { OutboxKind, ReceiptStatus } from "./schema";
 
@@ -154,8 +154,10 @@ export interface LedgerPlan {
   /** The head once it is written: its hash is the writer's to work out; `plan`, this plan's number (unique in the process). */
   head: PlanHead & { hash: null; plan: number };
   /**
-   * LEDGER_SQL.insertEvent's arguments, in order, without their chain: the writer gives each its salt,
-   * previous hash and hash (sealRow, db/event-hash.mjs) as it writes them, on its own thread.
+   * LEDGER_SQL.insertEvent's arguments, in order, without their chain: the writer gives each its
+   * previous hash and hash (sealRow, db/event-hash.mjs) as it writes them, on its own thread. The
+   * events whose content hash Ledger.plan worked out (its `contentHashes` share) have their salt, and
+   * that hash in the hash column until then; the others have neither yet.
    */
   events: unknown[][];
   /** Event id ranges whose state rows LEDGER_SQL.stateFromEvents writes, in order. */
@@ -167,6 +169,9 @@ export interface LedgerPlan {
   /** The planners' guards (OutboxPlanner.guard) with what they gave: the plan is written only while each still gives it. */
   guards: [string, unknown][];
 }
+
+/** A plan while Ledger.plan makes it: whether `after` was given, and the content hashes it works out (hashShare an event: one each time `hashed` reaches 1). */
+type Capture = LedgerPlan & { given: boolean; hashShare: number; hashed: number };
 
 /** A plan's head: an event id, and its hash when it is known (LedgerPlan.after). */
 export interface PlanHead {
@@ -321,42 +326,65 @@ export const LEDGER_SQL = {
 /** Calls of at least this many actions read their records' existence once (Ledger.knownState) instead of probing each. */
 const KNOWN_STATE_MIN = 64;
 
-/** A record's recipient type and type as one bit of a recipient's mask (KnownState). */
+/** A record's recipient type and type as one bit of a recipient's mask (KnownState): bits 0 to 11. */
 const stateBit = (recipientType: string, type: string): number =>
-  1 << ((recipientType === "TACIR" ? 3 : recipientType === "BIREYSEL" ? 0 : 6) + (type === "MESAJ" ? 0 : type === "ARAMA" ? 1 : type === "EPOSTA" ? 2 : 9));
+  1 << ((recipientType === "BIREYSEL" ? 0 : recipientType === "TACIR" ? 4 : 8) + (type === "MESAJ" ? 0 : type === "ARAMA" ? 1 : type === "EPOSTA" ? 2 : 3));
+
+/** Where a recipient's mask holds its records still pending (KnownState): bits 12 to 23, small integers still. */
+const PENDING_SHIFT = 12;
+const STATE_BITS = (1 << PENDING_SHIFT) - 1;
 
 /**
  * The state rows that existed when a call began, for the recipients of its actions, and those the
  * call has written since: a record of those recipients in neither has no state row (no probe
- * needed). Per brand, each recipient's records as a bit mask (recipient type × type). Also the
- * records whose state row the call has not written yet (`pending`, Ledger.applyInTransaction): their
- * events are in, their state rows are written together, before anything reads them.
+ * needed). Per brand, each recipient's records as a bit mask (recipient type × type), which also
+ * holds the records whose state row the call has not written yet (pending, Ledger.applyInTransaction:
+ * their events are in, their state rows are written together, before anything reads them). One map
+ * lookup a question, one update a record written.
  */
 class KnownState {
-  private readonly pending = new Map<number, Map<string, number>>();
+  /** The pending records of recipients the masks do not hold (not among the call's actions), by brand. */
+  private readonly others = new Map<number, Map<string, number>>();
+  /** The recipients with pending records (and their brands), to clear when their state rows are written. */
+  private readonly touched: string[] = [];
+  private readonly touchedBrands: number[] = [];
   constructor(private readonly brands: Map<number, Map<string, number>>) {}
   /** Whether the record certainly has no state row now (false: not known, ask the database). */
   absent(brandId: number, recipient: string, recipientType: string, type: string): boolean {
-    const rows = this.brands.get(brandId)?.get(recipient);
-    return rows !== undefined && (rows & stateBit(recipientType, type)) === 0;
+    const mask = this.brands.get(brandId)?.get(recipient);
+    return mask !== undefined && (mask & stateBit(recipientType, type)) === 0;
   }
   /** The call recorded an event of the record: its state row exists once written, and is pending until then. */
   written(brandId: number, recipient: string, recipientType: string, type: string): void {
     const bit = stateBit(recipientType, type);
     const rows = this.brands.get(brandId);
     const mask = rows?.get(recipient);
-    if (mask !== undefined) rows!.set(recipient, mask | bit);
-    let p = this.pending.get(brandId);
-    if (!p) this.pending.set(brandId, (p = new Map()));
-    p.set(recipient, (p.get(recipient) ?? 0) | bit);
+    if (mask !== undefined) rows!.set(recipient, mask | bit | (bit << PENDING_SHIFT));
+    else {
+      let p = this.others.get(brandId);
+      if (!p) this.others.set(brandId, (p = new Map()));
+      p.set(recipient, (p.get(recipient) ?? 0) | bit);
+    }
+    this.touched.push(recipient);
+    this.touchedBrands.push(brandId);
   }
   /** Whether the record's state row is still to be written (its event recorded by this call). */
   isPending(brandId: number, recipient: string, recipientType: string, type: string): boolean {
-    return ((this.pending.get(brandId)?.get(recipient) ?? 0) & stateBit(recipientType, type)) !== 0;
+    const bit = stateBit(recipientType, type);
+    const mask = this.brands.get(brandId)?.get(recipient);
+    if (mask !== undefined) return (mask & (bit << PENDING_SHIFT)) !== 0;
+    return ((this.others.get(brandId)?.get(recipient) ?? 0) & bit) !== 0;
   }
   /** The pending state rows were written. */
   flushed(): void {
-    this.pending.clear();
+    this.touched.forEach((recipient, i) => {
+      const rows = this.brands.get(this.touchedBrands[i]!);
+      const mask = rows?.get(recipient);
+      if (mask !== undefined) rows!.set(recipient, mask & STATE_BITS);
+    });
+    this.touched.length = 0;
+    this.touchedBrands.length = 0;
+    this.others.clear();
   }
 }
 
@@ -537,7 +565,17 @@ export class Ledger {
    * the records the call writes). The outcomes hold only once the plan is written; their events get
    * their salt and hashes from the writer (LedgerPlan.events), and have none here.
    */
-  plan(actions: ConsentAction[], opts: Omit<ApplyOptions, "receipt"> & { after?: PlanHead | null } = {}): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
+  plan(
+    actions: ConsentAction[],
+    opts: Omit<ApplyOptions, "receipt"> & {
+      after?: PlanHead | null;
+      /**
+       * The share (0 to 1) of the events whose salt and content hash the plan works out, spread
+       * evenly; the writer works out the rest. A caller whose writer keeps it waiting gives it more.
+       */
+      contentHashes?: number;
+    } = {},
+  ): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
     if (actions.length < KNOWN_STATE_MIN) return null;
     // Each recipient's records in the call, as KnownState keeps them (a bit a record): one seen twice declines.
     const records = new Map<number, Map<string, number>>();
@@ -551,9 +589,9 @@ export class Ledger {
       rows.set(a.recipient, mask | bit);
     }
     const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null, plan: ++planTokens }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
-    this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => this.applyInTransaction(a, o, c));
+    this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: Capture) => this.applyInTransaction(a, o, c));
     try {
-      const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after) }));
+      const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after), hashShare: opts.contentHashes ?? 0, hashed: 0 }));
       return { outcomes, plan: capture };
     } catch (err) {
       if (err instanceof NeedsWrites) return null;
@@ -578,10 +616,10 @@ export class Ledger {
   }
 
   private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
-  private readTx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions, c: LedgerPlan & { given: boolean }) => ApplyResult> | undefined;
+  private readTx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions, c: Capture) => ApplyResult> | undefined;
 
   /** With `capture` (plan): nothing is written; the writes go into it, and reads a write of the call would change throw NeedsWrites. */
-  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions, capture?: LedgerPlan & { given: boolean }): ApplyResult {
+  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions, capture?: Capture): ApplyResult {
     // Checked inside the write transaction: two jobs racing for one receipt apply it once.
     if (opts.receipt) {
       const current = this.s.receiptStatus.get(opts.receipt.id) as { status: string } | undefined;
@@ -734,7 +772,15 @@ export class Ledger {
       };
       const row = eventRow(event);
       // A plan's events are chained by its writer (LedgerPlan.events); these here, hashed in their row.
-      if (capture) capture.events.push(row);
+      if (capture) {
+        // The share of content hashes the caller asks for (spread evenly); the writer works out the rest.
+        capture.hashed += capture.hashShare;
+        if (capture.hashed >= 1) {
+          capture.hashed -= 1;
+          row[ROW_HASH] = contentHashRow(row);
+        } else row[ROW_HASH] = null;
+        capture.events.push(row);
+      }
       else {
         event.prevHash = head.hash!;
         event.hash = sealRow(row, event.prevHash);

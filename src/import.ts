@@ -744,8 +744,21 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
   // and planned (db/ledger-writer.ts); started with the first such batch. While the process runs
   // as many as it may (LedgerWriter.MAX_THREADS), batches go through Ledger.apply.
   let writer: LedgerWriter | null | undefined = opts.writerThread === false ? null : undefined;
-  /** A batch handed to the writer, not known to be written yet, and the records its plan wrote. */
-  let inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: PlanHead } | null = null;
+  /**
+   * The batches handed to the writer, not known to be written yet, oldest first: each with the records
+   * its plan wrote and the counts the import has once it is in. A batch is handed over as soon as it
+   * is planned, before the one the writer is writing is waited for (two at most): the writer finds
+   * the next one waiting when it finishes. Handed over after that wait, it sat idle while the import
+   * took its result and copied the next plan over.
+   */
+  const inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: PlanHead; counts: ImportCounts }[] = [];
+  /**
+   * The share of its events' content hashes a plan works out here (Ledger.plan's contentHashes); the
+   * writer works out the rest. The two threads share the hashing as they keep up with each other:
+   * after each write for which the writer had to wait for the plan this thread takes less of it, after
+   * each one it had the plan waiting for, more.
+   */
+  let hashShare = 0.5;
 
   /** The batch's rows as the ledger took them: how many it recorded and found there already, and the rejected rows (the file's own too, in line order). */
   const judge = (b: Batch, outcomes: ActionOutcome[]): Judged => {
@@ -765,14 +778,14 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     rejected.sort((x, y) => x.line - y.line);
     return { recorded, unchanged, rejected };
   };
-  /** The counts once the batch is in. */
-  const countsAfter = (b: Batch, j: Judged): ImportCounts => ({
-    ...counts,
+  /** The counts once the batch is in, after the batches counted in `before`. */
+  const countsAfter = (b: Batch, j: Judged, before: ImportCounts = counts): ImportCounts => ({
+    ...before,
     rowsRead: b.rowsRead,
     bytesRead: b.bytesRead,
-    recorded: counts.recorded + j.recorded,
-    unchanged: counts.unchanged + j.unchanged,
-    rejected: counts.rejected + j.rejected.length,
+    recorded: before.recorded + j.recorded,
+    unchanged: before.unchanged + j.unchanged,
+    rejected: before.rejected + j.rejected.length,
   });
 
   /** A batch is in the ledger (`saved`: with its rejected rows and counts): counted, its rejected rows handed on, its outbox rows enqueued. */
@@ -793,27 +806,45 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     await finish(b, judge(b, outcomes), outbox, false);
   };
 
-  /** Waits for the batch handed to the writer; one whose plan another process's write overtook is applied here. */
+  /**
+   * Waits for the oldest batch handed to the writer; one whose plan another process's write overtook
+   * is applied here, and so are the batches handed over after it (their plans went on from its head,
+   * which the writer never left: it refuses them the same way). A failed write drops the batches
+   * after it unapplied: nothing after the rows that could not be written goes in.
+   */
   // After a batch another process's write overtook, the next ones go through Ledger.apply (1, 2, 4 …
   // up to 32 of them): under steady writes elsewhere (a hub taking refusals) a plan would mostly be
   // made for nothing.
   let inPlace = 0;
   let inPlaceNext = 1;
-  /** Whether the batch was overtaken (and applied here). */
-  const settle = async (): Promise<boolean> => {
-    const f = inflight;
-    if (!f) return false;
-    inflight = null;
-    const r = await f.result;
-    if (r.moved) {
-      inPlace = inPlaceNext;
-      inPlaceNext = Math.min(inPlaceNext * 2, 32);
-      await applyHere(f.batch);
-      return true;
+  /** Whether the last batch settled was overtaken: the ones handed over after it were planned on top of it. */
+  let overtaken = false;
+  const settle = async (): Promise<void> => {
+    const f = inflight.shift();
+    if (!f) return;
+    let r: WriteResult;
+    try {
+      r = await f.result;
+    } catch (err) {
+      inflight.length = 0;
+      throw err;
     }
+    hashShare = Math.min(1, Math.max(0, hashShare + (r.waited ? -0.05 : 0.05)));
+    if (r.moved) {
+      if (!overtaken) {
+        inPlace = inPlaceNext;
+        inPlaceNext = Math.min(inPlaceNext * 2, 32);
+      }
+      overtaken = true;
+      await applyHere(f.batch);
+      return;
+    }
+    overtaken = false;
     inPlaceNext = 1;
     await finish(f.batch, f.judged, r.outbox, true);
-    return false;
+  };
+  const settleAll = async () => {
+    while (inflight.length) await settle();
   };
 
   const flush = async () => {
@@ -823,29 +854,32 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     b.bytesRead = reading.bytesRead;
     if (inPlace > 0) inPlace--;
     else if (writer !== null && b.actions.length >= PLAN_MIN && (writer !== undefined || LedgerWriter.available(db))) {
-      // A plan reads the ledger as the batch before leaves it: not yet, for that batch's recipients.
+      // A plan reads the ledger as the batches before leave it: not yet, for those batches' recipients.
       // (An import's actions are all of its brand.)
-      if (inflight && b.actions.some((a) => inflight!.recipients.has(a.recipient))) await settle();
-      const planned = deps.ledger.plan(b.actions, { outbox: planner, after: inflight?.head ?? null });
+      if (inflight.length && b.actions.some((a) => inflight.some((f) => f.recipients.has(a.recipient)))) await settleAll();
+      const last = inflight.at(-1);
+      const planned = deps.ledger.plan(b.actions, { outbox: planner, after: last?.head ?? null, contentHashes: hashShare });
       if (planned) {
         const judged = judge(b, planned.outcomes);
-        // Made on top of a batch that was overtaken: made for nothing.
-        const overtaken = await settle();
         // Taken meanwhile by another import of the process: this batch (and the next, until one is free) in place.
         writer ??= LedgerWriter.open(db, SQL) ?? undefined;
-        if (writer && !overtaken) {
+        if (writer) {
+          const after = countsAfter(b, judged, last?.counts ?? counts);
           const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
-          runs.push(["counts", countsArgs(countsAfter(b, judged))]);
+          runs.push(["counts", countsArgs(after)]);
           const result = writer.write(planned.plan, runs);
+          const flight = { batch: b, judged, result, recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head, counts: after };
           // Awaited by settle; until then a failed write (a lock held past busy_timeout, a full disk)
           // must not be an unhandled rejection, which ends the process.
           result.catch(() => {});
-          inflight = { batch: b, judged, result, recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head };
+          inflight.push(flight);
+          // The writer has this batch waiting while it writes the one before, which is waited for now.
+          if (inflight.length > 1) await settle();
           return;
         }
       }
     }
-    await settle();
+    await settleAll();
     await applyHere(b);
   };
 
@@ -901,7 +935,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     }
     if (!idx || !id) throw new ImportFormatError(`the file is empty: a header row is required (${IMPORT_COLUMNS.join(",")})`);
     await flush();
-    await settle();
+    await settleAll();
     await enqueueing;
     const t = now();
     stmt(db, `UPDATE imports SET status = 'done', finished_at = ?, updated_at = ? WHERE id = ?`).run(t, t, id);
@@ -924,7 +958,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       if (id) await flush().catch(unwrittenBy);
     }
     // A batch handed to the writer is counted (it may be in) before the import is marked failed.
-    await settle().catch(unwrittenBy);
+    await settleAll().catch(unwrittenBy);
     if (problem !== null) {
       const advice = `${tooLarge ? "send the rest as another file" : cut ? "send the file again" : "send the fixed file again"} (rows already in stay unchanged)`;
       // A write failed too (the lock held past busy_timeout, a full disk): fewer rows are in than were before the break.
