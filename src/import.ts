@@ -514,7 +514,13 @@ const ASCII_MAX = 0x7f;
  * import's time. From the first chunk that has either, the rest of the file goes through csv-parse
  * itself, told the record delimiter it would have found on the first line ("\n").
  */
-export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, delimiter: string): AsyncGenerator<[number, string[]][]> {
+/**
+ * A chunk of csvRecords' records. `lines`: for records split here, each one's line as read (the
+ * record is exactly that line split at the delimiter); none for csv-parse's.
+ */
+export type RecordChunk = [number, string[]][] & { lines?: string[] };
+
+export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, delimiter: string): AsyncGenerator<RecordChunk> {
   const it = source[Symbol.asyncIterator]();
   let lines = 0; // lines ended so far
   // The bytes of a line not ended yet (already checked: no quote, no CR), kept as they came: a line
@@ -538,10 +544,13 @@ export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, de
       }
       const data = partial.length ? Buffer.concat([...partial, chunk.subarray(0, end)]) : chunk.subarray(0, end);
       partial = end + 1 < chunk.length ? [Buffer.from(chunk.subarray(end + 1))] : [];
-      const batch: [number, string[]][] = [];
+      const batch: RecordChunk = [];
+      batch.lines = [];
       for (const text of data.toString("utf8").split("\n")) {
         lines++;
-        if (text !== "") batch.push([lines, text.split(delimiter)]);
+        if (text === "") continue;
+        batch.push([lines, text.split(delimiter)]);
+        batch.lines.push(text);
       }
       if (batch.length) yield batch;
     }
@@ -678,9 +687,16 @@ const newBatch = (): Batch => ({ actions: [], rows: [], rejections: [], notHeld:
 /** Batches of at least this many actions go through Ledger.plan and the writer thread (smaller ones: Ledger.apply; plan declines them). */
 const PLAN_MIN = 64;
 
+/**
+ * A row the ledger has still to judge: its fields, or (a line csvRecords split itself) the line they
+ * come from, split again only should the ledger reject the row. Most rows are recorded, and an
+ * array of fields a row kept until its batch is written was ~5 % of a large import's time, in
+ * garbage collection.
+ */
 interface PendingRow {
   line: number;
-  fields: string[];
+  fields?: string[];
+  text?: string;
   /** The field-count hint of a row whose values may sit in the wrong columns, for a rejection by the rules. */
   shape?: string;
 }
@@ -710,6 +726,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   let id: string | null = null;
   let idx: number[] | null = null;
+  /** A record's values in the İYS columns' order (IMPORT_COLUMNS), trimmed: "" for a column the file lacks. */
+  const fieldsOf = (record: string[]) => idx!.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
   let headerLength = 0;
   /** The state export's `iys` column, or -1. */
   let iysIdx = -1;
@@ -772,7 +790,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       else {
         const row = b.rows[i]!;
         const message = o.code !== "H467" ? o.message : !opts.registered ? messages.H467_HINT : b.notHeld.has(row.line) ? messages.H467_NOT_HELD : o.message;
-        rejected.push({ line: row.line, fields: row.fields, code: o.code, message: `${message}${row.shape ?? ""}` });
+        rejected.push({ line: row.line, fields: row.fields ?? fieldsOf(row.text!.split(delimiter)), code: o.code, message: `${message}${row.shape ?? ""}` });
       }
     });
     rejected.sort((x, y) => x.line - y.line);
@@ -885,7 +903,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
 
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   try {
-    for await (const chunk of records) for (const [line, record] of chunk) {
+    for await (const chunk of records) for (let k = 0; k < chunk.length; k++) {
+      const [line, record] = chunk[k]!;
       lastLine = line;
       // Excel's "sep=;" line, read by sniffDelimiter: the header is the next line.
       if (sepLine && line === 1) continue;
@@ -915,7 +934,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       // A line of blanks (spaces, or only separators: the rows a spreadsheet leaves below its data) is no row, as an empty line is not.
       if (!record[0]?.trim() && record.every((f) => !f.trim())) continue;
       reading.rowsRead++;
-      const fields = idx.map((i) => (i === -1 ? "" : (record[i] ?? "").trim()));
+      const fields = fieldsOf(record);
       // A state export's row İYS does not hold is no record of İYS's, whatever --registered says.
       const notHeld = iysIdx !== -1 && (record[iysIdx] ?? "").trim().toLowerCase() === "not_held";
       const r = rowToAction(fields, opts.brandId, opts.registered && !notHeld ? "registered" : "import");
@@ -927,7 +946,10 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
       const shape = shifted ? ` (satırda ${record.length}, başlık satırında ${headerLength} alan var)` : "";
       if (r.ok) {
         batch.actions.push(r.action);
-        batch.rows.push(shifted ? { line, fields, shape } : { line, fields });
+        const text = chunk.lines?.[k];
+        const row: PendingRow = text !== undefined ? { line, text } : { line, fields };
+        if (shifted) row.shape = shape;
+        batch.rows.push(row);
       } else {
         batch.rejections.push({ line, fields, code: r.code, message: `${r.message}${shape}` });
       }

@@ -952,6 +952,12 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(summaries[0]).toMatchObject({ rowsRead: 600, rejected: 17 + 12 });
     expect(summaries[2]).toMatchObject({ unchanged: 100 - 2 - 3 });
     expect(rejected.WRITER).toEqual(rejected.INPLACE);
+    // A row the rules refuse is given back in the İYS columns' order (the file has recipientType
+    // first), from its line: the fields of a row are not kept while the ledger judges it.
+    expect(rejected.WRITER.find((r) => r.line === 9)).toMatchObject({
+      code: "H467",
+      fields: ["MESAJ", phone(5_000_007), "ONAY", "HS_WEB", iys(NOW - 30 * 86_400_000), "BIREYSEL", ""],
+    });
     const [w, p] = [brandId("WRITER"), brandId("INPLACE")];
     expect(stateOf(w)).toEqual(stateOf(p));
     expect(eventsOf(w)).toEqual(eventsOf(p));
