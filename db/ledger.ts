@@ -628,9 +628,11 @@ export class Ledger {
     const now = this.deps.clock.now();
     const receivedAt = now.getTime();
     const transaction = ++transactions;
-    let head: PlanHead = capture?.given ? capture.after : (this.s.head.get() ?? { id: 0, hash: GENESIS_HASH });
+    const start: PlanHead = capture?.given ? capture.after : (this.s.head.get() ?? { id: 0, hash: GENESIS_HASH });
+    // The last event of the call so far (updated in place: one object a call, not one an event).
+    const head: PlanHead = { id: start.id, hash: start.hash };
     if (capture) {
-      capture.after = head;
+      capture.after = start;
       capture.receivedAt = receivedAt;
       // Read in the snapshot the planners read in.
       for (const p of this.planners) if (p.guard) capture.guards.push([p.guard, this.db.$client.prepare(p.guard).pluck().get() ?? null]);
@@ -640,7 +642,8 @@ export class Ledger {
 
     // The actions asked for; then, for the consents they recorded, the channel refusals of the
     // other recipient type dated after them (refusalsOverConsents). Outcomes are of the actions asked for.
-    const queue: { a: ConsentAction; derived: boolean }[] = actions.map((a) => ({ a, derived: false }));
+    // (The derived ones after the call's own: an action at actions.length or later is derived.)
+    const queue: ConsentAction[] = actions.slice();
     // The consents the call recorded (what became of each record is read after the call's actions).
     const consents: ConsentAction[] = [];
     const derivedOutcomes: ActionOutcome[] = [];
@@ -663,10 +666,11 @@ export class Ledger {
         if (derivedPlanned || consents.length === 0) break;
         derivedPlanned = true;
         writeState();
-        for (const d of this.refusalsOverConsents(consents, known, capture !== undefined)) queue.push({ a: d, derived: true });
+        for (const d of this.refusalsOverConsents(consents, known, capture !== undefined)) queue.push(d);
         if (q === queue.length) break;
       }
-      const { a, derived } = queue[q]!;
+      const a = queue[q]!;
+      const derived = q >= actions.length;
       const outcomes: ActionOutcome[] = derived ? derivedOutcomes : results;
       if (a.idempotencyKey) {
         const existing = this.s.byKey.get(a.idempotencyKey);
@@ -803,11 +807,13 @@ export class Ledger {
         event.id,
         receivedAt,
       );
-      head = { id: event.id, hash: event.hash };
+      head.id = event.id;
+      head.hash = event.hash;
       known?.written(event.brandId, event.recipient, event.recipientType, event.type);
       outcomes.push({ kind: "recorded", event, previous });
       const late = verdict.effect === "suppression" && (consentDate === null || this.lateForIys(consentDate));
-      for (const plan of this.planners) outboxInputs.push(...plan(event, { previous, late, transaction }));
+      const context: PlanContext = { previous, late, transaction };
+      for (const plan of this.planners) outboxInputs.push(...plan(event, context));
       if (!derivedPlanned && event.status === "ONAY" && writer !== "iys" && !channelOrigins.has(origin)) consents.push(a);
     }
 

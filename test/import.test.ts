@@ -954,7 +954,7 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(rejected.WRITER).toEqual(rejected.INPLACE);
     // A row the rules refuse is given back in the İYS columns' order (the file has recipientType
     // first), from its line: the fields of a row are not kept while the ledger judges it.
-    expect(rejected.WRITER.find((r) => r.line === 9)).toMatchObject({
+    expect(rejected.WRITER!.find((r) => r.line === 9)).toMatchObject({
       code: "H467",
       fields: ["MESAJ", phone(5_000_007), "ONAY", "HS_WEB", iys(NOW - 30 * 86_400_000), "BIREYSEL", ""],
     });
