@@ -563,7 +563,8 @@ export class Ledger {
    * than KNOWN_STATE_MIN actions, a receipt, idempotency keys, a record twice in the call, or a
    * consent of a recipient who has a record of the other recipient type (refusalsOverConsents reads
    * the records the call writes). The outcomes hold only once the plan is written; their events get
-   * their salt and hashes from the writer (LedgerPlan.events), and have none here.
+   * their chain from the writer, and past the `contentHashes` share their salt and content hash too
+   * (LedgerPlan.events): the outcomes' events have none of them here.
    */
   plan(
     actions: ConsentAction[],
