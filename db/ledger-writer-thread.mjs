@@ -54,7 +54,8 @@ const write = db.transaction((m) => {
 
 /** When this thread last finished a write (0: not yet). */
 let finished = 0;
-const clock = () => performance.timeOrigin + performance.now();
+// The monotonic clock every thread of the process reads alike (a thread's performance.timeOrigin is its own).
+const clock = () => Number(process.hrtime.bigint());
 
 parentPort.on("message", (m) => {
   if (m === "stop") {

@@ -80,8 +80,8 @@ export class LedgerWriter {
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject });
-      // Sent at: on the thread's clock too (the time origin and now of any thread give the same instants).
-      this.worker.postMessage({ seq, ...plan, runs, sentAt: performance.timeOrigin + performance.now() });
+      // Sent at, on the monotonic clock the thread reads too (nanoseconds).
+      this.worker.postMessage({ seq, ...plan, runs, sentAt: Number(process.hrtime.bigint()) });
     });
   }
 

@@ -522,12 +522,17 @@ export class Ledger {
   }
 
   /** Which records the actions' recipients have at the start of the call (one statement a brand). */
-  private knownState(actions: ConsentAction[]): KnownState {
-    const brands = new Map<number, Map<string, number>>();
-    for (const a of actions) {
-      let rows = brands.get(a.brandId);
-      if (!rows) brands.set(a.brandId, (rows = new Map()));
-      rows.set(a.recipient, 0);
+  /** `records`: the call's recipients by brand, as Ledger.plan collected them (their masks are reset and reused). */
+  private knownState(actions: ConsentAction[], records?: Map<number, Map<string, number>>): KnownState {
+    const brands = records ?? new Map<number, Map<string, number>>();
+    if (records) {
+      for (const rows of records.values()) for (const recipient of rows.keys()) rows.set(recipient, 0);
+    } else {
+      for (const a of actions) {
+        let rows = brands.get(a.brandId);
+        if (!rows) brands.set(a.brandId, (rows = new Map()));
+        rows.set(a.recipient, 0);
+      }
     }
     for (const [brandId, rows] of brands) {
       for (const [recipient, recipientType, type] of this.s.stateKeysOf.all(JSON.stringify([...rows.keys()]), brandId)) {
@@ -576,7 +581,12 @@ export class Ledger {
        */
       contentHashes?: number;
     } = {},
-  ): { outcomes: ActionOutcome[]; plan: LedgerPlan } | null {
+  ): {
+    outcomes: ActionOutcome[];
+    plan: LedgerPlan;
+    /** The call's recipients, by brand (for their keys: whether a later call's recipient is among them). */
+    recipients: ReadonlyMap<number, ReadonlyMap<string, unknown>>;
+  } | null {
     if (actions.length < KNOWN_STATE_MIN) return null;
     // Each recipient's records in the call, as KnownState keeps them (a bit a record): one seen twice declines.
     const records = new Map<number, Map<string, number>>();
@@ -590,10 +600,10 @@ export class Ledger {
       rows.set(a.recipient, mask | bit);
     }
     const capture: LedgerPlan = { after: opts.after ?? { id: 0, hash: GENESIS_HASH }, head: { id: 0, hash: null, plan: ++planTokens }, events: [], stateRanges: [], outbox: [], receivedAt: 0, guards: [] };
-    this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: Capture) => this.applyInTransaction(a, o, c));
+    this.readTx ??= this.db.$client.transaction((a: ConsentAction[], o: ApplyOptions, c: Capture, r: Map<number, Map<string, number>>) => this.applyInTransaction(a, o, c, r));
     try {
-      const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after), hashShare: opts.contentHashes ?? 0, hashed: 0 }));
-      return { outcomes, plan: capture };
+      const { outcomes } = this.readTx.deferred(actions, { outbox: opts.outbox }, Object.assign(capture, { given: Boolean(opts.after), hashShare: opts.contentHashes ?? 0, hashed: 0 }), records);
+      return { outcomes, plan: capture, recipients: records };
     } catch (err) {
       if (err instanceof NeedsWrites) return null;
       throw err;
@@ -617,10 +627,10 @@ export class Ledger {
   }
 
   private tx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions) => ApplyResult> | undefined;
-  private readTx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions, c: Capture) => ApplyResult> | undefined;
+  private readTx: import("better-sqlite3").Transaction<(a: ConsentAction[], o: ApplyOptions, c: Capture, r: Map<number, Map<string, number>>) => ApplyResult> | undefined;
 
   /** With `capture` (plan): nothing is written; the writes go into it, and reads a write of the call would change throw NeedsWrites. */
-  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions, capture?: Capture): ApplyResult {
+  private applyInTransaction(actions: ConsentAction[], opts: ApplyOptions, capture?: Capture, records?: Map<number, Map<string, number>>): ApplyResult {
     // Checked inside the write transaction: two jobs racing for one receipt apply it once.
     if (opts.receipt) {
       const current = this.s.receiptStatus.get(opts.receipt.id) as { status: string } | undefined;
@@ -649,7 +659,7 @@ export class Ledger {
     const consents: ConsentAction[] = [];
     const derivedOutcomes: ActionOutcome[] = [];
     let derivedPlanned = false;
-    const known = actions.length >= KNOWN_STATE_MIN ? this.knownState(actions) : null;
+    const known = actions.length >= KNOWN_STATE_MIN ? this.knownState(actions, records) : null;
     // A large call's state rows are written from its events together (stateFromEvents), before any
     // read of a record it wrote and at its end: the first event whose state row is still to be written.
     let pendingFrom = 0;

@@ -769,7 +769,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
    * the next one waiting when it finishes. Handed over after that wait, it sat idle while the import
    * took its result and copied the next plan over.
    */
-  const inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: Set<string>; head: PlanHead; counts: ImportCounts }[] = [];
+  const inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: { has(recipient: string): boolean }; head: PlanHead; counts: ImportCounts }[] = [];
   /**
    * The share of its events' content hashes a plan works out here (Ledger.plan's contentHashes); the
    * writer works out the rest. The two threads share the hashing as they keep up with each other:
@@ -886,7 +886,8 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
           const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
           runs.push(["counts", countsArgs(after)]);
           const result = writer.write(planned.plan, runs);
-          const flight = { batch: b, judged, result, recipients: new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head, counts: after };
+          // The plan's own (an import's actions are all of its brand).
+          const flight = { batch: b, judged, result, recipients: planned.recipients.get(opts.brandId) ?? new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head, counts: after };
           // Awaited by settle; until then a failed write (a lock held past busy_timeout, a full disk)
           // must not be an unhandled rejection, which ends the process.
           result.catch(() => {});

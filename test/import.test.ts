@@ -1056,10 +1056,19 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
       const q = ledger.plan(actions(7_000_500))!;
       const onQ = ledger.plan(actions(7_000_600), { after: q.plan.head })!;
       expect(q.plan.head.id).toBe(p.plan.head.id);
-      // Sent together: the second waits for the thread, not the thread for it.
-      const [written, refused] = await Promise.all([writer.write(p.plan), writer.write(onQ.plan)]);
-      expect(written.moved).toBe(false);
-      expect(refused).toEqual({ moved: true, waited: false });
+      expect((await writer.write(p.plan)).moved).toBe(false);
+      expect((await writer.write(onQ.plan)).moved).toBe(true);
+      // A plan sent while the thread is still busy with the one before (held here by another
+      // connection's write lock) was waiting for it: the thread did not wait for the plan.
+      const blocker = new Database(runtime.deps.db.$client.name);
+      blocker.exec("BEGIN IMMEDIATE");
+      const busy = writer.write(p.plan);
+      const queued = writer.write(onQ.plan);
+      await new Promise((r) => setTimeout(r, 100));
+      blocker.exec("COMMIT");
+      blocker.close();
+      expect(await busy).toMatchObject({ moved: true, waited: true });
+      expect(await queued).toEqual({ moved: true, waited: false });
       expect(chainHolds(before)).toBe(401);
     } finally {
       await writer.close();
