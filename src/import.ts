@@ -769,7 +769,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
    * the next one waiting when it finishes. Handed over after that wait, it sat idle while the import
    * took its result and copied the next plan over.
    */
-  const inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: { has(recipient: string): boolean }; head: PlanHead; counts: ImportCounts }[] = [];
+  const inflight: { batch: Batch; judged: Judged; result: Promise<WriteResult>; recipients: ReadonlyMap<number, ReadonlyMap<string, unknown>>; head: PlanHead; counts: ImportCounts }[] = [];
   /**
    * The share of its events' content hashes a plan works out here (Ledger.plan's contentHashes); the
    * writer works out the rest. The two threads share the hashing as they keep up with each other:
@@ -873,8 +873,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
     if (inPlace > 0) inPlace--;
     else if (writer !== null && b.actions.length >= PLAN_MIN && (writer !== undefined || LedgerWriter.available(db))) {
       // A plan reads the ledger as the batches before leave it: not yet, for those batches' recipients.
-      // (An import's actions are all of its brand.)
-      if (inflight.length && b.actions.some((a) => inflight.some((f) => f.recipients.has(a.recipient)))) await settleAll();
+      if (inflight.length && b.actions.some((a) => inflight.some((f) => f.recipients.get(a.brandId)?.has(a.recipient)))) await settleAll();
       const last = inflight.at(-1);
       const planned = deps.ledger.plan(b.actions, { outbox: planner, after: last?.head ?? null, contentHashes: hashShare });
       if (planned) {
@@ -886,8 +885,7 @@ export async function runImport(source: AsyncIterable<Uint8Array | string>, deps
           const runs: [string, unknown[]][] = judged.rejected.map((r) => ["rejection", rejectionArgs(r)]);
           runs.push(["counts", countsArgs(after)]);
           const result = writer.write(planned.plan, runs);
-          // The plan's own (an import's actions are all of its brand).
-          const flight = { batch: b, judged, result, recipients: planned.recipients.get(opts.brandId) ?? new Set(b.actions.map((a) => a.recipient)), head: planned.plan.head, counts: after };
+          const flight = { batch: b, judged, result, recipients: planned.recipients, head: planned.plan.head, counts: after };
           // Awaited by settle; until then a failed write (a lock held past busy_timeout, a full disk)
           // must not be an unhandled rejection, which ends the process.
           result.catch(() => {});

@@ -965,6 +965,25 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     expect(stateOf(w).length).toBeGreaterThan(700);
   });
 
+  it("a batch holding recipients of the batch still being written is planned only once that one is in: the same events as in place", async () => {
+    // Batch 1 gives consents, batch 2 refuses the same records: its plan must read batch 1's state rows.
+    const lines = [HEADER];
+    for (let i = 0; i < 100; i++) lines.push(`BIREYSEL,MESAJ,${phone(9_100_000 + i)},ONAY,HS_WEB,${iys(NOW - 3_600_000 + i * 1000)}`);
+    for (let i = 0; i < 100; i++) lines.push(`BIREYSEL,MESAJ,${phone(9_100_000 + i)},RET,HS_MESAJ,${iys(NOW - 60_000)}`);
+    const file = `${lines.join("\n")}\n`;
+    for (const code of ["FOLLOWED", "FOLLOWED_HERE"]) {
+      await createBrand(code);
+      const { deps, seen } = counting();
+      const s = await runImport(Readable.from([file]), deps, { brandId: brandId(code), via: "cli", batchSize: 100, writerThread: code === "FOLLOWED" });
+      expect(s).toMatchObject({ rowsRead: 200, recorded: 200, rejected: 0 });
+      expect(seen.planned).toBe(code === "FOLLOWED" ? 2 : 0);
+    }
+    const [w, p] = [brandId("FOLLOWED"), brandId("FOLLOWED_HERE")];
+    expect(eventsOf(w)).toEqual(eventsOf(p));
+    expect(stateOf(w)).toEqual(stateOf(p));
+    expect(outboxOf(w)).toEqual(outboxOf(p));
+  });
+
   it("a batch whose plan another write overtook (the head moved) is applied in place: nothing lost, nothing twice, the chain whole", async () => {
     await createBrand("OVERTAKEN");
     const brand = brandId("OVERTAKEN");
