@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, createReadStream, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -115,48 +115,88 @@ function ledgerSqlOnly(source: Db, dbPath: string): { rows: number; ms: number }
   return { rows, ms };
 }
 
+/**
+ * Rounds of the scenario: each imports the file into a fresh hub and inserts it raw, the two in turn,
+ * and the best of each side is compared. This machine is shared: another tenant's work only ever
+ * slows a run down, and it slows the import (two busy threads) more than the raw loop (one); one
+ * pair of runs moved by ±10 % with nothing changed. The best of each side is what the code costs when
+ * nothing else runs (the raw loop, a quarter of the import's time, is the likelier to find a quiet
+ * window); every round's figures are in the notes.
+ */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_IMPORT_ROUNDS ?? 3));
+
+/** One import of `csv` into a fresh hub database under `dir`: its time, and the database (for the SQL-only replay). */
+async function importRound(csv: string, dir: string, prefix: string): Promise<{ ms: number; db: Db }> {
+  const config = loadConfig({
+    ...process.env,
+    DATABASE_PATH: join(dir, "hub.db"),
+    LEDGER_KEY_PATH: join(dir, "key.json"),
+    HUB_SECRET: BENCH_SECRET,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: "warn",
+    CHECKPOINT_INTERVAL_SECONDS: "0",
+  });
+  const db = openDatabase(config.DATABASE_PATH);
+  runMigrations(db);
+  createBrand(db, { code: "BENCH", name: "Bench", shortNames: ["BENCH"], numbers: [] }, Date.now());
+  try {
+    const t0 = performance.now();
+    const summary = await importFile(config, db, createLogger("warn"), { brand: "BENCH", file: csv, progress: Boolean(process.stderr.isTTY) });
+    const ms = performance.now() - t0;
+    if (summary.recorded !== ROWS) throw new Error(`expected ${ROWS} recorded rows, got ${JSON.stringify(summary)}`);
+    return { ms, db };
+  } finally {
+    await deletePrefix(prefix, config.REDIS_URL).catch(() => {});
+  }
+}
+
 export const import1m: Scenario = {
   name: "import-1m",
-  description: `${ROWS.toLocaleString("en-US")}-row CSV in the İYS bulk columns through hub import (parse, normalise, İYS rules, hash chain, state, İYS-report outbox rows of 1000 movements, BullMQ enqueue) vs raw batched INSERTs of the same rows`,
+  description: `${ROWS.toLocaleString("en-US")}-row CSV in the İYS bulk columns through hub import (parse, normalise, İYS rules, hash chain, state, İYS-report outbox rows of 1000 movements, BullMQ enqueue) vs raw batched INSERTs of the same rows; best of ${ROUNDS} rounds of each, in turn`,
   async run() {
     const dir = mkdtempSync(join(tmpdir(), "hub-bench-import-"));
     const prefix = `bench-import-${randomBytes(4).toString("hex")}`;
-    const config = loadConfig({
-      ...process.env,
-      DATABASE_PATH: join(dir, "hub.db"),
-      LEDGER_KEY_PATH: join(dir, "key.json"),
-      HUB_SECRET: BENCH_SECRET,
-      QUEUE_PREFIX: prefix,
-      LOG_LEVEL: "warn",
-      CHECKPOINT_INTERVAL_SECONDS: "0",
-    });
     try {
       const csv = join(dir, "consents.csv");
       writeCsv(csv, ROWS);
-      const db = openDatabase(config.DATABASE_PATH);
-      runMigrations(db);
-      createBrand(db, { code: "BENCH", name: "Bench", shortNames: ["BENCH"], numbers: [] }, Date.now());
-      const t0 = performance.now();
-      const summary = await importFile(config, db, createLogger("warn"), { brand: "BENCH", file: csv, progress: Boolean(process.stderr.isTTY) });
-      const ms = performance.now() - t0;
-      if (summary.recorded !== ROWS) throw new Error(`expected ${ROWS} recorded rows, got ${JSON.stringify(summary)}`);
-      const t1 = performance.now();
-      const raw = await rawInsert(csv, join(dir, "raw.db"));
-      const rawMs = performance.now() - t1;
+      const imports: number[] = [];
+      const raws: number[] = [];
+      let last: Db | null = null;
+      for (let round = 0; round < ROUNDS; round++) {
+        const t1 = performance.now();
+        const raw = await rawInsert(csv, join(dir, `raw-${round}.db`));
+        raws.push(rate(raw, performance.now() - t1));
+        if (raw !== ROWS) throw new Error(`the raw loop read ${raw} rows, not ${ROWS}`);
+        // The previous round's hub: only the last one is kept (for the replay below).
+        if (last) {
+          last.$client.close();
+          rmSync(join(dir, `hub-${round - 1}`), { recursive: true, force: true });
+        }
+        rmSync(join(dir, `raw-${round}.db`), { force: true });
+        const roundDir = join(dir, `hub-${round}`);
+        mkdirSync(roundDir);
+        const { ms, db } = await importRound(csv, roundDir, `${prefix}-${round}`);
+        imports.push(rate(ROWS, ms));
+        last = db;
+      }
       const peakRssMiB = Math.round(process.resourceUsage().maxRSS / 1024);
-      const sqlOnly = ledgerSqlOnly(db, join(dir, "sql-only.db"));
-      const sqlRatio = rate(sqlOnly.rows, sqlOnly.ms) / rate(raw, rawMs);
+      const sqlOnly = ledgerSqlOnly(last!, join(dir, "sql-only.db"));
+      last!.$client.close();
+      const best = Math.max(...imports);
+      const bestRaw = Math.max(...raws);
+      const sqlRatio = rate(sqlOnly.rows, sqlOnly.ms) / bestRaw;
+      const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(", ");
       return {
-        value: rate(ROWS, ms),
+        value: best,
         unit: "rows/s",
-        baseline: { name: "raw better-sqlite3 INSERTs of the same rows, 5000 a transaction", value: rate(raw, rawMs) },
+        baseline: { name: `raw better-sqlite3 INSERTs of the same rows, 5000 a transaction (best of ${ROUNDS})`, value: bestRaw },
         target: 0.25,
         notes:
-          `${ROWS} rows in ${(ms / 1000).toFixed(1)} s (target < 60 s); ${(statSync(csv).size / 2 ** 20).toFixed(0)} MiB file; peak RSS ${peakRssMiB} MiB; ` +
-          `the ledger's SQL alone (the recorded events replayed through Ledger.apply's statements, nothing else): ${rate(sqlOnly.rows, sqlOnly.ms)} rows/s, ${sqlRatio.toFixed(3)} of raw`,
+          `${ROWS} rows in ${(ROWS / best).toFixed(1)} s at best (target < 60 s); rounds, in turn: import ${list(imports)} rows/s, raw ${list(raws)} rows/s ` +
+          `(ratios of each round's pair: ${imports.map((v, i) => (v / raws[i]!).toFixed(3)).join(", ")}); ${(statSync(csv).size / 2 ** 20).toFixed(0)} MiB file; peak RSS ${peakRssMiB} MiB; ` +
+          `the ledger's SQL alone (the recorded events replayed through Ledger.apply's statements, nothing else): ${rate(sqlOnly.rows, sqlOnly.ms)} rows/s, ${sqlRatio.toFixed(3)} of the best raw`,
       };
     } finally {
-      await deletePrefix(prefix, config.REDIS_URL).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     }
   },
