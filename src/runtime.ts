@@ -1,5 +1,5 @@
 import { withTimeout } from "./async";
-import { loadSecrets } from "./secrets";
+import { prepareSecrets } from "./secrets";
 import { smsInterpreter } from "../channels/sms/interpret";
 import { voiceInterpreter } from "../channels/ivr/interpret";
 import { buildSenders } from "../channels/sms/senders";
@@ -121,12 +121,13 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
   } catch (err) {
     throw new Error(`DATABASE_PATH ${config.DATABASE_PATH} cannot be opened: ${(err as Error).message}`);
   }
-  let secrets: ReturnType<typeof loadSecrets>;
+  let prepared: ReturnType<typeof prepareSecrets>;
   try {
     assertSecretKept(config, db);
     // Before Redis is touched: a secret that cannot be read stops the start with nothing claimed or
-    // queued there (read after, it left the prefix's claim and its queues' keys behind).
-    secrets = loadSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
+    // queued there (read after, it left the prefix's claim and its queues' keys behind). One made
+    // anew is written only once Redis is found to be this hub's (below).
+    prepared = prepareSecrets(config.HUB_SECRET, config.HUB_SECRET_PATH, log);
   } catch (err) {
     if (!overrides.db) db.$client.close();
     throw err;
@@ -165,6 +166,14 @@ export async function createRuntime(config: Config, overrides: RuntimeOverrides 
     if (!overrides.db) db.$client.close();
     throw new Error((wrongDatabase ?? foreignPrefix)!);
   }
+  try {
+    prepared.keep();
+  } catch (err) {
+    redis.disconnect();
+    if (!overrides.db) db.$client.close();
+    throw new Error(`HUB_SECRET_PATH ${config.HUB_SECRET_PATH} cannot be written: ${(err as Error).message}`);
+  }
+  const secrets = prepared.secrets;
   watchRedisConnection(redis, log, { prefix: config.QUEUE_PREFIX, hubId });
   // The claim on QUEUE_PREFIX is renewed while this process runs (it lapses a few minutes after the hub's last process stopped).
   const prefixClaim = setInterval(() => {

@@ -1,5 +1,5 @@
 import { hash, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 export interface Secrets {
@@ -18,11 +18,30 @@ interface Logger {
  * `npm start` works on a fresh machine. Every other key is derived from it per purpose.
  */
 export function loadSecrets(fromEnv: string | undefined, path: string, log?: Logger): Secrets {
+  const prepared = prepareSecrets(fromEnv, path, log);
+  prepared.keep();
+  return prepared.secrets;
+}
+
+/**
+ * As loadSecrets, but a secret made anew (no HUB_SECRET, no file at `path`) is only written to
+ * `path` by `keep()`: a start that stops before it (another hub's Redis prefix, the wrong Redis
+ * database) leaves no secret file behind, which a later start would take as the hub's. Should the file
+ * have appeared meanwhile (another process of the hub starting at the same moment), `keep()` takes
+ * that one's secret instead of replacing it: both processes then hold the same.
+ */
+export function prepareSecrets(fromEnv: string | undefined, path: string, log?: Logger): { secrets: Secrets; keep(): void } {
   let master: Buffer;
+  let fresh = false;
   if (fromEnv) master = Buffer.from(fromEnv, "utf8");
   else if (existsSync(path)) master = readSecretFile(path);
   else {
     master = randomBytes(32);
+    fresh = true;
+  }
+  const keep = () => {
+    if (!fresh) return;
+    fresh = false;
     mkdirSync(dirname(path), { recursive: true });
     // Whole or not at all: a crash mid-write left an empty file, taken as an empty secret.
     const partial = `${path}.${process.pid}.tmp`;
@@ -33,9 +52,19 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
     } finally {
       closeSync(fd);
     }
-    renameSync(partial, path);
-    log?.info({ path }, "generated a new hub secret (HUB_SECRET unset and HUB_SECRET_PATH did not exist)");
-  }
+    try {
+      // Linked, not renamed: a file another process put there first is kept, not replaced.
+      linkSync(partial, path);
+      log?.info({ path }, "generated a new hub secret (HUB_SECRET unset and HUB_SECRET_PATH did not exist)");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      master = readSecretFile(path);
+      cache.clear();
+      prefixes.clear();
+    } finally {
+      unlinkSync(partial);
+    }
+  };
   const cache = new Map<string, Buffer>();
   const derive = (purpose: string) => {
     let k = cache.get(purpose);
@@ -46,7 +75,7 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
     return k;
   };
   const prefixes = new Map<string, string>();
-  return {
+  const secrets: Secrets = {
     derive,
     // SHA-256 over the purpose's derived key (fixed length, as text) and the value: as irreversible
     // without the secret as an HMAC, at a third of its cost (every inbound SMS takes one), since a
@@ -60,6 +89,7 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
       return hash("sha256", prefix + value, "base64url").slice(0, 22);
     },
   };
+  return { secrets, keep };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
@@ -9,6 +9,7 @@ import { brandsOfNumber, createBrand } from "../src/brands";
 import { assertServerRoles, ConfigError, loadConfig } from "../src/config";
 import { createApp } from "../src/app";
 import { createRuntime } from "../src/runtime";
+import { prepareSecrets } from "../src/secrets";
 import { deletePrefix, REDIS_URL, tempDir, testConfig, uniquePrefix, waitFor } from "./helpers";
 
 const tmp = tempDir();
@@ -175,6 +176,53 @@ describe("a restore that left something out", () => {
       expect(existsSync(config.DATABASE_PATH)).toBe(false);
     } finally {
       await deletePrefix(config.QUEUE_PREFIX);
+      dir.cleanup();
+    }
+  });
+});
+
+describe("a hub secret made anew", () => {
+  it("is written only once the start is through: one refused for Redis (another hub's prefix) leaves no secret file; the next start writes the one it runs with", async () => {
+    const dir = tempDir();
+    const prefix = uniquePrefix();
+    const config = testConfig(dir.dir, { QUEUE_PREFIX: prefix, HUB_SECRET: "", HUB_SECRET_PATH: join(dir.dir, "hub-secret") });
+    const redis = new Redis(REDIS_URL);
+    try {
+      await redis.set(`${prefix}:hub-id`, "another-hub", "EX", 60);
+      await expect(createRuntime(config)).rejects.toThrow(/is another hub's/);
+      expect(existsSync(config.HUB_SECRET_PATH)).toBe(false);
+      await redis.del(`${prefix}:hub-id`);
+      const rt = await createRuntime(config);
+      const key = rt.deps.secrets.derive("test");
+      await rt.close();
+      expect(existsSync(config.HUB_SECRET_PATH)).toBe(true);
+      expect(statSync(config.HUB_SECRET_PATH).mode & 0o777).toBe(0o600);
+      // What the next start reads is what the first one ran with.
+      expect(prepareSecrets(undefined, config.HUB_SECRET_PATH).secrets.derive("test").equals(key)).toBe(true);
+    } finally {
+      redis.disconnect();
+      await deletePrefix(prefix);
+      dir.cleanup();
+    }
+  });
+
+  it("made by two processes at the same moment ends as one: the second to write takes the file the first wrote, and nothing is left beside it", () => {
+    const dir = tempDir();
+    const path = join(dir.dir, "sub", "hub-secret");
+    try {
+      const first = prepareSecrets(undefined, path);
+      const second = prepareSecrets(undefined, path);
+      // Each made its own (neither file existed yet).
+      expect(first.secrets.derive("links").equals(second.secrets.derive("links"))).toBe(false);
+      first.keep();
+      const written = readFileSync(path, "utf8");
+      second.keep();
+      expect(readFileSync(path, "utf8")).toBe(written);
+      // The second's keys (cached before) now come from the file's secret.
+      expect(second.secrets.derive("links").equals(first.secrets.derive("links"))).toBe(true);
+      expect(second.secrets.pseudonym("p", "905321234567")).toBe(first.secrets.pseudonym("p", "905321234567"));
+      expect(readdirSync(join(dir.dir, "sub"))).toEqual(["hub-secret"]);
+    } finally {
       dir.cleanup();
     }
   });
