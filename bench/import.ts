@@ -192,7 +192,7 @@ export const import1m: Scenario = {
         target: 0.25,
         notes:
           `${ROWS} rows in ${(ROWS / value).toFixed(1)} s in the median round (target < 60 s); rounds, in turn: import ${list(imports)} rows/s, raw ${list(raws)} rows/s ` +
-          `(ratios of each round's pair: ${imports.map((v, i) => (v / raws[i]!).toFixed(3)).join(", ")}); ${(statSync(csv).size / 2 ** 20).toFixed(0)} MiB file; peak RSS ${peakRssMiB} MiB; ` +
+          `(ratios of each round's pair: ${imports.map((v, i) => (v / raws[i]!).toFixed(3)).join(", ")}); ${(statSync(csv).size / 2 ** 20).toFixed(0)} MiB file; peak RSS ${peakRssMiB} MiB (the process, over its rounds); ` +
           `the ledger's SQL alone (the recorded events replayed through Ledger.apply's statements, nothing else): ${rate(sqlOnly.rows, sqlOnly.ms)} rows/s, ${sqlRatio.toFixed(3)} of the median raw`,
       };
     } finally {
