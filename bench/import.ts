@@ -17,7 +17,7 @@ import { BENCH_SECRET, rate, type Scenario } from "./lib";
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 1_000_000);
 
 /** A valid file in the İYS bulk columns: phones in several spellings, e-mails, calls; dates within the last hour. */
-function writeCsv(path: string, rows: number) {
+export function writeCsv(path: string, rows: number) {
   const fd = openSync(path, "w");
   const now = Date.now();
   let chunk = "type,recipient,status,source,consentDate,recipientType,retailerCode\n";
@@ -123,8 +123,8 @@ function ledgerSqlOnly(source: Db, dbPath: string): { rows: number; ms: number }
  */
 const ROUNDS = Math.max(1, Number(process.env.BENCH_IMPORT_ROUNDS ?? 3));
 
-/** One import of `csv` into a fresh hub database under `dir`: its time, and the database (for the SQL-only replay). */
-async function importRound(csv: string, dir: string, prefix: string): Promise<{ ms: number; db: Db }> {
+/** One import of `csv` (`rows` rows) into a fresh hub database under `dir`: its time, and the database (for the SQL-only replay). */
+export async function importRound(csv: string, dir: string, prefix: string, rows = ROWS): Promise<{ ms: number; db: Db }> {
   const config = loadConfig({
     ...process.env,
     DATABASE_PATH: join(dir, "hub.db"),
@@ -141,7 +141,7 @@ async function importRound(csv: string, dir: string, prefix: string): Promise<{ 
     const t0 = performance.now();
     const summary = await importFile(config, db, createLogger("warn"), { brand: "BENCH", file: csv, progress: Boolean(process.stderr.isTTY) });
     const ms = performance.now() - t0;
-    if (summary.recorded !== ROWS) throw new Error(`expected ${ROWS} recorded rows, got ${JSON.stringify(summary)}`);
+    if (summary.recorded !== rows) throw new Error(`expected ${rows} recorded rows, got ${JSON.stringify(summary)}`);
     return { ms, db };
   } finally {
     await deletePrefix(prefix, config.REDIS_URL).catch(() => {});
