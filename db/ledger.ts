@@ -650,6 +650,8 @@ export class Ledger {
     }
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];
+    /** A plan's events, in order (capture). */
+    const planned: LedgerEvent[] = [];
 
     // The actions asked for; then, for the consents they recorded, the channel refusals of the
     // other recipient type dated after them (refusalsOverConsents). Outcomes are of the actions asked for.
@@ -785,18 +787,11 @@ export class Ledger {
         salt: null,
         hash: "",
       };
-      const row = eventRow(event);
-      // A plan's events are chained by its writer (LedgerPlan.events); these here, hashed in their row.
-      if (capture) {
-        // The share of content hashes the caller asks for (spread evenly); the writer works out the rest.
-        capture.hashed += capture.hashShare;
-        if (capture.hashed >= 1) {
-          capture.hashed -= 1;
-          row[ROW_HASH] = contentHashRow(row);
-        } else row[ROW_HASH] = null;
-        capture.events.push(row);
-      }
+      // A plan's events are chained by its writer (LedgerPlan.events), made into rows once the call is
+      // planned (below); these here, hashed in their row.
+      if (capture) planned.push(event);
       else {
+        const row = eventRow(event);
         event.prevHash = head.hash!;
         event.hash = sealRow(row, event.prevHash);
         event.salt = row[ROW_SALT] as string;
@@ -840,6 +835,18 @@ export class Ledger {
       o.skipped ?? null,
     ]);
     if (capture) {
+      // The rows (and the share of content hashes the caller asks for, spread evenly; the writer
+      // works out the rest) are made only now: made with each event, they lived through the
+      // scavenges of the whole call and were copied into the old generation with it.
+      for (const event of planned) {
+        const row = eventRow(event);
+        capture.hashed += capture.hashShare;
+        if (capture.hashed >= 1) {
+          capture.hashed -= 1;
+          row[ROW_HASH] = contentHashRow(row);
+        } else row[ROW_HASH] = null;
+        capture.events.push(row);
+      }
       capture.outbox = values;
       capture.head = { id: head.id, hash: null, plan: capture.head.plan };
     } else if (values.length > 1) {
