@@ -164,7 +164,16 @@ const messages = {
     "İYS kaynaklı (IYS_*) onaylar dosyadan alınmaz: alıcıların İYS'de verdiği izinleri hub İYS'den çeker. İYS kaynaklı retler (ör. başka bir hub'ın durum dökümü) alınır.",
 } as const;
 
-const isOneOf = <T extends string>(list: readonly T[], v: string): v is T => (list as readonly string[]).includes(v);
+/**
+ * The list's own string equal to `v`, or undefined. An action keeps its enumerations as the lists'
+ * strings, not as the ones split out of its line: those would live as long as the action (until
+ * its batch is written), through the scavenges of a batch, and be copied into the old generation
+ * with it — a million-row import's largest share of what it promoted.
+ */
+const oneOf = <T extends string>(list: readonly T[], v: string): T | undefined => {
+  const i = (list as readonly string[]).indexOf(v);
+  return i === -1 ? undefined : list[i];
+};
 
 type RowResult = { ok: true; action: ConsentAction } | { ok: false; code: string; message: string };
 
@@ -173,20 +182,23 @@ type RowResult = { ok: true; action: ConsentAction } | { ok: false; code: string
  * of `origin`, deduplicated by content; the İYS code of the first thing wrong otherwise.
  */
 export function rowToAction(f: string[], brandId: number, origin: "import" | "registered" | "iys" = "import"): RowResult {
-  const [type, recipient, status, source, consentDate, recipientType, retailerCode] = f as [string, string, string, string, string, string, string];
-  if (!type) return { ok: false, code: "H111", message: messages.H111 };
-  if (!isOneOf<ConsentType>(consentTypes, type)) return { ok: false, code: "H117", message: messages.H117 };
+  const [typeText, recipient, statusText, sourceText, consentDate, recipientType, retailerCode] = f as [string, string, string, string, string, string, string];
+  if (!typeText) return { ok: false, code: "H111", message: messages.H111 };
+  const type = oneOf(consentTypes, typeText);
+  if (!type) return { ok: false, code: "H117", message: messages.H117 };
   if (!recipient) return { ok: false, code: "H114", message: messages.H114 };
-  if (!status) return { ok: false, code: "H110", message: messages.H110 };
-  if (!isOneOf<ConsentStatus>(consentStatuses, status)) return { ok: false, code: "H115", message: messages.H115 };
-  const rType = recipientType || "BIREYSEL";
-  if (!isOneOf<RecipientType>(recipientTypes, rType)) return { ok: false, code: "H116", message: messages.H116 };
+  if (!statusText) return { ok: false, code: "H110", message: messages.H110 };
+  const status = oneOf(consentStatuses, statusText);
+  if (!status) return { ok: false, code: "H115", message: messages.H115 };
+  const rType = oneOf(recipientTypes, recipientType || "BIREYSEL");
+  if (!rType) return { ok: false, code: "H116", message: messages.H116 };
   // İYS's own records: listed by İYS's pull (origin iys), or in a state export of a hub that pulled
   // them. A refusal in such a file is İYS's refusal (a recipient's İYS refusals must survive a move to
   // another hub: İYS lists only its last 7 days); a consent of İYS's is taken from İYS itself, never
   // from a file, since it would then be sent on unverified.
-  const fromIys = isIysSourceName(source);
-  if (source && !fromIys && !isOneOf<ConsentSource>(consentSources, source)) return { ok: false, code: "H119", message: messages.H119 };
+  const fromIys = isIysSourceName(sourceText);
+  const source = fromIys ? sourceText : oneOf(consentSources, sourceText);
+  if (sourceText && !source) return { ok: false, code: "H119", message: messages.H119 };
   if (fromIys && origin !== "iys" && status !== "RET") return { ok: false, code: "H486", message: messages.H486_IYS_ONAY };
   if (retailerCode && !/^\d{8}$/.test(retailerCode)) return { ok: false, code: "H180", message: messages.H180 };
   const r = statementToAction({
