@@ -520,18 +520,18 @@ const LF = 0x0a;
 const ASCII_MAX = 0x7f;
 
 /**
+ * A chunk of csvRecords' records. `lines`: for records split here, each one's line as read (the
+ * record is exactly that line split at the delimiter); none for csv-parse's.
+ */
+export type RecordChunk = [number, string[]][] & { lines?: string[] };
+
+/**
  * The file's records, `[line, fields]` as csv-parse gives them (relax_column_count, skip_empty_lines,
  * a BOM dropped), a chunk's worth at a time. Lines without quotes or carriage returns (what exports
  * and generated files hold) are split here: csv-parse costs ~5 µs a row, about a tenth of an
  * import's time. From the first chunk that has either, the rest of the file goes through csv-parse
  * itself, told the record delimiter it would have found on the first line ("\n").
  */
-/**
- * A chunk of csvRecords' records. `lines`: for records split here, each one's line as read (the
- * record is exactly that line split at the delimiter); none for csv-parse's.
- */
-export type RecordChunk = [number, string[]][] & { lines?: string[] };
-
 export async function* csvRecords(source: AsyncIterable<Uint8Array | string>, delimiter: string): AsyncGenerator<RecordChunk> {
   const it = source[Symbol.asyncIterator]();
   let lines = 0; // lines ended so far

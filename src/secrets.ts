@@ -1,5 +1,5 @@
 import { hash, hkdfSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 
 export interface Secrets {
@@ -22,6 +22,9 @@ export function loadSecrets(fromEnv: string | undefined, path: string, log?: Log
   prepared.keep();
   return prepared.secrets;
 }
+
+/** What linkSync fails with where the file system has no hard links. */
+const LINK_UNSUPPORTED = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 
 /**
  * As loadSecrets, but a secret made anew (no HUB_SECRET, no file at `path`) is only written to
@@ -54,7 +57,13 @@ export function prepareSecrets(fromEnv: string | undefined, path: string, log?: 
     }
     try {
       // Linked, not renamed: a file another process put there first is kept, not replaced.
-      linkSync(partial, path);
+      try {
+        linkSync(partial, path);
+      } catch (err) {
+        // A file system without hard links (some network and container mounts): renamed, as before.
+        if (!LINK_UNSUPPORTED.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
+        renameSync(partial, path);
+      }
       log?.info({ path }, "generated a new hub secret (HUB_SECRET unset and HUB_SECRET_PATH did not exist)");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
@@ -62,7 +71,7 @@ export function prepareSecrets(fromEnv: string | undefined, path: string, log?: 
       cache.clear();
       prefixes.clear();
     } finally {
-      unlinkSync(partial);
+      rmSync(partial, { force: true });
     }
   };
   const cache = new Map<string, Buffer>();
