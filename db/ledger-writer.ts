@@ -37,8 +37,8 @@ export class LedgerWriter {
     this.worker = new Worker(new URL("./ledger-writer-thread.mjs", import.meta.url), {
       workerData: {
         path: c.name,
-        // The connection's own: the same durability, waits, checks and cache as the caller's.
-        pragmas: [setting("synchronous"), setting("busy_timeout"), setting("foreign_keys"), setting("cache_size"), setting("wal_autocheckpoint")],
+        // The connection's own: the same durability, waits and cache as the caller's (the thread checks a plan's references itself).
+        pragmas: [setting("synchronous"), setting("busy_timeout"), setting("cache_size"), setting("wal_autocheckpoint")],
         sql: LEDGER_SQL,
         statements,
         genesis: GENESIS_HASH,

@@ -1136,6 +1136,43 @@ describe("the writer thread: large batches planned ahead (Ledger.plan) and writt
     }
   });
 
+  it("the thread checks a plan's references itself: a plan of a brand or receipt that does not exist is refused as SQLite refuses such a row, and nothing of it is written", async () => {
+    await createBrand("REFERENCED");
+    const brand = brandId("REFERENCED");
+    const actions = (brandId: number, from: number) =>
+      Array.from({ length: 100 }, (_, i) => {
+        const r = rowToAction(["MESAJ", phone(from + i), "ONAY", "HS_WEB", iys(NOW - 60_000), "BIREYSEL", ""], brandId);
+        if (!r.ok) throw new Error(r.message);
+        return r.action;
+      });
+    const ledger = runtime.deps.ledger;
+    const events = () => db().prepare("SELECT COUNT(*) FROM consent_events").pluck().get() as number;
+    const noBrand = (db().prepare("SELECT MAX(id) + 1000 FROM brands").pluck().get() as number);
+    const writer = LedgerWriter.open(runtime.deps.db)!;
+    try {
+      const before = events();
+      const orphan = ledger.plan(actions(noBrand, 7_200_000))!;
+      const err = await writer.write(orphan.plan).then(() => null, (e: unknown) => e as Error & { code?: string });
+      expect(err?.code).toBe("SQLITE_CONSTRAINT_FOREIGNKEY");
+      expect(err?.message).toContain(`brand ${noBrand} does not exist`);
+      // A brand's later events in the same plan are checked too (one brand a plan is the usual case, not the rule).
+      const mixed = ledger.plan([...actions(brand, 7_200_100), ...actions(noBrand, 7_200_200)])!;
+      expect((await writer.write(mixed.plan).then(() => null, (e: unknown) => e as { code?: string }))?.code).toBe("SQLITE_CONSTRAINT_FOREIGNKEY");
+      const receipt = ledger.plan(actions(brand, 7_200_300))!;
+      receipt.plan.events[50]![10] = 987_654_321;
+      const refused = await writer.write(receipt.plan).then(() => null, (e: unknown) => e as Error & { code?: string });
+      expect([refused?.code, refused?.message]).toEqual(["SQLITE_CONSTRAINT_FOREIGNKEY", "FOREIGN KEY constraint failed (receipt 987654321 does not exist)"]);
+      expect(events()).toBe(before);
+      // The thread goes on: a plan whose references hold is written.
+      const good = ledger.plan(actions(brand, 7_200_400))!;
+      expect((await writer.write(good.plan)).moved).toBe(false);
+      expect(events()).toBe(before + 100);
+      expect(db().prepare("SELECT COUNT(*) FROM consent_state WHERE brand_id = ?").pluck().get(brand)).toBe(100);
+    } finally {
+      await writer.close();
+    }
+  });
+
   it("a write the thread cannot make (the lock held past busy_timeout) fails the import, marked failed with SQLite's code, and nothing else", async () => {
     await createBrand("BLOCKED");
     const brand = brandId("BLOCKED");
