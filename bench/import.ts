@@ -97,7 +97,7 @@ function ledgerSqlOnly(source: Db, dbPath: string): { rows: number; ms: number }
   const read = source.$client
     .prepare(
       `SELECT id, brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, receipt_id,
-        idempotency_key, effect, received_at, prev_hash, hash, salt FROM consent_events WHERE id > ? ORDER BY id LIMIT 5000`,
+        idempotency_key, effect, received_at, hash, salt FROM consent_events WHERE id > ? ORDER BY id LIMIT 5000`,
     )
     .raw();
   let rows = 0;

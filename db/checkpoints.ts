@@ -268,7 +268,8 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
     if (e.id !== expectedId) {
       flag({ eventId: e.id, problem: `expected event ${expectedId} next, found ${e.id} (events removed or renumbered)` });
     }
-    if (e.prevHash !== prevHash) flag({ eventId: e.id, problem: "prev_hash does not link to the previous event" });
+    // Read from the event before (id - 1): GENESIS_HASH when that one is missing.
+    if (e.prevHash !== prevHash) flag({ eventId: e.id, problem: "the event before it is missing: its hash links to nothing" });
     const recomputed = eventHash(e);
     if (recomputed !== e.hash) flag({ eventId: e.id, problem: "stored content does not match its hash (row altered)" });
     for (const cp of checkpointsAt.get(e.id) ?? []) {

@@ -1,6 +1,5 @@
-export declare const ROW_PREV_HASH: 14;
-export declare const ROW_HASH: 15;
-export declare const ROW_SALT: 16;
+export declare const ROW_HASH: 14;
+export declare const ROW_SALT: 15;
 export declare function canonicalRow(row: readonly unknown[]): string;
 export declare function sha256(s: string): string;
 export declare function chainHash(content: string, prevHash: string): string;

@@ -4,13 +4,12 @@
 import { hash, randomBytes } from "node:crypto";
 
 /** Where LEDGER_SQL.insertEvent's arguments (an event as a row) hold the chain's columns. */
-export const ROW_PREV_HASH = 14;
-export const ROW_HASH = 15;
-export const ROW_SALT = 16;
+export const ROW_HASH = 14;
+export const ROW_SALT = 15;
 
 /**
  * The exact bytes an event's content hash covers, from its row (LEDGER_SQL.insertEvent's arguments):
- * every column but `prevHash` and `hash`, in a fixed order, as a JSON array whose first element is
+ * every column but `hash`, in a fixed order, as a JSON array whose first element is
  * the format version: 3 with the event's salt last, 2 (events recorded before salts) without.
  */
 export function canonicalRow(row) {
@@ -50,12 +49,11 @@ export function contentHashRow(row) {
 }
 
 /**
- * Gives an event's row a salt (when it has none), its previous event's hash and its own hash; returns
- * the hash. Until then the row's hash column may hold its content hash, worked out ahead
+ * Gives an event's row a salt (when it has none) and its hash, chained on the previous event's hash;
+ * returns the hash. Until then the row's hash column may hold its content hash, worked out ahead
  * (contentHashRow, by a planner on another thread); when empty, it is worked out here.
  */
 export function sealRow(row, prevHash) {
   const content = row[ROW_HASH] || contentHashRow(row);
-  row[ROW_PREV_HASH] = prevHash;
   return (row[ROW_HASH] = chainHash(content, prevHash));
 }

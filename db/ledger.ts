@@ -73,6 +73,7 @@ export interface LedgerEvent {
   idempotencyKey: string | null;
   effect: EventEffect;
   receivedAt: number;
+  /** The hash of the event before (GENESIS_HASH for the first): not a column, read from that event (EVENT_COLUMNS). */
   prevHash: string;
   hash: string;
   /** In the canonical content (format 3) so that a content hash cannot be guessed from the content; null: format 2. */
@@ -155,7 +156,7 @@ export interface LedgerPlan {
   head: PlanHead & { hash: null; plan: number };
   /**
    * LEDGER_SQL.insertEvent's arguments, in order, without their chain: the writer gives each its
-   * previous hash and hash (sealRow, db/event-hash.mjs) as it writes them, on its own thread. The
+   * hash, chained on the one before (sealRow, db/event-hash.mjs), as it writes them, on its own thread. The
    * events whose content hash Ledger.plan worked out (its `contentHashes` share) have their salt, and
    * that hash in the hash column until then; the others have neither yet.
    */
@@ -228,7 +229,7 @@ export const CANONICAL_FIELDS = [
 ] as const;
 
 /** An event as LEDGER_SQL.insertEvent's arguments. */
-export function eventRow(e: Omit<LedgerEvent, "hash" | "prevHash"> & { prevHash?: string | null; hash?: string | null }): unknown[] {
+export function eventRow(e: Omit<LedgerEvent, "hash" | "prevHash"> & { hash?: string | null }): unknown[] {
   return [
     e.id,
     e.brandId,
@@ -244,16 +245,15 @@ export function eventRow(e: Omit<LedgerEvent, "hash" | "prevHash"> & { prevHash?
     e.idempotencyKey,
     e.effect,
     e.receivedAt,
-    e.prevHash || null,
     e.hash || null,
     e.salt,
   ];
 }
 
 /**
- * The exact bytes an event's content hash covers: every column but `prevHash` and `hash`, in a fixed
- * order, as a JSON array whose first element is the format version: 3 with the event's salt last,
- * 2 (events recorded before salts) without.
+ * The exact bytes an event's content hash covers: every column but `hash`, in a fixed order, as a
+ * JSON array whose first element is the format version: 3 with the event's salt last, 2 (events
+ * recorded before salts) without.
  */
 export function canonicalEvent(e: Omit<LedgerEvent, "hash" | "prevHash">): string {
   return canonicalRow(eventRow(e));
@@ -267,10 +267,17 @@ export function eventHash(e: Omit<LedgerEvent, "hash">): string {
   return chainHash(contentHash(e), e.prevHash);
 }
 
-/** Every event column under LedgerEvent's names (one table in FROM: the names are unqualified). */
+/**
+ * An event's previous hash, read from the event before it (`alias`: how the query names the
+ * event's table): the hash of event id - 1, GENESIS_HASH for the first. Ids leave no gap; where one
+ * was made (an event deleted), it is GENESIS_HASH, which the event's hash does not chain on.
+ */
+export const prevHashOf = (alias: string) => `COALESCE((SELECT p.hash FROM consent_events p WHERE p.id = ${alias}.id - 1), '${GENESIS_HASH}')`;
+
+/** Every event column under LedgerEvent's names (FROM consent_events, unaliased: the names are unqualified). */
 export const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, prev_hash AS prevHash, hash, salt`;
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, ${prevHashOf("consent_events")} AS prevHash, hash, salt`;
 
 const STATE_COLUMNS = `brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, in_iys AS inIys, event_id AS eventId, updated_at AS updatedAt`;
@@ -312,8 +319,8 @@ export const LEDGER_SQL = {
           retailer_code = excluded.retailer_code, in_iys = excluded.in_iys OR consent_state.in_iys, event_id = excluded.event_id,
           updated_at = excluded.updated_at`,
   insertEvent: `INSERT INTO consent_events (id, brand_id, recipient, recipient_type, type, status, source, consent_date,
-          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          retailer_code, origin, receipt_id, idempotency_key, effect, received_at, hash, salt)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   upsertState: `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
           retailer_code, in_iys, event_id, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import type { LedgerEvent, OutboxRef } from "../db/ledger";
+import { prevHashOf, type LedgerEvent, type OutboxRef } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
 import { planIysFollows } from "./iys-follow.handler";
@@ -23,7 +23,7 @@ export interface IysReportDeps {
 
 const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
   e.consent_date AS consentDate, e.retailer_code AS retailerCode, e.origin, e.receipt_id AS receiptId,
-  e.idempotency_key AS idempotencyKey, e.effect, e.received_at AS receivedAt, e.prev_hash AS prevHash, e.hash, e.salt,
+  e.idempotency_key AS idempotencyKey, e.effect, e.received_at AS receivedAt, ${prevHashOf("e")} AS prevHash, e.hash, e.salt,
   b.iys_code AS iysCode, b.brand_code AS brandCode
   FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`;
 

@@ -153,8 +153,8 @@ describe("hub CLI", () => {
       expect(statSync(`${live.DATABASE_PATH}-wal`).size).toBeGreaterThan(0);
       // As written by the hub's previous version, still running: the backup must not migrate it.
       const migrations = () => writer.$client.prepare("SELECT count(*) FROM __drizzle_migrations").pluck().get() as number;
-      // (The last migration, 0026, made hub_meta: undone by hand.)
-      writer.$client.exec("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations); DROP TABLE hub_meta");
+      // (The last migration, 0028, dropped consent_events.prev_hash: undone by hand.)
+      writer.$client.exec("DELETE FROM __drizzle_migrations WHERE created_at = (SELECT max(created_at) FROM __drizzle_migrations); ALTER TABLE consent_events ADD COLUMN prev_hash text");
       const before = migrations();
       const dir = join(tmp.dir, "backup-1");
       const done = await hubWith(live, "backup", dir);

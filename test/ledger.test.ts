@@ -2,7 +2,8 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger, type LedgerKey } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
-import { canonicalEvent, EVENT_COLUMNS, eventHash, GENESIS_HASH, Ledger, type ConsentAction, type LedgerEvent } from "../db/ledger";
+import { canonicalEvent, contentHash, EVENT_COLUMNS, eventHash, GENESIS_HASH, Ledger, type ConsentAction, type LedgerEvent } from "../db/ledger";
+import { sha256 } from "../db/event-hash.mjs";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
 import { iysReportPlanner } from "../src/runtime";
@@ -49,8 +50,12 @@ describe("ledger", () => {
     ledger.apply([action()]);
     clock.advance(60_000);
     ledger.apply([action({ status: "RET", consentDate: clock.now().getTime() - 1000 })]);
-    const rows = db.$client.prepare("SELECT * FROM consent_events ORDER BY id").all() as { hash: string; prev_hash: string }[];
-    expect(rows[1]!.prev_hash).toBe(rows[0]!.hash);
+    const rows = db.$client.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events ORDER BY id`).all() as LedgerEvent[];
+    // The previous hash is no column of its own: read from the event before (GENESIS_HASH for the first).
+    expect(Object.keys(db.$client.prepare("SELECT * FROM consent_events").get() as object)).not.toContain("prev_hash");
+    expect(rows.map((r) => r.prevHash)).toEqual([GENESIS_HASH, rows[0]!.hash]);
+    for (const r of rows) expect(eventHash(r)).toBe(r.hash);
+    expect(rows[1]!.hash).toBe(sha256(contentHash(rows[1]!) + rows[0]!.hash));
     const { outcomes } = ledger.apply([]);
     expect(outcomes).toEqual([]);
   });
@@ -81,7 +86,7 @@ describe("ledger", () => {
     expect(count("consent_events")).toBe(1);
     // The key is unique in the database too, and looked up through its (partial) index, which
     // keyless events (imports) do not enter.
-    expect(() => db.$client.prepare("INSERT INTO consent_events SELECT NULL, brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, receipt_id, idempotency_key, effect, received_at, prev_hash, hash, salt FROM consent_events").run()).toThrow(/UNIQUE/);
+    expect(() => db.$client.prepare("INSERT INTO consent_events SELECT NULL, brand_id, recipient, recipient_type, type, status, source, consent_date, retailer_code, origin, receipt_id, idempotency_key, effect, received_at, hash, salt FROM consent_events").run()).toThrow(/UNIQUE/);
     const plan = (db.$client.prepare("EXPLAIN QUERY PLAN SELECT id FROM consent_events WHERE idempotency_key = ?").all("k1") as { detail: string }[]).map((r) => r.detail);
     expect(plan.join("\n")).toContain("consent_events_idempotency_key_idx");
     // Keyless rows are not in it: SQLite cannot answer a NULL lookup from it.
@@ -405,7 +410,7 @@ describe("ledger verification", () => {
     for (const e of events) {
       const row = { ...e, salt: e.id === 1 ? null : e.salt, prevHash: prev };
       const hash = eventHash(row);
-      db.$client.prepare("UPDATE consent_events SET salt = ?, prev_hash = ?, hash = ? WHERE id = ?").run(row.salt, prev, hash, e.id);
+      db.$client.prepare("UPDATE consent_events SET salt = ?, hash = ? WHERE id = ?").run(row.salt, hash, e.id);
       prev = hash;
     }
     expect(JSON.parse(canonicalEvent({ ...events[0]!, salt: null }))[0]).toBe(2);
@@ -425,7 +430,6 @@ describe("ledger verification", () => {
     "idempotency_key",
     "effect",
     "received_at",
-    "prev_hash",
     "hash",
     "salt",
   ];

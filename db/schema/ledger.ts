@@ -6,7 +6,7 @@ import { receipts } from "./receipts";
 
 /**
  * The append-only consent ledger. Ids are a gap-free sequence assigned by db/ledger.ts; each row's
- * `hash` covers every other column, including the previous row's hash.
+ * `hash` covers every other column and the previous row's hash.
  */
 export const consentEvents = sqliteTable(
   "consent_events",
@@ -29,7 +29,12 @@ export const consentEvents = sqliteTable(
     idempotencyKey: text("idempotency_key"),
     effect: text("effect", { enum: eventEffects }).notNull(),
     receivedAt: integer("received_at").notNull(),
-    prevHash: text("prev_hash").notNull(),
+    /**
+     * SHA-256 of the event's content hash and the hash of the event before it (id - 1; GENESIS_HASH
+     * for the first). That previous hash is read from the event before (EVENT_COLUMNS' prevHash), not
+     * stored again: a column of 64 characters an event (a quarter of the row) and ~0.8 µs of an
+     * import's SQL a row, with nothing it could tell that the hashes do not.
+     */
     hash: text("hash").notNull(),
     /**
      * 16 random bytes (base64url) in the event's canonical content (format 3): a proof shows the
