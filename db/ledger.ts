@@ -658,7 +658,7 @@ export class Ledger {
     const results: ActionOutcome[] = [];
     const outboxInputs: OutboxInput[] = [];
     /** A plan's events, in order (capture). */
-    const planned: LedgerEvent[] = [];
+    const planned: LedgerEvent[] | null = capture ? [] : null;
 
     // The actions asked for; then, for the consents they recorded, the channel refusals of the
     // other recipient type dated after them (refusalsOverConsents). Outcomes are of the actions asked for.
@@ -796,7 +796,7 @@ export class Ledger {
       };
       // A plan's events are chained by its writer (LedgerPlan.events), made into rows once the call is
       // planned (below); these here, hashed in their row.
-      if (capture) planned.push(event);
+      if (planned) planned.push(event);
       else {
         const row = eventRow(event);
         event.prevHash = head.hash!;
@@ -845,7 +845,7 @@ export class Ledger {
       // The rows (and the share of content hashes the caller asks for, spread evenly; the writer
       // works out the rest) are made only now: made with each event, they lived through the
       // scavenges of the whole call and were copied into the old generation with it.
-      for (const event of planned) {
+      for (const event of planned!) {
         const row = eventRow(event);
         capture.hashed += capture.hashShare;
         if (capture.hashed >= 1) {
