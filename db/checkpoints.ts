@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { CompactSign, calculateJwkThumbprint, compactVerify, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { Clock } from "../src/domain/time";
 import type { Db } from "./index";
-import { EVENT_COLUMNS, eventHash, GENESIS_HASH, type LedgerEvent } from "./ledger";
+import { EVENT_STORED_COLUMNS, eventHash, GENESIS_HASH, type LedgerEvent } from "./ledger";
 
 export const CHECKPOINT_TYP = "hub-checkpoint+jws";
 
@@ -218,7 +218,8 @@ export interface VerifyReport {
   otherProblems: number;
 }
 
-const EVENT_SELECT = `SELECT ${EVENT_COLUMNS} FROM consent_events ORDER BY id`;
+// Without prevHash: verify chains each event on the one it read before (no lookup an event).
+const EVENT_SELECT = `SELECT ${EVENT_STORED_COLUMNS} FROM consent_events ORDER BY id`;
 
 /**
  * Recomputes the whole chain, checks every checkpoint's signature against the chain, and checks that
@@ -268,10 +269,10 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey | null, opts: { 
     if (e.id !== expectedId) {
       flag({ eventId: e.id, problem: `expected event ${expectedId} next, found ${e.id} (events removed or renumbered)` });
     }
-    // Read from the event before (id - 1): GENESIS_HASH when that one is missing.
-    if (e.prevHash !== prevHash) flag({ eventId: e.id, problem: "the event before it is missing: its hash links to nothing" });
+    // Chained on the event before as read (a missing one is flagged above: the hash then fails too).
+    e.prevHash = prevHash;
     const recomputed = eventHash(e);
-    if (recomputed !== e.hash) flag({ eventId: e.id, problem: "stored content does not match its hash (row altered)" });
+    if (recomputed !== e.hash) flag({ eventId: e.id, problem: "its hash does not match its content and the hash of the event before it (this row altered, or that one's hash)" });
     for (const cp of checkpointsAt.get(e.id) ?? []) {
       if (cp.hash !== e.hash || cp.hash !== recomputed) {
         flag({ eventId: e.id, checkpointId: cp.id, problem: "event differs from what a signed checkpoint fixed" });

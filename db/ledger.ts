@@ -274,10 +274,13 @@ export function eventHash(e: Omit<LedgerEvent, "hash">): string {
  */
 export const prevHashOf = (alias: string) => `COALESCE((SELECT p.hash FROM consent_events p WHERE p.id = ${alias}.id - 1), '${GENESIS_HASH}')`;
 
-/** Every event column under LedgerEvent's names (FROM consent_events, unaliased: the names are unqualified). */
-export const EVENT_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
+/** Every stored event column under LedgerEvent's names (all of LedgerEvent but prevHash). */
+export const EVENT_STORED_COLUMNS = `id, brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, origin, receipt_id AS receiptId,
-  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, ${prevHashOf("consent_events")} AS prevHash, hash, salt`;
+  idempotency_key AS idempotencyKey, effect, received_at AS receivedAt, hash, salt`;
+
+/** A whole LedgerEvent (FROM consent_events, unaliased: the names are unqualified). */
+export const EVENT_COLUMNS = `${EVENT_STORED_COLUMNS}, ${prevHashOf("consent_events")} AS prevHash`;
 
 const STATE_COLUMNS = `brand_id AS brandId, recipient, recipient_type AS recipientType, type, status, source,
   consent_date AS consentDate, retailer_code AS retailerCode, in_iys AS inIys, event_id AS eventId, updated_at AS updatedAt`;
