@@ -80,6 +80,9 @@ export interface LedgerEvent {
   salt: string | null;
 }
 
+/** An event as stored (EVENT_STORED_COLUMNS): what reads that neither show nor check the chain take. */
+export type StoredEvent = Omit<LedgerEvent, "prevHash">;
+
 export interface ConsentStateRow {
   brandId: number;
   recipient: string;
@@ -420,7 +423,7 @@ export class Ledger {
     head: Statement<[], { id: number; hash: string } | undefined>;
     origin: Statement<[number], { origin: string } | undefined>;
     receivedOf: Statement<[number], { receivedAt: number; receiptId: number | null; origin: string } | undefined>;
-    channelRefusal: Statement<[number, string, string, string, number], LedgerEvent | undefined>;
+    channelRefusal: Statement<[number, string, string, string, number], StoredEvent | undefined>;
     byKey: Statement<[string], LedgerEvent | undefined>;
     byContent: Statement<unknown[], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
@@ -450,7 +453,7 @@ export class Ledger {
       ),
       // Through the (brand_id, recipient) index: an address has few events.
       channelRefusal: c.prepare(
-        `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = 'RET'
+        `SELECT ${EVENT_STORED_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = 'RET'
           AND origin IN ('sms', 'ivr', 'link') AND consent_date >= ? ORDER BY consent_date, id LIMIT 1`,
       ),
       byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),

@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import { EVENT_COLUMNS, type LedgerEvent, type OutboxRef } from "../db/ledger";
+import { EVENT_STORED_COLUMNS, type OutboxRef, type StoredEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import { alreadyRecorded, IYS_BATCH_MAX, RETRY_LATER_CODES, type IysReporter } from "../src/services/iys";
 import { planIysFollows } from "./iys-follow.handler";
@@ -39,7 +39,7 @@ const unreachable = (err: unknown): { ok: false; permanent: false; code: string;
   message: err instanceof Error ? err.message : String(err),
 });
 
-const EVENTS = `SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`;
+const EVENTS = `SELECT ${EVENT_STORED_COLUMNS} FROM consent_events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`;
 
 function eventIds(row: OutboxRow): number[] {
   let ids: unknown;
@@ -85,7 +85,7 @@ export async function run(row: OutboxRow, deps: IysBatchDeps): Promise<OutboxOut
   );
 
   if (!state.requestId) {
-    let events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as LedgerEvent[];
+    let events = stmt(deps.db, EVENTS).all(JSON.stringify(ids)) as StoredEvent[];
     if (events.length !== ids.length) throw new UnrecoverableError(`${ids.length - events.length} of the row's events are not in the ledger`);
     // As for single writes: a list goes once no earlier movement of any of its consents holds it back.
     const hold = Math.max(0, ...events.map((e) => iysHoldUntil(deps.db, e, now, deps.iysRetryBaseMs) ?? 0));

@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import type { LedgerEvent } from "../db/ledger";
+import type { StoredEvent } from "../db/ledger";
 import { IYS_RETRY_HORIZON_MS, iysRetryDelay, type OutboxOutcome, type OutboxRow } from "./outbox";
 
 /**
@@ -35,7 +35,7 @@ export const IYS_MOVEMENT_SPACING_MS = 1100;
  *   transactionid değeri üretmektedir" — the two would share one row of its daily file, and the day's
  *   SHA-384 would never match.
  */
-export function iysHoldUntil(db: Db, e: LedgerEvent, now: number, retryBaseMs: number): number | null {
+export function iysHoldUntil(db: Db, e: StoredEvent, now: number, retryBaseMs: number): number | null {
   const earlier = stmt(
     db,
     `SELECT id, origin FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND id < ?

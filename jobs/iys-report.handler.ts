@@ -1,6 +1,6 @@
 import { UnrecoverableError } from "bullmq";
 import { stmt, type Db } from "../db/index";
-import { prevHashOf, type LedgerEvent, type OutboxRef } from "../db/ledger";
+import type { OutboxRef, StoredEvent } from "../db/ledger";
 import type { Clock } from "../src/domain/time";
 import type { IysReporter } from "../src/services/iys";
 import { planIysFollows } from "./iys-follow.handler";
@@ -23,14 +23,14 @@ export interface IysReportDeps {
 
 const EVENT_SELECT = `SELECT e.id, e.brand_id AS brandId, e.recipient, e.recipient_type AS recipientType, e.type, e.status, e.source,
   e.consent_date AS consentDate, e.retailer_code AS retailerCode, e.origin, e.receipt_id AS receiptId,
-  e.idempotency_key AS idempotencyKey, e.effect, e.received_at AS receivedAt, ${prevHashOf("e")} AS prevHash, e.hash, e.salt,
+  e.idempotency_key AS idempotencyKey, e.effect, e.received_at AS receivedAt, e.hash, e.salt,
   b.iys_code AS iysCode, b.brand_code AS brandCode
   FROM consent_events e JOIN brands b ON b.id = e.brand_id WHERE e.id = ?`;
 
 /** Reports one ledger movement to İYS. */
 export async function run(row: OutboxRow, deps: IysReportDeps): Promise<OutboxOutcome> {
   const event = stmt(deps.db, EVENT_SELECT).get(row.eventId) as
-    | (LedgerEvent & { iysCode: string | null; brandCode: string | null })
+    | (StoredEvent & { iysCode: string | null; brandCode: string | null })
     | undefined;
   if (!event) throw new UnrecoverableError("event not found");
   if (!deps.iys.configured || !event.iysCode || !event.brandCode) {

@@ -1,4 +1,4 @@
-import type { LedgerEvent } from "../../db/ledger";
+import type { StoredEvent } from "../../db/ledger";
 import { formatIysDate, parseIysDate } from "../domain/time";
 import type { HourlyBudget, Pacer } from "./pacer";
 
@@ -70,9 +70,9 @@ export const IYS_BATCH_MAX = 1000;
 /** Reports the hub's movements to the national İYS. */
 export interface IysReporter {
   readonly configured: boolean;
-  report(brand: IysBrandRef, event: LedgerEvent): Promise<IysReportResult>;
+  report(brand: IysBrandRef, event: StoredEvent): Promise<IysReportResult>;
   /** Up to IYS_BATCH_MAX movements, no recipient twice, in one asynchronous request. */
-  submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult>;
+  submitBatch(brand: IysBrandRef, events: StoredEvent[]): Promise<IysBatchSubmitResult>;
   batchStatus(brand: IysBrandRef, requestId: string): Promise<IysBatchStatusResult>;
   /** Recipients' own movements on İYS after `after` (null: İYS's whole 7-day window), oldest first. */
   changes(brand: IysBrandRef, after: string | null, limit?: number, source?: "IYS" | "HS"): Promise<IysChangesResult>;
@@ -119,7 +119,7 @@ function iysInstant(v: unknown): number | null {
   return d.ok ? d.date.getTime() : null;
 }
 
-function consentBody(e: LedgerEvent): Record<string, unknown> {
+function consentBody(e: StoredEvent): Record<string, unknown> {
   const body: Record<string, unknown> = {
     recipient: e.recipient,
     recipientType: e.recipientType,
@@ -303,7 +303,7 @@ export class HttpIysReporter implements IysReporter {
     return { ok: false, permanent, code, message: err?.message ?? `HTTP ${status}` };
   }
 
-  async report(brand: IysBrandRef, e: LedgerEvent): Promise<IysReportResult> {
+  async report(brand: IysBrandRef, e: StoredEvent): Promise<IysReportResult> {
     const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents"), consentBody(e));
     if (ok) {
       const answer = json as { transactionId?: string; creationDate?: unknown } | null;
@@ -320,7 +320,7 @@ export class HttpIysReporter implements IysReporter {
    * are asked for (the single status query) and kept when İYS holds exactly this movement; otherwise,
    * or if the query fails, the report stands without them.
    */
-  private async recordedAs(brand: IysBrandRef, e: LedgerEvent): Promise<{ transactionId: string | null; creationDate?: number | null }> {
+  private async recordedAs(brand: IysBrandRef, e: StoredEvent): Promise<{ transactionId: string | null; creationDate?: number | null }> {
     try {
       const asked = await this.consentStatus(brand, e);
       // Exactly what this report sent (as consentBody renders it), not an earlier movement of the same status.
@@ -361,7 +361,7 @@ export class HttpIysReporter implements IysReporter {
     return { ok: true, held: toChange(json as Record<string, unknown>) };
   }
 
-  async submitBatch(brand: IysBrandRef, events: LedgerEvent[]): Promise<IysBatchSubmitResult> {
+  async submitBatch(brand: IysBrandRef, events: StoredEvent[]): Promise<IysBatchSubmitResult> {
     if (events.length === 0 || events.length > IYS_BATCH_MAX) throw new Error(`an İYS multiple write takes 1 to ${IYS_BATCH_MAX} movements, not ${events.length}`);
     const { status, ok, json } = await this.call("POST", this.brandUrl(brand, "consents/request"), events.map(consentBody));
     const requestId = (json as { requestId?: unknown } | null)?.requestId;
