@@ -106,6 +106,14 @@ describe("ledger", () => {
     const again = ledger.apply([imported()]);
     expect(again.outcomes[0]).toMatchObject({ kind: "duplicate", event: { id: 1, origin: "import" } });
     expect(again.outbox).toEqual([]);
+    // The event is read when the outcome's reader asks for it, whole (with its previous hash), once;
+    // it goes into an API answer's JSON like any property.
+    const dup = again.outcomes[0]!;
+    const stored = db.$client.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = 1`).get() as LedgerEvent;
+    expect(stored.prevHash).toBe(GENESIS_HASH);
+    expect(dup.kind === "duplicate" && dup.event).toEqual(stored);
+    expect(dup.kind === "duplicate" && dup.event === dup.event).toBe(true);
+    expect(JSON.parse(JSON.stringify(dup))).toEqual({ kind: "duplicate", event: stored });
     // Another source, date or origin is other content.
     const other = ledger.apply([imported({ source: "HS_MOBIL" }), imported({ consentDate: clock.now().getTime() - 500 }), action({ consentDate })]);
     expect(other.outcomes.map((o) => o.kind === "rejected" || o.kind === "noop" ? o.code : o.kind)).toEqual(["H178", "recorded", "H174"]);
