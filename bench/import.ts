@@ -85,12 +85,12 @@ function ledgerSqlOnly(source: Db, dbPath: string): { rows: number; ms: number }
   const c = db.$client;
   // The page cache hub import gives itself (src/cli-bulk.ts).
   c.pragma("cache_size = -262144");
-  const stateKeysOf = c.prepare(LEDGER_SQL.stateKeysOf).raw();
+  const statesOf = c.prepare(LEDGER_SQL.statesOf).raw();
   const insertEvent = c.prepare(LEDGER_SQL.insertEvent);
   const stateFromEvents = c.prepare(LEDGER_SQL.stateFromEvents);
   type Row = unknown[] & { 0: number; 1: number; 2: string };
   const tx = c.transaction((rows: Row[]) => {
-    stateKeysOf.all(JSON.stringify([...new Set(rows.map((e) => e[2]))]), rows[0]![1]);
+    statesOf.all(JSON.stringify([...new Set(rows.map((e) => e[2]))]), rows[0]![1]);
     for (const e of rows) insertEvent.run(e);
     stateFromEvents.run(rows[0]![0], rows[rows.length - 1]![0]);
   });

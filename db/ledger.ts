@@ -302,7 +302,7 @@ function toState(r: RawState | undefined): ConsentStateRow | null {
 
 /**
  * The statements every recorded event costs: per event for a small call, and for a call of
- * KNOWN_STATE_MIN actions or more (an import's batch) stateKeysOf once, the events, and their state
+ * KNOWN_STATE_MIN actions or more (an import's batch) statesOf once, the events, and their state
  * rows through stateFromEvents (the bench's import-1m replays those alone, to measure what the
  * ledger's SQL leaves of the raw insert rate).
  */
@@ -316,10 +316,12 @@ export const LEDGER_SQL = {
   // Answered from the primary key's index alone (no table row read, no row object built).
   hasState: `SELECT 1 FROM consent_state WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?`,
   // The state rows (either recipient type, any consent type) of a brand's recipients, read once for
-  // a large call (a JSON array of recipients): the records a call's actions do not find here need no
-  // probe of their own. The join order is forced: the other way round scans the brand's whole state.
-  stateKeysOf: `SELECT s.recipient, s.recipient_type, s.type FROM json_each(?) j CROSS JOIN consent_state s
-    ON s.brand_id = ? AND s.recipient = j.value`,
+  // a large call (a JSON array of recipients), as `state` gives a row in raw mode: the records a
+  // call's actions do not find here need no probe of their own, and those it finds none either
+  // until the call writes them. The join order is forced: the other way round scans the brand's
+  // whole state.
+  statesOf: `SELECT s.brand_id, s.recipient, s.recipient_type, s.type, s.status, s.source, s.consent_date, s.retailer_code, s.in_iys,
+      s.event_id, s.updated_at FROM json_each(?) j CROSS JOIN consent_state s ON s.brand_id = ? AND s.recipient = j.value`,
   // The state rows of a range of events just recorded (a large call's, written together: one
   // statement instead of one per event), in ledger order: what upsertState would have left.
   stateFromEvents: `INSERT INTO consent_state (brand_id, recipient, recipient_type, type, status, source, consent_date,
@@ -367,14 +369,32 @@ class KnownState {
   /** The recipients with pending records (and their brands), to clear when their state rows are written. */
   private readonly touched: string[] = [];
   private readonly touchedBrands: number[] = [];
-  constructor(private readonly brands: Map<number, Map<string, number>>) {}
+  /**
+   * @param stored the rows themselves, by brand and recipient, as they were when the call began: a
+   * row leaves when the call writes its record (its state is then read from the database).
+   */
+  constructor(
+    private readonly brands: Map<number, Map<string, number>>,
+    private readonly stored: Map<number, Map<string, RawState[]>> = new Map(),
+  ) {}
   /** Whether the record certainly has no state row now (false: not known, ask the database). */
   absent(brandId: number, recipient: string, recipientType: string, type: string): boolean {
     const mask = this.brands.get(brandId)?.get(recipient);
     return mask !== undefined && (mask & stateBit(recipientType, type)) === 0;
   }
+  /** The record's state row as the call began, while the call has not written the record (undefined: ask the database). */
+  row(brandId: number, recipient: string, recipientType: string, type: string): ConsentStateRow | undefined {
+    const rows = this.stored.get(brandId)?.get(recipient);
+    if (rows) for (const r of rows) if (r[2] === recipientType && r[3] === type) return toState(r)!;
+    return undefined;
+  }
   /** The call recorded an event of the record: its state row exists once written, and is pending until then. */
   written(brandId: number, recipient: string, recipientType: string, type: string): void {
+    const as = this.stored.get(brandId)?.get(recipient);
+    if (as) {
+      const i = as.findIndex((r) => r[2] === recipientType && r[3] === type);
+      if (i !== -1) as.splice(i, 1);
+    }
     const bit = stateBit(recipientType, type);
     const rows = this.brands.get(brandId);
     const mask = rows?.get(recipient);
@@ -435,7 +455,7 @@ export class Ledger {
     event: Statement<[number], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
     hasState: Statement<[number, string, string, string], 1 | undefined>;
-    stateKeysOf: Statement<[string, number], [string, string, string]>;
+    statesOf: Statement<[string, number], RawState>;
     insertEvent: Statement<unknown[]>;
     upsertState: Statement<unknown[]>;
     stateFromEvents: Statement<[number, number]>;
@@ -474,7 +494,7 @@ export class Ledger {
       event: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE id = ?`),
       state: c.prepare<[number, string, string, string], RawState>(LEDGER_SQL.state).raw(),
       hasState: c.prepare<[number, string, string, string], 1>(LEDGER_SQL.hasState).pluck(),
-      stateKeysOf: c.prepare<[string, number], [string, string, string]>(LEDGER_SQL.stateKeysOf).raw(),
+      statesOf: c.prepare<[string, number], RawState>(LEDGER_SQL.statesOf).raw(),
       insertEvent: c.prepare(LEDGER_SQL.insertEvent),
       upsertState: c.prepare(LEDGER_SQL.upsertState),
       stateFromEvents: c.prepare<[number, number]>(LEDGER_SQL.stateFromEvents),
@@ -558,12 +578,21 @@ export class Ledger {
         rows.set(a.recipient, 0);
       }
     }
+    const stored = new Map<number, Map<string, RawState[]>>();
     for (const [brandId, rows] of brands) {
-      for (const [recipient, recipientType, type] of this.s.stateKeysOf.all(JSON.stringify([...rows.keys()]), brandId)) {
-        rows.set(recipient, rows.get(recipient)! | stateBit(recipientType, type));
+      const found = this.s.statesOf.all(JSON.stringify([...rows.keys()]), brandId);
+      if (found.length === 0) continue;
+      const byRecipient = new Map<string, RawState[]>();
+      stored.set(brandId, byRecipient);
+      for (const r of found) {
+        const recipient = r[1];
+        rows.set(recipient, rows.get(recipient)! | stateBit(r[2], r[3]));
+        const list = byRecipient.get(recipient);
+        if (list) list.push(r);
+        else byRecipient.set(recipient, [r]);
       }
     }
-    return new KnownState(brands);
+    return new KnownState(brands, stored);
   }
 
   /**
@@ -738,7 +767,10 @@ export class Ledger {
         if (capture) throw new NeedsWrites();
         writeState();
       }
-      const previous = known && known.absent(a.brandId, a.recipient, a.recipientType, a.type) ? null : toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type));
+      const previous =
+        known && known.absent(a.brandId, a.recipient, a.recipientType, a.type)
+          ? null
+          : (known?.row(a.brandId, a.recipient, a.recipientType, a.type) ?? toState(this.s.state.get(a.brandId, a.recipient, a.recipientType, a.type)));
       // A registered import's row (a record İYS holds, on the provider's word) seeds a key the hub
       // knows nothing of, or goes on with what registered rows hold (a key's history in the file).
       // Over a record of the hub's own it is an import's movement like any other (the

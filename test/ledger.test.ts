@@ -2,7 +2,7 @@ import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { createCheckpoint, loadOrCreateLedgerKey, verifyLedger, type LedgerKey } from "../db/checkpoints";
 import { openDatabase, runMigrations, type Db } from "../db/index";
-import { canonicalEvent, contentHash, EVENT_COLUMNS, eventHash, GENESIS_HASH, Ledger, type ConsentAction, type LedgerEvent } from "../db/ledger";
+import { canonicalEvent, contentHash, EVENT_COLUMNS, eventHash, GENESIS_HASH, Ledger, type ActionOutcome, type ConsentAction, type LedgerEvent } from "../db/ledger";
 import { sha256 } from "../db/event-hash.mjs";
 import { createBrand } from "../src/brands";
 import { BusinessCalendar } from "../src/domain/calendar";
@@ -93,6 +93,50 @@ describe("ledger", () => {
     expect(() => db.$client.prepare("SELECT id FROM consent_events INDEXED BY consent_events_idempotency_key_idx WHERE idempotency_key IS NULL")).toThrow(/no query solution/);
   });
 
+
+  it("a large call (its recipients' state rows read in one statement, up front) judges each action as calls of one action each do", () => {
+    const otherDb = openDatabase(join(tmp.dir, `ledger-${n}-single.db`));
+    runMigrations(otherDb);
+    createBrand(otherDb, { code: "MIGROS", name: "Migros", iysCode: "600000", brandCode: "600001", shortNames: ["MIGROS"], numbers: [] }, clock.now().getTime());
+    const single = new Ledger(otherDb, { clock, calendar: new BusinessCalendar(), planners: [iysReportPlanner] });
+    const now = clock.now().getTime();
+    const at = (minutesAgo: number) => now - minutesAgo * 60_000;
+    const imported = (i: number, over: Partial<ConsentAction>) => ({ ...mobileOnay(brandId, 2_000_000 + i, at(120), "import"), dedupe: "content" as const, ...over });
+    // Records the call finds: consents of recipients 0-59, a refusal of calls for 0-19.
+    const seed = [
+      ...Array.from({ length: 60 }, (_, i) => imported(i, {})),
+      ...Array.from({ length: 20 }, (_, i) => imported(i, { type: "ARAMA", status: "RET", source: "HS_MESAJ", consentDate: at(110) })),
+    ];
+    ledger.apply(seed);
+    single.apply(seed);
+    clock.advance(60_000);
+    const call: ConsentAction[] = [];
+    for (let i = 0; i < 20; i++) call.push(imported(i, {})); // the same rows again: unchanged
+    for (let i = 20; i < 40; i++) {
+      // Refused, then consented again in the same call: the second reads the state the first left.
+      call.push(imported(i, { status: "RET", source: "HS_MESAJ", consentDate: at(30) }));
+      call.push(imported(i, { source: "HS_MOBIL", consentDate: at(20) }));
+    }
+    for (let i = 40; i < 50; i++) call.push(imported(i, { source: "HS_MOBIL", consentDate: at(200) })); // a consent older than the consent recorded: H174
+    for (let i = 0; i < 10; i++) call.push(imported(i, { type: "ARAMA", status: "ONAY", consentDate: at(100) })); // over the refusal of calls
+    for (let i = 10; i < 20; i++) call.push(imported(i, { source: "HS_MOBIL", consentDate: at(5) })); // a consent again (not the call refusal's record): H174
+    for (let i = 60; i < 80; i++) call.push(imported(i, {})); // new recipients
+    expect(call.length).toBeGreaterThanOrEqual(64);
+    const judged = (outcomes: ActionOutcome[]) => outcomes.map((o) => (o.kind === "rejected" || o.kind === "noop" ? o.code : o.kind === "recorded" ? `${o.kind} ${o.event.status} after ${o.previous?.status ?? "-"}` : o.kind));
+    const together = judged(ledger.apply(call).outcomes);
+    const oneByOne = judged(call.flatMap((a) => single.apply([a]).outcomes));
+    expect(together).toEqual(oneByOne);
+    expect(together.filter((k) => k === "duplicate")).toHaveLength(20);
+    expect(together.filter((k) => k === "H174")).toHaveLength(20);
+    expect(together.filter((k) => k === "recorded ONAY after RET")).toHaveLength(20 + 10);
+    expect(together.filter((k) => k === "recorded RET after ONAY")).toHaveLength(20);
+    const rows = (d: Db, sql: string) => d.$client.prepare(sql).all();
+    const STATE = "SELECT recipient, recipient_type, type, status, source, consent_date, retailer_code, in_iys, event_id, updated_at FROM consent_state ORDER BY recipient, recipient_type, type";
+    const EVENTS = "SELECT id, recipient, recipient_type, type, status, source, consent_date, origin, effect FROM consent_events ORDER BY id";
+    expect(rows(db, STATE)).toEqual(rows(otherDb, STATE));
+    expect(rows(db, EVENTS)).toEqual(rows(otherDb, EVENTS));
+    otherDb.$client.close();
+  });
 
   it("content idempotency: the same content of the same origin is the original event, even after a later movement", () => {
     const consentDate = clock.now().getTime() - 3_600_000;
