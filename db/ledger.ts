@@ -382,19 +382,20 @@ class KnownState {
     const mask = this.brands.get(brandId)?.get(recipient);
     return mask !== undefined && (mask & stateBit(recipientType, type)) === 0;
   }
+  /** The recipient's stored rows, and where among them the record's is (-1: none). */
+  private storedRow(brandId: number, recipient: string, recipientType: string, type: string): { rows: RawState[]; at: number } | null {
+    const rows = this.stored.get(brandId)?.get(recipient);
+    return rows ? { rows, at: rows.findIndex((r) => r[2] === recipientType && r[3] === type) } : null;
+  }
   /** The record's state row as the call began, while the call has not written the record (undefined: ask the database). */
   row(brandId: number, recipient: string, recipientType: string, type: string): ConsentStateRow | undefined {
-    const rows = this.stored.get(brandId)?.get(recipient);
-    if (rows) for (const r of rows) if (r[2] === recipientType && r[3] === type) return toState(r)!;
-    return undefined;
+    const found = this.storedRow(brandId, recipient, recipientType, type);
+    return found && found.at !== -1 ? toState(found.rows[found.at])! : undefined;
   }
   /** The call recorded an event of the record: its state row exists once written, and is pending until then. */
   written(brandId: number, recipient: string, recipientType: string, type: string): void {
-    const as = this.stored.get(brandId)?.get(recipient);
-    if (as) {
-      const i = as.findIndex((r) => r[2] === recipientType && r[3] === type);
-      if (i !== -1) as.splice(i, 1);
-    }
+    const found = this.storedRow(brandId, recipient, recipientType, type);
+    if (found && found.at !== -1) found.rows.splice(found.at, 1);
     const bit = stateBit(recipientType, type);
     const rows = this.brands.get(brandId);
     const mask = rows?.get(recipient);
@@ -450,7 +451,7 @@ export class Ledger {
     origin: Statement<[number], { origin: string } | undefined>;
     receivedOf: Statement<[number], { receivedAt: number; receiptId: number | null; origin: string } | undefined>;
     channelRefusal: Statement<[number, string, string, string, number], StoredEvent | undefined>;
-    byKey: Statement<[string], LedgerEvent | undefined>;
+    byKey: Statement<[string], number | undefined>;
     byContent: Statement<unknown[], number | undefined>;
     event: Statement<[number], LedgerEvent | undefined>;
     state: Statement<[number, string, string, string], RawState | undefined>;
@@ -483,8 +484,8 @@ export class Ledger {
         `SELECT ${EVENT_STORED_COLUMNS} FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ? AND status = 'RET'
           AND origin IN ('sms', 'ivr', 'link') AND consent_date >= ? ORDER BY consent_date, id LIMIT 1`,
       ),
-      byKey: c.prepare(`SELECT ${EVENT_COLUMNS} FROM consent_events WHERE idempotency_key = ?`),
-      // The id alone: the event is read when an outcome's reader asks for it (duplicate).
+      // byKey and byContent give the id alone: the event is read when an outcome's reader asks for it (duplicateOf).
+      byKey: c.prepare<[string], number>(`SELECT id FROM consent_events WHERE idempotency_key = ?`).pluck(),
       byContent: c
         .prepare<unknown[], number>(
           `SELECT id FROM consent_events WHERE brand_id = ? AND recipient = ? AND recipient_type = ? AND type = ?
@@ -758,8 +759,8 @@ export class Ledger {
       const outcomes: ActionOutcome[] = derived ? derivedOutcomes : results;
       if (a.idempotencyKey) {
         const existing = this.s.byKey.get(a.idempotencyKey);
-        if (existing) {
-          outcomes.push({ kind: "duplicate", event: existing });
+        if (existing !== undefined) {
+          outcomes.push(this.duplicateOf(existing));
           continue;
         }
       }
